@@ -1,0 +1,77 @@
+//! Hearth's KCP and the reference ikcp.c behind one trait, so that tests can run them
+//! in lock-step and benchmarks can measure both in the same run on the same inputs.
+
+// Nothing of kcp-sys's Rust API is used; naming the crate makes the linker include
+// the ikcp.c it compiled, which `ffi` declares.
+extern crate kcp_sys;
+
+pub mod ffi;
+mod reference;
+pub mod workload;
+
+use hearth_kcp::{Config, Kcp};
+pub use reference::ReferenceKcp;
+
+/// What a test or benchmark needs from a KCP implementation.
+pub trait Engine {
+    const NAME: &'static str;
+    fn create(conv: u32, config: &Config) -> Self;
+    /// Queues a message; false if the implementation refused it.
+    fn send(&mut self, msg: &[u8]) -> bool;
+    /// Applies a datagram; false if the implementation refused it.
+    fn input(&mut self, datagram: &[u8]) -> bool;
+    fn update(&mut self, now_ms: u32);
+    fn check(&self, now_ms: u32) -> u32;
+    fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize>;
+    fn take_transmits(&mut self, send: impl FnMut(&[u8]));
+}
+
+impl Engine for Kcp {
+    const NAME: &'static str = "hearth";
+    fn create(conv: u32, config: &Config) -> Self {
+        Kcp::new(conv, config.clone()).expect("valid config")
+    }
+    fn send(&mut self, msg: &[u8]) -> bool {
+        Kcp::send(self, msg).is_ok()
+    }
+    fn input(&mut self, datagram: &[u8]) -> bool {
+        Kcp::input(self, datagram).is_ok()
+    }
+    fn update(&mut self, now_ms: u32) {
+        Kcp::update(self, now_ms)
+    }
+    fn check(&self, now_ms: u32) -> u32 {
+        Kcp::check(self, now_ms)
+    }
+    fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        Kcp::recv_into(self, out)
+    }
+    fn take_transmits(&mut self, send: impl FnMut(&[u8])) {
+        self.drain_transmits().for_each(send)
+    }
+}
+
+impl Engine for ReferenceKcp {
+    const NAME: &'static str = "ikcp.c";
+    fn create(conv: u32, config: &Config) -> Self {
+        ReferenceKcp::new(conv, config)
+    }
+    fn send(&mut self, msg: &[u8]) -> bool {
+        ReferenceKcp::send(self, msg).is_ok()
+    }
+    fn input(&mut self, datagram: &[u8]) -> bool {
+        ReferenceKcp::input(self, datagram).is_ok()
+    }
+    fn update(&mut self, now_ms: u32) {
+        ReferenceKcp::update(self, now_ms)
+    }
+    fn check(&self, now_ms: u32) -> u32 {
+        ReferenceKcp::check(self, now_ms)
+    }
+    fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        ReferenceKcp::recv_into(self, out)
+    }
+    fn take_transmits(&mut self, send: impl FnMut(&[u8])) {
+        ReferenceKcp::take_transmits(self, send)
+    }
+}

@@ -1,0 +1,158 @@
+//! Outgoing datagrams: acknowledgements, window probes, new and resent data.
+
+use crate::header::{Command, Header, HEADER_LEN};
+use crate::kcp::{diff, InFlight, Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT, THRESH_MIN};
+
+impl Kcp {
+    /// Writes everything that is due into the outbox, packing segments into datagrams
+    /// of at most `mtu` bytes in ikcp.c's order: acks, probes, data.
+    pub fn flush(&mut self) {
+        if !self.updated {
+            return;
+        }
+        self.flush_requested = false;
+        let current = self.current;
+        let mtu = self.config.mtu;
+        let mut header = Header {
+            conv: self.conv,
+            cmd: Command::Ack,
+            frg: 0,
+            wnd: self.window_unused() as u16,
+            ts: 0,
+            sn: 0,
+            una: self.rcv_nxt,
+            len: 0,
+        };
+
+        for &(sn, ts) in &self.acks {
+            // ikcp.c reuses one header for acks and probes, so a probe carries the
+            // sn/ts of the last ack before it; doing the same keeps us byte-identical.
+            header.sn = sn;
+            header.ts = ts;
+            header.encode(self.outbox.reserve(HEADER_LEN, mtu));
+        }
+        self.acks.clear();
+
+        self.schedule_window_probe();
+        for (bit, cmd) in [(ASK_SEND, Command::WindowAsk), (ASK_TELL, Command::WindowTell)] {
+            if self.probe & bit != 0 {
+                header.cmd = cmd;
+                header.encode(self.outbox.reserve(HEADER_LEN, mtu));
+            }
+        }
+        self.probe = 0;
+
+        let mut window = self.snd_wnd.min(self.rmt_wnd);
+        if !self.config.no_congestion_control {
+            window = window.min(self.cwnd);
+        }
+        while diff(self.snd_nxt, self.snd_una.wrapping_add(window)) < 0 {
+            let Some(queued) = self.snd_queue.pop_front() else { break };
+            self.snd_buf.push_back(InFlight {
+                sn: self.snd_nxt,
+                frg: queued.frg,
+                ts: current,
+                resend_at: current,
+                rto: self.rx_rto,
+                fastack: 0,
+                xmit: 0,
+                acked: false,
+                data: queued.data,
+            });
+            self.snd_nxt = self.snd_nxt.wrapping_add(1);
+            self.in_flight += 1;
+        }
+
+        let fast_threshold = if self.config.fast_resend > 0 { self.config.fast_resend } else { u32::MAX };
+        let first_rto_slack = if self.config.nodelay == 0 { self.rx_rto >> 3 } else { 0 };
+        let fast_limit = self.config.fast_limit;
+        let mut fast_resent = 0u32;
+        let mut timed_out = false;
+        let mut earliest_resend: Option<u32> = None;
+        header.cmd = Command::Push;
+        for segment in self.snd_buf.iter_mut().filter(|segment| !segment.acked) {
+            let send = if segment.xmit == 0 {
+                segment.rto = self.rx_rto;
+                segment.resend_at = current.wrapping_add(segment.rto + first_rto_slack);
+                self.stats.segments_sent += 1;
+                true
+            } else if diff(current, segment.resend_at) >= 0 {
+                segment.rto += match self.config.nodelay {
+                    0 => segment.rto.max(self.rx_rto),
+                    1 => segment.rto / 2,
+                    _ => self.rx_rto / 2,
+                };
+                segment.resend_at = current.wrapping_add(segment.rto);
+                timed_out = true;
+                self.stats.retransmits += 1;
+                self.stats.lost_segments += 1;
+                true
+            } else if segment.fastack >= fast_threshold
+                && (segment.xmit <= fast_limit || fast_limit == 0)
+            {
+                segment.fastack = 0;
+                segment.resend_at = current.wrapping_add(segment.rto);
+                fast_resent += 1;
+                self.stats.retransmits += 1;
+                self.stats.fast_retransmits += 1;
+                true
+            } else {
+                false
+            };
+            if send {
+                segment.xmit += 1;
+                segment.ts = current;
+                header.frg = segment.frg;
+                header.ts = current;
+                header.sn = segment.sn;
+                header.len = segment.data.len() as u32;
+                let out = self.outbox.reserve(HEADER_LEN + segment.data.len(), mtu);
+                header.encode(out);
+                out.extend_from_slice(&segment.data);
+                if segment.xmit >= self.config.dead_link {
+                    self.dead = true;
+                }
+            }
+            earliest_resend = Some(match earliest_resend {
+                Some(at) if diff(at, segment.resend_at) <= 0 => at,
+                _ => segment.resend_at,
+            });
+        }
+        self.earliest_resend = earliest_resend;
+        self.outbox.finish();
+
+        if fast_resent > 0 {
+            let in_flight = self.snd_nxt.wrapping_sub(self.snd_una);
+            self.ssthresh = (in_flight / 2).max(THRESH_MIN);
+            self.cwnd = self.ssthresh.wrapping_add(fast_threshold);
+            self.incr = self.cwnd.wrapping_mul(self.mss as u32);
+        }
+        if timed_out {
+            // The classic ikcp.c halves the effective window, not the congestion window.
+            self.ssthresh = (window / 2).max(THRESH_MIN);
+            self.cwnd = 1;
+            self.incr = self.mss as u32;
+        }
+        if self.cwnd < 1 {
+            self.cwnd = 1;
+            self.incr = self.mss as u32;
+        }
+    }
+
+    fn schedule_window_probe(&mut self) {
+        if self.rmt_wnd != 0 {
+            self.ts_probe = 0;
+            self.probe_wait = 0;
+            return;
+        }
+        if self.probe_wait == 0 {
+            self.probe_wait = PROBE_INIT;
+            self.ts_probe = self.current.wrapping_add(self.probe_wait);
+        } else if diff(self.current, self.ts_probe) >= 0 {
+            self.probe_wait = self.probe_wait.max(PROBE_INIT);
+            self.probe_wait = (self.probe_wait + self.probe_wait / 2).min(PROBE_LIMIT);
+            self.ts_probe = self.current.wrapping_add(self.probe_wait);
+            self.probe |= ASK_SEND;
+        }
+    }
+}

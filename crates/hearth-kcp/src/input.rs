@@ -1,0 +1,264 @@
+//! Incoming datagrams: acknowledgements, data, window probes.
+
+use crate::error::InputError;
+use crate::header::{peek_conv, Command, Header, HEADER_LEN};
+use crate::kcp::{diff, Kcp, Message, Queued, ASK_TELL, RTO_MAX};
+
+impl Kcp {
+    /// Applies one datagram from the peer. It may hold several segments; those before
+    /// a bad one are applied (as in ikcp.c), the rest of the datagram is dropped.
+    pub fn input(&mut self, datagram: &[u8]) -> Result<(), InputError> {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        let result = self.input_segments(datagram);
+        if let Err(error) = &result {
+            let counter = match error {
+                InputError::Truncated { .. } => &mut self.stats.rejected_truncated,
+                InputError::ConvMismatch { .. } => &mut self.stats.rejected_conv,
+                InputError::BadLength { .. } => &mut self.stats.rejected_length,
+                InputError::UnknownCommand(_) => &mut self.stats.rejected_command,
+                InputError::MessageTooLarge { .. } => &mut self.stats.oversized_messages,
+            };
+            *counter += 1;
+        }
+        result
+    }
+
+    fn input_segments(&mut self, datagram: &[u8]) -> Result<(), InputError> {
+        if datagram.len() < HEADER_LEN {
+            return Err(InputError::Truncated { len: datagram.len() });
+        }
+        let prev_una = self.snd_una;
+        // Highest acknowledged sequence number in this datagram, for fast resend.
+        let mut max_ack: Option<(u32, u32)> = None;
+        let mut oversized = false;
+        let mut rest = datagram;
+        while rest.len() >= HEADER_LEN {
+            if let Some(conv) = peek_conv(rest).filter(|&conv| conv != self.conv) {
+                return Err(InputError::ConvMismatch { expected: self.conv, got: conv });
+            }
+            let (header, payload) = Header::decode(rest)?;
+            rest = &rest[HEADER_LEN + payload.len()..];
+
+            self.rmt_wnd = u32::from(header.wnd);
+            self.acknowledge_below(header.una);
+            match header.cmd {
+                Command::Ack => {
+                    let rtt = diff(self.current, header.ts);
+                    if rtt >= 0 {
+                        self.sample_rtt(rtt);
+                    }
+                    self.acknowledge(header.sn);
+                    max_ack = match max_ack {
+                        None => Some((header.sn, header.ts)),
+                        // Only a newer transmission counts as evidence of a skip
+                        // (ikcp.c's IKCP_FASTACK_CONSERVE).
+                        Some((sn, ts)) if diff(header.sn, sn) > 0 && diff(header.ts, ts) > 0 => {
+                            Some((header.sn, header.ts))
+                        }
+                        keep => keep,
+                    };
+                }
+                Command::Push => {
+                    self.stats.segments_received += 1;
+                    let window_end = self.rcv_nxt.wrapping_add(self.rcv_wnd);
+                    if diff(header.sn, window_end) < 0 {
+                        self.acks.push((header.sn, header.ts));
+                        if diff(header.sn, self.rcv_nxt) >= 0 {
+                            oversized |= self.accept_data(header.sn, header.frg, payload);
+                        } else {
+                            self.stats.duplicate_segments += 1;
+                        }
+                    } else {
+                        self.stats.out_of_window_segments += 1;
+                    }
+                }
+                Command::WindowAsk => self.probe |= ASK_TELL,
+                Command::WindowTell => {}
+            }
+        }
+
+        if let Some((sn, ts)) = max_ack {
+            self.count_skips_below(sn, ts);
+        }
+        if diff(self.snd_una, prev_una) > 0 {
+            self.grow_congestion_window();
+            if self.config.flush_on_una_advance {
+                self.flush_requested = true;
+            }
+        }
+        if self.config.immediate_ack && !self.acks.is_empty() {
+            self.flush_requested = true;
+        }
+        if oversized {
+            return Err(InputError::MessageTooLarge { limit: self.config.max_message_size });
+        }
+        Ok(())
+    }
+
+    fn sample_rtt(&mut self, rtt: i32) {
+        if self.rx_srtt == 0 {
+            self.rx_srtt = rtt;
+            self.rx_rttval = rtt / 2;
+        } else {
+            let delta = (rtt - self.rx_srtt).abs();
+            self.rx_rttval = (3 * self.rx_rttval + delta) / 4;
+            self.rx_srtt = ((7 * self.rx_srtt + rtt) / 8).max(1);
+        }
+        let rto = i64::from(self.rx_srtt) + i64::from(self.interval).max(4 * i64::from(self.rx_rttval));
+        self.rx_rto = rto.clamp(i64::from(self.config.min_rto), i64::from(RTO_MAX)) as u32;
+    }
+
+    /// The peer has everything before `una`.
+    fn acknowledge_below(&mut self, una: u32) {
+        while let Some(front) = self.snd_buf.front() {
+            if diff(una, front.sn) <= 0 {
+                break;
+            }
+            let segment = self.snd_buf.pop_front().expect("front exists");
+            if !segment.acked {
+                self.in_flight -= 1;
+            }
+            self.recycle(segment.data);
+        }
+        self.drop_acked_front();
+    }
+
+    fn acknowledge(&mut self, sn: u32) {
+        if diff(sn, self.snd_una) < 0 || diff(sn, self.snd_nxt) >= 0 {
+            return;
+        }
+        let Some(front) = self.snd_buf.front() else { return };
+        let index = sn.wrapping_sub(front.sn) as usize;
+        let Some(segment) = self.snd_buf.get_mut(index) else { return };
+        if segment.acked {
+            return;
+        }
+        segment.acked = true;
+        let data = std::mem::take(&mut segment.data);
+        self.in_flight -= 1;
+        self.recycle(data);
+        self.drop_acked_front();
+    }
+
+    /// Keeps the invariant that the front of `snd_buf` is unacknowledged, and `snd_una`
+    /// names it.
+    fn drop_acked_front(&mut self) {
+        while self.snd_buf.front().is_some_and(|segment| segment.acked) {
+            self.snd_buf.pop_front();
+        }
+        self.snd_una = self.snd_buf.front().map_or(self.snd_nxt, |segment| segment.sn);
+    }
+
+    fn count_skips_below(&mut self, max_sn: u32, max_ts: u32) {
+        if diff(max_sn, self.snd_una) < 0 || diff(max_sn, self.snd_nxt) >= 0 {
+            return;
+        }
+        for segment in self.snd_buf.iter_mut() {
+            if diff(max_sn, segment.sn) <= 0 {
+                break;
+            }
+            if !segment.acked && diff(max_ts, segment.ts) >= 0 {
+                segment.fastack += 1;
+            }
+        }
+    }
+
+    fn grow_congestion_window(&mut self) {
+        if self.cwnd >= self.rmt_wnd {
+            return;
+        }
+        let mss = self.mss as u32;
+        if self.cwnd < self.ssthresh {
+            self.cwnd += 1;
+            self.incr = self.incr.wrapping_add(mss);
+        } else {
+            self.incr = self.incr.max(mss);
+            self.incr = self
+                .incr
+                .wrapping_add(mss.wrapping_mul(mss) / self.incr + mss / 16);
+            if (self.cwnd + 1).wrapping_mul(mss) <= self.incr {
+                self.cwnd = self.incr.wrapping_add(mss - 1) / mss.max(1);
+            }
+        }
+        if self.cwnd > self.rmt_wnd {
+            self.cwnd = self.rmt_wnd;
+            self.incr = self.rmt_wnd.wrapping_mul(mss);
+        }
+    }
+
+    /// Stores an in-window data segment. Returns whether a message was discarded for
+    /// growing past the size limit.
+    fn accept_data(&mut self, sn: u32, frg: u8, payload: &[u8]) -> bool {
+        let slot = sn.wrapping_sub(self.rcv_nxt) as usize;
+        if self.rcv_buf.len() <= slot {
+            self.rcv_buf.resize_with(slot + 1, || None);
+        }
+        if self.rcv_buf[slot].is_some() {
+            self.stats.duplicate_segments += 1;
+            return false;
+        }
+        let mut data = self.take_buffer();
+        data.extend_from_slice(payload);
+        self.rcv_buf[slot] = Some(Queued { frg, data });
+        self.move_to_receive_queue()
+    }
+
+    /// Moves in-order segments into messages while the receive window has room.
+    /// Returns whether a message was discarded for growing past the size limit.
+    pub(crate) fn move_to_receive_queue(&mut self) -> bool {
+        let mut oversized = false;
+        while self.nrcv_que < self.rcv_wnd {
+            let Some(Some(_)) = self.rcv_buf.front() else { break };
+            let segment = self.rcv_buf.pop_front().flatten().expect("front is filled");
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            oversized |= self.reassemble(segment);
+        }
+        oversized
+    }
+
+    fn reassemble(&mut self, Queued { frg, data }: Queued) -> bool {
+        let last_fragment = frg == 0;
+        if self.discarding {
+            self.discarding = !last_fragment;
+            self.recycle(data);
+            return false;
+        }
+        let large = self.config.large_messages;
+        let too_big = self.partial.len() + data.len() > self.config.max_message_size
+            // Without large messages, a message must fit the window or it never completes.
+            || (!large && !last_fragment && self.partial_segments + 1 >= self.rcv_wnd);
+        if too_big {
+            if !large {
+                self.nrcv_que -= self.partial_segments;
+            }
+            self.partial.clear();
+            self.partial_segments = 0;
+            self.discarding = !last_fragment;
+            self.recycle(data);
+            return true;
+        }
+        if self.partial_segments == 0 {
+            let spare = std::mem::replace(&mut self.partial, data);
+            self.recycle(spare);
+        } else {
+            self.partial.extend_from_slice(&data);
+            self.recycle(data);
+        }
+        self.partial_segments += 1;
+        // ikcp.c counts fragments against the window as they arrive; large messages
+        // count once complete, or a message longer than the window could never finish.
+        if !large {
+            self.nrcv_que += 1;
+        }
+        if last_fragment {
+            let segments = std::mem::take(&mut self.partial_segments);
+            if large {
+                self.nrcv_que += segments;
+            }
+            let data = std::mem::take(&mut self.partial);
+            self.ready.push_back(Message { data, segments });
+        }
+        false
+    }
+}

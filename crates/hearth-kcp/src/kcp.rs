@@ -1,0 +1,350 @@
+//! The session state and its application-facing API: send, receive, time.
+
+use std::collections::VecDeque;
+
+use crate::config::{Config, REFERENCE_FRAGMENT_LIMIT};
+use crate::error::{ConfigError, SendError};
+use crate::outbox::{Outbox, Transmits};
+use crate::stats::Stats;
+
+pub(crate) const RTO_DEFAULT: u32 = 200;
+pub(crate) const RTO_MAX: u32 = 60_000;
+pub(crate) const THRESH_INIT: u32 = 2;
+pub(crate) const THRESH_MIN: u32 = 2;
+/// First window-probe delay; the classic ikcp.c release everyone ships uses 7 s.
+pub(crate) const PROBE_INIT: u32 = 7_000;
+pub(crate) const PROBE_LIMIT: u32 = 120_000;
+pub(crate) const ASK_SEND: u8 = 1;
+pub(crate) const ASK_TELL: u8 = 2;
+/// Segment buffers kept for reuse; more than this go back to the allocator.
+const POOL_LIMIT: usize = 512;
+
+/// Signed distance between two wrapping 32-bit counters (timestamps or sequence
+/// numbers), as ikcp.c's `_itimediff`.
+#[inline]
+pub(crate) fn diff(later: u32, earlier: u32) -> i32 {
+    later.wrapping_sub(earlier) as i32
+}
+
+/// A segment the application queued, not yet given a sequence number.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub frg: u8,
+    pub data: Vec<u8>,
+}
+
+/// A segment sent at least once (or about to be), awaiting its acknowledgement.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub sn: u32,
+    pub frg: u8,
+    pub ts: u32,
+    pub resend_at: u32,
+    pub rto: u32,
+    pub fastack: u32,
+    pub xmit: u32,
+    /// Acknowledged out of order; the slot stays until everything before it is acked.
+    pub acked: bool,
+    pub data: Vec<u8>,
+}
+
+/// A complete message waiting for the application.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub data: Vec<u8>,
+    /// Receive-window slots it occupies until read.
+    pub segments: u32,
+}
+
+/// One KCP session, sans-IO: feed it datagrams with [`Kcp::input`], drive its timers
+/// with [`Kcp::update`], read messages with [`Kcp::recv`] and send the datagrams from
+/// [`Kcp::drain_transmits`]. It never reads a clock: `now_ms` is a wrapping
+/// millisecond counter of the caller's choosing.
+#[derive(Debug)]
+pub struct Kcp {
+    pub(crate) conv: u32,
+    pub(crate) config: Config,
+    pub(crate) mss: usize,
+    pub(crate) interval: u32,
+    pub(crate) snd_wnd: u32,
+    pub(crate) rcv_wnd: u32,
+
+    // Sending.
+    pub(crate) snd_una: u32,
+    pub(crate) snd_nxt: u32,
+    pub(crate) snd_queue: VecDeque<Queued>,
+    /// Consecutive sequence numbers from `snd_una`; the front is never acked.
+    pub(crate) snd_buf: VecDeque<InFlight>,
+    pub(crate) in_flight: u32,
+    pub(crate) rmt_wnd: u32,
+    pub(crate) cwnd: u32,
+    pub(crate) incr: u32,
+    pub(crate) ssthresh: u32,
+
+    // Receiving.
+    pub(crate) rcv_nxt: u32,
+    /// Slot `i` holds sequence number `rcv_nxt + i`, if it arrived out of order.
+    pub(crate) rcv_buf: VecDeque<Option<Queued>>,
+    pub(crate) ready: VecDeque<Message>,
+    /// The message being reassembled from in-order fragments.
+    pub(crate) partial: Vec<u8>,
+    pub(crate) partial_segments: u32,
+    /// Skipping the rest of a message that grew too large.
+    pub(crate) discarding: bool,
+    /// Receive-window slots in use by the application's unread data.
+    pub(crate) nrcv_que: u32,
+    pub(crate) acks: Vec<(u32, u32)>,
+
+    // Window probing.
+    pub(crate) probe: u8,
+    pub(crate) ts_probe: u32,
+    pub(crate) probe_wait: u32,
+
+    // Round-trip estimation.
+    pub(crate) rx_srtt: i32,
+    pub(crate) rx_rttval: i32,
+    pub(crate) rx_rto: u32,
+
+    // Time.
+    pub(crate) current: u32,
+    pub(crate) ts_flush: u32,
+    pub(crate) updated: bool,
+    pub(crate) flush_requested: bool,
+    /// Earliest retransmission deadline as of the last flush (may be early, never late).
+    pub(crate) earliest_resend: Option<u32>,
+    pub(crate) dead: bool,
+
+    pub(crate) outbox: Outbox,
+    pool: Vec<Vec<u8>>,
+    pub(crate) stats: Stats,
+}
+
+impl Kcp {
+    /// A session for conversation `conv`. Both ends must use the same `conv`.
+    pub fn new(conv: u32, config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            conv,
+            mss: config.mss(),
+            interval: config.interval.clamp(10, 5000),
+            snd_wnd: u32::from(config.send_window),
+            rcv_wnd: config.effective_receive_window(),
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_queue: VecDeque::new(),
+            snd_buf: VecDeque::new(),
+            in_flight: 0,
+            rmt_wnd: REFERENCE_FRAGMENT_LIMIT as u32,
+            cwnd: 0,
+            incr: 0,
+            ssthresh: THRESH_INIT,
+            rcv_nxt: 0,
+            rcv_buf: VecDeque::new(),
+            ready: VecDeque::new(),
+            partial: Vec::new(),
+            partial_segments: 0,
+            discarding: false,
+            nrcv_que: 0,
+            acks: Vec::new(),
+            probe: 0,
+            ts_probe: 0,
+            probe_wait: 0,
+            rx_srtt: 0,
+            rx_rttval: 0,
+            rx_rto: RTO_DEFAULT,
+            current: 0,
+            ts_flush: config.interval,
+            updated: false,
+            flush_requested: false,
+            earliest_resend: None,
+            dead: false,
+            outbox: Outbox::default(),
+            pool: Vec::new(),
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    pub fn conv(&self) -> u32 {
+        self.conv
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Queues a message (or, in stream mode, bytes). It leaves at the next flush the
+    /// windows allow.
+    pub fn send(&mut self, mut msg: &[u8]) -> Result<(), SendError> {
+        let mss = self.mss;
+        if msg.len() > self.config.max_message_size {
+            return Err(SendError::TooLarge { len: msg.len(), limit: self.config.max_message_size });
+        }
+        if self.config.stream {
+            // Top up the last queued segment first, as ikcp.c does.
+            if let Some(last) = self.snd_queue.back_mut() {
+                let room = mss.saturating_sub(last.data.len());
+                let take = room.min(msg.len());
+                last.data.extend_from_slice(&msg[..take]);
+                msg = &msg[take..];
+                if msg.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        let fragments = msg.len().div_ceil(mss).max(1);
+        let unlimited = self.config.stream || self.config.large_messages;
+        if !unlimited && fragments >= REFERENCE_FRAGMENT_LIMIT {
+            return Err(SendError::TooManyFragments {
+                len: msg.len(),
+                fragments,
+                limit: REFERENCE_FRAGMENT_LIMIT - 1,
+            });
+        }
+        let mut chunks = msg.chunks(mss);
+        for index in 0..fragments {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let mut data = self.take_buffer();
+            data.extend_from_slice(chunk);
+            let remaining_after = fragments - index - 1;
+            // Large messages count down like ikcp.c and saturate: the receiver only
+            // looks for the final fragment (0), so any length works.
+            let frg = if self.config.stream { 0 } else { remaining_after.min(255) as u8 };
+            self.snd_queue.push_back(Queued { frg, data });
+        }
+        Ok(())
+    }
+
+    /// Size of the next complete message, if there is one.
+    pub fn peek_size(&self) -> Option<usize> {
+        self.ready.front().map(|msg| msg.data.len())
+    }
+
+    /// The next complete message, in order.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        self.pop_ready()
+    }
+
+    /// Like [`Kcp::recv`], but copies into `out` (cleared first) so that a caller who
+    /// reuses `out` allocates nothing. Returns the message length.
+    pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        let msg = self.pop_ready()?;
+        out.clear();
+        out.extend_from_slice(&msg);
+        self.recycle(msg);
+        Some(out.len())
+    }
+
+    fn pop_ready(&mut self) -> Option<Vec<u8>> {
+        let msg = self.ready.pop_front()?;
+        let window_was_full = self.nrcv_que >= self.rcv_wnd;
+        self.nrcv_que -= msg.segments;
+        self.move_to_receive_queue();
+        if window_was_full && self.nrcv_que < self.rcv_wnd {
+            // The peer may be waiting on our closed window: tell it at once.
+            self.probe |= ASK_TELL;
+        }
+        Some(msg.data)
+    }
+
+    /// Advances the clock. Flushes when the interval elapsed, or earlier when an
+    /// improvement asks for it (an RTO deadline, an advanced `una`, an ack to send).
+    pub fn update(&mut self, now_ms: u32) {
+        self.current = now_ms;
+        if !self.updated {
+            self.updated = true;
+            self.ts_flush = now_ms;
+        }
+        let mut slap = diff(now_ms, self.ts_flush);
+        if !(-10_000..10_000).contains(&slap) {
+            self.ts_flush = now_ms;
+            slap = 0;
+        }
+        let tick = slap >= 0;
+        if tick {
+            self.ts_flush = self.ts_flush.wrapping_add(self.interval);
+            if diff(now_ms, self.ts_flush) >= 0 {
+                self.ts_flush = now_ms.wrapping_add(self.interval);
+            }
+        }
+        let resend_due = self.config.exact_rto
+            && self.earliest_resend.is_some_and(|at| diff(now_ms, at) >= 0);
+        if tick || self.flush_requested || resend_due {
+            self.flush();
+        }
+    }
+
+    /// When `update` should next be called, assuming no `input` or `send` before then.
+    pub fn check(&self, now_ms: u32) -> u32 {
+        if !self.updated || self.flush_requested {
+            return now_ms;
+        }
+        let mut ts_flush = self.ts_flush;
+        if !(-10_000..10_000).contains(&diff(now_ms, ts_flush)) {
+            ts_flush = now_ms;
+        }
+        if diff(now_ms, ts_flush) >= 0 {
+            return now_ms;
+        }
+        let until_flush = diff(ts_flush, now_ms) as u32;
+        let until_resend = match self.earliest_resend {
+            Some(at) if diff(at, now_ms) <= 0 => return now_ms,
+            Some(at) => diff(at, now_ms) as u32,
+            None => u32::MAX,
+        };
+        now_ms.wrapping_add(until_flush.min(until_resend).min(self.interval))
+    }
+
+    /// Datagrams produced since the last call, to put on the wire in order.
+    pub fn drain_transmits(&mut self) -> Transmits<'_> {
+        self.outbox.drain()
+    }
+
+    /// Whether datagrams are waiting in [`Kcp::drain_transmits`].
+    pub fn has_transmits(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// A segment was sent `dead_link` times without an acknowledgement.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Segments not yet acknowledged: queued plus in flight (ikcp_waitsnd).
+    pub fn waiting_to_send(&self) -> usize {
+        self.snd_queue.len() + self.in_flight as usize
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            srtt_ms: self.rx_srtt.max(0) as u32,
+            rttvar_ms: self.rx_rttval.max(0) as u32,
+            rto_ms: self.rx_rto,
+            in_flight: self.in_flight,
+            queued: self.snd_queue.len() as u32,
+            cwnd: self.cwnd,
+            send_window: self.snd_wnd,
+            receive_window: self.rcv_wnd,
+            receive_window_free: self.window_unused(),
+            remote_window: self.rmt_wnd,
+            datagrams_out: self.outbox.datagrams_total,
+            bytes_out: self.outbox.bytes_total,
+            ..self.stats
+        }
+    }
+
+    pub(crate) fn window_unused(&self) -> u32 {
+        self.rcv_wnd.saturating_sub(self.nrcv_que)
+    }
+
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    pub(crate) fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.pool.len() < POOL_LIMIT && buffer.capacity() > 0 {
+            buffer.clear();
+            self.pool.push(buffer);
+        }
+    }
+}
