@@ -1,0 +1,69 @@
+//! For any loss, duplication and reordering on a link that eventually delivers, both
+//! sides deliver every message exactly once, in order, intact.
+
+mod common;
+
+use common::Link;
+use hearth_kcp::{Config, Kcp, Profile};
+use proptest::prelude::*;
+
+fn config_for(choice: u8, large: bool) -> Config {
+    let mut config = match choice % 3 {
+        0 => Config::profile(Profile::Default),
+        1 => Config::profile(Profile::Normal),
+        _ => Config::profile(Profile::Fast),
+    };
+    config.mtu = 200;
+    config.large_messages = large;
+    config
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exactly_once_in_order(
+        seed in any::<u64>(),
+        loss in 0u32..35,
+        duplicate in 0u32..25,
+        max_delay in 0u32..150,
+        profile in any::<u8>(),
+        large in any::<bool>(),
+        sizes_a in prop::collection::vec(0usize..3000, 1..40),
+        sizes_b in prop::collection::vec(0usize..3000, 0..40),
+    ) {
+        let config = config_for(profile, large);
+        let mut ends = [Kcp::new(3, config.clone()).unwrap(), Kcp::new(3, config).unwrap()];
+        let message = |side: usize, index: usize, len: usize| -> Vec<u8> {
+            (0..len).map(|i| (i ^ index ^ (side << 7)) as u8).collect()
+        };
+        let sent: [Vec<Vec<u8>>; 2] = [
+            sizes_a.iter().enumerate().map(|(i, &n)| message(0, i, n)).collect(),
+            sizes_b.iter().enumerate().map(|(i, &n)| message(1, i, n)).collect(),
+        ];
+        let mut link = Link::new(seed, loss, duplicate, max_delay);
+        let mut received: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        let mut next = [0, 0];
+        let mut now = 0u32;
+        while (received[0].len() < sent[1].len() || received[1].len() < sent[0].len()) && now < 600_000 {
+            // Offer messages gradually, one per side every 5 ms.
+            if now % 5 == 0 {
+                for side in 0..2 {
+                    if let Some(msg) = sent[side].get(next[side]) {
+                        ends[side].send(msg).unwrap();
+                        next[side] += 1;
+                    }
+                }
+            }
+            link.step(&mut ends, now);
+            for side in 0..2 {
+                while let Some(msg) = ends[side].recv() {
+                    received[side].push(msg);
+                }
+            }
+            now += 1;
+        }
+        prop_assert_eq!(&received[1], &sent[0]);
+        prop_assert_eq!(&received[0], &sent[1]);
+    }
+}
