@@ -20,10 +20,11 @@ pub trait Engine {
     fn send(&mut self, msg: &[u8]) -> bool;
     /// Applies a datagram; false if the implementation refused it.
     fn input(&mut self, datagram: &[u8]) -> bool;
-    fn update(&mut self, now_ms: u32);
+    /// Advances time; every datagram the engine emits goes to `send`, in order. (Both
+    /// implementations emit only while updating.)
+    fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8]));
     fn check(&self, now_ms: u32) -> u32;
     fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize>;
-    fn take_transmits(&mut self, send: impl FnMut(&[u8]));
 }
 
 impl Engine for Kcp {
@@ -37,17 +38,15 @@ impl Engine for Kcp {
     fn input(&mut self, datagram: &[u8]) -> bool {
         Kcp::input(self, datagram).is_ok()
     }
-    fn update(&mut self, now_ms: u32) {
-        Kcp::update(self, now_ms)
+    fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8])) {
+        Kcp::update(self, now_ms);
+        self.drain_transmits().for_each(send)
     }
     fn check(&self, now_ms: u32) -> u32 {
         Kcp::check(self, now_ms)
     }
     fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
         Kcp::recv_into(self, out)
-    }
-    fn take_transmits(&mut self, send: impl FnMut(&[u8])) {
-        self.drain_transmits().for_each(send)
     }
 }
 
@@ -62,16 +61,13 @@ impl Engine for ReferenceKcp {
     fn input(&mut self, datagram: &[u8]) -> bool {
         ReferenceKcp::input(self, datagram).is_ok()
     }
-    fn update(&mut self, now_ms: u32) {
-        ReferenceKcp::update(self, now_ms)
+    fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8])) {
+        ReferenceKcp::update(self, now_ms, send)
     }
     fn check(&self, now_ms: u32) -> u32 {
         ReferenceKcp::check(self, now_ms)
     }
     fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
         ReferenceKcp::recv_into(self, out)
-    }
-    fn take_transmits(&mut self, send: impl FnMut(&[u8])) {
-        ReferenceKcp::take_transmits(self, send)
     }
 }

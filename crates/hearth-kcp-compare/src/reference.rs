@@ -7,46 +7,52 @@ use hearth_kcp::Config;
 
 use crate::ffi;
 
-/// Datagrams the C side emitted, concatenated, with their end offsets.
+type SinkPtr = *mut (dyn FnMut(&[u8]) + 'static);
+
+/// Where ikcp.c's output callback sends datagrams: the caller's sink, installed only
+/// for the duration of `update`/`flush` (the only calls in which ikcp.c emits), so
+/// datagrams go straight from ikcp.c's buffer to the consumer with no copy.
 #[derive(Default)]
-struct Collected {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
+struct Output {
+    sink: Option<SinkPtr>,
 }
 
-unsafe extern "C" fn collect_output(
+unsafe extern "C" fn forward_output(
     buf: *const c_char,
     len: c_int,
     _kcp: *mut ffi::IkcpCb,
     user: *mut c_void,
 ) -> c_int {
-    // SAFETY: `user` is the `Collected` boxed by `ReferenceKcp`, alive as long as the
-    // control block, and ikcp.c passes a valid buffer of `len` bytes.
-    let collected = unsafe { &mut *(user as *mut Collected) };
+    // SAFETY: `user` is the `Output` boxed by `ReferenceKcp`, alive as long as the
+    // control block; ikcp.c passes a valid buffer of `len` bytes; the sink pointer is
+    // set only while `with_sink` holds the closure borrowed.
+    let output = unsafe { &mut *(user as *mut Output) };
     let datagram = unsafe { std::slice::from_raw_parts(buf as *const u8, len as usize) };
-    collected.bytes.extend_from_slice(datagram);
-    collected.ends.push(collected.bytes.len());
+    match output.sink {
+        Some(sink) => unsafe { (*sink)(datagram) },
+        None => debug_assert!(false, "ikcp.c emitted outside update/flush"),
+    }
     0
 }
 
 /// ikcp.c, owned. Not `Send`: ikcp.c is single-threaded per control block.
 pub struct ReferenceKcp {
     kcp: *mut ffi::IkcpCb,
-    collected: Box<Collected>,
+    output: Box<Output>,
 }
 
 impl ReferenceKcp {
     /// A control block with the same settings as Hearth's `Kcp::new(conv, config)`.
     /// Hearth-only switches (exact RTO, ...) have no C equivalent and are ignored.
     pub fn new(conv: u32, config: &Config) -> Self {
-        let mut collected = Box::<Collected>::default();
-        let user = &mut *collected as *mut Collected as *mut c_void;
+        let mut output = Box::<Output>::default();
+        let user = &mut *output as *mut Output as *mut c_void;
         // SAFETY: ikcp_create returns an owned block (null only on allocation failure,
         // checked); the setters only write fields of that block.
         unsafe {
             let kcp = ffi::ikcp_create(conv, user);
             assert!(!kcp.is_null(), "ikcp_create failed");
-            (*kcp).output = Some(collect_output);
+            (*kcp).output = Some(forward_output);
             assert_eq!(ffi::ikcp_setmtu(kcp, config.mtu as c_int), 0, "ikcp_setmtu");
             ffi::ikcp_wndsize(kcp, config.send_window.into(), config.receive_window.into());
             ffi::ikcp_nodelay(
@@ -60,7 +66,7 @@ impl ReferenceKcp {
             (*kcp).fastlimit = config.fast_limit as c_int;
             (*kcp).dead_link = config.dead_link;
             (*kcp).stream = config.stream.into();
-            Self { kcp, collected }
+            Self { kcp, output }
         }
     }
 
@@ -85,14 +91,28 @@ impl ReferenceKcp {
         if ret < 0 { Err(ret) } else { Ok(()) }
     }
 
-    pub fn update(&mut self, now_ms: u32) {
+    /// `ikcp_update`; every datagram it emits goes to `send`, in order.
+    pub fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8])) {
+        let kcp = self.kcp;
         // SAFETY: valid block.
-        unsafe { ffi::ikcp_update(self.kcp, now_ms) }
+        self.with_sink(send, || unsafe { ffi::ikcp_update(kcp, now_ms) })
     }
 
-    pub fn flush(&mut self) {
+    /// `ikcp_flush`; every datagram it emits goes to `send`, in order.
+    pub fn flush(&mut self, send: impl FnMut(&[u8])) {
+        let kcp = self.kcp;
         // SAFETY: valid block.
-        unsafe { ffi::ikcp_flush(self.kcp) }
+        self.with_sink(send, || unsafe { ffi::ikcp_flush(kcp) })
+    }
+
+    fn with_sink(&mut self, mut send: impl FnMut(&[u8]), call: impl FnOnce()) {
+        let sink: &mut dyn FnMut(&[u8]) = &mut send;
+        // SAFETY: only the lifetime is erased; the pointer is removed below, before
+        // `send` goes out of scope, and ikcp.c does not keep it.
+        let sink: SinkPtr = unsafe { std::mem::transmute(sink as *mut dyn FnMut(&[u8])) };
+        self.output.sink = Some(sink);
+        call();
+        self.output.sink = None;
     }
 
     pub fn check(&self, now_ms: u32) -> u32 {
@@ -124,18 +144,6 @@ impl ReferenceKcp {
             out.set_len(size as usize);
             Some(size as usize)
         }
-    }
-
-    /// Hands every datagram emitted since the last call to `send`, in order.
-    pub fn take_transmits(&mut self, mut send: impl FnMut(&[u8])) {
-        let collected = &mut *self.collected;
-        let mut start = 0;
-        for &end in &collected.ends {
-            send(&collected.bytes[start..end]);
-            start = end;
-        }
-        collected.bytes.clear();
-        collected.ends.clear();
     }
 }
 

@@ -64,10 +64,8 @@ pub fn run_echo<E: Engine>(
         if now > time_limit {
             return Err(EchoFailure::TimedOut { echoes: received, elapsed_ms: now });
         }
-        sender.update(now);
-        echoer.update(now);
-        sender.take_transmits(|datagram| sim.send(0, now, datagram));
-        echoer.take_transmits(|datagram| sim.send(1, now, datagram));
+        sender.update(now, |datagram| sim.send(0, now, datagram));
+        echoer.update(now, |datagram| sim.send(1, now, datagram));
 
         while next_send_at <= now {
             let mut msg = [0u8; 8];

@@ -61,9 +61,8 @@ impl<E: Engine> Pair<E> {
     fn step(&mut self, now: u32, reading: [bool; 2]) -> [Vec<Vec<u8>>; 2] {
         let mut emitted = [Vec::new(), Vec::new()];
         for side in 0..2 {
-            self.ends[side].update(now);
             let (link, out) = (&mut self.links[side], &mut emitted[side]);
-            self.ends[side].take_transmits(|datagram| {
+            self.ends[side].update(now, |datagram| {
                 out.push(datagram.to_vec());
                 link.send(now, datagram);
             });

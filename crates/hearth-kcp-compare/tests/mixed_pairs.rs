@@ -17,10 +17,8 @@ fn echo_mixed<A: Engine, B: Engine>(config: &Config, sizes: &[usize], seed: u64)
     let mut echoed = 0;
     let mut buffer = Vec::new();
     for now in 1..300_000u32 {
-        client.update(now);
-        server.update(now);
-        client.take_transmits(|d| sim.send(0, now, d));
-        server.take_transmits(|d| sim.send(1, now, d));
+        client.update(now, |d| sim.send(0, now, d));
+        server.update(now, |d| sim.send(1, now, d));
         while let Some(d) = sim.recv(1, now) {
             server.input(&d);
         }

@@ -191,6 +191,13 @@ impl Kcp {
     /// growing past the size limit.
     fn accept_data(&mut self, sn: u32, frg: u8, payload: &[u8]) -> bool {
         let slot = sn.wrapping_sub(self.rcv_nxt) as usize;
+        if slot == 0 && self.rcv_buf.is_empty() && self.nrcv_que < self.rcv_wnd {
+            // The common case, the next segment in order: straight to reassembly.
+            let mut data = self.take_buffer();
+            data.extend_from_slice(payload);
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            return self.reassemble(Queued { frg, data });
+        }
         if self.rcv_buf.len() <= slot {
             self.rcv_buf.resize_with(slot + 1, || None);
         }
