@@ -9,7 +9,10 @@ use hearth_kcp::{Config, Kcp, Profile};
 use hearth_kcp_compare::{Engine, ReferenceKcp};
 
 fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -54,13 +57,20 @@ fn measure<E: Engine>(sessions: usize, rounds: u32, config: &Config) -> f64 {
     }
     let elapsed = cpu_seconds() - start;
     let expected = 2 * sessions as u64 * u64::from(rounds);
-    assert!(delivered + 2 * sessions as u64 >= expected, "{}: only {delivered} of {expected} delivered", E::NAME);
+    assert!(
+        delivered + 2 * sessions as u64 >= expected,
+        "{}: only {delivered} of {expected} delivered",
+        E::NAME
+    );
     delivered as f64 / elapsed
 }
 
 fn main() {
     let config = Config::profile(Profile::Fast);
-    println!("{:>9} {:>16} {:>16} {:>8}", "sessions", "hearth msg/cpu-s", "ikcp.c msg/cpu-s", "ratio");
+    println!(
+        "{:>9} {:>16} {:>16} {:>8}",
+        "sessions", "hearth msg/cpu-s", "ikcp.c msg/cpu-s", "ratio"
+    );
     let mut per_message_ns = Vec::new();
     for (sessions, rounds) in [(1_000, 400), (10_000, 40)] {
         // Interleave and repeat, keep the best of three: less noise from the machine.
@@ -70,7 +80,10 @@ fn main() {
             hearth = hearth.max(measure::<Kcp>(sessions, rounds, &config));
             reference = reference.max(measure::<ReferenceKcp>(sessions, rounds, &config));
         }
-        println!("{sessions:>9} {hearth:>16.0} {reference:>16.0} {:>7.2}x", hearth / reference);
+        println!(
+            "{sessions:>9} {hearth:>16.0} {reference:>16.0} {:>7.2}x",
+            hearth / reference
+        );
         per_message_ns.push((sessions, 1e9 / hearth, 1e9 / reference));
     }
     let (_, hearth_small, reference_small) = per_message_ns[0];

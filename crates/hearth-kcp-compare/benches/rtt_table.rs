@@ -19,8 +19,9 @@ fn summarize<E: Engine>(profile: Profile, seeds: u64) -> Summary {
     let (sender, echoer) = reference_mode(profile);
     let reports: Vec<EchoReport> = (1..=seeds)
         .map(|seed| {
-            run_echo::<E>(&sender, &echoer, seed, 1000)
-                .unwrap_or_else(|failure| panic!("{} {profile:?} seed {seed}: {failure:?}", E::NAME))
+            run_echo::<E>(&sender, &echoer, seed, 1000).unwrap_or_else(|failure| {
+                panic!("{} {profile:?} seed {seed}: {failure:?}", E::NAME)
+            })
         })
         .collect();
     let n = reports.len() as f64;
@@ -28,7 +29,11 @@ fn summarize<E: Engine>(profile: Profile, seeds: u64) -> Summary {
         avg_rtt: reports.iter().map(|r| f64::from(r.avg_rtt_ms)).sum::<f64>() / n,
         worst_max_rtt: reports.iter().map(|r| r.max_rtt_ms).max().unwrap_or(0),
         mean_max_rtt: reports.iter().map(|r| f64::from(r.max_rtt_ms)).sum::<f64>() / n,
-        sender_datagrams: reports.iter().map(|r| r.sender_datagrams as f64).sum::<f64>() / n,
+        sender_datagrams: reports
+            .iter()
+            .map(|r| r.sender_datagrams as f64)
+            .sum::<f64>()
+            / n,
     }
 }
 
@@ -38,13 +43,19 @@ fn main() {
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(20);
     println!("test.cpp workload: 1000 echoes of 8 bytes every 20 ms, LatencySimulator");
-    println!("(10% round-trip loss, one-way delay 30-61 ms, in-order), {seeds} seeds, simulated time");
+    println!(
+        "(10% round-trip loss, one-way delay 30-61 ms, in-order), {seeds} seeds, simulated time"
+    );
     println!();
     println!(
         "{:<8} {:<7} {:>9} {:>13} {:>13} {:>9}",
         "mode", "impl", "avg rtt", "mean max rtt", "worst max rtt", "tx"
     );
-    for (name, profile) in [("default", Profile::Default), ("normal", Profile::Normal), ("fast", Profile::Fast)] {
+    for (name, profile) in [
+        ("default", Profile::Default),
+        ("normal", Profile::Normal),
+        ("fast", Profile::Fast),
+    ] {
         let hearth = summarize::<Kcp>(profile, seeds);
         let reference = summarize::<ReferenceKcp>(profile, seeds);
         for (implementation, s) in [("hearth", &hearth), ("ikcp.c", &reference)] {

@@ -78,6 +78,12 @@ extern "C" {
     pub fn ikcp_peeksize(kcp: *const IkcpCb) -> c_int;
     pub fn ikcp_setmtu(kcp: *mut IkcpCb, mtu: c_int) -> c_int;
     pub fn ikcp_wndsize(kcp: *mut IkcpCb, sndwnd: c_int, rcvwnd: c_int) -> c_int;
-    pub fn ikcp_nodelay(kcp: *mut IkcpCb, nodelay: c_int, interval: c_int, resend: c_int, nc: c_int) -> c_int;
+    pub fn ikcp_nodelay(
+        kcp: *mut IkcpCb,
+        nodelay: c_int,
+        interval: c_int,
+        resend: c_int,
+        nc: c_int,
+    ) -> c_int;
     pub fn ikcp_waitsnd(kcp: *const IkcpCb) -> c_int;
 }

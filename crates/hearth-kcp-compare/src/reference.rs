@@ -79,16 +79,29 @@ impl ReferenceKcp {
     /// `ikcp_send`: the byte count queued, or ikcp.c's negative error code.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), i32> {
         // SAFETY: valid block; ikcp_send reads `len` bytes from `msg`.
-        let ret = unsafe { ffi::ikcp_send(self.kcp, msg.as_ptr() as *const c_char, msg.len() as c_int) };
-        if ret < 0 { Err(ret) } else { Ok(()) }
+        let ret =
+            unsafe { ffi::ikcp_send(self.kcp, msg.as_ptr() as *const c_char, msg.len() as c_int) };
+        if ret < 0 {
+            Err(ret)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn input(&mut self, datagram: &[u8]) -> Result<(), i32> {
         // SAFETY: valid block; ikcp_input reads `size` bytes.
         let ret = unsafe {
-            ffi::ikcp_input(self.kcp, datagram.as_ptr() as *const c_char, datagram.len() as c_long)
+            ffi::ikcp_input(
+                self.kcp,
+                datagram.as_ptr() as *const c_char,
+                datagram.len() as c_long,
+            )
         };
-        if ret < 0 { Err(ret) } else { Ok(()) }
+        if ret < 0 {
+            Err(ret)
+        } else {
+            Ok(())
+        }
     }
 
     /// `ikcp_update`; every datagram it emits goes to `send`, in order.

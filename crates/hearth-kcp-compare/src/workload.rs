@@ -62,7 +62,10 @@ pub fn run_echo<E: Engine>(
     while received < echoes {
         now += 1;
         if now > time_limit {
-            return Err(EchoFailure::TimedOut { echoes: received, elapsed_ms: now });
+            return Err(EchoFailure::TimedOut {
+                echoes: received,
+                elapsed_ms: now,
+            });
         }
         sender.update(now, |datagram| sim.send(0, now, datagram));
         echoer.update(now, |datagram| sim.send(1, now, datagram));
@@ -91,7 +94,10 @@ pub fn run_echo<E: Engine>(
             let index = u32::from_le_bytes([a, b, c, d]);
             let sent_at = u32::from_le_bytes([e, f, g, h]);
             if index != received {
-                return Err(EchoFailure::OutOfOrder { expected: received, got: index });
+                return Err(EchoFailure::OutOfOrder {
+                    expected: received,
+                    got: index,
+                });
             }
             let rtt = now - sent_at;
             received += 1;

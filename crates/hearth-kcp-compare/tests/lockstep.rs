@@ -3,6 +3,9 @@
 //! deliver identical messages, through loss, duplication, reordering, fragmentation,
 //! stream mode, congestion control and zero-window probing.
 
+// Two ends indexed by side, each reaching the other as `1 - side`.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::BTreeMap;
 
 use hearth_kcp::sim::SimRng;
@@ -18,7 +21,11 @@ struct ChaosLink {
 
 impl ChaosLink {
     fn new(seed: u64) -> Self {
-        Self { rng: SimRng::new(seed), in_transit: BTreeMap::new(), serial: 0 }
+        Self {
+            rng: SimRng::new(seed),
+            in_transit: BTreeMap::new(),
+            serial: 0,
+        }
     }
 
     fn send(&mut self, now: u32, datagram: &[u8]) {
@@ -29,13 +36,16 @@ impl ChaosLink {
         for _ in 0..copies {
             let arrives = now + 5 + self.rng.below(60);
             self.serial += 1;
-            self.in_transit.insert((arrives, self.serial), datagram.to_vec());
+            self.in_transit
+                .insert((arrives, self.serial), datagram.to_vec());
         }
     }
 
     fn arrived(&mut self, now: u32) -> Vec<Vec<u8>> {
         let later = self.in_transit.split_off(&(now + 1, 0));
-        std::mem::replace(&mut self.in_transit, later).into_values().collect()
+        std::mem::replace(&mut self.in_transit, later)
+            .into_values()
+            .collect()
     }
 }
 
@@ -83,7 +93,9 @@ impl<E: Engine> Pair<E> {
 
 fn message(rng: &mut SimRng, max_len: u32, serial: u32) -> Vec<u8> {
     let len = rng.below(max_len + 1) as usize;
-    (0..len).map(|i| (i as u32 ^ serial.wrapping_mul(31)) as u8).collect()
+    (0..len)
+        .map(|i| (i as u32 ^ serial.wrapping_mul(31)) as u8)
+        .collect()
 }
 
 fn run_lockstep(name: &str, configs: [Config; 2], seed: u64, max_len: u32, millis: u32) {
@@ -99,7 +111,11 @@ fn run_lockstep(name: &str, configs: [Config; 2], seed: u64, max_len: u32, milli
             if now < quiet_from && actions.below(1000) < 4 {
                 let msg = message(&mut actions, max_len, now);
                 let accepted = Engine::send(&mut hearth.ends[side], &msg);
-                assert_eq!(accepted, Engine::send(&mut reference.ends[side], &msg), "{name}: send verdict");
+                assert_eq!(
+                    accepted,
+                    Engine::send(&mut reference.ends[side], &msg),
+                    "{name}: send verdict"
+                );
                 if accepted {
                     sent[side].push(msg);
                 }
@@ -115,14 +131,30 @@ fn run_lockstep(name: &str, configs: [Config; 2], seed: u64, max_len: u32, milli
         }
         let ours = hearth.step(now, reading);
         let theirs = reference.step(now, reading);
-        assert_eq!(ours, theirs, "{name} seed {seed}: datagrams differ at {now} ms");
+        assert_eq!(
+            ours, theirs,
+            "{name} seed {seed}: datagrams differ at {now} ms"
+        );
     }
-    assert_eq!(hearth.delivered, reference.delivered, "{name}: delivered messages differ");
+    assert_eq!(
+        hearth.delivered, reference.delivered,
+        "{name}: delivered messages differ"
+    );
     if !configs[0].stream {
-        assert_eq!(hearth.delivered[1], sent[0], "{name}: 0 -> 1 not delivered intact");
-        assert_eq!(hearth.delivered[0], sent[1], "{name}: 1 -> 0 not delivered intact");
+        assert_eq!(
+            hearth.delivered[1], sent[0],
+            "{name}: 0 -> 1 not delivered intact"
+        );
+        assert_eq!(
+            hearth.delivered[0], sent[1],
+            "{name}: 1 -> 0 not delivered intact"
+        );
     } else {
-        assert_eq!(hearth.delivered[1].concat(), sent[0].concat(), "{name}: stream 0 -> 1");
+        assert_eq!(
+            hearth.delivered[1].concat(),
+            sent[0].concat(),
+            "{name}: stream 0 -> 1"
+        );
     }
 }
 
@@ -140,7 +172,10 @@ fn identical_datagrams_with_default_settings() {
 #[test]
 fn identical_datagrams_in_nodelay_modes_with_fragments() {
     for (nodelay, resend) in [(1, 2), (2, 1)] {
-        let mut config = Config { mtu: 200, ..Config::reference() };
+        let mut config = Config {
+            mtu: 200,
+            ..Config::reference()
+        };
         config.set_nodelay(nodelay, 10, resend, true);
         config.min_rto = 10;
         config.send_window = 64;
@@ -152,7 +187,12 @@ fn identical_datagrams_in_nodelay_modes_with_fragments() {
 
 #[test]
 fn identical_datagrams_with_congestion_control_and_small_windows() {
-    let config = Config { send_window: 8, receive_window: 16, mtu: 576, ..Config::reference() };
+    let config = Config {
+        send_window: 8,
+        receive_window: 16,
+        mtu: 576,
+        ..Config::reference()
+    };
     for seed in 20..=22 {
         run_lockstep("congestion", both(config.clone()), seed, 3000, 120_000);
     }
@@ -160,7 +200,11 @@ fn identical_datagrams_with_congestion_control_and_small_windows() {
 
 #[test]
 fn identical_datagrams_in_stream_mode() {
-    let config = Config { stream: true, mtu: 300, ..Config::reference() };
+    let config = Config {
+        stream: true,
+        mtu: 300,
+        ..Config::reference()
+    };
     for seed in 30..=32 {
         run_lockstep("stream", both(config.clone()), seed, 1000, 90_000);
     }

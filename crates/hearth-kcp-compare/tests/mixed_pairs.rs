@@ -9,8 +9,11 @@ fn echo_mixed<A: Engine, B: Engine>(config: &Config, sizes: &[usize], seed: u64)
     let mut sim = LatencySimulator::new(seed, 20, 20, 60, 10_000);
     let mut client = A::create(5, config);
     let mut server = B::create(5, config);
-    let messages: Vec<Vec<u8>> =
-        sizes.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (i * 7 + j) as u8).collect()).collect();
+    let messages: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| (i * 7 + j) as u8).collect())
+        .collect();
     for msg in &messages {
         assert!(client.send(msg));
     }
@@ -29,21 +32,37 @@ fn echo_mixed<A: Engine, B: Engine>(config: &Config, sizes: &[usize], seed: u64)
             assert!(server.send(&buffer));
         }
         while client.recv_into(&mut buffer).is_some() {
-            assert_eq!(buffer, messages[echoed], "{}->{} echo {echoed}", A::NAME, B::NAME);
+            assert_eq!(
+                buffer,
+                messages[echoed],
+                "{}->{} echo {echoed}",
+                A::NAME,
+                B::NAME
+            );
             echoed += 1;
         }
         if echoed == messages.len() {
             return now;
         }
     }
-    panic!("{} client, {} server: {echoed} of {} echoed", A::NAME, B::NAME, messages.len());
+    panic!(
+        "{} client, {} server: {echoed} of {} echoed",
+        A::NAME,
+        B::NAME,
+        messages.len()
+    );
 }
 
 fn cases() -> Vec<(Config, Vec<usize>)> {
     let largest = 127 * 1376;
     [Profile::Default, Profile::Normal, Profile::Fast]
         .into_iter()
-        .map(|profile| (Config::profile(profile), vec![10, largest, 3000, largest, 1]))
+        .map(|profile| {
+            (
+                Config::profile(profile),
+                vec![10, largest, 3000, largest, 1],
+            )
+        })
         .collect()
 }
 

@@ -17,7 +17,10 @@ fn every_mode_delivers_all_echoes_in_order() {
             assert_eq!(hearth.echoes, 1000);
             assert_eq!(reference.echoes, 1000);
             // The link alone adds 60..124 ms per round trip.
-            assert!(hearth.avg_rtt_ms >= 60, "{profile:?}: implausible {hearth:?}");
+            assert!(
+                hearth.avg_rtt_ms >= 60,
+                "{profile:?}: implausible {hearth:?}"
+            );
         }
     }
 }

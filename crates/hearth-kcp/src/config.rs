@@ -27,7 +27,9 @@ impl std::str::FromStr for Profile {
             "default" => Ok(Self::Default),
             "normal" => Ok(Self::Normal),
             "fast" => Ok(Self::Fast),
-            other => Err(format!("unknown profile `{other}`: use default, normal or fast")),
+            other => Err(format!(
+                "unknown profile `{other}`: use default, normal or fast"
+            )),
         }
     }
 }
@@ -103,12 +105,20 @@ impl Default for Config {
 impl Config {
     /// Exactly what ikcp.c does, improvements off: useful for lock-step comparisons.
     pub fn reference() -> Self {
-        Self { exact_rto: false, flush_on_una_advance: false, ..Self::default() }
+        Self {
+            exact_rto: false,
+            flush_on_una_advance: false,
+            ..Self::default()
+        }
     }
 
     /// A named profile of the reference test, windows 128/128 as that test uses.
     pub fn profile(profile: Profile) -> Self {
-        let mut config = Self { send_window: 128, receive_window: 128, ..Self::default() };
+        let mut config = Self {
+            send_window: 128,
+            receive_window: 128,
+            ..Self::default()
+        };
         match profile {
             Profile::Default => config.set_nodelay(0, 10, 0, false),
             Profile::Normal => config.set_nodelay(0, 10, 0, true),

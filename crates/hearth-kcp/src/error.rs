@@ -25,7 +25,11 @@ pub enum SendError {
         "message of {len} bytes needs {fragments} fragments; the limit is {limit} \
          (enable large messages on both sides, or split it)"
     )]
-    TooManyFragments { len: usize, fragments: usize, limit: usize },
+    TooManyFragments {
+        len: usize,
+        fragments: usize,
+        limit: usize,
+    },
     #[error("message of {len} bytes exceeds the configured maximum of {limit} bytes")]
     TooLarge { len: usize, limit: usize },
 }

@@ -34,7 +34,10 @@ impl Kcp {
         self.acks.clear();
 
         self.schedule_window_probe();
-        for (bit, cmd) in [(ASK_SEND, Command::WindowAsk), (ASK_TELL, Command::WindowTell)] {
+        for (bit, cmd) in [
+            (ASK_SEND, Command::WindowAsk),
+            (ASK_TELL, Command::WindowTell),
+        ] {
             if self.probe & bit != 0 {
                 header.cmd = cmd;
                 header.encode(self.outbox.reserve(HEADER_LEN, mtu));
@@ -47,7 +50,9 @@ impl Kcp {
             window = window.min(self.cwnd);
         }
         while diff(self.snd_nxt, self.snd_una.wrapping_add(window)) < 0 {
-            let Some(queued) = self.snd_queue.pop_front() else { break };
+            let Some(queued) = self.snd_queue.pop_front() else {
+                break;
+            };
             self.snd_buf.push_back(InFlight {
                 sn: self.snd_nxt,
                 frg: queued.frg,
@@ -63,8 +68,16 @@ impl Kcp {
             self.in_flight += 1;
         }
 
-        let fast_threshold = if self.config.fast_resend > 0 { self.config.fast_resend } else { u32::MAX };
-        let first_rto_slack = if self.config.nodelay == 0 { self.rx_rto >> 3 } else { 0 };
+        let fast_threshold = if self.config.fast_resend > 0 {
+            self.config.fast_resend
+        } else {
+            u32::MAX
+        };
+        let first_rto_slack = if self.config.nodelay == 0 {
+            self.rx_rto >> 3
+        } else {
+            0
+        };
         let fast_limit = self.config.fast_limit;
         let mut fast_resent = 0u32;
         let mut timed_out = false;

@@ -69,11 +69,15 @@ impl Header {
         let Some((raw, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(InputError::Truncated { len: bytes.len() });
         };
-        let u32_at = |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+        let u32_at =
+            |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
         let len = u32_at(20);
         // ikcp.c rejects a negative (as i32) length the same way as one past the end.
         if len as usize > rest.len() || (len as i32) < 0 {
-            return Err(InputError::BadLength { claimed: len, available: rest.len() });
+            return Err(InputError::BadLength {
+                claimed: len,
+                available: rest.len(),
+            });
         }
         let header = Header {
             conv: u32_at(0),
@@ -92,7 +96,9 @@ impl Header {
 /// Reads the conversation id of a datagram without decoding it, so a server can route
 /// the datagram to its session before handing it over (ikcp_getconv).
 pub fn peek_conv(datagram: &[u8]) -> Option<u32> {
-    datagram.first_chunk::<4>().map(|raw| u32::from_le_bytes(*raw))
+    datagram
+        .first_chunk::<4>()
+        .map(|raw| u32::from_le_bytes(*raw))
 }
 
 #[cfg(test)]
@@ -120,8 +126,8 @@ mod tests {
         assert_eq!(
             out,
             [
-                0x44, 0x33, 0x22, 0x11, 81, 3, 128, 0, 0xef, 0xbe, 0xad, 0xde, 7, 0, 0, 0, 5, 0,
-                0, 0, 2, 0, 0, 0, b'h', b'i'
+                0x44, 0x33, 0x22, 0x11, 81, 3, 128, 0, 0xef, 0xbe, 0xad, 0xde, 7, 0, 0, 0, 5, 0, 0,
+                0, 2, 0, 0, 0, b'h', b'i'
             ]
         );
         let (decoded, payload) = Header::decode(&out).unwrap();
@@ -139,7 +145,10 @@ mod tests {
         );
         assert_eq!(
             Header::decode(&out),
-            Err(InputError::BadLength { claimed: 2, available: 0 })
+            Err(InputError::BadLength {
+                claimed: 2,
+                available: 0
+            })
         );
         out[4] = 99;
         out.extend_from_slice(b"hi");

@@ -26,7 +26,9 @@ impl Kcp {
 
     fn input_segments(&mut self, datagram: &[u8]) -> Result<(), InputError> {
         if datagram.len() < HEADER_LEN {
-            return Err(InputError::Truncated { len: datagram.len() });
+            return Err(InputError::Truncated {
+                len: datagram.len(),
+            });
         }
         let prev_una = self.snd_una;
         // Highest acknowledged sequence number in this datagram, for fast resend.
@@ -35,7 +37,10 @@ impl Kcp {
         let mut rest = datagram;
         while rest.len() >= HEADER_LEN {
             if let Some(conv) = peek_conv(rest).filter(|&conv| conv != self.conv) {
-                return Err(InputError::ConvMismatch { expected: self.conv, got: conv });
+                return Err(InputError::ConvMismatch {
+                    expected: self.conv,
+                    got: conv,
+                });
             }
             let (header, payload) = Header::decode(rest)?;
             rest = &rest[HEADER_LEN + payload.len()..];
@@ -91,7 +96,9 @@ impl Kcp {
             self.flush_requested = true;
         }
         if oversized {
-            return Err(InputError::MessageTooLarge { limit: self.config.max_message_size });
+            return Err(InputError::MessageTooLarge {
+                limit: self.config.max_message_size,
+            });
         }
         Ok(())
     }
@@ -105,7 +112,8 @@ impl Kcp {
             self.rx_rttval = (3 * self.rx_rttval + delta) / 4;
             self.rx_srtt = ((7 * self.rx_srtt + rtt) / 8).max(1);
         }
-        let rto = i64::from(self.rx_srtt) + i64::from(self.interval).max(4 * i64::from(self.rx_rttval));
+        let rto =
+            i64::from(self.rx_srtt) + i64::from(self.interval).max(4 * i64::from(self.rx_rttval));
         self.rx_rto = rto.clamp(i64::from(self.config.min_rto), i64::from(RTO_MAX)) as u32;
     }
 
@@ -128,9 +136,13 @@ impl Kcp {
         if diff(sn, self.snd_una) < 0 || diff(sn, self.snd_nxt) >= 0 {
             return;
         }
-        let Some(front) = self.snd_buf.front() else { return };
+        let Some(front) = self.snd_buf.front() else {
+            return;
+        };
         let index = sn.wrapping_sub(front.sn) as usize;
-        let Some(segment) = self.snd_buf.get_mut(index) else { return };
+        let Some(segment) = self.snd_buf.get_mut(index) else {
+            return;
+        };
         if segment.acked {
             return;
         }
@@ -147,7 +159,10 @@ impl Kcp {
         while self.snd_buf.front().is_some_and(|segment| segment.acked) {
             self.snd_buf.pop_front();
         }
-        self.snd_una = self.snd_buf.front().map_or(self.snd_nxt, |segment| segment.sn);
+        self.snd_una = self
+            .snd_buf
+            .front()
+            .map_or(self.snd_nxt, |segment| segment.sn);
     }
 
     fn count_skips_below(&mut self, max_sn: u32, max_ts: u32) {
@@ -216,7 +231,9 @@ impl Kcp {
     pub(crate) fn move_to_receive_queue(&mut self) -> bool {
         let mut oversized = false;
         while self.nrcv_que < self.rcv_wnd {
-            let Some(Some(_)) = self.rcv_buf.front() else { break };
+            let Some(Some(_)) = self.rcv_buf.front() else {
+                break;
+            };
             let segment = self.rcv_buf.pop_front().flatten().expect("front is filled");
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             oversized |= self.reassemble(segment);

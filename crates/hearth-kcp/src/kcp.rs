@@ -178,7 +178,10 @@ impl Kcp {
     pub fn send(&mut self, mut msg: &[u8]) -> Result<(), SendError> {
         let mss = self.mss;
         if msg.len() > self.config.max_message_size {
-            return Err(SendError::TooLarge { len: msg.len(), limit: self.config.max_message_size });
+            return Err(SendError::TooLarge {
+                len: msg.len(),
+                limit: self.config.max_message_size,
+            });
         }
         if self.config.stream {
             // Top up the last queued segment first, as ikcp.c does.
@@ -209,7 +212,11 @@ impl Kcp {
             let remaining_after = fragments - index - 1;
             // Large messages count down like ikcp.c and saturate: the receiver only
             // looks for the final fragment (0), so any length works.
-            let frg = if self.config.stream { 0 } else { remaining_after.min(255) as u8 };
+            let frg = if self.config.stream {
+                0
+            } else {
+                remaining_after.min(255) as u8
+            };
             self.snd_queue.push_back(Queued { frg, data });
         }
         Ok(())
@@ -267,8 +274,8 @@ impl Kcp {
                 self.ts_flush = now_ms.wrapping_add(self.interval);
             }
         }
-        let resend_due = self.config.exact_rto
-            && self.earliest_resend.is_some_and(|at| diff(now_ms, at) >= 0);
+        let resend_due =
+            self.config.exact_rto && self.earliest_resend.is_some_and(|at| diff(now_ms, at) >= 0);
         if tick || self.flush_requested || resend_due {
             self.flush();
         }

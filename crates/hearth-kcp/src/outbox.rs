@@ -58,7 +58,11 @@ impl Outbox {
         let already_taken = self.drained;
         self.drained = true;
         let ends: &[usize] = if already_taken { &[] } else { &self.ends };
-        Transmits { bytes: &self.bytes, ends, start: 0 }
+        Transmits {
+            bytes: &self.bytes,
+            ends,
+            start: 0,
+        }
     }
 }
 

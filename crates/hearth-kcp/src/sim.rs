@@ -23,7 +23,7 @@ impl SimRng {
 
     /// Uniform in `0..bound` (`bound` > 0).
     pub fn below(&mut self, bound: u32) -> u32 {
-        ((self.next_u64() >> 32) * u64::from(bound) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(bound)) >> 32) as u32
     }
 
     /// True with the given probability in percent.
@@ -42,12 +42,18 @@ struct ShuffleBag {
 
 impl ShuffleBag {
     fn new(size: u32) -> Self {
-        Self { values: (0..size).collect(), left: 0 }
+        Self {
+            values: (0..size).collect(),
+            left: 0,
+        }
     }
 
     fn draw(&mut self, rng: &mut SimRng) -> u32 {
         if self.left == 0 {
-            self.values.iter_mut().zip(0..).for_each(|(value, index)| *value = index);
+            self.values
+                .iter_mut()
+                .zip(0..)
+                .for_each(|(value, index)| *value = index);
             self.left = self.values.len();
         }
         let index = rng.below(self.left as u32) as usize;
@@ -77,7 +83,13 @@ pub struct LatencySimulator {
 impl LatencySimulator {
     /// `round_trip_loss_percent` is halved per direction and the round-trip times
     /// halved into one-way delays, exactly as test.h does.
-    pub fn new(seed: u64, round_trip_loss_percent: u32, rtt_min: u32, rtt_max: u32, queue_limit: usize) -> Self {
+    pub fn new(
+        seed: u64,
+        round_trip_loss_percent: u32,
+        rtt_min: u32,
+        rtt_max: u32,
+        queue_limit: usize,
+    ) -> Self {
         Self {
             rng: SimRng::new(seed),
             one_way_loss_percent: round_trip_loss_percent / 2,

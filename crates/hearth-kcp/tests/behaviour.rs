@@ -6,7 +6,10 @@ use common::{run_until, Link};
 use hearth_kcp::{Command, Config, Header, InputError, Kcp, Profile, SendError};
 
 fn pair(config: Config) -> [Kcp; 2] {
-    [Kcp::new(1, config.clone()).unwrap(), Kcp::new(1, config).unwrap()]
+    [
+        Kcp::new(1, config.clone()).unwrap(),
+        Kcp::new(1, config).unwrap(),
+    ]
 }
 
 fn drain_all(kcp: &mut Kcp) -> Vec<Vec<u8>> {
@@ -18,7 +21,10 @@ fn messages_of_every_size_up_to_the_fragment_limit_arrive_intact() {
     let mut ends = pair(Config::default());
     let mss = Config::default().mss();
     let sizes = [0, 1, mss - 1, mss, mss + 1, 10 * mss, 127 * mss];
-    let sent: Vec<Vec<u8>> = sizes.iter().map(|&n| (0..n).map(|i| (i * 7) as u8).collect()).collect();
+    let sent: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|i| (i * 7) as u8).collect())
+        .collect();
     for msg in &sent {
         ends[0].send(msg).unwrap();
     }
@@ -37,17 +43,34 @@ fn too_many_fragments_is_refused_and_nothing_is_queued() {
     let too_big = vec![0u8; 128 * Config::default().mss()];
     assert!(matches!(
         kcp.send(&too_big),
-        Err(SendError::TooManyFragments { fragments: 128, limit: 127, .. })
+        Err(SendError::TooManyFragments {
+            fragments: 128,
+            limit: 127,
+            ..
+        })
     ));
     assert_eq!(kcp.waiting_to_send(), 0);
-    let config = Config { max_message_size: 1000, large_messages: true, ..Config::default() };
+    let config = Config {
+        max_message_size: 1000,
+        large_messages: true,
+        ..Config::default()
+    };
     let mut kcp = Kcp::new(1, config).unwrap();
-    assert_eq!(kcp.send(&[0; 1001]), Err(SendError::TooLarge { len: 1001, limit: 1000 }));
+    assert_eq!(
+        kcp.send(&[0; 1001]),
+        Err(SendError::TooLarge {
+            len: 1001,
+            limit: 1000
+        })
+    );
 }
 
 #[test]
 fn large_messages_cross_a_lossy_link_when_both_sides_opt_in() {
-    let config = Config { large_messages: true, ..Config::profile(Profile::Fast) };
+    let config = Config {
+        large_messages: true,
+        ..Config::profile(Profile::Fast)
+    };
     let mut ends = pair(config);
     // 1000 fragments: eight times ikcp.c's limit and larger than the receive window.
     let big: Vec<u8> = (0..1000 * 1376).map(|i: usize| (i % 251) as u8).collect();
@@ -68,25 +91,56 @@ fn large_messages_cross_a_lossy_link_when_both_sides_opt_in() {
 fn bad_datagrams_get_typed_errors_counters_and_change_nothing() {
     let mut kcp = Kcp::new(7, Config::default()).unwrap();
     let mut good = Vec::new();
-    Header { conv: 7, cmd: Command::Push, frg: 0, wnd: 128, ts: 0, sn: 0, una: 0, len: 3 }.encode(&mut good);
+    Header {
+        conv: 7,
+        cmd: Command::Push,
+        frg: 0,
+        wnd: 128,
+        ts: 0,
+        sn: 0,
+        una: 0,
+        len: 3,
+    }
+    .encode(&mut good);
     good.extend_from_slice(b"abc");
 
-    assert_eq!(kcp.input(&good[..23]), Err(InputError::Truncated { len: 23 }));
+    assert_eq!(
+        kcp.input(&good[..23]),
+        Err(InputError::Truncated { len: 23 })
+    );
     let mut wrong_conv = good.clone();
     wrong_conv[0] = 8;
-    assert_eq!(kcp.input(&wrong_conv), Err(InputError::ConvMismatch { expected: 7, got: 8 }));
+    assert_eq!(
+        kcp.input(&wrong_conv),
+        Err(InputError::ConvMismatch {
+            expected: 7,
+            got: 8
+        })
+    );
     assert_eq!(
         kcp.input(&good[..26]),
-        Err(InputError::BadLength { claimed: 3, available: 2 })
+        Err(InputError::BadLength {
+            claimed: 3,
+            available: 2
+        })
     );
     let mut unknown = good.clone();
     unknown[4] = 0;
     assert_eq!(kcp.input(&unknown), Err(InputError::UnknownCommand(0)));
-    assert_eq!(kcp.recv(), None, "nothing from a refused datagram is delivered");
+    assert_eq!(
+        kcp.recv(),
+        None,
+        "nothing from a refused datagram is delivered"
+    );
 
     let stats = kcp.stats();
     assert_eq!(
-        (stats.rejected_truncated, stats.rejected_conv, stats.rejected_length, stats.rejected_command),
+        (
+            stats.rejected_truncated,
+            stats.rejected_conv,
+            stats.rejected_length,
+            stats.rejected_command
+        ),
         (1, 1, 1, 1)
     );
     kcp.input(&good).unwrap();
@@ -95,8 +149,15 @@ fn bad_datagrams_get_typed_errors_counters_and_change_nothing() {
 
 #[test]
 fn an_oversized_incoming_message_is_discarded_and_the_session_goes_on() {
-    let sender = Config { large_messages: true, ..Config::default() };
-    let receiver = Config { large_messages: true, max_message_size: 5000, ..Config::default() };
+    let sender = Config {
+        large_messages: true,
+        ..Config::default()
+    };
+    let receiver = Config {
+        large_messages: true,
+        max_message_size: 5000,
+        ..Config::default()
+    };
     let mut ends = [Kcp::new(1, sender).unwrap(), Kcp::new(1, receiver).unwrap()];
     ends[0].send(&vec![1u8; 20_000]).unwrap();
     ends[0].send(b"small").unwrap();
@@ -126,12 +187,16 @@ fn an_oversized_incoming_message_is_discarded_and_the_session_goes_on() {
 
 #[test]
 fn a_silent_peer_is_declared_dead_after_dead_link_transmissions() {
-    let config = Config { dead_link: 5, ..Config::profile(Profile::Fast) };
+    let config = Config {
+        dead_link: 5,
+        ..Config::profile(Profile::Fast)
+    };
     let mut ends = pair(config);
     let mut link = Link::perfect();
     link.cut[0] = true;
     ends[0].send(b"anyone?").unwrap();
-    let died_at = run_until(&mut link, &mut ends, 0, 60_000, |ends| ends[0].is_dead()).expect("dead");
+    let died_at =
+        run_until(&mut link, &mut ends, 0, 60_000, |ends| ends[0].is_dead()).expect("dead");
     assert!(died_at < 5_000, "took {died_at} ms");
     let stats = ends[0].stats();
     assert_eq!(stats.lost_segments, 4, "four timeouts after the first send");
@@ -143,7 +208,10 @@ fn exact_rto_retransmits_at_the_deadline_not_the_next_tick() {
     // 100 ms tick. First RTO 200 + 200/8 = 225 ms: ikcp.c resends at the 400 ms tick,
     // Hearth at 325 ms.
     for (exact, expected) in [(true, 325), (false, 400)] {
-        let config = Config { exact_rto: exact, ..Config::default() };
+        let config = Config {
+            exact_rto: exact,
+            ..Config::default()
+        };
         let mut ends = pair(config);
         let mut link = Link::perfect();
         link.cut[0] = true;
@@ -162,7 +230,10 @@ fn exact_rto_retransmits_at_the_deadline_not_the_next_tick() {
 #[test]
 fn immediate_ack_answers_at_the_next_update_not_the_next_tick() {
     for (immediate, expected) in [(true, 1), (false, 100)] {
-        let config = Config { immediate_ack: immediate, ..Config::default() };
+        let config = Config {
+            immediate_ack: immediate,
+            ..Config::default()
+        };
         let mut ends = pair(config);
         for end in ends.iter_mut() {
             end.update(0);
@@ -184,15 +255,21 @@ fn immediate_ack_answers_at_the_next_update_not_the_next_tick() {
 
 #[test]
 fn a_closed_window_is_probed_and_reopens_when_the_reader_catches_up() {
-    let config = Config { send_window: 256, receive_window: 128, ..Config::profile(Profile::Normal) };
+    let config = Config {
+        send_window: 256,
+        receive_window: 128,
+        ..Config::profile(Profile::Normal)
+    };
     let mut ends = pair(config);
     let mut link = Link::perfect();
     for i in 0..300u32 {
         ends[0].send(&i.to_le_bytes()).unwrap();
     }
     // The receiver reads nothing: after 128 segments its window is shut.
-    run_until(&mut link, &mut ends, 0, 5_000, |ends| ends[0].stats().remote_window == 0)
-        .expect("window closes");
+    run_until(&mut link, &mut ends, 0, 5_000, |ends| {
+        ends[0].stats().remote_window == 0
+    })
+    .expect("window closes");
     assert_eq!(ends[1].stats().receive_window_free, 0);
     let got = drain_all(&mut ends[1]);
     assert_eq!(got.len(), 128);
@@ -208,13 +285,19 @@ fn a_closed_window_is_probed_and_reopens_when_the_reader_catches_up() {
 
 #[test]
 fn a_lost_window_update_is_recovered_by_probing() {
-    let config = Config { send_window: 256, ..Config::profile(Profile::Normal) };
+    let config = Config {
+        send_window: 256,
+        ..Config::profile(Profile::Normal)
+    };
     let mut ends = pair(config);
     let mut link = Link::perfect();
     for i in 0..200u32 {
         ends[0].send(&i.to_le_bytes()).unwrap();
     }
-    run_until(&mut link, &mut ends, 0, 5_000, |ends| ends[0].stats().remote_window == 0).unwrap();
+    run_until(&mut link, &mut ends, 0, 5_000, |ends| {
+        ends[0].stats().remote_window == 0
+    })
+    .unwrap();
     // The reader catches up while the link back is cut: the WINS is lost.
     link.cut[1] = true;
     let first = drain_all(&mut ends[1]);
@@ -229,12 +312,18 @@ fn a_lost_window_update_is_recovered_by_probing() {
     });
     // The sender probes after 7 s (ikcp.c's PROBE_INIT) and learns the window.
     let done = done.expect("probe reopens the window");
-    assert!((5_000 + 7_000..5_000 + 20_000).contains(&done), "reopened at {done}");
+    assert!(
+        (5_000 + 7_000..5_000 + 20_000).contains(&done),
+        "reopened at {done}"
+    );
 }
 
 #[test]
 fn stream_mode_coalesces_small_writes() {
-    let config = Config { stream: true, ..Config::default() };
+    let config = Config {
+        stream: true,
+        ..Config::default()
+    };
     let mut ends = pair(config);
     for _ in 0..100 {
         ends[0].send(b"0123456789").unwrap();
@@ -248,7 +337,11 @@ fn stream_mode_coalesces_small_writes() {
     })
     .unwrap();
     assert_eq!(bytes, b"0123456789".repeat(100));
-    assert_eq!(ends[0].stats().segments_sent, 1, "1000 bytes fit one 1376-byte segment");
+    assert_eq!(
+        ends[0].stats().segments_sent,
+        1,
+        "1000 bytes fit one 1376-byte segment"
+    );
 }
 
 #[test]
@@ -274,7 +367,11 @@ fn statistics_track_loss_and_round_trip_time() {
     assert!(stats.retransmits > 50, "{stats:?}");
     assert!(stats.fast_retransmits > 0, "{stats:?}");
     assert_eq!(stats.segments_sent, 500);
-    assert!(stats.srtt_ms <= 5, "zero-delay link, srtt {}", stats.srtt_ms);
+    assert!(
+        stats.srtt_ms <= 5,
+        "zero-delay link, srtt {}",
+        stats.srtt_ms
+    );
     assert!(stats.datagrams_out > 0 && stats.bytes_out > 0);
 }
 

@@ -44,11 +44,16 @@ impl std::fmt::Display for Report {
 impl Report {
     fn from_rtts(count: u32, mut rtts: Vec<u32>) -> Self {
         rtts.sort_unstable();
-        let percentile = |p: usize| rtts.get((rtts.len() * p / 100).min(rtts.len().saturating_sub(1))).copied().unwrap_or(0);
+        let percentile = |p: usize| {
+            rtts.get((rtts.len() * p / 100).min(rtts.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
         Self {
             count,
             lost: count - rtts.len() as u32,
-            avg_ms: (rtts.iter().map(|&r| u64::from(r)).sum::<u64>() / rtts.len().max(1) as u64) as u32,
+            avg_ms: (rtts.iter().map(|&r| u64::from(r)).sum::<u64>() / rtts.len().max(1) as u64)
+                as u32,
             p50_ms: percentile(50),
             p99_ms: percentile(99),
             max_ms: rtts.last().copied().unwrap_or(0),
@@ -59,9 +64,16 @@ impl Report {
 /// Runs the plan against `server`. Fails on the first byte that differs; a run that
 /// times out returns its report with `lost > 0`.
 pub fn run(server: SocketAddr, args: &KcpArgs, plan: &ClientPlan) -> anyhow::Result<Report> {
-    let local: SocketAddr = if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" }.parse()?;
+    let local: SocketAddr = if server.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    }
+    .parse()?;
     let socket = UdpSocket::bind(local).context("binding client socket")?;
-    socket.connect(server).with_context(|| format!("connecting to {server}"))?;
+    socket
+        .connect(server)
+        .with_context(|| format!("connecting to {server}"))?;
     let mut kcp = Kcp::new(args.conv, args.config())?;
     let clock = Clock::start();
     let mut sent_at: VecDeque<u32> = VecDeque::new();

@@ -71,7 +71,12 @@ struct PlanArgs {
 
 impl PlanArgs {
     fn plan(&self) -> ClientPlan {
-        ClientPlan { count: self.count, size: self.size, window: self.window, timeout_ms: self.timeout * 1000 }
+        ClientPlan {
+            count: self.count,
+            size: self.size,
+            window: self.window,
+            timeout_ms: self.timeout * 1000,
+        }
     }
 }
 
@@ -79,7 +84,10 @@ fn run_client(addr: SocketAddr, kcp: &KcpArgs, plan: &PlanArgs) -> anyhow::Resul
     let report = client::run(addr, kcp, &plan.plan())?;
     println!("{report}");
     if report.lost > 0 {
-        eprintln!("kcp-peer client: {} of {} messages not echoed in time", report.lost, report.count);
+        eprintln!(
+            "kcp-peer client: {} of {} messages not echoed in time",
+            report.lost, report.count
+        );
     }
     Ok(report.lost == 0)
 }
@@ -87,14 +95,27 @@ fn run_client(addr: SocketAddr, kcp: &KcpArgs, plan: &PlanArgs) -> anyhow::Resul
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Server { addr, kcp } => server::bind(addr).and_then(|socket| server::serve(socket, &kcp)).map(|()| true),
+        Command::Server { addr, kcp } => server::bind(addr)
+            .and_then(|socket| server::serve(socket, &kcp))
+            .map(|()| true),
         Command::Client { addr, kcp, plan } => run_client(addr, &kcp, &plan),
-        Command::Relay { upstream, loss, seed } => (|| {
+        Command::Relay {
+            upstream,
+            loss,
+            seed,
+        } => (|| {
             let relay = LossyRelay::spawn(upstream, loss, seed)?;
-            eprintln!("kcp-peer relay: echoing on {} -> {upstream}, dropping {loss}%", relay.addr);
+            eprintln!(
+                "kcp-peer relay: echoing on {} -> {upstream}, dropping {loss}%",
+                relay.addr
+            );
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(5));
-                eprintln!("forwarded {} dropped {}", relay.forwarded(), relay.dropped());
+                eprintln!(
+                    "forwarded {} dropped {}",
+                    relay.forwarded(),
+                    relay.dropped()
+                );
             }
         })(),
         Command::Demo { kcp, plan, loss } => (|| {
@@ -105,7 +126,11 @@ fn main() -> ExitCode {
             let relay = LossyRelay::spawn(server_addr, loss, 1)?;
             println!("server on {server_addr}, client through a relay dropping {loss}% each way");
             let ok = run_client(relay.addr, &kcp, &plan)?;
-            println!("relay: {} datagrams forwarded, {} dropped", relay.forwarded(), relay.dropped());
+            println!(
+                "relay: {} datagrams forwarded, {} dropped",
+                relay.forwarded(),
+                relay.dropped()
+            );
             Ok(ok)
         })(),
     };

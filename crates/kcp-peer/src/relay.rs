@@ -63,7 +63,13 @@ impl LossyRelay {
                 }
             })
         };
-        Ok(Self { addr, stop, dropped, forwarded, thread: Some(thread) })
+        Ok(Self {
+            addr,
+            stop,
+            dropped,
+            forwarded,
+            thread: Some(thread),
+        })
     }
 
     pub fn dropped(&self) -> u64 {

@@ -26,7 +26,11 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<UdpSocket> {
 /// Serves until an IO error; sessions are keyed by peer address and conversation.
 pub fn serve(socket: UdpSocket, args: &KcpArgs) -> anyhow::Result<()> {
     let config = args.config();
-    eprintln!("kcp-peer server: echoing on {} (profile {:?})", socket.local_addr()?, args.profile);
+    eprintln!(
+        "kcp-peer server: echoing on {} (profile {:?})",
+        socket.local_addr()?,
+        args.profile
+    );
     let clock = Clock::start();
     let mut sessions: HashMap<(SocketAddr, u32), Session> = HashMap::new();
     let mut buffer = vec![0u8; 65_536];
@@ -34,7 +38,9 @@ pub fn serve(socket: UdpSocket, args: &KcpArgs) -> anyhow::Result<()> {
     let mut rejected = 0u64;
     loop {
         let deadline = sessions.values().map(|s| s.kcp.check(clock.now_ms())).min();
-        socket.set_read_timeout(Some(clock.wait_until(deadline.unwrap_or(clock.now_ms() + 10))))?;
+        socket.set_read_timeout(Some(
+            clock.wait_until(deadline.unwrap_or(clock.now_ms() + 10)),
+        ))?;
         let now = clock.now_ms();
         match socket.recv_from(&mut buffer) {
             Ok((len, from)) => {
@@ -79,5 +85,8 @@ pub fn serve(socket: UdpSocket, args: &KcpArgs) -> anyhow::Result<()> {
 }
 
 pub fn is_timeout(error: &std::io::Error) -> bool {
-    matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

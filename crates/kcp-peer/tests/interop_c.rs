@@ -50,12 +50,19 @@ impl Drop for Peer {
 }
 
 fn free_port() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// Starts a server process and waits for its "echoing on" line.
 fn start_server(mut command: Command) -> Peer {
-    let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn server");
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn server");
     let stderr = child.stderr.take().unwrap();
     let (ready, wait) = mpsc::channel();
     std::thread::spawn(move || {
@@ -66,7 +73,8 @@ fn start_server(mut command: Command) -> Peer {
             eprintln!("[server] {line}");
         }
     });
-    wait.recv_timeout(Duration::from_secs(20)).expect("server did not start");
+    wait.recv_timeout(Duration::from_secs(20))
+        .expect("server did not start");
     Peer(child)
 }
 
@@ -85,7 +93,15 @@ fn hearth_server(addr: SocketAddr, profile: &str) -> Peer {
 }
 
 fn args(conv: u32, profile: Profile) -> KcpArgs {
-    KcpArgs { conv, profile, mtu: None, sndwnd: None, rcvwnd: None, stream: false, large: false }
+    KcpArgs {
+        conv,
+        profile,
+        mtu: None,
+        sndwnd: None,
+        rcvwnd: None,
+        stream: false,
+        large: false,
+    }
 }
 
 /// 127 fragments of 1376 bytes: the largest message ikcp.c accepts at MTU 1400.
@@ -93,8 +109,24 @@ const LARGEST: usize = (REFERENCE_FRAGMENT_LIMIT - 1) * 1376;
 
 fn plans() -> [(&'static str, ClientPlan); 2] {
     [
-        ("small", ClientPlan { count: 200, size: 48, window: 8, timeout_ms: 60_000 }),
-        ("127 fragments", ClientPlan { count: 4, size: LARGEST, window: 1, timeout_ms: 60_000 }),
+        (
+            "small",
+            ClientPlan {
+                count: 200,
+                size: 48,
+                window: 8,
+                timeout_ms: 60_000,
+            },
+        ),
+        (
+            "127 fragments",
+            ClientPlan {
+                count: 4,
+                size: LARGEST,
+                window: 1,
+                timeout_ms: 60_000,
+            },
+        ),
     ]
 }
 
@@ -116,14 +148,33 @@ fn c_client_against(server: SocketAddr, profile: &str, conv: u32) {
         let output = Command::new(python())
             .arg(workspace().join("tools/kcp_ref_peer.py"))
             .args(["client", &server.to_string(), "--profile", profile])
-            .args(["--conv", &conv.to_string(), "--count", &plan.count.to_string()])
-            .args(["--size", &plan.size.to_string(), "--window", &plan.window.to_string()])
+            .args([
+                "--conv",
+                &conv.to_string(),
+                "--count",
+                &plan.count.to_string(),
+            ])
+            .args([
+                "--size",
+                &plan.size.to_string(),
+                "--window",
+                &plan.window.to_string(),
+            ])
             .output()
             .expect("run C client");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        eprintln!("C client, {profile}, {name}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "C client {profile} {name} failed: {stdout}");
-        assert!(stdout.contains(&format!("count={} lost=0", plan.count)), "{stdout}");
+        eprintln!(
+            "C client, {profile}, {name}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "C client {profile} {name} failed: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("count={} lost=0", plan.count)),
+            "{stdout}"
+        );
     }
 }
 

@@ -1,4 +1,8 @@
 //! A perfect or lossy in-memory link between two engines, stepping simulated time.
+
+// Two ends indexed by side, each reaching the other as `1 - side`.
+#![allow(clippy::needless_range_loop)]
+// Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
 use hearth_kcp::sim::SimRng;
@@ -38,17 +42,27 @@ impl Link {
     pub fn carry(&mut self, ends: &mut [Kcp; 2], now: u32) -> [usize; 2] {
         let mut emitted = [0, 0];
         for side in 0..2 {
-            let datagrams: Vec<Vec<u8>> = ends[side].drain_transmits().map(<[u8]>::to_vec).collect();
+            let datagrams: Vec<Vec<u8>> =
+                ends[side].drain_transmits().map(<[u8]>::to_vec).collect();
             emitted[side] = datagrams.len();
             for datagram in datagrams {
                 if self.cut[side] || self.rng.percent(self.loss_percent) {
                     continue;
                 }
-                let copies = if self.rng.percent(self.duplicate_percent) { 2 } else { 1 };
+                let copies = if self.rng.percent(self.duplicate_percent) {
+                    2
+                } else {
+                    1
+                };
                 for _ in 0..copies {
-                    let delay = if self.max_delay == 0 { 0 } else { self.rng.below(self.max_delay + 1) };
+                    let delay = if self.max_delay == 0 {
+                        0
+                    } else {
+                        self.rng.below(self.max_delay + 1)
+                    };
                     self.serial += 1;
-                    self.in_transit.push((now + delay, self.serial, 1 - side, datagram.clone()));
+                    self.in_transit
+                        .push((now + delay, self.serial, 1 - side, datagram.clone()));
                 }
             }
         }
@@ -60,8 +74,13 @@ impl Link {
         if self.in_transit.is_empty() {
             return;
         }
-        self.in_transit.sort_by_key(|&(at, serial, _, _)| (at, serial));
-        let due = self.in_transit.iter().take_while(|(at, ..)| *at <= now).count();
+        self.in_transit
+            .sort_by_key(|&(at, serial, _, _)| (at, serial));
+        let due = self
+            .in_transit
+            .iter()
+            .take_while(|(at, ..)| *at <= now)
+            .count();
         for (_, _, to, datagram) in self.in_transit.drain(..due) {
             ends[to].input(&datagram).expect("well-formed datagram");
         }
