@@ -104,16 +104,22 @@ impl Kcp {
     }
 
     fn sample_rtt(&mut self, rtt: i32) {
-        if self.rx_srtt == 0 {
-            self.rx_srtt = rtt;
-            self.rx_rttval = rtt / 2;
+        // ikcp.c's arithmetic, widened: a forged ack echoing a timestamp from long ago
+        // overflows i32 there (undefined behaviour in C); identical results otherwise.
+        let rtt = i64::from(rtt);
+        let (mut srtt, mut rttval) = (i64::from(self.rx_srtt), i64::from(self.rx_rttval));
+        if srtt == 0 {
+            srtt = rtt;
+            rttval = rtt / 2;
         } else {
-            let delta = (rtt - self.rx_srtt).abs();
-            self.rx_rttval = (3 * self.rx_rttval + delta) / 4;
-            self.rx_srtt = ((7 * self.rx_srtt + rtt) / 8).max(1);
+            let delta = (rtt - srtt).abs();
+            rttval = (3 * rttval + delta) / 4;
+            srtt = ((7 * srtt + rtt) / 8).max(1);
         }
-        let rto =
-            i64::from(self.rx_srtt) + i64::from(self.interval).max(4 * i64::from(self.rx_rttval));
+        let saturate = |value: i64| value.clamp(0, i64::from(i32::MAX)) as i32;
+        self.rx_srtt = saturate(srtt);
+        self.rx_rttval = saturate(rttval);
+        let rto = srtt + i64::from(self.interval).max(4 * rttval);
         self.rx_rto = rto.clamp(i64::from(self.config.min_rto), i64::from(RTO_MAX)) as u32;
     }
 

@@ -396,3 +396,27 @@ fn check_never_sleeps_past_the_next_deadline() {
         kcp.update(now);
     }
 }
+
+#[test]
+fn an_ack_echoing_an_ancient_timestamp_cannot_overflow_the_rtt_estimate() {
+    // Found by the fuzzer: rtt = now - ts close to 2^31 overflowed `7 * srtt + rtt`.
+    let mut kcp = Kcp::new(1, Config::default()).unwrap();
+    kcp.update(0x7fff_0000);
+    for ts in [0, 1, 0x8000_0000, 5] {
+        let mut ack = Vec::new();
+        Header {
+            conv: 1,
+            cmd: Command::Ack,
+            frg: 0,
+            wnd: 128,
+            ts,
+            sn: 0,
+            una: 0,
+            len: 0,
+        }
+        .encode(&mut ack);
+        kcp.input(&ack).unwrap();
+    }
+    let stats = kcp.stats();
+    assert!(stats.rto_ms <= 60_000, "{stats:?}");
+}
