@@ -3,6 +3,10 @@
 use crate::header::{Command, Header, HEADER_LEN};
 use crate::kcp::{diff, InFlight, Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT, THRESH_MIN};
 
+/// Largest per-segment timeout: well inside the range where wrapping time comparisons
+/// still order correctly (about 12 days).
+const SEGMENT_RTO_CAP: u32 = 1 << 30;
+
 impl Kcp {
     /// Writes everything that is due into the outbox, packing segments into datagrams
     /// of at most `mtu` bytes in ikcp.c's order: acks, probes, data.
@@ -90,11 +94,14 @@ impl Kcp {
                 self.stats.segments_sent += 1;
                 true
             } else if diff(current, segment.resend_at) >= 0 {
-                segment.rto += match self.config.nodelay {
+                let growth = match self.config.nodelay {
                     0 => segment.rto.max(self.rx_rto),
                     1 => segment.rto / 2,
                     _ => self.rx_rto / 2,
                 };
+                // ikcp.c lets this wrap after ~16 timeouts and then resends at every
+                // flush; capping keeps deadlines meaningful on a long-dead link.
+                segment.rto = segment.rto.saturating_add(growth).min(SEGMENT_RTO_CAP);
                 segment.resend_at = current.wrapping_add(segment.rto);
                 timed_out = true;
                 self.stats.retransmits += 1;

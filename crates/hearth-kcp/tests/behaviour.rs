@@ -420,3 +420,42 @@ fn an_ack_echoing_an_ancient_timestamp_cannot_overflow_the_rtt_estimate() {
     let stats = kcp.stats();
     assert!(stats.rto_ms <= 60_000, "{stats:?}");
 }
+
+#[test]
+fn a_link_dead_for_weeks_keeps_sane_retransmission_deadlines() {
+    // The longest interval, so that walking weeks of simulated time stays quick.
+    let mut kcp = Kcp::new(
+        1,
+        Config {
+            interval: 5000,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    kcp.update(0);
+    kcp.send(b"lost forever").unwrap();
+    let (mut now, mut elapsed) = (0u32, 0u64);
+    let mut send_times = Vec::new();
+    // Jump from deadline to deadline through 40 timeouts, RTO doubling each time; the
+    // wrapping millisecond clock goes round several times.
+    while send_times.len() < 40 {
+        let next = kcp.check(now);
+        let step = next.wrapping_sub(now).max(1);
+        now = now.wrapping_add(step);
+        elapsed += u64::from(step);
+        kcp.update(now);
+        if kcp.drain_transmits().count() > 0 {
+            send_times.push(elapsed);
+        }
+    }
+    let gaps: Vec<u64> = send_times
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .collect();
+    // A wrapped timeout would resend at every tick: gaps must keep growing to the cap.
+    for pair in gaps[10..].windows(2) {
+        assert!(pair[1] >= pair[0], "gaps shrank: {gaps:?}");
+    }
+    assert!(*gaps.last().unwrap() <= (1 << 30) + 100, "{gaps:?}");
+    assert!(kcp.is_dead());
+}
