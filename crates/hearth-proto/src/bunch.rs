@@ -2,8 +2,9 @@
 //! carries open/close/reliable/partial flags, a sequence number and a payload.
 //! Reliable bunches carry the session-wide reliable sequence number, which is
 //! what lets the same messages survive a change of link; unreliable bunches
-//! carry their channel's own sequence, used for sequenced delivery and to
-//! keep the parts of a partial message together.
+//! carry their channel's own message sequence (all parts of one message share
+//! it), used for sequenced delivery. Parts of a partial message also carry
+//! their index, so unreliable parts can be reassembled in any order.
 
 use crate::codec::{DecodeError, Reader, Writer};
 
@@ -82,6 +83,8 @@ pub struct Bunch<'a> {
     pub flags: u8,
     pub channel: u16,
     pub sequence: u64,
+    /// Index of this part within its message; present on the wire only with PARTIAL.
+    pub part: u32,
     /// Present exactly when the OPEN flag is set.
     pub open: Option<(ChannelKind, Delivery)>,
     pub payload: &'a [u8],
@@ -96,6 +99,9 @@ impl<'a> Bunch<'a> {
         out.put_u8(self.flags);
         out.put_varint(u64::from(self.channel));
         out.put_varint(self.sequence);
+        if self.is(flags::PARTIAL) {
+            out.put_varint(u64::from(self.part));
+        }
         if let Some((kind, delivery)) = self.open {
             out.put_u8(kind as u8);
             out.put_u8(delivery as u8);
@@ -108,6 +114,11 @@ impl<'a> Bunch<'a> {
         use crate::codec::varint_len;
         1 + varint_len(u64::from(self.channel))
             + varint_len(self.sequence)
+            + if self.is(flags::PARTIAL) {
+                varint_len(u64::from(self.part))
+            } else {
+                0
+            }
             + if self.open.is_some() { 2 } else { 0 }
             + varint_len(self.payload.len() as u64)
             + self.payload.len()
@@ -127,6 +138,12 @@ impl<'a> Bunch<'a> {
             return Err(DecodeError::OutOfRange("bunch channel"));
         }
         let sequence = reader.varint("bunch sequence")?;
+        let part = if flags & flags::PARTIAL != 0 {
+            let part = reader.varint("bunch part index")?;
+            u32::try_from(part).map_err(|_| DecodeError::OutOfRange("bunch part index"))?
+        } else {
+            0
+        };
         let open = if flags & flags::OPEN != 0 {
             let kind = ChannelKind::from_u8(reader.u8("channel kind")?)?;
             let delivery = Delivery::from_u8(reader.u8("delivery mode")?)?;
@@ -139,6 +156,7 @@ impl<'a> Bunch<'a> {
             flags,
             channel: channel as u16,
             sequence,
+            part,
             open,
             payload,
         })
@@ -164,6 +182,7 @@ mod tests {
                 flags: 0,
                 channel: 0,
                 sequence: 0,
+                part: 0,
                 open: None,
                 payload: b"",
             },
@@ -171,6 +190,7 @@ mod tests {
                 flags: flags::OPEN | flags::RELIABLE,
                 channel: MAX_CHANNELS,
                 sequence: u64::MAX,
+                part: 0,
                 open: Some((ChannelKind::Voice, Delivery::UnreliableSequenced)),
                 payload: b"hello",
             },
@@ -178,6 +198,7 @@ mod tests {
                 flags: flags::PARTIAL | flags::PARTIAL_FINAL,
                 channel: 300,
                 sequence: 1 << 20,
+                part: 70_000,
                 open: None,
                 payload: &[1; 1000],
             },
@@ -197,6 +218,7 @@ mod tests {
             flags: 0,
             channel: 1,
             sequence: 1,
+            part: 0,
             open: None,
             payload: b"x",
         }

@@ -234,8 +234,10 @@ impl Client {
         };
         match packet {
             HandshakePacket::Challenge { version, cookie } if version == PROTOCOL_VERSION => {
-                let Some(handshake) = self.handshake.as_mut() else {
-                    return self.session.stats.drops.add(DropReason::Unexpected);
+                let Some(handshake) = self.handshake.as_mut().filter(|h| h.cookie.is_none()) else {
+                    // Answered already (a duplicate, or the answer to a resent
+                    // Initial): a second Response would make a second session.
+                    return self.session.stats.drops.add(DropReason::Duplicate);
                 };
                 let proof = match handshake.mode {
                     Mode::New => [0; 32],

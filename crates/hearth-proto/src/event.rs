@@ -93,6 +93,22 @@ impl CloseReason {
         }
     }
 
+    /// The text sent to the peer with the code: the bare reason where there is
+    /// one (the peer adds its own framing), else the description.
+    pub fn wire_text(&self) -> String {
+        match self {
+            CloseReason::ClosedByPeer { reason, .. } | CloseReason::Kicked { reason } => {
+                reason.clone()
+            }
+            CloseReason::VersionMismatch(why)
+            | CloseReason::ProtocolError(why)
+            | CloseReason::LoginRefused(why)
+            | CloseReason::LoginTimeout(why)
+            | CloseReason::HandshakeRejected(why) => why.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Interprets a code and text received from the peer.
     pub fn from_peer(code: u16, reason: &str) -> Self {
         match code {

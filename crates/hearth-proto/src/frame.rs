@@ -192,6 +192,7 @@ mod tests {
                 flags: flags::RELIABLE,
                 channel: 2,
                 sequence: 9,
+                part: 0,
                 open: None,
                 payload: b"hi",
             }),

@@ -30,6 +30,9 @@ pub enum Role {
 pub struct Liveness {
     pub last_received: Instant,
     pub last_sent: Instant,
+    /// Heartbeats go out every interval whatever else is sent, so both ends
+    /// measure round trips and hear each other at a known rate.
+    pub last_ping: Instant,
     pub ping_due: bool,
     /// Heartbeat timestamps to echo, newest last.
     pub pongs: Vec<u32>,
@@ -43,6 +46,7 @@ impl Liveness {
         Self {
             last_received: now,
             last_sent: now,
+            last_ping: now,
             ping_due: false,
             pongs: Vec::new(),
             queue: VecDeque::new(),

@@ -1,16 +1,23 @@
-//! Partial bunches: messages larger than one packet travel as a run of
-//! consecutive bunches (initial, middle..., final) and are rebuilt here, with
-//! a limit per message and a memory budget per connection.
+//! Partial bunches: messages larger than one packet travel as parts (the
+//! first flagged PARTIAL_INITIAL, the last PARTIAL_FINAL, each with its index)
+//! and are rebuilt here. Unreliable parts may arrive in any order, so parts are
+//! kept by index; a message whose parts do not all arrive is evicted (counted)
+//! once newer messages push it out. Memory is bounded per message and per
+//! connection.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::bunch::{flags, Bunch};
 use crate::stats::DropReason;
 
+/// Unfinished messages kept per channel lane before the oldest is given up.
+pub const MAX_PARTIALS_PER_LANE: usize = 32;
+
+#[derive(Default)]
 struct Partial {
-    first_sequence: u64,
-    next_sequence: u64,
-    data: Vec<u8>,
+    parts: BTreeMap<u32, Vec<u8>>,
+    bytes: usize,
+    final_index: Option<u32>,
     /// Too large or out of budget: swallow the remaining parts.
     discarding: bool,
 }
@@ -19,14 +26,16 @@ struct Partial {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Message {
     pub channel: u16,
-    /// Sequence of the message's first bunch (for sequenced delivery).
+    /// Sequence of the message (its first bunch), for sequenced delivery.
     pub sequence: u64,
     pub payload: Vec<u8>,
 }
 
+/// (channel, reliable): the two lanes of a channel never mix.
+type Lane = (u16, bool);
+
 pub struct Reassembly {
-    /// Keyed by (channel, reliable): the two lanes of a channel never mix.
-    partials: HashMap<(u16, bool), Partial>,
+    partials: HashMap<Lane, BTreeMap<u64, Partial>>,
     bytes: usize,
     max_message: usize,
     max_bytes: usize,
@@ -49,9 +58,8 @@ impl Reassembly {
     /// Feeds one bunch; returns a whole message when one completes, and the
     /// reason when something had to be dropped.
     pub fn accept(&mut self, bunch: &Bunch) -> (Option<Message>, Option<DropReason>) {
-        let lane = (bunch.channel, bunch.is(flags::RELIABLE));
+        let reliable = bunch.is(flags::RELIABLE);
         if !bunch.is(flags::PARTIAL) {
-            let dropped = self.abandon(lane);
             if bunch.payload.len() > self.max_message {
                 return (None, Some(DropReason::MessageTooLarge));
             }
@@ -60,81 +68,110 @@ impl Reassembly {
                 sequence: bunch.sequence,
                 payload: bunch.payload.to_vec(),
             };
-            return (Some(message), dropped);
+            return (Some(message), None);
         }
-        let mut dropped = None;
-        if bunch.is(flags::PARTIAL_INITIAL) {
-            dropped = self.abandon(lane);
-            self.partials.insert(
-                lane,
-                Partial {
-                    first_sequence: bunch.sequence,
-                    next_sequence: bunch.sequence,
-                    data: Vec::new(),
-                    discarding: false,
-                },
-            );
-        }
-        let Some(partial) = self.partials.get_mut(&lane) else {
-            // A middle or final part whose beginning was lost.
-            return (None, Some(DropReason::PartialIncomplete));
+        // Reliable parts each take a session sequence number; unreliable parts
+        // share their message's.
+        let message_sequence = if reliable {
+            match bunch.sequence.checked_sub(u64::from(bunch.part)) {
+                Some(first) => first,
+                None => return (None, Some(DropReason::Malformed)),
+            }
+        } else {
+            bunch.sequence
         };
-        if bunch.sequence != partial.next_sequence {
-            self.abandon(lane);
-            return (None, Some(DropReason::PartialIncomplete));
+        let initial = bunch.is(flags::PARTIAL_INITIAL);
+        let last = bunch.is(flags::PARTIAL_FINAL);
+        if initial != (bunch.part == 0) {
+            return (None, Some(DropReason::Malformed));
         }
-        partial.next_sequence += 1;
-        if !partial.discarding {
-            if partial.data.len() + bunch.payload.len() > self.max_message {
-                partial.discarding = true;
-                self.bytes -= partial.data.len();
-                partial.data = Vec::new();
-                dropped = Some(DropReason::MessageTooLarge);
-            } else if self.bytes + bunch.payload.len() > self.max_bytes {
-                partial.discarding = true;
-                self.bytes -= partial.data.len();
-                partial.data = Vec::new();
-                dropped = Some(DropReason::ReassemblyFull);
-            } else {
-                partial.data.extend_from_slice(bunch.payload);
-                self.bytes += bunch.payload.len();
+        let lane = (bunch.channel, reliable);
+        let mut dropped = None;
+        let in_lane = self.partials.entry(lane).or_default();
+        if !reliable {
+            // Parts that far behind a newer message will not come any more.
+            while let Some(entry) = in_lane.first_entry() {
+                if *entry.key() + MAX_PARTIALS_PER_LANE as u64 > message_sequence {
+                    break;
+                }
+                let stale = entry.remove();
+                self.bytes -= stale.bytes;
+                if !stale.discarding {
+                    dropped = Some(DropReason::PartialIncomplete);
+                }
             }
         }
-        if !bunch.is(flags::PARTIAL_FINAL) {
+        if !in_lane.contains_key(&message_sequence) && in_lane.len() >= MAX_PARTIALS_PER_LANE {
+            let (_, oldest) = in_lane.pop_first().expect("lane is full");
+            self.bytes -= oldest.bytes;
+            if !oldest.discarding {
+                dropped = Some(DropReason::PartialIncomplete);
+            }
+        }
+        let in_lane = self.partials.get_mut(&lane).expect("created above");
+        let partial = in_lane.entry(message_sequence).or_default();
+        if last {
+            if partial.final_index.is_some_and(|index| index != bunch.part) {
+                return (None, Some(DropReason::Malformed));
+            }
+            partial.final_index = Some(bunch.part);
+        }
+        if partial.discarding || partial.parts.contains_key(&bunch.part) {
             return (None, dropped);
         }
-        let partial = self.partials.remove(&lane).expect("present above");
-        if partial.discarding {
+        if partial.bytes + bunch.payload.len() > self.max_message {
+            dropped = Some(DropReason::MessageTooLarge);
+        } else if self.bytes + bunch.payload.len() > self.max_bytes {
+            dropped = Some(DropReason::ReassemblyFull);
+        }
+        if dropped == Some(DropReason::MessageTooLarge)
+            || dropped == Some(DropReason::ReassemblyFull)
+        {
+            self.bytes -= partial.bytes;
+            partial.parts.clear();
+            partial.bytes = 0;
+            partial.discarding = true;
             return (None, dropped);
         }
-        self.bytes -= partial.data.len();
-        let message = Message {
-            channel: bunch.channel,
-            sequence: partial.first_sequence,
-            payload: partial.data,
-        };
-        (Some(message), dropped)
+        partial.parts.insert(bunch.part, bunch.payload.to_vec());
+        partial.bytes += bunch.payload.len();
+        self.bytes += bunch.payload.len();
+        let complete = partial
+            .final_index
+            .is_some_and(|index| partial.parts.len() as u64 == u64::from(index) + 1);
+        if !complete {
+            return (None, dropped);
+        }
+        let partial = in_lane.remove(&message_sequence).expect("present");
+        self.bytes -= partial.bytes;
+        let mut payload = Vec::with_capacity(partial.bytes);
+        for part in partial.parts.into_values() {
+            payload.extend_from_slice(&part);
+        }
+        (
+            Some(Message {
+                channel: bunch.channel,
+                sequence: message_sequence,
+                payload,
+            }),
+            dropped,
+        )
     }
 
-    /// Forgets an unfinished message on `lane`, reporting it as incomplete.
-    fn abandon(&mut self, lane: (u16, bool)) -> Option<DropReason> {
-        let partial = self.partials.remove(&lane)?;
-        self.bytes -= partial.data.len();
-        (!partial.discarding).then_some(DropReason::PartialIncomplete)
-    }
-
-    /// Drops unreliable partials (their remaining parts died with a link).
+    /// Gives up unreliable partials (their remaining parts died with a link);
+    /// returns how many unfinished messages were dropped.
     pub fn abandon_unreliable(&mut self) -> u64 {
-        let lanes: Vec<_> = self
-            .partials
-            .keys()
-            .filter(|(_, reliable)| !reliable)
-            .copied()
-            .collect();
-        lanes
-            .into_iter()
-            .filter_map(|lane| self.abandon(lane))
-            .count() as u64
+        let mut dropped = 0;
+        for ((_, reliable), lane) in self.partials.iter_mut() {
+            if *reliable {
+                continue;
+            }
+            for (_, partial) in std::mem::take(lane) {
+                self.bytes -= partial.bytes;
+                dropped += u64::from(!partial.discarding);
+            }
+        }
+        dropped
     }
 }
 
@@ -175,7 +212,12 @@ mod tests {
             .map(|(index, payload)| Bunch {
                 flags: part_flags(index, count) | if reliable { flags::RELIABLE } else { 0 },
                 channel: 3,
-                sequence: first + index as u64,
+                sequence: if reliable {
+                    first + index as u64
+                } else {
+                    first
+                },
+                part: index as u32,
                 open: None,
                 payload,
             })
@@ -183,11 +225,14 @@ mod tests {
     }
 
     #[test]
-    fn large_message_reassembles() {
+    fn large_message_reassembles_from_parts_in_any_order() {
         let message: Vec<u8> = (0..10_000u32).map(|n| n as u8).collect();
         let mut reassembly = Reassembly::new(1 << 20, 1 << 20);
+        let mut parts = bunches(&message, 1000, 40, false);
+        parts.reverse();
+        parts.swap(3, 7);
         let mut out = None;
-        for bunch in bunches(&message, 1000, 40, false) {
+        for bunch in parts {
             let (done, dropped) = reassembly.accept(&bunch);
             assert_eq!(dropped, None);
             out = done.or(out);
@@ -199,25 +244,27 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_part_drops_the_message_and_frees_memory() {
+    fn a_lost_part_is_evicted_by_newer_messages_and_counted() {
         let message = vec![1u8; 5000];
         let mut reassembly = Reassembly::new(1 << 20, 1 << 20);
-        let all = bunches(&message, 1000, 0, false);
-        for (index, bunch) in all.iter().enumerate() {
-            if index == 2 {
-                continue;
-            }
-            let (done, dropped) = reassembly.accept(bunch);
-            assert!(done.is_none());
-            if index == 3 {
-                assert_eq!(dropped, Some(DropReason::PartialIncomplete));
+        for (index, bunch) in bunches(&message, 1000, 0, false).iter().enumerate() {
+            if index != 2 {
+                assert!(reassembly.accept(bunch).0.is_none());
             }
         }
+        assert!(reassembly.buffered_bytes() > 0);
+        let mut evicted = 0;
+        for sequence in 1..=MAX_PARTIALS_PER_LANE as u64 {
+            for bunch in bunches(&message, 1000, sequence, false) {
+                let (done, dropped) = reassembly.accept(&bunch);
+                evicted += u32::from(dropped == Some(DropReason::PartialIncomplete));
+                if let Some(done) = done {
+                    assert_eq!(done.payload, message);
+                }
+            }
+        }
+        assert_eq!(evicted, 1);
         assert_eq!(reassembly.buffered_bytes(), 0);
-        // The next message on the lane is unaffected.
-        let next = bunches(&message, 1000, 5, false);
-        let results: Vec<_> = next.iter().map(|b| reassembly.accept(b).0).collect();
-        assert_eq!(results.last().unwrap().as_ref().unwrap().payload, message);
     }
 
     #[test]
@@ -229,9 +276,13 @@ mod tests {
             .map(|b| small.accept(b))
             .collect();
         assert!(outcomes.iter().all(|(done, _)| done.is_none()));
-        assert!(outcomes
-            .iter()
-            .any(|(_, d)| *d == Some(DropReason::MessageTooLarge)));
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|(_, d)| *d == Some(DropReason::MessageTooLarge))
+                .count(),
+            1
+        );
         assert_eq!(small.buffered_bytes(), 0);
 
         let mut tight = Reassembly::new(1 << 20, 2500);
@@ -246,13 +297,14 @@ mod tests {
     }
 
     #[test]
-    fn orphan_parts_are_counted() {
+    fn inconsistent_parts_are_malformed() {
         let message = vec![1u8; 3000];
-        let all = bunches(&message, 1000, 0, false);
+        let mut all = bunches(&message, 1000, 0, false);
+        all[1].flags |= flags::PARTIAL_INITIAL;
         let mut reassembly = Reassembly::new(1 << 20, 1 << 20);
         assert_eq!(
             reassembly.accept(&all[1]),
-            (None, Some(DropReason::PartialIncomplete))
+            (None, Some(DropReason::Malformed))
         );
     }
 }

@@ -61,6 +61,7 @@ impl Session {
         }
         if live.ping_due {
             live.ping_due = false;
+            live.last_ping = now;
             let mut frame = Vec::with_capacity(5);
             Frame::Ping { sent_ms: now_ms }.encode(&mut frame);
             frames.push(frame);

@@ -82,8 +82,9 @@ pub(crate) enum StreamResume {
     Answer { peer_received: u64 },
 }
 
-/// Largest bunch header: flags, 3-byte channel, 10-byte sequence, open, 3-byte length.
-pub(crate) const BUNCH_OVERHEAD: usize = 1 + 3 + 10 + 2 + 3;
+/// Largest bunch header: flags, 3-byte channel, 10-byte sequence, 5-byte
+/// part index, open, 3-byte length.
+pub(crate) const BUNCH_OVERHEAD: usize = 1 + 3 + 10 + 5 + 2 + 3;
 
 pub struct Session {
     pub(crate) id: u64,
@@ -825,6 +826,7 @@ impl Session {
                 flags: flags::RELIABLE | extra | crate::reassembly::part_flags(index, count),
                 channel,
                 sequence,
+                part: index as u32,
                 open: if index == 0 { open } else { None },
                 payload: part,
             };
@@ -858,16 +860,18 @@ impl Session {
             return Err(SendError::Backpressure);
         }
         let state = self.channels.get_mut(&channel).expect("caller checked");
+        let sequence = state.next_unreliable;
+        state.next_unreliable += 1;
         let mut frames = Vec::with_capacity(count);
         for (index, part) in parts.into_iter().enumerate() {
             let bunch = Bunch {
                 flags: crate::reassembly::part_flags(index, count),
                 channel,
-                sequence: state.next_unreliable,
+                sequence,
+                part: index as u32,
                 open: None,
                 payload: part,
             };
-            state.next_unreliable += 1;
             let mut frame = Vec::with_capacity(bunch.encoded_len() + 1);
             Frame::Bunch(bunch).encode(&mut frame);
             frames.push(frame);
@@ -908,7 +912,7 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
-        let text = reason.to_string();
+        let text = reason.wire_text();
         self.send_control(&crate::control::ControlMessage::Failure {
             code: reason.code(),
             reason: text.clone(),
@@ -954,12 +958,12 @@ impl Session {
         let interval = self.config.heartbeat_interval;
         let idle = self.config.idle_timeout;
         if let Some(link) = &self.datagram {
-            consider(Some(link.live.last_sent + interval));
+            consider(Some(link.live.last_ping + interval));
             consider(Some(link.live.last_received + idle));
             consider(Some(link.kcp_due));
         }
         if let Some(link) = &self.stream {
-            consider(Some(link.live.last_sent + interval));
+            consider(Some(link.live.last_ping + interval));
             consider(Some(link.live.last_received + idle));
         }
         earliest
@@ -1000,14 +1004,14 @@ impl Session {
         if let Some(link) = self.datagram.as_mut() {
             if now >= link.live.last_received + idle {
                 self.lose_link(now, LinkKind::Datagram, out);
-            } else if now >= link.live.last_sent + interval {
+            } else if now >= link.live.last_ping + interval {
                 link.live.ping_due = true;
             }
         }
         if let Some(link) = self.stream.as_mut() {
             if now >= link.live.last_received + idle {
                 self.lose_link(now, LinkKind::Stream, out);
-            } else if now >= link.live.last_sent + interval {
+            } else if now >= link.live.last_ping + interval {
                 link.live.ping_due = true;
             }
         }
