@@ -225,15 +225,21 @@ impl Server {
                 self.completed.remove(&mac);
             }
         }
+        // Collect first, so a session due again at once waits for the next call
+        // instead of spinning here.
+        let mut due = Vec::new();
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            if self.scheduled.get(&id) != Some(&at) {
-                continue; // superseded by an earlier deadline
+            if self.scheduled.get(&id) == Some(&at) {
+                self.scheduled.remove(&id);
+                due.push(id);
             }
-            self.scheduled.remove(&id);
+            // Otherwise superseded by an earlier deadline.
+        }
+        for id in due {
             if let Some(session) = self.sessions.get_mut(&id) {
                 session.on_timeout(now, &mut self.out);
             }

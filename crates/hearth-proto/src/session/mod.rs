@@ -248,7 +248,12 @@ impl Session {
                     received: self.reliable_rx.received(),
                 }
                 .encode(&mut frame);
-                link.live.enqueue(frame, usize::MAX);
+                // Alone in the stream's first packet: the server reads it before
+                // it knows which session the stream belongs to.
+                out.transmits.push_back(Transmit::Stream {
+                    stream,
+                    bytes: frame,
+                });
             }
             StreamResume::Answer { .. } => {
                 let mut frame = Vec::new();
@@ -954,7 +959,10 @@ impl Session {
             State::Active => {}
         }
         consider(self.login.deadline());
-        consider(self.ack_due);
+        if self.datagram.is_some() || self.stream.is_some() {
+            // An acknowledgement needs a link; without one it waits for the resume.
+            consider(self.ack_due);
+        }
         let interval = self.config.heartbeat_interval;
         let idle = self.config.idle_timeout;
         if let Some(link) = &self.datagram {
