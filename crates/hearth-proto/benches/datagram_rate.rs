@@ -11,7 +11,8 @@ use std::time::Instant;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hearth_proto::{
-    ChannelKind, ChannelSpec, Client, ClientConfig, Delivery, Event, Server, ServerConfig, ServerIdentity, Transmit,
+    ChannelKind, ChannelSpec, Client, ClientConfig, Delivery, Event, Server, ServerConfig,
+    ServerIdentity, Transmit,
 };
 
 struct Pair {
@@ -35,7 +36,8 @@ impl Pair {
             }
             while let Some(transmit) = self.server.poll_transmit() {
                 if let Transmit::Datagram { bytes, .. } = transmit {
-                    self.client.handle_datagram(self.now, self.server_addr, &bytes);
+                    self.client
+                        .handle_datagram(self.now, self.server_addr, &bytes);
                     moved = true;
                 }
             }
@@ -63,7 +65,12 @@ impl Pair {
 fn joined_pair() -> Pair {
     let now = Instant::now();
     let mut pair = Pair {
-        server: Server::new(ServerConfig::default(), ServerIdentity::generate([1; 32]), now, [2; 32]),
+        server: Server::new(
+            ServerConfig::default(),
+            ServerIdentity::generate([1; 32]),
+            now,
+            [2; 32],
+        ),
         client: Client::new(ClientConfig::default(), now, [3; 32]),
         now,
         server_addr: "127.0.0.1:7777".parse().unwrap(),
@@ -72,7 +79,13 @@ fn joined_pair() -> Pair {
     pair.client.connect_datagram(now, pair.server_addr);
     pair.pump();
     assert!(pair.client.session().is_joined());
-    pair.client.open_channel(now, 1, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable)).unwrap();
+    pair.client
+        .open_channel(
+            now,
+            1,
+            ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable),
+        )
+        .unwrap();
     pair.pump();
     pair
 }
@@ -102,18 +115,28 @@ fn bare_rate(size: usize, count: u32) -> f64 {
         nonce[4..].copy_from_slice(&number.to_be_bytes());
         let nonce = Nonce::from(nonce);
         let mut buffer = payload.clone();
-        let tag = send.encrypt_in_place_detached(&nonce, &header, &mut buffer).unwrap();
-        receive.decrypt_in_place_detached(&nonce, &header, &mut buffer, &tag).unwrap();
+        let tag = send
+            .encrypt_in_place_detached(&nonce, &header, &mut buffer)
+            .unwrap();
+        receive
+            .decrypt_in_place_detached(&nonce, &header, &mut buffer, &tag)
+            .unwrap();
         black_box(&buffer);
     }
     f64::from(count) / start.elapsed().as_secs_f64()
 }
 
 fn main() {
-    println!("{:>8} {:>16} {:>16} {:>8}", "payload", "session dgram/s", "bare AEAD /s", "ratio");
+    println!(
+        "{:>8} {:>16} {:>16} {:>8}",
+        "payload", "session dgram/s", "bare AEAD /s", "ratio"
+    );
     for (size, count) in [(64usize, 300_000u32), (512, 200_000), (1100, 100_000)] {
         let bare = bare_rate(size, count);
         let session = session_rate(size, count);
-        println!("{size:>8} {session:>16.0} {bare:>16.0} {:>7.2}x", session / bare);
+        println!(
+            "{size:>8} {session:>16.0} {bare:>16.0} {:>7.2}x",
+            session / bare
+        );
     }
 }

@@ -3,6 +3,7 @@
 //!   HMAC-SHA256 over the same cookie input (the floor of a stateless answer);
 //! - full handshakes completed per second (Initial, Challenge, Response, Ack,
 //!   both ends' X25519 and key derivation), against bare X25519 agreements.
+//!
 //! Goal from the issue: at least 100,000 challenges per second per core.
 
 use std::hint::black_box;
@@ -18,12 +19,25 @@ fn rate(duration: Duration, count: u64) -> f64 {
 
 fn challenges_per_second() -> f64 {
     let now = Instant::now();
-    let mut server = Server::new(ServerConfig::default(), ServerIdentity::generate([1; 32]), now, [2; 32]);
-    let initial = HandshakePacket::Initial { version: PROTOCOL_VERSION, mode: Mode::New, client_public: [5; 32] }.to_vec();
+    let mut server = Server::new(
+        ServerConfig::default(),
+        ServerIdentity::generate([1; 32]),
+        now,
+        [2; 32],
+    );
+    let initial = HandshakePacket::Initial {
+        version: PROTOCOL_VERSION,
+        mode: Mode::New,
+        client_public: [5; 32],
+    }
+    .to_vec();
     let count = 400_000u32;
     let start = Instant::now();
     for index in 0..count {
-        let from = SocketAddr::from(([10, (index >> 16) as u8, (index >> 8) as u8, index as u8], 4000));
+        let from = SocketAddr::from((
+            [10, (index >> 16) as u8, (index >> 8) as u8, index as u8],
+            4000,
+        ));
         server.handle(now, from, &initial);
         black_box(server.poll_transmit());
     }
@@ -35,7 +49,14 @@ fn bare_hmac_per_second() -> f64 {
     let key = [7u8; 32];
     let start = Instant::now();
     for index in 0..count {
-        let mac = hearth_proto::crypto::hmac_parts(&key, &[&u64::from(index).to_be_bytes(), &[4, 10, 0, 0, 1, 15, 160], &[0; 43]]);
+        let mac = hearth_proto::crypto::hmac_parts(
+            &key,
+            &[
+                &u64::from(index).to_be_bytes(),
+                &[4, 10, 0, 0, 1, 15, 160],
+                &[0; 43],
+            ],
+        );
         black_box(mac);
     }
     rate(start.elapsed(), u64::from(count))
@@ -43,7 +64,12 @@ fn bare_hmac_per_second() -> f64 {
 
 fn full_handshakes_per_second() -> f64 {
     let now = Instant::now();
-    let mut server = Server::new(ServerConfig::default(), ServerIdentity::generate([1; 32]), now, [2; 32]);
+    let mut server = Server::new(
+        ServerConfig::default(),
+        ServerIdentity::generate([1; 32]),
+        now,
+        [2; 32],
+    );
     let server_addr: SocketAddr = "127.0.0.1:7777".parse().unwrap();
     let count = 10_000u32;
     let start = Instant::now();
@@ -91,10 +117,21 @@ fn bare_x25519_per_second() -> f64 {
 fn main() {
     let challenges = challenges_per_second();
     let hmac = bare_hmac_per_second();
-    println!("challenges answered:   {challenges:>12.0} /s  (goal 100,000: {:.2}x)", challenges / 100_000.0);
-    println!("bare HMAC-SHA256:      {hmac:>12.0} /s  (challenge / bare = {:.2}x)", challenges / hmac);
+    println!(
+        "challenges answered:   {challenges:>12.0} /s  (goal 100,000: {:.2}x)",
+        challenges / 100_000.0
+    );
+    println!(
+        "bare HMAC-SHA256:      {hmac:>12.0} /s  (challenge / bare = {:.2}x)",
+        challenges / hmac
+    );
     let handshakes = full_handshakes_per_second();
     let x25519 = bare_x25519_per_second();
-    println!("full handshakes:       {handshakes:>12.0} /s  (client and server in this one thread)");
-    println!("bare X25519 pairs:     {x25519:>12.0} /s  (handshake / bare pair = {:.2}x)", handshakes / x25519);
+    println!(
+        "full handshakes:       {handshakes:>12.0} /s  (client and server in this one thread)"
+    );
+    println!(
+        "bare X25519 pairs:     {x25519:>12.0} /s  (handshake / bare pair = {:.2}x)",
+        handshakes / x25519
+    );
 }

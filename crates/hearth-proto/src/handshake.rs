@@ -406,6 +406,57 @@ impl ProtectedHeader {
     }
 }
 
+impl Mode {
+    pub fn to_bytes(self) -> [u8; 9] {
+        let mut out = Vec::with_capacity(9);
+        self.encode(&mut out);
+        out.try_into().expect("9 bytes")
+    }
+}
+
+/// The fields a cookie's MAC covers besides time and address.
+pub fn cookie_params(version: u16, mode: Mode, client_public: &[u8; 32]) -> [u8; 43] {
+    let mut out = [0u8; 43];
+    out[..2].copy_from_slice(&version.to_be_bytes());
+    out[2..11].copy_from_slice(&mode.to_bytes());
+    out[11..].copy_from_slice(client_public);
+    out
+}
+
+/// The fields a restart cookie's MAC covers besides time and address.
+pub fn restart_params(session_id: u64) -> [u8; 15] {
+    let mut out = [0u8; 15];
+    out[..7].copy_from_slice(b"restart");
+    out[7..].copy_from_slice(&session_id.to_be_bytes());
+    out
+}
+
+/// Transcript hash both sides compute after the Ack.
+pub fn handshake_transcript(
+    cookie_mac: &[u8; 32],
+    client_public: &[u8; 32],
+    server_ephemeral: &[u8; 32],
+    server_static: &[u8; 32],
+    mode: Mode,
+) -> [u8; 32] {
+    crate::crypto::transcript_hash(&[
+        cookie_mac,
+        client_public,
+        server_ephemeral,
+        server_static,
+        &mode.to_bytes(),
+    ])
+}
+
+/// Proof that the client holds a session's attach secret (ticket or resume token).
+pub fn attach_proof(
+    secret: &[u8; 32],
+    cookie_mac: &[u8; 32],
+    client_public: &[u8; 32],
+) -> [u8; 32] {
+    crate::crypto::hmac_parts(secret, &[b"hearth attach", cookie_mac, client_public])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,55 +551,4 @@ mod tests {
         assert_eq!(initial.len(), MIN_INITIAL_LEN);
         assert!(challenge.len() * 10 < initial.len());
     }
-}
-
-impl Mode {
-    pub fn to_bytes(self) -> [u8; 9] {
-        let mut out = Vec::with_capacity(9);
-        self.encode(&mut out);
-        out.try_into().expect("9 bytes")
-    }
-}
-
-/// The fields a cookie's MAC covers besides time and address.
-pub fn cookie_params(version: u16, mode: Mode, client_public: &[u8; 32]) -> [u8; 43] {
-    let mut out = [0u8; 43];
-    out[..2].copy_from_slice(&version.to_be_bytes());
-    out[2..11].copy_from_slice(&mode.to_bytes());
-    out[11..].copy_from_slice(client_public);
-    out
-}
-
-/// The fields a restart cookie's MAC covers besides time and address.
-pub fn restart_params(session_id: u64) -> [u8; 15] {
-    let mut out = [0u8; 15];
-    out[..7].copy_from_slice(b"restart");
-    out[7..].copy_from_slice(&session_id.to_be_bytes());
-    out
-}
-
-/// Transcript hash both sides compute after the Ack.
-pub fn handshake_transcript(
-    cookie_mac: &[u8; 32],
-    client_public: &[u8; 32],
-    server_ephemeral: &[u8; 32],
-    server_static: &[u8; 32],
-    mode: Mode,
-) -> [u8; 32] {
-    crate::crypto::transcript_hash(&[
-        cookie_mac,
-        client_public,
-        server_ephemeral,
-        server_static,
-        &mode.to_bytes(),
-    ])
-}
-
-/// Proof that the client holds a session's attach secret (ticket or resume token).
-pub fn attach_proof(
-    secret: &[u8; 32],
-    cookie_mac: &[u8; 32],
-    client_public: &[u8; 32],
-) -> [u8; 32] {
-    crate::crypto::hmac_parts(secret, &[b"hearth attach", cookie_mac, client_public])
 }
