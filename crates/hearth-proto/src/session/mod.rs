@@ -627,23 +627,32 @@ impl Session {
             self.fail(now, CloseReason::ProtocolError(why), out);
             return;
         }
-        let (message, dropped) = self.reassembly.accept(&bunch);
-        if let Some(reason) = dropped {
-            self.stats.drops.add(reason);
-        }
-        let Some(message) = message else { return };
+        let Some(message) = self.reassemble(&bunch) else {
+            return;
+        };
         if message.channel == CONTROL_CHANNEL {
             self.handle_control(now, &message.payload, out);
         } else {
-            self.stats.messages_in += 1;
-            out.events.push_back((
-                self.id,
-                Event::Message {
-                    channel: message.channel,
-                    payload: message.payload,
-                },
-            ));
+            self.deliver(message, out);
         }
+    }
+
+    /// Feeds a bunch to reassembly, counting what it had to drop.
+    fn reassemble(&mut self, bunch: &Bunch) -> Option<crate::reassembly::Message> {
+        let (message, dropped) = self.reassembly.accept(bunch);
+        if let Some(reason) = dropped {
+            self.stats.drops.add(reason);
+        }
+        message
+    }
+
+    fn deliver(&mut self, message: crate::reassembly::Message, out: &mut Outbox) {
+        self.stats.messages_in += 1;
+        let event = Event::Message {
+            channel: message.channel,
+            payload: message.payload,
+        };
+        out.events.push_back((self.id, event));
     }
 
     fn handle_unreliable(&mut self, bunch: Bunch, out: &mut Outbox) {
@@ -655,11 +664,9 @@ impl Session {
             self.stats.drops.add(DropReason::Unexpected);
             return;
         }
-        let (message, dropped) = self.reassembly.accept(&bunch);
-        if let Some(reason) = dropped {
-            self.stats.drops.add(reason);
-        }
-        let Some(message) = message else { return };
+        let Some(message) = self.reassemble(&bunch) else {
+            return;
+        };
         let channel = self
             .channels
             .get_mut(&bunch.channel)
@@ -674,14 +681,7 @@ impl Session {
             }
             channel.newest_delivered = Some(message.sequence);
         }
-        self.stats.messages_in += 1;
-        out.events.push_back((
-            self.id,
-            Event::Message {
-                channel: message.channel,
-                payload: message.payload,
-            },
-        ));
+        self.deliver(message, out);
     }
 
     fn handle_control(&mut self, now: Instant, payload: &[u8], out: &mut Outbox) {
