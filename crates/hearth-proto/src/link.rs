@@ -124,13 +124,10 @@ impl DatagramCrypto {
     pub fn seal(&mut self, buffer: &mut Vec<u8>) {
         let packet_number = self.next_packet_number;
         self.next_packet_number += 1;
-        let mut header = Vec::with_capacity(PROTECTED_HEADER_LEN);
-        ProtectedHeader {
-            session_id: self.session_id,
-            packet_number,
-        }
-        .encode(&mut header);
-        buffer[..PROTECTED_HEADER_LEN].copy_from_slice(&header);
+        // Written in place over the placeholder: no allocation per packet.
+        buffer[0] = crate::handshake::kind::PROTECTED;
+        buffer[1..9].copy_from_slice(&self.session_id.to_be_bytes());
+        buffer[9..PROTECTED_HEADER_LEN].copy_from_slice(&packet_number.to_be_bytes());
         self.send_key
             .seal(packet_number, buffer, PROTECTED_HEADER_LEN);
     }
