@@ -1,0 +1,71 @@
+//! `ws-echo ADDR`: Hearth's WebSocket layer as a plain echo server, for the
+//! Autobahn suite and the benchmarks. The same upgrade check, frame codec and
+//! driver as the gate on the web port; no session protocol on top.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use hearth_net::ws::{self, Limits, Message};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+async fn handle(
+    mut request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Autobahn sends 16 MiB messages in case 9.
+    let limits = Limits {
+        max_message: 64 * 1024 * 1024,
+    };
+    match ws::upgrade(&mut request, &[], limits) {
+        Ok(pending) => {
+            let response = pending.response.clone().map(|()| Full::new(Bytes::new()));
+            tokio::spawn(async move {
+                if let Ok(socket) = pending.socket().await {
+                    echo(socket).await;
+                }
+            });
+            Ok(response)
+        }
+        Err(refused) => Ok(refused.response().map(|text| Full::new(Bytes::from(text)))),
+    }
+}
+
+async fn echo(mut socket: ws::UpgradedSocket) {
+    loop {
+        match socket.recv().await {
+            Ok(Some(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                // Queued, not flushed: `recv` writes before it next reads, so
+                // a burst of messages is echoed in one write.
+                if socket.protocol().send(&message).is_err() {
+                    break;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let addr = hearth_bench::addr_arg();
+    hearth_bench::runtime().block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        eprintln!(
+            "ws-echo (hearth) listening on ws://{}",
+            listener.local_addr()?
+        );
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(handle))
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    })
+}

@@ -1,0 +1,35 @@
+//! Echo servers and a load generator for Hearth's echo benchmarks.
+//!
+//! Binaries: `ws-echo`, `udp-echo`, `tcp-echo` (Hearth's code paths) and
+//! their peers `ws-echo-tungstenite`, `ws-echo-fastwebsockets`,
+//! `udp-echo-bare`, `tcp-echo-bare`; `echo-load` drives any of them; the
+//! `echo` bench runs them all in one go and prints the ratios.
+
+/// A tokio runtime with as many workers as the process may use: under
+/// `taskset -c 0` that is one, so every echo server gets the same core budget.
+pub fn runtime() -> tokio::runtime::Runtime {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    }
+}
+
+/// The address argument every echo server takes.
+pub fn addr_arg() -> std::net::SocketAddr {
+    let text = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    text.parse().unwrap_or_else(|e| {
+        eprintln!("usage: <echo-server> ADDR (e.g. 127.0.0.1:9001): {text}: {e}");
+        std::process::exit(2)
+    })
+}

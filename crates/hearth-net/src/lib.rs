@@ -1,0 +1,4 @@
+//! Hearth's drivers: the tokio gates (UDP, TCP, WebSocket) that feed the
+//! sans-IO session protocol, and the client connector.
+
+pub mod ws;

@@ -1,0 +1,146 @@
+//! The async driver: owns the transport and a read buffer, feeds [`Protocol`].
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::handshake;
+use super::{Limits, Message, Protocol, Role, WsError};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub struct WebSocket<S> {
+    io: S,
+    read_buf: BytesMut,
+    protocol: Protocol,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a transport whose opening handshake is done. `leftover` holds
+    /// bytes read past the handshake.
+    pub fn new(io: S, role: Role, limits: Limits, leftover: &[u8]) -> Self {
+        let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+        read_buf.extend_from_slice(leftover);
+        Self {
+            io,
+            read_buf,
+            protocol: Protocol::new(role, limits),
+        }
+    }
+
+    /// Client side: sends the upgrade request on a connected transport and
+    /// checks the answer. Returns the socket and the protocol the server chose.
+    pub async fn connect(
+        mut io: S,
+        host: &str,
+        path: &str,
+        protocols: &[&str],
+        limits: Limits,
+    ) -> Result<(Self, Option<String>), WsError> {
+        let (request, key) = handshake::client_request(host, path, protocols);
+        io.write_all(&request).await?;
+        let mut buf = BytesMut::with_capacity(1024);
+        loop {
+            if let Some((len, protocol)) =
+                handshake::parse_client_response(&buf, &key).map_err(WsError::Io)?
+            {
+                let socket = Self::new(io, Role::Client, limits, &buf[len..]);
+                return Ok((socket, protocol));
+            }
+            if buf.len() > 16 * 1024 {
+                return Err(WsError::Io("upgrade response headers too large".into()));
+            }
+            if io.read_buf(&mut buf).await? == 0 {
+                return Err(WsError::Io("connection closed during the upgrade".into()));
+            }
+        }
+    }
+
+    pub fn protocol(&mut self) -> &mut Protocol {
+        &mut self.protocol
+    }
+
+    /// The next message already in the read buffer, without touching the transport.
+    pub fn decode(&mut self) -> Result<Option<Message>, WsError> {
+        self.protocol.decode(&mut self.read_buf)
+    }
+
+    /// Reads more bytes from the transport; 0 means end of stream. Cancel-safe,
+    /// so a driver may `select!` on it against its outgoing queue.
+    pub async fn read_more(&mut self) -> Result<usize, WsError> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        Ok(self.io.read_buf(&mut self.read_buf).await?)
+    }
+
+    /// Writes everything queued (our frames, pongs, close replies).
+    pub async fn flush(&mut self) -> Result<(), WsError> {
+        if !self.protocol.out.is_empty() {
+            self.io.write_all(&self.protocol.out).await?;
+            self.protocol.out.clear();
+        }
+        if self.protocol.is_done() {
+            // Section 7.1.1: the server closes the TCP connection first.
+            let _ = self.io.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// Waits for the next message. Pings are answered; a decode error fails
+    /// the connection with the matching close code before it is returned.
+    /// `Ok(None)` after the close handshake or when the transport ends.
+    pub async fn recv(&mut self) -> Result<Option<Message>, WsError> {
+        loop {
+            match self.decode() {
+                Ok(Some(message)) => {
+                    if matches!(message, Message::Close(_)) {
+                        self.flush().await?;
+                    }
+                    return Ok(Some(message));
+                }
+                Ok(None) if self.protocol.is_done() => {
+                    self.flush().await?;
+                    return Ok(None);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.protocol.fail(&error);
+                    let _ = self.flush().await;
+                    return Err(error);
+                }
+            }
+            self.flush().await?;
+            if self.read_more().await? == 0 {
+                return if self.protocol.is_closing() {
+                    Ok(None)
+                } else {
+                    Err(WsError::Io("connection ended without a close frame".into()))
+                };
+            }
+        }
+    }
+
+    /// Queues and writes one message.
+    pub async fn send(&mut self, message: &Message) -> Result<(), WsError> {
+        self.protocol.send(message)?;
+        self.flush().await
+    }
+
+    /// Queues and writes one binary message.
+    pub async fn send_binary(&mut self, payload: &[u8]) -> Result<(), WsError> {
+        self.protocol.send_binary(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the close handshake and waits (bounded by the caller) for the answer.
+    pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), WsError> {
+        self.protocol.close_with(code, reason);
+        self.flush().await?;
+        while self.recv().await?.is_some() {}
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> S {
+        self.io
+    }
+}
