@@ -137,8 +137,7 @@ pub fn switching_protocols(accepted: &Accepted) -> Response<()> {
 
 /// A client's request: the bytes to write, and the key to check the answer against.
 pub fn client_request(host: &str, path: &str, protocols: &[&str]) -> (Vec<u8>, String) {
-    let key =
-        base64::engine::general_purpose::STANDARD.encode(hearth_proto::os_seed()[..16].to_vec());
+    let key = base64::engine::general_purpose::STANDARD.encode(&hearth_proto::os_seed()[..16]);
     let mut request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
