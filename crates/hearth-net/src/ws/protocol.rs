@@ -72,6 +72,11 @@ impl Protocol {
         }
     }
 
+    /// Changes the largest message accepted from now on.
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.limits.max_message = bytes;
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }

@@ -1,0 +1,547 @@
+//! The client connector: drives `hearth_proto::Client` over real sockets.
+//!
+//! Transports, as seed 000 describes: `Auto` logs in over TCP, takes the UDP
+//! ticket from Welcome and binds UDP (resent every second by the protocol);
+//! when UDP does not come up within `udp_wait` everything stays on TCP and the
+//! game does not notice. `Udp` logs in over UDP alone, `Tcp` never tries UDP,
+//! `WebSocket` logs in over a WebSocket on the web port. When the stream drops
+//! the connector reconnects and resumes the session within the grace window.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hearth_proto::{
+    ChannelSpec, Client, ClientConfig, Event, LinkKind, SendError, SessionStats, Transmit,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use crate::framing;
+use crate::ws::{Limits, Message, WebSocket};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP login, then UDP by ticket, TCP alone when UDP is blocked.
+    Auto,
+    Udp,
+    Tcp,
+    WebSocket,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    pub transport: Transport,
+    /// The game port (TCP and UDP), or the web port for WebSocket.
+    pub server: SocketAddr,
+    /// Host header and path for WebSocket.
+    pub ws_host: String,
+    pub ws_path: String,
+    pub protocol: ClientConfig,
+    /// In `Auto`, how long UDP may take to come up before the session settles on TCP.
+    pub udp_wait: Duration,
+    /// Reconnect and resume when the stream or datagram link drops.
+    pub reconnect: bool,
+    pub connect_timeout: Duration,
+}
+
+impl ConnectConfig {
+    pub fn new(transport: Transport, server: SocketAddr) -> Self {
+        Self {
+            transport,
+            server,
+            ws_host: server.to_string(),
+            ws_path: "/ws".to_owned(),
+            protocol: ClientConfig::default(),
+            udp_wait: Duration::from_secs(3),
+            reconnect: true,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("could not reach {addr}: {source}")]
+    Unreachable {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("connecting to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("WebSocket upgrade failed: {0}")]
+    WebSocket(String),
+    #[error("could not open a UDP socket: {0}")]
+    Udp(std::io::Error),
+}
+
+enum Command {
+    Send {
+        channel: u16,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    OpenChannel {
+        channel: u16,
+        spec: ChannelSpec,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Close {
+        code: u16,
+        reason: String,
+    },
+    Stats(oneshot::Sender<SessionStats>),
+    /// Test and tooling hook: drop the stream link as if the network cut it.
+    DropStream,
+}
+
+/// A session seen from the game: send on channels, read events.
+pub struct Connection {
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+}
+
+impl Connection {
+    /// Connects and starts the login; watch [`Connection::next_event`] for
+    /// `Welcomed`, `Joined` or `Closed`.
+    pub async fn connect(config: ConnectConfig) -> Result<Self, ConnectError> {
+        let mut protocol = config.protocol.clone();
+        if config.transport == Transport::Auto {
+            protocol.handshake_timeout = config.udp_wait;
+        }
+        let now = Instant::now();
+        let mut client = Client::new(protocol, now, hearth_proto::os_seed());
+        let mut driver = Driver {
+            config,
+            udp: None,
+            stream: None,
+            reconnecting_since: None,
+            retry_at: None,
+        };
+        match driver.config.transport {
+            Transport::Udp => {
+                driver.bind_udp().await?;
+                client.connect_datagram(now, driver.config.server);
+            }
+            Transport::Auto | Transport::Tcp | Transport::WebSocket => {
+                driver.open_stream().await?;
+                client.connect_stream(now);
+            }
+        }
+        let (commands, command_rx) = mpsc::channel(1024);
+        let (event_tx, events) = mpsc::channel(4096);
+        tokio::spawn(driver.run(client, command_rx, event_tx));
+        Ok(Self { commands, events })
+    }
+
+    /// The next protocol event; `None` once the session is closed and the
+    /// connector has stopped.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Waits for an event matching `wanted`, returning the events passed over,
+    /// or an error describing why the session ended first.
+    pub async fn wait_for(
+        &mut self,
+        wanted: impl Fn(&Event) -> bool,
+    ) -> Result<Vec<Event>, String> {
+        let mut seen = Vec::new();
+        while let Some(event) = self.next_event().await {
+            if wanted(&event) {
+                seen.push(event);
+                return Ok(seen);
+            }
+            if let Event::Closed(reason) = &event {
+                return Err(reason.to_string());
+            }
+            seen.push(event);
+        }
+        Err("the connection stopped".to_owned())
+    }
+
+    pub async fn send(&self, channel: u16, payload: &[u8]) -> Result<(), SendError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Send {
+            channel,
+            payload: payload.to_vec(),
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
+            return Err(SendError::Closed);
+        }
+        answer.await.unwrap_or(Err(SendError::Closed))
+    }
+
+    pub async fn open_channel(&self, channel: u16, spec: ChannelSpec) -> Result<(), SendError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::OpenChannel {
+                channel,
+                spec,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return Err(SendError::Closed);
+        }
+        answer.await.unwrap_or(Err(SendError::Closed))
+    }
+
+    pub async fn close(&self, code: u16, reason: &str) {
+        let _ = self
+            .commands
+            .send(Command::Close {
+                code,
+                reason: reason.to_owned(),
+            })
+            .await;
+    }
+
+    pub async fn stats(&self) -> Option<SessionStats> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Stats(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Cuts the stream link without telling the server, as a network failure would.
+    pub async fn drop_stream(&self) {
+        let _ = self.commands.send(Command::DropStream).await;
+    }
+}
+
+struct StreamLink {
+    packets: mpsc::Receiver<Bytes>,
+    outgoing: mpsc::Sender<Vec<u8>>,
+}
+
+struct Driver {
+    config: ConnectConfig,
+    udp: Option<UdpSocket>,
+    stream: Option<StreamLink>,
+    reconnecting_since: Option<Instant>,
+    /// When to try reconnecting again after a failed attempt.
+    retry_at: Option<Instant>,
+}
+
+const RECONNECT_RETRY: Duration = Duration::from_secs(1);
+
+impl Driver {
+    async fn bind_udp(&mut self) -> Result<(), ConnectError> {
+        let local: SocketAddr = if self.config.server.is_ipv4() {
+            "0.0.0.0:0".parse().expect("literal")
+        } else {
+            "[::]:0".parse().expect("literal")
+        };
+        self.udp = Some(UdpSocket::bind(local).await.map_err(ConnectError::Udp)?);
+        Ok(())
+    }
+
+    async fn open_stream(&mut self) -> Result<(), ConnectError> {
+        let addr = self.config.server;
+        let tcp = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout(addr))?
+            .map_err(|source| ConnectError::Unreachable { addr, source })?;
+        let _ = tcp.set_nodelay(true);
+        let (packet_tx, packets) = mpsc::channel(1024);
+        let (outgoing, out_rx) = mpsc::channel(1024);
+        let max_frame = self.config.protocol.session.max_stream_packet;
+        if self.config.transport == Transport::WebSocket {
+            let limits = Limits {
+                max_message: max_frame,
+            };
+            let (socket, _) = WebSocket::connect(
+                tcp,
+                &self.config.ws_host,
+                &self.config.ws_path,
+                &["hearth.v1"],
+                limits,
+            )
+            .await
+            .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
+            tokio::spawn(websocket_io(socket, packet_tx, out_rx));
+        } else {
+            tokio::spawn(tcp_io(tcp, max_frame, packet_tx, out_rx));
+        }
+        self.stream = Some(StreamLink { packets, outgoing });
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut client: Client,
+        mut commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+    ) {
+        let mut buf = vec![0u8; 65536];
+        let mut stopped = false;
+        loop {
+            self.flush(&mut client).await;
+            while let Some(event) = client.poll_event() {
+                self.react(&mut client, &event).await;
+                let closed = matches!(event, Event::Closed(_));
+                let _ = events.send(event).await;
+                if closed {
+                    stopped = true;
+                }
+            }
+            self.flush(&mut client).await;
+            if stopped {
+                return;
+            }
+            let wake = client
+                .poll_timeout()
+                .into_iter()
+                .chain(self.retry_at)
+                .min()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(&mut client, command),
+                    None => client.close(Instant::now(), hearth_proto::close_code::NORMAL, "client dropped"),
+                },
+                received = recv_datagram(self.udp.as_ref(), &mut buf) => {
+                    if let Ok((len, from)) = received {
+                        client.handle_datagram(Instant::now(), from, &buf[..len]);
+                    }
+                }
+                packet = recv_packet(self.stream.as_mut()) => match packet {
+                    Some(packet) => client.handle_stream(Instant::now(), &packet),
+                    None => {
+                        self.stream = None;
+                        client.stream_closed(Instant::now());
+                    }
+                },
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            let now = Instant::now();
+            if client.poll_timeout().is_some_and(|t| t <= now) {
+                client.handle_timeout(now);
+            }
+            if self.retry_at.is_some_and(|t| t <= now) {
+                self.retry_at = None;
+                self.reconnect(&mut client).await;
+            }
+        }
+    }
+
+    fn command(&mut self, client: &mut Client, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Send {
+                channel,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(client.send(now, channel, &payload));
+            }
+            Command::OpenChannel {
+                channel,
+                spec,
+                reply,
+            } => {
+                let _ = reply.send(client.open_channel(now, channel, spec));
+            }
+            Command::Close { code, reason } => client.close(now, code, &reason),
+            Command::Stats(reply) => {
+                let _ = reply.send(client.session().stats());
+            }
+            Command::DropStream => {
+                self.stream = None;
+                client.stream_closed(now);
+            }
+        }
+    }
+
+    /// The connector's part of the seed-000 flow: bind UDP on a ticket,
+    /// reconnect and resume when links drop.
+    async fn react(&mut self, client: &mut Client, event: &Event) {
+        let now = Instant::now();
+        match event {
+            Event::Welcomed {
+                ticket: Some(ticket),
+                ..
+            } if self.config.transport == Transport::Auto => {
+                let udp_addr = SocketAddr::new(self.config.server.ip(), ticket.port);
+                if self.bind_udp().await.is_ok() {
+                    let _ = client.attach_datagram(now, udp_addr);
+                }
+            }
+            Event::DatagramUnavailable => {
+                tracing::info!("UDP did not come up; the session stays on the stream");
+                if self.config.transport == Transport::Auto {
+                    self.udp = None;
+                }
+            }
+            Event::Detached | Event::LinkDown(LinkKind::Stream) if self.config.reconnect => {
+                self.reconnect(client).await;
+            }
+            Event::Resumed => {
+                self.reconnecting_since = None;
+                self.retry_at = None;
+            }
+            _ => {}
+        }
+    }
+
+    async fn reconnect(&mut self, client: &mut Client) {
+        let now = Instant::now();
+        let grace = self.config.protocol.session.resume_grace;
+        let since = *self.reconnecting_since.get_or_insert(now);
+        if now.duration_since(since) > grace {
+            return;
+        }
+        match self.config.transport {
+            Transport::Udp => {
+                if !client.has_link(LinkKind::Datagram) && self.bind_udp().await.is_ok() {
+                    let _ = client.attach_datagram(now, self.config.server);
+                }
+            }
+            _ => {
+                if self.stream.is_some() {
+                    return;
+                }
+                match self.open_stream().await {
+                    Ok(()) => {
+                        let _ = client.resume_stream(Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::info!(
+                            "reconnect failed, trying again in {RECONNECT_RETRY:?}: {e}"
+                        );
+                        self.retry_at = Some(Instant::now() + RECONNECT_RETRY);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn flush(&mut self, client: &mut Client) {
+        while let Some(transmit) = client.poll_transmit() {
+            match transmit {
+                Transmit::Datagram { to, bytes } => {
+                    if let Some(udp) = &self.udp {
+                        let _ = udp.send_to(&bytes, to).await;
+                    }
+                }
+                Transmit::Stream { bytes, .. } => {
+                    if let Some(stream) = &self.stream {
+                        if stream.outgoing.send(bytes).await.is_err() {
+                            self.stream = None;
+                            client.stream_closed(Instant::now());
+                        }
+                    }
+                }
+                Transmit::CloseStream { .. } => self.stream = None,
+            }
+        }
+    }
+}
+
+async fn recv_datagram(
+    udp: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match udp {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_packet(stream: Option<&mut StreamLink>) -> Option<Bytes> {
+    match stream {
+        Some(link) => link.packets.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tcp_io(
+    stream: TcpStream,
+    max_frame: usize,
+    packets: mpsc::Sender<Bytes>,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut frames = FramedRead::new(read, framing::codec(max_frame));
+    let mut buffer = Vec::with_capacity(4096);
+    loop {
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Ok(packet)) => {
+                    if packets.send(packet.freeze()).await.is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            out = outgoing.recv() => {
+                let Some(first) = out else {
+                    let _ = write.shutdown().await;
+                    break;
+                };
+                framing::write_frame(&mut buffer, &first);
+                while let Ok(more) = outgoing.try_recv() {
+                    framing::write_frame(&mut buffer, &more);
+                }
+                if write.write_all(&buffer).await.is_err() {
+                    break;
+                }
+                buffer.clear();
+            }
+        }
+    }
+}
+
+async fn websocket_io(
+    mut socket: WebSocket<TcpStream>,
+    packets: mpsc::Sender<Bytes>,
+    mut outgoing: mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        loop {
+            match socket.decode() {
+                Ok(Some(Message::Binary(packet))) => {
+                    if packets.send(packet).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => {
+                    socket.protocol().fail(&error);
+                    let _ = socket.flush().await;
+                    return;
+                }
+            }
+        }
+        if socket.flush().await.is_err() || socket.protocol().is_done() {
+            return;
+        }
+        tokio::select! {
+            read = socket.read_more() => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
+                }
+            }
+            out = outgoing.recv() => {
+                let Some(first) = out else {
+                    socket.protocol().close_with(1000, "client closed");
+                    let _ = socket.flush().await;
+                    return;
+                };
+                let _ = socket.protocol().send_binary(&first);
+                while let Ok(more) = outgoing.try_recv() {
+                    let _ = socket.protocol().send_binary(&more);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! What the gate counts: connections by kind, rejections by reason, and the
+//! protocol endpoint's own counters (drops by reason) copied out of its task.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use hearth_proto::EndpointStats;
+
+/// Why the gate closed or refused a stream connection before or outside the
+/// session protocol. The protocol's own drops are in `EndpointStats::drops`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Connected and sent nothing within the first-frame deadline.
+    SilentConnection,
+    /// A TCP frame longer than the maximum.
+    OversizedFrame,
+    /// A WebSocket protocol error (bad frame, bad UTF-8, text where binary is expected).
+    MalformedFrame,
+    /// The client did not read fast enough and its queue filled.
+    SlowConsumer,
+    /// Too many connections from one address.
+    TooManyFromAddress,
+    /// The gate is shutting down or full.
+    Overloaded,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 6] = [
+        Reject::SilentConnection,
+        Reject::OversizedFrame,
+        Reject::MalformedFrame,
+        Reject::SlowConsumer,
+        Reject::TooManyFromAddress,
+        Reject::Overloaded,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reject::SilentConnection => "silent_connection",
+            Reject::OversizedFrame => "oversized_frame",
+            Reject::MalformedFrame => "malformed_frame",
+            Reject::SlowConsumer => "slow_consumer",
+            Reject::TooManyFromAddress => "too_many_from_address",
+            Reject::Overloaded => "overloaded",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct GateMetrics {
+    pub tcp_accepted: AtomicU64,
+    pub ws_accepted: AtomicU64,
+    pub streams_open: AtomicU64,
+    pub udp_datagrams_in: AtomicU64,
+    pub udp_datagrams_out: AtomicU64,
+    rejects: [AtomicU64; 6],
+    endpoint: Mutex<EndpointStats>,
+    pub sessions_live: AtomicU64,
+}
+
+impl GateMetrics {
+    pub fn reject(&self, reason: Reject) {
+        let index = Reject::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("listed");
+        self.rejects[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejects(&self, reason: Reject) -> u64 {
+        let index = Reject::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("listed");
+        self.rejects[index].load(Ordering::Relaxed)
+    }
+
+    /// The protocol endpoint's counters as of its last update (at most 100 ms old).
+    pub fn endpoint(&self) -> EndpointStats {
+        self.endpoint.lock().expect("not poisoned").clone()
+    }
+
+    pub(crate) fn set_endpoint(&self, stats: &EndpointStats) {
+        self.endpoint
+            .lock()
+            .expect("not poisoned")
+            .clone_from(stats);
+    }
+}

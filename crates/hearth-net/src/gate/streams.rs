@@ -1,0 +1,324 @@
+//! Stream connections (TCP and WebSocket): one task each, reading packets
+//! into the gate task and writing what it sends back. Bounded everywhere: the
+//! frame size, the first-frame deadline, the outgoing queue, connections per IP.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hearth_proto::StreamId;
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
+
+use super::{GateConfig, GateMetrics, Input, Reject};
+use crate::framing;
+use crate::ws::{Message, WebSocket, WsError};
+
+pub(crate) enum Outgoing {
+    Packet(Vec<u8>),
+    Close,
+}
+
+pub(crate) struct Shared {
+    pub metrics: GateMetrics,
+    next_stream: AtomicU64,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_frame: usize,
+    first_frame_timeout: Duration,
+    pub stream_queue: usize,
+    max_per_ip: usize,
+    heartbeat: Duration,
+    idle_timeout: Duration,
+}
+
+impl Shared {
+    pub fn new(config: &GateConfig) -> Self {
+        Self {
+            metrics: GateMetrics::default(),
+            next_stream: AtomicU64::new(1),
+            per_ip: Mutex::new(HashMap::new()),
+            max_frame: config.max_frame(),
+            first_frame_timeout: config.first_frame_timeout,
+            stream_queue: config.stream_queue,
+            max_per_ip: config.max_streams_per_ip,
+            heartbeat: config.protocol.session.heartbeat_interval,
+            idle_timeout: config.protocol.session.idle_timeout,
+        }
+    }
+
+    /// Counts a connection from `ip`, or refuses it over the per-address limit.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut per_ip = self.per_ip.lock().expect("not poisoned");
+        let count = per_ip.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            drop(per_ip);
+            self.metrics.reject(Reject::TooManyFromAddress);
+            return None;
+        }
+        *count += 1;
+        self.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
+        Some(AddressSlot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// Releases the per-address count when the connection ends, however it ends.
+struct AddressSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.shared.per_ip.lock().expect("not poisoned");
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+        self.shared
+            .metrics
+            .streams_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) async fn accept_tcp(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    inputs: mpsc::Sender<Input>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                shared.metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve_tcp(shared.clone(), inputs.clone(), stream, peer));
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!("tcp accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        if inputs.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Opens the stream in the gate task; `None` when the gate has stopped.
+async fn open_stream(
+    shared: &Shared,
+    inputs: &mpsc::Sender<Input>,
+) -> Option<(StreamId, mpsc::Receiver<Outgoing>)> {
+    let id = StreamId(shared.next_stream.fetch_add(1, Ordering::Relaxed));
+    let (writer, receiver) = mpsc::channel(shared.stream_queue);
+    inputs.send(Input::StreamOpened { id, writer }).await.ok()?;
+    Some((id, receiver))
+}
+
+fn configure_tcp(shared: &Shared, stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    // Keepalive backs up the application heartbeat: it notices a dead peer
+    // even when the application is idle on both ends or stuck.
+    let keepalive = TcpKeepalive::new()
+        .with_time(shared.idle_timeout)
+        .with_interval(shared.heartbeat)
+        .with_retries(3);
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!("could not set TCP keepalive: {e}");
+    }
+}
+
+async fn serve_tcp(
+    shared: Arc<Shared>,
+    inputs: mpsc::Sender<Input>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let Some(_slot) = shared.admit(peer.ip()) else {
+        return;
+    };
+    configure_tcp(&shared, &stream);
+    let Some((id, mut outgoing)) = open_stream(&shared, &inputs).await else {
+        return;
+    };
+    let (read, mut write) = stream.into_split();
+    let mut frames = FramedRead::new(read, framing::codec(shared.max_frame));
+    let first_frame = tokio::time::sleep(shared.first_frame_timeout);
+    tokio::pin!(first_frame);
+    let mut heard = false;
+    let mut buffer = Vec::with_capacity(4096);
+    loop {
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Ok(packet)) => {
+                    heard = true;
+                    if inputs.send(Input::StreamPacket { id, packet: packet.freeze() }).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    let oversized = e.get_ref().is_some_and(|inner| inner.is::<LengthDelimitedCodecError>());
+                    if oversized {
+                        shared.metrics.reject(Reject::OversizedFrame);
+                        tracing::debug!(%peer, "closing TCP connection: frame over {} bytes", shared.max_frame);
+                    }
+                    break;
+                }
+                None => break,
+            },
+            out = outgoing.recv() => {
+                let mut close = out.is_none();
+                let mut next = out;
+                // Coalesce everything queued into one write.
+                while let Some(item) = next {
+                    match item {
+                        Outgoing::Packet(packet) => framing::write_frame(&mut buffer, &packet),
+                        Outgoing::Close => { close = true; break; }
+                    }
+                    next = outgoing.try_recv().ok();
+                }
+                if !buffer.is_empty() && write.write_all(&buffer).await.is_err() {
+                    break;
+                }
+                buffer.clear();
+                if close {
+                    let _ = write.shutdown().await;
+                    break;
+                }
+            }
+            () = &mut first_frame, if !heard => {
+                shared.metrics.reject(Reject::SilentConnection);
+                tracing::debug!(%peer, "closing TCP connection: nothing received within {:?}", shared.first_frame_timeout);
+                break;
+            }
+        }
+    }
+    let _ = inputs.send(Input::StreamClosed { id }).await;
+}
+
+pub(crate) fn spawn_websocket<S>(
+    shared: Arc<Shared>,
+    inputs: mpsc::Sender<Input>,
+    socket: WebSocket<S>,
+    peer: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    shared.metrics.ws_accepted.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(serve_websocket(shared, inputs, socket, peer));
+}
+
+async fn serve_websocket<S>(
+    shared: Arc<Shared>,
+    inputs: mpsc::Sender<Input>,
+    mut socket: WebSocket<S>,
+    peer: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(_slot) = shared.admit(peer.ip()) else {
+        socket
+            .protocol()
+            .close_with(1008, "too many connections from this address");
+        let _ = socket.flush().await;
+        return;
+    };
+    socket.protocol().set_max_message(shared.max_frame);
+    let Some((id, mut outgoing)) = open_stream(&shared, &inputs).await else {
+        return;
+    };
+    let first_frame = tokio::time::sleep(shared.first_frame_timeout);
+    tokio::pin!(first_frame);
+    let mut heard = false;
+    'connection: loop {
+        loop {
+            match socket.decode() {
+                Ok(Some(Message::Binary(packet))) => {
+                    heard = true;
+                    if inputs
+                        .send(Input::StreamPacket { id, packet })
+                        .await
+                        .is_err()
+                    {
+                        break 'connection;
+                    }
+                }
+                Ok(Some(Message::Text(_))) => {
+                    shared.metrics.reject(Reject::MalformedFrame);
+                    socket
+                        .protocol()
+                        .close_with(1003, "Hearth sessions use binary messages");
+                    let _ = socket.flush().await;
+                    break 'connection;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => {
+                    shared.metrics.reject(match error {
+                        WsError::TooBig { .. } => Reject::OversizedFrame,
+                        _ => Reject::MalformedFrame,
+                    });
+                    tracing::debug!(%peer, "closing WebSocket: {error}");
+                    socket.protocol().fail(&error);
+                    let _ = socket.flush().await;
+                    break 'connection;
+                }
+            }
+        }
+        if socket.flush().await.is_err() || socket.protocol().is_done() {
+            break;
+        }
+        tokio::select! {
+            read = socket.read_more() => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            out = outgoing.recv() => {
+                let mut close = out.is_none();
+                let mut next = out;
+                while let Some(item) = next {
+                    match item {
+                        Outgoing::Packet(packet) => {
+                            let _ = socket.protocol().send_binary(&packet);
+                        }
+                        Outgoing::Close => {
+                            close = true;
+                            break;
+                        }
+                    }
+                    next = outgoing.try_recv().ok();
+                }
+                if close {
+                    socket.protocol().close_with(1000, "session closed");
+                    if socket.flush().await.is_ok() {
+                        // Give the client a moment to answer the close handshake.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Ok(Some(_)) = socket.recv().await {}
+                        })
+                        .await;
+                    }
+                    break;
+                }
+            }
+            () = &mut first_frame, if !heard => {
+                shared.metrics.reject(Reject::SilentConnection);
+                socket.protocol().close_with(1008, "nothing received in time");
+                let _ = socket.flush().await;
+                break;
+            }
+        }
+    }
+    let _ = inputs.send(Input::StreamClosed { id }).await;
+}

@@ -1,0 +1,370 @@
+//! The gates over real loopback sockets: TCP+UDP (seed 000), UDP only,
+//! WebSocket, blocked UDP, resume after a dropped TCP connection, and bad input.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hearth_net::client::{ConnectConfig, Connection, Transport};
+use hearth_net::gate::{self, EchoHandler, GateConfig, GateHandle, Reject};
+use hearth_proto::{ChannelKind, ChannelSpec, Delivery, Event, LinkKind, ServerIdentity};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn echo_gate(configure: impl FnOnce(&mut GateConfig)) -> GateHandle {
+    let mut config = GateConfig {
+        udp: Some("127.0.0.1:0".parse().unwrap()),
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        ..GateConfig::default()
+    };
+    configure(&mut config);
+    gate::start(
+        config,
+        ServerIdentity::generate(hearth_proto::os_seed()),
+        EchoHandler,
+    )
+    .await
+    .unwrap()
+}
+
+async fn joined(config: ConnectConfig) -> (Connection, Vec<Event>) {
+    let mut connection = Connection::connect(config).await.unwrap();
+    let events = timeout(WAIT, connection.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("joined in time")
+        .expect("joined");
+    (connection, events)
+}
+
+/// Sends `count` numbered messages on `channel` and waits for every echo,
+/// returning the echoes in arrival order.
+async fn echo_round(
+    connection: &mut Connection,
+    channel: u16,
+    count: usize,
+    size: usize,
+) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    for index in 0..count {
+        let mut message = vec![(index % 251) as u8; size.max(4)];
+        message[..4].copy_from_slice(&(index as u32).to_be_bytes());
+        connection.send(channel, &message).await.unwrap();
+        sent.push(message);
+    }
+    let mut echoed = Vec::new();
+    while echoed.len() < count {
+        match timeout(WAIT, connection.next_event())
+            .await
+            .expect("echo in time")
+        {
+            Some(Event::Message {
+                channel: c,
+                payload,
+            }) if c == channel => echoed.push(payload),
+            Some(Event::Closed(reason)) => panic!("closed: {reason}"),
+            Some(_) => {}
+            None => panic!("connection stopped"),
+        }
+    }
+    assert_eq!(echoed, sent, "every message echoed once, in order");
+    echoed
+}
+
+fn reliable(kind: ChannelKind) -> ChannelSpec {
+    ChannelSpec::new(kind, Delivery::ReliableOrdered)
+}
+
+#[tokio::test]
+async fn tcp_login_udp_ticket_then_tcp_kcp_and_raw_udp_channels_at_once() {
+    let gate = echo_gate(|_| {}).await;
+    let config = ConnectConfig::new(Transport::Auto, gate.tcp_addr.unwrap());
+    let (mut connection, _) = joined(config).await;
+    timeout(
+        WAIT,
+        connection.wait_for(|e| *e == Event::LinkUp(LinkKind::Datagram)),
+    )
+    .await
+    .unwrap()
+    .expect("UDP bound by ticket");
+    connection
+        .open_channel(1, reliable(ChannelKind::Data).on_stream())
+        .await
+        .unwrap();
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    connection
+        .open_channel(
+            3,
+            ChannelSpec::new(ChannelKind::Voice, Delivery::Unreliable),
+        )
+        .await
+        .unwrap();
+    echo_round(&mut connection, 1, 200, 3000).await;
+    echo_round(&mut connection, 2, 200, 3000).await;
+    // Raw UDP on loopback: nothing should be lost, but allow it to be.
+    for index in 0..50u8 {
+        connection.send(3, &[index; 100]).await.unwrap();
+    }
+    let mut raw = 0;
+    while raw < 45 {
+        match timeout(Duration::from_secs(3), connection.next_event()).await {
+            Ok(Some(Event::Message { channel: 3, .. })) => raw += 1,
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    assert!(raw >= 45, "raw UDP echoes: {raw}");
+    let stats = connection.stats().await.unwrap();
+    assert!(stats.packets_in > 0);
+    let endpoint = gate.metrics().endpoint();
+    assert_eq!(endpoint.handshakes_completed, 1, "one UDP attach handshake");
+}
+
+#[tokio::test]
+async fn blocked_udp_falls_back_to_tcp_and_no_message_is_lost() {
+    // The ticket names a UDP port where a socket swallows everything: UDP is
+    // "blocked" the way a firewall blocks it, silently.
+    let black_hole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let hole_port = black_hole.local_addr().unwrap().port();
+    let gate = echo_gate(|c| c.protocol.udp_ticket_port = Some(hole_port)).await;
+    let mut config = ConnectConfig::new(Transport::Auto, gate.tcp_addr.unwrap());
+    config.udp_wait = Duration::from_secs(2);
+    let (mut connection, _) = joined(config).await;
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    // Sent while UDP is still being tried, and after it was given up.
+    echo_round(&mut connection, 2, 100, 500).await;
+    timeout(
+        WAIT,
+        connection.wait_for(|e| *e == Event::DatagramUnavailable),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    echo_round(&mut connection, 2, 100, 500).await;
+    drop(black_hole);
+}
+
+#[tokio::test]
+async fn udp_only_login_reaches_the_same_session_api() {
+    let gate = echo_gate(|_| {}).await;
+    let config = ConnectConfig::new(Transport::Udp, gate.udp_addr.unwrap());
+    let (mut connection, events) = joined(config).await;
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Welcomed { ticket: None, .. })));
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    echo_round(&mut connection, 2, 300, 2000).await;
+    // A message bigger than a datagram, split into partial bunches.
+    echo_round(&mut connection, 2, 3, 200_000).await;
+}
+
+#[tokio::test]
+async fn websocket_login_over_an_upgraded_connection() {
+    let gate = echo_gate(|c| c.udp = None).await;
+    let web = serve_ws_gate(gate.clone()).await;
+    let config = ConnectConfig::new(Transport::WebSocket, web);
+    let (mut connection, _) = joined(config).await;
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    echo_round(&mut connection, 2, 200, 1000).await;
+    assert_eq!(
+        gate.metrics()
+            .ws_accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+/// A tiny hyper server doing what hearth-server's web port does for `/ws`.
+async fn serve_ws_gate(gate: GateHandle) -> SocketAddr {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                let service =
+                    service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        let gate = gate.clone();
+                        async move {
+                            let limits = hearth_net::ws::Limits { max_message: 65536 };
+                            let response =
+                                match hearth_net::ws::upgrade(&mut request, &["hearth.v1"], limits)
+                                {
+                                    Ok(pending) => {
+                                        let response =
+                                            pending.response.clone().map(|()| String::new());
+                                        tokio::spawn(async move {
+                                            if let Ok(socket) = pending.socket().await {
+                                                gate.accept_websocket(socket, peer);
+                                            }
+                                        });
+                                        response
+                                    }
+                                    Err(refused) => refused.response(),
+                                };
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_dropped_tcp_connection_is_resumed_without_losing_messages() {
+    let gate = echo_gate(|c| c.udp = None).await;
+    let mut config = ConnectConfig::new(Transport::Tcp, gate.tcp_addr.unwrap());
+    config.protocol.session.heartbeat_interval = Duration::from_millis(200);
+    let (mut connection, _) = joined(config).await;
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    echo_round(&mut connection, 2, 50, 100).await;
+    connection.drop_stream().await;
+    timeout(WAIT, connection.wait_for(|e| *e == Event::Resumed))
+        .await
+        .unwrap()
+        .expect("resumed over a new TCP connection");
+    echo_round(&mut connection, 2, 50, 100).await;
+}
+
+#[tokio::test]
+async fn a_client_that_connects_and_never_speaks_is_dropped() {
+    let gate = echo_gate(|c| c.first_frame_timeout = Duration::from_millis(300)).await;
+    let mut stream = tokio::net::TcpStream::connect(gate.tcp_addr.unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("closed by the server");
+    assert!(matches!(read, Ok(0) | Err(_)), "connection ended");
+    assert_eq!(gate.metrics().rejects(Reject::SilentConnection), 1);
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_frames_close_only_that_connection() {
+    let gate = echo_gate(|_| {}).await;
+    let tcp = gate.tcp_addr.unwrap();
+    // A length prefix far over the maximum: refused before the body arrives.
+    let mut oversized = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    oversized
+        .write_all(&(10_000_000u32).to_be_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(
+        timeout(WAIT, oversized.read(&mut buf)).await.unwrap(),
+        Ok(0) | Err(_)
+    ));
+    // A well-framed packet of garbage: a protocol error for that session only.
+    let mut garbage = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    let mut frame = Vec::new();
+    hearth_net::framing::write_frame(&mut frame, &[0xFF; 40]);
+    garbage.write_all(&frame).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = timeout(WAIT, garbage.read_to_end(&mut rest))
+        .await
+        .expect("closed");
+    assert_eq!(gate.metrics().rejects(Reject::OversizedFrame), 1);
+    // A real client is unaffected.
+    let (mut connection, _) = joined(ConnectConfig::new(Transport::Tcp, tcp)).await;
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    echo_round(&mut connection, 2, 10, 100).await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_heartbeat_timeout() {
+    let gate = echo_gate(|c| {
+        c.udp = None;
+        c.protocol.session.idle_timeout = Duration::from_millis(800);
+        c.protocol.session.heartbeat_interval = Duration::from_millis(200);
+        c.protocol.session.resume_grace = Duration::from_millis(400);
+    })
+    .await;
+    // Log in by driving the sans-IO client by hand, then stop answering while
+    // the TCP connection stays open: only the heartbeat can notice.
+    let mut stream = tokio::net::TcpStream::connect(gate.tcp_addr.unwrap())
+        .await
+        .unwrap();
+    let now = std::time::Instant::now();
+    let mut client = hearth_proto::Client::new(Default::default(), now, [7; 32]);
+    client.connect_stream(now);
+    let mut inbound = bytes::BytesMut::new();
+    let mut codec = hearth_net::framing::codec(65536);
+    let mut joined = false;
+    while !joined {
+        while let Some(transmit) = client.poll_transmit() {
+            if let hearth_proto::Transmit::Stream { bytes, .. } = transmit {
+                let mut frame = Vec::new();
+                hearth_net::framing::write_frame(&mut frame, &bytes);
+                stream.write_all(&frame).await.unwrap();
+            }
+        }
+        while let Some(event) = client.poll_event() {
+            joined |= event == Event::Joined;
+        }
+        if joined {
+            break;
+        }
+        timeout(WAIT, stream.read_buf(&mut inbound))
+            .await
+            .unwrap()
+            .unwrap();
+        while let Some(packet) =
+            tokio_util::codec::Decoder::decode(&mut codec, &mut inbound).unwrap()
+        {
+            client.handle_stream(std::time::Instant::now(), &packet);
+        }
+    }
+    let went_silent = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        gate.metrics().endpoint().sessions_opened,
+        1,
+        "stats are published every 100 ms"
+    );
+    // Keep the socket open and read nothing that matters until the server closes it.
+    let mut sink = vec![0u8; 4096];
+    loop {
+        match timeout(Duration::from_secs(5), stream.read(&mut sink))
+            .await
+            .expect("server gave up in time")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let waited = went_silent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700),
+        "not before the idle timeout: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "within timeout + interval: {waited:?}"
+    );
+}
