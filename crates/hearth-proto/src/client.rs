@@ -318,7 +318,7 @@ impl Client {
             // A repeated Ack after the link is up.
             return self.session.stats.drops.add(DropReason::Duplicate);
         };
-        if !handshake.cookie.is_some_and(|c| c.mac == cookie_mac) {
+        if handshake.cookie.is_none_or(|c| c.mac != cookie_mac) {
             return self.session.stats.drops.add(DropReason::Unexpected);
         }
         if self

@@ -147,7 +147,7 @@ impl RttEstimate {
                 self.variance = rtt / 2;
             }
             Some(srtt) => {
-                let delta = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let delta = srtt.abs_diff(rtt);
                 self.variance = (self.variance * 3 + delta) / 4;
                 self.smoothed = Some((srtt * 7 + rtt) / 8);
             }

@@ -1,0 +1,415 @@
+//! `hearth serve`'s services over real loopback sockets: the web API,
+//! accounts and tokens, game logins over every transport, single sessions,
+//! restarts, metrics and graceful shutdown.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hearth_client::{
+    connect, Accounts, ChannelKind, ChannelSpec, CloseReason, Delivery, Error, Event, Options,
+};
+use hearth_server::{Config, Running};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config {
+        port: 0,
+        web_port: 0,
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    if let Ok(url) = std::env::var("HEARTH_TEST_DATABASE_URL") {
+        config.database_url = url;
+    }
+    config
+}
+
+async fn start(config: Config) -> (Running, Accounts) {
+    let running = hearth_server::start(config).await.expect("server starts");
+    let accounts = Accounts::new(&format!("http://{}", running.web));
+    (running, accounts)
+}
+
+fn unique(name: &str) -> String {
+    let seed = hearth_proto::os_seed();
+    format!("{name}_{:02x}{:02x}{:02x}", seed[0], seed[1], seed[2])
+}
+
+fn api_code(result: Result<impl std::fmt::Debug, Error>) -> (u16, String) {
+    match result {
+        Err(Error::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+async fn joined(url: &str, options: Options) -> hearth_client::Connection {
+    let mut connection = connect(url, options).await.unwrap();
+    timeout(WAIT, connection.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("in time")
+        .expect("joined");
+    connection
+}
+
+async fn refused(url: &str, options: Options) -> CloseReason {
+    let mut connection = connect(url, options).await.unwrap();
+    loop {
+        match timeout(WAIT, connection.next_event())
+            .await
+            .expect("in time")
+        {
+            Some(Event::Closed(reason)) => return reason,
+            Some(Event::Joined) => panic!("should have been refused"),
+            Some(_) => {}
+            None => panic!("stopped without a reason"),
+        }
+    }
+}
+
+async fn echo(connection: &mut hearth_client::Connection, channel: u16, count: u32) {
+    for index in 0..count {
+        connection
+            .send(channel, &index.to_be_bytes())
+            .await
+            .unwrap();
+    }
+    for index in 0..count {
+        let payload = loop {
+            match timeout(WAIT, connection.next_event()).await.unwrap() {
+                Some(Event::Message {
+                    channel: c,
+                    payload,
+                }) if c == channel => break payload,
+                Some(Event::Closed(reason)) => panic!("closed: {reason}"),
+                Some(_) => {}
+                None => panic!("stopped"),
+            }
+        };
+        assert_eq!(payload, index.to_be_bytes());
+    }
+}
+
+async fn closed_reason(connection: &mut hearth_client::Connection) -> String {
+    let events = timeout(WAIT, connection.wait_for(|e| matches!(e, Event::Closed(_))))
+        .await
+        .expect("closed in time")
+        .expect("a close event");
+    match events.last() {
+        Some(Event::Closed(reason)) => reason.to_string(),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+fn game_channel() -> ChannelSpec {
+    ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered)
+}
+
+#[tokio::test]
+async fn the_api_registers_logs_in_refreshes_and_revokes_with_clear_errors() {
+    let dir = data_dir("api");
+    let (server, api) = start(config(&dir)).await;
+    let name = unique("alice");
+    api.register(&name, "correct horse").await.unwrap();
+    assert_eq!(
+        api_code(api.register(&name.to_uppercase(), "another pass").await),
+        (409, "name_taken".into())
+    );
+    assert_eq!(
+        api_code(api.register("x", "correct horse").await),
+        (400, "invalid_name".into())
+    );
+    assert_eq!(
+        api_code(api.register(&unique("bob"), "short").await),
+        (400, "weak_password".into())
+    );
+    assert_eq!(
+        api_code(api.login(&name, "wrong horse").await),
+        (401, "wrong_password".into())
+    );
+    assert_eq!(
+        api_code(api.login("nobody_here", "whatever1").await),
+        (401, "unknown_account".into())
+    );
+    let first = api.login(&name, "correct horse").await.unwrap();
+    let second = api.refresh(&first.refresh_token).await.unwrap();
+    assert_ne!(first.access_token, second.access_token);
+    // The rotated-out refresh token comes back: treated as stolen, every token revoked.
+    assert_eq!(
+        api_code(api.refresh(&first.refresh_token).await),
+        (401, "token_revoked".into())
+    );
+    assert_eq!(
+        api_code(api.refresh(&second.refresh_token).await),
+        (401, "token_revoked".into())
+    );
+    assert_eq!(
+        api_code(api.refresh(&second.access_token).await),
+        (401, "token_revoked".into())
+    );
+    let third = api.login(&name, "correct horse").await.unwrap();
+    assert_eq!(
+        api_code(api.refresh(&third.access_token).await),
+        (401, "wrong_token_kind".into())
+    );
+    api.logout(&third.refresh_token).await.unwrap();
+    assert_eq!(
+        api_code(api.refresh(&third.refresh_token).await),
+        (401, "token_revoked".into())
+    );
+    // Changing the password revokes the tokens issued before.
+    let fourth = api.login(&name, "correct horse").await.unwrap();
+    api.change_password(&name, "correct horse", "battery staple")
+        .await
+        .unwrap();
+    assert_eq!(
+        api_code(api.refresh(&fourth.refresh_token).await),
+        (401, "token_revoked".into())
+    );
+    api.login(&name, "battery staple").await.unwrap();
+    // Malformed JSON.
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/login", server.web))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("bad_request"));
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn too_many_wrong_passwords_lock_the_account() {
+    let dir = data_dir("lock");
+    let (server, api) = start(config(&dir)).await;
+    let name = unique("carol");
+    api.register(&name, "correct horse").await.unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            api_code(api.login(&name, "nope nope").await).1,
+            "wrong_password"
+        );
+    }
+    assert_eq!(
+        api_code(api.login(&name, "nope nope").await),
+        (423, "locked".into())
+    );
+    assert_eq!(
+        api_code(api.login(&name, "correct horse").await),
+        (423, "locked".into())
+    );
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn game_logins_over_tcp_udp_and_websocket_reach_one_session_api() {
+    let dir = data_dir("game");
+    let (server, api) = start(config(&dir)).await;
+    let name = unique("dave");
+    api.register(&name, "correct horse").await.unwrap();
+    // TCP first, then UDP by ticket.
+    let mut auto = joined(
+        &format!("hearth://{}", server.game_tcp),
+        Options::password(&name, "correct horse"),
+    )
+    .await;
+    auto.open_channel(2, game_channel()).await.unwrap();
+    echo(&mut auto, 2, 100).await;
+    auto.close(0, "done").await;
+    // UDP alone, with a token from the API.
+    let tokens = api.login(&name, "correct horse").await.unwrap();
+    let mut udp = joined(
+        &format!("udp://{}", server.game_udp.unwrap()),
+        Options::token(&tokens.access_token),
+    )
+    .await;
+    udp.open_channel(2, game_channel()).await.unwrap();
+    echo(&mut udp, 2, 100).await;
+    udp.close(0, "done").await;
+    // WebSocket on the web port.
+    let mut ws = joined(
+        &format!("ws://{}/ws", server.web),
+        Options::token(&tokens.access_token),
+    )
+    .await;
+    ws.open_channel(2, game_channel()).await.unwrap();
+    echo(&mut ws, 2, 100).await;
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_expired_and_revoked_tokens_are_refused_with_the_reason() {
+    let dir = data_dir("refuse");
+    let mut config = config(&dir);
+    config.accounts.access_token_secs = 1;
+    let (server, api) = start(config).await;
+    let name = unique("erin");
+    api.register(&name, "correct horse").await.unwrap();
+    let url = format!("hearth://{}", server.game_tcp);
+    let reason = refused(&url, Options::password(&name, "wrong horse")).await;
+    assert!(
+        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("wrong password")),
+        "{reason}"
+    );
+    let reason = refused(&url, Options::anonymous()).await;
+    assert!(
+        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("requires an account")),
+        "{reason}"
+    );
+    let reason = refused(&url, Options::token("made-up-token")).await;
+    assert!(
+        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("unknown token")),
+        "{reason}"
+    );
+    let revoked = api.login(&name, "correct horse").await.unwrap();
+    api.logout(&revoked.access_token).await.unwrap();
+    let reason = refused(&url, Options::token(&revoked.access_token)).await;
+    assert!(
+        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("revoked")),
+        "{reason}"
+    );
+    let expiring = api.login(&name, "correct horse").await.unwrap();
+    joined(&url, Options::token(&expiring.access_token)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reason = refused(&url, Options::token(&expiring.access_token)).await;
+    assert!(
+        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("expired")),
+        "{reason}"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.web))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in [
+        "wrong_password",
+        "anonymous_refused",
+        "token_unknown",
+        "token_revoked",
+        "token_expired",
+    ] {
+        assert!(
+            metrics.contains(&format!("hearth_logins_total{{outcome=\"{outcome}\"}} 1")),
+            "{outcome} in\n{metrics}"
+        );
+    }
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn a_new_login_ends_the_old_session_of_the_same_account() {
+    let dir = data_dir("single");
+    let (server, api) = start(config(&dir)).await;
+    let name = unique("frank");
+    api.register(&name, "correct horse").await.unwrap();
+    let url = format!("tcp://{}", server.game_tcp);
+    let mut first = joined(&url, Options::password(&name, "correct horse")).await;
+    let _second = joined(&url, Options::password(&name, "correct horse")).await;
+    let reason = closed_reason(&mut first).await;
+    assert!(reason.contains("logged in from another place"), "{reason}");
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn accounts_and_the_server_key_survive_a_restart() {
+    let dir = data_dir("restart");
+    let (server, api) = start(config(&dir)).await;
+    let name = unique("grace");
+    api.register(&name, "correct horse").await.unwrap();
+    let key = server.public_key;
+    server.shutdown("restart").await;
+    let (server, api) = start(config(&dir)).await;
+    assert_eq!(
+        server.public_key, key,
+        "the key in the data directory is reused"
+    );
+    api.login(&name, "correct horse").await.unwrap();
+    let mut options = Options::password(&name, "correct horse");
+    options.server_key = Some(key);
+    joined(&format!("hearth://{}", server.game_tcp), options).await;
+    server.shutdown("test over").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn shutdown_tells_connected_clients_why() {
+    let dir = data_dir("shutdown");
+    let (server, api) = start(config(&dir)).await;
+    let name = unique("heidi");
+    api.register(&name, "correct horse").await.unwrap();
+    let mut client = joined(
+        &format!("hearth://{}", server.game_tcp),
+        Options::password(&name, "correct horse"),
+    )
+    .await;
+    let shutdown = tokio::spawn(server.shutdown("maintenance at noon"));
+    let reason = closed_reason(&mut client).await;
+    assert!(reason.contains("maintenance at noon"), "{reason}");
+    timeout(WAIT, shutdown).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn health_metrics_pages_and_upgrade_refusals() {
+    let dir = data_dir("web");
+    let (server, _api) = start(config(&dir)).await;
+    let base = format!("http://{}", server.web);
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok\n"
+    );
+    assert!(reqwest::get(&base)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("Hearth"));
+    let old_version = reqwest::Client::new()
+        .get(format!("{base}/ws"))
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("Sec-WebSocket-Version", "8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_version.status(), 426);
+    assert_eq!(old_version.headers()["sec-websocket-version"], "13");
+    let post = reqwest::Client::new()
+        .post(format!("{base}/ws"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    // A silent TCP client on the game port is counted once it is dropped.
+    let silent = tokio::net::TcpStream::connect(server.game_tcp)
+        .await
+        .unwrap();
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("# TYPE hearth_rejected_total counter"));
+    assert!(
+        metrics.contains("hearth_api_errors_total{code=\"websocket_refused\"} 2"),
+        "{metrics}"
+    );
+    drop(silent);
+    server.shutdown("test over").await;
+}

@@ -1,0 +1,202 @@
+//! Configuration: defaults, then `hearth.toml`, then `HEARTH_*` environment
+//! variables, then command-line flags (applied by the binary).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address every listener binds; loopback unless configured otherwise.
+    pub bind: IpAddr,
+    /// Game port, TCP and UDP (7777, like Unreal's dedicated server).
+    pub port: u16,
+    /// Web port: API, pages, metrics, WebSocket.
+    pub web_port: u16,
+    /// Where the database, secrets and logs live.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; empty means SQLite in the data directory.
+    pub database_url: String,
+    pub accounts: AccountsConfig,
+    pub game: GameConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Lifetime of an access token, in seconds.
+    pub access_token_secs: u64,
+    /// Lifetime of a refresh token, in seconds.
+    pub refresh_token_secs: u64,
+    /// Wrong passwords in a row before the account is locked.
+    pub max_failed_logins: u32,
+    /// How long a locked account stays locked, in seconds.
+    pub lock_secs: u64,
+    /// A new login ends the account's previous session.
+    pub single_session: bool,
+    /// Let clients without credentials in (the pre-login hook still runs).
+    pub allow_anonymous: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GameConfig {
+    /// Map named in Welcome.
+    pub map: String,
+    /// Serve UDP on the game port (TCP is always served).
+    pub udp: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 7777,
+            web_port: 8080,
+            data_dir: PathBuf::from("hearth-data"),
+            database_url: String::new(),
+            accounts: AccountsConfig::default(),
+            game: GameConfig::default(),
+        }
+    }
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            access_token_secs: 3600,
+            refresh_token_secs: 30 * 24 * 3600,
+            max_failed_logins: 5,
+            lock_secs: 300,
+            single_session: true,
+            allow_anonymous: false,
+        }
+    }
+}
+
+impl Default for GameConfig {
+    fn default() -> Self {
+        Self {
+            map: "Entry".to_owned(),
+            udp: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {name}={value:?} is not valid: {why}")]
+    Env {
+        name: String,
+        value: String,
+        why: String,
+    },
+}
+
+impl Config {
+    /// Defaults overlaid with `path` (if given, it must exist; if not given,
+    /// `hearth.toml` in the working directory is used when present) and the
+    /// environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("hearth.toml").exists() => Self::from_file(Path::new("hearth.toml"))?,
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
+    /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.to_owned(),
+                value,
+                why: e.to_string(),
+            })
+        }
+        if let Some(v) = var("HEARTH_BIND") {
+            self.bind = parse("HEARTH_BIND", v)?;
+        }
+        if let Some(v) = var("HEARTH_PORT") {
+            self.port = parse("HEARTH_PORT", v)?;
+        }
+        if let Some(v) = var("HEARTH_WEB_PORT") {
+            self.web_port = parse("HEARTH_WEB_PORT", v)?;
+        }
+        if let Some(v) = var("HEARTH_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("HEARTH_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("HEARTH_SINGLE_SESSION") {
+            self.accounts.single_session = parse("HEARTH_SINGLE_SESSION", v)?;
+        }
+        if let Some(v) = var("HEARTH_ALLOW_ANONYMOUS") {
+            self.accounts.allow_anonymous = parse("HEARTH_ALLOW_ANONYMOUS", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.accounts.access_token_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.accounts.refresh_token_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let mut config: Config =
+            toml::from_str("port = 9000\n[accounts]\nsingle_session = false\n").unwrap();
+        assert_eq!((config.port, config.web_port), (9000, 8080));
+        assert!(!config.accounts.single_session);
+        config
+            .apply_env(|name| (name == "HEARTH_WEB_PORT").then(|| "9100".to_owned()))
+            .unwrap();
+        assert_eq!(config.web_port, 9100);
+        let bad = config.apply_env(|name| (name == "HEARTH_PORT").then(|| "seventy".to_owned()));
+        assert!(bad.unwrap_err().to_string().contains("HEARTH_PORT"));
+        assert!(
+            toml::from_str::<Config>("prot = 1").is_err(),
+            "typos are errors"
+        );
+        assert_eq!(Config::default().bind.to_string(), "127.0.0.1");
+    }
+}

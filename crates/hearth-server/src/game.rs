@@ -1,0 +1,130 @@
+//! The game side of the gate: the pre-login hook checks credentials against
+//! the accounts, enforces one session per account when configured, and
+//! (until the world arrives) echoes messages back on their channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hearth_net::gate::{GateCtx, GateHandle, Handler};
+use hearth_proto::{close_code, Credentials, Event};
+
+use crate::accounts::{Account, AccountError, Accounts};
+
+/// Login outcomes by reason, for /metrics.
+#[derive(Default)]
+pub struct LoginCounters {
+    counts: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl LoginCounters {
+    pub fn add(&self, outcome: &'static str) {
+        *self
+            .counts
+            .lock()
+            .expect("not poisoned")
+            .entry(outcome)
+            .or_insert(0) += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.counts.lock().expect("not poisoned").clone()
+    }
+}
+
+pub struct GameHandler {
+    accounts: Accounts,
+    gate: Arc<OnceLock<GateHandle>>,
+    map: String,
+    allow_anonymous: bool,
+    single_session: bool,
+    /// Account id -> its live session, shared with login decisions.
+    sessions: Arc<Mutex<HashMap<i64, u64>>>,
+    logins: Arc<LoginCounters>,
+}
+
+impl GameHandler {
+    pub fn new(
+        accounts: Accounts,
+        gate: Arc<OnceLock<GateHandle>>,
+        config: &crate::config::Config,
+        logins: Arc<LoginCounters>,
+    ) -> Self {
+        Self {
+            accounts,
+            gate,
+            map: config.game.map.clone(),
+            allow_anonymous: config.accounts.allow_anonymous,
+            single_session: config.accounts.single_session,
+            sessions: Arc::default(),
+            logins,
+        }
+    }
+
+    fn check_login(&self, session: u64, credentials: Credentials) {
+        let Some(gate) = self.gate.get().cloned() else {
+            return;
+        };
+        let accounts = self.accounts.clone();
+        let allow_anonymous = self.allow_anonymous;
+        let single_session = self.single_session;
+        let sessions = self.sessions.clone();
+        let logins = self.logins.clone();
+        let map = self.map.clone();
+        // Password hashing and the database are slow; the gate task goes on
+        // serving everyone else while this runs.
+        tokio::spawn(async move {
+            let verdict: Result<Option<Account>, AccountError> = match credentials {
+                Credentials::Password { account, password } => {
+                    accounts.authenticate(&account, &password).await.map(Some)
+                }
+                Credentials::Token(token) => accounts.verify_access(&token).await.map(Some),
+                Credentials::Anonymous => Ok(None),
+            };
+            let _ = gate
+                .run(move |ctx: &mut GateCtx<'_>| match verdict {
+                    Ok(None) if !allow_anonymous => {
+                        logins.add("anonymous_refused");
+                        ctx.refuse_login(session, "this server requires an account: log in with a name and password or a token");
+                    }
+                    Ok(account) => {
+                        if let Some(account) = account {
+                            let mut live = sessions.lock().expect("not poisoned");
+                            let previous = live.insert(account.id, session);
+                            if let Some(old) = previous.filter(|old| *old != session) {
+                                if single_session {
+                                    ctx.close(old, close_code::REPLACED, "logged in from another place");
+                                    logins.add("replaced");
+                                }
+                            }
+                        }
+                        if ctx.accept_login(session, Some(&map)) {
+                            logins.add("accepted");
+                        }
+                    }
+                    Err(error) => {
+                        logins.add(error.code());
+                        ctx.refuse_login(session, &error.to_string());
+                    }
+                })
+                .await;
+        });
+    }
+}
+
+impl Handler for GameHandler {
+    fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
+        match event {
+            Event::LoginRequest(request) => self.check_login(session, request.credentials),
+            Event::Message { channel, payload } => {
+                let _ = gate.send(session, channel, &payload);
+            }
+            Event::Closed(_) => {
+                self.sessions
+                    .lock()
+                    .expect("not poisoned")
+                    .retain(|_, live| *live != session);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Hearth's services: accounts and tokens, storage, the web API and pages,
+//! metrics, and the game server that ties them to the gates.
+
+pub mod accounts;
+pub mod config;
+pub mod game;
+pub mod metrics;
+pub mod secrets;
+pub mod server;
+pub mod storage;
+pub mod web;
+
+pub use config::Config;
+pub use server::{start, Running, StartError};

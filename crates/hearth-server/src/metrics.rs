@@ -1,0 +1,145 @@
+//! /metrics in the Prometheus text format (version 0.0.4). Every rejected
+//! connection, packet, login and API call is counted by reason.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use hearth_net::gate::Reject;
+
+use crate::web::WebState;
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn value(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+            return;
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.value(name, &[], value);
+    }
+}
+
+pub fn render(state: &WebState) -> String {
+    let gate = state.gate.metrics();
+    let endpoint = gate.endpoint();
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+    let mut out = Out(String::with_capacity(4096));
+    out.single(
+        "hearth_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        state.started.elapsed().as_secs(),
+    );
+    out.single(
+        "hearth_sessions_live",
+        "gauge",
+        "Sessions in the gate now.",
+        load(&gate.sessions_live),
+    );
+    out.single(
+        "hearth_sessions_opened_total",
+        "counter",
+        "Sessions opened.",
+        endpoint.sessions_opened,
+    );
+    out.single(
+        "hearth_sessions_closed_total",
+        "counter",
+        "Sessions closed.",
+        endpoint.sessions_closed,
+    );
+    out.single(
+        "hearth_streams_open",
+        "gauge",
+        "TCP and WebSocket connections open now.",
+        load(&gate.streams_open),
+    );
+    out.family(
+        "hearth_connections_total",
+        "counter",
+        "Stream connections accepted, by transport.",
+    );
+    out.value(
+        "hearth_connections_total",
+        &[("transport", "tcp")],
+        load(&gate.tcp_accepted),
+    );
+    out.value(
+        "hearth_connections_total",
+        &[("transport", "websocket")],
+        load(&gate.ws_accepted),
+    );
+    out.family(
+        "hearth_udp_datagrams_total",
+        "counter",
+        "UDP datagrams, by direction.",
+    );
+    out.value(
+        "hearth_udp_datagrams_total",
+        &[("direction", "in")],
+        endpoint.datagrams_in,
+    );
+    out.value(
+        "hearth_udp_datagrams_total",
+        &[("direction", "out")],
+        endpoint.datagrams_out,
+    );
+    out.single(
+        "hearth_handshakes_completed_total",
+        "counter",
+        "UDP handshakes completed.",
+        endpoint.handshakes_completed,
+    );
+    out.single(
+        "hearth_challenges_sent_total",
+        "counter",
+        "Stateless cookie challenges sent.",
+        endpoint.challenges_sent,
+    );
+    out.family(
+        "hearth_rejected_total",
+        "counter",
+        "Connections and packets rejected or dropped, by layer and reason.",
+    );
+    for reason in Reject::ALL {
+        out.value(
+            "hearth_rejected_total",
+            &[("layer", "gate"), ("reason", reason.name())],
+            gate.rejects(reason),
+        );
+    }
+    for (reason, count) in endpoint.drops.nonzero() {
+        out.value(
+            "hearth_rejected_total",
+            &[("layer", "protocol"), ("reason", reason.name())],
+            count,
+        );
+    }
+    out.family("hearth_logins_total", "counter", "Game logins, by outcome.");
+    for (outcome, count) in state.logins.snapshot() {
+        out.value("hearth_logins_total", &[("outcome", outcome)], count);
+    }
+    out.family(
+        "hearth_api_errors_total",
+        "counter",
+        "Web API errors, by code.",
+    );
+    for (code, count) in state.api_errors.snapshot() {
+        out.value("hearth_api_errors_total", &[("code", code)], count);
+    }
+    out.0
+}

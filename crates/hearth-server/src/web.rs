@@ -1,0 +1,233 @@
+//! The web port: the JSON API, health and metrics, the WebSocket gate and
+//! the static pages.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use hearth_net::gate::GateHandle;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::accounts::{AccountError, Accounts};
+use crate::game::LoginCounters;
+use crate::storage::Storage;
+
+/// The subprotocol Hearth's WebSocket clients offer.
+pub const WS_PROTOCOL: &str = "hearth.v1";
+
+#[derive(Clone)]
+pub struct WebState {
+    pub accounts: Accounts,
+    pub storage: Storage,
+    pub gate: GateHandle,
+    pub logins: Arc<LoginCounters>,
+    pub api_errors: Arc<LoginCounters>,
+    pub started: Instant,
+    pub max_ws_message: usize,
+}
+
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/ws", any(websocket))
+        .route("/api/register", post(register))
+        .route("/api/login", post(login))
+        .route("/api/refresh", post(refresh))
+        .route("/api/logout", post(logout))
+        .route("/api/password", post(change_password))
+        .with_state(state)
+}
+
+/// An API error: a status, a stable code and a sentence for humans.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": self.code, "message": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl ApiError {
+    fn from_account(state: &WebState, error: AccountError) -> Self {
+        let status = match &error {
+            AccountError::InvalidName(_) | AccountError::WeakPassword(_) => StatusCode::BAD_REQUEST,
+            AccountError::NameTaken(_) => StatusCode::CONFLICT,
+            AccountError::UnknownAccount(_)
+            | AccountError::WrongPassword { .. }
+            | AccountError::TokenUnknown
+            | AccountError::TokenExpired
+            | AccountError::TokenRevoked
+            | AccountError::WrongTokenKind { .. } => StatusCode::UNAUTHORIZED,
+            AccountError::Locked { .. } => StatusCode::LOCKED,
+            AccountError::Storage(e) => {
+                tracing::error!("storage error in the API: {e}");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        state.api_errors.add(error.code());
+        ApiError {
+            status,
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Parses a JSON body with an error that says what was wrong.
+fn body<T: DeserializeOwned>(state: &WebState, bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        state.api_errors.add("bad_request");
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: format!("the request body is not the expected JSON: {e}"),
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct NamePassword {
+    name: String,
+    password: String,
+}
+
+async fn register(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let request: NamePassword = body(&state, &bytes)?;
+    let account = state
+        .accounts
+        .register(&request.name, &request.password)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    tracing::info!(account = account.id, name = %account.name, "account registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "account_id": account.id, "name": account.name })),
+    )
+        .into_response())
+}
+
+async fn login(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let request: NamePassword = body(&state, &bytes)?;
+    let pair = state
+        .accounts
+        .login(&request.name, &request.password)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    Ok(Json(pair).into_response())
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let request: RefreshRequest = body(&state, &bytes)?;
+    let pair = state
+        .accounts
+        .refresh(&request.refresh_token)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    Ok(Json(pair).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogoutRequest {
+    token: String,
+}
+
+async fn logout(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let request: LogoutRequest = body(&state, &bytes)?;
+    state
+        .accounts
+        .revoke(&request.token)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    name: String,
+    old_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<WebState>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let request: PasswordChange = body(&state, &bytes)?;
+    state
+        .accounts
+        .change_password(&request.name, &request.old_password, &request.new_password)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn healthz(State(state): State<WebState>) -> Response {
+    if state.storage.healthy().await {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<WebState>) -> Response {
+    let text = crate::metrics::render(&state);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn websocket(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+) -> Response {
+    let limits = hearth_net::ws::Limits {
+        max_message: state.max_ws_message,
+    };
+    match hearth_net::ws::upgrade(&mut request, &[WS_PROTOCOL], limits) {
+        Ok(pending) => {
+            let response = pending.response.clone().map(|()| Body::empty());
+            let gate = state.gate.clone();
+            tokio::spawn(async move {
+                match pending.socket().await {
+                    Ok(socket) => gate.accept_websocket(socket, peer),
+                    Err(e) => tracing::debug!(%peer, "WebSocket upgrade did not complete: {e}"),
+                }
+            });
+            response
+        }
+        Err(refused) => {
+            state.api_errors.add("websocket_refused");
+            refused.response().map(Body::from)
+        }
+    }
+}
+
+async fn index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../../web/index.html"),
+    )
+        .into_response()
+}
