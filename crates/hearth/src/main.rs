@@ -1,0 +1,118 @@
+//! `hearth`: the one binary. `hearth serve` runs the whole server; `hearth
+//! client` is a small terminal client.
+
+mod client;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Hearth: game networking stack and unified game server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: game port (TCP+UDP), web port (API, pages, WebSocket, metrics).
+    Serve(ServeArgs),
+    /// Log in and talk to a server from the terminal.
+    Client(client::ClientArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Config file (default: ./hearth.toml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Game port, TCP and UDP.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Web port: API, pages, WebSocket, /metrics.
+    #[arg(long)]
+    web_port: Option<u16>,
+    /// Where the database and the server key live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines).
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
+    /// sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data directory).
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Client(args) => runtime.block_on(client::run(args)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = hearth_server::Config::load(args.config.as_deref())?;
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    if let Some(port) = args.web_port {
+        config.web_port = port;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    if let Some(url) = args.database_url {
+        config.database_url = url;
+    }
+    let running = hearth_server::start(config).await?;
+    println!(
+        "hearth serving: game tcp {} udp {}, web http://{}  (server key {})",
+        running.game_tcp,
+        running.game_udp.map_or("off".to_owned(), |a| a.to_string()),
+        running.web,
+        hex(&running.public_key)
+    );
+    let reason = wait_for_signal().await;
+    running
+        .shutdown(&format!("server shutting down ({reason})"))
+        .await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
