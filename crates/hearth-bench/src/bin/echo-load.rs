@@ -1,0 +1,302 @@
+//! `echo-load MODE ADDR [--conns N] [--secs S] [--warmup S] [--size B]`:
+//! N connections, one message in flight each, against an echo server.
+//! Prints one line: `rate=<msgs/s> p50_us=<..> p99_us=<..> lost=<..>`.
+//!
+//! Modes: ws (any WebSocket echo), udp-bare, tcp-bare, udp-session
+//! (Hearth's session path: handshake, AEAD, unreliable channel),
+//! udp-session-reliable (the same over KCP), tcp-session (framing + session).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::BytesMut;
+use clap::Parser;
+use hearth_net::ws::{Limits, Message, WebSocket};
+use hearth_proto::{ChannelKind, ChannelSpec, Client, ClientConfig, Delivery, Event, Transmit};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::codec::Decoder;
+
+#[derive(Parser, Clone)]
+struct Args {
+    mode: String,
+    addr: SocketAddr,
+    #[arg(long, default_value_t = 100)]
+    conns: usize,
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+}
+
+/// Shared clock of the run: record only inside the measuring window.
+struct Window {
+    measuring: AtomicBool,
+    done: AtomicBool,
+    lost: AtomicU64,
+}
+
+/// Waiting longer than this for an unreliable echo counts it lost and resends.
+const LOSS_TIMEOUT: Duration = Duration::from_millis(250);
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    hearth_bench::runtime().block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let window = Arc::new(Window {
+        measuring: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        lost: AtomicU64::new(0),
+    });
+    let mut tasks = Vec::new();
+    for index in 0..args.conns {
+        let (args, window) = (args.clone(), window.clone());
+        tasks.push(tokio::spawn(async move {
+            let result = match args.mode.as_str() {
+                "ws" => ws(&args, &window).await,
+                "udp-bare" => udp_bare(&args, &window).await,
+                "tcp-bare" => tcp_bare(&args, &window).await,
+                "udp-session" => session(&args, &window, Link::Udp, Delivery::Unreliable, index).await,
+                "udp-session-reliable" => session(&args, &window, Link::Udp, Delivery::ReliableOrdered, index).await,
+                "tcp-session" => session(&args, &window, Link::Tcp, Delivery::ReliableOrdered, index).await,
+                other => bail!("unknown mode {other}"),
+            };
+            result.with_context(|| format!("connection {index}"))
+        }));
+        // Do not hit the accept queue with every connection at once.
+        if index % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    window.measuring.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.secs)).await;
+    window.measuring.store(false, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    window.done.store(true, Ordering::SeqCst);
+    let mut latencies: Vec<u32> = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    println!(
+        "rate={:.0} p50_us={} p99_us={} lost={} conns={} size={}",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pick(0.50),
+        pick(0.99),
+        window.lost.load(Ordering::Relaxed),
+        args.conns,
+        args.size
+    );
+    Ok(())
+}
+
+fn record(window: &Window, latencies: &mut Vec<u32>, started: Instant) {
+    if window.measuring.load(Ordering::Relaxed) {
+        latencies.push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+}
+
+async fn ws(args: &Args, window: &Window) -> anyhow::Result<Vec<u32>> {
+    let tcp = TcpStream::connect(args.addr).await?;
+    tcp.set_nodelay(true)?;
+    let (mut socket, _) = WebSocket::connect(tcp, &args.addr.to_string(), "/", &[], Limits::default()).await?;
+    let payload = vec![0x5Au8; args.size];
+    let mut latencies = Vec::new();
+    while !window.done.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        socket.send_binary(&payload).await?;
+        match socket.recv().await? {
+            Some(Message::Binary(echo)) if echo.len() == payload.len() => {}
+            other => bail!("unexpected answer {other:?}"),
+        }
+        record(window, &mut latencies, started);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(1000, "done")).await;
+    Ok(latencies)
+}
+
+async fn udp_bare(args: &Args, window: &Window) -> anyhow::Result<Vec<u32>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    socket.connect(args.addr).await?;
+    let payload = vec![0x5Au8; args.size];
+    let mut buf = vec![0u8; 2048];
+    let mut latencies = Vec::new();
+    while !window.done.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        socket.send(&payload).await?;
+        match tokio::time::timeout(LOSS_TIMEOUT, socket.recv(&mut buf)).await {
+            Ok(received) => {
+                received?;
+                record(window, &mut latencies, started);
+            }
+            Err(_) => {
+                window.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(latencies)
+}
+
+async fn tcp_bare(args: &Args, window: &Window) -> anyhow::Result<Vec<u32>> {
+    let mut stream = TcpStream::connect(args.addr).await?;
+    stream.set_nodelay(true)?;
+    let payload = vec![0x5Au8; args.size];
+    let mut buf = vec![0u8; args.size];
+    let mut latencies = Vec::new();
+    while !window.done.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        stream.write_all(&payload).await?;
+        stream.read_exact(&mut buf).await?;
+        record(window, &mut latencies, started);
+    }
+    Ok(latencies)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    Udp,
+    Tcp,
+}
+
+/// One session driven directly through hearth-proto (no SDK task in
+/// between), so the load generator costs as little as it can.
+struct SessionIo {
+    client: Client,
+    udp: Option<UdpSocket>,
+    tcp: Option<TcpStream>,
+    inbound: BytesMut,
+    codec: tokio_util::codec::LengthDelimitedCodec,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl SessionIo {
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        while let Some(transmit) = self.client.poll_transmit() {
+            match transmit {
+                Transmit::Datagram { to, bytes } => {
+                    self.udp.as_ref().context("no udp")?.send_to(&bytes, to).await?;
+                }
+                Transmit::Stream { bytes, .. } => hearth_net::framing::write_frame(&mut self.out, &bytes),
+                Transmit::CloseStream { .. } => {}
+            }
+        }
+        if !self.out.is_empty() {
+            self.tcp.as_mut().context("no tcp")?.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Waits for input or a timer, up to `limit`; feeds it to the client.
+    async fn step(&mut self, limit: Instant) -> anyhow::Result<()> {
+        let wake = self.client.poll_timeout().map_or(limit, |t| t.min(limit));
+        let wake = tokio::time::Instant::from_std(wake);
+        if let Some(udp) = &self.udp {
+            if let Ok(received) = tokio::time::timeout_at(wake, udp.recv_from(&mut self.buf)).await {
+                let (len, from) = received?;
+                self.client.handle_datagram(Instant::now(), from, &self.buf[..len]);
+            }
+        } else if let Some(tcp) = &mut self.tcp {
+            if let Ok(read) = tokio::time::timeout_at(wake, tcp.read_buf(&mut self.inbound)).await {
+                if read? == 0 {
+                    bail!("server closed the connection");
+                }
+                while let Some(packet) = self.codec.decode(&mut self.inbound)? {
+                    self.client.handle_stream(Instant::now(), &packet);
+                }
+            }
+        }
+        let now = Instant::now();
+        if self.client.poll_timeout().is_some_and(|t| t <= now) {
+            self.client.handle_timeout(now);
+        }
+        self.flush().await
+    }
+}
+
+async fn session(args: &Args, window: &Window, link: Link, delivery: Delivery, index: usize) -> anyhow::Result<Vec<u32>> {
+    let now = Instant::now();
+    let mut seed = hearth_proto::os_seed();
+    seed[0] ^= index as u8;
+    let mut io = SessionIo {
+        client: Client::new(ClientConfig::default(), now, seed),
+        udp: None,
+        tcp: None,
+        inbound: BytesMut::with_capacity(65536),
+        codec: hearth_net::framing::codec(1 << 20),
+        buf: vec![0u8; 65536],
+        out: Vec::new(),
+    };
+    match link {
+        Link::Udp => {
+            io.udp = Some(UdpSocket::bind("127.0.0.1:0").await?);
+            io.client.connect_datagram(now, args.addr);
+        }
+        Link::Tcp => {
+            let tcp = TcpStream::connect(args.addr).await?;
+            tcp.set_nodelay(true)?;
+            io.tcp = Some(tcp);
+            io.client.connect_stream(now);
+        }
+    }
+    io.flush().await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        io.step(deadline).await?;
+        let mut joined = false;
+        while let Some(event) = io.client.poll_event() {
+            match event {
+                Event::Joined => joined = true,
+                Event::Closed(reason) => bail!("login failed: {reason}"),
+                _ => {}
+            }
+        }
+        if joined {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no login within 15 s");
+        }
+    }
+    io.client
+        .open_channel(Instant::now(), 1, ChannelSpec::new(ChannelKind::Game, delivery))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let payload = vec![0x5Au8; args.size];
+    let mut latencies = Vec::new();
+    while !window.done.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        io.client
+            .send(started, 1, &payload)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        io.flush().await?;
+        let give_up = started + LOSS_TIMEOUT;
+        let mut echoed = false;
+        while !echoed && Instant::now() < give_up {
+            io.step(give_up).await?;
+            while let Some(event) = io.client.poll_event() {
+                match event {
+                    Event::Message { .. } => echoed = true,
+                    Event::Closed(reason) => bail!("closed: {reason}"),
+                    _ => {}
+                }
+            }
+        }
+        if echoed {
+            record(window, &mut latencies, started);
+        } else {
+            window.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(latencies)
+}
