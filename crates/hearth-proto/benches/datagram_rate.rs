@@ -8,12 +8,11 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hearth_proto::{
     ChannelKind, ChannelSpec, Client, ClientConfig, Delivery, Event, Server, ServerConfig,
     ServerIdentity, Transmit,
 };
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 
 struct Pair {
     server: Server,
@@ -105,21 +104,29 @@ fn session_rate(size: usize, count: u32) -> f64 {
 }
 
 fn bare_rate(size: usize, count: u32) -> f64 {
-    let send = ChaCha20Poly1305::new(Key::from_slice(&[1; 32]));
-    let receive = ChaCha20Poly1305::new(Key::from_slice(&[1; 32]));
+    let key = || LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[1; 32]).unwrap());
+    let (send, receive) = (key(), key());
     let header = [0x10u8; 17];
     let payload = vec![0x5a; size];
     let start = Instant::now();
     for number in 0..u64::from(count) {
         let mut nonce = [0u8; 12];
         nonce[4..].copy_from_slice(&number.to_be_bytes());
-        let nonce = Nonce::from(nonce);
         let mut buffer = payload.clone();
         let tag = send
-            .encrypt_in_place_detached(&nonce, &header, &mut buffer)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&header),
+                &mut buffer,
+            )
             .unwrap();
+        buffer.extend_from_slice(tag.as_ref());
         receive
-            .decrypt_in_place_detached(&nonce, &header, &mut buffer, &tag)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&header),
+                &mut buffer,
+            )
             .unwrap();
         black_box(&buffer);
     }

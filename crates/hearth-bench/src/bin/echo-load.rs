@@ -63,9 +63,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 "ws" => ws(&args, &window).await,
                 "udp-bare" => udp_bare(&args, &window).await,
                 "tcp-bare" => tcp_bare(&args, &window).await,
-                "udp-session" => session(&args, &window, Link::Udp, Delivery::Unreliable, index).await,
-                "udp-session-reliable" => session(&args, &window, Link::Udp, Delivery::ReliableOrdered, index).await,
-                "tcp-session" => session(&args, &window, Link::Tcp, Delivery::ReliableOrdered, index).await,
+                "udp-session" => {
+                    session(&args, &window, Link::Udp, Delivery::Unreliable, index).await
+                }
+                "udp-session-reliable" => {
+                    session(&args, &window, Link::Udp, Delivery::ReliableOrdered, index).await
+                }
+                "tcp-session" => {
+                    session(&args, &window, Link::Tcp, Delivery::ReliableOrdered, index).await
+                }
                 other => bail!("unknown mode {other}"),
             };
             result.with_context(|| format!("connection {index}"))
@@ -87,7 +93,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         latencies.extend(task.await??);
     }
     latencies.sort_unstable();
-    let pick = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     println!(
         "rate={:.0} p50_us={} p99_us={} lost={} conns={} size={}",
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -109,7 +120,8 @@ fn record(window: &Window, latencies: &mut Vec<u32>, started: Instant) {
 async fn ws(args: &Args, window: &Window) -> anyhow::Result<Vec<u32>> {
     let tcp = TcpStream::connect(args.addr).await?;
     tcp.set_nodelay(true)?;
-    let (mut socket, _) = WebSocket::connect(tcp, &args.addr.to_string(), "/", &[], Limits::default()).await?;
+    let (mut socket, _) =
+        WebSocket::connect(tcp, &args.addr.to_string(), "/", &[], Limits::default()).await?;
     let payload = vec![0x5Au8; args.size];
     let mut latencies = Vec::new();
     while !window.done.load(Ordering::Relaxed) {
@@ -185,14 +197,24 @@ impl SessionIo {
         while let Some(transmit) = self.client.poll_transmit() {
             match transmit {
                 Transmit::Datagram { to, bytes } => {
-                    self.udp.as_ref().context("no udp")?.send_to(&bytes, to).await?;
+                    self.udp
+                        .as_ref()
+                        .context("no udp")?
+                        .send_to(&bytes, to)
+                        .await?;
                 }
-                Transmit::Stream { bytes, .. } => hearth_net::framing::write_frame(&mut self.out, &bytes),
+                Transmit::Stream { bytes, .. } => {
+                    hearth_net::framing::write_frame(&mut self.out, &bytes)
+                }
                 Transmit::CloseStream { .. } => {}
             }
         }
         if !self.out.is_empty() {
-            self.tcp.as_mut().context("no tcp")?.write_all(&self.out).await?;
+            self.tcp
+                .as_mut()
+                .context("no tcp")?
+                .write_all(&self.out)
+                .await?;
             self.out.clear();
         }
         Ok(())
@@ -203,9 +225,11 @@ impl SessionIo {
         let wake = self.client.poll_timeout().map_or(limit, |t| t.min(limit));
         let wake = tokio::time::Instant::from_std(wake);
         if let Some(udp) = &self.udp {
-            if let Ok(received) = tokio::time::timeout_at(wake, udp.recv_from(&mut self.buf)).await {
+            if let Ok(received) = tokio::time::timeout_at(wake, udp.recv_from(&mut self.buf)).await
+            {
                 let (len, from) = received?;
-                self.client.handle_datagram(Instant::now(), from, &self.buf[..len]);
+                self.client
+                    .handle_datagram(Instant::now(), from, &self.buf[..len]);
             }
         } else if let Some(tcp) = &mut self.tcp {
             if let Ok(read) = tokio::time::timeout_at(wake, tcp.read_buf(&mut self.inbound)).await {
@@ -225,7 +249,13 @@ impl SessionIo {
     }
 }
 
-async fn session(args: &Args, window: &Window, link: Link, delivery: Delivery, index: usize) -> anyhow::Result<Vec<u32>> {
+async fn session(
+    args: &Args,
+    window: &Window,
+    link: Link,
+    delivery: Delivery,
+    index: usize,
+) -> anyhow::Result<Vec<u32>> {
     let now = Instant::now();
     let mut seed = hearth_proto::os_seed();
     seed[0] ^= index as u8;
@@ -270,7 +300,11 @@ async fn session(args: &Args, window: &Window, link: Link, delivery: Delivery, i
         }
     }
     io.client
-        .open_channel(Instant::now(), 1, ChannelSpec::new(ChannelKind::Game, delivery))
+        .open_channel(
+            Instant::now(),
+            1,
+            ChannelSpec::new(ChannelKind::Game, delivery),
+        )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let payload = vec![0x5Au8; args.size];
     let mut latencies = Vec::new();

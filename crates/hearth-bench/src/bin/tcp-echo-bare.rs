@@ -6,7 +6,10 @@ fn main() -> anyhow::Result<()> {
     let addr = hearth_bench::addr_arg();
     hearth_bench::runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!("tcp-echo (bare) listening on tcp://{}", listener.local_addr()?);
+        eprintln!(
+            "tcp-echo (bare) listening on tcp://{}",
+            listener.local_addr()?
+        );
         loop {
             let (mut stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;

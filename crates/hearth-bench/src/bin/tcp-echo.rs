@@ -12,7 +12,10 @@ fn main() -> anyhow::Result<()> {
         };
         let identity = hearth_proto::ServerIdentity::generate(hearth_proto::os_seed());
         let gate = gate::start(config, identity, EchoHandler).await?;
-        eprintln!("tcp-echo (hearth session) listening on tcp://{}", gate.tcp_addr.expect("bound"));
+        eprintln!(
+            "tcp-echo (hearth session) listening on tcp://{}",
+            gate.tcp_addr.expect("bound")
+        );
         std::future::pending::<()>().await;
         Ok(())
     })

@@ -13,7 +13,10 @@ fn main() -> anyhow::Result<()> {
         };
         let identity = hearth_proto::ServerIdentity::generate(hearth_proto::os_seed());
         let gate = gate::start(config, identity, EchoHandler).await?;
-        eprintln!("udp-echo (hearth session) listening on udp://{}", gate.udp_addr.expect("bound"));
+        eprintln!(
+            "udp-echo (hearth session) listening on udp://{}",
+            gate.udp_addr.expect("bound")
+        );
         std::future::pending::<()>().await;
         Ok(())
     })

@@ -22,7 +22,9 @@ async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     Ok(())
 }
 
-async fn upgrade(mut request: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn upgrade(
+    mut request: Request<hyper::body::Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade::upgrade(&mut request)?;
     tokio::spawn(async move {
         let _ = echo(fut).await;
@@ -34,7 +36,10 @@ fn main() -> anyhow::Result<()> {
     let addr = hearth_bench::addr_arg();
     hearth_bench::runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!("ws-echo (fastwebsockets) listening on ws://{}", listener.local_addr()?);
+        eprintln!(
+            "ws-echo (fastwebsockets) listening on ws://{}",
+            listener.local_addr()?
+        );
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;

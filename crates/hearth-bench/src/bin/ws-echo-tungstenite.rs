@@ -6,7 +6,10 @@ fn main() -> anyhow::Result<()> {
     let addr = hearth_bench::addr_arg();
     hearth_bench::runtime().block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!("ws-echo (tokio-tungstenite) listening on ws://{}", listener.local_addr()?);
+        eprintln!(
+            "ws-echo (tokio-tungstenite) listening on ws://{}",
+            listener.local_addr()?
+        );
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
@@ -15,7 +18,8 @@ fn main() -> anyhow::Result<()> {
                     return;
                 };
                 while let Some(Ok(message)) = ws.next().await {
-                    if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err() {
+                    if (message.is_binary() || message.is_text()) && ws.send(message).await.is_err()
+                    {
                         break;
                     }
                 }
