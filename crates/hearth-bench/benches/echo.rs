@@ -1,0 +1,242 @@
+//! The echo benchmarks of issue 4, each a ratio measured in the same run.
+//!
+//! Every server runs pinned to core 0 (`taskset -c 0`), the load generator to
+//! core 1; 100 connections, one 64-byte message in flight each. Servers of a
+//! group take turns for several rounds and the medians are compared, because
+//! a two-core machine drifts by several percent from one run to the next.
+//!
+//!   cargo bench -p hearth-bench --bench echo
+//!   HEARTH_BENCH_ROUNDS=5 HEARTH_BENCH_SECS=5 cargo bench -p hearth-bench --bench echo
+//!
+//! Groups: WebSocket (hearth vs fastwebsockets vs tokio-tungstenite), UDP
+//! (session path vs bare UDP), TCP (framing + session vs bare tokio TCP).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server {
+    name: &'static str,
+    binary: &'static str,
+    load_mode: &'static str,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Run {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn pinned(core: usize, binary: &str) -> Command {
+    if std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok()
+    {
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg(core.to_string()).arg(binary);
+        command
+    } else {
+        eprintln!("taskset not found: running unpinned (apt-get install util-linux)");
+        Command::new(binary)
+    }
+}
+
+fn wait_until_listening(addr: &str, udp: bool) {
+    for _ in 0..100 {
+        if udp {
+            // UDP servers bind immediately; give the process a moment to start.
+            std::thread::sleep(Duration::from_millis(300));
+            return;
+        }
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("server on {addr} did not start");
+}
+
+fn run_one(server: &Server, port: u16, secs: f64) -> Run {
+    let addr = format!("127.0.0.1:{port}");
+    let mut child: Child = pinned(0, server.binary)
+        .arg(&addr)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the echo server");
+    wait_until_listening(&addr, server.load_mode.starts_with("udp"));
+    let output = pinned(1, env!("CARGO_BIN_EXE_echo-load"))
+        .args([server.load_mode, &addr, "--secs", &secs.to_string()])
+        .output()
+        .expect("run echo-load");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        panic!(
+            "echo-load against {} failed: {}{}",
+            server.name,
+            text,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let field = |key: &str| -> f64 {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+    };
+    Run {
+        rate: field("rate="),
+        p50: field("p50_us="),
+        p99: field("p99_us="),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    values[values.len() / 2]
+}
+
+fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u16) -> Vec<Run> {
+    println!("\n{title}: 100 connections, 64-byte messages, one in flight each, server on core 0, load on core 1");
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
+    for round in 0..rounds {
+        for (index, server) in servers.iter().enumerate() {
+            *port += 1;
+            let run = run_one(server, *port, secs);
+            eprintln!(
+                "  round {} {:<28} {:>9.0} msg/s  p50 {:>5.0} us  p99 {:>5.0} us",
+                round + 1,
+                server.name,
+                run.rate,
+                run.p50,
+                run.p99
+            );
+            runs[index].push(run);
+        }
+    }
+    let medians: Vec<Run> = runs
+        .iter()
+        .map(|r| Run {
+            rate: median(r.iter().map(|x| x.rate).collect()),
+            p50: median(r.iter().map(|x| x.p50).collect()),
+            p99: median(r.iter().map(|x| x.p99).collect()),
+        })
+        .collect();
+    println!(
+        "  {:<28} {:>12} {:>9} {:>9}",
+        "server (median)", "msg/s", "p50 us", "p99 us"
+    );
+    for (server, m) in servers.iter().zip(&medians) {
+        println!(
+            "  {:<28} {:>12.0} {:>9.0} {:>9.0}",
+            server.name, m.rate, m.p50, m.p99
+        );
+    }
+    medians
+}
+
+fn main() {
+    let rounds = env_or("HEARTH_BENCH_ROUNDS", 3usize);
+    let secs = env_or("HEARTH_BENCH_SECS", 4.0f64);
+    let mut port = env_or("HEARTH_BENCH_PORT", 19300u16);
+    let ws = group(
+        "WebSocket echo",
+        &[
+            Server {
+                name: "hearth ws-echo",
+                binary: env!("CARGO_BIN_EXE_ws-echo"),
+                load_mode: "ws",
+            },
+            Server {
+                name: "fastwebsockets",
+                binary: env!("CARGO_BIN_EXE_ws-echo-fastwebsockets"),
+                load_mode: "ws",
+            },
+            Server {
+                name: "tokio-tungstenite",
+                binary: env!("CARGO_BIN_EXE_ws-echo-tungstenite"),
+                load_mode: "ws",
+            },
+        ],
+        rounds,
+        secs,
+        &mut port,
+    );
+    println!(
+        "  hearth / fastwebsockets: {:.2}x msg/s (goal >= 1.0), p99 {:.0} vs {:.0} us ({})",
+        ws[0].rate / ws[1].rate,
+        ws[0].p99,
+        ws[1].p99,
+        if ws[0].p99 <= ws[1].p99 {
+            "no worse"
+        } else {
+            "worse"
+        }
+    );
+    println!(
+        "  hearth / tokio-tungstenite: {:.2}x msg/s",
+        ws[0].rate / ws[2].rate
+    );
+    let udp = group(
+        "UDP echo",
+        &[
+            Server {
+                name: "hearth session (unreliable)",
+                binary: env!("CARGO_BIN_EXE_udp-echo"),
+                load_mode: "udp-session",
+            },
+            Server {
+                name: "hearth session (KCP)",
+                binary: env!("CARGO_BIN_EXE_udp-echo"),
+                load_mode: "udp-session-reliable",
+            },
+            Server {
+                name: "bare tokio UDP",
+                binary: env!("CARGO_BIN_EXE_udp-echo-bare"),
+                load_mode: "udp-bare",
+            },
+        ],
+        rounds,
+        secs,
+        &mut port,
+    );
+    println!(
+        "  session (AEAD, unreliable channel) / bare UDP: {:.2}x (goal >= 0.6)",
+        udp[0].rate / udp[2].rate
+    );
+    println!(
+        "  session (AEAD, KCP reliable channel) / bare UDP: {:.2}x",
+        udp[1].rate / udp[2].rate
+    );
+    let tcp = group(
+        "TCP echo",
+        &[
+            Server {
+                name: "hearth framing + session",
+                binary: env!("CARGO_BIN_EXE_tcp-echo"),
+                load_mode: "tcp-session",
+            },
+            Server {
+                name: "bare tokio TCP",
+                binary: env!("CARGO_BIN_EXE_tcp-echo-bare"),
+                load_mode: "tcp-bare",
+            },
+        ],
+        rounds,
+        secs,
+        &mut port,
+    );
+    println!(
+        "  framing + session / bare TCP: {:.2}x",
+        tcp[0].rate / tcp[1].rate
+    );
+}
