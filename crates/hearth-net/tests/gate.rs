@@ -119,7 +119,10 @@ async fn tcp_login_udp_ticket_then_tcp_kcp_and_raw_udp_channels_at_once() {
     assert!(raw >= 45, "raw UDP echoes: {raw}");
     let stats = connection.stats().await.unwrap();
     assert!(stats.packets_in > 0);
-    let endpoint = gate.metrics().endpoint();
+    let endpoint = gate
+        .query(|ctx| ctx.endpoint_stats().clone())
+        .await
+        .unwrap();
     assert_eq!(endpoint.handshakes_completed, 1, "one UDP attach handshake");
 }
 
@@ -341,12 +344,11 @@ async fn a_silent_client_is_dropped_after_the_heartbeat_timeout() {
         }
     }
     let went_silent = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        gate.metrics().endpoint().sessions_opened,
-        1,
-        "stats are published every 100 ms"
-    );
+    let opened = gate
+        .query(|ctx| ctx.endpoint_stats().sessions_opened)
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
     // Keep the socket open and read nothing that matters until the server closes it.
     let mut sink = vec![0u8; 4096];
     loop {
@@ -367,4 +369,20 @@ async fn a_silent_client_is_dropped_after_the_heartbeat_timeout() {
         waited < Duration::from_secs(3),
         "within timeout + interval: {waited:?}"
     );
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_limit_are_refused_and_counted() {
+    let gate = echo_gate(|c| c.max_streams_per_ip = 2).await;
+    let tcp = gate.tcp_addr.unwrap();
+    let _first = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    let mut buf = [0u8; 8];
+    assert!(matches!(
+        timeout(WAIT, third.read(&mut buf)).await.unwrap(),
+        Ok(0) | Err(_)
+    ));
+    assert_eq!(gate.metrics().rejects(Reject::TooManyFromAddress), 1);
 }

@@ -101,6 +101,11 @@ impl GateCtx<'_> {
     pub fn session(&self, session: u64) -> Option<&Session> {
         self.server.session(session)
     }
+
+    /// The endpoint's counters now (`GateMetrics::endpoint` may be 100 ms old).
+    pub fn endpoint_stats(&self) -> &hearth_proto::EndpointStats {
+        self.server.stats()
+    }
 }
 
 /// A command for the gate task, from outside it.
