@@ -33,3 +33,36 @@ pub fn addr_arg() -> std::net::SocketAddr {
         std::process::exit(2)
     })
 }
+
+/// A response from one of the hyper-based echo servers.
+pub type HttpResponse = hyper::Response<http_body_util::Full<bytes::Bytes>>;
+
+/// Serves HTTP/1.1 with upgrades on `addr`: the accept loop the WebSocket echo
+/// servers built on hyper share, so they differ only in their handler.
+pub async fn serve_hyper<F, Fut>(
+    addr: std::net::SocketAddr,
+    label: &str,
+    handler: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<HttpResponse, std::convert::Infallible>>
+        + Send
+        + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("{label} listening on ws://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper::service::service_fn(handler),
+                )
+                .with_upgrades()
+                .await;
+        });
+    }
+}

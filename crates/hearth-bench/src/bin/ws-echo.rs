@@ -5,16 +5,12 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use hearth_bench::HttpResponse;
 use hearth_net::ws::{self, Limits, Message};
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::Request;
 
-async fn handle(
-    mut request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(mut request: Request<hyper::body::Incoming>) -> Result<HttpResponse, Infallible> {
     // Autobahn sends 16 MiB messages in case 9.
     let limits = Limits {
         max_message: 64 * 1024 * 1024,
@@ -51,21 +47,5 @@ async fn echo(mut socket: ws::UpgradedSocket) {
 
 fn main() -> anyhow::Result<()> {
     let addr = hearth_bench::addr_arg();
-    hearth_bench::runtime().block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        eprintln!(
-            "ws-echo (hearth) listening on ws://{}",
-            listener.local_addr()?
-        );
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle))
-                    .with_upgrades()
-                    .await;
-            });
-        }
-    })
+    hearth_bench::runtime().block_on(hearth_bench::serve_hyper(addr, "ws-echo (hearth)", handle))
 }
