@@ -46,10 +46,21 @@ struct Fragmented {
     utf8_checked: usize,
 }
 
+/// UTF-8 checking of a text frame whose payload has only partly arrived, so
+/// an invalid message fails as soon as the bad byte is in (fail fast).
+#[derive(Default)]
+struct PartialText {
+    /// Payload bytes of the pending frame already checked.
+    checked: usize,
+    /// A character cut at the end of what was checked.
+    tail: Vec<u8>,
+}
+
 pub struct Protocol {
     role: Role,
     limits: Limits,
     fragmented: Option<Fragmented>,
+    partial_text: PartialText,
     close: CloseState,
     /// Bytes waiting to be written to the transport.
     pub out: Vec<u8>,
@@ -66,6 +77,7 @@ impl Protocol {
             role,
             limits,
             fragmented: None,
+            partial_text: PartialText::default(),
             close: CloseState::Open,
             out: Vec::with_capacity(256),
             mask_state: u64::from_ne_bytes(seed) | 1,
@@ -112,9 +124,11 @@ impl Protocol {
             }
             let total = header.header_len + header.payload_len as usize;
             if buf.len() < total {
+                self.check_partial_text(&header, &buf[header.header_len..])?;
                 buf.reserve(total - buf.len());
                 return Ok(None);
             }
+            self.partial_text = PartialText::default();
             buf.advance(header.header_len);
             let mut payload = buf.split_to(header.payload_len as usize);
             if let Some(key) = header.mask {
@@ -123,6 +137,38 @@ impl Protocol {
             if let Some(message) = self.on_frame(&header, payload)? {
                 return Ok(Some(message));
             }
+        }
+    }
+
+    fn check_partial_text(&mut self, header: &FrameHeader, payload: &[u8]) -> Result<(), WsError> {
+        let text = match header.opcode {
+            opcode::TEXT => self.fragmented.is_none(),
+            opcode::CONTINUATION => self.fragmented.as_ref().is_some_and(|f| f.text),
+            _ => false,
+        };
+        let partial = &mut self.partial_text;
+        if !text || payload.len() <= partial.checked {
+            return Ok(());
+        }
+        if partial.checked == 0 && header.opcode == opcode::CONTINUATION {
+            if let Some(fragmented) = &self.fragmented {
+                partial.tail = fragmented.data[fragmented.utf8_checked..].to_vec();
+            }
+        }
+        let mut chunk = std::mem::take(&mut partial.tail);
+        let start = chunk.len();
+        chunk.extend_from_slice(&payload[partial.checked..]);
+        if let Some(key) = header.mask {
+            frame::apply_mask(&mut chunk[start..], key, partial.checked);
+        }
+        partial.checked = payload.len();
+        match std::str::from_utf8(&chunk) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                partial.tail = chunk[e.valid_up_to()..].to_vec();
+                Ok(())
+            }
+            Err(_) => Err(WsError::InvalidUtf8),
         }
     }
 
@@ -390,6 +436,35 @@ mod tests {
         let wire = client_frame(false, opcode::TEXT, &[0xCE, 0xBA, 0xF8]);
         assert_eq!(decode_all(&mut server, &wire), Err(WsError::InvalidUtf8));
         assert_eq!(WsError::InvalidUtf8.close_code(), 1007);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_rest_of_its_frame_arrives() {
+        let mut server = Protocol::new(Role::Server, Limits::default());
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        payload.extend_from_slice(&[0xED, 0xA0, 0x80]);
+        payload.extend_from_slice(&[b'a'; 100]);
+        let wire = client_frame(true, opcode::TEXT, &payload);
+        let mut buf = BytesMut::from(&wire[..6 + 8]);
+        assert_eq!(
+            server.decode(&mut buf),
+            Ok(None),
+            "valid so far, incomplete"
+        );
+        buf.extend_from_slice(&wire[14..6 + 13]);
+        assert_eq!(server.decode(&mut buf), Err(WsError::InvalidUtf8));
+        // A valid message split at every byte still decodes.
+        let good = client_frame(true, opcode::TEXT, "héllo wörld κόσμε".as_bytes());
+        let mut server = Protocol::new(Role::Server, Limits::default());
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for byte in &good {
+            buf.extend_from_slice(&[*byte]);
+            if let Some(message) = server.decode(&mut buf).unwrap() {
+                got = Some(message);
+            }
+        }
+        assert_eq!(got, Some(Message::Text(Bytes::from("héllo wörld κόσμε"))));
     }
 
     #[test]
