@@ -310,39 +310,7 @@ async fn a_silent_client_is_dropped_after_the_heartbeat_timeout() {
     .await;
     // Log in by driving the sans-IO client by hand, then stop answering while
     // the TCP connection stays open: only the heartbeat can notice.
-    let mut stream = tokio::net::TcpStream::connect(gate.tcp_addr.unwrap())
-        .await
-        .unwrap();
-    let now = std::time::Instant::now();
-    let mut client = hearth_proto::Client::new(Default::default(), now, [7; 32]);
-    client.connect_stream(now);
-    let mut inbound = bytes::BytesMut::new();
-    let mut codec = hearth_net::framing::codec(65536);
-    let mut joined = false;
-    while !joined {
-        while let Some(transmit) = client.poll_transmit() {
-            if let hearth_proto::Transmit::Stream { bytes, .. } = transmit {
-                let mut frame = Vec::new();
-                hearth_net::framing::write_frame(&mut frame, &bytes);
-                stream.write_all(&frame).await.unwrap();
-            }
-        }
-        while let Some(event) = client.poll_event() {
-            joined |= event == Event::Joined;
-        }
-        if joined {
-            break;
-        }
-        timeout(WAIT, stream.read_buf(&mut inbound))
-            .await
-            .unwrap()
-            .unwrap();
-        while let Some(packet) =
-            tokio_util::codec::Decoder::decode(&mut codec, &mut inbound).unwrap()
-        {
-            client.handle_stream(std::time::Instant::now(), &packet);
-        }
-    }
+    let (mut stream, _client) = manual_tcp_login(gate.tcp_addr.unwrap()).await;
     let went_silent = std::time::Instant::now();
     let opened = gate
         .query(|ctx| ctx.endpoint_stats().sessions_opened)
@@ -385,4 +353,95 @@ async fn connections_over_the_per_address_limit_are_refused_and_counted() {
         Ok(0) | Err(_)
     ));
     assert_eq!(gate.metrics().rejects(Reject::TooManyFromAddress), 1);
+}
+
+/// Logs in over TCP by driving the sans-IO client directly, so a test can
+/// then make the client misbehave (stop reading, stop answering).
+async fn manual_tcp_login(addr: SocketAddr) -> (tokio::net::TcpStream, hearth_proto::Client) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let now = std::time::Instant::now();
+    let mut client = hearth_proto::Client::new(Default::default(), now, [7; 32]);
+    client.connect_stream(now);
+    let mut inbound = bytes::BytesMut::new();
+    let mut codec = hearth_net::framing::codec(65536);
+    loop {
+        while let Some(transmit) = client.poll_transmit() {
+            if let hearth_proto::Transmit::Stream { bytes, .. } = transmit {
+                let mut frame = Vec::new();
+                hearth_net::framing::write_frame(&mut frame, &bytes);
+                stream.write_all(&frame).await.unwrap();
+            }
+        }
+        while let Some(event) = client.poll_event() {
+            if event == Event::Joined {
+                return (stream, client);
+            }
+        }
+        timeout(WAIT, stream.read_buf(&mut inbound))
+            .await
+            .unwrap()
+            .unwrap();
+        while let Some(packet) =
+            tokio_util::codec::Decoder::decode(&mut codec, &mut inbound).unwrap()
+        {
+            client.handle_stream(std::time::Instant::now(), &packet);
+        }
+    }
+}
+
+/// Sends a flood to every player that joins.
+struct Flood;
+
+impl gate::Handler for Flood {
+    fn on_event(&mut self, gate: &mut gate::GateCtx<'_>, session: u64, event: Event) {
+        match event {
+            Event::LoginRequest(_) => {
+                gate.accept_login(session, None);
+            }
+            Event::Joined => {
+                gate.open_channel(session, 5, reliable(ChannelKind::Data))
+                    .unwrap();
+                let chunk = vec![0xAB; 60_000];
+                for _ in 0..800 {
+                    if gate.send(session, 5, &chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_link_not_the_server_its_memory() {
+    let mut config = GateConfig {
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        stream_queue: 8,
+        ..GateConfig::default()
+    };
+    // Let the session queue far more than the kernel's socket buffers hold.
+    config.protocol.session.max_unacked_bytes = 64 << 20;
+    let gate = gate::start(
+        config,
+        ServerIdentity::generate(hearth_proto::os_seed()),
+        Flood,
+    )
+    .await
+    .unwrap();
+    let (_stream, _client) = manual_tcp_login(gate.tcp_addr.unwrap()).await;
+    // The client reads nothing more; the socket stays open.
+    let started = std::time::Instant::now();
+    while gate.metrics().rejects(Reject::SlowConsumer) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "slow consumer not detected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let detached = gate.query(|ctx| ctx.session_count()).await.unwrap();
+    assert_eq!(
+        detached, 1,
+        "the session waits for a resume; only the link went"
+    );
 }

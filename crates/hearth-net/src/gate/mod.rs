@@ -102,6 +102,11 @@ impl GateCtx<'_> {
         self.server.session(session)
     }
 
+    /// Sessions held by the gate, including detached ones awaiting a resume.
+    pub fn session_count(&self) -> usize {
+        self.server.session_ids().count()
+    }
+
     /// The endpoint's counters now (`GateMetrics::endpoint` may be 100 ms old).
     pub fn endpoint_stats(&self) -> &hearth_proto::EndpointStats {
         self.server.stats()
