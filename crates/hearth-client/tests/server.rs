@@ -413,3 +413,60 @@ async fn health_metrics_pages_and_upgrade_refusals() {
     drop(silent);
     server.shutdown("test over").await;
 }
+
+#[tokio::test]
+async fn websocket_text_and_oversized_messages_close_that_connection_with_a_status() {
+    use hearth_net::ws::{Limits, Message, WebSocket};
+    let dir = data_dir("wsbad");
+    let (server, _api) = start(config(&dir)).await;
+    let open = || async {
+        let tcp = tokio::net::TcpStream::connect(server.web).await.unwrap();
+        let (socket, protocol) = WebSocket::connect(
+            tcp,
+            &server.web.to_string(),
+            "/ws",
+            &["hearth.v1"],
+            Limits::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            protocol.as_deref(),
+            Some("hearth.v1"),
+            "subprotocol negotiated"
+        );
+        socket
+    };
+    let close_code = |message: Option<Message>| match message {
+        Some(Message::Close(Some((code, _)))) => code,
+        other => panic!("expected a close frame, got {other:?}"),
+    };
+    let mut text = open().await;
+    text.send(&Message::Text("hello".into())).await.unwrap();
+    assert_eq!(
+        close_code(timeout(WAIT, text.recv()).await.unwrap().unwrap()),
+        1003
+    );
+    let mut big = open().await;
+    // The server may refuse before the whole frame is written.
+    let _ = big.send_binary(&vec![0u8; 70_000]).await;
+    assert_eq!(
+        close_code(timeout(WAIT, big.recv()).await.unwrap().unwrap()),
+        1009
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.web))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hearth_rejected_total{layer=\"gate\",reason=\"malformed_frame\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hearth_rejected_total{layer=\"gate\",reason=\"oversized_frame\"} 1"),
+        "{metrics}"
+    );
+    server.shutdown("test over").await;
+}

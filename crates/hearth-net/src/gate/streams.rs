@@ -259,7 +259,7 @@ async fn serve_websocket<S>(
                     socket
                         .protocol()
                         .close_with(1003, "Hearth sessions use binary messages");
-                    let _ = socket.flush().await;
+                    fail_gracefully(&mut socket).await;
                     break 'connection;
                 }
                 Ok(Some(_)) => {}
@@ -271,7 +271,7 @@ async fn serve_websocket<S>(
                     });
                     tracing::debug!(%peer, "closing WebSocket: {error}");
                     socket.protocol().fail(&error);
-                    let _ = socket.flush().await;
+                    fail_gracefully(&mut socket).await;
                     break 'connection;
                 }
             }
@@ -321,4 +321,15 @@ async fn serve_websocket<S>(
         }
     }
     let _ = inputs.send(Input::StreamClosed { id }).await;
+}
+
+/// Sends the queued close frame, then discards what the client still sends
+/// for a moment, so the close frame is read before the socket goes away.
+async fn fail_gracefully<S>(socket: &mut WebSocket<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if socket.flush().await.is_ok() {
+        socket.drain(Duration::from_secs(1), 4 << 20).await;
+    }
 }

@@ -140,6 +140,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(())
     }
 
+    /// After failing the connection: reads and discards what the peer still
+    /// sends (bounded in time and bytes) so that closing the socket does not
+    /// reset it and destroy the close frame before the peer reads it.
+    pub async fn drain(&mut self, time: std::time::Duration, max_bytes: usize) {
+        let mut discarded = 0;
+        let _ = tokio::time::timeout(time, async {
+            while discarded < max_bytes {
+                self.read_buf.clear();
+                match self.read_more().await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => discarded += n,
+                }
+            }
+        })
+        .await;
+    }
+
     pub fn into_inner(self) -> S {
         self.io
     }

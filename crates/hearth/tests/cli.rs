@@ -1,0 +1,100 @@
+//! The binary as a newcomer runs it: `hearth serve` in a fresh data
+//! directory, `hearth client` registering and echoing through it, then SIGTERM
+//! and a clean exit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_then_client_then_sigterm() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (port, web_port) = (free_port(), free_port());
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--web-port",
+            &web_port.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.contains(&format!("127.0.0.1:{port}")), "{banner}");
+    assert!(dir.join("server.key").exists() && dir.join("hearth.db").exists());
+
+    let client = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["client", &format!("hearth://127.0.0.1:{port}")])
+        .args(["--web", &format!("http://127.0.0.1:{web_port}")])
+        .args([
+            "--name",
+            "cli_tester",
+            "--password",
+            "correct horse",
+            "--register",
+        ])
+        .args(["--send", "hello from the terminal"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        client.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        out.contains("message on 2: hello from the terminal"),
+        "{out}"
+    );
+
+    let wrong = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["client", &format!("tcp://127.0.0.1:{port}")])
+        .args([
+            "--name",
+            "cli_tester",
+            "--password",
+            "wrong horse",
+            "--send",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong password"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
