@@ -445,3 +445,61 @@ async fn a_client_that_stops_reading_loses_its_link_not_the_server_its_memory() 
         "the session waits for a resume; only the link went"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_tcp_link_comes_back_while_udp_carries_the_session() {
+    let gate = echo_gate(|_| {}).await;
+    let mut config = ConnectConfig::new(Transport::Auto, gate.tcp_addr.unwrap());
+    config.protocol.session.heartbeat_interval = Duration::from_millis(200);
+    let (mut connection, events) = joined(config).await;
+    let id = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Welcomed { session_id, .. } => Some(*session_id),
+            _ => None,
+        })
+        .unwrap();
+    timeout(
+        WAIT,
+        connection.wait_for(|e| *e == Event::LinkUp(LinkKind::Datagram)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    connection
+        .open_channel(1, reliable(ChannelKind::Data).on_stream())
+        .await
+        .unwrap();
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    echo_round(&mut connection, 1, 20, 100).await;
+    connection.drop_stream().await;
+    // Messages keep flowing (over UDP) while the stream is re-established.
+    echo_round(&mut connection, 2, 50, 100).await;
+    echo_round(&mut connection, 1, 50, 100).await;
+    timeout(WAIT, async {
+        loop {
+            let links = gate
+                .query(move |ctx| {
+                    ctx.session(id)
+                        .map(|s| (s.has_link(LinkKind::Stream), s.has_link(LinkKind::Datagram)))
+                })
+                .await
+                .unwrap();
+            if links == Some((true, true)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the session has its TCP link back, beside UDP");
+    assert!(
+        gate.metrics()
+            .tcp_accepted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+}
