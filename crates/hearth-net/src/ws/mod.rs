@@ -15,7 +15,7 @@ use thiserror::Error;
 
 pub use protocol::{close_code_is_valid, Limits, Protocol, Role};
 pub use stream::WebSocket;
-pub use upgrade::{upgrade, PendingUpgrade, UpgradedSocket};
+pub use upgrade::{upgrade, PendingUpgrade, UpgradedSocket, UpgradedStream};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {

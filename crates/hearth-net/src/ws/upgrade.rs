@@ -1,15 +1,70 @@
 //! Server side of the upgrade inside a hyper (or axum) service: check the
 //! request, answer 101, and hand back the WebSocket once hyper lets go of the
-//! connection.
+//! connection. When the connection is a plain tokio TCP stream (as under
+//! axum::serve or hyper with `TokioIo<TcpStream>`), it is taken back out of
+//! hyper's wrapper, so frames go straight to the socket.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use super::handshake::{self, Refused};
 use super::{Limits, Role, WebSocket};
 
-pub type UpgradedSocket = WebSocket<TokioIo<Upgraded>>;
+pub type UpgradedSocket = WebSocket<UpgradedStream>;
+
+/// The transport under an upgraded WebSocket.
+pub enum UpgradedStream {
+    Tcp(TcpStream),
+    /// Anything else hyper served (TLS, tests): through hyper's wrapper.
+    Hyper(TokioIo<Upgraded>),
+}
+
+impl AsyncRead for UpgradedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpgradedStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpgradedStream::Hyper(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpgradedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpgradedStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpgradedStream::Hyper(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpgradedStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpgradedStream::Hyper(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpgradedStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            UpgradedStream::Hyper(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A checked upgrade: send `response`, then await `socket`.
 pub struct PendingUpgrade {
@@ -23,12 +78,14 @@ impl PendingUpgrade {
     /// Resolves once hyper has sent the 101 and released the connection.
     pub async fn socket(self) -> Result<UpgradedSocket, hyper::Error> {
         let upgraded = self.on_upgrade.await?;
-        Ok(WebSocket::new(
-            TokioIo::new(upgraded),
-            Role::Server,
-            self.limits,
-            &[],
-        ))
+        let (stream, leftover) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (UpgradedStream::Tcp(parts.io.into_inner()), parts.read_buf),
+            Err(upgraded) => (
+                UpgradedStream::Hyper(TokioIo::new(upgraded)),
+                Default::default(),
+            ),
+        };
+        Ok(WebSocket::new(stream, Role::Server, self.limits, &leftover))
     }
 }
 
