@@ -6,7 +6,7 @@
 //! a two-core machine drifts by several percent from one run to the next.
 //!
 //!   cargo bench -p hearth-bench --bench echo
-//!   HEARTH_BENCH_ROUNDS=5 HEARTH_BENCH_SECS=5 cargo bench -p hearth-bench --bench echo
+//!   HEARTH_BENCH_ROUNDS=9 HEARTH_BENCH_SECS=5 cargo bench -p hearth-bench --bench echo
 //!
 //! Groups: WebSocket (hearth vs fastwebsockets vs tokio-tungstenite), UDP
 //! (session path vs bare UDP), TCP (framing + session vs bare tokio TCP).
@@ -25,6 +25,19 @@ struct Run {
     rate: f64,
     p50: f64,
     p99: f64,
+    /// Server CPU (user + system) per echoed message, in microseconds: steadier
+    /// than msg/s when the load generator's core is saturated too.
+    cpu_us: f64,
+}
+
+/// CPU seconds a process has used so far (utime + stime; Linux clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -72,10 +85,20 @@ fn run_one(server: &Server, port: u16, secs: f64) -> Run {
         .spawn()
         .expect("start the echo server");
     wait_until_listening(&addr, server.load_mode.starts_with("udp"));
+    let warmup = 1.0;
+    let cpu_before = cpu_seconds(child.id());
     let output = pinned(1, env!("CARGO_BIN_EXE_echo-load"))
-        .args([server.load_mode, &addr, "--secs", &secs.to_string()])
+        .args([
+            server.load_mode,
+            &addr,
+            "--secs",
+            &secs.to_string(),
+            "--warmup",
+            &warmup.to_string(),
+        ])
         .output()
         .expect("run echo-load");
+    let cpu_after = cpu_seconds(child.id());
     let _ = child.kill();
     let _ = child.wait();
     let text = String::from_utf8_lossy(&output.stdout);
@@ -93,10 +116,17 @@ fn run_one(server: &Server, port: u16, secs: f64) -> Run {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {key} in {text:?}"))
     };
+    let rate = field("rate=");
+    let cpu_us = match (cpu_before, cpu_after) {
+        // The warm-up runs at about the measured rate.
+        (Some(before), Some(after)) => (after - before) * 1e6 / (rate * (secs + warmup)),
+        _ => f64::NAN,
+    };
     Run {
-        rate: field("rate="),
+        rate,
         p50: field("p50_us="),
         p99: field("p99_us="),
+        cpu_us,
     }
 }
 
@@ -113,12 +143,13 @@ fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u
             *port += 1;
             let run = run_one(server, *port, secs);
             eprintln!(
-                "  round {} {:<28} {:>9.0} msg/s  p50 {:>5.0} us  p99 {:>5.0} us",
+                "  round {} {:<28} {:>9.0} msg/s  p50 {:>5.0} us  p99 {:>5.0} us  cpu {:>5.2} us/msg",
                 round + 1,
                 server.name,
                 run.rate,
                 run.p50,
-                run.p99
+                run.p99,
+                run.cpu_us
             );
             runs[index].push(run);
         }
@@ -129,23 +160,24 @@ fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u
             rate: median(r.iter().map(|x| x.rate).collect()),
             p50: median(r.iter().map(|x| x.p50).collect()),
             p99: median(r.iter().map(|x| x.p99).collect()),
+            cpu_us: median(r.iter().map(|x| x.cpu_us).collect()),
         })
         .collect();
     println!(
-        "  {:<28} {:>12} {:>9} {:>9}",
-        "server (median)", "msg/s", "p50 us", "p99 us"
+        "  {:<28} {:>12} {:>9} {:>9} {:>14}",
+        "server (median)", "msg/s", "p50 us", "p99 us", "server cpu/msg"
     );
     for (server, m) in servers.iter().zip(&medians) {
         println!(
-            "  {:<28} {:>12.0} {:>9.0} {:>9.0}",
-            server.name, m.rate, m.p50, m.p99
+            "  {:<28} {:>12.0} {:>9.0} {:>9.0} {:>11.2} us",
+            server.name, m.rate, m.p50, m.p99, m.cpu_us
         );
     }
     medians
 }
 
 fn main() {
-    let rounds = env_or("HEARTH_BENCH_ROUNDS", 3usize);
+    let rounds = env_or("HEARTH_BENCH_ROUNDS", 5usize);
     let secs = env_or("HEARTH_BENCH_SECS", 4.0f64);
     let mut port = env_or("HEARTH_BENCH_PORT", 19300u16);
     let ws = group(
@@ -181,6 +213,10 @@ fn main() {
         } else {
             "worse"
         }
+    );
+    println!(
+        "  server CPU per message, fastwebsockets / hearth: {:.2}x (above 1: hearth is cheaper)",
+        ws[1].cpu_us / ws[0].cpu_us
     );
     println!(
         "  hearth / tokio-tungstenite: {:.2}x msg/s",
