@@ -503,3 +503,23 @@ async fn a_dropped_tcp_link_comes_back_while_udp_carries_the_session() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn shutdown_releases_the_ports() {
+    let gate = echo_gate(|_| {}).await;
+    let (tcp, udp) = (gate.tcp_addr.unwrap(), gate.udp_addr.unwrap());
+    gate.shutdown("test over").await;
+    let started = std::time::Instant::now();
+    loop {
+        let rebound =
+            std::net::TcpListener::bind(tcp).is_ok() && std::net::UdpSocket::bind(udp).is_ok();
+        if rebound {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "ports still held after shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -98,7 +98,12 @@ pub(crate) async fn accept_tcp(
     inputs: mpsc::Sender<Input>,
 ) {
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // The gate stopped: release the port now, not at the next connection.
+            () = inputs.closed() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 shared.metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(serve_tcp(shared.clone(), inputs.clone(), stream, peer));
@@ -108,9 +113,6 @@ pub(crate) async fn accept_tcp(
                 tracing::warn!("tcp accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-        if inputs.is_closed() {
-            return;
         }
     }
 }
