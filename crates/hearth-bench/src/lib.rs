@@ -66,3 +66,19 @@ where
         });
     }
 }
+
+/// Runs Hearth's gate with the echo handler until the process is killed:
+/// the server side of `udp-echo` and `tcp-echo`, which differ only in `config`.
+pub fn serve_session_echo(label: &str, config: hearth_net::gate::GateConfig) -> anyhow::Result<()> {
+    runtime().block_on(async move {
+        let identity = hearth_proto::ServerIdentity::generate(hearth_proto::os_seed());
+        let gate = hearth_net::gate::start(config, identity, hearth_net::gate::EchoHandler).await?;
+        let bound = gate
+            .udp_addr
+            .or(gate.tcp_addr)
+            .expect("one socket is configured");
+        eprintln!("{label} (hearth session) listening on {bound}");
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
