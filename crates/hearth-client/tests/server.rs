@@ -38,6 +38,21 @@ async fn start(config: Config) -> (Running, Accounts) {
     (running, accounts)
 }
 
+/// A started server in a fresh data directory with one registered player
+/// whose password is "correct horse".
+async fn server_with_player(
+    label: &str,
+    configure: impl FnOnce(&mut Config),
+) -> (PathBuf, Running, Accounts, String) {
+    let dir = data_dir(label);
+    let mut config = config(&dir);
+    configure(&mut config);
+    let (server, api) = start(config).await;
+    let name = unique(label);
+    api.register(&name, "correct horse").await.unwrap();
+    (dir, server, api, name)
+}
+
 fn unique(name: &str) -> String {
     let seed = hearth_proto::os_seed();
     format!("{name}_{:02x}{:02x}{:02x}", seed[0], seed[1], seed[2])
@@ -114,10 +129,7 @@ fn game_channel() -> ChannelSpec {
 
 #[tokio::test]
 async fn the_api_registers_logs_in_refreshes_and_revokes_with_clear_errors() {
-    let dir = data_dir("api");
-    let (server, api) = start(config(&dir)).await;
-    let name = unique("alice");
-    api.register(&name, "correct horse").await.unwrap();
+    let (_dir, server, api, name) = server_with_player("api", |_| {}).await;
     assert_eq!(
         api_code(api.register(&name.to_uppercase(), "another pass").await),
         (409, "name_taken".into())
@@ -188,10 +200,7 @@ async fn the_api_registers_logs_in_refreshes_and_revokes_with_clear_errors() {
 
 #[tokio::test]
 async fn too_many_wrong_passwords_lock_the_account() {
-    let dir = data_dir("lock");
-    let (server, api) = start(config(&dir)).await;
-    let name = unique("carol");
-    api.register(&name, "correct horse").await.unwrap();
+    let (_dir, server, api, name) = server_with_player("lock", |_| {}).await;
     for _ in 0..4 {
         assert_eq!(
             api_code(api.login(&name, "nope nope").await).1,
@@ -211,10 +220,7 @@ async fn too_many_wrong_passwords_lock_the_account() {
 
 #[tokio::test]
 async fn game_logins_over_tcp_udp_and_websocket_reach_one_session_api() {
-    let dir = data_dir("game");
-    let (server, api) = start(config(&dir)).await;
-    let name = unique("dave");
-    api.register(&name, "correct horse").await.unwrap();
+    let (_dir, server, api, name) = server_with_player("game", |_| {}).await;
     // TCP first, then UDP by ticket.
     let mut auto = joined(
         &format!("hearth://{}", server.game_tcp),
@@ -247,12 +253,8 @@ async fn game_logins_over_tcp_udp_and_websocket_reach_one_session_api() {
 
 #[tokio::test]
 async fn wrong_passwords_expired_and_revoked_tokens_are_refused_with_the_reason() {
-    let dir = data_dir("refuse");
-    let mut config = config(&dir);
-    config.accounts.access_token_secs = 1;
-    let (server, api) = start(config).await;
-    let name = unique("erin");
-    api.register(&name, "correct horse").await.unwrap();
+    let (_dir, server, api, name) =
+        server_with_player("refuse", |c| c.accounts.access_token_secs = 1).await;
     let url = format!("hearth://{}", server.game_tcp);
     let reason = refused(&url, Options::password(&name, "wrong horse")).await;
     assert!(
@@ -307,10 +309,7 @@ async fn wrong_passwords_expired_and_revoked_tokens_are_refused_with_the_reason(
 
 #[tokio::test]
 async fn a_new_login_ends_the_old_session_of_the_same_account() {
-    let dir = data_dir("single");
-    let (server, api) = start(config(&dir)).await;
-    let name = unique("frank");
-    api.register(&name, "correct horse").await.unwrap();
+    let (_dir, server, _api, name) = server_with_player("single", |_| {}).await;
     let url = format!("tcp://{}", server.game_tcp);
     let mut first = joined(&url, Options::password(&name, "correct horse")).await;
     let _second = joined(&url, Options::password(&name, "correct horse")).await;
@@ -321,10 +320,7 @@ async fn a_new_login_ends_the_old_session_of_the_same_account() {
 
 #[tokio::test]
 async fn accounts_and_the_server_key_survive_a_restart() {
-    let dir = data_dir("restart");
-    let (server, api) = start(config(&dir)).await;
-    let name = unique("grace");
-    api.register(&name, "correct horse").await.unwrap();
+    let (dir, server, _api, name) = server_with_player("restart", |_| {}).await;
     let key = server.public_key;
     server.shutdown("restart").await;
     let (server, api) = start(config(&dir)).await;
@@ -342,10 +338,7 @@ async fn accounts_and_the_server_key_survive_a_restart() {
 
 #[tokio::test]
 async fn shutdown_tells_connected_clients_why() {
-    let dir = data_dir("shutdown");
-    let (server, api) = start(config(&dir)).await;
-    let name = unique("heidi");
-    api.register(&name, "correct horse").await.unwrap();
+    let (_dir, server, _api, name) = server_with_player("shutdown", |_| {}).await;
     let mut client = joined(
         &format!("hearth://{}", server.game_tcp),
         Options::password(&name, "correct horse"),
