@@ -90,9 +90,45 @@ pub struct Bunch<'a> {
     pub payload: &'a [u8],
 }
 
+/// A decoded bunch that owns its payload: kept while it waits for the
+/// reliable bunches before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedBunch {
+    pub flags: u8,
+    pub channel: u16,
+    pub sequence: u64,
+    pub part: u32,
+    pub open: Option<(ChannelKind, Delivery)>,
+    pub payload: Vec<u8>,
+}
+
+impl OwnedBunch {
+    pub fn as_bunch(&self) -> Bunch<'_> {
+        Bunch {
+            flags: self.flags,
+            channel: self.channel,
+            sequence: self.sequence,
+            part: self.part,
+            open: self.open,
+            payload: &self.payload,
+        }
+    }
+}
+
 impl<'a> Bunch<'a> {
     pub fn is(&self, flag: u8) -> bool {
         self.flags & flag != 0
+    }
+
+    pub fn to_owned_bunch(&self) -> OwnedBunch {
+        OwnedBunch {
+            flags: self.flags,
+            channel: self.channel,
+            sequence: self.sequence,
+            part: self.part,
+            open: self.open,
+            payload: self.payload.to_vec(),
+        }
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {

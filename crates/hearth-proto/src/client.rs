@@ -18,6 +18,7 @@ use crate::handshake::{
 use crate::link::{DatagramCrypto, DatagramLink, Role};
 use crate::session::{ChannelSpec, LoginParams, Outbox, SendError, Session, StreamResume};
 use crate::stats::DropReason;
+use crate::stream_handshake::{stream_transcript, StreamCrypto, StreamHandshake, StreamRefusal};
 
 /// The stream id a client uses for its single stream link.
 pub const CLIENT_STREAM: StreamId = StreamId(0);
@@ -37,8 +38,27 @@ struct Handshake {
     secret: StaticSecret,
     public: [u8; 32],
     cookie: Option<Cookie>,
+    /// The resume count sent in the Response (bound into proof and keys).
+    received: u64,
     packet: Vec<u8>,
     last_sent: Instant,
+    started: Instant,
+}
+
+/// Why a server's key-agreement answer was not accepted.
+enum Unconfirmed {
+    /// The server presented another static key than the pinned one.
+    WrongKey,
+    /// The confirm tag did not open: the peer does not hold the key it named.
+    NoProof,
+}
+
+/// A stream key agreement in flight: StreamHello sent, Accept awaited.
+struct StreamHandshakeState {
+    mode: Mode,
+    purpose: Purpose,
+    secret: StaticSecret,
+    public: [u8; 32],
     started: Instant,
 }
 
@@ -47,6 +67,7 @@ pub struct Client {
     rng: ChaCha20Rng,
     session: Session,
     handshake: Option<Handshake>,
+    stream_handshake: Option<StreamHandshakeState>,
     server: Option<SocketAddr>,
     out: Outbox,
     scratch: Vec<u8>,
@@ -72,6 +93,7 @@ impl Client {
             rng,
             session,
             handshake: None,
+            stream_handshake: None,
             server: None,
             out: Outbox::default(),
             scratch: Vec::new(),
@@ -87,10 +109,10 @@ impl Client {
         self.start_handshake(now, server, Mode::New, Purpose::Connect);
     }
 
-    /// Starts a new session over a stream the driver has connected.
+    /// Starts a new session over a stream the driver has connected: the
+    /// stream key agreement first, then the login inside sealed packets.
     pub fn connect_stream(&mut self, now: Instant) {
-        self.session
-            .attach_stream(now, CLIENT_STREAM, StreamResume::No, &mut self.out);
+        self.start_stream_handshake(now, Mode::New, Purpose::Connect);
     }
 
     /// Binds a datagram link to the logged-in session (the UDP ticket), or
@@ -111,14 +133,32 @@ impl Client {
         if !self.session.login_welcomed() || self.session.is_closed() {
             return Err(SendError::NotLoggedIn);
         }
-        let token = self.session.attach_secret;
-        self.session.attach_stream(
-            now,
-            CLIENT_STREAM,
-            StreamResume::Request { token },
-            &mut self.out,
-        );
+        let mode = Mode::Attach {
+            session_id: self.session.id(),
+        };
+        self.start_stream_handshake(now, mode, Purpose::Attach);
         Ok(())
+    }
+
+    fn start_stream_handshake(&mut self, now: Instant, mode: Mode, purpose: Purpose) {
+        let secret = StaticSecret::random_from_rng(&mut self.rng);
+        let public = PublicKey::from(&secret).to_bytes();
+        let hello = StreamHandshake::Hello {
+            version: PROTOCOL_VERSION,
+            mode,
+            client_public: public,
+        };
+        self.out.transmits.push_back(Transmit::Stream {
+            stream: CLIENT_STREAM,
+            bytes: hello.to_vec(),
+        });
+        self.stream_handshake = Some(StreamHandshakeState {
+            mode,
+            purpose,
+            secret,
+            public,
+            started: now,
+        });
     }
 
     fn start_handshake(&mut self, now: Instant, server: SocketAddr, mode: Mode, purpose: Purpose) {
@@ -142,6 +182,7 @@ impl Client {
             secret,
             public,
             cookie: None,
+            received: 0,
             packet,
             last_sent: now,
             started: now,
@@ -163,10 +204,14 @@ impl Client {
             (h.last_sent + self.config.handshake_resend)
                 .min(h.started + self.config.handshake_timeout)
         });
-        match (handshake, self.session.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stream_handshake = self
+            .stream_handshake
+            .as_ref()
+            .map(|h| h.started + self.config.handshake_timeout);
+        [handshake, stream_handshake, self.session.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -184,7 +229,31 @@ impl Client {
                 });
             }
         }
+        if self
+            .stream_handshake
+            .as_ref()
+            .is_some_and(|h| now >= h.started + self.config.handshake_timeout)
+        {
+            let handshake = self.stream_handshake.take().expect("checked");
+            self.stream_handshake_failed(handshake.purpose, CloseReason::HandshakeTimeout);
+        }
         self.session.on_timeout(now, &mut self.out);
+    }
+
+    /// A stream handshake failed: a new session ends; a resume leaves the
+    /// session to its other link or its grace window (the driver retries).
+    fn stream_handshake_failed(&mut self, purpose: Purpose, reason: CloseReason) {
+        self.out.transmits.push_back(Transmit::CloseStream {
+            stream: CLIENT_STREAM,
+        });
+        if purpose == Purpose::Connect
+            || matches!(
+                reason,
+                CloseReason::HandshakeRejected(_) | CloseReason::VersionMismatch(_)
+            )
+        {
+            self.session.finish_close(reason, &mut self.out);
+        }
     }
 
     fn handshake_failed(&mut self, purpose: Purpose, reason: CloseReason) {
@@ -220,11 +289,173 @@ impl Client {
     }
 
     pub fn handle_stream(&mut self, now: Instant, packet: &[u8]) {
-        self.session.handle_stream(now, packet, &mut self.out);
+        if self.stream_handshake.is_some() {
+            return self.handle_stream_handshake(now, packet);
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(packet);
+        self.session
+            .handle_stream(now, &mut self.scratch, &mut self.out);
     }
 
     pub fn stream_closed(&mut self, now: Instant) {
+        if let Some(handshake) = self.stream_handshake.take() {
+            let why = "the server closed the connection during the stream handshake".to_owned();
+            return self
+                .stream_handshake_failed(handshake.purpose, CloseReason::HandshakeRejected(why));
+        }
         self.session.stream_lost(now, &mut self.out);
+    }
+
+    fn handle_stream_handshake(&mut self, now: Instant, packet: &[u8]) {
+        let handshake = self.stream_handshake.take().expect("caller checked");
+        let answer = match StreamHandshake::decode(packet) {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.session.stats.drops.add(DropReason::Malformed);
+                let why = format!("bad stream handshake answer: {error}");
+                return self
+                    .stream_handshake_failed(handshake.purpose, CloseReason::ProtocolError(why));
+            }
+        };
+        let (server_ephemeral, server_static, sealed) = match answer {
+            StreamHandshake::Accept {
+                server_ephemeral,
+                server_static,
+                sealed,
+                ..
+            } => (server_ephemeral, server_static, sealed),
+            StreamHandshake::Reject { reason, .. } => {
+                let why = match reason {
+                    StreamRefusal::UnknownSession => "the server no longer has this session",
+                    StreamRefusal::ServerFull => "the server is full",
+                    StreamRefusal::TooManyFromAddress => {
+                        "too many connections from this address are logging in; try again shortly"
+                    }
+                };
+                return self.stream_handshake_failed(
+                    handshake.purpose,
+                    CloseReason::HandshakeRejected(why.to_owned()),
+                );
+            }
+            StreamHandshake::VersionMismatch {
+                server_version,
+                client_version,
+            } => {
+                let why = format!(
+                    "upgrade required: the server speaks protocol version {server_version}, this client {client_version}"
+                );
+                return self
+                    .stream_handshake_failed(handshake.purpose, CloseReason::VersionMismatch(why));
+            }
+            StreamHandshake::Hello { .. } => {
+                let why = "the server answered with a Hello".to_owned();
+                return self
+                    .stream_handshake_failed(handshake.purpose, CloseReason::ProtocolError(why));
+            }
+        };
+        let attach_secret =
+            matches!(handshake.mode, Mode::Attach { .. }).then_some(self.session.attach_secret);
+        let transcript = stream_transcript(
+            PROTOCOL_VERSION,
+            &handshake.public,
+            &server_ephemeral,
+            &server_static,
+            handshake.mode,
+        );
+        let pinned = self.session.proven_server_key.is_some();
+        let (keys, body) = match self.confirm_server(
+            &handshake.secret,
+            server_ephemeral,
+            server_static,
+            sealed,
+            attach_secret,
+            &transcript,
+        ) {
+            Ok(confirmed) => confirmed,
+            Err(Unconfirmed::WrongKey) => {
+                return self
+                    .stream_handshake_failed(handshake.purpose, CloseReason::ServerKeyMismatch)
+            }
+            Err(Unconfirmed::NoProof) if pinned => {
+                return self
+                    .stream_handshake_failed(handshake.purpose, CloseReason::ServerKeyMismatch)
+            }
+            Err(Unconfirmed::NoProof) => {
+                let why = "the server's stream handshake answer did not authenticate".to_owned();
+                return self
+                    .stream_handshake_failed(handshake.purpose, CloseReason::ProtocolError(why));
+            }
+        };
+        let crypto = StreamCrypto::new(Role::Client, &keys);
+        match handshake.mode {
+            Mode::New => {
+                self.session.id = body.session_id;
+                self.session.attach_stream(
+                    now,
+                    CLIENT_STREAM,
+                    crypto,
+                    StreamResume::No,
+                    &mut self.out,
+                );
+            }
+            Mode::Attach { session_id } => {
+                if body.session_id != session_id {
+                    let why = "the server attached another session".to_owned();
+                    return self
+                        .session
+                        .fail(now, CloseReason::ProtocolError(why), &mut self.out);
+                }
+                self.session.attach_stream(
+                    now,
+                    CLIENT_STREAM,
+                    crypto,
+                    StreamResume::Request,
+                    &mut self.out,
+                );
+            }
+        }
+    }
+
+    /// Checks a server's key-agreement answer (datagram Ack or stream Accept):
+    /// the pinned key if there is one, contributory shared secrets, and the
+    /// confirm tag that only a holder of the server's static key can produce.
+    /// Returns the keys and the confirmed body.
+    fn confirm_server(
+        &mut self,
+        secret: &StaticSecret,
+        server_ephemeral: [u8; 32],
+        server_static: [u8; 32],
+        sealed: [u8; 32],
+        attach_secret: Option<[u8; 32]>,
+        transcript: &[u8; 32],
+    ) -> Result<(SessionKeys, AckBody), Unconfirmed> {
+        if self
+            .session
+            .proven_server_key
+            .is_some_and(|known| !secure_eq(&known, &server_static))
+        {
+            return Err(Unconfirmed::WrongKey);
+        }
+        let ephemeral_dh = secret.diffie_hellman(&PublicKey::from(server_ephemeral));
+        let static_dh = secret.diffie_hellman(&PublicKey::from(server_static));
+        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
+            self.session.stats.drops.add(DropReason::Malformed);
+            return Err(Unconfirmed::NoProof);
+        }
+        let keys = SessionKeys::derive(
+            ephemeral_dh.as_bytes(),
+            static_dh.as_bytes(),
+            attach_secret.as_ref(),
+            transcript,
+        );
+        let mut body = sealed.to_vec();
+        PacketKey::new(&keys.confirm)
+            .open(0, &mut body, 0)
+            .ok_or(Unconfirmed::NoProof)?;
+        let body = AckBody::from_bytes(body[..16].try_into().expect("16 bytes"));
+        self.session.proven_server_key = Some(server_static);
+        Ok((keys, body))
     }
 
     fn handle_handshake(&mut self, now: Instant, datagram: &[u8]) {
@@ -239,19 +470,27 @@ impl Client {
                     // Initial): a second Response would make a second session.
                     return self.session.stats.drops.add(DropReason::Duplicate);
                 };
+                let received = match handshake.mode {
+                    Mode::New => 0,
+                    Mode::Attach { .. } => self.session.reliable_received(),
+                };
                 let proof = match handshake.mode {
                     Mode::New => [0; 32],
-                    Mode::Attach { .. } => {
-                        attach_proof(&self.session.attach_secret, &cookie.mac, &handshake.public)
-                    }
+                    Mode::Attach { .. } => attach_proof(
+                        &self.session.attach_secret,
+                        &cookie.mac,
+                        &handshake.public,
+                        received,
+                    ),
                 };
+                handshake.received = received;
                 let response = HandshakePacket::Response {
                     version: PROTOCOL_VERSION,
                     mode: handshake.mode,
                     client_public: handshake.public,
                     cookie,
                     proof,
-                    received: self.session.reliable_received(),
+                    received,
                 };
                 handshake.cookie = Some(cookie);
                 handshake.packet = response.to_vec();
@@ -321,55 +560,46 @@ impl Client {
         if handshake.cookie.is_none_or(|c| c.mac != cookie_mac) {
             return self.session.stats.drops.add(DropReason::Unexpected);
         }
-        if self
-            .session
-            .proven_server_key
-            .is_some_and(|known| known != server_static)
-        {
-            self.handshake = None;
-            return self
-                .session
-                .finish_close(CloseReason::ServerKeyMismatch, &mut self.out);
-        }
-        let ephemeral_dh = handshake
-            .secret
-            .diffie_hellman(&PublicKey::from(server_ephemeral));
-        let static_dh = handshake
-            .secret
-            .diffie_hellman(&PublicKey::from(server_static));
-        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
-            return self.session.stats.drops.add(DropReason::Malformed);
-        }
+        let handshake = self.handshake.as_ref().expect("checked above");
         let transcript = handshake_transcript(
             &cookie_mac,
             &handshake.public,
             &server_ephemeral,
             &server_static,
             handshake.mode,
+            handshake.received,
         );
         let attach_secret =
             matches!(handshake.mode, Mode::Attach { .. }).then_some(self.session.attach_secret);
-        let keys = SessionKeys::derive(
-            ephemeral_dh.as_bytes(),
-            static_dh.as_bytes(),
-            attach_secret.as_ref(),
+        let secret = handshake.secret.clone();
+        let pinned = self.session.proven_server_key.is_some();
+        let (keys, body) = match self.confirm_server(
+            &secret,
+            server_ephemeral,
+            server_static,
+            sealed,
+            attach_secret,
             &transcript,
-        );
-        let mut body = sealed.to_vec();
-        if PacketKey::new(&keys.confirm)
-            .open(0, &mut body, 0)
-            .is_none()
-        {
-            if self.session.proven_server_key.is_some() {
+        ) {
+            Ok(confirmed) => confirmed,
+            Err(Unconfirmed::WrongKey) => {
+                self.handshake = None;
+                return self
+                    .session
+                    .finish_close(CloseReason::ServerKeyMismatch, &mut self.out);
+            }
+            Err(Unconfirmed::NoProof) if pinned => {
                 // Pinned key, but the peer could not prove it holds it.
                 self.handshake = None;
                 return self
                     .session
                     .finish_close(CloseReason::ServerKeyMismatch, &mut self.out);
             }
-            return self.session.stats.drops.add(DropReason::AuthFailed);
-        }
-        let body = AckBody::from_bytes(body[..16].try_into().expect("16 bytes"));
+            // Not from the server we talk to (forged); the real Ack may follow.
+            Err(Unconfirmed::NoProof) => {
+                return self.session.stats.drops.add(DropReason::AuthFailed)
+            }
+        };
         let handshake = self.handshake.take().expect("checked above");
         if let Mode::Attach { session_id } = handshake.mode {
             if body.session_id != session_id {
@@ -380,7 +610,6 @@ impl Client {
             }
         }
         self.session.id = body.session_id;
-        self.session.proven_server_key = Some(server_static);
         let numbers = InitialNumbers::from_cookie(&cookie_mac);
         let crypto = DatagramCrypto::new(
             Role::Client,

@@ -29,6 +29,9 @@ pub struct SessionConfig {
     pub resume_grace: Duration,
     /// KCP windows, in segments.
     pub kcp_window: u16,
+    /// Server: game channels only after Join (not merely after Welcome);
+    /// traffic before it closes the session like traffic before login.
+    pub require_join: bool,
 }
 
 impl Default for SessionConfig {
@@ -46,6 +49,7 @@ impl Default for SessionConfig {
             close_linger: Duration::from_secs(1),
             resume_grace: Duration::from_secs(30),
             kcp_window: 256,
+            require_join: false,
         }
     }
 }
@@ -66,6 +70,13 @@ pub struct ServerConfig {
     pub udp_ticket_port: Option<u16>,
     /// Map named in Welcome unless the pre-login hook names another.
     pub default_map: String,
+    /// Sessions and stream connections from one address (IPv6: one /64)
+    /// still in their handshake or login; beyond it new ones are refused.
+    pub max_logging_in_per_address: u32,
+    /// Completed datagram handshakes remembered (each for its cookie's
+    /// lifetime, 40 s) so that a replayed Response never opens a session.
+    /// When full, new handshakes are refused until entries expire.
+    pub max_recent_handshakes: usize,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +90,8 @@ impl Default for ServerConfig {
             rebind_interval: Duration::from_secs(1),
             udp_ticket_port: None,
             default_map: "Entry".to_owned(),
+            max_logging_in_per_address: 32,
+            max_recent_handshakes: 65_536,
         }
     }
 }

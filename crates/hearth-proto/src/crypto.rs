@@ -85,7 +85,7 @@ impl InitialNumbers {
 /// Hash of the handshake fields both sides saw, binding the keys to them.
 pub fn transcript_hash(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    hasher.update(b"hearth handshake v1");
+    hasher.update(b"hearth handshake v2");
     for part in parts {
         hasher.update((part.len() as u32).to_be_bytes());
         hasher.update(part);

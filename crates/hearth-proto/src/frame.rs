@@ -41,9 +41,11 @@ pub enum Frame<'a> {
         reason: &'a str,
     },
     /// First frame on a stream link that re-attaches to an existing session.
+    /// It travels sealed under keys that only a holder of the resume token can
+    /// derive (the stream handshake's Attach mode), so the token itself never
+    /// crosses the link.
     Resume {
         session_id: u64,
-        token: [u8; 32],
         received: u64,
     },
     Resumed {
@@ -86,12 +88,10 @@ impl<'a> Frame<'a> {
             }
             Frame::Resume {
                 session_id,
-                token,
                 received,
             } => {
                 out.put_u8(kind::RESUME);
                 out.put_u64(*session_id);
-                out.extend_from_slice(token);
                 out.put_varint(*received);
             }
             Frame::Resumed { received } => {
@@ -129,7 +129,6 @@ impl<'a> Frame<'a> {
             }
             kind::RESUME => Frame::Resume {
                 session_id: reader.u64("session id")?,
-                token: reader.array("resume token")?,
                 received: reader.varint("received count")?,
             },
             kind::RESUMED => Frame::Resumed {
@@ -204,7 +203,6 @@ mod tests {
             },
             Frame::Resume {
                 session_id: 5,
-                token: [6; 32],
                 received: 7,
             },
             Frame::Resumed { received: 8 },

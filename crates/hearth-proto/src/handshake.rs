@@ -3,7 +3,9 @@
 
 use crate::codec::{DecodeError, Reader, Writer};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2: stream links run their own key agreement and are sealed; the
+/// attach proof and the transcript cover the resume count.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// A client pads its Initial to this size so that the server's Challenge is
 /// always smaller than what provoked it (no amplification), and so that a
 /// path that cannot carry full-size packets fails at the first step.
@@ -71,6 +73,8 @@ pub enum RejectReason {
     UnknownSession = 1,
     BadProof = 2,
     ServerFull = 3,
+    /// Too many sessions from the client's address are still logging in.
+    TooManyFromAddress = 4,
 }
 
 impl RejectReason {
@@ -79,6 +83,7 @@ impl RejectReason {
             1 => Self::UnknownSession,
             2 => Self::BadProof,
             3 => Self::ServerFull,
+            4 => Self::TooManyFromAddress,
             value => {
                 return Err(DecodeError::UnknownType {
                     what: "reject reason",
@@ -412,6 +417,10 @@ impl Mode {
         self.encode(&mut out);
         out.try_into().expect("9 bytes")
     }
+
+    pub fn from_bytes(bytes: &[u8; 9]) -> Result<Self, DecodeError> {
+        Self::decode(&mut Reader::new(bytes))
+    }
 }
 
 /// The fields a cookie's MAC covers besides time and address.
@@ -431,13 +440,16 @@ pub fn restart_params(session_id: u64) -> [u8; 15] {
     out
 }
 
-/// Transcript hash both sides compute after the Ack.
+/// Transcript hash both sides compute after the Ack. `received` is the
+/// Response's resume count: bound into the keys, so an on-path attacker who
+/// changes it makes the handshake fail instead of changing what is resent.
 pub fn handshake_transcript(
     cookie_mac: &[u8; 32],
     client_public: &[u8; 32],
     server_ephemeral: &[u8; 32],
     server_static: &[u8; 32],
     mode: Mode,
+    received: u64,
 ) -> [u8; 32] {
     crate::crypto::transcript_hash(&[
         cookie_mac,
@@ -445,16 +457,27 @@ pub fn handshake_transcript(
         server_ephemeral,
         server_static,
         &mode.to_bytes(),
+        &received.to_be_bytes(),
     ])
 }
 
-/// Proof that the client holds a session's attach secret (ticket or resume token).
+/// Proof that the client holds a session's attach secret (ticket or resume
+/// token), covering the resume count it reports.
 pub fn attach_proof(
     secret: &[u8; 32],
     cookie_mac: &[u8; 32],
     client_public: &[u8; 32],
+    received: u64,
 ) -> [u8; 32] {
-    crate::crypto::hmac_parts(secret, &[b"hearth attach", cookie_mac, client_public])
+    crate::crypto::hmac_parts(
+        secret,
+        &[
+            b"hearth attach",
+            cookie_mac,
+            client_public,
+            &received.to_be_bytes(),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod reliable;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod stream_handshake;
 
 pub use bunch::{ChannelKind, Delivery, CONTROL_CHANNEL, MAX_CHANNELS};
 pub use client::Client;

@@ -253,4 +253,5 @@ impl DatagramLink {
 pub struct StreamLink {
     pub id: StreamId,
     pub live: Liveness,
+    pub crypto: crate::stream_handshake::StreamCrypto,
 }

@@ -12,11 +12,17 @@ use crate::stats::DropReason;
 
 /// Unfinished messages kept per channel lane before the oldest is given up.
 pub const MAX_PARTIALS_PER_LANE: usize = 32;
+/// What one stored part costs besides its payload (its map node and vector
+/// header), charged against the connection's budget so that the bound holds
+/// in entries as well as bytes: at most `max_bytes / PART_COST` parts.
+pub const PART_COST: usize = 64;
 
 #[derive(Default)]
 struct Partial {
     parts: BTreeMap<u32, Vec<u8>>,
+    /// What the parts are charged: payload plus `PART_COST` each.
     bytes: usize,
+    payload_bytes: usize,
     final_index: Option<u32>,
     /// Too large or out of budget: swallow the remaining parts.
     discarding: bool,
@@ -51,8 +57,18 @@ impl Reassembly {
         }
     }
 
+    /// Bytes charged for what is buffered (payload plus `PART_COST` a part).
     pub fn buffered_bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Parts buffered across all unfinished messages.
+    pub fn buffered_parts(&self) -> usize {
+        self.partials
+            .values()
+            .flat_map(|lane| lane.values())
+            .map(|partial| partial.parts.len())
+            .sum()
     }
 
     /// Feeds one bunch; returns a whole message when one completes, and the
@@ -83,6 +99,10 @@ impl Reassembly {
         let initial = bunch.is(flags::PARTIAL_INITIAL);
         let last = bunch.is(flags::PARTIAL_FINAL);
         if initial != (bunch.part == 0) {
+            return (None, Some(DropReason::Malformed));
+        }
+        if bunch.payload.is_empty() {
+            // A sender splits only non-empty messages, into non-empty parts.
             return (None, Some(DropReason::Malformed));
         }
         let lane = (bunch.channel, reliable);
@@ -119,9 +139,10 @@ impl Reassembly {
         if partial.discarding || partial.parts.contains_key(&bunch.part) {
             return (None, dropped);
         }
-        if partial.bytes + bunch.payload.len() > self.max_message {
+        let cost = bunch.payload.len() + PART_COST;
+        if partial.payload_bytes + bunch.payload.len() > self.max_message {
             dropped = Some(DropReason::MessageTooLarge);
-        } else if self.bytes + bunch.payload.len() > self.max_bytes {
+        } else if self.bytes + cost > self.max_bytes {
             dropped = Some(DropReason::ReassemblyFull);
         }
         if dropped == Some(DropReason::MessageTooLarge)
@@ -130,12 +151,14 @@ impl Reassembly {
             self.bytes -= partial.bytes;
             partial.parts.clear();
             partial.bytes = 0;
+            partial.payload_bytes = 0;
             partial.discarding = true;
             return (None, dropped);
         }
         partial.parts.insert(bunch.part, bunch.payload.to_vec());
-        partial.bytes += bunch.payload.len();
-        self.bytes += bunch.payload.len();
+        partial.bytes += cost;
+        partial.payload_bytes += bunch.payload.len();
+        self.bytes += cost;
         let complete = partial
             .final_index
             .is_some_and(|index| partial.parts.len() as u64 == u64::from(index) + 1);
@@ -144,7 +167,7 @@ impl Reassembly {
         }
         let partial = in_lane.remove(&message_sequence).expect("present");
         self.bytes -= partial.bytes;
-        let mut payload = Vec::with_capacity(partial.bytes);
+        let mut payload = Vec::with_capacity(partial.payload_bytes);
         for part in partial.parts.into_values() {
             payload.extend_from_slice(&part);
         }
@@ -294,6 +317,44 @@ mod tests {
             .iter()
             .any(|(_, d)| *d == Some(DropReason::ReassemblyFull)));
         assert_eq!(tight.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn parts_are_charged_per_entry_and_empty_parts_refused() {
+        let budget = 64 * 1024;
+        let mut reassembly = Reassembly::new(1 << 20, budget);
+        // Empty middle parts with distinct indices: refused, nothing stored.
+        for part in 1..10_000u32 {
+            let bunch = Bunch {
+                flags: flags::PARTIAL,
+                channel: 0,
+                sequence: 7,
+                part,
+                open: None,
+                payload: &[],
+            };
+            assert_eq!(reassembly.accept(&bunch).1, Some(DropReason::Malformed));
+        }
+        assert_eq!(reassembly.buffered_parts(), 0);
+        // One-byte parts: the entry cost bounds how many can be held.
+        let mut held_max = 0;
+        for part in 1..100_000u32 {
+            let bunch = Bunch {
+                flags: flags::PARTIAL,
+                channel: 0,
+                sequence: 7,
+                part,
+                open: None,
+                payload: &[1],
+            };
+            reassembly.accept(&bunch);
+            held_max = held_max.max(reassembly.buffered_parts());
+            assert!(reassembly.buffered_bytes() <= budget);
+        }
+        assert!(
+            held_max <= budget / (PART_COST + 1),
+            "{held_max} parts held"
+        );
     }
 
     #[test]

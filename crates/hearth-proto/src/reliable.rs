@@ -81,16 +81,24 @@ pub enum Arrival {
     Duplicate,
 }
 
+/// What one stored early bunch costs besides its payload: its map node and
+/// header. Charged so that a flood of empty bunches is bounded by the same
+/// budget as large ones.
+pub const EARLY_ENTRY_COST: usize = 64;
+
+/// Restores the order of reliable bunches across links. Early arrivals are
+/// kept as the caller hands them over (decoded: they are not re-encoded for
+/// storage), charged their payload plus `EARLY_ENTRY_COST`.
 #[derive(Debug)]
-pub struct ReliableReceiver {
+pub struct ReliableReceiver<T> {
     /// Count of bunches delivered in order = next sequence expected.
     received: u64,
-    early: BTreeMap<u64, Vec<u8>>,
+    early: BTreeMap<u64, (T, usize)>,
     early_bytes: usize,
     max_bytes: usize,
 }
 
-impl ReliableReceiver {
+impl<T> ReliableReceiver<T> {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             received: 0,
@@ -119,23 +127,29 @@ impl ReliableReceiver {
         self.received += 1;
     }
 
-    /// Keeps an early bunch; false when that would exceed the budget, which a
-    /// peer respecting its own unacknowledged-bytes limit never causes.
-    pub fn store(&mut self, sequence: u64, encoded: Vec<u8>) -> bool {
-        if self.early_bytes + encoded.len() > self.max_bytes {
+    /// Keeps an early bunch of `payload_len` bytes; false when that would
+    /// exceed the budget, which a peer respecting its own unacknowledged-bytes
+    /// limit never causes.
+    pub fn store(&mut self, sequence: u64, item: T, payload_len: usize) -> bool {
+        let cost = payload_len + EARLY_ENTRY_COST;
+        if self.early_bytes + cost > self.max_bytes {
             return false;
         }
-        self.early_bytes += encoded.len();
-        self.early.insert(sequence, encoded);
+        self.early_bytes += cost;
+        self.early.insert(sequence, (item, cost));
         true
     }
 
     /// The stored bunch that is now next, if any; marks it delivered.
-    pub fn take_ready(&mut self) -> Option<Vec<u8>> {
-        let encoded = self.early.remove(&self.received)?;
-        self.early_bytes -= encoded.len();
+    pub fn take_ready(&mut self) -> Option<T> {
+        let (item, cost) = self.early.remove(&self.received)?;
+        self.early_bytes -= cost;
         self.received += 1;
-        Some(encoded)
+        Some(item)
+    }
+
+    pub fn stored(&self) -> usize {
+        self.early.len()
     }
 }
 
@@ -167,9 +181,9 @@ mod tests {
 
     #[test]
     fn receiver_restores_order_and_drops_duplicates() {
-        let mut receiver = ReliableReceiver::new(100);
+        let mut receiver = ReliableReceiver::new(100 + EARLY_ENTRY_COST);
         assert_eq!(receiver.classify(1), Arrival::Early);
-        assert!(receiver.store(1, b"b".to_vec()));
+        assert!(receiver.store(1, b"b".to_vec(), 1));
         assert_eq!(receiver.classify(1), Arrival::Duplicate);
         assert_eq!(receiver.classify(0), Arrival::Next);
         receiver.advance();
@@ -177,6 +191,17 @@ mod tests {
         assert_eq!(receiver.take_ready(), None);
         assert_eq!(receiver.classify(0), Arrival::Duplicate);
         assert_eq!(receiver.received(), 2);
-        assert!(!receiver.store(50, vec![0; 101]));
+        assert!(!receiver.store(50, vec![0; 101], 101));
+    }
+
+    #[test]
+    fn empty_early_bunches_are_charged_per_entry() {
+        let budget = 10 * EARLY_ENTRY_COST;
+        let mut receiver = ReliableReceiver::new(budget);
+        let stored = (1..1_000u64)
+            .take_while(|sequence| receiver.store(*sequence, (), 0))
+            .count();
+        assert_eq!(stored, 10);
+        assert_eq!(receiver.stored(), 10);
     }
 }

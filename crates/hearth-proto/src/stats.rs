@@ -47,10 +47,15 @@ pub enum DropReason {
     ReassemblyFull,
     /// Reliable bunch already delivered (duplicate after a link change).
     Duplicate,
+    /// Too many sessions from one address (IPv6: one /64) still in their
+    /// handshake or login.
+    TooManyFromAddress,
+    /// A channel open or message on a game channel before the login was accepted.
+    BeforeLogin,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Malformed,
         DropReason::VersionMismatch,
         DropReason::CookieExpired,
@@ -72,6 +77,8 @@ impl DropReason {
         DropReason::MessageTooLarge,
         DropReason::ReassemblyFull,
         DropReason::Duplicate,
+        DropReason::TooManyFromAddress,
+        DropReason::BeforeLogin,
     ];
 
     /// A stable snake_case name for logs and metrics labels.
@@ -98,6 +105,8 @@ impl DropReason {
             DropReason::MessageTooLarge => "message_too_large",
             DropReason::ReassemblyFull => "reassembly_full",
             DropReason::Duplicate => "duplicate",
+            DropReason::TooManyFromAddress => "too_many_from_address",
+            DropReason::BeforeLogin => "before_login",
         }
     }
 }
@@ -199,6 +208,8 @@ pub struct EndpointStats {
     pub bytes_out: u64,
     pub challenges_sent: u64,
     pub handshakes_completed: u64,
+    /// Stream links whose key agreement completed (new sessions and resumes).
+    pub stream_handshakes_completed: u64,
     pub restarts_sent: u64,
     pub rebinds: u64,
     pub sessions_opened: u64,

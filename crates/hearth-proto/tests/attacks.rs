@@ -283,6 +283,7 @@ fn garbage_of_every_size_is_counted_and_harmless() {
 fn a_stream_of_garbage_closes_that_stream_only() {
     let mut world = World::with_defaults(49, LinkProfile::PERFECT);
     world.login_over_stream();
+    // Garbage that is not sealed under the stream's keys: tampering.
     world
         .server
         .handle_stream(world.now, SERVER_STREAM, &[0x99, 1, 2, 3]);
@@ -291,4 +292,5 @@ fn a_stream_of_garbage_closes_that_stream_only() {
         world.server_closed(),
         Some(hearth_proto::CloseReason::ProtocolError(_))
     ));
+    assert_eq!(world.server.state_size().sessions, 0);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use hearth_proto::{ChannelKind, ClientConfig, CloseReason, Event, LinkKind, ServerConfig};
@@ -279,21 +279,6 @@ fn a_client_that_connects_a_stream_and_says_nothing_is_dropped() {
 #[test]
 fn out_of_order_and_wrong_version_control_messages_close_with_a_reason() {
     use hearth_proto::control::ControlMessage;
-    use hearth_proto::frame::Frame;
-    let raw_control = |message: ControlMessage| {
-        let payload = message.to_vec();
-        let bunch = hearth_proto::bunch::Bunch {
-            flags: hearth_proto::bunch::flags::RELIABLE,
-            channel: 0,
-            sequence: 0,
-            part: 0,
-            open: None,
-            payload: &payload,
-        };
-        let mut packet = Vec::new();
-        Frame::Bunch(bunch).encode(&mut packet);
-        packet
-    };
     for (message, expect) in [
         (
             ControlMessage::Join,
@@ -301,14 +286,20 @@ fn out_of_order_and_wrong_version_control_messages_close_with_a_reason() {
         ),
         (ControlMessage::Hello { version: 99 }, "upgrade required"),
     ] {
-        let mut world = World::with_defaults(37, LinkProfile::PERFECT);
-        world.open_stream();
-        world
-            .server
-            .handle_stream(world.now, SERVER_STREAM, &raw_control(message));
-        world.run_for(Duration::from_millis(100));
-        let reason = world.server_closed().expect("closed").to_string();
-        assert!(reason.contains(expect), "{reason}");
-        assert!(!world.stream_open, "the stream is closed");
+        let now = Instant::now();
+        let mut server = bare_server(now);
+        let mut raw =
+            RawStream::connect(&mut server, now, SERVER_STREAM, addr(CLIENT_ADDR), None).unwrap();
+        raw.send(&mut server, now, &control_frame(&message, 0));
+        let answers = raw.receive(&mut server);
+        assert!(raw.closed, "the stream is closed");
+        let closed = std::iter::from_fn(|| server.poll_event())
+            .find_map(|(_, event)| match event {
+                Event::Closed(reason) => Some(reason.to_string()),
+                _ => None,
+            })
+            .expect("the session closed");
+        assert!(closed.contains(expect), "{closed}");
+        assert!(!answers.is_empty(), "the client is told why");
     }
 }

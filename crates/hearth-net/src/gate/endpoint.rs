@@ -96,14 +96,14 @@ impl<H: Handler> Gate<H> {
     fn on_input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::StreamOpened { id, writer } => {
+            Input::StreamOpened { id, writer, peer } => {
                 if self.shutdown.is_some() {
                     self.shared.metrics.reject(Reject::Overloaded);
                     let _ = writer.try_send(Outgoing::Close);
                     return;
                 }
                 self.writers.insert(id, writer);
-                self.server.stream_opened(now, id);
+                self.server.stream_opened(now, id, peer);
             }
             Input::StreamPacket { id, packet } => {
                 if self.writers.contains_key(&id) {

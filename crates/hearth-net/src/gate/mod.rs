@@ -120,6 +120,7 @@ pub(crate) enum Input {
     StreamOpened {
         id: hearth_proto::StreamId,
         writer: mpsc::Sender<streams::Outgoing>,
+        peer: SocketAddr,
     },
     StreamPacket {
         id: hearth_proto::StreamId,

@@ -121,10 +121,14 @@ pub(crate) async fn accept_tcp(
 async fn open_stream(
     shared: &Shared,
     inputs: &mpsc::Sender<Input>,
+    peer: SocketAddr,
 ) -> Option<(StreamId, mpsc::Receiver<Outgoing>)> {
     let id = StreamId(shared.next_stream.fetch_add(1, Ordering::Relaxed));
     let (writer, receiver) = mpsc::channel(shared.stream_queue);
-    inputs.send(Input::StreamOpened { id, writer }).await.ok()?;
+    inputs
+        .send(Input::StreamOpened { id, writer, peer })
+        .await
+        .ok()?;
     Some((id, receiver))
 }
 
@@ -151,7 +155,7 @@ async fn serve_tcp(
         return;
     };
     configure_tcp(&shared, &stream);
-    let Some((id, mut outgoing)) = open_stream(&shared, &inputs).await else {
+    let Some((id, mut outgoing)) = open_stream(&shared, &inputs, peer).await else {
         return;
     };
     let (read, mut write) = stream.into_split();
@@ -237,7 +241,7 @@ async fn serve_websocket<S>(
         return;
     };
     socket.protocol().set_max_message(shared.max_frame);
-    let Some((id, mut outgoing)) = open_stream(&shared, &inputs).await else {
+    let Some((id, mut outgoing)) = open_stream(&shared, &inputs, peer).await else {
         return;
     };
     let first_frame = tokio::time::sleep(shared.first_frame_timeout);

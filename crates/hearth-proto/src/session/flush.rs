@@ -24,7 +24,7 @@ impl Session {
     /// alone once the delay has passed.
     fn ack_frame(&mut self, now: Instant, other_traffic: bool) -> Option<Vec<u8>> {
         let received = self.reliable_rx.received();
-        if received == self.ack_sent {
+        if received == self.ack_sent && !self.ack_repeat {
             self.ack_due = None;
             return None;
         }
@@ -32,6 +32,7 @@ impl Session {
             return None;
         }
         self.ack_sent = received;
+        self.ack_repeat = false;
         self.ack_due = None;
         let mut frame = Vec::with_capacity(11);
         Frame::Ack { received }.encode(&mut frame);
@@ -44,7 +45,7 @@ impl Session {
         kind: LinkKind,
         other_traffic: bool,
     ) -> Vec<Vec<u8>> {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.clock32(now);
         let mut frames = Vec::new();
         if let Some(ack) = self.ack_frame(now, other_traffic) {
             frames.push(ack);
@@ -79,7 +80,7 @@ impl Session {
     }
 
     fn flush_datagram(&mut self, now: Instant, out: &mut Outbox) {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.clock32(now);
         let Some(link) = self.datagram.as_mut() else {
             return;
         };
@@ -135,8 +136,9 @@ impl Session {
         let retransmits = link.kcp.stats().retransmits;
         self.stats.retransmits += retransmits - link.retransmits_counted;
         link.retransmits_counted = retransmits;
-        link.kcp_due =
-            self.epoch + std::time::Duration::from_millis(u64::from(link.kcp.check(now_ms)));
+        // An offset from now, not from the epoch: KCP's clock wraps every 49.7 days.
+        let until_due = link.kcp.check(now_ms).wrapping_sub(now_ms);
+        link.kcp_due = now + std::time::Duration::from_millis(u64::from(until_due));
         let link = self.datagram.as_mut().expect("still there");
         if !packets.sent.is_empty() {
             link.live.last_sent = now;
@@ -157,7 +159,8 @@ impl Session {
             !link.live.queue.is_empty() || link.live.ping_due || !link.live.pongs.is_empty();
         let small =
             self.control_frames(now, LinkKind::Stream, other || self.closing_frame.is_some());
-        let max = self.config.max_stream_packet;
+        let max =
+            crate::stream_handshake::StreamCrypto::max_plaintext(self.config.max_stream_packet);
         let link = self.stream.as_mut().expect("still there");
         let mut packets: Vec<Vec<u8>> = Vec::new();
         let mut current = Vec::new();
@@ -180,6 +183,9 @@ impl Session {
             link.live.last_sent = now;
         }
         let stream = link.id;
+        for bytes in &mut packets {
+            link.crypto.seal(bytes);
+        }
         for bytes in packets {
             self.stats.packets_out += 1;
             self.stats.bytes_out += bytes.len() as u64;

@@ -259,7 +259,11 @@ fn handle_on_server(
                 return;
             }
             session.login.enter_server(ServerStep::AwaitDecision, now);
-            let address = session.datagram.as_ref().map(|link| link.peer);
+            let address = session
+                .datagram
+                .as_ref()
+                .map(|link| link.peer)
+                .or(session.origin);
             let request = LoginRequest {
                 credentials,
                 player_name,

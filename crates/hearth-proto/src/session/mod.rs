@@ -14,7 +14,9 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use thiserror::Error;
 
-use crate::bunch::{flags, Bunch, ChannelKind, Delivery, CONTROL_CHANNEL, MAX_CHANNELS};
+use crate::bunch::{
+    flags, Bunch, ChannelKind, Delivery, OwnedBunch, CONTROL_CHANNEL, MAX_CHANNELS,
+};
 use crate::codec::DecodeError;
 use crate::config::SessionConfig;
 use crate::event::{CloseReason, Event, LinkKind, StreamId, Transmit};
@@ -23,6 +25,7 @@ use crate::link::{DatagramLink, Liveness, Role, StreamLink};
 use crate::reassembly::Reassembly;
 use crate::reliable::{Arrival, ReliableReceiver, ReliableSender};
 use crate::stats::{DropReason, SessionStats};
+use crate::stream_handshake::StreamCrypto;
 
 use channels::Channel;
 pub use channels::ChannelSpec;
@@ -76,11 +79,14 @@ pub(crate) enum State {
 pub(crate) enum StreamResume {
     /// A fresh stream (new session, or a second link).
     No,
-    /// Client: re-attach with the resume token; wait for `Resumed`.
-    Request { token: [u8; 32] },
+    /// Client: re-attach (the keys prove the resume token); wait for `Resumed`.
+    Request,
     /// Server: the client proved the token and reported `peer_received`.
     Answer { peer_received: u64 },
 }
+
+/// How often a closing session with unacknowledged data probes the peer.
+const CLOSE_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Largest bunch header: flags, 3-byte channel, 10-byte sequence, 5-byte
 /// part index, open, 3-byte length.
@@ -96,12 +102,15 @@ pub struct Session {
     pub(crate) stream: Option<StreamLink>,
     channels: HashMap<u16, Channel>,
     reliable_tx: ReliableSender,
-    reliable_rx: ReliableReceiver,
+    reliable_rx: ReliableReceiver<OwnedBunch>,
     reassembly: Reassembly,
     login: Login,
     pub(crate) state: State,
     ack_sent: u64,
     ack_due: Option<Instant>,
+    /// Send an Ack even if the count did not move: the peer sent a duplicate
+    /// or a Ping, so our last Ack may have been lost.
+    ack_repeat: bool,
     pub(crate) stats: SessionStats,
     /// Secret for resume and UDP tickets; server-chosen, learned by the client in Welcome.
     pub(crate) attach_secret: [u8; 32],
@@ -112,6 +121,10 @@ pub struct Session {
     closing_frame: Option<(u16, String)>,
     /// A new reliable bunch went into KCP: flush it now, not at the next tick.
     kcp_dirty: bool,
+    /// Server: the address slot this session holds until its login is accepted.
+    pub(crate) logging_in_from: Option<crate::server::AddressPrefix>,
+    /// Server: where the session's first link came from (for the login hook).
+    pub(crate) origin: Option<std::net::SocketAddr>,
 }
 
 impl Session {
@@ -142,12 +155,15 @@ impl Session {
             state: State::Active,
             ack_sent: 0,
             ack_due: None,
+            ack_repeat: false,
             stats: SessionStats::default(),
             attach_secret,
             proven_server_key: None,
             net_speed: None,
             closing_frame: None,
             kcp_dirty: false,
+            logging_in_from: None,
+            origin: None,
         }
     }
 
@@ -195,8 +211,17 @@ impl Session {
         self.reliable_rx.received()
     }
 
-    pub(crate) fn now_ms(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.epoch).as_millis() as u32
+    /// Milliseconds since the session began, in 64 bits: never wraps.
+    pub(crate) fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// The 32-bit millisecond clock that KCP and heartbeat timestamps use.
+    /// It wraps after 49.7 days; everything that reads it (KCP's timers, the
+    /// round-trip from a Pong) takes differences with wrapping arithmetic, and
+    /// deadlines are turned back into `Instant`s as offsets from `now`.
+    pub(crate) fn clock32(&self, now: Instant) -> u32 {
+        self.now_ms(now) as u32
     }
 
     // ---- links -------------------------------------------------------------
@@ -216,13 +241,15 @@ impl Session {
         self.after_attach(now, LinkKind::Datagram, peer_received, replaced, out);
     }
 
-    /// A stream link is up. A server resuming over it first tells the client
-    /// how much it has received (`Resumed`); a client resuming over it waits
-    /// for that answer before resending (`awaiting_resumed`).
+    /// A stream link is up (its handshake done, `crypto` from it). A server
+    /// resuming over it first tells the client how much it has received
+    /// (`Resumed`); a client resuming over it sends `Resume` first, then waits
+    /// for that answer before resending.
     pub(crate) fn attach_stream(
         &mut self,
         now: Instant,
         stream: StreamId,
+        crypto: StreamCrypto,
         resume: StreamResume,
         out: &mut Outbox,
     ) {
@@ -237,19 +264,20 @@ impl Session {
         let mut link = StreamLink {
             id: stream,
             live: Liveness::new(now),
+            crypto,
         };
         match resume {
             StreamResume::No => {}
-            StreamResume::Request { token } => {
+            StreamResume::Request => {
                 let mut frame = Vec::new();
                 Frame::Resume {
                     session_id: self.id,
-                    token,
                     received: self.reliable_rx.received(),
                 }
                 .encode(&mut frame);
-                // Alone in the stream's first packet: the server reads it before
-                // it knows which session the stream belongs to.
+                // Alone in the stream's first sealed packet: the server reads it
+                // before it attaches the stream to the session.
+                link.crypto.seal(&mut frame);
                 out.transmits.push_back(Transmit::Stream {
                     stream,
                     bytes: frame,
@@ -268,7 +296,7 @@ impl Session {
         out.events
             .push_back((self.id, Event::LinkUp(LinkKind::Stream)));
         match resume {
-            StreamResume::Request { .. } => self.flush(now, out),
+            StreamResume::Request => self.flush(now, out),
             StreamResume::Answer { peer_received } => {
                 self.after_attach(now, LinkKind::Stream, Some(peer_received), replaced, out)
             }
@@ -306,6 +334,58 @@ impl Session {
         }
         login::on_link_up(self, now, out);
         self.flush(now, out);
+    }
+
+    /// A RestartResponse proved that the client moved to `from`: checks the tag
+    /// under the session key and the rate limit, then moves the datagram link.
+    /// `Ok(false)` when it is already there (a repeated RestartResponse).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn rebind_datagram(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        packet_number: u64,
+        header: &[u8],
+        tag: [u8; 16],
+        min_interval: Duration,
+        out: &mut Outbox,
+    ) -> Result<bool, DropReason> {
+        let Some(link) = self.datagram.as_mut() else {
+            return Err(DropReason::Unexpected);
+        };
+        if link.peer == from {
+            return Ok(false);
+        }
+        let mut sealed = header.to_vec();
+        sealed.extend_from_slice(&tag);
+        if link
+            .crypto
+            .receive_key()
+            .open(packet_number, &mut sealed, header.len())
+            .is_none()
+        {
+            // Only a holder of the session keys can move the session.
+            self.stats.drops.add(DropReason::AuthFailed);
+            return Err(DropReason::AuthFailed);
+        }
+        if link.last_rebind.is_some_and(|at| now < at + min_interval) {
+            return Err(DropReason::RebindRateLimited);
+        }
+        link.crypto.accept_number(packet_number)?;
+        let old = std::mem::replace(&mut link.peer, from);
+        link.last_rebind = Some(now);
+        link.live.last_received = now;
+        link.live.ping_due = true;
+        self.stats.migrations += 1;
+        out.events.push_back((
+            self.id,
+            Event::Migrated {
+                from: old,
+                to: from,
+            },
+        ));
+        self.flush(now, out);
+        Ok(true)
     }
 
     /// The stream link ended (the driver saw the connection close).
@@ -419,16 +499,39 @@ impl Session {
         self.flush(now, out);
     }
 
-    /// One stream packet (a TCP frame or a WebSocket message).
-    pub fn handle_stream(&mut self, now: Instant, packet: &[u8], out: &mut Outbox) {
+    /// One sealed stream packet (a TCP frame or a WebSocket message),
+    /// decrypted in place.
+    pub(crate) fn handle_stream(&mut self, now: Instant, packet: &mut [u8], out: &mut Outbox) {
+        let Some(link) = self.stream.as_mut() else {
+            self.stats.drops.add(DropReason::Unexpected);
+            return;
+        };
+        let Some(len) = link.crypto.open(packet) else {
+            // A stream neither loses nor reorders: this is tampering or a broken peer.
+            self.stats.drops.add(DropReason::AuthFailed);
+            let why = "a stream packet failed authentication".to_owned();
+            self.fail(now, CloseReason::ProtocolError(why), out);
+            return;
+        };
+        self.handle_stream_plaintext(now, &packet[..len], out);
+    }
+
+    /// The frames of a stream packet already opened (by `handle_stream`, or by
+    /// the server endpoint while it checked the stream handshake's proof).
+    pub(crate) fn handle_stream_plaintext(
+        &mut self,
+        now: Instant,
+        plaintext: &[u8],
+        out: &mut Outbox,
+    ) {
         let Some(link) = self.stream.as_mut() else {
             self.stats.drops.add(DropReason::Unexpected);
             return;
         };
         link.live.last_received = now;
         self.stats.packets_in += 1;
-        self.stats.bytes_in += packet.len() as u64;
-        self.handle_frames(now, LinkKind::Stream, packet, out);
+        self.stats.bytes_in += (plaintext.len() + crate::crypto::TAG_LEN) as u64;
+        self.handle_frames(now, LinkKind::Stream, plaintext, out);
         self.flush(now, out);
     }
 
@@ -455,7 +558,7 @@ impl Session {
                         self.handle_reliable(now, bunch, out);
                     }
                 }
-                Frame::Bunch(bunch) => self.handle_unreliable(bunch, out),
+                Frame::Bunch(bunch) => self.handle_unreliable(now, bunch, out),
                 Frame::Ack { received } => {
                     if !self.reliable_tx.acknowledge(received) {
                         self.fail(
@@ -467,9 +570,16 @@ impl Session {
                         );
                     }
                 }
-                Frame::Ping { sent_ms } => self.live_mut(kind).add_pong(sent_ms),
+                Frame::Ping { sent_ms } => {
+                    self.live_mut(kind).add_pong(sent_ms);
+                    // Every Pong carries our Ack: a lost final Ack is repaired
+                    // by the peer's next heartbeat or closing probe.
+                    if self.reliable_rx.received() > 0 {
+                        self.ack_repeat = true;
+                    }
+                }
                 Frame::Pong { echo_ms } => {
-                    let rtt = self.now_ms(now).wrapping_sub(echo_ms);
+                    let rtt = self.clock32(now).wrapping_sub(echo_ms);
                     if rtt < 60_000 {
                         self.stats
                             .rtt
@@ -546,15 +656,23 @@ impl Session {
     }
 
     fn handle_reliable(&mut self, now: Instant, bunch: Bunch, out: &mut Outbox) {
+        if self.role == Role::Server && self.refuse_before_login(now, bunch.channel, out) {
+            return;
+        }
         match self.reliable_rx.classify(bunch.sequence) {
             Arrival::Duplicate => {
                 self.stats.drops.add(DropReason::Duplicate);
+                // Our acknowledgement may have been lost: say it again soon.
+                self.ack_repeat = true;
+                self.ack_due.get_or_insert(now + self.config.ack_delay);
                 return;
             }
             Arrival::Early => {
-                let mut encoded = Vec::with_capacity(bunch.encoded_len());
-                bunch.encode(&mut encoded);
-                if !self.reliable_rx.store(bunch.sequence, encoded) {
+                let len = bunch.payload.len();
+                if !self
+                    .reliable_rx
+                    .store(bunch.sequence, bunch.to_owned_bunch(), len)
+                {
                     self.fail(
                         now,
                         CloseReason::ProtocolError("reliable reorder buffer overflow".into()),
@@ -569,20 +687,46 @@ impl Session {
             }
         }
         while self.state != State::Closed {
-            let Some(encoded) = self.reliable_rx.take_ready() else {
+            let Some(stored) = self.reliable_rx.take_ready() else {
                 break;
             };
-            match Bunch::decode_exact(&encoded) {
-                Ok(bunch) => self.deliver_reliable(now, bunch, out),
-                Err(_) => unreachable!("stored bunches were encoded by this session"),
-            }
+            self.deliver_reliable(now, stored.as_bunch(), out);
         }
         if self.ack_due.is_none() {
             self.ack_due = Some(now + self.config.ack_delay);
         }
     }
 
+    /// Game traffic from a peer whose login was not accepted (or, where the
+    /// game asks for it, who has not joined) ends the session: nothing
+    /// unauthenticated reaches the application. True when it did.
+    fn refuse_before_login(&mut self, now: Instant, channel: u16, out: &mut Outbox) -> bool {
+        if channel == CONTROL_CHANNEL {
+            return false;
+        }
+        let allowed = if self.config.require_join && self.role == Role::Server {
+            self.login.is_joined()
+        } else {
+            self.login.is_welcomed()
+        };
+        if allowed {
+            return false;
+        }
+        self.stats.drops.add(DropReason::BeforeLogin);
+        let step = if self.config.require_join {
+            "join"
+        } else {
+            "login"
+        };
+        let why = format!("message on channel {channel} before the {step} was accepted");
+        self.fail(now, CloseReason::ProtocolError(why), out);
+        true
+    }
+
     fn deliver_reliable(&mut self, now: Instant, bunch: Bunch, out: &mut Outbox) {
+        if self.refuse_before_login(now, bunch.channel, out) {
+            return;
+        }
         if let Some((kind, delivery)) = bunch.open {
             if bunch.channel == CONTROL_CHANNEL {
                 self.fail(
@@ -655,7 +799,10 @@ impl Session {
         out.events.push_back((self.id, event));
     }
 
-    fn handle_unreliable(&mut self, bunch: Bunch, out: &mut Outbox) {
+    fn handle_unreliable(&mut self, now: Instant, bunch: Bunch, out: &mut Outbox) {
+        if self.role == Role::Server && self.refuse_before_login(now, bunch.channel, out) {
+            return;
+        }
         let Some(channel) = self.channels.get(&bunch.channel) else {
             self.stats.drops.add(DropReason::UnknownChannel);
             return;
@@ -963,7 +1110,7 @@ impl Session {
             // An acknowledgement needs a link; without one it waits for the resume.
             consider(self.ack_due);
         }
-        let interval = self.config.heartbeat_interval;
+        let interval = self.heartbeat_now();
         let idle = self.config.idle_timeout;
         if let Some(link) = &self.datagram {
             consider(Some(link.live.last_ping + interval));
@@ -1008,7 +1155,7 @@ impl Session {
             return;
         }
         let idle = self.config.idle_timeout;
-        let interval = self.config.heartbeat_interval;
+        let interval = self.heartbeat_now();
         if let Some(link) = self.datagram.as_mut() {
             if now >= link.live.last_received + idle {
                 self.lose_link(now, LinkKind::Datagram, out);
@@ -1025,6 +1172,18 @@ impl Session {
         }
         if self.state != State::Closed {
             self.flush(now, out);
+        }
+    }
+
+    /// The heartbeat interval, shortened while a closing session waits for
+    /// acknowledgements: each Ping makes the peer repeat its Ack, so a lost
+    /// final Ack costs a probe interval instead of the whole linger.
+    fn heartbeat_now(&self) -> Duration {
+        match self.state {
+            State::Draining { .. } if !self.reliable_tx.is_idle() => {
+                CLOSE_PROBE_INTERVAL.min(self.config.heartbeat_interval)
+            }
+            _ => self.config.heartbeat_interval,
         }
     }
 

@@ -192,7 +192,8 @@ impl World {
         self.stream_open = true;
         self.to_server_stream.clear();
         self.to_client_stream.clear();
-        self.server.stream_opened(self.now, SERVER_STREAM);
+        self.server
+            .stream_opened(self.now, SERVER_STREAM, self.client_addr);
     }
 
     /// The stream connection breaks under both ends.
@@ -431,4 +432,166 @@ pub fn numbered_message(index: u32, size: usize) -> Vec<u8> {
         (0..size.saturating_sub(4)).map(|n| (n as u32).wrapping_mul(31).wrapping_add(index) as u8),
     );
     message
+}
+
+/// A server with default settings and a random key, outside any `World`.
+pub fn bare_server(now: Instant) -> Server {
+    let seed = hearth_proto::os_seed();
+    Server::new(
+        ServerConfig::default(),
+        ServerIdentity::generate(seed),
+        now,
+        seed,
+    )
+}
+
+/// A hand-driven stream client for a bare `Server`: it runs the stream key
+/// agreement the way a real client does, then seals whatever plaintext a test
+/// wants, so tests can put arbitrary (or hostile) frames inside a properly
+/// sealed stream, as an attacker with a real connection could.
+pub struct RawStream {
+    pub stream: StreamId,
+    crypto: hearth_proto::stream_handshake::StreamCrypto,
+    /// Set once the server asked the driver to close this stream.
+    pub closed: bool,
+    pub session_id: u64,
+}
+
+impl RawStream {
+    /// Connects `stream` from `peer` and completes the key agreement.
+    /// `attach` = Some((session id, resume token)) resumes a session.
+    pub fn connect(
+        server: &mut Server,
+        now: Instant,
+        stream: StreamId,
+        peer: SocketAddr,
+        attach: Option<(u64, [u8; 32])>,
+    ) -> Result<Self, String> {
+        use hearth_proto::crypto::{PacketKey, SessionKeys};
+        use hearth_proto::handshake::{AckBody, Mode, PROTOCOL_VERSION};
+        use hearth_proto::stream_handshake::{stream_transcript, StreamCrypto, StreamHandshake};
+        use x25519_dalek::{PublicKey, StaticSecret};
+        let secret = {
+            use rand_chacha::rand_core::SeedableRng;
+            StaticSecret::random_from_rng(rand_chacha::ChaCha20Rng::from_seed(
+                hearth_proto::os_seed(),
+            ))
+        };
+        let public = PublicKey::from(&secret).to_bytes();
+        let mode = match attach {
+            None => Mode::New,
+            Some((session_id, _)) => Mode::Attach { session_id },
+        };
+        server.stream_opened(now, stream, peer);
+        let hello = StreamHandshake::Hello {
+            version: PROTOCOL_VERSION,
+            mode,
+            client_public: public,
+        };
+        server.handle_stream(now, stream, &hello.to_vec());
+        let (packets, closed) = drain_stream(server, stream);
+        let answer = packets.first().ok_or("no answer to the Hello")?;
+        let StreamHandshake::Accept {
+            server_ephemeral,
+            server_static,
+            sealed,
+            ..
+        } = StreamHandshake::decode(answer).map_err(|e| e.to_string())?
+        else {
+            return Err(format!("answer: {:?}", StreamHandshake::decode(answer)));
+        };
+        if closed {
+            return Err("closed after Accept".into());
+        }
+        let dh1 = secret.diffie_hellman(&PublicKey::from(server_ephemeral));
+        let dh2 = secret.diffie_hellman(&PublicKey::from(server_static));
+        let transcript = stream_transcript(
+            PROTOCOL_VERSION,
+            &public,
+            &server_ephemeral,
+            &server_static,
+            mode,
+        );
+        let token = attach.map(|(_, token)| token);
+        let keys = SessionKeys::derive(dh1.as_bytes(), dh2.as_bytes(), token.as_ref(), &transcript);
+        let mut body = sealed.to_vec();
+        PacketKey::new(&keys.confirm)
+            .open(0, &mut body, 0)
+            .ok_or("confirm did not open")?;
+        let body = AckBody::from_bytes(body[..16].try_into().unwrap());
+        Ok(Self {
+            stream,
+            crypto: StreamCrypto::new(hearth_proto::link::Role::Client, &keys),
+            closed: false,
+            session_id: body.session_id,
+        })
+    }
+
+    /// Seals `plaintext` (frames) and hands it to the server as one stream packet.
+    pub fn send(&mut self, server: &mut Server, now: Instant, plaintext: &[u8]) {
+        let mut packet = plaintext.to_vec();
+        self.crypto.seal(&mut packet);
+        server.handle_stream(now, self.stream, &packet);
+    }
+
+    /// Opens what the server sent on this stream since the last call.
+    pub fn receive(&mut self, server: &mut Server) -> Vec<Vec<u8>> {
+        let (packets, closed) = drain_stream(server, self.stream);
+        self.closed |= closed;
+        packets
+            .into_iter()
+            .map(|mut packet| {
+                let len = self.crypto.open(&mut packet).expect("server packets open");
+                packet.truncate(len);
+                packet
+            })
+            .collect()
+    }
+}
+
+/// The server's stream packets for `stream` (others are discarded), and
+/// whether it closed that stream.
+fn drain_stream(server: &mut Server, stream: StreamId) -> (Vec<Vec<u8>>, bool) {
+    let mut packets = Vec::new();
+    let mut closed = false;
+    while let Some(transmit) = server.poll_transmit() {
+        match transmit {
+            Transmit::Stream { stream: to, bytes } if to == stream => packets.push(bytes),
+            Transmit::CloseStream { stream: to } if to == stream => closed = true,
+            _ => {}
+        }
+    }
+    (packets, closed)
+}
+
+/// A reliable control message as a Bunch frame, ready to seal.
+pub fn control_frame(message: &hearth_proto::control::ControlMessage, sequence: u64) -> Vec<u8> {
+    bunch_frame(
+        0,
+        sequence,
+        hearth_proto::bunch::flags::RELIABLE,
+        None,
+        &message.to_vec(),
+    )
+}
+
+/// Any bunch as a frame, ready to seal.
+pub fn bunch_frame(
+    channel: u16,
+    sequence: u64,
+    flags: u8,
+    open: Option<(ChannelKind, Delivery)>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let bunch = hearth_proto::bunch::Bunch {
+        flags,
+        channel,
+        sequence,
+        part: 0,
+        open,
+        payload,
+    };
+    let mut packet = Vec::new();
+    hearth_proto::frame::Frame::Bunch(bunch).encode(&mut packet);
+    packet
 }

@@ -1,0 +1,399 @@
+//! Datagrams: the stateless cookie handshake (Initial -> Challenge ->
+//! Response -> Ack), routing of protected datagrams to their session, and
+//! the restart challenge when a session's client appears at a new address.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use super::{AddressPrefix, CompletedHandshake, Server};
+use crate::cookie::{CookieError, MAX_COOKIE_AGE_MS};
+use crate::crypto::{secure_eq, InitialNumbers, PacketKey, SessionKeys};
+use crate::event::Transmit;
+use crate::handshake::{
+    attach_proof, cookie_params, handshake_transcript, kind, restart_params, AckBody, Cookie,
+    HandshakePacket, Mode, ProtectedHeader, RejectReason, PROTOCOL_VERSION,
+    RESTART_RESPONSE_HEADER_LEN,
+};
+use crate::link::{DatagramCrypto, DatagramLink, Role};
+use crate::stats::DropReason;
+
+/// A Response whose cookie checked out, on its way to becoming a link.
+struct VerifiedResponse {
+    from: SocketAddr,
+    mode: Mode,
+    client_public: [u8; 32],
+    cookie_mac: [u8; 32],
+    proof: [u8; 32],
+    received: u64,
+}
+
+impl Server {
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        match datagram.first() {
+            None => self.count_drop(DropReason::Malformed),
+            Some(&kind::PROTECTED) => self.handle_protected(now, from, datagram),
+            Some(_) => self.handle_handshake(now, from, datagram),
+        }
+    }
+
+    fn handle_protected(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Ok(header) = ProtectedHeader::decode(datagram) else {
+            return self.count_drop(DropReason::Malformed);
+        };
+        let Some(session) = self.sessions.get_mut(&header.session_id) else {
+            return self.count_drop(DropReason::UnknownSession);
+        };
+        let Some(link) = session.datagram.as_mut() else {
+            return self.count_drop(DropReason::Unexpected);
+        };
+        if link.peer == from {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(datagram);
+            session.handle_datagram(now, &mut self.scratch, &mut self.out);
+            return self.touch(now, header.session_id);
+        }
+        // A datagram for a known session from a new address: if it is
+        // authentic, challenge the new address (the client's NAT mapping or
+        // network changed). Nothing from it is delivered before the proof.
+        if !link.crypto.is_authentic(datagram) {
+            session.stats.drops.add(DropReason::AuthFailed);
+            return self.count_drop(DropReason::WrongAddress);
+        }
+        if link
+            .last_restart
+            .is_some_and(|at| now < at + self.config.restart_interval)
+        {
+            return self.count_drop(DropReason::RebindRateLimited);
+        }
+        let cookie = self.cookies.mint(
+            self.now_ms(now),
+            &from,
+            &[&restart_params(header.session_id)],
+        );
+        let restart = HandshakePacket::Restart {
+            version: PROTOCOL_VERSION,
+            session_id: header.session_id,
+            cookie,
+        };
+        let bytes = restart.to_vec();
+        if bytes.len() > datagram.len() {
+            return self.count_drop(DropReason::AmplificationLimit);
+        }
+        let session = self
+            .sessions
+            .get_mut(&header.session_id)
+            .expect("found above");
+        session.datagram.as_mut().expect("found above").last_restart = Some(now);
+        self.stats.restarts_sent += 1;
+        self.count_drop(DropReason::WrongAddress);
+        self.reply(from, bytes);
+    }
+
+    fn handle_handshake(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let packet = match HandshakePacket::decode(datagram) {
+            Ok(packet) => packet,
+            Err(_) => return self.count_drop(DropReason::Malformed),
+        };
+        match packet {
+            HandshakePacket::Initial {
+                version,
+                mode,
+                client_public,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    self.count_drop(DropReason::VersionMismatch);
+                    let answer = HandshakePacket::VersionMismatch {
+                        server_version: PROTOCOL_VERSION,
+                        client_version: version,
+                    };
+                    return self.reply(from, answer.to_vec());
+                }
+                let params = cookie_params(version, mode, &client_public);
+                let cookie = self.cookies.mint(self.now_ms(now), &from, &[&params]);
+                self.stats.challenges_sent += 1;
+                self.reply(
+                    from,
+                    HandshakePacket::Challenge { version, cookie }.to_vec(),
+                );
+            }
+            HandshakePacket::Response {
+                version,
+                mode,
+                client_public,
+                cookie,
+                proof,
+                received,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    return self.count_drop(DropReason::VersionMismatch);
+                }
+                if !self.cookie_valid(
+                    now,
+                    &cookie,
+                    from,
+                    &cookie_params(version, mode, &client_public),
+                ) {
+                    return;
+                }
+                let response = VerifiedResponse {
+                    from,
+                    mode,
+                    client_public,
+                    cookie_mac: cookie.mac,
+                    proof,
+                    received,
+                };
+                self.complete_handshake(now, response);
+            }
+            HandshakePacket::RestartResponse {
+                session_id,
+                cookie,
+                packet_number,
+                tag,
+                ..
+            } => {
+                if !self.cookie_valid(now, &cookie, from, &restart_params(session_id)) {
+                    return;
+                }
+                self.rebind(
+                    now,
+                    from,
+                    session_id,
+                    packet_number,
+                    &datagram[..RESTART_RESPONSE_HEADER_LEN],
+                    tag,
+                );
+            }
+            _ => self.count_drop(DropReason::Unexpected),
+        }
+    }
+
+    fn cookie_valid(
+        &mut self,
+        now: Instant,
+        cookie: &Cookie,
+        from: SocketAddr,
+        params: &[u8],
+    ) -> bool {
+        match self
+            .cookies
+            .verify(self.now_ms(now), cookie, &from, &[params])
+        {
+            Ok(()) => true,
+            Err(error) => {
+                self.count_drop(cookie_drop(error));
+                false
+            }
+        }
+    }
+
+    fn reject(
+        &mut self,
+        to: SocketAddr,
+        cookie_mac: [u8; 32],
+        reason: RejectReason,
+        drop: DropReason,
+    ) {
+        self.count_drop(drop);
+        let packet = HandshakePacket::Reject {
+            version: PROTOCOL_VERSION,
+            cookie_mac,
+            reason,
+        };
+        self.reply(to, packet.to_vec());
+    }
+
+    fn complete_handshake(&mut self, now: Instant, response: VerifiedResponse) {
+        let VerifiedResponse {
+            from,
+            mode,
+            client_public,
+            cookie_mac,
+            proof,
+            received,
+        } = response;
+        if let Some(done) = self.completed.get(&cookie_mac) {
+            // The client did not get our Ack, or someone replays its Response:
+            // say the same again, create nothing.
+            let ack = done.ack.clone();
+            self.count_drop(DropReason::Duplicate);
+            return self.reply(from, ack);
+        }
+        if self.completed.len() >= self.config.max_recent_handshakes {
+            // Each entry stops a replay; evicting one would allow it again.
+            return self.reject(
+                from,
+                cookie_mac,
+                RejectReason::ServerFull,
+                DropReason::ServerFull,
+            );
+        }
+        let prefix = AddressPrefix::of(from);
+        let attach_secret = match mode {
+            Mode::New => {
+                if self.sessions.len() >= self.config.max_sessions {
+                    return self.reject(
+                        from,
+                        cookie_mac,
+                        RejectReason::ServerFull,
+                        DropReason::ServerFull,
+                    );
+                }
+                if self.logging_in.held(prefix) >= self.config.max_logging_in_per_address {
+                    // Checked before the key agreement: its X25519 work is the cost.
+                    return self.reject(
+                        from,
+                        cookie_mac,
+                        RejectReason::TooManyFromAddress,
+                        DropReason::TooManyFromAddress,
+                    );
+                }
+                None
+            }
+            Mode::Attach { session_id } => {
+                let Some(session) = self.sessions.get(&session_id).filter(|s| !s.is_closed())
+                else {
+                    return self.reject(
+                        from,
+                        cookie_mac,
+                        RejectReason::UnknownSession,
+                        DropReason::UnknownSession,
+                    );
+                };
+                let expected = attach_proof(
+                    &session.attach_secret,
+                    &cookie_mac,
+                    &client_public,
+                    received,
+                );
+                if !secure_eq(&expected, &proof) {
+                    return self.reject(
+                        from,
+                        cookie_mac,
+                        RejectReason::BadProof,
+                        DropReason::BadProof,
+                    );
+                }
+                Some(session.attach_secret)
+            }
+        };
+        let ephemeral = StaticSecret::random_from_rng(&mut self.rng);
+        let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
+        let client_key = PublicKey::from(client_public);
+        let ephemeral_dh = ephemeral.diffie_hellman(&client_key);
+        let static_dh = self.identity.secret.diffie_hellman(&client_key);
+        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
+            // A low-order client key would make the shared secret predictable.
+            return self.count_drop(DropReason::Malformed);
+        }
+        let transcript = handshake_transcript(
+            &cookie_mac,
+            &client_public,
+            &ephemeral_public,
+            &self.identity_public,
+            mode,
+            received,
+        );
+        let keys = SessionKeys::derive(
+            ephemeral_dh.as_bytes(),
+            static_dh.as_bytes(),
+            attach_secret.as_ref(),
+            &transcript,
+        );
+        let session_id = match mode {
+            Mode::New => {
+                let id = self.fresh_session_id();
+                self.logging_in.take(prefix);
+                self.create_session(now, id, prefix);
+                id
+            }
+            Mode::Attach { session_id } => session_id,
+        };
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .expect("created or found above");
+        let body = AckBody {
+            session_id,
+            received: session.reliable_received(),
+        };
+        let mut sealed = body.to_bytes().to_vec();
+        PacketKey::new(&keys.confirm).seal(0, &mut sealed, 0);
+        let ack = HandshakePacket::Ack {
+            version: PROTOCOL_VERSION,
+            cookie_mac,
+            server_ephemeral: ephemeral_public,
+            server_static: self.identity_public,
+            sealed: sealed.try_into().expect("16 bytes + tag"),
+        }
+        .to_vec();
+        // The Ack goes before anything the session sends on the new link.
+        self.out.transmits.push_back(Transmit::Datagram {
+            to: from,
+            bytes: ack.clone(),
+        });
+        let numbers = InitialNumbers::from_cookie(&cookie_mac);
+        let crypto = DatagramCrypto::new(
+            Role::Server,
+            session_id,
+            &keys,
+            numbers.server_packet,
+            numbers.client_packet,
+        );
+        let link = DatagramLink::new(
+            now,
+            from,
+            crypto,
+            numbers.kcp_conv,
+            self.config.session.max_datagram,
+            self.config.session.kcp_window,
+        );
+        let peer_received = matches!(mode, Mode::Attach { .. }).then_some(received);
+        session.attach_datagram(now, link, peer_received, &mut self.out);
+        let expires = now + Duration::from_millis(MAX_COOKIE_AGE_MS);
+        self.completed
+            .insert(cookie_mac, CompletedHandshake { ack, expires });
+        self.completed_order.push_back((expires, cookie_mac));
+        self.stats.handshakes_completed += 1;
+        self.touch(now, session_id);
+    }
+
+    fn rebind(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        session_id: u64,
+        packet_number: u64,
+        header: &[u8],
+        tag: [u8; 16],
+    ) {
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            return self.count_drop(DropReason::UnknownSession);
+        };
+        match session.rebind_datagram(
+            now,
+            from,
+            packet_number,
+            header,
+            tag,
+            self.config.rebind_interval,
+            &mut self.out,
+        ) {
+            Ok(true) => self.stats.rebinds += 1,
+            Ok(false) => {}
+            Err(reason) => self.count_drop(reason),
+        }
+        self.touch(now, session_id);
+    }
+}
+
+fn cookie_drop(error: CookieError) -> DropReason {
+    match error {
+        CookieError::Expired => DropReason::CookieExpired,
+        CookieError::FromTheFuture | CookieError::BadMac => DropReason::CookieInvalid,
+    }
+}

@@ -1,0 +1,380 @@
+//! The server endpoint: answers handshakes statelessly, owns the sessions,
+//! routes datagrams and stream packets to them, and keeps their timers.
+//!
+//! `datagrams` holds the UDP handshake and routing, `streams` the stream
+//! table and the stream key agreement; this file the session table, timers
+//! and the application's interface.
+
+mod address_limit;
+mod datagrams;
+mod streams;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+pub use address_limit::AddressPrefix;
+
+use crate::config::ServerConfig;
+use crate::cookie::CookieSecrets;
+use crate::event::{Event, Transmit};
+use crate::link::Role;
+use crate::session::login::Welcome;
+use crate::session::{ChannelSpec, Outbox, SendError, Session};
+use crate::stats::{DropReason, EndpointStats};
+use address_limit::AddressLimit;
+use streams::StreamTable;
+
+/// The server's long-term X25519 key. Clients may pin its public half.
+#[derive(Clone)]
+pub struct ServerIdentity {
+    secret: StaticSecret,
+}
+
+impl ServerIdentity {
+    pub fn from_bytes(secret: [u8; 32]) -> Self {
+        Self {
+            secret: StaticSecret::from(secret),
+        }
+    }
+
+    pub fn generate(seed: [u8; 32]) -> Self {
+        Self {
+            secret: StaticSecret::random_from_rng(ChaCha20Rng::from_seed(seed)),
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.secret.to_bytes()
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        PublicKey::from(&self.secret).to_bytes()
+    }
+}
+
+/// How much the server holds, for proving that floods cost nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateSize {
+    pub sessions: usize,
+    pub completed_handshakes: usize,
+    pub pending_streams: usize,
+    pub queued_transmits: usize,
+    pub queued_events: usize,
+    pub timers: usize,
+    /// Addresses (IPv6: /64 prefixes) with sessions still logging in.
+    pub logging_in_addresses: usize,
+}
+
+/// A Response already answered: a resent or replayed copy gets the same Ack
+/// and never a second session, for as long as its cookie could be accepted.
+struct CompletedHandshake {
+    ack: Vec<u8>,
+    expires: Instant,
+}
+
+pub struct Server {
+    config: ServerConfig,
+    epoch: Instant,
+    rng: ChaCha20Rng,
+    identity: ServerIdentity,
+    identity_public: [u8; 32],
+    cookies: CookieSecrets,
+    sessions: HashMap<u64, Session>,
+    completed: HashMap<[u8; 32], CompletedHandshake>,
+    completed_order: VecDeque<(Instant, [u8; 32])>,
+    streams: StreamTable,
+    /// Sessions and pending streams not yet welcomed, per client address.
+    logging_in: AddressLimit,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    scheduled: HashMap<u64, Instant>,
+    out: Outbox,
+    stats: EndpointStats,
+    scratch: Vec<u8>,
+}
+
+impl Server {
+    pub fn new(
+        config: ServerConfig,
+        identity: ServerIdentity,
+        now: Instant,
+        seed: [u8; 32],
+    ) -> Self {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let cookies = CookieSecrets::new(&mut rng, 0);
+        let identity_public = identity.public_key();
+        Self {
+            config,
+            epoch: now,
+            rng,
+            identity,
+            identity_public,
+            cookies,
+            sessions: HashMap::new(),
+            completed: HashMap::new(),
+            completed_order: VecDeque::new(),
+            streams: StreamTable::default(),
+            logging_in: AddressLimit::default(),
+            timers: BinaryHeap::new(),
+            scheduled: HashMap::new(),
+            out: Outbox::default(),
+            stats: EndpointStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.identity_public
+    }
+
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    pub fn session(&self, id: u64) -> Option<&Session> {
+        self.sessions.get(&id)
+    }
+
+    pub fn session_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.sessions.keys().copied()
+    }
+
+    pub fn state_size(&self) -> StateSize {
+        StateSize {
+            sessions: self.sessions.len(),
+            completed_handshakes: self.completed.len(),
+            pending_streams: self.streams.pending_len(),
+            queued_transmits: self.out.transmits.len(),
+            queued_events: self.out.events.len(),
+            timers: self.timers.len(),
+            logging_in_addresses: self.logging_in.entries(),
+        }
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn count_drop(&mut self, reason: DropReason) {
+        self.stats.drops.add(reason);
+    }
+
+    /// Queues a stateless reply, unless the queue is full.
+    fn reply(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        if self.out.transmits.len() >= self.config.max_queued_replies {
+            self.count_drop(DropReason::ReplyQueueFull);
+            return;
+        }
+        self.out
+            .transmits
+            .push_back(Transmit::Datagram { to, bytes });
+    }
+
+    fn fresh_session_id(&mut self) -> u64 {
+        loop {
+            let id = self.rng.next_u64();
+            if id != 0 && !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// A new server-side session; `logging_in` is the address slot it holds
+    /// until the login is accepted.
+    fn create_session(&mut self, now: Instant, id: u64, logging_in: AddressPrefix) {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let mut session = Session::new(Role::Server, id, self.config.session.clone(), now, seed);
+        session.logging_in_from = Some(logging_in);
+        self.stats.sessions_opened += 1;
+        self.sessions.insert(id, session);
+    }
+
+    // ---- driver interface ----------------------------------------------------
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let transmit = self.out.transmits.pop_front()?;
+        if let Transmit::Datagram { bytes, .. } = &transmit {
+            self.stats.datagrams_out += 1;
+            self.stats.bytes_out += bytes.len() as u64;
+        }
+        Some(transmit)
+    }
+
+    pub fn poll_event(&mut self) -> Option<(u64, Event)> {
+        self.out.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let rotation = self.epoch + Duration::from_millis(self.cookies.next_rotation_ms());
+        let mut earliest = rotation;
+        if let Some(Reverse((at, _))) = self.timers.peek() {
+            earliest = earliest.min(*at);
+        }
+        if let Some(at) = self
+            .streams
+            .next_deadline(self.config.session.login_step_timeout)
+        {
+            earliest = earliest.min(at);
+        }
+        if let Some((at, _)) = self.completed_order.front() {
+            earliest = earliest.min(*at);
+        }
+        Some(earliest)
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now_ms = self.now_ms(now);
+        self.cookies.maintain(&mut self.rng, now_ms);
+        self.expire_pending_streams(now);
+        while let Some((expires, mac)) = self.completed_order.front().copied() {
+            if now < expires {
+                break;
+            }
+            self.completed_order.pop_front();
+            if self.completed.get(&mac).is_some_and(|c| c.expires <= now) {
+                self.completed.remove(&mac);
+            }
+        }
+        // Collect first, so a session due again at once waits for the next call
+        // instead of spinning here.
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.scheduled.get(&id) == Some(&at) {
+                self.scheduled.remove(&id);
+                due.push(id);
+            }
+            // Otherwise superseded by an earlier deadline.
+        }
+        for id in due {
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.on_timeout(now, &mut self.out);
+            }
+            self.touch(now, id);
+        }
+        if self.timers.len() > 8 * self.sessions.len() + 1024 {
+            self.rebuild_timers();
+        }
+    }
+
+    fn rebuild_timers(&mut self) {
+        self.timers = self
+            .scheduled
+            .iter()
+            .map(|(id, at)| Reverse((*at, *id)))
+            .collect();
+    }
+
+    /// After anything touched a session: drop it if closed, free its address
+    /// slot once welcomed, else (re)arm its timer.
+    fn touch(&mut self, now: Instant, id: u64) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if session.is_closed() {
+            self.remove_session(id);
+            return;
+        }
+        if session.logging_in_from.is_some() && session.login_welcomed() {
+            let prefix = session.logging_in_from.take().expect("checked");
+            self.logging_in.release(prefix);
+        }
+        let Some(deadline) = session.next_deadline() else {
+            return;
+        };
+        let deadline = deadline.max(now);
+        match self.scheduled.get(&id) {
+            Some(at) if *at <= deadline && *at > now => {}
+            _ => {
+                self.scheduled.insert(id, deadline);
+                self.timers.push(Reverse((deadline, id)));
+            }
+        }
+    }
+
+    fn remove_session(&mut self, id: u64) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.stats.sessions_closed += 1;
+        if let Some(prefix) = session.logging_in_from {
+            self.logging_in.release(prefix);
+        }
+        self.scheduled.remove(&id);
+        self.streams.forget_session(id);
+        // `completed` keeps its entries until their cookies expire: a replayed
+        // Response must get the old Ack, not open a new session.
+    }
+
+    // ---- application interface ----------------------------------------------
+
+    fn with_session<T>(
+        &mut self,
+        now: Instant,
+        id: u64,
+        act: impl FnOnce(&mut Session, &mut Outbox) -> T,
+    ) -> Option<T> {
+        let session = self.sessions.get_mut(&id)?;
+        let result = act(session, &mut self.out);
+        self.touch(now, id);
+        Some(result)
+    }
+
+    pub fn send(
+        &mut self,
+        now: Instant,
+        id: u64,
+        channel: u16,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        self.with_session(now, id, |s, out| s.send(now, channel, payload, out))
+            .unwrap_or(Err(SendError::Closed))
+    }
+
+    pub fn open_channel(
+        &mut self,
+        now: Instant,
+        id: u64,
+        channel: u16,
+        spec: ChannelSpec,
+    ) -> Result<(), SendError> {
+        self.with_session(now, id, |s, out| s.open_channel(now, channel, spec, out))
+            .unwrap_or(Err(SendError::Closed))
+    }
+
+    pub fn close_channel(&mut self, now: Instant, id: u64, channel: u16) -> Result<(), SendError> {
+        self.with_session(now, id, |s, out| s.close_channel(now, channel, out))
+            .unwrap_or(Err(SendError::Closed))
+    }
+
+    /// The pre-login hook accepts: Welcome goes out naming `map` (or the default).
+    pub fn accept_login(&mut self, now: Instant, id: u64, map: Option<&str>) -> bool {
+        let welcome = Welcome {
+            map: map.unwrap_or(&self.config.default_map).to_owned(),
+            ticket_port: self.config.udp_ticket_port,
+            server_key: self.identity_public,
+        };
+        self.with_session(now, id, |s, out| s.accept_login(now, welcome, out))
+            .unwrap_or(false)
+    }
+
+    /// The pre-login hook refuses: the client gets Failure with `reason`.
+    pub fn refuse_login(&mut self, now: Instant, id: u64, reason: &str) -> bool {
+        self.with_session(now, id, |s, out| s.refuse_login(now, reason, out))
+            .unwrap_or(false)
+    }
+
+    /// Graceful close (use `close_code::KICKED` to kick).
+    pub fn close(&mut self, now: Instant, id: u64, code: u16, reason: &str) {
+        self.with_session(now, id, |s, out| s.close(now, code, reason, out));
+    }
+}
