@@ -194,6 +194,11 @@ impl Session {
         }
     }
 
+    /// Parts of unfinished messages held for reassembly.
+    pub fn buffered_parts(&self) -> usize {
+        self.reassembly.buffered_parts()
+    }
+
     pub fn net_speed(&self) -> Option<u32> {
         self.net_speed
     }

@@ -97,6 +97,10 @@ pub struct World {
     pub udp_blocked: bool,
     /// Datagrams are dropped in both directions (a cut cable).
     pub cut: bool,
+    /// Datagrams from the server to the client are dropped (one-way loss).
+    pub drop_to_client: bool,
+    /// Handshake Responses from the client are dropped (they are still captured).
+    pub drop_responses: bool,
     pub hook: Hook,
     pub server_events: Vec<(u64, Event)>,
     pub client_events: Vec<Event>,
@@ -140,6 +144,8 @@ impl World {
             stream_delay: Duration::from_millis(20),
             udp_blocked: false,
             cut: false,
+            drop_to_client: false,
+            drop_responses: false,
             hook: Hook::Accept,
             server_events: Vec::new(),
             client_events: Vec::new(),
@@ -158,7 +164,10 @@ impl World {
     }
 
     fn send_datagram(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        if self.cut || self.udp_blocked {
+        if self.cut || self.udp_blocked || (self.drop_to_client && to == self.client_addr) {
+            return;
+        }
+        if self.drop_responses && bytes.first() == Some(&hearth_proto::handshake::kind::RESPONSE) {
             return;
         }
         if self.rng.percent(self.profile.loss_percent) {
@@ -185,6 +194,15 @@ impl World {
                 bytes: bytes.clone(),
             }));
         }
+    }
+
+    /// Copies of the stream packets now travelling in both directions.
+    pub fn stream_bytes_in_flight(&self) -> Vec<Vec<u8>> {
+        self.to_server_stream
+            .iter()
+            .chain(self.to_client_stream.iter())
+            .map(|(_, bytes)| bytes.clone())
+            .collect()
     }
 
     /// Opens the stream connection (TCP connect + accept).
