@@ -151,8 +151,10 @@ fn a_flood_of_empty_parts_before_login_is_bounded() {
 #[test]
 fn logins_in_progress_are_limited_per_address_and_released_when_welcomed() {
     let now = Instant::now();
-    let mut config = ServerConfig::default();
-    config.max_logging_in_per_address = 4;
+    let config = ServerConfig {
+        max_logging_in_per_address: 4,
+        ..ServerConfig::default()
+    };
     let seed = hearth_proto::os_seed();
     let mut server = hearth_proto::Server::new(
         config,
@@ -185,8 +187,10 @@ fn logins_in_progress_are_limited_per_address_and_released_when_welcomed() {
 
 #[test]
 fn udp_handshakes_are_limited_per_address_before_any_key_agreement() {
-    let mut config = ServerConfig::default();
-    config.max_logging_in_per_address = 2;
+    let config = ServerConfig {
+        max_logging_in_per_address: 2,
+        ..ServerConfig::default()
+    };
     let mut worlds_server = World::new(64, LinkProfile::PERFECT, config, ClientConfig::default());
     // Two sessions from the client's address that never log in.
     for _ in 0..2 {
@@ -358,8 +362,10 @@ fn a_session_lives_across_the_32_bit_millisecond_wrap() {
     let mut server = ServerConfig::default();
     server.session.heartbeat_interval = Duration::from_secs(3600);
     server.session.idle_timeout = Duration::from_secs(4 * 3600);
-    let mut client = ClientConfig::default();
-    client.session = server.session.clone();
+    let client = ClientConfig {
+        session: server.session.clone(),
+        ..ClientConfig::default()
+    };
     let mut world = World::new(68, LinkProfile::PERFECT, server, client);
     world.login_over_udp();
     world.open_channel(2, reliable(ChannelKind::Game));
