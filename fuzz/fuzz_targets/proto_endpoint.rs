@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let mut client = Client::new(ClientConfig::default(), now, [3; 32]);
     client.connect_datagram(now, server_addr);
     pump(&mut server, &mut client, now, server_addr, client_addr);
-    server.stream_opened(now, StreamId(9));
+    server.stream_opened(now, StreamId(9), client_addr);
     // Split the input into chunks; each goes to one entry point.
     for (index, chunk) in data.split(|b| *b == 0xfe).enumerate() {
         let at = now + Duration::from_millis(index as u64 * 7);
