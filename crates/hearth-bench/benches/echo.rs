@@ -9,7 +9,8 @@
 //!   HEARTH_BENCH_ROUNDS=9 HEARTH_BENCH_SECS=5 cargo bench -p hearth-bench --bench echo
 //!
 //! Groups: WebSocket (hearth vs fastwebsockets vs tokio-tungstenite), UDP
-//! (session path vs bare UDP), TCP (framing + session vs bare tokio TCP).
+//! (session path vs bare UDP), TCP (framing + sealed session vs bare tokio
+//! TCP). `HEARTH_BENCH_GROUPS=tcp,udp` runs only those.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -201,6 +202,20 @@ fn main() {
     let rounds = env_or("HEARTH_BENCH_ROUNDS", 5usize);
     let secs = env_or("HEARTH_BENCH_SECS", 4.0f64);
     let mut port = env_or("HEARTH_BENCH_PORT", 19300u16);
+    let groups = env_or("HEARTH_BENCH_GROUPS", "ws,udp,tcp".to_owned());
+    let wanted = |name: &str| groups.split(',').any(|g| g.trim() == name);
+    if wanted("ws") {
+        websocket_group(rounds, secs, &mut port);
+    }
+    if wanted("udp") {
+        udp_group(rounds, secs, &mut port);
+    }
+    if wanted("tcp") {
+        tcp_group(rounds, secs, &mut port);
+    }
+}
+
+fn websocket_group(rounds: usize, secs: f64, port: &mut u16) {
     let ws = group(
         "WebSocket echo",
         &[
@@ -222,7 +237,7 @@ fn main() {
         ],
         rounds,
         secs,
-        &mut port,
+        port,
     );
     println!(
         "  hearth / fastwebsockets: {:.2}x msg/s, median of per-round ratios (goal >= 1.0); median p99 {:.0} vs {:.0} us ({})",
@@ -240,6 +255,9 @@ fn main() {
         ws.medians[1].cpu_us / ws.medians[0].cpu_us
     );
     println!("  hearth / tokio-tungstenite: {:.2}x msg/s", ws.ratio(0, 2));
+}
+
+fn udp_group(rounds: usize, secs: f64, port: &mut u16) {
     let udp = group(
         "UDP echo",
         &[
@@ -261,7 +279,7 @@ fn main() {
         ],
         rounds,
         secs,
-        &mut port,
+        port,
     );
     println!(
         "  session (AEAD, unreliable channel) / bare UDP: {:.2}x (goal >= 0.6)",
@@ -271,11 +289,14 @@ fn main() {
         "  session (AEAD, KCP reliable channel) / bare UDP: {:.2}x",
         udp.ratio(1, 2)
     );
+}
+
+fn tcp_group(rounds: usize, secs: f64, port: &mut u16) {
     let tcp = group(
         "TCP echo",
         &[
             Server {
-                name: "hearth framing + session",
+                name: "hearth framing + sealed session",
                 binary: env!("CARGO_BIN_EXE_tcp-echo"),
                 load_mode: "tcp-session",
             },
@@ -287,7 +308,10 @@ fn main() {
         ],
         rounds,
         secs,
-        &mut port,
+        port,
     );
-    println!("  framing + session / bare TCP: {:.2}x", tcp.ratio(0, 1));
+    println!(
+        "  framing + sealed session / bare TCP: {:.2}x (goal >= 0.85)",
+        tcp.ratio(0, 1)
+    );
 }
