@@ -8,10 +8,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Every hash slot and queue entry is taken: try again shortly.
@@ -22,7 +22,7 @@ pub struct PoolFull;
 /// A hash of a random password with the same parameters as real ones, so that
 /// checking a password against an unknown account costs what a real check
 /// costs and the answer's timing does not tell which names exist.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash(&hearth_proto::os_seed()));
+static DUMMY_HASH: OnceLock<String> = OnceLock::new();
 
 enum Work {
     Hash {
@@ -40,7 +40,7 @@ enum Work {
 /// Work with its admission: the slot is given back when the worker is done.
 struct Job {
     work: Work,
-    _slot: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 }
 
 #[derive(Default)]
@@ -86,15 +86,18 @@ impl HashPool {
             let counters = counters.clone();
             std::thread::Builder::new()
                 .name(format!("hearth-hash-{index}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job,
-                    // never while hashing.
-                    let job = match receiver.lock() {
-                        Ok(receiver) => receiver.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    run(job.work, &counters);
+                .spawn(move || {
+                    let mut worker = Worker { blocks: Vec::new() };
+                    loop {
+                        // The lock is held only while waiting for the next
+                        // job, never while hashing.
+                        let job = match receiver.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(Job { work, slot }) = job else { return };
+                        worker.run(work, slot, &counters);
+                    }
                 })
                 .expect("the OS lets us start a hashing thread");
         }
@@ -164,7 +167,7 @@ impl Admission {
     fn run(self, work: Work) {
         let job = Job {
             work,
-            _slot: self.slot,
+            slot: self.slot,
         };
         // The receiver lives as long as a worker thread does, and workers
         // stop only when every sender is gone; this one is still here.
@@ -172,51 +175,119 @@ impl Admission {
     }
 }
 
-fn run(work: Work, counters: &Counters) {
-    match work {
-        Work::Hash { password, reply } => {
-            // The asker went away while queued: nobody will read the answer.
-            if reply.is_closed() {
-                return;
-            }
-            let hashed = hash(password.as_bytes());
-            counters.computed.fetch_add(1, Ordering::Relaxed);
-            let _ = reply.send(hashed);
-        }
-        Work::Verify {
-            password,
-            hash,
-            reply,
-        } => {
-            if reply.is_closed() {
-                return;
-            }
-            let matches = match hash {
-                Some(hash) => verify(password.as_bytes(), &hash),
-                None => {
-                    let _ = verify(password.as_bytes(), &DUMMY_HASH);
-                    false
+/// One worker's argon2 memory, allocated once and reused for every hash.
+/// Allocating 19 MiB per hash looks harmless, but once the first such buffer
+/// is freed glibc raises its mmap threshold and serves the next ones from
+/// arenas that keep them resident: measured, about eight buffers (150 MiB)
+/// per thread. A buffer per worker keeps memory at workers × 19 MiB.
+struct Worker {
+    blocks: Vec<Block>,
+}
+
+impl Worker {
+    /// Does `work`, then gives `slot` back before answering, so that whoever
+    /// gets the answer finds the slot free again.
+    fn run(&mut self, work: Work, slot: OwnedSemaphorePermit, counters: &Counters) {
+        match work {
+            Work::Hash { password, reply } => {
+                // The asker went away while queued: nobody will read the answer.
+                if reply.is_closed() {
+                    return;
                 }
-            };
-            counters.computed.fetch_add(1, Ordering::Relaxed);
-            let _ = reply.send(matches);
+                let hashed = self.hash(password.as_bytes());
+                counters.computed.fetch_add(1, Ordering::Relaxed);
+                drop(slot);
+                let _ = reply.send(hashed);
+            }
+            Work::Verify {
+                password,
+                hash,
+                reply,
+            } => {
+                if reply.is_closed() {
+                    return;
+                }
+                let matches = match hash {
+                    Some(hash) => self.verify(password.as_bytes(), &hash),
+                    None => {
+                        let dummy = DUMMY_HASH.get_or_init(|| self.hash(&hearth_proto::os_seed()));
+                        let _ = self.verify(password.as_bytes(), dummy);
+                        false
+                    }
+                };
+                counters.computed.fetch_add(1, Ordering::Relaxed);
+                drop(slot);
+                let _ = reply.send(matches);
+            }
         }
     }
-}
 
-/// argon2id with the crate's defaults (OWASP: 19 MiB, 2 passes).
-fn hash(password: &[u8]) -> String {
-    let salt = SaltString::encode_b64(&hearth_proto::os_seed()[..16]).expect("16-byte salt");
-    Argon2::default()
-        .hash_password(password, &salt)
-        .expect("argon2 accepts any password up to 4 GiB")
+    /// argon2id with the crate's defaults (OWASP: 19 MiB, 2 passes) and a
+    /// random salt, as a PHC string.
+    fn hash(&mut self, password: &[u8]) -> String {
+        let salt = SaltString::encode_b64(&hearth_proto::os_seed()[..16]).expect("16-byte salt");
+        self.compute(
+            password,
+            Algorithm::Argon2id,
+            Version::default(),
+            Params::default(),
+            salt.as_salt(),
+        )
+        .expect("argon2 accepts any password up to 4 GiB with its default parameters")
         .to_string()
-}
+    }
 
-fn verify(password: &[u8], hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
-        .unwrap_or(false)
+    /// Recomputes `hash` (with the parameters it names) for `password` and
+    /// compares in constant time. A malformed stored hash matches nothing.
+    fn verify(&mut self, password: &[u8], hash: &str) -> bool {
+        self.try_verify(password, hash).unwrap_or(false)
+    }
+
+    fn try_verify(&mut self, password: &[u8], hash: &str) -> password_hash::Result<bool> {
+        let parsed = PasswordHash::new(hash)?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Ok(false);
+        };
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed)?;
+        let algorithm = Algorithm::try_from(parsed.algorithm)?;
+        let computed = self.compute(password, algorithm, version, params, salt)?;
+        // `Output`'s equality is constant-time.
+        Ok(computed.hash == Some(expected))
+    }
+
+    fn compute<'a>(
+        &mut self,
+        password: &[u8],
+        algorithm: Algorithm,
+        version: Version,
+        params: Params,
+        salt: Salt<'a>,
+    ) -> password_hash::Result<PasswordHash<'a>> {
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+        let blocks = params.block_count();
+        if self.blocks.len() < blocks {
+            self.blocks.resize(blocks, Block::default());
+        }
+        let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let memory = &mut self.blocks[..blocks];
+        let output = Output::init_with(output_len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut *memory)?)
+        })?;
+        Ok(PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&params)?,
+            salt: Some(salt),
+            hash: Some(output),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -234,7 +305,23 @@ mod tests {
         assert!(verify("correct horse", Some(hashed.clone())).await);
         assert!(!verify("wrong horse", Some(hashed)).await);
         assert!(!verify("correct horse", None).await);
-        assert_eq!(pool.computed(), 4);
+        // Compatible with the stock argon2 code both ways: hashes stored by
+        // earlier versions still verify.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = pool.hash("battery staple".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"battery staple", &parsed)
+            .is_ok());
+        let salt = SaltString::encode_b64(&[7; 16]).unwrap();
+        let stock = Argon2::default()
+            .hash_password(b"battery staple", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify("battery staple", Some(stock.clone())).await);
+        assert!(!verify("battery stapler", Some(stock)).await);
+        assert!(!verify("battery staple", Some("not a hash".into())).await);
+        assert_eq!(pool.computed(), 8);
     }
 
     #[tokio::test]
