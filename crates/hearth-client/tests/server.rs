@@ -362,7 +362,11 @@ async fn a_refresh_token_used_concurrently_is_spent_once_and_trips_reuse_detecti
         api_code(api.refresh(&winner.refresh_token).await),
         (401, "token_revoked".into())
     );
-    assert!(server.accounts.verify_access(&pair.access_token).await.is_err());
+    assert!(server
+        .accounts
+        .verify_access(&pair.access_token)
+        .await
+        .is_err());
     server.shutdown("test over").await;
 }
 
@@ -386,11 +390,18 @@ async fn an_unknown_name_and_a_wrong_password_look_the_same() {
         (unknown.status, &unknown.body, &unknown.retry_after)
     );
     assert_eq!(wrong.status, 401);
-    assert!(wrong.body.contains("wrong name or password"), "{}", wrong.body);
+    assert!(
+        wrong.body.contains("wrong name or password"),
+        "{}",
+        wrong.body
+    );
     // Both paths do the same work: one argon2 hash, which takes milliseconds.
     assert_eq!((wrong_hashes, unknown_hashes), (1, 1));
     for took in [wrong_took, unknown_took] {
-        assert!(took >= Duration::from_millis(2), "{took:?}: no hash computed?");
+        assert!(
+            took >= Duration::from_millis(2),
+            "{took:?}: no hash computed?"
+        );
     }
     server.shutdown("test over").await;
 }
@@ -406,7 +417,12 @@ async fn too_many_attempts_from_one_address_get_429_with_retry_after_and_are_cou
     .await;
     // The player's registration took one of two registrations.
     let fresh = unique("second");
-    assert_eq!(raw_post(&server, "/api/register", &fresh, "correct horse").await.status, 201);
+    assert_eq!(
+        raw_post(&server, "/api/register", &fresh, "correct horse")
+            .await
+            .status,
+        201
+    );
     let refused = raw_post(&server, "/api/register", &unique("third"), "correct horse").await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(refused.body.contains("rate_limited"), "{}", refused.body);
@@ -414,7 +430,9 @@ async fn too_many_attempts_from_one_address_get_429_with_retry_after_and_are_cou
     assert!((1..=60).contains(&wait), "{wait}");
     // Logins, password changes and game logins share one budget.
     api.login(&name, "correct horse").await.unwrap();
-    let _ = api.change_password(&name, "wrong horse", "battery staple").await;
+    let _ = api
+        .change_password(&name, "wrong horse", "battery staple")
+        .await;
     let reason = refused_login(&server, Options::password(&name, "wrong horse")).await;
     assert!(reason.contains("wrong name or password"), "{reason}");
     let limited = raw_post(&server, "/api/login", &name, "correct horse").await;
@@ -423,14 +441,25 @@ async fn too_many_attempts_from_one_address_get_429_with_retry_after_and_are_cou
     let reason = refused_login(&server, Options::password(&name, "correct horse")).await;
     assert!(reason.contains("too many attempts"), "{reason}");
     assert_eq!(
-        metric(&server, "hearth_rejected_total{layer=\"accounts\",reason=\"rate_limited_register\"}").await,
+        metric(
+            &server,
+            "hearth_rejected_total{layer=\"accounts\",reason=\"rate_limited_register\"}"
+        )
+        .await,
         1
     );
     assert_eq!(
-        metric(&server, "hearth_rejected_total{layer=\"accounts\",reason=\"rate_limited_login\"}").await,
+        metric(
+            &server,
+            "hearth_rejected_total{layer=\"accounts\",reason=\"rate_limited_login\"}"
+        )
+        .await,
         2
     );
-    assert_eq!(metric(&server, "hearth_logins_total{outcome=\"rate_limited\"}").await, 1);
+    assert_eq!(
+        metric(&server, "hearth_logins_total{outcome=\"rate_limited\"}").await,
+        1
+    );
     assert_eq!(
         metric(&server, "hearth_api_errors_total{code=\"rate_limited\"}").await,
         2

@@ -337,11 +337,7 @@ impl Accounts {
         }
         // The tries left go to the log only: telling the client would tell
         // an attacker the name exists.
-        tracing::info!(
-            account = id,
-            tries_left = limit - failed,
-            "wrong password"
-        );
+        tracing::info!(account = id, tries_left = limit - failed, "wrong password");
         Err(AccountError::WrongCredentials)
     }
 
@@ -442,7 +438,10 @@ impl Accounts {
             if kind == REFRESH {
                 // A rotated-out refresh token came back: someone copied it.
                 // End every session of the account (OAuth 2.0 BCP, 4.14).
-                tracing::warn!(account = account.id, "refresh token reused: every token of the account revoked");
+                tracing::warn!(
+                    account = account.id,
+                    "refresh token reused: every token of the account revoked"
+                );
                 self.revoke_all(account.id).await?;
             }
             return Err(AccountError::TokenRevoked);

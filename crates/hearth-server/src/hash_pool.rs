@@ -149,7 +149,9 @@ impl Admission {
     pub async fn hash(self, password: String) -> String {
         let (reply, answer) = oneshot::channel();
         self.run(Work::Hash { password, reply });
-        answer.await.expect("a hashing worker answers every job it takes")
+        answer
+            .await
+            .expect("a hashing worker answers every job it takes")
     }
 
     /// True when `password` matches `hash`. With `None`, checks against a

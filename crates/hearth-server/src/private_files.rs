@@ -105,7 +105,10 @@ mod tests {
         std::fs::write(&other, b"x").unwrap();
         std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
         create_private_file(&other).unwrap();
-        assert_eq!((mode(&other), std::fs::read(&other).unwrap()), (0o600, b"x".to_vec()));
+        assert_eq!(
+            (mode(&other), std::fs::read(&other).unwrap()),
+            (0o600, b"x".to_vec())
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
