@@ -144,11 +144,11 @@ async fn the_api_registers_logs_in_refreshes_and_revokes_with_clear_errors() {
     );
     assert_eq!(
         api_code(api.login(&name, "wrong horse").await),
-        (401, "wrong_password".into())
+        (401, "wrong_credentials".into())
     );
     assert_eq!(
         api_code(api.login("nobody_here", "whatever1").await),
-        (401, "unknown_account".into())
+        (401, "wrong_credentials".into())
     );
     let first = api.login(&name, "correct horse").await.unwrap();
     let second = api.refresh(&first.refresh_token).await.unwrap();
@@ -199,23 +199,279 @@ async fn the_api_registers_logs_in_refreshes_and_revokes_with_clear_errors() {
 }
 
 #[tokio::test]
-async fn too_many_wrong_passwords_lock_the_account() {
-    let (_dir, server, api, name) = server_with_player("lock", |_| {}).await;
-    for _ in 0..4 {
-        assert_eq!(
-            api_code(api.login(&name, "nope nope").await).1,
-            "wrong_password"
-        );
-    }
-    assert_eq!(
-        api_code(api.login(&name, "nope nope").await),
-        (423, "locked".into())
-    );
+async fn too_many_wrong_passwords_lock_the_account_for_a_growing_while() {
+    let (_dir, server, api, name) = server_with_player("lock", |c| {
+        c.accounts.lock_secs = 1;
+        c.accounts.max_lock_secs = 3;
+    })
+    .await;
+    let lock_out = || async {
+        for _ in 0..4 {
+            assert_eq!(
+                api_code(api.login(&name, "nope nope").await).1,
+                "wrong_credentials"
+            );
+        }
+        let locked = raw_post(&server, "/api/login", &name, "nope nope").await;
+        assert_eq!(locked.status, 423, "{}", locked.body);
+        locked
+    };
+    let first = lock_out().await;
+    assert_eq!(first.retry_after.as_deref(), Some("1"));
     assert_eq!(
         api_code(api.login(&name, "correct horse").await),
-        (423, "locked".into())
+        (423, "locked".into()),
+        "locked even for the right password"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The second lock in a row is twice as long; the third is capped.
+    assert_eq!(lock_out().await.retry_after.as_deref(), Some("2"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(lock_out().await.retry_after.as_deref(), Some("3"));
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // A successful login ends the backoff: the next lock is short again.
+    api.login(&name, "correct horse").await.unwrap();
+    assert_eq!(lock_out().await.retry_after.as_deref(), Some("1"));
+    server.shutdown("test over").await;
+}
+
+/// A response as the wire carried it.
+struct Raw {
+    status: u16,
+    retry_after: Option<String>,
+    body: String,
+}
+
+async fn raw_post(server: &Running, path: &str, name: &str, password: &str) -> Raw {
+    raw_json(
+        server,
+        path,
+        serde_json::json!({ "name": name, "password": password }),
+    )
+    .await
+}
+
+async fn raw_json(server: &Running, path: &str, body: serde_json::Value) -> Raw {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}{path}", server.web))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    Raw {
+        status: response.status().as_u16(),
+        retry_after: response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        body: response.text().await.unwrap(),
+    }
+}
+
+async fn metrics(server: &Running) -> String {
+    reqwest::get(format!("http://{}/metrics", server.web))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the metric line that starts with `series` (name and labels).
+async fn metric(server: &Running, series: &str) -> u64 {
+    let text = metrics(server).await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+const HASHES: &str = "hearth_password_hashes_total";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_guesses_never_evaluate_more_than_the_limit() {
+    let (_dir, server, _api, name) = server_with_player("guesses", |c| {
+        // The lockout alone is under test here, not the address limit; and
+        // the lock must outlast the burst.
+        c.accounts.login_per_minute = 0;
+        c.accounts.lock_secs = 120;
+    })
+    .await;
+    let hashes_before = metric(&server, HASHES).await;
+    let server = std::sync::Arc::new(server);
+    let guesses: Vec<_> = (0..50)
+        .map(|i| {
+            let server = server.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                raw_post(&server, "/api/login", &name, &format!("guess number {i}")).await
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for guess in guesses {
+        let raw = guess.await.unwrap();
+        *statuses.entry(raw.status).or_insert(0) += 1;
+    }
+    // Four wrong answers, the fifth evaluated guess locks, and the 45 others
+    // are refused without their password ever being hashed.
+    assert_eq!(
+        statuses,
+        [(401, 4), (423, 46)].into_iter().collect(),
+        "statuses"
+    );
+    assert_eq!(
+        metric(&server, HASHES).await - hashes_before,
+        5,
+        "passwords hashed: exactly the limit"
+    );
+    std::sync::Arc::into_inner(server)
+        .unwrap()
+        .shutdown("test over")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_token_used_concurrently_is_spent_once_and_trips_reuse_detection() {
+    let (_dir, server, api, name) = server_with_player("reuse", |_| {}).await;
+    let pair = api.login(&name, "correct horse").await.unwrap();
+    let uses: Vec<_> = (0..8)
+        .map(|_| {
+            let api = api.clone();
+            let token = pair.refresh_token.clone();
+            tokio::spawn(async move { api.refresh(&token).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for used in uses {
+        match used.await.unwrap() {
+            Ok(new) => winners.push(new),
+            Err(error) => assert_eq!(api_code(Err::<(), _>(error)), (401, "token_revoked".into())),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one use succeeds");
+    // The reuse revoked everything, the winner's new pair included.
+    let winner = &winners[0];
+    assert!(matches!(
+        server.accounts.verify_access(&winner.access_token).await,
+        Err(hearth_server::accounts::AccountError::TokenRevoked)
+    ));
+    assert_eq!(
+        api_code(api.refresh(&winner.refresh_token).await),
+        (401, "token_revoked".into())
+    );
+    assert!(server
+        .accounts
+        .verify_access(&pair.access_token)
+        .await
+        .is_err());
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn an_unknown_name_and_a_wrong_password_look_the_same() {
+    let (_dir, server, _api, name) = server_with_player("same", |_| {}).await;
+    let timed = |who: String| {
+        let server = &server;
+        async move {
+            let hashes = metric(server, HASHES).await;
+            let started = std::time::Instant::now();
+            let raw = raw_post(server, "/api/login", &who, "not the password").await;
+            let took = started.elapsed();
+            (raw, took, metric(server, HASHES).await - hashes)
+        }
+    };
+    let (wrong, wrong_took, wrong_hashes) = timed(name.clone()).await;
+    let (unknown, unknown_took, unknown_hashes) = timed(unique("nobody")).await;
+    assert_eq!(
+        (wrong.status, &wrong.body, &wrong.retry_after),
+        (unknown.status, &unknown.body, &unknown.retry_after)
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("wrong name or password"),
+        "{}",
+        wrong.body
+    );
+    // Both paths do the same work: one argon2 hash, which takes milliseconds.
+    assert_eq!((wrong_hashes, unknown_hashes), (1, 1));
+    for took in [wrong_took, unknown_took] {
+        assert!(
+            took >= Duration::from_millis(2),
+            "{took:?}: no hash computed?"
+        );
+    }
+    server.shutdown("test over").await;
+}
+
+#[tokio::test]
+async fn too_many_attempts_from_one_address_get_429_with_retry_after_and_are_counted() {
+    let (_dir, server, api, name) = server_with_player("throttle", |c| {
+        c.accounts.login_burst = 3;
+        c.accounts.login_per_minute = 1;
+        c.accounts.register_burst = 2;
+        c.accounts.register_per_minute = 1;
+    })
+    .await;
+    // The player's registration took one of two registrations.
+    let fresh = unique("second");
+    assert_eq!(
+        raw_post(&server, "/api/register", &fresh, "correct horse")
+            .await
+            .status,
+        201
+    );
+    let refused = raw_post(&server, "/api/register", &unique("third"), "correct horse").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("rate_limited"), "{}", refused.body);
+    let wait: u64 = refused.retry_after.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Logins, password changes and game logins share one budget.
+    api.login(&name, "correct horse").await.unwrap();
+    let _ = api
+        .change_password(&name, "wrong horse", "battery staple")
+        .await;
+    let reason = refused_login(&server, Options::password(&name, "wrong horse")).await;
+    assert!(reason.contains("wrong name or password"), "{reason}");
+    let limited = raw_post(&server, "/api/login", &name, "correct horse").await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.retry_after.is_some());
+    let reason = refused_login(&server, Options::password(&name, "correct horse")).await;
+    assert!(reason.contains("too many attempts"), "{reason}");
+    assert_eq!(
+        metric(
+            &server,
+            "hearth_rejected_total{layer=\"accounts\",reason=\"rate_limited_register\"}"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "hearth_rejected_total{layer=\"accounts\",reason=\"rate_limited_login\"}"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        metric(&server, "hearth_logins_total{outcome=\"rate_limited\"}").await,
+        1
+    );
+    assert_eq!(
+        metric(&server, "hearth_api_errors_total{code=\"rate_limited\"}").await,
+        2
     );
     server.shutdown("test over").await;
+}
+
+/// A game login over UDP, the link that reports the client's address.
+async fn refused_login(server: &Running, options: Options) -> String {
+    refused(&format!("udp://{}", server.game_udp.unwrap()), options)
+        .await
+        .to_string()
 }
 
 #[tokio::test]
@@ -258,7 +514,7 @@ async fn wrong_passwords_expired_and_revoked_tokens_are_refused_with_the_reason(
     let url = format!("hearth://{}", server.game_tcp);
     let reason = refused(&url, Options::password(&name, "wrong horse")).await;
     assert!(
-        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("wrong password")),
+        matches!(&reason, CloseReason::LoginRefused(why) if why.contains("wrong name or password")),
         "{reason}"
     );
     let reason = refused(&url, Options::anonymous()).await;
@@ -293,7 +549,7 @@ async fn wrong_passwords_expired_and_revoked_tokens_are_refused_with_the_reason(
         .await
         .unwrap();
     for outcome in [
-        "wrong_password",
+        "wrong_credentials",
         "anonymous_refused",
         "token_unknown",
         "token_revoked",

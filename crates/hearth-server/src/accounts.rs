@@ -1,15 +1,24 @@
-//! Accounts and tokens: register, log in, change password; argon2id hashes;
-//! access and refresh tokens with expiry, rotation on refresh and revocation.
+//! Accounts and tokens: register, log in, change password; argon2id hashes
+//! on a bounded pool; access and refresh tokens with expiry, rotation on
+//! refresh and revocation; failed logins counted atomically with an
+//! exponential backoff.
+//!
+//! Every decision that must hold under concurrency is one statement or one
+//! transaction: a login attempt is claimed (counted) by a single UPDATE before
+//! its password is hashed, and a refresh token is spent by a single UPDATE
+//! that only one caller can win.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::config::AccountsConfig;
+use crate::hash_pool::{HashPool, PoolFull};
+use crate::rate_limit::{Action, AddressLimits};
 use crate::storage::Storage;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +29,16 @@ pub enum AccountError {
     WeakPassword(&'static str),
     #[error("the name {0:?} is taken: choose another")]
     NameTaken(String),
-    #[error("no account named {0:?}: register first")]
-    UnknownAccount(String),
-    #[error("wrong password ({remaining} tries left before the account is locked)")]
-    WrongPassword { remaining: u32 },
+    /// Unknown name and wrong password on purpose give the same answer, so
+    /// that nobody can learn which names exist by trying them.
+    #[error("wrong name or password")]
+    WrongCredentials,
     #[error("account locked after too many wrong passwords: try again in {seconds} s")]
     Locked { seconds: u64 },
+    #[error("the server is busy checking passwords: try again in {retry_after} s")]
+    Busy { retry_after: u64 },
+    #[error("too many attempts from your address: try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("unknown token: log in again")]
     TokenUnknown,
     #[error("token expired: refresh it or log in again")]
@@ -45,9 +58,10 @@ impl AccountError {
             AccountError::InvalidName(_) => "invalid_name",
             AccountError::WeakPassword(_) => "weak_password",
             AccountError::NameTaken(_) => "name_taken",
-            AccountError::UnknownAccount(_) => "unknown_account",
-            AccountError::WrongPassword { .. } => "wrong_password",
+            AccountError::WrongCredentials => "wrong_credentials",
             AccountError::Locked { .. } => "locked",
+            AccountError::Busy { .. } => "busy",
+            AccountError::RateLimited { .. } => "rate_limited",
             AccountError::TokenUnknown => "token_unknown",
             AccountError::TokenExpired => "token_expired",
             AccountError::TokenRevoked => "token_revoked",
@@ -55,6 +69,34 @@ impl AccountError {
             AccountError::Storage(_) => "storage",
         }
     }
+
+    /// Seconds after which trying again can succeed, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AccountError::Locked { seconds } => Some(*seconds),
+            AccountError::Busy { retry_after } | AccountError::RateLimited { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<PoolFull> for AccountError {
+    fn from(_: PoolFull) -> Self {
+        // A hash takes tens of milliseconds and the queue is short: one
+        // second is ample for it to drain.
+        AccountError::Busy { retry_after: 1 }
+    }
+}
+
+/// Counts for /metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountStats {
+    pub hashes_computed: u64,
+    pub hash_pool_full: u64,
+    pub rate_limited_login: u64,
+    pub rate_limited_register: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +122,8 @@ const REFRESH: &str = "refresh";
 pub struct Accounts {
     storage: Storage,
     config: AccountsConfig,
+    hashes: HashPool,
+    limits: Arc<AddressLimits>,
 }
 
 fn now_ms() -> i64 {
@@ -127,37 +171,69 @@ fn validate_password(password: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-/// argon2id with the crate's defaults (OWASP: 19 MiB, 2 passes), off the
-/// async threads: a hash takes tens of milliseconds on purpose.
-async fn hash_password(password: String) -> String {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&hearth_proto::os_seed()[..16]).expect("16-byte salt");
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 accepts any password up to 4 GiB")
-            .to_string()
-    })
-    .await
-    .expect("hashing does not panic")
-}
-
-async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
+/// Claims one login attempt before its password is hashed: counts it, and
+/// when it is the last one allowed, locks the account at once (the lock is
+/// lifted again if this very attempt turns out right). Matches no row when
+/// the name is unknown or the account is locked, so concurrent guesses can
+/// never evaluate more than the limit. All right-hand sides see the row as it
+/// was before the update, on SQLite and PostgreSQL alike.
+///
+/// $1 name key, $2 now (ms), $3 attempts allowed, $4 first lock (ms),
+/// $5 longest lock (ms). A lock doubles the previous one, unless the previous
+/// one ended longer than the longest lock ago: then it starts over.
+const CLAIM_ATTEMPT: &str = "\
+UPDATE accounts SET
+    failed_logins = CASE WHEN failed_logins + 1 >= $3 THEN 0 ELSE failed_logins + 1 END,
+    locked_until = CASE WHEN failed_logins + 1 >= $3 THEN $2 + (CASE
+            WHEN lock_ms = 0 OR locked_until + $5 < $2 THEN $4
+            WHEN lock_ms * 2 > $5 THEN $5
+            ELSE lock_ms * 2 END)
+        ELSE locked_until END,
+    lock_ms = CASE WHEN failed_logins + 1 >= $3 THEN (CASE
+            WHEN lock_ms = 0 OR locked_until + $5 < $2 THEN $4
+            WHEN lock_ms * 2 > $5 THEN $5
+            ELSE lock_ms * 2 END)
+        ELSE lock_ms END
+WHERE name_key = $1 AND locked_until <= $2
+RETURNING id, name, password_hash, failed_logins, locked_until";
 
 impl Accounts {
     pub fn new(storage: Storage, config: AccountsConfig) -> Self {
-        Self { storage, config }
+        let hashes = HashPool::new(config.hash_workers, config.hash_queue);
+        let limits = Arc::new(AddressLimits::new(&config));
+        tracing::info!(
+            workers = hashes.workers(),
+            queue = config.hash_queue,
+            "password hashing pool started"
+        );
+        Self {
+            storage,
+            config,
+            hashes,
+            limits,
+        }
+    }
+
+    /// Charges one `action` to `address`; refused when the address has made
+    /// too many recently.
+    pub fn throttle(&self, action: Action, address: IpAddr) -> Result<(), AccountError> {
+        self.limits
+            .check(action, address, Instant::now())
+            .map_err(|wait| {
+                tracing::info!(%address, ?action, "rate limited");
+                AccountError::RateLimited {
+                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            })
+    }
+
+    pub fn stats(&self) -> AccountStats {
+        AccountStats {
+            hashes_computed: self.hashes.computed(),
+            hash_pool_full: self.hashes.refused(),
+            rate_limited_login: self.limits.refused(Action::Login),
+            rate_limited_register: self.limits.refused(Action::Register),
+        }
     }
 
     pub async fn register(&self, name: &str, password: &str) -> Result<Account, AccountError> {
@@ -171,7 +247,7 @@ impl Accounts {
         if taken.is_some() {
             return Err(AccountError::NameTaken(name.to_owned()));
         }
-        let hash = hash_password(password.to_owned()).await;
+        let hash = self.hashes.hash(password.to_owned()).await?;
         let id = random_id();
         let inserted = sqlx::query(
             "INSERT INTO accounts (id, name, name_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -196,60 +272,73 @@ impl Accounts {
         }
     }
 
-    /// Checks a name and password, counting failures and locking the account
-    /// after too many in a row.
+    /// Checks a name and password. Failures are counted per account; after
+    /// `max_failed_logins` the account is locked for a short, growing while.
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<Account, AccountError> {
-        let row = sqlx::query(
-            "SELECT id, name, password_hash, failed_logins, locked_until FROM accounts WHERE name_key = $1",
-        )
-        .bind(name.to_lowercase())
-        .fetch_optional(&self.storage.pool)
-        .await?
-        .ok_or_else(|| AccountError::UnknownAccount(name.to_owned()))?;
+        // The hash slot first: a busy server must not spend the attempt.
+        let admission = self.hashes.admit()?;
+        let key = name.to_lowercase();
+        let now = now_ms();
+        let limit = i64::from(self.config.max_failed_logins.max(1));
+        // Capped at a year so that `now + lock` cannot overflow a BIGINT.
+        let longest = secs_to_ms(self.config.max_lock_secs.clamp(1, 365 * 24 * 3600));
+        let first = secs_to_ms(self.config.lock_secs.max(1)).min(longest);
+        let claimed = sqlx::query(CLAIM_ATTEMPT)
+            .bind(&key)
+            .bind(now)
+            .bind(limit)
+            .bind(first)
+            .bind(longest)
+            .fetch_optional(&self.storage.pool)
+            .await?;
+        let Some(row) = claimed else {
+            let locked_until: Option<i64> =
+                sqlx::query("SELECT locked_until FROM accounts WHERE name_key = $1")
+                    .bind(&key)
+                    .fetch_optional(&self.storage.pool)
+                    .await?
+                    .map(|row| row.try_get("locked_until"))
+                    .transpose()?;
+            return match locked_until {
+                Some(until) => Err(locked(until, now)),
+                None => {
+                    // Same work as a wrong password, same answer.
+                    admission.verify(password.to_owned(), None).await;
+                    tracing::info!(name, "login for an unknown account");
+                    Err(AccountError::WrongCredentials)
+                }
+            };
+        };
         let id: i64 = row.try_get("id")?;
         let stored_name: String = row.try_get("name")?;
         let hash: String = row.try_get("password_hash")?;
         let failed: i64 = row.try_get("failed_logins")?;
         let locked_until: i64 = row.try_get("locked_until")?;
-        let now = now_ms();
-        if locked_until > now {
-            return Err(AccountError::Locked {
-                seconds: ((locked_until - now) as u64).div_ceil(1000),
-            });
-        }
-        if verify_password(password.to_owned(), hash).await {
-            if failed != 0 {
-                sqlx::query("UPDATE accounts SET failed_logins = 0 WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.storage.pool)
-                    .await?;
-            }
+        if admission.verify(password.to_owned(), Some(hash)).await {
+            // Right: forget the failures, this attempt's own lock included.
+            sqlx::query(
+                "UPDATE accounts SET failed_logins = 0, locked_until = 0, lock_ms = 0 WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&self.storage.pool)
+            .await?;
             return Ok(Account {
                 id,
                 name: stored_name,
             });
         }
-        let failed = failed + 1;
-        let limit = i64::from(self.config.max_failed_logins.max(1));
-        if failed >= limit {
-            let until = now + (self.config.lock_secs * 1000) as i64;
-            sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = $1 WHERE id = $2")
-                .bind(until)
-                .bind(id)
-                .execute(&self.storage.pool)
-                .await?;
-            return Err(AccountError::Locked {
-                seconds: self.config.lock_secs,
-            });
+        if locked_until > now {
+            tracing::info!(
+                account = id,
+                lock_ms = locked_until - now,
+                "wrong password: account locked"
+            );
+            return Err(locked(locked_until, now));
         }
-        sqlx::query("UPDATE accounts SET failed_logins = $1 WHERE id = $2")
-            .bind(failed)
-            .bind(id)
-            .execute(&self.storage.pool)
-            .await?;
-        Err(AccountError::WrongPassword {
-            remaining: (limit - failed) as u32,
-        })
+        // The tries left go to the log only: telling the client would tell
+        // an attacker the name exists.
+        tracing::info!(account = id, tries_left = limit - failed, "wrong password");
+        Err(AccountError::WrongCredentials)
     }
 
     /// Logs in with a password and issues a token pair.
@@ -258,7 +347,8 @@ impl Accounts {
         self.issue(&account).await
     }
 
-    /// Changes the password; every token of the account is revoked.
+    /// Changes the password; every token of the account is revoked in the
+    /// same transaction.
     pub async fn change_password(
         &self,
         name: &str,
@@ -267,21 +357,34 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         validate_password(new)?;
         let account = self.authenticate(name, old).await?;
-        let hash = hash_password(new.to_owned()).await;
+        let hash = self.hashes.hash(new.to_owned()).await?;
+        let mut tx = self.storage.pool.begin().await?;
         sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
             .bind(&hash)
             .bind(account.id)
-            .execute(&self.storage.pool)
+            .execute(&mut *tx)
             .await?;
-        self.revoke_all(account.id).await
+        revoke_all_in(&mut tx, account.id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn issue(&self, account: &Account) -> Result<TokenPair, AccountError> {
+        let mut tx = self.storage.pool.begin().await?;
+        let pair = self.issue_in(&mut tx, account).await?;
+        tx.commit().await?;
+        Ok(pair)
+    }
+
+    async fn issue_in(
+        &self,
+        conn: &mut AnyConnection,
+        account: &Account,
+    ) -> Result<TokenPair, AccountError> {
         let now = now_ms();
         let access = new_token();
         let refresh = new_token();
-        let ttl = |secs: u64| now + (secs * 1000) as i64;
-        let mut tx = self.storage.pool.begin().await?;
+        let ttl = |secs: u64| now.saturating_add(secs_to_ms(secs));
         for (token, kind, expires) in [
             (&access, ACCESS, ttl(self.config.access_token_secs)),
             (&refresh, REFRESH, ttl(self.config.refresh_token_secs)),
@@ -294,10 +397,9 @@ impl Accounts {
             .bind(kind)
             .bind(now)
             .bind(expires)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        tx.commit().await?;
         Ok(TokenPair {
             account_id: account.id,
             name: account.name.clone(),
@@ -336,6 +438,10 @@ impl Accounts {
             if kind == REFRESH {
                 // A rotated-out refresh token came back: someone copied it.
                 // End every session of the account (OAuth 2.0 BCP, 4.14).
+                tracing::warn!(
+                    account = account.id,
+                    "refresh token reused: every token of the account revoked"
+                );
                 self.revoke_all(account.id).await?;
             }
             return Err(AccountError::TokenRevoked);
@@ -349,14 +455,42 @@ impl Accounts {
         Ok(account)
     }
 
-    /// Trades a refresh token for a new pair; the old refresh token is revoked.
+    /// Trades a refresh token for a new pair. Spending the old token and
+    /// issuing the new pair is one transaction, and only one caller can spend
+    /// a token: a second use, even a concurrent one, finds it revoked, trips
+    /// reuse detection, and (waiting for the first to commit) revokes the
+    /// pair the first one got too.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AccountError> {
-        let account = self.check_token(refresh_token, REFRESH).await?;
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE hash = $1")
-            .bind(hash_token(refresh_token))
-            .execute(&self.storage.pool)
+        let mut tx = self.storage.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE tokens SET revoked = 1 \
+             WHERE hash = $1 AND kind = $2 AND revoked = 0 AND expires_at > $3 \
+             RETURNING account_id",
+        )
+        .bind(hash_token(refresh_token))
+        .bind(REFRESH)
+        .bind(now_ms())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(spent) = spent else {
+            tx.rollback().await?;
+            // Not spendable: say why (and trip reuse detection if revoked).
+            self.check_token(refresh_token, REFRESH).await?;
+            // It became spendable in between: it expired at the boundary.
+            return Err(AccountError::TokenExpired);
+        };
+        let account_id: i64 = spent.try_get("account_id")?;
+        let row = sqlx::query("SELECT name FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
             .await?;
-        self.issue(&account).await
+        let account = Account {
+            id: account_id,
+            name: row.try_get("name")?,
+        };
+        let pair = self.issue_in(&mut tx, &account).await?;
+        tx.commit().await?;
+        Ok(pair)
     }
 
     /// Revokes one token (log out).
@@ -372,11 +506,8 @@ impl Accounts {
     }
 
     pub async fn revoke_all(&self, account_id: i64) -> Result<(), AccountError> {
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&self.storage.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.storage.pool.acquire().await?;
+        revoke_all_in(&mut conn, account_id).await
     }
 
     pub async fn count(&self) -> Result<i64, AccountError> {
@@ -389,6 +520,24 @@ impl Accounts {
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.config.access_token_secs)
     }
+}
+
+async fn revoke_all_in(conn: &mut AnyConnection, account_id: i64) -> Result<(), AccountError> {
+    sqlx::query("UPDATE tokens SET revoked = 1 WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn locked(until: i64, now: i64) -> AccountError {
+    AccountError::Locked {
+        seconds: (until.saturating_sub(now).max(1) as u64).div_ceil(1000),
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 fn new_token() -> String {

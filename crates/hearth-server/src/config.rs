@@ -31,10 +31,29 @@ pub struct AccountsConfig {
     pub access_token_secs: u64,
     /// Lifetime of a refresh token, in seconds.
     pub refresh_token_secs: u64,
-    /// Wrong passwords in a row before the account is locked.
+    /// Wrong passwords in a row before the account is locked for a while.
     pub max_failed_logins: u32,
-    /// How long a locked account stays locked, in seconds.
+    /// The first lock, in seconds; each further lock without a successful
+    /// login in between doubles, up to `max_lock_secs`. Short on purpose:
+    /// anyone can lock anyone's account by guessing (see the README).
     pub lock_secs: u64,
+    /// The longest lock, in seconds.
+    pub max_lock_secs: u64,
+    /// Password hashes computed at once; 0 means one per core. Each takes
+    /// 19 MiB while it runs.
+    pub hash_workers: usize,
+    /// Hashes that may wait for a worker; beyond, requests are refused with
+    /// 503 and Retry-After.
+    pub hash_queue: usize,
+    /// Logins (web API, password changes and game logins with a password)
+    /// one address may make at once, and how many more per minute (0: no limit).
+    pub login_burst: u32,
+    pub login_per_minute: u32,
+    /// Registrations one address may make at once, and per minute (0: no limit).
+    pub register_burst: u32,
+    pub register_per_minute: u32,
+    /// Addresses (IPv6: /64 prefixes) the rate limits remember at most.
+    pub tracked_addresses: usize,
     /// A new login ends the account's previous session.
     pub single_session: bool,
     /// Let clients without credentials in (the pre-login hook still runs).
@@ -70,7 +89,15 @@ impl Default for AccountsConfig {
             access_token_secs: 3600,
             refresh_token_secs: 30 * 24 * 3600,
             max_failed_logins: 5,
-            lock_secs: 300,
+            lock_secs: 2,
+            max_lock_secs: 300,
+            hash_workers: 0,
+            hash_queue: 64,
+            login_burst: 20,
+            login_per_minute: 30,
+            register_burst: 5,
+            register_per_minute: 10,
+            tracked_addresses: 65_536,
             single_session: true,
             allow_anonymous: false,
         }

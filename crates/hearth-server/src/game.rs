@@ -3,12 +3,14 @@
 //! (until the world arrives) echoes messages back on their channel.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hearth_net::gate::{GateCtx, GateHandle, Handler};
-use hearth_proto::{close_code, Credentials, Event};
+use hearth_proto::{close_code, Credentials, Event, LoginRequest};
 
 use crate::accounts::{Account, AccountError, Accounts};
+use crate::rate_limit::Action;
 
 /// Login outcomes by reason, for /metrics.
 #[derive(Default)]
@@ -60,7 +62,7 @@ impl GameHandler {
         }
     }
 
-    fn check_login(&self, session: u64, credentials: Credentials) {
+    fn check_login(&self, session: u64, request: LoginRequest) {
         let Some(gate) = self.gate.get().cloned() else {
             return;
         };
@@ -73,9 +75,11 @@ impl GameHandler {
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
         tokio::spawn(async move {
-            let verdict: Result<Option<Account>, AccountError> = match credentials {
+            let verdict: Result<Option<Account>, AccountError> = match request.credentials {
                 Credentials::Password { account, password } => {
-                    accounts.authenticate(&account, &password).await.map(Some)
+                    password_login(&accounts, request.address, &account, &password)
+                        .await
+                        .map(Some)
                 }
                 Credentials::Token(token) => accounts.verify_access(&token).await.map(Some),
                 Credentials::Anonymous => Ok(None),
@@ -111,10 +115,25 @@ impl GameHandler {
     }
 }
 
+/// Charges the login to its address when the link reports one (links that
+/// do not are limited by the gate's per-address connection limits alone),
+/// then checks the password.
+async fn password_login(
+    accounts: &Accounts,
+    address: Option<SocketAddr>,
+    name: &str,
+    password: &str,
+) -> Result<Account, AccountError> {
+    if let Some(address) = address {
+        accounts.throttle(Action::Login, address.ip())?;
+    }
+    accounts.authenticate(name, password).await
+}
+
 impl Handler for GameHandler {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
         match event {
-            Event::LoginRequest(request) => self.check_login(session, request.credentials),
+            Event::LoginRequest(request) => self.check_login(session, request),
             Event::Message { channel, payload } => {
                 let _ = gate.send(session, channel, &payload);
             }

@@ -4,7 +4,10 @@
 pub mod accounts;
 pub mod config;
 pub mod game;
+pub mod hash_pool;
 pub mod metrics;
+mod private_files;
+pub mod rate_limit;
 pub mod secrets;
 pub mod server;
 pub mod storage;

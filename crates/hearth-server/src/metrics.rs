@@ -129,6 +129,24 @@ pub fn render(state: &WebState) -> String {
             count,
         );
     }
+    let accounts = state.accounts.stats();
+    for (reason, count) in [
+        ("hash_pool_full", accounts.hash_pool_full),
+        ("rate_limited_login", accounts.rate_limited_login),
+        ("rate_limited_register", accounts.rate_limited_register),
+    ] {
+        out.value(
+            "hearth_rejected_total",
+            &[("layer", "accounts"), ("reason", reason)],
+            count,
+        );
+    }
+    out.single(
+        "hearth_password_hashes_total",
+        "counter",
+        "Password hashes computed (argon2id), the dummy ones for unknown names included.",
+        accounts.hashes_computed,
+    );
     out.family("hearth_logins_total", "counter", "Game logins, by outcome.");
     for (outcome, count) in state.logins.snapshot() {
         out.value("hearth_logins_total", &[("outcome", outcome)], count);

@@ -1,7 +1,6 @@
 //! Secrets generated on first start and kept in the data directory. There is
 //! never a built-in default key.
 
-use std::io::Write;
 use std::path::Path;
 
 use hearth_proto::ServerIdentity;
@@ -38,15 +37,11 @@ pub fn server_identity(data_dir: &Path) -> Result<(ServerIdentity, bool), Secret
             Ok((ServerIdentity::from_bytes(key), false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(io)?;
+            crate::private_files::create_private_dir(data_dir).map_err(io)?;
             let identity = ServerIdentity::generate(hearth_proto::os_seed());
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).map_err(io)?;
-            file.write_all(&identity.to_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            // A crash while writing must not leave a torn key behind: the
+            // next start would refuse it, or worse, clients would pin it.
+            crate::private_files::write_atomically(&path, &identity.to_bytes()).map_err(io)?;
             Ok((identity, true))
         }
         Err(e) => Err(io(e)),

@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::accounts::{AccountError, Accounts};
 use crate::game::LoginCounters;
+use crate::rate_limit::Action;
 use crate::storage::Storage;
 
 /// The subprotocol Hearth's WebSocket clients offer.
@@ -48,20 +49,27 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
-/// An API error: a status, a stable code and a sentence for humans.
+/// An API error: a status, a stable code and a sentence for humans, and
+/// when trying again later can work, after how many seconds.
 struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": self.code, "message": self.message })),
-        )
-            .into_response()
+        let body = Json(json!({ "error": self.code, "message": self.message }));
+        match self.retry_after {
+            Some(seconds) => (
+                self.status,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                body,
+            )
+                .into_response(),
+            None => (self.status, body).into_response(),
+        }
     }
 }
 
@@ -70,13 +78,14 @@ impl ApiError {
         let status = match &error {
             AccountError::InvalidName(_) | AccountError::WeakPassword(_) => StatusCode::BAD_REQUEST,
             AccountError::NameTaken(_) => StatusCode::CONFLICT,
-            AccountError::UnknownAccount(_)
-            | AccountError::WrongPassword { .. }
+            AccountError::WrongCredentials
             | AccountError::TokenUnknown
             | AccountError::TokenExpired
             | AccountError::TokenRevoked
             | AccountError::WrongTokenKind { .. } => StatusCode::UNAUTHORIZED,
             AccountError::Locked { .. } => StatusCode::LOCKED,
+            AccountError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AccountError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AccountError::Storage(e) => {
                 tracing::error!("storage error in the API: {e}");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -87,6 +96,7 @@ impl ApiError {
             status,
             code: error.code(),
             message: error.to_string(),
+            retry_after: error.retry_after(),
         }
     }
 }
@@ -99,6 +109,7 @@ fn body<T: DeserializeOwned>(state: &WebState, bytes: &Bytes) -> Result<T, ApiEr
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             message: format!("the request body is not the expected JSON: {e}"),
+            retry_after: None,
         }
     })
 }
@@ -109,7 +120,20 @@ struct NamePassword {
     password: String,
 }
 
-async fn register(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
+/// Charges `action` to the caller's address before any work is done.
+fn throttle(state: &WebState, action: Action, peer: SocketAddr) -> Result<(), ApiError> {
+    state
+        .accounts
+        .throttle(action, peer.ip())
+        .map_err(|e| ApiError::from_account(state, e))
+}
+
+async fn register(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    throttle(&state, Action::Register, peer)?;
     let request: NamePassword = body(&state, &bytes)?;
     let account = state
         .accounts
@@ -124,7 +148,12 @@ async fn register(State(state): State<WebState>, bytes: Bytes) -> Result<Respons
         .into_response())
 }
 
-async fn login(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
+async fn login(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    throttle(&state, Action::Login, peer)?;
     let request: NamePassword = body(&state, &bytes)?;
     let pair = state
         .accounts
@@ -173,8 +202,11 @@ struct PasswordChange {
 
 async fn change_password(
     State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
+    // It checks the old password: a guess like any login.
+    throttle(&state, Action::Login, peer)?;
     let request: PasswordChange = body(&state, &bytes)?;
     state
         .accounts

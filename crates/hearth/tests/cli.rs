@@ -77,7 +77,7 @@ fn serve_then_client_then_sigterm() {
         .output()
         .unwrap();
     assert!(!wrong.status.success());
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong password"));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong name or password"));
 
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
