@@ -8,7 +8,7 @@ use crate::kcp::{diff, InFlight, Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMI
 const SEGMENT_RTO_CAP: u32 = 1 << 30;
 
 impl Kcp {
-    /// Writes everything that is due into the outbox, packing segments into datagrams
+    /// Writes everything that is due into the datagram buffer, packing segments into datagrams
     /// of at most `mtu` bytes in ikcp.c's order: acks, probes, data.
     pub fn flush(&mut self) {
         if !self.updated {
@@ -33,7 +33,7 @@ impl Kcp {
             // sn/ts of the last ack before it; doing the same keeps us byte-identical.
             header.sn = sn;
             header.ts = ts;
-            header.encode(self.outbox.reserve(HEADER_LEN, mtu));
+            header.encode(self.datagrams.reserve(HEADER_LEN, mtu));
         }
         self.acks.clear();
 
@@ -44,7 +44,7 @@ impl Kcp {
         ] {
             if self.probe & bit != 0 {
                 header.cmd = cmd;
-                header.encode(self.outbox.reserve(HEADER_LEN, mtu));
+                header.encode(self.datagrams.reserve(HEADER_LEN, mtu));
             }
         }
         self.probe = 0;
@@ -126,7 +126,7 @@ impl Kcp {
                 header.ts = current;
                 header.sn = segment.sn;
                 header.len = segment.data.len() as u32;
-                let out = self.outbox.reserve(HEADER_LEN + segment.data.len(), mtu);
+                let out = self.datagrams.reserve(HEADER_LEN + segment.data.len(), mtu);
                 header.encode(out);
                 out.extend_from_slice(&segment.data);
                 if segment.xmit >= self.config.dead_link {
@@ -139,7 +139,7 @@ impl Kcp {
             });
         }
         self.earliest_resend = earliest_resend;
-        self.outbox.finish();
+        self.datagrams.finish();
 
         if fast_resent > 0 {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una);

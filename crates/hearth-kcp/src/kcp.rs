@@ -3,8 +3,8 @@
 use std::collections::VecDeque;
 
 use crate::config::{Config, REFERENCE_FRAGMENT_LIMIT};
+use crate::datagram_buffer::{DatagramBuffer, Transmits};
 use crate::error::{ConfigError, SendError};
-use crate::outbox::{Outbox, Transmits};
 use crate::stats::Stats;
 
 pub(crate) const RTO_DEFAULT: u32 = 200;
@@ -114,7 +114,7 @@ pub struct Kcp {
     pub(crate) earliest_resend: Option<u32>,
     pub(crate) dead: bool,
 
-    pub(crate) outbox: Outbox,
+    pub(crate) datagrams: DatagramBuffer,
     pool: Vec<Vec<u8>>,
     pub(crate) stats: Stats,
 }
@@ -158,7 +158,7 @@ impl Kcp {
             flush_requested: false,
             earliest_resend: None,
             dead: false,
-            outbox: Outbox::default(),
+            datagrams: DatagramBuffer::default(),
             pool: Vec::new(),
             stats: Stats::default(),
             config,
@@ -304,12 +304,12 @@ impl Kcp {
 
     /// Datagrams produced since the last call, to put on the wire in order.
     pub fn drain_transmits(&mut self) -> Transmits<'_> {
-        self.outbox.drain()
+        self.datagrams.drain()
     }
 
     /// Whether datagrams are waiting in [`Kcp::drain_transmits`].
     pub fn has_transmits(&self) -> bool {
-        !self.outbox.is_empty()
+        !self.datagrams.is_empty()
     }
 
     /// A segment was sent `dead_link` times without an acknowledgement.
@@ -334,8 +334,8 @@ impl Kcp {
             receive_window: self.rcv_wnd,
             receive_window_free: self.window_unused(),
             remote_window: self.rmt_wnd,
-            datagrams_out: self.outbox.datagrams_total,
-            bytes_out: self.outbox.bytes_total,
+            datagrams_out: self.datagrams.datagrams_total,
+            bytes_out: self.datagrams.bytes_total,
             ..self.stats
         }
     }

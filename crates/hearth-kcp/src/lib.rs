@@ -30,18 +30,18 @@
 //! per segment once buffers are warm. [`Config::reference`] turns the timing ones off.
 
 mod config;
+mod datagram_buffer;
 mod error;
 mod flush;
 mod header;
 mod input;
 mod kcp;
-mod outbox;
 pub mod sim;
 mod stats;
 
 pub use config::{Config, Profile, REFERENCE_FRAGMENT_LIMIT};
+pub use datagram_buffer::Transmits;
 pub use error::{ConfigError, InputError, SendError};
 pub use header::{peek_conv, Command, Header, HEADER_LEN};
 pub use kcp::Kcp;
-pub use outbox::Transmits;
 pub use stats::Stats;

@@ -4,7 +4,7 @@
 //! the buffer has grown to its working size.
 
 #[derive(Debug, Default)]
-pub(crate) struct Outbox {
+pub(crate) struct DatagramBuffer {
     bytes: Vec<u8>,
     /// End offset of each finished datagram in `bytes`.
     ends: Vec<usize>,
@@ -15,7 +15,7 @@ pub(crate) struct Outbox {
     pub bytes_total: u64,
 }
 
-impl Outbox {
+impl DatagramBuffer {
     fn reset_if_drained(&mut self) {
         if self.drained {
             self.bytes.clear();
