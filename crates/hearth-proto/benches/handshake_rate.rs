@@ -2,7 +2,9 @@
 //! - challenges answered per second (Initial in, Challenge out), against bare
 //!   HMAC-SHA256 over the same cookie input (the floor of a stateless answer);
 //! - full handshakes completed per second (Initial, Challenge, Response, Ack,
-//!   both ends' X25519 and key derivation), against bare X25519 agreements.
+//!   both ends' X25519 and key derivation), against bare X25519 agreements;
+//! - stream key agreements per second (StreamHello, StreamAccept, the first
+//!   sealed packet opening a session), against the same bare X25519 pairs.
 //!
 //! Goal from the issue: at least 100,000 challenges per second per core.
 
@@ -96,6 +98,45 @@ fn full_handshakes_per_second() -> f64 {
     rate(start.elapsed(), u64::from(count))
 }
 
+fn stream_handshakes_per_second() -> f64 {
+    use hearth_proto::StreamId;
+    let now = Instant::now();
+    let mut server = Server::new(
+        ServerConfig::default(),
+        ServerIdentity::generate([1; 32]),
+        now,
+        [2; 32],
+    );
+    let count = 10_000u32;
+    let start = Instant::now();
+    for index in 0..count {
+        let mut seed = [4u8; 32];
+        seed[..4].copy_from_slice(&index.to_be_bytes());
+        let mut client = Client::new(ClientConfig::default(), now, seed);
+        let stream = StreamId(u64::from(index));
+        let peer = SocketAddr::from(([10, 2, (index >> 8) as u8, index as u8], 5000));
+        server.stream_opened(now, stream, peer);
+        client.connect_stream(now);
+        // Hello -> Accept -> the first sealed packet, which opens the session.
+        for _ in 0..2 {
+            while let Some(transmit) = client.poll_transmit() {
+                if let Transmit::Stream { bytes, .. } = transmit {
+                    server.handle_stream(now, stream, &bytes);
+                }
+            }
+            while let Some(transmit) = server.poll_transmit() {
+                if let Transmit::Stream { bytes, .. } = transmit {
+                    client.handle_stream(now, &bytes);
+                }
+            }
+        }
+        assert!(client.has_link(hearth_proto::LinkKind::Stream));
+        while server.poll_event().is_some() {}
+    }
+    assert_eq!(server.state_size().sessions, count as usize);
+    rate(start.elapsed(), u64::from(count))
+}
+
 fn bare_x25519_per_second() -> f64 {
     use x25519_dalek::{PublicKey, StaticSecret};
     let count = 10_000u32;
@@ -133,5 +174,10 @@ fn main() {
     println!(
         "bare X25519 pairs:     {x25519:>12.0} /s  (handshake / bare pair = {:.2}x)",
         handshakes / x25519
+    );
+    let streams = stream_handshakes_per_second();
+    println!(
+        "stream key agreements: {streams:>12.0} /s  (stream handshake / bare pair = {:.2}x)",
+        streams / x25519
     );
 }
