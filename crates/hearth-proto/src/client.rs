@@ -9,16 +9,16 @@ use rand_chacha::ChaCha20Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::config::ClientConfig;
-use crate::crypto::{secure_eq, InitialNumbers, PacketKey, SessionKeys};
+use crate::crypto::{secure_eq, InitialNumbers};
 use crate::event::{CloseReason, Event, LinkKind, StreamId, Transmit};
 use crate::handshake::{
-    attach_proof, handshake_transcript, kind, AckBody, Cookie, HandshakePacket, Mode,
-    PROTOCOL_VERSION, RESTART_RESPONSE_HEADER_LEN,
+    attach_proof, confirm_answer, handshake_transcript, kind, Cookie, HandshakePacket, Mode,
+    Unconfirmed, PROTOCOL_VERSION, RESTART_RESPONSE_HEADER_LEN,
 };
 use crate::link::{DatagramCrypto, DatagramLink, Role};
 use crate::session::{ChannelSpec, LoginParams, Outbox, SendError, Session, StreamResume};
 use crate::stats::DropReason;
-use crate::stream_handshake::{stream_transcript, StreamCrypto, StreamHandshake, StreamRefusal};
+use crate::stream_handshake::{StreamAnswerError, StreamOpener};
 
 /// The stream id a client uses for its single stream link.
 pub const CLIENT_STREAM: StreamId = StreamId(0);
@@ -45,20 +45,10 @@ struct Handshake {
     started: Instant,
 }
 
-/// Why a server's key-agreement answer was not accepted.
-enum Unconfirmed {
-    /// The server presented another static key than the pinned one.
-    WrongKey,
-    /// The confirm tag did not open: the peer does not hold the key it named.
-    NoProof,
-}
-
 /// A stream key agreement in flight: StreamHello sent, Accept awaited.
 struct StreamHandshakeState {
-    mode: Mode,
+    opener: StreamOpener,
     purpose: Purpose,
-    secret: StaticSecret,
-    public: [u8; 32],
     started: Instant,
 }
 
@@ -141,22 +131,14 @@ impl Client {
     }
 
     fn start_stream_handshake(&mut self, now: Instant, mode: Mode, purpose: Purpose) {
-        let secret = StaticSecret::random_from_rng(&mut self.rng);
-        let public = PublicKey::from(&secret).to_bytes();
-        let hello = StreamHandshake::Hello {
-            version: PROTOCOL_VERSION,
-            mode,
-            client_public: public,
-        };
+        let opener = StreamOpener::new(&mut self.rng, mode);
         self.out.transmits.push_back(Transmit::Stream {
             stream: CLIENT_STREAM,
-            bytes: hello.to_vec(),
+            bytes: opener.hello(),
         });
         self.stream_handshake = Some(StreamHandshakeState {
-            mode,
+            opener,
             purpose,
-            secret,
-            public,
             started: now,
         });
     }
@@ -309,98 +291,51 @@ impl Client {
 
     fn handle_stream_handshake(&mut self, now: Instant, packet: &[u8]) {
         let handshake = self.stream_handshake.take().expect("caller checked");
-        let answer = match StreamHandshake::decode(packet) {
-            Ok(answer) => answer,
+        let mode = handshake.opener.mode();
+        let attach_secret =
+            matches!(mode, Mode::Attach { .. }).then_some(self.session.attach_secret);
+        let pinned = self.session.proven_server_key;
+        let opened = match handshake
+            .opener
+            .finish(packet, pinned.as_ref(), attach_secret.as_ref())
+        {
+            Ok(opened) => opened,
             Err(error) => {
-                self.session.stats.drops.add(DropReason::Malformed);
-                let why = format!("bad stream handshake answer: {error}");
-                return self
-                    .stream_handshake_failed(handshake.purpose, CloseReason::ProtocolError(why));
-            }
-        };
-        let (server_ephemeral, server_static, sealed) = match answer {
-            StreamHandshake::Accept {
-                server_ephemeral,
-                server_static,
-                sealed,
-                ..
-            } => (server_ephemeral, server_static, sealed),
-            StreamHandshake::Reject { reason, .. } => {
-                let why = match reason {
-                    StreamRefusal::UnknownSession => "the server no longer has this session",
-                    StreamRefusal::ServerFull => "the server is full",
-                    StreamRefusal::TooManyFromAddress => {
-                        "too many connections from this address are logging in; try again shortly"
+                let reason = match error {
+                    StreamAnswerError::WrongKey => CloseReason::ServerKeyMismatch,
+                    StreamAnswerError::NoProof if pinned.is_some() => {
+                        CloseReason::ServerKeyMismatch
+                    }
+                    StreamAnswerError::Refused(_) => {
+                        CloseReason::HandshakeRejected(error.to_string())
+                    }
+                    StreamAnswerError::VersionMismatch { .. } => {
+                        CloseReason::VersionMismatch(error.to_string())
+                    }
+                    StreamAnswerError::Malformed(_)
+                    | StreamAnswerError::NoProof
+                    | StreamAnswerError::Unexpected => {
+                        self.session.stats.drops.add(DropReason::Malformed);
+                        CloseReason::ProtocolError(error.to_string())
                     }
                 };
-                return self.stream_handshake_failed(
-                    handshake.purpose,
-                    CloseReason::HandshakeRejected(why.to_owned()),
-                );
-            }
-            StreamHandshake::VersionMismatch {
-                server_version,
-                client_version,
-            } => {
-                let why = format!(
-                    "upgrade required: the server speaks protocol version {server_version}, this client {client_version}"
-                );
-                return self
-                    .stream_handshake_failed(handshake.purpose, CloseReason::VersionMismatch(why));
-            }
-            StreamHandshake::Hello { .. } => {
-                let why = "the server answered with a Hello".to_owned();
-                return self
-                    .stream_handshake_failed(handshake.purpose, CloseReason::ProtocolError(why));
+                return self.stream_handshake_failed(handshake.purpose, reason);
             }
         };
-        let attach_secret =
-            matches!(handshake.mode, Mode::Attach { .. }).then_some(self.session.attach_secret);
-        let transcript = stream_transcript(
-            PROTOCOL_VERSION,
-            &handshake.public,
-            &server_ephemeral,
-            &server_static,
-            handshake.mode,
-        );
-        let pinned = self.session.proven_server_key.is_some();
-        let (keys, body) = match self.confirm_server(
-            &handshake.secret,
-            server_ephemeral,
-            server_static,
-            sealed,
-            attach_secret,
-            &transcript,
-        ) {
-            Ok(confirmed) => confirmed,
-            Err(Unconfirmed::WrongKey) => {
-                return self
-                    .stream_handshake_failed(handshake.purpose, CloseReason::ServerKeyMismatch)
-            }
-            Err(Unconfirmed::NoProof) if pinned => {
-                return self
-                    .stream_handshake_failed(handshake.purpose, CloseReason::ServerKeyMismatch)
-            }
-            Err(Unconfirmed::NoProof) => {
-                let why = "the server's stream handshake answer did not authenticate".to_owned();
-                return self
-                    .stream_handshake_failed(handshake.purpose, CloseReason::ProtocolError(why));
-            }
-        };
-        let crypto = StreamCrypto::new(Role::Client, &keys);
-        match handshake.mode {
+        self.session.proven_server_key = Some(opened.server_key);
+        match mode {
             Mode::New => {
-                self.session.id = body.session_id;
+                self.session.id = opened.session_id;
                 self.session.attach_stream(
                     now,
                     CLIENT_STREAM,
-                    crypto,
+                    opened.crypto,
                     StreamResume::No,
                     &mut self.out,
                 );
             }
             Mode::Attach { session_id } => {
-                if body.session_id != session_id {
+                if opened.session_id != session_id {
                     let why = "the server attached another session".to_owned();
                     return self
                         .session
@@ -409,53 +344,12 @@ impl Client {
                 self.session.attach_stream(
                     now,
                     CLIENT_STREAM,
-                    crypto,
+                    opened.crypto,
                     StreamResume::Request,
                     &mut self.out,
                 );
             }
         }
-    }
-
-    /// Checks a server's key-agreement answer (datagram Ack or stream Accept):
-    /// the pinned key if there is one, contributory shared secrets, and the
-    /// confirm tag that only a holder of the server's static key can produce.
-    /// Returns the keys and the confirmed body.
-    fn confirm_server(
-        &mut self,
-        secret: &StaticSecret,
-        server_ephemeral: [u8; 32],
-        server_static: [u8; 32],
-        sealed: [u8; 32],
-        attach_secret: Option<[u8; 32]>,
-        transcript: &[u8; 32],
-    ) -> Result<(SessionKeys, AckBody), Unconfirmed> {
-        if self
-            .session
-            .proven_server_key
-            .is_some_and(|known| !secure_eq(&known, &server_static))
-        {
-            return Err(Unconfirmed::WrongKey);
-        }
-        let ephemeral_dh = secret.diffie_hellman(&PublicKey::from(server_ephemeral));
-        let static_dh = secret.diffie_hellman(&PublicKey::from(server_static));
-        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
-            self.session.stats.drops.add(DropReason::Malformed);
-            return Err(Unconfirmed::NoProof);
-        }
-        let keys = SessionKeys::derive(
-            ephemeral_dh.as_bytes(),
-            static_dh.as_bytes(),
-            attach_secret.as_ref(),
-            transcript,
-        );
-        let mut body = sealed.to_vec();
-        PacketKey::new(&keys.confirm)
-            .open(0, &mut body, 0)
-            .ok_or(Unconfirmed::NoProof)?;
-        let body = AckBody::from_bytes(body[..16].try_into().expect("16 bytes"));
-        self.session.proven_server_key = Some(server_static);
-        Ok((keys, body))
     }
 
     fn handle_handshake(&mut self, now: Instant, datagram: &[u8]) {
@@ -571,14 +465,14 @@ impl Client {
         );
         let attach_secret =
             matches!(handshake.mode, Mode::Attach { .. }).then_some(self.session.attach_secret);
-        let secret = handshake.secret.clone();
-        let pinned = self.session.proven_server_key.is_some();
-        let (keys, body) = match self.confirm_server(
-            &secret,
+        let pinned = self.session.proven_server_key;
+        let (keys, body) = match confirm_answer(
+            &handshake.secret,
             server_ephemeral,
             server_static,
             sealed,
-            attach_secret,
+            pinned.as_ref(),
+            attach_secret.as_ref(),
             &transcript,
         ) {
             Ok(confirmed) => confirmed,
@@ -588,7 +482,7 @@ impl Client {
                     .session
                     .finish_close(CloseReason::ServerKeyMismatch, &mut self.out);
             }
-            Err(Unconfirmed::NoProof) if pinned => {
+            Err(Unconfirmed::NoProof) if pinned.is_some() => {
                 // Pinned key, but the peer could not prove it holds it.
                 self.handshake = None;
                 return self
@@ -610,6 +504,7 @@ impl Client {
             }
         }
         self.session.id = body.session_id;
+        self.session.proven_server_key = Some(server_static);
         let numbers = InitialNumbers::from_cookie(&cookie_mac);
         let crypto = DatagramCrypto::new(
             Role::Client,

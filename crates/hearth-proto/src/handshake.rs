@@ -480,6 +480,52 @@ pub fn attach_proof(
     )
 }
 
+/// Why a client did not accept a server's key-agreement answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// The server presented another static key than the pinned one.
+    WrongKey,
+    /// The confirm tag did not open (or a shared secret was not
+    /// contributory): the peer does not hold the key it named.
+    NoProof,
+}
+
+/// The client's check of a server's key-agreement answer (datagram Ack or
+/// stream Accept): the pinned key if there is one, contributory shared
+/// secrets, and the confirm tag that only a holder of the server's static
+/// key can produce. Returns the session keys and the confirmed body.
+pub fn confirm_answer(
+    secret: &x25519_dalek::StaticSecret,
+    server_ephemeral: [u8; 32],
+    server_static: [u8; 32],
+    sealed: [u8; 32],
+    pinned: Option<&[u8; 32]>,
+    attach_secret: Option<&[u8; 32]>,
+    transcript: &[u8; 32],
+) -> Result<(crate::crypto::SessionKeys, AckBody), Unconfirmed> {
+    use x25519_dalek::PublicKey;
+    if pinned.is_some_and(|known| !crate::crypto::secure_eq(known, &server_static)) {
+        return Err(Unconfirmed::WrongKey);
+    }
+    let ephemeral_dh = secret.diffie_hellman(&PublicKey::from(server_ephemeral));
+    let static_dh = secret.diffie_hellman(&PublicKey::from(server_static));
+    if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
+        return Err(Unconfirmed::NoProof);
+    }
+    let keys = crate::crypto::SessionKeys::derive(
+        ephemeral_dh.as_bytes(),
+        static_dh.as_bytes(),
+        attach_secret,
+        transcript,
+    );
+    let mut body = sealed.to_vec();
+    crate::crypto::PacketKey::new(&keys.confirm)
+        .open(0, &mut body, 0)
+        .ok_or(Unconfirmed::NoProof)?;
+    let body = AckBody::from_bytes(body[..16].try_into().expect("16 bytes"));
+    Ok((keys, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,12 @@
 //! cross a stream in the clear, and a pinned client detects a man in the
 //! middle on every transport. Layouts are in docs/PROTOCOL.md section 7.1.
 
+use rand_core::CryptoRngCore;
+use x25519_dalek::{PublicKey, StaticSecret};
+
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::crypto::{PacketKey, SessionKeys, TAG_LEN};
-use crate::handshake::{kind, Mode};
+use crate::handshake::{confirm_answer, kind, Mode, Unconfirmed, PROTOCOL_VERSION};
 use crate::link::Role;
 
 pub mod stream_kind {
@@ -27,6 +30,18 @@ pub enum StreamRefusal {
     ServerFull = 3,
     /// Too many sessions from this address are still logging in.
     TooManyFromAddress = 4,
+}
+
+impl std::fmt::Display for StreamRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StreamRefusal::UnknownSession => "the server no longer has this session",
+            StreamRefusal::ServerFull => "the server is full",
+            StreamRefusal::TooManyFromAddress => {
+                "too many connections from this address are logging in; try again shortly"
+            }
+        })
+    }
 }
 
 impl StreamRefusal {
@@ -186,6 +201,129 @@ pub fn stream_transcript(
         server_static,
         &mode.to_bytes(),
     ])
+}
+
+/// Why a client could not open a stream with the server's answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamAnswerError {
+    #[error("bad stream handshake answer: {0}")]
+    Malformed(DecodeError),
+    #[error("{0}")]
+    Refused(StreamRefusal),
+    #[error("upgrade required: the server speaks protocol version {server_version}, this client {client_version}")]
+    VersionMismatch {
+        server_version: u16,
+        client_version: u16,
+    },
+    #[error("the server presented another key than the pinned one")]
+    WrongKey,
+    #[error("the server's stream handshake answer did not prove its key")]
+    NoProof,
+    #[error("the server answered with a Hello")]
+    Unexpected,
+}
+
+/// A stream whose key agreement completed, from the client's side.
+pub struct OpenedStream {
+    pub crypto: StreamCrypto,
+    pub session_id: u64,
+    /// Reliable bunches the server had received (Attach: what it will not need again).
+    pub server_received: u64,
+    /// The server's static key, now proven.
+    pub server_key: [u8; 32],
+}
+
+/// The client's half of a stream key agreement, sans-IO: send `hello()` as
+/// the stream's first packet, then `finish` with the server's answer. The
+/// `Client` endpoint drives it, and so can tools that speak on a stream by
+/// hand (tests, fuzzers, load generators).
+pub struct StreamOpener {
+    mode: Mode,
+    secret: StaticSecret,
+    public: [u8; 32],
+}
+
+impl StreamOpener {
+    pub fn new(rng: &mut impl CryptoRngCore, mode: Mode) -> Self {
+        let secret = StaticSecret::random_from_rng(rng);
+        let public = PublicKey::from(&secret).to_bytes();
+        Self {
+            mode,
+            secret,
+            public,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn hello(&self) -> Vec<u8> {
+        StreamHandshake::Hello {
+            version: PROTOCOL_VERSION,
+            mode: self.mode,
+            client_public: self.public,
+        }
+        .to_vec()
+    }
+
+    /// Checks the server's answer: `pinned` is the key the server must prove,
+    /// `attach_secret` the resume token in Attach mode.
+    pub fn finish(
+        &self,
+        answer: &[u8],
+        pinned: Option<&[u8; 32]>,
+        attach_secret: Option<&[u8; 32]>,
+    ) -> Result<OpenedStream, StreamAnswerError> {
+        let (server_ephemeral, server_static, sealed) =
+            match StreamHandshake::decode(answer).map_err(StreamAnswerError::Malformed)? {
+                StreamHandshake::Accept {
+                    server_ephemeral,
+                    server_static,
+                    sealed,
+                    ..
+                } => (server_ephemeral, server_static, sealed),
+                StreamHandshake::Reject { reason, .. } => {
+                    return Err(StreamAnswerError::Refused(reason))
+                }
+                StreamHandshake::VersionMismatch {
+                    server_version,
+                    client_version,
+                } => {
+                    return Err(StreamAnswerError::VersionMismatch {
+                        server_version,
+                        client_version,
+                    })
+                }
+                StreamHandshake::Hello { .. } => return Err(StreamAnswerError::Unexpected),
+            };
+        let transcript = stream_transcript(
+            PROTOCOL_VERSION,
+            &self.public,
+            &server_ephemeral,
+            &server_static,
+            self.mode,
+        );
+        let (keys, body) = confirm_answer(
+            &self.secret,
+            server_ephemeral,
+            server_static,
+            sealed,
+            pinned,
+            attach_secret,
+            &transcript,
+        )
+        .map_err(|error| match error {
+            Unconfirmed::WrongKey => StreamAnswerError::WrongKey,
+            Unconfirmed::NoProof => StreamAnswerError::NoProof,
+        })?;
+        Ok(OpenedStream {
+            crypto: StreamCrypto::new(Role::Client, &keys),
+            session_id: body.session_id,
+            server_received: body.received,
+            server_key: server_static,
+        })
+    }
 }
 
 /// Packet protection of one stream link. A stream delivers in order and never

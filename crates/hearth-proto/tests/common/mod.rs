@@ -485,63 +485,31 @@ impl RawStream {
         peer: SocketAddr,
         attach: Option<(u64, [u8; 32])>,
     ) -> Result<Self, String> {
-        use hearth_proto::crypto::{PacketKey, SessionKeys};
-        use hearth_proto::handshake::{AckBody, Mode, PROTOCOL_VERSION};
-        use hearth_proto::stream_handshake::{stream_transcript, StreamCrypto, StreamHandshake};
-        use x25519_dalek::{PublicKey, StaticSecret};
-        let secret = {
-            use rand_chacha::rand_core::SeedableRng;
-            StaticSecret::random_from_rng(rand_chacha::ChaCha20Rng::from_seed(
-                hearth_proto::os_seed(),
-            ))
-        };
-        let public = PublicKey::from(&secret).to_bytes();
+        use hearth_proto::handshake::Mode;
+        use hearth_proto::stream_handshake::StreamOpener;
+        use rand_chacha::rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(hearth_proto::os_seed());
         let mode = match attach {
             None => Mode::New,
             Some((session_id, _)) => Mode::Attach { session_id },
         };
+        let opener = StreamOpener::new(&mut rng, mode);
         server.stream_opened(now, stream, peer);
-        let hello = StreamHandshake::Hello {
-            version: PROTOCOL_VERSION,
-            mode,
-            client_public: public,
-        };
-        server.handle_stream(now, stream, &hello.to_vec());
+        server.handle_stream(now, stream, &opener.hello());
         let (packets, closed) = drain_stream(server, stream);
         let answer = packets.first().ok_or("no answer to the Hello")?;
-        let StreamHandshake::Accept {
-            server_ephemeral,
-            server_static,
-            sealed,
-            ..
-        } = StreamHandshake::decode(answer).map_err(|e| e.to_string())?
-        else {
-            return Err(format!("answer: {:?}", StreamHandshake::decode(answer)));
-        };
+        let token = attach.map(|(_, token)| token);
+        let opened = opener
+            .finish(answer, None, token.as_ref())
+            .map_err(|e| e.to_string())?;
         if closed {
             return Err("closed after Accept".into());
         }
-        let dh1 = secret.diffie_hellman(&PublicKey::from(server_ephemeral));
-        let dh2 = secret.diffie_hellman(&PublicKey::from(server_static));
-        let transcript = stream_transcript(
-            PROTOCOL_VERSION,
-            &public,
-            &server_ephemeral,
-            &server_static,
-            mode,
-        );
-        let token = attach.map(|(_, token)| token);
-        let keys = SessionKeys::derive(dh1.as_bytes(), dh2.as_bytes(), token.as_ref(), &transcript);
-        let mut body = sealed.to_vec();
-        PacketKey::new(&keys.confirm)
-            .open(0, &mut body, 0)
-            .ok_or("confirm did not open")?;
-        let body = AckBody::from_bytes(body[..16].try_into().unwrap());
         Ok(Self {
             stream,
-            crypto: StreamCrypto::new(hearth_proto::link::Role::Client, &keys),
+            crypto: opened.crypto,
             closed: false,
-            session_id: body.session_id,
+            session_id: opened.session_id,
         })
     }
 
