@@ -126,6 +126,13 @@ impl Drops {
         self.counts[reason as usize]
     }
 
+    /// Adds another set of counters to these.
+    pub fn merge(&mut self, other: &Drops) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *mine += theirs;
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
@@ -214,5 +221,7 @@ pub struct EndpointStats {
     pub rebinds: u64,
     pub sessions_opened: u64,
     pub sessions_closed: u64,
+    /// Drops by the endpoint, plus those of sessions that have ended (a
+    /// session's own counters join these when it closes).
     pub drops: Drops,
 }

@@ -103,6 +103,10 @@ impl GateCtx<'_> {
     }
 
     /// Sessions held by the gate, including detached ones awaiting a resume.
+    pub fn session_ids(&self) -> Vec<u64> {
+        self.server.session_ids().collect()
+    }
+
     pub fn session_count(&self) -> usize {
         self.server.session_ids().count()
     }

@@ -306,6 +306,7 @@ impl Server {
             return;
         };
         self.stats.sessions_closed += 1;
+        self.stats.drops.merge(&session.stats.drops);
         if let Some(prefix) = session.logging_in_from {
             self.logging_in.release(prefix);
         }
