@@ -192,6 +192,14 @@ impl AckBody {
             received: u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
         }
     }
+
+    /// Sealed under the confirm key (nonce 0): only a holder of the server's
+    /// static key can produce it, which is what a pinned client checks.
+    pub fn seal(self, confirm: &[u8; 32]) -> [u8; 32] {
+        let mut sealed = self.to_bytes().to_vec();
+        crate::crypto::PacketKey::new(confirm).seal(0, &mut sealed, 0);
+        sealed.try_into().expect("16 bytes + tag")
+    }
 }
 
 /// Length of a RestartResponse before its tag: the authenticated header.

@@ -5,11 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use x25519_dalek::{PublicKey, StaticSecret};
-
 use super::{AddressPrefix, CompletedHandshake, Server};
 use crate::cookie::{CookieError, MAX_COOKIE_AGE_MS};
-use crate::crypto::{secure_eq, InitialNumbers, PacketKey, SessionKeys};
+use crate::crypto::{secure_eq, InitialNumbers};
 use crate::event::Transmit;
 use crate::handshake::{
     attach_proof, cookie_params, handshake_transcript, kind, restart_params, AckBody, Cookie,
@@ -281,29 +279,20 @@ impl Server {
                 Some(session.attach_secret)
             }
         };
-        let ephemeral = StaticSecret::random_from_rng(&mut self.rng);
-        let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
-        let client_key = PublicKey::from(client_public);
-        let ephemeral_dh = ephemeral.diffie_hellman(&client_key);
-        let static_dh = self.identity.secret.diffie_hellman(&client_key);
-        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
-            // A low-order client key would make the shared secret predictable.
+        let server_static = self.identity_public;
+        let agreed = self.agree_keys(client_public, attach_secret.as_ref(), |ephemeral| {
+            handshake_transcript(
+                &cookie_mac,
+                &client_public,
+                ephemeral,
+                &server_static,
+                mode,
+                received,
+            )
+        });
+        let Some((keys, ephemeral_public)) = agreed else {
             return self.count_drop(DropReason::Malformed);
-        }
-        let transcript = handshake_transcript(
-            &cookie_mac,
-            &client_public,
-            &ephemeral_public,
-            &self.identity_public,
-            mode,
-            received,
-        );
-        let keys = SessionKeys::derive(
-            ephemeral_dh.as_bytes(),
-            static_dh.as_bytes(),
-            attach_secret.as_ref(),
-            &transcript,
-        );
+        };
         let session_id = match mode {
             Mode::New => {
                 let id = self.fresh_session_id();
@@ -317,18 +306,17 @@ impl Server {
             .sessions
             .get_mut(&session_id)
             .expect("created or found above");
-        let body = AckBody {
+        let sealed = AckBody {
             session_id,
             received: session.reliable_received(),
-        };
-        let mut sealed = body.to_bytes().to_vec();
-        PacketKey::new(&keys.confirm).seal(0, &mut sealed, 0);
+        }
+        .seal(&keys.confirm);
         let ack = HandshakePacket::Ack {
             version: PROTOCOL_VERSION,
             cookie_mac,
             server_ephemeral: ephemeral_public,
-            server_static: self.identity_public,
-            sealed: sealed.try_into().expect("16 bytes + tag"),
+            server_static,
+            sealed,
         }
         .to_vec();
         // The Ack goes before anything the session sends on the new link.

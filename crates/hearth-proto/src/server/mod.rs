@@ -22,6 +22,7 @@ pub use address_limit::AddressPrefix;
 
 use crate::config::ServerConfig;
 use crate::cookie::CookieSecrets;
+use crate::crypto::SessionKeys;
 use crate::event::{Event, Transmit};
 use crate::link::Role;
 use crate::session::login::Welcome;
@@ -173,6 +174,34 @@ impl Server {
         self.out
             .transmits
             .push_back(Transmit::Datagram { to, bytes });
+    }
+
+    /// The server's half of a key agreement, for datagram and stream
+    /// handshakes alike: a fresh ephemeral key, both shared secrets with the
+    /// client's key (`None` for a low-order key, which would make them
+    /// predictable), and the session keys under `transcript`, which is given
+    /// the server's ephemeral public key.
+    fn agree_keys(
+        &mut self,
+        client_public: [u8; 32],
+        attach_secret: Option<&[u8; 32]>,
+        transcript: impl FnOnce(&[u8; 32]) -> [u8; 32],
+    ) -> Option<(SessionKeys, [u8; 32])> {
+        let ephemeral = StaticSecret::random_from_rng(&mut self.rng);
+        let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
+        let client_key = PublicKey::from(client_public);
+        let ephemeral_dh = ephemeral.diffie_hellman(&client_key);
+        let static_dh = self.identity.secret.diffie_hellman(&client_key);
+        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
+            return None;
+        }
+        let keys = SessionKeys::derive(
+            ephemeral_dh.as_bytes(),
+            static_dh.as_bytes(),
+            attach_secret,
+            &transcript(&ephemeral_public),
+        );
+        Some((keys, ephemeral_public))
     }
 
     fn fresh_session_id(&mut self) -> u64 {

@@ -7,11 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use x25519_dalek::{PublicKey, StaticSecret};
-
 use super::{AddressPrefix, Server};
 use crate::codec::Reader;
-use crate::crypto::{PacketKey, SessionKeys};
+use crate::crypto::SessionKeys;
 use crate::event::{StreamId, Transmit};
 use crate::frame::Frame;
 use crate::handshake::{AckBody, Mode, PROTOCOL_VERSION};
@@ -210,42 +208,31 @@ impl Server {
                 )
             }
         };
-        let ephemeral = StaticSecret::random_from_rng(&mut self.rng);
-        let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
-        let client_key = PublicKey::from(client_public);
-        let ephemeral_dh = ephemeral.diffie_hellman(&client_key);
-        let static_dh = self.identity.secret.diffie_hellman(&client_key);
-        if !ephemeral_dh.was_contributory() || !static_dh.was_contributory() {
-            self.count_drop(DropReason::Malformed);
-            return self.refuse_stream(stream, None);
-        }
-        let transcript = stream_transcript(
-            PROTOCOL_VERSION,
-            &client_public,
-            &ephemeral_public,
-            &self.identity_public,
-            mode,
-        );
+        let server_static = self.identity_public;
         // In Attach mode only a holder of the resume token derives these keys:
         // the token proves itself without crossing the link.
-        let keys = SessionKeys::derive(
-            ephemeral_dh.as_bytes(),
-            static_dh.as_bytes(),
-            attach_secret.as_ref(),
-            &transcript,
-        );
-        let mut sealed = AckBody {
-            session_id,
-            received,
-        }
-        .to_bytes()
-        .to_vec();
-        PacketKey::new(&keys.confirm).seal(0, &mut sealed, 0);
+        let agreed = self.agree_keys(client_public, attach_secret.as_ref(), |ephemeral| {
+            stream_transcript(
+                PROTOCOL_VERSION,
+                &client_public,
+                ephemeral,
+                &server_static,
+                mode,
+            )
+        });
+        let Some((keys, ephemeral_public)) = agreed else {
+            self.count_drop(DropReason::Malformed);
+            return self.refuse_stream(stream, None);
+        };
         let accept = StreamHandshake::Accept {
             version: PROTOCOL_VERSION,
             server_ephemeral: ephemeral_public,
-            server_static: self.identity_public,
-            sealed: sealed.try_into().expect("16 bytes + tag"),
+            server_static,
+            sealed: AckBody {
+                session_id,
+                received,
+            }
+            .seal(&keys.confirm),
         };
         self.out.transmits.push_back(Transmit::Stream {
             stream,
