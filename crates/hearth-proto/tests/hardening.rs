@@ -410,3 +410,33 @@ fn a_session_lives_across_the_32_bit_millisecond_wrap() {
     );
     assert!(rtt.smoothed.unwrap() < Duration::from_secs(1), "{rtt:?}");
 }
+
+#[test]
+fn connect_and_close_churn_keeps_the_stream_table_bounded() {
+    let now = Instant::now();
+    let config = ServerConfig {
+        max_pending_streams: 100,
+        ..ServerConfig::default()
+    };
+    let seed = hearth_proto::os_seed();
+    let mut server = hearth_proto::Server::new(
+        config,
+        hearth_proto::ServerIdentity::generate(seed),
+        now,
+        seed,
+    );
+    for n in 0..50_000u64 {
+        let peer = SocketAddr::from(([10, 3, (n >> 8) as u8, n as u8], 4000));
+        server.stream_opened(now, StreamId(n), peer);
+        server.stream_closed(now, StreamId(n));
+        while server.poll_transmit().is_some() {}
+    }
+    let size = server.state_size();
+    assert_eq!(size.pending_streams, 0);
+    assert_eq!(size.logging_in_addresses, 0);
+    assert!(
+        size.pending_stream_deadlines <= 2 * 100 + 65,
+        "{} deadlines queued",
+        size.pending_stream_deadlines
+    );
+}

@@ -65,6 +65,8 @@ pub struct StateSize {
     pub sessions: usize,
     pub completed_handshakes: usize,
     pub pending_streams: usize,
+    /// Login deadlines queued for streams (some already gone, until compacted).
+    pub pending_stream_deadlines: usize,
     pub queued_transmits: usize,
     pub queued_events: usize,
     pub timers: usize,
@@ -150,6 +152,7 @@ impl Server {
             sessions: self.sessions.len(),
             completed_handshakes: self.completed.len(),
             pending_streams: self.streams.pending_len(),
+            pending_stream_deadlines: self.streams.deadlines_len(),
             queued_transmits: self.out.transmits.len(),
             queued_events: self.out.events.len(),
             timers: self.timers.len(),

@@ -51,6 +51,10 @@ impl StreamTable {
         self.pending.len()
     }
 
+    pub(super) fn deadlines_len(&self) -> usize {
+        self.pending_order.len()
+    }
+
     pub(super) fn next_deadline(&self, login_step: Duration) -> Option<Instant> {
         self.pending_order.front().map(|(at, _)| *at + login_step)
     }
@@ -60,6 +64,18 @@ impl StreamTable {
             self.attached.remove(&old);
         }
         self.attached.insert(stream, session);
+    }
+
+    /// Drops deadline entries of streams that already left the pending set,
+    /// so that connect-and-close churn cannot grow the queue beyond a
+    /// multiple of the pending cap (amortised: it runs when the queue doubles).
+    fn compact(&mut self, max_pending: usize) {
+        if self.pending_order.len() <= 2 * max_pending + 64 {
+            return;
+        }
+        let pending = &self.pending;
+        self.pending_order
+            .retain(|(opened, stream)| pending.get(stream).is_some_and(|p| p.opened == *opened));
     }
 
     pub(super) fn forget_session(&mut self, session: u64) {
@@ -102,6 +118,7 @@ impl Server {
             },
         );
         self.streams.pending_order.push_back((now, stream));
+        self.streams.compact(self.config.max_pending_streams);
     }
 
     /// Streams that connected and did not complete their handshake in time.
