@@ -85,12 +85,8 @@ pub enum ConnectError {
     },
     #[error("connecting to {0} timed out")]
     Timeout(SocketAddr),
-    #[error("TLS with {host} failed: {reason}{hint}")]
-    Tls {
-        host: String,
-        reason: String,
-        hint: &'static str,
-    },
+    #[error("{0}")]
+    Tls(String),
     #[error("WebSocket upgrade failed: {0}")]
     WebSocket(String),
     #[error("could not open a UDP socket: {0}")]
@@ -281,7 +277,7 @@ impl Driver {
             let stream = tokio::time::timeout_at(deadline, tls.connect(&host, tcp))
                 .await
                 .map_err(|_| ConnectError::Timeout(addr))?
-                .map_err(|e| tls_error(host, e))?;
+                .map_err(|e| ConnectError::Tls(tls::handshake_failure(&host, &e)))?;
             let socket = tokio::time::timeout_at(deadline, self.websocket(stream))
                 .await
                 .map_err(|_| ConnectError::Timeout(addr))??;
@@ -486,19 +482,6 @@ impl Driver {
             }
         }
     }
-}
-
-/// A failed TLS handshake, with what to do about an untrusted certificate.
-fn tls_error(host: String, error: std::io::Error) -> ConnectError {
-    let reason = error.to_string();
-    let hint = if reason.contains("certificate") {
-        " (the server's certificate is not trusted for this host: use a certificate \
-         from a public CA for this name, or for a self-signed test setup give the \
-         client the server's certificate to trust)"
-    } else {
-        ""
-    };
-    ConnectError::Tls { host, reason, hint }
 }
 
 async fn recv_datagram(

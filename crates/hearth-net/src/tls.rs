@@ -146,6 +146,20 @@ fn server_name(host: &str) -> io::Result<ServerName<'static>> {
     })
 }
 
+/// A failed client handshake in words, with what to do when the server's
+/// certificate is not trusted.
+pub fn handshake_failure(host: &str, error: &io::Error) -> String {
+    let reason = error.to_string();
+    let hint = if reason.contains("certificate") {
+        " (the server's certificate is not trusted for this host: use a certificate from a \
+         public CA for this name, or, for a self-signed test setup, give the client the \
+         server's certificate to trust)"
+    } else {
+        ""
+    };
+    format!("TLS with {host} failed: {reason}{hint}")
+}
+
 /// `host` of `host:port`, keeping IPv6 brackets out.
 pub fn host_of(authority: &str) -> &str {
     let host = match authority.rsplit_once(':') {

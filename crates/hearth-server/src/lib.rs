@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod config;
 pub mod game;
+pub mod listener;
 pub mod metrics;
 pub mod secrets;
 pub mod server;
@@ -11,4 +12,4 @@ pub mod storage;
 pub mod web;
 
 pub use config::Config;
-pub use server::{start, Running, StartError};
+pub use server::{start, Running, ServeError, StartError};
