@@ -13,12 +13,16 @@
 //!
 //! URLs choose the transport: `hearth://host:port` (TCP login, then UDP by
 //! ticket, TCP alone when UDP is blocked), `udp://host:port`, `tcp://host:port`,
-//! `ws://host:port/ws` (the web port).
+//! `ws://host:port/ws` and `wss://host:port/ws` (the web port, with TLS).
+//! `wss://` and `https://` trust the public web PKI, or only the certificate
+//! given in [`Options::trusted_certificate`] / [`Accounts::trusting`].
 
 mod accounts;
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use hearth_net::tls::ClientTls;
 
 pub use accounts::{Accounts, TokenPair};
 pub use hearth_net::client::{ConnectConfig, Connection, Transport};
@@ -43,8 +47,10 @@ pub enum Error {
         code: String,
         message: String,
     },
-    #[error("cannot reach the web API: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("cannot reach the web API at {url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("the trusted certificate is not usable: {0}")]
+    Certificate(#[from] hearth_net::tls::TlsError),
     #[error("session ended: {0}")]
     Session(String),
 }
@@ -61,6 +67,9 @@ pub struct Options {
     /// In `hearth://`, how long UDP may take before settling on TCP.
     pub udp_wait: Duration,
     pub reconnect: bool,
+    /// For `wss://`: trust only this certificate (PEM), e.g. the server's
+    /// self-signed one; `None` trusts the public web PKI.
+    pub trusted_certificate: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -87,12 +96,36 @@ impl Options {
             server_key: None,
             udp_wait: Duration::from_secs(3),
             reconnect: true,
+            trusted_certificate: None,
         }
+    }
+
+    /// Trusts only `pem` for `wss://` (see [`Options::trusted_certificate`]).
+    pub fn trusting(mut self, pem: &[u8]) -> Self {
+        self.trusted_certificate = Some(pem.to_vec());
+        self
     }
 }
 
-/// Splits a server URL into the transport, host:port and WebSocket path.
-pub fn parse_url(url: &str) -> Result<(Transport, String, String), Error> {
+/// Roots that hold only the certificates in `pem`.
+pub(crate) fn trust(pem: &[u8]) -> Result<ClientTls, Error> {
+    Ok(ClientTls::trusting_pem(pem)?)
+}
+
+/// How a URL asks to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub transport: Transport,
+    /// `wss://`: WebSocket over TLS.
+    pub tls: bool,
+    /// `host:port`.
+    pub authority: String,
+    /// The WebSocket path.
+    pub path: String,
+}
+
+/// Splits a server URL into the transport, TLS, host:port and WebSocket path.
+pub fn parse_url(url: &str) -> Result<Target, Error> {
     let bad = |why: &str| Error::Url {
         url: url.to_owned(),
         why: why.to_owned(),
@@ -100,13 +133,13 @@ pub fn parse_url(url: &str) -> Result<(Transport, String, String), Error> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| bad("expected SCHEME://HOST:PORT"))?;
-    let transport = match scheme {
-        "hearth" => Transport::Auto,
-        "udp" => Transport::Udp,
-        "tcp" => Transport::Tcp,
-        "ws" => Transport::WebSocket,
-        "wss" => return Err(bad("wss:// needs TLS, which this client does not speak yet: put a TLS proxy in front or use ws:// on a trusted network")),
-        _ => return Err(bad("the scheme must be hearth, udp, tcp or ws")),
+    let (transport, tls) = match scheme {
+        "hearth" => (Transport::Auto, false),
+        "udp" => (Transport::Udp, false),
+        "tcp" => (Transport::Tcp, false),
+        "ws" => (Transport::WebSocket, false),
+        "wss" => (Transport::WebSocket, true),
+        _ => return Err(bad("the scheme must be hearth, udp, tcp, ws or wss")),
     };
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
@@ -118,12 +151,22 @@ pub fn parse_url(url: &str) -> Result<(Transport, String, String), Error> {
     {
         return Err(bad("give the port, e.g. 127.0.0.1:7777"));
     }
-    Ok((transport, authority.to_owned(), path.to_owned()))
+    Ok(Target {
+        transport,
+        tls,
+        authority: authority.to_owned(),
+        path: path.to_owned(),
+    })
 }
 
 /// Connects to the server at `url` and starts the login.
 pub async fn connect(url: &str, options: Options) -> Result<Connection, Error> {
-    let (transport, authority, path) = parse_url(url)?;
+    let Target {
+        transport,
+        tls,
+        authority,
+        path,
+    } = parse_url(url)?;
     let server: SocketAddr = tokio::net::lookup_host(&authority)
         .await
         .map_err(|source| Error::Resolve {
@@ -138,6 +181,12 @@ pub async fn connect(url: &str, options: Options) -> Result<Connection, Error> {
     let mut config = ConnectConfig::new(transport, server);
     config.ws_host = authority;
     config.ws_path = path;
+    if tls {
+        config.tls = Some(match &options.trusted_certificate {
+            Some(pem) => trust(pem)?,
+            None => ClientTls::webpki_roots(),
+        });
+    }
     config.udp_wait = options.udp_wait;
     config.reconnect = options.reconnect;
     config.protocol.credentials = options.credentials;
@@ -153,21 +202,31 @@ mod tests {
 
     #[test]
     fn urls_choose_the_transport() {
-        let (t, a, p) = parse_url("ws://localhost:8080/ws").unwrap();
+        let ws = parse_url("ws://localhost:8080/ws").unwrap();
         assert_eq!(
-            (t, a.as_str(), p.as_str()),
-            (Transport::WebSocket, "localhost:8080", "/ws")
+            (
+                ws.transport,
+                ws.tls,
+                ws.authority.as_str(),
+                ws.path.as_str()
+            ),
+            (Transport::WebSocket, false, "localhost:8080", "/ws")
+        );
+        let wss = parse_url("wss://game.example:443").unwrap();
+        assert_eq!(
+            (wss.transport, wss.tls, wss.path.as_str()),
+            (Transport::WebSocket, true, "/ws")
         );
         assert_eq!(
-            parse_url("hearth://127.0.0.1:7777").unwrap().0,
+            parse_url("hearth://127.0.0.1:7777").unwrap().transport,
             Transport::Auto
         );
-        assert_eq!(parse_url("udp://127.0.0.1:7777").unwrap().0, Transport::Udp);
+        assert_eq!(
+            parse_url("udp://127.0.0.1:7777").unwrap().transport,
+            Transport::Udp
+        );
         assert!(parse_url("127.0.0.1:7777").is_err());
         assert!(parse_url("tcp://127.0.0.1").is_err());
-        assert!(parse_url("wss://x:1")
-            .unwrap_err()
-            .to_string()
-            .contains("TLS"));
+        assert!(parse_url("https://x:1").is_err());
     }
 }

@@ -4,8 +4,11 @@
 //! ticket from Welcome and binds UDP (resent every second by the protocol);
 //! when UDP does not come up within `udp_wait` everything stays on TCP and the
 //! game does not notice. `Udp` logs in over UDP alone, `Tcp` never tries UDP,
-//! `WebSocket` logs in over a WebSocket on the web port. When the stream drops
-//! the connector reconnects and resumes the session within the grace window.
+//! `WebSocket` logs in over a WebSocket on the web port (`wss://` when
+//! [`ConnectConfig::tls`] is set). When the stream drops the connector
+//! reconnects and resumes the session within the grace window. A stream write
+//! that does not complete within [`ConnectConfig::write_timeout`] (the server
+//! stopped reading) drops the link the same way.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,12 +18,13 @@ use futures_util::StreamExt;
 use hearth_proto::{
     ChannelSpec, Client, ClientConfig, Event, LinkKind, SendError, SessionStats, Transmit,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::framing;
+use crate::tls::{self, ClientTls};
 use crate::ws::{Limits, Message, WebSocket};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,13 @@ pub struct ConnectConfig {
     pub udp_wait: Duration,
     /// Reconnect and resume when the stream or datagram link drops.
     pub reconnect: bool,
+    /// Bounds the TCP connect, and the TLS and WebSocket handshakes.
     pub connect_timeout: Duration,
+    /// A stream write that takes longer drops the link (then resume).
+    pub write_timeout: Duration,
+    /// WebSocket only: speak TLS (`wss://`), verifying the server's
+    /// certificate for the host in `ws_host` against these roots.
+    pub tls: Option<ClientTls>,
 }
 
 impl ConnectConfig {
@@ -60,6 +70,8 @@ impl ConnectConfig {
             udp_wait: Duration::from_secs(3),
             reconnect: true,
             connect_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -73,6 +85,8 @@ pub enum ConnectError {
     },
     #[error("connecting to {0} timed out")]
     Timeout(SocketAddr),
+    #[error("{0}")]
+    Tls(String),
     #[error("WebSocket upgrade failed: {0}")]
     WebSocket(String),
     #[error("could not open a UDP socket: {0}")]
@@ -245,7 +259,9 @@ impl Driver {
 
     async fn open_stream(&mut self) -> Result<(), ConnectError> {
         let addr = self.config.server;
-        let tcp = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
+        let deadline = tokio::time::Instant::now() + self.config.connect_timeout;
+        let within = |future| tokio::time::timeout_at(deadline, future);
+        let tcp = within(TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(addr))?
             .map_err(|source| ConnectError::Unreachable { addr, source })?;
@@ -253,25 +269,47 @@ impl Driver {
         let (packet_tx, packets) = mpsc::channel(1024);
         let (outgoing, out_rx) = mpsc::channel(1024);
         let max_frame = self.config.protocol.session.max_stream_packet;
-        if self.config.transport == Transport::WebSocket {
-            let limits = Limits {
-                max_message: max_frame,
-            };
-            let (socket, _) = WebSocket::connect(
-                tcp,
-                &self.config.ws_host,
-                &self.config.ws_path,
-                &["hearth.v1"],
-                limits,
-            )
-            .await
-            .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
-            tokio::spawn(websocket_io(socket, packet_tx, out_rx));
+        let write_timeout = self.config.write_timeout;
+        if self.config.transport != Transport::WebSocket {
+            tokio::spawn(tcp_io(tcp, max_frame, write_timeout, packet_tx, out_rx));
+        } else if let Some(tls) = &self.config.tls {
+            let host = tls::host_of(&self.config.ws_host).to_owned();
+            let stream = tokio::time::timeout_at(deadline, tls.connect(&host, tcp))
+                .await
+                .map_err(|_| ConnectError::Timeout(addr))?
+                .map_err(|e| ConnectError::Tls(tls::handshake_failure(&host, &e)))?;
+            let socket = tokio::time::timeout_at(deadline, self.websocket(stream))
+                .await
+                .map_err(|_| ConnectError::Timeout(addr))??;
+            tokio::spawn(websocket_io(socket, write_timeout, packet_tx, out_rx));
         } else {
-            tokio::spawn(tcp_io(tcp, max_frame, packet_tx, out_rx));
+            let socket = tokio::time::timeout_at(deadline, self.websocket(tcp))
+                .await
+                .map_err(|_| ConnectError::Timeout(addr))??;
+            tokio::spawn(websocket_io(socket, write_timeout, packet_tx, out_rx));
         }
         self.stream = Some(StreamLink { packets, outgoing });
         Ok(())
+    }
+
+    /// The WebSocket upgrade over a connected transport.
+    async fn websocket<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: S,
+    ) -> Result<WebSocket<S>, ConnectError> {
+        let limits = Limits {
+            max_message: self.config.protocol.session.max_stream_packet,
+        };
+        let (socket, _) = WebSocket::connect(
+            io,
+            &self.config.ws_host,
+            &self.config.ws_path,
+            &["hearth.v1"],
+            limits,
+        )
+        .await
+        .map_err(|e| ConnectError::WebSocket(e.to_string()))?;
+        Ok(socket)
     }
 
     async fn run(
@@ -466,6 +504,7 @@ async fn recv_packet(stream: Option<&mut StreamLink>) -> Option<Bytes> {
 async fn tcp_io(
     stream: TcpStream,
     max_frame: usize,
+    write_timeout: Duration,
     packets: mpsc::Sender<Bytes>,
     mut outgoing: mpsc::Receiver<Vec<u8>>,
 ) {
@@ -484,15 +523,20 @@ async fn tcp_io(
             },
             out = outgoing.recv() => {
                 let Some(first) = out else {
-                    let _ = write.shutdown().await;
+                    let _ = tokio::time::timeout(write_timeout, write.shutdown()).await;
                     break;
                 };
                 framing::write_frame(&mut buffer, &first);
                 while let Ok(more) = outgoing.try_recv() {
                     framing::write_frame(&mut buffer, &more);
                 }
-                if write.write_all(&buffer).await.is_err() {
-                    break;
+                match tokio::time::timeout(write_timeout, write.write_all(&buffer)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        tracing::info!("the server stopped reading for {write_timeout:?}; dropping the TCP link");
+                        break;
+                    }
                 }
                 buffer.clear();
             }
@@ -500,11 +544,24 @@ async fn tcp_io(
     }
 }
 
-async fn websocket_io(
-    mut socket: WebSocket<TcpStream>,
+async fn websocket_io<S: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: WebSocket<S>,
+    write_timeout: Duration,
     packets: mpsc::Sender<Bytes>,
     mut outgoing: mpsc::Receiver<Vec<u8>>,
 ) {
+    let flush =
+        async |socket: &mut WebSocket<S>| match tokio::time::timeout(write_timeout, socket.flush())
+            .await
+        {
+            Ok(result) => result.is_ok(),
+            Err(_) => {
+                tracing::info!(
+                    "the server stopped reading for {write_timeout:?}; dropping the WebSocket link"
+                );
+                false
+            }
+        };
     loop {
         loop {
             match socket.decode() {
@@ -517,12 +574,12 @@ async fn websocket_io(
                 Ok(None) => break,
                 Err(error) => {
                     socket.protocol().fail(&error);
-                    let _ = socket.flush().await;
+                    let _ = flush(&mut socket).await;
                     return;
                 }
             }
         }
-        if socket.flush().await.is_err() || socket.protocol().is_done() {
+        if !flush(&mut socket).await || socket.protocol().is_done() {
             return;
         }
         tokio::select! {
@@ -534,7 +591,7 @@ async fn websocket_io(
             out = outgoing.recv() => {
                 let Some(first) = out else {
                     socket.protocol().close_with(1000, "client closed");
-                    let _ = socket.flush().await;
+                    let _ = flush(&mut socket).await;
                     return;
                 };
                 let _ = socket.protocol().send_binary(&first);

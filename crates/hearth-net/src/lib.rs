@@ -1,8 +1,10 @@
 //! Hearth's drivers: the tokio gates (UDP, TCP, WebSocket) that feed the
-//! sans-IO session protocol, and the client connector.
+//! sans-IO session protocol, the client connector, and TLS for the web port.
 
+pub mod admission;
 pub mod client;
 pub mod framing;
 pub mod gate;
+pub mod tls;
 pub mod udp;
 pub mod ws;

@@ -1,11 +1,12 @@
 //! The gates over real loopback sockets: TCP+UDP (seed 000), UDP only,
-//! WebSocket, blocked UDP, resume after a dropped TCP connection, and bad input.
+//! WebSocket, blocked UDP, resume after a dropped TCP connection, bad input,
+//! slow readers (queue bytes, write timeout) and a panic in the gate task.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use hearth_net::client::{ConnectConfig, Connection, Transport};
-use hearth_net::gate::{self, EchoHandler, GateConfig, GateHandle, Reject};
+use hearth_net::gate::{self, EchoHandler, GateConfig, GateEnd, GateHandle, Reject};
 use hearth_proto::{ChannelKind, ChannelSpec, Delivery, Event, LinkKind, ServerIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -413,15 +414,17 @@ impl gate::Handler for Flood {
     }
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_loses_its_link_not_the_server_its_memory() {
+/// A gate whose handler floods every player, and a player logged in over
+/// TCP that then reads nothing more (its socket stays open). Returns when the
+/// gate has cut the link as a slow consumer, with the time that took.
+async fn flood_a_client_that_stops_reading(configure: impl FnOnce(&mut GateConfig)) -> Duration {
     let mut config = GateConfig {
         tcp: Some("127.0.0.1:0".parse().unwrap()),
-        stream_queue: 8,
         ..GateConfig::default()
     };
     // Let the session queue far more than the kernel's socket buffers hold.
     config.protocol.session.max_unacked_bytes = 64 << 20;
+    configure(&mut config);
     let gate = gate::start(
         config,
         ServerIdentity::generate(hearth_proto::os_seed()),
@@ -430,20 +433,91 @@ async fn a_client_that_stops_reading_loses_its_link_not_the_server_its_memory() 
     .await
     .unwrap();
     let (_stream, _client) = manual_tcp_login(gate.tcp_addr.unwrap()).await;
-    // The client reads nothing more; the socket stays open.
     let started = std::time::Instant::now();
     while gate.metrics().rejects(Reject::SlowConsumer) == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "slow consumer not detected"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cut_after = started.elapsed();
     let detached = gate.query(|ctx| ctx.session_count()).await.unwrap();
     assert_eq!(
         detached, 1,
         "the session waits for a resume; only the link went"
     );
+    cut_after
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_fills_its_byte_bound_and_loses_its_link() {
+    // Only the byte bound can trip: plenty of packets allowed, no write timeout in reach.
+    flood_a_client_that_stops_reading(|c| {
+        c.stream_queue_bytes = 1 << 20;
+        c.stream_write_timeout = Duration::from_secs(60);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_the_client_does_not_read_is_cut_at_the_write_timeout() {
+    // The queue holds the whole flood, so only the blocked write can trip.
+    let cut_after = flood_a_client_that_stops_reading(|c| {
+        c.stream_queue_bytes = 256 << 20;
+        c.stream_write_timeout = Duration::from_millis(500);
+    })
+    .await;
+    assert!(
+        cut_after < Duration::from_secs(3),
+        "cut within the write timeout and some slack: {cut_after:?}"
+    );
+}
+
+/// Panics at the first login, as a buggy game handler would.
+struct PanicsAtLogin;
+
+impl gate::Handler for PanicsAtLogin {
+    fn on_event(&mut self, _gate: &mut gate::GateCtx<'_>, _session: u64, event: Event) {
+        if let Event::LoginRequest(_) = event {
+            panic!("handler bug: no map loaded");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_gate_task_is_reported_and_releases_the_port() {
+    let config = GateConfig {
+        tcp: Some("127.0.0.1:0".parse().unwrap()),
+        ..GateConfig::default()
+    };
+    let gate = gate::start(
+        config,
+        ServerIdentity::generate(hearth_proto::os_seed()),
+        PanicsAtLogin,
+    )
+    .await
+    .unwrap();
+    assert_eq!(gate.end(), None, "running");
+    let tcp = gate.tcp_addr.unwrap();
+    let _player = Connection::connect(ConnectConfig::new(Transport::Tcp, tcp))
+        .await
+        .unwrap();
+    let end = timeout(WAIT, gate.ended()).await.expect("the gate ended");
+    assert_eq!(end, GateEnd::Panicked("handler bug: no map loaded".into()));
+    assert_eq!(
+        end.to_string(),
+        "the gate task panicked: handler bug: no map loaded"
+    );
+    assert_eq!(gate.end(), Some(end));
+    assert!(gate.run(|_| {}).await.is_err(), "commands fail at once");
+    timeout(WAIT, async {
+        while std::net::TcpListener::bind(tcp).is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the game port is released");
 }
 
 #[tokio::test]
@@ -509,6 +583,7 @@ async fn shutdown_releases_the_ports() {
     let gate = echo_gate(|_| {}).await;
     let (tcp, udp) = (gate.tcp_addr.unwrap(), gate.udp_addr.unwrap());
     gate.shutdown("test over").await;
+    assert_eq!(timeout(WAIT, gate.ended()).await.unwrap(), GateEnd::Stopped);
     let started = std::time::Instant::now();
     loop {
         let rebound =

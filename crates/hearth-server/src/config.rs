@@ -22,6 +22,34 @@ pub struct Config {
     pub database_url: String,
     pub accounts: AccountsConfig,
     pub game: GameConfig,
+    pub tls: TlsConfig,
+    pub web: WebConfig,
+}
+
+/// TLS on the web port: HTTPS for the API and pages, `wss://` for `/ws`.
+/// Both files or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// Bounds on the web port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// A connection must complete its TLS handshake and each request's
+    /// headers within this many milliseconds (idle keep-alive included).
+    pub header_timeout_ms: u64,
+    /// HTTP connections open at once (upgraded WebSockets count in the gate).
+    pub max_connections: usize,
+    /// HTTP connections open at once from one address (IPv6: one /64).
+    pub max_connections_per_address: usize,
+    /// Largest request body the API reads, in bytes.
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,7 +107,26 @@ impl Default for Config {
             database_url: String::new(),
             accounts: AccountsConfig::default(),
             game: GameConfig::default(),
+            tls: TlsConfig::default(),
+            web: WebConfig::default(),
         }
+    }
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 10_000,
+            max_connections: 4096,
+            max_connections_per_address: 64,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl WebConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
     }
 }
 
@@ -159,7 +206,8 @@ impl Config {
     }
 
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
-    /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`.
+    /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
+    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -191,6 +239,12 @@ impl Config {
         }
         if let Some(v) = var("HEARTH_ALLOW_ANONYMOUS") {
             self.accounts.allow_anonymous = parse("HEARTH_ALLOW_ANONYMOUS", v)?;
+        }
+        if let Some(v) = var("HEARTH_TLS_CERT") {
+            self.tls.cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("HEARTH_TLS_KEY") {
+            self.tls.key = Some(PathBuf::from(v));
         }
         Ok(())
     }
@@ -225,5 +279,22 @@ mod tests {
             "typos are errors"
         );
         assert_eq!(Config::default().bind.to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn tls_and_web_limits_come_from_the_file_and_tls_from_the_environment() {
+        let mut config: Config = toml::from_str(
+            "[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\n[web]\nheader_timeout_ms = 500\nmax_body_bytes = 1024\n",
+        )
+        .unwrap();
+        assert_eq!(config.tls.cert.as_deref(), Some(Path::new("a.pem")));
+        assert_eq!(config.web.header_timeout(), Duration::from_millis(500));
+        assert_eq!(config.web.max_body_bytes, 1024);
+        assert_eq!(config.web.max_connections, 4096, "default kept");
+        config
+            .apply_env(|name| (name == "HEARTH_TLS_KEY").then(|| "b.key".to_owned()))
+            .unwrap();
+        assert_eq!(config.tls.key.as_deref(), Some(Path::new("b.key")));
+        assert!(toml::from_str::<Config>("[web]\nheader_timeout = 1").is_err());
     }
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod config;
 pub mod game;
 pub mod hash_pool;
+pub mod listener;
 pub mod metrics;
 mod private_files;
 pub mod rate_limit;
@@ -14,4 +15,4 @@ pub mod storage;
 pub mod web;
 
 pub use config::Config;
-pub use server::{start, Running, StartError};
+pub use server::{start, Running, ServeError, StartError};

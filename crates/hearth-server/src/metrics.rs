@@ -6,6 +6,8 @@ use std::sync::atomic::Ordering;
 
 use hearth_net::gate::Reject;
 
+use crate::listener::WebReject;
+
 use crate::web::WebState;
 
 struct Out(String);
@@ -68,6 +70,18 @@ pub fn render(state: &WebState) -> String {
         "TCP and WebSocket connections open now.",
         load(&gate.streams_open),
     );
+    out.single(
+        "hearth_web_connections_open",
+        "gauge",
+        "HTTP connections open on the web port now (upgraded WebSockets count as streams).",
+        load(&state.web_port.open),
+    );
+    out.single(
+        "hearth_web_connections_accepted_total",
+        "counter",
+        "Connections accepted on the web port, refused ones included.",
+        load(&state.web_port.accepted),
+    );
     out.family(
         "hearth_connections_total",
         "counter",
@@ -120,6 +134,13 @@ pub fn render(state: &WebState) -> String {
             "hearth_rejected_total",
             &[("layer", "gate"), ("reason", reason.name())],
             gate.rejects(reason),
+        );
+    }
+    for reason in WebReject::ALL {
+        out.value(
+            "hearth_rejected_total",
+            &[("layer", "web"), ("reason", reason.name())],
+            state.web_port.rejects(reason),
         );
     }
     for (reason, count) in endpoint.drops.nonzero() {

@@ -1,17 +1,21 @@
 //! `hearth serve`: storage, secrets, the gates on the game port, the web port,
-//! and graceful shutdown.
+//! supervision of the gate task, and graceful shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use hearth_net::gate::{self, GateConfig, GateHandle};
-use tokio::sync::oneshot;
+use hearth_net::gate::{self, GateConfig, GateEnd, GateHandle};
+use hearth_net::tls::ServerTls;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::accounts::Accounts;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::game::{GameHandler, LoginCounters};
+use crate::listener::{self, WebPort, WebPortMetrics};
 use crate::storage::{Storage, StorageError};
 use crate::web::{self, WebState};
 
@@ -31,6 +35,25 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS is half configured: give both a certificate and a key ([tls] cert and key in hearth.toml, HEARTH_TLS_CERT and HEARTH_TLS_KEY, or --tls-cert and --tls-key), or neither")]
+    TlsHalfConfigured,
+    #[error("cannot read the TLS {what} {path}: {source} (check [tls] {what} in hearth.toml or --tls-{what})")]
+    TlsFile {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot use the TLS certificate and key: {0}")]
+    Tls(#[from] hearth_net::tls::TlsError),
+}
+
+/// Why a server stopped without being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the gate task panicked: {0} (the server has stopped; this is a bug in Hearth or in the game's handler: please report it with the log above)")]
+    GatePanicked(String),
+    #[error("the gate task stopped on its own; the server has stopped")]
+    GateStopped,
 }
 
 /// A started server.
@@ -38,15 +61,41 @@ pub struct Running {
     pub game_tcp: SocketAddr,
     pub game_udp: Option<SocketAddr>,
     pub web: SocketAddr,
+    /// The web port speaks TLS (https://, wss://).
+    pub tls: bool,
+    /// Listening beyond loopback without TLS: passwords cross the network in
+    /// the clear. Warned about on the console and the page.
+    pub plaintext_public: bool,
     pub public_key: [u8; 32],
     pub gate: GateHandle,
     pub storage: Storage,
     pub accounts: Accounts,
-    web_stop: oneshot::Sender<()>,
+    pub web_metrics: Arc<WebPortMetrics>,
+    web_stop: CancellationToken,
     web_task: JoinHandle<()>,
 }
 
+fn load_tls(config: &TlsConfig) -> Result<Option<ServerTls>, StartError> {
+    let read = |what: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| StartError::TlsFile {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    match (&config.cert, &config.key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(ServerTls::from_pem(
+            &read("cert", cert)?,
+            &read("key", key)?,
+        )?)),
+        _ => Err(StartError::TlsHalfConfigured),
+    }
+}
+
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    // Checked first: a bad certificate path should not leave a fresh database behind.
+    let tls = load_tls(&config.tls)?;
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -85,6 +134,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             addr: web_addr,
             source,
         })?;
+    let plaintext_public = tls.is_none() && !config.bind.is_loopback();
+    if plaintext_public {
+        tracing::warn!(
+            bind = %config.bind,
+            "the web port is open beyond this machine WITHOUT TLS: passwords sent to the web API \
+             cross the network unprotected. Configure a certificate ([tls] cert and key, or \
+             --tls-cert and --tls-key) or bind to 127.0.0.1 behind a TLS proxy"
+        );
+    }
+    let web_metrics = Arc::new(WebPortMetrics::default());
     let state = WebState {
         accounts: accounts.clone(),
         storage: storage.clone(),
@@ -93,45 +152,81 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         api_errors: Arc::default(),
         started: Instant::now(),
         max_ws_message,
+        web_port: web_metrics.clone(),
+        plaintext_public,
     };
-    let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let (web_stop, stopped) = oneshot::channel::<()>();
-    let web_task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!("web server stopped: {e}");
-        }
-    });
+    let router = listener::limit_bodies(
+        web::router(state),
+        config.web.max_body_bytes,
+        web_metrics.clone(),
+    );
+    let tls_on = tls.is_some();
+    let port = WebPort {
+        listener,
+        router,
+        tls,
+        limits: config.web.clone(),
+        metrics: web_metrics.clone(),
+    };
+    let web_stop = CancellationToken::new();
+    let web_task = tokio::spawn(port.serve(web_stop.clone()));
     let running = Running {
         game_tcp: gate.tcp_addr.expect("TCP is always served"),
         game_udp: gate.udp_addr,
         web,
+        tls: tls_on,
+        plaintext_public,
         public_key: gate.public_key,
         gate,
         storage,
         accounts,
+        web_metrics,
         web_stop,
         web_task,
     };
     tracing::info!(
         game_tcp = %running.game_tcp,
         game_udp = ?running.game_udp,
-        web = %running.web,
+        web = %running.web_url(),
         "hearth is serving"
     );
     Ok(running)
 }
 
 impl Running {
+    /// `https://ADDR` or `http://ADDR`.
+    pub fn web_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.web)
+    }
+
+    /// Serves until `stop` gives a reason (then shuts down gracefully with
+    /// it) or the gate task ends on its own (then stops everything else too,
+    /// so no half-alive process keeps answering on the web port).
+    pub async fn run_until(self, stop: impl Future<Output = String>) -> Result<(), ServeError> {
+        let gate = self.gate.clone();
+        tokio::select! {
+            reason = stop => {
+                self.shutdown(&reason).await;
+                Ok(())
+            }
+            end = gate.ended() => {
+                let error = match end {
+                    GateEnd::Panicked(message) => ServeError::GatePanicked(message),
+                    GateEnd::Stopped => ServeError::GateStopped,
+                };
+                tracing::error!("{error}");
+                self.shutdown("the gate task ended").await;
+                Err(error)
+            }
+        }
+    }
+
     /// Closes every session with `reason` (clients receive it), stops the web
     /// server, and flushes and closes the database.
     pub async fn shutdown(self, reason: &str) {
         self.gate.shutdown(reason).await;
-        let _ = self.web_stop.send(());
+        self.web_stop.cancel();
         // Open keep-alive connections get a moment to finish their request.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), self.web_task).await;
         self.storage.close().await;

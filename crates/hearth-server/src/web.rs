@@ -33,6 +33,9 @@ pub struct WebState {
     pub api_errors: Arc<LoginCounters>,
     pub started: Instant,
     pub max_ws_message: usize,
+    pub web_port: Arc<crate::listener::WebPortMetrics>,
+    /// Served beyond loopback without TLS: the page warns about it.
+    pub plaintext_public: bool,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -217,6 +220,11 @@ async fn change_password(
 }
 
 async fn healthz(State(state): State<WebState>) -> Response {
+    // Without the gate no game can be played: say so, so a supervisor or load
+    // balancer takes the process out instead of trusting the web port alone.
+    if let Some(end) = state.gate.end() {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{end}\n")).into_response();
+    }
     if state.storage.healthy().await {
         (StatusCode::OK, "ok\n").into_response()
     } else {
@@ -256,10 +264,18 @@ async fn websocket(
     }
 }
 
-async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        include_str!("../../../web/index.html"),
-    )
-        .into_response()
+const INDEX: &str = include_str!("../../../web/index.html");
+const PLAINTEXT_MARK: &str = "<!--plaintext-warning-->";
+const PLAINTEXT_WARNING: &str = "<p class=\"warning\"><strong>Warning: this server is reachable \
+from the network without TLS.</strong> Passwords sent to its web API cross the network \
+unprotected. The operator should configure a certificate (<code>--tls-cert</code> and \
+<code>--tls-key</code>) or serve through a TLS proxy.</p>";
+
+async fn index(State(state): State<WebState>) -> Response {
+    let page = if state.plaintext_public {
+        INDEX.replace(PLAINTEXT_MARK, PLAINTEXT_WARNING)
+    } else {
+        INDEX.to_owned()
+    };
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }

@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(clap::Args)]
 pub struct ClientArgs {
-    /// hearth://HOST:PORT (TCP then UDP), udp://, tcp://, or ws://HOST:WEBPORT/ws.
+    /// hearth://HOST:PORT (TCP then UDP), udp://, tcp://, ws://HOST:WEBPORT/ws or wss://.
     #[arg(default_value = "hearth://127.0.0.1:7777")]
     url: String,
     /// Account name.
@@ -22,9 +22,13 @@ pub struct ClientArgs {
     /// Register the account first, through the web API.
     #[arg(long)]
     register: bool,
-    /// The web API, for --register.
+    /// The web API, for --register (http:// or https://).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     web: String,
+    /// Trust only this PEM certificate for wss:// and https:// (a server with
+    /// a self-signed certificate); without it, the public web PKI is trusted.
+    #[arg(long)]
+    trust: Option<std::path::PathBuf>,
     /// Channel for the lines you type.
     #[arg(long, default_value_t = 2)]
     channel: u16,
@@ -34,17 +38,31 @@ pub struct ClientArgs {
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
-    let options = match (&args.name, &args.password, &args.token) {
+    let trusted = match &args.trust {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the certificate to trust {}: {e}",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
+    let mut options = match (&args.name, &args.password, &args.token) {
         (_, _, Some(token)) => Options::token(token),
         (Some(name), Some(password), None) => {
             if args.register {
-                Accounts::new(&args.web).register(name, password).await?;
+                let accounts = match &trusted {
+                    Some(pem) => Accounts::trusting(&args.web, pem)?,
+                    None => Accounts::new(&args.web),
+                };
+                accounts.register(name, password).await?;
                 println!("registered {name}");
             }
             Options::password(name, password)
         }
         _ => Options::anonymous(),
     };
+    options.trusted_certificate = trusted;
     let mut connection = connect(&args.url, options).await?;
     let events = connection
         .wait_for(|e| *e == Event::Joined)

@@ -46,6 +46,12 @@ struct ServeArgs {
     /// sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data directory).
     #[arg(long)]
     database_url: Option<String>,
+    /// PEM certificate chain for TLS on the web port (https://, wss://); needs --tls-key.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,18 +87,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database_url {
         config.database_url = url;
     }
+    if let Some(cert) = args.tls_cert {
+        config.tls.cert = Some(cert);
+    }
+    if let Some(key) = args.tls_key {
+        config.tls.key = Some(key);
+    }
     let running = hearth_server::start(config).await?;
     println!(
-        "hearth serving: game tcp {} udp {}, web http://{}  (server key {})",
+        "hearth serving: game tcp {} udp {}, web {}  (server key {})",
         running.game_tcp,
         running.game_udp.map_or("off".to_owned(), |a| a.to_string()),
-        running.web,
+        running.web_url(),
         hex(&running.public_key)
     );
-    let reason = wait_for_signal().await;
+    if running.plaintext_public {
+        eprintln!(
+            "\n  WARNING: the web port {} is reachable from the network WITHOUT TLS.\n  \
+             Passwords sent to the web API cross the network unprotected.\n  \
+             Give a certificate (--tls-cert FILE --tls-key FILE) or bind 127.0.0.1 behind a TLS proxy.\n",
+            running.web
+        );
+    }
     running
-        .shutdown(&format!("server shutting down ({reason})"))
-        .await;
+        .run_until(async { format!("server shutting down ({})", wait_for_signal().await) })
+        .await?;
     Ok(())
 }
 

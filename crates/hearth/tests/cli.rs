@@ -98,3 +98,81 @@ fn serve_then_client_then_sigterm() {
     assert!(exit.success(), "clean exit after SIGTERM: {exit:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tls_needs_both_files_and_says_which_one_is_unreadable() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-tls-{}", std::process::id()));
+    let half = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--web-port",
+            "0",
+            "--tls-cert",
+            "web.crt",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!half.status.success());
+    let stderr = String::from_utf8_lossy(&half.stderr);
+    assert!(stderr.contains("--tls-cert and --tls-key"), "{stderr}");
+    let missing = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--port", "0", "--web-port", "0"])
+        .args([
+            "--tls-cert",
+            "/nonexistent/web.crt",
+            "--tls-key",
+            "/nonexistent/web.key",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read the TLS cert /nonexistent/web.crt"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.exists(),
+        "no database made for a server that cannot start"
+    );
+}
+
+#[test]
+fn serving_beyond_loopback_without_tls_warns_on_the_console() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-open-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--web-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("HEARTH_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut warned = false;
+    for line in BufReader::new(server.stderr.take().unwrap()).lines() {
+        if line.unwrap().contains("WARNING: the web port") {
+            warned = true;
+            break;
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(warned, "a loud warning on the console");
+}

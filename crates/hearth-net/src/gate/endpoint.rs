@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use hearth_proto::{close_code, Server, StreamId, Transmit};
 use tokio::sync::{mpsc, oneshot};
 
-use super::streams::{Outgoing, Shared};
+use super::outbox::{OutboxSender, PushError};
+use super::streams::Shared;
 use super::{GateCtx, Handler, Input, Reject};
 use crate::udp::BatchSocket;
 
@@ -23,7 +24,7 @@ const STATS_EVERY: Duration = Duration::from_millis(100);
 struct Gate<H> {
     server: Server,
     udp: Option<BatchSocket>,
-    writers: HashMap<StreamId, mpsc::Sender<Outgoing>>,
+    writers: HashMap<StreamId, OutboxSender>,
     handler: H,
     shared: Arc<Shared>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
@@ -99,7 +100,7 @@ impl<H: Handler> Gate<H> {
             Input::StreamOpened { id, writer, peer } => {
                 if self.shutdown.is_some() {
                     self.shared.metrics.reject(Reject::Overloaded);
-                    let _ = writer.try_send(Outgoing::Close);
+                    writer.close();
                     return;
                 }
                 self.writers.insert(id, writer);
@@ -198,9 +199,9 @@ impl<H: Handler> Gate<H> {
                 let Some(writer) = self.writers.get(&stream) else {
                     return;
                 };
-                match writer.try_send(Outgoing::Packet(bytes)) {
+                match writer.push(bytes) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(PushError::Full) => {
                         // Dropping a packet would break the stream's ordering
                         // promise; the client that cannot keep up loses the link.
                         self.shared.metrics.reject(Reject::SlowConsumer);
@@ -208,7 +209,7 @@ impl<H: Handler> Gate<H> {
                         self.writers.remove(&stream);
                         self.server.stream_closed(Instant::now(), stream);
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(PushError::Closed) => {
                         self.writers.remove(&stream);
                         self.server.stream_closed(Instant::now(), stream);
                     }
@@ -216,7 +217,7 @@ impl<H: Handler> Gate<H> {
             }
             Transmit::CloseStream { stream } => {
                 if let Some(writer) = self.writers.remove(&stream) {
-                    let _ = writer.try_send(Outgoing::Close);
+                    writer.close();
                 }
             }
         }
@@ -236,7 +237,7 @@ impl<H: Handler> Gate<H> {
         };
         if self.server.session_ids().next().is_none() || now >= *deadline {
             for (_, writer) in self.writers.drain() {
-                let _ = writer.try_send(Outgoing::Close);
+                writer.close();
             }
             if let Some((_, done)) = self.shutdown.take() {
                 let _ = done.send(());

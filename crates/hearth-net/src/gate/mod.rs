@@ -7,6 +7,7 @@
 mod echo;
 mod endpoint;
 mod metrics;
+mod outbox;
 mod streams;
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::{ChannelSpec, Event, SendError, Server, ServerConfig, ServerIdentity, Session};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use echo::EchoHandler;
 pub use metrics::{GateMetrics, Reject};
@@ -33,8 +34,16 @@ pub struct GateConfig {
     pub first_frame_timeout: Duration,
     /// Packets queued for one stream before the client counts as too slow.
     pub stream_queue: usize,
-    /// Concurrent stream connections from one IP address.
+    /// Bytes queued for one stream (including those being written) before
+    /// the client counts as too slow.
+    pub stream_queue_bytes: usize,
+    /// A write to a stream that does not complete within this cuts the
+    /// connection as a slow consumer; its session waits for a resume.
+    pub stream_write_timeout: Duration,
+    /// Concurrent stream connections from one IP address (IPv6: one /64).
     pub max_streams_per_ip: usize,
+    /// Concurrent stream connections in total.
+    pub max_streams: usize,
 }
 
 impl Default for GateConfig {
@@ -45,7 +54,12 @@ impl Default for GateConfig {
             protocol: ServerConfig::default(),
             first_frame_timeout: Duration::from_secs(5),
             stream_queue: 4096,
+            // Twice the session's default unacknowledged window: a healthy
+            // client never gets near it.
+            stream_queue_bytes: 8 << 20,
+            stream_write_timeout: Duration::from_secs(10),
             max_streams_per_ip: 256,
+            max_streams: 50_000,
         }
     }
 }
@@ -123,7 +137,7 @@ pub type Command = Box<dyn FnOnce(&mut GateCtx<'_>) + Send>;
 pub(crate) enum Input {
     StreamOpened {
         id: hearth_proto::StreamId,
-        writer: mpsc::Sender<streams::Outgoing>,
+        writer: outbox::OutboxSender,
         peer: SocketAddr,
     },
     StreamPacket {
@@ -146,6 +160,7 @@ pub(crate) enum Input {
 pub struct GateHandle {
     inputs: mpsc::Sender<Input>,
     shared: Arc<streams::Shared>,
+    ended: watch::Receiver<Option<GateEnd>>,
     /// Where the sockets ended up (useful with port 0).
     pub udp_addr: Option<SocketAddr>,
     pub tcp_addr: Option<SocketAddr>,
@@ -190,6 +205,22 @@ impl GateHandle {
         &self.shared.metrics
     }
 
+    /// How the gate task ended; `None` while it runs.
+    pub fn end(&self) -> Option<GateEnd> {
+        self.ended.borrow().clone()
+    }
+
+    /// Waits until the gate task ends, by shutdown or by a panic.
+    pub async fn ended(&self) -> GateEnd {
+        let mut ended = self.ended.clone();
+        let result = ended.wait_for(Option::is_some).await;
+        match result {
+            Ok(end) => end.clone().expect("waited for Some"),
+            // The supervisor went away without a word: the runtime is stopping.
+            Err(_) => GateEnd::Stopped,
+        }
+    }
+
     /// Closes every session with `reason` (clients see it), waits for the
     /// closes to be sent (at most the close linger plus a little), then stops.
     pub async fn shutdown(&self, reason: &str) {
@@ -210,6 +241,45 @@ impl GateHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the gate has stopped")]
 pub struct GateStopped;
+
+/// How the gate task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateEnd {
+    /// Shut down, or every handle was dropped.
+    Stopped,
+    /// The task panicked (in the protocol or in the handler) with this message.
+    Panicked(String),
+}
+
+impl std::fmt::Display for GateEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateEnd::Stopped => f.write_str("the gate has stopped"),
+            GateEnd::Panicked(message) => write!(f, "the gate task panicked: {message}"),
+        }
+    }
+}
+
+/// Waits for the gate task and publishes how it ended, so that a panic in it
+/// is seen (health checks, the server's supervisor) rather than leaving a
+/// process whose other ports still answer.
+async fn supervise(task: tokio::task::JoinHandle<()>, ended: watch::Sender<Option<GateEnd>>) {
+    let end = match task.await {
+        Ok(()) => GateEnd::Stopped,
+        Err(error) if error.is_panic() => {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            tracing::error!("the gate task panicked: {message}");
+            GateEnd::Panicked(message)
+        }
+        Err(_) => GateEnd::Stopped,
+    };
+    let _ = ended.send(Some(end));
+}
 
 /// Binds the configured sockets and starts the gate task.
 pub async fn start(
@@ -246,16 +316,19 @@ pub async fn start(
             inputs.clone(),
         ));
     }
-    tokio::spawn(endpoint::run(
+    let task = tokio::spawn(endpoint::run(
         server,
         udp,
         receiver,
         handler,
         shared.clone(),
     ));
+    let (ended_tx, ended) = watch::channel(None);
+    tokio::spawn(supervise(task, ended_tx));
     Ok(GateHandle {
         inputs,
         shared,
+        ended,
         udp_addr,
         tcp_addr,
         public_key,

@@ -1,11 +1,11 @@
 //! Stream connections (TCP and WebSocket): one task each, reading packets
 //! into the gate task and writing what it sends back. Bounded everywhere: the
-//! frame size, the first-frame deadline, the outgoing queue, connections per IP.
+//! frame size, the first-frame deadline, the outgoing queue (packets and
+//! bytes), the time one write may take, connections per address and in total.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,23 +16,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
 
+use super::outbox::{self, OutboxReceiver, Outgoing};
 use super::{GateConfig, GateMetrics, Input, Reject};
+use crate::admission::{self, Admission, Refusal};
 use crate::framing;
 use crate::ws::{Message, WebSocket, WsError};
-
-pub(crate) enum Outgoing {
-    Packet(Vec<u8>),
-    Close,
-}
 
 pub(crate) struct Shared {
     pub metrics: GateMetrics,
     next_stream: AtomicU64,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    admission: Admission,
     max_frame: usize,
     first_frame_timeout: Duration,
-    pub stream_queue: usize,
-    max_per_ip: usize,
+    stream_queue: usize,
+    stream_queue_bytes: usize,
+    write_timeout: Duration,
     heartbeat: Duration,
     idle_timeout: Duration,
 }
@@ -42,49 +40,57 @@ impl Shared {
         Self {
             metrics: GateMetrics::default(),
             next_stream: AtomicU64::new(1),
-            per_ip: Mutex::new(HashMap::new()),
+            admission: Admission::new(config.max_streams, config.max_streams_per_ip),
             max_frame: config.max_frame(),
             first_frame_timeout: config.first_frame_timeout,
             stream_queue: config.stream_queue,
-            max_per_ip: config.max_streams_per_ip,
+            stream_queue_bytes: config.stream_queue_bytes,
+            write_timeout: config.stream_write_timeout,
             heartbeat: config.protocol.session.heartbeat_interval,
             idle_timeout: config.protocol.session.idle_timeout,
         }
     }
 
-    /// Counts a connection from `ip`, or refuses it over the per-address limit.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
-        let mut per_ip = self.per_ip.lock().expect("not poisoned");
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
-            drop(per_ip);
-            self.metrics.reject(Reject::TooManyFromAddress);
-            return None;
+    /// Counts a connection from `ip`, or refuses (and counts) it over a cap.
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Result<StreamSlot, Refusal> {
+        match self.admission.admit(ip) {
+            Ok(slot) => {
+                self.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
+                Ok(StreamSlot {
+                    shared: self.clone(),
+                    _slot: slot,
+                })
+            }
+            Err(refusal) => {
+                self.metrics.reject(match refusal {
+                    Refusal::TooManyFromAddress => Reject::TooManyFromAddress,
+                    Refusal::Full => Reject::Overloaded,
+                });
+                Err(refusal)
+            }
         }
-        *count += 1;
-        self.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
-        Some(AddressSlot {
-            shared: self.clone(),
-            ip,
-        })
+    }
+
+    /// A write that did not finish in time: the peer stopped reading.
+    fn write_timed_out(&self, peer: SocketAddr, transport: &str) {
+        self.metrics.reject(Reject::SlowConsumer);
+        tracing::debug!(
+            %peer,
+            "closing {transport} connection: a write did not complete within {:?}",
+            self.write_timeout
+        );
     }
 }
 
-/// Releases the per-address count when the connection ends, however it ends.
-struct AddressSlot {
+/// Holds the connection's admission and the open-streams gauge until it ends,
+/// however it ends.
+struct StreamSlot {
     shared: Arc<Shared>,
-    ip: IpAddr,
+    _slot: admission::Slot,
 }
 
-impl Drop for AddressSlot {
+impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut per_ip = self.shared.per_ip.lock().expect("not poisoned");
-        if let Some(count) = per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
         self.shared
             .metrics
             .streams_open
@@ -122,9 +128,9 @@ async fn open_stream(
     shared: &Shared,
     inputs: &mpsc::Sender<Input>,
     peer: SocketAddr,
-) -> Option<(StreamId, mpsc::Receiver<Outgoing>)> {
+) -> Option<(StreamId, OutboxReceiver)> {
     let id = StreamId(shared.next_stream.fetch_add(1, Ordering::Relaxed));
-    let (writer, receiver) = mpsc::channel(shared.stream_queue);
+    let (writer, receiver) = outbox::outbox(shared.stream_queue, shared.stream_queue_bytes);
     inputs
         .send(Input::StreamOpened { id, writer, peer })
         .await
@@ -151,7 +157,7 @@ async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let Some(_slot) = shared.admit(peer.ip()) else {
+    let Ok(_slot) = shared.admit(peer.ip()) else {
         return;
     };
     configure_tcp(&shared, &stream);
@@ -192,14 +198,21 @@ async fn serve_tcp(
                         Outgoing::Packet(packet) => framing::write_frame(&mut buffer, &packet),
                         Outgoing::Close => { close = true; break; }
                     }
-                    next = outgoing.try_recv().ok();
+                    next = outgoing.try_recv();
                 }
-                if !buffer.is_empty() && write.write_all(&buffer).await.is_err() {
-                    break;
+                if !buffer.is_empty() {
+                    match tokio::time::timeout(shared.write_timeout, write.write_all(&buffer)).await {
+                        Ok(Ok(())) => outgoing.written(),
+                        Ok(Err(_)) => break,
+                        Err(_) => {
+                            shared.write_timed_out(peer, "TCP");
+                            break;
+                        }
+                    }
                 }
                 buffer.clear();
                 if close {
-                    let _ = write.shutdown().await;
+                    let _ = tokio::time::timeout(shared.write_timeout, write.shutdown()).await;
                     break;
                 }
             }
@@ -233,12 +246,17 @@ async fn serve_websocket<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Some(_slot) = shared.admit(peer.ip()) else {
-        socket
-            .protocol()
-            .close_with(1008, "too many connections from this address");
-        let _ = socket.flush().await;
-        return;
+    let _slot = match shared.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let reason = match refusal {
+                Refusal::TooManyFromAddress => "too many connections from this address",
+                Refusal::Full => "the server is full, try again later",
+            };
+            socket.protocol().close_with(1008, reason);
+            let _ = flush(&shared, &mut socket, peer).await;
+            return;
+        }
     };
     socket.protocol().set_max_message(shared.max_frame);
     let Some((id, mut outgoing)) = open_stream(&shared, &inputs, peer).await else {
@@ -265,7 +283,7 @@ async fn serve_websocket<S>(
                     socket
                         .protocol()
                         .close_with(1003, "Hearth sessions use binary messages");
-                    fail_gracefully(&mut socket).await;
+                    fail_gracefully(&shared, &mut socket, peer).await;
                     break 'connection;
                 }
                 Ok(Some(_)) => {}
@@ -277,14 +295,15 @@ async fn serve_websocket<S>(
                     });
                     tracing::debug!(%peer, "closing WebSocket: {error}");
                     socket.protocol().fail(&error);
-                    fail_gracefully(&mut socket).await;
+                    fail_gracefully(&shared, &mut socket, peer).await;
                     break 'connection;
                 }
             }
         }
-        if socket.flush().await.is_err() || socket.protocol().is_done() {
+        if flush(&shared, &mut socket, peer).await.is_err() || socket.protocol().is_done() {
             break;
         }
+        outgoing.written();
         tokio::select! {
             read = socket.read_more() => {
                 if !matches!(read, Ok(n) if n > 0) {
@@ -304,11 +323,11 @@ async fn serve_websocket<S>(
                             break;
                         }
                     }
-                    next = outgoing.try_recv().ok();
+                    next = outgoing.try_recv();
                 }
                 if close {
                     socket.protocol().close_with(1000, "session closed");
-                    if socket.flush().await.is_ok() {
+                    if flush(&shared, &mut socket, peer).await.is_ok() {
                         // Give the client a moment to answer the close handshake.
                         let _ = tokio::time::timeout(Duration::from_secs(1), async {
                             while let Ok(Some(_)) = socket.recv().await {}
@@ -321,7 +340,7 @@ async fn serve_websocket<S>(
             () = &mut first_frame, if !heard => {
                 shared.metrics.reject(Reject::SilentConnection);
                 socket.protocol().close_with(1008, "nothing received in time");
-                let _ = socket.flush().await;
+                let _ = flush(&shared, &mut socket, peer).await;
                 break;
             }
         }
@@ -329,13 +348,28 @@ async fn serve_websocket<S>(
     let _ = inputs.send(Input::StreamClosed { id }).await;
 }
 
-/// Sends the queued close frame, then discards what the client still sends
-/// for a moment, so the close frame is read before the socket goes away.
-async fn fail_gracefully<S>(socket: &mut WebSocket<S>)
+/// Writes what the WebSocket has queued, within the write timeout.
+async fn flush<S>(shared: &Shared, socket: &mut WebSocket<S>, peer: SocketAddr) -> Result<(), ()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if socket.flush().await.is_ok() {
+    match tokio::time::timeout(shared.write_timeout, socket.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            shared.write_timed_out(peer, "WebSocket");
+            Err(())
+        }
+    }
+}
+
+/// Sends the queued close frame, then discards what the client still sends
+/// for a moment, so the close frame is read before the socket goes away.
+async fn fail_gracefully<S>(shared: &Shared, socket: &mut WebSocket<S>, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if flush(shared, socket, peer).await.is_ok() {
         socket.drain(Duration::from_secs(1), 4 << 20).await;
     }
 }

@@ -38,6 +38,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ) -> Result<(Self, Option<String>), WsError> {
         let (request, key) = handshake::client_request(host, path, protocols);
         io.write_all(&request).await?;
+        io.flush().await?;
         let mut buf = BytesMut::with_capacity(1024);
         loop {
             if let Some((len, protocol)) =
@@ -78,6 +79,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !self.protocol.out.is_empty() {
             self.io.write_all(&self.protocol.out).await?;
             self.protocol.out.clear();
+            // A TLS session may hold the last records back until flushed; for
+            // a plain socket this is free.
+            self.io.flush().await?;
         }
         if self.protocol.is_done() {
             // Section 7.1.1: the server closes the TCP connection first.

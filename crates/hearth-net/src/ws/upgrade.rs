@@ -1,8 +1,9 @@
 //! Server side of the upgrade inside a hyper (or axum) service: check the
 //! request, answer 101, and hand back the WebSocket once hyper lets go of the
 //! connection. When the connection is a plain tokio TCP stream (as under
-//! axum::serve or hyper with `TokioIo<TcpStream>`), it is taken back out of
-//! hyper's wrapper, so frames go straight to the socket.
+//! axum::serve or hyper with `TokioIo<TcpStream>`) or the web port's TLS
+//! stream (`TokioIo<tls::ServerTlsStream>`), it is taken back out of hyper's
+//! wrapper, so frames go straight to the socket (or the TLS session).
 
 use std::io;
 use std::pin::Pin;
@@ -16,12 +17,15 @@ use tokio::net::TcpStream;
 
 use super::handshake::{self, Refused};
 use super::{Limits, Role, WebSocket};
+use crate::tls::ServerTlsStream;
 
 pub type UpgradedSocket = WebSocket<UpgradedStream>;
 
 /// The transport under an upgraded WebSocket.
 pub enum UpgradedStream {
     Tcp(TcpStream),
+    /// Boxed: a TLS session's state is large next to a socket.
+    Tls(Box<ServerTlsStream>),
     /// Anything else hyper served (TLS, tests): through hyper's wrapper.
     Hyper(TokioIo<Upgraded>),
 }
@@ -34,6 +38,7 @@ impl AsyncRead for UpgradedStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpgradedStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            UpgradedStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             UpgradedStream::Hyper(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -47,6 +52,7 @@ impl AsyncWrite for UpgradedStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             UpgradedStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            UpgradedStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             UpgradedStream::Hyper(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
@@ -54,6 +60,7 @@ impl AsyncWrite for UpgradedStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpgradedStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            UpgradedStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             UpgradedStream::Hyper(s) => Pin::new(s).poll_flush(cx),
         }
     }
@@ -61,6 +68,7 @@ impl AsyncWrite for UpgradedStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             UpgradedStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            UpgradedStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             UpgradedStream::Hyper(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
@@ -80,10 +88,16 @@ impl PendingUpgrade {
         let upgraded = self.on_upgrade.await?;
         let (stream, leftover) = match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => (UpgradedStream::Tcp(parts.io.into_inner()), parts.read_buf),
-            Err(upgraded) => (
-                UpgradedStream::Hyper(TokioIo::new(upgraded)),
-                Default::default(),
-            ),
+            Err(upgraded) => match upgraded.downcast::<TokioIo<ServerTlsStream>>() {
+                Ok(parts) => (
+                    UpgradedStream::Tls(Box::new(parts.io.into_inner())),
+                    parts.read_buf,
+                ),
+                Err(upgraded) => (
+                    UpgradedStream::Hyper(TokioIo::new(upgraded)),
+                    Default::default(),
+                ),
+            },
         };
         Ok(WebSocket::new(stream, Role::Server, self.limits, &leftover))
     }
