@@ -95,6 +95,12 @@ pub struct GameConfig {
     pub map: String,
     /// Serve UDP on the game port (TCP is always served).
     pub udp: bool,
+    /// Game channels only after the Join step, not merely after Welcome:
+    /// traffic before it closes the session like traffic before login.
+    pub require_join: bool,
+    /// Sessions and connections from one address (IPv6: one /64) still in
+    /// their handshake or login; beyond it new ones are refused.
+    pub max_logging_in_per_address: u32,
 }
 
 impl Default for Config {
@@ -156,6 +162,8 @@ impl Default for GameConfig {
         Self {
             map: "Entry".to_owned(),
             udp: true,
+            require_join: false,
+            max_logging_in_per_address: 32,
         }
     }
 }

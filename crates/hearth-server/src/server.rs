@@ -112,6 +112,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ..GateConfig::default()
     };
     gate_config.protocol.default_map = config.game.map.clone();
+    gate_config.protocol.session.require_join = config.game.require_join;
+    gate_config.protocol.max_logging_in_per_address = config.game.max_logging_in_per_address;
     let max_ws_message = gate_config.max_frame();
     let gate = gate::start(gate_config, identity, handler)
         .await
