@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hearth_client::{connect, Accounts, ChannelKind, ChannelSpec, Delivery, Error, Event, Options};
-use hearth_server::listener::WebReject;
+use hearth_server::listener::WebCutReason;
 use hearth_server::{Config, Running, ServeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -156,7 +156,7 @@ async fn connections_over_the_per_address_cap_are_refused_with_a_reason_and_coun
     let answer = refusal(&server).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("too many connections from your address"));
-    assert_eq!(server.web_metrics.rejects(WebReject::TooManyFromAddress), 1);
+    assert_eq!(server.web_metrics.cuts(WebCutReason::TooManyFromAddress), 1);
     // A closed connection gives its place back.
     drop(open.pop());
     timeout(WAIT, async {
@@ -181,8 +181,8 @@ async fn connections_over_the_total_cap_are_refused_and_counted() {
     let _open = idle_connections(&server, 2).await;
     let answer = refusal(&server).await;
     assert!(answer.contains("too many connections open"), "{answer}");
-    assert_eq!(server.web_metrics.rejects(WebReject::TooManyConnections), 1);
-    assert_eq!(server.web_metrics.rejects(WebReject::TooManyFromAddress), 0);
+    assert_eq!(server.web_metrics.cuts(WebCutReason::TooManyConnections), 1);
+    assert_eq!(server.web_metrics.cuts(WebCutReason::TooManyFromAddress), 0);
     drop(_open);
     // /metrics needs a place too: wait until the idle ones are gone.
     timeout(WAIT, async {
@@ -315,7 +315,7 @@ async fn https_api_and_a_wss_game_login_work_end_to_end_with_the_certificate_tru
     }
     // The server sees the client's alert a moment after the client gave up.
     timeout(WAIT, async {
-        while server.web_metrics.rejects(WebReject::TlsHandshake) < 2 {
+        while server.web_metrics.cuts(WebCutReason::TlsHandshake) < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

@@ -230,7 +230,7 @@ impl Connection {
     }
 }
 
-struct StreamLink {
+struct StreamConnection {
     packets: mpsc::Receiver<Bytes>,
     outgoing: mpsc::Sender<Vec<u8>>,
 }
@@ -238,7 +238,7 @@ struct StreamLink {
 struct Driver {
     config: ConnectConfig,
     udp: Option<UdpSocket>,
-    stream: Option<StreamLink>,
+    stream: Option<StreamConnection>,
     reconnecting_since: Option<Instant>,
     /// When to try reconnecting again after a failed attempt.
     retry_at: Option<Instant>,
@@ -288,7 +288,7 @@ impl Driver {
                 .map_err(|_| ConnectError::Timeout(addr))??;
             tokio::spawn(websocket_io(socket, write_timeout, packet_tx, out_rx));
         }
-        self.stream = Some(StreamLink { packets, outgoing });
+        self.stream = Some(StreamConnection { packets, outgoing });
         Ok(())
     }
 
@@ -494,7 +494,7 @@ async fn recv_datagram(
     }
 }
 
-async fn recv_packet(stream: Option<&mut StreamLink>) -> Option<Bytes> {
+async fn recv_packet(stream: Option<&mut StreamConnection>) -> Option<Bytes> {
     match stream {
         Some(link) => link.packets.recv().await,
         None => std::future::pending().await,

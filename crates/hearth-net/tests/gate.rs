@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hearth_net::client::{ConnectConfig, Connection, Transport};
-use hearth_net::gate::{self, EchoHandler, GateConfig, GateEnd, GateHandle, Reject};
+use hearth_net::gate::{self, CutReason, EchoHandler, GateConfig, GateEnd, GateHandle};
 use hearth_proto::{ChannelKind, ChannelSpec, Delivery, Event, LinkKind, ServerIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -263,7 +263,7 @@ async fn a_client_that_connects_and_never_speaks_is_dropped() {
         .await
         .expect("closed by the server");
     assert!(matches!(read, Ok(0) | Err(_)), "connection ended");
-    assert_eq!(gate.metrics().rejects(Reject::SilentConnection), 1);
+    assert_eq!(gate.metrics().cuts(CutReason::SilentConnection), 1);
 }
 
 #[tokio::test]
@@ -290,7 +290,7 @@ async fn oversized_and_malformed_frames_close_only_that_connection() {
     let _ = timeout(WAIT, garbage.read_to_end(&mut rest))
         .await
         .expect("closed");
-    assert_eq!(gate.metrics().rejects(Reject::OversizedFrame), 1);
+    assert_eq!(gate.metrics().cuts(CutReason::OversizedFrame), 1);
     // A real client is unaffected.
     let (mut connection, _) = joined(ConnectConfig::new(Transport::Tcp, tcp)).await;
     connection
@@ -353,7 +353,7 @@ async fn connections_over_the_per_address_limit_are_refused_and_counted() {
         timeout(WAIT, third.read(&mut buf)).await.unwrap(),
         Ok(0) | Err(_)
     ));
-    assert_eq!(gate.metrics().rejects(Reject::TooManyFromAddress), 1);
+    assert_eq!(gate.metrics().cuts(CutReason::TooManyFromAddress), 1);
 }
 
 /// Logs in over TCP by driving the sans-IO client directly, so a test can
@@ -434,7 +434,7 @@ async fn flood_a_client_that_stops_reading(configure: impl FnOnce(&mut GateConfi
     .unwrap();
     let (_stream, _client) = manual_tcp_login(gate.tcp_addr.unwrap()).await;
     let started = std::time::Instant::now();
-    while gate.metrics().rejects(Reject::SlowConsumer) == 0 {
+    while gate.metrics().cuts(CutReason::SlowConsumer) == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "slow consumer not detected"

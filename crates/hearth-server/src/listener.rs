@@ -28,7 +28,7 @@ use crate::config::WebConfig;
 
 /// Why the web port refused or cut a connection or request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebReject {
+pub enum WebCutReason {
     /// The total connection cap was reached.
     TooManyConnections,
     /// The per-address (IPv6: per /64) cap was reached.
@@ -42,22 +42,22 @@ pub enum WebReject {
     BodyTooLarge,
 }
 
-impl WebReject {
-    pub const ALL: [WebReject; 5] = [
-        WebReject::TooManyConnections,
-        WebReject::TooManyFromAddress,
-        WebReject::HeaderTimeout,
-        WebReject::TlsHandshake,
-        WebReject::BodyTooLarge,
+impl WebCutReason {
+    pub const ALL: [WebCutReason; 5] = [
+        WebCutReason::TooManyConnections,
+        WebCutReason::TooManyFromAddress,
+        WebCutReason::HeaderTimeout,
+        WebCutReason::TlsHandshake,
+        WebCutReason::BodyTooLarge,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            WebReject::TooManyConnections => "too_many_connections",
-            WebReject::TooManyFromAddress => "too_many_from_address",
-            WebReject::HeaderTimeout => "header_timeout",
-            WebReject::TlsHandshake => "tls_handshake",
-            WebReject::BodyTooLarge => "body_too_large",
+            WebCutReason::TooManyConnections => "too_many_connections",
+            WebCutReason::TooManyFromAddress => "too_many_from_address",
+            WebCutReason::HeaderTimeout => "header_timeout",
+            WebCutReason::TlsHandshake => "tls_handshake",
+            WebCutReason::BodyTooLarge => "body_too_large",
         }
     }
 }
@@ -67,15 +67,15 @@ impl WebReject {
 pub struct WebPortMetrics {
     pub accepted: AtomicU64,
     pub open: AtomicU64,
-    rejects: [AtomicU64; WebReject::ALL.len()],
+    rejects: [AtomicU64; WebCutReason::ALL.len()],
 }
 
 impl WebPortMetrics {
-    pub fn reject(&self, reason: WebReject) {
+    pub fn count_cut(&self, reason: WebCutReason) {
         self.rejects[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn rejects(&self, reason: WebReject) -> u64 {
+    pub fn cuts(&self, reason: WebCutReason) -> u64 {
         self.rejects[reason as usize].load(Ordering::Relaxed)
     }
 }
@@ -88,7 +88,7 @@ pub fn limit_bodies(router: Router, max_bytes: usize, metrics: Arc<WebPortMetric
             let metrics = metrics.clone();
             async move {
                 if response.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                    metrics.reject(WebReject::BodyTooLarge);
+                    metrics.count_cut(WebCutReason::BodyTooLarge);
                 }
                 response
             }
@@ -170,15 +170,15 @@ impl WebPort {
 fn refuse(shared: &Shared, stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
     let (reason, body) = match refusal {
         Refusal::Full => (
-            WebReject::TooManyConnections,
+            WebCutReason::TooManyConnections,
             "the server has too many connections open; try again shortly\n",
         ),
         Refusal::TooManyFromAddress => (
-            WebReject::TooManyFromAddress,
+            WebCutReason::TooManyFromAddress,
             "too many connections from your address; close some and try again\n",
         ),
     };
-    shared.metrics.reject(reason);
+    shared.metrics.count_cut(reason);
     tracing::debug!(%peer, "web connection refused: {}", reason.name());
     if shared.tls.is_none() {
         let response = format!(
@@ -205,11 +205,11 @@ async fn serve_connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) 
     match handshake {
         Ok(Ok(stream)) => serve_http(shared, TokioIo::new(stream), peer).await,
         Ok(Err(e)) => {
-            shared.metrics.reject(WebReject::TlsHandshake);
+            shared.metrics.count_cut(WebCutReason::TlsHandshake);
             tracing::debug!(%peer, "TLS handshake failed: {e}");
         }
         Err(_) => {
-            shared.metrics.reject(WebReject::TlsHandshake);
+            shared.metrics.count_cut(WebCutReason::TlsHandshake);
             tracing::debug!(%peer, "TLS handshake not done within {:?}", shared.header_timeout);
         }
     }
@@ -243,7 +243,7 @@ where
     };
     if let Err(e) = result {
         if e.is_timeout() {
-            shared.metrics.reject(WebReject::HeaderTimeout);
+            shared.metrics.count_cut(WebCutReason::HeaderTimeout);
             tracing::debug!(%peer, "web connection closed: no complete request headers within {:?}", shared.header_timeout);
         } else {
             tracing::debug!(%peer, "web connection ended: {e}");

@@ -4,9 +4,9 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use hearth_net::gate::Reject;
+use hearth_net::gate::CutReason;
 
-use crate::listener::WebReject;
+use crate::listener::WebCutReason;
 
 use crate::web::WebState;
 
@@ -129,18 +129,18 @@ pub fn render(state: &WebState) -> String {
         "counter",
         "Connections and packets rejected or dropped, by layer and reason.",
     );
-    for reason in Reject::ALL {
+    for reason in CutReason::ALL {
         out.value(
             "hearth_rejected_total",
             &[("layer", "gate"), ("reason", reason.name())],
-            gate.rejects(reason),
+            gate.cuts(reason),
         );
     }
-    for reason in WebReject::ALL {
+    for reason in WebCutReason::ALL {
         out.value(
             "hearth_rejected_total",
             &[("layer", "web"), ("reason", reason.name())],
-            state.web_port.rejects(reason),
+            state.web_port.cuts(reason),
         );
     }
     for (reason, count) in endpoint.drops.nonzero() {

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::outbox::{OutboxSender, PushError};
 use super::streams::Shared;
-use super::{GateCtx, Handler, Input, Reject};
+use super::{CutReason, GateCtx, Handler, Input};
 use crate::udp::BatchSocket;
 
 /// Inputs taken per wakeup before the socket and timers get a turn.
@@ -99,7 +99,7 @@ impl<H: Handler> Gate<H> {
         match input {
             Input::StreamOpened { id, writer, peer } => {
                 if self.shutdown.is_some() {
-                    self.shared.metrics.reject(Reject::Overloaded);
+                    self.shared.metrics.count_cut(CutReason::Overloaded);
                     writer.close();
                     return;
                 }
@@ -204,7 +204,7 @@ impl<H: Handler> Gate<H> {
                     Err(PushError::Full) => {
                         // Dropping a packet would break the stream's ordering
                         // promise; the client that cannot keep up loses the link.
-                        self.shared.metrics.reject(Reject::SlowConsumer);
+                        self.shared.metrics.count_cut(CutReason::SlowConsumer);
                         tracing::debug!(?stream, "closing stream: client too slow to read");
                         self.writers.remove(&stream);
                         self.server.stream_closed(Instant::now(), stream);

@@ -9,7 +9,7 @@ use hearth_proto::EndpointStats;
 /// Why the gate closed or refused a stream connection before or outside the
 /// session protocol. The protocol's own drops are in `EndpointStats::drops`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
+pub enum CutReason {
     /// Connected and sent nothing within the first-frame deadline.
     SilentConnection,
     /// A TCP frame longer than the maximum.
@@ -24,24 +24,24 @@ pub enum Reject {
     Overloaded,
 }
 
-impl Reject {
-    pub const ALL: [Reject; 6] = [
-        Reject::SilentConnection,
-        Reject::OversizedFrame,
-        Reject::MalformedFrame,
-        Reject::SlowConsumer,
-        Reject::TooManyFromAddress,
-        Reject::Overloaded,
+impl CutReason {
+    pub const ALL: [CutReason; 6] = [
+        CutReason::SilentConnection,
+        CutReason::OversizedFrame,
+        CutReason::MalformedFrame,
+        CutReason::SlowConsumer,
+        CutReason::TooManyFromAddress,
+        CutReason::Overloaded,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Reject::SilentConnection => "silent_connection",
-            Reject::OversizedFrame => "oversized_frame",
-            Reject::MalformedFrame => "malformed_frame",
-            Reject::SlowConsumer => "slow_consumer",
-            Reject::TooManyFromAddress => "too_many_from_address",
-            Reject::Overloaded => "overloaded",
+            CutReason::SilentConnection => "silent_connection",
+            CutReason::OversizedFrame => "oversized_frame",
+            CutReason::MalformedFrame => "malformed_frame",
+            CutReason::SlowConsumer => "slow_consumer",
+            CutReason::TooManyFromAddress => "too_many_from_address",
+            CutReason::Overloaded => "overloaded",
         }
     }
 }
@@ -59,16 +59,16 @@ pub struct GateMetrics {
 }
 
 impl GateMetrics {
-    pub fn reject(&self, reason: Reject) {
-        let index = Reject::ALL
+    pub fn count_cut(&self, reason: CutReason) {
+        let index = CutReason::ALL
             .iter()
             .position(|r| *r == reason)
             .expect("listed");
         self.rejects[index].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn rejects(&self, reason: Reject) -> u64 {
-        let index = Reject::ALL
+    pub fn cuts(&self, reason: CutReason) -> u64 {
+        let index = CutReason::ALL
             .iter()
             .position(|r| *r == reason)
             .expect("listed");

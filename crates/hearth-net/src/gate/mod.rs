@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use echo::EchoHandler;
-pub use metrics::{GateMetrics, Reject};
+pub use metrics::{CutReason, GateMetrics};
 
 use crate::ws::WebSocket;
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
 
 use super::outbox::{self, OutboxReceiver, Outgoing};
-use super::{GateConfig, GateMetrics, Input, Reject};
+use super::{CutReason, GateConfig, GateMetrics, Input};
 use crate::admission::{self, Admission, Refusal};
 use crate::framing;
 use crate::ws::{Message, WebSocket, WsError};
@@ -62,9 +62,9 @@ impl Shared {
                 })
             }
             Err(refusal) => {
-                self.metrics.reject(match refusal {
-                    Refusal::TooManyFromAddress => Reject::TooManyFromAddress,
-                    Refusal::Full => Reject::Overloaded,
+                self.metrics.count_cut(match refusal {
+                    Refusal::TooManyFromAddress => CutReason::TooManyFromAddress,
+                    Refusal::Full => CutReason::Overloaded,
                 });
                 Err(refusal)
             }
@@ -73,7 +73,7 @@ impl Shared {
 
     /// A write that did not finish in time: the peer stopped reading.
     fn write_timed_out(&self, peer: SocketAddr, transport: &str) {
-        self.metrics.reject(Reject::SlowConsumer);
+        self.metrics.count_cut(CutReason::SlowConsumer);
         tracing::debug!(
             %peer,
             "closing {transport} connection: a write did not complete within {:?}",
@@ -182,7 +182,7 @@ async fn serve_tcp(
                 Some(Err(e)) => {
                     let oversized = e.get_ref().is_some_and(|inner| inner.is::<LengthDelimitedCodecError>());
                     if oversized {
-                        shared.metrics.reject(Reject::OversizedFrame);
+                        shared.metrics.count_cut(CutReason::OversizedFrame);
                         tracing::debug!(%peer, "closing TCP connection: frame over {} bytes", shared.max_frame);
                     }
                     break;
@@ -217,7 +217,7 @@ async fn serve_tcp(
                 }
             }
             () = &mut first_frame, if !heard => {
-                shared.metrics.reject(Reject::SilentConnection);
+                shared.metrics.count_cut(CutReason::SilentConnection);
                 tracing::debug!(%peer, "closing TCP connection: nothing received within {:?}", shared.first_frame_timeout);
                 break;
             }
@@ -279,7 +279,7 @@ async fn serve_websocket<S>(
                     }
                 }
                 Ok(Some(Message::Text(_))) => {
-                    shared.metrics.reject(Reject::MalformedFrame);
+                    shared.metrics.count_cut(CutReason::MalformedFrame);
                     socket
                         .protocol()
                         .close_with(1003, "Hearth sessions use binary messages");
@@ -289,9 +289,9 @@ async fn serve_websocket<S>(
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(error) => {
-                    shared.metrics.reject(match error {
-                        WsError::TooBig { .. } => Reject::OversizedFrame,
-                        _ => Reject::MalformedFrame,
+                    shared.metrics.count_cut(match error {
+                        WsError::TooBig { .. } => CutReason::OversizedFrame,
+                        _ => CutReason::MalformedFrame,
                     });
                     tracing::debug!(%peer, "closing WebSocket: {error}");
                     socket.protocol().fail(&error);
@@ -338,7 +338,7 @@ async fn serve_websocket<S>(
                 }
             }
             () = &mut first_frame, if !heard => {
-                shared.metrics.reject(Reject::SilentConnection);
+                shared.metrics.count_cut(CutReason::SilentConnection);
                 socket.protocol().close_with(1008, "nothing received in time");
                 let _ = flush(&shared, &mut socket, peer).await;
                 break;
