@@ -14,18 +14,16 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hearth_proto::{
     ChannelSpec, Client, ClientConfig, Event, LinkKind, SendError, SessionStats, Transmit,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::FramedRead;
 
-use crate::framing;
+use crate::pump::{pump_tcp, pump_websocket, PumpEnd, PumpLimits};
 use crate::tls::{self, ClientTls};
-use crate::ws::{Limits, Message, WebSocket};
+use crate::ws::{Limits, WebSocket};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -268,10 +266,20 @@ impl Driver {
         let _ = tcp.set_nodelay(true);
         let (packet_tx, packets) = mpsc::channel(1024);
         let (outgoing, out_rx) = mpsc::channel(1024);
-        let max_frame = self.config.protocol.session.max_stream_packet;
-        let write_timeout = self.config.write_timeout;
+        let limits = PumpLimits {
+            max_frame: self.config.protocol.session.max_stream_packet,
+            write_timeout: self.config.write_timeout,
+            first_packet: None,
+            close_reason: "client closed",
+        };
         if self.config.transport != Transport::WebSocket {
-            tokio::spawn(tcp_io(tcp, max_frame, write_timeout, packet_tx, out_rx));
+            tokio::spawn(async move {
+                report_end(
+                    "TCP",
+                    pump_tcp(tcp, limits, out_rx, packet_tx).await,
+                    limits,
+                );
+            });
         } else if let Some(tls) = &self.config.tls {
             let host = tls::host_of(&self.config.ws_host).to_owned();
             let stream = tokio::time::timeout_at(deadline, tls.connect(&host, tcp))
@@ -281,12 +289,20 @@ impl Driver {
             let socket = tokio::time::timeout_at(deadline, self.websocket(stream))
                 .await
                 .map_err(|_| ConnectError::Timeout(addr))??;
-            tokio::spawn(websocket_io(socket, write_timeout, packet_tx, out_rx));
+            tokio::spawn(async move {
+                let mut socket = socket;
+                let end = pump_websocket(&mut socket, limits, out_rx, packet_tx).await;
+                report_end("WebSocket", end, limits);
+            });
         } else {
             let socket = tokio::time::timeout_at(deadline, self.websocket(tcp))
                 .await
                 .map_err(|_| ConnectError::Timeout(addr))??;
-            tokio::spawn(websocket_io(socket, write_timeout, packet_tx, out_rx));
+            tokio::spawn(async move {
+                let mut socket = socket;
+                let end = pump_websocket(&mut socket, limits, out_rx, packet_tx).await;
+                report_end("WebSocket", end, limits);
+            });
         }
         self.stream = Some(StreamConnection { packets, outgoing });
         Ok(())
@@ -501,104 +517,17 @@ async fn recv_packet(stream: Option<&mut StreamConnection>) -> Option<Bytes> {
     }
 }
 
-async fn tcp_io(
-    stream: TcpStream,
-    max_frame: usize,
-    write_timeout: Duration,
-    packets: mpsc::Sender<Bytes>,
-    mut outgoing: mpsc::Receiver<Vec<u8>>,
-) {
-    let (read, mut write) = stream.into_split();
-    let mut frames = FramedRead::new(read, framing::codec(max_frame));
-    let mut buffer = Vec::with_capacity(4096);
-    loop {
-        tokio::select! {
-            frame = frames.next() => match frame {
-                Some(Ok(packet)) => {
-                    if packets.send(packet.freeze()).await.is_err() {
-                        break;
-                    }
-                }
-                _ => break,
-            },
-            out = outgoing.recv() => {
-                let Some(first) = out else {
-                    let _ = tokio::time::timeout(write_timeout, write.shutdown()).await;
-                    break;
-                };
-                framing::write_frame(&mut buffer, &first);
-                while let Ok(more) = outgoing.try_recv() {
-                    framing::write_frame(&mut buffer, &more);
-                }
-                match tokio::time::timeout(write_timeout, write.write_all(&buffer)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        tracing::info!("the server stopped reading for {write_timeout:?}; dropping the TCP link");
-                        break;
-                    }
-                }
-                buffer.clear();
-            }
+/// Logs why the stream ended when it tells the user something; the session
+/// sees the stream close either way and resumes if it can.
+fn report_end(transport: &str, end: PumpEnd, limits: PumpLimits) {
+    match end {
+        PumpEnd::WriteTimeout => tracing::info!(
+            "the server stopped reading for {:?}; dropping the {transport} link",
+            limits.write_timeout
+        ),
+        PumpEnd::Oversized | PumpEnd::Malformed => {
+            tracing::info!("the server broke the {transport} framing ({end:?}); dropping the link")
         }
-    }
-}
-
-async fn websocket_io<S: AsyncRead + AsyncWrite + Unpin>(
-    mut socket: WebSocket<S>,
-    write_timeout: Duration,
-    packets: mpsc::Sender<Bytes>,
-    mut outgoing: mpsc::Receiver<Vec<u8>>,
-) {
-    let flush =
-        async |socket: &mut WebSocket<S>| match tokio::time::timeout(write_timeout, socket.flush())
-            .await
-        {
-            Ok(result) => result.is_ok(),
-            Err(_) => {
-                tracing::info!(
-                    "the server stopped reading for {write_timeout:?}; dropping the WebSocket link"
-                );
-                false
-            }
-        };
-    loop {
-        loop {
-            match socket.decode() {
-                Ok(Some(Message::Binary(packet))) => {
-                    if packets.send(packet).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(error) => {
-                    socket.protocol().fail(&error);
-                    let _ = flush(&mut socket).await;
-                    return;
-                }
-            }
-        }
-        if !flush(&mut socket).await || socket.protocol().is_done() {
-            return;
-        }
-        tokio::select! {
-            read = socket.read_more() => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    return;
-                }
-            }
-            out = outgoing.recv() => {
-                let Some(first) = out else {
-                    socket.protocol().close_with(1000, "client closed");
-                    let _ = flush(&mut socket).await;
-                    return;
-                };
-                let _ = socket.protocol().send_binary(&first);
-                while let Ok(more) = outgoing.try_recv() {
-                    let _ = socket.protocol().send_binary(&more);
-                }
-            }
-        }
+        PumpEnd::PeerClosed | PumpEnd::LocalClose | PumpEnd::WriteFailed | PumpEnd::Silent => {}
     }
 }

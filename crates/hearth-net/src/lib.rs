@@ -5,6 +5,7 @@ pub mod admission;
 pub mod client;
 pub mod framing;
 pub mod gate;
+mod pump;
 pub mod tls;
 pub mod udp;
 pub mod ws;

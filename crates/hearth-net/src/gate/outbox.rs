@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-pub(crate) enum Outgoing {
-    Packet(Vec<u8>),
-    Close,
-}
+use crate::pump::PacketQueue;
+
+pub(crate) use crate::pump::Outgoing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
@@ -81,28 +80,29 @@ pub(crate) struct OutboxReceiver {
 }
 
 impl OutboxReceiver {
-    /// The next item; `None` when the gate dropped the sender. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<Outgoing> {
-        let item = self.rx.recv().await;
-        self.count(&item);
-        item
-    }
-
-    /// The next item if one is queued now.
-    pub fn try_recv(&mut self) -> Option<Outgoing> {
-        let item = self.rx.try_recv().ok();
-        self.count(&item);
-        item
-    }
-
     fn count(&mut self, item: &Option<Outgoing>) {
         if let Some(Outgoing::Packet(packet)) = item {
             self.taken += packet.len();
         }
     }
+}
+
+impl PacketQueue for OutboxReceiver {
+    /// The next item; `None` when the gate dropped the sender. Cancel-safe.
+    async fn recv(&mut self) -> Option<Outgoing> {
+        let item = self.rx.recv().await;
+        self.count(&item);
+        item
+    }
+
+    fn try_recv(&mut self) -> Option<Outgoing> {
+        let item = self.rx.try_recv().ok();
+        self.count(&item);
+        item
+    }
 
     /// Everything taken so far is on the socket: its bytes leave the bound.
-    pub fn written(&mut self) {
+    fn written(&mut self) {
         self.queued.fetch_sub(self.taken, Ordering::AcqRel);
         self.taken = 0;
     }

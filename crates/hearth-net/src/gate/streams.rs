@@ -8,19 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use hearth_proto::StreamId;
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodecError};
 
-use super::outbox::{self, OutboxReceiver, Outgoing};
+use super::outbox::{self, OutboxReceiver};
 use super::{CutReason, GateConfig, GateMetrics, Input};
 use crate::admission::{self, Admission, Refusal};
-use crate::framing;
-use crate::ws::{Message, WebSocket, WsError};
+use crate::pump::{self, pump_tcp, pump_websocket, PacketSink, PumpEnd, PumpLimits};
+use crate::ws::WebSocket;
 
 pub(crate) struct Shared {
     pub metrics: GateMetrics,
@@ -71,14 +69,27 @@ impl Shared {
         }
     }
 
-    /// A write that did not finish in time: the peer stopped reading.
-    fn write_timed_out(&self, peer: SocketAddr, transport: &str) {
-        self.metrics.count_cut(CutReason::SlowConsumer);
-        tracing::debug!(
-            %peer,
-            "closing {transport} connection: a write did not complete within {:?}",
-            self.write_timeout
-        );
+    fn pump_limits(&self) -> PumpLimits {
+        PumpLimits {
+            max_frame: self.max_frame,
+            write_timeout: self.write_timeout,
+            first_packet: Some(self.first_frame_timeout),
+            close_reason: "session closed",
+        }
+    }
+
+    /// Counts how a connection ended, when it is something to count.
+    fn count_end(&self, end: PumpEnd, peer: SocketAddr, transport: &str) {
+        let cut = match end {
+            PumpEnd::PeerClosed | PumpEnd::LocalClose | PumpEnd::WriteFailed => return,
+            PumpEnd::Oversized => CutReason::OversizedFrame,
+            PumpEnd::Malformed => CutReason::MalformedFrame,
+            PumpEnd::Silent => CutReason::SilentConnection,
+            // The peer stopped reading.
+            PumpEnd::WriteTimeout => CutReason::SlowConsumer,
+        };
+        self.metrics.count_cut(cut);
+        tracing::debug!(%peer, "closing {transport} connection: {end:?}");
     }
 }
 
@@ -161,69 +172,32 @@ async fn serve_tcp(
         return;
     };
     configure_tcp(&shared, &stream);
-    let Some((id, mut outgoing)) = open_stream(&shared, &inputs, peer).await else {
+    let Some((id, outgoing)) = open_stream(&shared, &inputs, peer).await else {
         return;
     };
-    let (read, mut write) = stream.into_split();
-    let mut frames = FramedRead::new(read, framing::codec(shared.max_frame));
-    let first_frame = tokio::time::sleep(shared.first_frame_timeout);
-    tokio::pin!(first_frame);
-    let mut heard = false;
-    let mut buffer = Vec::with_capacity(4096);
-    loop {
-        tokio::select! {
-            frame = frames.next() => match frame {
-                Some(Ok(packet)) => {
-                    heard = true;
-                    if inputs.send(Input::StreamPacket { id, packet: packet.freeze() }).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Err(e)) => {
-                    let oversized = e.get_ref().is_some_and(|inner| inner.is::<LengthDelimitedCodecError>());
-                    if oversized {
-                        shared.metrics.count_cut(CutReason::OversizedFrame);
-                        tracing::debug!(%peer, "closing TCP connection: frame over {} bytes", shared.max_frame);
-                    }
-                    break;
-                }
-                None => break,
-            },
-            out = outgoing.recv() => {
-                let mut close = out.is_none();
-                let mut next = out;
-                // Coalesce everything queued into one write.
-                while let Some(item) = next {
-                    match item {
-                        Outgoing::Packet(packet) => framing::write_frame(&mut buffer, &packet),
-                        Outgoing::Close => { close = true; break; }
-                    }
-                    next = outgoing.try_recv();
-                }
-                if !buffer.is_empty() {
-                    match tokio::time::timeout(shared.write_timeout, write.write_all(&buffer)).await {
-                        Ok(Ok(())) => outgoing.written(),
-                        Ok(Err(_)) => break,
-                        Err(_) => {
-                            shared.write_timed_out(peer, "TCP");
-                            break;
-                        }
-                    }
-                }
-                buffer.clear();
-                if close {
-                    let _ = tokio::time::timeout(shared.write_timeout, write.shutdown()).await;
-                    break;
-                }
-            }
-            () = &mut first_frame, if !heard => {
-                shared.metrics.count_cut(CutReason::SilentConnection);
-                tracing::debug!(%peer, "closing TCP connection: nothing received within {:?}", shared.first_frame_timeout);
-                break;
-            }
-        }
-    }
+    let sink = GateSink {
+        inputs: inputs.clone(),
+        id,
+    };
+    let end = pump_tcp(stream, shared.pump_limits(), outgoing, sink).await;
+    shared.count_end(end, peer, "TCP");
     let _ = inputs.send(Input::StreamClosed { id }).await;
+}
+
+/// Packets read from a connection go to the gate task, named by stream.
+struct GateSink {
+    inputs: mpsc::Sender<Input>,
+    id: StreamId,
+}
+
+impl PacketSink for GateSink {
+    async fn deliver(&mut self, packet: bytes::Bytes) -> bool {
+        let input = Input::StreamPacket {
+            id: self.id,
+            packet,
+        };
+        self.inputs.send(input).await.is_ok()
+    }
 }
 
 pub(crate) fn spawn_websocket<S>(
@@ -254,122 +228,21 @@ async fn serve_websocket<S>(
                 Refusal::Full => "the server is full, try again later",
             };
             socket.protocol().close_with(1008, reason);
-            let _ = flush(&shared, &mut socket, peer).await;
+            if let Err(end) = pump::flush(&mut socket, shared.pump_limits()).await {
+                shared.count_end(end, peer, "WebSocket");
+            }
             return;
         }
     };
     socket.protocol().set_max_message(shared.max_frame);
-    let Some((id, mut outgoing)) = open_stream(&shared, &inputs, peer).await else {
+    let Some((id, outgoing)) = open_stream(&shared, &inputs, peer).await else {
         return;
     };
-    let first_frame = tokio::time::sleep(shared.first_frame_timeout);
-    tokio::pin!(first_frame);
-    let mut heard = false;
-    'connection: loop {
-        loop {
-            match socket.decode() {
-                Ok(Some(Message::Binary(packet))) => {
-                    heard = true;
-                    if inputs
-                        .send(Input::StreamPacket { id, packet })
-                        .await
-                        .is_err()
-                    {
-                        break 'connection;
-                    }
-                }
-                Ok(Some(Message::Text(_))) => {
-                    shared.metrics.count_cut(CutReason::MalformedFrame);
-                    socket
-                        .protocol()
-                        .close_with(1003, "Hearth sessions use binary messages");
-                    fail_gracefully(&shared, &mut socket, peer).await;
-                    break 'connection;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(error) => {
-                    shared.metrics.count_cut(match error {
-                        WsError::TooBig { .. } => CutReason::OversizedFrame,
-                        _ => CutReason::MalformedFrame,
-                    });
-                    tracing::debug!(%peer, "closing WebSocket: {error}");
-                    socket.protocol().fail(&error);
-                    fail_gracefully(&shared, &mut socket, peer).await;
-                    break 'connection;
-                }
-            }
-        }
-        if flush(&shared, &mut socket, peer).await.is_err() || socket.protocol().is_done() {
-            break;
-        }
-        outgoing.written();
-        tokio::select! {
-            read = socket.read_more() => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    break;
-                }
-            }
-            out = outgoing.recv() => {
-                let mut close = out.is_none();
-                let mut next = out;
-                while let Some(item) = next {
-                    match item {
-                        Outgoing::Packet(packet) => {
-                            let _ = socket.protocol().send_binary(&packet);
-                        }
-                        Outgoing::Close => {
-                            close = true;
-                            break;
-                        }
-                    }
-                    next = outgoing.try_recv();
-                }
-                if close {
-                    socket.protocol().close_with(1000, "session closed");
-                    if flush(&shared, &mut socket, peer).await.is_ok() {
-                        // Give the client a moment to answer the close handshake.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                            while let Ok(Some(_)) = socket.recv().await {}
-                        })
-                        .await;
-                    }
-                    break;
-                }
-            }
-            () = &mut first_frame, if !heard => {
-                shared.metrics.count_cut(CutReason::SilentConnection);
-                socket.protocol().close_with(1008, "nothing received in time");
-                let _ = flush(&shared, &mut socket, peer).await;
-                break;
-            }
-        }
-    }
+    let sink = GateSink {
+        inputs: inputs.clone(),
+        id,
+    };
+    let end = pump_websocket(&mut socket, shared.pump_limits(), outgoing, sink).await;
+    shared.count_end(end, peer, "WebSocket");
     let _ = inputs.send(Input::StreamClosed { id }).await;
-}
-
-/// Writes what the WebSocket has queued, within the write timeout.
-async fn flush<S>(shared: &Shared, socket: &mut WebSocket<S>, peer: SocketAddr) -> Result<(), ()>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    match tokio::time::timeout(shared.write_timeout, socket.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(()),
-        Err(_) => {
-            shared.write_timed_out(peer, "WebSocket");
-            Err(())
-        }
-    }
-}
-
-/// Sends the queued close frame, then discards what the client still sends
-/// for a moment, so the close frame is read before the socket goes away.
-async fn fail_gracefully<S>(shared: &Shared, socket: &mut WebSocket<S>, peer: SocketAddr)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    if flush(shared, socket, peer).await.is_ok() {
-        socket.drain(Duration::from_secs(1), 4 << 20).await;
-    }
 }
