@@ -151,6 +151,11 @@ impl<T> ReliableReceiver<T> {
     pub fn stored(&self) -> usize {
         self.early.len()
     }
+
+    /// What the stored bunches are charged (payload plus `EARLY_ENTRY_COST` each).
+    pub fn stored_bytes(&self) -> usize {
+        self.early_bytes
+    }
 }
 
 #[cfg(test)]

@@ -440,3 +440,108 @@ fn connect_and_close_churn_keeps_the_stream_table_bounded() {
         size.pending_stream_deadlines
     );
 }
+
+/// The control messages in the plaintext of stream packets from the server.
+fn control_messages(packets: &[Vec<u8>]) -> Vec<ControlMessage> {
+    let mut messages = Vec::new();
+    for packet in packets {
+        for frame in hearth_proto::frame::decode_all(packet).unwrap() {
+            if let hearth_proto::frame::Frame::Bunch(bunch) = frame {
+                if bunch.channel == 0 && !bunch.payload.is_empty() {
+                    messages.push(ControlMessage::decode(bunch.payload).unwrap());
+                }
+            }
+        }
+    }
+    messages
+}
+
+#[test]
+fn with_require_join_game_traffic_after_welcome_but_before_join_closes_the_session() {
+    for require_join in [false, true] {
+        let now = Instant::now();
+        let mut config = ServerConfig::default();
+        config.session.require_join = require_join;
+        let seed = hearth_proto::os_seed();
+        let mut server = hearth_proto::Server::new(
+            config,
+            hearth_proto::ServerIdentity::generate(seed),
+            now,
+            seed,
+        );
+        let mut raw =
+            RawStream::connect(&mut server, now, StreamId(1), addr(CLIENT_ADDR), None).unwrap();
+        raw.send(
+            &mut server,
+            now,
+            &control_frame(&ControlMessage::Hello { version: 2 }, 0),
+        );
+        let Some(ControlMessage::Challenge { nonce }) =
+            control_messages(&raw.receive(&mut server)).pop()
+        else {
+            panic!("a Challenge");
+        };
+        let login = ControlMessage::Login {
+            nonce,
+            credentials: Credentials::Anonymous,
+            player_name: "ann".into(),
+            options: String::new(),
+        };
+        raw.send(&mut server, now, &control_frame(&login, 1));
+        let id = raw.session_id;
+        assert!(server.accept_login(now, id, None));
+        let welcomed = control_messages(&raw.receive(&mut server));
+        assert!(matches!(
+            welcomed.last(),
+            Some(ControlMessage::Welcome { .. })
+        ));
+        while server.poll_event().is_some() {}
+        // Welcomed, not joined: open a game channel.
+        let open = Some((ChannelKind::Game, Delivery::ReliableOrdered));
+        raw.send(
+            &mut server,
+            now,
+            &bunch_frame(5, 2, flags::RELIABLE | flags::OPEN, open, &[]),
+        );
+        raw.receive(&mut server);
+        let opened = std::iter::from_fn(|| server.poll_event())
+            .any(|(_, event)| matches!(event, Event::ChannelOpened { .. }));
+        assert_eq!(raw.closed, require_join, "require_join = {require_join}");
+        assert_eq!(opened, !require_join, "require_join = {require_join}");
+    }
+}
+
+#[test]
+fn a_peer_that_is_not_logged_in_cannot_make_the_server_buffer_much() {
+    let now = Instant::now();
+    let mut server = bare_server(now);
+    let mut raw =
+        RawStream::connect(&mut server, now, StreamId(1), addr(CLIENT_ADDR), None).unwrap();
+    raw.send(
+        &mut server,
+        now,
+        &control_frame(&ControlMessage::Hello { version: 2 }, 0),
+    );
+    // Sequence 1 never comes: everything after it waits in the reorder buffer.
+    let chunk = vec![7u8; 8 * 1024];
+    for sequence in 2..200u64 {
+        if raw.closed {
+            break;
+        }
+        raw.send(
+            &mut server,
+            now,
+            &bunch_frame(0, sequence, flags::RELIABLE, None, &chunk),
+        );
+        raw.receive(&mut server);
+    }
+    assert!(raw.closed, "closed long before 1.6 MB were buffered");
+    let reason = std::iter::from_fn(|| server.poll_event())
+        .find_map(|(_, event)| match event {
+            Event::Closed(reason) => Some(reason.to_string()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.contains("buffered before the login"), "{reason}");
+    assert_eq!(server.stats().drops.get(DropReason::BeforeLogin), 1);
+}

@@ -217,12 +217,15 @@ impl Session {
                         CloseReason::ProtocolError("reliable reorder buffer overflow".into()),
                         out,
                     );
+                    return;
                 }
+                self.limit_before_login(now, out);
                 return;
             }
             Arrival::Next => {
                 self.reliable_rx.advance();
                 self.deliver_reliable(now, bunch, out);
+                self.limit_before_login(now, out);
             }
         }
         while self.state != State::Closed {
@@ -233,6 +236,26 @@ impl Session {
         }
         if self.ack_due.is_none() {
             self.ack_due = Some(now + self.config.ack_delay);
+        }
+    }
+
+    /// A server holds little for a peer that has not logged in: the whole
+    /// login fits in `PRE_LOGIN_BUFFER`, so a peer that makes the server
+    /// buffer more (gaps in the reliable sequence, unfinished partial
+    /// messages on the control channel) before Welcome is closed. Without
+    /// this, every half-open session could hold the full reorder and
+    /// reassembly budgets (about 6 MiB) for a login step's 10 s.
+    fn limit_before_login(&mut self, now: Instant, out: &mut Outbox) {
+        if self.role != Role::Server || self.login.is_welcomed() || self.state == State::Closed {
+            return;
+        }
+        let held = self.reliable_rx.stored_bytes() + self.reassembly.buffered_bytes();
+        if held > PRE_LOGIN_BUFFER {
+            self.stats.drops.add(DropReason::BeforeLogin);
+            let why = format!(
+                "{held} bytes buffered before the login was accepted (a login needs at most {PRE_LOGIN_BUFFER})"
+            );
+            self.fail(now, CloseReason::ProtocolError(why), out);
         }
     }
 

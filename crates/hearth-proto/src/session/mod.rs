@@ -89,6 +89,11 @@ pub(crate) enum StreamResume {
     Answer { peer_received: u64 },
 }
 
+/// What a server buffers for a peer before its login is accepted: the
+/// largest login (Hello, a Login with a 1 KiB password or token, a name and
+/// 1 KiB of options, split into parts) with room to spare.
+pub(crate) const PRE_LOGIN_BUFFER: usize = 16 * 1024;
+
 /// How often a closing session with unacknowledged data probes the peer.
 const CLOSE_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
