@@ -18,7 +18,7 @@ use crate::handshake::{
 use crate::link::{DatagramCrypto, DatagramLink, Role};
 use crate::session::{ChannelSpec, LoginParams, Outbox, SendError, Session, StreamResume};
 use crate::stats::DropReason;
-use crate::stream_handshake::{StreamAnswerError, StreamOpener};
+use crate::stream_handshake::{StreamAnswerError, StreamOpener, StreamRefusal};
 
 /// The stream id a client uses for its single stream link.
 pub const CLIENT_STREAM: StreamId = StreamId(0);
@@ -217,23 +217,22 @@ impl Client {
             .is_some_and(|h| now >= h.started + self.config.handshake_timeout)
         {
             let handshake = self.stream_handshake.take().expect("checked");
-            self.stream_handshake_failed(handshake.purpose, CloseReason::HandshakeTimeout);
+            self.stream_handshake_failed(handshake.purpose, CloseReason::HandshakeTimeout, false);
         }
         self.session.on_timeout(now, &mut self.out);
     }
 
-    /// A stream handshake failed: a new session ends; a resume leaves the
-    /// session to its other link or its grace window (the driver retries).
-    fn stream_handshake_failed(&mut self, purpose: Purpose, reason: CloseReason) {
+    /// A stream handshake failed: a new session ends; a resume ends the
+    /// session only when retrying cannot help (`fatal`: the server has no such
+    /// session, speaks another version, or did not prove the pinned key), and
+    /// otherwise leaves it to its other link or its grace window while the
+    /// driver retries. A dropped connection or a busy server during a resume
+    /// must not cost the player the session.
+    fn stream_handshake_failed(&mut self, purpose: Purpose, reason: CloseReason, fatal: bool) {
         self.out.transmits.push_back(Transmit::CloseStream {
             stream: CLIENT_STREAM,
         });
-        if purpose == Purpose::Connect
-            || matches!(
-                reason,
-                CloseReason::HandshakeRejected(_) | CloseReason::VersionMismatch(_)
-            )
-        {
+        if purpose == Purpose::Connect || fatal {
             self.session.finish_close(reason, &mut self.out);
         }
     }
@@ -283,8 +282,8 @@ impl Client {
     pub fn stream_closed(&mut self, now: Instant) {
         if let Some(handshake) = self.stream_handshake.take() {
             let why = "the server closed the connection during the stream handshake".to_owned();
-            return self
-                .stream_handshake_failed(handshake.purpose, CloseReason::HandshakeRejected(why));
+            let reason = CloseReason::HandshakeRejected(why);
+            return self.stream_handshake_failed(handshake.purpose, reason, false);
         }
         self.session.stream_lost(now, &mut self.out);
     }
@@ -301,6 +300,12 @@ impl Client {
         {
             Ok(opened) => opened,
             Err(error) => {
+                let fatal = matches!(
+                    error,
+                    StreamAnswerError::Refused(StreamRefusal::UnknownSession)
+                        | StreamAnswerError::VersionMismatch { .. }
+                        | StreamAnswerError::WrongKey
+                ) || (error == StreamAnswerError::NoProof && pinned.is_some());
                 let reason = match error {
                     StreamAnswerError::WrongKey => CloseReason::ServerKeyMismatch,
                     StreamAnswerError::NoProof if pinned.is_some() => {
@@ -319,7 +324,7 @@ impl Client {
                         CloseReason::ProtocolError(error.to_string())
                     }
                 };
-                return self.stream_handshake_failed(handshake.purpose, reason);
+                return self.stream_handshake_failed(handshake.purpose, reason, fatal);
             }
         };
         self.session.proven_server_key = Some(opened.server_key);

@@ -545,3 +545,54 @@ fn a_peer_that_is_not_logged_in_cannot_make_the_server_buffer_much() {
     assert!(reason.contains("buffered before the login"), "{reason}");
     assert_eq!(server.stats().drops.get(DropReason::BeforeLogin), 1);
 }
+
+#[test]
+fn a_resume_refused_for_a_crowded_address_or_a_dropped_connection_keeps_the_session() {
+    let config = ServerConfig {
+        max_logging_in_per_address: 2,
+        ..ServerConfig::default()
+    };
+    let mut world = World::new(69, LinkProfile::PERFECT, config, ClientConfig::default());
+    world.login_over_stream();
+    world.break_stream();
+    world
+        .run_until(Duration::from_secs(1), |w| w.server_has(&Event::Detached))
+        .unwrap();
+    // Others at the client's address fill its login slots.
+    let crowd: Vec<RawStream> = (0..2)
+        .map(|n| {
+            RawStream::connect(
+                &mut world.server,
+                world.now,
+                StreamId(100 + n),
+                world.client_addr,
+                None,
+            )
+            .unwrap()
+        })
+        .collect();
+    world.open_stream();
+    world.client.resume_stream(world.now).unwrap();
+    world.run_for(Duration::from_millis(200));
+    assert!(
+        world.client_closed().is_none(),
+        "a busy address is worth a retry"
+    );
+    assert!(!world.stream_open, "the refused connection is closed");
+    // A connection that drops during the resume handshake costs nothing either.
+    world.open_stream();
+    world.client.resume_stream(world.now).unwrap();
+    world.break_stream();
+    world.run_for(Duration::from_millis(200));
+    assert!(world.client_closed().is_none());
+    // The crowd leaves; the next attempt resumes the same session.
+    for raw in &crowd {
+        world.server.stream_closed(world.now, raw.stream);
+    }
+    world.open_stream();
+    world.client.resume_stream(world.now).unwrap();
+    world
+        .run_until(Duration::from_secs(5), |w| w.client_has(&Event::Resumed))
+        .unwrap();
+    assert!(world.client_closed().is_none());
+}

@@ -32,6 +32,9 @@ enum Stage {
 struct PendingStream {
     opened: Instant,
     prefix: AddressPrefix,
+    /// The address's login slot, held from connect until the Hello shows a
+    /// resume (which logs nobody in) or the session's login is accepted.
+    holds_slot: bool,
     peer: SocketAddr,
     stage: Stage,
 }
@@ -103,6 +106,19 @@ impl Server {
         };
         if let Some(reason) = refusal {
             self.count_drop(reason);
+            // Said, so that a client resuming a session knows to retry.
+            let tell = match reason {
+                DropReason::TooManyFromAddress => StreamRefusal::TooManyFromAddress,
+                _ => StreamRefusal::ServerFull,
+            };
+            let packet = StreamHandshake::Reject {
+                version: PROTOCOL_VERSION,
+                reason: tell,
+            };
+            self.out.transmits.push_back(Transmit::Stream {
+                stream,
+                bytes: packet.to_vec(),
+            });
             self.out
                 .transmits
                 .push_back(Transmit::CloseStream { stream });
@@ -113,6 +129,7 @@ impl Server {
             PendingStream {
                 opened: now,
                 prefix,
+                holds_slot: true,
                 peer,
                 stage: Stage::AwaitHello,
             },
@@ -144,7 +161,7 @@ impl Server {
     /// it can act on, and frees its address slot.
     fn refuse_stream(&mut self, stream: StreamId, tell: Option<StreamRefusal>) {
         if let Some(pending) = self.streams.pending.remove(&stream) {
-            self.logging_in.release(pending.prefix);
+            self.release_slot(&pending);
         }
         if let Some(reason) = tell {
             let packet = StreamHandshake::Reject {
@@ -159,6 +176,12 @@ impl Server {
         self.out
             .transmits
             .push_back(Transmit::CloseStream { stream });
+    }
+
+    fn release_slot(&mut self, pending: &PendingStream) {
+        if pending.holds_slot {
+            self.logging_in.release(pending.prefix);
+        }
     }
 
     /// One stream packet arrived.
@@ -213,11 +236,20 @@ impl Server {
                 (self.fresh_session_id(), 0, None)
             }
             Mode::Attach { session_id } => {
-                let Some(session) = self.sessions.get(&session_id).filter(|s| !s.is_closed())
-                else {
+                if self.sessions.get(&session_id).is_none_or(|s| s.is_closed()) {
                     self.count_drop(DropReason::UnknownSession);
                     return self.refuse_stream(stream, Some(StreamRefusal::UnknownSession));
-                };
+                }
+                // A resume logs nobody in: it gives its address's slot back.
+                let pending = self
+                    .streams
+                    .pending
+                    .get_mut(&stream)
+                    .expect("caller found it");
+                if std::mem::take(&mut pending.holds_slot) {
+                    self.logging_in.release(pending.prefix);
+                }
+                let session = self.sessions.get(&session_id).expect("found above");
                 (
                     session_id,
                     session.reliable_received(),
@@ -273,6 +305,7 @@ impl Server {
     fn stream_proof(&mut self, now: Instant, stream: StreamId, packet: &[u8]) {
         let PendingStream {
             prefix,
+            holds_slot,
             peer,
             stage,
             ..
@@ -298,7 +331,9 @@ impl Server {
                 Mode::New => DropReason::AuthFailed,
                 Mode::Attach { .. } => DropReason::BadProof,
             });
-            self.logging_in.release(prefix);
+            if holds_slot {
+                self.logging_in.release(prefix);
+            }
             self.scratch = plaintext;
             return self.refuse_stream(stream, None);
         };
@@ -314,7 +349,9 @@ impl Server {
                 &plaintext,
             ),
             Mode::Attach { .. } => {
-                self.logging_in.release(prefix);
+                if holds_slot {
+                    self.logging_in.release(prefix);
+                }
                 self.resume_stream(now, stream, session_id, crypto, &plaintext);
             }
         }
@@ -389,7 +426,7 @@ impl Server {
     /// The driver saw a stream connection end.
     pub fn stream_closed(&mut self, now: Instant, stream: StreamId) {
         if let Some(pending) = self.streams.pending.remove(&stream) {
-            self.logging_in.release(pending.prefix);
+            self.release_slot(&pending);
             return;
         }
         let Some(id) = self.streams.attached.remove(&stream) else {
