@@ -75,7 +75,8 @@ pub struct ServerConfig {
     pub max_logging_in_per_address: u32,
     /// Completed datagram handshakes remembered (each for its cookie's
     /// lifetime, 40 s) so that a replayed Response never opens a session.
-    /// When full, new handshakes are refused until entries expire.
+    /// When full, the oldest is forgotten and Responses with cookies not
+    /// newer than it are refused from then on.
     pub max_recent_handshakes: usize,
 }
 

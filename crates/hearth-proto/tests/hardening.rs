@@ -596,3 +596,55 @@ fn a_resume_refused_for_a_crowded_address_or_a_dropped_connection_keeps_the_sess
         .unwrap();
     assert!(world.client_closed().is_none());
 }
+
+#[test]
+fn a_full_table_of_answered_handshakes_forgets_the_oldest_and_refuses_their_replays() {
+    let config = ServerConfig {
+        max_recent_handshakes: 8,
+        ..ServerConfig::default()
+    };
+    let mut world = World::new(70, LinkProfile::PERFECT, config, ClientConfig::default());
+    let server_addr = world.server_addr;
+    let mut responses = Vec::new();
+    for n in 0..20u8 {
+        world.now += Duration::from_millis(10);
+        let from = SocketAddr::from(([10, 7, 0, n], 4000));
+        let mut client =
+            hearth_proto::Client::new(ClientConfig::default(), world.now, hearth_proto::os_seed());
+        client.connect_datagram(world.now, server_addr);
+        for _ in 0..3 {
+            while let Some(hearth_proto::Transmit::Datagram { bytes, .. }) = client.poll_transmit()
+            {
+                if matches!(
+                    HandshakePacket::decode(&bytes),
+                    Ok(HandshakePacket::Response { .. })
+                ) {
+                    responses.push((from, bytes.clone()));
+                }
+                world.server.handle(world.now, from, &bytes);
+            }
+            while let Some(transmit) = world.server.poll_transmit() {
+                if let hearth_proto::Transmit::Datagram { bytes, .. } = transmit {
+                    client.handle_datagram(world.now, server_addr, &bytes);
+                }
+            }
+        }
+        assert!(
+            client.has_link(hearth_proto::LinkKind::Datagram),
+            "handshake {n}"
+        );
+    }
+    assert_eq!(world.server.state_size().completed_handshakes, 8);
+    // The first one was forgotten: its replay is refused, not a new session.
+    let sessions = world.server.stats().sessions_opened;
+    let (from, first) = &responses[0];
+    world.server.handle(world.now, *from, first);
+    assert_eq!(world.server.stats().sessions_opened, sessions);
+    assert!(world.server.stats().drops.get(DropReason::CookieExpired) >= 1);
+    // A remembered one gets its old Ack; a new client still gets in.
+    let (from, last) = responses.last().unwrap();
+    world.server.handle(world.now, *from, last);
+    assert_eq!(world.server.stats().sessions_opened, sessions);
+    world.now += Duration::from_millis(10);
+    world.login_over_udp();
+}

@@ -23,6 +23,7 @@ struct VerifiedResponse {
     mode: Mode,
     client_public: [u8; 32],
     cookie_mac: [u8; 32],
+    cookie_timestamp: u64,
     proof: [u8; 32],
     received: u64,
 }
@@ -142,6 +143,7 @@ impl Server {
                     mode,
                     client_public,
                     cookie_mac: cookie.mac,
+                    cookie_timestamp: cookie.timestamp,
                     proof,
                     received,
                 };
@@ -211,6 +213,7 @@ impl Server {
             mode,
             client_public,
             cookie_mac,
+            cookie_timestamp,
             proof,
             received,
         } = response;
@@ -221,14 +224,16 @@ impl Server {
             self.count_drop(DropReason::Duplicate);
             return self.reply(from, ack);
         }
+        if self
+            .completed_floor
+            .is_some_and(|floor| cookie_timestamp <= floor)
+        {
+            // Minted before a handshake we no longer remember: it might be a
+            // replay of that one. A real client's cookie is seconds old.
+            return self.count_drop(DropReason::CookieExpired);
+        }
         if self.completed.len() >= self.config.max_recent_handshakes {
-            // Each entry stops a replay; evicting one would allow it again.
-            return self.reject(
-                from,
-                cookie_mac,
-                RejectReason::ServerFull,
-                DropReason::ServerFull,
-            );
+            self.forget_oldest_handshake();
         }
         let prefix = AddressPrefix::of(from);
         let attach_secret = match mode {
@@ -253,6 +258,15 @@ impl Server {
                 None
             }
             Mode::Attach { session_id } => {
+                if self
+                    .sessions
+                    .get(&session_id)
+                    .and_then(|s| s.last_datagram_attach)
+                    .is_some_and(|at| now < at + self.config.rebind_interval)
+                {
+                    // Each attach costs a key agreement and a remembered handshake.
+                    return self.count_drop(DropReason::RebindRateLimited);
+                }
                 let Some(session) = self.sessions.get(&session_id).filter(|s| !s.is_closed())
                 else {
                     return self.reject(
@@ -341,13 +355,33 @@ impl Server {
             self.config.session.kcp_window,
         );
         let peer_received = matches!(mode, Mode::Attach { .. }).then_some(received);
+        if peer_received.is_some() {
+            session.last_datagram_attach = Some(now);
+        }
         session.attach_datagram(now, link, peer_received, &mut self.out);
         let expires = now + Duration::from_millis(MAX_COOKIE_AGE_MS);
-        self.completed
-            .insert(cookie_mac, CompletedHandshake { ack, expires });
+        let entry = CompletedHandshake {
+            ack,
+            expires,
+            cookie_timestamp,
+        };
+        self.completed.insert(cookie_mac, entry);
         self.completed_order.push_back((expires, cookie_mac));
         self.stats.handshakes_completed += 1;
         self.touch(now, session_id);
+    }
+
+    /// The table of answered Responses is full: forget the oldest, and from
+    /// now on refuse Responses whose cookies are not newer than it, so that a
+    /// forgotten one cannot be replayed into a second session. A flood that
+    /// fills the table therefore costs old cookies, not new clients.
+    fn forget_oldest_handshake(&mut self) {
+        while let Some((_, mac)) = self.completed_order.pop_front() {
+            if let Some(entry) = self.completed.remove(&mac) {
+                self.completed_floor = self.completed_floor.max(Some(entry.cookie_timestamp));
+                return;
+            }
+        }
     }
 
     fn rebind(

@@ -79,6 +79,8 @@ pub struct StateSize {
 struct CompletedHandshake {
     ack: Vec<u8>,
     expires: Instant,
+    /// The cookie's timestamp (server milliseconds), for the replay floor.
+    cookie_timestamp: u64,
 }
 
 pub struct Server {
@@ -91,6 +93,9 @@ pub struct Server {
     sessions: HashMap<u64, Session>,
     completed: HashMap<[u8; 32], CompletedHandshake>,
     completed_order: VecDeque<(Instant, [u8; 32])>,
+    /// Responses with cookies minted at or before this are refused: a
+    /// handshake that old may have been forgotten while the table was full.
+    completed_floor: Option<u64>,
     streams: StreamTable,
     /// Sessions and pending streams not yet welcomed, per client address.
     logging_in: AddressLimit,
@@ -121,6 +126,7 @@ impl Server {
             sessions: HashMap::new(),
             completed: HashMap::new(),
             completed_order: VecDeque::new(),
+            completed_floor: None,
             streams: StreamTable::default(),
             logging_in: AddressLimit::default(),
             timers: BinaryHeap::new(),

@@ -134,6 +134,8 @@ pub struct Session {
     pub(crate) logging_in_from: Option<crate::server::AddressPrefix>,
     /// Server: where the session's first link came from (for the login hook).
     pub(crate) origin: Option<std::net::SocketAddr>,
+    /// Server: when a datagram link last attached to it by ticket or resume.
+    pub(crate) last_datagram_attach: Option<Instant>,
 }
 
 impl Session {
@@ -173,6 +175,7 @@ impl Session {
             kcp_dirty: false,
             logging_in_from: None,
             origin: None,
+            last_datagram_attach: None,
         }
     }
 
