@@ -233,6 +233,45 @@ async fn a_body_over_the_limit_gets_413_and_is_counted() {
     server.shutdown("test over").await;
 }
 
+#[tokio::test]
+async fn a_body_trickled_in_slowly_is_cut_at_the_request_timeout() {
+    let server = start("trickle", |c, _| c.web.request_timeout_ms = 500).await;
+    let mut slow = TcpStream::connect(server.web).await.unwrap();
+    let head = format!(
+        "POST /api/register HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{{",
+        server.web
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // The headers are complete, so the header timeout no longer applies;
+    // the body arrives one byte at a time.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if slow.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+        slow
+    });
+    let started = Instant::now();
+    let mut slow = trickle.await.unwrap();
+    let mut answer = Vec::new();
+    let _ = timeout(WAIT, slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = metrics(&server).await;
+    assert!(
+        text.contains("hearth_rejected_total{layer=\"web\",reason=\"request_timeout\"} 1"),
+        "{text}"
+    );
+    server.shutdown("test over").await;
+}
+
 /// A self-signed certificate for localhost and 127.0.0.1, written next to
 /// the data directory; returns the certificate's PEM.
 fn test_certificate(config: &mut Config, dir: &Path) -> String {

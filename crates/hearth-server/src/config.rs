@@ -50,6 +50,9 @@ pub struct WebConfig {
     pub max_connections_per_address: usize,
     /// Largest request body the API reads, in bytes.
     pub max_body_bytes: usize,
+    /// A request must be read and answered within this many milliseconds
+    /// (a body trickled in a byte at a time is cut here).
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +129,7 @@ impl Default for WebConfig {
             max_connections: 4096,
             max_connections_per_address: 64,
             max_body_bytes: 64 * 1024,
+            request_timeout_ms: 30_000,
         }
     }
 }

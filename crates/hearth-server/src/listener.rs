@@ -40,15 +40,18 @@ pub enum WebCutReason {
     TlsHandshake,
     /// A request body over the limit (answered 413).
     BodyTooLarge,
+    /// A request not read and answered within the request timeout (408).
+    RequestTimeout,
 }
 
 impl WebCutReason {
-    pub const ALL: [WebCutReason; 5] = [
+    pub const ALL: [WebCutReason; 6] = [
         WebCutReason::TooManyConnections,
         WebCutReason::TooManyFromAddress,
         WebCutReason::HeaderTimeout,
         WebCutReason::TlsHandshake,
         WebCutReason::BodyTooLarge,
+        WebCutReason::RequestTimeout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl WebCutReason {
             WebCutReason::HeaderTimeout => "header_timeout",
             WebCutReason::TlsHandshake => "tls_handshake",
             WebCutReason::BodyTooLarge => "body_too_large",
+            WebCutReason::RequestTimeout => "request_timeout",
         }
     }
 }
@@ -80,10 +84,36 @@ impl WebPortMetrics {
     }
 }
 
-/// Bounds request bodies read by extractors (413 beyond) and counts the 413s.
-pub fn limit_bodies(router: Router, max_bytes: usize, metrics: Arc<WebPortMetrics>) -> Router {
+/// Bounds request bodies read by extractors (413 beyond) and counts the
+/// 413s; bounds each request's whole life, body included (408 beyond), so a
+/// client that trickles its body cannot hold a connection.
+pub fn limit_bodies(
+    router: Router,
+    max_bytes: usize,
+    request_timeout: std::time::Duration,
+    metrics: Arc<WebPortMetrics>,
+) -> Router {
+    let timeouts = metrics.clone();
     router
         .layer(axum::extract::DefaultBodyLimit::max(max_bytes))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let metrics = timeouts.clone();
+                async move {
+                    match tokio::time::timeout(request_timeout, next.run(request)).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            metrics.count_cut(WebCutReason::RequestTimeout);
+                            let mut response = Response::new(axum::body::Body::from(
+                                "the request was not completed in time\n",
+                            ));
+                            *response.status_mut() = http::StatusCode::REQUEST_TIMEOUT;
+                            response
+                        }
+                    }
+                }
+            },
+        ))
         .layer(axum::middleware::map_response(move |response: Response| {
             let metrics = metrics.clone();
             async move {

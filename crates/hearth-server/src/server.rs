@@ -160,6 +160,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let router = listener::limit_bodies(
         web::router(state),
         config.web.max_body_bytes,
+        std::time::Duration::from_millis(config.web.request_timeout_ms),
         web_metrics.clone(),
     );
     let tls_on = tls.is_some();
