@@ -78,6 +78,16 @@ pub struct ServerConfig {
     /// When full, the oldest is forgotten and Responses with cookies not
     /// newer than it are refused from then on.
     pub max_recent_handshakes: usize,
+    /// Key agreements (UDP handshakes and stream Hellos, new or resuming)
+    /// one address (IPv6: one /64) may start: a burst, then this many a
+    /// second. An IPv6 /48 gets eight times as much. 0 and 0: no limit.
+    pub key_agreement_burst: u32,
+    pub key_agreements_per_second: u32,
+    /// Apply the per-address limits above to loopback clients too. Off by
+    /// default: load generators and bots on the server's own machine connect
+    /// thousands of sessions from 127.0.0.1, and whoever can send from
+    /// loopback is on the machine already.
+    pub limit_loopback: bool,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +103,9 @@ impl Default for ServerConfig {
             default_map: "Entry".to_owned(),
             max_logging_in_per_address: 32,
             max_recent_handshakes: 65_536,
+            key_agreement_burst: 32,
+            key_agreements_per_second: 16,
+            limit_loopback: false,
         }
     }
 }

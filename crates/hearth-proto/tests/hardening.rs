@@ -648,3 +648,28 @@ fn a_full_table_of_answered_handshakes_forgets_the_oldest_and_refuses_their_repl
     world.now += Duration::from_millis(10);
     world.login_over_udp();
 }
+
+#[test]
+fn key_agreements_are_rate_limited_per_address_but_not_for_loopback() {
+    let now = Instant::now();
+    let mut server = bare_server(now);
+    let churn = |server: &mut hearth_proto::Server, at: Instant, from: &str, count: u64| {
+        (0..count)
+            .filter(|n| {
+                let stream = StreamId(1_000_000 + n);
+                let connected = RawStream::connect(server, at, stream, addr(from), None);
+                server.stream_closed(at, stream);
+                connected.is_ok()
+            })
+            .count()
+    };
+    // A connect-Hello-close loop: the burst (32), then 16 a second.
+    assert_eq!(churn(&mut server, now, "10.8.0.1:1", 100), 32);
+    assert!(server.stats().drops.get(DropReason::TooManyFromAddress) >= 68);
+    let later = now + Duration::from_secs(1);
+    assert_eq!(churn(&mut server, later, "10.8.0.1:2", 100), 16);
+    // Another address has its own budget; loopback (bots, load tests) has none.
+    assert_eq!(churn(&mut server, later, "10.8.0.2:1", 10), 10);
+    assert_eq!(churn(&mut server, later, "127.0.0.1:1", 200), 200);
+    assert!(server.state_size().rate_limited_addresses <= 4);
+}

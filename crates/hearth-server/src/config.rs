@@ -104,6 +104,13 @@ pub struct GameConfig {
     /// Sessions and connections from one address (IPv6: one /64) still in
     /// their handshake or login; beyond it new ones are refused.
     pub max_logging_in_per_address: u32,
+    /// Key agreements (UDP handshakes, stream Hellos) one address (IPv6: one
+    /// /64; a /48 gets eight times as much) may start: a burst, then a rate.
+    pub key_agreement_burst: u32,
+    pub key_agreements_per_second: u32,
+    /// Apply the per-address limits to loopback clients too (off: bots and
+    /// load tests on this machine connect thousands of sessions).
+    pub limit_loopback: bool,
 }
 
 impl Default for Config {
@@ -168,6 +175,9 @@ impl Default for GameConfig {
             udp: true,
             require_join: false,
             max_logging_in_per_address: 32,
+            key_agreement_burst: 32,
+            key_agreements_per_second: 16,
+            limit_loopback: false,
         }
     }
 }

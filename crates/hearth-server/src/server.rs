@@ -114,6 +114,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     gate_config.protocol.default_map = config.game.map.clone();
     gate_config.protocol.session.require_join = config.game.require_join;
     gate_config.protocol.max_logging_in_per_address = config.game.max_logging_in_per_address;
+    gate_config.protocol.key_agreement_burst = config.game.key_agreement_burst;
+    gate_config.protocol.key_agreements_per_second = config.game.key_agreements_per_second;
+    gate_config.protocol.limit_loopback = config.game.limit_loopback;
     let max_ws_message = gate_config.max_frame();
     let gate = gate::start(gate_config, identity, handler)
         .await

@@ -246,7 +246,7 @@ impl Server {
                         DropReason::ServerFull,
                     );
                 }
-                if self.logging_in.held(prefix) >= self.config.max_logging_in_per_address {
+                if self.logging_in.held(prefix) >= self.logging_in_limit(from) {
                     // Checked before the key agreement: its X25519 work is the cost.
                     return self.reject(
                         from,
@@ -293,6 +293,14 @@ impl Server {
                 Some(session.attach_secret)
             }
         };
+        if !self.may_agree_keys(now, from) {
+            return self.reject(
+                from,
+                cookie_mac,
+                RejectReason::TooManyFromAddress,
+                DropReason::TooManyFromAddress,
+            );
+        }
         let server_static = self.identity_public;
         let agreed = self.agree_keys(client_public, attach_secret.as_ref(), |ephemeral| {
             handshake_transcript(

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 pub use address_limit::AddressPrefix;
+use address_limit::{RateLimit, SitePrefix};
 
 use crate::config::ServerConfig;
 use crate::cookie::CookieSecrets;
@@ -30,6 +31,9 @@ use crate::session::{ChannelSpec, Outbox, SendError, Session};
 use crate::stats::{DropReason, EndpointStats};
 use address_limit::AddressLimit;
 use streams::StreamTable;
+
+/// Addresses (and IPv6 sites) whose key-agreement rate is tracked at once.
+const RATE_TABLE_ENTRIES: usize = 65_536;
 
 /// The server's long-term X25519 key. Clients may pin its public half.
 #[derive(Clone)]
@@ -72,6 +76,8 @@ pub struct StateSize {
     pub timers: usize,
     /// Addresses (IPv6: /64 prefixes) with sessions still logging in.
     pub logging_in_addresses: usize,
+    /// Entries in the key-agreement rate tables (bounded).
+    pub rate_limited_addresses: usize,
 }
 
 /// A Response already answered: a resent or replayed copy gets the same Ack
@@ -99,6 +105,9 @@ pub struct Server {
     streams: StreamTable,
     /// Sessions and pending streams not yet welcomed, per client address.
     logging_in: AddressLimit,
+    /// Key agreements started, per address and per IPv6 site.
+    agreements: RateLimit<AddressPrefix>,
+    site_agreements: RateLimit<SitePrefix>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     scheduled: HashMap<u64, Instant>,
     out: Outbox,
@@ -116,6 +125,16 @@ impl Server {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let cookies = CookieSecrets::new(&mut rng, 0);
         let identity_public = identity.public_key();
+        let agreements = RateLimit::new(
+            config.key_agreement_burst,
+            config.key_agreements_per_second,
+            RATE_TABLE_ENTRIES,
+        );
+        let site_agreements = RateLimit::new(
+            config.key_agreement_burst.saturating_mul(8),
+            config.key_agreements_per_second.saturating_mul(8),
+            RATE_TABLE_ENTRIES,
+        );
         Self {
             config,
             epoch: now,
@@ -129,6 +148,8 @@ impl Server {
             completed_floor: None,
             streams: StreamTable::default(),
             logging_in: AddressLimit::default(),
+            agreements,
+            site_agreements,
             timers: BinaryHeap::new(),
             scheduled: HashMap::new(),
             out: Outbox::default(),
@@ -163,6 +184,7 @@ impl Server {
             queued_events: self.out.events.len(),
             timers: self.timers.len(),
             logging_in_addresses: self.logging_in.entries(),
+            rate_limited_addresses: self.agreements.entries() + self.site_agreements.entries(),
         }
     }
 
@@ -183,6 +205,40 @@ impl Server {
         self.out
             .transmits
             .push_back(Transmit::Datagram { to, bytes });
+    }
+
+    /// Whether the per-address limits apply to `from`.
+    fn limits_apply(&self, from: SocketAddr) -> bool {
+        let loopback = match from.ip() {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        };
+        self.config.limit_loopback || !loopback
+    }
+
+    /// The login-slot limit for `from` (unlimited where limits do not apply).
+    fn logging_in_limit(&self, from: SocketAddr) -> u32 {
+        if self.limits_apply(from) {
+            self.config.max_logging_in_per_address
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// Whether `from` may start another key agreement now (counted when not).
+    fn may_agree_keys(&mut self, now: Instant, from: SocketAddr) -> bool {
+        if !self.limits_apply(from) {
+            return true;
+        }
+        let prefix = AddressPrefix::of(from);
+        let allowed = self.agreements.allow(prefix, now)
+            && self.site_agreements.allow(SitePrefix::of(prefix), now);
+        if !allowed {
+            self.count_drop(DropReason::TooManyFromAddress);
+        }
+        allowed
     }
 
     /// The server's half of a key agreement, for datagram and stream

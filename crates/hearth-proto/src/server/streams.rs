@@ -98,7 +98,7 @@ impl Server {
             Some(DropReason::ServerFull)
         } else if !self
             .logging_in
-            .try_take(prefix, self.config.max_logging_in_per_address)
+            .try_take(prefix, self.logging_in_limit(peer))
         {
             Some(DropReason::TooManyFromAddress)
         } else {
@@ -198,12 +198,12 @@ impl Server {
             return self.count_drop(DropReason::Unexpected);
         };
         match pending.stage {
-            Stage::AwaitHello => self.stream_hello(stream, packet),
+            Stage::AwaitHello => self.stream_hello(now, stream, packet),
             Stage::AwaitProof { .. } => self.stream_proof(now, stream, packet),
         }
     }
 
-    fn stream_hello(&mut self, stream: StreamId, packet: &[u8]) {
+    fn stream_hello(&mut self, now: Instant, stream: StreamId, packet: &[u8]) {
         if let Some(version) = StreamHandshake::hello_version(packet) {
             if version != PROTOCOL_VERSION {
                 self.count_drop(DropReason::VersionMismatch);
@@ -257,6 +257,15 @@ impl Server {
                 )
             }
         };
+        let peer = self
+            .streams
+            .pending
+            .get(&stream)
+            .expect("caller found it")
+            .peer;
+        if !self.may_agree_keys(now, peer) {
+            return self.refuse_stream(stream, Some(StreamRefusal::TooManyFromAddress));
+        }
         let server_static = self.identity_public;
         // In Attach mode only a holder of the resume token derives these keys:
         // the token proves itself without crossing the link.
