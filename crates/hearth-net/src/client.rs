@@ -289,20 +289,12 @@ impl Driver {
             let socket = tokio::time::timeout_at(deadline, self.websocket(stream))
                 .await
                 .map_err(|_| ConnectError::Timeout(addr))??;
-            tokio::spawn(async move {
-                let mut socket = socket;
-                let end = pump_websocket(&mut socket, limits, out_rx, packet_tx).await;
-                report_end("WebSocket", end, limits);
-            });
+            spawn_websocket_pump(socket, limits, out_rx, packet_tx);
         } else {
             let socket = tokio::time::timeout_at(deadline, self.websocket(tcp))
                 .await
                 .map_err(|_| ConnectError::Timeout(addr))??;
-            tokio::spawn(async move {
-                let mut socket = socket;
-                let end = pump_websocket(&mut socket, limits, out_rx, packet_tx).await;
-                report_end("WebSocket", end, limits);
-            });
+            spawn_websocket_pump(socket, limits, out_rx, packet_tx);
         }
         self.stream = Some(StreamConnection { packets, outgoing });
         Ok(())
@@ -515,6 +507,20 @@ async fn recv_packet(stream: Option<&mut StreamConnection>) -> Option<Bytes> {
         Some(link) => link.packets.recv().await,
         None => std::future::pending().await,
     }
+}
+
+fn spawn_websocket_pump<S>(
+    mut socket: WebSocket<S>,
+    limits: PumpLimits,
+    outgoing: mpsc::Receiver<Vec<u8>>,
+    packets: mpsc::Sender<Bytes>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let end = pump_websocket(&mut socket, limits, outgoing, packets).await;
+        report_end("WebSocket", end, limits);
+    });
 }
 
 /// Logs why the stream ended when it tells the user something; the session

@@ -155,13 +155,7 @@ fn logins_in_progress_are_limited_per_address_and_released_when_welcomed() {
         max_logging_in_per_address: 4,
         ..ServerConfig::default()
     };
-    let seed = hearth_proto::os_seed();
-    let mut server = hearth_proto::Server::new(
-        config,
-        hearth_proto::ServerIdentity::generate(seed),
-        now,
-        seed,
-    );
+    let mut server = server_with(config, now);
     let crowded = addr("10.9.9.9:1000");
     let mut streams = Vec::new();
     for n in 0..4 {
@@ -418,13 +412,7 @@ fn connect_and_close_churn_keeps_the_stream_table_bounded() {
         max_pending_streams: 100,
         ..ServerConfig::default()
     };
-    let seed = hearth_proto::os_seed();
-    let mut server = hearth_proto::Server::new(
-        config,
-        hearth_proto::ServerIdentity::generate(seed),
-        now,
-        seed,
-    );
+    let mut server = server_with(config, now);
     for n in 0..50_000u64 {
         let peer = SocketAddr::from(([10, 3, (n >> 8) as u8, n as u8], 4000));
         server.stream_opened(now, StreamId(n), peer);
@@ -462,13 +450,7 @@ fn with_require_join_game_traffic_after_welcome_but_before_join_closes_the_sessi
         let now = Instant::now();
         let mut config = ServerConfig::default();
         config.session.require_join = require_join;
-        let seed = hearth_proto::os_seed();
-        let mut server = hearth_proto::Server::new(
-            config,
-            hearth_proto::ServerIdentity::generate(seed),
-            now,
-            seed,
-        );
+        let mut server = server_with(config, now);
         let mut raw =
             RawStream::connect(&mut server, now, StreamId(1), addr(CLIENT_ADDR), None).unwrap();
         raw.send(

@@ -111,18 +111,7 @@ impl Server {
                 DropReason::TooManyFromAddress => StreamRefusal::TooManyFromAddress,
                 _ => StreamRefusal::ServerFull,
             };
-            let packet = StreamHandshake::Reject {
-                version: PROTOCOL_VERSION,
-                reason: tell,
-            };
-            self.out.transmits.push_back(Transmit::Stream {
-                stream,
-                bytes: packet.to_vec(),
-            });
-            self.out
-                .transmits
-                .push_back(Transmit::CloseStream { stream });
-            return;
+            return self.refuse_stream(stream, Some(tell));
         }
         self.streams.pending.insert(
             stream,

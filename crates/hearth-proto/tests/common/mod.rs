@@ -454,13 +454,13 @@ pub fn numbered_message(index: u32, size: usize) -> Vec<u8> {
 
 /// A server with default settings and a random key, outside any `World`.
 pub fn bare_server(now: Instant) -> Server {
+    server_with(ServerConfig::default(), now)
+}
+
+/// A server with `config` and a random key, outside any `World`.
+pub fn server_with(config: ServerConfig, now: Instant) -> Server {
     let seed = hearth_proto::os_seed();
-    Server::new(
-        ServerConfig::default(),
-        ServerIdentity::generate(seed),
-        now,
-        seed,
-    )
+    Server::new(config, ServerIdentity::generate(seed), now, seed)
 }
 
 /// A hand-driven stream client for a bare `Server`: it runs the stream key
