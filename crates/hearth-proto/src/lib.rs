@@ -14,6 +14,7 @@
 //! then drain `poll_transmit`, `poll_event` and call `handle_timeout` at
 //! `poll_timeout`. The wire format is in `docs/PROTOCOL.md`.
 
+pub mod address_limit;
 pub mod bunch;
 pub mod client;
 pub mod codec;

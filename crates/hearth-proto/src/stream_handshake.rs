@@ -12,9 +12,11 @@ use rand_core::CryptoRngCore;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::crypto::{PacketKey, SessionKeys, TAG_LEN};
 use crate::handshake::{confirm_answer, kind, Mode, Unconfirmed, PROTOCOL_VERSION};
 use crate::link::Role;
+/// Stream packet protection lives with the links; named here too, as the
+/// result of a stream handshake.
+pub use crate::link::StreamCrypto;
 
 pub mod stream_kind {
     pub const HELLO: u8 = 0x11;
@@ -326,58 +328,10 @@ impl StreamOpener {
     }
 }
 
-/// Packet protection of one stream link. A stream delivers in order and never
-/// loses or repeats a packet, so the nonce is an implicit per-direction counter
-/// (as in TLS records): nothing but the tag is added to each packet, and any
-/// reordering, replay or deletion by a man in the middle fails authentication.
-/// The keys are fresh for every stream handshake, so counters start at zero.
-pub struct StreamCrypto {
-    send_key: PacketKey,
-    receive_key: PacketKey,
-    sent: u64,
-    received: u64,
-}
-
-impl StreamCrypto {
-    pub fn new(role: Role, keys: &SessionKeys) -> Self {
-        let (send, receive) = match role {
-            Role::Client => (&keys.client_to_server, &keys.server_to_client),
-            Role::Server => (&keys.server_to_client, &keys.client_to_server),
-        };
-        Self {
-            send_key: PacketKey::new(send),
-            receive_key: PacketKey::new(receive),
-            sent: 0,
-            received: 0,
-        }
-    }
-
-    /// Encrypts `packet` in place and appends the tag.
-    pub fn seal(&mut self, packet: &mut Vec<u8>) {
-        self.send_key.seal(self.sent, packet, 0);
-        self.sent += 1;
-    }
-
-    /// Authenticates and decrypts `packet` in place; returns the plaintext
-    /// length. A failure means the stream was tampered with or is not ours.
-    pub fn open(&mut self, packet: &mut [u8]) -> Option<usize> {
-        if packet.len() < TAG_LEN {
-            return None;
-        }
-        let len = self.receive_key.open(self.received, packet, 0)?;
-        self.received += 1;
-        Some(len)
-    }
-
-    /// Largest plaintext that fits a stream packet of `max_packet` bytes.
-    pub fn max_plaintext(max_packet: usize) -> usize {
-        max_packet - TAG_LEN
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::SessionKeys;
 
     #[test]
     fn every_packet_round_trips_and_truncations_fail() {

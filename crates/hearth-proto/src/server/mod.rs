@@ -5,7 +5,6 @@
 //! table and the stream key agreement; this file the session table, timers
 //! and the application's interface.
 
-mod address_limit;
 mod datagrams;
 mod streams;
 
@@ -18,8 +17,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-pub use address_limit::AddressPrefix;
-use address_limit::{RateLimit, SitePrefix};
+pub use crate::address_limit::AddressPrefix;
+use crate::address_limit::{AddressLimit, RateLimit, SitePrefix};
 
 use crate::config::ServerConfig;
 use crate::cookie::CookieSecrets;
@@ -29,7 +28,6 @@ use crate::link::Role;
 use crate::session::login::Welcome;
 use crate::session::{ChannelSpec, Outbox, SendError, Session};
 use crate::stats::{DropReason, EndpointStats};
-use address_limit::AddressLimit;
 use streams::StreamTable;
 
 /// Addresses (and IPv6 sites) whose key-agreement rate is tracked at once.

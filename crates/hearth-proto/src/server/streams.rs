@@ -14,9 +14,10 @@ use crate::event::{StreamId, Transmit};
 use crate::frame::Frame;
 use crate::handshake::{AckBody, Mode, PROTOCOL_VERSION};
 use crate::link::Role;
+use crate::link::StreamCrypto;
 use crate::session::StreamResume;
 use crate::stats::DropReason;
-use crate::stream_handshake::{stream_transcript, StreamCrypto, StreamHandshake, StreamRefusal};
+use crate::stream_handshake::{stream_transcript, StreamHandshake, StreamRefusal};
 
 enum Stage {
     /// Connected; the first packet must be a StreamHello.

@@ -159,8 +159,7 @@ impl Session {
             !link.live.queue.is_empty() || link.live.ping_due || !link.live.pongs.is_empty();
         let small =
             self.control_frames(now, LinkKind::Stream, other || self.closing_frame.is_some());
-        let max =
-            crate::stream_handshake::StreamCrypto::max_plaintext(self.config.max_stream_packet);
+        let max = crate::link::StreamCrypto::max_plaintext(self.config.max_stream_packet);
         let link = self.stream.as_mut().expect("still there");
         let mut packets: Vec<Vec<u8>> = Vec::new();
         let mut current = Vec::new();

@@ -25,11 +25,11 @@ use crate::codec::DecodeError;
 use crate::config::SessionConfig;
 use crate::event::{CloseReason, Event, LinkKind, StreamId, Transmit};
 use crate::frame::{self, Frame, Frames};
+use crate::link::StreamCrypto;
 use crate::link::{DatagramLink, Liveness, Role, StreamLink};
 use crate::reassembly::Reassembly;
 use crate::reliable::{Arrival, ReliableReceiver, ReliableSender};
 use crate::stats::{DropReason, SessionStats};
-use crate::stream_handshake::StreamCrypto;
 
 use channels::Channel;
 pub use channels::ChannelSpec;
@@ -131,7 +131,7 @@ pub struct Session {
     /// A new reliable bunch went into KCP: flush it now, not at the next tick.
     kcp_dirty: bool,
     /// Server: the address slot this session holds until its login is accepted.
-    pub(crate) logging_in_from: Option<crate::server::AddressPrefix>,
+    pub(crate) logging_in_from: Option<crate::address_limit::AddressPrefix>,
     /// Server: where the session's first link came from (for the login hook).
     pub(crate) origin: Option<std::net::SocketAddr>,
     /// Server: when a datagram link last attached to it by ticket or resume.
