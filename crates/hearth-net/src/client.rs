@@ -107,6 +107,7 @@ enum Command {
         reason: String,
     },
     Stats(oneshot::Sender<SessionStats>),
+    ServerKey(oneshot::Sender<Option<[u8; 32]>>),
     /// Test and tooling hook: drop the stream link as if the network cut it.
     DropStream,
 }
@@ -220,6 +221,14 @@ impl Connection {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Stats(reply)).await.ok()?;
         answer.await.ok()
+    }
+
+    /// The server's static key as proven in the key agreement (pin it with
+    /// `ClientConfig::server_key` next time).
+    pub async fn server_key(&self) -> Option<[u8; 32]> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::ServerKey(reply)).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     /// Cuts the stream link without telling the server, as a network failure would.
@@ -399,6 +408,9 @@ impl Driver {
             Command::Close { code, reason } => client.close(now, code, &reason),
             Command::Stats(reply) => {
                 let _ = reply.send(client.session().stats());
+            }
+            Command::ServerKey(reply) => {
+                let _ = reply.send(client.server_key());
             }
             Command::DropStream => {
                 self.stream = None;

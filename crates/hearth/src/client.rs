@@ -29,6 +29,12 @@ pub struct ClientArgs {
     /// a self-signed certificate); without it, the public web PKI is trusted.
     #[arg(long)]
     trust: Option<std::path::PathBuf>,
+    /// The server key `hearth serve` printed (64 hex digits): the client
+    /// refuses a server that cannot prove it holds this key, on every
+    /// transport, so a man in the middle is detected. Without it the key is
+    /// learned on connect (and printed, to pin next time).
+    #[arg(long, env = "HEARTH_SERVER_KEY", value_parser = parse_server_key)]
+    server_key: Option<[u8; 32]>,
     /// Channel for the lines you type.
     #[arg(long, default_value_t = 2)]
     channel: u16,
@@ -63,6 +69,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         _ => Options::anonymous(),
     };
     options.trusted_certificate = trusted;
+    options.server_key = args.server_key;
     let mut connection = connect(&args.url, options).await?;
     let events = connection
         .wait_for(|e| *e == Event::Joined)
@@ -70,6 +77,14 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         .map_err(|reason| anyhow::anyhow!("login failed: {reason}"))?;
     for event in events {
         print_event(&event);
+    }
+    if args.server_key.is_none() {
+        if let Some(key) = connection.server_key().await {
+            println!(
+                "server key {} (pass --server-key to refuse any other server next time)",
+                crate::hex(&key)
+            );
+        }
     }
     connection
         .open_channel(
@@ -129,6 +144,21 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+fn parse_server_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let wrong =
+        || format!("a server key is 64 hex digits (as `hearth serve` prints it), not {text:?}");
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(wrong());
+    }
+    let mut key = [0u8; 32];
+    for (byte, pair) in key.iter_mut().zip(text.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).map_err(|_| wrong())?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| wrong())?;
+    }
+    Ok(key)
 }
 
 /// One line per event; the UDP ticket's secret is not printed.

@@ -63,6 +63,28 @@ fn serve_then_client_then_sigterm() {
         out.contains("message on 2: hello from the terminal"),
         "{out}"
     );
+    // The key the server printed is the one the client proved; pinned, it
+    // connects; any other key is refused as a possible man in the middle.
+    let printed = banner
+        .split("server key ")
+        .nth(1)
+        .and_then(|rest| rest.get(..64))
+        .expect("the banner names the server key")
+        .to_owned();
+    assert!(out.contains(&format!("server key {printed}")), "{out}");
+    for (key, connects) in [(printed.clone(), true), ("ab".repeat(32), false)] {
+        let pinned = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["client", &format!("tcp://127.0.0.1:{port}")])
+            .args(["--name", "cli_tester", "--password", "correct horse"])
+            .args(["--server-key", &key, "--send", "pinned"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&pinned.stderr);
+        assert_eq!(pinned.status.success(), connects, "{stderr}");
+        if !connects {
+            assert!(stderr.contains("did not prove the pinned key"), "{stderr}");
+        }
+    }
 
     let wrong = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["client", &format!("tcp://127.0.0.1:{port}")])
