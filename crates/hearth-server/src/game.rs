@@ -33,14 +33,39 @@ impl LoginCounters {
     }
 }
 
+/// Live sessions by account and accounts by session: both ways are lookups,
+/// so a close costs the same with ten players or a hundred thousand.
+#[derive(Default)]
+struct LiveAccounts {
+    /// The newest session of each account.
+    by_account: HashMap<i64, u64>,
+    by_session: HashMap<u64, i64>,
+}
+
+impl LiveAccounts {
+    /// `session` is now `account`'s newest; returns the one it had before.
+    fn bind(&mut self, account: i64, session: u64) -> Option<u64> {
+        self.by_session.insert(session, account);
+        self.by_account.insert(account, session)
+    }
+
+    fn end(&mut self, session: u64) {
+        if let Some(account) = self.by_session.remove(&session) {
+            if self.by_account.get(&account) == Some(&session) {
+                self.by_account.remove(&account);
+            }
+        }
+    }
+}
+
 pub struct GameHandler {
     accounts: Accounts,
     gate: Arc<OnceLock<GateHandle>>,
     map: String,
     allow_anonymous: bool,
     single_session: bool,
-    /// Account id -> its live session, shared with login decisions.
-    sessions: Arc<Mutex<HashMap<i64, u64>>>,
+    /// Which account each live session belongs to, shared with login decisions.
+    sessions: Arc<Mutex<LiveAccounts>>,
     logins: Arc<LoginCounters>,
 }
 
@@ -93,7 +118,7 @@ impl GameHandler {
                     Ok(account) => {
                         if let Some(account) = account {
                             let mut live = sessions.lock().expect("not poisoned");
-                            let previous = live.insert(account.id, session);
+                            let previous = live.bind(account.id, session);
                             if let Some(old) = previous.filter(|old| *old != session) {
                                 if single_session {
                                     ctx.close(old, close_code::REPLACED, "logged in from another place");
@@ -138,12 +163,34 @@ impl Handler for GameHandler {
                 let _ = gate.send(session, channel, &payload);
             }
             Event::Closed(_) => {
-                self.sessions
-                    .lock()
-                    .expect("not poisoned")
-                    .retain(|_, live| *live != session);
+                self.sessions.lock().expect("not poisoned").end(session);
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveAccounts;
+
+    #[test]
+    fn a_replaced_session_ending_does_not_forget_its_successor() {
+        let mut live = LiveAccounts::default();
+        assert_eq!(live.bind(7, 100), None);
+        assert_eq!(
+            live.bind(7, 200),
+            Some(100),
+            "the new login replaces the old"
+        );
+        live.end(100);
+        assert_eq!(
+            live.bind(7, 300),
+            Some(200),
+            "200 is still the account's session"
+        );
+        live.end(300);
+        live.end(200);
+        assert!(live.by_account.is_empty() && live.by_session.is_empty());
     }
 }
