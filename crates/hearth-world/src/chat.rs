@@ -1,0 +1,93 @@
+//! Chat rules: what a message may contain, how fast a player may talk, and
+//! the game's hook to filter or refuse a message.
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::ChatScope;
+
+/// The game's say on a chat message, after Hearth's own checks passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatVerdict {
+    Allow,
+    /// Deliver this text instead (a word filter, say).
+    Replace(String),
+    /// Refuse, telling the sender why.
+    Refuse(String),
+}
+
+/// The game's chat hook; called on the line's tick, so keep it quick.
+pub trait ChatHook: Send + Sync {
+    fn check(&self, from: &str, scope: ChatScope, text: &str) -> ChatVerdict;
+}
+
+/// Messages a player may send at once, then one more per second.
+pub const CHAT_BURST: u32 = 5;
+const MILLI: u32 = 1000;
+
+/// A token bucket counted in ticks, so it is deterministic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatBucket {
+    milli_tokens: u32,
+}
+
+impl Default for ChatBucket {
+    fn default() -> Self {
+        Self {
+            milli_tokens: CHAT_BURST * MILLI,
+        }
+    }
+}
+
+impl ChatBucket {
+    /// One tick of a line ticking `tick_hz` times a second went by.
+    pub fn refill(&mut self, tick_hz: u32) {
+        self.milli_tokens = (self.milli_tokens + MILLI / tick_hz.max(1)).min(CHAT_BURST * MILLI);
+    }
+
+    pub fn take(&mut self) -> bool {
+        if self.milli_tokens >= MILLI {
+            self.milli_tokens -= MILLI;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Hearth's own checks (the decoder already bounded the length and checked
+/// UTF-8): the text to deliver, or why not.
+pub fn check_text(text: &str) -> Result<&str, &'static str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the message is empty");
+    }
+    if text.chars().any(|c| c.is_control()) {
+        return Err("control characters are not allowed in chat");
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_one_a_second() {
+        let mut bucket = ChatBucket::default();
+        assert!((0..CHAT_BURST).all(|_| bucket.take()));
+        assert!(!bucket.take());
+        for _ in 0..19 {
+            bucket.refill(20);
+        }
+        assert!(!bucket.take(), "19 ticks at 20 Hz is not yet a second");
+        bucket.refill(20);
+        assert!(bucket.take());
+    }
+
+    #[test]
+    fn text_checks() {
+        assert_eq!(check_text("  hi "), Ok("hi"));
+        assert!(check_text("   ").is_err());
+        assert!(check_text("a\u{7}b").is_err());
+    }
+}

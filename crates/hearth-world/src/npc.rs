@@ -1,0 +1,75 @@
+//! The default game's NPCs: they wander near home, rest, and wander again.
+
+use serde::{Deserialize, Serialize};
+
+use crate::actor::ActorId;
+use crate::geometry::{Pos, UNITS_PER_CELL};
+use crate::zone::Zone;
+
+/// SplitMix64: tiny, fast, and its whole state is one number, so a line's
+/// randomness is saved and restored with the line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `low..high` (`low` when the range is empty).
+    pub fn range(&mut self, low: i64, high: i64) -> i64 {
+        if high <= low {
+            return low;
+        }
+        low + (self.next_u64() % (high - low) as u64) as i64
+    }
+}
+
+/// How far from home an NPC wanders, in cells.
+const WANDER_CELLS: i64 = 8;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Npc {
+    pub actor: ActorId,
+    pub home: Pos,
+    pub target: Pos,
+    /// Resting until this tick.
+    pub rest_until: u32,
+}
+
+impl Npc {
+    /// Where the NPC goes this tick (`None`: it stays).
+    pub fn step(&mut self, at: Pos, tick: u32, zone: &Zone, rng: &mut Rng) -> Option<Pos> {
+        if tick < self.rest_until {
+            return None;
+        }
+        if at == self.target {
+            let hz = i64::from(zone.spec.tick_hz);
+            self.rest_until = tick + rng.range(hz, hz * 5) as u32;
+            let reach = WANDER_CELLS * i64::from(UNITS_PER_CELL);
+            let target = Pos::new(
+                self.home.x + rng.range(-reach, reach) as i32,
+                self.home.y + rng.range(-reach, reach) as i32,
+            );
+            if zone.path_clear(at, target) {
+                self.target = target;
+            }
+            return None;
+        }
+        // NPCs walk at half the players' legal speed.
+        let next = at.step_towards(self.target, (zone.step_per_tick() / 2).max(1));
+        if zone.blocked(next) {
+            self.target = at;
+            return None;
+        }
+        Some(next)
+    }
+}

@@ -1,0 +1,618 @@
+//! Whole worlds run in-process: relevancy, deltas, budgets, lines opening
+//! and closing, movement validation, chat, and a line's state surviving
+//! serialization.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hearth_world::actor::field;
+use hearth_world::directory::NEW_PLAYER_VALUES;
+use hearth_world::npc::Rng;
+use hearth_world::wire::{self, ChatScope, Command, Frame, Item, Refusal, Reliable};
+use hearth_world::{
+    Arrival, ChatHook, ChatVerdict, DirectoryConfig, Join, Line, LineConfig, LineKey, PlayerId,
+    Pos, Replica, World, WorldEvent, Zone,
+};
+
+struct Client {
+    replica: Replica,
+    /// Every message received, per tick, for inspection.
+    frames: Vec<Frame>,
+    reliables: Vec<Reliable>,
+}
+
+struct Harness {
+    world: World,
+    clients: BTreeMap<PlayerId, Client>,
+    now_ms: u64,
+    rng: Rng,
+    /// Share of frames (state channel) lost on the way to clients.
+    loss_percent: u64,
+    /// Bytes each client got in the last step, Entered messages excluded.
+    last_step_bytes: BTreeMap<PlayerId, usize>,
+}
+
+impl Harness {
+    fn new(zones: Vec<Zone>) -> Self {
+        Self {
+            world: World::new(zones, DirectoryConfig::default()),
+            clients: BTreeMap::new(),
+            now_ms: 0,
+            rng: Rng::new(7),
+            loss_percent: 0,
+            last_step_bytes: BTreeMap::new(),
+        }
+    }
+
+    fn join(&mut self, player: PlayerId, name: &str, at: Option<Pos>) -> LineKey {
+        self.join_with(player, name, at, 100_000, None)
+    }
+
+    fn join_with(
+        &mut self,
+        player: PlayerId,
+        name: &str,
+        at: Option<Pos>,
+        bytes_per_second: u32,
+        line: Option<u32>,
+    ) -> LineKey {
+        let key = self
+            .world
+            .join(Join {
+                arrival: Arrival {
+                    player,
+                    account: Some(player as i64),
+                    name: name.into(),
+                    at,
+                    appearance: 1,
+                    values: NEW_PLAYER_VALUES,
+                    bytes_per_second,
+                },
+                zone: None,
+                line,
+            })
+            .unwrap();
+        self.clients.insert(
+            player,
+            Client {
+                replica: Replica::default(),
+                frames: Vec::new(),
+                reliables: Vec::new(),
+            },
+        );
+        key
+    }
+
+    /// One tick; clients apply what they got (frames subject to loss) and
+    /// answer with their state message.
+    fn step(&mut self) -> Vec<(PlayerId, WorldEvent)> {
+        self.now_ms += 50;
+        self.world.step(self.now_ms);
+        self.last_step_bytes.clear();
+        let mut events = Vec::new();
+        for out in std::mem::take(&mut self.world.outgoing) {
+            let Some(client) = self.clients.get_mut(&out.player) else {
+                continue;
+            };
+            if out.channel == wire::STATE_CHANNEL {
+                *self.last_step_bytes.entry(out.player).or_default() += out.bytes.len();
+                if self.rng.range(0, 100) < self.loss_percent as i64 {
+                    continue;
+                }
+                client.frames.push(Frame::decode(&out.bytes).unwrap());
+                events.extend(
+                    client
+                        .replica
+                        .apply_frame(&out.bytes)
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| (out.player, e)),
+                );
+            } else {
+                let message = Reliable::decode(&out.bytes).unwrap();
+                if !message.items.iter().any(|i| matches!(i, Item::Entered(_))) {
+                    *self.last_step_bytes.entry(out.player).or_default() += out.bytes.len();
+                }
+                client.reliables.push(message);
+                events.extend(
+                    client
+                        .replica
+                        .apply_reliable(&out.bytes)
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| (out.player, e)),
+                );
+            }
+        }
+        let states: Vec<(PlayerId, Vec<u8>)> = self
+            .clients
+            .iter()
+            .map(|(id, c)| (*id, c.replica.state_message().to_vec()))
+            .collect();
+        for (id, bytes) in states {
+            self.world.receive(id, wire::STATE_CHANNEL, &bytes).unwrap();
+        }
+        events
+    }
+
+    fn command(&mut self, player: PlayerId, command: Command) {
+        self.world
+            .receive(player, wire::RELIABLE_CHANNEL, &command.to_vec())
+            .unwrap();
+    }
+
+    fn line_of(&self, player: PlayerId) -> &Line {
+        self.world
+            .line(self.world.directory.line_of(player).unwrap())
+            .unwrap()
+    }
+
+    fn pos(&self, player: PlayerId) -> Pos {
+        self.line_of(player).player_props(player).unwrap().pos
+    }
+}
+
+fn field_zone(npcs: u32, capacity: u32) -> Zone {
+    let mut spec = Zone::open_field("field", 200, 200).spec;
+    spec.npcs = npcs;
+    spec.line_capacity = capacity;
+    spec.empty_line_grace_secs = 1;
+    Zone::new(spec).unwrap()
+}
+
+#[test]
+fn far_actors_are_never_sent_and_near_ones_are() {
+    let mut h = Harness::new(vec![field_zone(0, 50)]);
+    h.join(1, "near-a", Some(Pos::cell_centre(10, 10)));
+    h.join(2, "near-b", Some(Pos::cell_centre(15, 12)));
+    h.join(3, "far", Some(Pos::cell_centre(150, 150)));
+    for _ in 0..40 {
+        h.step();
+    }
+    let line = h.line_of(1);
+    let actor_of = |p: PlayerId| h.clients[&p].replica.own_actor().unwrap();
+    assert!(line.known_by(1).contains(&actor_of(2)));
+    assert!(!line.known_by(1).contains(&actor_of(3)));
+    let far = actor_of(3);
+    for message in &h.clients[&1].reliables {
+        for item in &message.items {
+            assert!(
+                !matches!(item, Item::Spawn { id, .. } if *id == far),
+                "a far actor was spawned"
+            );
+        }
+    }
+    for frame in &h.clients[&1].frames {
+        assert!(
+            frame.updates.iter().all(|u| u.id != far),
+            "a far actor was updated"
+        );
+    }
+    assert!(h.clients[&1].replica.find("near-b").is_some());
+    assert!(h.clients[&1].replica.find("far").is_none());
+}
+
+#[test]
+fn unchanged_properties_are_never_sent_once_acknowledged() {
+    let mut h = Harness::new(vec![field_zone(0, 50)]);
+    h.join(1, "watcher", Some(Pos::cell_centre(10, 10)));
+    h.join(2, "walker", Some(Pos::cell_centre(12, 10)));
+    for _ in 0..10 {
+        h.step();
+    }
+    let walker = h.clients[&2].replica.own_actor().unwrap();
+    h.clients.get_mut(&1).unwrap().frames.clear();
+    // Nobody moves: the watcher gets no frames at all (dormancy).
+    for _ in 0..20 {
+        h.step();
+    }
+    assert!(
+        h.clients[&1].frames.is_empty(),
+        "frames while nothing changed: {:?}",
+        h.clients[&1].frames.len()
+    );
+    // The walker walks: the watcher gets position and facing, nothing else.
+    for _ in 0..10 {
+        let step = h
+            .clients
+            .get_mut(&2)
+            .unwrap()
+            .replica
+            .step_towards(Pos::cell_centre(20, 10));
+        assert!(step.is_some());
+        h.step();
+    }
+    let masks: Vec<u8> = h.clients[&1]
+        .frames
+        .iter()
+        .flat_map(|f| f.updates.iter().filter(|u| u.id == walker).map(|u| u.mask))
+        .collect();
+    assert!(!masks.is_empty());
+    assert!(
+        masks.iter().all(|m| m & !(field::POS | field::FACING) == 0),
+        "{masks:?}"
+    );
+    // Stopped again: after the acknowledgement nothing more is sent.
+    h.step();
+    h.step();
+    h.clients.get_mut(&1).unwrap().frames.clear();
+    for _ in 0..10 {
+        h.step();
+    }
+    assert!(h.clients[&1].frames.is_empty());
+    assert_eq!(
+        h.clients[&1].replica.actors[&walker].props.pos,
+        h.pos(2),
+        "the watcher sees where the walker stopped"
+    );
+}
+
+#[test]
+fn the_per_tick_budget_is_never_exceeded_and_everything_arrives_eventually() {
+    let mut h = Harness::new(vec![field_zone(400, 50)]);
+    // 8 KB/s at 20 Hz: 400 bytes a tick, far less than 400 NPCs need.
+    h.join_with(1, "slow", Some(Pos::cell_centre(100, 100)), 8_000, None);
+    h.join_with(2, "fast", Some(Pos::cell_centre(100, 100)), 1_000_000, None);
+    let budget_slow = hearth_world::line::MIN_BUDGET;
+    for _ in 0..400 {
+        h.step();
+        let got = h.last_step_bytes.get(&1).copied().unwrap_or(0);
+        assert!(
+            got <= budget_slow,
+            "{got} bytes in one tick for a {budget_slow}-byte budget"
+        );
+    }
+    // NPCs wander; stop them by comparing at a moment: both clients see the
+    // same near actors as the server, within the hysteresis.
+    let line = h.line_of(1);
+    let slow_known = line.known_by(1).len();
+    assert!(
+        slow_known > 20,
+        "the slow client still got its neighbours ({slow_known})"
+    );
+}
+
+#[test]
+fn replicas_converge_to_the_server_state_through_loss() {
+    let mut h = Harness::new(vec![field_zone(600, 50)]);
+    h.join(1, "lossy", Some(Pos::cell_centre(100, 100)));
+    h.loss_percent = 40;
+    for _ in 0..300 {
+        h.step();
+    }
+    h.loss_percent = 0;
+    for _ in 0..5 {
+        h.step();
+    }
+    let line = h.line_of(1);
+    let replica = &h.clients[&1].replica;
+    let own = replica.own_actor().unwrap();
+    let mut compared = 0;
+    for id in line.known_by(1) {
+        let server = &line.actor(id).unwrap().props;
+        let client = &replica.actors[&id].props;
+        if id == own {
+            assert_eq!(replica.position, Some(server.pos));
+            continue;
+        }
+        assert_eq!(client, server, "actor {id:?} diverged");
+        compared += 1;
+    }
+    assert!(compared > 10, "compared {compared} actors");
+}
+
+#[test]
+fn a_full_line_overflows_to_a_new_one_and_empty_extra_lines_close() {
+    let mut h = Harness::new(vec![field_zone(0, 2)]);
+    assert_eq!(h.join(1, "a", None).number, 1);
+    assert_eq!(h.join(2, "b", None).number, 1);
+    assert_eq!(h.join(3, "c", None).number, 2, "line 1 is full");
+    h.step();
+    assert_eq!(h.world.directory.lines().len(), 2);
+    // Asking for the full line is refused with a reason.
+    h.command(3, Command::SwitchLine { line: 1 });
+    let mut events = h.step();
+    events.extend(h.step());
+    assert!(events.iter().any(|(p, e)| *p == 3 && matches!(e, WorldEvent::Refused { about: Refusal::Line, reason } if reason.contains("full"))));
+    // Player 1 switches to line 2; then line 1 has room and 3 goes there.
+    h.command(1, Command::SwitchLine { line: 2 });
+    h.step();
+    h.step();
+    assert_eq!(h.world.directory.line_of(1).unwrap().number, 2);
+    h.command(3, Command::SwitchLine { line: 1 });
+    h.command(1, Command::SwitchLine { line: 1 });
+    for _ in 0..3 {
+        h.step();
+    }
+    assert_eq!(h.world.directory.line_of(3).unwrap().number, 1);
+    // Line 2 is empty now, but 1 could not join line 1 (full again): it stays.
+    assert_eq!(h.world.directory.line_of(1).unwrap().number, 2);
+    h.world.leave(1);
+    h.clients.remove(&1);
+    for _ in 0..10 {
+        h.step();
+    }
+    assert_eq!(
+        h.world.directory.lines().len(),
+        2,
+        "not before the grace period"
+    );
+    for _ in 0..20 {
+        h.step();
+    }
+    let lines = h.world.directory.lines();
+    assert_eq!(lines.len(), 1, "the empty extra line closed: {lines:?}");
+    assert!(
+        h.world.saves.iter().any(|s| s.player == 1),
+        "the leaver was saved"
+    );
+}
+
+#[test]
+fn illegal_moves_are_rejected_counted_and_corrected() {
+    let zone = Zone::new(hearth_world::ZoneSpec {
+        map: "##########\n#S...#...#\n#....#...#\n##########\n".into(),
+        ..Zone::open_field("walls", 4, 4).spec
+    })
+    .unwrap();
+    let mut h = Harness::new(vec![zone]);
+    let start = Pos::cell_centre(1, 1);
+    h.join(1, "cheat", Some(start));
+    h.step();
+    h.step();
+    // A teleport across the map.
+    h.clients
+        .get_mut(&1)
+        .unwrap()
+        .replica
+        .moved_to(Pos::cell_centre(3, 2));
+    let mut events = h.step();
+    events.extend(h.step());
+    assert!(
+        events.contains(&(1, WorldEvent::Corrected { pos: start })),
+        "{events:?}"
+    );
+    assert_eq!(h.pos(1), start);
+    assert_eq!(h.line_of(1).stats().rejected_too_fast, 1);
+    // Walk legally to the wall, then try to step through it.
+    for _ in 0..40 {
+        if h.clients
+            .get_mut(&1)
+            .unwrap()
+            .replica
+            .step_towards(Pos::new(480, 150))
+            .is_none()
+        {
+            break;
+        }
+        h.step();
+    }
+    let at_wall = h.pos(1);
+    assert!(
+        at_wall.x < 500,
+        "stopped before the wall at x=500: {at_wall:?}"
+    );
+    h.step();
+    let at_wall = h.pos(1);
+    h.clients
+        .get_mut(&1)
+        .unwrap()
+        .replica
+        .moved_to(Pos::new(at_wall.x + 30, at_wall.y));
+    let mut events = h.step();
+    events.extend(h.step());
+    assert!(events
+        .iter()
+        .any(|(_, e)| matches!(e, WorldEvent::Corrected { .. })));
+    assert_eq!(h.line_of(1).stats().rejected_blocked, 1);
+    assert_eq!(h.pos(1), at_wall);
+    // Outside the map.
+    h.clients
+        .get_mut(&1)
+        .unwrap()
+        .replica
+        .moved_to(Pos::new(-5, at_wall.y));
+    h.step();
+    h.step();
+    assert_eq!(h.line_of(1).stats().rejected_out_of_bounds, 1);
+    // After the corrections, legal moves are accepted again.
+    let accepted = h.line_of(1).stats().moves_accepted;
+    h.clients
+        .get_mut(&1)
+        .unwrap()
+        .replica
+        .step_towards(start)
+        .unwrap();
+    h.step();
+    h.step();
+    assert_eq!(h.line_of(1).stats().moves_accepted, accepted + 1);
+}
+
+struct Filter;
+
+impl ChatHook for Filter {
+    fn check(&self, _from: &str, _scope: ChatScope, text: &str) -> ChatVerdict {
+        if text.contains("buy gold") {
+            ChatVerdict::Refuse("advertising is not allowed".into())
+        } else {
+            ChatVerdict::Replace(text.replace("darn", "****"))
+        }
+    }
+}
+
+fn chats(events: &[(PlayerId, WorldEvent)], player: PlayerId) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(p, _)| *p == player)
+        .filter_map(|(_, e)| match e {
+            WorldEvent::Chat { text, .. } => Some(text.clone()),
+            WorldEvent::Refused { reason, .. } => Some(format!("refused: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn chat_scopes_limits_whispers_and_the_hook() {
+    let mut h = Harness::new(vec![field_zone(0, 2)]);
+    h.join(1, "ann", None);
+    h.join(2, "bob", None);
+    h.join(3, "cat", None); // line 2
+    h.step();
+    for key in h.world.directory.line_keys().collect::<Vec<_>>() {
+        h.world
+            .line_mut(key)
+            .unwrap()
+            .set_chat_hook(Arc::new(Filter));
+    }
+    let say = |scope, to: &str, text: &str| Command::Chat {
+        scope,
+        to: to.into(),
+        text: text.into(),
+    };
+    h.command(1, say(ChatScope::Line, "", "hello line"));
+    h.command(1, say(ChatScope::Zone, "", "hello zone, darn"));
+    let mut events = h.step();
+    events.extend(h.step());
+    assert_eq!(chats(&events, 2), ["hello line", "hello zone, ****"]);
+    assert_eq!(
+        chats(&events, 3),
+        ["hello zone, ****"],
+        "zone chat crosses lines; line chat does not"
+    );
+
+    h.command(2, say(ChatScope::Whisper, "CAT", "psst"));
+    h.command(2, say(ChatScope::Whisper, "nobody", "hello?"));
+    h.command(2, say(ChatScope::Line, "", "buy gold now"));
+    h.command(2, say(ChatScope::Line, "", "   "));
+    let mut events = h.step();
+    events.extend(h.step());
+    assert_eq!(chats(&events, 3), ["psst"]);
+    assert!(
+        chats(&events, 1).is_empty(),
+        "a whisper reaches no one else"
+    );
+    let bob = chats(&events, 2);
+    assert!(
+        bob.iter().any(|t| t == "psst"),
+        "the sender sees the whisper it sent: {bob:?}"
+    );
+    assert!(
+        bob.iter().any(|t| t.contains("nobody is not online")),
+        "{bob:?}"
+    );
+    assert!(bob.iter().any(|t| t.contains("advertising")), "{bob:?}");
+    assert!(bob.iter().any(|t| t.contains("empty")), "{bob:?}");
+
+    // Rate: a burst of 5, then refusals.
+    for i in 0..8 {
+        h.command(1, say(ChatScope::Line, "", &format!("spam {i}")));
+    }
+    let events = h.step();
+    let got = chats(&events, 2);
+    assert!(got.len() <= 5, "{got:?}");
+    let ann = chats(&events, 1);
+    assert!(
+        ann.iter().filter(|t| t.contains("too fast")).count() >= 3,
+        "{ann:?}"
+    );
+    assert!(h.line_of(1).stats().chat_refused >= 5);
+}
+
+#[test]
+fn travel_through_a_portal_and_by_command_saves_and_respawns() {
+    let zones = hearth_world::parse_zone_file(hearth_world::DEFAULT_ZONES).unwrap();
+    let mut h = Harness::new(zones);
+    // Next to the meadow's portal to town at (46, 14).
+    h.join(1, "traveller", Some(Pos::cell_centre(44, 14)));
+    h.step();
+    for _ in 0..30 {
+        if h.clients
+            .get_mut(&1)
+            .unwrap()
+            .replica
+            .step_towards(Pos::cell_centre(46, 14))
+            .is_none()
+        {
+            break;
+        }
+        h.step();
+        if h.world
+            .directory
+            .zone_name(h.world.directory.line_of(1).unwrap().zone)
+            == "town"
+        {
+            break;
+        }
+    }
+    let events = (0..3).flat_map(|_| h.step()).collect::<Vec<_>>();
+    let _ = events;
+    assert_eq!(
+        h.world
+            .directory
+            .zone_name(h.world.directory.line_of(1).unwrap().zone),
+        "town"
+    );
+    assert_eq!(h.clients[&1].replica.entered.as_ref().unwrap().zone, "town");
+    assert!(
+        h.world.saves.iter().any(|s| s.zone == "town"),
+        "saved on the zone change"
+    );
+    h.command(
+        1,
+        Command::Travel {
+            zone: "caves".into(),
+        },
+    );
+    h.step();
+    h.step();
+    assert_eq!(
+        h.clients[&1].replica.entered.as_ref().unwrap().zone,
+        "caves"
+    );
+    h.command(
+        1,
+        Command::Travel {
+            zone: "nowhere".into(),
+        },
+    );
+    let events = (0..2).flat_map(|_| h.step()).collect::<Vec<_>>();
+    assert!(chats(&events, 1).iter().any(|t| t.contains("no zone")));
+}
+
+#[test]
+fn a_line_survives_serialization_and_continues_identically() {
+    let zone = Arc::new(field_zone(50, 50));
+    let mut line = Line::new(LineConfig {
+        zone,
+        number: 1,
+        seed: 99,
+        save_every_ticks: 20,
+    });
+    line.input(hearth_world::LineInput::Enter(Arrival {
+        player: 5,
+        account: Some(5),
+        name: "p".into(),
+        at: None,
+        appearance: 0,
+        values: NEW_PLAYER_VALUES,
+        bytes_per_second: 20_000,
+    }));
+    for _ in 0..30 {
+        line.tick();
+        line.drain_outputs().for_each(drop);
+    }
+    let saved = serde_json::to_string(&line).unwrap();
+    let mut copy: Line = serde_json::from_str(&saved).unwrap();
+    for _ in 0..50 {
+        line.tick();
+        copy.tick();
+        let a: Vec<_> = line.drain_outputs().collect();
+        let b: Vec<_> = copy.drain_outputs().collect();
+        assert_eq!(a, b);
+    }
+    assert_eq!(
+        serde_json::to_string(&line).unwrap(),
+        serde_json::to_string(&copy).unwrap()
+    );
+}
