@@ -1,1 +1,166 @@
-fn main() {}
+//! One line, 1,000 moving players and 10,000 wandering NPCs at 20 Hz on one
+//! core: tick time percentiles and world bytes per player per second, with
+//! interest management and, for comparison, what sending every change of
+//! every actor to every player would cost (the same delta encoding, no
+//! relevancy), counted in the same run.
+//!
+//! `cargo bench -p hearth-world --bench tick` (HEARTH_BENCH_TICKS to change
+//! the measured ticks).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hearth_world::actor::{field, Props};
+use hearth_world::directory::NEW_PLAYER_VALUES;
+use hearth_world::npc::Rng;
+use hearth_world::wire::{self, ClientState, Move};
+use hearth_world::{
+    ActorId, Arrival, Line, LineConfig, LineInput, LineOutput, Pos, Zone, UNITS_PER_CELL,
+};
+
+const PLAYERS: u64 = 1_000;
+const NPCS: u32 = 10_000;
+const WARMUP_TICKS: usize = 100;
+
+fn main() {
+    let measured: usize = std::env::var("HEARTH_BENCH_TICKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let mut spec = Zone::open_field("bench", 400, 400).spec;
+    spec.npcs = NPCS;
+    let zone = Arc::new(Zone::new(spec).expect("valid"));
+    let hz = u64::from(zone.spec.tick_hz);
+    let mut line = Line::new(LineConfig {
+        zone: zone.clone(),
+        number: 1,
+        seed: 1,
+        save_every_ticks: 0,
+    });
+    let mut rng = Rng::new(2);
+    let side = i64::from(zone.width - 2) * i64::from(UNITS_PER_CELL);
+    let random_spot = |rng: &mut Rng| {
+        Pos::new(
+            (i64::from(UNITS_PER_CELL) + rng.range(0, side)) as i32,
+            (i64::from(UNITS_PER_CELL) + rng.range(0, side)) as i32,
+        )
+    };
+    let mut targets = HashMap::new();
+    for player in 1..=PLAYERS {
+        line.input(LineInput::Enter(Arrival {
+            player,
+            account: None,
+            name: format!("player-{player}"),
+            at: Some(random_spot(&mut rng)),
+            appearance: 1,
+            values: NEW_PLAYER_VALUES,
+            bytes_per_second: 100_000,
+        }));
+        targets.insert(player, random_spot(&mut rng));
+    }
+    let mut last_frame: HashMap<u64, u32> = HashMap::new();
+    let mut seq: HashMap<u64, u32> = HashMap::new();
+    let mut durations = Vec::with_capacity(measured);
+    let mut bytes_out = 0u64;
+    let mut bytes_everything = 0u64;
+    let mut before: HashMap<ActorId, Props> = HashMap::new();
+    for tick in 0..WARMUP_TICKS + measured {
+        let measuring = tick >= WARMUP_TICKS;
+        // Each player acknowledges its newest frame and walks on.
+        for player in 1..=PLAYERS {
+            let Some(props) = line.player_props(player) else {
+                continue;
+            };
+            let at = props.pos;
+            let target = targets.get_mut(&player).expect("every player has one");
+            if at.distance(*target) < 50 {
+                *target = random_spot(&mut rng);
+            }
+            let next = at.step_towards(*target, zone.step_per_tick());
+            let mut moves = Vec::new();
+            if zone.path_clear(at, next) {
+                let s = seq.entry(player).or_default();
+                *s += 1;
+                moves.push(Move { seq: *s, pos: next });
+            }
+            line.input(LineInput::State {
+                player,
+                state: ClientState {
+                    ack_tick: last_frame.get(&player).copied().unwrap_or(0),
+                    moves,
+                },
+            });
+        }
+        if measuring {
+            before = line
+                .actors()
+                .iter()
+                .map(|a| (a.id, a.props.clone()))
+                .collect();
+        }
+        let started = Instant::now();
+        line.tick();
+        let elapsed = started.elapsed();
+        let now_tick = line.tick_count();
+        for output in line.drain_outputs() {
+            if let LineOutput::Send {
+                player,
+                channel,
+                bytes,
+            } = output
+            {
+                if measuring {
+                    bytes_out += bytes.len() as u64;
+                }
+                if channel == wire::STATE_CHANNEL {
+                    last_frame.insert(player, now_tick);
+                }
+            }
+        }
+        if measuring {
+            durations.push(elapsed);
+            // Without interest management every player would get every
+            // actor's changes: the sum of this tick's update sizes.
+            let mut everything = 0u64;
+            for actor in line.actors() {
+                if let Some(old) = before.get(&actor.id) {
+                    let mask = actor.props.diff(old);
+                    if mask != 0 {
+                        everything += (1
+                            + hearth_proto::codec::varint_len(u64::from(actor.id.0))
+                            + wire::props_len(mask, &actor.props))
+                            as u64;
+                    }
+                } else {
+                    everything += (3 + wire::props_len(field::ALL, &actor.props)) as u64;
+                }
+            }
+            bytes_everything += everything * PLAYERS;
+        }
+    }
+    durations.sort();
+    let pct =
+        |p: usize| durations[(durations.len() * p / 100).min(durations.len() - 1)].as_micros();
+    let seconds = measured as f64 / hz as f64;
+    let per_player = bytes_out as f64 / PLAYERS as f64 / seconds;
+    let per_player_everything = bytes_everything as f64 / PLAYERS as f64 / seconds;
+    println!(
+        "players={PLAYERS} npcs={NPCS} ticks={measured} tick_p50_us={} tick_p99_us={} tick_max_us={} bytes_per_player_s={:.0} bytes_per_player_s_no_interest={:.0} interest_saving={:.1}x",
+        pct(50),
+        pct(99),
+        durations.last().map_or(0, |d| d.as_micros()),
+        per_player,
+        per_player_everything,
+        per_player_everything / per_player.max(1.0),
+    );
+    println!(
+        "goal: p99 tick under 10000 us ({}), interest management saving at least 10x ({})",
+        if pct(99) < 10_000 { "met" } else { "NOT met" },
+        if per_player_everything / per_player.max(1.0) >= 10.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}

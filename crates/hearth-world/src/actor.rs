@@ -147,3 +147,30 @@ mod tests {
         assert_eq!(new.diff(&copy), 0);
     }
 }
+
+/// Hashes actor ids (small dense integers) with one multiply: the view and
+/// index tables are looked up hundreds of thousands of times a tick, where
+/// SipHash's resistance to chosen keys buys nothing (the server picks ids).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(value)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// `HashMap` keyed by actor id.
+pub type ActorMap<V> =
+    std::collections::HashMap<ActorId, V, std::hash::BuildHasherDefault<IdHasher>>;

@@ -3,17 +3,19 @@
 //! ([`LineOutput`]); its whole state serializes, so a line can be saved,
 //! restored, or handed to another machine.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actor::{field, Actor, ActorId, ActorKind, Props, MAX_ACTOR_NAME, VALUES};
+use crate::actor::{field, Actor, ActorId, ActorKind, ActorMap, Props, MAX_ACTOR_NAME, VALUES};
 use crate::chat::{check_text, ChatBucket, ChatHook, ChatVerdict};
 use crate::geometry::Pos;
 use crate::grid::Grid;
 use crate::npc::{Npc, Rng};
 use crate::replication::ClientView;
+use hearth_proto::codec::Writer;
+
 use crate::wire::{self, ChatScope, ClientState, Command, Entered, Frame, Item, Refusal, Reliable};
 use crate::zone::Zone;
 
@@ -199,7 +201,7 @@ pub struct Line {
     inputs: VecDeque<LineInput>,
     stats: LineStats,
     #[serde(skip)]
-    index: HashMap<ActorId, u32>,
+    index: ActorMap<u32>,
     #[serde(skip)]
     grid: Grid,
     #[serde(skip)]
@@ -213,18 +215,34 @@ pub struct Line {
 /// Buffers reused from tick to tick, so a warm line does not allocate them.
 #[derive(Default)]
 struct Scratch {
+    near: Vec<Near>,
     candidates: Vec<Candidate>,
     frame: Vec<u8>,
-    updates: Vec<(ActorId, u8)>,
+    /// (view entry, actor index, mask).
+    updates: Vec<(u32, u32, u8)>,
     spawns: Vec<u32>,
-    despawns: Vec<ActorId>,
+    despawns: Vec<u32>,
+}
+
+/// An actor within a player's view radius this tick.
+#[derive(Clone, Copy)]
+struct Near {
+    id: ActorId,
+    index: u32,
+    distance2: i64,
 }
 
 #[derive(Clone, Copy)]
 struct Candidate {
+    /// Filled in only when the budget forces a choice.
     priority: u64,
+    staleness: u32,
+    /// -1: the player's own actor.
+    distance2: i64,
+    /// Index in the line's actors.
     actor: u32,
-    /// 0: spawn.
+    /// Index in the view's entries, or `SPAWN`.
+    entry: u32,
     mask: u8,
     cost: u32,
 }
@@ -241,7 +259,7 @@ impl Line {
             npcs: Vec::new(),
             inputs: VecDeque::new(),
             stats: LineStats::default(),
-            index: HashMap::new(),
+            index: ActorMap::default(),
             grid: Grid::default(),
             hook: None,
             outputs: Vec::new(),
@@ -337,10 +355,15 @@ impl Line {
         let mut known: Vec<ActorId> = self
             .players
             .get(&player)
-            .map(|p| p.view.entries.keys().copied().collect())
+            .map(|p| p.view.actors().collect())
             .unwrap_or_default();
         known.sort();
         known
+    }
+
+    /// Every actor in the line.
+    pub fn actors(&self) -> &[Actor] {
+        &self.actors
     }
 
     pub fn actor(&self, id: ActorId) -> Option<&Actor> {
@@ -783,7 +806,13 @@ impl Line {
     fn rebuild_grid(&mut self) {
         let zone = &self.config.zone;
         if self.grid.is_empty_shape() {
-            self.grid = Grid::new(zone.width, zone.height, zone.spec.view_radius as i32);
+            // Buckets half the view radius wide: a query's square then
+            // overlaps little beyond the circle it stands for.
+            self.grid = Grid::new(
+                zone.width,
+                zone.height,
+                (zone.spec.view_radius as i32 / 2).max(4),
+            );
         }
         self.grid.clear();
         for (i, actor) in self.actors.iter().enumerate() {
@@ -804,29 +833,65 @@ impl Line {
         let own = player.actor;
         let centre = self.actors[self.index[&own] as usize].props.pos;
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.candidates.clear();
-        scratch.despawns.clear();
         let actors = &self.actors;
         let view = &mut player.view;
+
+        // The actors in range, in id order like the view's entries.
+        scratch.near.clear();
         self.grid.for_each_near(centre, view_out, |index| {
             let actor = &actors[index as usize];
             let distance2 = actor.props.pos.distance_squared(centre);
-            let distance_cells = (crate::geometry::isqrt(distance2)
-                / i64::from(crate::geometry::UNITS_PER_CELL))
-                as u64;
-            match view.entries.get_mut(&actor.id) {
-                Some(entry) if distance2 <= view_out * view_out || actor.id == own => {
-                    entry.seen = tick;
+            if distance2 <= view_out * view_out || actor.id == own {
+                scratch.near.push(Near {
+                    id: actor.id,
+                    index,
+                    distance2,
+                });
+            }
+        });
+        scratch.near.sort_unstable_by_key(|n| n.id);
+
+        // One pass over both: known and near (update?), near only (spawn?),
+        // known only (despawn).
+        scratch.candidates.clear();
+        scratch.despawns.clear();
+        let mut near = scratch.near.iter().peekable();
+        for (at, entry) in view.entries.iter().enumerate() {
+            while let Some(n) = near.next_if(|n| n.id < entry.id) {
+                if n.distance2 <= view_in * view_in || n.id == own {
+                    let actor = &actors[n.index as usize];
+                    scratch.candidates.push(spawn_candidate(actor, n, own));
+                }
+            }
+            match near.next_if(|n| n.id == entry.id) {
+                Some(n) => {
+                    let actor = &actors[n.index as usize];
+                    // Far actors are refreshed less often (Unreal's update
+                    // frequency by relevance): every 2nd tick beyond half
+                    // the view radius, every 4th beyond three quarters.
+                    let period = if n.id == own || n.distance2 * 4 <= view_in * view_in {
+                        1
+                    } else if n.distance2 * 16 <= view_in * view_in * 9 {
+                        2
+                    } else {
+                        4
+                    };
+                    if tick.wrapping_sub(entry.last_sent) < period {
+                        continue;
+                    }
                     let mut mask = entry.mask_for(actor);
                     if actor.id == own {
                         // The frame header carries the own position.
                         mask &= !field::POS;
                     }
                     if mask != 0 {
-                        let staleness = u64::from(tick - entry.last_sent.min(tick)) + 1;
+                        let staleness = tick - entry.last_sent.min(tick) + 1;
                         scratch.candidates.push(Candidate {
-                            priority: priority(staleness, distance_cells, actor.id == own),
-                            actor: index,
+                            priority: 0,
+                            staleness,
+                            distance2: if actor.id == own { -1 } else { n.distance2 },
+                            actor: n.index,
+                            entry: at as u32,
                             mask,
                             cost: (hearth_proto::codec::varint_len(u64::from(actor.id.0))
                                 + 1
@@ -835,41 +900,30 @@ impl Line {
                         });
                     }
                 }
-                Some(_) => {}
-                None if distance2 <= view_in * view_in || actor.id == own => {
-                    scratch.candidates.push(Candidate {
-                        priority: priority(8, distance_cells, actor.id == own),
-                        actor: index,
-                        mask: 0,
-                        cost: (2
-                            + hearth_proto::codec::varint_len(u64::from(actor.id.0))
-                            + wire::props_len(field::ALL, &actor.props))
-                            as u32,
-                    });
-                }
-                None => {}
-            }
-        });
-        for (actor, entry) in &view.entries {
-            if entry.seen != tick {
-                scratch.despawns.push(*actor);
+                None => scratch.despawns.push(at as u32),
             }
         }
-        scratch.despawns.sort_unstable();
+        for n in near {
+            if n.distance2 <= view_in * view_in || n.id == own {
+                let actor = &actors[n.index as usize];
+                scratch.candidates.push(spawn_candidate(actor, n, own));
+            }
+        }
 
         // Spend the budget: despawns, queued items, then updates and spawns
         // by priority. The frame header and the reliable message's header
         // are reserved first.
         let mut left = player.budget as i64 - FRAME_HEADER_MAX as i64 - RELIABLE_HEADER_MAX as i64;
         let mut items: Vec<Item> = Vec::new();
-        for &gone in &scratch.despawns {
-            let cost = 1 + hearth_proto::codec::varint_len(u64::from(gone.0)) as i64;
+        for &at in &scratch.despawns {
+            let entry = &mut view.entries[at as usize];
+            let cost = 1 + hearth_proto::codec::varint_len(u64::from(entry.id.0)) as i64;
             if cost > left {
                 break;
             }
             left -= cost;
-            view.despawned(gone);
-            items.push(Item::Despawn { id: gone });
+            entry.despawn = true;
+            items.push(Item::Despawn { id: entry.id });
         }
         while let Some(item) = player.queued.front() {
             let cost = item.encoded_len() as i64;
@@ -879,9 +933,16 @@ impl Line {
             left -= cost;
             items.push(player.queued.pop_front().expect("front exists"));
         }
-        scratch
-            .candidates
-            .sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.actor.cmp(&b.actor)));
+        // Priority decides only when the budget cannot take everything.
+        let wanted: i64 = scratch.candidates.iter().map(|c| i64::from(c.cost)).sum();
+        if wanted > left {
+            for c in &mut scratch.candidates {
+                c.priority = priority(c.staleness, c.distance2);
+            }
+            scratch
+                .candidates
+                .sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.actor.cmp(&b.actor)));
+        }
         scratch.updates.clear();
         scratch.spawns.clear();
         let mut misses = 0;
@@ -894,16 +955,19 @@ impl Line {
                 continue;
             }
             left -= i64::from(candidate.cost);
-            let actor = &actors[candidate.actor as usize];
-            if candidate.mask == 0 {
+            if candidate.entry == SPAWN {
                 scratch.spawns.push(candidate.actor);
             } else {
-                scratch.updates.push((actor.id, candidate.mask));
+                scratch
+                    .updates
+                    .push((candidate.entry, candidate.actor, candidate.mask));
             }
         }
+        // Updates go out in id order (entries are), which compresses no
+        // worse and keeps the output deterministic.
+        scratch.updates.sort_unstable_by_key(|u| u.0);
         for &index in &scratch.spawns {
             let actor = &actors[index as usize];
-            view.spawned(actor.id, &actor.props, tick);
             items.push(Item::Spawn {
                 id: actor.id,
                 kind: actor.kind,
@@ -932,24 +996,18 @@ impl Line {
             };
             scratch.frame.clear();
             frame.encode_header(&mut scratch.frame, scratch.updates.len());
-            for &(actor_id, mask) in &scratch.updates {
-                let actor = &actors[self.index[&actor_id] as usize];
-                wire::Update {
-                    id: actor_id,
-                    mask,
-                    props: actor.props.clone(),
-                }
-                .encode(&mut scratch.frame);
+            for &(_, index, mask) in &scratch.updates {
+                let actor = &actors[index as usize];
+                scratch.frame.put_varint(u64::from(actor.id.0));
+                scratch.frame.push(mask);
+                wire::put_props(&mut scratch.frame, mask, &actor.props);
             }
             view.frame_sent(
                 tick,
-                scratch.updates.iter().map(|&(actor_id, mask)| {
-                    (
-                        actor_id,
-                        mask,
-                        &actors[self.index[&actor_id] as usize].props,
-                    )
-                }),
+                scratch
+                    .updates
+                    .iter()
+                    .map(|&(at, index, mask)| (at as usize, mask, &actors[index as usize].props)),
             );
             sent += scratch.frame.len() as u64;
             self.outputs.push(LineOutput::Send {
@@ -960,9 +1018,35 @@ impl Line {
             player.moved = false;
             player.corrected = false;
         }
+        view.settle(
+            tick,
+            scratch.spawns.iter().map(|&index| {
+                let actor = &actors[index as usize];
+                (actor.id, &actor.props)
+            }),
+        );
         player.bytes_out += sent;
         self.stats.bytes_out += sent;
         self.scratch = scratch;
+    }
+}
+
+/// `Candidate::entry` of a spawn.
+const SPAWN: u32 = u32::MAX;
+
+fn spawn_candidate(actor: &Actor, near: &Near, own: ActorId) -> Candidate {
+    Candidate {
+        priority: 0,
+        // A spawn waits as if eight ticks stale: ahead of fresh updates of
+        // actors at the same distance, behind long-starved ones.
+        staleness: 8,
+        distance2: if near.id == own { -1 } else { near.distance2 },
+        actor: near.index,
+        entry: SPAWN,
+        mask: field::ALL,
+        cost: (2
+            + hearth_proto::codec::varint_len(u64::from(actor.id.0))
+            + wire::props_len(field::ALL, &actor.props)) as u32,
     }
 }
 
@@ -971,12 +1055,14 @@ const FRAME_HEADER_MAX: usize = 1 + 5 + 5 + 10 + 1 + 5;
 /// Largest reliable message header: tick and item count.
 const RELIABLE_HEADER_MAX: usize = 5 + 5;
 
-/// Stale and near first; the player's own actor before everything.
-fn priority(staleness: u64, distance_cells: u64, own: bool) -> u64 {
-    if own {
+/// Stale and near first; the player's own actor (`distance2` -1) before
+/// everything.
+fn priority(staleness: u32, distance2: i64) -> u64 {
+    if distance2 < 0 {
         return u64::MAX;
     }
-    staleness.min(1 << 20) * 1_000_000 / (distance_cells + 1)
+    let cells = crate::geometry::isqrt(distance2) / i64::from(crate::geometry::UNITS_PER_CELL);
+    u64::from(staleness.min(1 << 20)) * 1_000_000 / (cells as u64 + 1)
 }
 
 fn truncate_to_boundary(text: &mut String, max: usize) {

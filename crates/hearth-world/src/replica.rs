@@ -89,7 +89,7 @@ impl Replica {
                         name: entered.zone.clone(),
                         tick_hz: entered.tick_hz.clamp(1, 120),
                         speed: entered.speed.clamp(1, 100),
-                        view_radius: entered.view_radius.clamp(1, 200),
+                        view_radius: entered.view_radius.clamp(1, 2048),
                         map: entered.map.clone(),
                         ..Zone::open_field("x", 3, 3).spec
                     })

@@ -234,8 +234,8 @@ impl Zone {
         if !(1..=100).contains(&spec.speed) {
             return Err(self.invalid("speed must be 1 to 100 cells per second".into()));
         }
-        if !(1..=200).contains(&spec.view_radius) {
-            return Err(self.invalid("view_radius must be 1 to 200 cells".into()));
+        if !(1..=MAX_ZONE_SIDE as u32 * 2).contains(&spec.view_radius) {
+            return Err(self.invalid("view_radius must be 1 to 2048 cells".into()));
         }
         if spec.npcs > 100_000 {
             return Err(self.invalid("at most 100000 NPCs per line".into()));
