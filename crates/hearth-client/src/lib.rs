@@ -18,6 +18,7 @@
 //! given in [`Options::trusted_certificate`] / [`Accounts::trusting`].
 
 mod accounts;
+pub mod world;
 
 use std::net::SocketAddr;
 use std::time::Duration;

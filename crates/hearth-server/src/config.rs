@@ -24,6 +24,37 @@ pub struct Config {
     pub game: GameConfig,
     pub tls: TlsConfig,
     pub web: WebConfig,
+    pub world: WorldConfig,
+}
+
+/// The live world.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorldConfig {
+    /// A zone file (TOML, see crates/hearth-world/zones/default.toml);
+    /// empty: the default game's zones.
+    pub zones: Option<PathBuf>,
+    /// Each changed player is saved at least this often: after a crash (or
+    /// SIGKILL) at most this much play is lost. Logouts, line and zone
+    /// changes and graceful shutdowns save at once.
+    pub save_period_ms: u64,
+    /// Inputs waiting for the world (moves, chat, commands) beyond which new
+    /// ones are dropped and counted, so a flood cannot grow memory or stall
+    /// the gate.
+    pub input_queue: usize,
+    /// Worker threads for the lines (0: one per core).
+    pub threads: usize,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            zones: None,
+            save_period_ms: 10_000,
+            input_queue: 65_536,
+            threads: 0,
+        }
+    }
 }
 
 /// TLS on the web port: HTTPS for the API and pages, `wss://` for `/ws`.
@@ -125,6 +156,7 @@ impl Default for Config {
             game: GameConfig::default(),
             tls: TlsConfig::default(),
             web: WebConfig::default(),
+            world: WorldConfig::default(),
         }
     }
 }

@@ -1,16 +1,35 @@
 //! The game side of the gate: the pre-login hook checks credentials against
-//! the accounts, enforces one session per account when configured, and
-//! (until the world arrives) echoes messages back on their channel.
+//! the accounts and loads the player's saved place, enforces one session per
+//! account when configured, puts joined players into the world and hands it
+//! their world messages (through its bounded queue: this runs in the gate's
+//! task and never waits). Messages on other channels are echoed back, a
+//! diagnostic service for tools and tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hearth_net::gate::{GateCtx, GateHandle, Handler};
-use hearth_proto::{close_code, Credentials, Event, LoginRequest};
+use hearth_proto::control::parse_options;
+use hearth_proto::{close_code, ChannelKind, ChannelSpec, Credentials, Delivery, Event, LoginRequest};
+use hearth_world::directory::NEW_PLAYER_VALUES;
+use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_world::{Arrival, Join};
 
 use crate::accounts::{Account, AccountError, Accounts};
 use crate::rate_limit::Action;
+use crate::storage::Storage;
+use crate::world::saves::{self, Restored};
+use crate::world::WorldHandle;
+
+/// Who a welcomed session is, kept from login until it joins the world.
+struct PendingJoin {
+    account: Option<Account>,
+    name: String,
+    restored: Option<Restored>,
+    zone: Option<String>,
+    line: Option<u32>,
+}
 
 /// Login outcomes by reason, for /metrics.
 #[derive(Default)]
@@ -60,7 +79,11 @@ impl LiveAccounts {
 
 pub struct GameHandler {
     accounts: Accounts,
+    storage: Storage,
     gate: Arc<OnceLock<GateHandle>>,
+    world: Arc<OnceLock<WorldHandle>>,
+    /// Welcomed sessions not yet joined (bounded by the gate's session cap).
+    pending: Arc<Mutex<HashMap<u64, PendingJoin>>>,
     map: String,
     allow_anonymous: bool,
     single_session: bool,
@@ -72,13 +95,18 @@ pub struct GameHandler {
 impl GameHandler {
     pub fn new(
         accounts: Accounts,
+        storage: Storage,
         gate: Arc<OnceLock<GateHandle>>,
+        world: Arc<OnceLock<WorldHandle>>,
         config: &crate::config::Config,
         logins: Arc<LoginCounters>,
     ) -> Self {
         Self {
             accounts,
+            storage,
             gate,
+            world,
+            pending: Arc::default(),
             map: config.game.map.clone(),
             allow_anonymous: config.accounts.allow_anonymous,
             single_session: config.accounts.single_session,
@@ -97,6 +125,18 @@ impl GameHandler {
         let sessions = self.sessions.clone();
         let logins = self.logins.clone();
         let map = self.map.clone();
+        let storage = self.storage.clone();
+        let pending = self.pending.clone();
+        let options = parse_options(&request.options);
+        let option = |key: &str| {
+            options
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
+        };
+        let wanted_zone = option("zone");
+        let wanted_line = option("line").and_then(|v| v.parse::<u32>().ok());
+        let player_name = request.player_name.clone();
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
         tokio::spawn(async move {
@@ -109,6 +149,15 @@ impl GameHandler {
                 Credentials::Token(token) => accounts.verify_access(&token).await.map(Some),
                 Credentials::Anonymous => Ok(None),
             };
+            // The saved place, read while the gate goes on; a database error
+            // starts the player afresh rather than refusing the login.
+            let restored = match &verdict {
+                Ok(Some(account)) => saves::load(&storage, account.id).await.unwrap_or_else(|error| {
+                    tracing::error!(%error, account = account.id, "cannot read the player's saved place");
+                    None
+                }),
+                _ => None,
+            };
             let _ = gate
                 .run(move |ctx: &mut GateCtx<'_>| match verdict {
                     Ok(None) if !allow_anonymous => {
@@ -116,7 +165,7 @@ impl GameHandler {
                         ctx.refuse_login(session, "this server requires an account: log in with a name and password or a token");
                     }
                     Ok(account) => {
-                        if let Some(account) = account {
+                        if let Some(account) = &account {
                             let mut live = sessions.lock().expect("not poisoned");
                             let previous = live.bind(account.id, session);
                             if let Some(old) = previous.filter(|old| *old != session) {
@@ -126,8 +175,25 @@ impl GameHandler {
                                 }
                             }
                         }
-                        if ctx.accept_login(session, Some(&map)) {
+                        let zone = wanted_zone.or_else(|| restored.as_ref().map(|r| r.zone.clone()));
+                        let welcome_map = zone.clone().unwrap_or(map);
+                        let name = match &account {
+                            Some(account) => account.name.clone(),
+                            None if !player_name.is_empty() => format!("guest-{}", sanitize(&player_name)),
+                            None => format!("guest-{:04x}", session & 0xffff),
+                        };
+                        if ctx.accept_login(session, Some(&welcome_map)) {
                             logins.add("accepted");
+                            pending.lock().expect("not poisoned").insert(
+                                session,
+                                PendingJoin {
+                                    line: wanted_line.or(restored.as_ref().map(|r| r.line)),
+                                    account,
+                                    name,
+                                    restored,
+                                    zone,
+                                },
+                            );
                         }
                     }
                     Err(error) => {
@@ -155,15 +221,70 @@ async fn password_login(
     accounts.authenticate(name, password).await
 }
 
+impl GameHandler {
+    /// The session finished Join: open the world's channels and enter.
+    fn enter_world(&mut self, gate: &mut GateCtx<'_>, session: u64) {
+        let Some(pending) = self.pending.lock().expect("not poisoned").remove(&session) else {
+            return;
+        };
+        let Some(world) = self.world.get() else {
+            return;
+        };
+        let reliable = ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered);
+        let state = ChannelSpec::new(ChannelKind::Game, Delivery::UnreliableSequenced);
+        if gate.open_channel(session, RELIABLE_CHANNEL, reliable).is_err()
+            || gate.open_channel(session, STATE_CHANNEL, state).is_err()
+        {
+            return;
+        }
+        let bytes_per_second = gate
+            .session(session)
+            .and_then(|s| s.net_speed())
+            .unwrap_or(hearth_world::line::MIN_BUDGET as u32 * 20);
+        let restored = pending.restored;
+        world.join(Join {
+            arrival: Arrival {
+                player: session,
+                account: pending.account.as_ref().map(|a| a.id),
+                name: pending.name,
+                at: restored.as_ref().map(|r| r.pos),
+                appearance: restored.as_ref().map_or((session % 8) as u32, |r| r.appearance),
+                values: restored.as_ref().map_or(NEW_PLAYER_VALUES, |r| r.values),
+                bytes_per_second,
+            },
+            zone: pending.zone.filter(|zone| world.zone_names().contains(zone)),
+            line: pending.line,
+        });
+    }
+}
+
+/// A guest's chosen name, reduced to letters, digits, - and _.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+        .take(20)
+        .collect()
+}
+
 impl Handler for GameHandler {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
         match event {
             Event::LoginRequest(request) => self.check_login(session, request),
+            Event::Joined => self.enter_world(gate, session),
+            Event::Message { channel, payload } if channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL => {
+                if let Some(world) = self.world.get() {
+                    world.message(session, channel, payload);
+                }
+            }
             Event::Message { channel, payload } => {
                 let _ = gate.send(session, channel, &payload);
             }
             Event::Closed(_) => {
                 self.sessions.lock().expect("not poisoned").end(session);
+                self.pending.lock().expect("not poisoned").remove(&session);
+                if let Some(world) = self.world.get() {
+                    world.leave(session);
+                }
             }
             _ => {}
         }

@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod web;
+pub mod world;
 
 pub use config::Config;
 pub use server::{start, Running, ServeError, StartError};

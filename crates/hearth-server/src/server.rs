@@ -18,6 +18,7 @@ use crate::game::{GameHandler, LoginCounters};
 use crate::listener::{self, WebPort, WebPortMetrics};
 use crate::storage::{Storage, StorageError};
 use crate::web::{self, WebState};
+use crate::world::WorldHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -45,6 +46,8 @@ pub enum StartError {
     },
     #[error("cannot use the TLS certificate and key: {0}")]
     Tls(#[from] hearth_net::tls::TlsError),
+    #[error(transparent)]
+    World(#[from] crate::world::WorldStartError),
 }
 
 /// Why a server stopped without being asked to.
@@ -68,6 +71,7 @@ pub struct Running {
     pub plaintext_public: bool,
     pub public_key: [u8; 32],
     pub gate: GateHandle,
+    pub world: WorldHandle,
     pub storage: Storage,
     pub accounts: Accounts,
     pub web_metrics: Arc<WebPortMetrics>,
@@ -96,6 +100,7 @@ fn load_tls(config: &TlsConfig) -> Result<Option<ServerTls>, StartError> {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
+    let zones = crate::world::load_zones(config.world.zones.as_deref())?;
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -104,7 +109,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let accounts = Accounts::new(storage.clone(), config.accounts.clone());
     let logins = Arc::new(LoginCounters::default());
     let gate_cell = Arc::new(OnceLock::new());
-    let handler = GameHandler::new(accounts.clone(), gate_cell.clone(), &config, logins.clone());
+    let world_cell = Arc::new(OnceLock::new());
+    let handler = GameHandler::new(
+        accounts.clone(),
+        storage.clone(),
+        gate_cell.clone(),
+        world_cell.clone(),
+        &config,
+        logins.clone(),
+    );
     let game_addr = SocketAddr::new(config.bind, config.port);
     let mut gate_config = GateConfig {
         udp: config.game.udp.then_some(game_addr),
@@ -125,6 +138,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
     let _ = gate_cell.set(gate.clone());
+    let world = crate::world::start(zones, &config.world, gate.clone(), storage.clone())?;
+    let _ = world_cell.set(world.clone());
 
     let web_addr = SocketAddr::new(config.bind, config.web_port);
     let listener = tokio::net::TcpListener::bind(web_addr)
@@ -184,6 +199,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         plaintext_public,
         public_key: gate.public_key,
         gate,
+        world,
         storage,
         accounts,
         web_metrics,
@@ -231,6 +247,9 @@ impl Running {
     /// Closes every session with `reason` (clients receive it), stops the web
     /// server, and flushes and closes the database.
     pub async fn shutdown(self, reason: &str) {
+        // The world first: every player's state is in the database before
+        // any session closes.
+        self.world.shutdown().await;
         self.gate.shutdown(reason).await;
         self.web_stop.cancel();
         // Open keep-alive connections get a moment to finish their request.

@@ -28,8 +28,8 @@ pub struct LineKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryConfig {
-    /// Save each changed player every this many ticks of its line.
-    pub save_every_ticks: u32,
+    /// Save each changed player at least this often (0: only when leaving).
+    pub save_period_ms: u64,
     /// Seeds the lines' randomness (each line mixes in its key).
     pub seed: u64,
 }
@@ -37,7 +37,7 @@ pub struct DirectoryConfig {
 impl Default for DirectoryConfig {
     fn default() -> Self {
         Self {
-            save_every_ticks: 200,
+            save_period_ms: 10_000,
             seed: 0x4845_4152_5448,
         }
     }
@@ -202,13 +202,15 @@ impl Directory {
             },
         );
         let seed = self.config.seed ^ (u64::from(zone) << 32) ^ u64::from(number);
+        let hz = u64::from(self.zones[zone as usize].spec.tick_hz);
+        let save_every_ticks = (self.config.save_period_ms * hz / 1000).clamp(u64::from(self.config.save_period_ms > 0), u64::from(u32::MAX)) as u32;
         actions.push(Action::Open(
             key,
             Box::new(LineConfigDebug(LineConfig {
                 zone: self.zones[zone as usize].clone(),
                 number,
                 seed,
-                save_every_ticks: self.config.save_every_ticks,
+                save_every_ticks,
             })),
         ));
         key

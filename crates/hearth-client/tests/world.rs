@@ -1,0 +1,248 @@
+//! The live world through a real server over real sockets: players on UDP,
+//! TCP and WebSocket see each other move and chat, an illegal move is
+//! corrected, administration moves, announces and kicks, places survive a
+//! logout and a graceful restart, and a resumed link keeps a consistent view.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hearth_client::world::{Update, WorldClient, WorldEvent};
+use hearth_client::{connect, Accounts, CloseReason, Event, Options};
+use hearth_server::{Config, Running};
+use hearth_world::wire::ChatScope;
+use hearth_world::Pos;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-world-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut config = Config {
+        port: 0,
+        web_port: 0,
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    if let Ok(url) = std::env::var("HEARTH_TEST_DATABASE_URL") {
+        config.database_url = url;
+    }
+    config
+}
+
+fn unique(name: &str) -> String {
+    let seed = hearth_proto::os_seed();
+    format!("{name}{:02x}{:02x}{:02x}", seed[0], seed[1], seed[2])
+}
+
+async fn register(server: &Running, name: &str) {
+    Accounts::new(&format!("http://{}", server.web))
+        .register(name, "correct horse")
+        .await
+        .unwrap();
+}
+
+/// Logs `name` in over `url` with `options` and waits until it is in a zone.
+async fn enter(url: &str, name: &str, options: &str) -> WorldClient {
+    let mut login = Options::password(name, "correct horse");
+    login.options = options.to_owned();
+    let mut connection = connect(url, login).await.unwrap();
+    tokio::time::timeout(WAIT, connection.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("in time")
+        .expect("joined");
+    let mut world = WorldClient::new(connection);
+    world
+        .until(WAIT, |_, replica| replica.position.is_some())
+        .await
+        .expect("entered a zone and saw itself");
+    world
+}
+
+fn urls(server: &Running) -> [String; 3] {
+    [
+        format!("udp://{}", server.game_udp.unwrap()),
+        format!("tcp://{}", server.game_tcp),
+        format!("ws://{}/ws", server.web),
+    ]
+}
+
+/// Waits until `world`'s replica shows the actor named `name` at `pos`.
+async fn sees_at(world: &mut WorldClient, name: &str, pos: Pos) {
+    let seen = world
+        .until(WAIT, |_, replica| replica.find(name).is_some_and(|(_, a)| a.props.pos == pos))
+        .await;
+    assert!(seen.is_some(), "{name} never seen at {pos:?}; replica has {:?}", world.replica().find(name).map(|(_, a)| a.props.pos));
+}
+
+fn chat_text(update: &Update) -> Option<&str> {
+    match update {
+        Update::World(WorldEvent::Chat { text, .. }) => Some(text),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_on_three_transports_see_each_other_move_and_chat() {
+    let dir = data_dir("three");
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let names = [unique("udp"), unique("tcp"), unique("ws")];
+    for name in &names {
+        register(&server, name).await;
+    }
+    let [udp_url, tcp_url, ws_url] = urls(&server);
+    let mut udp = enter(&udp_url, &names[0], "?zone=town").await;
+    let mut tcp = enter(&tcp_url, &names[1], "?zone=town").await;
+    let mut ws = enter(&ws_url, &names[2], "?zone=town").await;
+    assert_eq!(udp.replica().entered.as_ref().unwrap().zone, "town");
+
+    // Gather them at the town square (administration moves players).
+    let square = Pos::cell_centre(16, 10);
+    for (i, name) in names.iter().enumerate() {
+        let at = Pos::new(square.x + 100 * i as i32, square.y);
+        server.world.move_player(name, "town", Some(at)).await.unwrap();
+    }
+    for world in [&mut udp, &mut tcp, &mut ws] {
+        for (i, name) in names.iter().enumerate() {
+            sees_at(world, name, Pos::new(square.x + 100 * i as i32, square.y)).await;
+        }
+    }
+
+    // The UDP player walks two cells south; the others see it arrive.
+    let target = Pos::new(square.x, square.y + 200);
+    udp.move_to(target);
+    sees_at(&mut udp, &names[0], target).await;
+    sees_at(&mut tcp, &names[0], target).await;
+    sees_at(&mut ws, &names[0], target).await;
+
+    // Zone chat from the WebSocket player reaches both others; a whisper
+    // from TCP reaches only UDP.
+    ws.say_zone("hello from the browser side").await;
+    for world in [&mut udp, &mut tcp] {
+        let got = world.until(WAIT, |u, _| chat_text(u) == Some("hello from the browser side")).await;
+        assert!(got.is_some());
+    }
+    tcp.whisper(&names[0], "psst").await;
+    let got = udp.until(WAIT, |u, _| chat_text(u) == Some("psst")).await;
+    assert!(matches!(got, Some(Update::World(WorldEvent::Chat { scope: ChatScope::Whisper, .. }))));
+    let leaked = ws.run_for(Duration::from_millis(300)).await;
+    assert!(leaked.iter().all(|u| chat_text(u) != Some("psst")), "a whisper reached a third player");
+
+    // An announcement reaches everyone; a whisper to someone offline is refused.
+    server.world.announce("maintenance at noon").await;
+    for world in [&mut udp, &mut tcp, &mut ws] {
+        assert!(world.until(WAIT, |u, _| chat_text(u) == Some("maintenance at noon")).await.is_some());
+    }
+    udp.whisper("nobody-here", "hi").await;
+    let refused = udp
+        .until(WAIT, |u, _| matches!(u, Update::World(WorldEvent::Refused { reason, .. }) if reason.contains("not online")))
+        .await;
+    assert!(refused.is_some());
+
+    // Status for administration: the town's line with three players.
+    let status = server.world.status().await.unwrap();
+    let town = status.lines.iter().find(|l| l.zone == "town" && l.number == 1).unwrap();
+    assert_eq!(town.players, 3);
+    server.shutdown("test over").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_illegal_move_is_corrected_and_a_kick_says_why() {
+    let dir = data_dir("cheat");
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let name = unique("cheat");
+    register(&server, &name).await;
+    let [udp_url, ..] = urls(&server);
+    let mut cheat = enter(&udp_url, &name, "?zone=meadow").await;
+    let start = cheat.replica().position.unwrap();
+    cheat.claim_position(Pos::new(start.x + 2_000, start.y)).await;
+    let corrected = cheat.until(WAIT, |u, _| matches!(u, Update::World(WorldEvent::Corrected { .. }))).await;
+    assert_eq!(corrected, Some(Update::World(WorldEvent::Corrected { pos: start })));
+    assert_eq!(cheat.replica().position, Some(start));
+    // Counted (statuses are published once a second).
+    let rejected = |status: hearth_server::world::WorldStatus| -> u64 {
+        let s = status.lines.iter().map(|l| &l.stats);
+        s.map(|s| s.rejected_too_fast + s.rejected_out_of_bounds + s.rejected_blocked).sum()
+    };
+    if rejected(server.world.status().await.unwrap()) == 0 {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        assert_eq!(rejected(server.world.status().await.unwrap()), 1);
+    }
+
+    server.world.kick(&name, "cheating").await.unwrap();
+    let closed = cheat.until(WAIT, |u, _| matches!(u, Update::Session(Event::Closed(_)))).await;
+    assert_eq!(
+        closed,
+        Some(Update::Session(Event::Closed(CloseReason::Kicked { reason: "cheating".into() })))
+    );
+    server.shutdown("test over").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn places_survive_a_logout_and_a_graceful_restart() {
+    let dir = data_dir("persist");
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let name = unique("keeper");
+    register(&server, &name).await;
+    let url = format!("tcp://{}", server.game_tcp);
+    let mut player = enter(&url, &name, "?zone=caves").await;
+    let start = player.replica().position.unwrap();
+    let target = Pos::new(start.x, start.y + 150);
+    player.move_to(target);
+    sees_at(&mut player, &name, target).await;
+    player.close(0, "bye").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut again = enter(&url, &name, "").await;
+    assert_eq!(again.replica().entered.as_ref().unwrap().zone, "caves", "the saved zone");
+    assert_eq!(again.replica().position, Some(target), "the saved position");
+    let second = Pos::new(target.x, target.y - 100);
+    again.move_to(second);
+    sees_at(&mut again, &name, second).await;
+
+    // A graceful restart while the player is online loses nothing.
+    server.shutdown("restart").await;
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let url = format!("tcp://{}", server.game_tcp);
+    let back = enter(&url, &name, "").await;
+    assert_eq!(back.replica().position, Some(second));
+    server.shutdown("test over").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_link_keeps_a_consistent_world_view() {
+    let dir = data_dir("resume");
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let [walker_name, watcher_name] = [unique("walker"), unique("watcher")];
+    register(&server, &walker_name).await;
+    register(&server, &watcher_name).await;
+    let url = format!("tcp://{}", server.game_tcp);
+    let mut walker = enter(&url, &walker_name, "?zone=town").await;
+    let mut watcher = enter(&url, &watcher_name, "?zone=town").await;
+    let square = Pos::cell_centre(16, 10);
+    server.world.move_player(&walker_name, "town", Some(square)).await.unwrap();
+    server
+        .world
+        .move_player(&watcher_name, "town", Some(Pos::new(square.x + 300, square.y)))
+        .await
+        .unwrap();
+    sees_at(&mut watcher, &walker_name, square).await;
+
+    // The watcher's link drops; meanwhile the walker moves twice.
+    watcher.connection().drop_stream().await;
+    let first = Pos::new(square.x, square.y + 200);
+    walker.move_to(first);
+    sees_at(&mut walker, &walker_name, first).await;
+    let resumed = watcher.until(WAIT, |u, _| matches!(u, Update::Session(Event::Resumed))).await;
+    assert!(resumed.is_some(), "the session resumed");
+    sees_at(&mut watcher, &walker_name, first).await;
+    // Every actor the server thinks the watcher knows, it knows, and vice versa.
+    let second = Pos::new(square.x - 200, square.y + 200);
+    walker.move_to(second);
+    sees_at(&mut walker, &walker_name, second).await;
+    sees_at(&mut watcher, &walker_name, second).await;
+    server.shutdown("test over").await;
+}

@@ -1,0 +1,108 @@
+//! Players' saved places in the world: read at login, written by one task
+//! that coalesces saves per account and writes them in batches.
+
+use std::collections::BTreeMap;
+
+use hearth_world::{Pos, SavedPlayer};
+use sqlx::Row;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::storage::Storage;
+
+/// What a login restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    pub zone: String,
+    pub line: u32,
+    pub pos: Pos,
+    pub appearance: u32,
+    pub values: [i32; 4],
+}
+
+pub async fn load(storage: &Storage, account: i64) -> Result<Option<Restored>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT zone, line, x, y, appearance, value0, value1, value2, value3 FROM players WHERE account_id = $1",
+    )
+    .bind(account)
+    .fetch_optional(&storage.pool)
+    .await?;
+    Ok(row.map(|row| Restored {
+        zone: row.get::<String, _>(0),
+        line: row.get::<i64, _>(1).clamp(1, i64::from(u32::MAX)) as u32,
+        pos: Pos::new(row.get::<i64, _>(2) as i32, row.get::<i64, _>(3) as i32),
+        appearance: row.get::<i64, _>(4) as u32,
+        values: [
+            row.get::<i64, _>(5) as i32,
+            row.get::<i64, _>(6) as i32,
+            row.get::<i64, _>(7) as i32,
+            row.get::<i64, _>(8) as i32,
+        ],
+    }))
+}
+
+const UPSERT: &str = "INSERT INTO players (account_id, zone, line, x, y, appearance, value0, value1, value2, value3, saved_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (account_id) DO UPDATE SET zone = excluded.zone, line = excluded.line, x = excluded.x, \
+     y = excluded.y, appearance = excluded.appearance, value0 = excluded.value0, value1 = excluded.value1, \
+     value2 = excluded.value2, value3 = excluded.value3, saved_at = excluded.saved_at";
+
+/// Saves waiting for the writer beyond which the world waits (it never drops
+/// a save).
+const SAVE_QUEUE: usize = 16_384;
+
+/// Starts the writer; it ends (after writing everything) when every sender
+/// is dropped.
+pub fn spawn_writer(storage: Storage) -> (mpsc::Sender<SavedPlayer>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<SavedPlayer>(SAVE_QUEUE);
+    let task = tokio::spawn(async move {
+        let mut batch: BTreeMap<i64, SavedPlayer> = BTreeMap::new();
+        while let Some(first) = rx.recv().await {
+            if let Some(account) = first.account {
+                batch.insert(account, first);
+            }
+            // Whatever else is waiting joins the batch; a player saved twice
+            // is written once, with the newer state.
+            while let Ok(next) = rx.try_recv() {
+                if let Some(account) = next.account {
+                    batch.insert(account, next);
+                }
+            }
+            if let Err(error) = write(&storage, &batch).await {
+                tracing::error!(%error, players = batch.len(), "saving players failed; retrying once");
+                if let Err(error) = write(&storage, &batch).await {
+                    tracing::error!(%error, players = batch.len(), "saving players failed again: these saves are lost");
+                }
+            }
+            batch.clear();
+        }
+    });
+    (tx, task)
+}
+
+async fn write(storage: &Storage, batch: &BTreeMap<i64, SavedPlayer>) -> Result<(), sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut transaction = storage.pool.begin().await?;
+    for (account, saved) in batch {
+        sqlx::query(UPSERT)
+            .bind(*account)
+            .bind(saved.zone.clone())
+            .bind(i64::from(saved.line))
+            .bind(i64::from(saved.pos.x))
+            .bind(i64::from(saved.pos.y))
+            .bind(i64::from(saved.appearance))
+            .bind(i64::from(saved.values[0]))
+            .bind(i64::from(saved.values[1]))
+            .bind(i64::from(saved.values[2]))
+            .bind(i64::from(saved.values[3]))
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await
+}
