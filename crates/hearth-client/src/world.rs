@@ -116,11 +116,17 @@ impl WorldClient {
     }
 
     pub async fn travel(&self, zone: &str) {
-        self.command(Command::Travel { zone: zone.to_owned() }).await;
+        self.command(Command::Travel {
+            zone: zone.to_owned(),
+        })
+        .await;
     }
 
     async fn command(&self, command: Command) {
-        let _ = self.connection.send(RELIABLE_CHANNEL, &command.to_vec()).await;
+        let _ = self
+            .connection
+            .send(RELIABLE_CHANNEL, &command.to_vec())
+            .await;
     }
 
     async fn send_state(&self) {
@@ -165,7 +171,7 @@ impl WorldClient {
                     None => self.closed = true,
                 },
                 _ = self.ticker.tick() => {
-                    if let Some(target) = self.walking_to {
+                    if let Some(target) = self.walking_to.filter(|_| self.replica.is_ready()) {
                         if self.replica.step_towards(target).is_some() {
                             self.send_state().await;
                         } else {
@@ -178,10 +184,16 @@ impl WorldClient {
     }
 
     /// Runs until `done` holds for an update (returned) or `within` passes.
-    pub async fn until(&mut self, within: Duration, mut done: impl FnMut(&Update, &Replica) -> bool) -> Option<Update> {
+    pub async fn until(
+        &mut self,
+        within: Duration,
+        mut done: impl FnMut(&Update, &Replica) -> bool,
+    ) -> Option<Update> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let update = tokio::time::timeout_at(deadline, self.next()).await.ok()??;
+            let update = tokio::time::timeout_at(deadline, self.next())
+                .await
+                .ok()??;
             if done(&update, &self.replica) {
                 return Some(update);
             }

@@ -73,9 +73,15 @@ fn urls(server: &Running) -> [String; 3] {
 /// Waits until `world`'s replica shows the actor named `name` at `pos`.
 async fn sees_at(world: &mut WorldClient, name: &str, pos: Pos) {
     let seen = world
-        .until(WAIT, |_, replica| replica.find(name).is_some_and(|(_, a)| a.props.pos == pos))
+        .until(WAIT, |_, replica| {
+            replica.find(name).is_some_and(|(_, a)| a.props.pos == pos)
+        })
         .await;
-    assert!(seen.is_some(), "{name} never seen at {pos:?}; replica has {:?}", world.replica().find(name).map(|(_, a)| a.props.pos));
+    assert!(
+        seen.is_some(),
+        "{name} never seen at {pos:?}; replica has {:?}",
+        world.replica().find(name).map(|(_, a)| a.props.pos)
+    );
 }
 
 fn chat_text(update: &Update) -> Option<&str> {
@@ -103,7 +109,11 @@ async fn players_on_three_transports_see_each_other_move_and_chat() {
     let square = Pos::cell_centre(16, 10);
     for (i, name) in names.iter().enumerate() {
         let at = Pos::new(square.x + 100 * i as i32, square.y);
-        server.world.move_player(name, "town", Some(at)).await.unwrap();
+        server
+            .world
+            .move_player(name, "town", Some(at))
+            .await
+            .unwrap();
     }
     for world in [&mut udp, &mut tcp, &mut ws] {
         for (i, name) in names.iter().enumerate() {
@@ -122,19 +132,35 @@ async fn players_on_three_transports_see_each_other_move_and_chat() {
     // from TCP reaches only UDP.
     ws.say_zone("hello from the browser side").await;
     for world in [&mut udp, &mut tcp] {
-        let got = world.until(WAIT, |u, _| chat_text(u) == Some("hello from the browser side")).await;
+        let got = world
+            .until(WAIT, |u, _| {
+                chat_text(u) == Some("hello from the browser side")
+            })
+            .await;
         assert!(got.is_some());
     }
     tcp.whisper(&names[0], "psst").await;
     let got = udp.until(WAIT, |u, _| chat_text(u) == Some("psst")).await;
-    assert!(matches!(got, Some(Update::World(WorldEvent::Chat { scope: ChatScope::Whisper, .. }))));
+    assert!(matches!(
+        got,
+        Some(Update::World(WorldEvent::Chat {
+            scope: ChatScope::Whisper,
+            ..
+        }))
+    ));
     let leaked = ws.run_for(Duration::from_millis(300)).await;
-    assert!(leaked.iter().all(|u| chat_text(u) != Some("psst")), "a whisper reached a third player");
+    assert!(
+        leaked.iter().all(|u| chat_text(u) != Some("psst")),
+        "a whisper reached a third player"
+    );
 
     // An announcement reaches everyone; a whisper to someone offline is refused.
     server.world.announce("maintenance at noon").await;
     for world in [&mut udp, &mut tcp, &mut ws] {
-        assert!(world.until(WAIT, |u, _| chat_text(u) == Some("maintenance at noon")).await.is_some());
+        assert!(world
+            .until(WAIT, |u, _| chat_text(u) == Some("maintenance at noon"))
+            .await
+            .is_some());
     }
     udp.whisper("nobody-here", "hi").await;
     let refused = udp
@@ -144,7 +170,11 @@ async fn players_on_three_transports_see_each_other_move_and_chat() {
 
     // Status for administration: the town's line with three players.
     let status = server.world.status().await.unwrap();
-    let town = status.lines.iter().find(|l| l.zone == "town" && l.number == 1).unwrap();
+    let town = status
+        .lines
+        .iter()
+        .find(|l| l.zone == "town" && l.number == 1)
+        .unwrap();
     assert_eq!(town.players, 3);
     server.shutdown("test over").await;
 }
@@ -158,14 +188,24 @@ async fn an_illegal_move_is_corrected_and_a_kick_says_why() {
     let [udp_url, ..] = urls(&server);
     let mut cheat = enter(&udp_url, &name, "?zone=meadow").await;
     let start = cheat.replica().position.unwrap();
-    cheat.claim_position(Pos::new(start.x + 2_000, start.y)).await;
-    let corrected = cheat.until(WAIT, |u, _| matches!(u, Update::World(WorldEvent::Corrected { .. }))).await;
-    assert_eq!(corrected, Some(Update::World(WorldEvent::Corrected { pos: start })));
+    cheat
+        .claim_position(Pos::new(start.x + 2_000, start.y))
+        .await;
+    let corrected = cheat
+        .until(WAIT, |u, _| {
+            matches!(u, Update::World(WorldEvent::Corrected { .. }))
+        })
+        .await;
+    assert_eq!(
+        corrected,
+        Some(Update::World(WorldEvent::Corrected { pos: start }))
+    );
     assert_eq!(cheat.replica().position, Some(start));
     // Counted (statuses are published once a second).
     let rejected = |status: hearth_server::world::WorldStatus| -> u64 {
         let s = status.lines.iter().map(|l| &l.stats);
-        s.map(|s| s.rejected_too_fast + s.rejected_out_of_bounds + s.rejected_blocked).sum()
+        s.map(|s| s.rejected_too_fast + s.rejected_out_of_bounds + s.rejected_blocked)
+            .sum()
     };
     if rejected(server.world.status().await.unwrap()) == 0 {
         tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -173,10 +213,14 @@ async fn an_illegal_move_is_corrected_and_a_kick_says_why() {
     }
 
     server.world.kick(&name, "cheating").await.unwrap();
-    let closed = cheat.until(WAIT, |u, _| matches!(u, Update::Session(Event::Closed(_)))).await;
+    let closed = cheat
+        .until(WAIT, |u, _| matches!(u, Update::Session(Event::Closed(_))))
+        .await;
     assert_eq!(
         closed,
-        Some(Update::Session(Event::Closed(CloseReason::Kicked { reason: "cheating".into() })))
+        Some(Update::Session(Event::Closed(CloseReason::Kicked {
+            reason: "cheating".into()
+        })))
     );
     server.shutdown("test over").await;
 }
@@ -197,7 +241,11 @@ async fn places_survive_a_logout_and_a_graceful_restart() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut again = enter(&url, &name, "").await;
-    assert_eq!(again.replica().entered.as_ref().unwrap().zone, "caves", "the saved zone");
+    assert_eq!(
+        again.replica().entered.as_ref().unwrap().zone,
+        "caves",
+        "the saved zone"
+    );
     assert_eq!(again.replica().position, Some(target), "the saved position");
     let second = Pos::new(target.x, target.y - 100);
     again.move_to(second);
@@ -223,10 +271,18 @@ async fn a_resumed_link_keeps_a_consistent_world_view() {
     let mut walker = enter(&url, &walker_name, "?zone=town").await;
     let mut watcher = enter(&url, &watcher_name, "?zone=town").await;
     let square = Pos::cell_centre(16, 10);
-    server.world.move_player(&walker_name, "town", Some(square)).await.unwrap();
     server
         .world
-        .move_player(&watcher_name, "town", Some(Pos::new(square.x + 300, square.y)))
+        .move_player(&walker_name, "town", Some(square))
+        .await
+        .unwrap();
+    server
+        .world
+        .move_player(
+            &watcher_name,
+            "town",
+            Some(Pos::new(square.x + 300, square.y)),
+        )
         .await
         .unwrap();
     sees_at(&mut watcher, &walker_name, square).await;
@@ -236,7 +292,9 @@ async fn a_resumed_link_keeps_a_consistent_world_view() {
     let first = Pos::new(square.x, square.y + 200);
     walker.move_to(first);
     sees_at(&mut walker, &walker_name, first).await;
-    let resumed = watcher.until(WAIT, |u, _| matches!(u, Update::Session(Event::Resumed))).await;
+    let resumed = watcher
+        .until(WAIT, |u, _| matches!(u, Update::Session(Event::Resumed)))
+        .await;
     assert!(resumed.is_some(), "the session resumed");
     sees_at(&mut watcher, &walker_name, first).await;
     // Every actor the server thinks the watcher knows, it knows, and vice versa.

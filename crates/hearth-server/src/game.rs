@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use hearth_net::gate::{GateCtx, GateHandle, Handler};
 use hearth_proto::control::parse_options;
-use hearth_proto::{close_code, ChannelKind, ChannelSpec, Credentials, Delivery, Event, LoginRequest};
+use hearth_proto::{
+    close_code, ChannelKind, ChannelSpec, Credentials, Delivery, Event, LoginRequest,
+};
 use hearth_world::directory::NEW_PLAYER_VALUES;
 use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_world::{Arrival, Join};
@@ -84,6 +86,9 @@ pub struct GameHandler {
     world: Arc<OnceLock<WorldHandle>>,
     /// Welcomed sessions not yet joined (bounded by the gate's session cap).
     pending: Arc<Mutex<HashMap<u64, PendingJoin>>>,
+    /// World messages each joined session may still send (one entry per
+    /// session, removed on close).
+    world_rate: HashMap<u64, InputBucket>,
     map: String,
     allow_anonymous: bool,
     single_session: bool,
@@ -107,6 +112,7 @@ impl GameHandler {
             gate,
             world,
             pending: Arc::default(),
+            world_rate: HashMap::new(),
             map: config.game.map.clone(),
             allow_anonymous: config.accounts.allow_anonymous,
             single_session: config.accounts.single_session,
@@ -232,7 +238,9 @@ impl GameHandler {
         };
         let reliable = ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered);
         let state = ChannelSpec::new(ChannelKind::Game, Delivery::UnreliableSequenced);
-        if gate.open_channel(session, RELIABLE_CHANNEL, reliable).is_err()
+        if gate
+            .open_channel(session, RELIABLE_CHANNEL, reliable)
+            .is_err()
             || gate.open_channel(session, STATE_CHANNEL, state).is_err()
         {
             return;
@@ -248,13 +256,54 @@ impl GameHandler {
                 account: pending.account.as_ref().map(|a| a.id),
                 name: pending.name,
                 at: restored.as_ref().map(|r| r.pos),
-                appearance: restored.as_ref().map_or((session % 8) as u32, |r| r.appearance),
+                appearance: restored
+                    .as_ref()
+                    .map_or((session % 8) as u32, |r| r.appearance),
                 values: restored.as_ref().map_or(NEW_PLAYER_VALUES, |r| r.values),
                 bytes_per_second,
             },
-            zone: pending.zone.filter(|zone| world.zone_names().contains(zone)),
+            zone: pending
+                .zone
+                .filter(|zone| world.zone_names().contains(zone)),
             line: pending.line,
         });
+    }
+}
+
+/// World messages a player may send: a burst, then a steady rate. A client
+/// acknowledges at most each frame (20 a second) and moves at most as often;
+/// a flood beyond that is dropped here, in the gate, before it can fill the
+/// world's queue that every player shares.
+struct InputBucket {
+    tokens: u32,
+    last: std::time::Instant,
+}
+
+const WORLD_INPUT_BURST: u32 = 200;
+const WORLD_INPUTS_PER_SECOND: u64 = 100;
+
+impl InputBucket {
+    fn new(now: std::time::Instant) -> Self {
+        Self {
+            tokens: WORLD_INPUT_BURST,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let earned = now.saturating_duration_since(self.last).as_micros() as u64
+            * WORLD_INPUTS_PER_SECOND
+            / 1_000_000;
+        if earned > 0 {
+            self.tokens =
+                (u64::from(self.tokens) + earned).min(u64::from(WORLD_INPUT_BURST)) as u32;
+            self.last = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
     }
 }
 
@@ -271,9 +320,24 @@ impl Handler for GameHandler {
         match event {
             Event::LoginRequest(request) => self.check_login(session, request),
             Event::Joined => self.enter_world(gate, session),
-            Event::Message { channel, payload } if channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL => {
-                if let Some(world) = self.world.get() {
+            Event::Message { channel, payload }
+                if channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL =>
+            {
+                let Some(world) = self.world.get() else {
+                    return;
+                };
+                let now = gate.now();
+                let bucket = self
+                    .world_rate
+                    .entry(session)
+                    .or_insert_with(|| InputBucket::new(now));
+                if bucket.take(now) {
                     world.message(session, channel, payload);
+                } else {
+                    world
+                        .counters
+                        .inputs_over_rate
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             Event::Message { channel, payload } => {
@@ -282,6 +346,7 @@ impl Handler for GameHandler {
             Event::Closed(_) => {
                 self.sessions.lock().expect("not poisoned").end(session);
                 self.pending.lock().expect("not poisoned").remove(&session);
+                self.world_rate.remove(&session);
                 if let Some(world) = self.world.get() {
                     world.leave(session);
                 }

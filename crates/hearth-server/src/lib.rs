@@ -16,4 +16,4 @@ pub mod web;
 pub mod world;
 
 pub use config::Config;
-pub use server::{start, Running, ServeError, StartError};
+pub use server::{start, start_with, Running, ServeError, StartError};

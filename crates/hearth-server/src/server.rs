@@ -98,6 +98,11 @@ fn load_tls(config: &TlsConfig) -> Result<Option<ServerTls>, StartError> {
 }
 
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with(config, crate::world::Hooks::default()).await
+}
+
+/// Starts with the game's hooks (a chat filter, ...).
+pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Running, StartError> {
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
     let zones = crate::world::load_zones(config.world.zones.as_deref())?;
@@ -138,7 +143,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
     let _ = gate_cell.set(gate.clone());
-    let world = crate::world::start(zones, &config.world, gate.clone(), storage.clone())?;
+    let world = crate::world::start(zones, &config.world, gate.clone(), storage.clone(), hooks)?;
     let _ = world_cell.set(world.clone());
 
     let web_addr = SocketAddr::new(config.bind, config.web_port);
@@ -168,6 +173,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         accounts: accounts.clone(),
         storage: storage.clone(),
         gate: gate.clone(),
+        world: world.clone(),
         logins,
         api_errors: Arc::default(),
         started: Instant::now(),

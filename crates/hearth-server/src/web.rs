@@ -29,6 +29,7 @@ pub struct WebState {
     pub accounts: Accounts,
     pub storage: Storage,
     pub gate: GateHandle,
+    pub world: crate::world::WorldHandle,
     pub logins: Arc<LoginCounters>,
     pub api_errors: Arc<LoginCounters>,
     pub started: Instant,
@@ -49,6 +50,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/refresh", post(refresh))
         .route("/api/logout", post(logout))
         .route("/api/password", post(change_password))
+        .route("/api/world", get(world_status))
         .with_state(state)
 }
 
@@ -229,6 +231,15 @@ async fn healthz(State(state): State<WebState>) -> Response {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+    }
+}
+
+/// Zones and lines with their occupancy and tick statistics: what a server
+/// browser or a status page shows (nothing about who is playing).
+async fn world_status(State(state): State<WebState>) -> Response {
+    match state.world.status().await {
+        Some(status) => Json(status).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "the world has stopped\n").into_response(),
     }
 }
 

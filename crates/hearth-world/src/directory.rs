@@ -203,7 +203,10 @@ impl Directory {
         );
         let seed = self.config.seed ^ (u64::from(zone) << 32) ^ u64::from(number);
         let hz = u64::from(self.zones[zone as usize].spec.tick_hz);
-        let save_every_ticks = (self.config.save_period_ms * hz / 1000).clamp(u64::from(self.config.save_period_ms > 0), u64::from(u32::MAX)) as u32;
+        let save_every_ticks = (self.config.save_period_ms * hz / 1000).clamp(
+            u64::from(self.config.save_period_ms > 0),
+            u64::from(u32::MAX),
+        ) as u32;
         actions.push(Action::Open(
             key,
             Box::new(LineConfigDebug(LineConfig {

@@ -175,10 +175,20 @@ impl Replica {
         } else if self.pending.is_empty() || self.position.is_none() {
             self.position = Some(frame.own_pos);
         }
-        if let Some(own) = self.own_actor().and_then(|id| self.actors.get_mut(&id)) {
-            own.props.pos = frame.own_pos;
+        if let Some(id) = self.own_actor() {
+            if let Some(own) = self.actors.get_mut(&id) {
+                if own.props.pos != frame.own_pos {
+                    own.props.pos = frame.own_pos;
+                    events.push(WorldEvent::Updated(id));
+                }
+            }
         }
         Ok(events)
+    }
+
+    /// In a zone and placed: predictions can start.
+    pub fn is_ready(&self) -> bool {
+        self.zone.is_some() && self.position.is_some()
     }
 
     /// One tick's walk towards `target` at the legal speed, stopping at

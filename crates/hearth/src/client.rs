@@ -1,8 +1,13 @@
-//! `hearth client`: log in, send lines from stdin, print every event.
+//! `hearth client`: log in, enter the world, show what the player sees and
+//! hears, take commands from stdin (or `--say` / `--watch` for scripts);
+//! `--send` uses the echo service instead.
 
 use std::time::Duration;
 
+use hearth_client::world::{Update, WorldClient, WorldEvent};
 use hearth_client::{connect, Accounts, ChannelKind, ChannelSpec, Delivery, Event, Options};
+use hearth_world::wire::ChatScope;
+use hearth_world::{Pos, UNITS_PER_CELL};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(clap::Args)]
@@ -35,12 +40,29 @@ pub struct ClientArgs {
     /// learned on connect (and printed, to pin next time).
     #[arg(long, env = "HEARTH_SERVER_KEY", value_parser = parse_server_key)]
     server_key: Option<[u8; 32]>,
-    /// Channel for the lines you type.
+    /// Channel for `--send`.
     #[arg(long, default_value_t = 2)]
     channel: u16,
-    /// Send this message, wait for the echo or a few seconds, and exit.
+    /// Send this message to the echo service, wait for the echo or a few
+    /// seconds, and exit (no world).
     #[arg(long)]
     send: Option<String>,
+    /// Where to enter: a zone of the server's zone file.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Which line of the zone (when it has room).
+    #[arg(long)]
+    line: Option<u32>,
+    /// Say this in zone chat once in the world.
+    #[arg(long)]
+    say: Option<String>,
+    /// Walk to this cell ("X,Y") once in the world.
+    #[arg(long = "move", value_parser = parse_cell)]
+    move_to: Option<Pos>,
+    /// Print one line per world event for this many seconds, then exit
+    /// (no stdin commands).
+    #[arg(long)]
+    watch: Option<f64>,
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
@@ -70,6 +92,13 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     };
     options.trusted_certificate = trusted;
     options.server_key = args.server_key;
+    options.options = [
+        ("zone", args.zone.clone()),
+        ("line", args.line.map(|l| l.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|v| format!("?{key}={v}")))
+    .collect();
     let mut connection = connect(&args.url, options).await?;
     let events = connection
         .wait_for(|e| *e == Event::Joined)
@@ -86,13 +115,13 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             );
         }
     }
-    connection
-        .open_channel(
-            args.channel,
-            ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered),
-        )
-        .await?;
     if let Some(message) = args.send {
+        connection
+            .open_channel(
+                args.channel,
+                ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered),
+            )
+            .await?;
         connection.send(args.channel, message.as_bytes()).await?;
         let deadline = tokio::time::sleep(Duration::from_secs(5));
         tokio::pin!(deadline);
@@ -112,38 +141,164 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         connection.close(0, "bye").await;
         return Ok(());
     }
-    println!(
-        "joined; type lines to send them on channel {}, Ctrl-D to quit",
-        args.channel
-    );
+    world_mode(WorldClient::new(connection), &args).await
+}
+
+const HELP: &str = "commands: /move X Y  /say TEXT (zone)  /l TEXT (line)  /whisper NAME TEXT  /line N  /zone NAME  /who  /quit; a plain line is zone chat";
+
+async fn world_mode(mut world: WorldClient, args: &ClientArgs) -> anyhow::Result<()> {
+    if let Some(text) = &args.say {
+        world.say_zone(text).await;
+    }
+    if let Some(cell) = args.move_to {
+        world.move_to(cell);
+    }
+    if let Some(seconds) = args.watch {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, world.next()).await {
+            if !print_update(&update, world.replica()) {
+                return Ok(());
+            }
+        }
+        world.close(0, "bye").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Ok(());
+    }
+    println!("in the world; {HELP}");
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {
             line = lines.next_line() => match line? {
                 Some(line) => {
-                    if let Err(e) = connection.send(args.channel, line.as_bytes()).await {
-                        println!("not sent: {e}");
+                    if !run_command(&mut world, line.trim()).await {
+                        world.close(0, "bye").await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return Ok(());
                     }
                 }
                 None => {
-                    connection.close(0, "bye").await;
+                    world.close(0, "bye").await;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     return Ok(());
                 }
             },
-            event = connection.next_event() => match event {
-                Some(Event::Message { channel, payload }) => {
-                    println!("message on {channel}: {}", String::from_utf8_lossy(&payload));
+            update = world.next() => match update {
+                Some(update) => {
+                    if !print_update(&update, world.replica()) {
+                        return Ok(());
+                    }
                 }
-                Some(Event::Closed(reason)) => {
-                    println!("closed: {reason}");
-                    return Ok(());
-                }
-                Some(event) => print_event(&event),
                 None => return Ok(()),
             }
         }
     }
+}
+
+/// Runs one typed command; false to quit.
+async fn run_command(world: &mut WorldClient, line: &str) -> bool {
+    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    match command {
+        "" => {}
+        "/quit" => return false,
+        "/move" => match parse_cell(&rest.replace(' ', ",")) {
+            Ok(cell) => world.move_to(cell),
+            Err(why) => println!("{why}"),
+        },
+        "/say" => world.say_zone(rest).await,
+        "/l" => world.say_line(rest).await,
+        "/whisper" | "/w" => match rest.split_once(' ') {
+            Some((to, text)) => world.whisper(to, text).await,
+            None => println!("usage: /whisper NAME TEXT"),
+        },
+        "/line" => match rest.parse() {
+            Ok(line) => world.switch_line(line).await,
+            Err(_) => println!("usage: /line N"),
+        },
+        "/zone" => world.travel(rest).await,
+        "/who" => {
+            for actor in world.replica().actors.values() {
+                let (x, y) = cell_of(actor.props.pos);
+                println!("  {} at {x:.1},{y:.1}", actor.props.name);
+            }
+        }
+        other if other.starts_with('/') => println!("unknown command {other}; {HELP}"),
+        _ => world.say_zone(line).await,
+    }
+    true
+}
+
+fn cell_of(pos: Pos) -> (f64, f64) {
+    (
+        f64::from(pos.x) / f64::from(UNITS_PER_CELL),
+        f64::from(pos.y) / f64::from(UNITS_PER_CELL),
+    )
+}
+
+/// "X,Y" in cells (the centre of that cell).
+fn parse_cell(text: &str) -> Result<Pos, String> {
+    let (x, y) = text
+        .split_once(',')
+        .ok_or_else(|| format!("a cell is X,Y (for example 12,8), not {text:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<i32>()
+            .map_err(|_| format!("a cell is two whole numbers X,Y, not {text:?}"))
+    };
+    Ok(Pos::cell_centre(parse(x)?, parse(y)?))
+}
+
+/// One line per event worth showing; false once the session is over.
+fn print_update(update: &Update, replica: &hearth_world::Replica) -> bool {
+    let name = |id| {
+        replica
+            .actors
+            .get(&id)
+            .map_or_else(|| format!("#{}", id.0), |a| a.props.name.to_string())
+    };
+    match update {
+        Update::World(WorldEvent::Entered { zone, line }) => println!("entered {zone} line {line}"),
+        Update::World(WorldEvent::Spawned(id)) => {
+            let (x, y) = cell_of(replica.actors[id].props.pos);
+            println!("sees {} at {x:.1},{y:.1}", name(*id));
+        }
+        Update::World(WorldEvent::Despawned(id)) => println!("lost sight of #{}", id.0),
+        Update::World(WorldEvent::Updated(id)) => {
+            if replica
+                .actors
+                .get(id)
+                .is_some_and(|a| a.kind == hearth_world::ActorKind::Player)
+            {
+                let (x, y) = cell_of(replica.actors[id].props.pos);
+                println!("{} at {x:.1},{y:.1}", name(*id));
+            }
+        }
+        Update::World(WorldEvent::Chat {
+            scope,
+            from,
+            to,
+            text,
+        }) => match scope {
+            ChatScope::System => println!("[system] {text}"),
+            ChatScope::Whisper => println!("[whisper {from} -> {to}] {text}"),
+            ChatScope::Zone => println!("[zone] {from}: {text}"),
+            ChatScope::Line => println!("[line] {from}: {text}"),
+        },
+        Update::World(WorldEvent::Refused { about, reason }) => {
+            println!("refused ({about:?}): {reason}")
+        }
+        Update::World(WorldEvent::Corrected { pos }) => {
+            let (x, y) = cell_of(*pos);
+            println!("corrected by the server to {x:.1},{y:.1}");
+        }
+        Update::Session(Event::Closed(reason)) => {
+            println!("closed: {reason}");
+            return false;
+        }
+        Update::Session(event) => print_event(event),
+        Update::Malformed(why) => println!("malformed world message: {why}"),
+    }
+    true
 }
 
 fn parse_server_key(text: &str) -> Result<[u8; 32], String> {

@@ -70,12 +70,18 @@ impl LineTask {
                     Ok(LineMessage::Input(input)) => self.line.input(input),
                     Ok(LineMessage::Stop(reply)) => {
                         let _ = reply.send(self.line.save_all());
-                        self.statuses.lock().expect("not poisoned").remove(&self.key);
+                        self.statuses
+                            .lock()
+                            .expect("not poisoned")
+                            .remove(&self.key);
                         return;
                     }
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.statuses.lock().expect("not poisoned").remove(&self.key);
+                        self.statuses
+                            .lock()
+                            .expect("not poisoned")
+                            .remove(&self.key);
                         return;
                     }
                 }
@@ -137,7 +143,12 @@ impl LineTask {
     fn publish(&self, durations: &VecDeque<u64>, bytes_per_player_s: u64) {
         let mut sorted: Vec<u64> = durations.iter().copied().collect();
         sorted.sort_unstable();
-        let pct = |p: usize| sorted.get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0);
+        let pct = |p: usize| {
+            sorted
+                .get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
         let status = LineStatus {
             zone: self.line.zone().spec.name.clone(),
             number: self.line.number(),
@@ -149,6 +160,9 @@ impl LineTask {
             bytes_out_per_player_s: bytes_per_player_s,
             stats: self.line.stats().clone(),
         };
-        self.statuses.lock().expect("not poisoned").insert(self.key, status);
+        self.statuses
+            .lock()
+            .expect("not poisoned")
+            .insert(self.key, status);
     }
 }

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use hearth_net::gate::GateHandle;
 use hearth_proto::close_code;
 use hearth_world::directory::LineConfigDebug;
-use hearth_world::{decode_client, Action, Directory, DirectoryConfig, Join, LineKey, LineOutput, PlayerId, Pos, SavedPlayer, Zone};
+use hearth_world::{
+    decode_client, Action, Directory, DirectoryConfig, Join, LineKey, LineOutput, PlayerId, Pos,
+    SavedPlayer, Zone,
+};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,7 +29,10 @@ use crate::storage::Storage;
 #[derive(Debug, thiserror::Error)]
 pub enum WorldStartError {
     #[error("cannot read the zone file {path}: {source} (check [world] zones in hearth.toml)")]
-    ZoneFile { path: std::path::PathBuf, source: std::io::Error },
+    ZoneFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("the zone file {path} is not valid: {source}")]
     Zones {
         path: String,
@@ -41,6 +47,8 @@ pub enum WorldStartError {
 pub struct WorldCounters {
     /// Client world messages dropped because the world's queue was full.
     pub inputs_dropped: AtomicU64,
+    /// Client world messages dropped because their player sent too many.
+    pub inputs_over_rate: AtomicU64,
     /// Client world messages that did not decode (their sessions are closed).
     pub malformed: AtomicU64,
     /// Messages for players the gate refused (session gone or backlogged).
@@ -62,11 +70,27 @@ enum Lifecycle {
 }
 
 enum Command {
-    Message { player: PlayerId, channel: u16, bytes: Vec<u8> },
+    Message {
+        player: PlayerId,
+        channel: u16,
+        bytes: Vec<u8>,
+    },
     Announce(String),
-    SendToZone { name: String, zone: String, at: Option<Pos>, reply: oneshot::Sender<Result<(), String>> },
-    Find { name: String, reply: oneshot::Sender<Option<PlayerId>> },
-    Kick { name: String, reason: String, reply: oneshot::Sender<Result<(), String>> },
+    SendToZone {
+        name: String,
+        zone: String,
+        at: Option<Pos>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Find {
+        name: String,
+        reply: oneshot::Sender<Option<PlayerId>>,
+    },
+    Kick {
+        name: String,
+        reason: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Status(oneshot::Sender<WorldStatus>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -109,7 +133,14 @@ impl WorldHandle {
     /// A message on a world channel; dropped and counted when the world is
     /// backlogged (moves repeat, so a dropped one is made up by the next).
     pub fn message(&self, player: PlayerId, channel: u16, bytes: Vec<u8>) -> bool {
-        let sent = self.commands.try_send(Command::Message { player, channel, bytes }).is_ok();
+        let sent = self
+            .commands
+            .try_send(Command::Message {
+                player,
+                channel,
+                bytes,
+            })
+            .is_ok();
         if !sent {
             self.counters.inputs_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -135,8 +166,13 @@ impl WorldHandle {
             at,
             reply,
         };
-        self.commands.send(command).await.map_err(|_| "the world has stopped".to_owned())?;
-        answer.await.map_err(|_| "the world has stopped".to_owned())?
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| "the world has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the world has stopped".to_owned())?
     }
 
     /// Closes the session of the player named `name`; the client is told
@@ -148,14 +184,25 @@ impl WorldHandle {
             reason: reason.to_owned(),
             reply,
         };
-        self.commands.send(command).await.map_err(|_| "the world has stopped".to_owned())?;
-        answer.await.map_err(|_| "the world has stopped".to_owned())?
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| "the world has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the world has stopped".to_owned())?
     }
 
     /// The session of the player named `name`, if online.
     pub async fn find(&self, name: &str) -> Option<PlayerId> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Find { name: name.to_owned(), reply }).await.ok()?;
+        self.commands
+            .send(Command::Find {
+                name: name.to_owned(),
+                reply,
+            })
+            .await
+            .ok()?;
         answer.await.ok()?
     }
 
@@ -181,15 +228,18 @@ impl WorldHandle {
 /// Reads the zones named by the config (or the default game's).
 pub fn load_zones(path: Option<&std::path::Path>) -> Result<Vec<Zone>, WorldStartError> {
     match path {
-        None => hearth_world::parse_zone_file(hearth_world::DEFAULT_ZONES).map_err(|source| WorldStartError::Zones {
-            path: "(built in)".into(),
-            source,
+        None => hearth_world::parse_zone_file(hearth_world::DEFAULT_ZONES).map_err(|source| {
+            WorldStartError::Zones {
+                path: "(built in)".into(),
+                source,
+            }
         }),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| WorldStartError::ZoneFile {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| WorldStartError::ZoneFile {
+                    path: path.to_owned(),
+                    source,
+                })?;
             hearth_world::parse_zone_file(&text).map_err(|source| WorldStartError::Zones {
                 path: path.display().to_string(),
                 source,
@@ -198,11 +248,19 @@ pub fn load_zones(path: Option<&std::path::Path>) -> Result<Vec<Zone>, WorldStar
     }
 }
 
+/// The game's hooks into the world.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Filters or refuses chat messages (after Hearth's own checks).
+    pub chat: Option<Arc<dyn hearth_world::ChatHook>>,
+}
+
 pub fn start(
     zones: Vec<Zone>,
     config: &crate::config::WorldConfig,
     gate: GateHandle,
     storage: Storage,
+    hooks: Hooks,
 ) -> Result<WorldHandle, WorldStartError> {
     let threads = match config.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -237,6 +295,7 @@ pub fn start(
         saves,
         counters: counters.clone(),
         started: Instant::now(),
+        hooks,
     };
     tokio::spawn(host.run(opening, lifecycle, commands, from_lines, writer));
     Ok(WorldHandle {
@@ -259,6 +318,7 @@ struct Host {
     saves: mpsc::Sender<SavedPlayer>,
     counters: Arc<WorldCounters>,
     started: Instant,
+    hooks: Hooks,
 }
 
 impl Host {
@@ -319,7 +379,11 @@ impl Host {
     /// Handles one command; returns the reply channel of a shutdown.
     async fn command(&mut self, command: Command) -> Option<oneshot::Sender<()>> {
         match command {
-            Command::Message { player, channel, bytes } => match decode_client(channel, &bytes) {
+            Command::Message {
+                player,
+                channel,
+                bytes,
+            } => match decode_client(channel, &bytes) {
                 Ok(message) => {
                     if let Some(action) = self.directory.route(player, message.into_input(player)) {
                         self.carry_out(vec![action]).await;
@@ -338,7 +402,12 @@ impl Host {
                 let actions = self.directory.announce(&text);
                 self.carry_out(actions).await;
             }
-            Command::SendToZone { name, zone, at, reply } => {
+            Command::SendToZone {
+                name,
+                zone,
+                at,
+                reply,
+            } => {
                 let result = match self.directory.find(&name) {
                     None => Err(format!("{name} is not online")),
                     Some(player) => self.directory.send_to_zone(player, &zone, at),
@@ -352,7 +421,11 @@ impl Host {
                 };
                 let _ = reply.send(result);
             }
-            Command::Kick { name, reason, reply } => {
+            Command::Kick {
+                name,
+                reason,
+                reply,
+            } => {
                 let result = match self.directory.find(&name) {
                     None => Err(format!("{name} is not online")),
                     Some(player) => {
@@ -376,7 +449,10 @@ impl Host {
                     .into_iter()
                     .map(|summary| {
                         let key = LineKey {
-                            zone: self.directory.zone_index(&summary.zone).expect("listed zone"),
+                            zone: self
+                                .directory
+                                .zone_index(&summary.zone)
+                                .expect("listed zone"),
                             number: summary.number,
                         };
                         let mut status = statuses.get(&key).cloned().unwrap_or_default();
@@ -426,8 +502,12 @@ impl Host {
 
     fn open(&mut self, key: LineKey, config: LineConfigDebug) {
         let (tx, inbox) = mpsc::channel(lines::LINE_QUEUE);
+        let mut line = hearth_world::Line::new(config.0);
+        if let Some(hook) = &self.hooks.chat {
+            line.set_chat_hook(hook.clone());
+        }
         let task = LineTask {
-            line: hearth_world::Line::new(config.0),
+            line,
             key,
             inbox,
             to_directory: self.from_lines_tx.clone(),

@@ -1,0 +1,147 @@
+//! The world from the terminal: `hearth client` enters a zone, walks, hears
+//! another player's chat; after SIGKILL the server has lost at most the save
+//! period (`[world] save_period_ms`, 500 ms here).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve(dir: &Path, config: &Path, port: u16, web_port: u16) -> Child {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--web-port",
+            &web_port.to_string(),
+        ])
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.contains("hearth serving"), "{banner}");
+    server
+}
+
+fn client(port: u16, web_port: u16, name: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    command
+        .args(["client", &format!("tcp://127.0.0.1:{port}")])
+        .args(["--web", &format!("http://127.0.0.1:{web_port}")])
+        .args(["--name", name, "--password", "correct horse"])
+        .args(extra);
+    command
+}
+
+#[test]
+fn walk_chat_and_survive_sigkill_within_the_save_period() {
+    let dir = std::env::temp_dir().join(format!("hearth-world-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hearth.toml");
+    std::fs::write(&config, "[world]\nsave_period_ms = 500\n").unwrap();
+    let (port, web_port) = (free_port(), free_port());
+    let mut server = serve(&dir, &config, port, web_port);
+
+    // The walker enters the town, walks to cell 20,10 and watches for 6 s.
+    let walker = client(
+        port,
+        web_port,
+        "walker",
+        &[
+            "--register",
+            "--zone",
+            "town",
+            "--move",
+            "20,10",
+            "--watch",
+            "6",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let talker = client(
+        port,
+        web_port,
+        "talker",
+        &[
+            "--register",
+            "--zone",
+            "town",
+            "--say",
+            "hello town",
+            "--watch",
+            "1",
+        ],
+    )
+    .output()
+    .unwrap();
+    let talker_out = String::from_utf8_lossy(&talker.stdout);
+    assert!(talker.status.success(), "{talker_out}");
+    assert!(talker_out.contains("entered town line 1"), "{talker_out}");
+    let walker = walker.wait_with_output().unwrap();
+    let walker_out = String::from_utf8_lossy(&walker.stdout);
+    assert!(walker_out.contains("entered town line 1"), "{walker_out}");
+    assert!(
+        walker_out.contains("[zone] talker: hello town"),
+        "{walker_out}"
+    );
+    assert!(
+        walker_out.contains("walker at 20.5,10.5"),
+        "the walk arrived: {walker_out}"
+    );
+
+    // The walker walks on and stays online; a second later (twice the save
+    // period) the server is killed without warning.
+    let mut walker = client(
+        port,
+        web_port,
+        "walker",
+        &["--move", "22,12", "--watch", "30"],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(Command::new("kill")
+        .args(["-KILL", &server.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    server.wait().unwrap();
+    let _ = walker.kill();
+    let _ = walker.wait();
+
+    let mut server = serve(&dir, &config, port, web_port);
+    let back = client(port, web_port, "walker", &["--watch", "1"])
+        .output()
+        .unwrap();
+    let back_out = String::from_utf8_lossy(&back.stdout);
+    assert!(back_out.contains("entered town line 1"), "{back_out}");
+    assert!(
+        back_out.contains("sees walker at 22.5,12.5"),
+        "the place saved before the kill: {back_out}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
