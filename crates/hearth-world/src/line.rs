@@ -836,77 +836,102 @@ impl Line {
         let actors = &self.actors;
         let view = &mut player.view;
 
-        // The actors in range, in id order like the view's entries.
-        scratch.near.clear();
-        self.grid.for_each_near(centre, view_out, |index| {
-            let actor = &actors[index as usize];
-            let distance2 = actor.props.pos.distance_squared(centre);
-            if distance2 <= view_out * view_out || actor.id == own {
-                scratch.near.push(Near {
+        scratch.candidates.clear();
+        scratch.despawns.clear();
+        // Who is near is asked of the grid every fourth tick (staggered by
+        // player), or at once for a player with nothing in view; in between,
+        // only the actors already in view are looked at. A newcomer is
+        // spawned up to three ticks (150 ms at 20 Hz) later; updates and
+        // despawns are not delayed.
+        let relevancy_pass = view.entries.is_empty() || (tick ^ id as u32) % RELEVANCY_PERIOD == 0;
+        if relevancy_pass {
+            // The actors in range, in id order like the view's entries.
+            scratch.near.clear();
+            self.grid.for_each_near(centre, view_out, |index| {
+                let actor = &actors[index as usize];
+                let distance2 = actor.props.pos.distance_squared(centre);
+                if distance2 <= view_out * view_out || actor.id == own {
+                    scratch.near.push(Near {
+                        id: actor.id,
+                        index,
+                        distance2,
+                    });
+                }
+            });
+            scratch.near.sort_unstable_by_key(|n| n.id);
+
+            // One pass over both: known and near (update?), near only
+            // (spawn?), known only (despawn).
+            let mut near = scratch.near.iter().peekable();
+            for (at, entry) in view.entries.iter_mut().enumerate() {
+                while let Some(n) = near.next_if(|n| n.id < entry.id) {
+                    if n.distance2 <= view_in * view_in || n.id == own {
+                        scratch
+                            .candidates
+                            .push(spawn_candidate(&actors[n.index as usize], n, own));
+                    }
+                }
+                match near.next_if(|n| n.id == entry.id) {
+                    Some(n) => {
+                        entry.slot = n.index;
+                        consider_update(
+                            &mut scratch.candidates,
+                            entry,
+                            at,
+                            n,
+                            &actors[n.index as usize],
+                            own,
+                            tick,
+                            view_in,
+                        )
+                    }
+                    None => scratch.despawns.push(at as u32),
+                }
+            }
+            for n in near {
+                if n.distance2 <= view_in * view_in || n.id == own {
+                    scratch
+                        .candidates
+                        .push(spawn_candidate(&actors[n.index as usize], n, own));
+                }
+            }
+        } else {
+            for (at, entry) in view.entries.iter_mut().enumerate() {
+                let index = match actors.get(entry.slot as usize) {
+                    Some(actor) if actor.id == entry.id => entry.slot,
+                    // The actor moved in the list (another left) or is gone.
+                    _ => match self.index.get(&entry.id) {
+                        Some(&index) => {
+                            entry.slot = index;
+                            index
+                        }
+                        None => {
+                            scratch.despawns.push(at as u32);
+                            continue;
+                        }
+                    },
+                };
+                let actor = &actors[index as usize];
+                let distance2 = actor.props.pos.distance_squared(centre);
+                if distance2 > view_out * view_out && actor.id != own {
+                    scratch.despawns.push(at as u32);
+                    continue;
+                }
+                let n = Near {
                     id: actor.id,
                     index,
                     distance2,
-                });
-            }
-        });
-        scratch.near.sort_unstable_by_key(|n| n.id);
-
-        // One pass over both: known and near (update?), near only (spawn?),
-        // known only (despawn).
-        scratch.candidates.clear();
-        scratch.despawns.clear();
-        let mut near = scratch.near.iter().peekable();
-        for (at, entry) in view.entries.iter().enumerate() {
-            while let Some(n) = near.next_if(|n| n.id < entry.id) {
-                if n.distance2 <= view_in * view_in || n.id == own {
-                    let actor = &actors[n.index as usize];
-                    scratch.candidates.push(spawn_candidate(actor, n, own));
-                }
-            }
-            match near.next_if(|n| n.id == entry.id) {
-                Some(n) => {
-                    let actor = &actors[n.index as usize];
-                    // Far actors are refreshed less often (Unreal's update
-                    // frequency by relevance): every 2nd tick beyond half
-                    // the view radius, every 4th beyond three quarters.
-                    let period = if n.id == own || n.distance2 * 4 <= view_in * view_in {
-                        1
-                    } else if n.distance2 * 16 <= view_in * view_in * 9 {
-                        2
-                    } else {
-                        4
-                    };
-                    if tick.wrapping_sub(entry.last_sent) < period {
-                        continue;
-                    }
-                    let mut mask = entry.mask_for(actor);
-                    if actor.id == own {
-                        // The frame header carries the own position.
-                        mask &= !field::POS;
-                    }
-                    if mask != 0 {
-                        let staleness = tick - entry.last_sent.min(tick) + 1;
-                        scratch.candidates.push(Candidate {
-                            priority: 0,
-                            staleness,
-                            distance2: if actor.id == own { -1 } else { n.distance2 },
-                            actor: n.index,
-                            entry: at as u32,
-                            mask,
-                            cost: (hearth_proto::codec::varint_len(u64::from(actor.id.0))
-                                + 1
-                                + wire::props_len(mask, &actor.props))
-                                as u32,
-                        });
-                    }
-                }
-                None => scratch.despawns.push(at as u32),
-            }
-        }
-        for n in near {
-            if n.distance2 <= view_in * view_in || n.id == own {
-                let actor = &actors[n.index as usize];
-                scratch.candidates.push(spawn_candidate(actor, n, own));
+                };
+                consider_update(
+                    &mut scratch.candidates,
+                    entry,
+                    at,
+                    &n,
+                    actor,
+                    own,
+                    tick,
+                    view_in,
+                );
             }
         }
 
@@ -1022,7 +1047,7 @@ impl Line {
             tick,
             scratch.spawns.iter().map(|&index| {
                 let actor = &actors[index as usize];
-                (actor.id, &actor.props)
+                (actor.id, &actor.props, index)
             }),
         );
         player.bytes_out += sent;
@@ -1033,6 +1058,53 @@ impl Line {
 
 /// `Candidate::entry` of a spawn.
 const SPAWN: u32 = u32::MAX;
+/// Ticks between a player's relevancy passes (grid queries).
+const RELEVANCY_PERIOD: u32 = 4;
+
+/// Adds an update of a known, near actor when one is due: far actors are
+/// refreshed less often (Unreal's update frequency by relevance), every 2nd
+/// tick beyond half the view radius and every 4th beyond three quarters.
+#[allow(clippy::too_many_arguments)]
+fn consider_update(
+    candidates: &mut Vec<Candidate>,
+    entry: &crate::replication::ViewEntry,
+    at: usize,
+    near: &Near,
+    actor: &Actor,
+    own: ActorId,
+    tick: u32,
+    view_in: i64,
+) {
+    let period = if near.id == own || near.distance2 * 4 <= view_in * view_in {
+        1
+    } else if near.distance2 * 16 <= view_in * view_in * 9 {
+        2
+    } else {
+        4
+    };
+    if tick.wrapping_sub(entry.last_sent) < period {
+        return;
+    }
+    let mut mask = entry.mask_for(actor);
+    if actor.id == own {
+        // The frame header carries the own position.
+        mask &= !field::POS;
+    }
+    if mask == 0 {
+        return;
+    }
+    candidates.push(Candidate {
+        priority: 0,
+        staleness: tick.saturating_sub(entry.last_sent) + 1,
+        distance2: if actor.id == own { -1 } else { near.distance2 },
+        actor: near.index,
+        entry: at as u32,
+        mask,
+        cost: (hearth_proto::codec::varint_len(u64::from(actor.id.0))
+            + 1
+            + wire::props_len(mask, &actor.props)) as u32,
+    });
+}
 
 fn spawn_candidate(actor: &Actor, near: &Near, own: ActorId) -> Candidate {
     Candidate {

@@ -40,6 +40,9 @@ pub(crate) struct ViewEntry {
     pub id: ActorId,
     /// Chosen for a despawn this tick; removed at the end of it.
     pub despawn: bool,
+    /// Where the actor was in the line's actor list at the last look (a
+    /// hint: checked against the id before use).
+    pub slot: u32,
     baseline: Props,
     baseline_tick: u32,
     /// A superset of the fields sent since the baseline.
@@ -48,10 +51,11 @@ pub(crate) struct ViewEntry {
 }
 
 impl ViewEntry {
-    fn new(id: ActorId, props: Props, tick: u32) -> Self {
+    fn new(id: ActorId, props: Props, tick: u32, slot: u32) -> Self {
         Self {
             id,
             despawn: false,
+            slot,
             baseline: props,
             baseline_tick: tick,
             sticky: 0,
@@ -180,12 +184,12 @@ impl ClientView {
     pub(crate) fn settle<'a>(
         &mut self,
         tick: u32,
-        spawned: impl Iterator<Item = (ActorId, &'a Props)>,
+        spawned: impl Iterator<Item = (ActorId, &'a Props, u32)>,
     ) {
         self.entries.retain(|e| !e.despawn);
         let before = self.entries.len();
         self.entries
-            .extend(spawned.map(|(id, props)| ViewEntry::new(id, props.clone(), tick)));
+            .extend(spawned.map(|(id, props, slot)| ViewEntry::new(id, props.clone(), tick, slot)));
         if self.entries.len() != before {
             self.entries.sort_unstable_by_key(|e| e.id);
         }
@@ -249,7 +253,7 @@ mod tests {
     fn a_lost_update_that_moved_a_field_back_is_still_corrected() {
         let mut view = ClientView::default();
         let start = actor(0, 1);
-        view.settle(1, [(start.id, &start.props)].into_iter());
+        view.settle(1, [(start.id, &start.props, 0)].into_iter());
         let mut client = start.props.clone();
 
         // Tick 2: x moves to 5; the client receives and applies it.

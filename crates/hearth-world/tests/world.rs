@@ -305,15 +305,24 @@ fn replicas_converge_to_the_server_state_through_loss() {
             exact += 1;
         } else {
             let lag = client.pos.distance(server.pos);
-            assert!(lag <= trail, "far actor {id:?} is {lag} units behind (at most {trail})");
+            assert!(
+                lag <= trail,
+                "far actor {id:?} is {lag} units behind (at most {trail})"
+            );
             let mut same_but_pos = client.clone();
             same_but_pos.pos = server.pos;
             same_but_pos.facing = server.facing;
-            assert_eq!(&same_but_pos, server, "far actor {id:?} diverged beyond its position");
+            assert_eq!(
+                &same_but_pos, server,
+                "far actor {id:?} diverged beyond its position"
+            );
             trailing += 1;
         }
     }
-    assert!(exact > 5 && trailing > 5, "compared {exact} near and {trailing} far actors");
+    assert!(
+        exact > 5 && trailing > 5,
+        "compared {exact} near and {trailing} far actors"
+    );
 }
 
 #[test]
