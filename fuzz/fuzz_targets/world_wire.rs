@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
             appearance: 0,
             values: [0; 4],
             bytes_per_second: 8_000,
+            epoch: 1,
         }));
     }
     line.tick();

@@ -257,6 +257,16 @@ async fn places_survive_a_logout_and_a_graceful_restart() {
     let url = format!("tcp://{}", server.game_tcp);
     let back = enter(&url, &name, "").await;
     assert_eq!(back.replica().position, Some(second));
+    back.close(0, "bye").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Asking for another zone starts at one of its spawn points: a saved
+    // position never carries into another map.
+    let elsewhere = enter(&url, &name, "?zone=town").await;
+    assert_eq!(elsewhere.replica().entered.as_ref().unwrap().zone, "town");
+    let spawns = [(4, 10), (16, 10), (27, 14)].map(|(x, y)| Pos::cell_centre(x, y));
+    let at = elsewhere.replica().position.unwrap();
+    assert!(spawns.contains(&at), "{at:?} is not a town spawn point");
     server.shutdown("test over").await;
 }
 

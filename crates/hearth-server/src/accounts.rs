@@ -158,6 +158,11 @@ fn validate_name(name: &str) -> Result<(), AccountError> {
             "use letters, digits, '_' and '-' only",
         ));
     }
+    if name.to_ascii_lowercase().starts_with("guest-") {
+        return Err(AccountError::InvalidName(
+            "names starting with 'guest-' are kept for players without an account",
+        ));
+    }
     Ok(())
 }
 

@@ -40,7 +40,8 @@ pub struct WorldConfig {
     pub save_period_ms: u64,
     /// Inputs waiting for the world (moves, chat, commands) beyond which new
     /// ones are dropped and counted, so a flood cannot grow memory or stall
-    /// the gate.
+    /// the gate. Each is at most 512 bytes (larger ones close the session):
+    /// 8 MiB at the default.
     pub input_queue: usize,
     /// Worker threads for the lines (0: one per core).
     pub threads: usize,
@@ -51,7 +52,7 @@ impl Default for WorldConfig {
         Self {
             zones: None,
             save_period_ms: 10_000,
-            input_queue: 65_536,
+            input_queue: 16_384,
             threads: 0,
         }
     }

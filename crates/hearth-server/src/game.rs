@@ -31,6 +31,8 @@ struct PendingJoin {
     restored: Option<Restored>,
     zone: Option<String>,
     line: Option<u32>,
+    /// The session of the same account this login replaced.
+    after: Option<u64>,
 }
 
 /// Login outcomes by reason, for /metrics.
@@ -171,6 +173,27 @@ impl GameHandler {
                         ctx.refuse_login(session, "this server requires an account: log in with a name and password or a token");
                     }
                     Ok(account) => {
+                        let zone = wanted_zone.or_else(|| restored.as_ref().map(|r| r.zone.clone()));
+                        // The saved position belongs to the saved zone: asking
+                        // for another zone starts at one of its spawn points
+                        // (else a position could be carried into a walled-off
+                        // room of another map).
+                        let restored = restored.map(|mut r| {
+                            if zone.as_deref() != Some(r.zone.as_str()) {
+                                r.pos_valid = false;
+                            }
+                            r
+                        });
+                        let welcome_map = zone.clone().unwrap_or(map);
+                        let name = match &account {
+                            Some(account) => account.name.clone(),
+                            None => guest_name(&player_name, session),
+                        };
+                        if !ctx.accept_login(session, Some(&welcome_map)) {
+                            return;
+                        }
+                        logins.add("accepted");
+                        let mut after = None;
                         if let Some(account) = &account {
                             let mut live = sessions.lock().expect("not poisoned");
                             let previous = live.bind(account.id, session);
@@ -178,29 +201,21 @@ impl GameHandler {
                                 if single_session {
                                     ctx.close(old, close_code::REPLACED, "logged in from another place");
                                     logins.add("replaced");
+                                    after = Some(old);
                                 }
                             }
                         }
-                        let zone = wanted_zone.or_else(|| restored.as_ref().map(|r| r.zone.clone()));
-                        let welcome_map = zone.clone().unwrap_or(map);
-                        let name = match &account {
-                            Some(account) => account.name.clone(),
-                            None if !player_name.is_empty() => format!("guest-{}", sanitize(&player_name)),
-                            None => format!("guest-{:04x}", session & 0xffff),
-                        };
-                        if ctx.accept_login(session, Some(&welcome_map)) {
-                            logins.add("accepted");
-                            pending.lock().expect("not poisoned").insert(
-                                session,
-                                PendingJoin {
-                                    line: wanted_line.or(restored.as_ref().map(|r| r.line)),
-                                    account,
-                                    name,
-                                    restored,
-                                    zone,
-                                },
-                            );
-                        }
+                        pending.lock().expect("not poisoned").insert(
+                            session,
+                            PendingJoin {
+                                line: wanted_line.or(restored.as_ref().map(|r| r.line)),
+                                account,
+                                name,
+                                restored,
+                                zone,
+                                after,
+                            },
+                        );
                     }
                     Err(error) => {
                         logins.add(error.code());
@@ -255,17 +270,19 @@ impl GameHandler {
                 player: session,
                 account: pending.account.as_ref().map(|a| a.id),
                 name: pending.name,
-                at: restored.as_ref().map(|r| r.pos),
+                at: restored.as_ref().filter(|r| r.pos_valid).map(|r| r.pos),
                 appearance: restored
                     .as_ref()
                     .map_or((session % 8) as u32, |r| r.appearance),
                 values: restored.as_ref().map_or(NEW_PLAYER_VALUES, |r| r.values),
                 bytes_per_second,
+                epoch: 1,
             },
             zone: pending
                 .zone
                 .filter(|zone| world.zone_names().contains(zone)),
             line: pending.line,
+            after: pending.after,
         });
     }
 }
@@ -307,13 +324,27 @@ impl InputBucket {
     }
 }
 
-/// A guest's chosen name, reduced to letters, digits, - and _.
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
-        .take(20)
-        .collect()
+/// A guest's name: `guest-` (a prefix accounts cannot take), the chosen
+/// name reduced to ASCII letters, digits, - and _, and the session's number,
+/// so two guests never share a name (nor pose as each other or an account).
+fn guest_name(chosen: &str, session: u64) -> String {
+    let chosen: String = chosen
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(12)
+        .collect();
+    let number = format!("{:08x}", session as u32);
+    if chosen.is_empty() {
+        format!("guest-{number}")
+    } else {
+        format!("guest-{chosen}-{number}")
+    }
 }
+
+/// Largest world message a client has reason to send (a chat command is at
+/// most 294 bytes, a state message 127): anything longer is abuse, refused
+/// before it can take room in the world's queue.
+const MAX_WORLD_MESSAGE: usize = 512;
 
 impl Handler for GameHandler {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
@@ -326,6 +357,18 @@ impl Handler for GameHandler {
                 let Some(world) = self.world.get() else {
                     return;
                 };
+                if payload.len() > MAX_WORLD_MESSAGE {
+                    world
+                        .counters
+                        .malformed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let reason = format!(
+                        "a world message of {} bytes is larger than any valid one ({MAX_WORLD_MESSAGE})",
+                        payload.len()
+                    );
+                    gate.close(session, close_code::PROTOCOL_ERROR, &reason);
+                    return;
+                }
                 let now = gate.now();
                 let bucket = self
                     .world_rate

@@ -56,6 +56,7 @@ fn main() {
             appearance: 1,
             values: NEW_PLAYER_VALUES,
             bytes_per_second: 100_000,
+            epoch: 1,
         }));
         targets.insert(player, random_spot(&mut rng));
     }
@@ -90,6 +91,7 @@ fn main() {
             line.input(LineInput::State {
                 player,
                 state: ClientState {
+                    epoch: 1,
                     ack_tick: last_frame.get(&player).copied().unwrap_or(0),
                     moves,
                 },

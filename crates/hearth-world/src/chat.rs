@@ -54,6 +54,19 @@ impl ChatBucket {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary: every text
+/// the server puts in an item fits the limits clients decode with.
+pub fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// Hearth's own checks (the decoder already bounded the length and checked
 /// UTF-8): the text to deliver, or why not.
 pub fn check_text(text: &str) -> Result<&str, &'static str> {
@@ -63,6 +76,11 @@ pub fn check_text(text: &str) -> Result<&str, &'static str> {
     }
     if text.chars().any(|c| c.is_control()) {
         return Err("control characters are not allowed in chat");
+    }
+    // Direction overrides and invisible characters let one message pose as
+    // another (a name reversed, a hidden word): refused.
+    if text.chars().any(|c| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')) {
+        return Err("invisible or direction-changing characters are not allowed in chat");
     }
     Ok(text)
 }
@@ -89,5 +107,8 @@ mod tests {
         assert_eq!(check_text("  hi "), Ok("hi"));
         assert!(check_text("   ").is_err());
         assert!(check_text("a\u{7}b").is_err());
+        assert!(check_text("evil\u{202E}txt.exe").is_err());
+        assert!(check_text("zero\u{200B}width").is_err());
+        assert_eq!(check_text("héllo wörld ✓"), Ok("héllo wörld ✓"));
     }
 }

@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actor::VALUES;
+use crate::actor::{MAX_ACTOR_NAME, VALUES};
+use crate::chat::bounded;
 use crate::geometry::Pos;
 use crate::line::{Arrival, Destination, LineConfig, LineInput, LineOutput, PlayerId, SavedPlayer};
 use crate::wire::{ChatScope, Item, Refusal};
+use crate::wire::{MAX_CHAT, MAX_REASON, MAX_ZONE_NAME};
 use crate::zone::Zone;
 
 /// A line's name: its zone (index in the directory's zones) and number.
@@ -93,6 +95,10 @@ pub struct Join {
     pub arrival: Arrival,
     pub zone: Option<String>,
     pub line: Option<u32>,
+    /// The same account's session this login replaced: while it is still in
+    /// the world, the join waits for it to leave and starts from the place
+    /// it left (fresher than the database).
+    pub after: Option<PlayerId>,
 }
 
 /// One line, for administration.
@@ -119,6 +125,10 @@ struct Placed {
     moving_to: Option<LineKey>,
     /// Logged out while moving: forget on arrival of `Left`.
     leaving: bool,
+    /// Entries into lines so far (the next arrival's epoch).
+    epoch: u32,
+    /// When the player last asked to change line or zone.
+    last_transfer_ms: Option<u64>,
 }
 
 pub struct Directory {
@@ -128,6 +138,8 @@ pub struct Directory {
     players: HashMap<PlayerId, Placed>,
     /// Lower-cased player name to the newest player with it.
     names: HashMap<String, PlayerId>,
+    /// Joins waiting for the session they replace to leave, by that session.
+    waiting: HashMap<PlayerId, Join>,
 }
 
 impl Directory {
@@ -139,6 +151,7 @@ impl Directory {
             lines: BTreeMap::new(),
             players: HashMap::new(),
             names: HashMap::new(),
+            waiting: HashMap::new(),
         };
         let mut actions = Vec::new();
         for zone in 0..directory.zones.len() {
@@ -261,10 +274,22 @@ impl Directory {
     }
 
     /// A player enters the world.
-    pub fn join(&mut self, now_ms: u64, join: Join) -> Result<(LineKey, Vec<Action>), JoinError> {
+    /// Where the player was placed (`None`: waiting for the session it
+    /// replaced to leave first).
+    pub fn join(
+        &mut self,
+        now_ms: u64,
+        join: Join,
+    ) -> Result<(Option<LineKey>, Vec<Action>), JoinError> {
         let player = join.arrival.player;
-        if self.players.contains_key(&player) {
+        if self.players.contains_key(&player)
+            || self.waiting.values().any(|j| j.arrival.player == player)
+        {
             return Err(JoinError::AlreadyIn);
+        }
+        if let Some(old) = join.after.filter(|old| self.players.contains_key(old)) {
+            self.waiting.insert(old, join);
+            return Ok((None, Vec::new()));
         }
         let zone = match &join.zone {
             Some(name) => self
@@ -284,14 +309,19 @@ impl Directory {
                 bytes_per_second: join.arrival.bytes_per_second,
                 moving_to: None,
                 leaving: false,
+                epoch: 1,
+                last_transfer_ms: None,
             },
         );
-        actions.push(Action::ToLine(key, LineInput::Enter(join.arrival)));
-        Ok((key, actions))
+        let mut arrival = join.arrival;
+        arrival.epoch = 1;
+        actions.push(Action::ToLine(key, LineInput::Enter(arrival)));
+        Ok((Some(key), actions))
     }
 
     /// The player's session ended.
     pub fn leave(&mut self, player: PlayerId) -> Vec<Action> {
+        self.waiting.retain(|_, join| join.arrival.player != player);
         let Some(placed) = self.players.get_mut(&player) else {
             return Vec::new();
         };
@@ -324,7 +354,7 @@ impl Directory {
             scope: ChatScope::System,
             from: String::new(),
             to: String::new(),
-            text: text.to_owned(),
+            text: bounded(text.to_owned(), MAX_CHAT),
         };
         self.lines
             .keys()
@@ -382,6 +412,10 @@ impl Directory {
                 match refusal {
                     Some(reason) => actions.push(refuse(from, player, Refusal::Line, reason)),
                     None => {
+                        self.players
+                            .get_mut(&player)
+                            .expect("checked")
+                            .last_transfer_ms = Some(now_ms);
                         let info = self.lines.get_mut(&key).expect("checked");
                         info.players += 1;
                         info.empty_since_ms = None;
@@ -390,8 +424,17 @@ impl Directory {
                 }
             }
             LineOutput::WantsZone { player, zone, at } => {
-                if let Err(reason) = self.want_zone(player, &zone, at, &mut actions) {
-                    actions.push(refuse(from, player, Refusal::Travel, reason));
+                let result = match self.players.get(&player).and_then(|p| cooling(p, now_ms)) {
+                    Some(wait) => Err(wait),
+                    None => self.want_zone(player, &zone, at, &mut actions),
+                };
+                match result {
+                    Ok(()) => {
+                        if let Some(placed) = self.players.get_mut(&player) {
+                            placed.last_transfer_ms = Some(now_ms);
+                        }
+                    }
+                    Err(reason) => actions.push(refuse(from, player, Refusal::Travel, reason)),
                 }
             }
             LineOutput::Chat {
@@ -403,9 +446,9 @@ impl Directory {
             } => {
                 let item = Item::Chat {
                     scope,
-                    from: from_name,
-                    to: to.clone(),
-                    text,
+                    from: bounded(from_name, MAX_ACTOR_NAME),
+                    to: bounded(to.clone(), MAX_ACTOR_NAME),
+                    text: bounded(text, MAX_CHAT),
                 };
                 match scope {
                     ChatScope::Zone => {
@@ -478,7 +521,8 @@ impl Directory {
         let Some(index) = self.zone_index(zone) else {
             let names: Vec<&str> = self.zones.iter().map(|z| z.name()).collect();
             return Err(format!(
-                "there is no zone {zone:?} (zones: {})",
+                "there is no zone {:?} (zones: {})",
+                bounded(zone.to_owned(), MAX_ZONE_NAME),
                 names.join(", ")
             ));
         };
@@ -537,15 +581,18 @@ impl Directory {
         match (to, target) {
             (Destination::Away, _) | (_, None) => {
                 self.forget(player);
+                self.start_waiting(now_ms, &saved, actions);
                 actions.push(Action::Gone(saved));
             }
             (_, Some(target)) if placed.leaving => {
                 self.unreserve(target, now_ms);
                 self.forget(player);
+                self.start_waiting(now_ms, &saved, actions);
                 actions.push(Action::Gone(saved));
             }
             (destination, Some(target)) => {
                 placed.line = target;
+                placed.epoch = placed.epoch.wrapping_add(1);
                 let at = match destination {
                     Destination::Line(_) => Some(saved.pos),
                     Destination::Zone { at, .. } => at,
@@ -559,6 +606,7 @@ impl Directory {
                     appearance: saved.appearance,
                     values: saved.values,
                     bytes_per_second: placed.bytes_per_second,
+                    epoch: placed.epoch,
                 };
                 let mut moved = saved;
                 moved.zone = self.zone_name(target.zone).to_owned();
@@ -569,6 +617,23 @@ impl Directory {
                 actions.push(Action::Save(moved));
                 actions.push(Action::ToLine(target, LineInput::Enter(arrival)));
             }
+        }
+    }
+
+    /// The join that waited for `saved`'s player to leave enters now, where
+    /// that player left off.
+    fn start_waiting(&mut self, now_ms: u64, saved: &SavedPlayer, actions: &mut Vec<Action>) {
+        let Some(mut join) = self.waiting.remove(&saved.player) else {
+            return;
+        };
+        join.after = None;
+        join.arrival.at = Some(saved.pos);
+        join.arrival.values = saved.values;
+        join.arrival.appearance = saved.appearance;
+        join.zone = Some(saved.zone.clone());
+        join.line = Some(saved.line);
+        if let Ok((_, more)) = self.join(now_ms, join) {
+            actions.extend(more);
         }
     }
 
@@ -612,10 +677,28 @@ fn refuse(line: LineKey, player: PlayerId, about: Refusal, reason: String) -> Ac
         line,
         LineInput::Deliver {
             to: Some(player),
-            item: Item::Refused { about, reason },
+            item: Item::Refused {
+                about,
+                reason: bounded(reason, MAX_REASON),
+            },
         },
     )
 }
+
+/// Why `placed` may not change line or zone yet, if so.
+fn cooling(placed: &Placed, now_ms: u64) -> Option<String> {
+    let since = now_ms.saturating_sub(placed.last_transfer_ms?);
+    (since < TRANSFER_COOLDOWN_MS).then(|| {
+        format!(
+            "you changed place a moment ago: wait {:.1} s",
+            (TRANSFER_COOLDOWN_MS - since) as f64 / 1000.0
+        )
+    })
+}
+
+/// A player may change line or zone at most this often: each change sends
+/// the map and saves the player.
+pub const TRANSFER_COOLDOWN_MS: u64 = 3_000;
 
 /// Values a new player starts with in the default game: health, level,
 /// score, and a fourth the game may use.

@@ -37,14 +37,29 @@ impl Pos {
         )
     }
 
+    /// Saturates at `i64::MAX` (only positions near the ends of `i32`, which
+    /// no zone has, come near it).
     pub fn distance_squared(self, other: Pos) -> i64 {
-        let dx = i64::from(self.x) - i64::from(other.x);
-        let dy = i64::from(self.y) - i64::from(other.y);
-        dx * dx + dy * dy
+        let dx = i128::from(self.x) - i128::from(other.x);
+        let dy = i128::from(self.y) - i128::from(other.y);
+        i64::try_from(dx * dx + dy * dy).unwrap_or(i64::MAX)
     }
 
+    /// Rounded down.
     pub fn distance(self, other: Pos) -> i64 {
         isqrt(self.distance_squared(other))
+    }
+
+    /// Rounded up: what a move is charged, so that many short diagonal
+    /// moves cannot each be charged a unit less than they cover.
+    pub fn distance_ceil(self, other: Pos) -> i64 {
+        let squared = self.distance_squared(other);
+        let root = isqrt(squared);
+        if root * root == squared {
+            root
+        } else {
+            root + 1
+        }
     }
 
     /// At most `step` units from `self` towards `target` (exactly `target`
@@ -57,15 +72,15 @@ impl Pos {
         let dx = i64::from(target.x) - i64::from(self.x);
         let dy = i64::from(target.y) - i64::from(self.y);
         Pos {
-            x: self.x + (dx * step / distance) as i32,
-            y: self.y + (dy * step / distance) as i32,
+            x: (i64::from(self.x) + dx * step / distance) as i32,
+            y: (i64::from(self.y) + dy * step / distance) as i32,
         }
     }
 
     /// The facing from `self` to `to` in 256ths of a turn (0 = +x, 64 = +y).
     pub fn facing_towards(self, to: Pos) -> u8 {
-        let dx = f64::from(to.x - self.x);
-        let dy = f64::from(to.y - self.y);
+        let dx = f64::from(to.x) - f64::from(self.x);
+        let dy = f64::from(to.y) - f64::from(self.y);
         if dx == 0.0 && dy == 0.0 {
             return 0;
         }
@@ -81,14 +96,17 @@ pub fn isqrt(value: i64) -> i64 {
     if value <= 0 {
         return 0;
     }
-    let mut root = (value as f64).sqrt() as i64;
+    // The float estimate is within one of the answer for every i64; the
+    // checks in i128 cannot overflow.
+    let mut root = (value as f64).sqrt() as i128;
+    let value = i128::from(value);
     while root * root > value {
         root -= 1;
     }
     while (root + 1) * (root + 1) <= value {
         root += 1;
     }
-    root
+    root as i64
 }
 
 #[cfg(test)]
@@ -101,6 +119,18 @@ mod tests {
             let root = isqrt(value);
             assert!(root * root <= value && (root + 1) * (root + 1) > value);
         }
+    }
+
+    #[test]
+    fn extreme_positions_neither_overflow_nor_hang() {
+        let far = Pos::new(i32::MIN, i32::MIN + 1);
+        let near = Pos::new(i32::MAX, i32::MAX);
+        assert_eq!(far.distance_squared(near), i64::MAX);
+        assert!(far.distance(near) > 3_000_000_000);
+        let _ = far.facing_towards(near);
+        let _ = far.step_towards(near, 1_000);
+        assert_eq!(Pos::new(0, 0).distance_ceil(Pos::new(1, 1)), 2);
+        assert_eq!(Pos::new(0, 0).distance_ceil(Pos::new(3, 4)), 5);
     }
 
     #[test]

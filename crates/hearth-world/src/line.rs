@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::{field, Actor, ActorId, ActorKind, ActorMap, Props, MAX_ACTOR_NAME, VALUES};
-use crate::chat::{check_text, ChatBucket, ChatHook, ChatVerdict};
+use crate::chat::{bounded, check_text, ChatBucket, ChatHook, ChatVerdict};
 use crate::geometry::Pos;
 use crate::grid::Grid;
 use crate::npc::{Npc, Rng};
@@ -56,6 +56,10 @@ pub struct Arrival {
     pub values: [i32; VALUES],
     /// The client's NetSpeed, bytes per second.
     pub bytes_per_second: u32,
+    /// Counts the player's entries into lines: frames and state messages
+    /// carry it, so nothing from a line the player has left is mistaken for
+    /// this one's.
+    pub epoch: u32,
 }
 
 /// Where a leaving player goes.
@@ -167,11 +171,14 @@ pub struct LineStats {
     pub bytes_out: u64,
     /// Acknowledgements of frames never sent (or stale).
     pub bad_acks: u64,
+    /// State messages meant for the player's previous line.
+    pub stale_states: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Player {
     id: PlayerId,
+    epoch: u32,
     account: Option<i64>,
     actor: ActorId,
     budget: usize,
@@ -554,6 +561,7 @@ impl Line {
             arrival.player,
             Player {
                 id: arrival.player,
+                epoch: arrival.epoch,
                 account: arrival.account,
                 actor,
                 budget,
@@ -576,6 +584,7 @@ impl Line {
                 zone: zone.spec.name.clone(),
                 line: self.config.number,
                 actor,
+                epoch: arrival.epoch,
                 tick_hz: zone.spec.tick_hz,
                 speed: zone.spec.speed,
                 view_radius: zone.spec.view_radius,
@@ -607,6 +616,12 @@ impl Line {
         let Some(p) = self.players.get_mut(&player) else {
             return;
         };
+        if state.epoch != p.epoch {
+            // From the player's previous line (datagrams overtake the news
+            // of a move): its acks and moves mean nothing here.
+            self.stats.stale_states += 1;
+            return;
+        }
         if state.ack_tick != 0
             && !p.view.acknowledge(state.ack_tick)
             && state.ack_tick > p.view.acked_tick()
@@ -627,7 +642,7 @@ impl Line {
             }
             let verdict = if !zone.in_bounds(m.pos) {
                 Err(MoveRejection::OutOfBounds)
-            } else if pos.distance(m.pos) > p.allowance {
+            } else if pos.distance_ceil(m.pos) > p.allowance {
                 Err(MoveRejection::TooFast)
             } else if !zone.path_clear(pos, m.pos) {
                 Err(MoveRejection::Blocked)
@@ -638,7 +653,7 @@ impl Line {
             p.moved = true;
             match verdict {
                 Ok(()) => {
-                    p.allowance -= pos.distance(m.pos);
+                    p.allowance -= pos.distance_ceil(m.pos);
                     if m.pos != pos {
                         facing = pos.facing_towards(m.pos);
                     }
@@ -703,7 +718,13 @@ impl Line {
     }
 
     fn refuse(&mut self, player: PlayerId, about: Refusal, reason: String) {
-        self.queue_item(player, Item::Refused { about, reason });
+        self.queue_item(
+            player,
+            Item::Refused {
+                about,
+                reason: bounded(reason, wire::MAX_REASON),
+            },
+        );
     }
 
     fn chat(&mut self, player: PlayerId, scope: ChatScope, to: String, text: String) {
@@ -728,8 +749,8 @@ impl Line {
             }
             match self.hook.as_ref().map(|h| h.check(&name, scope, &text)) {
                 None | Some(ChatVerdict::Allow) => Ok(text),
-                Some(ChatVerdict::Replace(text)) => Ok(text),
-                Some(ChatVerdict::Refuse(why)) => Err(why),
+                Some(ChatVerdict::Replace(text)) => Ok(bounded(text, wire::MAX_CHAT)),
+                Some(ChatVerdict::Refuse(why)) => Err(bounded(why, wire::MAX_REASON)),
             }
         });
         let text = match checked {
@@ -950,8 +971,16 @@ impl Line {
             entry.despawn = true;
             items.push(Item::Despawn { id: entry.id });
         }
+        let most = player.budget as i64 - FRAME_HEADER_MAX as i64 - RELIABLE_HEADER_MAX as i64;
         while let Some(item) = player.queued.front() {
             let cost = item.encoded_len() as i64;
+            if cost > most {
+                // It would never fit this player's budget: dropped (and
+                // counted) rather than blocking everything behind it.
+                player.queued.pop_front();
+                self.stats.items_dropped += 1;
+                continue;
+            }
             if cost > left {
                 break;
             }
@@ -1013,6 +1042,7 @@ impl Line {
         }
         if !scratch.updates.is_empty() || player.moved || player.corrected {
             let frame = Frame {
+                epoch: player.epoch,
                 tick,
                 input_ack: player.last_seq,
                 own_pos: centre,

@@ -142,7 +142,11 @@ impl Replica {
     pub fn apply_frame(&mut self, bytes: &[u8]) -> Result<Vec<WorldEvent>, DecodeError> {
         let frame = Frame::decode(bytes)?;
         let mut events = Vec::new();
-        if frame.tick <= self.newest_frame {
+        // A frame of another stay (the previous line's, or the next one's
+        // arriving before its Entered) describes other actors.
+        if self.entered.as_ref().is_none_or(|e| e.epoch != frame.epoch)
+            || frame.tick <= self.newest_frame
+        {
             return Ok(events);
         }
         self.newest_frame = frame.tick;
@@ -224,6 +228,7 @@ impl Replica {
     pub fn state_message(&self) -> ClientState {
         let skip = self.pending.len().saturating_sub(MAX_MOVES);
         ClientState {
+            epoch: self.entered.as_ref().map_or(0, |e| e.epoch),
             ack_tick: self.ack_tick,
             moves: self.pending.iter().skip(skip).copied().collect(),
         }

@@ -45,6 +45,10 @@ pub(crate) struct ViewEntry {
     pub slot: u32,
     baseline: Props,
     baseline_tick: u32,
+    /// The tick of this spawn: frames up to it that name the actor were
+    /// about an earlier time it was in view, and their acknowledgements must
+    /// not touch this baseline.
+    born: u32,
     /// A superset of the fields sent since the baseline.
     sticky: u8,
     pub last_sent: u32,
@@ -58,6 +62,7 @@ impl ViewEntry {
             slot,
             baseline: props,
             baseline_tick: tick,
+            born: tick,
             sticky: 0,
             last_sent: tick,
         }
@@ -67,6 +72,9 @@ impl ViewEntry {
     /// client held the baseline already (that is what the mask guarantees),
     /// so baseline + these fields is exactly what the client has now.
     fn acknowledge(&mut self, tick: u32, update: &SentUpdate) {
+        if tick <= self.born {
+            return;
+        }
         let base = &mut self.baseline;
         if update.mask & field::POS != 0 {
             base.pos = update.pos;

@@ -174,6 +174,8 @@ pub struct Move {
 /// The client's state message, on the state channel.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ClientState {
+    /// The epoch of the line the client is in (from its Entered item).
+    pub epoch: u32,
     /// The newest server frame the client applied completely (0: none).
     pub ack_tick: u32,
     /// Unacknowledged moves, oldest first.
@@ -185,6 +187,7 @@ const CLIENT_STATE: u8 = 0x10;
 impl ClientState {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u8(CLIENT_STATE);
+        out.put_varint(u64::from(self.epoch));
         out.put_varint(u64::from(self.ack_tick));
         out.put_u8(self.moves.len() as u8);
         for m in &self.moves {
@@ -208,6 +211,7 @@ impl ClientState {
                 value: kind,
             });
         }
+        let epoch = varint_u32(&mut r, "epoch")?;
         let ack_tick = varint_u32(&mut r, "ack tick")?;
         let count = r.u8("move count")? as usize;
         if count > MAX_MOVES {
@@ -221,7 +225,11 @@ impl ClientState {
             });
         }
         r.finish()?;
-        Ok(Self { ack_tick, moves })
+        Ok(Self {
+            epoch,
+            ack_tick,
+            moves,
+        })
     }
 }
 
@@ -233,6 +241,8 @@ pub struct Entered {
     pub line: u32,
     /// The player's own actor.
     pub actor: ActorId,
+    /// Frames and state messages of this stay carry it.
+    pub epoch: u32,
     pub tick_hz: u32,
     /// Legal speed in cells per second and view radius in cells.
     pub speed: u32,
@@ -282,6 +292,7 @@ impl Item {
                 out.put_str(&e.zone);
                 out.put_varint(u64::from(e.line));
                 out.put_varint(u64::from(e.actor.0));
+                out.put_varint(u64::from(e.epoch));
                 out.put_varint(u64::from(e.tick_hz));
                 out.put_varint(u64::from(e.speed));
                 out.put_varint(u64::from(e.view_radius));
@@ -330,6 +341,7 @@ impl Item {
                 zone: r.string(MAX_ZONE_NAME, "zone")?,
                 line: varint_u32(r, "line")?,
                 actor: ActorId(varint_u32(r, "actor id")?),
+                epoch: varint_u32(r, "epoch")?,
                 tick_hz: varint_u32(r, "tick rate")?,
                 speed: varint_u32(r, "speed")?,
                 view_radius: varint_u32(r, "view radius")?,
@@ -429,6 +441,8 @@ impl Update {
 /// The server's per-tick message on the state channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// The epoch of the player's stay in this line (see `Entered`).
+    pub epoch: u32,
     pub tick: u32,
     /// The newest move of this client the server has processed.
     pub input_ack: u32,
@@ -454,6 +468,7 @@ impl Frame {
 
     pub fn encode_header(&self, out: &mut Vec<u8>, update_count: usize) {
         out.put_u8(FRAME);
+        out.put_varint(u64::from(self.epoch));
         out.put_varint(u64::from(self.tick));
         out.put_varint(u64::from(self.input_ack));
         put_pos(out, self.own_pos);
@@ -470,6 +485,7 @@ impl Frame {
                 value: kind,
             });
         }
+        let epoch = varint_u32(&mut r, "epoch")?;
         let tick = varint_u32(&mut r, "tick")?;
         let input_ack = varint_u32(&mut r, "input ack")?;
         let own_pos = get_pos(&mut r)?;
@@ -501,6 +517,7 @@ impl Frame {
         }
         r.finish()?;
         Ok(Self {
+            epoch,
             tick,
             input_ack,
             own_pos,
@@ -634,6 +651,7 @@ mod tests {
             assert_eq!(Command::decode(&command.to_vec()).unwrap(), command);
         }
         let state = ClientState {
+            epoch: 3,
             ack_tick: 77,
             moves: vec![Move {
                 seq: 5,
@@ -648,6 +666,7 @@ mod tests {
                     zone: "meadow".into(),
                     line: 2,
                     actor: ActorId(4),
+                    epoch: 2,
                     tick_hz: 20,
                     speed: 5,
                     view_radius: 20,
@@ -680,6 +699,7 @@ mod tests {
             assert_eq!(item.encoded_len(), one.len());
         }
         let frame = Frame {
+            epoch: 9,
             tick: 1 << 30,
             input_ack: 12,
             own_pos: Pos::new(5, 6),
@@ -712,9 +732,9 @@ mod tests {
     #[test]
     fn hostile_counts_and_types_are_errors() {
         assert!(Reliable::decode(&[0, 0xff, 0xff, 0x03]).is_err());
-        assert!(Frame::decode(&[FRAME, 0, 0, 0, 0, 0, 0x80, 0x80, 0x04]).is_err());
+        assert!(Frame::decode(&[FRAME, 0, 0, 0, 0, 0, 0, 0x80, 0x80, 0x04]).is_err());
         assert!(Command::decode(&[command_type::CHAT, ChatScope::System as u8, 0, 0]).is_err());
-        let too_many_moves = [CLIENT_STATE, 0, (MAX_MOVES + 1) as u8];
+        let too_many_moves = [CLIENT_STATE, 0, 0, (MAX_MOVES + 1) as u8];
         assert_eq!(
             ClientState::decode(&too_many_moves),
             Err(DecodeError::OutOfRange("move count"))

@@ -89,7 +89,8 @@ impl World {
         self.lines.iter()
     }
 
-    pub fn join(&mut self, join: Join) -> Result<LineKey, JoinError> {
+    /// Where the player went (`None`: waiting for the session it replaced).
+    pub fn join(&mut self, join: Join) -> Result<Option<LineKey>, JoinError> {
         let (key, actions) = self.directory.join(self.now_ms, join)?;
         self.carry_out(actions);
         Ok(key)

@@ -279,19 +279,66 @@ impl Zone {
         self.blocked_cell(cx, cy)
     }
 
-    /// Whether a straight walk from `from` to `to` stays on open cells.
-    /// Sampled at a quarter cell, so no wall can be skipped diagonally by
-    /// more than a corner's graze.
+    /// Whether a straight walk from `from` to `to` stays on open cells: every
+    /// cell the segment touches is open, and where it passes exactly through
+    /// a corner, both cells beside the corner are open too (no squeezing
+    /// between two walls that touch diagonally).
     pub fn path_clear(&self, from: Pos, to: Pos) -> bool {
-        let distance = from.distance(to);
-        let steps = (distance / i64::from(UNITS_PER_CELL / 4)).max(1);
-        (0..=steps).all(|i| {
-            let at = Pos::new(
-                from.x + ((i64::from(to.x - from.x) * i) / steps) as i32,
-                from.y + ((i64::from(to.y - from.y) * i) / steps) as i32,
-            );
-            !self.blocked(at)
-        })
+        let unit = i64::from(UNITS_PER_CELL);
+        let (mut cx, mut cy) = from.cell();
+        let (end_x, end_y) = to.cell();
+        if self.blocked_cell(cx, cy) {
+            return false;
+        }
+        let dx = i64::from(to.x) - i64::from(from.x);
+        let dy = i64::from(to.y) - i64::from(from.y);
+        let step_x: i32 = if dx > 0 { 1 } else { -1 };
+        let step_y: i32 = if dy > 0 { 1 } else { -1 };
+        // The walk crosses the next vertical grid line after travelling
+        // (boundary_x - from.x) / dx of the way, the next horizontal one after
+        // (boundary_y - from.y) / dy: compare the two fractions by
+        // cross-multiplying, in integers.
+        let boundary =
+            |cell: i32, step: i32| i64::from(if step > 0 { cell + 1 } else { cell }) * unit;
+        let cells =
+            (i64::from(end_x) - i64::from(cx)).abs() + (i64::from(end_y) - i64::from(cy)).abs();
+        for _ in 0..cells {
+            let to_x = if dx == 0 {
+                None
+            } else {
+                Some((boundary(cx, step_x) - i64::from(from.x)).abs())
+            };
+            let to_y = if dy == 0 {
+                None
+            } else {
+                Some((boundary(cy, step_y) - i64::from(from.y)).abs())
+            };
+            let order = match (to_x, to_y) {
+                (Some(tx), Some(ty)) => (i128::from(tx) * i128::from(dy.abs()))
+                    .cmp(&(i128::from(ty) * i128::from(dx.abs()))),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => return true,
+            };
+            match order {
+                std::cmp::Ordering::Less => cx += step_x,
+                std::cmp::Ordering::Greater => cy += step_y,
+                std::cmp::Ordering::Equal => {
+                    if self.blocked_cell(cx + step_x, cy) || self.blocked_cell(cx, cy + step_y) {
+                        return false;
+                    }
+                    cx += step_x;
+                    cy += step_y;
+                }
+            }
+            if self.blocked_cell(cx, cy) {
+                return false;
+            }
+            if (cx, cy) == (end_x, end_y) {
+                break;
+            }
+        }
+        true
     }
 
     /// Inside the map's rectangle (walls or not).
@@ -342,6 +389,23 @@ mod tests {
         assert!(!zone.path_clear(left, right), "through the wall");
         assert!(zone.path_clear(left, Pos::cell_centre(1, 3)));
         assert!(zone.blocked(Pos::new(-1, 50)), "outside is blocked");
+        // Two walls touching at a corner: no squeezing between them.
+        let corner = Zone::new(ZoneSpec {
+            map: "S#\n#.\n".into(),
+            ..Zone::open_field("t", 4, 4).spec
+        })
+        .unwrap();
+        assert!(
+            !corner.path_clear(Pos::new(90, 90), Pos::new(110, 110)),
+            "through the corner"
+        );
+        assert!(
+            !corner.path_clear(Pos::new(95, 99), Pos::new(105, 101)),
+            "grazing past it"
+        );
+        // Every cell on the way is checked, however short the hops.
+        assert!(!zone.path_clear(Pos::new(190, 150), Pos::new(310, 150)));
+        assert!(zone.path_clear(Pos::new(110, 110), Pos::new(190, 390)));
     }
 
     #[test]

@@ -67,11 +67,14 @@ impl Harness {
                     appearance: 1,
                     values: NEW_PLAYER_VALUES,
                     bytes_per_second,
+                    epoch: 1,
                 },
                 zone: None,
                 line,
+                after: None,
             })
-            .unwrap();
+            .unwrap()
+            .expect("not waiting for anyone");
         self.clients.insert(
             player,
             Client {
@@ -582,6 +585,22 @@ fn travel_through_a_portal_and_by_command_saves_and_respawns() {
         h.world.saves.iter().any(|s| s.zone == "town"),
         "saved on the zone change"
     );
+    // Too soon after the portal: refused with the time to wait.
+    h.command(
+        1,
+        Command::Travel {
+            zone: "caves".into(),
+        },
+    );
+    let events = (0..2).flat_map(|_| h.step()).collect::<Vec<_>>();
+    assert!(
+        chats(&events, 1).iter().any(|t| t.contains("wait")),
+        "{:?}",
+        chats(&events, 1)
+    );
+    for _ in 0..60 {
+        h.step();
+    }
     h.command(
         1,
         Command::Travel {
@@ -594,6 +613,9 @@ fn travel_through_a_portal_and_by_command_saves_and_respawns() {
         h.clients[&1].replica.entered.as_ref().unwrap().zone,
         "caves"
     );
+    for _ in 0..60 {
+        h.step();
+    }
     h.command(
         1,
         Command::Travel {
@@ -621,6 +643,7 @@ fn a_line_survives_serialization_and_continues_identically() {
         appearance: 0,
         values: NEW_PLAYER_VALUES,
         bytes_per_second: 20_000,
+        epoch: 1,
     }));
     for _ in 0..30 {
         line.tick();
@@ -639,4 +662,91 @@ fn a_line_survives_serialization_and_continues_identically() {
         serde_json::to_string(&line).unwrap(),
         serde_json::to_string(&copy).unwrap()
     );
+}
+
+#[test]
+fn many_short_diagonal_moves_cover_no_more_than_the_legal_speed() {
+    let mut h = Harness::new(vec![field_zone(0, 50)]);
+    let start = Pos::cell_centre(50, 50);
+    h.join(1, "sprinter", Some(start));
+    h.step();
+    h.step();
+    // 200 ticks of 25 one-unit diagonal hops each (each really 1.41 units).
+    let mut at = start;
+    for _ in 0..200 {
+        for _ in 0..25 {
+            at = Pos::new(at.x + 1, at.y + 1);
+            h.clients.get_mut(&1).unwrap().replica.moved_to(at);
+        }
+        h.step();
+    }
+    h.step();
+    let travelled = h.pos(1).distance(start);
+    let legal = 202 * h.line_of(1).zone().step_per_tick();
+    assert!(travelled <= legal, "covered {travelled} units where {legal} are legal");
+}
+
+#[test]
+fn state_messages_of_another_stay_are_ignored() {
+    let mut h = Harness::new(vec![field_zone(0, 50)]);
+    let start = Pos::cell_centre(50, 50);
+    h.join(1, "mover", Some(start));
+    h.step();
+    let stale = hearth_world::wire::ClientState {
+        epoch: 7,
+        ack_tick: 0,
+        moves: vec![hearth_world::wire::Move {
+            seq: 1,
+            pos: Pos::new(start.x + 10, start.y),
+        }],
+    };
+    h.world.receive(1, wire::STATE_CHANNEL, &stale.to_vec()).unwrap();
+    h.step();
+    assert_eq!(h.pos(1), start, "a move of another epoch is not applied");
+    assert_eq!(h.line_of(1).stats().stale_states, 1);
+}
+
+#[test]
+fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
+    let mut h = Harness::new(vec![field_zone(0, 50)]);
+    h.join(1, "same", Some(Pos::cell_centre(10, 10)));
+    h.step();
+    let moved = Pos::cell_centre(12, 10);
+    let line = h.world.directory.line_of(1).unwrap();
+    h.world.line_mut(line).unwrap().input(hearth_world::LineInput::Teleport { player: 1, pos: moved });
+    h.step();
+    // The new session logs in before the old one has left the world.
+    let waiting = h
+        .world
+        .join(Join {
+            arrival: Arrival {
+                player: 2,
+                account: Some(1),
+                name: "same".into(),
+                at: Some(Pos::cell_centre(3, 3)),
+                appearance: 1,
+                values: NEW_PLAYER_VALUES,
+                bytes_per_second: 100_000,
+                epoch: 1,
+            },
+            zone: None,
+            line: None,
+            after: Some(1),
+        })
+        .unwrap();
+    assert_eq!(waiting, None, "waits for the old session");
+    h.clients.insert(
+        2,
+        Client {
+            replica: Replica::default(),
+            frames: Vec::new(),
+            reliables: Vec::new(),
+        },
+    );
+    h.world.leave(1);
+    h.clients.remove(&1);
+    for _ in 0..3 {
+        h.step();
+    }
+    assert_eq!(h.pos(2), moved, "starts where the old session left, not at the stale saved place");
 }

@@ -15,8 +15,8 @@ use hearth_net::gate::GateHandle;
 use hearth_proto::close_code;
 use hearth_world::directory::LineConfigDebug;
 use hearth_world::{
-    decode_client, Action, Directory, DirectoryConfig, Join, LineKey, LineOutput, PlayerId, Pos,
-    SavedPlayer, Zone,
+    decode_client, Action, Directory, DirectoryConfig, Join, LineInput, LineKey, LineOutput,
+    PlayerId, Pos, Zone,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -55,6 +55,8 @@ pub struct WorldCounters {
     pub send_failures: Arc<AtomicU64>,
     pub joins: AtomicU64,
     pub saves: AtomicU64,
+    /// Inputs a backlogged line had no room for.
+    pub line_queue_full: AtomicU64,
 }
 
 /// Zones, lines and players, for administration.
@@ -315,7 +317,7 @@ struct Host {
     gate: GateHandle,
     statuses: Statuses,
     from_lines_tx: mpsc::UnboundedSender<(LineKey, Vec<LineOutput>)>,
-    saves: mpsc::Sender<SavedPlayer>,
+    saves: Arc<saves::SaveBuffer>,
     counters: Arc<WorldCounters>,
     started: Instant,
     hooks: Hooks,
@@ -486,14 +488,27 @@ impl Host {
                     self.statuses.lock().expect("not poisoned").remove(&key);
                 }
                 Action::ToLine(key, input) => {
-                    if let Some(line) = self.lines.get(&key) {
+                    let Some(line) = self.lines.get(&key) else {
+                        continue;
+                    };
+                    // A line that cannot keep up loses the inputs it has no
+                    // room for (counted); it never holds up the directory
+                    // and with it every other line. Leaves, arrivals and
+                    // transfers are few and always get through.
+                    let must_arrive =
+                        matches!(input, LineInput::Enter(_) | LineInput::Release { .. });
+                    if must_arrive {
                         let _ = line.send(LineMessage::Input(input)).await;
+                    } else if line.try_send(LineMessage::Input(input)).is_err() {
+                        self.counters
+                            .line_queue_full
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Action::Gone(saved) | Action::Save(saved) => {
                     if saved.account.is_some() {
                         self.counters.saves.fetch_add(1, Ordering::Relaxed);
-                        let _ = self.saves.send(saved).await;
+                        self.saves.push(saved);
                     }
                 }
             }
@@ -530,12 +545,12 @@ impl Host {
         }
         for answer in replies {
             if let Ok(players) = answer.await {
-                for saved in players.into_iter().filter(|s| s.account.is_some()) {
-                    let _ = self.saves.send(saved).await;
+                for saved in players {
+                    self.saves.push(saved);
                 }
             }
         }
-        drop(self.saves);
+        self.saves.close();
         let _ = writer.await;
         let _ = done.send(());
     }

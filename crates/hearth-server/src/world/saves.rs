@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use hearth_world::{Pos, SavedPlayer};
 use sqlx::Row;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::storage::Storage;
@@ -18,6 +21,8 @@ pub struct Restored {
     pub pos: Pos,
     pub appearance: u32,
     pub values: [i32; 4],
+    /// False when the player enters another zone than the saved one.
+    pub pos_valid: bool,
 }
 
 pub async fn load(storage: &Storage, account: i64) -> Result<Option<Restored>, sqlx::Error> {
@@ -38,6 +43,7 @@ pub async fn load(storage: &Storage, account: i64) -> Result<Option<Restored>, s
             row.get::<i64, _>(7) as i32,
             row.get::<i64, _>(8) as i32,
         ],
+        pos_valid: true,
     }))
 }
 
@@ -47,26 +53,58 @@ const UPSERT: &str = "INSERT INTO players (account_id, zone, line, x, y, appeara
      y = excluded.y, appearance = excluded.appearance, value0 = excluded.value0, value1 = excluded.value1, \
      value2 = excluded.value2, value3 = excluded.value3, saved_at = excluded.saved_at";
 
-/// Saves waiting for the writer beyond which the world waits (it never drops
-/// a save).
-const SAVE_QUEUE: usize = 16_384;
+/// Saves waiting for the writer, at most one per account (a newer save
+/// replaces an older one), so the world hands them over without ever
+/// waiting, however slow the database: the buffer is bounded by the
+/// accounts with unsaved changes.
+#[derive(Default)]
+pub struct SaveBuffer {
+    pending: Mutex<BTreeMap<i64, SavedPlayer>>,
+    wake: Notify,
+    closed: AtomicBool,
+}
 
-/// Starts the writer; it ends (after writing everything) when every sender
-/// is dropped.
-pub fn spawn_writer(storage: Storage) -> (mpsc::Sender<SavedPlayer>, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<SavedPlayer>(SAVE_QUEUE);
+impl SaveBuffer {
+    /// Queues `saved` (players without an account are not saved).
+    pub fn push(&self, saved: SavedPlayer) {
+        if let Some(account) = saved.account {
+            self.pending
+                .lock()
+                .expect("not poisoned")
+                .insert(account, saved);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Lets the writer finish: it writes what is queued, then ends.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.lock().expect("not poisoned").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Starts the writer; it ends after [`SaveBuffer::close`], once everything
+/// queued is written.
+pub fn spawn_writer(storage: Storage) -> (Arc<SaveBuffer>, JoinHandle<()>) {
+    let buffer = Arc::new(SaveBuffer::default());
+    let queue = buffer.clone();
     let task = tokio::spawn(async move {
-        let mut batch: BTreeMap<i64, SavedPlayer> = BTreeMap::new();
-        while let Some(first) = rx.recv().await {
-            if let Some(account) = first.account {
-                batch.insert(account, first);
-            }
-            // Whatever else is waiting joins the batch; a player saved twice
-            // is written once, with the newer state.
-            while let Ok(next) = rx.try_recv() {
-                if let Some(account) = next.account {
-                    batch.insert(account, next);
+        loop {
+            let batch = std::mem::take(&mut *queue.pending.lock().expect("not poisoned"));
+            if batch.is_empty() {
+                if queue.closed.load(Ordering::SeqCst) {
+                    return;
                 }
+                queue.wake.notified().await;
+                continue;
             }
             if let Err(error) = write(&storage, &batch).await {
                 tracing::error!(%error, players = batch.len(), "saving players failed; retrying once");
@@ -74,10 +112,9 @@ pub fn spawn_writer(storage: Storage) -> (mpsc::Sender<SavedPlayer>, JoinHandle<
                     tracing::error!(%error, players = batch.len(), "saving players failed again: these saves are lost");
                 }
             }
-            batch.clear();
         }
     });
-    (tx, task)
+    (buffer, task)
 }
 
 async fn write(storage: &Storage, batch: &BTreeMap<i64, SavedPlayer>) -> Result<(), sqlx::Error> {
