@@ -2,9 +2,12 @@
 //! accounts and tokens, game logins over every transport, single sessions,
 //! restarts, metrics and graceful shutdown.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::{config, data_dir, unique};
 use hearth_client::{
     connect, Accounts, ChannelKind, ChannelSpec, CloseReason, Delivery, Error, Event, Options,
 };
@@ -12,25 +15,6 @@ use hearth_server::{Config, Running};
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hearth-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config {
-        port: 0,
-        web_port: 0,
-        data_dir: dir.to_owned(),
-        ..Config::default()
-    };
-    if let Ok(url) = std::env::var("HEARTH_TEST_DATABASE_URL") {
-        config.database_url = url;
-    }
-    config
-}
 
 async fn start(config: Config) -> (Running, Accounts) {
     let running = hearth_server::start(config).await.expect("server starts");
@@ -51,11 +35,6 @@ async fn server_with_player(
     let name = unique(label);
     api.register(&name, "correct horse").await.unwrap();
     (dir, server, api, name)
-}
-
-fn unique(name: &str) -> String {
-    let seed = hearth_proto::os_seed();
-    format!("{name}_{:02x}{:02x}{:02x}", seed[0], seed[1], seed[2])
 }
 
 fn api_code(result: Result<impl std::fmt::Debug, Error>) -> (u16, String) {

@@ -3,40 +3,18 @@
 //! corrected, administration moves, announces and kicks, places survive a
 //! logout and a graceful restart, and a resumed link keeps a consistent view.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
+use common::{config, data_dir, unique};
 use hearth_client::world::{Update, WorldClient, WorldEvent};
 use hearth_client::{connect, Accounts, CloseReason, Event, Options};
-use hearth_server::{Config, Running};
+use hearth_server::Running;
 use hearth_world::wire::ChatScope;
 use hearth_world::Pos;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hearth-world-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn config(dir: &std::path::Path) -> Config {
-    let mut config = Config {
-        port: 0,
-        web_port: 0,
-        data_dir: dir.to_owned(),
-        ..Config::default()
-    };
-    if let Ok(url) = std::env::var("HEARTH_TEST_DATABASE_URL") {
-        config.database_url = url;
-    }
-    config
-}
-
-fn unique(name: &str) -> String {
-    let seed = hearth_proto::os_seed();
-    format!("{name}{:02x}{:02x}{:02x}", seed[0], seed[1], seed[2])
-}
 
 async fn register(server: &Running, name: &str) {
     Accounts::new(&format!("http://{}", server.web))

@@ -62,6 +62,17 @@ pub mod field {
 }
 
 impl Props {
+    /// Zero everywhere, empty name: what a decoder fills in.
+    pub fn empty() -> Self {
+        Self {
+            pos: Pos::default(),
+            facing: 0,
+            name: Arc::from(""),
+            appearance: 0,
+            values: [0; VALUES],
+        }
+    }
+
     /// The properties that differ between `self` and `other`.
     pub fn diff(&self, other: &Props) -> u8 {
         let mut mask = 0;

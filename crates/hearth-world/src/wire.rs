@@ -354,13 +354,7 @@ impl Item {
                     what: "actor kind",
                     value: kind,
                 })?;
-                let mut props = Props {
-                    pos: Pos::default(),
-                    facing: 0,
-                    name: "".into(),
-                    appearance: 0,
-                    values: [0; VALUES],
-                };
+                let mut props = Props::empty();
                 get_props(r, field::ALL, &mut props)?;
                 Item::Spawn { id, kind, props }
             }
@@ -505,13 +499,7 @@ impl Frame {
             if mask == 0 {
                 return Err(DecodeError::OutOfRange("field mask"));
             }
-            let mut props = Props {
-                pos: Pos::default(),
-                facing: 0,
-                name: "".into(),
-                appearance: 0,
-                values: [0; VALUES],
-            };
+            let mut props = Props::empty();
             get_props(&mut r, mask, &mut props)?;
             updates.push(Update { id, mask, props });
         }

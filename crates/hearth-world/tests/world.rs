@@ -683,7 +683,10 @@ fn many_short_diagonal_moves_cover_no_more_than_the_legal_speed() {
     h.step();
     let travelled = h.pos(1).distance(start);
     let legal = 202 * h.line_of(1).zone().step_per_tick();
-    assert!(travelled <= legal, "covered {travelled} units where {legal} are legal");
+    assert!(
+        travelled <= legal,
+        "covered {travelled} units where {legal} are legal"
+    );
 }
 
 #[test]
@@ -700,7 +703,9 @@ fn state_messages_of_another_stay_are_ignored() {
             pos: Pos::new(start.x + 10, start.y),
         }],
     };
-    h.world.receive(1, wire::STATE_CHANNEL, &stale.to_vec()).unwrap();
+    h.world
+        .receive(1, wire::STATE_CHANNEL, &stale.to_vec())
+        .unwrap();
     h.step();
     assert_eq!(h.pos(1), start, "a move of another epoch is not applied");
     assert_eq!(h.line_of(1).stats().stale_states, 1);
@@ -713,7 +718,13 @@ fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
     h.step();
     let moved = Pos::cell_centre(12, 10);
     let line = h.world.directory.line_of(1).unwrap();
-    h.world.line_mut(line).unwrap().input(hearth_world::LineInput::Teleport { player: 1, pos: moved });
+    h.world
+        .line_mut(line)
+        .unwrap()
+        .input(hearth_world::LineInput::Teleport {
+            player: 1,
+            pos: moved,
+        });
     h.step();
     // The new session logs in before the old one has left the world.
     let waiting = h
@@ -748,5 +759,9 @@ fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
     for _ in 0..3 {
         h.step();
     }
-    assert_eq!(h.pos(2), moved, "starts where the old session left, not at the stale saved place");
+    assert_eq!(
+        h.pos(2),
+        moved,
+        "starts where the old session left, not at the stale saved place"
+    );
 }

@@ -161,57 +161,47 @@ impl WorldHandle {
 
     /// Sends the player named `name` to `zone` (at `at`, or a spawn point).
     pub async fn move_player(&self, name: &str, zone: &str, at: Option<Pos>) -> Result<(), String> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::SendToZone {
-            name: name.to_owned(),
-            zone: zone.to_owned(),
+        let (name, zone) = (name.to_owned(), zone.to_owned());
+        self.ask(|reply| Command::SendToZone {
+            name,
+            zone,
             at,
             reply,
-        };
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| "the world has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the world has stopped".to_owned())?
+        })
+        .await?
+    }
+
+    /// Sends `command` to the directory and waits for its answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, String> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = |_| "the world has stopped".to_owned();
+        self.commands.send(command(reply)).await.map_err(stopped)?;
+        answer.await.map_err(|_| "the world has stopped".to_owned())
     }
 
     /// Closes the session of the player named `name`; the client is told
     /// `reason`.
     pub async fn kick(&self, name: &str, reason: &str) -> Result<(), String> {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Kick {
-            name: name.to_owned(),
-            reason: reason.to_owned(),
+        let (name, reason) = (name.to_owned(), reason.to_owned());
+        self.ask(|reply| Command::Kick {
+            name,
+            reason,
             reply,
-        };
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| "the world has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the world has stopped".to_owned())?
+        })
+        .await?
     }
 
     /// The session of the player named `name`, if online.
     pub async fn find(&self, name: &str) -> Option<PlayerId> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Find {
-                name: name.to_owned(),
-                reply,
-            })
-            .await
-            .ok()?;
-        answer.await.ok()?
+        let name = name.to_owned();
+        self.ask(|reply| Command::Find { name, reply }).await.ok()?
     }
 
     pub async fn status(&self) -> Option<WorldStatus> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Status(reply)).await.ok()?;
-        answer.await.ok()
+        self.ask(Command::Status).await.ok()
     }
 
     /// Stops every line and writes every player's state; returns when the
