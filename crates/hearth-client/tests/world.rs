@@ -292,3 +292,155 @@ async fn a_resumed_link_keeps_a_consistent_world_view() {
     sees_at(&mut watcher, &walker_name, second).await;
     server.shutdown("test over").await;
 }
+
+/// Resident set of this process (server and clients), from /proc.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// Floods from several players at once — state messages claiming far
+/// moves, maximal chat, an oversized message — while an honest player walks
+/// and another watches: the flood is dropped and counted at the gate, the
+/// cheats are refused, memory stays bounded, and the honest walk arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_flood_is_dropped_and_counted_without_hurting_other_players() {
+    use hearth_world::wire::{ClientState, Command, Move, RELIABLE_CHANNEL, STATE_CHANNEL};
+
+    let dir = data_dir("flood");
+    let mut settings = config(&dir);
+    settings.accounts.register_burst = 20;
+    let server = hearth_server::start(settings).await.unwrap();
+    let [walker_name, watcher_name] = [unique("walker"), unique("watcher")];
+    let flooders: Vec<String> = (0..4).map(|i| unique(&format!("flood{i}"))).collect();
+    for name in flooders.iter().chain([&walker_name, &watcher_name]) {
+        register(&server, name).await;
+    }
+    let [udp_url, tcp_url, ws_url] = urls(&server);
+    let mut walker = enter(&udp_url, &walker_name, "?zone=town").await;
+    let mut watcher = enter(&tcp_url, &watcher_name, "?zone=town").await;
+    let square = Pos::cell_centre(16, 10);
+    server
+        .world
+        .move_player(&walker_name, "town", Some(square))
+        .await
+        .unwrap();
+    server
+        .world
+        .move_player(
+            &watcher_name,
+            "town",
+            Some(Pos::new(square.x + 300, square.y)),
+        )
+        .await
+        .unwrap();
+    sees_at(&mut watcher, &walker_name, square).await;
+    let mut floods = Vec::new();
+    for (i, name) in flooders.iter().enumerate() {
+        let url = [&udp_url, &tcp_url, &ws_url][i % 3];
+        floods.push(enter(url, name, "?zone=town").await);
+    }
+    let before = rss_kib();
+
+    let flood = |world: WorldClient, i: usize| async move {
+        let connection = world.into_connection();
+        let far = Pos::cell_centre(30, 18);
+        let text = "x".repeat(256);
+        for n in 0..5_000u32 {
+            let state = ClientState {
+                epoch: 1,
+                ack_tick: n,
+                moves: (0..8)
+                    .map(|k| Move {
+                        seq: n * 8 + k + 1,
+                        pos: far,
+                    })
+                    .collect(),
+            };
+            let _ = connection.send(STATE_CHANNEL, &state.to_vec()).await;
+            if n % 4 == 0 {
+                let chat = Command::Chat {
+                    scope: hearth_world::wire::ChatScope::Zone,
+                    to: String::new(),
+                    text: text.clone(),
+                };
+                let _ = connection.send(RELIABLE_CHANNEL, &chat.to_vec()).await;
+            }
+        }
+        if i == 0 {
+            // Larger than any world message: the session is closed.
+            let _ = connection.send(RELIABLE_CHANNEL, &[1u8; 600]).await;
+        }
+        connection
+    };
+    let flooding = tokio::spawn(futures_join(
+        floods
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| flood(w, i))
+            .collect(),
+    ));
+
+    // Meanwhile the honest walk arrives and is seen.
+    let target = Pos::new(square.x, square.y + 300);
+    walker.move_to(target);
+    sees_at(&mut walker, &walker_name, target).await;
+    sees_at(&mut watcher, &walker_name, target).await;
+    let mut connections = flooding.await.unwrap();
+
+    let counters = &server.world.counters;
+    let over_rate = counters
+        .inputs_over_rate
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        over_rate > 10_000,
+        "the flood was dropped at the gate ({over_rate})"
+    );
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "memory grew by {grown} KiB during the flood"
+    );
+    // The oversized message closed its session with a protocol error.
+    let closed = tokio::time::timeout(
+        WAIT,
+        connections[0].wait_for(|e| matches!(e, Event::Closed(_))),
+    )
+    .await;
+    let reason = format!("{:?}", closed.expect("in time"));
+    assert!(reason.contains("larger than any valid one"), "{reason}");
+    // No flooder got anywhere near its claimed position.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let status = server.world.status().await.unwrap();
+    let town = status.lines.iter().find(|l| l.zone == "town").unwrap();
+    assert!(town.stats.rejected_too_fast > 0, "{town:?}");
+    for name in &flooders[1..] {
+        let (_, actor) = watcher_or_walker_view(&watcher, name);
+        assert_ne!(actor, Some(Pos::cell_centre(30, 18)));
+    }
+    server.shutdown("test over").await;
+}
+
+fn watcher_or_walker_view(world: &WorldClient, name: &str) -> (String, Option<Pos>) {
+    (
+        name.to_owned(),
+        world.replica().find(name).map(|(_, a)| a.props.pos),
+    )
+}
+
+/// Runs the futures concurrently and collects their outputs in order.
+async fn futures_join<F: std::future::Future + Send + 'static>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
+}
