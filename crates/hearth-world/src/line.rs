@@ -308,6 +308,7 @@ impl Line {
                 home,
                 target: home,
                 rest_until: 0,
+                heading: None,
             });
         }
     }
@@ -801,7 +802,10 @@ impl Line {
             };
             let actor = &mut self.actors[index as usize];
             if let Some(next) = npc.step(actor.props.pos, tick, &zone, &mut self.rng) {
-                actor.props.facing = actor.props.pos.facing_towards(next);
+                let (from, target) = (actor.props.pos, npc.target);
+                actor.props.facing = *npc
+                    .heading
+                    .get_or_insert_with(|| from.facing_towards(target));
                 actor.props.pos = next;
                 actor.changed_tick = tick;
             }

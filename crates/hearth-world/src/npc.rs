@@ -43,6 +43,9 @@ pub struct Npc {
     pub target: Pos,
     /// Resting until this tick.
     pub rest_until: u32,
+    /// The facing towards `target`, worked out once per walk.
+    #[serde(default)]
+    pub heading: Option<u8>,
 }
 
 impl Npc {
@@ -61,6 +64,7 @@ impl Npc {
             );
             if zone.path_clear(at, target) {
                 self.target = target;
+                self.heading = None;
             }
             return None;
         }
@@ -68,6 +72,7 @@ impl Npc {
         let next = at.step_towards(self.target, (zone.step_per_tick() / 2).max(1));
         if zone.blocked(next) {
             self.target = at;
+            self.heading = None;
             return None;
         }
         Some(next)

@@ -194,7 +194,9 @@ impl ClientView {
         tick: u32,
         spawned: impl Iterator<Item = (ActorId, &'a Props, u32)>,
     ) {
-        self.entries.retain(|e| !e.despawn);
+        if self.entries.iter().any(|e| e.despawn) {
+            self.entries.retain(|e| !e.despawn);
+        }
         let before = self.entries.len();
         self.entries
             .extend(spawned.map(|(id, props, slot)| ViewEntry::new(id, props.clone(), tick, slot)));
