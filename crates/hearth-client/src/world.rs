@@ -41,6 +41,9 @@ pub struct WorldClient {
     walking_to: Option<Pos>,
     ticker: tokio::time::Interval,
     queued: VecDeque<Update>,
+    /// Commands given before the world's channels opened (before Entered):
+    /// sent once the player is in.
+    waiting: Vec<Command>,
     closed: bool,
 }
 
@@ -54,6 +57,7 @@ impl WorldClient {
             walking_to: None,
             ticker,
             queued: VecDeque::new(),
+            waiting: Vec::new(),
             closed: false,
         }
     }
@@ -84,7 +88,7 @@ impl WorldClient {
         self.walking_to.is_some()
     }
 
-    pub async fn say_zone(&self, text: &str) {
+    pub async fn say_zone(&mut self, text: &str) {
         self.command(Command::Chat {
             scope: ChatScope::Zone,
             to: String::new(),
@@ -93,7 +97,7 @@ impl WorldClient {
         .await;
     }
 
-    pub async fn say_line(&self, text: &str) {
+    pub async fn say_line(&mut self, text: &str) {
         self.command(Command::Chat {
             scope: ChatScope::Line,
             to: String::new(),
@@ -102,7 +106,7 @@ impl WorldClient {
         .await;
     }
 
-    pub async fn whisper(&self, to: &str, text: &str) {
+    pub async fn whisper(&mut self, to: &str, text: &str) {
         self.command(Command::Chat {
             scope: ChatScope::Whisper,
             to: to.to_owned(),
@@ -111,18 +115,26 @@ impl WorldClient {
         .await;
     }
 
-    pub async fn switch_line(&self, line: u32) {
+    pub async fn switch_line(&mut self, line: u32) {
         self.command(Command::SwitchLine { line }).await;
     }
 
-    pub async fn travel(&self, zone: &str) {
+    pub async fn travel(&mut self, zone: &str) {
         self.command(Command::Travel {
             zone: zone.to_owned(),
         })
         .await;
     }
 
-    async fn command(&self, command: Command) {
+    async fn command(&mut self, command: Command) {
+        if self.replica.entered.is_none() {
+            // The world's channels open just before Entered: until then a
+            // command waits here instead of failing.
+            if self.waiting.len() < 64 {
+                self.waiting.push(command);
+            }
+            return;
+        }
         let _ = self
             .connection
             .send(RELIABLE_CHANNEL, &command.to_vec())
@@ -149,7 +161,12 @@ impl WorldClient {
                 event = self.connection.next_event() => match event {
                     Some(Event::Message { channel: RELIABLE_CHANNEL, payload }) => {
                         match self.replica.apply_reliable(&payload) {
-                            Ok(events) => self.queued.extend(events.into_iter().map(Update::World)),
+                            Ok(events) => {
+                                self.queued.extend(events.into_iter().map(Update::World));
+                                for command in std::mem::take(&mut self.waiting) {
+                                    let _ = self.connection.send(RELIABLE_CHANNEL, &command.to_vec()).await;
+                                }
+                            }
                             Err(error) => self.queued.push_back(Update::Malformed(error.to_string())),
                         }
                     }
@@ -157,7 +174,9 @@ impl WorldClient {
                         match self.replica.apply_frame(&payload) {
                             Ok(events) => {
                                 self.queued.extend(events.into_iter().map(Update::World));
-                                self.send_state().await;
+                                if self.replica.entered.is_some() {
+                                    self.send_state().await;
+                                }
                             }
                             Err(error) => self.queued.push_back(Update::Malformed(error.to_string())),
                         }

@@ -3,8 +3,10 @@
 
 pub mod admission;
 pub mod client;
+pub mod conditioner;
 pub mod framing;
 pub mod gate;
+pub mod impair;
 mod pump;
 pub mod tls;
 pub mod udp;

@@ -2,6 +2,7 @@
 //! client` is a small terminal client.
 
 mod client;
+mod impair;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,8 @@ enum Command {
     Serve(ServeArgs),
     /// Log in and talk to a server from the terminal.
     Client(client::ClientArgs),
+    /// Relay UDP through a bad link on purpose: loss, lag, jitter, duplication, reordering, a bandwidth cap.
+    Impair(impair::ImpairArgs),
 }
 
 #[derive(clap::Args)]
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Client(args) => runtime.block_on(client::run(args)),
+        Command::Impair(args) => runtime.block_on(impair::run(args)),
     }
 }
 

@@ -145,3 +145,78 @@ fn walk_chat_and_survive_sigkill_within_the_save_period() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hearth impair` between `hearth client` and `hearth serve`: with 10 %
+/// loss and 30 ms of lag each way, the handshake, the login and the world
+/// still work (KCP resends what the relay drops), and the relay reports
+/// what it did.
+#[test]
+fn a_client_plays_through_an_impaired_link() {
+    let dir = std::env::temp_dir().join(format!("hearth-impair-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hearth.toml");
+    std::fs::write(&config, "").unwrap();
+    let (port, web_port, relay_port) = (free_port(), free_port(), free_port());
+    let mut server = serve(&dir, &config, port, web_port);
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["impair", "--listen", &format!("127.0.0.1:{relay_port}")])
+        .args(["--target", &format!("127.0.0.1:{port}")])
+        .args([
+            "--loss", "10", "--lag", "30", "--jitter", "5", "--seed", "7", "--secs", "12",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    let mut relay_out = BufReader::new(relay.stdout.take().unwrap());
+    relay_out.read_line(&mut banner).unwrap();
+    assert!(banner.contains("loss 10%"), "{banner}");
+    let mut player = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    player
+        .args(["client", &format!("udp://127.0.0.1:{relay_port}")])
+        .args(["--web", &format!("http://127.0.0.1:{web_port}")])
+        .args([
+            "--name",
+            "lossy",
+            "--password",
+            "correct horse",
+            "--register",
+        ])
+        .args([
+            "--zone",
+            "meadow",
+            "--say",
+            "through the storm",
+            "--watch",
+            "3",
+        ]);
+    let played = player.output().unwrap();
+    let out = String::from_utf8_lossy(&played.stdout);
+    assert!(
+        played.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    assert!(out.contains("entered meadow line 1"), "{out}");
+    assert!(out.contains("[zone] lossy: through the storm"), "{out}");
+    let relayed = relay.wait_with_output().unwrap();
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut relay_out, &mut report).unwrap();
+    let _ = relayed;
+    let dropped: u64 = report
+        .lines()
+        .filter_map(|line| {
+            line.split("dropped ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(dropped > 0, "the relay dropped packets: {report}");
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
