@@ -444,3 +444,63 @@ where
     }
     outputs
 }
+
+/// Rehearsal through the impairing relay: UDP blocked for two seconds, then
+/// back from a new address (a NAT rebinding). The session survives: the
+/// server proves and takes the new address, and the player goes on playing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_a_udp_blackout_and_an_address_change() {
+    use hearth_net::impair::{Relay, RelayConfig};
+
+    let dir = data_dir("blackout");
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let name = unique("rover");
+    register(&server, &name).await;
+    let relay = Relay::start(RelayConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        server.game_udp.unwrap(),
+    ))
+    .await
+    .unwrap();
+    let mut player = enter(
+        &format!("udp://{}", relay.local_addr),
+        &name,
+        "?zone=meadow",
+    )
+    .await;
+    let session = server.world.find(&name).await.expect("online");
+    let migrations = |gate: hearth_net::gate::GateHandle| async move {
+        gate.query(move |ctx| ctx.session(session).map(|s| s.stats().migrations))
+            .await
+            .unwrap()
+            .expect("the session lives")
+    };
+    let migrations_before = migrations(server.gate.clone()).await;
+
+    relay.set_impairments("loss=100".parse().unwrap(), "loss=100".parse().unwrap());
+    let during = player.run_for(Duration::from_secs(2)).await;
+    assert!(
+        during
+            .iter()
+            .all(|u| !matches!(u, Update::Session(Event::Closed(_)))),
+        "the session outlives a two-second blackout: {during:?}"
+    );
+    relay.set_impairments(Default::default(), Default::default());
+    relay.change_addresses();
+    player.say_zone("still here").await;
+    let heard = player
+        .until(WAIT, |u, _| chat_text(u) == Some("still here"))
+        .await;
+    assert!(
+        heard.is_some(),
+        "chat works after the blackout and the address change"
+    );
+    let moved = migrations(server.gate.clone()).await - migrations_before;
+    assert_eq!(moved, 1, "the server took the new address once");
+    let stats = relay.stop();
+    assert!(
+        stats.upstream.dropped > 0 && stats.downstream.dropped > 0,
+        "{stats:?}"
+    );
+    server.shutdown("test over").await;
+}

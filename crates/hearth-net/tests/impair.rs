@@ -90,3 +90,36 @@ async fn lag_delays_every_round_trip_by_both_directions() {
         assert!(rtt < Duration::from_millis(500), "round trip {rtt:?}");
     }
 }
+
+#[tokio::test]
+async fn impairments_change_at_run_time_and_addresses_can_change() {
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let relay = Relay::start(RelayConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        server_addr,
+    ))
+    .await
+    .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.connect(relay.local_addr).await.unwrap();
+    let exchange = |n: u8| {
+        let (client, server) = (&client, &server);
+        async move {
+            client.send(&[n]).await.unwrap();
+            tokio::time::timeout(Duration::from_millis(300), server.recv_from(&mut [0u8; 64]))
+                .await
+                .ok()
+                .map(|r| r.unwrap().1)
+        }
+    };
+    let first = exchange(1).await.expect("a clean link delivers");
+    // UDP blocked: nothing gets through.
+    relay.set_impairments("loss=100".parse().unwrap(), "loss=100".parse().unwrap());
+    assert_eq!(exchange(2).await, None);
+    // Unblocked, and from a new address, as after a NAT rebinding.
+    relay.set_impairments(Default::default(), Default::default());
+    relay.change_addresses();
+    let after = exchange(3).await.expect("delivered again");
+    assert_ne!(first, after, "the server sees the client move");
+}
