@@ -71,6 +71,9 @@ pub struct Options {
     /// For `wss://`: trust only this certificate (PEM), e.g. the server's
     /// self-signed one; `None` trusts the public web PKI.
     pub trusted_certificate: Option<Vec<u8>>,
+    /// Make the UDP link bad on purpose (the network conditioner), for
+    /// rehearsing loss, lag and worse.
+    pub impair: Option<hearth_net::conditioner::LinkImpairment>,
 }
 
 impl Options {
@@ -98,6 +101,7 @@ impl Options {
             udp_wait: Duration::from_secs(3),
             reconnect: true,
             trusted_certificate: None,
+            impair: None,
         }
     }
 
@@ -194,6 +198,7 @@ pub async fn connect(url: &str, options: Options) -> Result<Connection, Error> {
     config.protocol.player_name = options.player_name;
     config.protocol.options = options.options;
     config.protocol.server_key = options.server_key;
+    config.impair = options.impair;
     Ok(Connection::connect(config).await?)
 }
 

@@ -504,3 +504,58 @@ async fn a_session_survives_a_udp_blackout_and_an_address_change() {
     );
     server.shutdown("test over").await;
 }
+
+/// The conditioner built into both drivers: the server's game port impaired
+/// from the config, the client's UDP from its options, and the server's
+/// changed at run time; the player still enters, walks and chats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_drivers_carry_the_conditioner_and_play_goes_on() {
+    use hearth_net::conditioner::LinkImpairment;
+
+    let dir = data_dir("conditioned");
+    let mut settings = config(&dir);
+    settings.game.impair_up = Some("loss=5,lag=15,jitter=5".into());
+    settings.game.impair_down = Some("loss=5,lag=15,reorder=5".into());
+    let server = hearth_server::start(settings).await.unwrap();
+    let name = unique("weathered");
+    register(&server, &name).await;
+    let mut login = Options::password(&name, "correct horse");
+    login.options = "?zone=town".into();
+    login.impair = Some(LinkImpairment {
+        up: "loss=5,dup=5".parse().unwrap(),
+        down: "loss=5,lag=10".parse().unwrap(),
+        seed: 9,
+    });
+    let mut connection = connect(&format!("udp://{}", server.game_udp.unwrap()), login)
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, connection.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("in time")
+        .expect("joined through the impaired link");
+    let mut player = WorldClient::new(connection);
+    player
+        .until(WAIT, |_, r| r.position.is_some())
+        .await
+        .expect("entered");
+    let start = player.replica().position.unwrap();
+    let target = Pos::new(start.x + 100, start.y);
+    player.move_to(target);
+    sees_at(&mut player, &name, target).await;
+    // Worse at run time: the same session carries on.
+    server
+        .gate
+        .set_impairment(Some(LinkImpairment {
+            up: "loss=20,lag=30".parse().unwrap(),
+            down: "loss=20,lag=30".parse().unwrap(),
+            seed: 3,
+        }))
+        .await
+        .unwrap();
+    player.say_zone("still talking").await;
+    assert!(player
+        .until(WAIT, |u, _| chat_text(u) == Some("still talking"))
+        .await
+        .is_some());
+    server.shutdown("test over").await;
+}

@@ -55,6 +55,9 @@ pub struct ConnectConfig {
     /// WebSocket only: speak TLS (`wss://`), verifying the server's
     /// certificate for the host in `ws_host` against these roots.
     pub tls: Option<ClientTls>,
+    /// Make the UDP link bad on purpose (network conditioner): `up` applies
+    /// to what this client sends, `down` to what it receives.
+    pub impair: Option<crate::conditioner::LinkImpairment>,
 }
 
 impl ConnectConfig {
@@ -70,6 +73,7 @@ impl ConnectConfig {
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             tls: None,
+            impair: None,
         }
     }
 }
@@ -128,9 +132,13 @@ impl Connection {
         }
         let now = Instant::now();
         let mut client = Client::new(protocol, now, hearth_proto::os_seed());
+        let conditioner = config
+            .impair
+            .map(|i| crate::conditioner::DatagramConditioner::new(i.down, i.up, i.seed));
         let mut driver = Driver {
             config,
             udp: None,
+            conditioner,
             stream: None,
             reconnecting_since: None,
             retry_at: None,
@@ -245,6 +253,7 @@ struct StreamConnection {
 struct Driver {
     config: ConnectConfig,
     udp: Option<UdpSocket>,
+    conditioner: Option<crate::conditioner::DatagramConditioner>,
     stream: Option<StreamConnection>,
     reconnecting_since: Option<Instant>,
     /// When to try reconnecting again after a failed attempt.
@@ -355,6 +364,7 @@ impl Driver {
                 .poll_timeout()
                 .into_iter()
                 .chain(self.retry_at)
+                .chain(self.conditioner.as_ref().and_then(|c| c.next_due()))
                 .min()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -365,7 +375,10 @@ impl Driver {
                 },
                 received = recv_datagram(self.udp.as_ref(), &mut buf) => {
                     if let Ok((len, from)) = received {
-                        client.handle_datagram(Instant::now(), from, &buf[..len]);
+                        match self.conditioner.as_mut() {
+                            Some(conditioner) => conditioner.inbound.push(Instant::now(), (from, buf[..len].to_vec())),
+                            None => client.handle_datagram(Instant::now(), from, &buf[..len]),
+                        }
                     }
                 }
                 packet = recv_packet(self.stream.as_mut()) => match packet {
@@ -378,6 +391,11 @@ impl Driver {
                 () = tokio::time::sleep_until(wake) => {}
             }
             let now = Instant::now();
+            if let Some(conditioner) = self.conditioner.as_mut() {
+                while let Some((from, bytes)) = conditioner.inbound.poll(now) {
+                    client.handle_datagram(now, from, &bytes);
+                }
+            }
             if client.poll_timeout().is_some_and(|t| t <= now) {
                 client.handle_timeout(now);
             }
@@ -485,11 +503,14 @@ impl Driver {
     async fn flush(&mut self, client: &mut Client) {
         while let Some(transmit) = client.poll_transmit() {
             match transmit {
-                Transmit::Datagram { to, bytes } => {
-                    if let Some(udp) = &self.udp {
-                        let _ = udp.send_to(&bytes, to).await;
+                Transmit::Datagram { to, bytes } => match self.conditioner.as_mut() {
+                    Some(conditioner) => conditioner.outbound.push(Instant::now(), (to, bytes)),
+                    None => {
+                        if let Some(udp) = &self.udp {
+                            let _ = udp.send_to(&bytes, to).await;
+                        }
                     }
-                }
+                },
                 Transmit::Stream { bytes, .. } => {
                     if let Some(stream) = &self.stream {
                         if stream.outgoing.send(bytes).await.is_err() {
@@ -499,6 +520,11 @@ impl Driver {
                     }
                 }
                 Transmit::CloseStream { .. } => self.stream = None,
+            }
+        }
+        if let (Some(conditioner), Some(udp)) = (self.conditioner.as_mut(), &self.udp) {
+            while let Some((to, bytes)) = conditioner.outbound.poll(Instant::now()) {
+                let _ = udp.send_to(&bytes, to).await;
             }
         }
     }

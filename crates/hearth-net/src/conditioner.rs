@@ -83,11 +83,52 @@ pub struct ConditionerStats {
 pub const MAX_QUEUED_PACKETS: usize = 16_384;
 pub const MAX_QUEUED_BYTES: usize = 32 << 20;
 
-pub struct Conditioner {
+/// What a conditioner carries: bytes, or bytes with their address.
+pub trait Packet: Clone {
+    fn size(&self) -> usize;
+}
+
+impl Packet for Vec<u8> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Packet for (std::net::SocketAddr, Vec<u8>) {
+    fn size(&self) -> usize {
+        self.1.len()
+    }
+}
+
+/// A queued packet, ordered by due time then arrival.
+struct Queued<P> {
+    due: Instant,
+    order: u64,
+    packet: P,
+}
+
+impl<P> PartialEq for Queued<P> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.order) == (other.due, other.order)
+    }
+}
+impl<P> Eq for Queued<P> {}
+impl<P> PartialOrd for Queued<P> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<P> Ord for Queued<P> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.order).cmp(&(other.due, other.order))
+    }
+}
+
+pub struct Conditioner<P = Vec<u8>> {
     impairment: Impairment,
     rng: u64,
     /// Packets by due time, then arrival order (so equal times keep order).
-    queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<Queued<P>>>,
     queued_bytes: usize,
     arrivals: u64,
     /// When the bandwidth cap lets the next packet start.
@@ -95,7 +136,7 @@ pub struct Conditioner {
     pub stats: ConditionerStats,
 }
 
-impl Conditioner {
+impl<P: Packet> Conditioner<P> {
     pub fn new(impairment: Impairment, seed: u64) -> Self {
         Self {
             impairment,
@@ -138,7 +179,7 @@ impl Conditioner {
     }
 
     /// A packet enters the link at `now`.
-    pub fn push(&mut self, now: Instant, packet: Vec<u8>) {
+    pub fn push(&mut self, now: Instant, packet: P) {
         self.stats.received += 1;
         let impairment = self.impairment;
         if self.chance(impairment.loss_percent) {
@@ -150,7 +191,7 @@ impl Conditioner {
         let mut sent_at = now;
         if let Some(rate) = impairment.bandwidth {
             let start = self.link_free_at.filter(|free| *free > now).unwrap_or(now);
-            let busy = Duration::from_nanos(packet.len() as u64 * 1_000_000_000 / rate.max(1));
+            let busy = Duration::from_nanos(packet.size() as u64 * 1_000_000_000 / rate.max(1));
             self.link_free_at = Some(start + busy);
             sent_at = start + busy;
         }
@@ -171,33 +212,36 @@ impl Conditioner {
         self.enqueue(due, packet);
     }
 
-    fn enqueue(&mut self, due: Instant, packet: Vec<u8>) {
+    fn enqueue(&mut self, due: Instant, packet: P) {
         if self.queue.len() >= MAX_QUEUED_PACKETS
-            || self.queued_bytes + packet.len() > MAX_QUEUED_BYTES
+            || self.queued_bytes + packet.size() > MAX_QUEUED_BYTES
         {
             self.stats.overflowed += 1;
             return;
         }
-        self.queued_bytes += packet.len();
+        self.queued_bytes += packet.size();
         self.arrivals += 1;
-        self.queue.push(Reverse((due, self.arrivals, packet)));
+        self.queue.push(Reverse(Queued {
+            due,
+            order: self.arrivals,
+            packet,
+        }));
     }
 
     /// The next packet due by `now`, if any.
-    pub fn poll(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let Reverse((due, _, _)) = self.queue.peek()?;
-        if *due > now {
+    pub fn poll(&mut self, now: Instant) -> Option<P> {
+        if self.queue.peek()?.0.due > now {
             return None;
         }
-        let Reverse((_, _, packet)) = self.queue.pop().expect("peeked");
-        self.queued_bytes -= packet.len();
+        let packet = self.queue.pop().expect("peeked").0.packet;
+        self.queued_bytes -= packet.size();
         self.stats.delivered += 1;
         Some(packet)
     }
 
     /// When the next packet is due (`None`: nothing queued).
     pub fn next_due(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse((due, _, _))| *due)
+        self.queue.peek().map(|queued| queued.0.due)
     }
 
     pub fn queued(&self) -> usize {
@@ -215,7 +259,7 @@ mod tests {
         count: usize,
     ) -> (Vec<(Duration, usize)>, ConditionerStats) {
         let start = Instant::now();
-        let mut link = Conditioner::new(impairment, seed);
+        let mut link: Conditioner = Conditioner::new(impairment, seed);
         let mut out = Vec::new();
         for i in 0..count {
             let now = start + Duration::from_millis(i as u64);
@@ -283,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_bandwidth_cap_spaces_packets_by_their_size() {
-        let mut link = Conditioner::new("bandwidth=100000".parse().unwrap(), 1);
+        let mut link: Conditioner = Conditioner::new("bandwidth=100000".parse().unwrap(), 1);
         let start = Instant::now();
         for _ in 0..10 {
             link.push(start, vec![0u8; 1_000]);
@@ -300,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_in_packets() {
-        let mut link = Conditioner::new("lag=1000".parse().unwrap(), 1);
+        let mut link: Conditioner = Conditioner::new("lag=1000".parse().unwrap(), 1);
         let now = Instant::now();
         for _ in 0..MAX_QUEUED_PACKETS + 10 {
             link.push(now, vec![1]);
@@ -331,4 +375,38 @@ mod tests {
             assert!(error.contains("key=value"), "{bad}: {error}");
         }
     }
+}
+
+/// Both directions of one endpoint's datagram socket, as the drivers use it:
+/// what arrives waits in `inbound` before the protocol sees it; what the
+/// protocol sends waits in `outbound` before the socket does.
+pub struct DatagramConditioner {
+    pub inbound: Conditioner<(std::net::SocketAddr, Vec<u8>)>,
+    pub outbound: Conditioner<(std::net::SocketAddr, Vec<u8>)>,
+}
+
+impl DatagramConditioner {
+    pub fn new(inbound: Impairment, outbound: Impairment, seed: u64) -> Self {
+        Self {
+            inbound: Conditioner::new(inbound, seed),
+            outbound: Conditioner::new(outbound, seed.rotate_left(17) ^ 0x0b5e_55ed),
+        }
+    }
+
+    /// When either direction next has a packet due.
+    pub fn next_due(&self) -> Option<Instant> {
+        [self.inbound.next_due(), self.outbound.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// A link's impairments as the config and flags give them: `up` is always
+/// client to server, `down` server to client, whichever end applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LinkImpairment {
+    pub up: Impairment,
+    pub down: Impairment,
+    pub seed: u64,
 }

@@ -143,6 +143,12 @@ pub struct GameConfig {
     /// Apply the per-address limits to loopback clients too (off: bots and
     /// load tests on this machine connect thousands of sessions).
     pub limit_loopback: bool,
+    /// The network conditioner on the UDP game port, for rehearsals:
+    /// "loss=5,lag=40,jitter=10,dup=1,reorder=2,bandwidth=100000" for what
+    /// clients send (`impair_up`) and what the server sends (`impair_down`).
+    pub impair_up: Option<String>,
+    pub impair_down: Option<String>,
+    pub impair_seed: u64,
 }
 
 impl Default for Config {
@@ -211,6 +217,9 @@ impl Default for GameConfig {
             key_agreement_burst: 32,
             key_agreements_per_second: 16,
             limit_loopback: false,
+            impair_up: None,
+            impair_down: None,
+            impair_seed: 1,
         }
     }
 }

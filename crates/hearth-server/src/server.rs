@@ -48,6 +48,8 @@ pub enum StartError {
     Tls(#[from] hearth_net::tls::TlsError),
     #[error(transparent)]
     World(#[from] crate::world::WorldStartError),
+    #[error("[game] impair_up or impair_down: {0}")]
+    Impair(#[from] hearth_net::conditioner::ParseImpairmentError),
 }
 
 /// Why a server stopped without being asked to.
@@ -97,6 +99,26 @@ fn load_tls(config: &TlsConfig) -> Result<Option<ServerTls>, StartError> {
     }
 }
 
+/// The conditioner the config asks for on the game port, if any.
+fn impairment(
+    game: &crate::config::GameConfig,
+) -> Result<Option<hearth_net::conditioner::LinkImpairment>, StartError> {
+    if game.impair_up.is_none() && game.impair_down.is_none() {
+        return Ok(None);
+    }
+    let parse = |spec: &Option<String>| spec.as_deref().unwrap_or("").parse();
+    let link = hearth_net::conditioner::LinkImpairment {
+        up: parse(&game.impair_up)?,
+        down: parse(&game.impair_down)?,
+        seed: game.impair_seed,
+    };
+    tracing::warn!(
+        ?link,
+        "the game port's UDP is impaired on purpose (network conditioner)"
+    );
+    Ok(Some(link))
+}
+
 pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with(config, crate::world::Hooks::default()).await
 }
@@ -135,6 +157,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
     gate_config.protocol.key_agreement_burst = config.game.key_agreement_burst;
     gate_config.protocol.key_agreements_per_second = config.game.key_agreements_per_second;
     gate_config.protocol.limit_loopback = config.game.limit_loopback;
+    gate_config.impair = impairment(&config.game)?;
     let max_ws_message = gate_config.max_frame();
     let gate = gate::start(gate_config, identity, handler)
         .await

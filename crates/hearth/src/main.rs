@@ -55,6 +55,12 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// Impair what clients send over UDP, e.g. "loss=5,lag=40" (rehearsals).
+    #[arg(long)]
+    impair_up: Option<String>,
+    /// Impair what the server sends over UDP.
+    #[arg(long)]
+    impair_down: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,6 +102,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(key) = args.tls_key {
         config.tls.key = Some(key);
+    }
+    if args.impair_up.is_some() {
+        config.game.impair_up = args.impair_up;
+    }
+    if args.impair_down.is_some() {
+        config.game.impair_down = args.impair_down;
     }
     let running = hearth_server::start(config).await?;
     println!(

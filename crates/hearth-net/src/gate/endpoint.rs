@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::outbox::{OutboxSender, PushError};
 use super::streams::Shared;
 use super::{CutReason, GateCtx, Handler, Input};
+use crate::conditioner::{DatagramConditioner, LinkImpairment};
 use crate::udp::BatchSocket;
 
 /// Inputs taken per wakeup before the socket and timers get a turn.
@@ -24,6 +25,8 @@ const STATS_EVERY: Duration = Duration::from_millis(100);
 struct Gate<H> {
     server: Server,
     udp: Option<BatchSocket>,
+    /// The network conditioner on the UDP side, when asked for.
+    conditioner: Option<DatagramConditioner>,
     writers: HashMap<StreamId, OutboxSender>,
     handler: H,
     shared: Arc<Shared>,
@@ -34,6 +37,7 @@ struct Gate<H> {
 pub(crate) async fn run<H: Handler>(
     server: Server,
     udp: Option<BatchSocket>,
+    impair: Option<LinkImpairment>,
     mut inputs: mpsc::Receiver<Input>,
     handler: H,
     shared: Arc<Shared>,
@@ -41,6 +45,7 @@ pub(crate) async fn run<H: Handler>(
     let mut gate = Gate {
         server,
         udp,
+        conditioner: impair.map(|i| DatagramConditioner::new(i.up, i.down, i.seed)),
         writers: HashMap::new(),
         handler,
         shared,
@@ -52,6 +57,9 @@ pub(crate) async fn run<H: Handler>(
         let wake = gate
             .server
             .poll_timeout()
+            .into_iter()
+            .chain(gate.conditioner.as_ref().and_then(|c| c.next_due()))
+            .min()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
@@ -73,6 +81,11 @@ pub(crate) async fn run<H: Handler>(
             () = tokio::time::sleep_until(wake) => {}
         }
         let now = Instant::now();
+        if let Some(conditioner) = gate.conditioner.as_mut() {
+            while let Some((from, bytes)) = conditioner.inbound.poll(now) {
+                gate.server.handle(now, from, &bytes);
+            }
+        }
         if gate.server.poll_timeout().is_some_and(|t| t <= now) {
             gate.server.handle_timeout(now);
         }
@@ -116,6 +129,9 @@ impl<H: Handler> Gate<H> {
                     self.server.stream_closed(now, id);
                 }
             }
+            Input::Impair(impair) => {
+                self.conditioner = impair.map(|i| DatagramConditioner::new(i.up, i.down, i.seed));
+            }
             Input::Run(command) => {
                 let mut ctx = GateCtx {
                     server: &mut self.server,
@@ -139,10 +155,15 @@ impl<H: Handler> Gate<H> {
     fn receive_datagrams(&mut self) {
         let Some(udp) = self.udp.as_mut() else { return };
         let server = &mut self.server;
+        let conditioner = &mut self.conditioner;
         let now = Instant::now();
         let mut total = 0;
         for _ in 0..UDP_BURST {
-            match udp.try_recv_batch(|from, bytes| server.handle(now, from, bytes)) {
+            let received = udp.try_recv_batch(|from, bytes| match conditioner.as_mut() {
+                Some(conditioner) => conditioner.inbound.push(now, (from, bytes.to_vec())),
+                None => server.handle(now, from, bytes),
+            });
+            match received {
                 Ok(count) => total += count,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -179,6 +200,11 @@ impl<H: Handler> Gate<H> {
                 break;
             }
         }
+        if let (Some(conditioner), Some(udp)) = (self.conditioner.as_mut(), self.udp.as_mut()) {
+            while let Some((to, bytes)) = conditioner.outbound.poll(Instant::now()) {
+                let _ = udp.send(to, &bytes).await;
+            }
+        }
         if let Some(udp) = self.udp.as_mut() {
             let _ = udp.flush().await;
         }
@@ -192,7 +218,12 @@ impl<H: Handler> Gate<H> {
                         .metrics
                         .udp_datagrams_out
                         .fetch_add(1, Ordering::Relaxed);
-                    let _ = udp.send(to, &bytes).await;
+                    match self.conditioner.as_mut() {
+                        Some(conditioner) => conditioner.outbound.push(Instant::now(), (to, bytes)),
+                        None => {
+                            let _ = udp.send(to, &bytes).await;
+                        }
+                    }
                 }
             }
             Transmit::Stream { stream, bytes } => {

@@ -44,6 +44,9 @@ pub struct GateConfig {
     pub max_streams_per_ip: usize,
     /// Concurrent stream connections in total.
     pub max_streams: usize,
+    /// Make the UDP side bad on purpose (network conditioner): `up` applies
+    /// to what clients send, `down` to what the gate sends.
+    pub impair: Option<crate::conditioner::LinkImpairment>,
 }
 
 impl Default for GateConfig {
@@ -60,6 +63,7 @@ impl Default for GateConfig {
             stream_write_timeout: Duration::from_secs(10),
             max_streams_per_ip: 256,
             max_streams: 50_000,
+            impair: None,
         }
     }
 }
@@ -148,6 +152,7 @@ pub(crate) enum Input {
         id: hearth_proto::StreamId,
     },
     Run(Command),
+    Impair(Option<crate::conditioner::LinkImpairment>),
     Shutdown {
         reason: String,
         done: oneshot::Sender<()>,
@@ -191,6 +196,18 @@ impl GateHandle {
         })
         .await?;
         rx.await.map_err(|_| GateStopped)
+    }
+
+    /// Makes the UDP side bad on purpose from now on (`None`: a clean link
+    /// again): the network conditioner, at run time.
+    pub async fn set_impairment(
+        &self,
+        impair: Option<crate::conditioner::LinkImpairment>,
+    ) -> Result<(), GateStopped> {
+        self.inputs
+            .send(Input::Impair(impair))
+            .await
+            .map_err(|_| GateStopped)
     }
 
     /// Serves a WebSocket whose upgrade is done as a session stream.
@@ -319,6 +336,7 @@ pub async fn start(
     let task = tokio::spawn(endpoint::run(
         server,
         udp,
+        config.impair,
         receiver,
         handler,
         shared.clone(),
