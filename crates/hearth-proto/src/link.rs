@@ -30,8 +30,10 @@ pub enum Role {
 pub struct Liveness {
     pub last_received: Instant,
     pub last_sent: Instant,
-    /// Heartbeats go out every interval whatever else is sent, so both ends
-    /// measure round trips and hear each other at a known rate.
+    /// A heartbeat goes out once nothing else was sent for an interval (the
+    /// peer then hears from us at least that often), and at least every
+    /// [`RTT_REFRESH`] intervals whatever else is sent, to keep round-trip
+    /// measurements fresh.
     pub last_ping: Instant,
     pub ping_due: bool,
     /// Heartbeat timestamps to echo, newest last.
@@ -41,7 +43,22 @@ pub struct Liveness {
     pub queued_bytes: usize,
 }
 
+/// Heartbeat intervals after which a ping goes out even on a busy link.
+pub const RTT_REFRESH: u32 = 4;
+
 impl Liveness {
+    /// When the next heartbeat is due: an interval after anything was last
+    /// sent (a busy link needs none to prove it lives), but no later than
+    /// [`RTT_REFRESH`] intervals after the last one. Until the session has a
+    /// round-trip measurement (`measured`), every interval.
+    pub fn ping_at(&self, interval: std::time::Duration, measured: bool) -> Instant {
+        let every = self.last_ping + interval;
+        if !measured {
+            return every;
+        }
+        (self.last_ping.max(self.last_sent) + interval).min(self.last_ping + interval * RTT_REFRESH)
+    }
+
     pub fn new(now: Instant) -> Self {
         Self {
             last_received: now,

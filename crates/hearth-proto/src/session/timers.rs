@@ -78,13 +78,14 @@ impl Session {
         }
         let interval = self.heartbeat_now();
         let idle = self.config.idle_timeout;
+        let measured = self.stats.rtt.smoothed.is_some();
         if let Some(link) = &self.datagram {
-            consider(Some(link.live.last_ping + interval));
+            consider(Some(link.live.ping_at(interval, measured)));
             consider(Some(link.live.last_received + idle));
             consider(Some(link.kcp_due));
         }
         if let Some(link) = &self.stream {
-            consider(Some(link.live.last_ping + interval));
+            consider(Some(link.live.ping_at(interval, measured)));
             consider(Some(link.live.last_received + idle));
         }
         earliest
@@ -122,17 +123,18 @@ impl Session {
         }
         let idle = self.config.idle_timeout;
         let interval = self.heartbeat_now();
+        let measured = self.stats.rtt.smoothed.is_some();
         if let Some(link) = self.datagram.as_mut() {
             if now >= link.live.last_received + idle {
                 self.lose_link(now, LinkKind::Datagram, out);
-            } else if now >= link.live.last_ping + interval {
+            } else if now >= link.live.ping_at(interval, measured) {
                 link.live.ping_due = true;
             }
         }
         if let Some(link) = self.stream.as_mut() {
             if now >= link.live.last_received + idle {
                 self.lose_link(now, LinkKind::Stream, out);
-            } else if now >= link.live.last_ping + interval {
+            } else if now >= link.live.ping_at(interval, measured) {
                 link.live.ping_due = true;
             }
         }
