@@ -15,7 +15,31 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn serve(dir: &Path, config: &Path, port: u16, web_port: u16) -> Child {
+/// A child process killed when the test ends, passed or failed, so no
+/// server outlives its test.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn serve(dir: &Path, config: &Path, port: u16, web_port: u16) -> Killed {
     let mut server = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args([
             "serve",
@@ -37,7 +61,7 @@ fn serve(dir: &Path, config: &Path, port: u16, web_port: u16) -> Child {
         .read_line(&mut banner)
         .unwrap();
     assert!(banner.contains("hearth serving"), "{banner}");
-    server
+    Killed(server)
 }
 
 fn client(port: u16, web_port: u16, name: &str, extra: &[&str]) -> Command {
