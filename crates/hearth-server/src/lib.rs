@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod web;
+mod web_state;
 pub mod world;
 
 pub use config::Config;

@@ -8,7 +8,7 @@ use hearth_net::gate::CutReason;
 
 use crate::listener::WebCutReason;
 
-use crate::web::WebState;
+use crate::web_state::WebState;
 
 struct Out(String);
 

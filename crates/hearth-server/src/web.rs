@@ -2,8 +2,6 @@
 //! the static pages.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -11,33 +9,16 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use hearth_net::gate::GateHandle;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::{AccountError, Accounts};
-use crate::game::LoginCounters;
+use crate::accounts::AccountError;
 use crate::rate_limit::Action;
-use crate::storage::Storage;
+pub use crate::web_state::WebState;
 
 /// The subprotocol Hearth's WebSocket clients offer.
 pub const WS_PROTOCOL: &str = "hearth.v1";
-
-#[derive(Clone)]
-pub struct WebState {
-    pub accounts: Accounts,
-    pub storage: Storage,
-    pub gate: GateHandle,
-    pub world: crate::world::WorldHandle,
-    pub logins: Arc<LoginCounters>,
-    pub api_errors: Arc<LoginCounters>,
-    pub started: Instant,
-    pub max_ws_message: usize,
-    pub web_port: Arc<crate::listener::WebPortMetrics>,
-    /// Served beyond loopback without TLS: the page warns about it.
-    pub plaintext_public: bool,
-}
 
 pub fn router(state: WebState) -> Router {
     Router::new()

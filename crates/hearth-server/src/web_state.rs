@@ -1,0 +1,25 @@
+//! What every web handler and the metrics page share.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hearth_net::gate::GateHandle;
+
+use crate::accounts::Accounts;
+use crate::game::LoginCounters;
+use crate::storage::Storage;
+
+#[derive(Clone)]
+pub struct WebState {
+    pub accounts: Accounts,
+    pub storage: Storage,
+    pub gate: GateHandle,
+    pub world: crate::world::WorldHandle,
+    pub logins: Arc<LoginCounters>,
+    pub api_errors: Arc<LoginCounters>,
+    pub started: Instant,
+    pub max_ws_message: usize,
+    pub web_port: Arc<crate::listener::WebPortMetrics>,
+    /// Served beyond loopback without TLS: the page warns about it.
+    pub plaintext_public: bool,
+}
