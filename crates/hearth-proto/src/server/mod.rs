@@ -108,6 +108,9 @@ pub struct Server {
     site_agreements: RateLimit<SitePrefix>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     scheduled: HashMap<u64, Instant>,
+    /// Sessions due in this `handle_timeout`, kept between calls so a
+    /// wakeup allocates nothing.
+    due: Vec<u64>,
     out: Outbox,
     stats: EndpointStats,
     scratch: Vec<u8>,
@@ -150,6 +153,7 @@ impl Server {
             site_agreements,
             timers: BinaryHeap::new(),
             scheduled: HashMap::new(),
+            due: Vec::new(),
             out: Outbox::default(),
             stats: EndpointStats::default(),
             scratch: Vec::new(),
@@ -335,7 +339,8 @@ impl Server {
         }
         // Collect first, so a session due again at once waits for the next call
         // instead of spinning here.
-        let mut due = Vec::new();
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
         while let Some(Reverse((at, id))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -347,12 +352,13 @@ impl Server {
             }
             // Otherwise superseded by an earlier deadline.
         }
-        for id in due {
+        for &id in &due {
             if let Some(session) = self.sessions.get_mut(&id) {
                 session.on_timeout(now, &mut self.out);
             }
             self.touch(now, id);
         }
+        self.due = due;
         if self.timers.len() > 8 * self.sessions.len() + 1024 {
             self.rebuild_timers();
         }

@@ -203,9 +203,10 @@ struct PacketSink {
 }
 
 impl PacketSink {
-    fn start(&mut self, crypto: &crate::link::DatagramCrypto) {
-        self.buffer = Vec::with_capacity(self.max_plain + DATAGRAM_OVERHEAD);
-        crypto.begin(&mut self.buffer);
+    /// Starts a new packet. Nothing is allocated until a frame goes in, so a
+    /// flush with nothing to send (most timer wakeups) allocates nothing.
+    fn start(&mut self, _crypto: &crate::link::DatagramCrypto) {
+        self.buffer = Vec::new();
         self.plaintext_len = 0;
     }
 
@@ -213,6 +214,11 @@ impl PacketSink {
         if self.plaintext_len > 0 && self.plaintext_len + len > self.max_plain {
             self.finish(crypto);
             self.start(crypto);
+        }
+        if self.buffer.is_empty() {
+            self.buffer
+                .reserve_exact(self.max_plain + DATAGRAM_OVERHEAD);
+            crypto.begin(&mut self.buffer);
         }
     }
 

@@ -1,0 +1,74 @@
+//! An idle session's timer wakeups that send nothing allocate nothing
+//! (counted with a counting global allocator), so idle sessions cost no
+//! allocator traffic between heartbeats.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{LinkProfile, World};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn timer_wakeups_that_send_nothing_allocate_nothing() {
+    let mut world = World::with_defaults(5, LinkProfile::PERFECT);
+    world.login_over_udp();
+    world.run_for(Duration::from_secs(3));
+    // The server alone, through its own wakeups, for less than a heartbeat
+    // interval: nothing arrives, so only its timers run.
+    let start = world.now;
+    let (mut quiet, mut quiet_allocations, mut sending) = (0u32, 0u64, 0u32);
+    for _ in 0..1_000 {
+        let Some(at) = world.server.poll_timeout() else {
+            break;
+        };
+        if at > start + Duration::from_millis(900) {
+            break;
+        }
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        world.server.handle_timeout(at.max(world.now));
+        let mut sent = 0;
+        while world.server.poll_transmit().is_some() {
+            sent += 1;
+        }
+        while world.server.poll_event().is_some() {}
+        if sent == 0 {
+            quiet += 1;
+            quiet_allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
+        } else {
+            sending += 1;
+        }
+    }
+    assert!(
+        quiet > 0,
+        "the server had quiet wakeups to measure ({sending} sent something)"
+    );
+    assert_eq!(
+        quiet_allocations, 0,
+        "{quiet} quiet wakeups allocated {quiet_allocations} times"
+    );
+}
