@@ -38,15 +38,15 @@ fn timer_wakeups_that_send_nothing_allocate_nothing() {
     let mut world = World::with_defaults(5, LinkProfile::PERFECT);
     world.login_over_udp();
     world.run_for(Duration::from_secs(3));
-    // The server alone, through its own wakeups, for less than a heartbeat
-    // interval: nothing arrives, so only its timers run.
+    // The server alone, through its own wakeups, for ten seconds: nothing
+    // arrives, so only its timers run.
     let start = world.now;
     let (mut quiet, mut quiet_allocations, mut sending) = (0u32, 0u64, 0u32);
     for _ in 0..1_000 {
         let Some(at) = world.server.poll_timeout() else {
             break;
         };
-        if at > start + Duration::from_millis(900) {
+        if at > start + Duration::from_secs(10) {
             break;
         }
         let before = ALLOCATIONS.load(Ordering::Relaxed);
@@ -71,4 +71,27 @@ fn timer_wakeups_that_send_nothing_allocate_nothing() {
         quiet_allocations, 0,
         "{quiet} quiet wakeups allocated {quiet_allocations} times"
     );
+}
+
+#[test]
+fn an_idle_session_wakes_only_for_its_heartbeats() {
+    let mut world = World::with_defaults(6, LinkProfile::PERFECT);
+    world.login_over_udp();
+    world.run_for(Duration::from_secs(3));
+    // The server alone for ten seconds: count its wakeups.
+    let start = world.now;
+    let mut wakeups = 0u32;
+    while let Some(at) = world.server.poll_timeout() {
+        if at > start + Duration::from_secs(10) {
+            break;
+        }
+        world.server.handle_timeout(at.max(world.now));
+        while world.server.poll_transmit().is_some() {}
+        while world.server.poll_event().is_some() {}
+        wakeups += 1;
+        assert!(wakeups < 1_000, "runaway wakeups");
+    }
+    // About two a second (its heartbeat and the check after it); before an
+    // idle KCP was left alone, a hundred a second (KCP's 10 ms interval).
+    assert!(wakeups <= 25, "{wakeups} wakeups in ten idle seconds");
 }

@@ -12,6 +12,9 @@ use super::{Outbox, Session};
 /// Client datagrams are padded to this size so that the server may answer a
 /// restart challenge without sending more than it received.
 pub(crate) const MIN_CLIENT_DATAGRAM: usize = 64;
+/// When an idle KCP is looked at again without anything happening: never,
+/// in practice (a send or an input comes first).
+const KCP_IDLE_MS: u32 = 3_600_000;
 
 impl Session {
     /// Sends everything that is due on every link.
@@ -137,7 +140,15 @@ impl Session {
         self.stats.retransmits += retransmits - link.retransmits_counted;
         link.retransmits_counted = retransmits;
         // An offset from now, not from the epoch: KCP's clock wraps every 49.7 days.
-        let until_due = link.kcp.check(now_ms).wrapping_sub(now_ms);
+        // With nothing unacknowledged and nothing to acknowledge, KCP has no
+        // work until the next send or input (both flush it): an idle session
+        // is not woken every KCP interval for nothing.
+        let check = link.kcp.check(now_ms);
+        let until_due = if check != now_ms && link.kcp.waiting_to_send() == 0 {
+            KCP_IDLE_MS
+        } else {
+            check.wrapping_sub(now_ms)
+        };
         link.kcp_due = now + std::time::Duration::from_millis(u64::from(until_due));
         let link = self.datagram.as_mut().expect("still there");
         if !packets.sent.is_empty() {
