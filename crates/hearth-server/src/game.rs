@@ -91,6 +91,10 @@ pub struct GameHandler {
     /// World messages each joined session may still send (one entry per
     /// session, removed on close).
     world_rate: HashMap<u64, InputBucket>,
+    /// Sessions that entered the world: only their ends are told to it, so
+    /// the world's (unbounded, session-sized) lifecycle queue never carries
+    /// the closes of handshakes and failed logins.
+    in_world: std::collections::HashSet<u64>,
     map: String,
     allow_anonymous: bool,
     single_session: bool,
@@ -115,6 +119,7 @@ impl GameHandler {
             world,
             pending: Arc::default(),
             world_rate: HashMap::new(),
+            in_world: std::collections::HashSet::new(),
             map: config.game.map.clone(),
             allow_anonymous: config.accounts.allow_anonymous,
             single_session: config.accounts.single_session,
@@ -265,6 +270,7 @@ impl GameHandler {
             .and_then(|s| s.net_speed())
             .unwrap_or(hearth_world::line::MIN_BUDGET as u32 * 20);
         let restored = pending.restored;
+        self.in_world.insert(session);
         world.join(Join {
             arrival: Arrival {
                 player: session,
@@ -390,8 +396,10 @@ impl Handler for GameHandler {
                 self.sessions.lock().expect("not poisoned").end(session);
                 self.pending.lock().expect("not poisoned").remove(&session);
                 self.world_rate.remove(&session);
-                if let Some(world) = self.world.get() {
-                    world.leave(session);
+                if self.in_world.remove(&session) {
+                    if let Some(world) = self.world.get() {
+                        world.leave(session);
+                    }
                 }
             }
             _ => {}
