@@ -259,14 +259,14 @@ impl<H: Handler> Gate<H> {
         metrics.set_endpoint(self.server.stats());
         metrics
             .sessions_live
-            .store(self.server.session_ids().count() as u64, Ordering::Relaxed);
+            .store(self.server.session_count() as u64, Ordering::Relaxed);
     }
 
     fn check_shutdown(&mut self, now: Instant) {
         let Some((deadline, _)) = &self.shutdown else {
             return;
         };
-        if self.server.session_ids().next().is_none() || now >= *deadline {
+        if self.server.session_count() == 0 || now >= *deadline {
             for (_, writer) in self.writers.drain() {
                 writer.close();
             }

@@ -126,7 +126,7 @@ impl GateCtx<'_> {
     }
 
     pub fn session_count(&self) -> usize {
-        self.server.session_ids().count()
+        self.server.session_count()
     }
 
     /// The endpoint's counters now (`GateMetrics::endpoint` may be 100 ms old).

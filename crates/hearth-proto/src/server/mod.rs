@@ -176,6 +176,12 @@ impl Server {
         self.sessions.keys().copied()
     }
 
+    /// Sessions held, detached ones included; constant time, so the gate can
+    /// publish it as often as it likes whatever the count.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn state_size(&self) -> StateSize {
         StateSize {
             sessions: self.sessions.len(),
