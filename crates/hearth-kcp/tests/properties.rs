@@ -36,6 +36,14 @@ proptest! {
         sizes_b in prop::collection::vec(0usize..3000, 0..40),
     ) {
         let config = config_for(profile, large);
+        // ikcp.c's default mode (no nodelay) doubles a segment's RTO on every
+        // timeout, without bound: at 28 % loss each way, a dozen unlucky tries
+        // put minutes between retransmissions and a message can take longer
+        // than this test's ten simulated minutes (seen once: seed
+        // 18013110404112033246). That is the reference's behaviour, which
+        // Hearth keeps byte for byte; the fast profiles, the ones sessions
+        // use, are held to the full loss range.
+        let loss = if profile % 3 == 0 { loss.min(15) } else { loss };
         let mut ends = [Kcp::new(3, config.clone()).unwrap(), Kcp::new(3, config).unwrap()];
         let message = |side: usize, index: usize, len: usize| -> Vec<u8> {
             (0..len).map(|i| (i ^ index ^ (side << 7)) as u8).collect()
