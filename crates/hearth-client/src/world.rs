@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use hearth_proto::Event;
+use hearth_world::record::Recorder;
 pub use hearth_world::replica::{ReplicaActor, WorldEvent};
 use hearth_world::wire::{ChatScope, Command, RELIABLE_CHANNEL, STATE_CHANNEL};
 pub use hearth_world::{ActorId, Pos, Replica, UNITS_PER_CELL};
@@ -45,6 +46,8 @@ pub struct WorldClient {
     /// sent once the player is in.
     waiting: Vec<Command>,
     closed: bool,
+    /// Where received world messages are recorded, and since when.
+    recorder: Option<(Recorder<Box<dyn std::io::Write + Send>>, std::time::Instant)>,
 }
 
 impl WorldClient {
@@ -59,6 +62,27 @@ impl WorldClient {
             queued: VecDeque::new(),
             waiting: Vec::new(),
             closed: false,
+            recorder: None,
+        }
+    }
+
+    /// Records every world message received from now on (for `hearth
+    /// replay`). A write error stops the recording, not the session.
+    pub fn record_to(&mut self, out: Box<dyn std::io::Write + Send>) -> std::io::Result<()> {
+        self.recorder = Some((Recorder::new(out)?, std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn record(&mut self, channel: u16, payload: &[u8]) {
+        if let Some((recorder, since)) = &mut self.recorder {
+            let micros = since.elapsed().as_micros() as u64;
+            if recorder
+                .record(micros, channel, payload)
+                .and_then(|()| recorder.flush())
+                .is_err()
+            {
+                self.recorder = None;
+            }
         }
     }
 
@@ -160,6 +184,7 @@ impl WorldClient {
             tokio::select! {
                 event = self.connection.next_event() => match event {
                     Some(Event::Message { channel: RELIABLE_CHANNEL, payload }) => {
+                        self.record(RELIABLE_CHANNEL, &payload);
                         match self.replica.apply_reliable(&payload) {
                             Ok(events) => {
                                 self.queued.extend(events.into_iter().map(Update::World));
@@ -171,6 +196,7 @@ impl WorldClient {
                         }
                     }
                     Some(Event::Message { channel: STATE_CHANNEL, payload }) => {
+                        self.record(STATE_CHANNEL, &payload);
                         match self.replica.apply_frame(&payload) {
                             Ok(events) => {
                                 self.queued.extend(events.into_iter().map(Update::World));

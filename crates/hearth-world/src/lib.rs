@@ -18,6 +18,7 @@ pub mod geometry;
 pub mod grid;
 pub mod line;
 pub mod npc;
+pub mod record;
 pub mod replica;
 pub mod replication;
 pub mod wire;

@@ -72,6 +72,10 @@ pub struct ClientArgs {
     /// Seeds the conditioner's randomness.
     #[arg(long, default_value_t = 1)]
     impair_seed: u64,
+    /// Record every world message received to this file (`hearth replay FILE`
+    /// plays it back).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
@@ -157,7 +161,13 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         connection.close(0, "bye").await;
         return Ok(());
     }
-    world_mode(WorldClient::new(connection), &args).await
+    let mut world = WorldClient::new(connection);
+    if let Some(path) = &args.record {
+        let file = std::fs::File::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot create the recording {}: {e}", path.display()))?;
+        world.record_to(Box::new(std::io::BufWriter::new(file)))?;
+    }
+    world_mode(world, &args).await
 }
 
 const HELP: &str = "commands: /move X Y  /say TEXT (zone)  /l TEXT (line)  /whisper NAME TEXT  /line N  /zone NAME  /who  /quit; a plain line is zone chat";
@@ -265,7 +275,7 @@ fn parse_cell(text: &str) -> Result<Pos, String> {
 }
 
 /// One line per event worth showing; false once the session is over.
-fn print_update(update: &Update, replica: &hearth_world::Replica) -> bool {
+pub(crate) fn print_update(update: &Update, replica: &hearth_world::Replica) -> bool {
     let name = |id| {
         replica
             .actors

@@ -3,6 +3,7 @@
 
 mod client;
 mod impair;
+mod replay;
 
 use std::path::PathBuf;
 
@@ -27,6 +28,8 @@ enum Command {
     Client(client::ClientArgs),
     /// Relay UDP through a bad link on purpose: loss, lag, jitter, duplication, reordering, a bandwidth cap.
     Impair(impair::ImpairArgs),
+    /// Play back a recording made with `hearth client --record FILE`.
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -77,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Client(args) => runtime.block_on(client::run(args)),
         Command::Impair(args) => runtime.block_on(impair::run(args)),
+        Command::Replay(args) => runtime.block_on(replay::run(args)),
     }
 }
 

@@ -244,3 +244,88 @@ fn a_client_plays_through_an_impaired_link() {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hearth client --record FILE` records what the player received;
+/// `hearth replay FILE` plays it back into a fresh replica and shows the same
+/// world (faster with --speed); a file that is not a recording is refused.
+#[test]
+fn a_recorded_session_replays() {
+    let dir = std::env::temp_dir().join(format!("hearth-replay-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hearth.toml");
+    std::fs::write(&config, "").unwrap();
+    let (port, web_port) = (free_port(), free_port());
+    let _server = serve(&dir, &config, port, web_port);
+    let recording = dir.join("session.hrec");
+    let recorder = client(
+        port,
+        web_port,
+        "recorder",
+        &["--register", "--zone", "town", "--watch", "4"],
+    )
+    .arg("--record")
+    .arg(&recording)
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let talker = client(
+        port,
+        web_port,
+        "talker2",
+        &[
+            "--register",
+            "--zone",
+            "town",
+            "--say",
+            "hello recording",
+            "--watch",
+            "1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(talker.status.success());
+    let live = recorder.wait_with_output().unwrap();
+    let live_out = String::from_utf8_lossy(&live.stdout);
+    assert!(
+        live_out.contains("[zone] talker2: hello recording"),
+        "{live_out}"
+    );
+
+    let replayed = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["replay", "--speed", "50"])
+        .arg(&recording)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replayed.stdout);
+    assert!(
+        replayed.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert!(out.contains("entered town line 1"), "{out}");
+    assert!(out.contains("[zone] talker2: hello recording"), "{out}");
+    assert!(out.contains("end of recording"), "{out}");
+    // What the player saw live, the replay shows too (chat and spawns).
+    for line in live_out
+        .lines()
+        .filter(|l| l.starts_with("[zone]") || l.starts_with("sees "))
+    {
+        assert!(
+            out.contains(line),
+            "{line:?} missing from the replay:\n{out}"
+        );
+    }
+
+    let not_a_recording = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("replay")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!not_a_recording.status.success());
+    assert!(String::from_utf8_lossy(&not_a_recording.stderr).contains("not a Hearth recording"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,177 @@
+//! `hearth replay FILE`: plays back what a client recorded (`hearth client
+//! --record FILE`) into a fresh replica, printing the world as the player
+//! saw it, at the recorded pace or faster; pause, speed and seek from stdin.
+
+use std::time::Duration;
+
+use hearth_client::world::Update;
+use hearth_world::record::{read_all, Record};
+use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_world::Replica;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// A recording made with `hearth client --record FILE`.
+    file: std::path::PathBuf,
+    /// Playback speed (2: twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Start this many seconds in (what came before is applied silently).
+    #[arg(long, default_value_t = 0.0)]
+    from: f64,
+    /// Stop this many seconds in.
+    #[arg(long)]
+    to: Option<f64>,
+}
+
+const HELP: &str = "replay: type p (pause/play), s X (speed X), g S (go to S seconds), q (quit)";
+
+pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    if !(args.speed > 0.0 && args.speed.is_finite()) {
+        anyhow::bail!("--speed must be above 0, not {}", args.speed);
+    }
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot open the recording {}: {e}", args.file.display()))?;
+    let records = read_all(std::io::BufReader::new(file))?;
+    let length = records.last().map_or(0, |r| r.micros);
+    println!(
+        "replaying {} messages over {:.1} s at {}x; {HELP}",
+        records.len(),
+        length as f64 / 1e6,
+        args.speed
+    );
+    let mut player = Player::new(records, args.speed);
+    player.seek((args.from * 1e6) as u64);
+    let stop_at = args.to.map(|s| (s * 1e6) as u64).unwrap_or(u64::MAX);
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    while let Some(next) = player.next_micros() {
+        if next > stop_at {
+            break;
+        }
+        let wait = player.wait_for(next);
+        tokio::select! {
+            () = tokio::time::sleep(wait), if !player.paused => player.play_one(),
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    if !player.command(line.trim()) {
+                        return Ok(());
+                    }
+                }
+                _ => stdin_open = false,
+            },
+            // Paused with stdin gone: nothing can resume it.
+            else => break,
+        }
+    }
+    println!("end of recording");
+    Ok(())
+}
+
+struct Player {
+    records: Vec<Record>,
+    at: usize,
+    replica: Replica,
+    speed: f64,
+    paused: bool,
+    /// Recording time shown last, and the wall clock then.
+    shown: u64,
+    shown_at: tokio::time::Instant,
+}
+
+impl Player {
+    fn new(records: Vec<Record>, speed: f64) -> Self {
+        Self {
+            records,
+            at: 0,
+            replica: Replica::default(),
+            speed,
+            paused: false,
+            shown: 0,
+            shown_at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn next_micros(&self) -> Option<u64> {
+        self.records.get(self.at).map(|r| r.micros)
+    }
+
+    fn wait_for(&self, micros: u64) -> Duration {
+        let due =
+            Duration::from_secs_f64(micros.saturating_sub(self.shown) as f64 / 1e6 / self.speed);
+        (self.shown_at + due).saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    fn apply(&mut self, show: bool) {
+        let record = &self.records[self.at];
+        self.at += 1;
+        let updates = match record.channel {
+            RELIABLE_CHANNEL => self.replica.apply_reliable(&record.bytes),
+            STATE_CHANNEL => self.replica.apply_frame(&record.bytes),
+            _ => Ok(Vec::new()),
+        };
+        if !show {
+            return;
+        }
+        match updates {
+            Ok(events) => {
+                for event in events {
+                    crate::client::print_update(&Update::World(event), &self.replica);
+                }
+            }
+            Err(error) => println!("damaged message in the recording: {error}"),
+        }
+    }
+
+    fn play_one(&mut self) {
+        let micros = self.records[self.at].micros;
+        self.apply(true);
+        self.shown = micros;
+        self.shown_at = tokio::time::Instant::now();
+    }
+
+    /// Applies everything before `micros` silently (from the start when going back).
+    fn seek(&mut self, micros: u64) {
+        if micros < self.shown || self.at == 0 {
+            self.at = 0;
+            self.replica = Replica::default();
+        }
+        while self.next_micros().is_some_and(|t| t < micros) {
+            self.apply(false);
+        }
+        self.shown = micros;
+        self.shown_at = tokio::time::Instant::now();
+    }
+
+    /// A typed command; false to quit.
+    fn command(&mut self, line: &str) -> bool {
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            "q" => return false,
+            "p" => {
+                self.paused = !self.paused;
+                // Playing on from where it paused, not catching up.
+                self.shown_at = tokio::time::Instant::now();
+                println!("{}", if self.paused { "paused" } else { "playing" });
+            }
+            "s" => match rest.trim().parse::<f64>() {
+                Ok(speed) if speed > 0.0 && speed.is_finite() => {
+                    self.speed = speed;
+                    self.shown_at = tokio::time::Instant::now();
+                    println!("speed {speed}x");
+                }
+                _ => println!("usage: s X (a speed above 0)"),
+            },
+            "g" => match rest.trim().parse::<f64>() {
+                Ok(seconds) if seconds >= 0.0 => {
+                    self.seek((seconds * 1e6) as u64);
+                    println!("at {seconds:.1} s");
+                }
+                _ => println!("usage: g SECONDS"),
+            },
+            _ => println!("{HELP}"),
+        }
+        true
+    }
+}
