@@ -1,0 +1,67 @@
+// Builds Hearth's browser side with esbuild:
+//   node build.mjs            dist/: the client library, the game page's and the dashboard's scripts
+//   node build.mjs --check    fails if dist/ differs from what the sources build (the test suite runs this)
+//   node build.mjs --tests    the Node unit tests into dist-test/
+// The files in dist/ are committed and embedded in the hearth binary, so a
+// server needs no Node to serve them.
+
+import { build } from "esbuild";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bundles = [
+  { entry: "client/src/index.ts", out: "dist/hearth-client.js", format: "esm" },
+  { entry: "pages/game.ts", out: "dist/game.js", format: "iife" },
+  { entry: "pages/admin.ts", out: "dist/admin.js", format: "iife" },
+];
+const common = { bundle: true, minify: true, target: ["es2022"], legalComments: "none", charset: "utf8", write: false };
+
+async function buildAll() {
+  const outputs = new Map();
+  for (const { entry, out, format } of bundles) {
+    const result = await build({ ...common, entryPoints: [join(here, entry)], format, outfile: join(here, out) });
+    outputs.set(out, result.outputFiles[0].contents);
+  }
+  return outputs;
+}
+
+const mode = process.argv[2];
+if (mode === "--tests") {
+  const dir = join(here, "dist-test");
+  rmSync(dir, { recursive: true, force: true });
+  const tests = readdirSync(join(here, "client/test")).filter((f) => f.endsWith(".test.ts"));
+  await build({
+    entryPoints: tests.map((f) => join(here, "client/test", f)),
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: ["node20"],
+    outdir: dir,
+    outExtension: { ".js": ".mjs" },
+    packages: "external",
+  });
+} else if (mode === "--check") {
+  let stale = [];
+  for (const [out, contents] of await buildAll()) {
+    let committed;
+    try {
+      committed = readFileSync(join(here, out));
+    } catch {
+      committed = Buffer.alloc(0);
+    }
+    if (!Buffer.from(contents).equals(committed)) stale.push(out);
+  }
+  if (stale.length > 0) {
+    console.error(`web: ${stale.join(", ")} differ from what the sources build: run 'npm run build' in web/ and commit web/dist`);
+    process.exit(1);
+  }
+  console.log("web: dist/ is current");
+} else {
+  mkdirSync(join(here, "dist"), { recursive: true });
+  for (const [out, contents] of await buildAll()) {
+    writeFileSync(join(here, out), contents);
+    console.log(`web: ${out} ${contents.length} bytes`);
+  }
+}
