@@ -47,6 +47,8 @@ pub enum AccountError {
     TokenRevoked,
     #[error("wrong kind of token: expected a {expected} token")]
     WrongTokenKind { expected: &'static str },
+    #[error("this account has been locked by an administrator")]
+    Disabled,
     #[error("storage error: {0}")]
     Storage(#[from] sqlx::Error),
 }
@@ -66,6 +68,7 @@ impl AccountError {
             AccountError::TokenExpired => "token_expired",
             AccountError::TokenRevoked => "token_revoked",
             AccountError::WrongTokenKind { .. } => "wrong_token_kind",
+            AccountError::Disabled => "disabled",
             AccountError::Storage(_) => "storage",
         }
     }
@@ -103,6 +106,33 @@ pub struct AccountStats {
 pub struct Account {
     pub id: i64,
     pub name: String,
+    pub role: Role,
+}
+
+/// What an account may do beyond playing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Player,
+    /// The /admin dashboard and its API: kick, announce, lock accounts.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Player => "player",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Unknown values read as the least privileged role.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "admin" => Role::Admin,
+            _ => Role::Player,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -241,6 +271,10 @@ impl Accounts {
         }
     }
 
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     pub async fn register(&self, name: &str, password: &str) -> Result<Account, AccountError> {
         validate_name(name)?;
         validate_password(password)?;
@@ -268,6 +302,7 @@ impl Accounts {
             Ok(_) => Ok(Account {
                 id,
                 name: name.to_owned(),
+                role: Role::Player,
             }),
             // Two registrations raced past the check: the unique index decides.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -327,9 +362,14 @@ impl Accounts {
             .bind(id)
             .execute(&self.storage.pool)
             .await?;
+            let (role, disabled) = self.role_and_disabled(id).await?;
+            if disabled {
+                return Err(AccountError::Disabled);
+            }
             return Ok(Account {
                 id,
                 name: stored_name,
+                role,
             });
         }
         if locked_until > now {
@@ -425,7 +465,7 @@ impl Accounts {
         expected: &'static str,
     ) -> Result<Account, AccountError> {
         let row = sqlx::query(
-            "SELECT t.kind, t.expires_at, t.revoked, a.id, a.name FROM tokens t \
+            "SELECT t.kind, t.expires_at, t.revoked, a.id, a.name, a.role, a.disabled FROM tokens t \
              JOIN accounts a ON a.id = t.account_id WHERE t.hash = $1",
         )
         .bind(hash_token(token))
@@ -438,7 +478,11 @@ impl Accounts {
         let account = Account {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
+            role: Role::parse(&row.try_get::<String, _>("role")?),
         };
+        if row.try_get::<i64, _>("disabled")? != 0 {
+            return Err(AccountError::Disabled);
+        }
         if revoked != 0 {
             if kind == REFRESH {
                 // A rotated-out refresh token came back: someone copied it.
@@ -485,13 +529,17 @@ impl Accounts {
             return Err(AccountError::TokenExpired);
         };
         let account_id: i64 = spent.try_get("account_id")?;
-        let row = sqlx::query("SELECT name FROM accounts WHERE id = $1")
+        let row = sqlx::query("SELECT name, role, disabled FROM accounts WHERE id = $1")
             .bind(account_id)
             .fetch_one(&mut *tx)
             .await?;
+        if row.try_get::<i64, _>("disabled")? != 0 {
+            return Err(AccountError::Disabled);
+        }
         let account = Account {
             id: account_id,
             name: row.try_get("name")?,
+            role: Role::parse(&row.try_get::<String, _>("role")?),
         };
         let pair = self.issue_in(&mut tx, &account).await?;
         tx.commit().await?;

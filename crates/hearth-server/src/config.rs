@@ -121,6 +121,10 @@ pub struct AccountsConfig {
     pub single_session: bool,
     /// Let clients without credentials in (the pre-login hook still runs).
     pub allow_anonymous: bool,
+    /// Accounts made administrators at start (they must exist: register
+    /// them first). `hearth admin create NAME` does the same from the
+    /// command line.
+    pub admins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +207,7 @@ impl Default for AccountsConfig {
             tracked_addresses: 65_536,
             single_session: true,
             allow_anonymous: false,
+            admins: Vec::new(),
         }
     }
 }

@@ -9,10 +9,12 @@ pub mod listener;
 pub mod metrics;
 mod private_files;
 pub mod rate_limit;
+mod roles;
 pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod web;
+mod web_admin;
 mod web_state;
 pub mod world;
 

@@ -32,6 +32,9 @@ pub fn router(state: WebState) -> Router {
         .route("/api/logout", post(logout))
         .route("/api/password", post(change_password))
         .route("/api/world", get(world_status))
+        .route("/admin", get(admin_page))
+        .route("/assets/{file}", get(asset))
+        .merge(crate::web_admin::routes())
         .with_state(state)
 }
 
@@ -70,6 +73,7 @@ impl ApiError {
             | AccountError::TokenRevoked
             | AccountError::WrongTokenKind { .. } => StatusCode::UNAUTHORIZED,
             AccountError::Locked { .. } => StatusCode::LOCKED,
+            AccountError::Disabled => StatusCode::FORBIDDEN,
             AccountError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AccountError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AccountError::Storage(e) => {
@@ -256,7 +260,32 @@ async fn websocket(
     }
 }
 
-const INDEX: &str = include_str!("../../../web/index.html");
+// The browser side, built by web/build.mjs and committed: a server needs no
+// Node to serve it (the test suite checks web/dist matches its sources).
+const INDEX: &str = include_str!("../../../web/pages/index.html");
+const ADMIN: &str = include_str!("../../../web/pages/admin.html");
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "game.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/dist/game.js"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/dist/admin.js"),
+    ),
+    (
+        "hearth-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/dist/hearth-client.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../web/pages/style.css"),
+    ),
+];
 const PLAINTEXT_MARK: &str = "<!--plaintext-warning-->";
 const PLAINTEXT_WARNING: &str = "<p class=\"warning\"><strong>Warning: this server is reachable \
 from the network without TLS.</strong> Passwords sent to its web API cross the network \
@@ -270,4 +299,27 @@ async fn index(State(state): State<WebState>) -> Response {
         INDEX.to_owned()
     };
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+async fn admin_page(State(state): State<WebState>) -> Response {
+    let page = if state.plaintext_public {
+        ADMIN.replace(PLAINTEXT_MARK, PLAINTEXT_WARNING)
+    } else {
+        ADMIN.to_owned()
+    };
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    }
 }

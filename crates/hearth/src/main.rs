@@ -1,6 +1,7 @@
 //! `hearth`: the one binary. `hearth serve` runs the whole server; `hearth
 //! client` is a small terminal client.
 
+mod admin;
 mod client;
 mod impair;
 mod replay;
@@ -30,6 +31,8 @@ enum Command {
     Impair(impair::ImpairArgs),
     /// Play back a recording made with `hearth client --record FILE`.
     Replay(replay::ReplayArgs),
+    /// Administrators: `hearth admin create NAME` (password on standard input).
+    Admin(admin::AdminArgs),
 }
 
 #[derive(clap::Args)]
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Client(args) => runtime.block_on(client::run(args)),
         Command::Impair(args) => runtime.block_on(impair::run(args)),
         Command::Replay(args) => runtime.block_on(replay::run(args)),
+        Command::Admin(args) => runtime.block_on(admin::run(args)),
     }
 }
 

@@ -20,7 +20,10 @@ use hearth_world::{ActorId, ActorKind, Pos, Props};
 use serde_json::{json, Value};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/client/test/vectors.json");
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../web/client/test/vectors.json"
+);
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -128,7 +131,11 @@ fn frames() -> Vec<Value> {
         payload,
     };
     use hearth_proto::bunch::flags::*;
-    let bunch_value = |flags: u8, channel: u16, sequence: u64, part: u32, open: Option<(u8, u8)>| {
+    let bunch_value = |flags: u8,
+                       channel: u16,
+                       sequence: u64,
+                       part: u32,
+                       open: Option<(u8, u8)>| {
         let mut value = json!({ "flags": flags, "channel": channel, "sequence": sequence, "part": part, "payload": hex(payload) });
         if let Some((kind, delivery)) = open {
             value["open"] = json!({ "kind": kind, "delivery": delivery });
@@ -137,17 +144,32 @@ fn frames() -> Vec<Value> {
     };
     vec![
         frame_vector(Frame::Padding, json!({ "type": "padding" })),
-        frame_vector(Frame::Kcp(&[1, 2, 3]), json!({ "type": "kcp", "bytes": "010203" })),
+        frame_vector(
+            Frame::Kcp(&[1, 2, 3]),
+            json!({ "type": "kcp", "bytes": "010203" }),
+        ),
         frame_vector(
             Frame::Bunch(bunch(RELIABLE, 0, 0, 0, None)),
             bunch_value(RELIABLE, 0, 0, 0, None),
         ),
         frame_vector(
-            Frame::Bunch(bunch(RELIABLE | OPEN, 10, 300, 0, Some((ChannelKind::Game, Delivery::ReliableOrdered)))),
+            Frame::Bunch(bunch(
+                RELIABLE | OPEN,
+                10,
+                300,
+                0,
+                Some((ChannelKind::Game, Delivery::ReliableOrdered)),
+            )),
             bunch_value(RELIABLE | OPEN, 10, 300, 0, Some((1, 0))),
         ),
         frame_vector(
-            Frame::Bunch(bunch(RELIABLE | OPEN, 11, 5, 0, Some((ChannelKind::Voice, Delivery::UnreliableSequenced)))),
+            Frame::Bunch(bunch(
+                RELIABLE | OPEN,
+                11,
+                5,
+                0,
+                Some((ChannelKind::Voice, Delivery::UnreliableSequenced)),
+            )),
             bunch_value(RELIABLE | OPEN, 11, 5, 0, Some((2, 2))),
         ),
         frame_vector(
@@ -155,48 +177,105 @@ fn frames() -> Vec<Value> {
             bunch_value(PARTIAL | PARTIAL_INITIAL, 32767, 1 << 40, 0, None),
         ),
         frame_vector(
-            Frame::Bunch(bunch(RELIABLE | PARTIAL | PARTIAL_FINAL | CLOSE, 12, 77, 200, None)),
-            bunch_value(RELIABLE | PARTIAL | PARTIAL_FINAL | CLOSE, 12, 77, 200, None),
+            Frame::Bunch(bunch(
+                RELIABLE | PARTIAL | PARTIAL_FINAL | CLOSE,
+                12,
+                77,
+                200,
+                None,
+            )),
+            bunch_value(
+                RELIABLE | PARTIAL | PARTIAL_FINAL | CLOSE,
+                12,
+                77,
+                200,
+                None,
+            ),
         ),
-        frame_vector(Frame::Ack { received: 123_456 }, json!({ "type": "ack", "received": 123_456 })),
-        frame_vector(Frame::Ping { sent_ms: 0xdead_beef }, json!({ "type": "ping", "sentMs": 0xdead_beef_u32 })),
-        frame_vector(Frame::Pong { echo_ms: 7 }, json!({ "type": "pong", "echoMs": 7 })),
         frame_vector(
-            Frame::Close { code: 1, reason: "kicked by an administrator: spam ✋" },
+            Frame::Ack { received: 123_456 },
+            json!({ "type": "ack", "received": 123_456 }),
+        ),
+        frame_vector(
+            Frame::Ping {
+                sent_ms: 0xdead_beef,
+            },
+            json!({ "type": "ping", "sentMs": 0xdead_beef_u32 }),
+        ),
+        frame_vector(
+            Frame::Pong { echo_ms: 7 },
+            json!({ "type": "pong", "echoMs": 7 }),
+        ),
+        frame_vector(
+            Frame::Close {
+                code: 1,
+                reason: "kicked by an administrator: spam ✋",
+            },
             json!({ "type": "close", "code": 1, "reason": "kicked by an administrator: spam ✋" }),
         ),
         frame_vector(
-            Frame::Resume { session_id: 0xfedc_ba98_7654_3210, received: 9 },
+            Frame::Resume {
+                session_id: 0xfedc_ba98_7654_3210,
+                received: 9,
+            },
             json!({ "type": "resume", "sessionId": 0xfedc_ba98_7654_3210_u64.to_string(), "received": 9 }),
         ),
-        frame_vector(Frame::Resumed { received: 130 }, json!({ "type": "resumed", "received": 130 })),
+        frame_vector(
+            Frame::Resumed { received: 130 },
+            json!({ "type": "resumed", "received": 130 }),
+        ),
     ]
 }
 
 fn control() -> Vec<Value> {
     let nonce = [7u8; 16];
     let messages = [
-        (ControlMessage::Hello { version: 2 }, json!({ "type": "hello", "version": 2 })),
-        (ControlMessage::Challenge { nonce }, json!({ "type": "challenge", "nonce": hex(&nonce) })),
+        (
+            ControlMessage::Hello { version: 2 },
+            json!({ "type": "hello", "version": 2 }),
+        ),
+        (
+            ControlMessage::Challenge { nonce },
+            json!({ "type": "challenge", "nonce": hex(&nonce) }),
+        ),
         (
             ControlMessage::Login {
                 nonce,
-                credentials: Credentials::Password { account: "alice".into(), password: "correct horse".into() },
+                credentials: Credentials::Password {
+                    account: "alice".into(),
+                    password: "correct horse".into(),
+                },
                 player_name: "Ålice".into(),
                 options: "?zone=town?line=2".into(),
             },
             json!({ "type": "login", "nonce": hex(&nonce), "credentials": { "kind": "password", "account": "alice", "password": "correct horse" }, "playerName": "Ålice", "options": "?zone=town?line=2" }),
         ),
         (
-            ControlMessage::Login { nonce, credentials: Credentials::Token("tok.en".into()), player_name: String::new(), options: String::new() },
+            ControlMessage::Login {
+                nonce,
+                credentials: Credentials::Token("tok.en".into()),
+                player_name: String::new(),
+                options: String::new(),
+            },
             json!({ "type": "login", "nonce": hex(&nonce), "credentials": { "kind": "token", "token": "tok.en" }, "playerName": "", "options": "" }),
         ),
         (
-            ControlMessage::Login { nonce, credentials: Credentials::Anonymous, player_name: "guest".into(), options: String::new() },
+            ControlMessage::Login {
+                nonce,
+                credentials: Credentials::Anonymous,
+                player_name: "guest".into(),
+                options: String::new(),
+            },
             json!({ "type": "login", "nonce": hex(&nonce), "credentials": { "kind": "anonymous" }, "playerName": "guest", "options": "" }),
         ),
         (
-            ControlMessage::Welcome { map: "meadow".into(), session_id: 42, resume_token: key(4), ticket: None, server_key: key(5) },
+            ControlMessage::Welcome {
+                map: "meadow".into(),
+                session_id: 42,
+                resume_token: key(4),
+                ticket: None,
+                server_key: key(5),
+            },
             json!({ "type": "welcome", "map": "meadow", "sessionId": "42", "resumeToken": hex(&key(4)), "serverKey": hex(&key(5)) }),
         ),
         (
@@ -204,17 +283,29 @@ fn control() -> Vec<Value> {
                 map: "town".into(),
                 session_id: u64::MAX,
                 resume_token: key(6),
-                ticket: Some(UdpTicket { session_id: u64::MAX, secret: key(7), port: 7777 }),
+                ticket: Some(UdpTicket {
+                    session_id: u64::MAX,
+                    secret: key(7),
+                    port: 7777,
+                }),
                 server_key: key(8),
             },
             json!({ "type": "welcome", "map": "town", "sessionId": u64::MAX.to_string(), "resumeToken": hex(&key(6)),
                     "ticket": { "sessionId": u64::MAX.to_string(), "secret": hex(&key(7)), "port": 7777 }, "serverKey": hex(&key(8)) }),
         ),
-        (ControlMessage::NetSpeed { bytes_per_second: 100_000 }, json!({ "type": "netSpeed", "bytesPerSecond": 100_000 })),
+        (
+            ControlMessage::NetSpeed {
+                bytes_per_second: 100_000,
+            },
+            json!({ "type": "netSpeed", "bytesPerSecond": 100_000 }),
+        ),
         (ControlMessage::Join, json!({ "type": "join" })),
         (ControlMessage::Joined, json!({ "type": "joined" })),
         (
-            ControlMessage::Failure { code: 4, reason: "this server requires an account".into() },
+            ControlMessage::Failure {
+                code: 4,
+                reason: "this server requires an account".into(),
+            },
             json!({ "type": "failure", "code": 4, "reason": "this server requires an account" }),
         ),
     ];
@@ -244,10 +335,32 @@ fn props(seed: i32) -> (Props, Value) {
 
 fn world() -> Value {
     let commands: Vec<Value> = [
-        (Command::Chat { scope: ChatScope::Zone, to: String::new(), text: "hello, meadow".into() }, json!({ "type": "chat", "scope": 0, "to": "", "text": "hello, meadow" })),
-        (Command::Chat { scope: ChatScope::Whisper, to: "bob".into(), text: "psst ✨".into() }, json!({ "type": "chat", "scope": 2, "to": "bob", "text": "psst ✨" })),
-        (Command::SwitchLine { line: 3 }, json!({ "type": "switchLine", "line": 3 })),
-        (Command::Travel { zone: "caves".into() }, json!({ "type": "travel", "zone": "caves" })),
+        (
+            Command::Chat {
+                scope: ChatScope::Zone,
+                to: String::new(),
+                text: "hello, meadow".into(),
+            },
+            json!({ "type": "chat", "scope": 0, "to": "", "text": "hello, meadow" }),
+        ),
+        (
+            Command::Chat {
+                scope: ChatScope::Whisper,
+                to: "bob".into(),
+                text: "psst ✨".into(),
+            },
+            json!({ "type": "chat", "scope": 2, "to": "bob", "text": "psst ✨" }),
+        ),
+        (
+            Command::SwitchLine { line: 3 },
+            json!({ "type": "switchLine", "line": 3 }),
+        ),
+        (
+            Command::Travel {
+                zone: "caves".into(),
+            },
+            json!({ "type": "travel", "zone": "caves" }),
+        ),
     ]
     .into_iter()
     .map(|(c, v)| json!({ "value": v, "hex": hex(&c.to_vec()) }))
@@ -255,7 +368,16 @@ fn world() -> Value {
     let state = wire::ClientState {
         epoch: 2,
         ack_tick: 1_000_000,
-        moves: vec![wire::Move { seq: 1, pos: Pos::new(250, 350) }, wire::Move { seq: 2, pos: Pos::new(-5, 70_000) }],
+        moves: vec![
+            wire::Move {
+                seq: 1,
+                pos: Pos::new(250, 350),
+            },
+            wire::Move {
+                seq: 2,
+                pos: Pos::new(-5, 70_000),
+            },
+        ],
     };
     let states = vec![
         json!({ "value": { "epoch": 0, "ackTick": 0, "moves": [] }, "hex": hex(&wire::ClientState::default().to_vec()) }),
@@ -267,13 +389,43 @@ fn world() -> Value {
     let reliable = wire::Reliable {
         tick: 77,
         items: vec![
-            Item::Entered(wire::Entered { zone: "meadow".into(), line: 2, actor: ActorId(9), epoch: 3, tick_hz: 20, speed: 5, view_radius: 24, map: map.into() }),
-            Item::Spawn { id: ActorId(9), kind: ActorKind::Player, props: p1.clone() },
-            Item::Spawn { id: ActorId(400), kind: ActorKind::Npc, props: p2.clone() },
+            Item::Entered(wire::Entered {
+                zone: "meadow".into(),
+                line: 2,
+                actor: ActorId(9),
+                epoch: 3,
+                tick_hz: 20,
+                speed: 5,
+                view_radius: 24,
+                map: map.into(),
+            }),
+            Item::Spawn {
+                id: ActorId(9),
+                kind: ActorKind::Player,
+                props: p1.clone(),
+            },
+            Item::Spawn {
+                id: ActorId(400),
+                kind: ActorKind::Npc,
+                props: p2.clone(),
+            },
             Item::Despawn { id: ActorId(401) },
-            Item::Chat { scope: ChatScope::System, from: String::new(), to: String::new(), text: "the server restarts in 5 minutes".into() },
-            Item::Chat { scope: ChatScope::Whisper, from: "alice".into(), to: "bob".into(), text: "hi".into() },
-            Item::Refused { about: Refusal::Line, reason: "line 9 is full".into() },
+            Item::Chat {
+                scope: ChatScope::System,
+                from: String::new(),
+                to: String::new(),
+                text: "the server restarts in 5 minutes".into(),
+            },
+            Item::Chat {
+                scope: ChatScope::Whisper,
+                from: "alice".into(),
+                to: "bob".into(),
+                text: "hi".into(),
+            },
+            Item::Refused {
+                about: Refusal::Line,
+                reason: "line 9 is full".into(),
+            },
         ],
     };
     let mut reliable_bytes = Vec::new();
@@ -294,9 +446,21 @@ fn world() -> Value {
         own_pos: Pos::new(260, 150),
         corrected: true,
         updates: vec![
-            wire::Update { id: ActorId(9), mask: 0x01 | 0x02, props: p1 },
-            wire::Update { id: ActorId(400), mask: 0xff, props: p2.clone() },
-            wire::Update { id: ActorId(402), mask: 0x40 | 0x04, props: p2 },
+            wire::Update {
+                id: ActorId(9),
+                mask: 0x01 | 0x02,
+                props: p1,
+            },
+            wire::Update {
+                id: ActorId(400),
+                mask: 0xff,
+                props: p2.clone(),
+            },
+            wire::Update {
+                id: ActorId(402),
+                mask: 0x40 | 0x04,
+                props: p2,
+            },
         ],
     };
     let (_, v1) = props(1);
@@ -318,9 +482,27 @@ fn world() -> Value {
 
 fn stream_answers() -> Vec<Value> {
     [
-        (StreamHandshake::Reject { version: 2, reason: StreamRefusal::UnknownSession }, json!({ "kind": "reject", "version": 2, "reason": 1 })),
-        (StreamHandshake::Reject { version: 2, reason: StreamRefusal::TooManyFromAddress }, json!({ "kind": "reject", "version": 2, "reason": 4 })),
-        (StreamHandshake::VersionMismatch { server_version: 2, client_version: 1 }, json!({ "kind": "versionMismatch", "serverVersion": 2, "clientVersion": 1 })),
+        (
+            StreamHandshake::Reject {
+                version: 2,
+                reason: StreamRefusal::UnknownSession,
+            },
+            json!({ "kind": "reject", "version": 2, "reason": 1 }),
+        ),
+        (
+            StreamHandshake::Reject {
+                version: 2,
+                reason: StreamRefusal::TooManyFromAddress,
+            },
+            json!({ "kind": "reject", "version": 2, "reason": 4 }),
+        ),
+        (
+            StreamHandshake::VersionMismatch {
+                server_version: 2,
+                client_version: 1,
+            },
+            json!({ "kind": "versionMismatch", "serverVersion": 2, "clientVersion": 1 }),
+        ),
     ]
     .into_iter()
     .map(|(p, v)| json!({ "value": v, "hex": hex(&p.to_vec()) }))

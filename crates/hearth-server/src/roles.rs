@@ -1,0 +1,80 @@
+//! Administration of accounts: roles (who may use /admin) and the
+//! administrator's lock (who may not log in at all).
+
+use sqlx::Row;
+
+use crate::accounts::{AccountError, Accounts, Role};
+
+impl Accounts {
+    /// The account's role and whether an administrator locked it.
+    pub(crate) async fn role_and_disabled(&self, id: i64) -> Result<(Role, bool), AccountError> {
+        let row = sqlx::query("SELECT role, disabled FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.storage().pool)
+            .await?;
+        Ok((
+            Role::parse(&row.try_get::<String, _>("role")?),
+            row.try_get::<i64, _>("disabled")? != 0,
+        ))
+    }
+
+    /// Gives the named account a role. Errs with `WrongCredentials` when no
+    /// such account exists (the caller is trusted: an operator or an admin).
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<(), AccountError> {
+        let changed = sqlx::query("UPDATE accounts SET role = $1 WHERE name_key = $2")
+            .bind(role.as_str())
+            .bind(name.to_lowercase())
+            .execute(&self.storage().pool)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(AccountError::WrongCredentials);
+        }
+        Ok(())
+    }
+
+    /// Locks (or unlocks) the named account. Locking revokes every token in
+    /// the same transaction, so no refresh can bring it back; the caller
+    /// also kicks the player if online. Returns the account id.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<i64, AccountError> {
+        let mut tx = self.storage().pool.begin().await?;
+        let row = sqlx::query("UPDATE accounts SET disabled = $1 WHERE name_key = $2 RETURNING id")
+            .bind(i64::from(disabled))
+            .bind(name.to_lowercase())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(AccountError::WrongCredentials)?;
+        let id: i64 = row.try_get("id")?;
+        if disabled {
+            sqlx::query("UPDATE tokens SET revoked = 1 WHERE account_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Creates an administrator, or (`promote`) makes an existing account one.
+    pub async fn create_admin(
+        &self,
+        name: &str,
+        password: Option<&str>,
+        promote: bool,
+    ) -> Result<(), AccountError> {
+        match password {
+            Some(password) => match self.register(name, password).await {
+                Ok(_) => {}
+                Err(AccountError::NameTaken(_)) if promote => {}
+                Err(e) => return Err(e),
+            },
+            None if promote => {}
+            None => {
+                return Err(AccountError::WeakPassword(
+                    "a new administrator needs a password",
+                ))
+            }
+        }
+        self.set_role(name, Role::Admin).await
+    }
+}

@@ -1,0 +1,279 @@
+//! The administrator's JSON API behind /admin: live figures, and the
+//! actions an operator needs (kick, announce, lock an account). Every
+//! endpoint requires an access token of an account with the admin role:
+//! none or a bad one gets 401, a player's gets 403.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hearth_proto::LinkKind;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::accounts::{Account, AccountError, Role};
+use crate::web::WebState;
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/api/admin/overview", get(overview))
+        .route("/api/admin/kick", post(kick))
+        .route("/api/admin/announce", post(announce))
+        .route("/api/admin/lock", post(lock))
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": code, "message": message.into() })),
+    )
+        .into_response()
+}
+
+/// The caller's account, if its bearer token is an administrator's.
+async fn admin(state: &WebState, headers: &HeaderMap) -> Result<Account, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            state.api_errors.add("admin_unauthenticated");
+            refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send an administrator's access token as 'Authorization: Bearer TOKEN'",
+            )
+        })?;
+    match state.accounts.verify_access(token).await {
+        Ok(account) if account.role == Role::Admin => Ok(account),
+        Ok(account) => {
+            state.api_errors.add("admin_forbidden");
+            tracing::warn!(account = account.id, "a player's token tried the admin API");
+            Err(refuse(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this account is not an administrator",
+            ))
+        }
+        Err(AccountError::Storage(e)) => {
+            tracing::error!("storage error in the admin API: {e}");
+            Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                "the database is unreachable",
+            ))
+        }
+        Err(e) => {
+            state.api_errors.add("admin_unauthenticated");
+            Err(refuse(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))
+        }
+    }
+}
+
+/// Upper bounds of the round-trip histogram, in milliseconds.
+const RTT_BUCKETS_MS: [u64; 8] = [5, 10, 25, 50, 100, 250, 500, 1000];
+
+/// What the dashboard draws, from one walk over the live sessions.
+#[derive(Serialize, Default)]
+struct SessionFigures {
+    live: usize,
+    joined: usize,
+    with_udp: usize,
+    with_stream: usize,
+    detached: usize,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Counts per bucket of RTT_BUCKETS_MS, and one more for anything slower.
+    rtt_histogram: Vec<u64>,
+}
+
+async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = admin(&state, &headers).await {
+        return refused;
+    }
+    // One walk over the sessions per request: the dashboard asks about once
+    // a second, and only administrators can ask.
+    let sessions = state
+        .gate
+        .query(|ctx| {
+            let mut figures = SessionFigures {
+                rtt_histogram: vec![0; RTT_BUCKETS_MS.len() + 1],
+                ..Default::default()
+            };
+            for id in ctx.session_ids() {
+                let Some(session) = ctx.session(id) else {
+                    continue;
+                };
+                figures.live += 1;
+                figures.joined += usize::from(session.is_joined());
+                figures.with_udp += usize::from(session.has_link(LinkKind::Datagram));
+                figures.with_stream += usize::from(session.has_link(LinkKind::Stream));
+                figures.detached += usize::from(session.is_detached());
+                let stats = session.stats();
+                figures.bytes_in += stats.bytes_in;
+                figures.bytes_out += stats.bytes_out;
+                if let Some(rtt) = stats.rtt.smoothed {
+                    let ms = rtt.as_millis() as u64;
+                    let bucket = RTT_BUCKETS_MS
+                        .iter()
+                        .position(|&b| ms <= b)
+                        .unwrap_or(RTT_BUCKETS_MS.len());
+                    figures.rtt_histogram[bucket] += 1;
+                }
+            }
+            figures
+        })
+        .await;
+    let Ok(sessions) = sessions else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gate_stopped",
+            "the gate has stopped",
+        );
+    };
+    let metrics = state.gate.metrics();
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let world = state.world.status().await;
+    let accounts = state.accounts.count().await.ok();
+    Json(json!({
+        "uptime_s": state.started.elapsed().as_secs(),
+        "accounts": accounts,
+        "sessions": sessions,
+        "rtt_buckets_ms": RTT_BUCKETS_MS,
+        "transports": {
+            "tcp_accepted": load(&metrics.tcp_accepted),
+            "websocket_accepted": load(&metrics.ws_accepted),
+            "streams_open": load(&metrics.streams_open),
+            "udp_datagrams_in": load(&metrics.udp_datagrams_in),
+            "udp_datagrams_out": load(&metrics.udp_datagrams_out),
+        },
+        "logins": state.logins.snapshot(),
+        "world": world,
+    }))
+    .into_response()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the request body is not the expected JSON: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct KickRequest {
+    name: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn kick(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -> Response {
+    let by = match admin(&state, &headers).await {
+        Ok(account) => account,
+        Err(refused) => return refused,
+    };
+    let request: KickRequest = match parse(&bytes) {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let reason = if request.reason.trim().is_empty() {
+        "kicked by an administrator".to_owned()
+    } else {
+        format!("kicked by an administrator: {}", request.reason.trim())
+    };
+    match state.world.kick(&request.name, &reason).await {
+        Ok(()) => {
+            tracing::info!(admin = %by.name, player = %request.name, %reason, "player kicked");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(why) => refuse(StatusCode::NOT_FOUND, "not_online", why),
+    }
+}
+
+#[derive(Deserialize)]
+struct AnnounceRequest {
+    text: String,
+}
+
+async fn announce(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -> Response {
+    let by = match admin(&state, &headers).await {
+        Ok(account) => account,
+        Err(refused) => return refused,
+    };
+    let request: AnnounceRequest = match parse(&bytes) {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    let text = request.text.trim();
+    if text.is_empty() || text.len() > hearth_world::wire::MAX_CHAT {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_text",
+            format!(
+                "an announcement is 1 to {} bytes",
+                hearth_world::wire::MAX_CHAT
+            ),
+        );
+    }
+    tracing::info!(admin = %by.name, text, "announcement");
+    state.world.announce(text).await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct LockRequest {
+    name: String,
+    locked: bool,
+}
+
+async fn lock(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -> Response {
+    let by = match admin(&state, &headers).await {
+        Ok(account) => account,
+        Err(refused) => return refused,
+    };
+    let request: LockRequest = match parse(&bytes) {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
+    if request.locked && request.name.eq_ignore_ascii_case(&by.name) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "self_lock",
+            "an administrator cannot lock their own account",
+        );
+    }
+    match state
+        .accounts
+        .set_disabled(&request.name, request.locked)
+        .await
+    {
+        Ok(id) => {
+            tracing::info!(admin = %by.name, account = id, locked = request.locked, "account lock changed");
+            if request.locked {
+                // Tokens are revoked; the session in play ends too.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    state.world.kick(
+                        &request.name,
+                        "this account has been locked by an administrator",
+                    ),
+                )
+                .await;
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(AccountError::WrongCredentials) => refuse(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("no account is named {:?}", request.name),
+        ),
+        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+}

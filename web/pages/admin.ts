@@ -1,0 +1,205 @@
+// The admin dashboard: live figures from /api/admin/overview (an
+// administrator's token required), charts that scroll as they update, and
+// the operator's actions: kick, announce, lock.
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const HISTORY = 120;
+
+let token = "";
+interface Series {
+  label: string;
+  colour: string;
+  values: number[];
+}
+const charts: Record<string, Series[]> = {
+  sessions: [
+    { label: "live", colour: "#b4461c", values: [] },
+    { label: "udp", colour: "#29335c", values: [] },
+    { label: "stream", colour: "#669bbc", values: [] },
+  ],
+  bandwidth: [
+    { label: "in", colour: "#29335c", values: [] },
+    { label: "out", colour: "#b4461c", values: [] },
+  ],
+  tick: [
+    { label: "p50", colour: "#29335c", values: [] },
+    { label: "p99", colour: "#b4461c", values: [] },
+  ],
+  logins: [
+    { label: "accepted", colour: "#2a7a2a", values: [] },
+    { label: "refused", colour: "#a00", values: [] },
+  ],
+};
+let previous: { at: number; bytesIn: number; bytesOut: number; accepted: number; refused: number } | undefined;
+
+async function call(method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function logIn(): Promise<void> {
+  $("admin-error").textContent = "";
+  const response = await fetch("/api/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: $<HTMLInputElement>("admin-name").value.trim(), password: $<HTMLInputElement>("admin-password").value }),
+  });
+  const json = await response.json();
+  if (!response.ok) {
+    $("admin-error").textContent = json.message ?? `login failed (${response.status})`;
+    return;
+  }
+  token = json.access_token;
+  const first = await call("GET", "/api/admin/overview");
+  if (!first.ok) {
+    $("admin-error").textContent = (await first.json()).message ?? `refused (${first.status})`;
+    token = "";
+    return;
+  }
+  $("who").textContent = `signed in as ${json.name}`;
+  $("admin-login").classList.add("hidden");
+  $("dashboard").classList.remove("hidden");
+  $("actions").classList.remove("hidden");
+  show(await first.json());
+  setInterval(() => void refresh(), 1000);
+}
+
+async function refresh(): Promise<void> {
+  const response = await call("GET", "/api/admin/overview");
+  if (response.ok) show(await response.json());
+}
+
+function push(series: Series, value: number): void {
+  series.values.push(value);
+  if (series.values.length > HISTORY) series.values.shift();
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function show(o: any): void {
+  const now = performance.now();
+  const s = o.sessions;
+  const logins = o.logins ?? {};
+  const accepted = logins.accepted ?? 0;
+  const refused = Object.entries(logins).reduce((n, [k, v]) => (k === "accepted" ? n : n + (v as number)), 0);
+  push(charts.sessions![0]!, s.live);
+  push(charts.sessions![1]!, s.with_udp);
+  push(charts.sessions![2]!, s.with_stream);
+  if (previous) {
+    const seconds = Math.max(0.001, (now - previous.at) / 1000);
+    push(charts.bandwidth![0]!, Math.max(0, (s.bytes_in - previous.bytesIn) / seconds));
+    push(charts.bandwidth![1]!, Math.max(0, (s.bytes_out - previous.bytesOut) / seconds));
+    push(charts.logins![0]!, accepted - previous.accepted);
+    push(charts.logins![1]!, refused - previous.refused);
+  }
+  previous = { at: now, bytesIn: s.bytes_in, bytesOut: s.bytes_out, accepted, refused };
+  const lines = (o.world?.lines ?? []) as { zone: string; number: number; players: number; npcs: number; tick_p50_us: number; tick_p99_us: number; bytes_out_per_player_s: number }[];
+  push(charts.tick![0]!, Math.max(0, ...lines.map((l) => l.tick_p50_us / 1000)));
+  push(charts.tick![1]!, Math.max(0, ...lines.map((l) => l.tick_p99_us / 1000)));
+  for (const [name, series] of Object.entries(charts)) drawLines($<HTMLCanvasElement>(`chart-${name}`), series);
+  drawBars($<HTMLCanvasElement>("chart-rtt"), s.rtt_histogram, [...o.rtt_buckets_ms.map((b: number) => `≤${b}`), "more"]);
+  const t = o.transports;
+  $("sessions-table").innerHTML = "";
+  const rows: [string, string | number][] = [
+    ["sessions live", s.live],
+    ["in the world (joined)", s.joined],
+    ["with a UDP link", s.with_udp],
+    ["with a stream (TCP or WebSocket)", s.with_stream],
+    ["detached (waiting for a resume)", s.detached],
+    ["streams open", t.streams_open],
+    ["TCP connections accepted", t.tcp_accepted],
+    ["WebSocket connections accepted", t.websocket_accepted],
+    ["accounts", o.accounts ?? "?"],
+    ["uptime", `${o.uptime_s} s`],
+  ];
+  for (const [label, value] of rows) {
+    const tr = document.createElement("tr");
+    tr.append(cell(label), cell(String(value)));
+    $("sessions-table").append(tr);
+  }
+  $("lines-table").replaceChildren(
+    ...lines.map((l) => {
+      const tr = document.createElement("tr");
+      tr.append(
+        ...[l.zone, l.number, l.players, l.npcs, `${(l.tick_p50_us / 1000).toFixed(2)} ms`, `${(l.tick_p99_us / 1000).toFixed(2)} ms`, l.bytes_out_per_player_s].map((v) => cell(String(v))),
+      );
+      return tr;
+    }),
+  );
+}
+
+function cell(text: string): HTMLTableCellElement {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function drawLines(canvas: HTMLCanvasElement, series: Series[]): void {
+  const g = canvas.getContext("2d")!;
+  const { width, height } = canvas;
+  g.clearRect(0, 0, width, height);
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  g.font = "11px system-ui";
+  g.fillStyle = "#6b625a";
+  g.fillText(formatNumber(max), 4, 12);
+  series.forEach((s, i) => {
+    g.strokeStyle = s.colour;
+    g.lineWidth = 1.5;
+    g.beginPath();
+    s.values.forEach((v, x) => {
+      const px = (x / (HISTORY - 1)) * width;
+      const py = height - 4 - (v / max) * (height - 20);
+      if (x === 0) g.moveTo(px, py);
+      else g.lineTo(px, py);
+    });
+    g.stroke();
+    g.fillStyle = s.colour;
+    g.fillText(`${s.label} ${formatNumber(s.values.at(-1) ?? 0)}`, 60 + i * 110, 12);
+  });
+}
+
+function drawBars(canvas: HTMLCanvasElement, counts: number[], labels: string[]): void {
+  const g = canvas.getContext("2d")!;
+  const { width, height } = canvas;
+  g.clearRect(0, 0, width, height);
+  const max = Math.max(1, ...counts);
+  const bar = width / counts.length;
+  g.font = "11px system-ui";
+  counts.forEach((count, i) => {
+    const h = (count / max) * (height - 30);
+    g.fillStyle = "#b4461c";
+    g.fillRect(i * bar + 4, height - 16 - h, bar - 8, h);
+    g.fillStyle = "#222";
+    g.fillText(String(count), i * bar + 6, height - 20 - h);
+    g.fillText(labels[i] ?? "", i * bar + 4, height - 3);
+  });
+}
+
+function formatNumber(n: number): string {
+  return n >= 10_000 ? `${(n / 1000).toFixed(0)}k` : n >= 100 ? n.toFixed(0) : n.toFixed(1);
+}
+
+async function act(path: string, body: unknown, done: string): Promise<void> {
+  const response = await call("POST", path, body);
+  $("action-result").textContent = response.ok ? done : ((await response.json()).message ?? `failed (${response.status})`);
+}
+
+$("admin-login-button").addEventListener("click", () => void logIn());
+$("admin-password").addEventListener("keydown", (e) => {
+  if ((e as KeyboardEvent).key === "Enter") void logIn();
+});
+$("kick").addEventListener("click", () => {
+  const name = $<HTMLInputElement>("kick-name").value.trim();
+  void act("/api/admin/kick", { name, reason: $<HTMLInputElement>("kick-reason").value }, `${name} was kicked`);
+});
+$("announce").addEventListener("click", () => void act("/api/admin/announce", { text: $<HTMLInputElement>("announce-text").value }, "announced"));
+$("lock").addEventListener("click", () => {
+  const name = $<HTMLInputElement>("lock-name").value.trim();
+  void act("/api/admin/lock", { name, locked: true }, `${name} is locked`);
+});
+$("unlock").addEventListener("click", () => {
+  const name = $<HTMLInputElement>("lock-name").value.trim();
+  void act("/api/admin/lock", { name, locked: false }, `${name} is unlocked`);
+});

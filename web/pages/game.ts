@@ -1,0 +1,263 @@
+// The game page: log in through the web API, play over the WebSocket gate
+// with @hearth/client, draw the zone on a canvas, chat, switch lines and
+// zones, and say honestly what the connection is doing.
+
+import { Connection, ConnectionClosed, WorldClient, cellOf, connect, interpolated, world } from "../client/src/index.js";
+import type { ReplicaActor } from "../client/src/index.js";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const canvas = $<HTMLCanvasElement>("world");
+const ctx = canvas.getContext("2d")!;
+const INTERPOLATION_MS = 100;
+const COLOURS = ["#e4572e", "#29335c", "#f3a712", "#a8c686", "#669bbc", "#c879ff", "#ffb7c3", "#7ae7c7"];
+
+let game: { connection: Connection; world: WorldClient; name: string } | undefined;
+
+async function api(path: string, body: unknown): Promise<Record<string, unknown>> {
+  const response = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : {};
+  if (!response.ok) throw new Error((json.message as string) ?? `${response.status}`);
+  return json;
+}
+
+async function logIn(register: boolean): Promise<void> {
+  const name = $<HTMLInputElement>("name").value.trim();
+  const password = $<HTMLInputElement>("password").value;
+  $("login-error").textContent = "";
+  try {
+    if (register) await api("/api/register", { name, password });
+    const tokens = await api("/api/login", { name, password });
+    await play(tokens.access_token as string, tokens.name as string);
+  } catch (e) {
+    $("login-error").textContent = (e as Error).message;
+  }
+}
+
+async function play(token: string, name: string): Promise<void> {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  setState("connecting");
+  const connection = await connect(`${scheme}://${location.host}/ws`, { credentials: { kind: "token", token } });
+  const client = new WorldClient(connection);
+  game = { connection, world: client, name };
+  (window as unknown as { hearth: unknown }).hearth = game;
+  $("login-panel").classList.add("hidden");
+  canvas.classList.remove("hidden");
+  canvas.focus();
+  setState(connection.state);
+  connection.on("state", (state) => setState(state));
+  connection.on("closed", ({ code, reason }) => {
+    setState("closed");
+    $("why").textContent = closeText(code, reason);
+    log(`disconnected: ${closeText(code, reason)}`, "system");
+  });
+  client.on((event) => {
+    switch (event.type) {
+      case "entered":
+        log(`entered ${event.zone}, line ${event.line}`, "system");
+        mapImage = undefined;
+        fillLines(event.line);
+        break;
+      case "chat":
+        chat(event);
+        break;
+      case "refused":
+        log(event.reason, "refused");
+        break;
+    }
+  });
+  void loadZones();
+}
+
+function closeText(code: number, reason: string): string {
+  const kinds: Record<number, string> = { 1: "kicked", 6: "the server is shutting down", 7: "logged in elsewhere", 8: "timed out" };
+  return reason || kinds[code] || `closed (code ${code})`;
+}
+
+function setState(state: string): void {
+  const el = $("state");
+  el.textContent = state;
+  el.className = `state-${state}`;
+}
+
+function log(text: string, kind = ""): void {
+  const line = document.createElement("div");
+  line.textContent = text;
+  if (kind) line.className = kind;
+  const box = $("chat-log");
+  box.append(line);
+  while (box.childElementCount > 200) box.firstElementChild!.remove();
+  box.scrollTop = box.scrollHeight;
+}
+
+function chat(event: { scope: world.ChatScope; from: string; to: string; text: string }): void {
+  switch (event.scope) {
+    case world.ChatScope.System:
+      return log(`[system] ${event.text}`, "system");
+    case world.ChatScope.Whisper:
+      return log(`[whisper] ${event.from} → ${event.to}: ${event.text}`, "whisper");
+    case world.ChatScope.Line:
+      return log(`[line] ${event.from}: ${event.text}`);
+    default:
+      return log(`${event.from}: ${event.text}`);
+  }
+}
+
+function sendChat(): void {
+  const input = $<HTMLInputElement>("chat-input");
+  const text = input.value.trim();
+  if (!game || !text) return;
+  const whisper = /^\/w(?:hisper)?\s+(\S+)\s+(.+)$/.exec(text);
+  if (whisper) game.world.whisper(whisper[1]!, whisper[2]!);
+  else game.world.say(text, Number($<HTMLSelectElement>("chat-scope").value) as world.ChatScope.Zone | world.ChatScope.Line);
+  input.value = "";
+}
+
+function fillLines(current: number): void {
+  const select = $<HTMLSelectElement>("line-select");
+  select.replaceChildren();
+  for (let line = 1; line <= Math.max(4, current); line++) {
+    const option = new Option(`line ${line}`, String(line), false, line === current);
+    select.append(option);
+  }
+}
+
+async function loadZones(): Promise<void> {
+  try {
+    const status = await (await fetch("/api/world")).json();
+    const zones = [...new Set((status.lines as { zone: string }[]).map((l) => l.zone))];
+    const select = $<HTMLSelectElement>("zone-select");
+    select.replaceChildren(...zones.map((z) => new Option(z, z, false, z === game?.world.replica.entered?.zone)));
+  } catch {
+    // The switcher stays empty; the game goes on.
+  }
+}
+
+// Drawing.
+let mapImage: HTMLCanvasElement | undefined;
+let scale = 16;
+
+function drawMap(): HTMLCanvasElement | undefined {
+  const map = game?.world.replica.map;
+  if (!map) return undefined;
+  if (mapImage) return mapImage;
+  scale = Math.max(4, Math.floor(Math.min(canvas.width / map.width, canvas.height / map.height)));
+  const image = document.createElement("canvas");
+  image.width = map.width * scale;
+  image.height = map.height * scale;
+  const g = image.getContext("2d")!;
+  const colours: Record<string, string> = { "#": "#4a4136", "~": "#2f6690", ".": "#7a9a55", S: "#8fae62", P: "#c58cf2" };
+  for (let y = 0; y < map.height; y++) {
+    for (let x = 0; x < map.width; x++) {
+      g.fillStyle = colours[map.cell(x, y)] ?? "#4a4136";
+      g.fillRect(x * scale, y * scale, scale, scale);
+    }
+  }
+  mapImage = image;
+  return image;
+}
+
+function frame(): void {
+  requestAnimationFrame(frame);
+  if (!game) return;
+  const replica = game.world.replica;
+  const image = drawMap();
+  ctx.fillStyle = "#2b2f26";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (!image) return;
+  ctx.drawImage(image, 0, 0);
+  const now = performance.now();
+  const own = replica.ownActor;
+  const toPixels = (units: number) => (units / world.UNITS_PER_CELL) * scale;
+  ctx.font = "12px system-ui";
+  ctx.textAlign = "center";
+  for (const actor of replica.actors.values()) {
+    // Others are drawn a little in the past, between two updates; the player
+    // where prediction has them now.
+    const pos = actor.id === own && replica.position ? replica.position : interpolated(actor, now, INTERPOLATION_MS);
+    drawActor(actor, toPixels(pos.x), toPixels(pos.y), actor.id === own);
+  }
+  const target = game.world.target;
+  if (target) {
+    ctx.strokeStyle = "#fff";
+    ctx.strokeRect(toPixels(target.x) - 3, toPixels(target.y) - 3, 6, 6);
+  }
+}
+
+function drawActor(actor: ReplicaActor, x: number, y: number, own: boolean): void {
+  const radius = Math.max(3, scale * 0.4);
+  ctx.beginPath();
+  ctx.arc(x, y, radius, 0, Math.PI * 2);
+  ctx.fillStyle = actor.kind === world.ActorKind.Npc ? "#d9d9d9" : COLOURS[actor.props.appearance % COLOURS.length]!;
+  ctx.fill();
+  if (own) {
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = "#fff";
+    ctx.stroke();
+  }
+  ctx.fillStyle = "#fff";
+  ctx.fillText(actor.props.name, x, y - radius - 3);
+}
+
+// Status panel: rates from the counters' differences.
+let last = { at: performance.now(), bytesIn: 0, bytesOut: 0 };
+setInterval(() => {
+  if (!game) return;
+  const stats = game.connection.stats;
+  const now = performance.now();
+  const seconds = (now - last.at) / 1000;
+  const rateIn = (stats.bytesIn - last.bytesIn) / seconds;
+  const rateOut = (stats.bytesOut - last.bytesOut) / seconds;
+  last = { at: now, bytesIn: stats.bytesIn, bytesOut: stats.bytesOut };
+  $("transport").textContent = game.connection.transport;
+  $("rtt").textContent = stats.smoothedRttMs === undefined ? "–" : `${stats.smoothedRttMs.toFixed(0)} ms`;
+  $("loss").textContent = "0 % (a stream loses nothing)";
+  $("rate").textContent = `${(rateIn / 1024).toFixed(1)} / ${(rateOut / 1024).toFixed(1)} KiB/s`;
+  const entered = game.world.replica.entered;
+  const place = entered ? `${entered.zone}, line ${entered.line}` : "–";
+  $("place").textContent = place;
+  $("where").textContent = entered ? `${game.name} in ${place}` : game.name;
+}, 500);
+
+// Input.
+const keys = new Set<string>();
+function steer(): void {
+  if (!game) return;
+  const dx = (keys.has("ArrowRight") || keys.has("d") ? 1 : 0) - (keys.has("ArrowLeft") || keys.has("a") ? 1 : 0);
+  const dy = (keys.has("ArrowDown") || keys.has("s") ? 1 : 0) - (keys.has("ArrowUp") || keys.has("w") ? 1 : 0);
+  game.world.walk(dx, dy);
+}
+canvas.addEventListener("keydown", (e) => {
+  if (keys.has(e.key)) return;
+  keys.add(e.key);
+  steer();
+});
+canvas.addEventListener("keyup", (e) => {
+  keys.delete(e.key);
+  steer();
+});
+canvas.addEventListener("click", (e) => {
+  if (!game) return;
+  const rect = canvas.getBoundingClientRect();
+  const x = ((e.clientX - rect.left) * canvas.width) / rect.width;
+  const y = ((e.clientY - rect.top) * canvas.height) / rect.height;
+  const units = (v: number) => (v / scale) * world.UNITS_PER_CELL;
+  const [cx, cy] = cellOf({ x: units(x), y: units(y) });
+  game.world.moveTo({ x: cx * world.UNITS_PER_CELL + 50, y: cy * world.UNITS_PER_CELL + 50 });
+  canvas.focus();
+});
+$("login").addEventListener("click", () => void logIn(false));
+$("register").addEventListener("click", () => void logIn(true));
+$("password").addEventListener("keydown", (e) => {
+  if ((e as KeyboardEvent).key === "Enter") void logIn(false);
+});
+$("chat-send").addEventListener("click", sendChat);
+$("chat-input").addEventListener("keydown", (e) => {
+  if ((e as KeyboardEvent).key === "Enter") sendChat();
+});
+$("line-select").addEventListener("change", (e) => game?.world.switchLine(Number((e.target as HTMLSelectElement).value)));
+$("zone-select").addEventListener("change", (e) => game?.world.travel((e.target as HTMLSelectElement).value));
+window.addEventListener("unhandledrejection", (e) => {
+  if (e.reason instanceof ConnectionClosed) $("login-error").textContent = e.reason.message;
+});
+requestAnimationFrame(frame);
