@@ -31,9 +31,9 @@ const mode = process.argv[2];
 if (mode === "--tests") {
   const dir = join(here, "dist-test");
   rmSync(dir, { recursive: true, force: true });
-  const tests = readdirSync(join(here, "client/test")).filter((f) => f.endsWith(".test.ts"));
+  const tests = ["client/test", "test"].flatMap((dir) => readdirSync(join(here, dir)).filter((f) => f.endsWith(".test.ts")).map((f) => join(dir, f)));
   await build({
-    entryPoints: tests.map((f) => join(here, "client/test", f)),
+    entryPoints: tests.map((f) => join(here, f)),
     bundle: true,
     platform: "node",
     format: "esm",
@@ -41,6 +41,8 @@ if (mode === "--tests") {
     outdir: dir,
     outExtension: { ".js": ".mjs" },
     packages: "external",
+    // Tests find the repository's files (the hearth binary, the vectors) from here.
+    define: { __WEB_DIR__: JSON.stringify(here) },
   });
 } else if (mode === "--check") {
   let stale = [];

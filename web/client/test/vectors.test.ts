@@ -22,7 +22,8 @@ import {
   world,
 } from "../src/index.js";
 
-const vectors = JSON.parse(readFileSync(new URL("../client/test/vectors.json", import.meta.url), "utf8"));
+declare const __WEB_DIR__: string;
+const vectors = JSON.parse(readFileSync(`${__WEB_DIR__}/client/test/vectors.json`, "utf8"));
 
 const BYTES = new Set(["payload", "bytes", "nonce", "resumeToken", "serverKey", "secret"]);
 
