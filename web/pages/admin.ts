@@ -149,7 +149,7 @@ function drawLines(canvas: HTMLCanvasElement, series: Series[]): void {
     g.lineWidth = 1.5;
     g.beginPath();
     s.values.forEach((v, x) => {
-      const px = (x / (HISTORY - 1)) * width;
+      const px = (x / Math.max(30, s.values.length - 1)) * width;
       const py = height - 4 - (v / max) * (height - 20);
       if (x === 0) g.moveTo(px, py);
       else g.lineTo(px, py);

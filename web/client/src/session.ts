@@ -259,8 +259,13 @@ export class Session {
       if (this.step !== "joined" && this.welcome === undefined && now - this.stepSince > this.config.loginStepTimeoutMs) {
         this.fail(CloseCode.LoginTimeout, "the server did not answer a login step in time");
       } else if (!link.resuming) {
+        // A Ping when the link has been quiet for an interval; on a busy link
+        // one every fourth interval keeps the round trip fresh, and one every
+        // interval until the first measurement (the Rust side's rule).
+        const sincePing = now - link.lastPing;
         const quiet = now - link.lastSent >= this.config.heartbeatMs;
-        const stale = now - link.lastPing >= 4 * this.config.heartbeatMs;
+        const measured = this.stats.rttMs !== undefined;
+        const stale = sincePing >= (measured ? 4 : 1) * this.config.heartbeatMs;
         if (quiet || stale) {
           this.outgoing.push({ type: "ping", sentMs: now >>> 0 });
           link.lastPing = now;
