@@ -2,7 +2,7 @@
 // sans-IO Session, runs its timers, and resumes on a new stream when the
 // connection drops, within the server's grace period.
 
-import { fromHex } from "./bytes.js";
+import { equalBytes, fromHex } from "./bytes.js";
 import { Credentials } from "./control.js";
 import { ChannelKind, Delivery } from "./frames.js";
 import { HandshakeError, Mode, OpenedStream, StreamOpener } from "./handshake.js";
@@ -63,6 +63,8 @@ export class Connection {
   private readonly pinned?: Uint8Array;
   private readonly Socket: typeof WebSocket;
   private lostAt?: number;
+  /** The key the first stream's handshake proved: Welcome must name the same. */
+  private provenKey?: Uint8Array;
   private closeInfo?: { code: number; reason: string };
   private joinedWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
@@ -148,6 +150,7 @@ export class Connection {
       socket.close();
       return;
     }
+    this.provenKey ??= opened.serverKey;
     this.session.streamOpened(opened, now(), mode.kind === "attach");
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
@@ -183,6 +186,10 @@ export class Connection {
   private handle(event: SessionEvent, at: number): void {
     switch (event.type) {
       case "welcome":
+        if (this.provenKey && !equalBytes(this.provenKey, event.welcome.serverKey)) {
+          this.end(CloseCode.ProtocolError, "the Welcome names another server key than the handshake proved");
+          return;
+        }
         this.welcome = event.welcome;
         return;
       case "joined":
