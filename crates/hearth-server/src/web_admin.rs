@@ -26,16 +26,30 @@ pub fn routes() -> Router<WebState> {
         .route("/api/admin/lock", post(lock))
 }
 
-fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    (
+/// Why an admin request was refused: a status, a stable code, a sentence.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": self.code, "message": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
         status,
-        Json(json!({ "error": code, "message": message.into() })),
-    )
-        .into_response()
+        code,
+        message: message.into(),
+    }
 }
 
 /// The caller's account, if its bearer token is an administrator's.
-async fn admin(state: &WebState, headers: &HeaderMap) -> Result<Account, Response> {
+async fn admin(state: &WebState, headers: &HeaderMap) -> Result<Account, Refusal> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -91,10 +105,8 @@ struct SessionFigures {
     rtt_histogram: Vec<u64>,
 }
 
-async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = admin(&state, &headers).await {
-        return refused;
-    }
+async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, Refusal> {
+    admin(&state, &headers).await?;
     // One walk over the sessions per request: the dashboard asks about once
     // a second, and only administrators can ask.
     let sessions = state
@@ -128,18 +140,18 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Response
             figures
         })
         .await;
-    let Ok(sessions) = sessions else {
-        return refuse(
+    let sessions = sessions.map_err(|_| {
+        refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "gate_stopped",
             "the gate has stopped",
-        );
-    };
+        )
+    })?;
     let metrics = state.gate.metrics();
     let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
     let world = state.world.status().await;
     let accounts = state.accounts.count().await.ok();
-    Json(json!({
+    Ok(Json(json!({
         "uptime_s": state.started.elapsed().as_secs(),
         "accounts": accounts,
         "sessions": sessions,
@@ -154,10 +166,10 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Response
         "logins": state.logins.snapshot(),
         "world": world,
     }))
-    .into_response()
+    .into_response())
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+fn parse<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Refusal> {
     serde_json::from_slice(bytes).map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
@@ -174,15 +186,13 @@ struct KickRequest {
     reason: String,
 }
 
-async fn kick(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let by = match admin(&state, &headers).await {
-        Ok(account) => account,
-        Err(refused) => return refused,
-    };
-    let request: KickRequest = match parse(&bytes) {
-        Ok(r) => r,
-        Err(refused) => return refused,
-    };
+async fn kick(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let by = admin(&state, &headers).await?;
+    let request: KickRequest = parse(&bytes)?;
     let reason = if request.reason.trim().is_empty() {
         "kicked by an administrator".to_owned()
     } else {
@@ -191,9 +201,9 @@ async fn kick(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -
     match state.world.kick(&request.name, &reason).await {
         Ok(()) => {
             tracing::info!(admin = %by.name, player = %request.name, %reason, "player kicked");
-            StatusCode::NO_CONTENT.into_response()
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Err(why) => refuse(StatusCode::NOT_FOUND, "not_online", why),
+        Err(why) => Err(refuse(StatusCode::NOT_FOUND, "not_online", why)),
     }
 }
 
@@ -202,29 +212,27 @@ struct AnnounceRequest {
     text: String,
 }
 
-async fn announce(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let by = match admin(&state, &headers).await {
-        Ok(account) => account,
-        Err(refused) => return refused,
-    };
-    let request: AnnounceRequest = match parse(&bytes) {
-        Ok(r) => r,
-        Err(refused) => return refused,
-    };
+async fn announce(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let by = admin(&state, &headers).await?;
+    let request: AnnounceRequest = parse(&bytes)?;
     let text = request.text.trim();
     if text.is_empty() || text.len() > hearth_world::wire::MAX_CHAT {
-        return refuse(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             "bad_text",
             format!(
                 "an announcement is 1 to {} bytes",
                 hearth_world::wire::MAX_CHAT
             ),
-        );
+        ));
     }
     tracing::info!(admin = %by.name, text, "announcement");
     state.world.announce(text).await;
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -233,21 +241,19 @@ struct LockRequest {
     locked: bool,
 }
 
-async fn lock(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let by = match admin(&state, &headers).await {
-        Ok(account) => account,
-        Err(refused) => return refused,
-    };
-    let request: LockRequest = match parse(&bytes) {
-        Ok(r) => r,
-        Err(refused) => return refused,
-    };
+async fn lock(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let by = admin(&state, &headers).await?;
+    let request: LockRequest = parse(&bytes)?;
     if request.locked && request.name.eq_ignore_ascii_case(&by.name) {
-        return refuse(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             "self_lock",
             "an administrator cannot lock their own account",
-        );
+        ));
     }
     match state
         .accounts
@@ -267,13 +273,17 @@ async fn lock(State(state): State<WebState>, headers: HeaderMap, bytes: Bytes) -
                 )
                 .await;
             }
-            StatusCode::NO_CONTENT.into_response()
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Err(AccountError::WrongCredentials) => refuse(
+        Err(AccountError::WrongCredentials) => Err(refuse(
             StatusCode::NOT_FOUND,
             "unknown_account",
             format!("no account is named {:?}", request.name),
-        ),
-        Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+        )),
+        Err(e) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            e.to_string(),
+        )),
     }
 }
