@@ -146,6 +146,13 @@ impl Accounts {
         Ok(())
     }
 
+    /// Deletes the account (its owner's name and password).
+    pub async fn delete(&self, name: &str, password: &str) -> Result<(), Error> {
+        self.call("/api/delete", json!({ "name": name, "password": password }))
+            .await?;
+        Ok(())
+    }
+
     pub async fn change_password(&self, name: &str, old: &str, new: &str) -> Result<(), Error> {
         self.call(
             "/api/password",

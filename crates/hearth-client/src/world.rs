@@ -47,7 +47,10 @@ pub struct WorldClient {
     waiting: Vec<Command>,
     closed: bool,
     /// Where received world messages are recorded, and since when.
-    recorder: Option<(Recorder<Box<dyn std::io::Write + Send>>, std::time::Instant)>,
+    recorder: Option<(
+        Recorder<Box<dyn std::io::Write + Send + Sync>>,
+        std::time::Instant,
+    )>,
 }
 
 impl WorldClient {
@@ -68,7 +71,7 @@ impl WorldClient {
 
     /// Records every world message received from now on (for `hearth
     /// replay`). A write error stops the recording, not the session.
-    pub fn record_to(&mut self, out: Box<dyn std::io::Write + Send>) -> std::io::Result<()> {
+    pub fn record_to(&mut self, out: Box<dyn std::io::Write + Send + Sync>) -> std::io::Result<()> {
         self.recorder = Some((Recorder::new(out)?, std::time::Instant::now()));
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Hearth's services: accounts and tokens, storage, the web API and pages,
 //! metrics, and the game server that ties them to the gates.
 
+mod account_admin;
 pub mod accounts;
 pub mod config;
 pub mod game;
@@ -9,7 +10,6 @@ pub mod listener;
 pub mod metrics;
 mod private_files;
 pub mod rate_limit;
-mod roles;
 pub mod secrets;
 pub mod server;
 pub mod storage;

@@ -211,6 +211,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         max_ws_message,
         web_port: web_metrics.clone(),
         plaintext_public,
+        admin_figures: Default::default(),
     };
     let router = listener::limit_bodies(
         web::router(state),

@@ -31,6 +31,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/refresh", post(refresh))
         .route("/api/logout", post(logout))
         .route("/api/password", post(change_password))
+        .route("/api/delete", post(delete_account))
         .route("/api/world", get(world_status))
         .route("/admin", get(admin_page))
         .route("/assets/{file}", get(asset))
@@ -206,6 +207,28 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The owner deletes their account (name and password): its player leaves
+/// the world first, so nothing saves it back.
+async fn delete_account(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    throttle(&state, Action::Login, peer)?;
+    let request: NamePassword = body(&state, &bytes)?;
+    let account = state
+        .accounts
+        .delete(&request.name, &request.password)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    let _ = state
+        .world
+        .kick(&account.name, "this account was deleted")
+        .await;
+    tracing::info!(account = account.id, name = %account.name, "account deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn healthz(State(state): State<WebState>) -> Response {
     // Without the gate no game can be played: say so, so a supervisor or load
     // balancer takes the process out instead of trusting the web port alone.
@@ -298,7 +321,7 @@ async fn index(State(state): State<WebState>) -> Response {
     } else {
         INDEX.to_owned()
     };
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+    page_response(page)
 }
 
 async fn admin_page(State(state): State<WebState>) -> Response {
@@ -307,7 +330,7 @@ async fn admin_page(State(state): State<WebState>) -> Response {
     } else {
         ADMIN.to_owned()
     };
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+    page_response(page)
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
@@ -316,10 +339,31 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
             [
                 (header::CONTENT_TYPE, *content_type),
                 (header::CACHE_CONTROL, "no-cache"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             *body,
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
+}
+
+/// The pages load only their own scripts and styles and talk only to this
+/// server (API and WebSocket), cannot be framed, and are never sniffed as
+/// another type: a chat line or a player name can never become code.
+fn page_response(page: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                 connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        page,
+    )
+        .into_response()
 }

@@ -107,46 +107,7 @@ struct SessionFigures {
 
 async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, Refusal> {
     admin(&state, &headers).await?;
-    // One walk over the sessions per request: the dashboard asks about once
-    // a second, and only administrators can ask.
-    let sessions = state
-        .gate
-        .query(|ctx| {
-            let mut figures = SessionFigures {
-                rtt_histogram: vec![0; RTT_BUCKETS_MS.len() + 1],
-                ..Default::default()
-            };
-            for id in ctx.session_ids() {
-                let Some(session) = ctx.session(id) else {
-                    continue;
-                };
-                figures.live += 1;
-                figures.joined += usize::from(session.is_joined());
-                figures.with_udp += usize::from(session.has_link(LinkKind::Datagram));
-                figures.with_stream += usize::from(session.has_link(LinkKind::Stream));
-                figures.detached += usize::from(session.is_detached());
-                let stats = session.stats();
-                figures.bytes_in += stats.bytes_in;
-                figures.bytes_out += stats.bytes_out;
-                if let Some(rtt) = stats.rtt.smoothed {
-                    let ms = rtt.as_millis() as u64;
-                    let bucket = RTT_BUCKETS_MS
-                        .iter()
-                        .position(|&b| ms <= b)
-                        .unwrap_or(RTT_BUCKETS_MS.len());
-                    figures.rtt_histogram[bucket] += 1;
-                }
-            }
-            figures
-        })
-        .await;
-    let sessions = sessions.map_err(|_| {
-        refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "gate_stopped",
-            "the gate has stopped",
-        )
-    })?;
+    let sessions = session_figures(&state).await?;
     let metrics = state.gate.metrics();
     let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
     let world = state.world.status().await;
@@ -286,4 +247,57 @@ async fn lock(
             e.to_string(),
         )),
     }
+}
+
+/// The walk over every session, at most once a second whatever the number
+/// of dashboards open.
+async fn session_figures(state: &WebState) -> Result<serde_json::Value, Refusal> {
+    let cached = state.admin_figures.lock().expect("not poisoned").clone();
+    if let Some((at, figures)) = cached {
+        if at.elapsed() < Duration::from_secs(1) {
+            return Ok(figures);
+        }
+    }
+    let sessions = state
+        .gate
+        .query(|ctx| {
+            let mut figures = SessionFigures {
+                rtt_histogram: vec![0; RTT_BUCKETS_MS.len() + 1],
+                ..Default::default()
+            };
+            for id in ctx.session_ids() {
+                let Some(session) = ctx.session(id) else {
+                    continue;
+                };
+                figures.live += 1;
+                figures.joined += usize::from(session.is_joined());
+                figures.with_udp += usize::from(session.has_link(LinkKind::Datagram));
+                figures.with_stream += usize::from(session.has_link(LinkKind::Stream));
+                figures.detached += usize::from(session.is_detached());
+                let stats = session.stats();
+                figures.bytes_in += stats.bytes_in;
+                figures.bytes_out += stats.bytes_out;
+                if let Some(rtt) = stats.rtt.smoothed {
+                    let ms = rtt.as_millis() as u64;
+                    let bucket = RTT_BUCKETS_MS
+                        .iter()
+                        .position(|&b| ms <= b)
+                        .unwrap_or(RTT_BUCKETS_MS.len());
+                    figures.rtt_histogram[bucket] += 1;
+                }
+            }
+            figures
+        })
+        .await;
+    let sessions = sessions.map_err(|_| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gate_stopped",
+            "the gate has stopped",
+        )
+    })?;
+    let figures = serde_json::to_value(sessions).expect("plain numbers");
+    *state.admin_figures.lock().expect("not poisoned") =
+        Some((std::time::Instant::now(), figures.clone()));
+    Ok(figures)
 }

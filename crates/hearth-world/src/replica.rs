@@ -190,6 +190,11 @@ impl Replica {
         Ok(events)
     }
 
+    /// The zone entered last (its map, for walking and choosing targets).
+    pub fn zone(&self) -> Option<&Zone> {
+        self.zone.as_ref()
+    }
+
     /// In a zone and placed: predictions can start.
     pub fn is_ready(&self) -> bool {
         self.zone.is_some() && self.position.is_some()

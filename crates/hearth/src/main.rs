@@ -2,6 +2,7 @@
 //! client` is a small terminal client.
 
 mod admin;
+mod bot;
 mod client;
 mod impair;
 mod replay;
@@ -33,6 +34,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Administrators: `hearth admin create NAME` (password on standard input).
     Admin(admin::AdminArgs),
+    /// Simulated players for load tests: `hearth bot -n 500 --transport udp,tcp,ws --register`.
+    Bot(bot::BotArgs),
 }
 
 #[derive(clap::Args)]
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Command::Impair(args) => runtime.block_on(impair::run(args)),
         Command::Replay(args) => runtime.block_on(replay::run(args)),
         Command::Admin(args) => runtime.block_on(admin::run(args)),
+        Command::Bot(args) => runtime.block_on(bot::run(args)),
     }
 }
 

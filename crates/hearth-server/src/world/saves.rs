@@ -47,8 +47,11 @@ pub async fn load(storage: &Storage, account: i64) -> Result<Option<Restored>, s
     }))
 }
 
+// INSERT ... SELECT ... WHERE EXISTS: the last save of a player whose
+// account was just deleted (it logs out as it is deleted) finds no account
+// and writes nothing, instead of failing on the foreign key.
 const UPSERT: &str = "INSERT INTO players (account_id, zone, line, x, y, appearance, value0, value1, value2, value3, saved_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1) \
      ON CONFLICT (account_id) DO UPDATE SET zone = excluded.zone, line = excluded.line, x = excluded.x, \
      y = excluded.y, appearance = excluded.appearance, value0 = excluded.value0, value1 = excluded.value1, \
      value2 = excluded.value2, value3 = excluded.value3, saved_at = excluded.saved_at";

@@ -1,9 +1,10 @@
-//! Administration of accounts: roles (who may use /admin) and the
-//! administrator's lock (who may not log in at all).
+//! Administration of accounts: roles (who may use /admin), the
+//! administrator's lock (who may not log in at all), and deletion by the
+//! owner (load-test bots clean up after themselves this way).
 
 use sqlx::Row;
 
-use crate::accounts::{AccountError, Accounts, Role};
+use crate::accounts::{Account, AccountError, Accounts, Role};
 
 impl Accounts {
     /// The account's role and whether an administrator locked it.
@@ -76,5 +77,28 @@ impl Accounts {
             }
         }
         self.set_role(name, Role::Admin).await
+    }
+}
+
+impl Accounts {
+    /// Deletes the account after checking its password (a guess like any
+    /// login: counted, rate-limited by the caller, locked after too many):
+    /// its tokens, its saved place and the account itself, in one
+    /// transaction. Returns the deleted account.
+    pub async fn delete(&self, name: &str, password: &str) -> Result<Account, AccountError> {
+        let account = self.authenticate(name, password).await?;
+        let mut tx = self.storage().pool.begin().await?;
+        for table in ["tokens", "players"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(account.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(account)
     }
 }

@@ -1,0 +1,419 @@
+//! `hearth bot`: simulated players against a running server, for load tests
+//! and rehearsals. Each bot logs in over its transport (UDP, TCP, WebSocket,
+//! or a mix), enters the world, walks to random open cells and chats as its
+//! behaviour says; a progress line shows the ramp, and a report (table or
+//! `--json`) ends the run.
+
+mod report;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hearth_client::world::{Update, WorldClient};
+use hearth_client::{connect, Accounts, Options};
+use hearth_proto::Event;
+use hearth_world::npc::Rng;
+use hearth_world::Pos;
+
+use report::{reason_kind, Tally};
+
+#[derive(clap::Args)]
+pub struct BotArgs {
+    /// Bots to run.
+    #[arg(long, short = 'n', default_value_t = 10)]
+    count: usize,
+    /// Server host (the game port takes UDP and TCP, the web port WebSocket and the API).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 7777)]
+    port: u16,
+    #[arg(long, default_value_t = 8080)]
+    web_port: u16,
+    /// Transports, spread round robin over the bots: udp, tcp, ws, hearth (TCP then UDP).
+    #[arg(long, value_delimiter = ',', default_value = "udp")]
+    transport: Vec<Transport>,
+    /// Seconds over which the bots start, evenly spread.
+    #[arg(long, default_value_t = 5.0)]
+    ramp: f64,
+    /// Seconds the whole run lasts (ramp included); then every bot logs out.
+    #[arg(long, default_value_t = 30.0)]
+    secs: f64,
+    /// Account names are PREFIX0, PREFIX1, ...
+    #[arg(long, default_value = "bot")]
+    prefix: String,
+    /// The bots' password (their accounts share it).
+    #[arg(
+        long,
+        env = "HEARTH_BOT_PASSWORD",
+        default_value = "hearth-bot-password",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Register the accounts first (existing ones are used as they are).
+    #[arg(long)]
+    register: bool,
+    /// Log in without accounts (the server must allow anonymous logins).
+    #[arg(long, conflicts_with = "register")]
+    anonymous: bool,
+    /// Delete the bots' accounts at the end.
+    #[arg(long)]
+    cleanup: bool,
+    /// Zone to enter (default: the server's choice).
+    #[arg(long)]
+    zone: Option<String>,
+    /// What the bots do: idle (log in and stay), wander (walk to random
+    /// nearby open cells), chatty (wander and chat).
+    #[arg(long, value_enum, default_value = "wander")]
+    behaviour: Behaviour,
+    /// Seconds between a bot's walks (each bot jitters it).
+    #[arg(long, default_value_t = 2.0)]
+    move_every: f64,
+    /// Seconds between a chatty bot's lines.
+    #[arg(long, default_value_t = 10.0)]
+    chat_every: f64,
+    /// Print the report as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Seeds the bots' choices, so a run can be repeated.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Transport {
+    Udp,
+    Tcp,
+    Ws,
+    Hearth,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Behaviour {
+    Idle,
+    Wander,
+    Chatty,
+}
+
+/// Live counters the progress line reads while the bots run.
+#[derive(Default)]
+struct Live {
+    connected: usize,
+    failed: usize,
+    messages_in: u64,
+    messages_out: u64,
+}
+
+pub async fn run(args: BotArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    anyhow::ensure!(
+        !args.transport.is_empty(),
+        "--transport needs at least one of udp, tcp, ws, hearth"
+    );
+    let raised = raise_open_file_limit();
+    // Each bot holds a socket or two; say so before they fail for it.
+    if raised < (args.count as u64) * 2 + 64 {
+        eprintln!(
+            "hearth bot: the open-file limit is {raised}; {} bots need about {}",
+            args.count,
+            args.count * 2 + 64
+        );
+    }
+    let args = Arc::new(args);
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let live = Arc::new(Mutex::new(Live::default()));
+    let started = Instant::now();
+    let end = started + Duration::from_secs_f64(args.secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..args.count {
+        let delay = Duration::from_secs_f64(args.ramp * index as f64 / args.count as f64);
+        let (args, tally, live) = (args.clone(), tally.clone(), live.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if Instant::now() < end {
+                one_bot(index, &args, end, &tally, &live).await;
+            }
+        });
+    }
+    let progress = tokio::spawn(show_progress(args.count, live.clone(), started, end));
+    while tasks.join_next().await.is_some() {}
+    progress.abort();
+    eprintln!();
+    let elapsed = started.elapsed();
+    if args.cleanup && !args.anonymous {
+        let deleted = cleanup(&args).await;
+        eprintln!("hearth bot: deleted {deleted} of {} accounts", args.count);
+    }
+    let tally = tally.lock().expect("not poisoned");
+    if tally
+        .failed
+        .keys()
+        .any(|reason| reason.contains("too many attempts"))
+    {
+        eprintln!(
+            "hearth bot: the server rate-limited registrations or logins from this address; for a load test \
+             raise [accounts] register_burst / login_burst (or *_per_minute = 0) on the server"
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&tally.to_json(elapsed))?);
+    } else {
+        tally.print_table(elapsed);
+    }
+    Ok(())
+}
+
+fn url(args: &BotArgs, index: usize) -> String {
+    let host = &args.host;
+    match args.transport[index % args.transport.len()] {
+        Transport::Udp => format!("udp://{host}:{}", args.port),
+        Transport::Tcp => format!("tcp://{host}:{}", args.port),
+        Transport::Hearth => format!("hearth://{host}:{}", args.port),
+        Transport::Ws => format!("ws://{host}:{}/ws", args.web_port),
+    }
+}
+
+fn web(args: &BotArgs) -> String {
+    format!("http://{}:{}", args.host, args.web_port)
+}
+
+async fn one_bot(
+    index: usize,
+    args: &BotArgs,
+    end: Instant,
+    tally: &Mutex<Tally>,
+    live: &Mutex<Live>,
+) {
+    let name = format!("{}{index}", args.prefix);
+    let began = Instant::now();
+    tally.lock().expect("not poisoned").started += 1;
+    let fail = |reason: String| {
+        *tally
+            .lock()
+            .expect("not poisoned")
+            .failed
+            .entry(reason_kind(&reason))
+            .or_default() += 1;
+        live.lock().expect("not poisoned").failed += 1;
+    };
+    if args.register {
+        match Accounts::new(&web(args))
+            .register(&name, &args.password)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("taken") => {}
+            Err(e) => return fail(format!("register: {e}")),
+        }
+    }
+    let mut options = if args.anonymous {
+        Options::anonymous()
+    } else {
+        Options::password(&name, &args.password)
+    };
+    if let Some(zone) = &args.zone {
+        options.options = format!("?zone={zone}");
+    }
+    let connection = match connect(&url(args, index), options).await {
+        Ok(c) => c,
+        Err(e) => return fail(format!("connect: {e}")),
+    };
+    let mut world = WorldClient::new(connection);
+    // In the world once the zone arrived and the bot was placed.
+    let entered = world
+        .until(Duration::from_secs(15), |update, replica| {
+            matches!(update, Update::Session(Event::Closed(_))) || replica.is_ready()
+        })
+        .await;
+    if !world.replica().is_ready() {
+        return fail(match entered {
+            Some(Update::Session(Event::Closed(reason))) => format!("login: {reason}"),
+            _ => "login: not in the world within 15 s".to_owned(),
+        });
+    }
+    {
+        let mut t = tally.lock().expect("not poisoned");
+        t.connected += 1;
+        t.record_login(began.elapsed());
+    }
+    live.lock().expect("not poisoned").connected += 1;
+    play(index, args, end, &mut world, tally, live).await;
+    world.connection().close(0, "the bot run is over").await;
+}
+
+/// The bot's life in the world until `end`.
+async fn play(
+    index: usize,
+    args: &BotArgs,
+    end: Instant,
+    world: &mut WorldClient,
+    tally: &Mutex<Tally>,
+    live: &Mutex<Live>,
+) {
+    let mut rng = Rng::new(args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64);
+    let jitter = |rng: &mut Rng, every: f64| {
+        Duration::from_secs_f64(every * (0.5 + rng.range(0, 1000) as f64 / 1000.0))
+    };
+    let mut next_move = Instant::now() + jitter(&mut rng, args.move_every);
+    let mut next_chat = Instant::now() + jitter(&mut rng, args.chat_every);
+    let mut next_sample = Instant::now() + Duration::from_secs(1);
+    let (mut last_in, mut last_out) = (0, 0);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        let wake = [end, next_move, next_chat, next_sample]
+            .into_iter()
+            .min()
+            .expect("four");
+        match tokio::time::timeout(wake - now, world.next()).await {
+            Ok(Some(Update::Session(Event::Closed(reason)))) => {
+                *tally
+                    .lock()
+                    .expect("not poisoned")
+                    .errors
+                    .entry(reason_kind(&format!("closed: {reason}")))
+                    .or_default() += 1;
+                break;
+            }
+            Ok(Some(Update::Malformed(why))) => {
+                *tally
+                    .lock()
+                    .expect("not poisoned")
+                    .errors
+                    .entry(reason_kind(&format!("malformed: {why}")))
+                    .or_default() += 1;
+            }
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => break,
+        }
+        let now = Instant::now();
+        if args.behaviour != Behaviour::Idle && now >= next_move {
+            next_move = now + jitter(&mut rng, args.move_every);
+            if let Some(target) = random_open_cell_near(world, &mut rng) {
+                world.move_to(target);
+                tally.lock().expect("not poisoned").moves += 1;
+            }
+        }
+        if args.behaviour == Behaviour::Chatty && now >= next_chat {
+            next_chat = now + jitter(&mut rng, args.chat_every);
+            world
+                .say_zone(&format!(
+                    "bot {index} says hello #{}",
+                    rng.range(0, 1_000_000)
+                ))
+                .await;
+            tally.lock().expect("not poisoned").chats += 1;
+        }
+        if now >= next_sample {
+            next_sample = now + Duration::from_secs(1);
+            if let Some(stats) = world.connection().stats().await {
+                let mut t = tally.lock().expect("not poisoned");
+                if let Some(rtt) = stats.rtt.smoothed {
+                    t.record_rtt(rtt);
+                }
+                let mut l = live.lock().expect("not poisoned");
+                l.messages_in += stats.messages_in - last_in;
+                l.messages_out += stats.messages_out - last_out;
+                (last_in, last_out) = (stats.messages_in, stats.messages_out);
+            }
+        }
+    }
+    if let Some(stats) = world.connection().stats().await {
+        let mut t = tally.lock().expect("not poisoned");
+        t.messages_in += stats.messages_in;
+        t.messages_out += stats.messages_out;
+        t.bytes_in += stats.bytes_in;
+        t.bytes_out += stats.bytes_out;
+    }
+}
+
+/// An open cell within five cells of the bot, if one turns up in a few tries.
+fn random_open_cell_near(world: &WorldClient, rng: &mut Rng) -> Option<Pos> {
+    let replica = world.replica();
+    let (zone, at) = (replica.zone()?, replica.position?);
+    let (cx, cy) = at.cell();
+    for _ in 0..8 {
+        let (x, y) = (cx + rng.range(-5, 6) as i32, cy + rng.range(-5, 6) as i32);
+        let target = Pos::cell_centre(x, y);
+        if !zone.blocked(target) && zone.path_clear(at, target) {
+            return Some(target);
+        }
+    }
+    None
+}
+
+/// A progress line rewritten in place on a terminal, a line every five
+/// seconds otherwise (logs, CI).
+async fn show_progress(count: usize, live: Arc<Mutex<Live>>, started: Instant, end: Instant) {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let mut previous = (0, 0);
+    let mut beat = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let (connected, failed, messages) = {
+            let l = live.lock().expect("not poisoned");
+            (l.connected, l.failed, (l.messages_in, l.messages_out))
+        };
+        beat += 1;
+        if !terminal && beat % 5 != 0 {
+            continue;
+        }
+        let width = 30;
+        let filled = (connected + failed) * width / count.max(1);
+        let left = end.saturating_duration_since(Instant::now()).as_secs();
+        eprint!(
+            "{}[{}{}] connected {connected}/{count} failed {failed}  in {} msg/s out {} msg/s  {:.0} s, {left} s left   {}",
+            if terminal { "\r" } else { "" },
+            "#".repeat(filled),
+            ".".repeat(width - filled),
+            messages.0 - previous.0,
+            messages.1 - previous.1,
+            started.elapsed().as_secs_f64(),
+            if terminal { "" } else { "\n" }
+        );
+        previous = messages;
+    }
+}
+
+async fn cleanup(args: &BotArgs) -> usize {
+    let accounts = Accounts::new(&web(args));
+    let mut deleted = 0;
+    for index in 0..args.count {
+        if accounts
+            .delete(&format!("{}{index}", args.prefix), &args.password)
+            .await
+            .is_ok()
+        {
+            deleted += 1;
+        }
+    }
+    deleted
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the limit now in force.
+fn raise_open_file_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read and write the struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            }
+        }
+        limit.rlim_cur
+    }
+    #[cfg(not(unix))]
+    {
+        u64::MAX
+    }
+}
