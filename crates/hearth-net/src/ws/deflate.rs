@@ -7,9 +7,10 @@
 //! mostly binary, so compressing them costs more CPU than it saves bytes. It
 //! pays for text-heavy traffic (JSON, chat, pages) where clients ask for it.
 //!
-//! Memory is bounded twice. The LZ77 window of both directions is capped by
+//! Memory is bounded. The LZ77 window of both directions is capped by
 //! [`DeflateConfig::max_window_bits`], and the codecs are only allocated when
-//! a message first needs them. Inflating stops as soon as the message passes
+//! a message first needs them (a connection that never sends or receives a
+//! compressed message pays nothing). Inflating stops as soon as the message passes
 //! [`Limits::max_message`](super::Limits), so a small "bomb" (megabytes of
 //! zeros in a few kilobytes) fails with 1009 holding at most the limit.
 
@@ -44,9 +45,11 @@ const KEEP_SCRATCH: usize = 64 * 1024;
 pub struct DeflateConfig {
     pub enabled: bool,
     /// The largest LZ77 window, as a power of two (8..=15), that either
-    /// direction may use: it bounds the codecs' memory per connection. Below
-    /// 15, offers that do not let the server limit the client's window (no
-    /// `client_max_window_bits`) are declined.
+    /// direction may use. Measured with zlib-rs, a compressor takes about
+    /// 370 KiB at 15 and 245 KiB at 9 (its hash tables dominate), a
+    /// decompressor about 46 KiB. Below 15, offers that do not let the
+    /// server limit the client's window (no `client_max_window_bits`) are
+    /// declined.
     pub max_window_bits: u8,
     /// Messages shorter than this go out uncompressed: a few dozen bytes
     /// of game state barely shrink, and each compressed message costs a
