@@ -55,7 +55,9 @@ pub struct DeflateConfig {
     /// of game state barely shrink, and each compressed message costs a
     /// flush block and CPU.
     pub min_size: usize,
-    /// zlib level, 0..=9.
+    /// zlib level, 0..=9. 2 by default: on 4 KiB JSON messages (zlib-rs)
+    /// it took a quarter of level 6's CPU (22 against 89 us a message)
+    /// for 13 % more bytes; level 1 halves the CPU again for 50 % more.
     pub level: u32,
 }
 
@@ -65,7 +67,7 @@ impl Default for DeflateConfig {
             enabled: false,
             max_window_bits: 15,
             min_size: 64,
-            level: 6,
+            level: 2,
         }
     }
 }
