@@ -85,6 +85,9 @@ pub struct WebConfig {
     /// A request must be read and answered within this many milliseconds
     /// (a body trickled in a byte at a time is cut here).
     pub request_timeout_ms: u64,
+    /// permessage-deflate on `/ws` for clients that offer it. Off by default:
+    /// small binary game messages cost more CPU compressed than they save.
+    pub websocket_deflate: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +183,7 @@ impl Default for WebConfig {
             max_connections_per_address: 64,
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 30_000,
+            websocket_deflate: false,
         }
     }
 }
@@ -276,7 +280,7 @@ impl Config {
 
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
     /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
-    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`.
+    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -314,6 +318,9 @@ impl Config {
         }
         if let Some(v) = var("HEARTH_TLS_KEY") {
             self.tls.key = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("HEARTH_WEBSOCKET_DEFLATE") {
+            self.web.websocket_deflate = parse("HEARTH_WEBSOCKET_DEFLATE", v)?;
         }
         Ok(())
     }
@@ -365,5 +372,19 @@ mod tests {
             .unwrap();
         assert_eq!(config.tls.key.as_deref(), Some(Path::new("b.key")));
         assert!(toml::from_str::<Config>("[web]\nheader_timeout = 1").is_err());
+    }
+
+    #[test]
+    fn websocket_deflate_is_off_unless_the_file_or_environment_says_so() {
+        assert!(!Config::default().web.websocket_deflate);
+        let mut config: Config = toml::from_str("[web]\nwebsocket_deflate = true\n").unwrap();
+        assert!(config.web.websocket_deflate);
+        config
+            .apply_env(|name| (name == "HEARTH_WEBSOCKET_DEFLATE").then(|| "false".to_owned()))
+            .unwrap();
+        assert!(!config.web.websocket_deflate);
+        let bad =
+            config.apply_env(|name| (name == "HEARTH_WEBSOCKET_DEFLATE").then(|| "yes".to_owned()));
+        assert!(bad.is_err());
     }
 }

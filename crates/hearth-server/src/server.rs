@@ -209,6 +209,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         api_errors: Arc::default(),
         started: Instant::now(),
         max_ws_message,
+        ws_deflate: config.web.websocket_deflate,
         web_port: web_metrics.clone(),
         plaintext_public,
         admin_figures: Default::default(),

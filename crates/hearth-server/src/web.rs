@@ -264,7 +264,11 @@ async fn websocket(
     let limits = hearth_net::ws::Limits {
         max_message: state.max_ws_message,
     };
-    match hearth_net::ws::upgrade(&mut request, &[WS_PROTOCOL], limits) {
+    let deflate = hearth_net::ws::DeflateConfig {
+        enabled: state.ws_deflate,
+        ..Default::default()
+    };
+    match hearth_net::ws::upgrade_with_deflate(&mut request, &[WS_PROTOCOL], limits, deflate) {
         Ok(pending) => {
             let response = pending.response.clone().map(|()| Body::empty());
             let gate = state.gate.clone();

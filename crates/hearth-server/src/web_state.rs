@@ -19,6 +19,8 @@ pub struct WebState {
     pub api_errors: Arc<LoginCounters>,
     pub started: Instant,
     pub max_ws_message: usize,
+    /// `[web] websocket_deflate`: accept permessage-deflate on `/ws`.
+    pub ws_deflate: bool,
     pub web_port: Arc<crate::listener::WebPortMetrics>,
     /// Served beyond loopback without TLS: the page warns about it.
     pub plaintext_public: bool,

@@ -1,22 +1,31 @@
-//! `echo-load MODE ADDR [--conns N] [--secs S] [--warmup S] [--size B]`:
-//! N connections, one message in flight each, against an echo server.
-//! Prints one line: `rate=<msgs/s> p50_us=<..> p99_us=<..> lost=<..>`.
+//! `echo-load MODE ADDR [--conns N] [--secs S] [--warmup S] [--size B]
+//! [--json] [--deflate]`: N connections, one message in flight each, against
+//! an echo server. Prints one line: `rate=<msgs/s> p50_us=<..> p99_us=<..>
+//! lost=<..>`, and for `ws` the bytes each message took on the wire
+//! (`up_B`, client to server, and `down_B`, frames included).
+//!
+//! `--json`: JSON-like game state (varying numbers and names) instead of one
+//! repeated byte, which deflate would shrink to nothing. `--deflate` (ws
+//! only): offer permessage-deflate; the server decides (ws-echo accepts).
 //!
 //! Modes: ws (any WebSocket echo), udp-bare, tcp-bare, udp-session
 //! (Hearth's session path: handshake, AEAD, unreliable channel),
 //! udp-session-reliable (the same over KCP), tcp-session (framing + session).
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::BytesMut;
 use clap::Parser;
-use hearth_net::ws::{Limits, Message, WebSocket};
+use hearth_net::ws::{DeflateConfig, Limits, Message, WebSocket};
 use hearth_proto::{ChannelKind, ChannelSpec, Client, ClientConfig, Delivery, Event, Transmit};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::codec::Decoder;
 
@@ -32,6 +41,12 @@ struct Args {
     warmup: f64,
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// JSON-like payloads instead of a repeated byte.
+    #[arg(long)]
+    json: bool,
+    /// ws: offer permessage-deflate.
+    #[arg(long)]
+    deflate: bool,
 }
 
 /// Shared clock of the run: record only inside the measuring window.
@@ -39,6 +54,10 @@ struct Window {
     measuring: AtomicBool,
     done: AtomicBool,
     lost: AtomicU64,
+    /// ws: bytes on the wire after the handshake, and messages echoed.
+    wire_up: AtomicU64,
+    wire_down: AtomicU64,
+    echoed: AtomicU64,
 }
 
 /// Waiting longer than this for an unreliable echo counts it lost and resends.
@@ -54,6 +73,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         measuring: AtomicBool::new(false),
         done: AtomicBool::new(false),
         lost: AtomicU64::new(0),
+        wire_up: AtomicU64::new(0),
+        wire_down: AtomicU64::new(0),
+        echoed: AtomicU64::new(0),
     });
     let mut tasks = Vec::new();
     for index in 0..args.conns {
@@ -99,8 +121,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .copied()
             .unwrap_or(0)
     };
+    let echoed = window.echoed.load(Ordering::Relaxed);
+    let wire = if echoed > 0 {
+        let per = |bytes: &AtomicU64| bytes.load(Ordering::Relaxed) as f64 / echoed as f64;
+        format!(
+            " up_B={:.1} down_B={:.1}",
+            per(&window.wire_up),
+            per(&window.wire_down)
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "rate={:.0} p50_us={} p99_us={} lost={} conns={} size={}",
+        "rate={:.0} p50_us={} p99_us={} lost={} conns={} size={}{wire}",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         pick(0.50),
         pick(0.99),
@@ -109,6 +142,86 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.size
     );
     Ok(())
+}
+
+/// Payloads to cycle through: one repeated byte, or (`--json`) 64 distinct
+/// game-state-like documents of exactly `size` bytes.
+fn payloads(args: &Args) -> Vec<Vec<u8>> {
+    if !args.json {
+        return vec![vec![0x5Au8; args.size]];
+    }
+    let names = ["ember", "ash", "cinder", "flint", "spark", "tinder", "coal"];
+    let mut state: u32 = 0x2545_F491;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    (0..64)
+        .map(|tick| {
+            let mut text = format!("{{\"tick\":{tick},\"entities\":[");
+            while text.len() < args.size {
+                let r = next();
+                text.push_str(&format!(
+                    "{{\"id\":{},\"name\":\"{}\",\"x\":{}.{},\"y\":{}.{},\"hp\":{}}},",
+                    r % 5000,
+                    names[(r >> 8) as usize % names.len()],
+                    (r >> 4) % 1000,
+                    r % 10,
+                    (r >> 12) % 1000,
+                    (r >> 2) % 10,
+                    (r >> 20) % 100
+                ));
+            }
+            let mut bytes = text.into_bytes();
+            bytes.truncate(args.size);
+            bytes
+        })
+        .collect()
+}
+
+/// A TCP stream counting the bytes that cross it.
+struct Counted {
+    inner: TcpStream,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.down.fetch_add(read, Ordering::Relaxed);
+        result
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = &result {
+            self.up.fetch_add(*written as u64, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 fn record(window: &Window, latencies: &mut Vec<u32>, started: Instant) {
@@ -120,19 +233,43 @@ fn record(window: &Window, latencies: &mut Vec<u32>, started: Instant) {
 async fn ws(args: &Args, window: &Window) -> anyhow::Result<Vec<u32>> {
     let tcp = TcpStream::connect(args.addr).await?;
     tcp.set_nodelay(true)?;
+    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let counted = Counted {
+        inner: tcp,
+        up: up.clone(),
+        down: down.clone(),
+    };
+    let deflate = DeflateConfig {
+        enabled: args.deflate,
+        ..DeflateConfig::default()
+    };
+    let host = args.addr.to_string();
     let (mut socket, _) =
-        WebSocket::connect(tcp, &args.addr.to_string(), "/", &[], Limits::default()).await?;
-    let payload = vec![0x5Au8; args.size];
+        WebSocket::connect_with_deflate(counted, &host, "/", &[], Limits::default(), deflate)
+            .await?;
+    if args.deflate && !socket.protocol().deflate_enabled() {
+        bail!("the server declined permessage-deflate");
+    }
+    let handshake = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
+    let payloads = payloads(args);
     let mut latencies = Vec::new();
+    let mut echoed = 0u64;
     while !window.done.load(Ordering::Relaxed) {
+        let payload = &payloads[echoed as usize % payloads.len()];
         let started = Instant::now();
-        socket.send_binary(&payload).await?;
+        socket.send_binary(payload).await?;
         match socket.recv().await? {
-            Some(Message::Binary(echo)) if echo.len() == payload.len() => {}
+            Some(Message::Binary(echo)) if echo == payload[..] => {}
             other => bail!("unexpected answer {other:?}"),
         }
+        echoed += 1;
         record(window, &mut latencies, started);
     }
+    window.echoed.fetch_add(echoed, Ordering::Relaxed);
+    let up = up.load(Ordering::Relaxed) - handshake.0;
+    window.wire_up.fetch_add(up, Ordering::Relaxed);
+    let down = down.load(Ordering::Relaxed) - handshake.1;
+    window.wire_down.fetch_add(down, Ordering::Relaxed);
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(1000, "done")).await;
     Ok(latencies)
 }

@@ -1,12 +1,14 @@
 //! `ws-echo ADDR`: Hearth's WebSocket layer as a plain echo server, for the
 //! Autobahn suite and the benchmarks. The same upgrade check, frame codec and
 //! driver as the gate on the web port; no session protocol on top.
+//! permessage-deflate is accepted when offered (the gate's is off unless
+//! configured); clients that do not offer it get plain frames.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use hearth_bench::HttpResponse;
-use hearth_net::ws::{self, Limits, Message};
+use hearth_net::ws::{self, DeflateConfig, Limits, Message};
 use http_body_util::Full;
 use hyper::Request;
 
@@ -15,7 +17,8 @@ async fn handle(mut request: Request<hyper::body::Incoming>) -> Result<HttpRespo
     let limits = Limits {
         max_message: 64 * 1024 * 1024,
     };
-    match ws::upgrade(&mut request, &[], limits) {
+    // permessage-deflate when the client offers it (Autobahn cases 12 and 13).
+    match ws::upgrade_with_deflate(&mut request, &[], limits, DeflateConfig::on()) {
         Ok(pending) => {
             let response = pending.response.clone().map(|()| Full::new(Bytes::new()));
             tokio::spawn(async move {

@@ -15,6 +15,9 @@ pub mod opcode {
     }
 }
 
+/// The first reserved bit: permessage-deflate's "this message is compressed".
+pub const RSV1: u8 = 0x40;
+
 /// Control frames carry at most this much (section 5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// The longest header: 2 bytes, 8 of extended length, 4 of mask.
@@ -33,9 +36,10 @@ pub struct FrameHeader {
 }
 
 /// Parses a header from the front of `buf`; `Ok(None)` when more bytes are needed.
-/// Checks what can be checked without context: reserved bits, opcodes, control
-/// frame rules, minimal length encoding is not required by the RFC for receivers.
-pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
+/// Checks what can be checked without context: reserved bits (only those in
+/// `allowed_rsv`, which a negotiated extension owns), opcodes, control frame
+/// rules; minimal length encoding is not required by the RFC for receivers.
+pub fn parse_header(buf: &[u8], allowed_rsv: u8) -> Result<Option<FrameHeader>, WsError> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -44,7 +48,7 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
     let rsv = b0 & 0x70;
     let op = b0 & 0x0F;
     let masked = b1 & 0x80 != 0;
-    if rsv != 0 {
+    if rsv & !allowed_rsv != 0 {
         return Err(WsError::Protocol(
             "reserved bits set without a negotiated extension",
         ));
@@ -100,9 +104,16 @@ pub fn parse_header(buf: &[u8]) -> Result<Option<FrameHeader>, WsError> {
     }))
 }
 
-/// Appends a frame header to `out`.
-pub fn write_header(out: &mut Vec<u8>, fin: bool, op: u8, mask: Option<[u8; 4]>, len: usize) {
-    out.push(if fin { 0x80 } else { 0 } | op);
+/// Appends a frame header to `out`; `rsv` holds the reserved bits unshifted.
+pub fn write_header(
+    out: &mut Vec<u8>,
+    fin: bool,
+    rsv: u8,
+    op: u8,
+    mask: Option<[u8; 4]>,
+    len: usize,
+) {
+    out.push(if fin { 0x80 } else { 0 } | (rsv & 0x70) | op);
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     if len < 126 {
         out.push(mask_bit | len as u8);
@@ -163,29 +174,37 @@ mod tests {
     fn headers_round_trip_for_each_length_form() {
         for len in [0usize, 125, 126, 65535, 65536, 1 << 20] {
             let mut out = Vec::new();
-            write_header(&mut out, true, opcode::BINARY, Some([1, 2, 3, 4]), len);
-            let header = parse_header(&out).unwrap().unwrap();
+            write_header(&mut out, true, 0, opcode::BINARY, Some([1, 2, 3, 4]), len);
+            let header = parse_header(&out, 0).unwrap().unwrap();
             assert_eq!(header.payload_len, len as u64);
             assert_eq!(header.header_len, out.len());
             assert_eq!(header.mask, Some([1, 2, 3, 4]));
-            assert!(parse_header(&out[..out.len() - 1]).unwrap().is_none());
+            assert!(parse_header(&out[..out.len() - 1], 0).unwrap().is_none());
         }
     }
 
     #[test]
     fn bad_headers_are_protocol_errors() {
-        assert!(parse_header(&[0x80 | 0x40 | 0x2, 0x80]).is_err(), "rsv1");
+        assert!(parse_header(&[0x80 | 0x40 | 0x2, 0x80], 0).is_err(), "rsv1");
         assert!(
-            parse_header(&[0x80 | 0x3, 0x80]).is_err(),
+            parse_header(&[0x80 | 0x40 | 0x2, 0x80], RSV1).is_ok(),
+            "rsv1 negotiated"
+        );
+        assert!(
+            parse_header(&[0x80 | 0x20 | 0x2, 0x80], RSV1).is_err(),
+            "rsv2"
+        );
+        assert!(
+            parse_header(&[0x80 | 0x3, 0x80], 0).is_err(),
             "reserved opcode"
         );
-        assert!(parse_header(&[0x09, 0x80]).is_err(), "fragmented ping");
+        assert!(parse_header(&[0x09, 0x80], 0).is_err(), "fragmented ping");
         assert!(
-            parse_header(&[0x89, 0x80 | 126, 0, 126]).is_err(),
+            parse_header(&[0x89, 0x80 | 126, 0, 126], 0).is_err(),
             "long ping"
         );
         let mut huge = vec![0x82, 0xFF];
         huge.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert!(parse_header(&huge).is_err());
+        assert!(parse_header(&huge, 0).is_err());
     }
 }

@@ -135,8 +135,14 @@ pub fn switching_protocols(accepted: &Accepted) -> Response<()> {
     response
 }
 
-/// A client's request: the bytes to write, and the key to check the answer against.
-pub fn client_request(host: &str, path: &str, protocols: &[&str]) -> (Vec<u8>, String) {
+/// A client's request: the bytes to write, and the key to check the answer
+/// against. `extensions`: a `Sec-WebSocket-Extensions` offer, if any.
+pub fn client_request(
+    host: &str,
+    path: &str,
+    protocols: &[&str],
+    extensions: Option<&str>,
+) -> (Vec<u8>, String) {
     let key = base64::engine::general_purpose::STANDARD.encode(&hearth_proto::os_seed()[..16]);
     let mut request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -148,16 +154,26 @@ pub fn client_request(host: &str, path: &str, protocols: &[&str]) -> (Vec<u8>, S
             protocols.join(", ")
         ));
     }
+    if let Some(extensions) = extensions {
+        request.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
+    }
     request.push_str("\r\n");
     (request.into_bytes(), key)
 }
 
+/// The server's 101 answer, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAnswer {
+    /// Bytes the response headers took.
+    pub header_len: usize,
+    /// The subprotocol the server chose.
+    pub protocol: Option<String>,
+    /// The extensions the server accepted (`Sec-WebSocket-Extensions`).
+    pub extensions: Option<String>,
+}
+
 /// Parses the server's answer from the front of `buf`. `Ok(None)`: incomplete.
-/// On success returns the header length and the chosen protocol.
-pub fn parse_client_response(
-    buf: &[u8],
-    key: &str,
-) -> Result<Option<(usize, Option<String>)>, String> {
+pub fn parse_client_response(buf: &[u8], key: &str) -> Result<Option<ServerAnswer>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(buf) {
@@ -182,7 +198,17 @@ pub fn parse_client_response(
     if find("sec-websocket-accept").as_deref() != Some(accept_key(key.as_bytes()).as_str()) {
         return Err("server sent a wrong Sec-WebSocket-Accept".to_owned());
     }
-    Ok(Some((len, find("sec-websocket-protocol"))))
+    let extensions = response
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .reduce(|a, b| format!("{a}, {b}"));
+    Ok(Some(ServerAnswer {
+        header_len: len,
+        protocol: find("sec-websocket-protocol"),
+        extensions,
+    }))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::deflate::PerMessageDeflate;
 use super::frame::{self, opcode, FrameHeader};
 use super::{Message, WsError};
 
@@ -16,8 +17,16 @@ pub enum Role {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest message after fragments are joined.
+    /// Largest message after fragments are joined (and inflated, for a
+    /// compressed one).
     pub max_message: usize,
+}
+
+/// The largest frame of a compressed message: deflate may grow data that
+/// does not compress by a little (zlib's deflateBound: about n/4096 + 13
+/// bytes), and a message of the full size must still get through.
+fn max_compressed_frame(max_message: usize) -> u64 {
+    max_message as u64 + max_message as u64 / 1024 + 64
 }
 
 impl Default for Limits {
@@ -40,7 +49,9 @@ enum CloseState {
 /// A message being assembled from fragments.
 struct Fragmented {
     text: bool,
-    data: BytesMut,
+    /// permessage-deflate: `data` holds what its frames inflated to so far.
+    compressed: bool,
+    data: Vec<u8>,
     /// Bytes of `data` already known to be valid UTF-8 (text only); lets an
     /// invalid text message fail at the fragment that breaks it.
     utf8_checked: usize,
@@ -65,6 +76,8 @@ pub struct Protocol {
     /// Bytes waiting to be written to the transport.
     pub out: Vec<u8>,
     mask_state: u64,
+    /// permessage-deflate, once negotiated; boxed: most connections have none.
+    deflate: Option<Box<PerMessageDeflate>>,
 }
 
 impl Protocol {
@@ -81,7 +94,18 @@ impl Protocol {
             close: CloseState::Open,
             out: Vec::with_capacity(256),
             mask_state: u64::from_ne_bytes(seed) | 1,
+            deflate: None,
         }
+    }
+
+    /// Turns on permessage-deflate as negotiated in the opening handshake;
+    /// from then on RSV1 marks a compressed message.
+    pub fn enable_deflate(&mut self, deflate: PerMessageDeflate) {
+        self.deflate = Some(Box::new(deflate));
+    }
+
+    pub fn deflate_enabled(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Changes the largest message accepted from now on.
@@ -112,19 +136,33 @@ impl Protocol {
                 buf.clear();
                 return Ok(None);
             }
-            let Some(header) = frame::parse_header(buf)? else {
+            let allowed_rsv = if self.deflate.is_some() {
+                frame::RSV1
+            } else {
+                0
+            };
+            let Some(header) = frame::parse_header(buf, allowed_rsv)? else {
                 return Ok(None);
             };
             self.check_mask(&header)?;
-            let buffered = self.fragmented.as_ref().map_or(0, |f| f.data.len()) as u64;
-            if header.payload_len + buffered > self.limits.max_message as u64 {
+            let compressed = self.is_compressed(&header)?;
+            let too_big = if compressed {
+                // The inflated size is checked while inflating.
+                header.payload_len > max_compressed_frame(self.limits.max_message)
+            } else {
+                let buffered = self.fragmented.as_ref().map_or(0, |f| f.data.len()) as u64;
+                header.payload_len + buffered > self.limits.max_message as u64
+            };
+            if too_big {
                 return Err(WsError::TooBig {
                     limit: self.limits.max_message,
                 });
             }
             let total = header.header_len + header.payload_len as usize;
             if buf.len() < total {
-                self.check_partial_text(&header, &buf[header.header_len..])?;
+                if !compressed {
+                    self.check_partial_text(&header, &buf[header.header_len..])?;
+                }
                 buf.reserve(total - buf.len());
                 return Ok(None);
             }
@@ -134,9 +172,25 @@ impl Protocol {
             if let Some(key) = header.mask {
                 frame::apply_mask(&mut payload, key, 0);
             }
-            if let Some(message) = self.on_frame(&header, payload)? {
+            if let Some(message) = self.on_frame(&header, payload, compressed)? {
                 return Ok(Some(message));
             }
+        }
+    }
+
+    /// Whether the frame's payload is deflate data (RFC 7692 section 6.1:
+    /// RSV1 on a message's first frame marks the whole message; on a
+    /// continuation or control frame it is an error).
+    fn is_compressed(&self, header: &FrameHeader) -> Result<bool, WsError> {
+        let rsv1 = header.rsv & frame::RSV1 != 0;
+        match header.opcode {
+            opcode::TEXT | opcode::BINARY => Ok(rsv1),
+            _ if rsv1 && header.opcode == opcode::CONTINUATION => Err(WsError::Protocol(
+                "RSV1 set on a continuation frame: permessage-deflate marks only a message's first frame",
+            )),
+            _ if rsv1 => Err(WsError::Protocol("RSV1 set on a control frame")),
+            opcode::CONTINUATION => Ok(self.fragmented.as_ref().is_some_and(|f| f.compressed)),
+            _ => Ok(false),
         }
     }
 
@@ -184,6 +238,7 @@ impl Protocol {
         &mut self,
         header: &FrameHeader,
         payload: BytesMut,
+        compressed: bool,
     ) -> Result<Option<Message>, WsError> {
         match header.opcode {
             opcode::PING => {
@@ -201,12 +256,23 @@ impl Protocol {
                     ));
                 }
                 let text = header.opcode == opcode::TEXT;
+                if header.fin && !compressed {
+                    return finished(text, payload.freeze()).map(Some);
+                }
+                let data = if compressed {
+                    let mut data = Vec::new();
+                    self.inflate(&payload, &mut data, header.fin)?;
+                    data
+                } else {
+                    payload.into()
+                };
                 if header.fin {
-                    return finished(text, payload).map(Some);
+                    return finished(text, Bytes::from(data)).map(Some);
                 }
                 let mut fragmented = Fragmented {
                     text,
-                    data: payload,
+                    compressed,
+                    data,
                     utf8_checked: 0,
                 };
                 fragmented.check_utf8()?;
@@ -219,16 +285,39 @@ impl Protocol {
                         "continuation frame without a message to continue",
                     ));
                 };
-                fragmented.data.extend_from_slice(&payload);
+                if fragmented.compressed {
+                    let Some(deflate) = self.deflate.as_mut() else {
+                        return Err(WsError::Protocol(
+                            "compressed frame without permessage-deflate",
+                        ));
+                    };
+                    deflate.inflate(
+                        &payload,
+                        &mut fragmented.data,
+                        self.limits.max_message,
+                        header.fin,
+                    )?;
+                } else {
+                    fragmented.data.extend_from_slice(&payload);
+                }
                 fragmented.check_utf8()?;
                 if !header.fin {
                     return Ok(None);
                 }
                 let done = self.fragmented.take().expect("checked above");
-                finished(done.text, done.data).map(Some)
+                finished(done.text, Bytes::from(done.data)).map(Some)
             }
             _ => unreachable!("parse_header rejects reserved opcodes"),
         }
+    }
+
+    fn inflate(&mut self, payload: &[u8], out: &mut Vec<u8>, fin: bool) -> Result<(), WsError> {
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Err(WsError::Protocol(
+                "compressed frame without permessage-deflate",
+            ));
+        };
+        deflate.inflate(payload, out, self.limits.max_message, fin)
     }
 
     fn on_close(&mut self, payload: BytesMut) -> Result<Message, WsError> {
@@ -261,8 +350,8 @@ impl Protocol {
             return Err(WsError::Closed);
         }
         match message {
-            Message::Text(bytes) => self.write_frame(true, opcode::TEXT, bytes),
-            Message::Binary(bytes) => self.write_frame(true, opcode::BINARY, bytes),
+            Message::Text(bytes) => self.write_message(opcode::TEXT, bytes)?,
+            Message::Binary(bytes) => self.write_message(opcode::BINARY, bytes)?,
             Message::Ping(bytes) => self.write_control(opcode::PING, bytes)?,
             Message::Pong(bytes) => self.write_control(opcode::PONG, bytes)?,
             Message::Close(reason) => {
@@ -280,8 +369,27 @@ impl Protocol {
         if self.close != CloseState::Open {
             return Err(WsError::Closed);
         }
-        self.write_frame(true, opcode::BINARY, payload);
-        Ok(())
+        self.write_message(opcode::BINARY, payload)
+    }
+
+    /// A data message in one frame, compressed when permessage-deflate is on
+    /// and the message is large enough to gain from it.
+    fn write_message(&mut self, op: u8, payload: &[u8]) -> Result<(), WsError> {
+        let Some(deflate) = self.deflate.as_mut() else {
+            self.write_frame(true, op, payload);
+            return Ok(());
+        };
+        let mut compressed = deflate.take_scratch();
+        let result = deflate.compress(payload, &mut compressed);
+        match result {
+            Ok(true) => self.write_frame_rsv(true, frame::RSV1, op, &compressed),
+            Ok(false) => self.write_frame(true, op, payload),
+            Err(_) => {}
+        }
+        if let Some(deflate) = self.deflate.as_mut() {
+            deflate.return_scratch(compressed);
+        }
+        result.map(|_| ())
     }
 
     fn write_control(&mut self, op: u8, payload: &[u8]) -> Result<(), WsError> {
@@ -317,14 +425,18 @@ impl Protocol {
     }
 
     fn write_frame(&mut self, fin: bool, op: u8, payload: &[u8]) {
+        self.write_frame_rsv(fin, 0, op, payload);
+    }
+
+    fn write_frame_rsv(&mut self, fin: bool, rsv: u8, op: u8, payload: &[u8]) {
         match self.role {
             Role::Server => {
-                frame::write_header(&mut self.out, fin, op, None, payload.len());
+                frame::write_header(&mut self.out, fin, rsv, op, None, payload.len());
                 self.out.extend_from_slice(payload);
             }
             Role::Client => {
                 let key = self.next_mask();
-                frame::write_header(&mut self.out, fin, op, Some(key), payload.len());
+                frame::write_header(&mut self.out, fin, rsv, op, Some(key), payload.len());
                 let start = self.out.len();
                 self.out.extend_from_slice(payload);
                 frame::apply_mask(&mut self.out[start..], key, 0);
@@ -357,8 +469,7 @@ impl Fragmented {
     }
 }
 
-fn finished(text: bool, data: BytesMut) -> Result<Message, WsError> {
-    let data: Bytes = data.freeze();
+fn finished(text: bool, data: Bytes) -> Result<Message, WsError> {
     if text {
         if std::str::from_utf8(&data).is_err() {
             return Err(WsError::InvalidUtf8);
@@ -477,6 +588,126 @@ mod tests {
             decode_all(&mut server, &wire),
             Err(WsError::TooBig { limit: 100 })
         );
+    }
+
+    fn deflating(role: Role, limits: Limits) -> Protocol {
+        use crate::ws::deflate::{DeflateConfig, Params};
+        let params = Params {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        };
+        let mut protocol = Protocol::new(role, limits);
+        protocol.enable_deflate(PerMessageDeflate::new(role, &params, &DeflateConfig::on()));
+        protocol
+    }
+
+    #[test]
+    fn compressed_messages_round_trip_both_ways_and_only_large_ones_are_compressed() {
+        let mut client = deflating(Role::Client, Limits::default());
+        let mut server = deflating(Role::Server, Limits::default());
+        let long = "the hearth keeps the fire; ".repeat(40);
+        for _ in 0..3 {
+            client
+                .send(&Message::Text(Bytes::from(long.clone())))
+                .unwrap();
+        }
+        client.send_binary(b"tiny").unwrap();
+        assert_eq!(client.out[0], 0x80 | frame::RSV1 | opcode::TEXT);
+        assert!(client.out.len() < long.len(), "{} bytes", client.out.len());
+        let wire = std::mem::take(&mut client.out);
+        let got = decode_all(&mut server, &wire).unwrap();
+        assert_eq!(got.len(), 4);
+        for message in &got[..3] {
+            assert_eq!(message, &Message::Text(Bytes::from(long.clone())));
+        }
+        assert_eq!(got[3], Message::Binary(Bytes::from_static(b"tiny")));
+        let tiny_frame = &wire[wire.len() - 10..];
+        assert_eq!(tiny_frame[0], 0x80 | opcode::BINARY, "4 bytes go out plain");
+        // And back: the server compresses, unmasked.
+        server
+            .send(&Message::Binary(Bytes::from(long.clone())))
+            .unwrap();
+        assert_eq!(server.out[0], 0x80 | frame::RSV1 | opcode::BINARY);
+        let back = decode_all(&mut client, &std::mem::take(&mut server.out)).unwrap();
+        assert_eq!(back, vec![Message::Binary(Bytes::from(long))]);
+    }
+
+    #[test]
+    fn a_compressed_message_may_be_fragmented_around_a_ping() {
+        let mut peer = deflating(Role::Client, Limits::default());
+        let text = "κόσμε hearth ".repeat(30);
+        let mut compressed = Vec::new();
+        let deflate = peer.deflate.as_mut().unwrap();
+        assert!(deflate.compress(text.as_bytes(), &mut compressed).unwrap());
+        let (first, rest) = compressed.split_at(compressed.len() / 2);
+        peer.write_frame_rsv(false, frame::RSV1, opcode::TEXT, first);
+        peer.write_frame(true, opcode::PING, b"p");
+        peer.write_frame(true, opcode::CONTINUATION, rest);
+        let mut server = deflating(Role::Server, Limits::default());
+        let got = decode_all(&mut server, &peer.out).unwrap();
+        assert_eq!(got[0], Message::Ping(Bytes::from_static(b"p")));
+        assert_eq!(got[1], Message::Text(Bytes::from(text)));
+    }
+
+    #[test]
+    fn rsv1_is_refused_unless_negotiated_and_only_allowed_on_a_first_data_frame() {
+        let rsv1 = |op: u8, fin: bool, payload: &[u8]| {
+            let mut client = Protocol::new(Role::Client, Limits::default());
+            client.write_frame_rsv(fin, frame::RSV1, op, payload);
+            client.out
+        };
+        let mut plain = Protocol::new(Role::Server, Limits::default());
+        let error = decode_all(&mut plain, &rsv1(opcode::BINARY, true, &[0])).unwrap_err();
+        assert_eq!(error.close_code(), 1002);
+        let mut server = deflating(Role::Server, Limits::default());
+        let error = decode_all(&mut server, &rsv1(opcode::PING, true, b"")).unwrap_err();
+        assert_eq!(error.close_code(), 1002);
+        let mut server = deflating(Role::Server, Limits::default());
+        let mut wire = rsv1(opcode::BINARY, false, &[]);
+        wire.extend(rsv1(opcode::CONTINUATION, true, &[0]));
+        let error = decode_all(&mut server, &wire).unwrap_err();
+        assert_eq!(error.close_code(), 1002);
+        let mut server = deflating(Role::Server, Limits::default());
+        let error = decode_all(&mut server, &rsv1(opcode::BINARY, true, &[0xff; 8])).unwrap_err();
+        assert_eq!(error.close_code(), 1007, "not deflate data");
+    }
+
+    #[test]
+    fn compressed_text_is_utf8_checked_after_inflating() {
+        let mut peer = deflating(Role::Client, Limits::default());
+        let mut bad = vec![b'a'; 100];
+        bad.extend_from_slice(&[0xED, 0xA0, 0x80]);
+        let mut compressed = Vec::new();
+        assert!(peer
+            .deflate
+            .as_mut()
+            .unwrap()
+            .compress(&bad, &mut compressed)
+            .unwrap());
+        peer.write_frame_rsv(true, frame::RSV1, opcode::TEXT, &compressed);
+        let mut server = deflating(Role::Server, Limits::default());
+        assert_eq!(
+            decode_all(&mut server, &peer.out),
+            Err(WsError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn a_compressed_message_inflating_past_the_limit_fails_with_1009() {
+        let mut peer = deflating(Role::Client, Limits::default());
+        peer.send_binary(&vec![0u8; 4 * 1024 * 1024]).unwrap();
+        assert!(
+            peer.out.len() < 16 * 1024,
+            "{} bytes on the wire",
+            peer.out.len()
+        );
+        let limit = 64 * 1024;
+        let mut server = deflating(Role::Server, Limits { max_message: limit });
+        let error = decode_all(&mut server, &peer.out).unwrap_err();
+        assert_eq!(error, WsError::TooBig { limit });
+        assert_eq!(error.close_code(), 1009);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::deflate::{self, DeflateConfig, PerMessageDeflate};
 use super::handshake;
 use super::{Limits, Message, Protocol, Role, WsError};
 
@@ -30,22 +31,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Client side: sends the upgrade request on a connected transport and
     /// checks the answer. Returns the socket and the protocol the server chose.
     pub async fn connect(
-        mut io: S,
+        io: S,
         host: &str,
         path: &str,
         protocols: &[&str],
         limits: Limits,
     ) -> Result<(Self, Option<String>), WsError> {
-        let (request, key) = handshake::client_request(host, path, protocols);
+        Self::connect_with_deflate(io, host, path, protocols, limits, DeflateConfig::default())
+            .await
+    }
+
+    /// [`connect`](Self::connect), offering permessage-deflate when
+    /// `deflate.enabled`; the socket compresses only if the server accepts.
+    pub async fn connect_with_deflate(
+        mut io: S,
+        host: &str,
+        path: &str,
+        protocols: &[&str],
+        limits: Limits,
+        deflate: DeflateConfig,
+    ) -> Result<(Self, Option<String>), WsError> {
+        let offer = deflate::client_offer(&deflate);
+        let (request, key) = handshake::client_request(host, path, protocols, offer.as_deref());
         io.write_all(&request).await?;
         io.flush().await?;
         let mut buf = BytesMut::with_capacity(1024);
         loop {
-            if let Some((len, protocol)) =
+            if let Some(answer) =
                 handshake::parse_client_response(&buf, &key).map_err(WsError::Io)?
             {
-                let socket = Self::new(io, Role::Client, limits, &buf[len..]);
-                return Ok((socket, protocol));
+                let codec = match &answer.extensions {
+                    None => None,
+                    Some(value) => {
+                        let params =
+                            deflate::accept_response(value, &deflate).map_err(WsError::Io)?;
+                        Some(PerMessageDeflate::new(Role::Client, &params, &deflate))
+                    }
+                };
+                let mut socket = Self::new(io, Role::Client, limits, &buf[answer.header_len..]);
+                if let Some(codec) = codec {
+                    socket.protocol.enable_deflate(codec);
+                }
+                return Ok((socket, answer.protocol));
             }
             if buf.len() > 16 * 1024 {
                 return Err(WsError::Io("upgrade response headers too large".into()));

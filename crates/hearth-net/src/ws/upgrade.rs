@@ -9,12 +9,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{header, HeaderValue, Request, Response};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::deflate::{self, DeflateConfig, Params, PerMessageDeflate};
 use super::handshake::{self, Refused};
 use super::{Limits, Role, WebSocket};
 use crate::tls::ServerTlsStream;
@@ -78,6 +79,9 @@ impl AsyncWrite for UpgradedStream {
 pub struct PendingUpgrade {
     pub response: Response<()>,
     pub protocol: Option<String>,
+    /// permessage-deflate, when the client offered it and the config allows.
+    pub deflate: Option<Params>,
+    deflate_config: DeflateConfig,
     on_upgrade: hyper::upgrade::OnUpgrade,
     limits: Limits,
 }
@@ -99,19 +103,52 @@ impl PendingUpgrade {
                 ),
             },
         };
-        Ok(WebSocket::new(stream, Role::Server, self.limits, &leftover))
+        let mut socket = WebSocket::new(stream, Role::Server, self.limits, &leftover);
+        if let Some(params) = &self.deflate {
+            let codec = PerMessageDeflate::new(Role::Server, params, &self.deflate_config);
+            socket.protocol().enable_deflate(codec);
+        }
+        Ok(socket)
     }
 }
 
+/// Checks the request and prepares the 101 answer, without permessage-deflate.
 pub fn upgrade<B>(
     request: &mut Request<B>,
     protocols: &[&str],
     limits: Limits,
 ) -> Result<PendingUpgrade, Refused> {
+    upgrade_with_deflate(request, protocols, limits, DeflateConfig::default())
+}
+
+/// [`upgrade`], accepting the client's permessage-deflate offer when
+/// `deflate.enabled` and an offer fits its limits; otherwise the connection
+/// goes on uncompressed (declining an extension is not an error).
+pub fn upgrade_with_deflate<B>(
+    request: &mut Request<B>,
+    protocols: &[&str],
+    limits: Limits,
+    deflate: DeflateConfig,
+) -> Result<PendingUpgrade, Refused> {
     let accepted = handshake::check_request(request, protocols)?;
+    let mut response = handshake::switching_protocols(&accepted);
+    let offers = request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let negotiated = deflate::negotiate(offers, &deflate).and_then(|(params, answer)| {
+        let value = HeaderValue::from_str(&answer).ok()?;
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+        Some(params)
+    });
     Ok(PendingUpgrade {
-        response: handshake::switching_protocols(&accepted),
+        response,
         protocol: accepted.protocol,
+        deflate: negotiated,
+        deflate_config: deflate,
         on_upgrade: hyper::upgrade::on(request),
         limits,
     })
