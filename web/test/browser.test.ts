@@ -135,3 +135,19 @@ test("a player's login does not open the dashboard", async () => {
   await until("the refusal", () => page.getByTestId("admin-error").textContent().then((t) => t?.includes("not an administrator")));
   assert.equal(await page.locator("#dashboard").isHidden(), true);
 });
+
+test("with permessage-deflate allowed, Chromium negotiates it and plays through it", async () => {
+  const deflating = await startServer([], { HEARTH_WEBSOCKET_DEFLATE: "true" });
+  try {
+    const eve = await browserPlayer("eve", `http://${deflating.web}`);
+    const fin = await browserPlayer("fin", `http://${deflating.web}`);
+    await until("the panel shows the extension", () => eve.locator("#transport").textContent().then((t) => t?.includes("permessage-deflate")));
+    // A long line: the WebSocket messages carrying it are big enough to be compressed.
+    const long = "compressed ".repeat(20).trim();
+    await eve.getByTestId("chat-input").fill(long);
+    await eve.getByTestId("chat-send").click();
+    await until("fin reads eve", () => fin.getByTestId("chat-log").textContent().then((t) => t?.includes(`eve: ${long}`)));
+  } finally {
+    deflating.stop();
+  }
+});

@@ -43,7 +43,7 @@ export interface Server {
 }
 
 /** Starts `hearth serve`; `admins` are created first with `hearth admin create` (password PASSWORD). */
-export async function startServer(admins: string[] = []): Promise<Server> {
+export async function startServer(admins: string[] = [], env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "hearth-web-"));
   const [game, webPort] = [await freePort(), await freePort()];
   const rows = Array.from({ length: 10 }, (_, y) => `#${y === 5 ? ".........S.........." : ".".repeat(20)}#`);
@@ -55,7 +55,10 @@ export async function startServer(admins: string[] = []): Promise<Server> {
     execFileSync(BIN, ["admin", "create", name, "--config", config, "--data-dir", dataDir], { input: `${PASSWORD}\n`, stdio: ["pipe", "ignore", "ignore"] });
   }
   const args = ["serve", "--config", config, "--port", String(game), "--web-port", String(webPort), "--data-dir", dataDir];
-  const child = spawn(BIN, args, { stdio: ["ignore", "ignore", process.env.HEARTH_TEST_LOG ? "inherit" : "ignore"] });
+  const child = spawn(BIN, args, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", process.env.HEARTH_TEST_LOG ? "inherit" : "ignore"],
+  });
   const web = `127.0.0.1:${webPort}`;
   await until("the server's health check", () => fetch(`http://${web}/healthz`).then((r) => r.ok, () => false), 30_000);
   return {

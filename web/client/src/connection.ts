@@ -54,8 +54,11 @@ const POLL_MS = 20;
 export class Connection {
   state: ConnectionState = "connecting";
   welcome?: Welcome;
-  /** The transport in use, for a status panel. */
-  readonly transport = "websocket";
+  /** The transport in use and the WebSocket extensions negotiated, for a status panel. */
+  get transport(): string {
+    const extensions = this.socket?.extensions;
+    return extensions ? `websocket (${extensions.split(";")[0]})` : "websocket";
+  }
   private socket?: WebSocket;
   private timer?: ReturnType<typeof setInterval>;
   private readonly handlers = new Map<keyof ConnectionEvents, Set<Handler<never>>>();
