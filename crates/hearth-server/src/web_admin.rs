@@ -24,6 +24,7 @@ pub fn routes() -> Router<WebState> {
         .route("/api/admin/kick", post(kick))
         .route("/api/admin/announce", post(announce))
         .route("/api/admin/lock", post(lock))
+        .route("/api/admin/impair", post(impair))
 }
 
 /// Why an admin request was refused: a status, a stable code, a sentence.
@@ -300,4 +301,53 @@ async fn session_figures(state: &WebState) -> Result<serde_json::Value, Refusal>
     *state.admin_figures.lock().expect("not poisoned") =
         Some((std::time::Instant::now(), figures.clone()));
     Ok(figures)
+}
+
+#[derive(Deserialize)]
+struct ImpairRequest {
+    /// What clients send over UDP, e.g. "loss=5,lag=40" (empty: clean).
+    #[serde(default)]
+    up: String,
+    /// What the server sends over UDP.
+    #[serde(default)]
+    down: String,
+    #[serde(default)]
+    seed: u64,
+}
+
+/// The network conditioner on the game port's UDP, at run time (both
+/// empty: a clean link again). For rehearsals: never leave it on in play.
+async fn impair(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let by = admin(&state, &headers).await?;
+    let request: ImpairRequest = parse(&bytes)?;
+    let parse_side = |spec: &str| {
+        spec.parse::<hearth_net::conditioner::Impairment>()
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, "bad_impairment", e.to_string()))
+    };
+    let link = hearth_net::conditioner::LinkImpairment {
+        up: parse_side(&request.up)?,
+        down: parse_side(&request.down)?,
+        seed: request.seed,
+    };
+    let clean = request.up.trim().is_empty() && request.down.trim().is_empty();
+    state
+        .gate
+        .set_impairment((!clean).then_some(link))
+        .await
+        .map_err(|_| {
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "gate_stopped",
+                "the gate has stopped",
+            )
+        })?;
+    tracing::warn!(admin = %by.name, up = %request.up, down = %request.down, "the game port's UDP impairment changed");
+    Ok(Json(
+        json!({ "up": request.up, "down": request.down, "seed": request.seed, "clean": clean }),
+    )
+    .into_response())
 }
