@@ -15,6 +15,7 @@ const bundles = [
   { entry: "client/src/index.ts", out: "dist/hearth-client.js", format: "esm" },
   { entry: "pages/game.ts", out: "dist/game.js", format: "iife" },
   { entry: "pages/admin.ts", out: "dist/admin.js", format: "iife" },
+  { entry: "pages/replay.ts", out: "dist/replay.js", format: "iife" },
 ];
 const common = { bundle: true, minify: true, target: ["es2022"], legalComments: "none", charset: "utf8", write: false };
 

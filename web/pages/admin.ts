@@ -64,7 +64,9 @@ async function logIn(): Promise<void> {
   $("dashboard").classList.remove("hidden");
   $("actions").classList.remove("hidden");
   show(await first.json());
+  void refreshRecordings();
   setInterval(() => void refresh(), 1000);
+  setInterval(() => void refreshRecordings(), 5000);
 }
 
 async function refresh(): Promise<void> {
@@ -186,6 +188,52 @@ async function act(path: string, body: unknown, done: string): Promise<void> {
   $("action-result").textContent = response.ok ? done : ((await response.json()).message ?? `failed (${response.status})`);
 }
 
+async function refreshRecordings(): Promise<void> {
+  const response = await call("GET", "/api/admin/recordings");
+  if (!response.ok) return;
+  const { files, cost } = await response.json();
+  $("recording-cost").textContent =
+    `${cost.active} running; ${cost.messages} messages, ${(cost.bytes / 1024).toFixed(0)} KiB written in ` +
+    `${(cost.cpu_us / 1000).toFixed(1)} ms of the lines' time over ${cost.recorded_player_seconds.toFixed(0)} player-seconds`;
+  $("recordings-table").replaceChildren(
+    ...files.map((f: { file: string; bytes: number }) => {
+      const tr = document.createElement("tr");
+      const link = document.createElement("button");
+      link.textContent = "download";
+      link.className = "secondary";
+      link.dataset.testid = `download-${f.file}`;
+      link.addEventListener("click", () => void download(f.file));
+      const action = document.createElement("td");
+      action.append(link);
+      tr.append(cell(f.file), cell(`${(f.bytes / 1024).toFixed(1)} KiB`), action);
+      return tr;
+    }),
+  );
+}
+
+/** Fetches a recording with the administrator's token and saves it as a file. */
+async function download(file: string): Promise<void> {
+  const response = await call("GET", `/api/admin/recordings/${encodeURIComponent(file)}`);
+  if (!response.ok) {
+    $("action-result").textContent = `cannot download ${file} (${response.status})`;
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = file;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+$("record").addEventListener("click", async () => {
+  const name = $<HTMLInputElement>("record-name").value.trim();
+  const seconds = Number($<HTMLInputElement>("record-seconds").value);
+  const response = await call("POST", "/api/admin/record", { name, seconds });
+  const json = await response.json();
+  $("action-result").textContent = response.ok ? `recording ${name} for ${seconds} s into ${json.file}` : (json.message ?? `failed (${response.status})`);
+  void refreshRecordings();
+});
 $("admin-login-button").addEventListener("click", () => void logIn());
 $("admin-password").addEventListener("keydown", (e) => {
   if ((e as KeyboardEvent).key === "Enter") void logIn();

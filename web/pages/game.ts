@@ -2,14 +2,11 @@
 // with @hearth/client, draw the zone on a canvas, chat, switch lines and
 // zones, and say honestly what the connection is doing.
 
-import { Connection, ConnectionClosed, WorldClient, cellOf, connect, interpolated, world } from "../client/src/index.js";
-import type { ReplicaActor } from "../client/src/index.js";
+import { Connection, ConnectionClosed, WorldClient, cellOf, connect, world } from "../client/src/index.js";
+import { WorldView, chatLine, logLine } from "./view.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const canvas = $<HTMLCanvasElement>("world");
-const ctx = canvas.getContext("2d")!;
-const INTERPOLATION_MS = 100;
-const COLOURS = ["#e4572e", "#29335c", "#f3a712", "#a8c686", "#669bbc", "#c879ff", "#ffb7c3", "#7ae7c7"];
 
 let game: { connection: Connection; world: WorldClient; name: string } | undefined;
 
@@ -55,11 +52,10 @@ async function play(token: string, name: string): Promise<void> {
     switch (event.type) {
       case "entered":
         log(`entered ${event.zone}, line ${event.line}`, "system");
-        mapImage = undefined;
         fillLines(event.line);
         break;
       case "chat":
-        chat(event);
+        log(...chatLine(event));
         break;
       case "refused":
         log(event.reason, "refused");
@@ -81,26 +77,7 @@ function setState(state: string): void {
 }
 
 function log(text: string, kind = ""): void {
-  const line = document.createElement("div");
-  line.textContent = text;
-  if (kind) line.className = kind;
-  const box = $("chat-log");
-  box.append(line);
-  while (box.childElementCount > 200) box.firstElementChild!.remove();
-  box.scrollTop = box.scrollHeight;
-}
-
-function chat(event: { scope: world.ChatScope; from: string; to: string; text: string }): void {
-  switch (event.scope) {
-    case world.ChatScope.System:
-      return log(`[system] ${event.text}`, "system");
-    case world.ChatScope.Whisper:
-      return log(`[whisper] ${event.from} → ${event.to}: ${event.text}`, "whisper");
-    case world.ChatScope.Line:
-      return log(`[line] ${event.from}: ${event.text}`);
-    default:
-      return log(`${event.from}: ${event.text}`);
-  }
+  logLine($("chat-log"), text, kind);
 }
 
 function sendChat(): void {
@@ -133,70 +110,11 @@ async function loadZones(): Promise<void> {
   }
 }
 
-// Drawing.
-let mapImage: HTMLCanvasElement | undefined;
-let scale = 16;
-
-function drawMap(): HTMLCanvasElement | undefined {
-  const map = game?.world.replica.map;
-  if (!map) return undefined;
-  if (mapImage) return mapImage;
-  scale = Math.max(4, Math.floor(Math.min(canvas.width / map.width, canvas.height / map.height)));
-  const image = document.createElement("canvas");
-  image.width = map.width * scale;
-  image.height = map.height * scale;
-  const g = image.getContext("2d")!;
-  const colours: Record<string, string> = { "#": "#4a4136", "~": "#2f6690", ".": "#7a9a55", S: "#8fae62", P: "#c58cf2" };
-  for (let y = 0; y < map.height; y++) {
-    for (let x = 0; x < map.width; x++) {
-      g.fillStyle = colours[map.cell(x, y)] ?? "#4a4136";
-      g.fillRect(x * scale, y * scale, scale, scale);
-    }
-  }
-  mapImage = image;
-  return image;
-}
-
+// Drawing, every animation frame.
+const view = new WorldView(canvas);
 function frame(): void {
   requestAnimationFrame(frame);
-  if (!game) return;
-  const replica = game.world.replica;
-  const image = drawMap();
-  ctx.fillStyle = "#2b2f26";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  if (!image) return;
-  ctx.drawImage(image, 0, 0);
-  const now = performance.now();
-  const own = replica.ownActor;
-  const toPixels = (units: number) => (units / world.UNITS_PER_CELL) * scale;
-  ctx.font = "12px system-ui";
-  ctx.textAlign = "center";
-  for (const actor of replica.actors.values()) {
-    // Others are drawn a little in the past, between two updates; the player
-    // where prediction has them now.
-    const pos = actor.id === own && replica.position ? replica.position : interpolated(actor, now, INTERPOLATION_MS);
-    drawActor(actor, toPixels(pos.x), toPixels(pos.y), actor.id === own);
-  }
-  const target = game.world.target;
-  if (target) {
-    ctx.strokeStyle = "#fff";
-    ctx.strokeRect(toPixels(target.x) - 3, toPixels(target.y) - 3, 6, 6);
-  }
-}
-
-function drawActor(actor: ReplicaActor, x: number, y: number, own: boolean): void {
-  const radius = Math.max(3, scale * 0.4);
-  ctx.beginPath();
-  ctx.arc(x, y, radius, 0, Math.PI * 2);
-  ctx.fillStyle = actor.kind === world.ActorKind.Npc ? "#d9d9d9" : COLOURS[actor.props.appearance % COLOURS.length]!;
-  ctx.fill();
-  if (own) {
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = "#fff";
-    ctx.stroke();
-  }
-  ctx.fillStyle = "#fff";
-  ctx.fillText(actor.props.name, x, y - radius - 3);
+  if (game) view.draw(game.world.replica, performance.now(), game.world.target);
 }
 
 // Status panel: rates from the counters' differences.
@@ -238,11 +156,7 @@ canvas.addEventListener("keyup", (e) => {
 });
 canvas.addEventListener("click", (e) => {
   if (!game) return;
-  const rect = canvas.getBoundingClientRect();
-  const x = ((e.clientX - rect.left) * canvas.width) / rect.width;
-  const y = ((e.clientY - rect.top) * canvas.height) / rect.height;
-  const units = (v: number) => (v / scale) * world.UNITS_PER_CELL;
-  const [cx, cy] = cellOf({ x: units(x), y: units(y) });
+  const [cx, cy] = cellOf(view.positionAt(e.clientX, e.clientY));
   game.world.moveTo({ x: cx * world.UNITS_PER_CELL + 50, y: cy * world.UNITS_PER_CELL + 50 });
   canvas.focus();
 });

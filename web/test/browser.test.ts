@@ -7,11 +7,11 @@
 
 import assert from "node:assert/strict";
 import { ChildProcess, spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Browser, Page, chromium } from "playwright-core";
-import { BIN, PASSWORD, Server, WEB_DIR, cuttableRelay, startServer, until } from "./harness.js";
+import { BIN, PASSWORD, Server, WEB_DIR, account, api, cuttableRelay, startServer, until } from "./harness.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RESULTS = join(WEB_DIR, "test-results");
@@ -150,4 +150,69 @@ test("with permessage-deflate allowed, Chromium negotiates it and plays through 
   } finally {
     deflating.stop();
   }
+});
+
+test("the server records a player; the recording downloads for administrators only and replays in the browser", async () => {
+  const { WorldClient, connect } = await import("../client/src/index.js");
+  const enter = async (name: string) => {
+    const token = await account(server.web, name);
+    const client = new WorldClient(await connect(`ws://${server.web}/ws`, { credentials: { kind: "token", token } }));
+    await until(`${name} in the world`, () => client.replica.isReady);
+    return client;
+  };
+  const gus = await enter("gus");
+  const hana = await enter("hana");
+  const admin = await account(server.web, "root", false);
+  const started = await api(server.web, "/api/admin/record", { name: "hana", seconds: 3 }, admin);
+  assert.equal(started.status, 201, JSON.stringify(started.json));
+  const file = started.json.file as string;
+  assert.match(file, /^hana-\d+\.hrec$/);
+  assert.equal((await api(server.web, "/api/admin/record", { name: "hana", seconds: 3 }, admin)).status, 409, "one recording per player at a time");
+  await new Promise((r) => setTimeout(r, 500));
+  gus.say("this line is recorded");
+  gus.moveTo({ x: gus.replica.position!.x + 300, y: gus.replica.position!.y });
+  await new Promise((r) => setTimeout(r, 3200));
+
+  const listed = await api(server.web, "/api/admin/recordings", undefined, admin);
+  assert.ok((listed.json.files as { file: string }[]).some((f) => f.file === file));
+  const cost = listed.json.cost as { messages: number; recorded_player_seconds: number };
+  assert.ok(cost.messages > 10 && cost.recorded_player_seconds >= 2.9, JSON.stringify(cost));
+  const player = await account(server.web, "ivy");
+  const forbidden = await fetch(`http://${server.web}/api/admin/recordings/${file}`, { headers: { authorization: `Bearer ${player}` } });
+  assert.equal(forbidden.status, 403);
+  for (const sneaky of ["..%2Fhearth.db", "hearth.db", "..%2F..%2Fetc%2Fpasswd.hrec", "x.hrec"]) {
+    const response = await fetch(`http://${server.web}/api/admin/recordings/${sneaky}`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(response.status, 404, sneaky);
+  }
+  const download = await fetch(`http://${server.web}/api/admin/recordings/${file}`, { headers: { authorization: `Bearer ${admin}` } });
+  assert.equal(download.status, 200);
+  const path = join(RESULTS, file);
+  writeFileSync(path, Buffer.from(await download.arrayBuffer()));
+
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+  await page.goto(`http://${server.web}/replay`);
+  await page.getByTestId("replay-file").setInputFiles(path);
+  await until("the replay plays the chat", () => page.getByTestId("chat-log").textContent().then((t) => t?.includes("gus: this line is recorded")));
+  const gusAt = () => page.evaluate(() => (window as any).replay.replica.find("gus")?.props.pos.x as number | undefined);
+  await until("the replay shows gus walking", async () => {
+    const x = await gusAt();
+    const start = await page.evaluate(() => (window as any).replay.records.length > 0);
+    return start && x !== undefined;
+  });
+  // Pause holds the time; seeking back starts over; speed changes apply.
+  await page.getByTestId("replay-pause").click();
+  const held = await page.evaluate(() => (window as any).replay.at);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await page.evaluate(() => (window as any).replay.at), held);
+  await page.getByTestId("replay-seek").fill("0");
+  // Back at the start: only the snapshot the server recorded first is applied.
+  assert.equal(await page.evaluate(() => (window as any).replay.next), 1);
+  assert.equal(await page.getByTestId("chat-log").textContent(), "entered arena, line 1");
+  assert.ok(await page.evaluate(() => (window as any).replay.replica.find("gus") !== undefined), "the snapshot spawns who hana saw");
+  await page.getByTestId("replay-speed").selectOption("4");
+  await page.getByTestId("replay-pause").click();
+  await until("the whole recording plays again", () => page.getByTestId("chat-log").textContent().then((t) => t?.includes("gus: this line is recorded")));
+  await page.screenshot({ path: join(RESULTS, "replay.png") });
+  gus.connection.close();
+  hana.connection.close();
 });

@@ -174,7 +174,14 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
             source,
         })?;
     let _ = gate_cell.set(gate.clone());
-    let world = crate::world::start(zones, &config.world, gate.clone(), storage.clone(), hooks)?;
+    let world = crate::world::start(
+        zones,
+        &config.world,
+        &config.data_dir,
+        gate.clone(),
+        storage.clone(),
+        hooks,
+    )?;
     let _ = world_cell.set(world.clone());
 
     let web_addr = SocketAddr::new(config.bind, config.web_port);

@@ -34,6 +34,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/delete", post(delete_account))
         .route("/api/world", get(world_status))
         .route("/admin", get(admin_page))
+        .route("/replay", get(replay_page))
         .route("/assets/{file}", get(asset))
         .merge(crate::web_admin::routes())
         .with_state(state)
@@ -291,6 +292,7 @@ async fn websocket(
 // Node to serve it (the test suite checks web/dist matches its sources).
 const INDEX: &str = include_str!("../../../web/pages/index.html");
 const ADMIN: &str = include_str!("../../../web/pages/admin.html");
+const REPLAY: &str = include_str!("../../../web/pages/replay.html");
 const ASSETS: &[(&str, &str, &str)] = &[
     (
         "game.js",
@@ -301,6 +303,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "admin.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../web/dist/admin.js"),
+    ),
+    (
+        "replay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/dist/replay.js"),
     ),
     (
         "hearth-client.js",
@@ -320,21 +327,24 @@ unprotected. The operator should configure a certificate (<code>--tls-cert</code
 <code>--tls-key</code>) or serve through a TLS proxy.</p>";
 
 async fn index(State(state): State<WebState>) -> Response {
-    let page = if state.plaintext_public {
-        INDEX.replace(PLAINTEXT_MARK, PLAINTEXT_WARNING)
-    } else {
-        INDEX.to_owned()
-    };
-    page_response(page)
+    page_response(with_warning(&state, INDEX))
 }
 
 async fn admin_page(State(state): State<WebState>) -> Response {
-    let page = if state.plaintext_public {
-        ADMIN.replace(PLAINTEXT_MARK, PLAINTEXT_WARNING)
+    page_response(with_warning(&state, ADMIN))
+}
+
+async fn replay_page(State(state): State<WebState>) -> Response {
+    page_response(with_warning(&state, REPLAY))
+}
+
+/// A page, with the plaintext warning when served beyond loopback without TLS.
+fn with_warning(state: &WebState, page: &str) -> String {
+    if state.plaintext_public {
+        page.replace(PLAINTEXT_MARK, PLAINTEXT_WARNING)
     } else {
-        ADMIN.to_owned()
-    };
-    page_response(page)
+        page.to_owned()
+    }
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {

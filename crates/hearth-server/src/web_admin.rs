@@ -25,6 +25,9 @@ pub fn routes() -> Router<WebState> {
         .route("/api/admin/announce", post(announce))
         .route("/api/admin/lock", post(lock))
         .route("/api/admin/impair", post(impair))
+        .route("/api/admin/record", post(record))
+        .route("/api/admin/recordings", get(recordings))
+        .route("/api/admin/recordings/{file}", get(recording_file))
 }
 
 /// Why an admin request was refused: a status, a stable code, a sentence.
@@ -126,6 +129,7 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
             "udp_datagrams_out": load(&metrics.udp_datagrams_out),
         },
         "logins": state.logins.snapshot(),
+        "recording": state.world.recordings.cost(),
         "world": world,
     }))
     .into_response())
@@ -350,4 +354,82 @@ async fn impair(
         json!({ "up": request.up, "down": request.down, "seed": request.seed, "clean": clean }),
     )
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct RecordRequest {
+    name: String,
+    seconds: u64,
+}
+
+/// Records what a player receives from the world, server side, for a while.
+async fn record(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, Refusal> {
+    let by = admin(&state, &headers).await?;
+    let request: RecordRequest = parse(&bytes)?;
+    let file = state
+        .world
+        .record(&request.name, request.seconds)
+        .await
+        .map_err(|why| {
+            let status = if why.ends_with("is not online") {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::CONFLICT
+            };
+            refuse(status, "cannot_record", why)
+        })?;
+    tracing::info!(admin = %by.name, player = %request.name, %file, "recording requested");
+    Ok((StatusCode::CREATED, Json(json!({ "file": file }))).into_response())
+}
+
+async fn recordings(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    admin(&state, &headers).await?;
+    let files = state.world.recordings.list().map_err(|e| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            format!("cannot list the recordings: {e}"),
+        )
+    })?;
+    Ok(Json(json!({ "files": files, "cost": state.world.recordings.cost() })).into_response())
+}
+
+async fn recording_file(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, Refusal> {
+    admin(&state, &headers).await?;
+    let path = state.world.recordings.path_of(&file).ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            "no_recording",
+            format!("no recording is named {file:?}"),
+        )
+    })?;
+    let body = tokio::fs::read(&path).await.map_err(|e| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            format!("cannot read the recording: {e}"),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

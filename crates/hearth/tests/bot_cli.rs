@@ -148,7 +148,11 @@ fn an_administrator_impairs_udp_at_run_time_and_the_bots_measure_it() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hearth.toml");
-    std::fs::write(&config, "[accounts]\nregister_burst = 100\nlogin_burst = 100\n").unwrap();
+    std::fs::write(
+        &config,
+        "[accounts]\nregister_burst = 100\nlogin_burst = 100\n",
+    )
+    .unwrap();
     let created = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["admin", "create", "root", "--config"])
         .arg(&config)
@@ -160,7 +164,11 @@ fn an_administrator_impairs_udp_at_run_time_and_the_bots_measure_it() {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"root password 1\n")?;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"root password 1\n")?;
             child.wait()
         })
         .unwrap();
@@ -172,18 +180,61 @@ fn an_administrator_impairs_udp_at_run_time_and_the_bots_measure_it() {
     // 150 ms each way on the game port's UDP: a round trip of at least 300 ms.
     let lag = r#"{"up": "lag=150", "down": "lag=150", "seed": 7}"#;
     assert_eq!(admin_post(web_port, &admin, "/api/admin/impair", lag), 200);
-    let slow = bot(port, web_port, &["-n", "2", "--transport", "udp", "--register", "--behaviour", "idle", "--ramp", "0", "--secs", "5", "--prefix", "lagbot"]);
+    let slow = bot(
+        port,
+        web_port,
+        &[
+            "-n",
+            "2",
+            "--transport",
+            "udp",
+            "--register",
+            "--behaviour",
+            "idle",
+            "--ramp",
+            "0",
+            "--secs",
+            "5",
+            "--prefix",
+            "lagbot",
+        ],
+    );
     assert_eq!(slow["connected"], 2, "{slow:#}");
     let p50 = slow["rtt"]["p50_ms"].as_f64().unwrap();
     assert!(p50 >= 290.0, "RTT p50 {p50} ms through 150 ms each way");
 
     // Clean again: the round trip on loopback is back to milliseconds.
     assert_eq!(admin_post(web_port, &admin, "/api/admin/impair", "{}"), 200);
-    let fast = bot(port, web_port, &["-n", "2", "--transport", "udp", "--behaviour", "idle", "--ramp", "0", "--secs", "4", "--prefix", "lagbot"]);
+    let fast = bot(
+        port,
+        web_port,
+        &[
+            "-n",
+            "2",
+            "--transport",
+            "udp",
+            "--behaviour",
+            "idle",
+            "--ramp",
+            "0",
+            "--secs",
+            "4",
+            "--prefix",
+            "lagbot",
+        ],
+    );
     assert!(fast["rtt"]["p50_ms"].as_f64().unwrap() < 100.0, "{fast:#}");
 
     // A bad spec says why; a player's token may not touch the network.
-    assert_eq!(admin_post(web_port, &admin, "/api/admin/impair", r#"{"up": "loss=300"}"#), 400);
+    assert_eq!(
+        admin_post(
+            web_port,
+            &admin,
+            "/api/admin/impair",
+            r#"{"up": "loss=300"}"#
+        ),
+        400
+    );
     let player = token(web_port, "lagbot0", "hearth-bot-password");
     assert_eq!(admin_post(web_port, &player, "/api/admin/impair", lag), 403);
     let _ = std::fs::remove_dir_all(&dir);

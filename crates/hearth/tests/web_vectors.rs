@@ -472,7 +472,22 @@ fn world() -> Value {
         { "actor": 400, "mask": 255, "props": v2 },
         { "actor": 402, "mask": 0x44, "props": v2 },
     ]});
+    // A recording of the two messages, as `hearth client --record` and the
+    // server's recordings write it.
+    let mut recording = Vec::new();
+    let mut recorder = hearth_world::record::Recorder::new(&mut recording).expect("in memory");
+    recorder
+        .record(1_000, wire::RELIABLE_CHANNEL, &reliable_bytes)
+        .expect("in memory");
+    recorder
+        .record(51_000, wire::STATE_CHANNEL, &frame_bytes)
+        .expect("in memory");
+    drop(recorder);
     json!({
+        "recording": { "hex": hex(&recording), "records": [
+            { "micros": 1_000, "channel": wire::RELIABLE_CHANNEL, "hex": hex(&reliable_bytes) },
+            { "micros": 51_000, "channel": wire::STATE_CHANNEL, "hex": hex(&frame_bytes) },
+        ]},
         "commands": commands,
         "clientStates": states,
         "reliable": [{ "value": reliable_value, "hex": hex(&reliable_bytes) }],

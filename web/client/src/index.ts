@@ -20,3 +20,5 @@ export { ZoneMap, cellCentre, cellOf, distance, stepTowards } from "./world/map.
 export { Replica, interpolated } from "./world/replica.js";
 export type { ReplicaActor, WorldEvent } from "./world/replica.js";
 export { WorldClient } from "./world/client.js";
+export { readRecording } from "./world/record.js";
+export type { Record } from "./world/record.js";

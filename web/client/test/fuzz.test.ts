@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { DecodeError, Reader, decodeControl, decodeFrame, decodeFrames, decodeStreamAnswer, fromHex, world } from "../src/index.js";
+import { DecodeError, Reader, decodeControl, decodeFrame, decodeFrames, decodeStreamAnswer, fromHex, readRecording, world } from "../src/index.js";
 import { Replica } from "../src/world/replica.js";
 
 declare const __WEB_DIR__: string;
@@ -32,6 +32,7 @@ const seeds: Uint8Array[] = [
   ...vectors.world.clientStates.map((v: { hex: string }) => fromHex(v.hex)),
   ...vectors.world.reliable.map((v: { hex: string }) => fromHex(v.hex)),
   ...vectors.world.frames.map((v: { hex: string }) => fromHex(v.hex)),
+  fromHex(vectors.world.recording.hex),
 ];
 
 function* inputs(count: number): Generator<Uint8Array> {
@@ -61,6 +62,7 @@ const decoders: [string, (b: Uint8Array) => unknown][] = [
   ["client state", world.decodeClientState],
   ["reliable", world.decodeReliable],
   ["world frame", world.decodeFrame],
+  ["recording", readRecording],
 ];
 
 test("every decoder decodes or throws a DecodeError on 20,000 random and mutated inputs", () => {

@@ -18,6 +18,7 @@ import {
   encodeControl,
   encodeFrame,
   fromHex,
+  readRecording,
   toHex,
   world,
 } from "../src/index.js";
@@ -143,4 +144,15 @@ test("world commands, client states, items and frames decode and encode as in Ru
       assert.throws(() => world.decodeFrame(fromHex(vector.hex).subarray(0, cut)));
     }
   }
+});
+
+test("a recording written by Rust reads back record by record, and a cut one ends cleanly", () => {
+  const file = fromHex(vectors.world.recording.hex);
+  const records = readRecording(file);
+  assert.deepEqual(
+    records.map((r) => ({ micros: r.micros, channel: r.channel, hex: toHex(r.bytes) })),
+    vectors.world.recording.records,
+  );
+  assert.equal(readRecording(file.subarray(0, file.length - 1)).length, 1);
+  assert.throws(() => readRecording(new Uint8Array(20)), /not a Hearth recording/);
 });

@@ -22,6 +22,13 @@ pub enum LineMessage {
     Input(LineInput),
     /// Stop ticking and hand back every player's state.
     Stop(oneshot::Sender<Vec<SavedPlayer>>),
+    /// Start a server-side recording of what `player` receives.
+    Record {
+        player: hearth_world::PlayerId,
+        name: String,
+        seconds: u64,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// A line as administration sees it.
@@ -51,6 +58,7 @@ pub struct LineTask {
     pub statuses: Statuses,
     /// Messages the gate refused (session gone, or its queue full).
     pub send_failures: Arc<AtomicU64>,
+    pub recordings: Arc<super::recordings::Recordings>,
 }
 
 impl LineTask {
@@ -68,6 +76,21 @@ impl LineTask {
             loop {
                 match self.inbox.try_recv() {
                     Ok(LineMessage::Input(input)) => self.line.input(input),
+                    Ok(LineMessage::Record {
+                        player,
+                        name,
+                        seconds,
+                        reply,
+                    }) => {
+                        let started = match self.line.snapshot_for(player) {
+                            Some(snapshot) => self
+                                .recordings
+                                .start(player, &name, seconds, &snapshot)
+                                .map_err(|e| e.to_string()),
+                            None => Err(format!("{name} left this line")),
+                        };
+                        let _ = reply.send(started);
+                    }
                     Ok(LineMessage::Stop(reply)) => {
                         let _ = reply.send(self.line.save_all());
                         self.statuses
@@ -124,6 +147,7 @@ impl LineTask {
         if sends.is_empty() {
             return;
         }
+        self.recordings.tee(&sends);
         let failures = self.send_failures.clone();
         // One gate command per tick carries every player's messages, in
         // order. The line waits only for room in the gate's queue, never for

@@ -4,6 +4,7 @@
 //! through bounded queues, and a writer saving players to the database.
 
 mod lines;
+pub mod recordings;
 pub mod saves;
 
 use std::collections::HashMap;
@@ -94,6 +95,12 @@ enum Command {
         reply: oneshot::Sender<Result<(), String>>,
     },
     Status(oneshot::Sender<WorldStatus>),
+    /// Answered with where the line's answer will come.
+    Record {
+        name: String,
+        seconds: u64,
+        reply: oneshot::Sender<oneshot::Receiver<Result<String, String>>>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -106,6 +113,8 @@ pub struct WorldHandle {
     pub counters: Arc<WorldCounters>,
     runtime: Arc<RuntimeHolder>,
     zones: Arc<Vec<String>>,
+    /// Server-side recordings of what players receive.
+    pub recordings: Arc<recordings::Recordings>,
 }
 
 /// Owns the world's runtime and lets it go without blocking, whichever
@@ -200,6 +209,23 @@ impl WorldHandle {
         self.ask(|reply| Command::Find { name, reply }).await.ok()?
     }
 
+    /// Records on the server what the player named `name` receives, for
+    /// `seconds`; returns the recording's file name.
+    pub async fn record(&self, name: &str, seconds: u64) -> Result<String, String> {
+        let name = name.to_owned();
+        let answer = self
+            .ask(|reply| Command::Record {
+                name,
+                seconds,
+                reply,
+            })
+            .await?;
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err("the player's line stopped".to_owned()),
+        }
+    }
+
     pub async fn status(&self) -> Option<WorldStatus> {
         self.ask(Command::Status).await.ok()
     }
@@ -250,6 +276,7 @@ pub struct Hooks {
 pub fn start(
     zones: Vec<Zone>,
     config: &crate::config::WorldConfig,
+    data_dir: &std::path::Path,
     gate: GateHandle,
     storage: Storage,
     hooks: Hooks,
@@ -277,6 +304,7 @@ pub fn start(
     let (from_lines_tx, from_lines) = mpsc::unbounded_channel();
     let (saves, writer) = saves::spawn_writer(storage);
     let counters = Arc::new(WorldCounters::default());
+    let recordings = Arc::new(recordings::Recordings::new(data_dir.join("recordings")));
     let host = Host {
         directory,
         lines: HashMap::new(),
@@ -288,6 +316,7 @@ pub fn start(
         counters: counters.clone(),
         started: Instant::now(),
         hooks,
+        recordings: recordings.clone(),
     };
     tokio::spawn(host.run(opening, lifecycle, commands, from_lines, writer));
     Ok(WorldHandle {
@@ -296,6 +325,7 @@ pub fn start(
         counters,
         runtime: Arc::new(RuntimeHolder(Mutex::new(Some(runtime)))),
         zones: Arc::new(zone_names),
+        recordings,
     })
 }
 
@@ -311,6 +341,7 @@ struct Host {
     counters: Arc<WorldCounters>,
     started: Instant,
     hooks: Hooks,
+    recordings: Arc<recordings::Recordings>,
 }
 
 impl Host {
@@ -361,6 +392,7 @@ impl Host {
                     }
                 }
                 _ = housekeeping.tick() => {
+                    self.recordings.sweep();
                     let actions = self.directory.tick(self.now_ms());
                     self.carry_out(actions).await;
                 }
@@ -432,6 +464,36 @@ impl Host {
             }
             Command::Find { name, reply } => {
                 let _ = reply.send(self.directory.find(&name));
+            }
+            Command::Record {
+                name,
+                seconds,
+                reply,
+            } => {
+                // The player's line starts it between two ticks.
+                let (line_reply, answer) = oneshot::channel();
+                let line = self.directory.find(&name).and_then(|player| {
+                    Some((player, self.lines.get(&self.directory.line_of(player)?)?))
+                });
+                match line {
+                    Some((player, line)) => {
+                        let message = LineMessage::Record {
+                            player,
+                            name,
+                            seconds,
+                            reply: line_reply,
+                        };
+                        if line.try_send(message).is_err() {
+                            let _ = reply
+                                .send(oneshot_error("the player's line is too busy: try again"));
+                        } else {
+                            let _ = reply.send(answer);
+                        }
+                    }
+                    None => {
+                        let _ = reply.send(oneshot_error(&format!("{name} is not online")));
+                    }
+                }
             }
             Command::Status(reply) => {
                 let statuses = self.statuses.lock().expect("not poisoned").clone();
@@ -519,6 +581,7 @@ impl Host {
             gate: self.gate.clone(),
             statuses: self.statuses.clone(),
             send_failures: self.counters.send_failures.clone(),
+            recordings: self.recordings.clone(),
         };
         self.runtime.spawn(task.run());
         self.lines.insert(key, tx);
@@ -544,4 +607,11 @@ impl Host {
         let _ = writer.await;
         let _ = done.send(());
     }
+}
+
+/// An answer that is already there: an error.
+fn oneshot_error(why: &str) -> oneshot::Receiver<Result<String, String>> {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(Err(why.to_owned()));
+    rx
 }

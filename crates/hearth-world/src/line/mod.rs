@@ -339,6 +339,43 @@ impl Line {
         known
     }
 
+    /// What a new observer of `player`'s stay needs to catch up, as one
+    /// reliable world message: the stay's Entered item and a Spawn of every
+    /// actor the player's client knows, with its current properties. The
+    /// server's recordings start with it, so a recording begun mid-stay
+    /// replays from its first second; frames after it apply as they would
+    /// on the player's own client.
+    pub fn snapshot_for(&self, player: PlayerId) -> Option<Vec<u8>> {
+        let p = self.players.get(&player)?;
+        let spec = &self.config.zone.spec;
+        let mut items = vec![Item::Entered(Entered {
+            zone: spec.name.clone(),
+            line: self.config.number,
+            actor: p.actor,
+            epoch: p.epoch,
+            tick_hz: spec.tick_hz,
+            speed: spec.speed,
+            view_radius: spec.view_radius,
+            map: spec.map.clone(),
+        })];
+        for id in p.view.actors() {
+            if let Some(actor) = self.actor(id) {
+                items.push(Item::Spawn {
+                    id,
+                    kind: actor.kind,
+                    props: actor.props.clone(),
+                });
+            }
+        }
+        let mut bytes = Vec::new();
+        Reliable {
+            tick: self.tick,
+            items,
+        }
+        .encode(&mut bytes);
+        Some(bytes)
+    }
+
     /// Every actor in the line.
     pub fn actors(&self) -> &[Actor] {
         &self.actors

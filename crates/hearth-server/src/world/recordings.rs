@@ -1,0 +1,259 @@
+//! Recordings the server makes: every world message it sends to a player,
+//! stamped with the time, in the format `hearth client --record` writes
+//! (HRTHREC1), so `hearth replay` and the browser's replay page play either.
+//! An administrator starts one for a set time; the line tasks tee their
+//! players' messages into it, which costs nothing while none is running.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hearth_world::line::PlayerId;
+use hearth_world::record::Recorder;
+use serde::Serialize;
+
+/// Recordings running at once, at most: each holds a file and a buffer.
+pub const MAX_ACTIVE: usize = 64;
+/// The longest a recording may run.
+pub const MAX_SECONDS: u64 = 3600;
+/// Bytes one recording may write before it stops by itself.
+pub const MAX_BYTES: u64 = 256 << 20;
+
+struct Active {
+    recorder: Recorder<BufWriter<File>>,
+    started: Instant,
+    until: Instant,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingFile {
+    pub file: String,
+    pub bytes: u64,
+    /// Unix seconds of its last write.
+    pub modified: u64,
+}
+
+/// What recording has cost so far, for the dashboard and the note.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RecordingCost {
+    pub active: usize,
+    pub messages: u64,
+    pub bytes: u64,
+    /// Time the line tasks spent writing records, in microseconds.
+    pub cpu_us: u64,
+    /// Player-seconds recorded (each recording's length, summed).
+    pub recorded_player_seconds: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("{0} recordings are running already: wait for one to end")]
+    TooMany(usize),
+    #[error("{0} is being recorded already")]
+    AlreadyRecording(String),
+    #[error("a recording lasts 1 to {MAX_SECONDS} seconds")]
+    BadLength,
+    #[error("cannot write the recording: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Recordings {
+    dir: PathBuf,
+    active: AtomicUsize,
+    running: Mutex<HashMap<PlayerId, Active>>,
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    nanos: AtomicU64,
+    recorded_micros: AtomicU64,
+}
+
+impl Recordings {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            active: AtomicUsize::new(0),
+            running: Mutex::new(HashMap::new()),
+            messages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
+            recorded_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts recording what `player` (named `name`) receives, for `seconds`,
+    /// beginning with `snapshot` (the world as the player's client has it, so
+    /// the replay starts complete). Returns the file's name in the
+    /// recordings directory. Called by the player's line between ticks, so
+    /// no message falls between the snapshot and the first record.
+    pub fn start(
+        &self,
+        player: PlayerId,
+        name: &str,
+        seconds: u64,
+        snapshot: &[u8],
+    ) -> Result<String, RecordingError> {
+        if !(1..=MAX_SECONDS).contains(&seconds) {
+            return Err(RecordingError::BadLength);
+        }
+        let mut running = self.running.lock().expect("not poisoned");
+        if running.len() >= MAX_ACTIVE {
+            return Err(RecordingError::TooMany(running.len()));
+        }
+        if running.contains_key(&player) {
+            return Err(RecordingError::AlreadyRecording(name.to_owned()));
+        }
+        crate::private_files::create_private_dir(&self.dir)?;
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        // Player names are letters, digits, '-' and '_' (accounts) or guest
+        // names of the same: safe in a file name; anything else becomes '_'.
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let file = format!("{safe}-{stamp}.hrec");
+        let path = self.dir.join(&file);
+        crate::private_files::create_private_file(&path)?;
+        let out = BufWriter::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&path)?,
+        );
+        let now = Instant::now();
+        let mut recorder = Recorder::new(out)?;
+        recorder.record(0, hearth_world::wire::RELIABLE_CHANNEL, snapshot)?;
+        running.insert(
+            player,
+            Active {
+                recorder,
+                started: now,
+                until: now + Duration::from_secs(seconds),
+                bytes: 8 + 14 + snapshot.len() as u64,
+            },
+        );
+        self.active.store(running.len(), Ordering::Release);
+        tracing::info!(player = name, file, seconds, "recording started");
+        Ok(file)
+    }
+
+    /// The line tasks' hook: records the messages of recorded players.
+    /// One atomic load when nothing is being recorded.
+    pub fn tee(&self, sends: &[(PlayerId, u16, Vec<u8>)]) {
+        if self.active.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let began = Instant::now();
+        let mut running = self.running.lock().expect("not poisoned");
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        for (player, channel, payload) in sends {
+            let Some(active) = running.get_mut(player) else {
+                continue;
+            };
+            let micros = active.started.elapsed().as_micros() as u64;
+            if active.recorder.record(micros, *channel, payload).is_ok() {
+                messages += 1;
+                let written = 14 + payload.len() as u64;
+                bytes += written;
+                active.bytes += written;
+            }
+        }
+        self.finish_due(&mut running, began);
+        self.messages.fetch_add(messages, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Ends recordings whose time is up (or that grew too big); also called
+    /// periodically so a recorded player who left still gets closed.
+    pub fn sweep(&self) {
+        if self.active.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut running = self.running.lock().expect("not poisoned");
+        self.finish_due(&mut running, Instant::now());
+    }
+
+    fn finish_due(&self, running: &mut HashMap<PlayerId, Active>, now: Instant) {
+        let due: Vec<PlayerId> = running
+            .iter()
+            .filter(|(_, a)| now >= a.until || a.bytes >= MAX_BYTES)
+            .map(|(p, _)| *p)
+            .collect();
+        for player in due {
+            if let Some(mut active) = running.remove(&player) {
+                let _ = active.recorder.flush();
+                let length = now.min(active.until).duration_since(active.started);
+                self.recorded_micros
+                    .fetch_add(length.as_micros() as u64, Ordering::Relaxed);
+            }
+        }
+        self.active.store(running.len(), Ordering::Release);
+    }
+
+    pub fn cost(&self) -> RecordingCost {
+        RecordingCost {
+            active: self.active.load(Ordering::Acquire),
+            messages: self.messages.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            cpu_us: self.nanos.load(Ordering::Relaxed) / 1000,
+            recorded_player_seconds: self.recorded_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+
+    /// The recordings on disk, newest first.
+    pub fn list(&self) -> std::io::Result<Vec<RecordingFile>> {
+        let mut files = Vec::new();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".hrec") {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            files.push(RecordingFile {
+                file: name,
+                bytes: meta.len(),
+                modified,
+            });
+        }
+        files.sort_by(|a, b| b.modified.cmp(&a.modified).then(b.file.cmp(&a.file)));
+        Ok(files)
+    }
+
+    /// The path of a recording named by a client, only if the name is one
+    /// this server could have made (no separators, no dots but the suffix).
+    pub fn path_of(&self, file: &str) -> Option<PathBuf> {
+        let stem = file.strip_suffix(".hrec")?;
+        let plain = !stem.is_empty()
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let path = self.dir.join(file);
+        (plain && Path::new(&path).is_file()).then_some(path)
+    }
+}
