@@ -475,14 +475,15 @@ fn world() -> Value {
     // A recording of the two messages, as `hearth client --record` and the
     // server's recordings write it.
     let mut recording = Vec::new();
-    let mut recorder = hearth_world::record::Recorder::new(&mut recording).expect("in memory");
-    recorder
-        .record(1_000, wire::RELIABLE_CHANNEL, &reliable_bytes)
-        .expect("in memory");
-    recorder
-        .record(51_000, wire::STATE_CHANNEL, &frame_bytes)
-        .expect("in memory");
-    drop(recorder);
+    {
+        let mut recorder = hearth_world::record::Recorder::new(&mut recording).expect("in memory");
+        recorder
+            .record(1_000, wire::RELIABLE_CHANNEL, &reliable_bytes)
+            .expect("in memory");
+        recorder
+            .record(51_000, wire::STATE_CHANNEL, &frame_bytes)
+            .expect("in memory");
+    }
     json!({
         "recording": { "hex": hex(&recording), "records": [
             { "micros": 1_000, "channel": wire::RELIABLE_CHANNEL, "hex": hex(&reliable_bytes) },
