@@ -30,9 +30,10 @@ fn bot(port: u16, web_port: u16, extra: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
-#[test]
-fn bots_on_three_transports_play_report_and_clean_up() {
-    let dir = std::env::temp_dir().join(format!("hearth-bot-cli-{}", std::process::id()));
+/// An empty data directory and a config that lets one address register
+/// and log in as many bots as the test needs.
+fn fresh_dir(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hearth.toml");
@@ -41,6 +42,12 @@ fn bots_on_three_transports_play_report_and_clean_up() {
         "[accounts]\nregister_burst = 100\nlogin_burst = 100\n",
     )
     .unwrap();
+    (dir, config)
+}
+
+#[test]
+fn bots_on_three_transports_play_report_and_clean_up() {
+    let (dir, config) = fresh_dir("hearth-bot-cli");
     let (port, web_port) = (free_port(), free_port());
     let _server = serve(&dir, &config, port, web_port);
 
@@ -144,15 +151,7 @@ fn token(web_port: u16, name: &str, password: &str) -> String {
 
 #[test]
 fn an_administrator_impairs_udp_at_run_time_and_the_bots_measure_it() {
-    let dir = std::env::temp_dir().join(format!("hearth-bot-impair-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("hearth.toml");
-    std::fs::write(
-        &config,
-        "[accounts]\nregister_burst = 100\nlogin_burst = 100\n",
-    )
-    .unwrap();
+    let (dir, config) = fresh_dir("hearth-bot-impair");
     let created = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["admin", "create", "root", "--config"])
         .arg(&config)
