@@ -228,10 +228,14 @@ async function download(file: string): Promise<void> {
 
 $("record").addEventListener("click", async () => {
   const name = $<HTMLInputElement>("record-name").value.trim();
+  const zone = $<HTMLInputElement>("record-zone").value.trim();
+  const line = Number($<HTMLInputElement>("record-line").value);
   const seconds = Number($<HTMLInputElement>("record-seconds").value);
-  const response = await call("POST", "/api/admin/record", { name, seconds });
+  const request = name ? { name, seconds } : { zone, line, seconds };
+  const what = name || `${zone} line ${line}`;
+  const response = await call("POST", "/api/admin/record", request);
   const json = await response.json();
-  $("action-result").textContent = response.ok ? `recording ${name} for ${seconds} s into ${json.file}` : (json.message ?? `failed (${response.status})`);
+  $("action-result").textContent = response.ok ? `recording ${what} for ${seconds} s into ${json.file}` : (json.message ?? `failed (${response.status})`);
   void refreshRecordings();
 });
 $("admin-login-button").addEventListener("click", () => void logIn());

@@ -131,3 +131,31 @@ test("an administrator locks an account: its player is kicked, its tokens die, i
   assert.equal((await api(server.web, "/api/admin/lock", { name: "hal", locked: false }, admin)).status, 204);
   await account(server.web, "hal", false);
 });
+
+test("a whole line is recorded as an observer sees it, and replays to every actor of the line", async () => {
+  const { readRecording, Replica } = await import("../client/src/index.js");
+  const jay = await player("jay");
+  const admin = await account(server.web, "root", false);
+  assert.equal((await api(server.web, "/api/admin/record", { zone: "arena", line: 9, seconds: 2 }, admin)).status, 404);
+  assert.equal((await api(server.web, "/api/admin/record", { name: "jay", zone: "arena", seconds: 2 }, admin)).status, 400);
+  const started = await api(server.web, "/api/admin/record", { zone: "arena", line: 1, seconds: 2 }, admin);
+  assert.equal(started.status, 201, JSON.stringify(started.json));
+  assert.match(started.json.file as string, /^arena-line1-\d+\.hrec$/);
+  jay.client.say("for the record");
+  await new Promise((r) => setTimeout(r, 2600));
+  const response = await fetch(`http://${server.web}/api/admin/recordings/${started.json.file}`, { headers: { authorization: `Bearer ${admin}` } });
+  assert.equal(response.status, 200);
+  const records = readRecording(new Uint8Array(await response.arrayBuffer()));
+  const replica = new Replica();
+  const chat: string[] = [];
+  for (const record of records) {
+    const events = record.channel === world.RELIABLE_CHANNEL ? replica.applyReliable(record.bytes) : replica.applyFrame(record.bytes);
+    for (const e of events) if (e.type === "chat") chat.push(`${e.from}: ${e.text}`);
+  }
+  assert.equal(replica.entered?.zone, "arena");
+  assert.ok(chat.includes("jay: for the record"), JSON.stringify(chat));
+  // The observer sees the whole line: the arena's two NPCs and its players, jay among them.
+  const names = [...replica.actors.values()].map((a) => a.props.name);
+  assert.ok(names.includes("jay") && names.filter((n) => n.startsWith("npc")).length === 2, JSON.stringify(names));
+  jay.connection.close();
+});

@@ -358,11 +358,15 @@ async fn impair(
 
 #[derive(Deserialize)]
 struct RecordRequest {
-    name: String,
+    /// A player: what their client receives.
+    name: Option<String>,
+    /// Or a whole line: `zone` and `line`, as an observer sees it.
+    zone: Option<String>,
+    line: Option<u32>,
     seconds: u64,
 }
 
-/// Records what a player receives from the world, server side, for a while.
+/// Records, on the server, what a player receives or a whole line, for a while.
 async fn record(
     State(state): State<WebState>,
     headers: HeaderMap,
@@ -370,19 +374,35 @@ async fn record(
 ) -> Result<Response, Refusal> {
     let by = admin(&state, &headers).await?;
     let request: RecordRequest = parse(&bytes)?;
-    let file = state
-        .world
-        .record(&request.name, request.seconds)
-        .await
-        .map_err(|why| {
-            let status = if why.ends_with("is not online") {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::CONFLICT
-            };
-            refuse(status, "cannot_record", why)
-        })?;
-    tracing::info!(admin = %by.name, player = %request.name, %file, "recording requested");
+    let (what, started) = match (&request.name, &request.zone) {
+        (Some(name), None) => (
+            name.clone(),
+            state.world.record(name, request.seconds).await,
+        ),
+        (None, Some(zone)) => {
+            let line = request.line.unwrap_or(1);
+            (
+                format!("{zone} line {line}"),
+                state.world.record_line(zone, line, request.seconds).await,
+            )
+        }
+        _ => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "name a player (name) or a line (zone and line), not both",
+            ))
+        }
+    };
+    let file = started.map_err(|why| {
+        let status = if why.ends_with("is not online") || why.contains(" has no line ") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::CONFLICT
+        };
+        refuse(status, "cannot_record", why)
+    })?;
+    tracing::info!(admin = %by.name, %what, %file, "recording requested");
     Ok((StatusCode::CREATED, Json(json!({ "file": file }))).into_response())
 }
 

@@ -386,7 +386,7 @@ impl Directory {
     pub fn on_output(&mut self, now_ms: u64, from: LineKey, output: LineOutput) -> Vec<Action> {
         let mut actions = Vec::new();
         match output {
-            LineOutput::Send { .. } => {}
+            LineOutput::Send { .. } | LineOutput::Observed { .. } => {}
             LineOutput::Save(saved) => actions.push(Action::Save(saved)),
             LineOutput::Left { saved, to } => self.left(now_ms, from, saved, to, &mut actions),
             LineOutput::WantsLine { player, line } => {

@@ -10,8 +10,8 @@ use hearth_world::directory::NEW_PLAYER_VALUES;
 use hearth_world::npc::Rng;
 use hearth_world::wire::{self, ChatScope, Command, Frame, Item, Refusal, Reliable};
 use hearth_world::{
-    Arrival, ChatHook, ChatVerdict, DirectoryConfig, Join, Line, LineConfig, LineKey, PlayerId,
-    Pos, Replica, World, WorldEvent, Zone,
+    Arrival, ChatHook, ChatVerdict, DirectoryConfig, Join, Line, LineConfig, LineKey, LineOutput,
+    PlayerId, Pos, Replica, World, WorldEvent, Zone,
 };
 
 struct Client {
@@ -764,4 +764,101 @@ fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
         moved,
         "starts where the old session left, not at the stale saved place"
     );
+}
+
+#[test]
+fn an_observer_sees_the_whole_line_exactly_and_hears_its_chat() {
+    let zone = Arc::new(field_zone(30, 50));
+    let mut line = Line::new(LineConfig {
+        zone,
+        number: 1,
+        seed: 7,
+        save_every_ticks: 0,
+    });
+    line.spawn_npcs(30);
+    let arrive = |player: PlayerId, name: &str| {
+        hearth_world::LineInput::Enter(Arrival {
+            player,
+            account: None,
+            name: name.into(),
+            at: None,
+            appearance: 0,
+            values: NEW_PLAYER_VALUES,
+            bytes_per_second: 20_000,
+            epoch: 1,
+        })
+    };
+    line.input(arrive(1, "early"));
+    for _ in 0..10 {
+        line.tick();
+        line.drain_outputs().for_each(drop);
+    }
+    // The observer starts mid-way: its first message is the whole line.
+    let observer: PlayerId = u64::MAX;
+    let mut replica = Replica::default();
+    replica.apply_reliable(&line.observe(observer)).unwrap();
+    line.input(arrive(2, "late"));
+    let mut heard = false;
+    for tick in 0..80 {
+        if tick == 20 {
+            line.input(hearth_world::LineInput::Deliver {
+                to: None,
+                item: Item::Chat {
+                    scope: ChatScope::System,
+                    from: String::new(),
+                    to: String::new(),
+                    text: "observed".into(),
+                },
+            });
+        }
+        if tick == 40 {
+            line.input(hearth_world::LineInput::Release {
+                player: 1,
+                to: hearth_world::Destination::Away,
+            });
+        }
+        line.tick();
+        for output in line.drain_outputs() {
+            match output {
+                LineOutput::Observed {
+                    observer: o,
+                    channel,
+                    bytes,
+                } => {
+                    assert_eq!(o, observer);
+                    let events = if channel == wire::RELIABLE_CHANNEL {
+                        replica.apply_reliable(&bytes).unwrap()
+                    } else {
+                        replica.apply_frame(&bytes).unwrap()
+                    };
+                    heard |= events
+                        .iter()
+                        .any(|e| matches!(e, WorldEvent::Chat { text, .. } if text == "observed"));
+                }
+                LineOutput::Send { player, .. } => {
+                    assert_ne!(player, observer, "observers get no session messages")
+                }
+                _ => {}
+            }
+        }
+        // After every tick the observer's copy is the line, actor for actor.
+        let seen: BTreeMap<_, _> = replica
+            .actors
+            .iter()
+            .map(|(id, a)| (*id, a.props.clone()))
+            .collect();
+        let truth: BTreeMap<_, _> = line
+            .actors()
+            .iter()
+            .map(|a| (a.id, a.props.clone()))
+            .collect();
+        assert_eq!(seen, truth, "tick {tick}");
+    }
+    assert!(heard, "the line's chat reaches the observer");
+    assert!(replica.find("late").is_some() && replica.find("early").is_none());
+    line.unobserve(observer);
+    line.tick();
+    assert!(!line
+        .drain_outputs()
+        .any(|o| matches!(o, LineOutput::Observed { .. })));
 }

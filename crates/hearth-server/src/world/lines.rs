@@ -22,6 +22,11 @@ pub enum LineMessage {
     Input(LineInput),
     /// Stop ticking and hand back every player's state.
     Stop(oneshot::Sender<Vec<SavedPlayer>>),
+    /// Record the whole line, as an observer sees it.
+    RecordLine {
+        seconds: u64,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Start a server-side recording of what `player` receives.
     Record {
         player: hearth_world::PlayerId,
@@ -59,6 +64,8 @@ pub struct LineTask {
     /// Messages the gate refused (session gone, or its queue full).
     pub send_failures: Arc<AtomicU64>,
     pub recordings: Arc<super::recordings::Recordings>,
+    /// This line's observers (line recordings), by their ids.
+    pub observers: Vec<hearth_world::PlayerId>,
 }
 
 impl LineTask {
@@ -76,6 +83,9 @@ impl LineTask {
             loop {
                 match self.inbox.try_recv() {
                     Ok(LineMessage::Input(input)) => self.line.input(input),
+                    Ok(LineMessage::RecordLine { seconds, reply }) => {
+                        let _ = reply.send(self.record_line(seconds));
+                    }
                     Ok(LineMessage::Record {
                         player,
                         name,
@@ -128,11 +138,45 @@ impl LineTask {
         }
     }
 
+    /// Starts an observer of this line and a recording of what it sees.
+    fn record_line(&mut self, seconds: u64) -> Result<String, String> {
+        // Observers are named from the top of the id space, where no session is.
+        let observer = u64::MAX - self.recordings.next_observer_number();
+        let snapshot = self.line.observe(observer);
+        let name = format!("{}-line{}", self.line.zone().spec.name, self.line.number());
+        match self.recordings.start(observer, &name, seconds, &snapshot) {
+            Ok(file) => {
+                self.observers.push(observer);
+                Ok(file)
+            }
+            Err(e) => {
+                self.line.unobserve(observer);
+                Err(e.to_string())
+            }
+        }
+    }
+
     async fn dispatch(&mut self) {
         let mut sends = Vec::new();
         let mut others = Vec::new();
+        let mut observed = Vec::new();
+        // An observer whose recording ended stops observing.
+        let recordings = &self.recordings;
+        let line = &mut self.line;
+        self.observers.retain(|&observer| {
+            let running = recordings.is_recording(observer);
+            if !running {
+                line.unobserve(observer);
+            }
+            running
+        });
         for output in self.line.drain_outputs() {
             match output {
+                LineOutput::Observed {
+                    observer,
+                    channel,
+                    bytes,
+                } => observed.push((observer, channel, bytes)),
                 LineOutput::Send {
                     player,
                     channel,
@@ -143,6 +187,9 @@ impl LineTask {
         }
         if !others.is_empty() {
             let _ = self.to_directory.send((self.key, others));
+        }
+        if !observed.is_empty() {
+            self.recordings.tee(&observed);
         }
         if sends.is_empty() {
             return;

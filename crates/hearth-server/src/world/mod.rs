@@ -96,6 +96,13 @@ enum Command {
     },
     Status(oneshot::Sender<WorldStatus>),
     /// Answered with where the line's answer will come.
+    RecordLine {
+        zone: String,
+        line: u32,
+        seconds: u64,
+        reply: oneshot::Sender<oneshot::Receiver<Result<String, String>>>,
+    },
+    /// Answered with where the line's answer will come.
     Record {
         name: String,
         seconds: u64,
@@ -224,6 +231,23 @@ impl WorldHandle {
             Ok(result) => result,
             Err(_) => Err("the player's line stopped".to_owned()),
         }
+    }
+
+    /// Records a whole line (as an observer sees it: every actor, its chat)
+    /// for `seconds`; returns the recording's file name.
+    pub async fn record_line(&self, zone: &str, line: u32, seconds: u64) -> Result<String, String> {
+        let zone = zone.to_owned();
+        let answer = self
+            .ask(|reply| Command::RecordLine {
+                zone,
+                line,
+                seconds,
+                reply,
+            })
+            .await?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the line stopped".to_owned()))
     }
 
     pub async fn status(&self) -> Option<WorldStatus> {
@@ -465,6 +489,34 @@ impl Host {
             Command::Find { name, reply } => {
                 let _ = reply.send(self.directory.find(&name));
             }
+            Command::RecordLine {
+                zone,
+                line,
+                seconds,
+                reply,
+            } => {
+                let (line_reply, answer) = oneshot::channel();
+                let key = self
+                    .directory
+                    .zone_index(&zone)
+                    .map(|zone| LineKey { zone, number: line });
+                match key.and_then(|key| self.lines.get(&key)) {
+                    Some(task) => {
+                        let message = LineMessage::RecordLine {
+                            seconds,
+                            reply: line_reply,
+                        };
+                        if task.try_send(message).is_err() {
+                            let _ = reply.send(oneshot_error("the line is too busy: try again"));
+                        } else {
+                            let _ = reply.send(answer);
+                        }
+                    }
+                    None => {
+                        let _ = reply.send(oneshot_error(&format!("{zone} has no line {line}")));
+                    }
+                }
+            }
             Command::Record {
                 name,
                 seconds,
@@ -582,6 +634,7 @@ impl Host {
             statuses: self.statuses.clone(),
             send_failures: self.counters.send_failures.clone(),
             recordings: self.recordings.clone(),
+            observers: Vec::new(),
         };
         self.runtime.spawn(task.run());
         self.lines.insert(key, tx);

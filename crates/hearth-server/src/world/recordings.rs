@@ -70,6 +70,7 @@ pub struct Recordings {
     bytes: AtomicU64,
     nanos: AtomicU64,
     recorded_micros: AtomicU64,
+    observers: AtomicU64,
 }
 
 impl Recordings {
@@ -82,6 +83,7 @@ impl Recordings {
             bytes: AtomicU64::new(0),
             nanos: AtomicU64::new(0),
             recorded_micros: AtomicU64::new(0),
+            observers: AtomicU64::new(0),
         }
     }
 
@@ -203,6 +205,16 @@ impl Recordings {
             }
         }
         self.active.store(running.len(), Ordering::Release);
+    }
+
+    /// A number for a new line observer, unique in this server's life.
+    pub fn next_observer_number(&self) -> u64 {
+        self.observers.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn is_recording(&self, id: PlayerId) -> bool {
+        self.active.load(Ordering::Acquire) > 0
+            && self.running.lock().expect("not poisoned").contains_key(&id)
     }
 
     pub fn cost(&self) -> RecordingCost {

@@ -4,6 +4,7 @@
 //! restored, or handed to another machine.
 
 mod moves;
+mod observe;
 mod replicate;
 mod talk;
 
@@ -134,6 +135,13 @@ pub enum LineOutput {
     Left { saved: SavedPlayer, to: Destination },
     /// Save this player (periodic).
     Save(SavedPlayer),
+    /// Bytes for an observer of the whole line (a line recording), never
+    /// for a session.
+    Observed {
+        observer: PlayerId,
+        channel: u16,
+        bytes: Vec<u8>,
+    },
     /// The player asked to go elsewhere: the directory decides.
     WantsLine { player: PlayerId, line: u32 },
     WantsZone {
@@ -222,6 +230,10 @@ pub struct Line {
     outputs: Vec<LineOutput>,
     #[serde(skip)]
     scratch: Scratch,
+    /// Whoever watches the whole line (not part of its state: a restored
+    /// line starts unobserved).
+    #[serde(skip)]
+    observers: Vec<observe::Observer>,
 }
 
 impl Line {
@@ -241,6 +253,7 @@ impl Line {
             hook: None,
             outputs: Vec::new(),
             scratch: Scratch::default(),
+            observers: Vec::new(),
         };
         line.spawn_npcs(line.config.zone.spec.npcs as usize);
         line
@@ -430,6 +443,7 @@ impl Line {
         for id in &ids {
             self.replicate(*id);
         }
+        self.replicate_observers();
         let every = self.config.save_every_ticks;
         if every > 0 && self.tick % every == 0 {
             for id in ids {
@@ -517,6 +531,7 @@ impl Line {
                 item,
             } => self.queue_item(player, item),
             LineInput::Deliver { to: None, item } => {
+                self.observers_hear(&item);
                 let ids: Vec<PlayerId> = self.players.keys().copied().collect();
                 for id in ids {
                     self.queue_item(id, item.clone());
