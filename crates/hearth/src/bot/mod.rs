@@ -349,6 +349,7 @@ async fn show_progress(count: usize, live: Arc<Mutex<Live>>, started: Instant, e
     use std::io::IsTerminal;
     let terminal = std::io::stderr().is_terminal();
     let mut previous = (0, 0);
+    let mut previous_at = Instant::now();
     let mut beat = 0u64;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
@@ -370,13 +371,19 @@ async fn show_progress(count: usize, live: Arc<Mutex<Live>>, started: Instant, e
             if terminal { "\r" } else { "" },
             "#".repeat(filled),
             ".".repeat(width - filled),
-            messages.0 - previous.0,
-            messages.1 - previous.1,
+            per_second(messages.0 - previous.0, previous_at),
+            per_second(messages.1 - previous.1, previous_at),
             started.elapsed().as_secs_f64(),
             if terminal { "" } else { "\n" }
         );
         previous = messages;
+        previous_at = Instant::now();
     }
+}
+
+/// A count since `since`, per second.
+fn per_second(count: u64, since: Instant) -> u64 {
+    (count as f64 / since.elapsed().as_secs_f64().max(0.001)).round() as u64
 }
 
 async fn cleanup(args: &BotArgs) -> usize {
