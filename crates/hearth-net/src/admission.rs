@@ -38,6 +38,9 @@ pub struct Admission {
 struct Inner {
     max_total: usize,
     max_per_address: usize,
+    /// Loopback clients (bots and load tests on this machine) skip the
+    /// per-address cap; they still count towards the total.
+    exempt_loopback: bool,
     counts: Mutex<Counts>,
 }
 
@@ -49,10 +52,17 @@ struct Counts {
 
 impl Admission {
     pub fn new(max_total: usize, max_per_address: usize) -> Self {
+        Self::with_loopback(max_total, max_per_address, false)
+    }
+
+    /// As `new`, letting loopback clients past the per-address cap when
+    /// `exempt_loopback` (the total still holds).
+    pub fn with_loopback(max_total: usize, max_per_address: usize, exempt_loopback: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 max_total,
                 max_per_address,
+                exempt_loopback,
                 counts: Mutex::new(Counts::default()),
             }),
         }
@@ -66,7 +76,9 @@ impl Admission {
             return Err(Refusal::Full);
         }
         let from_address = counts.per_address.entry(key).or_insert(0);
-        if *from_address >= self.inner.max_per_address {
+        if *from_address >= self.inner.max_per_address
+            && !(self.inner.exempt_loopback && ip.is_loopback())
+        {
             return Err(Refusal::TooManyFromAddress);
         }
         *from_address += 1;
@@ -123,6 +135,24 @@ mod tests {
         assert_ne!(address_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
         assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
         assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn loopback_may_pass_the_per_address_cap_but_never_the_total() {
+        let admission = Admission::with_loopback(4, 2, true);
+        let held: Vec<Slot> = (0..4)
+            .map(|_| admission.admit(ip("127.0.0.1")).unwrap())
+            .collect();
+        assert_eq!(admission.admit(ip("::1")).err(), Some(Refusal::Full));
+        drop(held);
+        let strict = Admission::new(4, 2);
+        let _held: Vec<Slot> = (0..2)
+            .map(|_| strict.admit(ip("127.0.0.1")).unwrap())
+            .collect();
+        assert_eq!(
+            strict.admit(ip("127.0.0.1")).err(),
+            Some(Refusal::TooManyFromAddress)
+        );
     }
 
     #[test]

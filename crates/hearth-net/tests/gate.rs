@@ -342,7 +342,12 @@ async fn a_silent_client_is_dropped_after_the_heartbeat_timeout() {
 
 #[tokio::test]
 async fn connections_over_the_per_address_limit_are_refused_and_counted() {
-    let gate = echo_gate(|c| c.max_streams_per_ip = 2).await;
+    // Loopback is exempt by default (bots on this machine); hold it to the cap here.
+    let gate = echo_gate(|c| {
+        c.max_streams_per_ip = 2;
+        c.protocol.limit_loopback = true;
+    })
+    .await;
     let tcp = gate.tcp_addr.unwrap();
     let _first = tokio::net::TcpStream::connect(tcp).await.unwrap();
     let _second = tokio::net::TcpStream::connect(tcp).await.unwrap();
@@ -354,6 +359,24 @@ async fn connections_over_the_per_address_limit_are_refused_and_counted() {
         Ok(0) | Err(_)
     ));
     assert_eq!(gate.metrics().cuts(CutReason::TooManyFromAddress), 1);
+}
+
+#[tokio::test]
+async fn loopback_connections_pass_the_per_address_limit_unless_limited() {
+    let gate = echo_gate(|c| c.max_streams_per_ip = 2).await;
+    let tcp = gate.tcp_addr.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(tokio::net::TcpStream::connect(tcp).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gate.metrics().cuts(CutReason::TooManyFromAddress), 0);
+    assert_eq!(
+        gate.metrics()
+            .streams_open
+            .load(std::sync::atomic::Ordering::Relaxed),
+        5
+    );
 }
 
 /// Logs in over TCP by driving the sans-IO client directly, so a test can

@@ -38,7 +38,13 @@ impl Shared {
         Self {
             metrics: GateMetrics::default(),
             next_stream: AtomicU64::new(1),
-            admission: Admission::new(config.max_streams, config.max_streams_per_ip),
+            // The per-address cap follows the other per-address limits:
+            // loopback is exempt unless `limit_loopback` says otherwise.
+            admission: Admission::with_loopback(
+                config.max_streams,
+                config.max_streams_per_ip,
+                !config.protocol.limit_loopback,
+            ),
             max_frame: config.max_frame(),
             first_frame_timeout: config.first_frame_timeout,
             stream_queue: config.stream_queue,

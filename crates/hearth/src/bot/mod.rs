@@ -196,13 +196,20 @@ async fn one_bot(
         live.lock().expect("not poisoned").failed += 1;
     };
     if args.register {
-        match Accounts::new(&web(args))
-            .register(&name, &args.password)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.to_string().contains("taken") => {}
-            Err(e) => return fail(format!("register: {e}")),
+        // A busy or rate-limiting server says when to try again: a real
+        // client waits that long, so does a bot (until the run ends).
+        loop {
+            match Accounts::new(&web(args))
+                .register(&name, &args.password)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.to_string().contains("taken") => break,
+                Err(e) => match retry_after(&e.to_string()) {
+                    Some(wait) if Instant::now() + wait < end => tokio::time::sleep(wait).await,
+                    _ => return fail(format!("register: {e}")),
+                },
+            }
         }
     }
     let mut options = if args.anonymous {
@@ -213,23 +220,30 @@ async fn one_bot(
     if let Some(zone) = &args.zone {
         options.options = format!("?zone={zone}");
     }
-    let connection = match connect(&url(args, index), options).await {
-        Ok(c) => c,
-        Err(e) => return fail(format!("connect: {e}")),
-    };
-    let mut world = WorldClient::new(connection);
-    // In the world once the zone arrived and the bot was placed.
-    let entered = world
-        .until(Duration::from_secs(15), |update, replica| {
-            matches!(update, Update::Session(Event::Closed(_))) || replica.is_ready()
-        })
-        .await;
-    if !world.replica().is_ready() {
-        return fail(match entered {
+    let mut world = loop {
+        let connection = match connect(&url(args, index), options.clone()).await {
+            Ok(c) => c,
+            Err(e) => return fail(format!("connect: {e}")),
+        };
+        let mut world = WorldClient::new(connection);
+        // In the world once the zone arrived and the bot was placed.
+        let entered = world
+            .until(Duration::from_secs(15), |update, replica| {
+                matches!(update, Update::Session(Event::Closed(_))) || replica.is_ready()
+            })
+            .await;
+        if world.replica().is_ready() {
+            break world;
+        }
+        let why = match entered {
             Some(Update::Session(Event::Closed(reason))) => format!("login: {reason}"),
             _ => "login: not in the world within 15 s".to_owned(),
-        });
-    }
+        };
+        match retry_after(&why) {
+            Some(wait) if Instant::now() + wait < end => tokio::time::sleep(wait).await,
+            _ => return fail(why),
+        }
+    };
     {
         let mut t = tally.lock().expect("not poisoned");
         t.connected += 1;
@@ -379,6 +393,15 @@ async fn show_progress(count: usize, live: Arc<Mutex<Live>>, started: Instant, e
         previous = messages;
         previous_at = Instant::now();
     }
+}
+
+/// When a refusal says "try again in N s", how long to wait (N s, and a
+/// little jitter so that refused bots do not all come back at once).
+fn retry_after(reason: &str) -> Option<Duration> {
+    let rest = &reason[reason.find("try again in ")? + "try again in ".len()..];
+    let seconds: u64 = rest.split_whitespace().next()?.parse().ok()?;
+    let jitter = u64::from(std::process::id() ^ reason.len() as u32) % 500;
+    Some(Duration::from_secs(seconds) + Duration::from_millis(jitter))
 }
 
 /// A count since `since`, per second.

@@ -149,9 +149,9 @@ pub fn reason_kind(reason: &str) -> String {
                 word
             }
         })
-        .take(12)
+        .take(20)
         .collect::<Vec<_>>()
         .join(" ");
-    kind.truncate(120);
+    kind.truncate(160);
     kind
 }
