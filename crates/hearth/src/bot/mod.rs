@@ -154,6 +154,15 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
              raise [accounts] register_burst / login_burst (or *_per_minute = 0) on the server"
         );
     }
+    let web_refused = |reason: &String| {
+        reason.contains("too many connections") || reason.contains("Service Unavailable")
+    };
+    if tally.failed.keys().any(web_refused) {
+        eprintln!(
+            "hearth bot: the web port refused connections from this address; for a load test \
+             raise [web] max_connections_per_address on the server"
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&tally.to_json(elapsed))?);
     } else {
