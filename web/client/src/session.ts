@@ -19,7 +19,10 @@ import {
   encodeFrame,
 } from "./frames.js";
 import { PROTOCOL_VERSION, OpenedStream } from "./handshake.js";
-import { Reassembly, ReassemblyError, partFlags, split } from "./reassembly.js";
+import { PART_OVERHEAD, Reassembly, ReassemblyError, partFlags, split } from "./reassembly.js";
+
+/** Reliable bunches held while an earlier one is missing, at most (bytes). */
+const EARLY_BYTES = 2 << 20;
 
 export const CloseCode = {
   Normal: 0,
@@ -122,6 +125,8 @@ export class Session {
   // Reliable, receiving.
   private received = 0;
   private readonly early = new Map<number, Bunch>();
+  /** Bytes held in `early`, charged per bunch as the reassembly is (payload + 64). */
+  private earlyBytes = 0;
   private ackDue = false;
   private readonly reassembly: Reassembly;
   /** Frames to send, or retained reliable bunches already encoded (resent after a resume). */
@@ -416,17 +421,22 @@ export class Session {
       return;
     }
     if (bunch.sequence > this.received) {
-      if (this.early.size >= 4096) {
+      if (this.early.has(bunch.sequence)) return;
+      // Bounded in entries and in bytes, as the Rust side's reorder buffer.
+      const cost = bunch.payload.length + PART_OVERHEAD;
+      if (this.early.size >= 4096 || this.earlyBytes + cost > EARLY_BYTES) {
         this.fail(CloseCode.ProtocolError, "too many reliable bunches out of order");
         return;
       }
       this.early.set(bunch.sequence, bunch);
+      this.earlyBytes += cost;
       return;
     }
     this.deliverReliable(bunch);
     let next: Bunch | undefined;
     while (!this.closed && (next = this.early.get(this.received))) {
       this.early.delete(this.received);
+      this.earlyBytes -= next.payload.length + PART_OVERHEAD;
       this.deliverReliable(next);
     }
   }

@@ -156,3 +156,15 @@ test("protocol violations end the session with a reason", () => {
   const closed = session.takeEvents()[0];
   assert.equal(closed?.type === "closed" && closed.reason, "a stream packet failed authentication");
 });
+
+test("a server flooding out-of-order reliable bunches is refused before it fills memory", () => {
+  const { session, server } = loggedIn();
+  const big = new Uint8Array(60_000);
+  const frames: Frame[] = [];
+  for (let i = 1; i <= 40; i++) {
+    frames.push({ type: "bunch", bunch: { flags: BunchFlags.Reliable, channel: 0, sequence: server.reliable + i, part: 0, payload: big } });
+  }
+  const closed = frames.flatMap((f) => server.send([f])).find((e) => e.type === "closed");
+  assert.ok(closed && closed.type === "closed" && closed.reason.includes("out of order"));
+  assert.equal(session.isClosed, true);
+});
