@@ -203,8 +203,16 @@ async function refreshRecordings(): Promise<void> {
       link.className = "secondary";
       link.dataset.testid = `download-${f.file}`;
       link.addEventListener("click", () => void download(f.file));
+      const remove = document.createElement("button");
+      remove.textContent = "delete";
+      remove.dataset.testid = `delete-${f.file}`;
+      remove.addEventListener("click", async () => {
+        const response = await call("DELETE", `/api/admin/recordings/${encodeURIComponent(f.file)}`);
+        $("action-result").textContent = response.ok ? `${f.file} deleted` : `cannot delete ${f.file} (${response.status})`;
+        void refreshRecordings();
+      });
       const action = document.createElement("td");
-      action.append(link);
+      action.append(link, " ", remove);
       tr.append(cell(f.file), cell(`${(f.bytes / 1024).toFixed(1)} KiB`), action);
       return tr;
     }),

@@ -157,5 +157,12 @@ test("a whole line is recorded as an observer sees it, and replays to every acto
   // The observer sees the whole line: the arena's two NPCs and its players, jay among them.
   const names = [...replica.actors.values()].map((a) => a.props.name);
   assert.ok(names.includes("jay") && names.filter((n) => n.startsWith("npc")).length === 2, JSON.stringify(names));
+  // Administrators delete recordings; players cannot.
+  const url = `http://${server.web}/api/admin/recordings/${started.json.file}`;
+  const gus = await account(server.web, "kit");
+  assert.equal((await fetch(url, { method: "DELETE", headers: { authorization: `Bearer ${gus}` } })).status, 403);
+  assert.equal((await fetch(url, { method: "DELETE", headers: { authorization: `Bearer ${admin}` } })).status, 204);
+  assert.equal((await fetch(url, { headers: { authorization: `Bearer ${admin}` } })).status, 404);
+  assert.equal((await fetch(url, { method: "DELETE", headers: { authorization: `Bearer ${admin}` } })).status, 404);
   jay.connection.close();
 });

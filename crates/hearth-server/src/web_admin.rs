@@ -27,7 +27,10 @@ pub fn routes() -> Router<WebState> {
         .route("/api/admin/impair", post(impair))
         .route("/api/admin/record", post(record))
         .route("/api/admin/recordings", get(recordings))
-        .route("/api/admin/recordings/{file}", get(recording_file))
+        .route(
+            "/api/admin/recordings/{file}",
+            get(recording_file).delete(delete_recording),
+        )
 }
 
 /// Why an admin request was refused: a status, a stable code, a sentence.
@@ -374,6 +377,11 @@ async fn record(
 ) -> Result<Response, Refusal> {
     let by = admin(&state, &headers).await?;
     let request: RecordRequest = parse(&bytes)?;
+    state
+        .world
+        .recordings
+        .room()
+        .map_err(|why| refuse(StatusCode::INSUFFICIENT_STORAGE, "recordings_full", why))?;
     let (what, started) = match (&request.name, &request.zone) {
         (Some(name), None) => (
             name.clone(),
@@ -452,4 +460,28 @@ async fn recording_file(
         body,
     )
         .into_response())
+}
+
+async fn delete_recording(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, Refusal> {
+    let by = admin(&state, &headers).await?;
+    match state.world.recordings.delete(&file) {
+        Ok(true) => {
+            tracing::info!(admin = %by.name, %file, "recording deleted");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Ok(false) => Err(refuse(
+            StatusCode::NOT_FOUND,
+            "no_recording",
+            format!("no recording is named {file:?}"),
+        )),
+        Err(e) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            format!("cannot delete the recording: {e}"),
+        )),
+    }
 }

@@ -22,6 +22,10 @@ pub const MAX_ACTIVE: usize = 64;
 pub const MAX_SECONDS: u64 = 3600;
 /// Bytes one recording may write before it stops by itself.
 pub const MAX_BYTES: u64 = 256 << 20;
+/// Recordings kept on disk, at most, before new ones are refused (an
+/// operator deletes old ones through the admin API).
+pub const MAX_STORED_FILES: usize = 1000;
+pub const MAX_STORED_BYTES: u64 = 4 << 30;
 
 struct Active {
     recorder: Recorder<BufWriter<File>>,
@@ -257,6 +261,33 @@ impl Recordings {
         Ok(files)
     }
 
+    /// Whether the recordings on disk leave room for another (in files and
+    /// in bytes); `Err` says what is full.
+    pub fn room(&self) -> Result<(), String> {
+        let files = self
+            .list()
+            .map_err(|e| format!("cannot read the recordings: {e}"))?;
+        let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+        if files.len() >= MAX_STORED_FILES || bytes >= MAX_STORED_BYTES {
+            return Err(format!(
+                "{} recordings take {} MiB: delete old ones first (at most {MAX_STORED_FILES} files, {} MiB)",
+                files.len(),
+                bytes >> 20,
+                MAX_STORED_BYTES >> 20
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes a finished recording; `false` if there is none by that name.
+    pub fn delete(&self, file: &str) -> std::io::Result<bool> {
+        let Some(path) = self.path_of(file) else {
+            return Ok(false);
+        };
+        std::fs::remove_file(path)?;
+        Ok(true)
+    }
+
     /// The path of a recording named by a client, only if the name is one
     /// this server could have made (no separators, no dots but the suffix).
     pub fn path_of(&self, file: &str) -> Option<PathBuf> {
@@ -267,5 +298,31 @@ impl Recordings {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         let path = self.dir.join(file);
         (plain && Path::new(&path).is_file()).then_some(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_recordings_are_refused_once_the_directory_is_full_and_names_are_checked() {
+        let dir = std::env::temp_dir().join(format!("hearth-recordings-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let recordings = Recordings::new(dir.clone());
+        assert!(recordings.room().is_ok());
+        for i in 0..MAX_STORED_FILES {
+            std::fs::write(dir.join(format!("p-{i}.hrec")), b"HRTHREC1").unwrap();
+        }
+        let full = recordings.room().unwrap_err();
+        assert!(full.contains("delete old ones first"), "{full}");
+        assert!(recordings.delete("p-0.hrec").unwrap());
+        assert!(!recordings.delete("p-0.hrec").unwrap());
+        assert!(recordings.room().is_ok());
+        for sneaky in ["../p-1.hrec", "p-1", ".hrec", "p 1.hrec", "p-1.hrec/.."] {
+            assert!(recordings.path_of(sneaky).is_none(), "{sneaky}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
