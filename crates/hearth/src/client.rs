@@ -63,15 +63,8 @@ pub struct ClientArgs {
     /// (no stdin commands).
     #[arg(long)]
     watch: Option<f64>,
-    /// Impair what this client sends over UDP, e.g. "loss=5,lag=40".
-    #[arg(long)]
-    impair_up: Option<hearth_net::conditioner::Impairment>,
-    /// Impair what this client receives over UDP.
-    #[arg(long)]
-    impair_down: Option<hearth_net::conditioner::Impairment>,
-    /// Seeds the conditioner's randomness.
-    #[arg(long, default_value_t = 1)]
-    impair_seed: u64,
+    #[command(flatten)]
+    impair: crate::impair_flags::ImpairFlags,
     /// Record every world message received to this file (`hearth replay FILE`
     /// plays it back).
     #[arg(long)]
@@ -105,13 +98,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     };
     options.trusted_certificate = trusted;
     options.server_key = args.server_key;
-    if args.impair_up.is_some() || args.impair_down.is_some() {
-        options.impair = Some(hearth_net::conditioner::LinkImpairment {
-            up: args.impair_up.unwrap_or_default(),
-            down: args.impair_down.unwrap_or_default(),
-            seed: args.impair_seed,
-        });
-    }
+    options.impair = args.impair.link(0);
     options.options = [
         ("zone", args.zone.clone()),
         ("line", args.line.map(|l| l.to_string())),

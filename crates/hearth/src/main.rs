@@ -5,6 +5,7 @@ mod admin;
 mod bot;
 mod client;
 mod impair;
+mod impair_flags;
 mod replay;
 
 use std::path::PathBuf;

@@ -150,7 +150,7 @@ fn token(web_port: u16, name: &str, password: &str) -> String {
 }
 
 #[test]
-fn an_administrator_impairs_udp_at_run_time_and_the_bots_measure_it() {
+fn the_conditioner_set_by_an_administrator_or_by_the_bots_own_flags_shows_in_the_rtt() {
     let (dir, config) = fresh_dir("hearth-bot-impair");
     let created = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["admin", "create", "root", "--config"])
@@ -223,6 +223,36 @@ fn an_administrator_impairs_udp_at_run_time_and_the_bots_measure_it() {
         ],
     );
     assert!(fast["rtt"]["p50_ms"].as_f64().unwrap() < 100.0, "{fast:#}");
+
+    // The bots' own conditioner: 100 ms each way on their side of the link.
+    let lagged = bot(
+        port,
+        web_port,
+        &[
+            "-n",
+            "2",
+            "--transport",
+            "udp",
+            "--behaviour",
+            "idle",
+            "--ramp",
+            "0",
+            "--secs",
+            "5",
+            "--prefix",
+            "lagbot",
+            "--impair-up",
+            "lag=100",
+            "--impair-down",
+            "lag=100",
+        ],
+    );
+    assert_eq!(lagged["connected"], 2, "{lagged:#}");
+    let p50 = lagged["rtt"]["p50_ms"].as_f64().unwrap();
+    assert!(
+        p50 >= 190.0,
+        "RTT p50 {p50} ms through the bots' 100 ms each way"
+    );
 
     // A bad spec says why; a player's token may not touch the network.
     assert_eq!(

@@ -77,6 +77,10 @@ pub struct BotArgs {
     /// Seeds the bots' choices, so a run can be repeated.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The network conditioner on each UDP bot (udp and hearth transports);
+    /// each bot's randomness is its own, derived from --impair-seed.
+    #[command(flatten)]
+    impair: crate::impair_flags::ImpairFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -229,6 +233,7 @@ async fn one_bot(
     if let Some(zone) = &args.zone {
         options.options = format!("?zone={zone}");
     }
+    options.impair = args.impair.link(index as u64);
     let mut world = loop {
         let connection = match connect(&url(args, index), options.clone()).await {
             Ok(c) => c,
