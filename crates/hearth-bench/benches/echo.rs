@@ -12,7 +12,9 @@
 //! (session path vs bare UDP), TCP (framing + sealed session vs bare tokio
 //! TCP). `HEARTH_BENCH_GROUPS=tcp,udp` runs only those.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use hearth_bench::process::{cpu_seconds, env_or, pinned};
 use std::time::Duration;
 
 struct Server {
@@ -31,38 +33,6 @@ struct Run {
     cpu_us: f64,
 }
 
-/// CPU seconds a process has used so far (utime + stime; Linux clock ticks of 10 ms).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: fields start after the last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pinned(core: usize, binary: &str) -> Command {
-    if std::process::Command::new("taskset")
-        .arg("-V")
-        .output()
-        .is_ok()
-    {
-        let mut command = Command::new("taskset");
-        command.arg("-c").arg(core.to_string()).arg(binary);
-        command
-    } else {
-        eprintln!("taskset not found: running unpinned (apt-get install util-linux)");
-        Command::new(binary)
-    }
-}
-
 fn wait_until_listening(addr: &str, udp: bool) {
     for _ in 0..100 {
         if udp {
@@ -78,7 +48,7 @@ fn wait_until_listening(addr: &str, udp: bool) {
     panic!("server on {addr} did not start");
 }
 
-fn run_one(server: &Server, port: u16, secs: f64) -> Run {
+fn run_one(server: &Server, port: u16, secs: f64, conns: usize) -> Run {
     let addr = format!("127.0.0.1:{port}");
     let mut child: Child = pinned(0, server.binary)
         .arg(&addr)
@@ -96,6 +66,8 @@ fn run_one(server: &Server, port: u16, secs: f64) -> Run {
             &secs.to_string(),
             "--warmup",
             &warmup.to_string(),
+            "--conns",
+            &conns.to_string(),
         ])
         .output()
         .expect("run echo-load");
@@ -157,13 +129,41 @@ impl Group {
     }
 }
 
+/// The group's figures for `scripts/bench`: each pair's median rate (the
+/// ratio is the median of per-round ratios, as printed above) and p99.
+fn echo_figures(title: &str, group: &Group, servers: &[Server], pairs: &[(usize, usize)]) {
+    use hearth_figures::{figure, Better};
+    for &(a, b) in pairs {
+        let (ours, peer) = (&group.medians[a], &group.medians[b]);
+        let name = format!("{title}, {}, 100 connections", servers[a].name);
+        // The printed ratio is the paired one; the peer value is scaled to match it.
+        let paired_peer = ours.rate / group.ratio(a, b);
+        figure(
+            "echo",
+            &name,
+            "msg/s",
+            ours.rate,
+            Better::Higher,
+            Some((servers[b].name, paired_peer)),
+        );
+        figure(
+            "echo",
+            &format!("{name}, p99"),
+            "us",
+            ours.p99,
+            Better::Lower,
+            Some((servers[b].name, peer.p99)),
+        );
+    }
+}
+
 fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u16) -> Group {
     println!("\n{title}: 100 connections, 64-byte messages, one in flight each, server on core 0, load on core 1");
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
     for round in 0..rounds {
         for (index, server) in servers.iter().enumerate() {
             *port += 1;
-            let run = run_one(server, *port, secs);
+            let run = run_one(server, *port, secs, 100);
             eprintln!(
                 "  round {} {:<28} {:>9.0} msg/s  p50 {:>5.0} us  p99 {:>5.0} us  cpu {:>5.2} us/msg",
                 round + 1,
@@ -198,6 +198,87 @@ fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u
     Group { medians, runs }
 }
 
+const HEARTH_WS: Server = Server {
+    name: "hearth ws-echo",
+    binary: env!("CARGO_BIN_EXE_ws-echo"),
+    load_mode: "ws",
+};
+const FASTWEBSOCKETS: Server = Server {
+    name: "fastwebsockets",
+    binary: env!("CARGO_BIN_EXE_ws-echo-fastwebsockets"),
+    load_mode: "ws",
+};
+const TUNGSTENITE: Server = Server {
+    name: "tokio-tungstenite",
+    binary: env!("CARGO_BIN_EXE_ws-echo-tungstenite"),
+    load_mode: "ws",
+};
+const HEARTH_UDP: Server = Server {
+    name: "hearth session (unreliable)",
+    binary: env!("CARGO_BIN_EXE_udp-echo"),
+    load_mode: "udp-session",
+};
+const HEARTH_KCP: Server = Server {
+    name: "hearth session (KCP)",
+    binary: env!("CARGO_BIN_EXE_udp-echo"),
+    load_mode: "udp-session-reliable",
+};
+const BARE_UDP: Server = Server {
+    name: "bare tokio UDP",
+    binary: env!("CARGO_BIN_EXE_udp-echo-bare"),
+    load_mode: "udp-bare",
+};
+const HEARTH_TCP: Server = Server {
+    name: "hearth framing + sealed session",
+    binary: env!("CARGO_BIN_EXE_tcp-echo"),
+    load_mode: "tcp-session",
+};
+const BARE_TCP: Server = Server {
+    name: "bare tokio TCP",
+    binary: env!("CARGO_BIN_EXE_tcp-echo-bare"),
+    load_mode: "tcp-bare",
+};
+
+/// Throughput and latency against load: each server once per connection
+/// count, for the plots of `scripts/bench`.
+fn load_sweep(counts: &[usize], secs: f64, port: &mut u16) {
+    println!("\nEcho against load (connections, one 64-byte message in flight each)");
+    for &conns in counts {
+        for server in [
+            &HEARTH_UDP,
+            &BARE_UDP,
+            &HEARTH_WS,
+            &FASTWEBSOCKETS,
+            &HEARTH_TCP,
+            &BARE_TCP,
+        ] {
+            *port += 1;
+            let run = run_one(server, *port, secs, conns);
+            println!(
+                "  {conns:>5} conns {:<32} {:>9.0} msg/s  p99 {:>6.0} us",
+                server.name, run.rate, run.p99
+            );
+            let plot = hearth_figures::point;
+            plot(
+                "echo-throughput",
+                "connections",
+                "messages per second",
+                server.name,
+                conns as f64,
+                run.rate,
+            );
+            plot(
+                "echo-p99",
+                "connections",
+                "p99 round trip (us)",
+                server.name,
+                conns as f64,
+                run.p99,
+            );
+        }
+    }
+}
+
 fn main() {
     let rounds = env_or("HEARTH_BENCH_ROUNDS", 5usize);
     let secs = env_or("HEARTH_BENCH_SECS", 4.0f64);
@@ -213,28 +294,20 @@ fn main() {
     if wanted("tcp") {
         tcp_group(rounds, secs, &mut port);
     }
+    // e.g. HEARTH_BENCH_LOAD=10,100,400: the load sweep (off unless asked).
+    let counts: Vec<usize> = env_or("HEARTH_BENCH_LOAD", String::new())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    if !counts.is_empty() {
+        load_sweep(&counts, secs, &mut port);
+    }
 }
 
 fn websocket_group(rounds: usize, secs: f64, port: &mut u16) {
     let ws = group(
         "WebSocket echo",
-        &[
-            Server {
-                name: "hearth ws-echo",
-                binary: env!("CARGO_BIN_EXE_ws-echo"),
-                load_mode: "ws",
-            },
-            Server {
-                name: "fastwebsockets",
-                binary: env!("CARGO_BIN_EXE_ws-echo-fastwebsockets"),
-                load_mode: "ws",
-            },
-            Server {
-                name: "tokio-tungstenite",
-                binary: env!("CARGO_BIN_EXE_ws-echo-tungstenite"),
-                load_mode: "ws",
-            },
-        ],
+        &[HEARTH_WS, FASTWEBSOCKETS, TUNGSTENITE],
         rounds,
         secs,
         port,
@@ -255,28 +328,18 @@ fn websocket_group(rounds: usize, secs: f64, port: &mut u16) {
         ws.medians[1].cpu_us / ws.medians[0].cpu_us
     );
     println!("  hearth / tokio-tungstenite: {:.2}x msg/s", ws.ratio(0, 2));
+    echo_figures(
+        "WebSocket echo",
+        &ws,
+        &[HEARTH_WS, FASTWEBSOCKETS, TUNGSTENITE],
+        &[(0, 1), (0, 2)],
+    );
 }
 
 fn udp_group(rounds: usize, secs: f64, port: &mut u16) {
     let udp = group(
         "UDP echo",
-        &[
-            Server {
-                name: "hearth session (unreliable)",
-                binary: env!("CARGO_BIN_EXE_udp-echo"),
-                load_mode: "udp-session",
-            },
-            Server {
-                name: "hearth session (KCP)",
-                binary: env!("CARGO_BIN_EXE_udp-echo"),
-                load_mode: "udp-session-reliable",
-            },
-            Server {
-                name: "bare tokio UDP",
-                binary: env!("CARGO_BIN_EXE_udp-echo-bare"),
-                load_mode: "udp-bare",
-            },
-        ],
+        &[HEARTH_UDP, HEARTH_KCP, BARE_UDP],
         rounds,
         secs,
         port,
@@ -289,29 +352,19 @@ fn udp_group(rounds: usize, secs: f64, port: &mut u16) {
         "  session (AEAD, KCP reliable channel) / bare UDP: {:.2}x",
         udp.ratio(1, 2)
     );
+    echo_figures(
+        "UDP echo",
+        &udp,
+        &[HEARTH_UDP, HEARTH_KCP, BARE_UDP],
+        &[(0, 2), (1, 2)],
+    );
 }
 
 fn tcp_group(rounds: usize, secs: f64, port: &mut u16) {
-    let tcp = group(
-        "TCP echo",
-        &[
-            Server {
-                name: "hearth framing + sealed session",
-                binary: env!("CARGO_BIN_EXE_tcp-echo"),
-                load_mode: "tcp-session",
-            },
-            Server {
-                name: "bare tokio TCP",
-                binary: env!("CARGO_BIN_EXE_tcp-echo-bare"),
-                load_mode: "tcp-bare",
-            },
-        ],
-        rounds,
-        secs,
-        port,
-    );
+    let tcp = group("TCP echo", &[HEARTH_TCP, BARE_TCP], rounds, secs, port);
     println!(
         "  framing + sealed session / bare TCP: {:.2}x (goal >= 0.85)",
         tcp.ratio(0, 1)
     );
+    echo_figures("TCP echo", &tcp, &[HEARTH_TCP, BARE_TCP], &[(0, 1)]);
 }

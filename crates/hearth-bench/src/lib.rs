@@ -5,6 +5,9 @@
 //! `udp-echo-bare`, `tcp-echo-bare`; `echo-load` drives any of them; the
 //! `echo` bench runs them all in one go and prints the ratios.
 
+pub mod process;
+pub mod session_io;
+
 /// A tokio runtime with as many workers as the process may use: under
 /// `taskset -c 0` that is one, so every echo server gets the same core budget.
 pub fn runtime() -> tokio::runtime::Runtime {

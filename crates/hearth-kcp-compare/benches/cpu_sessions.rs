@@ -84,6 +84,14 @@ fn main() {
             "{sessions:>9} {hearth:>16.0} {reference:>16.0} {:>7.2}x",
             hearth / reference
         );
+        hearth_figures::figure(
+            "cpu_sessions",
+            &format!("KCP messages per CPU-second, {sessions} sessions"),
+            "msg/cpu-s",
+            hearth,
+            hearth_figures::Better::Higher,
+            Some(("ikcp.c", reference)),
+        );
         per_message_ns.push((sessions, 1e9 / hearth, 1e9 / reference));
     }
     let (_, hearth_small, reference_small) = per_message_ns[0];

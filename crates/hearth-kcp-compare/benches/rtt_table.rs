@@ -64,6 +64,23 @@ fn main() {
                 s.avg_rtt, s.mean_max_rtt, s.worst_max_rtt, s.sender_datagrams
             );
         }
+        for (what, value, peer) in [
+            ("average RTT", hearth.avg_rtt, reference.avg_rtt),
+            (
+                "mean maximum RTT",
+                hearth.mean_max_rtt,
+                reference.mean_max_rtt,
+            ),
+        ] {
+            hearth_figures::figure(
+                "rtt_table",
+                &format!("KCP {name} profile, {what} (test.cpp workload)"),
+                "ms",
+                value,
+                hearth_figures::Better::Lower,
+                Some(("ikcp.c", peer)),
+            );
+        }
         println!(
             "{name:<8} ratio   {:>8.3}x {:>12.3}x {:>12.3}x {:>8.3}x   (hearth / ikcp.c, lower is better)",
             hearth.avg_rtt / reference.avg_rtt,

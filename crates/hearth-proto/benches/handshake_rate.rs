@@ -176,6 +176,32 @@ fn main() {
         handshakes / x25519
     );
     let streams = stream_handshakes_per_second();
+    use hearth_figures::{figure, Better::Higher};
+    let bench = "handshake_rate";
+    figure(
+        bench,
+        "challenges answered (one core)",
+        "/s",
+        challenges,
+        Higher,
+        Some(("bare HMAC-SHA256", hmac)),
+    );
+    figure(
+        bench,
+        "full UDP handshakes (both ends, one core)",
+        "/s",
+        handshakes,
+        Higher,
+        Some(("bare X25519 pairs", x25519)),
+    );
+    figure(
+        bench,
+        "stream key agreements (both ends, one core)",
+        "/s",
+        streams,
+        Higher,
+        Some(("bare X25519 pairs", x25519)),
+    );
     println!(
         "stream key agreements: {streams:>12.0} /s  (stream handshake / bare pair = {:.2}x)",
         streams / x25519

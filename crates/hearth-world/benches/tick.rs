@@ -173,6 +173,32 @@ fn main() {
         per_player_everything,
         per_player_everything / per_player.max(1.0),
     );
+    use hearth_figures::{figure, Better::Lower};
+    let players = format!("{PLAYERS} players, {NPCS} NPCs");
+    figure(
+        "tick",
+        &format!("world tick p50, {players}"),
+        "us",
+        pct(50) as f64,
+        Lower,
+        None,
+    );
+    figure(
+        "tick",
+        &format!("world tick p99, {players}"),
+        "us",
+        pct(99) as f64,
+        Lower,
+        Some(("the 10 ms budget", 10_000.0)),
+    );
+    figure(
+        "tick",
+        "bytes per player per second with interest management",
+        "B/s",
+        per_player,
+        Lower,
+        Some(("every actor to every player", per_player_everything)),
+    );
     println!(
         "goal: p99 tick under 10000 us ({}), interest management saving at least 10x ({})",
         if pct(99) < 10_000 { "met" } else { "NOT met" },

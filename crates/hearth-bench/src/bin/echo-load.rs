@@ -21,13 +21,12 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::BytesMut;
 use clap::Parser;
 use hearth_net::ws::{DeflateConfig, Limits, Message, WebSocket};
-use hearth_proto::{ChannelKind, ChannelSpec, Client, ClientConfig, Delivery, Event, Transmit};
+use hearth_bench::session_io::{Link, SessionIo};
+use hearth_proto::{ChannelKind, ChannelSpec, Delivery, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio_util::codec::Decoder;
 
 #[derive(Parser, Clone)]
 struct Args {
@@ -311,81 +310,6 @@ async fn tcp_bare(args: &Args, window: &Window) -> anyhow::Result<Vec<u32>> {
     Ok(latencies)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Link {
-    Udp,
-    Tcp,
-}
-
-/// One session driven directly through hearth-proto (no SDK task in
-/// between), so the load generator costs as little as it can.
-struct SessionIo {
-    client: Client,
-    udp: Option<UdpSocket>,
-    tcp: Option<TcpStream>,
-    inbound: BytesMut,
-    codec: tokio_util::codec::LengthDelimitedCodec,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl SessionIo {
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        while let Some(transmit) = self.client.poll_transmit() {
-            match transmit {
-                Transmit::Datagram { to, bytes } => {
-                    self.udp
-                        .as_ref()
-                        .context("no udp")?
-                        .send_to(&bytes, to)
-                        .await?;
-                }
-                Transmit::Stream { bytes, .. } => {
-                    hearth_net::framing::write_frame(&mut self.out, &bytes)
-                }
-                Transmit::CloseStream { .. } => {}
-            }
-        }
-        if !self.out.is_empty() {
-            self.tcp
-                .as_mut()
-                .context("no tcp")?
-                .write_all(&self.out)
-                .await?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    /// Waits for input or a timer, up to `limit`; feeds it to the client.
-    async fn step(&mut self, limit: Instant) -> anyhow::Result<()> {
-        let wake = self.client.poll_timeout().map_or(limit, |t| t.min(limit));
-        let wake = tokio::time::Instant::from_std(wake);
-        if let Some(udp) = &self.udp {
-            if let Ok(received) = tokio::time::timeout_at(wake, udp.recv_from(&mut self.buf)).await
-            {
-                let (len, from) = received?;
-                self.client
-                    .handle_datagram(Instant::now(), from, &self.buf[..len]);
-            }
-        } else if let Some(tcp) = &mut self.tcp {
-            if let Ok(read) = tokio::time::timeout_at(wake, tcp.read_buf(&mut self.inbound)).await {
-                if read? == 0 {
-                    bail!("server closed the connection");
-                }
-                while let Some(packet) = self.codec.decode(&mut self.inbound)? {
-                    self.client.handle_stream(Instant::now(), &packet);
-                }
-            }
-        }
-        let now = Instant::now();
-        if self.client.poll_timeout().is_some_and(|t| t <= now) {
-            self.client.handle_timeout(now);
-        }
-        self.flush().await
-    }
-}
-
 async fn session(
     args: &Args,
     window: &Window,
@@ -393,49 +317,8 @@ async fn session(
     delivery: Delivery,
     index: usize,
 ) -> anyhow::Result<Vec<u32>> {
-    let now = Instant::now();
-    let mut seed = hearth_proto::os_seed();
-    seed[0] ^= index as u8;
-    let mut io = SessionIo {
-        client: Client::new(ClientConfig::default(), now, seed),
-        udp: None,
-        tcp: None,
-        inbound: BytesMut::with_capacity(65536),
-        codec: hearth_net::framing::codec(1 << 20),
-        buf: vec![0u8; 65536],
-        out: Vec::new(),
-    };
-    match link {
-        Link::Udp => {
-            io.udp = Some(UdpSocket::bind("127.0.0.1:0").await?);
-            io.client.connect_datagram(now, args.addr);
-        }
-        Link::Tcp => {
-            let tcp = TcpStream::connect(args.addr).await?;
-            tcp.set_nodelay(true)?;
-            io.tcp = Some(tcp);
-            io.client.connect_stream(now);
-        }
-    }
-    io.flush().await?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        io.step(deadline).await?;
-        let mut joined = false;
-        while let Some(event) = io.client.poll_event() {
-            match event {
-                Event::Joined => joined = true,
-                Event::Closed(reason) => bail!("login failed: {reason}"),
-                _ => {}
-            }
-        }
-        if joined {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("no login within 15 s");
-        }
-    }
+    let mut io = SessionIo::connect(link, args.addr, index).await?;
+    io.join(Duration::from_secs(15)).await?;
     io.client
         .open_channel(
             Instant::now(),
