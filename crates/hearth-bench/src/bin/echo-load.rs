@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use hearth_net::ws::{DeflateConfig, Limits, Message, WebSocket};
 use hearth_bench::session_io::{Link, SessionIo};
+use hearth_net::ws::{DeflateConfig, Limits, Message, WebSocket};
 use hearth_proto::{ChannelKind, ChannelSpec, Delivery, Event};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
