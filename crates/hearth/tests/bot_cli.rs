@@ -49,7 +49,8 @@ fn fresh_dir(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 fn bots_on_three_transports_play_report_and_clean_up() {
     let (dir, config) = fresh_dir("hearth-bot-cli");
     let (port, web_port) = (free_port(), free_port());
-    let _server = serve(&dir, &config, port, web_port);
+    let server = serve(&dir, &config, port, web_port);
+    let server_pid = server.0.id().to_string();
 
     let report = bot(
         port,
@@ -73,6 +74,8 @@ fn bots_on_three_transports_play_report_and_clean_up() {
             "--cleanup",
             "--prefix",
             "loadbot",
+            "--watch-pid",
+            &server_pid,
         ],
     );
     assert_eq!(report["connected"], 6, "{report:#}");
@@ -90,6 +93,14 @@ fn bots_on_three_transports_play_report_and_clean_up() {
         report["bytes_out_per_s"].as_f64().unwrap() > 0.0,
         "{report:#}"
     );
+    // --watch-pid: the server's own cost, read from /proc.
+    let watched = &report["server"];
+    assert!(
+        watched["rss_max_bytes"].as_u64().unwrap() > 1_000_000,
+        "{report:#}"
+    );
+    let cores = watched["cpu_cores_after_ramp"].as_f64().unwrap();
+    assert!(cores > 0.0 && cores < 2.5, "{report:#}");
 
     // --cleanup deleted the accounts: logging in again is refused, by reason.
     let again = bot(

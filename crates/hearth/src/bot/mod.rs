@@ -5,6 +5,7 @@
 //! `--json`) ends the run.
 
 mod report;
+mod watch;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,6 +82,10 @@ pub struct BotArgs {
     /// each bot's randomness is its own, derived from --impair-seed.
     #[command(flatten)]
     impair: crate::impair_flags::ImpairFlags,
+    /// The server's process id (on this machine): the report adds its CPU
+    /// after the ramp and its largest resident memory, from /proc.
+    #[arg(long)]
+    watch_pid: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -127,6 +132,11 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     let live = Arc::new(Mutex::new(Live::default()));
     let started = Instant::now();
     let end = started + Duration::from_secs_f64(args.secs);
+    let ramp_ends = started + Duration::from_secs_f64(args.ramp.min(args.secs));
+    let server = args
+        .watch_pid
+        .map(|pid| watch::ServerWatch::start(pid, ramp_ends))
+        .transpose()?;
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..args.count {
         let delay = Duration::from_secs_f64(args.ramp * index as f64 / args.count as f64);
@@ -148,6 +158,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         eprintln!("hearth bot: deleted {deleted} of {} accounts", args.count);
     }
     let tally = tally.lock().expect("not poisoned");
+    let server = server.map(|watch| watch.finish(tally.connected));
     if tally
         .failed
         .keys()
@@ -168,9 +179,16 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&tally.to_json(elapsed))?);
+        let mut report = tally.to_json(elapsed);
+        if let Some(server) = server {
+            report["server"] = server;
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         tally.print_table(elapsed);
+        if let Some(server) = server {
+            println!("server: {server}");
+        }
     }
     Ok(())
 }
