@@ -10,6 +10,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use hearth_bench::json_number as field;
 use hearth_bench::process::{cpu_seconds, env_or, pinned, rss_bytes};
 use hearth_figures::{figure, Better};
 
@@ -53,14 +54,6 @@ fn main() {
     let phases: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
     let [quiet, flood] = phases[..] else {
         panic!("login-flood printed {text:?}")
-    };
-    let field = |line: &str, key: &str| -> f64 {
-        let rest = line
-            .split_once(&format!("\"{key}\": "))
-            .unwrap_or_else(|| panic!("no {key} in {line}"))
-            .1;
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        rest[..end].trim().parse().unwrap_or(f64::NAN)
     };
     println!("Logins during a handshake flood: {legit} legitimate clients logging in and out in a loop, {secs} s per phase");
     println!("  {quiet}\n  {flood}");

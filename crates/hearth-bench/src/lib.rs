@@ -26,6 +26,16 @@ pub fn runtime() -> tokio::runtime::Runtime {
     }
 }
 
+/// The number under `key` in one flat JSON line that a load generator
+/// printed (NaN when it is missing), so the benches need no JSON parser.
+pub fn json_number(line: &str, key: &str) -> f64 {
+    let Some((_, rest)) = line.split_once(&format!("\"{key}\": ")) else {
+        return f64::NAN;
+    };
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().unwrap_or(f64::NAN)
+}
+
 /// The address argument every echo server takes.
 pub fn addr_arg() -> std::net::SocketAddr {
     let text = std::env::args()

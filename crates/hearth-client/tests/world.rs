@@ -559,3 +559,87 @@ async fn both_drivers_carry_the_conditioner_and_play_goes_on() {
         .is_some());
     server.shutdown("test over").await;
 }
+
+/// `?world=off`: a player in a lobby logs in and uses its session (the echo
+/// channel here) while the world never hears of it: no world channel opens,
+/// no actor spawns, the world's player count does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lobby_login_stays_out_of_the_world() {
+    let dir = data_dir("lobby");
+    let mut settings = config(&dir);
+    settings.accounts.allow_anonymous = true;
+    let server = hearth_server::start(settings).await.unwrap();
+    let [udp_url, tcp_url, _] = urls(&server);
+    let mut login = Options::anonymous();
+    login.options = "?world=off".into();
+    let mut lobby = connect(&udp_url, login).await.unwrap();
+    tokio::time::timeout(WAIT, lobby.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("in time")
+        .expect("joined");
+    let echo = hearth_proto::session::ChannelSpec::new(
+        hearth_proto::ChannelKind::Game,
+        hearth_proto::Delivery::ReliableOrdered,
+    );
+    lobby.open_channel(2, echo).await.unwrap();
+    lobby.send(2, b"still here").await.unwrap();
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match lobby.next_event().await {
+                Some(Event::Message {
+                    channel: 2,
+                    payload,
+                }) => return payload,
+                Some(Event::ChannelOpened { channel, .. }) => {
+                    panic!("a lobby player was given world channel {channel}")
+                }
+                Some(Event::Closed(reason)) => panic!("closed: {reason}"),
+                None => panic!("the connection ended"),
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("echoed in time");
+    assert_eq!(answer, b"still here");
+
+    // A player who does enter is counted; the lobby player never is, and
+    // nothing of the world reaches it while it waits.
+    let mut player = Options::anonymous();
+    player.options = "?zone=meadow".into();
+    let mut walker = connect(&tcp_url, player).await.unwrap();
+    tokio::time::timeout(WAIT, walker.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("in time")
+        .expect("joined");
+    let mut walker = WorldClient::new(walker);
+    walker
+        .until(WAIT, |_, replica| replica.position.is_some())
+        .await
+        .expect("the walker entered");
+    let mut players = 0;
+    for _ in 0..30 {
+        players = server.world.status().await.unwrap().players;
+        if players == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(players, 1, "only the walker is in the world");
+    let quiet = tokio::time::timeout(Duration::from_millis(1_500), async {
+        loop {
+            match lobby.next_event().await {
+                Some(Event::Message { channel, .. })
+                | Some(Event::ChannelOpened { channel, .. }) => return channel,
+                None => return 0,
+                Some(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        quiet.is_err(),
+        "the lobby player heard from channel {quiet:?}"
+    );
+    server.shutdown("test over").await;
+}

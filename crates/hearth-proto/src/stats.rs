@@ -152,11 +152,14 @@ pub struct RttEstimate {
     pub smoothed: Option<Duration>,
     pub variance: Duration,
     pub samples: u64,
+    /// The most recent sample, unsmoothed (a load test's percentiles).
+    pub latest: Option<Duration>,
 }
 
 impl RttEstimate {
     pub fn add_sample(&mut self, rtt: Duration) {
         self.samples += 1;
+        self.latest = Some(rtt);
         match self.smoothed {
             None => {
                 self.smoothed = Some(rtt);

@@ -149,6 +149,9 @@ impl GameHandler {
         };
         let wanted_zone = option("zone");
         let wanted_line = option("line").and_then(|v| v.parse::<u32>().ok());
+        // `?world=off`: a player in a lobby, a menu or a matchmaking queue,
+        // logged in (echo, heartbeats, resume) but not in the world.
+        let stays_out = option("world").is_some_and(|v| v.eq_ignore_ascii_case("off"));
         let player_name = request.player_name.clone();
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
@@ -209,6 +212,10 @@ impl GameHandler {
                                     after = Some(old);
                                 }
                             }
+                        }
+                        if stays_out {
+                            logins.add("lobby");
+                            return;
                         }
                         pending.lock().expect("not poisoned").insert(
                             session,

@@ -1,13 +1,19 @@
 //! KCP against kernel TCP with the KCP reference test's workload: a message
 //! every 20 ms, echoed, its round trip measured. `scripts/bench-kcp-tcp`
-//! runs it between two network namespaces with random loss (nftables) and
-//! a delay relay; this binary is each piece:
+//! runs it across three network namespaces (client, router, server) with
+//! random loss (nftables) and a delay added by the router at the IP layer;
+//! this binary is each piece:
 //!
 //!   kcp-vs-tcp echo --kcp ADDR --tcp ADDR        the echo servers
-//!   kcp-vs-tcp delay --udp|--tcp --listen ADDR --target ADDR --ms D
-//!                                                a relay adding D ms each way
+//!   kcp-vs-tcp delay --a TUN --b TUN --ms D      the router's delay: every IP
+//!                                                packet routed into one TUN
+//!                                                device leaves by the other D ms later
 //!   kcp-vs-tcp client --kcp ADDR | --tcp ADDR [--secs S] [--interval-ms 20] [--size 100]
 //!                                                prints one JSON line of RTT figures
+//!
+//! The delay is on the IP path, as netem's would be (this kernel has none),
+//! so TCP's own retransmissions and acknowledgements cross it too: both
+//! transports recover from loss over the same delayed, lossy path.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -34,16 +40,15 @@ enum Command {
         tcp: SocketAddr,
     },
     Delay {
+        /// A TUN device (created by the script); packets read from it are
+        /// written to --b after the delay.
         #[arg(long)]
-        listen: SocketAddr,
+        a: String,
+        /// The other TUN device; packets read from it are written to --a.
         #[arg(long)]
-        target: SocketAddr,
+        b: String,
         #[arg(long)]
         ms: u64,
-        #[arg(long, conflicts_with = "tcp")]
-        udp: bool,
-        #[arg(long)]
-        tcp: bool,
     },
     Client {
         #[arg(long)]
@@ -72,17 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Echo { kcp, tcp } => {
             tokio::try_join!(kcp_echo(kcp), tcp_echo(tcp))?;
         }
-        Command::Delay {
-            listen,
-            target,
-            ms,
-            udp,
-            tcp,
-        } => match (udp, tcp) {
-            (true, false) => udp_delay(listen, target, Duration::from_millis(ms)).await?,
-            (false, true) => tcp_delay(listen, target, Duration::from_millis(ms)).await?,
-            _ => bail!("say --udp or --tcp"),
-        },
+        Command::Delay { a, b, ms } => tun_delay(&a, &b, Duration::from_millis(ms))?,
         Command::Client {
             kcp,
             tcp,
@@ -285,84 +280,65 @@ async fn tcp_client(addr: SocketAddr, workload: &Workload) -> anyhow::Result<Vec
     Ok(rtts)
 }
 
-/// A relay adding `delay` each way to UDP datagrams (one upstream socket per client).
-async fn udp_delay(listen: SocketAddr, target: SocketAddr, delay: Duration) -> anyhow::Result<()> {
-    let front = std::sync::Arc::new(UdpSocket::bind(listen).await?);
-    let mut upstreams: std::collections::HashMap<SocketAddr, std::sync::Arc<UdpSocket>> =
-        Default::default();
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let (n, client) = front.recv_from(&mut buf).await?;
-        let upstream = match upstreams.get(&client) {
-            Some(u) => u.clone(),
-            None => {
-                let u = std::sync::Arc::new(UdpSocket::bind("0.0.0.0:0").await?);
-                u.connect(target).await?;
-                let (back, front) = (u.clone(), front.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 2048];
-                    while let Ok(n) = back.recv(&mut buf).await {
-                        let datagram = buf[..n].to_vec();
-                        let front = front.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            let _ = front.send_to(&datagram, client).await;
-                        });
-                    }
-                });
-                upstreams.insert(client, u.clone());
-                u
-            }
-        };
-        let datagram = buf[..n].to_vec();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = upstream.send(&datagram).await;
-        });
+/// Opens an existing TUN device by name, without the packet-info header:
+/// each read is one IP packet, each write injects one.
+fn open_tun(name: &str) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .context("open /dev/net/tun")?;
+    anyhow::ensure!(name.len() < libc::IFNAMSIZ, "TUN name {name:?} is too long");
+    // SAFETY: ifreq is plain data; zeroed is a valid value of it.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *slot = byte as libc::c_char;
     }
+    request.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes one ifreq, which outlives the call.
+    let result = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut request) };
+    if result < 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("TUNSETIFF {name}"));
+    }
+    Ok(file)
 }
 
-/// A relay adding `delay` each way to a TCP byte stream, in order.
-async fn tcp_delay(listen: SocketAddr, target: SocketAddr, delay: Duration) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
-    loop {
-        let (inbound, _) = listener.accept().await?;
-        inbound.set_nodelay(true)?;
-        let outbound = TcpStream::connect(target).await?;
-        outbound.set_nodelay(true)?;
-        let (ri, wi) = inbound.into_split();
-        let (ro, wo) = outbound.into_split();
-        tokio::spawn(pipe_delayed(ri, wo, delay));
-        tokio::spawn(pipe_delayed(ro, wi, delay));
-    }
-}
-
-async fn pipe_delayed(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    delay: Duration,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    let writer = tokio::spawn(async move {
-        while let Some((due, bytes)) = rx.recv().await {
-            tokio::time::sleep_until(due.into()).await;
-            if to.write_all(&bytes).await.is_err() {
-                return;
+/// Both directions through the router: a reader per device queues each
+/// packet with its due time, a writer per direction injects it into the
+/// other device then. A constant delay keeps every direction in order.
+fn tun_delay(a: &str, b: &str, delay: Duration) -> anyhow::Result<()> {
+    let a = std::sync::Arc::new(open_tun(a)?);
+    let b = std::sync::Arc::new(open_tun(b)?);
+    let mut threads = Vec::new();
+    for (from, to) in [(a.clone(), b.clone()), (b, a)] {
+        let (queue, due) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+        threads.push(std::thread::spawn(move || {
+            use std::io::Write;
+            for (at, packet) in due {
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let _ = (&*to).write(&packet);
             }
-        }
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    while let Ok(n) = from.read(&mut buf).await {
-        if n == 0
-            || tx
-                .send((Instant::now() + delay, buf[..n].to_vec()))
-                .is_err()
-        {
-            break;
-        }
+        }));
+        threads.push(std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = (&*from).read(&mut buf) {
+                if queue
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }));
     }
-    drop(tx);
-    let _ = writer.await;
+    for thread in threads {
+        let _ = thread.join();
+    }
+    bail!("a TUN device went away")
 }
 
 fn summary(rtts: &[Option<f64>], workload: &Workload) -> String {
