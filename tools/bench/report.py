@@ -193,6 +193,7 @@ TITLES = {
     "echo-throughput": "Echo throughput against load (64-byte messages, one in flight per connection)",
     "echo-p99": "Echo p99 round trip against load",
     "bots-latency": "Bots against hearth serve: login time and RTT distribution",
+    "idle-sessions-cpu": "Idle sessions held by hearth serve: server CPU against a bare-socket floor",
     "kcp-vs-tcp-average": "KCP against kernel TCP: average RTT against loss",
     "kcp-vs-tcp-max": "KCP against kernel TCP: maximum RTT against loss",
 }
