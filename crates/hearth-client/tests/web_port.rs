@@ -380,14 +380,17 @@ async fn healthz_answers_503_and_the_server_stops_when_the_gate_task_panics() {
         .unwrap();
     assert!(!page.contains("without TLS"), "no warning on loopback");
 
-    // A fault inside the gate task, as a bug in a handler would cause.
-    let _ = server.gate.run(|_| panic!("injected fault")).await;
+    // A fault inside a gate shard, as a bug in a handler would cause.
+    let _ = server
+        .gate
+        .run_on_shard(0, |_| panic!("injected fault"))
+        .await;
     timeout(WAIT, server.gate.ended()).await.unwrap();
     let answer = reqwest::get(&health).await.unwrap();
     assert_eq!(answer.status(), 503);
     assert_eq!(
         answer.text().await.unwrap(),
-        "the gate task panicked: injected fault\n"
+        "a gate shard panicked: injected fault\n"
     );
 
     let web = server.web;
@@ -398,7 +401,7 @@ async fn healthz_answers_503_and_the_server_stops_when_the_gate_task_panics() {
         Err(error @ ServeError::GatePanicked(_)) => assert!(
             error
                 .to_string()
-                .starts_with("the gate task panicked: injected fault"),
+                .starts_with("a gate shard panicked: injected fault"),
             "{error}"
         ),
         other => panic!("expected the gate panic, got {other:?}"),

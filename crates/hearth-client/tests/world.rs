@@ -470,10 +470,12 @@ async fn a_session_survives_a_udp_blackout_and_an_address_change() {
     .await;
     let session = server.world.find(&name).await.expect("online");
     let migrations = |gate: hearth_net::gate::GateHandle| async move {
-        gate.query(move |ctx| ctx.session(session).map(|s| s.stats().migrations))
-            .await
-            .unwrap()
-            .expect("the session lives")
+        gate.query_on(session, move |ctx| {
+            ctx.session(session).map(|s| s.stats().migrations)
+        })
+        .await
+        .unwrap()
+        .expect("the session lives")
     };
     let migrations_before = migrations(server.gate.clone()).await;
 

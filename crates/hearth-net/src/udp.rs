@@ -28,6 +28,17 @@ impl BatchSocket {
         Self::from_tokio(UdpSocket::bind(addr).await?)
     }
 
+    /// Binds with SO_REUSEPORT, so that several sockets (one per gate shard)
+    /// share `addr` and the kernel spreads clients over them by address.
+    pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<Self> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        Self::from_tokio(UdpSocket::from_std(socket.into())?)
+    }
+
     pub fn from_tokio(io: UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&io).into())?;
         // Large kernel buffers ride out bursts; failures here are not fatal.

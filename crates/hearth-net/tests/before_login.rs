@@ -25,6 +25,7 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Counts what reached the application; accepts every login.
+#[derive(Clone)]
 struct Witness {
     game_events: Arc<AtomicU64>,
 }
@@ -135,9 +136,7 @@ fn hello() -> Vec<u8> {
 }
 
 async fn drops(gate: &GateHandle, reason: DropReason) -> u64 {
-    gate.query(move |ctx| ctx.endpoint_stats().drops.get(reason))
-        .await
-        .unwrap()
+    gate.endpoint_stats().await.unwrap().drops.get(reason)
 }
 
 #[tokio::test]
@@ -184,7 +183,7 @@ async fn channel_opens_and_messages_before_login_close_the_session() {
         0,
         "nothing reached the game"
     );
-    let sessions = gate.query(|ctx| ctx.session_count()).await.unwrap();
+    let sessions = gate.session_count();
     assert_eq!(sessions, 0);
 }
 
@@ -243,14 +242,16 @@ async fn floods_of_empty_parts_before_login_cost_bounded_memory() {
         total += task.await.unwrap();
     }
     let parts: usize = gate
-        .query(|ctx| {
+        .query_each(|ctx| {
             ctx.session_ids()
                 .into_iter()
                 .filter_map(|id| ctx.session(id).map(|s| s.buffered_parts()))
-                .sum()
+                .sum::<usize>()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .sum();
     let grew = rss_kib().saturating_sub(before);
     println!(
         "sent {} MiB of empty parts; RSS grew {grew} KiB",

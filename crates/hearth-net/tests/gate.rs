@@ -120,10 +120,7 @@ async fn tcp_login_udp_ticket_then_tcp_kcp_and_raw_udp_channels_at_once() {
     assert!(raw >= 45, "raw UDP echoes: {raw}");
     let stats = connection.stats().await.unwrap();
     assert!(stats.packets_in > 0);
-    let endpoint = gate
-        .query(|ctx| ctx.endpoint_stats().clone())
-        .await
-        .unwrap();
+    let endpoint = gate.endpoint_stats().await.unwrap();
     assert_eq!(endpoint.handshakes_completed, 1, "one UDP attach handshake");
 }
 
@@ -313,10 +310,7 @@ async fn a_silent_client_is_dropped_after_the_heartbeat_timeout() {
     // the TCP connection stays open: only the heartbeat can notice.
     let (mut stream, _client) = manual_tcp_login(gate.tcp_addr.unwrap()).await;
     let went_silent = std::time::Instant::now();
-    let opened = gate
-        .query(|ctx| ctx.endpoint_stats().sessions_opened)
-        .await
-        .unwrap();
+    let opened = gate.endpoint_stats().await.unwrap().sessions_opened;
     assert_eq!(opened, 1);
     // Keep the socket open and read nothing that matters until the server closes it.
     let mut sink = vec![0u8; 4096];
@@ -414,6 +408,7 @@ async fn manual_tcp_login(addr: SocketAddr) -> (tokio::net::TcpStream, hearth_pr
 }
 
 /// Sends a flood to every player that joins.
+#[derive(Clone)]
 struct Flood;
 
 impl gate::Handler for Flood {
@@ -465,7 +460,7 @@ async fn flood_a_client_that_stops_reading(configure: impl FnOnce(&mut GateConfi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cut_after = started.elapsed();
-    let detached = gate.query(|ctx| ctx.session_count()).await.unwrap();
+    let detached = gate.session_count();
     assert_eq!(
         detached, 1,
         "the session waits for a resume; only the link went"
@@ -498,6 +493,7 @@ async fn a_write_the_client_does_not_read_is_cut_at_the_write_timeout() {
 }
 
 /// Panics at the first login, as a buggy game handler would.
+#[derive(Clone)]
 struct PanicsAtLogin;
 
 impl gate::Handler for PanicsAtLogin {
@@ -530,10 +526,15 @@ async fn a_panic_in_the_gate_task_is_reported_and_releases_the_port() {
     assert_eq!(end, GateEnd::Panicked("handler bug: no map loaded".into()));
     assert_eq!(
         end.to_string(),
-        "the gate task panicked: handler bug: no map loaded"
+        "a gate shard panicked: handler bug: no map loaded"
     );
     assert_eq!(gate.end(), Some(end));
-    assert!(gate.run(|_| {}).await.is_err(), "commands fail at once");
+    for shard in 0..gate.shard_count() {
+        assert!(
+            gate.run_on_shard(shard, |_| {}).await.is_err(),
+            "commands fail at once, on every shard"
+        );
+    }
     timeout(WAIT, async {
         while std::net::TcpListener::bind(tcp).is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -579,7 +580,7 @@ async fn a_dropped_tcp_link_comes_back_while_udp_carries_the_session() {
     timeout(WAIT, async {
         loop {
             let links = gate
-                .query(move |ctx| {
+                .query_on(id, move |ctx| {
                     ctx.session(id)
                         .map(|s| (s.has_link(LinkKind::Stream), s.has_link(LinkKind::Datagram)))
                 })

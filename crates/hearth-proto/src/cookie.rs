@@ -74,16 +74,20 @@ impl CookieSecrets {
         self.next_rotation_ms
     }
 
-    /// Flips the active secret when due, replacing the oldest with fresh bytes.
+    /// Flips the active secret when due, replacing the oldest with fresh
+    /// bytes. Rotations happen at their scheduled times, not when this is
+    /// called: two jars made from the same seed at the same epoch hold the
+    /// same secrets at any moment however often each is maintained, which is
+    /// what lets every gate shard check a cookie another shard minted.
     pub fn maintain(&mut self, rng: &mut impl RngCore, now_ms: u64) {
-        if now_ms < self.next_rotation_ms {
-            return;
+        while now_ms >= self.next_rotation_ms {
+            let due = self.next_rotation_ms;
+            let retiring = 1 - self.active;
+            rng.fill_bytes(&mut self.secrets[retiring]);
+            self.created_ms[retiring] = due;
+            self.active = retiring;
+            self.schedule(rng, due);
         }
-        let retiring = 1 - self.active;
-        rng.fill_bytes(&mut self.secrets[retiring]);
-        self.created_ms[retiring] = now_ms;
-        self.active = retiring;
-        self.schedule(rng, now_ms);
     }
 
     fn mac(&self, slot: usize, timestamp: u64, from: &SocketAddr, params: &[&[u8]]) -> [u8; 32] {
@@ -196,5 +200,21 @@ mod tests {
             ),
             Err(CookieError::Expired)
         );
+    }
+
+    #[test]
+    fn jars_from_one_seed_agree_however_often_they_are_maintained() {
+        let mut rng_a = ChaCha20Rng::seed_from_u64(3);
+        let mut rng_b = ChaCha20Rng::seed_from_u64(3);
+        let mut a = CookieSecrets::new(&mut rng_a, 0);
+        let mut b = CookieSecrets::new(&mut rng_b, 0);
+        // `a` every second, `b` only once, a minute and a half later.
+        for now in (0..=90_000).step_by(1000) {
+            a.maintain(&mut rng_a, now);
+        }
+        b.maintain(&mut rng_b, 90_000);
+        let cookie = a.mint(90_000, &addr(9), &[b"p"]);
+        assert_eq!(b.verify(90_001, &cookie, &addr(9), &[b"p"]), Ok(()));
+        assert_eq!(a.next_rotation_ms(), b.next_rotation_ms());
     }
 }

@@ -39,7 +39,9 @@ pub use config::{ClientConfig, ServerConfig, SessionConfig};
 pub use control::{Credentials, UdpTicket};
 pub use event::{close_code, CloseReason, Event, LinkKind, LoginRequest, StreamId, Transmit};
 pub use handshake::PROTOCOL_VERSION;
-pub use server::{Server, ServerIdentity, StateSize};
+pub use server::{
+    shard_of_session, Server, ServerIdentity, Shard, ShardSet, StateSize, MAX_SHARDS,
+};
 pub use session::{ChannelSpec, SendError, Session};
 pub use stats::{DropReason, Drops, EndpointStats, SessionStats};
 

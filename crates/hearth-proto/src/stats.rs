@@ -228,3 +228,21 @@ pub struct EndpointStats {
     /// session's own counters join these when it closes).
     pub drops: Drops,
 }
+
+impl EndpointStats {
+    /// Adds another endpoint's counters (a gate's shards, summed).
+    pub fn merge(&mut self, other: &EndpointStats) {
+        self.datagrams_in += other.datagrams_in;
+        self.bytes_in += other.bytes_in;
+        self.datagrams_out += other.datagrams_out;
+        self.bytes_out += other.bytes_out;
+        self.challenges_sent += other.challenges_sent;
+        self.handshakes_completed += other.handshakes_completed;
+        self.stream_handshakes_completed += other.stream_handshakes_completed;
+        self.restarts_sent += other.restarts_sent;
+        self.rebinds += other.rebinds;
+        self.sessions_opened += other.sessions_opened;
+        self.sessions_closed += other.sessions_closed;
+        self.drops.merge(&other.drops);
+    }
+}

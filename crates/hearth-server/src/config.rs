@@ -156,6 +156,9 @@ pub struct GameConfig {
     pub impair_up: Option<String>,
     pub impair_down: Option<String>,
     pub impair_seed: u64,
+    /// Gate shards, each with its own sessions, UDP socket and task (spread
+    /// over the runtime's threads); 0: one per core.
+    pub shards: usize,
 }
 
 impl Default for Config {
@@ -229,6 +232,7 @@ impl Default for GameConfig {
             impair_up: None,
             impair_down: None,
             impair_seed: 1,
+            shards: 0,
         }
     }
 }
@@ -280,7 +284,7 @@ impl Config {
 
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
     /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
-    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`.
+    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`, `HEARTH_SHARDS`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -321,6 +325,9 @@ impl Config {
         }
         if let Some(v) = var("HEARTH_WEBSOCKET_DEFLATE") {
             self.web.websocket_deflate = parse("HEARTH_WEBSOCKET_DEFLATE", v)?;
+        }
+        if let Some(v) = var("HEARTH_SHARDS") {
+            self.game.shards = parse("HEARTH_SHARDS", v)?;
         }
         Ok(())
     }

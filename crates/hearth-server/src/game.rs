@@ -81,6 +81,9 @@ impl LiveAccounts {
     }
 }
 
+/// One clone per gate shard: the per-session maps hold that shard's
+/// sessions; what spans sessions of different shards is behind an `Arc`.
+#[derive(Clone)]
 pub struct GameHandler {
     accounts: Accounts,
     storage: Storage,
@@ -174,8 +177,9 @@ impl GameHandler {
                 }),
                 _ => None,
             };
+            let replacer = gate.clone();
             let _ = gate
-                .run(move |ctx: &mut GateCtx<'_>| match verdict {
+                .run_on(session, move |ctx: &mut GateCtx<'_>| match verdict {
                     Ok(None) if !allow_anonymous => {
                         logins.add("anonymous_refused");
                         ctx.refuse_login(session, "this server requires an account: log in with a name and password or a token");
@@ -207,7 +211,7 @@ impl GameHandler {
                             let previous = live.bind(account.id, session);
                             if let Some(old) = previous.filter(|old| *old != session) {
                                 if single_session {
-                                    ctx.close(old, close_code::REPLACED, "logged in from another place");
+                                    close_replaced(ctx, &replacer, old);
                                     logins.add("replaced");
                                     after = Some(old);
                                 }
@@ -234,6 +238,22 @@ impl GameHandler {
                         ctx.refuse_login(session, &error.to_string());
                     }
                 })
+                .await;
+        });
+    }
+}
+
+/// Ends the session a new login of the same account replaced: here if it
+/// is on this shard, else by a command to its own shard.
+fn close_replaced(ctx: &mut GateCtx<'_>, gate: &GateHandle, old: u64) {
+    const REASON: &str = "logged in from another place";
+    if gate.shard_of(old) == ctx.shard() {
+        ctx.close(old, close_code::REPLACED, REASON);
+    } else {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let _ = gate
+                .run_on(old, move |ctx| ctx.close(old, close_code::REPLACED, REASON))
                 .await;
         });
     }
@@ -304,6 +324,7 @@ impl GameHandler {
 /// acknowledges at most each frame (20 a second) and moves at most as often;
 /// a flood beyond that is dropped here, in the gate, before it can fill the
 /// world's queue that every player shares.
+#[derive(Clone)]
 struct InputBucket {
     tokens: u32,
     last: std::time::Instant,

@@ -55,9 +55,9 @@ pub enum StartError {
 /// Why a server stopped without being asked to.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("the gate task panicked: {0} (the server has stopped; this is a bug in Hearth or in the game's handler: please report it with the log above)")]
+    #[error("a gate shard panicked: {0} (the server has stopped; this is a bug in Hearth or in the game's handler: please report it with the log above)")]
     GatePanicked(String),
-    #[error("the gate task stopped on its own; the server has stopped")]
+    #[error("the gate stopped on its own; the server has stopped")]
     GateStopped,
 }
 
@@ -166,6 +166,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
     gate_config.protocol.key_agreements_per_second = config.game.key_agreements_per_second;
     gate_config.protocol.limit_loopback = config.game.limit_loopback;
     gate_config.impair = impairment(&config.game)?;
+    gate_config.shards = config.game.shards;
     let max_ws_message = gate_config.max_frame();
     let gate = gate::start(gate_config, identity, handler)
         .await

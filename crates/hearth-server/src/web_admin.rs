@@ -112,6 +112,25 @@ struct SessionFigures {
     rtt_histogram: Vec<u64>,
 }
 
+impl SessionFigures {
+    /// Adds another shard's figures.
+    fn add(&mut self, other: &SessionFigures) {
+        self.live += other.live;
+        self.joined += other.joined;
+        self.with_udp += other.with_udp;
+        self.with_stream += other.with_stream;
+        self.detached += other.detached;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        if self.rtt_histogram.len() < other.rtt_histogram.len() {
+            self.rtt_histogram.resize(other.rtt_histogram.len(), 0);
+        }
+        for (total, count) in self.rtt_histogram.iter_mut().zip(&other.rtt_histogram) {
+            *total += count;
+        }
+    }
+}
+
 async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, Refusal> {
     admin(&state, &headers).await?;
     let sessions = session_figures(&state).await?;
@@ -266,9 +285,9 @@ async fn session_figures(state: &WebState) -> Result<serde_json::Value, Refusal>
             return Ok(figures);
         }
     }
-    let sessions = state
+    let each_shard = state
         .gate
-        .query(|ctx| {
+        .query_each(|ctx| {
             let mut figures = SessionFigures {
                 rtt_histogram: vec![0; RTT_BUCKETS_MS.len() + 1],
                 ..Default::default()
@@ -297,13 +316,17 @@ async fn session_figures(state: &WebState) -> Result<serde_json::Value, Refusal>
             figures
         })
         .await;
-    let sessions = sessions.map_err(|_| {
+    let each_shard = each_shard.map_err(|_| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "gate_stopped",
             "the gate has stopped",
         )
     })?;
+    let mut sessions = SessionFigures::default();
+    for shard in &each_shard {
+        sessions.add(shard);
+    }
     let figures = serde_json::to_value(sessions).expect("plain numbers");
     *state.admin_figures.lock().expect("not poisoned") =
         Some((std::time::Instant::now(), figures.clone()));

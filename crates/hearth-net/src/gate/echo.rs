@@ -5,7 +5,7 @@ use hearth_proto::Event;
 
 use super::{GateCtx, Handler};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct EchoHandler;
 
 impl Handler for EchoHandler {

@@ -54,8 +54,15 @@ pub struct GateMetrics {
     pub udp_datagrams_in: AtomicU64,
     pub udp_datagrams_out: AtomicU64,
     rejects: [AtomicU64; 6],
-    endpoint: Mutex<EndpointStats>,
+    /// Each shard's endpoint counters, by shard.
+    endpoint: Mutex<Vec<EndpointStats>>,
+    /// Sessions held by every shard together.
     pub sessions_live: AtomicU64,
+    /// Datagrams a shard received for another shard's session (a client
+    /// whose address changed) and handed over.
+    pub udp_forwarded: AtomicU64,
+    /// The same, dropped because the owning shard's queue was full.
+    pub udp_forward_dropped: AtomicU64,
 }
 
 impl GateMetrics {
@@ -75,15 +82,22 @@ impl GateMetrics {
         self.rejects[index].load(Ordering::Relaxed)
     }
 
-    /// The protocol endpoint's counters as of its last update (at most 100 ms old).
+    /// The protocol endpoints' counters, every shard's summed, as of their
+    /// last updates (at most 100 ms old).
     pub fn endpoint(&self) -> EndpointStats {
-        self.endpoint.lock().expect("not poisoned").clone()
+        let shards = self.endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = EndpointStats::default();
+        for stats in shards.iter() {
+            total.merge(stats);
+        }
+        total
     }
 
-    pub(crate) fn set_endpoint(&self, stats: &EndpointStats) {
-        self.endpoint
-            .lock()
-            .expect("not poisoned")
-            .clone_from(stats);
+    pub(crate) fn set_endpoint(&self, shard: usize, stats: &EndpointStats) {
+        let mut shards = self.endpoint.lock().unwrap_or_else(|e| e.into_inner());
+        if shards.len() <= shard {
+            shards.resize_with(shard + 1, EndpointStats::default);
+        }
+        shards[shard].clone_from(stats);
     }
 }

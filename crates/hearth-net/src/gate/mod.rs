@@ -1,20 +1,27 @@
-//! The server gates: one task drives `hearth_proto::Server` for every way in —
-//! one batched UDP socket, TCP connections with length-prefixed framing, and
-//! WebSocket connections handed over by the web server. The application sees
-//! sessions through a [`Handler`] called inside that task (so an echo costs
-//! no extra hop) and through a cloneable [`GateHandle`] from anywhere else.
+//! The server gates: N shard tasks (one per core by default), each driving
+//! its own `hearth_proto::Server` for the sessions whose ids name it, for
+//! every way in — a batched UDP socket per shard on one shared port
+//! (SO_REUSEPORT), TCP connections with length-prefixed framing, and
+//! WebSocket connections handed over by the web server, each stream joining
+//! the shard of its session. The application sees sessions through a
+//! [`Handler`] (one clone per shard, called inside its task, so an echo
+//! costs no extra hop) and through a cloneable [`GateHandle`] from anywhere
+//! else, which routes each command to the shard of the session it names.
 
 mod echo;
-mod endpoint;
 mod metrics;
 mod outbox;
+mod shard;
 mod streams;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_proto::{ChannelSpec, Event, SendError, Server, ServerConfig, ServerIdentity, Session};
+use hearth_proto::{
+    ChannelSpec, EndpointStats, Event, SendError, Server, ServerConfig, ServerIdentity, Session,
+    Shard, ShardSet,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -47,6 +54,8 @@ pub struct GateConfig {
     /// Make the UDP side bad on purpose (network conditioner): `up` applies
     /// to what clients send, `down` to what the gate sends.
     pub impair: Option<crate::conditioner::LinkImpairment>,
+    /// Shard tasks, each with its own sessions and UDP socket; 0: one per core.
+    pub shards: usize,
 }
 
 impl Default for GateConfig {
@@ -64,6 +73,7 @@ impl Default for GateConfig {
             max_streams_per_ip: 256,
             max_streams: 50_000,
             impair: None,
+            shards: 0,
         }
     }
 }
@@ -73,14 +83,26 @@ impl GateConfig {
     pub fn max_frame(&self) -> usize {
         self.protocol.session.max_stream_packet
     }
+
+    /// How many shards `start` makes of this configuration.
+    pub fn shard_count(&self) -> usize {
+        let wanted = match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        wanted.clamp(1, hearth_proto::MAX_SHARDS)
+    }
 }
 
-/// The application's view from inside the gate task.
-pub trait Handler: Send + 'static {
+/// The application's view from inside a gate shard's task. Each shard has
+/// its own clone and sees the events of its own sessions; state shared
+/// across sessions of different shards belongs behind an `Arc`.
+pub trait Handler: Clone + Send + 'static {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event);
 }
 
-/// Session operations available to a [`Handler`].
+/// Session operations available to a [`Handler`] and to commands, on the
+/// sessions of one shard.
 pub struct GateCtx<'a> {
     server: &'a mut Server,
     now: Instant,
@@ -120,22 +142,34 @@ impl GateCtx<'_> {
         self.server.session(session)
     }
 
-    /// Sessions held by the gate, including detached ones awaiting a resume.
+    /// Sessions held by this shard, including detached ones awaiting a resume.
     pub fn session_ids(&self) -> Vec<u64> {
         self.server.session_ids().collect()
     }
 
+    /// Sessions held by this shard.
     pub fn session_count(&self) -> usize {
         self.server.session_count()
     }
 
-    /// The endpoint's counters now (`GateMetrics::endpoint` may be 100 ms old).
+    /// Sessions held by the whole gate, every shard (exact).
+    pub fn total_sessions(&self) -> usize {
+        self.server.total_sessions()
+    }
+
+    /// Which shard this is.
+    pub fn shard(&self) -> usize {
+        self.server.shard().index
+    }
+
+    /// This shard's endpoint counters now (`GateMetrics::endpoint` sums all
+    /// shards', up to 100 ms old).
     pub fn endpoint_stats(&self) -> &hearth_proto::EndpointStats {
         self.server.stats()
     }
 }
 
-/// A command for the gate task, from outside it.
+/// A command for a gate shard, from outside it.
 pub type Command = Box<dyn FnOnce(&mut GateCtx<'_>) + Send>;
 
 pub(crate) enum Input {
@@ -151,6 +185,8 @@ pub(crate) enum Input {
     StreamClosed {
         id: hearth_proto::StreamId,
     },
+    /// Datagrams another shard received for sessions of this one.
+    Datagrams(Vec<(SocketAddr, Vec<u8>)>),
     Run(Command),
     Impair(Option<crate::conditioner::LinkImpairment>),
     Shutdown {
@@ -159,11 +195,12 @@ pub(crate) enum Input {
     },
 }
 
-/// Reaches the gate task from any task: run session operations, accept
+/// Reaches the gate's shards from any task: run session operations, accept
 /// WebSocket connections, shut down.
 #[derive(Clone)]
 pub struct GateHandle {
-    inputs: mpsc::Sender<Input>,
+    shards: Arc<[mpsc::Sender<Input>]>,
+    set: Arc<ShardSet>,
     shared: Arc<streams::Shared>,
     ended: watch::Receiver<Option<GateEnd>>,
     /// Where the sockets ended up (useful with port 0).
@@ -173,41 +210,104 @@ pub struct GateHandle {
 }
 
 impl GateHandle {
-    /// Runs `command` inside the gate task with access to every session.
+    /// How many shards the gate runs.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard that holds `session`.
+    pub fn shard_of(&self, session: u64) -> usize {
+        self.set.shard_of(session)
+    }
+
+    /// Sessions held by every shard together, exact and without a round trip.
+    pub fn session_count(&self) -> usize {
+        self.set.sessions()
+    }
+
+    /// Runs `command` in shard `shard`'s task with access to its sessions.
     /// Fails only when the gate has stopped.
-    pub async fn run(
+    pub async fn run_on_shard(
         &self,
+        shard: usize,
         command: impl FnOnce(&mut GateCtx<'_>) + Send + 'static,
     ) -> Result<(), GateStopped> {
-        self.inputs
+        self.shards[shard % self.shards.len()]
             .send(Input::Run(Box::new(command)))
             .await
             .map_err(|_| GateStopped)
     }
 
-    /// Runs `query` in the gate task and returns its answer.
-    pub async fn query<T: Send + 'static>(
+    /// Runs `command` in the task of the shard that holds `session`.
+    pub async fn run_on(
         &self,
+        session: u64,
+        command: impl FnOnce(&mut GateCtx<'_>) + Send + 'static,
+    ) -> Result<(), GateStopped> {
+        self.run_on_shard(self.shard_of(session), command).await
+    }
+
+    /// Runs `query` in the task of the shard that holds `session` and
+    /// returns its answer.
+    pub async fn query_on<T: Send + 'static>(
+        &self,
+        session: u64,
         query: impl FnOnce(&mut GateCtx<'_>) -> T + Send + 'static,
     ) -> Result<T, GateStopped> {
         let (tx, rx) = oneshot::channel();
-        self.run(move |ctx| {
+        self.run_on(session, move |ctx| {
             let _ = tx.send(query(ctx));
         })
         .await?;
         rx.await.map_err(|_| GateStopped)
     }
 
+    /// Runs `query` in every shard (one after another, each in its own
+    /// task) and returns their answers in shard order.
+    pub async fn query_each<T: Send + 'static>(
+        &self,
+        query: impl Fn(&mut GateCtx<'_>) -> T + Clone + Send + 'static,
+    ) -> Result<Vec<T>, GateStopped> {
+        let mut answers = Vec::with_capacity(self.shards.len());
+        let mut waits = Vec::with_capacity(self.shards.len());
+        for shard in 0..self.shards.len() {
+            let (tx, rx) = oneshot::channel();
+            let query = query.clone();
+            self.run_on_shard(shard, move |ctx| {
+                let _ = tx.send(query(ctx));
+            })
+            .await?;
+            waits.push(rx);
+        }
+        for wait in waits {
+            answers.push(wait.await.map_err(|_| GateStopped)?);
+        }
+        Ok(answers)
+    }
+
+    /// Every shard's endpoint counters now, summed.
+    pub async fn endpoint_stats(&self) -> Result<EndpointStats, GateStopped> {
+        let each = self.query_each(|ctx| ctx.endpoint_stats().clone()).await?;
+        let mut total = EndpointStats::default();
+        for stats in &each {
+            total.merge(stats);
+        }
+        Ok(total)
+    }
+
     /// Makes the UDP side bad on purpose from now on (`None`: a clean link
-    /// again): the network conditioner, at run time.
+    /// again): the network conditioner, at run time, on every shard.
     pub async fn set_impairment(
         &self,
         impair: Option<crate::conditioner::LinkImpairment>,
     ) -> Result<(), GateStopped> {
-        self.inputs
-            .send(Input::Impair(impair))
-            .await
-            .map_err(|_| GateStopped)
+        for shard in self.shards.iter() {
+            shard
+                .send(Input::Impair(impair))
+                .await
+                .map_err(|_| GateStopped)?;
+        }
+        Ok(())
     }
 
     /// Serves a WebSocket whose upgrade is done as a session stream.
@@ -215,7 +315,7 @@ impl GateHandle {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        streams::spawn_websocket(self.shared.clone(), self.inputs.clone(), socket, peer);
+        streams::spawn_websocket(self.shared.clone(), self.shards.clone(), socket, peer);
     }
 
     pub fn metrics(&self) -> &GateMetrics {
@@ -227,7 +327,7 @@ impl GateHandle {
         self.ended.borrow().clone()
     }
 
-    /// Waits until the gate task ends, by shutdown or by a panic.
+    /// Waits until the gate ends, by shutdown or by a panic in a shard.
     pub async fn ended(&self) -> GateEnd {
         let mut ended = self.ended.clone();
         let result = ended.wait_for(Option::is_some).await;
@@ -239,17 +339,23 @@ impl GateHandle {
     }
 
     /// Closes every session with `reason` (clients see it), waits for the
-    /// closes to be sent (at most the close linger plus a little), then stops.
+    /// closes to be sent (at most the close linger plus a little), then
+    /// stops every shard.
     pub async fn shutdown(&self, reason: &str) {
-        let (done, wait) = oneshot::channel();
-        let sent = self
-            .inputs
-            .send(Input::Shutdown {
-                reason: reason.to_owned(),
-                done,
-            })
-            .await;
-        if sent.is_ok() {
+        let mut waits = Vec::new();
+        for shard in self.shards.iter() {
+            let (done, wait) = oneshot::channel();
+            let sent = shard
+                .send(Input::Shutdown {
+                    reason: reason.to_owned(),
+                    done,
+                })
+                .await;
+            if sent.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
             let _ = wait.await;
         }
     }
@@ -259,12 +365,12 @@ impl GateHandle {
 #[error("the gate has stopped")]
 pub struct GateStopped;
 
-/// How the gate task ended.
+/// How the gate ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateEnd {
     /// Shut down, or every handle was dropped.
     Stopped,
-    /// The task panicked (in the protocol or in the handler) with this message.
+    /// A shard's task panicked (in the protocol or in the handler) with this message.
     Panicked(String),
 }
 
@@ -272,43 +378,62 @@ impl std::fmt::Display for GateEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GateEnd::Stopped => f.write_str("the gate has stopped"),
-            GateEnd::Panicked(message) => write!(f, "the gate task panicked: {message}"),
+            GateEnd::Panicked(message) => write!(f, "a gate shard panicked: {message}"),
         }
     }
 }
 
-/// Waits for the gate task and publishes how it ended, so that a panic in it
-/// is seen (health checks, the server's supervisor) rather than leaving a
-/// process whose other ports still answer.
-async fn supervise(task: tokio::task::JoinHandle<()>, ended: watch::Sender<Option<GateEnd>>) {
-    let end = match task.await {
-        Ok(()) => GateEnd::Stopped,
-        Err(error) if error.is_panic() => {
-            let payload = error.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_owned());
-            tracing::error!("the gate task panicked: {message}");
-            GateEnd::Panicked(message)
+/// Waits for the shard tasks and publishes how the gate ended: at the first
+/// panic (so that it is seen by health checks and the server's supervisor
+/// rather than leaving a process whose other ports still answer), or when
+/// every shard has stopped.
+async fn supervise(mut tasks: tokio::task::JoinSet<()>, ended: watch::Sender<Option<GateEnd>>) {
+    while let Some(result) = tasks.join_next().await {
+        let Err(error) = result else { continue };
+        if !error.is_panic() {
+            continue;
         }
-        Err(_) => GateEnd::Stopped,
-    };
-    let _ = ended.send(Some(end));
+        let payload = error.into_panic();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        tracing::error!("a gate shard panicked: {message}");
+        // Its sessions are gone and its state may be half-changed: the
+        // whole gate stops, so that commands fail and the ports are freed
+        // at once, as they would with one task.
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let _ = ended.send(Some(GateEnd::Panicked(message)));
+        return;
+    }
+    let _ = ended.send(Some(GateEnd::Stopped));
 }
 
-/// Binds the configured sockets and starts the gate task.
+/// Binds the configured sockets and starts the shard tasks, each with its
+/// own clone of `handler`.
 pub async fn start(
     mut config: GateConfig,
     identity: ServerIdentity,
     handler: impl Handler,
 ) -> std::io::Result<GateHandle> {
-    let udp = match config.udp {
-        Some(addr) => Some(crate::udp::BatchSocket::bind(addr).await?),
-        None => None,
-    };
-    let udp_addr = udp.as_ref().map(|s| s.local_addr()).transpose()?;
+    let count = config.shard_count();
+    let mut udp_sockets = Vec::with_capacity(count);
+    if let Some(addr) = config.udp {
+        let first = if count == 1 {
+            crate::udp::BatchSocket::bind(addr).await?
+        } else {
+            crate::udp::BatchSocket::bind_reuse_port(addr)?
+        };
+        // Port 0 picked a port: the other shards join that one.
+        let bound = first.local_addr()?;
+        udp_sockets.push(first);
+        for _ in 1..count {
+            udp_sockets.push(crate::udp::BatchSocket::bind_reuse_port(bound)?);
+        }
+    }
+    let udp_addr = udp_sockets.first().map(|s| s.local_addr()).transpose()?;
     if config.protocol.udp_ticket_port.is_none() {
         config.protocol.udp_ticket_port = udp_addr.map(|a| a.port());
     }
@@ -317,34 +442,57 @@ pub async fn start(
         None => None,
     };
     let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
-    let (inputs, receiver) = mpsc::channel(8192);
-    let shared = Arc::new(streams::Shared::new(&config));
-    let server = Server::new(
-        config.protocol.clone(),
-        identity,
-        Instant::now(),
-        hearth_proto::os_seed(),
-    );
-    let public_key = server.public_key();
+    let set = ShardSet::new(count, &config.protocol, hearth_proto::os_seed());
+    let shared = Arc::new(streams::Shared::new(&config, set.clone()));
+    // One epoch for all: the shards' cookie secrets rotate on its schedule.
+    let epoch = Instant::now();
+    let mut senders = Vec::with_capacity(count);
+    let mut receivers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (sender, receiver) = mpsc::channel(8192);
+        senders.push(sender);
+        receivers.push(receiver);
+    }
+    let shards: Arc<[mpsc::Sender<Input>]> = senders.into();
+    let peers: Vec<mpsc::WeakSender<Input>> = shards.iter().map(|s| s.downgrade()).collect();
+    let mut udp_sockets = udp_sockets.into_iter();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut public_key = [0u8; 32];
+    for (index, inputs) in receivers.into_iter().enumerate() {
+        let server = Server::new_shard(
+            config.protocol.clone(),
+            identity.clone(),
+            epoch,
+            hearth_proto::os_seed(),
+            Shard {
+                index,
+                set: set.clone(),
+            },
+        );
+        public_key = server.public_key();
+        tasks.spawn(shard::run(shard::ShardParts {
+            index,
+            server,
+            udp: udp_sockets.next(),
+            impair: config.impair,
+            inputs,
+            peers: peers.clone(),
+            handler: handler.clone(),
+            shared: shared.clone(),
+        }));
+    }
     if let Some(listener) = tcp {
         tokio::spawn(streams::accept_tcp(
             listener,
             shared.clone(),
-            inputs.clone(),
+            shards.clone(),
         ));
     }
-    let task = tokio::spawn(endpoint::run(
-        server,
-        udp,
-        config.impair,
-        receiver,
-        handler,
-        shared.clone(),
-    ));
     let (ended_tx, ended) = watch::channel(None);
-    tokio::spawn(supervise(task, ended_tx));
+    tokio::spawn(supervise(tasks, ended_tx));
     Ok(GateHandle {
-        inputs,
+        shards,
+        set,
         shared,
         ended,
         udp_addr,

@@ -1,27 +1,37 @@
 //! Stream connections (TCP and WebSocket): one task each, reading packets
-//! into the gate task and writing what it sends back. Bounded everywhere: the
-//! frame size, the first-frame deadline, the outgoing queue (packets and
-//! bytes), the time one write may take, connections per address and in total.
+//! into a gate shard and writing what it sends back. The first packet picks
+//! the shard: a Hello that resumes or attaches names its session, whose
+//! shard it joins; a new session goes to the shard its stream number picks.
+//! Bounded everywhere: the frame size, the first-frame deadline, the
+//! outgoing queue (packets and bytes), the time one write may take,
+//! connections per address and in total.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_proto::StreamId;
+use hearth_proto::{ShardSet, StreamId};
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::outbox::{self, OutboxReceiver};
+use super::outbox::{self, OutboxReceiver, OutboxSender};
+use super::shard::ForwardQueue;
 use super::{CutReason, GateConfig, GateMetrics, Input};
 use crate::admission::{self, Admission, Refusal};
 use crate::pump::{self, pump_tcp, pump_websocket, PacketSink, PumpEnd, PumpLimits};
 use crate::ws::WebSocket;
 
+/// The shards' queues, indexed by shard.
+pub(crate) type Shards = Arc<[mpsc::Sender<Input>]>;
+
 pub(crate) struct Shared {
     pub metrics: GateMetrics,
+    pub set: Arc<ShardSet>,
+    /// Datagrams in flight to each shard from the others.
+    pub forward: Vec<ForwardQueue>,
     next_stream: AtomicU64,
     admission: Admission,
     max_frame: usize,
@@ -34,9 +44,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: &GateConfig) -> Self {
+    pub fn new(config: &GateConfig, set: Arc<ShardSet>) -> Self {
         Self {
             metrics: GateMetrics::default(),
+            forward: (0..set.count()).map(|_| ForwardQueue::default()).collect(),
+            set,
             next_stream: AtomicU64::new(1),
             // The per-address cap follows the other per-address limits:
             // loopback is exempt unless `limit_loopback` says otherwise.
@@ -115,21 +127,17 @@ impl Drop for StreamSlot {
     }
 }
 
-pub(crate) async fn accept_tcp(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    inputs: mpsc::Sender<Input>,
-) {
+pub(crate) async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, shards: Shards) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             // The gate stopped: release the port now, not at the next connection.
-            () = inputs.closed() => return,
+            () = shards[0].closed() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
                 shared.metrics.tcp_accepted.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve_tcp(shared.clone(), inputs.clone(), stream, peer));
+                tokio::spawn(serve_tcp(shared.clone(), shards.clone(), stream, peer));
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
@@ -140,19 +148,20 @@ pub(crate) async fn accept_tcp(
     }
 }
 
-/// Opens the stream in the gate task; `None` when the gate has stopped.
-async fn open_stream(
-    shared: &Shared,
-    inputs: &mpsc::Sender<Input>,
-    peer: SocketAddr,
-) -> Option<(StreamId, OutboxReceiver)> {
+/// A stream's number and its outgoing queue; the stream opens in its shard
+/// when its first packet shows which shard that is.
+fn new_stream(shared: &Shared, shards: Shards, peer: SocketAddr) -> (GateSink, OutboxReceiver) {
     let id = StreamId(shared.next_stream.fetch_add(1, Ordering::Relaxed));
     let (writer, receiver) = outbox::outbox(shared.stream_queue, shared.stream_queue_bytes);
-    inputs
-        .send(Input::StreamOpened { id, writer, peer })
-        .await
-        .ok()?;
-    Some((id, receiver))
+    let sink = GateSink {
+        shards,
+        set: shared.set.clone(),
+        id,
+        peer,
+        unopened: Some(writer),
+        shard: None,
+    };
+    (sink, receiver)
 }
 
 fn configure_tcp(shared: &Shared, stream: &TcpStream) {
@@ -168,59 +177,85 @@ fn configure_tcp(shared: &Shared, stream: &TcpStream) {
     }
 }
 
-async fn serve_tcp(
-    shared: Arc<Shared>,
-    inputs: mpsc::Sender<Input>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) {
+async fn serve_tcp(shared: Arc<Shared>, shards: Shards, stream: TcpStream, peer: SocketAddr) {
     let Ok(_slot) = shared.admit(peer.ip()) else {
         return;
     };
     configure_tcp(&shared, &stream);
-    let Some((id, outgoing)) = open_stream(&shared, &inputs, peer).await else {
-        return;
-    };
-    let sink = GateSink {
-        inputs: inputs.clone(),
-        id,
-    };
-    let end = pump_tcp(stream, shared.pump_limits(), outgoing, sink).await;
+    let (mut sink, outgoing) = new_stream(&shared, shards, peer);
+    let end = pump_tcp(stream, shared.pump_limits(), outgoing, &mut sink).await;
     shared.count_end(end, peer, "TCP");
-    let _ = inputs.send(Input::StreamClosed { id }).await;
+    sink.closed().await;
 }
 
-/// Packets read from a connection go to the gate task, named by stream.
+/// Packets read from a connection go to its shard, named by stream.
 struct GateSink {
-    inputs: mpsc::Sender<Input>,
+    shards: Shards,
+    set: Arc<ShardSet>,
     id: StreamId,
+    peer: SocketAddr,
+    /// The writer, until the first packet opens the stream in its shard.
+    unopened: Option<OutboxSender>,
+    /// The shard the stream joined.
+    shard: Option<usize>,
 }
 
-impl PacketSink for GateSink {
+impl GateSink {
+    /// Tells the stream's shard that the connection ended (if it had opened).
+    async fn closed(&self) {
+        if let Some(shard) = self.shard {
+            let _ = self.shards[shard]
+                .send(Input::StreamClosed { id: self.id })
+                .await;
+        }
+    }
+}
+
+impl PacketSink for &mut GateSink {
     async fn deliver(&mut self, packet: bytes::Bytes) -> bool {
+        let shard = match self.shard {
+            Some(shard) => shard,
+            None => {
+                let shard = self.set.stream_shard(&packet, self.id.0);
+                let writer = self
+                    .unopened
+                    .take()
+                    .expect("opened once, with the first packet");
+                let opened = Input::StreamOpened {
+                    id: self.id,
+                    writer,
+                    peer: self.peer,
+                };
+                if self.shards[shard].send(opened).await.is_err() {
+                    return false;
+                }
+                self.shard = Some(shard);
+                shard
+            }
+        };
         let input = Input::StreamPacket {
             id: self.id,
             packet,
         };
-        self.inputs.send(input).await.is_ok()
+        self.shards[shard].send(input).await.is_ok()
     }
 }
 
 pub(crate) fn spawn_websocket<S>(
     shared: Arc<Shared>,
-    inputs: mpsc::Sender<Input>,
+    shards: Shards,
     socket: WebSocket<S>,
     peer: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     shared.metrics.ws_accepted.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(serve_websocket(shared, inputs, socket, peer));
+    tokio::spawn(serve_websocket(shared, shards, socket, peer));
 }
 
 async fn serve_websocket<S>(
     shared: Arc<Shared>,
-    inputs: mpsc::Sender<Input>,
+    shards: Shards,
     mut socket: WebSocket<S>,
     peer: SocketAddr,
 ) where
@@ -241,14 +276,8 @@ async fn serve_websocket<S>(
         }
     };
     socket.protocol().set_max_message(shared.max_frame);
-    let Some((id, outgoing)) = open_stream(&shared, &inputs, peer).await else {
-        return;
-    };
-    let sink = GateSink {
-        inputs: inputs.clone(),
-        id,
-    };
-    let end = pump_websocket(&mut socket, shared.pump_limits(), outgoing, sink).await;
+    let (mut sink, outgoing) = new_stream(&shared, shards, peer);
+    let end = pump_websocket(&mut socket, shared.pump_limits(), outgoing, &mut sink).await;
     shared.count_end(end, peer, "WebSocket");
-    let _ = inputs.send(Input::StreamClosed { id }).await;
+    sink.closed().await;
 }

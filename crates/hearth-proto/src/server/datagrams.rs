@@ -238,7 +238,7 @@ impl Server {
         let prefix = AddressPrefix::of(from);
         let attach_secret = match mode {
             Mode::New => {
-                if self.sessions.len() >= self.config.max_sessions {
+                if !self.shard.set.has_room() {
                     return self.reject(
                         from,
                         cookie_mac,
@@ -246,7 +246,8 @@ impl Server {
                         DropReason::ServerFull,
                     );
                 }
-                if self.logging_in.held(prefix) >= self.logging_in_limit(from) {
+                let held = self.shard.set.limits().logging_in.held(prefix);
+                if held >= self.logging_in_limit(from) {
                     // Checked before the key agreement: its X25519 work is the cost.
                     return self.reject(
                         from,
@@ -318,8 +319,16 @@ impl Server {
         let session_id = match mode {
             Mode::New => {
                 let id = self.fresh_session_id();
-                self.logging_in.take(prefix);
-                self.create_session(now, id, prefix);
+                if !self.create_session(now, id, prefix) {
+                    // Another shard took the last place since the check above.
+                    return self.reject(
+                        from,
+                        cookie_mac,
+                        RejectReason::ServerFull,
+                        DropReason::ServerFull,
+                    );
+                }
+                self.shard.set.limits().logging_in.take(prefix);
                 id
             }
             Mode::Attach { session_id } => session_id,

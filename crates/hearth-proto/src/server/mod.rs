@@ -6,7 +6,10 @@
 //! and the application's interface.
 
 mod datagrams;
+mod shards;
 mod streams;
+
+pub use shards::{shard_of_session, Shard, ShardSet, MAX_SHARDS};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -18,7 +21,7 @@ use rand_chacha::ChaCha20Rng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 pub use crate::address_limit::AddressPrefix;
-use crate::address_limit::{AddressLimit, RateLimit, SitePrefix};
+use crate::address_limit::SitePrefix;
 
 use crate::config::ServerConfig;
 use crate::cookie::CookieSecrets;
@@ -29,9 +32,6 @@ use crate::session::login::Welcome;
 use crate::session::{ChannelSpec, Outbox, SendError, Session};
 use crate::stats::{DropReason, EndpointStats};
 use streams::StreamTable;
-
-/// Addresses (and IPv6 sites) whose key-agreement rate is tracked at once.
-const RATE_TABLE_ENTRIES: usize = 65_536;
 
 /// The server's long-term X25519 key. Clients may pin its public half.
 #[derive(Clone)]
@@ -94,6 +94,12 @@ pub struct Server {
     identity: ServerIdentity,
     identity_public: [u8; 32],
     cookies: CookieSecrets,
+    /// Drives the cookie secrets' rotation, seeded alike in every shard so
+    /// that all shards hold the same secrets.
+    cookie_rng: ChaCha20Rng,
+    /// This server's place among the gate's shards, and what they share:
+    /// the session cap and the per-address limits.
+    shard: Shard,
     sessions: HashMap<u64, Session>,
     completed: HashMap<[u8; 32], CompletedHandshake>,
     completed_order: VecDeque<(Instant, [u8; 32])>,
@@ -101,11 +107,6 @@ pub struct Server {
     /// handshake that old may have been forgotten while the table was full.
     completed_floor: Option<u64>,
     streams: StreamTable,
-    /// Sessions and pending streams not yet welcomed, per client address.
-    logging_in: AddressLimit,
-    /// Key agreements started, per address and per IPv6 site.
-    agreements: RateLimit<AddressPrefix>,
-    site_agreements: RateLimit<SitePrefix>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     scheduled: HashMap<u64, Instant>,
     /// Sessions due in this `handle_timeout`, kept between calls so a
@@ -124,18 +125,35 @@ impl Server {
         seed: [u8; 32],
     ) -> Self {
         let mut rng = ChaCha20Rng::from_seed(seed);
-        let cookies = CookieSecrets::new(&mut rng, 0);
+        let mut cookie_seed = [0u8; 32];
+        rng.fill_bytes(&mut cookie_seed);
+        let set = ShardSet::new(1, &config, cookie_seed);
+        Self::with_rng(config, identity, now, rng, Shard { index: 0, set })
+    }
+
+    /// One shard of a gate. Every shard of `shard.set` must be made with the
+    /// same `now` (their cookie secrets rotate on one schedule from it) and
+    /// the same identity; `seed` is this shard's own.
+    pub fn new_shard(
+        config: ServerConfig,
+        identity: ServerIdentity,
+        now: Instant,
+        seed: [u8; 32],
+        shard: Shard,
+    ) -> Self {
+        Self::with_rng(config, identity, now, ChaCha20Rng::from_seed(seed), shard)
+    }
+
+    fn with_rng(
+        config: ServerConfig,
+        identity: ServerIdentity,
+        now: Instant,
+        rng: ChaCha20Rng,
+        shard: Shard,
+    ) -> Self {
+        let mut cookie_rng = ChaCha20Rng::from_seed(shard.set.cookie_seed());
+        let cookies = CookieSecrets::new(&mut cookie_rng, 0);
         let identity_public = identity.public_key();
-        let agreements = RateLimit::new(
-            config.key_agreement_burst,
-            config.key_agreements_per_second,
-            RATE_TABLE_ENTRIES,
-        );
-        let site_agreements = RateLimit::new(
-            config.key_agreement_burst.saturating_mul(8),
-            config.key_agreements_per_second.saturating_mul(8),
-            RATE_TABLE_ENTRIES,
-        );
         Self {
             config,
             epoch: now,
@@ -143,14 +161,13 @@ impl Server {
             identity,
             identity_public,
             cookies,
+            cookie_rng,
+            shard,
             sessions: HashMap::new(),
             completed: HashMap::new(),
             completed_order: VecDeque::new(),
             completed_floor: None,
             streams: StreamTable::default(),
-            logging_in: AddressLimit::default(),
-            agreements,
-            site_agreements,
             timers: BinaryHeap::new(),
             scheduled: HashMap::new(),
             due: Vec::new(),
@@ -176,13 +193,24 @@ impl Server {
         self.sessions.keys().copied()
     }
 
-    /// Sessions held, detached ones included; constant time, so the gate can
-    /// publish it as often as it likes whatever the count.
+    /// Sessions this shard holds, detached ones included; constant time, so
+    /// the gate can publish it as often as it likes whatever the count.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
     }
 
+    /// Sessions held by every shard of the gate together (exact).
+    pub fn total_sessions(&self) -> usize {
+        self.shard.set.sessions()
+    }
+
+    /// This server's shard and the set it belongs to.
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
     pub fn state_size(&self) -> StateSize {
+        let limits = self.shard.set.limits();
         StateSize {
             sessions: self.sessions.len(),
             completed_handshakes: self.completed.len(),
@@ -191,8 +219,8 @@ impl Server {
             queued_transmits: self.out.transmits.len(),
             queued_events: self.out.events.len(),
             timers: self.timers.len(),
-            logging_in_addresses: self.logging_in.entries(),
-            rate_limited_addresses: self.agreements.entries() + self.site_agreements.entries(),
+            logging_in_addresses: limits.logging_in.entries(),
+            rate_limited_addresses: limits.agreements.entries() + limits.site_agreements.entries(),
         }
     }
 
@@ -241,8 +269,11 @@ impl Server {
             return true;
         }
         let prefix = AddressPrefix::of(from);
-        let allowed = self.agreements.allow(prefix, now)
-            && self.site_agreements.allow(SitePrefix::of(prefix), now);
+        let allowed = {
+            let mut limits = self.shard.set.limits();
+            limits.agreements.allow(prefix, now)
+                && limits.site_agreements.allow(SitePrefix::of(prefix), now)
+        };
         if !allowed {
             self.count_drop(DropReason::TooManyFromAddress);
         }
@@ -277,9 +308,15 @@ impl Server {
         Some((keys, ephemeral_public))
     }
 
+    /// A random id naming this shard, not held by any session of it (the
+    /// other shards' ids name other shards, so they cannot collide).
     fn fresh_session_id(&mut self) -> u64 {
         loop {
-            let id = self.rng.next_u64();
+            let id = shards::tag_session_id(
+                self.rng.next_u64(),
+                self.shard.index,
+                self.shard.set.count(),
+            );
             if id != 0 && !self.sessions.contains_key(&id) {
                 return id;
             }
@@ -287,14 +324,20 @@ impl Server {
     }
 
     /// A new server-side session; `logging_in` is the address slot it holds
-    /// until the login is accepted.
-    fn create_session(&mut self, now: Instant, id: u64, logging_in: AddressPrefix) {
+    /// until the login is accepted. False, and nothing made, when the gate's
+    /// session cap is reached (counted across every shard).
+    #[must_use]
+    fn create_session(&mut self, now: Instant, id: u64, logging_in: AddressPrefix) -> bool {
+        if !self.shard.set.reserve_session() {
+            return false;
+        }
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
         let mut session = Session::new(Role::Server, id, self.config.session.clone(), now, seed);
         session.logging_in_from = Some(logging_in);
         self.stats.sessions_opened += 1;
         self.sessions.insert(id, session);
+        true
     }
 
     // ---- driver interface ----------------------------------------------------
@@ -332,7 +375,7 @@ impl Server {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         let now_ms = self.now_ms(now);
-        self.cookies.maintain(&mut self.rng, now_ms);
+        self.cookies.maintain(&mut self.cookie_rng, now_ms);
         self.expire_pending_streams(now);
         while let Some((expires, mac)) = self.completed_order.front().copied() {
             if now < expires {
@@ -390,7 +433,7 @@ impl Server {
         }
         if session.logging_in_from.is_some() && session.login_welcomed() {
             let prefix = session.logging_in_from.take().expect("checked");
-            self.logging_in.release(prefix);
+            self.shard.set.limits().logging_in.release(prefix);
         }
         let Some(deadline) = session.next_deadline() else {
             return;
@@ -409,10 +452,11 @@ impl Server {
         let Some(session) = self.sessions.remove(&id) else {
             return;
         };
+        self.shard.set.release_session();
         self.stats.sessions_closed += 1;
         self.stats.drops.merge(&session.stats.drops);
         if let Some(prefix) = session.logging_in_from {
-            self.logging_in.release(prefix);
+            self.shard.set.limits().logging_in.release(prefix);
         }
         self.scheduled.remove(&id);
         self.streams.forget_session(id);

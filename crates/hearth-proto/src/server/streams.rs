@@ -94,10 +94,13 @@ impl Server {
     pub fn stream_opened(&mut self, now: Instant, stream: StreamId, peer: SocketAddr) {
         let prefix = AddressPrefix::of(peer);
         let refusal = if self.streams.pending.len() >= self.config.max_pending_streams
-            || self.sessions.len() >= self.config.max_sessions
+            || !self.shard.set.has_room()
         {
             Some(DropReason::ServerFull)
         } else if !self
+            .shard
+            .set
+            .limits()
             .logging_in
             .try_take(prefix, self.logging_in_limit(peer))
         {
@@ -170,7 +173,7 @@ impl Server {
 
     fn release_slot(&mut self, pending: &PendingStream) {
         if pending.holds_slot {
-            self.logging_in.release(pending.prefix);
+            self.shard.set.limits().logging_in.release(pending.prefix);
         }
     }
 
@@ -219,7 +222,7 @@ impl Server {
         };
         let (session_id, received, attach_secret) = match mode {
             Mode::New => {
-                if self.sessions.len() >= self.config.max_sessions {
+                if !self.shard.set.has_room() {
                     self.count_drop(DropReason::ServerFull);
                     return self.refuse_stream(stream, Some(StreamRefusal::ServerFull));
                 }
@@ -237,7 +240,7 @@ impl Server {
                     .get_mut(&stream)
                     .expect("caller found it");
                 if std::mem::take(&mut pending.holds_slot) {
-                    self.logging_in.release(pending.prefix);
+                    self.shard.set.limits().logging_in.release(pending.prefix);
                 }
                 let session = self.sessions.get(&session_id).expect("found above");
                 (
@@ -331,7 +334,7 @@ impl Server {
                 Mode::Attach { .. } => DropReason::BadProof,
             });
             if holds_slot {
-                self.logging_in.release(prefix);
+                self.shard.set.limits().logging_in.release(prefix);
             }
             self.scratch = plaintext;
             return self.refuse_stream(stream, None);
@@ -349,7 +352,7 @@ impl Server {
             ),
             Mode::Attach { .. } => {
                 if holds_slot {
-                    self.logging_in.release(prefix);
+                    self.shard.set.limits().logging_in.release(prefix);
                 }
                 self.resume_stream(now, stream, session_id, crypto, &plaintext);
             }
@@ -366,14 +369,13 @@ impl Server {
         crypto: StreamCrypto,
         plaintext: &[u8],
     ) {
-        if self.sessions.contains_key(&id) || self.sessions.len() >= self.config.max_sessions {
-            // Taken since the Hello (or the server filled up): try again.
-            self.logging_in.release(prefix);
+        // Taken since the Hello, or the server (any shard) filled up: try again.
+        if self.sessions.contains_key(&id) || !self.create_session(now, id, prefix) {
+            self.shard.set.limits().logging_in.release(prefix);
             self.count_drop(DropReason::ServerFull);
             return self.refuse_stream(stream, Some(StreamRefusal::ServerFull));
         }
-        // The stream's address slot passes to the session until its login is accepted.
-        self.create_session(now, id, prefix);
+        // The stream's address slot passed to the session until its login is accepted.
         let session = self.sessions.get_mut(&id).expect("just created");
         session.origin = Some(peer);
         session.attach_stream(now, stream, crypto, StreamResume::No, &mut self.out);

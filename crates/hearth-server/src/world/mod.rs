@@ -442,7 +442,9 @@ impl Host {
                     let reason = error.to_string();
                     let _ = self
                         .gate
-                        .run(move |ctx| ctx.close(player, close_code::PROTOCOL_ERROR, &reason))
+                        .run_on(player, move |ctx| {
+                            ctx.close(player, close_code::PROTOCOL_ERROR, &reason)
+                        })
                         .await;
                 }
             },
@@ -479,7 +481,9 @@ impl Host {
                     Some(player) => {
                         let _ = self
                             .gate
-                            .run(move |ctx| ctx.close(player, close_code::KICKED, &reason))
+                            .run_on(player, move |ctx| {
+                                ctx.close(player, close_code::KICKED, &reason)
+                            })
                             .await;
                         Ok(())
                     }

@@ -1,13 +1,20 @@
-//! The gate task: owns the protocol endpoint and the UDP socket, takes stream
-//! packets and commands from a queue, fires timers, hands events to the
-//! handler and sends what the endpoint produced.
+//! One gate shard's task: owns its protocol endpoint (the sessions whose ids
+//! name this shard) and its own UDP socket on the shared port, takes stream
+//! packets, forwarded datagrams and commands from its queue, fires timers,
+//! hands events to its handler and sends what the endpoint produced.
+//!
+//! A datagram that arrives on this shard's socket but names a session of
+//! another shard (a client whose address changed hashes to another socket)
+//! is forwarded to that shard's queue; a full queue drops it, counted, as a
+//! congested network would.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_proto::{close_code, Server, StreamId, Transmit};
+use hearth_proto::{close_code, Server, ShardSet, StreamId, Transmit};
 use tokio::sync::{mpsc, oneshot};
 
 use super::outbox::{OutboxSender, PushError};
@@ -21,34 +28,89 @@ const INPUT_BURST: usize = 256;
 /// Receive batches per wakeup (each up to 32 datagrams).
 const UDP_BURST: usize = 8;
 const STATS_EVERY: Duration = Duration::from_millis(100);
+/// Datagrams forwarded to one shard and not yet handled there, at most, in
+/// entries and in bytes; beyond, they are dropped and counted.
+const FORWARD_ENTRIES: usize = 8192;
+const FORWARD_BYTES: usize = 8 << 20;
+
+/// What is in flight towards one shard from the others.
+#[derive(Default)]
+pub(crate) struct ForwardQueue {
+    entries: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl ForwardQueue {
+    fn try_take(&self, entries: usize, bytes: usize) -> bool {
+        let held_entries = self.entries.fetch_add(entries, Ordering::AcqRel) + entries;
+        let held_bytes = self.bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if held_entries > FORWARD_ENTRIES || held_bytes > FORWARD_BYTES {
+            self.release(entries, bytes);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, entries: usize, bytes: usize) {
+        self.entries.fetch_sub(entries, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// Everything one shard task starts with.
+pub(crate) struct ShardParts<H> {
+    pub index: usize,
+    pub server: Server,
+    pub udp: Option<BatchSocket>,
+    pub impair: Option<LinkImpairment>,
+    pub inputs: mpsc::Receiver<Input>,
+    /// The other shards' queues, weak so that they do not keep each other
+    /// alive once every handle is gone.
+    pub peers: Vec<mpsc::WeakSender<Input>>,
+    pub handler: H,
+    pub shared: Arc<Shared>,
+}
 
 struct Gate<H> {
+    index: usize,
     server: Server,
+    set: Arc<ShardSet>,
     udp: Option<BatchSocket>,
     /// The network conditioner on the UDP side, when asked for.
     conditioner: Option<DatagramConditioner>,
     writers: HashMap<StreamId, OutboxSender>,
     handler: H,
     shared: Arc<Shared>,
+    peers: Vec<mpsc::WeakSender<Input>>,
+    /// Datagrams for other shards, gathered over one receive burst.
+    forward: Vec<Vec<(SocketAddr, Vec<u8>)>>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
     stopped: bool,
 }
 
-pub(crate) async fn run<H: Handler>(
-    server: Server,
-    udp: Option<BatchSocket>,
-    impair: Option<LinkImpairment>,
-    mut inputs: mpsc::Receiver<Input>,
-    handler: H,
-    shared: Arc<Shared>,
-) {
-    let mut gate = Gate {
+pub(crate) async fn run<H: Handler>(parts: ShardParts<H>) {
+    let ShardParts {
+        index,
         server,
         udp,
-        conditioner: impair.map(|i| DatagramConditioner::new(i.up, i.down, i.seed)),
+        impair,
+        mut inputs,
+        peers,
+        handler,
+        shared,
+    } = parts;
+    let set = server.shard().set.clone();
+    let mut gate = Gate {
+        index,
+        forward: vec![Vec::new(); peers.len()],
+        server,
+        set,
+        udp,
+        conditioner: impair.map(|i| conditioner_for(i, index)),
         writers: HashMap::new(),
         handler,
         shared,
+        peers,
         shutdown: None,
         stopped: false,
     };
@@ -82,9 +144,14 @@ pub(crate) async fn run<H: Handler>(
         }
         let now = Instant::now();
         if let Some(conditioner) = gate.conditioner.as_mut() {
-            while let Some((from, bytes)) = conditioner.inbound.poll(now) {
-                gate.server.handle(now, from, &bytes);
+            let mut arrived = Vec::new();
+            while let Some(datagram) = conditioner.inbound.poll(now) {
+                arrived.push(datagram);
             }
+            for (from, bytes) in arrived {
+                gate.route(now, from, &bytes);
+            }
+            gate.send_forwarded();
         }
         if gate.server.poll_timeout().is_some_and(|t| t <= now) {
             gate.server.handle_timeout(now);
@@ -97,6 +164,12 @@ pub(crate) async fn run<H: Handler>(
         gate.check_shutdown(now);
     }
     gate.publish_stats();
+}
+
+/// Each shard's conditioner draws its own randomness from the run's seed.
+fn conditioner_for(impair: LinkImpairment, shard: usize) -> DatagramConditioner {
+    let seed = impair.seed.wrapping_add(shard as u64);
+    DatagramConditioner::new(impair.up, impair.down, seed)
 }
 
 async fn readable(udp: Option<&BatchSocket>) -> std::io::Result<()> {
@@ -129,8 +202,17 @@ impl<H: Handler> Gate<H> {
                     self.server.stream_closed(now, id);
                 }
             }
+            Input::Datagrams(datagrams) => {
+                // Routed here by the shard they arrived at: handled here
+                // whatever they say, so nothing is passed back and forth.
+                let bytes: usize = datagrams.iter().map(|(_, b)| b.len()).sum();
+                self.shared.forward[self.index].release(datagrams.len(), bytes);
+                for (from, bytes) in datagrams {
+                    self.server.handle(now, from, &bytes);
+                }
+            }
             Input::Impair(impair) => {
-                self.conditioner = impair.map(|i| DatagramConditioner::new(i.up, i.down, i.seed));
+                self.conditioner = impair.map(|i| conditioner_for(i, self.index));
             }
             Input::Run(command) => {
                 let mut ctx = GateCtx {
@@ -141,7 +223,11 @@ impl<H: Handler> Gate<H> {
             }
             Input::Shutdown { reason, done } => {
                 let ids: Vec<u64> = self.server.session_ids().collect();
-                tracing::info!(sessions = ids.len(), "gate shutting down: {reason}");
+                tracing::info!(
+                    shard = self.index,
+                    sessions = ids.len(),
+                    "gate shard shutting down: {reason}"
+                );
                 for id in ids {
                     self.server
                         .close(now, id, close_code::SERVER_SHUTDOWN, &reason);
@@ -152,16 +238,32 @@ impl<H: Handler> Gate<H> {
         }
     }
 
+    /// A datagram that arrived here: handled here, or queued for its shard.
+    fn route(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        route(
+            &self.set,
+            self.index,
+            &mut self.server,
+            &mut self.forward,
+            now,
+            from,
+            bytes,
+        );
+    }
+
     fn receive_datagrams(&mut self) {
         let Some(udp) = self.udp.as_mut() else { return };
         let server = &mut self.server;
         let conditioner = &mut self.conditioner;
+        let forward = &mut self.forward;
+        let set = &self.set;
+        let index = self.index;
         let now = Instant::now();
         let mut total = 0;
         for _ in 0..UDP_BURST {
             let received = udp.try_recv_batch(|from, bytes| match conditioner.as_mut() {
                 Some(conditioner) => conditioner.inbound.push(now, (from, bytes.to_vec())),
-                None => server.handle(now, from, bytes),
+                None => route(set, index, server, forward, now, from, bytes),
             });
             match received {
                 Ok(count) => total += count,
@@ -177,6 +279,43 @@ impl<H: Handler> Gate<H> {
             .metrics
             .udp_datagrams_in
             .fetch_add(total as u64, Ordering::Relaxed);
+        self.send_forwarded();
+    }
+
+    /// Hands each other shard what this one received for it, one message
+    /// per shard per burst; never waits.
+    fn send_forwarded(&mut self) {
+        for (shard, batch) in self.forward.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(batch);
+            let count = batch.len() as u64;
+            let bytes: usize = batch.iter().map(|(_, b)| b.len()).sum();
+            let queue = &self.shared.forward[shard];
+            let sent = queue.try_take(batch.len(), bytes)
+                && match self.peers[shard].upgrade() {
+                    Some(peer) => match peer.try_send(Input::Datagrams(batch)) {
+                        Ok(()) => true,
+                        Err(_) => {
+                            queue.release(count as usize, bytes);
+                            false
+                        }
+                    },
+                    None => {
+                        queue.release(count as usize, bytes);
+                        false
+                    }
+                };
+            let metrics = &self.shared.metrics;
+            if sent {
+                metrics.udp_forwarded.fetch_add(count, Ordering::Relaxed);
+            } else {
+                metrics
+                    .udp_forward_dropped
+                    .fetch_add(count, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Delivers events and sends transmits until the endpoint has nothing left:
@@ -256,10 +395,10 @@ impl<H: Handler> Gate<H> {
 
     fn publish_stats(&self) {
         let metrics = &self.shared.metrics;
-        metrics.set_endpoint(self.server.stats());
+        metrics.set_endpoint(self.index, self.server.stats());
         metrics
             .sessions_live
-            .store(self.server.session_count() as u64, Ordering::Relaxed);
+            .store(self.server.total_sessions() as u64, Ordering::Relaxed);
     }
 
     fn check_shutdown(&mut self, now: Instant) {
@@ -275,5 +414,22 @@ impl<H: Handler> Gate<H> {
             }
             self.stopped = true;
         }
+    }
+}
+
+/// Handles a datagram on shard `index`, or queues it in `forward` for the
+/// shard that owns the session it names.
+fn route(
+    set: &ShardSet,
+    index: usize,
+    server: &mut Server,
+    forward: &mut [Vec<(SocketAddr, Vec<u8>)>],
+    now: Instant,
+    from: SocketAddr,
+    bytes: &[u8],
+) {
+    match set.datagram_shard(from, bytes) {
+        Some(shard) if shard != index => forward[shard].push((from, bytes.to_vec())),
+        _ => server.handle(now, from, bytes),
     }
 }
