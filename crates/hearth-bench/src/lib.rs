@@ -82,7 +82,16 @@ where
 
 /// Runs Hearth's gate with the echo handler until the process is killed:
 /// the server side of `udp-echo` and `tcp-echo`, which differ only in `config`.
-pub fn serve_session_echo(label: &str, config: hearth_net::gate::GateConfig) -> anyhow::Result<()> {
+/// `HEARTH_SHARDS` sets the gate's shards (default: one per core it may use).
+pub fn serve_session_echo(
+    label: &str,
+    mut config: hearth_net::gate::GateConfig,
+) -> anyhow::Result<()> {
+    if let Ok(shards) = std::env::var("HEARTH_SHARDS") {
+        config.shards = shards
+            .parse()
+            .map_err(|_| anyhow::anyhow!("HEARTH_SHARDS={shards:?}: give a number of shards"))?;
+    }
     runtime().block_on(async move {
         let identity = hearth_proto::ServerIdentity::generate(hearth_proto::os_seed());
         let gate = hearth_net::gate::start(config, identity, hearth_net::gate::EchoHandler).await?;

@@ -322,6 +322,17 @@ impl Kcp {
         self.snd_queue.len() + self.in_flight as usize
     }
 
+    /// Nothing to send, resend, acknowledge or probe: no flush has work to do
+    /// until the next `send` or `input`, whatever `check` says (a KCP left
+    /// without `update` for a while reports a flush due at once, for nothing).
+    pub fn is_idle(&self) -> bool {
+        self.snd_queue.is_empty()
+            && self.snd_buf.is_empty()
+            && self.acks.is_empty()
+            && self.probe == 0
+            && !self.flush_requested
+    }
+
     pub fn stats(&self) -> Stats {
         Stats {
             srtt_ms: self.rx_srtt.max(0) as u32,

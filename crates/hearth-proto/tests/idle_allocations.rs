@@ -78,20 +78,35 @@ fn an_idle_session_wakes_only_for_its_heartbeats() {
     let mut world = World::with_defaults(6, LinkProfile::PERFECT);
     world.login_over_udp();
     world.run_for(Duration::from_secs(3));
-    // The server alone for ten seconds: count its wakeups.
+    // The server alone for nine seconds (its idle timeout is ten): count
+    // its wakeups, and those that sent nothing.
     let start = world.now;
-    let mut wakeups = 0u32;
+    let (mut heartbeats, mut quiet) = (0u32, 0u32);
     while let Some(at) = world.server.poll_timeout() {
-        if at > start + Duration::from_secs(10) {
+        if at > start + Duration::from_secs(9) {
             break;
         }
         world.server.handle_timeout(at.max(world.now));
-        while world.server.poll_transmit().is_some() {}
+        let mut sent = 0;
+        while world.server.poll_transmit().is_some() {
+            sent += 1;
+        }
         while world.server.poll_event().is_some() {}
-        wakeups += 1;
-        assert!(wakeups < 1_000, "runaway wakeups");
+        match sent {
+            0 => quiet += 1,
+            _ => heartbeats += 1,
+        }
+        assert!(heartbeats + quiet < 1_000, "runaway wakeups");
     }
-    // About two a second (its heartbeat and the check after it); before an
-    // idle KCP was left alone, a hundred a second (KCP's 10 ms interval).
-    assert!(wakeups <= 25, "{wakeups} wakeups in ten idle seconds");
+    // One wakeup a heartbeat interval, each sending its heartbeat; before an
+    // idle KCP was left alone, a hundred a second (KCP's 10 ms interval),
+    // and then a second, empty wakeup after each heartbeat.
+    assert_eq!(
+        quiet, 0,
+        "no wakeup between heartbeats ({heartbeats} heartbeats)"
+    );
+    assert!(
+        (8..=10).contains(&heartbeats),
+        "{heartbeats} heartbeats in nine seconds"
+    );
 }

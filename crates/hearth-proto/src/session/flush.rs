@@ -143,11 +143,10 @@ impl Session {
         // With nothing unacknowledged and nothing to acknowledge, KCP has no
         // work until the next send or input (both flush it): an idle session
         // is not woken every KCP interval for nothing.
-        let check = link.kcp.check(now_ms);
-        let until_due = if check != now_ms && link.kcp.waiting_to_send() == 0 {
+        let until_due = if link.kcp.is_idle() {
             KCP_IDLE_MS
         } else {
-            check.wrapping_sub(now_ms)
+            link.kcp.check(now_ms).wrapping_sub(now_ms)
         };
         link.kcp_due = now + std::time::Duration::from_millis(u64::from(until_due));
         let link = self.datagram.as_mut().expect("still there");
