@@ -10,7 +10,8 @@
 //!
 //! Groups: WebSocket (hearth vs fastwebsockets vs tokio-tungstenite), UDP
 //! (session path vs bare UDP), TCP (framing + sealed session vs bare tokio
-//! TCP). `HEARTH_BENCH_GROUPS=tcp,udp` runs only those.
+//! TCP), and gate shards (UDP session echo with one shard against two, both
+//! with every core). `HEARTH_BENCH_GROUPS=tcp,udp` runs only those.
 
 use std::process::{Child, Stdio};
 
@@ -21,6 +22,10 @@ struct Server {
     name: &'static str,
     binary: &'static str,
     load_mode: &'static str,
+    /// The gate's shards (`HEARTH_SHARDS`); `None`: one per core it may use.
+    shards: Option<&'static str>,
+    /// Server and load share every core instead of one each.
+    shared_cores: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -50,7 +55,15 @@ fn wait_until_listening(addr: &str, udp: bool) {
 
 fn run_one(server: &Server, port: u16, secs: f64, conns: usize) -> Run {
     let addr = format!("127.0.0.1:{port}");
-    let mut child: Child = pinned(0, server.binary)
+    let mut command = if server.shared_cores {
+        std::process::Command::new(server.binary)
+    } else {
+        pinned(0, server.binary)
+    };
+    if let Some(shards) = server.shards {
+        command.env("HEARTH_SHARDS", shards);
+    }
+    let mut child: Child = command
         .arg(&addr)
         .stderr(Stdio::null())
         .spawn()
@@ -58,7 +71,13 @@ fn run_one(server: &Server, port: u16, secs: f64, conns: usize) -> Run {
     wait_until_listening(&addr, server.load_mode.starts_with("udp"));
     let warmup = 1.0;
     let cpu_before = cpu_seconds(child.id());
-    let output = pinned(1, env!("CARGO_BIN_EXE_echo-load"))
+    let load = env!("CARGO_BIN_EXE_echo-load");
+    let mut load = if server.shared_cores {
+        std::process::Command::new(load)
+    } else {
+        pinned(1, load)
+    };
+    let output = load
         .args([
             server.load_mode,
             &addr,
@@ -158,7 +177,12 @@ fn echo_figures(title: &str, group: &Group, servers: &[Server], pairs: &[(usize,
 }
 
 fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u16) -> Group {
-    println!("\n{title}: 100 connections, 64-byte messages, one in flight each, server on core 0, load on core 1");
+    let cores = if servers.iter().all(|s| s.shared_cores) {
+        "server and load on both cores"
+    } else {
+        "server on core 0, load on core 1"
+    };
+    println!("\n{title}: 100 connections, 64-byte messages, one in flight each, {cores}");
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
     for round in 0..rounds {
         for (index, server) in servers.iter().enumerate() {
@@ -202,41 +226,72 @@ const HEARTH_WS: Server = Server {
     name: "hearth ws-echo",
     binary: env!("CARGO_BIN_EXE_ws-echo"),
     load_mode: "ws",
+    shards: None,
+    shared_cores: false,
 };
 const FASTWEBSOCKETS: Server = Server {
     name: "fastwebsockets",
     binary: env!("CARGO_BIN_EXE_ws-echo-fastwebsockets"),
     load_mode: "ws",
+    shards: None,
+    shared_cores: false,
 };
 const TUNGSTENITE: Server = Server {
     name: "tokio-tungstenite",
     binary: env!("CARGO_BIN_EXE_ws-echo-tungstenite"),
     load_mode: "ws",
+    shards: None,
+    shared_cores: false,
 };
 const HEARTH_UDP: Server = Server {
     name: "hearth session (unreliable)",
     binary: env!("CARGO_BIN_EXE_udp-echo"),
     load_mode: "udp-session",
+    shards: None,
+    shared_cores: false,
 };
 const HEARTH_KCP: Server = Server {
     name: "hearth session (KCP)",
     binary: env!("CARGO_BIN_EXE_udp-echo"),
     load_mode: "udp-session-reliable",
+    shards: None,
+    shared_cores: false,
 };
 const BARE_UDP: Server = Server {
     name: "bare tokio UDP",
     binary: env!("CARGO_BIN_EXE_udp-echo-bare"),
     load_mode: "udp-bare",
+    shards: None,
+    shared_cores: false,
 };
 const HEARTH_TCP: Server = Server {
     name: "hearth framing + sealed session",
     binary: env!("CARGO_BIN_EXE_tcp-echo"),
     load_mode: "tcp-session",
+    shards: None,
+    shared_cores: false,
 };
 const BARE_TCP: Server = Server {
     name: "bare tokio TCP",
     binary: env!("CARGO_BIN_EXE_tcp-echo-bare"),
     load_mode: "tcp-bare",
+    shards: None,
+    shared_cores: false,
+};
+
+const ONE_SHARD: Server = Server {
+    name: "hearth session, 1 shard",
+    binary: env!("CARGO_BIN_EXE_udp-echo"),
+    load_mode: "udp-session",
+    shards: Some("1"),
+    shared_cores: true,
+};
+const TWO_SHARDS: Server = Server {
+    name: "hearth session, 2 shards",
+    binary: env!("CARGO_BIN_EXE_udp-echo"),
+    load_mode: "udp-session",
+    shards: Some("2"),
+    shared_cores: true,
 };
 
 /// Throughput and latency against load: each server once per connection
@@ -283,7 +338,7 @@ fn main() {
     let rounds = env_or("HEARTH_BENCH_ROUNDS", 5usize);
     let secs = env_or("HEARTH_BENCH_SECS", 4.0f64);
     let mut port = env_or("HEARTH_BENCH_PORT", 19300u16);
-    let groups = env_or("HEARTH_BENCH_GROUPS", "ws,udp,tcp".to_owned());
+    let groups = env_or("HEARTH_BENCH_GROUPS", "ws,udp,tcp,shards".to_owned());
     let wanted = |name: &str| groups.split(',').any(|g| g.trim() == name);
     if wanted("ws") {
         websocket_group(rounds, secs, &mut port);
@@ -293,6 +348,9 @@ fn main() {
     }
     if wanted("tcp") {
         tcp_group(rounds, secs, &mut port);
+    }
+    if wanted("shards") {
+        shards_group(rounds, secs, &mut port);
     }
     // e.g. HEARTH_BENCH_LOAD=10,100,400: the load sweep (off unless asked).
     let counts: Vec<usize> = env_or("HEARTH_BENCH_LOAD", String::new())
@@ -367,4 +425,40 @@ fn tcp_group(rounds: usize, secs: f64, port: &mut u16) {
         tcp.ratio(0, 1)
     );
     echo_figures("TCP echo", &tcp, &[HEARTH_TCP, BARE_TCP], &[(0, 1)]);
+}
+
+/// One gate shard against two, the server and the load generator both
+/// free to use every core. On a machine where the load generator must share
+/// the server's cores (this one has two) the measured throughput ratio is
+/// bounded by the generator's own cost, so the capacity ratio is also given:
+/// messages per core-second of server CPU with one shard on one core
+/// against two shards on two (`2 x cpu_one / cpu_two`), which is what the
+/// throughput ratio becomes when the load comes from elsewhere.
+fn shards_group(rounds: usize, secs: f64, port: &mut u16) {
+    let servers = [ONE_SHARD, TWO_SHARDS];
+    let shards = group(
+        "UDP session echo by shard count",
+        &servers,
+        rounds,
+        secs,
+        port,
+    );
+    let measured = shards.ratio(1, 0);
+    let capacity = 2.0 * shards.medians[0].cpu_us / shards.medians[1].cpu_us;
+    println!(
+        "  2 shards / 1 shard: {measured:.2}x msg/s measured with the load on the same two cores"
+    );
+    println!(
+        "  server CPU per message: {:.2} us with 1 shard, {:.2} us with 2; capacity on two cores: {capacity:.2}x one shard's (goal >= 1.7)",
+        shards.medians[0].cpu_us, shards.medians[1].cpu_us
+    );
+    echo_figures("UDP session echo by shards", &shards, &servers, &[(1, 0)]);
+    hearth_figures::figure(
+        "echo",
+        "UDP session echo capacity, 2 shards on 2 cores",
+        "x one shard",
+        capacity,
+        hearth_figures::Better::Higher,
+        Some(("1 shard on 1 core", 1.0)),
+    );
 }

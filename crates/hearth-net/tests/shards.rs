@@ -143,9 +143,9 @@ async fn sessions_on_different_shards_receive_only_their_own_messages() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_changes_address_stays_on_its_shard() {
-    let gate = sharded_gate(|_| {}).await;
+/// One UDP client through a relay that changes its address again and again.
+async fn follow_address_changes(steer: bool) {
+    let gate = sharded_gate(|config| config.steer_datagrams = steer).await;
     let relay = Relay::start(RelayConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         gate.udp_addr.unwrap(),
@@ -161,9 +161,11 @@ async fn a_client_that_changes_address_stays_on_its_shard() {
         .find_map(|(shard, ids)| ids.first().map(|id| (shard, *id)))
         .expect("one session");
     // Each address change is a new 4-tuple, which the kernel hashes to any of
-    // the four sockets: within a few changes one lands on another shard's.
+    // the four sockets: without steering, within a few changes one lands on
+    // another shard's socket and is forwarded.
     let mut changes = 0;
-    while gate.metrics().udp_forwarded.load(Ordering::Relaxed) == 0 || changes < 3 {
+    let forwarded = || gate.metrics().udp_forwarded.load(Ordering::Relaxed);
+    while changes < 6 || (!steer && forwarded() == 0) {
         assert!(
             changes < 24,
             "no datagram ever reached another shard's socket"
@@ -192,6 +194,67 @@ async fn a_client_that_changes_address_stays_on_its_shard() {
     let stats = gate.endpoint_stats().await.unwrap();
     assert_eq!(stats.sessions_opened, 1);
     assert!(stats.rebinds >= u64::from(changes), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_changes_address_stays_on_its_shard() {
+    follow_address_changes(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_kernel_steering_a_changed_address_is_forwarded_to_its_shard() {
+    follow_address_changes(false).await;
+}
+
+/// Sessions that logged in over TCP and then bound UDP by ticket live on
+/// the shard their stream picked, whatever socket their UDP address hashes
+/// to: how many of their echoed datagrams had to be forwarded.
+async fn forwarded_during_ticketed_echoes(steer: bool) -> u64 {
+    let gate = sharded_gate(|config| config.steer_datagrams = steer).await;
+    let mut connections = Vec::new();
+    for _ in 0..8 {
+        let mut connection =
+            joined(ConnectConfig::new(Transport::Auto, gate.tcp_addr.unwrap())).await;
+        // Wait for the UDP link, then echo once to settle.
+        timeout(WAIT, async {
+            while gate
+                .query_each(|ctx| {
+                    ctx.session_ids().iter().all(|&id| {
+                        ctx.session(id)
+                            .is_some_and(|s| s.has_link(LinkKind::Datagram))
+                    })
+                })
+                .await
+                .unwrap()
+                .contains(&false)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("UDP by ticket");
+        echoes(&mut connection, 0, 2).await;
+        connections.push(connection);
+    }
+    let before = gate.metrics().udp_forwarded.load(Ordering::Relaxed);
+    for (tag, connection) in connections.iter_mut().enumerate() {
+        echoes(connection, tag as u32, 50).await;
+    }
+    gate.metrics().udp_forwarded.load(Ordering::Relaxed) - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kernel_delivers_each_datagram_to_its_sessions_shard() {
+    let steered = forwarded_during_ticketed_echoes(true).await;
+    assert_eq!(
+        steered, 0,
+        "every datagram arrived on its own shard's socket"
+    );
+    let unsteered = forwarded_during_ticketed_echoes(false).await;
+    assert!(
+        unsteered > 0,
+        "without steering some of eight sessions' datagrams land elsewhere (the test would prove nothing)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,10 @@ pub struct GateConfig {
     pub impair: Option<crate::conditioner::LinkImpairment>,
     /// Shard tasks, each with its own sessions and UDP socket; 0: one per core.
     pub shards: usize,
+    /// Have the kernel deliver each protected datagram to its session's
+    /// shard (Linux); off, or where the kernel cannot, the shard it lands on
+    /// forwards it (one more hop).
+    pub steer_datagrams: bool,
 }
 
 impl Default for GateConfig {
@@ -74,6 +78,7 @@ impl Default for GateConfig {
             max_streams: 50_000,
             impair: None,
             shards: 0,
+            steer_datagrams: true,
         }
     }
 }
@@ -431,6 +436,15 @@ pub async fn start(
         udp_sockets.push(first);
         for _ in 1..count {
             udp_sockets.push(crate::udp::BatchSocket::bind_reuse_port(bound)?);
+        }
+        if count > 1 && config.steer_datagrams {
+            // Socket i is shard i: they were bound in that order.
+            if let Err(error) = udp_sockets[0].steer_by_session_shard(count) {
+                tracing::warn!(
+                    "the kernel will not steer datagrams to their shard ({error}); \
+                     the shards forward them to each other instead"
+                );
+            }
         }
     }
     let udp_addr = udp_sockets.first().map(|s| s.local_addr()).transpose()?;

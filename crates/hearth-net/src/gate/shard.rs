@@ -428,7 +428,7 @@ fn route(
     from: SocketAddr,
     bytes: &[u8],
 ) {
-    match set.datagram_shard(from, bytes) {
+    match set.datagram_shard(bytes) {
         Some(shard) if shard != index => forward[shard].push((from, bytes.to_vec())),
         _ => server.handle(now, from, bytes),
     }

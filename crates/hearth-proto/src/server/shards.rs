@@ -8,7 +8,6 @@
 //! shard holds the same ones, derived from one seed on one schedule, so any
 //! shard answers an Initial and any can check the cookie).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -112,14 +111,15 @@ impl ShardSet {
         shard_of_session(id, self.count)
     }
 
-    /// The shard a datagram from `from` must be handled by, or `None` when
-    /// any shard may (an Initial is answered statelessly wherever it lands;
-    /// malformed datagrams are counted where they land).
-    ///
-    /// A Response that opens a session goes to the shard chosen by its
-    /// sender's address: the cookie binds that address, so a resent or
-    /// replayed Response always meets the shard that remembers answering it.
-    pub fn datagram_shard(&self, from: SocketAddr, datagram: &[u8]) -> Option<usize> {
+    /// The shard a datagram must be handled by, or `None` when the shard it
+    /// landed on may: an Initial is answered statelessly wherever it lands,
+    /// malformed datagrams are counted where they land, and a Response that
+    /// opens a session opens it there. The kernel sends one address's
+    /// datagrams to one shard's socket, so a resent or replayed Response
+    /// meets the shard that remembers answering it, and the session's later
+    /// datagrams arrive where it lives (its shard's socket also receives,
+    /// where the kernel steers by session id, every datagram naming it).
+    pub fn datagram_shard(&self, datagram: &[u8]) -> Option<usize> {
         if self.count == 1 {
             return None;
         }
@@ -135,7 +135,6 @@ impl ShardSet {
                 | Ok(HandshakePacket::RestartResponse { session_id, .. }) => {
                     Some(self.shard_of(session_id))
                 }
-                Ok(HandshakePacket::Response { .. }) => Some(self.address_shard(from)),
                 _ => None,
             },
             _ => None,
@@ -156,16 +155,6 @@ impl ShardSet {
             }) => self.shard_of(session_id),
             _ => (fallback % self.count as u64) as usize,
         }
-    }
-
-    fn address_shard(&self, from: SocketAddr) -> usize {
-        let (bytes, len) = crate::cookie::address_bytes(&from);
-        // FNV-1a: spreads ports and addresses; no secret needed, since the
-        // shard an address lands on decides nothing but where it is served.
-        let hash = bytes[..len].iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        (hash % self.count as u64) as usize
     }
 }
 
