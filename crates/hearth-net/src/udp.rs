@@ -49,11 +49,12 @@ impl BatchSocket {
     #[cfg(target_os = "linux")]
     pub fn steer_by_session_shard(&self, shards: usize) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        const LD_B_ABS: u16 = 0x00 | 0x10 | 0x20;
-        const JEQ_K: u16 = 0x05 | 0x10;
-        const MOD_K: u16 = 0x04 | 0x90;
-        const RET_A: u16 = 0x06 | 0x10;
-        const RET_K: u16 = 0x06;
+        // Classic BPF opcodes: class | size or operation | source.
+        const LD_B_ABS: u16 = 0x10 | 0x20; // BPF_LD (0) | BPF_B | BPF_ABS
+        const JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K (0)
+        const MOD_K: u16 = 0x04 | 0x90; // BPF_ALU | BPF_MOD | BPF_K (0)
+        const RET_A: u16 = 0x06 | 0x10; // BPF_RET | BPF_A
+        const RET_K: u16 = 0x06; // BPF_RET | BPF_K (0)
         let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
         let mut program = [
             op(LD_B_ABS, 0, 0, 0), // A = the packet type
