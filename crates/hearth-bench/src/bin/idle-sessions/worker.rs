@@ -21,6 +21,9 @@ use futures_util::{SinkExt, StreamExt};
 use hearth_bench::session_io::{Link, SessionIo};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
+/// Logins one worker has in flight at most while ramping.
+const MAX_LOGGING_IN: usize = 256;
+
 /// Sessions per loopback source address: well within its ephemeral ports.
 const SESSIONS_PER_SOURCE: usize = 10_000;
 
@@ -86,7 +89,12 @@ pub fn run(link: Link, addr: SocketAddr, first_index: usize) -> anyhow::Result<(
                     while started < n {
                         tick.tick().await;
                         let due = already + (began.elapsed().as_secs_f64() * rate) as usize;
-                        while started < n.min(due.max(started + 1)) {
+                        // Closed loop as well as paced: a server slower than
+                        // the rate sees at most this many logins at once,
+                        // instead of a backlog in which logins time out.
+                        let room = (shared.settled() as usize + MAX_LOGGING_IN).saturating_sub(started);
+                        let until = n.min(due.max(started + 1)).min(started + room);
+                        while started < until {
                             let index = first_index + started;
                             tasks.spawn(session(link, addr, index, shared.clone()));
                             started += 1;
