@@ -1,5 +1,10 @@
-//! One UDP socket with batched I/O: recvmmsg and GRO on receive, GSO on send
-//! where the kernel offers them (through quinn-udp), plain calls elsewhere.
+//! One UDP socket with batched I/O: recvmmsg and GRO on receive; on send, GSO
+//! for runs of datagrams to one address (through quinn-udp) and sendmmsg for
+//! datagrams to many (a server's heartbeats: one system call for a batch
+//! instead of one each), plain calls elsewhere.
+
+mod send_many;
+mod steer;
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
@@ -10,17 +15,29 @@ use tokio::net::UdpSocket;
 
 /// Room for one GRO-coalesced receive.
 const RECV_BUF: usize = 64 * 1024;
+/// Runs queued before a flush is forced, and bytes (one GSO run is at most 64,000).
+const MAX_RUNS: usize = 64;
+const MAX_PENDING: usize = 256 * 1024;
+
+/// Consecutive queued datagrams to one address, all of `size` bytes but the
+/// last (which may be shorter): one GSO call, or one message of a sendmmsg.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    to: SocketAddr,
+    start: usize,
+    len: usize,
+    size: usize,
+    count: usize,
+}
 
 pub struct BatchSocket {
     io: UdpSocket,
     state: UdpSocketState,
     bufs: Vec<Vec<u8>>,
     meta: Vec<RecvMeta>,
-    /// Consecutive datagrams to one address and of one size, sent as one GSO call.
+    /// The bytes of every queued datagram, back to back, in `runs`' order.
     pending: Vec<u8>,
-    pending_to: Option<SocketAddr>,
-    pending_size: usize,
-    pending_count: usize,
+    runs: Vec<Run>,
 }
 
 impl BatchSocket {
@@ -39,66 +56,6 @@ impl BatchSocket {
         Self::from_tokio(UdpSocket::from_std(socket.into())?)
     }
 
-    /// Asks the kernel to deliver each protected datagram to the socket of
-    /// the shard its session id names (the id's top byte, modulo `shards`),
-    /// as QUIC servers steer by connection id: a classic BPF program on the
-    /// SO_REUSEPORT group, whose sockets must have been bound in shard
-    /// order. Anything else (handshakes) keeps the kernel's address hash.
-    /// Without it (other systems), datagrams that land on the wrong shard
-    /// are forwarded by the gate, at the cost of a hop.
-    #[cfg(target_os = "linux")]
-    pub fn steer_by_session_shard(&self, shards: usize) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        // Classic BPF opcodes: class | size or operation | source.
-        const LD_B_ABS: u16 = 0x10 | 0x20; // BPF_LD (0) | BPF_B | BPF_ABS
-        const JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K (0)
-        const MOD_K: u16 = 0x04 | 0x90; // BPF_ALU | BPF_MOD | BPF_K (0)
-        const RET_A: u16 = 0x06 | 0x10; // BPF_RET | BPF_A
-        const RET_K: u16 = 0x06; // BPF_RET | BPF_K (0)
-        let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-        let mut program = [
-            op(LD_B_ABS, 0, 0, 0), // A = the packet type
-            op(
-                JEQ_K,
-                0,
-                3,
-                u32::from(hearth_proto::handshake::kind::PROTECTED),
-            ),
-            op(LD_B_ABS, 0, 0, 1),          // A = the session id's top byte
-            op(MOD_K, 0, 0, shards as u32), // A = its shard
-            op(RET_A, 0, 0, 0),
-            op(RET_K, 0, 0, u32::MAX), // out of range: the kernel's own hash
-        ];
-        let fprog = libc::sock_fprog {
-            len: program.len() as u16,
-            filter: program.as_mut_ptr(),
-        };
-        // SAFETY: a valid socket descriptor and a filter program that
-        // outlives the call (the kernel copies it).
-        let result = unsafe {
-            libc::setsockopt(
-                self.io.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_REUSEPORT_CBPF,
-                (&fprog as *const libc::sock_fprog).cast(),
-                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if result == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub fn steer_by_session_shard(&self, _shards: usize) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "steering datagrams to shards needs Linux's SO_ATTACH_REUSEPORT_CBPF",
-        ))
-    }
-
     pub fn from_tokio(io: UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&io).into())?;
         // Large kernel buffers ride out bursts; failures here are not fatal.
@@ -110,9 +67,7 @@ impl BatchSocket {
             bufs: (0..BATCH_SIZE).map(|_| vec![0u8; RECV_BUF]).collect(),
             meta: vec![RecvMeta::default(); BATCH_SIZE],
             pending: Vec::with_capacity(64 * 1024),
-            pending_to: None,
-            pending_size: 0,
-            pending_count: 0,
+            runs: Vec::with_capacity(MAX_RUNS),
         })
     }
 
@@ -150,56 +105,168 @@ impl BatchSocket {
         Ok(datagrams)
     }
 
-    /// Queues a datagram; consecutive ones to one address are coalesced for GSO.
-    /// Call [`BatchSocket::flush`] when done.
+    /// Queues a datagram; consecutive ones to one address are coalesced for
+    /// GSO, and runs to different addresses go out together. Call
+    /// [`BatchSocket::flush`] when done.
     pub async fn send(&mut self, to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
         let max_segments = self.state.max_gso_segments();
-        let joins = self.pending_to == Some(to)
-            && bytes.len() <= self.pending_size
-            && self.pending_count < max_segments
-            && self.pending.len() + bytes.len() <= 64_000
-            // Only the last segment may be shorter.
-            && self.pending.len() == self.pending_size * self.pending_count;
-        if !joins {
-            self.flush().await?;
-            self.pending_to = Some(to);
-            self.pending_size = bytes.len();
+        if let Some(run) = self.runs.last_mut() {
+            let joins = run.to == to
+                && bytes.len() <= run.size
+                && run.count < max_segments
+                && run.len + bytes.len() <= 64_000
+                // Only the last segment may be shorter.
+                && run.len == run.size * run.count;
+            if joins {
+                self.pending.extend_from_slice(bytes);
+                run.len += bytes.len();
+                run.count += 1;
+                return Ok(());
+            }
         }
+        if self.runs.len() >= MAX_RUNS || self.pending.len() + bytes.len() > MAX_PENDING {
+            self.flush().await?;
+        }
+        self.runs.push(Run {
+            to,
+            start: self.pending.len(),
+            len: bytes.len(),
+            size: bytes.len(),
+            count: 1,
+        });
         self.pending.extend_from_slice(bytes);
-        self.pending_count += 1;
         Ok(())
     }
 
-    /// Sends what [`BatchSocket::send`] queued.
+    /// Sends what [`BatchSocket::send`] queued, in order: single datagrams to
+    /// different addresses by sendmmsg where there is one, GSO runs each in
+    /// one call.
     pub async fn flush(&mut self) -> io::Result<()> {
-        let Some(to) = self.pending_to.take() else {
-            return Ok(());
-        };
+        let mut next = 0;
+        while next < self.runs.len() {
+            let singles = self.runs[next..]
+                .iter()
+                .take_while(|run| run.count == 1)
+                .count();
+            if singles > 1 && send_many::SUPPORTED {
+                self.send_singles(next, singles).await;
+                next += singles;
+            } else {
+                let run = self.runs[next];
+                self.send_run(run).await;
+                next += 1;
+            }
+        }
+        self.runs.clear();
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// One run through quinn-udp (GSO when it has several segments).
+    async fn send_run(&mut self, run: Run) {
         let transmit = Transmit {
-            destination: to,
+            destination: run.to,
             ecn: None,
-            contents: &self.pending,
-            segment_size: (self.pending_count > 1).then_some(self.pending_size),
+            contents: &self.pending[run.start..run.start + run.len],
+            segment_size: (run.count > 1).then_some(run.size),
             src_ip: None,
         };
         let result = loop {
             match self.io.try_io(Interest::WRITABLE, || {
                 self.state.try_send((&self.io).into(), &transmit)
             }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.writable().await?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.io.writable().await {
+                        break Err(e);
+                    }
+                }
                 other => break other,
             }
         };
-        self.pending.clear();
-        self.pending_count = 0;
         // A datagram the network refuses (unreachable peer, too large) must not
         // stop the socket serving everyone else.
-        match result {
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
-                tracing::debug!("udp send to {to} failed: {e}");
-                Ok(())
+        if let Err(e) = result {
+            tracing::debug!("udp send to {} failed: {e}", run.to);
+        }
+    }
+
+    /// `count` single-datagram runs from `first`, in as few sendmmsg calls
+    /// as the kernel takes; a datagram it refuses is skipped, as `send_run`
+    /// skips one.
+    async fn send_singles(&mut self, first: usize, count: usize) {
+        let mut done = 0;
+        while done < count {
+            let batch = &self.runs[first + done..first + count];
+            let pending = &self.pending;
+            let result = self.io.try_io(Interest::WRITABLE, || {
+                send_many::send(
+                    &self.io,
+                    batch
+                        .iter()
+                        .map(|run| (run.to, &pending[run.start..run.start + run.len])),
+                )
+            });
+            match result {
+                Ok(sent) => done += sent.max(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.io.writable().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("udp send to {} failed: {e}", batch[0].to);
+                    done += 1;
+                }
             }
-            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flush_delivers_datagrams_to_many_addresses_and_runs_to_one() {
+        let mut sender = BatchSocket::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut receivers = Vec::new();
+        for _ in 0..100 {
+            receivers.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        }
+        // One datagram to each of 100 addresses (sendmmsg batches), then a
+        // run of five to the first (GSO), then one more to each again.
+        for (index, receiver) in receivers.iter().enumerate() {
+            let to = receiver.local_addr().unwrap();
+            sender.send(to, &[index as u8; 40]).await.unwrap();
+        }
+        let first = receivers[0].local_addr().unwrap();
+        for segment in 0..5u8 {
+            sender.send(first, &[200 + segment; 100]).await.unwrap();
+        }
+        for (index, receiver) in receivers.iter().enumerate() {
+            let to = receiver.local_addr().unwrap();
+            sender.send(to, &[index as u8; 20]).await.unwrap();
+        }
+        sender.flush().await.unwrap();
+        let mut buf = [0u8; 2048];
+        for (index, receiver) in receivers.iter().enumerate() {
+            let mut expected = vec![vec![index as u8; 40]];
+            if index == 0 {
+                expected.extend((0..5u8).map(|s| vec![200 + s; 100]));
+            }
+            expected.push(vec![index as u8; 20]);
+            for want in expected {
+                let len = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    receiver.recv(&mut buf),
+                )
+                .await
+                .expect("delivered")
+                .unwrap();
+                assert_eq!(&buf[..len], &want[..], "receiver {index}, in order");
+            }
         }
     }
 }

@@ -92,7 +92,8 @@ pub fn run(link: Link, addr: SocketAddr, first_index: usize) -> anyhow::Result<(
                         // Closed loop as well as paced: a server slower than
                         // the rate sees at most this many logins at once,
                         // instead of a backlog in which logins time out.
-                        let room = (shared.settled() as usize + MAX_LOGGING_IN).saturating_sub(started);
+                        let room =
+                            (shared.settled() as usize + MAX_LOGGING_IN).saturating_sub(started);
                         let until = n.min(due.max(started + 1)).min(started + room);
                         while started < until {
                             let index = first_index + started;
