@@ -8,11 +8,11 @@
 mod datagrams;
 mod shards;
 mod streams;
+mod wheel;
 
 pub use shards::{shard_of_session, Shard, ShardSet, MAX_SHARDS};
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use crate::session::login::Welcome;
 use crate::session::{ChannelSpec, Outbox, SendError, Session};
 use crate::stats::{DropReason, EndpointStats};
 use streams::StreamTable;
+use wheel::TimerWheel;
 
 /// The server's long-term X25519 key. Clients may pin its public half.
 #[derive(Clone)]
@@ -107,11 +108,14 @@ pub struct Server {
     /// handshake that old may have been forgotten while the table was full.
     completed_floor: Option<u64>,
     streams: StreamTable,
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    scheduled: HashMap<u64, Instant>,
+    /// Each session's next deadline, in milliseconds from the epoch
+    /// (rounded up, so that a session is never woken before it has work).
+    timers: TimerWheel,
+    scheduled: HashMap<u64, u64>,
     /// Sessions due in this `handle_timeout`, kept between calls so a
     /// wakeup allocates nothing.
     due: Vec<u64>,
+    due_entries: Vec<(u64, u64)>,
     out: Outbox,
     stats: EndpointStats,
     scratch: Vec<u8>,
@@ -168,9 +172,10 @@ impl Server {
             completed_order: VecDeque::new(),
             completed_floor: None,
             streams: StreamTable::default(),
-            timers: BinaryHeap::new(),
+            timers: TimerWheel::default(),
             scheduled: HashMap::new(),
             due: Vec::new(),
+            due_entries: Vec::new(),
             out: Outbox::default(),
             stats: EndpointStats::default(),
             scratch: Vec::new(),
@@ -226,6 +231,17 @@ impl Server {
 
     fn now_ms(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// A deadline in the timers' milliseconds, rounded up.
+    fn deadline_ms(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.epoch);
+        let ms = since.as_millis() as u64;
+        if since > Duration::from_millis(ms) {
+            ms + 1
+        } else {
+            ms
+        }
     }
 
     fn count_drop(&mut self, reason: DropReason) {
@@ -358,8 +374,8 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let rotation = self.epoch + Duration::from_millis(self.cookies.next_rotation_ms());
         let mut earliest = rotation;
-        if let Some(Reverse((at, _))) = self.timers.peek() {
-            earliest = earliest.min(*at);
+        if let Some(at) = self.timers.next_deadline() {
+            earliest = earliest.min(self.epoch + Duration::from_millis(at));
         }
         if let Some(at) = self
             .streams
@@ -390,17 +406,17 @@ impl Server {
         // instead of spinning here.
         let mut due = std::mem::take(&mut self.due);
         due.clear();
-        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        let mut entries = std::mem::take(&mut self.due_entries);
+        entries.clear();
+        self.timers.advance(now_ms, &mut entries);
+        for &(at, id) in &entries {
             if self.scheduled.get(&id) == Some(&at) {
                 self.scheduled.remove(&id);
                 due.push(id);
             }
             // Otherwise superseded by an earlier deadline.
         }
+        self.due_entries = entries;
         for &id in &due {
             if let Some(session) = self.sessions.get_mut(&id) {
                 session.on_timeout(now, &mut self.out);
@@ -414,11 +430,10 @@ impl Server {
     }
 
     fn rebuild_timers(&mut self) {
-        self.timers = self
-            .scheduled
-            .iter()
-            .map(|(id, at)| Reverse((*at, *id)))
-            .collect();
+        self.timers.clear();
+        for (&id, &at) in &self.scheduled {
+            self.timers.insert(at, id);
+        }
     }
 
     /// After anything touched a session: drop it if closed, free its address
@@ -438,12 +453,13 @@ impl Server {
         let Some(deadline) = session.next_deadline() else {
             return;
         };
-        let deadline = deadline.max(now);
+        let deadline = self.deadline_ms(deadline.max(now));
+        let now_ms = self.now_ms(now);
         match self.scheduled.get(&id) {
-            Some(at) if *at <= deadline && *at > now => {}
+            Some(&at) if at <= deadline && at > now_ms => {}
             _ => {
                 self.scheduled.insert(id, deadline);
-                self.timers.push(Reverse((deadline, id)));
+                self.timers.insert(deadline, id);
             }
         }
     }
