@@ -102,6 +102,14 @@ impl GateConfig {
 /// The application's view from inside a gate shard's task. Each shard has
 /// its own clone and sees the events of its own sessions; state shared
 /// across sessions of different shards belongs behind an `Arc`.
+///
+/// `on_event` runs between the shard's packets, so it must never block or
+/// wait: slow work goes to another task through a bounded queue, and its
+/// answer comes back as a command (`GateHandle::run_on`). Hearth's game
+/// handler works so: password checks and saved places are read in spawned
+/// tasks, world messages go into the world's bounded input queue (dropped
+/// and counted when it is full), and the world's lines send their output
+/// as one command per shard per tick.
 pub trait Handler: Clone + Send + 'static {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event);
 }
