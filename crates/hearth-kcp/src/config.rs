@@ -76,6 +76,13 @@ pub struct Config {
     pub large_messages: bool,
     /// Largest message accepted from the peer or from the application, in bytes.
     pub max_message_size: usize,
+    /// Send each segment this many more times, `redundant_gap_ms` apart,
+    /// before any loss is known: sparse small messages (a game's inputs)
+    /// then survive a lost datagram without waiting for an RTO or for later
+    /// acknowledgements, at that many times the bandwidth. The receiver drops
+    /// the extra copies as duplicates, so the wire stays ikcp.c's. 0: off.
+    pub redundant_copies: u8,
+    pub redundant_gap_ms: u32,
 }
 
 impl Default for Config {
@@ -98,6 +105,8 @@ impl Default for Config {
             immediate_ack: false,
             large_messages: false,
             max_message_size: 16 << 20,
+            redundant_copies: 0,
+            redundant_gap_ms: 10,
         }
     }
 }

@@ -65,6 +65,7 @@ impl Kcp {
                 rto: self.rx_rto,
                 fastack: 0,
                 xmit: 0,
+                copies: 0,
                 acked: false,
                 data: queued.data,
             });
@@ -83,6 +84,7 @@ impl Kcp {
             0
         };
         let fast_limit = self.config.fast_limit;
+        let (copies, copy_gap) = (self.config.redundant_copies, self.config.redundant_gap_ms);
         let mut fast_resent = 0u32;
         let mut timed_out = false;
         let mut earliest_resend: Option<u32> = None;
@@ -116,6 +118,13 @@ impl Kcp {
                 self.stats.retransmits += 1;
                 self.stats.fast_retransmits += 1;
                 true
+            } else if segment.copies < copies
+                && diff(current, segment.ts.wrapping_add(copy_gap)) >= 0
+            {
+                // Ahead of any loss: neither the RTO nor the windows change.
+                segment.copies += 1;
+                self.stats.redundant_copies += 1;
+                true
             } else {
                 false
             };
@@ -133,9 +142,20 @@ impl Kcp {
                     self.dead = true;
                 }
             }
+            // The next copy is due like a resend: `check` must wake for it.
+            let next = if segment.copies < copies {
+                let copy_at = segment.ts.wrapping_add(copy_gap);
+                if diff(copy_at, segment.resend_at) < 0 {
+                    copy_at
+                } else {
+                    segment.resend_at
+                }
+            } else {
+                segment.resend_at
+            };
             earliest_resend = Some(match earliest_resend {
-                Some(at) if diff(at, segment.resend_at) <= 0 => at,
-                _ => segment.resend_at,
+                Some(at) if diff(at, next) <= 0 => at,
+                _ => next,
             });
         }
         self.earliest_resend = earliest_resend;

@@ -43,6 +43,8 @@ pub(crate) struct InFlight {
     pub rto: u32,
     pub fastack: u32,
     pub xmit: u32,
+    /// Copies sent ahead of any loss (`Config::redundant_copies`).
+    pub copies: u8,
     /// Acknowledged out of order; the slot stays until everything before it is acked.
     pub acked: bool,
     pub data: Vec<u8>,

@@ -27,6 +27,8 @@ pub struct Stats {
     pub retransmits: u64,
     /// Retransmissions triggered by skipped acknowledgements.
     pub fast_retransmits: u64,
+    /// Copies sent ahead of any loss (`Config::redundant_copies`).
+    pub redundant_copies: u64,
     /// Segments presumed lost: their retransmission timer expired.
     pub lost_segments: u64,
     /// Data segments received, duplicates included.

@@ -459,3 +459,57 @@ fn a_link_dead_for_weeks_keeps_sane_retransmission_deadlines() {
     assert!(*gaps.last().unwrap() <= (1 << 30) + 100, "{gaps:?}");
     assert!(kcp.is_dead());
 }
+
+#[test]
+fn redundant_copies_recover_a_lost_datagram_without_waiting_for_a_resend() {
+    // One small message every 20 ms; the first datagram of every message is
+    // lost on the way. With two copies 5 ms apart each arrives 5 ms late and
+    // nothing is retransmitted; without them each waits for a resend.
+    let latencies = |copies: u8| {
+        let mut config = Config::profile(Profile::Fast);
+        config.redundant_copies = copies;
+        config.redundant_gap_ms = 5;
+        let [mut sender, mut receiver] = pair(config);
+        let mut latencies = Vec::new();
+        let mut sent_at = Vec::new();
+        // Messages for 1.8 s, then time for the last resends to arrive.
+        for now in 0..20_000u32 {
+            if now % 20 == 0 && now < 1_800 {
+                sender.send(&now.to_be_bytes()).unwrap();
+                sent_at.push(now);
+                sender.update(now);
+                // The message's first transmission is lost.
+                let _lost: Vec<_> = sender.drain_transmits().map(<[u8]>::to_vec).collect();
+            }
+            sender.update(now);
+            let outgoing: Vec<Vec<u8>> = sender.drain_transmits().map(<[u8]>::to_vec).collect();
+            for datagram in outgoing {
+                receiver.input(&datagram).unwrap();
+            }
+            receiver.update(now);
+            while let Some(message) = receiver.recv() {
+                let sent = u32::from_be_bytes(message[..4].try_into().unwrap());
+                latencies.push(now - sent);
+            }
+            let acks: Vec<Vec<u8>> = receiver.drain_transmits().map(<[u8]>::to_vec).collect();
+            for datagram in acks {
+                sender.input(&datagram).unwrap();
+            }
+        }
+        assert_eq!(latencies.len(), sent_at.len(), "every message arrives");
+        (latencies, sender.stats())
+    };
+    let (with_copies, stats) = latencies(2);
+    assert!(
+        with_copies.iter().all(|&ms| ms == 5),
+        "each message came with its first copy: {with_copies:?}"
+    );
+    assert_eq!(stats.retransmits, 0, "no resend was needed");
+    assert!(stats.redundant_copies >= 90 && stats.redundant_copies <= 180);
+    let (without, stats) = latencies(0);
+    assert!(
+        without.iter().all(|&ms| ms >= 30),
+        "each waited for a resend: {without:?}"
+    );
+    assert!(stats.retransmits >= 90);
+}
