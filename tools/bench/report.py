@@ -83,12 +83,17 @@ if os.path.exists(kcp_path):
     rows = [json.loads(line) for line in open(kcp_path) if line.strip()]
     by = {(r["loss_percent"], r["transport"]): r["result"] for r in rows}
     for loss in sorted({r["loss_percent"] for r in rows}):
-        k, t = by.get((loss, "kcp")), by.get((loss, "tcp"))
+        k, c, t = by.get((loss, "kcp")), by.get((loss, "kcp-copies")), by.get((loss, "tcp"))
         if not k or not t:
             continue
-        for key, label in [("avg_ms", "average"), ("p99_ms", "p99"), ("max_ms", "maximum")]:
-            add_figure("kcp_vs_tcp", f"KCP RTT {label} at {loss} % loss", "ms", k[key], "lower", "kernel TCP", t[key])
-        for proto, r in [("KCP", k), ("TCP", t)]:
+        for name, r in [("KCP", k), ("KCP with 2 copies", c)]:
+            if not r:
+                continue
+            for key, label in [("avg_ms", "average"), ("p99_ms", "p99"), ("max_ms", "maximum")]:
+                add_figure("kcp_vs_tcp", f"{name} RTT {label} at {loss} % loss", "ms", r[key], "lower", "kernel TCP", t[key])
+        for proto, r in [("KCP", k), ("KCP with 2 copies", c), ("TCP", t)]:
+            if not r:
+                continue
             add_point("kcp-vs-tcp-average", "loss (%)", "average RTT (ms)", proto, loss, r["avg_ms"])
             add_point("kcp-vs-tcp-max", "loss (%)", "maximum RTT (ms)", proto, loss, r["max_ms"])
 

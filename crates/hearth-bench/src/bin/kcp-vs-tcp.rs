@@ -68,7 +68,13 @@ const CONV: u32 = 0x4845_4152;
 
 fn kcp() -> Kcp {
     // The reference test's fast profile: nodelay 2, interval 10, resend 2, no congestion control.
-    Kcp::new(CONV, Config::profile(Profile::Fast)).expect("valid profile")
+    let mut config = Config::profile(Profile::Fast);
+    // HEARTH_KCP_COPIES=2 HEARTH_KCP_COPY_GAP_MS=7: each segment sent twice more,
+    // 7 ms apart, ahead of any loss (both ends of a run set the same).
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    config.redundant_copies = env("HEARTH_KCP_COPIES").unwrap_or(0) as u8;
+    config.redundant_gap_ms = env("HEARTH_KCP_COPY_GAP_MS").unwrap_or(10);
+    Kcp::new(CONV, config).expect("valid profile")
 }
 
 #[tokio::main(flavor = "current_thread")]
