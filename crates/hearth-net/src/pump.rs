@@ -85,6 +85,11 @@ pub(crate) enum PumpEnd {
     WriteFailed,
 }
 
+/// First read buffer of a TCP connection.
+const READ_CAPACITY: usize = 512;
+/// Write buffer kept between writes.
+const WRITE_KEEP: usize = 16 * 1024;
+
 /// Runs a TCP connection until it ends: frames in go to `sink`, packets from
 /// `queue` are framed and coalesced into one write per wakeup.
 pub(crate) async fn pump_tcp(
@@ -94,11 +99,14 @@ pub(crate) async fn pump_tcp(
     mut sink: impl PacketSink,
 ) -> PumpEnd {
     let (read, mut write) = stream.into_split();
-    let mut frames = FramedRead::new(read, framing::codec(limits.max_frame));
+    // Small to start: an idle session's frames are tens of bytes, and the
+    // buffer grows (by doubling) for the connections that send more.
+    let mut frames =
+        FramedRead::with_capacity(read, framing::codec(limits.max_frame), READ_CAPACITY);
     let first_packet = first_packet_deadline(limits);
     tokio::pin!(first_packet);
     let mut heard = limits.first_packet.is_none();
-    let mut buffer = Vec::with_capacity(4096);
+    let mut buffer = Vec::new();
     loop {
         tokio::select! {
             frame = frames.next() => match frame {
@@ -130,6 +138,10 @@ pub(crate) async fn pump_tcp(
                         Err(_) => return PumpEnd::WriteTimeout,
                     }
                     buffer.clear();
+                    // A burst's room is given back rather than held by an idle session.
+                    if buffer.capacity() > WRITE_KEEP {
+                        buffer.shrink_to(WRITE_KEEP);
+                    }
                 }
                 if close {
                     let _ = tokio::time::timeout(limits.write_timeout, write.shutdown()).await;

@@ -8,6 +8,10 @@ use super::handshake;
 use super::{Limits, Message, Protocol, Role, WsError};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// The first read buffer: an idle connection's frames are tens of bytes, so
+/// it starts small and grows, doubling up to `READ_CHUNK` a read, for the
+/// connections that send more.
+const FIRST_READ: usize = 512;
 
 pub struct WebSocket<S> {
     io: S,
@@ -19,7 +23,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a transport whose opening handshake is done. `leftover` holds
     /// bytes read past the handshake.
     pub fn new(io: S, role: Role, limits: Limits, leftover: &[u8]) -> Self {
-        let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut read_buf = BytesMut::with_capacity(FIRST_READ.max(leftover.len()));
         read_buf.extend_from_slice(leftover);
         Self {
             io,
@@ -95,8 +99,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Reads more bytes from the transport; 0 means end of stream. Cancel-safe,
     /// so a driver may `select!` on it against its outgoing queue.
     pub async fn read_more(&mut self) -> Result<usize, WsError> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
+        let want = self.read_buf.capacity().clamp(FIRST_READ, READ_CHUNK);
+        if self.read_buf.capacity() - self.read_buf.len() < want / 4 {
+            self.read_buf.reserve(want);
         }
         Ok(self.io.read_buf(&mut self.read_buf).await?)
     }
