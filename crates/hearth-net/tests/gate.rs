@@ -263,6 +263,54 @@ async fn a_client_that_connects_and_never_speaks_is_dropped() {
     assert_eq!(gate.metrics().cuts(CutReason::SilentConnection), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_beyond_the_pending_cap_are_closed_at_once() {
+    // Connections that have not sent a first packet belong to no shard yet:
+    // the gate bounds them all together by the pending-stream cap.
+    let gate = echo_gate(|c| {
+        c.protocol.max_pending_streams = 8;
+        c.first_frame_timeout = Duration::from_secs(4);
+    })
+    .await;
+    let tcp = gate.tcp_addr.unwrap();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(tokio::net::TcpStream::connect(tcp).await.unwrap());
+    }
+    // Each connection either is closed within a second or waits.
+    let checks: Vec<_> = silent
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                let read = timeout(Duration::from_secs(1), stream.read(&mut buf)).await;
+                (matches!(read, Ok(Ok(0)) | Ok(Err(_))), stream)
+            })
+        })
+        .collect();
+    let mut closed = 0;
+    let mut waiting = Vec::new();
+    for check in checks {
+        let (was_closed, stream) = check.await.unwrap();
+        if was_closed {
+            closed += 1;
+        } else {
+            waiting.push(stream);
+        }
+    }
+    assert_eq!(closed, 12, "all but the cap's 8 closed at once");
+    assert_eq!(gate.metrics().cuts(CutReason::Overloaded), 12);
+    // A place freed is a place for a client that speaks.
+    drop(waiting.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut connection, _) = joined(ConnectConfig::new(Transport::Tcp, tcp)).await;
+    connection
+        .open_channel(2, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    echo_round(&mut connection, 2, 5, 50).await;
+}
+
 #[tokio::test]
 async fn oversized_and_malformed_frames_close_only_that_connection() {
     let gate = echo_gate(|_| {}).await;

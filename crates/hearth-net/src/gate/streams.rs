@@ -32,6 +32,11 @@ pub(crate) struct Shared {
     pub set: Arc<ShardSet>,
     /// Datagrams in flight to each shard from the others.
     pub forward: Vec<ForwardQueue>,
+    /// Connections that have not sent their first packet (so belong to no
+    /// shard yet), and how many may: the gate-wide bound on half-open
+    /// connections, beyond which new ones are closed at once.
+    unopened: std::sync::atomic::AtomicUsize,
+    max_unopened: usize,
     next_stream: AtomicU64,
     admission: Admission,
     max_frame: usize,
@@ -48,6 +53,8 @@ impl Shared {
         Self {
             metrics: GateMetrics::default(),
             forward: (0..set.count()).map(|_| ForwardQueue::default()).collect(),
+            unopened: std::sync::atomic::AtomicUsize::new(0),
+            max_unopened: config.protocol.max_pending_streams,
             set,
             next_stream: AtomicU64::new(1),
             // The per-address cap follows the other per-address limits:
@@ -111,6 +118,30 @@ impl Shared {
     }
 }
 
+/// A connection's place among those not yet in a shard, held until its
+/// first packet or its end.
+struct UnopenedSlot(Arc<Shared>);
+
+impl Drop for UnopenedSlot {
+    fn drop(&mut self) {
+        self.0.unopened.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Shared {
+    /// A place for one more connection still waiting for its first packet,
+    /// or `None` (counted) when as many as the pending-stream cap wait.
+    fn await_first_packet(self: &Arc<Self>) -> Option<UnopenedSlot> {
+        let held = self.unopened.fetch_add(1, Ordering::AcqRel);
+        let slot = UnopenedSlot(self.clone());
+        if held >= self.max_unopened {
+            self.metrics.count_cut(CutReason::Overloaded);
+            return None;
+        }
+        Some(slot)
+    }
+}
+
 /// Holds the connection's admission and the open-streams gauge until it ends,
 /// however it ends.
 struct StreamSlot {
@@ -149,8 +180,14 @@ pub(crate) async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, shard
 }
 
 /// A stream's number and its outgoing queue; the stream opens in its shard
-/// when its first packet shows which shard that is.
-fn new_stream(shared: &Shared, shards: Shards, peer: SocketAddr) -> (GateSink, OutboxReceiver) {
+/// when its first packet shows which shard that is. `None` when too many
+/// connections already wait for their first packet.
+fn new_stream(
+    shared: &Arc<Shared>,
+    shards: Shards,
+    peer: SocketAddr,
+) -> Option<(GateSink, OutboxReceiver)> {
+    let waiting = shared.await_first_packet()?;
     let id = StreamId(shared.next_stream.fetch_add(1, Ordering::Relaxed));
     let (writer, receiver) = outbox::outbox(shared.stream_queue, shared.stream_queue_bytes);
     let sink = GateSink {
@@ -158,10 +195,10 @@ fn new_stream(shared: &Shared, shards: Shards, peer: SocketAddr) -> (GateSink, O
         set: shared.set.clone(),
         id,
         peer,
-        unopened: Some(writer),
+        unopened: Some((writer, waiting)),
         shard: None,
     };
-    (sink, receiver)
+    Some((sink, receiver))
 }
 
 fn configure_tcp(shared: &Shared, stream: &TcpStream) {
@@ -182,7 +219,9 @@ async fn serve_tcp(shared: Arc<Shared>, shards: Shards, stream: TcpStream, peer:
         return;
     };
     configure_tcp(&shared, &stream);
-    let (mut sink, outgoing) = new_stream(&shared, shards, peer);
+    let Some((mut sink, outgoing)) = new_stream(&shared, shards, peer) else {
+        return;
+    };
     let end = pump_tcp(stream, shared.pump_limits(), outgoing, &mut sink).await;
     shared.count_end(end, peer, "TCP");
     sink.closed().await;
@@ -194,8 +233,9 @@ struct GateSink {
     set: Arc<ShardSet>,
     id: StreamId,
     peer: SocketAddr,
-    /// The writer, until the first packet opens the stream in its shard.
-    unopened: Option<OutboxSender>,
+    /// The writer and the half-open place, until the first packet opens the
+    /// stream in its shard.
+    unopened: Option<(OutboxSender, UnopenedSlot)>,
     /// The shard the stream joined.
     shard: Option<usize>,
 }
@@ -217,7 +257,7 @@ impl PacketSink for &mut GateSink {
             Some(shard) => shard,
             None => {
                 let shard = self.set.stream_shard(&packet, self.id.0);
-                let writer = self
+                let (writer, _waiting) = self
                     .unopened
                     .take()
                     .expect("opened once, with the first packet");
@@ -276,7 +316,13 @@ async fn serve_websocket<S>(
         }
     };
     socket.protocol().set_max_message(shared.max_frame);
-    let (mut sink, outgoing) = new_stream(&shared, shards, peer);
+    let Some((mut sink, outgoing)) = new_stream(&shared, shards, peer) else {
+        socket
+            .protocol()
+            .close_with(1013, "the server is busy, try again later");
+        let _ = pump::flush(&mut socket, shared.pump_limits()).await;
+        return;
+    };
     let end = pump_websocket(&mut socket, shared.pump_limits(), outgoing, &mut sink).await;
     shared.count_end(end, peer, "WebSocket");
     sink.closed().await;
