@@ -37,13 +37,27 @@ impl Default for Level {
     }
 }
 
-#[derive(Default)]
 pub(super) struct TimerWheel {
     /// Every deadline before this has been handed out.
     elapsed: u64,
     levels: [Level; LEVELS],
     overflow: Vec<(u64, u64)>,
+    /// The earliest deadline in `overflow` (`u64::MAX` when empty), so that
+    /// neither `next_deadline` nor `advance` walks it until it matters.
+    overflow_earliest: u64,
     len: usize,
+}
+
+impl Default for TimerWheel {
+    fn default() -> Self {
+        Self {
+            elapsed: 0,
+            levels: Default::default(),
+            overflow: Vec::new(),
+            overflow_earliest: u64::MAX,
+            len: 0,
+        }
+    }
 }
 
 impl TimerWheel {
@@ -63,6 +77,7 @@ impl TimerWheel {
         let level = level_for(self.elapsed, at);
         if level >= LEVELS {
             self.overflow.push((at, id));
+            self.overflow_earliest = self.overflow_earliest.min(at);
             return;
         }
         let slot = slot_for(at, level);
@@ -81,7 +96,7 @@ impl TimerWheel {
         let in_wheel = self
             .first_slot()
             .map(|(level, slot, _)| self.levels[level].earliest[slot]);
-        let in_overflow = self.overflow.iter().map(|(at, _)| *at).min();
+        let in_overflow = (!self.overflow.is_empty()).then_some(self.overflow_earliest);
         match (in_wheel, in_overflow) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -134,7 +149,9 @@ impl TimerWheel {
             }
         }
         self.elapsed = self.elapsed.max(now);
-        if !self.overflow.is_empty() {
+        // Far deadlines come into the wheel once the earliest is within its range.
+        if self.overflow_earliest - self.elapsed.min(self.overflow_earliest) < RANGE {
+            self.overflow_earliest = u64::MAX;
             for (at, id) in std::mem::take(&mut self.overflow) {
                 if at <= now {
                     self.len -= 1;
@@ -155,6 +172,7 @@ impl TimerWheel {
             }
         }
         self.overflow.clear();
+        self.overflow_earliest = u64::MAX;
         self.len = 0;
     }
 }
