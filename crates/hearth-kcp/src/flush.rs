@@ -59,15 +59,16 @@ impl Kcp {
             };
             self.snd_buf.push_back(InFlight {
                 sn: self.snd_nxt,
-                frg: queued.frg,
                 ts: current,
                 resend_at: current,
                 rto: self.rx_rto,
                 fastack: 0,
                 xmit: 0,
+                at: queued.at,
+                len: queued.len,
+                frg: queued.frg,
                 copies: 0,
                 acked: false,
-                data: queued.data,
             });
             self.snd_nxt = self.snd_nxt.wrapping_add(1);
             self.in_flight += 1;
@@ -134,10 +135,11 @@ impl Kcp {
                 header.frg = segment.frg;
                 header.ts = current;
                 header.sn = segment.sn;
-                header.len = segment.data.len() as u32;
-                let out = self.datagrams.reserve(HEADER_LEN + segment.data.len(), mtu);
+                header.len = segment.len;
+                let payload = self.send_bytes.get(segment.at, segment.len as usize);
+                let out = self.datagrams.reserve(HEADER_LEN + payload.len(), mtu);
                 header.encode(out);
-                out.extend_from_slice(&segment.data);
+                out.extend_from_slice(payload);
                 if segment.xmit >= self.config.dead_link {
                     self.dead = true;
                 }

@@ -2,7 +2,7 @@
 
 use crate::error::InputError;
 use crate::header::{peek_conv, Command, Header, HEADER_LEN};
-use crate::kcp::{diff, Kcp, Message, Queued, ASK_TELL, RTO_MAX};
+use crate::kcp::{diff, Kcp, Message, Reordered, ASK_TELL, RTO_MAX};
 
 impl Kcp {
     /// Applies one datagram from the peer. It may hold several segments; those before
@@ -133,7 +133,6 @@ impl Kcp {
             if !segment.acked {
                 self.in_flight -= 1;
             }
-            self.recycle(segment.data);
         }
         self.drop_acked_front();
     }
@@ -153,22 +152,23 @@ impl Kcp {
             return;
         }
         segment.acked = true;
-        let data = std::mem::take(&mut segment.data);
         self.in_flight -= 1;
-        self.recycle(data);
         self.drop_acked_front();
     }
 
     /// Keeps the invariant that the front of `snd_buf` is unacknowledged, and `snd_una`
-    /// names it.
+    /// names it; frees the payload bytes of everything before it.
     fn drop_acked_front(&mut self) {
         while self.snd_buf.front().is_some_and(|segment| segment.acked) {
             self.snd_buf.pop_front();
         }
-        self.snd_una = self
-            .snd_buf
-            .front()
-            .map_or(self.snd_nxt, |segment| segment.sn);
+        let (una, first_live) = match (self.snd_buf.front(), self.snd_queue.front()) {
+            (Some(segment), _) => (segment.sn, segment.at),
+            (None, Some(queued)) => (self.snd_nxt, queued.at),
+            (None, None) => (self.snd_nxt, self.send_bytes.end()),
+        };
+        self.snd_una = una;
+        self.send_bytes.release_before(first_live);
     }
 
     fn count_skips_below(&mut self, max_sn: u32, max_ts: u32) {
@@ -213,11 +213,10 @@ impl Kcp {
     fn accept_data(&mut self, sn: u32, frg: u8, payload: &[u8]) -> bool {
         let slot = sn.wrapping_sub(self.rcv_nxt) as usize;
         if slot == 0 && self.rcv_buf.is_empty() && self.nrcv_que < self.rcv_wnd {
-            // The common case, the next segment in order: straight to reassembly.
-            let mut data = self.take_buffer();
-            data.extend_from_slice(payload);
+            // The common case, the next segment in order: straight from the datagram
+            // into the message arena.
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
-            return self.reassemble(Queued { frg, data });
+            return self.reassemble(frg, payload);
         }
         if self.rcv_buf.len() <= slot {
             self.rcv_buf.resize_with(slot + 1, || None);
@@ -228,7 +227,7 @@ impl Kcp {
         }
         let mut data = self.take_buffer();
         data.extend_from_slice(payload);
-        self.rcv_buf[slot] = Some(Queued { frg, data });
+        self.rcv_buf[slot] = Some(Reordered { frg, data });
         self.move_to_receive_queue()
     }
 
@@ -242,39 +241,38 @@ impl Kcp {
             };
             let segment = self.rcv_buf.pop_front().flatten().expect("front is filled");
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
-            oversized |= self.reassemble(segment);
+            oversized |= self.reassemble(segment.frg, &segment.data);
+            self.recycle(segment.data);
         }
         oversized
     }
 
-    fn reassemble(&mut self, Queued { frg, data }: Queued) -> bool {
+    /// Appends one in-order fragment to the message being reassembled. Returns whether
+    /// a message was discarded for growing past the size limit.
+    fn reassemble(&mut self, frg: u8, payload: &[u8]) -> bool {
         let last_fragment = frg == 0;
         if self.discarding {
             self.discarding = !last_fragment;
-            self.recycle(data);
             return false;
         }
         let large = self.config.large_messages;
-        let too_big = self.partial.len() + data.len() > self.config.max_message_size
+        let too_big = self.partial_len + payload.len() > self.config.max_message_size
             // Without large messages, a message must fit the window or it never completes.
             || (!large && !last_fragment && self.partial_segments + 1 >= self.rcv_wnd);
         if too_big {
             if !large {
                 self.nrcv_que -= self.partial_segments;
             }
-            self.partial.clear();
+            // The partial message is the arena's tail, after every complete one.
+            let partial_start = self.ready_bytes.end() - self.partial_len as u64;
+            self.ready_bytes.truncate(partial_start);
+            self.partial_len = 0;
             self.partial_segments = 0;
             self.discarding = !last_fragment;
-            self.recycle(data);
             return true;
         }
-        if self.partial_segments == 0 {
-            let spare = std::mem::replace(&mut self.partial, data);
-            self.recycle(spare);
-        } else {
-            self.partial.extend_from_slice(&data);
-            self.recycle(data);
-        }
+        self.ready_bytes.push(payload);
+        self.partial_len += payload.len();
         self.partial_segments += 1;
         // ikcp.c counts fragments against the window as they arrive; large messages
         // count once complete, or a message longer than the window could never finish.
@@ -286,8 +284,8 @@ impl Kcp {
             if large {
                 self.nrcv_que += segments;
             }
-            let data = std::mem::take(&mut self.partial);
-            self.ready.push_back(Message { data, segments });
+            let len = std::mem::take(&mut self.partial_len);
+            self.ready.push_back(Message { len, segments });
         }
         false
     }

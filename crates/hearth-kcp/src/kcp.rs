@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 
+use crate::arena::ByteArena;
 use crate::config::{Config, REFERENCE_FRAGMENT_LIMIT};
 use crate::datagram_buffer::{DatagramBuffer, Transmits};
 use crate::error::{ConfigError, SendError};
@@ -16,8 +17,9 @@ pub(crate) const PROBE_INIT: u32 = 7_000;
 pub(crate) const PROBE_LIMIT: u32 = 120_000;
 pub(crate) const ASK_SEND: u8 = 1;
 pub(crate) const ASK_TELL: u8 = 2;
-/// Segment buffers kept for reuse; more than this go back to the allocator.
-const POOL_LIMIT: usize = 512;
+/// Buffers kept for segments that arrive out of order (the only payloads not kept
+/// in an arena); more than this go back to the allocator.
+const POOL_LIMIT: usize = 64;
 
 /// Signed distance between two wrapping 32-bit counters (timestamps or sequence
 /// numbers), as ikcp.c's `_itimediff`.
@@ -26,9 +28,18 @@ pub(crate) fn diff(later: u32, earlier: u32) -> i32 {
     later.wrapping_sub(earlier) as i32
 }
 
-/// A segment the application queued, not yet given a sequence number.
+/// A segment the application queued, not yet given a sequence number. Its payload
+/// is `len` bytes at offset `at` of the session's send arena.
 #[derive(Debug)]
 pub(crate) struct Queued {
+    pub at: u64,
+    pub len: u32,
+    pub frg: u8,
+}
+
+/// A segment that arrived ahead of a gap, waiting for the gap to fill.
+#[derive(Debug)]
+pub(crate) struct Reordered {
     pub frg: u8,
     pub data: Vec<u8>,
 }
@@ -37,23 +48,26 @@ pub(crate) struct Queued {
 #[derive(Debug)]
 pub(crate) struct InFlight {
     pub sn: u32,
-    pub frg: u8,
     pub ts: u32,
     pub resend_at: u32,
     pub rto: u32,
     pub fastack: u32,
     pub xmit: u32,
+    /// Payload: `len` bytes at offset `at` of the send arena.
+    pub at: u64,
+    pub len: u32,
+    pub frg: u8,
     /// Copies sent ahead of any loss (`Config::redundant_copies`).
     pub copies: u8,
     /// Acknowledged out of order; the slot stays until everything before it is acked.
     pub acked: bool,
-    pub data: Vec<u8>,
 }
 
-/// A complete message waiting for the application.
+/// A complete message waiting for the application: the next `len` bytes of the
+/// receive arena.
 #[derive(Debug)]
 pub(crate) struct Message {
-    pub data: Vec<u8>,
+    pub len: usize,
     /// Receive-window slots it occupies until read.
     pub segments: u32,
 }
@@ -75,6 +89,8 @@ pub struct Kcp {
     pub(crate) snd_una: u32,
     pub(crate) snd_nxt: u32,
     pub(crate) snd_queue: VecDeque<Queued>,
+    /// Payloads of `snd_queue` and `snd_buf`, in sequence order.
+    pub(crate) send_bytes: ByteArena,
     /// Consecutive sequence numbers from `snd_una`; the front is never acked.
     pub(crate) snd_buf: VecDeque<InFlight>,
     pub(crate) in_flight: u32,
@@ -86,10 +102,13 @@ pub struct Kcp {
     // Receiving.
     pub(crate) rcv_nxt: u32,
     /// Slot `i` holds sequence number `rcv_nxt + i`, if it arrived out of order.
-    pub(crate) rcv_buf: VecDeque<Option<Queued>>,
+    pub(crate) rcv_buf: VecDeque<Option<Reordered>>,
     pub(crate) ready: VecDeque<Message>,
-    /// The message being reassembled from in-order fragments.
-    pub(crate) partial: Vec<u8>,
+    /// The bytes of `ready`'s messages in order, then those of the message being
+    /// reassembled from in-order fragments.
+    pub(crate) ready_bytes: ByteArena,
+    /// Bytes and fragments of the message being reassembled (the arena's tail).
+    pub(crate) partial_len: usize,
     pub(crate) partial_segments: u32,
     /// Skipping the rest of a message that grew too large.
     pub(crate) discarding: bool,
@@ -134,6 +153,7 @@ impl Kcp {
             snd_una: 0,
             snd_nxt: 0,
             snd_queue: VecDeque::new(),
+            send_bytes: ByteArena::default(),
             snd_buf: VecDeque::new(),
             in_flight: 0,
             rmt_wnd: REFERENCE_FRAGMENT_LIMIT as u32,
@@ -143,7 +163,8 @@ impl Kcp {
             rcv_nxt: 0,
             rcv_buf: VecDeque::new(),
             ready: VecDeque::new(),
-            partial: Vec::new(),
+            ready_bytes: ByteArena::default(),
+            partial_len: 0,
             partial_segments: 0,
             discarding: false,
             nrcv_que: 0,
@@ -188,9 +209,12 @@ impl Kcp {
         if self.config.stream {
             // Top up the last queued segment first, as ikcp.c does.
             if let Some(last) = self.snd_queue.back_mut() {
-                let room = mss.saturating_sub(last.data.len());
+                // The last queued segment's bytes are the arena's tail.
+                debug_assert_eq!(last.at + u64::from(last.len), self.send_bytes.end());
+                let room = mss.saturating_sub(last.len as usize);
                 let take = room.min(msg.len());
-                last.data.extend_from_slice(&msg[..take]);
+                self.send_bytes.push(&msg[..take]);
+                last.len += take as u32;
                 msg = &msg[take..];
                 if msg.is_empty() {
                     return Ok(());
@@ -209,8 +233,7 @@ impl Kcp {
         let mut chunks = msg.chunks(mss);
         for index in 0..fragments {
             let chunk = chunks.next().unwrap_or(&[]);
-            let mut data = self.take_buffer();
-            data.extend_from_slice(chunk);
+            let at = self.send_bytes.push(chunk);
             let remaining_after = fragments - index - 1;
             // Large messages count down like ikcp.c and saturate: the receiver only
             // looks for the final fragment (0), so any length works.
@@ -219,33 +242,41 @@ impl Kcp {
             } else {
                 remaining_after.min(255) as u8
             };
-            self.snd_queue.push_back(Queued { frg, data });
+            self.snd_queue.push_back(Queued {
+                at,
+                len: chunk.len() as u32,
+                frg,
+            });
         }
         Ok(())
     }
 
     /// Size of the next complete message, if there is one.
     pub fn peek_size(&self) -> Option<usize> {
-        self.ready.front().map(|msg| msg.data.len())
+        self.ready.front().map(|msg| msg.len)
     }
 
     /// The next complete message, in order.
     pub fn recv(&mut self) -> Option<Vec<u8>> {
-        self.pop_ready()
+        self.pop_ready(<[u8]>::to_vec)
     }
 
     /// Like [`Kcp::recv`], but copies into `out` (cleared first) so that a caller who
     /// reuses `out` allocates nothing. Returns the message length.
     pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
-        let msg = self.pop_ready()?;
-        out.clear();
-        out.extend_from_slice(&msg);
-        self.recycle(msg);
-        Some(out.len())
+        self.pop_ready(|msg| {
+            out.clear();
+            out.extend_from_slice(msg);
+            msg.len()
+        })
     }
 
-    fn pop_ready(&mut self) -> Option<Vec<u8>> {
+    /// Hands the next complete message to `take`, then frees its bytes and window.
+    fn pop_ready<R>(&mut self, take: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let msg = self.ready.pop_front()?;
+        let start = self.ready_bytes.start();
+        let taken = take(self.ready_bytes.get(start, msg.len));
+        self.ready_bytes.release_before(start + msg.len as u64);
         let window_was_full = self.nrcv_que >= self.rcv_wnd;
         self.nrcv_que -= msg.segments;
         self.move_to_receive_queue();
@@ -253,7 +284,7 @@ impl Kcp {
             // The peer may be waiting on our closed window: tell it at once.
             self.probe |= ASK_TELL;
         }
-        Some(msg.data)
+        Some(taken)
     }
 
     /// Advances the clock. Flushes when the interval elapsed, or earlier when an

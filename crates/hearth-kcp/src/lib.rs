@@ -29,6 +29,7 @@
 //! acknowledgements, optional messages of more than 127 fragments, and no allocation
 //! per segment once buffers are warm. [`Config::reference`] turns the timing ones off.
 
+mod arena;
 mod config;
 mod datagram_buffer;
 mod error;
