@@ -183,8 +183,11 @@ impl Kcp {
 
     fn schedule_window_probe(&mut self) {
         if self.rmt_wnd != 0 {
-            self.ts_probe = 0;
-            self.probe_wait = 0;
+            // Written only when set: these live on a cold cache line.
+            if self.probe_wait != 0 || self.ts_probe != 0 {
+                self.ts_probe = 0;
+                self.probe_wait = 0;
+            }
             return;
         }
         if self.probe_wait == 0 {
