@@ -9,7 +9,7 @@ pub mod ffi;
 mod reference;
 pub mod workload;
 
-use hearth_kcp::{Config, Kcp};
+use hearth_kcp::{Config, DatagramBuffer, Kcp};
 pub use reference::ReferenceKcp;
 
 /// What a test or benchmark needs from a KCP implementation.
@@ -23,6 +23,12 @@ pub trait Engine {
     /// Advances time; every datagram the engine emits goes to `send`, in order. (Both
     /// implementations emit only while updating.)
     fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8]));
+    /// State that sessions of one thread can share for `update_shared`.
+    type Shared: Default;
+    /// Like `update`, the way a server drives many sessions: Hearth flushes into
+    /// one datagram buffer shared by all of them (`Kcp::update_into`); ikcp.c has
+    /// no such mode (its buffer belongs to its control block), so it just updates.
+    fn update_shared(&mut self, now_ms: u32, shared: &mut Self::Shared, send: impl FnMut(&[u8]));
     fn check(&self, now_ms: u32) -> u32;
     fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize>;
 }
@@ -41,6 +47,11 @@ impl Engine for Kcp {
     fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8])) {
         Kcp::update(self, now_ms);
         self.drain_transmits().for_each(send)
+    }
+    type Shared = DatagramBuffer;
+    fn update_shared(&mut self, now_ms: u32, out: &mut DatagramBuffer, send: impl FnMut(&[u8])) {
+        self.update_into(now_ms, out);
+        out.drain().for_each(send)
     }
     fn check(&self, now_ms: u32) -> u32 {
         Kcp::check(self, now_ms)
@@ -62,6 +73,10 @@ impl Engine for ReferenceKcp {
         ReferenceKcp::input(self, datagram).is_ok()
     }
     fn update(&mut self, now_ms: u32, send: impl FnMut(&[u8])) {
+        ReferenceKcp::update(self, now_ms, send)
+    }
+    type Shared = ();
+    fn update_shared(&mut self, now_ms: u32, _: &mut (), send: impl FnMut(&[u8])) {
         ReferenceKcp::update(self, now_ms, send)
     }
     fn check(&self, now_ms: u32) -> u32 {

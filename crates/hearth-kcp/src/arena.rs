@@ -58,6 +58,21 @@ impl ByteArena {
         &self.bytes[from..from + len]
     }
 
+    /// Overwrites live bytes at logical offset `at` (a record header filled in later).
+    #[inline]
+    pub fn write_at(&mut self, at: u64, data: &[u8]) {
+        let from = (at - self.base) as usize;
+        self.bytes[from..from + data.len()].copy_from_slice(data);
+    }
+
+    /// The live `u32` (native order) at logical offset `at`.
+    #[inline]
+    pub fn u32_at(&self, at: u64) -> u32 {
+        let from = (at - self.base) as usize;
+        let raw = self.bytes[from..from + 4].try_into().expect("4 bytes");
+        u32::from_ne_bytes(raw)
+    }
+
     /// Drops the bytes from logical offset `end` on (a message being discarded).
     pub fn truncate(&mut self, end: u64) {
         let keep = (end.max(self.start()) - self.base) as usize;

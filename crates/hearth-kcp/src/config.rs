@@ -7,6 +7,9 @@ use crate::header::HEADER_LEN;
 /// window must be able to hold a whole message.
 pub const REFERENCE_FRAGMENT_LIMIT: usize = 128;
 
+/// Largest `max_message_size`: message lengths are kept as 32-bit numbers.
+pub const MAX_MESSAGE_SIZE_LIMIT: usize = u32::MAX as usize;
+
 /// The three profiles of the KCP reference test (test.cpp), by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -170,6 +173,9 @@ impl Config {
                 send: self.send_window,
                 receive: self.receive_window,
             });
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE_LIMIT {
+            return Err(ConfigError::MessageLimitTooLarge(self.max_message_size));
         }
         Ok(())
     }

@@ -1,4 +1,8 @@
-//! Datagrams produced by a flush, waiting for the caller to send them.
+//! Datagrams produced by flushes, waiting for the caller to send them.
+//!
+//! Each session has one, and callers that flush many sessions can pass their own
+//! ([`Kcp::update_into`](crate::Kcp::update_into)): one buffer shared by thousands of
+//! sessions stays in cache, and idle sessions then hold no datagram memory at all.
 //!
 //! All datagrams live in one reusable byte buffer, each behind a 4-byte length
 //! written when it is closed, so a flush allocates nothing once the buffer has
@@ -9,8 +13,10 @@
 /// Bytes before each datagram holding its length.
 const PREFIX: usize = 4;
 
+/// Datagrams from one or more sessions' flushes, oldest first. The datagrams carry
+/// no session: drain after each session's update to know whose they are.
 #[derive(Debug, Default)]
-pub(crate) struct DatagramBuffer {
+pub struct DatagramBuffer {
     /// Closed datagrams, each `len: u32 (native) | bytes`, then the open one.
     bytes: Vec<u8>,
     /// Where the open datagram's prefix is, if one is open.
@@ -20,11 +26,15 @@ pub(crate) struct DatagramBuffer {
     /// The caller has taken the current contents; clear before writing more.
     drained: bool,
     /// Datagrams and bytes ever closed, for statistics.
-    pub datagrams_total: u64,
-    pub bytes_total: u64,
+    pub(crate) datagrams_total: u64,
+    pub(crate) bytes_total: u64,
 }
 
 impl DatagramBuffer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     #[inline]
     fn reset_if_drained(&mut self) {
         if self.drained {
@@ -38,17 +48,20 @@ impl DatagramBuffer {
     /// Returns the buffer to append `need` more bytes to, first closing the open
     /// datagram if they would not fit in `mtu`.
     #[inline]
-    pub fn reserve(&mut self, need: usize, mtu: usize) -> &mut Vec<u8> {
-        self.reset_if_drained();
+    pub(crate) fn reserve(&mut self, need: usize, mtu: usize) -> &mut Vec<u8> {
         match self.open {
-            Some(at) if self.bytes.len() - at - PREFIX + need <= mtu => {}
-            Some(_) => {
-                self.finish();
-                self.open_new();
-            }
-            None => self.open_new(),
+            Some(at) if !self.drained && self.bytes.len() - at - PREFIX + need <= mtu => {}
+            _ => self.start_datagram(),
         }
         &mut self.bytes
+    }
+
+    /// Closes the open datagram, if any, and opens a new one.
+    #[inline(never)]
+    fn start_datagram(&mut self) {
+        self.reset_if_drained();
+        self.finish();
+        self.open_new();
     }
 
     #[inline]
@@ -59,7 +72,7 @@ impl DatagramBuffer {
 
     /// Closes the open datagram, if it has anything in it.
     #[inline]
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.reset_if_drained();
         let Some(at) = self.open.take() else {
             return;
@@ -75,10 +88,12 @@ impl DatagramBuffer {
         self.bytes_total += len as u64;
     }
 
+    /// Whether no datagram is waiting.
     pub fn is_empty(&self) -> bool {
         self.drained || self.closed == 0
     }
 
+    /// The waiting datagrams; they count as sent once this is called.
     pub fn drain(&mut self) -> Transmits<'_> {
         let already_taken = self.drained;
         self.drained = true;

@@ -43,4 +43,6 @@ pub enum ConfigError {
     MtuTooLarge(usize),
     #[error("window sizes must be at least 1 (send {send}, receive {receive})")]
     ZeroWindow { send: u16, receive: u16 },
+    #[error("max_message_size {0} is above the 4 GiB a session can hold; lower it")]
+    MessageLimitTooLarge(usize),
 }

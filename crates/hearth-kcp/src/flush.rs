@@ -1,19 +1,29 @@
 //! Outgoing datagrams: acknowledgements, window probes, new and resent data.
 
+use crate::datagram_buffer::DatagramBuffer;
 use crate::header::{Command, Header, HEADER_LEN};
-use crate::kcp::{diff, InFlight, Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT, THRESH_MIN};
+use crate::kcp::{diff, Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT, THRESH_MIN};
 
 /// Largest per-segment timeout: well inside the range where wrapping time comparisons
 /// still order correctly (about 12 days).
 const SEGMENT_RTO_CAP: u32 = 1 << 30;
 
 impl Kcp {
-    /// Writes everything that is due into the datagram buffer, packing segments into datagrams
-    /// of at most `mtu` bytes in ikcp.c's order: acks, probes, data.
+    /// Writes everything that is due into the session's datagram buffer, packing
+    /// segments into datagrams of at most `mtu` bytes in ikcp.c's order: acks, probes,
+    /// data.
     pub fn flush(&mut self) {
+        let mut out = std::mem::take(&mut self.datagrams);
+        self.flush_into(&mut out);
+        self.datagrams = out;
+    }
+
+    /// Like [`Kcp::flush`], into the caller's buffer (see [`DatagramBuffer`]).
+    pub fn flush_into(&mut self, out: &mut DatagramBuffer) {
         if !self.updated {
             return;
         }
+        let (datagrams_before, bytes_before) = (out.datagrams_total, out.bytes_total);
         self.flush_requested = false;
         let current = self.current;
         let mtu = self.config.mtu;
@@ -28,12 +38,12 @@ impl Kcp {
             len: 0,
         };
 
-        for &(sn, ts) in &self.acks {
+        for (sn, ts) in self.acks.iter() {
             // ikcp.c reuses one header for acks and probes, so a probe carries the
             // sn/ts of the last ack before it; doing the same keeps us byte-identical.
             header.sn = sn;
             header.ts = ts;
-            header.encode(self.datagrams.reserve(HEADER_LEN, mtu));
+            header.encode(out.reserve(HEADER_LEN, mtu));
         }
         self.acks.clear();
 
@@ -44,7 +54,7 @@ impl Kcp {
         ] {
             if self.probe & bit != 0 {
                 header.cmd = cmd;
-                header.encode(self.datagrams.reserve(HEADER_LEN, mtu));
+                header.encode(out.reserve(HEADER_LEN, mtu));
             }
         }
         self.probe = 0;
@@ -53,23 +63,15 @@ impl Kcp {
         if !self.config.no_congestion_control {
             window = window.min(self.cwnd);
         }
-        while diff(self.snd_nxt, self.snd_una.wrapping_add(window)) < 0 {
-            let Some(queued) = self.snd_queue.pop_front() else {
-                break;
-            };
-            self.snd_buf.push_back(InFlight {
-                sn: self.snd_nxt,
-                ts: current,
-                resend_at: current,
-                rto: self.rx_rto,
-                fastack: 0,
-                xmit: 0,
-                at: queued.at,
-                len: queued.len,
-                frg: queued.frg,
-                copies: 0,
-                acked: false,
-            });
+        // Give queued segments sequence numbers while the window has room.
+        while self.queued > 0 && diff(self.snd_nxt, self.snd_una.wrapping_add(window)) < 0 {
+            let index = self.snd_buf.len() - self.queued as usize;
+            let segment = &mut self.snd_buf[index];
+            segment.sn = self.snd_nxt;
+            segment.ts = current;
+            segment.resend_at = current;
+            segment.rto = self.rx_rto;
+            self.queued -= 1;
             self.snd_nxt = self.snd_nxt.wrapping_add(1);
             self.in_flight += 1;
         }
@@ -90,7 +92,13 @@ impl Kcp {
         let mut timed_out = false;
         let mut earliest_resend: Option<u32> = None;
         header.cmd = Command::Push;
-        for segment in self.snd_buf.iter_mut().filter(|segment| !segment.acked) {
+        let flying = self.snd_buf.len() - self.queued as usize;
+        for segment in self
+            .snd_buf
+            .iter_mut()
+            .take(flying)
+            .filter(|segment| !segment.acked)
+        {
             let send = if segment.xmit == 0 {
                 segment.rto = self.rx_rto;
                 segment.resend_at = current.wrapping_add(segment.rto + first_rto_slack);
@@ -137,7 +145,7 @@ impl Kcp {
                 header.sn = segment.sn;
                 header.len = segment.len;
                 let payload = self.send_bytes.get(segment.at, segment.len as usize);
-                let out = self.datagrams.reserve(HEADER_LEN + payload.len(), mtu);
+                let out = out.reserve(HEADER_LEN + payload.len(), mtu);
                 header.encode(out);
                 out.extend_from_slice(payload);
                 if segment.xmit >= self.config.dead_link {
@@ -161,7 +169,9 @@ impl Kcp {
             });
         }
         self.earliest_resend = earliest_resend;
-        self.datagrams.finish();
+        out.finish();
+        self.stats.datagrams_out += out.datagrams_total - datagrams_before;
+        self.stats.bytes_out += out.bytes_total - bytes_before;
 
         if fast_resent > 0 {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una);

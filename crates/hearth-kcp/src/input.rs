@@ -2,7 +2,7 @@
 
 use crate::error::InputError;
 use crate::header::{peek_conv, Command, Header, HEADER_LEN};
-use crate::kcp::{diff, Kcp, Message, Reordered, ASK_TELL, RTO_MAX};
+use crate::kcp::{diff, Kcp, Reordered, ASK_TELL, MESSAGE_HEADER, RTO_MAX};
 
 impl Kcp {
     /// Applies one datagram from the peer. It may hold several segments; those before
@@ -68,7 +68,7 @@ impl Kcp {
                     self.stats.segments_received += 1;
                     let window_end = self.rcv_nxt.wrapping_add(self.rcv_wnd);
                     if diff(header.sn, window_end) < 0 {
-                        self.acks.push((header.sn, header.ts));
+                        self.acks.push(header.sn, header.ts);
                         if diff(header.sn, self.rcv_nxt) >= 0 {
                             oversized |= self.accept_data(header.sn, header.frg, payload);
                         } else {
@@ -126,7 +126,7 @@ impl Kcp {
     /// The peer has everything before `una`.
     fn acknowledge_below(&mut self, una: u32) {
         while let Some(front) = self.snd_buf.front() {
-            if diff(una, front.sn) <= 0 {
+            if self.snd_buf.len() == self.queued as usize || diff(una, front.sn) <= 0 {
                 break;
             }
             let segment = self.snd_buf.pop_front().expect("front exists");
@@ -162,10 +162,11 @@ impl Kcp {
         while self.snd_buf.front().is_some_and(|segment| segment.acked) {
             self.snd_buf.pop_front();
         }
-        let (una, first_live) = match (self.snd_buf.front(), self.snd_queue.front()) {
-            (Some(segment), _) => (segment.sn, segment.at),
-            (None, Some(queued)) => (self.snd_nxt, queued.at),
-            (None, None) => (self.snd_nxt, self.send_bytes.end()),
+        let in_flight_front = self.snd_buf.len() > self.queued as usize;
+        let (una, first_live) = match self.snd_buf.front() {
+            Some(segment) if in_flight_front => (segment.sn, segment.at),
+            Some(queued) => (self.snd_nxt, queued.at),
+            None => (self.snd_nxt, self.send_bytes.end()),
         };
         self.snd_una = una;
         self.send_bytes.release_before(first_live);
@@ -175,7 +176,8 @@ impl Kcp {
         if diff(max_sn, self.snd_una) < 0 || diff(max_sn, self.snd_nxt) >= 0 {
             return;
         }
-        for segment in self.snd_buf.iter_mut() {
+        let flying = self.snd_buf.len() - self.queued as usize;
+        for segment in self.snd_buf.iter_mut().take(flying) {
             if diff(max_sn, segment.sn) <= 0 {
                 break;
             }
@@ -210,6 +212,7 @@ impl Kcp {
 
     /// Stores an in-window data segment. Returns whether a message was discarded for
     /// growing past the size limit.
+    #[inline]
     fn accept_data(&mut self, sn: u32, frg: u8, payload: &[u8]) -> bool {
         let slot = sn.wrapping_sub(self.rcv_nxt) as usize;
         if slot == 0 && self.rcv_buf.is_empty() && self.nrcv_que < self.rcv_wnd {
@@ -233,7 +236,17 @@ impl Kcp {
 
     /// Moves in-order segments into messages while the receive window has room.
     /// Returns whether a message was discarded for growing past the size limit.
+    #[inline]
     pub(crate) fn move_to_receive_queue(&mut self) -> bool {
+        // Nothing arrived out of order: the common case, checked without a call.
+        if self.rcv_buf.is_empty() {
+            return false;
+        }
+        self.move_reordered()
+    }
+
+    #[cold]
+    fn move_reordered(&mut self) -> bool {
         let mut oversized = false;
         while self.nrcv_que < self.rcv_wnd {
             let Some(Some(_)) = self.rcv_buf.front() else {
@@ -249,6 +262,7 @@ impl Kcp {
 
     /// Appends one in-order fragment to the message being reassembled. Returns whether
     /// a message was discarded for growing past the size limit.
+    #[inline]
     fn reassemble(&mut self, frg: u8, payload: &[u8]) -> bool {
         let last_fragment = frg == 0;
         if self.discarding {
@@ -264,12 +278,17 @@ impl Kcp {
                 self.nrcv_que -= self.partial_segments;
             }
             // The partial message is the arena's tail, after every complete one.
-            let partial_start = self.ready_bytes.end() - self.partial_len as u64;
-            self.ready_bytes.truncate(partial_start);
+            if self.partial_segments > 0 {
+                let record = self.ready_bytes.end() - (MESSAGE_HEADER + self.partial_len) as u64;
+                self.ready_bytes.truncate(record);
+            }
             self.partial_len = 0;
             self.partial_segments = 0;
             self.discarding = !last_fragment;
             return true;
+        }
+        if self.partial_segments == 0 {
+            self.ready_bytes.push(&[0; MESSAGE_HEADER]);
         }
         self.ready_bytes.push(payload);
         self.partial_len += payload.len();
@@ -285,7 +304,12 @@ impl Kcp {
                 self.nrcv_que += segments;
             }
             let len = std::mem::take(&mut self.partial_len);
-            self.ready.push_back(Message { len, segments });
+            let record = self.ready_bytes.end() - (MESSAGE_HEADER + len) as u64;
+            let mut header = [0; MESSAGE_HEADER];
+            header[..4].copy_from_slice(&(len as u32).to_ne_bytes());
+            header[4..].copy_from_slice(&segments.to_ne_bytes());
+            self.ready_bytes.write_at(record, &header);
+            self.ready += 1;
         }
         false
     }

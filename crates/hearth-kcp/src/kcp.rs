@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 
+use crate::ack_list::AckList;
 use crate::arena::ByteArena;
 use crate::config::{Config, REFERENCE_FRAGMENT_LIMIT};
 use crate::datagram_buffer::{DatagramBuffer, Transmits};
@@ -28,15 +29,6 @@ pub(crate) fn diff(later: u32, earlier: u32) -> i32 {
     later.wrapping_sub(earlier) as i32
 }
 
-/// A segment the application queued, not yet given a sequence number. Its payload
-/// is `len` bytes at offset `at` of the session's send arena.
-#[derive(Debug)]
-pub(crate) struct Queued {
-    pub at: u64,
-    pub len: u32,
-    pub frg: u8,
-}
-
 /// A segment that arrived ahead of a gap, waiting for the gap to fill.
 #[derive(Debug)]
 pub(crate) struct Reordered {
@@ -44,9 +36,10 @@ pub(crate) struct Reordered {
     pub data: Vec<u8>,
 }
 
-/// A segment sent at least once (or about to be), awaiting its acknowledgement.
+/// A segment of the send ring: queued by the application (no sequence number yet,
+/// `sn` meaningless), or sent at least once and awaiting its acknowledgement.
 #[derive(Debug)]
-pub(crate) struct InFlight {
+pub(crate) struct Segment {
     pub sn: u32,
     pub ts: u32,
     pub resend_at: u32,
@@ -63,14 +56,11 @@ pub(crate) struct InFlight {
     pub acked: bool,
 }
 
-/// A complete message waiting for the application: the next `len` bytes of the
-/// receive arena.
-#[derive(Debug)]
-pub(crate) struct Message {
-    pub len: usize,
-    /// Receive-window slots it occupies until read.
-    pub segments: u32,
-}
+/// Each message in the receive arena is a record: `len: u32 | segments: u32`
+/// (native order; `segments` is the receive-window slots it holds until read), then
+/// its bytes. The header of the message being reassembled is filled in when its
+/// last fragment arrives.
+pub(crate) const MESSAGE_HEADER: usize = 8;
 
 /// One KCP session, sans-IO: feed it datagrams with [`Kcp::input`], drive its timers
 /// with [`Kcp::update`], read messages with [`Kcp::recv`] and send the datagrams from
@@ -113,20 +103,24 @@ pub struct Kcp {
     pub(crate) mss: usize,
     /// Bytes and fragments of the message being reassembled (the arena's tail).
     pub(crate) partial_len: usize,
+    /// Complete messages in `ready_bytes`.
+    pub(crate) ready: u32,
 
     // Sending.
-    pub(crate) snd_queue: VecDeque<Queued>,
-    /// Consecutive sequence numbers from `snd_una`; the front is never acked.
-    pub(crate) snd_buf: VecDeque<InFlight>,
-    /// Payloads of `snd_queue` and `snd_buf`, in sequence order.
+    /// The send ring: segments in flight (sequence numbers `snd_una..snd_nxt`, the
+    /// front never acked), then the last `queued` ones the application queued.
+    /// One ring instead of ikcp.c's two queues: a send and the flush that sends it
+    /// touch the same memory.
+    pub(crate) snd_buf: VecDeque<Segment>,
+    pub(crate) queued: u32,
+    /// Payloads of `snd_buf`, in order.
     pub(crate) send_bytes: ByteArena,
     pub(crate) datagrams: DatagramBuffer,
 
     // Receiving.
-    pub(crate) acks: Vec<(u32, u32)>,
-    pub(crate) ready: VecDeque<Message>,
-    /// The bytes of `ready`'s messages in order, then those of the message being
-    /// reassembled from in-order fragments.
+    pub(crate) acks: AckList,
+    /// The records of the complete messages in order, then the one being
+    /// reassembled from in-order fragments (see [`MESSAGE_HEADER`]).
     pub(crate) ready_bytes: ByteArena,
     /// Slot `i` holds sequence number `rcv_nxt + i`, if it arrived out of order.
     pub(crate) rcv_buf: VecDeque<Option<Reordered>>,
@@ -153,7 +147,7 @@ impl Kcp {
             rcv_wnd: config.effective_receive_window(),
             snd_una: 0,
             snd_nxt: 0,
-            snd_queue: VecDeque::new(),
+            queued: 0,
             send_bytes: ByteArena::default(),
             snd_buf: VecDeque::new(),
             in_flight: 0,
@@ -163,13 +157,13 @@ impl Kcp {
             ssthresh: THRESH_INIT,
             rcv_nxt: 0,
             rcv_buf: VecDeque::new(),
-            ready: VecDeque::new(),
+            ready: 0,
             ready_bytes: ByteArena::default(),
             partial_len: 0,
             partial_segments: 0,
             discarding: false,
             nrcv_que: 0,
-            acks: Vec::new(),
+            acks: AckList::default(),
             probe: 0,
             ts_probe: 0,
             probe_wait: 0,
@@ -210,13 +204,12 @@ impl Kcp {
         if !self.config.stream && msg.len() <= mss {
             // The common case, one fragment.
             let at = self.send_bytes.push(msg);
-            let len = msg.len() as u32;
-            self.snd_queue.push_back(Queued { at, len, frg: 0 });
+            self.queue_segment(at, msg.len(), 0);
             return Ok(());
         }
         if self.config.stream {
             // Top up the last queued segment first, as ikcp.c does.
-            if let Some(last) = self.snd_queue.back_mut() {
+            if let Some(last) = self.snd_buf.back_mut().filter(|_| self.queued > 0) {
                 // The last queued segment's bytes are the arena's tail.
                 debug_assert_eq!(last.at + u64::from(last.len), self.send_bytes.end());
                 let room = mss.saturating_sub(last.len as usize);
@@ -250,18 +243,32 @@ impl Kcp {
             } else {
                 remaining_after.min(255) as u8
             };
-            self.snd_queue.push_back(Queued {
-                at,
-                len: chunk.len() as u32,
-                frg,
-            });
+            self.queue_segment(at, chunk.len(), frg);
         }
         Ok(())
     }
 
+    #[inline]
+    fn queue_segment(&mut self, at: u64, len: usize, frg: u8) {
+        self.snd_buf.push_back(Segment {
+            sn: 0,
+            ts: 0,
+            resend_at: 0,
+            rto: 0,
+            fastack: 0,
+            xmit: 0,
+            at,
+            len: len as u32,
+            frg,
+            copies: 0,
+            acked: false,
+        });
+        self.queued += 1;
+    }
+
     /// Size of the next complete message, if there is one.
     pub fn peek_size(&self) -> Option<usize> {
-        self.ready.front().map(|msg| msg.len)
+        (self.ready > 0).then(|| self.ready_bytes.u32_at(self.ready_bytes.start()) as usize)
     }
 
     /// The next complete message, in order.
@@ -271,7 +278,12 @@ impl Kcp {
 
     /// Like [`Kcp::recv`], but copies into `out` (cleared first) so that a caller who
     /// reuses `out` allocates nothing. Returns the message length.
+    #[inline]
     pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        // Callers read until None: that last call must cost next to nothing.
+        if self.ready == 0 {
+            return None;
+        }
         self.pop_ready(|msg| {
             out.clear();
             out.extend_from_slice(msg);
@@ -280,13 +292,20 @@ impl Kcp {
     }
 
     /// Hands the next complete message to `take`, then frees its bytes and window.
+    #[inline]
     fn pop_ready<R>(&mut self, take: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let msg = self.ready.pop_front()?;
-        let start = self.ready_bytes.start();
-        let taken = take(self.ready_bytes.get(start, msg.len));
-        self.ready_bytes.release_before(start + msg.len as u64);
+        if self.ready == 0 {
+            return None;
+        }
+        self.ready -= 1;
+        let at = self.ready_bytes.start();
+        let len = self.ready_bytes.u32_at(at) as usize;
+        let segments = self.ready_bytes.u32_at(at + 4);
+        let body = at + MESSAGE_HEADER as u64;
+        let taken = take(self.ready_bytes.get(body, len));
+        self.ready_bytes.release_before(body + len as u64);
         let window_was_full = self.nrcv_que >= self.rcv_wnd;
-        self.nrcv_que -= msg.segments;
+        self.nrcv_que -= segments;
         self.move_to_receive_queue();
         if window_was_full && self.nrcv_que < self.rcv_wnd {
             // The peer may be waiting on our closed window: tell it at once.
@@ -298,6 +317,22 @@ impl Kcp {
     /// Advances the clock. Flushes when the interval elapsed, or earlier when an
     /// improvement asks for it (an RTO deadline, an advanced `una`, an ack to send).
     pub fn update(&mut self, now_ms: u32) {
+        if self.update_due(now_ms) {
+            self.flush();
+        }
+    }
+
+    /// Like [`Kcp::update`], flushing into the caller's buffer: a server driving many
+    /// sessions passes one buffer to all of them (see [`DatagramBuffer`]).
+    pub fn update_into(&mut self, now_ms: u32, out: &mut DatagramBuffer) {
+        if self.update_due(now_ms) {
+            self.flush_into(out);
+        }
+    }
+
+    /// Advances the clock; whether a flush is due.
+    #[inline]
+    fn update_due(&mut self, now_ms: u32) -> bool {
         self.current = now_ms;
         if !self.updated {
             self.updated = true;
@@ -317,9 +352,7 @@ impl Kcp {
         }
         let resend_due =
             self.config.exact_rto && self.earliest_resend.is_some_and(|at| diff(now_ms, at) >= 0);
-        if tick || self.flush_requested || resend_due {
-            self.flush();
-        }
+        tick || self.flush_requested || resend_due
     }
 
     /// When `update` should next be called, assuming no `input` or `send` before then.
@@ -360,18 +393,14 @@ impl Kcp {
 
     /// Segments not yet acknowledged: queued plus in flight (ikcp_waitsnd).
     pub fn waiting_to_send(&self) -> usize {
-        self.snd_queue.len() + self.in_flight as usize
+        self.queued as usize + self.in_flight as usize
     }
 
     /// Nothing to send, resend, acknowledge or probe: no flush has work to do
     /// until the next `send` or `input`, whatever `check` says (a KCP left
     /// without `update` for a while reports a flush due at once, for nothing).
     pub fn is_idle(&self) -> bool {
-        self.snd_queue.is_empty()
-            && self.snd_buf.is_empty()
-            && self.acks.is_empty()
-            && self.probe == 0
-            && !self.flush_requested
+        self.snd_buf.is_empty() && self.acks.is_empty() && self.probe == 0 && !self.flush_requested
     }
 
     pub fn stats(&self) -> Stats {
@@ -380,14 +409,12 @@ impl Kcp {
             rttvar_ms: self.rx_rttval.max(0) as u32,
             rto_ms: self.rx_rto,
             in_flight: self.in_flight,
-            queued: self.snd_queue.len() as u32,
+            queued: self.queued,
             cwnd: self.cwnd,
             send_window: self.snd_wnd,
             receive_window: self.rcv_wnd,
             receive_window_free: self.window_unused(),
             remote_window: self.rmt_wnd,
-            datagrams_out: self.datagrams.datagrams_total,
-            bytes_out: self.datagrams.bytes_total,
             ..self.stats
         }
     }

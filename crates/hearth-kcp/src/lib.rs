@@ -29,6 +29,7 @@
 //! acknowledgements, optional messages of more than 127 fragments, and no allocation
 //! per segment once buffers are warm. [`Config::reference`] turns the timing ones off.
 
+mod ack_list;
 mod arena;
 mod config;
 mod datagram_buffer;
@@ -41,7 +42,7 @@ pub mod sim;
 mod stats;
 
 pub use config::{Config, Profile, REFERENCE_FRAGMENT_LIMIT};
-pub use datagram_buffer::Transmits;
+pub use datagram_buffer::{DatagramBuffer, Transmits};
 pub use error::{ConfigError, InputError, SendError};
 pub use header::{peek_conv, Command, Header, HEADER_LEN};
 pub use kcp::Kcp;

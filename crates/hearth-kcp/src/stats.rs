@@ -1,5 +1,5 @@
 /// Counters and gauges of one session, cheap to copy out at any time.
-// The counters a send, a flush and an input bump come first (`repr(C)` keeps them
+// The counters every flush and input bump come first (`repr(C)` keeps them
 // on one cache line); the gauges are filled in by `Kcp::stats` and never stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -8,6 +8,9 @@ pub struct Stats {
     pub datagrams_in: u64,
     pub bytes_in: u64,
 
+    /// Datagrams emitted, and their bytes.
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
     /// Data segments sent for the first time.
     pub segments_sent: u64,
     /// Data segments received, duplicates included.
@@ -24,9 +27,6 @@ pub struct Stats {
     pub duplicate_segments: u64,
     /// Data segments outside the receive window, dropped.
     pub out_of_window_segments: u64,
-    /// Datagrams emitted, and their bytes.
-    pub datagrams_out: u64,
-    pub bytes_out: u64,
     /// Datagrams refused by `input`, by reason.
     pub rejected_truncated: u64,
     pub rejected_conv: u64,
