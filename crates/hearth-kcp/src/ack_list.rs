@@ -8,6 +8,7 @@
 const INLINE: usize = 4;
 
 #[derive(Debug, Default)]
+#[repr(C)] // the spill vector last, out of the hot cache line
 pub(crate) struct AckList {
     inline: [(u32, u32); INLINE],
     len: u32,

@@ -95,6 +95,10 @@ pub struct Kcp {
     /// Earliest retransmission deadline as of the last flush (may be early, never late).
     pub(crate) earliest_resend: Option<u32>,
     pub(crate) partial_segments: u32,
+    /// Complete messages in `ready_bytes`.
+    pub(crate) ready: u32,
+    /// Segments at the back of `snd_buf` not yet given a sequence number.
+    pub(crate) queued: u32,
     pub(crate) probe: u8,
     pub(crate) updated: bool,
     pub(crate) flush_requested: bool,
@@ -103,8 +107,6 @@ pub struct Kcp {
     pub(crate) mss: usize,
     /// Bytes and fragments of the message being reassembled (the arena's tail).
     pub(crate) partial_len: usize,
-    /// Complete messages in `ready_bytes`.
-    pub(crate) ready: u32,
 
     // Sending.
     /// The send ring: segments in flight (sequence numbers `snd_una..snd_nxt`, the
@@ -112,13 +114,10 @@ pub struct Kcp {
     /// One ring instead of ikcp.c's two queues: a send and the flush that sends it
     /// touch the same memory.
     pub(crate) snd_buf: VecDeque<Segment>,
-    pub(crate) queued: u32,
     /// Payloads of `snd_buf`, in order.
     pub(crate) send_bytes: ByteArena,
-    pub(crate) datagrams: DatagramBuffer,
 
     // Receiving.
-    pub(crate) acks: AckList,
     /// The records of the complete messages in order, then the one being
     /// reassembled from in-order fragments (see [`MESSAGE_HEADER`]).
     pub(crate) ready_bytes: ByteArena,
@@ -126,9 +125,13 @@ pub struct Kcp {
     pub(crate) rcv_buf: VecDeque<Option<Reordered>>,
 
     pub(crate) config: Config,
+    pub(crate) acks: AckList,
+    /// Its first counters are hot (see `Stats`).
     pub(crate) stats: Stats,
 
     // Rarely touched.
+    /// The session's own datagram buffer, for callers that do not pass theirs.
+    pub(crate) datagrams: DatagramBuffer,
     pub(crate) ts_probe: u32,
     pub(crate) probe_wait: u32,
     pub(crate) dead: bool,
