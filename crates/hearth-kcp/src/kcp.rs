@@ -394,6 +394,15 @@ impl Kcp {
         self.dead
     }
 
+    /// Payload bytes held: queued and unacknowledged on the sending side, arrived
+    /// out of order or complete but unread on the receiving side (with 8 bytes of
+    /// framing per unread message). Zero for a session with nothing in flight and
+    /// nothing unread.
+    pub fn buffered_bytes(&self) -> usize {
+        let reordered: usize = self.rcv_buf.iter().flatten().map(|s| s.data.len()).sum();
+        self.send_bytes.len() + self.ready_bytes.len() + reordered
+    }
+
     /// Segments not yet acknowledged: queued plus in flight (ikcp_waitsnd).
     pub fn waiting_to_send(&self) -> usize {
         self.queued as usize + self.in_flight as usize

@@ -1,5 +1,7 @@
 //! For any loss, duplication and reordering on a link that eventually delivers, both
-//! sides deliver every message exactly once, in order, intact.
+//! sides deliver every message exactly once, in order, intact, whether each flushes
+//! into its own datagram buffer or both into one shared buffer; and afterwards they
+//! hold no payload bytes.
 
 // Two ends indexed by side, each reaching the other as `1 - side`.
 #![allow(clippy::needless_range_loop)]
@@ -7,7 +9,7 @@
 mod common;
 
 use common::Link;
-use hearth_kcp::{Config, Kcp, Profile};
+use hearth_kcp::{Config, DatagramBuffer, Kcp, Profile};
 use proptest::prelude::*;
 
 fn config_for(choice: u8, large: bool) -> Config {
@@ -34,6 +36,7 @@ proptest! {
         large in any::<bool>(),
         sizes_a in prop::collection::vec(0usize..3000, 1..40),
         sizes_b in prop::collection::vec(0usize..3000, 0..40),
+        shared_buffer in any::<bool>(),
     ) {
         let config = config_for(profile, large);
         // ikcp.c's default mode (no nodelay) doubles a segment's RTO on every
@@ -53,6 +56,14 @@ proptest! {
             sizes_b.iter().enumerate().map(|(i, &n)| message(1, i, n)).collect(),
         ];
         let mut link = Link::new(seed, loss, duplicate, max_delay);
+        let mut shared = DatagramBuffer::new();
+        let mut step = |link: &mut Link, ends: &mut [Kcp; 2], now: u32| {
+            if shared_buffer {
+                link.step_shared(ends, now, &mut shared);
+            } else {
+                link.step(ends, now);
+            }
+        };
         let mut received: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
         let mut next = [0, 0];
         let mut now = 0u32;
@@ -66,7 +77,7 @@ proptest! {
                     }
                 }
             }
-            link.step(&mut ends, now);
+            step(&mut link, &mut ends, now);
             for side in 0..2 {
                 while let Some(msg) = ends[side].recv() {
                     received[side].push(msg);
@@ -76,5 +87,13 @@ proptest! {
         }
         prop_assert_eq!(&received[1], &sent[0]);
         prop_assert_eq!(&received[0], &sent[1]);
+        // Once everything is acknowledged and read, no payload byte stays held.
+        let limit = now + 600_000;
+        while !(ends[0].is_idle() && ends[1].is_idle()) && now < limit {
+            step(&mut link, &mut ends, now);
+            now += 1;
+        }
+        prop_assert!(ends[0].is_idle() && ends[1].is_idle(), "still busy at {now} ms");
+        prop_assert_eq!([ends[0].buffered_bytes(), ends[1].buffered_bytes()], [0, 0]);
     }
 }

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use hearth_kcp::sim::SimRng;
-use hearth_kcp::Kcp;
+use hearth_kcp::{DatagramBuffer, Kcp};
 
 pub struct Link {
     rng: SimRng,
@@ -44,28 +44,52 @@ impl Link {
         for side in 0..2 {
             let datagrams: Vec<Vec<u8>> =
                 ends[side].drain_transmits().map(<[u8]>::to_vec).collect();
-            emitted[side] = datagrams.len();
-            for datagram in datagrams {
-                if self.cut[side] || self.rng.percent(self.loss_percent) {
-                    continue;
-                }
-                let copies = if self.rng.percent(self.duplicate_percent) {
-                    2
+            emitted[side] = self.send_all(side, now, datagrams);
+        }
+        emitted
+    }
+
+    /// Puts `datagrams` from `side` on the link; returns how many there were.
+    fn send_all(&mut self, side: usize, now: u32, datagrams: Vec<Vec<u8>>) -> usize {
+        let count = datagrams.len();
+        for datagram in datagrams {
+            if self.cut[side] || self.rng.percent(self.loss_percent) {
+                continue;
+            }
+            let copies = if self.rng.percent(self.duplicate_percent) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let delay = if self.max_delay == 0 {
+                    0
                 } else {
-                    1
+                    self.rng.below(self.max_delay + 1)
                 };
-                for _ in 0..copies {
-                    let delay = if self.max_delay == 0 {
-                        0
-                    } else {
-                        self.rng.below(self.max_delay + 1)
-                    };
-                    self.serial += 1;
-                    self.in_transit
-                        .push((now + delay, self.serial, 1 - side, datagram.clone()));
-                }
+                self.serial += 1;
+                self.in_transit
+                    .push((now + delay, self.serial, 1 - side, datagram.clone()));
             }
         }
+        count
+    }
+
+    /// Like `step`, with both ends flushing into one buffer the caller owns (as a
+    /// server drives its sessions), drained after each end.
+    pub fn step_shared(
+        &mut self,
+        ends: &mut [Kcp; 2],
+        now: u32,
+        shared: &mut DatagramBuffer,
+    ) -> [usize; 2] {
+        let mut emitted = [0, 0];
+        for side in 0..2 {
+            ends[side].update_into(now, shared);
+            let datagrams: Vec<Vec<u8>> = shared.drain().map(<[u8]>::to_vec).collect();
+            emitted[side] = self.send_all(side, now, datagrams);
+        }
+        self.deliver(ends, now);
         emitted
     }
 
