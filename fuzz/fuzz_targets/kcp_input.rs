@@ -7,7 +7,9 @@ use hearth_kcp::{Config, DatagramBuffer, Kcp, Profile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let mut config = match mode % 3 {
         0 => Config::profile(Profile::Default),
         1 => Config::profile(Profile::Normal),
