@@ -87,14 +87,22 @@ impl Session {
         let Some(link) = self.datagram.as_mut() else {
             return;
         };
+        // The endpoint's one KCP buffer is drained below, in this function, every
+        // time: another session's segments must never be sealed for this one.
+        debug_assert!(
+            out.kcp_datagrams.is_empty(),
+            "a flush left KCP datagrams behind"
+        );
+        out.kcp_datagrams.drain();
+        let kcp_out = &mut out.kcp_datagrams;
         if self.kcp_dirty {
             self.kcp_dirty = false;
-            link.kcp.update(now_ms);
-            link.kcp.flush();
+            link.kcp.update_into(now_ms, kcp_out);
+            link.kcp.flush_into(kcp_out);
         } else if now >= link.kcp_due {
-            link.kcp.update(now_ms);
+            link.kcp.update_into(now_ms, kcp_out);
         }
-        let other = link.kcp.has_transmits()
+        let other = !kcp_out.is_empty()
             || !link.live.queue.is_empty()
             || link.live.ping_due
             || !link.live.pongs.is_empty();
@@ -123,7 +131,7 @@ impl Session {
         for frame in &small {
             packets.push(&mut link.crypto, frame);
         }
-        for segment in link.kcp.drain_transmits() {
+        for segment in out.kcp_datagrams.drain() {
             packets.push_kcp(&mut link.crypto, segment);
         }
         while let Some(frame) = link.live.dequeue() {

@@ -41,6 +41,10 @@ pub use login::LoginParams;
 pub struct Outbox {
     pub transmits: VecDeque<Transmit>,
     pub events: VecDeque<(u64, Event)>,
+    /// Where every session's KCP flushes, drained into sealed packets right
+    /// after: one buffer for the whole endpoint stays in cache, and an idle
+    /// session holds no datagram memory of its own.
+    pub(crate) kcp_datagrams: hearth_kcp::DatagramBuffer,
 }
 
 /// Why `send` (or `open_channel`) refused.
