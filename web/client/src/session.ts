@@ -34,6 +34,8 @@ export const CloseCode = {
   ServerShutdown: 6,
   Replaced: 7,
   Timeout: 8,
+  // The server shed the session: its handler queue was full. Try again later.
+  Overloaded: 9,
 } as const;
 
 export interface SessionConfig {
