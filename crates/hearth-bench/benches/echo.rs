@@ -26,6 +26,8 @@ struct Server {
     shards: Option<&'static str>,
     /// Server and load share every core instead of one each.
     shared_cores: bool,
+    /// The echo runs off the shards' tasks, behind the bounded handler queue.
+    offload: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -62,6 +64,9 @@ fn run_one(server: &Server, port: u16, secs: f64, conns: usize) -> Run {
     };
     if let Some(shards) = server.shards {
         command.env("HEARTH_SHARDS", shards);
+    }
+    if server.offload {
+        command.env("HEARTH_ECHO_OFFLOAD", "1");
     }
     let mut child: Child = command
         .arg(&addr)
@@ -228,6 +233,7 @@ const HEARTH_WS: Server = Server {
     load_mode: "ws",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 const FASTWEBSOCKETS: Server = Server {
     name: "fastwebsockets",
@@ -235,6 +241,7 @@ const FASTWEBSOCKETS: Server = Server {
     load_mode: "ws",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 const TUNGSTENITE: Server = Server {
     name: "tokio-tungstenite",
@@ -242,6 +249,7 @@ const TUNGSTENITE: Server = Server {
     load_mode: "ws",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 const HEARTH_UDP: Server = Server {
     name: "hearth session (unreliable)",
@@ -249,6 +257,7 @@ const HEARTH_UDP: Server = Server {
     load_mode: "udp-session",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 const HEARTH_KCP: Server = Server {
     name: "hearth session (KCP)",
@@ -256,6 +265,15 @@ const HEARTH_KCP: Server = Server {
     load_mode: "udp-session-reliable",
     shards: None,
     shared_cores: false,
+    offload: false,
+};
+const HEARTH_UDP_OFFLOAD: Server = Server {
+    name: "hearth session (unreliable), offloaded",
+    binary: env!("CARGO_BIN_EXE_udp-echo"),
+    load_mode: "udp-session",
+    shards: None,
+    shared_cores: false,
+    offload: true,
 };
 const BARE_UDP: Server = Server {
     name: "bare tokio UDP",
@@ -263,6 +281,7 @@ const BARE_UDP: Server = Server {
     load_mode: "udp-bare",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 const HEARTH_TCP: Server = Server {
     name: "hearth framing + sealed session",
@@ -270,6 +289,7 @@ const HEARTH_TCP: Server = Server {
     load_mode: "tcp-session",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 const BARE_TCP: Server = Server {
     name: "bare tokio TCP",
@@ -277,6 +297,7 @@ const BARE_TCP: Server = Server {
     load_mode: "tcp-bare",
     shards: None,
     shared_cores: false,
+    offload: false,
 };
 
 const ONE_SHARD: Server = Server {
@@ -285,6 +306,7 @@ const ONE_SHARD: Server = Server {
     load_mode: "udp-session",
     shards: Some("1"),
     shared_cores: true,
+    offload: false,
 };
 const TWO_SHARDS: Server = Server {
     name: "hearth session, 2 shards",
@@ -292,6 +314,7 @@ const TWO_SHARDS: Server = Server {
     load_mode: "udp-session",
     shards: Some("2"),
     shared_cores: true,
+    offload: false,
 };
 
 /// Throughput and latency against load: each server once per connection
@@ -395,13 +418,8 @@ fn websocket_group(rounds: usize, secs: f64, port: &mut u16) {
 }
 
 fn udp_group(rounds: usize, secs: f64, port: &mut u16) {
-    let udp = group(
-        "UDP echo",
-        &[HEARTH_UDP, HEARTH_KCP, BARE_UDP],
-        rounds,
-        secs,
-        port,
-    );
+    let servers = [HEARTH_UDP, HEARTH_KCP, BARE_UDP, HEARTH_UDP_OFFLOAD];
+    let udp = group("UDP echo", &servers, rounds, secs, port);
     println!(
         "  session (AEAD, unreliable channel) / bare UDP: {:.2}x (goal >= 0.6)",
         udp.ratio(0, 2)
@@ -410,12 +428,11 @@ fn udp_group(rounds: usize, secs: f64, port: &mut u16) {
         "  session (AEAD, KCP reliable channel) / bare UDP: {:.2}x",
         udp.ratio(1, 2)
     );
-    echo_figures(
-        "UDP echo",
-        &udp,
-        &[HEARTH_UDP, HEARTH_KCP, BARE_UDP],
-        &[(0, 2), (1, 2)],
+    println!(
+        "  echo off the shards' tasks (bounded handler queue) / inline: {:.2}x msg/s",
+        udp.ratio(3, 0)
     );
+    echo_figures("UDP echo", &udp, &servers, &[(0, 2), (1, 2), (3, 0)]);
 }
 
 fn tcp_group(rounds: usize, secs: f64, port: &mut u16) {

@@ -82,7 +82,8 @@ where
 
 /// Runs Hearth's gate with the echo handler until the process is killed:
 /// the server side of `udp-echo` and `tcp-echo`, which differ only in `config`.
-/// `HEARTH_SHARDS` sets the gate's shards (default: one per core it may use).
+/// `HEARTH_SHARDS` sets the gate's shards (default: one per core it may use);
+/// `HEARTH_ECHO_OFFLOAD=1` runs the echo off the shards' tasks (`gate::Offload`).
 pub fn serve_session_echo(
     label: &str,
     mut config: hearth_net::gate::GateConfig,
@@ -94,7 +95,15 @@ pub fn serve_session_echo(
     }
     runtime().block_on(async move {
         let identity = hearth_proto::ServerIdentity::generate(hearth_proto::os_seed());
-        let gate = hearth_net::gate::start(config, identity, hearth_net::gate::EchoHandler).await?;
+        let offload = std::env::var_os("HEARTH_ECHO_OFFLOAD").is_some_and(|v| v == "1");
+        let gate = if offload {
+            // The echo on its own thread per shard, fed through the bounded
+            // handler queue: what a handler off the I/O tasks costs.
+            let handler = hearth_net::gate::Offload::new(hearth_net::gate::EchoHandler);
+            hearth_net::gate::start(config, identity, handler).await?
+        } else {
+            hearth_net::gate::start(config, identity, hearth_net::gate::EchoHandler).await?
+        };
         let bound = gate
             .udp_addr
             .or(gate.tcp_addr)

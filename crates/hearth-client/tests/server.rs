@@ -634,6 +634,15 @@ async fn health_metrics_pages_and_upgrade_refusals() {
         .await
         .unwrap();
     assert!(metrics.contains("# TYPE hearth_rejected_total counter"));
+    // The gate's own counters are exported, at zero on a quiet server.
+    for zero in [
+        "hearth_udp_forwarded_total 0",
+        "hearth_udp_forward_dropped_total 0",
+        "hearth_handler_queue_sessions_shed_total 0",
+        "hearth_handler_queue_events_total{outcome=\"shed\"} 0",
+    ] {
+        assert!(metrics.contains(zero), "{zero} in {metrics}");
+    }
     assert!(
         metrics.contains("hearth_api_errors_total{code=\"websocket_refused\"} 2"),
         "{metrics}"

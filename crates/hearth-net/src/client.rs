@@ -500,6 +500,19 @@ impl Driver {
         }
     }
 
+    /// The stream's pump has stopped. What it read before is still to be
+    /// handled, first: the server's Close frame is often the last of it, and
+    /// a write failing (the server has closed) can be noticed before it.
+    fn stream_ended(&mut self, client: &mut Client) {
+        let Some(mut stream) = self.stream.take() else {
+            return;
+        };
+        while let Ok(packet) = stream.packets.try_recv() {
+            client.handle_stream(Instant::now(), &packet);
+        }
+        client.stream_closed(Instant::now());
+    }
+
     async fn flush(&mut self, client: &mut Client) {
         while let Some(transmit) = client.poll_transmit() {
             match transmit {
@@ -514,8 +527,7 @@ impl Driver {
                 Transmit::Stream { bytes, .. } => {
                     if let Some(stream) = &self.stream {
                         if stream.outgoing.send(bytes).await.is_err() {
-                            self.stream = None;
-                            client.stream_closed(Instant::now());
+                            self.stream_ended(client);
                         }
                     }
                 }

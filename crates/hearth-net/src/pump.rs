@@ -113,6 +113,18 @@ pub(crate) async fn pump_tcp(
                 Some(Ok(packet)) => {
                     heard = true;
                     if !sink.deliver(packet.freeze()).await {
+                        // The session side is gone, often right after queueing
+                        // its Close frame: that still goes out.
+                        let mut next = queue.try_recv();
+                        while let Some(Outgoing::Packet(packet)) = next {
+                            framing::write_frame(&mut buffer, &packet);
+                            next = queue.try_recv();
+                        }
+                        let rest = write.write_all(&buffer);
+                        let wrote = tokio::time::timeout(limits.write_timeout, rest).await;
+                        if let Ok(Ok(())) = wrote {
+                            close_gracefully(write, frames.into_inner(), limits).await;
+                        }
                         return PumpEnd::LocalClose;
                     }
                 }
@@ -144,7 +156,7 @@ pub(crate) async fn pump_tcp(
                     }
                 }
                 if close {
-                    let _ = tokio::time::timeout(limits.write_timeout, write.shutdown()).await;
+                    close_gracefully(write, frames.into_inner(), limits).await;
                     return PumpEnd::LocalClose;
                 }
             }
@@ -243,6 +255,37 @@ where
             }
         }
     }
+}
+
+/// Sends FIN after what was written, then reads and drops what the peer
+/// still sends until it closes too, for a moment and a few MiB at most.
+/// Closing a socket with unread bytes makes the kernel answer with a reset,
+/// which throws away what is not yet on the wire or not yet read by the
+/// peer: the Close frame just written, so a peer that was sending at the
+/// time would never learn why.
+async fn close_gracefully(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    limits: PumpLimits,
+) {
+    use tokio::io::AsyncReadExt;
+    if !matches!(
+        tokio::time::timeout(limits.write_timeout, write.shutdown()).await,
+        Ok(Ok(()))
+    ) {
+        return;
+    }
+    let mut scratch = vec![0u8; 4096];
+    let mut left = 4usize << 20;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while left > 0 {
+            match read.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 async fn first_packet_deadline(limits: PumpLimits) {

@@ -48,6 +48,9 @@ pub mod close_code {
     pub const SERVER_SHUTDOWN: u16 = 6;
     pub const REPLACED: u16 = 7;
     pub const TIMEOUT: u16 = 8;
+    /// The server sheds load: it could not take this session's traffic in
+    /// time. Nothing was lost silently; try again later.
+    pub const OVERLOADED: u16 = 9;
 }
 
 /// Why a session ended.

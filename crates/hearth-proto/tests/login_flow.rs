@@ -109,6 +109,16 @@ fn unreliable_and_sequenced_channels() {
         3,
         ChannelSpec::new(ChannelKind::Game, Delivery::UnreliableSequenced),
     );
+    // The server can tell how each open channel delivers (a gate's handler
+    // queue drops only what was droppable).
+    let session = world.server.session(world.session_id()).unwrap();
+    assert_eq!(session.channel_delivery(2), Some(Delivery::Unreliable));
+    assert_eq!(
+        session.channel_delivery(3),
+        Some(Delivery::UnreliableSequenced)
+    );
+    assert_eq!(session.channel_delivery(4), None, "not open");
+    assert_eq!(session.channel_delivery(0), None, "the control channel");
     for index in 0..300u32 {
         world
             .client

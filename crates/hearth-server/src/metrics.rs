@@ -150,6 +150,47 @@ pub fn render(state: &WebState) -> String {
             count,
         );
     }
+    // Zero while the game handler runs inline; the policy these count is
+    // documented with hearth_net::gate::Offload.
+    let handlers = &gate.handler_queue;
+    out.family(
+        "hearth_handler_queue_events_total",
+        "counter",
+        "Events for offloaded gate handlers, by outcome: queued (deferred included), deferred \
+         (lifecycle events queued past a full queue's bounds), dropped_unreliable (unreliable \
+         messages at a full queue), shed (never delivered: of sessions closed for overload).",
+    );
+    for (outcome, count) in [
+        ("queued", &handlers.queued),
+        ("deferred", &handlers.deferred),
+        ("dropped_unreliable", &handlers.unreliable_dropped),
+        ("shed", &handlers.shed_events),
+    ] {
+        out.value(
+            "hearth_handler_queue_events_total",
+            &[("outcome", outcome)],
+            load(count),
+        );
+    }
+    out.single(
+        "hearth_handler_queue_sessions_shed_total",
+        "counter",
+        "Sessions closed, or logins refused, because their shard's handler queue was full.",
+        load(&handlers.sessions_shed),
+    );
+    out.single(
+        "hearth_udp_forwarded_total",
+        "counter",
+        "Datagrams a gate shard received for another shard's session and passed on (the \
+         kernel's steering was off or could not be installed).",
+        load(&gate.udp_forwarded),
+    );
+    out.single(
+        "hearth_udp_forward_dropped_total",
+        "counter",
+        "Datagrams for another shard dropped because its forwarding queue was full.",
+        load(&gate.udp_forward_dropped),
+    );
     let accounts = state.accounts.stats();
     for (reason, count) in [
         ("hash_pool_full", accounts.hash_pool_full),

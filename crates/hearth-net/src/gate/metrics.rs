@@ -63,6 +63,28 @@ pub struct GateMetrics {
     pub udp_forwarded: AtomicU64,
     /// The same, dropped because the owning shard's queue was full.
     pub udp_forward_dropped: AtomicU64,
+    /// What the queues in front of offloaded handlers ([`super::Offload`])
+    /// did with each event.
+    pub handler_queue: HandlerQueueMetrics,
+}
+
+/// The handler queues of [`super::Offload`], every shard's summed. The
+/// policy they count is in the `offload` module's documentation.
+#[derive(Default)]
+pub struct HandlerQueueMetrics {
+    /// Events handed to a handler's queue (deferred ones included).
+    pub queued: AtomicU64,
+    /// Lifecycle events queued past the bounds because the queue was full:
+    /// never dropped, they wait their turn.
+    pub deferred: AtomicU64,
+    /// Messages on unreliable channels dropped at a full queue.
+    pub unreliable_dropped: AtomicU64,
+    /// Sessions closed (or logins refused) because their shard's queue was
+    /// full when a message that must not be lost arrived: load shedding.
+    pub sessions_shed: AtomicU64,
+    /// Events of shed sessions that the handler never got: the one that did
+    /// not fit and what came after it, up to the session's close.
+    pub shed_events: AtomicU64,
 }
 
 impl GateMetrics {

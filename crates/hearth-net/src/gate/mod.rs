@@ -4,12 +4,29 @@
 //! (SO_REUSEPORT), TCP connections with length-prefixed framing, and
 //! WebSocket connections handed over by the web server, each stream joining
 //! the shard of its session. The application sees sessions through a
-//! [`Handler`] (one clone per shard, called inside its task, so an echo
-//! costs no extra hop) and through a cloneable [`GateHandle`] from anywhere
-//! else, which routes each command to the shard of the session it names.
+//! handler, and through a cloneable [`GateHandle`] from anywhere else,
+//! which routes each command to the shard of the session it names.
+//!
+//! A handler runs one of two ways:
+//!
+//! - inline, a [`Handler`]: one clone per shard, called inside the shard's
+//!   task between its packets. No hop and no copy, so an echo or a router
+//!   that only forwards to bounded queues costs nothing extra; but whatever
+//!   time it takes, every session of the shard waits for (heartbeats, KCP
+//!   acknowledgements, handshakes).
+//! - offloaded, a [`QueuedHandler`] behind [`Offload`]: the shard only puts
+//!   each event into a bounded queue, and the handler runs on its own
+//!   thread per shard, in order, acting through commands. One hop each
+//!   way, and a slow or blocking handler delays only its own events; a full
+//!   queue drops unreliable messages and sheds sessions by a documented
+//!   policy (the `offload` module), counted in [`GateMetrics`].
+//!
+//! Use the inline path for what is cheap and never waits; offload game code
+//! whose cost is not bounded by a few microseconds per event.
 
 mod echo;
 mod metrics;
+mod offload;
 mod outbox;
 mod shard;
 mod streams;
@@ -26,7 +43,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use echo::EchoHandler;
-pub use metrics::{CutReason, GateMetrics};
+pub use metrics::{CutReason, GateMetrics, HandlerQueueMetrics};
+pub use offload::{Offload, OffloadConfig, QueuedCtx, QueuedHandler, OVERLOADED};
 
 use crate::ws::WebSocket;
 
@@ -99,9 +117,10 @@ impl GateConfig {
     }
 }
 
-/// The application's view from inside a gate shard's task. Each shard has
-/// its own clone and sees the events of its own sessions; state shared
-/// across sessions of different shards belongs behind an `Arc`.
+/// The application's view from inside a gate shard's task: the inline
+/// path. Each shard has its own clone and sees the events of its own
+/// sessions; state shared across sessions of different shards belongs
+/// behind an `Arc`.
 ///
 /// `on_event` runs between the shard's packets, so it must never block or
 /// wait: slow work goes to another task through a bounded queue, and its
@@ -110,6 +129,11 @@ impl GateConfig {
 /// tasks, world messages go into the world's bounded input queue (dropped
 /// and counted when it is full), and the world's lines send their output
 /// as one command per shard per tick.
+///
+/// A handler that cannot promise that — it blocks, or its cost per event
+/// grows with the game — is a [`QueuedHandler`] given to the gate as
+/// [`Offload`]`::new(handler)`, which is itself a `Handler` that does
+/// nothing but queue.
 pub trait Handler: Clone + Send + 'static {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event);
 }
@@ -119,6 +143,10 @@ pub trait Handler: Clone + Send + 'static {
 pub struct GateCtx<'a> {
     server: &'a mut Server,
     now: Instant,
+    /// Every shard's queue, this one's included (weak: a handler's worker
+    /// must not keep a stopped gate alive).
+    shards: &'a [mpsc::WeakSender<Input>],
+    metrics: &'a GateMetrics,
 }
 
 impl GateCtx<'_> {

@@ -64,8 +64,9 @@ pub(crate) struct ShardParts<H> {
     pub udp: Option<BatchSocket>,
     pub impair: Option<LinkImpairment>,
     pub inputs: mpsc::Receiver<Input>,
-    /// The other shards' queues, weak so that they do not keep each other
-    /// alive once every handle is gone.
+    /// Every shard's queue (this one's too, for handlers that hand work to
+    /// another thread), weak so that they do not keep each other alive once
+    /// every handle is gone.
     pub peers: Vec<mpsc::WeakSender<Input>>,
     pub handler: H,
     pub shared: Arc<Shared>,
@@ -218,6 +219,8 @@ impl<H: Handler> Gate<H> {
                 let mut ctx = GateCtx {
                     server: &mut self.server,
                     now,
+                    shards: &self.peers,
+                    metrics: &self.shared.metrics,
                 };
                 command(&mut ctx);
             }
@@ -328,6 +331,8 @@ impl<H: Handler> Gate<H> {
                 let mut ctx = GateCtx {
                     server: &mut self.server,
                     now: Instant::now(),
+                    shards: &self.peers,
+                    metrics: &self.shared.metrics,
                 };
                 self.handler.on_event(&mut ctx, id, event);
             }

@@ -210,6 +210,14 @@ impl Session {
         }
     }
 
+    /// How `channel` delivers, while it is open (`None`: not open, or the
+    /// control channel). This is the table as it is now: events not yet
+    /// polled may describe an earlier state (a message on a channel that a
+    /// later bunch closed).
+    pub fn channel_delivery(&self, channel: u16) -> Option<Delivery> {
+        self.channels.get(&channel).map(|c| c.spec.delivery)
+    }
+
     /// Parts of unfinished messages held for reassembly.
     pub fn buffered_parts(&self) -> usize {
         self.reassembly.buffered_parts()
