@@ -186,6 +186,12 @@ where
                 Ok(Some(Message::Binary(packet))) => {
                     heard = true;
                     if !sink.deliver(packet).await {
+                        // The session side is gone, often right after
+                        // queueing its Close packet: that still goes out.
+                        while let Some(Outgoing::Packet(packet)) = queue.try_recv() {
+                            let _ = socket.protocol().send_binary(&packet);
+                        }
+                        close_websocket(socket, limits).await;
                         return PumpEnd::LocalClose;
                     }
                 }
@@ -237,14 +243,7 @@ where
                     next = queue.try_recv();
                 }
                 if close {
-                    socket.protocol().close_with(1000, limits.close_reason);
-                    if flush(socket, limits).await.is_ok() {
-                        // Give the peer a moment to answer the close handshake.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                            while let Ok(Some(_)) = socket.recv().await {}
-                        })
-                        .await;
-                    }
+                    close_websocket(socket, limits).await;
                     return PumpEnd::LocalClose;
                 }
             }
@@ -254,6 +253,21 @@ where
                 return PumpEnd::Silent;
             }
         }
+    }
+}
+
+/// Sends what is queued and a close frame, then gives the peer a moment to
+/// answer the close handshake.
+async fn close_websocket<S>(socket: &mut WebSocket<S>, limits: PumpLimits)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    socket.protocol().close_with(1000, limits.close_reason);
+    if flush(socket, limits).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(Some(_)) = socket.recv().await {}
+        })
+        .await;
     }
 }
 

@@ -385,8 +385,14 @@ impl<H: Handler> Gate<H> {
                         self.server.stream_closed(Instant::now(), stream);
                     }
                     Err(PushError::Closed) => {
-                        self.writers.remove(&stream);
-                        self.server.stream_closed(Instant::now(), stream);
+                        // The connection's task has ended, but what it read
+                        // before is still in this shard's queue, ahead of its
+                        // `StreamClosed`: often the peer's Close frame, the
+                        // very reason the connection ended. Closing the
+                        // stream now would drop those packets and leave the
+                        // session waiting for a resume; it closes, in order,
+                        // when `StreamClosed` arrives. Nothing can be written
+                        // any more, so this packet is dropped with the link.
                     }
                 }
             }
