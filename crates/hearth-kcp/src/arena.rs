@@ -51,6 +51,16 @@ impl ByteArena {
         at
     }
 
+    /// Appends a message record: its length and segment count (native order),
+    /// then its bytes.
+    #[inline]
+    pub fn push_record(&mut self, len: u32, segments: u32, data: &[u8]) {
+        self.bytes.reserve(crate::kcp::MESSAGE_HEADER + data.len());
+        self.bytes
+            .extend_from_slice(&crate::kcp::message_header(len, segments));
+        self.bytes.extend_from_slice(data);
+    }
+
     /// The `len` bytes at logical offset `at`, which must be live.
     #[inline]
     pub fn get(&self, at: u64, len: usize) -> &[u8] {

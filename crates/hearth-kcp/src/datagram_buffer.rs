@@ -20,14 +20,14 @@ pub struct DatagramBuffer {
     /// Closed datagrams, each `len: u32 (native) | bytes`, then the open one.
     bytes: Vec<u8>,
     /// Where the open datagram's prefix is, if one is open.
-    open: Option<usize>,
+    open_at: usize,
+    /// `bytes` may grow to this length before the open datagram exceeds its
+    /// MTU; 0 when none is open, so that one comparison decides both.
+    open_limit: usize,
     /// Closed datagrams not yet drained.
     closed: u32,
     /// The caller has taken the current contents; clear before writing more.
     drained: bool,
-    /// Datagrams and bytes ever closed, for statistics.
-    pub(crate) datagrams_total: u64,
-    pub(crate) bytes_total: u64,
 }
 
 impl DatagramBuffer {
@@ -35,48 +35,45 @@ impl DatagramBuffer {
         Self::default()
     }
 
+    /// Prepares for a flush: what the caller drained is dropped now.
     #[inline]
-    fn reset_if_drained(&mut self) {
+    pub(crate) fn begin(&mut self) {
         if self.drained {
             self.bytes.clear();
-            self.open = None;
+            self.open_limit = 0;
             self.closed = 0;
             self.drained = false;
         }
     }
 
     /// Returns the buffer to append `need` more bytes to, first closing the open
-    /// datagram if they would not fit in `mtu`.
+    /// datagram if they would not fit in `mtu`. Only between `begin` and `finish`.
     #[inline]
     pub(crate) fn reserve(&mut self, need: usize, mtu: usize) -> &mut Vec<u8> {
-        match self.open {
-            Some(at) if !self.drained && self.bytes.len() - at - PREFIX + need <= mtu => {}
-            _ => self.start_datagram(),
+        debug_assert!(!self.drained, "begin() first");
+        if self.bytes.len() + need > self.open_limit {
+            self.start_datagram(mtu);
         }
         &mut self.bytes
     }
 
     /// Closes the open datagram, if any, and opens a new one.
     #[inline(never)]
-    fn start_datagram(&mut self) {
-        self.reset_if_drained();
+    fn start_datagram(&mut self, mtu: usize) {
         self.finish();
-        self.open_new();
-    }
-
-    #[inline]
-    fn open_new(&mut self) {
-        self.open = Some(self.bytes.len());
+        self.open_at = self.bytes.len();
+        self.open_limit = self.open_at + PREFIX + mtu;
         self.bytes.extend_from_slice(&[0; PREFIX]);
     }
 
     /// Closes the open datagram, if it has anything in it.
     #[inline]
     pub(crate) fn finish(&mut self) {
-        self.reset_if_drained();
-        let Some(at) = self.open.take() else {
+        if self.open_limit == 0 {
             return;
-        };
+        }
+        self.open_limit = 0;
+        let at = self.open_at;
         let len = self.bytes.len() - at - PREFIX;
         if len == 0 {
             self.bytes.truncate(at);
@@ -84,8 +81,22 @@ impl DatagramBuffer {
         }
         self.bytes[at..at + PREFIX].copy_from_slice(&(len as u32).to_ne_bytes());
         self.closed += 1;
-        self.datagrams_total += 1;
-        self.bytes_total += len as u64;
+    }
+
+    /// Datagrams waiting and their bytes (without the length prefixes), when
+    /// no datagram is open: a flush counts what it added as the difference.
+    // Derived rather than kept as running totals: a flush that increments
+    // totals and then reads them back stalls on store forwarding.
+    #[inline]
+    pub(crate) fn waiting(&self) -> (u64, u64) {
+        if self.drained {
+            return (0, 0);
+        }
+        let closed = u64::from(self.closed);
+        (
+            closed,
+            (self.bytes.len() - PREFIX * self.closed as usize) as u64,
+        )
     }
 
     /// Whether no datagram is waiting.
@@ -146,6 +157,7 @@ mod tests {
     #[test]
     fn packs_to_the_mtu_and_hands_each_datagram_over_once() {
         let mut buffer = DatagramBuffer::default();
+        buffer.begin();
         for segment in 0..5u8 {
             buffer.reserve(10, 25).extend_from_slice(&[segment; 10]);
         }
@@ -161,11 +173,34 @@ mod tests {
         );
         assert!(buffer.is_empty());
         assert_eq!(buffer.drain().count(), 0);
+        buffer.begin();
         buffer.finish();
         assert_eq!(buffer.drain().count(), 0, "an empty finish closes nothing");
+        buffer.begin();
         buffer.reserve(3, 25).extend_from_slice(b"new");
         buffer.finish();
+        assert_eq!(buffer.waiting(), (1, 3));
         assert_eq!(buffer.drain().collect::<Vec<_>>(), vec![&b"new"[..]]);
-        assert_eq!((buffer.datagrams_total, buffer.bytes_total), (4, 53));
+        assert_eq!(buffer.waiting(), (0, 0));
+    }
+
+    #[test]
+    fn an_empty_open_datagram_is_dropped_and_flushes_append() {
+        let mut buffer = DatagramBuffer::default();
+        buffer.begin();
+        buffer.reserve(0, 25);
+        buffer.finish();
+        assert!(buffer.is_empty());
+        // Two flushes without a drain in between: both datagrams wait, in order.
+        buffer.reserve(2, 25).extend_from_slice(b"ab");
+        buffer.finish();
+        buffer.begin();
+        buffer.reserve(2, 25).extend_from_slice(b"cd");
+        buffer.finish();
+        assert_eq!(buffer.waiting(), (2, 4));
+        assert_eq!(
+            buffer.drain().collect::<Vec<_>>(),
+            vec![&b"ab"[..], &b"cd"[..]]
+        );
     }
 }

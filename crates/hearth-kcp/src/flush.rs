@@ -23,7 +23,8 @@ impl Kcp {
         if !self.updated {
             return;
         }
-        let (datagrams_before, bytes_before) = (out.datagrams_total, out.bytes_total);
+        out.begin();
+        let (datagrams_before, bytes_before) = out.waiting();
         self.flush_requested = false;
         let current = self.current;
         let mtu = self.config.mtu;
@@ -170,8 +171,9 @@ impl Kcp {
         }
         self.earliest_resend = earliest_resend;
         out.finish();
-        self.stats.datagrams_out += out.datagrams_total - datagrams_before;
-        self.stats.bytes_out += out.bytes_total - bytes_before;
+        let (datagrams_after, bytes_after) = out.waiting();
+        self.stats.datagrams_out += datagrams_after - datagrams_before;
+        self.stats.bytes_out += bytes_after - bytes_before;
 
         if fast_resent > 0 {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una);

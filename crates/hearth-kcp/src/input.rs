@@ -2,7 +2,7 @@
 
 use crate::error::InputError;
 use crate::header::{peek_conv, Command, Header, HEADER_LEN};
-use crate::kcp::{diff, Kcp, Reordered, ASK_TELL, MESSAGE_HEADER, RTO_MAX};
+use crate::kcp::{diff, message_header, Kcp, Reordered, ASK_TELL, MESSAGE_HEADER, RTO_MAX};
 
 impl Kcp {
     /// Applies one datagram from the peer. It may hold several segments; those before
@@ -125,6 +125,7 @@ impl Kcp {
 
     /// The peer has everything before `una`.
     fn acknowledge_below(&mut self, una: u32) {
+        let mut popped = false;
         while let Some(front) = self.snd_buf.front() {
             if self.snd_buf.len() == self.queued as usize || diff(una, front.sn) <= 0 {
                 break;
@@ -133,8 +134,12 @@ impl Kcp {
             if !segment.acked {
                 self.in_flight -= 1;
             }
+            popped = true;
         }
-        self.drop_acked_front();
+        // An unchanged front is still unacknowledged and still names `snd_una`.
+        if popped {
+            self.drop_acked_front();
+        }
     }
 
     fn acknowledge(&mut self, sn: u32) {
@@ -153,7 +158,9 @@ impl Kcp {
         }
         segment.acked = true;
         self.in_flight -= 1;
-        self.drop_acked_front();
+        if index == 0 {
+            self.drop_acked_front();
+        }
     }
 
     /// Keeps the invariant that the front of `snd_buf` is unacknowledged, and `snd_una`
@@ -161,6 +168,11 @@ impl Kcp {
     fn drop_acked_front(&mut self) {
         while self.snd_buf.front().is_some_and(|segment| segment.acked) {
             self.snd_buf.pop_front();
+        }
+        if self.snd_buf.is_empty() {
+            // Back to the ring's first slot: the next send reuses the cache
+            // line this one used instead of walking the ring's whole memory.
+            self.snd_buf.clear();
         }
         let in_flight_front = self.snd_buf.len() > self.queued as usize;
         let (una, first_live) = match self.snd_buf.front() {
@@ -265,6 +277,18 @@ impl Kcp {
     #[inline]
     fn reassemble(&mut self, frg: u8, payload: &[u8]) -> bool {
         let last_fragment = frg == 0;
+        if last_fragment
+            && self.partial_segments == 0
+            && !self.discarding
+            && payload.len() <= self.config.max_message_size
+        {
+            // The common case, a message in one segment: its record in one go.
+            self.ready_bytes
+                .push_record(payload.len() as u32, 1, payload);
+            self.nrcv_que += 1;
+            self.ready += 1;
+            return false;
+        }
         if self.discarding {
             self.discarding = !last_fragment;
             return false;
@@ -305,10 +329,8 @@ impl Kcp {
             }
             let len = std::mem::take(&mut self.partial_len);
             let record = self.ready_bytes.end() - (MESSAGE_HEADER + len) as u64;
-            let mut header = [0; MESSAGE_HEADER];
-            header[..4].copy_from_slice(&(len as u32).to_ne_bytes());
-            header[4..].copy_from_slice(&segments.to_ne_bytes());
-            self.ready_bytes.write_at(record, &header);
+            self.ready_bytes
+                .write_at(record, &message_header(len as u32, segments));
             self.ready += 1;
         }
         false

@@ -62,6 +62,15 @@ pub(crate) struct Segment {
 /// last fragment arrives.
 pub(crate) const MESSAGE_HEADER: usize = 8;
 
+/// A message record's header (see [`MESSAGE_HEADER`]).
+#[inline]
+pub(crate) fn message_header(len: u32, segments: u32) -> [u8; MESSAGE_HEADER] {
+    let mut header = [0; MESSAGE_HEADER];
+    header[..4].copy_from_slice(&len.to_ne_bytes());
+    header[4..].copy_from_slice(&segments.to_ne_bytes());
+    header
+}
+
 /// One KCP session, sans-IO: feed it datagrams with [`Kcp::input`], drive its timers
 /// with [`Kcp::update`], read messages with [`Kcp::recv`] and send the datagrams from
 /// [`Kcp::drain_transmits`]. It never reads a clock: `now_ms` is a wrapping
