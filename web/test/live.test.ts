@@ -115,6 +115,8 @@ test("the admin API wants an administrator's token: none gets 401, a player's 40
   const overview = await api(server.web, "/api/admin/overview", undefined, admin);
   assert.equal(overview.status, 200);
   assert.ok((overview.json.world as { lines: unknown[] }).lines.length >= 1);
+  // The game handler runs inline: its queue stays empty.
+  assert.equal((overview.json.handler_queue as { waiting_events: number }).waiting_events, 0);
 });
 
 test("an administrator locks an account: its player is kicked, its tokens die, its password no longer logs in", async () => {

@@ -639,6 +639,8 @@ async fn health_metrics_pages_and_upgrade_refusals() {
         "hearth_udp_forwarded_total 0",
         "hearth_udp_forward_dropped_total 0",
         "hearth_handler_queue_sessions_shed_total 0",
+        "hearth_handler_queue_waiting_events 0",
+        "hearth_handler_queue_waiting_bytes 0",
         "hearth_handler_queue_events_total{outcome=\"shed\"} 0",
     ] {
         assert!(metrics.contains(zero), "{zero} in {metrics}");

@@ -343,9 +343,21 @@ async fn a_reliable_flood_at_a_full_queue_sheds_that_session_only() {
         }
     );
     assert_eq!(counts.sessions_shed.load(Ordering::Relaxed), 2);
+    // The stuck handler's backlog shows as the queue's depth: at least its
+    // bound (lifecycle events wait past it), with the messages' bytes.
+    let (waiting, waiting_bytes) = counts.waiting();
+    assert!(
+        waiting >= TINY.max_entries as u64,
+        "{waiting} events waiting"
+    );
+    assert!(waiting_bytes >= 100, "{waiting_bytes} bytes waiting");
 
     handler.release();
     handler.drained(&gate).await;
+    until(WAIT, "the queue's depth falls back to nothing", || {
+        counts.waiting() == (0, 0)
+    })
+    .await;
     // The bystander never noticed (a round smaller than the tiny queue).
     echo_round(&mut bystander, 2, 5, 100).await;
     assert_eq!(gate.session_count(), 1);

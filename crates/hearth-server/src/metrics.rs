@@ -178,6 +178,20 @@ pub fn render(state: &WebState) -> String {
         "Sessions closed, or logins refused, because their shard's handler queue was full.",
         load(&handlers.sessions_shed),
     );
+    let (waiting, waiting_bytes) = handlers.waiting();
+    out.single(
+        "hearth_handler_queue_waiting_events",
+        "gauge",
+        "Events waiting for offloaded gate handlers (queued or being handled), every shard's \
+         queue summed: a handler falling behind shows here before its queue sheds sessions.",
+        waiting,
+    );
+    out.single(
+        "hearth_handler_queue_waiting_bytes",
+        "gauge",
+        "Payload bytes of the events waiting for offloaded gate handlers.",
+        waiting_bytes,
+    );
     out.single(
         "hearth_udp_forwarded_total",
         "counter",

@@ -149,12 +149,31 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
             "streams_open": load(&metrics.streams_open),
             "udp_datagrams_in": load(&metrics.udp_datagrams_in),
             "udp_datagrams_out": load(&metrics.udp_datagrams_out),
+            "udp_forwarded": load(&metrics.udp_forwarded),
+            "udp_forward_dropped": load(&metrics.udp_forward_dropped),
         },
+        "handler_queue": handler_queue(&metrics.handler_queue),
         "logins": state.logins.snapshot(),
         "recording": state.world.recordings.cost(),
         "world": world,
     }))
     .into_response())
+}
+
+/// The offloaded handlers' queues: their depth now and what became of
+/// their events (all zero while the game handler runs inline).
+fn handler_queue(queues: &hearth_net::gate::HandlerQueueMetrics) -> serde_json::Value {
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let (waiting_events, waiting_bytes) = queues.waiting();
+    json!({
+        "waiting_events": waiting_events,
+        "waiting_bytes": waiting_bytes,
+        "queued": load(&queues.queued),
+        "deferred": load(&queues.deferred),
+        "dropped_unreliable": load(&queues.unreliable_dropped),
+        "sessions_shed": load(&queues.sessions_shed),
+        "shed_events": load(&queues.shed_events),
+    })
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Refusal> {

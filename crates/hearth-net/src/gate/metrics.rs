@@ -2,7 +2,7 @@
 //! protocol endpoint's own counters (drops by reason) copied out of its task.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hearth_proto::EndpointStats;
 
@@ -85,6 +85,37 @@ pub struct HandlerQueueMetrics {
     /// Events of shed sessions that the handler never got: the one that did
     /// not fit and what came after it, up to the session's close.
     pub shed_events: AtomicU64,
+    /// Each started queue's depth, read by [`HandlerQueueMetrics::waiting`].
+    depths: Mutex<Vec<Arc<QueueDepth>>>,
+}
+
+/// How much one handler queue holds now: events not yet handled (queued
+/// plus the worker's chunk) and their bytes.
+#[derive(Default)]
+pub(crate) struct QueueDepth {
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl HandlerQueueMetrics {
+    /// Events waiting for offloaded handlers and their bytes, every shard's
+    /// queue summed: a handler that falls behind shows here before its
+    /// queue fills and sheds.
+    pub fn waiting(&self) -> (u64, u64) {
+        let depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+        depths.iter().fold((0, 0), |(events, bytes), depth| {
+            (
+                events + depth.events.load(Ordering::Relaxed),
+                bytes + depth.bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// A queue that started (one per shard at most).
+    pub(crate) fn track(&self, depth: Arc<QueueDepth>) {
+        let mut depths = self.depths.lock().unwrap_or_else(|e| e.into_inner());
+        depths.push(depth);
+    }
 }
 
 impl GateMetrics {

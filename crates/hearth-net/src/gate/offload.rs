@@ -66,6 +66,7 @@ use std::sync::Arc;
 
 use hearth_proto::{close_code, Event};
 
+use super::metrics::QueueDepth;
 use super::{GateCtx, Handler};
 use queue::{Limits, Queue, Verdict};
 pub use worker::QueuedCtx;
@@ -128,10 +129,13 @@ impl<H: QueuedHandler> Offload<H> {
     }
 
     fn start(&mut self, gate: &GateCtx<'_>) {
-        let queue = Arc::new(Queue::new(Limits {
+        let depth = Arc::new(QueueDepth::default());
+        gate.metrics.handler_queue.track(depth.clone());
+        let limits = Limits {
             max_entries: self.config.max_entries.max(1),
             max_bytes: self.config.max_bytes,
-        }));
+        };
+        let queue = Arc::new(Queue::new(limits, depth));
         let ctx = QueuedCtx::new(gate);
         let handler = self.handler.clone();
         let worker_queue = queue.clone();

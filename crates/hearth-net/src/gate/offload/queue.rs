@@ -11,9 +11,12 @@
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use hearth_proto::Event;
+
+use crate::gate::metrics::QueueDepth;
 
 /// Lifecycle events of one session queued past the bounds at a time, at
 /// most; one more and the session is shed. A session produces a handful per
@@ -263,7 +266,6 @@ impl State {
         }
     }
 
-    #[cfg(test)]
     fn held(&self) -> (usize, usize) {
         (self.entries, self.bytes)
     }
@@ -273,6 +275,8 @@ impl State {
 pub(super) struct Queue {
     inner: Mutex<Shared>,
     ready: Condvar,
+    /// What `State` holds, published for the metrics after each change.
+    depth: Arc<QueueDepth>,
 }
 
 struct Shared {
@@ -286,7 +290,7 @@ struct Shared {
 }
 
 impl Queue {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, depth: Arc<QueueDepth>) -> Self {
         Self {
             inner: Mutex::new(Shared {
                 state: State::new(limits),
@@ -294,7 +298,15 @@ impl Queue {
                 closed: false,
             }),
             ready: Condvar::new(),
+            depth,
         }
+    }
+
+    /// Called under the lock, so the published depth follows the state's.
+    fn publish(&self, state: &State) {
+        let (events, bytes) = state.held();
+        self.depth.events.store(events as u64, Ordering::Relaxed);
+        self.depth.bytes.store(bytes as u64, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -312,9 +324,12 @@ impl Queue {
     ) -> Verdict {
         let mut shared = self.lock();
         let verdict = shared.state.admit(session, event, droppable);
-        if matches!(verdict, Verdict::Queued { .. }) && shared.waiting {
-            shared.waiting = false;
-            self.ready.notify_one();
+        if matches!(verdict, Verdict::Queued { .. }) {
+            self.publish(&shared.state);
+            if shared.waiting {
+                shared.waiting = false;
+                self.ready.notify_one();
+            }
         }
         verdict
     }
@@ -336,7 +351,10 @@ impl Queue {
         wait: bool,
     ) -> bool {
         let mut shared = self.lock();
-        shared.state.release(done.drain(..));
+        if !done.is_empty() {
+            shared.state.release(done.drain(..));
+            self.publish(&shared.state);
+        }
         loop {
             shared.state.take(max, into);
             if !into.is_empty() {
