@@ -83,6 +83,22 @@ impl ByteArena {
         u32::from_ne_bytes(raw)
     }
 
+    /// The message record header at logical offset `at` (see
+    /// [`crate::kcp::MESSAGE_HEADER`]): its length and segment count.
+    #[inline]
+    pub fn record_header_at(&self, at: u64) -> (u32, u32) {
+        let from = (at - self.base) as usize;
+        let raw: [u8; crate::kcp::MESSAGE_HEADER] = self.bytes
+            [from..from + crate::kcp::MESSAGE_HEADER]
+            .try_into()
+            .expect("8 bytes");
+        let [a, b, c, d, e, f, g, h] = raw;
+        (
+            u32::from_ne_bytes([a, b, c, d]),
+            u32::from_ne_bytes([e, f, g, h]),
+        )
+    }
+
     /// Drops the bytes from logical offset `end` on (a message being discarded).
     pub fn truncate(&mut self, end: u64) {
         let keep = (end.max(self.start()) - self.base) as usize;

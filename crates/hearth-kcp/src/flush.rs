@@ -64,19 +64,6 @@ impl Kcp {
         if !self.config.no_congestion_control {
             window = window.min(self.cwnd);
         }
-        // Give queued segments sequence numbers while the window has room.
-        while self.queued > 0 && diff(self.snd_nxt, self.snd_una.wrapping_add(window)) < 0 {
-            let index = self.snd_buf.len() - self.queued as usize;
-            let segment = &mut self.snd_buf[index];
-            segment.sn = self.snd_nxt;
-            segment.ts = current;
-            segment.resend_at = current;
-            segment.rto = self.rx_rto;
-            self.queued -= 1;
-            self.snd_nxt = self.snd_nxt.wrapping_add(1);
-            self.in_flight += 1;
-        }
-
         let fast_threshold = if self.config.fast_resend > 0 {
             self.config.fast_resend
         } else {
@@ -93,13 +80,26 @@ impl Kcp {
         let mut timed_out = false;
         let mut earliest_resend: Option<u32> = None;
         header.cmd = Command::Push;
+        let window_end = self.snd_una.wrapping_add(window);
         let flying = self.snd_buf.len() - self.queued as usize;
-        for segment in self
-            .snd_buf
-            .iter_mut()
-            .take(flying)
-            .filter(|segment| !segment.acked)
-        {
+        // One pass over the ring: the segments in flight, then queued ones
+        // given sequence numbers while the window has room (ikcp.c moves
+        // them to its send buffer first, then walks it: the same order).
+        for (index, segment) in self.snd_buf.iter_mut().enumerate() {
+            if index >= flying {
+                if diff(self.snd_nxt, window_end) >= 0 {
+                    break;
+                }
+                segment.sn = self.snd_nxt;
+                segment.ts = current;
+                segment.resend_at = current;
+                segment.rto = self.rx_rto;
+                self.queued -= 1;
+                self.snd_nxt = self.snd_nxt.wrapping_add(1);
+                self.in_flight += 1;
+            } else if segment.acked {
+                continue;
+            }
             let send = if segment.xmit == 0 {
                 segment.rto = self.rx_rto;
                 segment.resend_at = current.wrapping_add(segment.rto + first_rto_slack);

@@ -296,11 +296,19 @@ impl Kcp {
         if self.ready == 0 {
             return None;
         }
+        Some(self.pop_ready_into(out))
+    }
+
+    /// The work of `recv_into` once a message is known to be there, kept out
+    /// of line so that the final, empty call stays a load and a branch.
+    #[inline(never)]
+    fn pop_ready_into(&mut self, out: &mut Vec<u8>) -> usize {
         self.pop_ready(|msg| {
             out.clear();
             out.extend_from_slice(msg);
             msg.len()
         })
+        .expect("a message is ready")
     }
 
     /// Hands the next complete message to `take`, then frees its bytes and window.
@@ -311,8 +319,8 @@ impl Kcp {
         }
         self.ready -= 1;
         let at = self.ready_bytes.start();
-        let len = self.ready_bytes.u32_at(at) as usize;
-        let segments = self.ready_bytes.u32_at(at + 4);
+        let (len, segments) = self.ready_bytes.record_header_at(at);
+        let len = len as usize;
         let body = at + MESSAGE_HEADER as u64;
         let taken = take(self.ready_bytes.get(body, len));
         self.ready_bytes.release_before(body + len as u64);
