@@ -47,7 +47,7 @@ impl ByteArena {
     #[inline]
     pub fn push(&mut self, data: &[u8]) -> u64 {
         let at = self.end();
-        self.bytes.extend_from_slice(data);
+        crate::small_copy::append(&mut self.bytes, data);
         at
     }
 
@@ -58,7 +58,7 @@ impl ByteArena {
         self.bytes.reserve(crate::kcp::MESSAGE_HEADER + data.len());
         self.bytes
             .extend_from_slice(&crate::kcp::message_header(len, segments));
-        self.bytes.extend_from_slice(data);
+        crate::small_copy::append(&mut self.bytes, data);
     }
 
     /// The `len` bytes at logical offset `at`, which must be live.
@@ -109,19 +109,30 @@ impl ByteArena {
     #[inline]
     pub fn release_before(&mut self, at: u64) {
         let upto = (at.saturating_sub(self.base) as usize).min(self.bytes.len());
-        if upto <= self.released {
-            return;
-        }
         if upto == self.bytes.len() {
             // Empty: start over at the front, no bytes moved (the common case).
             self.base += upto as u64;
             self.bytes.clear();
             self.released = 0;
             if self.bytes.capacity() > SHRINK_ABOVE {
-                self.bytes = Vec::new();
+                self.give_back();
             }
-            return;
+        } else if upto > self.released {
+            self.release_part(upto);
         }
+    }
+
+    /// A burst is over: its memory goes back to the allocator.
+    #[cold]
+    #[inline(never)]
+    fn give_back(&mut self) {
+        self.bytes = Vec::new();
+    }
+
+    /// Releases `bytes[..upto]` while later bytes stay live, compacting when the
+    /// dead front has grown (kept out of the hot paths, which release everything).
+    #[inline(never)]
+    fn release_part(&mut self, upto: usize) {
         self.released = upto;
         if self.released >= COMPACT_AT_LEAST && self.released >= self.len() {
             self.bytes.drain(..self.released);

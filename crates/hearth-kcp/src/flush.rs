@@ -148,7 +148,7 @@ impl Kcp {
                 let payload = self.send_bytes.get(segment.at, segment.len as usize);
                 let out = out.reserve(HEADER_LEN + payload.len(), mtu);
                 header.encode(out);
-                out.extend_from_slice(payload);
+                crate::small_copy::append(out, payload);
                 if segment.xmit >= self.config.dead_link {
                     self.dead = true;
                 }

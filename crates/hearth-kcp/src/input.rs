@@ -87,7 +87,11 @@ impl Kcp {
             self.count_skips_below(sn, ts);
         }
         if diff(self.snd_una, prev_una) > 0 {
-            self.grow_congestion_window();
+            // Without congestion control the window never reads `cwnd`: growing
+            // it (a division per acknowledgement) would change nothing on the wire.
+            if !self.config.no_congestion_control {
+                self.grow_congestion_window();
+            }
             if self.config.flush_on_una_advance {
                 self.flush_requested = true;
             }

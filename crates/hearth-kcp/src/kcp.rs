@@ -114,6 +114,10 @@ pub struct Kcp {
     /// Skipping the rest of a message that grew too large.
     pub(crate) discarding: bool,
     pub(crate) mss: usize,
+    /// Messages shorter than this go out as one segment without further checks:
+    /// one more than the smaller of the MSS and the message limit, or 0 in stream
+    /// mode (where every send may top up the last segment).
+    pub(crate) one_segment_below: usize,
     /// Bytes and fragments of the message being reassembled (the arena's tail).
     pub(crate) partial_len: usize,
 
@@ -154,6 +158,11 @@ impl Kcp {
         Ok(Self {
             conv,
             mss: config.mss(),
+            one_segment_below: if config.stream {
+                0
+            } else {
+                config.mss().min(config.max_message_size) + 1
+            },
             interval: config.interval.clamp(10, 5000),
             snd_wnd: u32::from(config.send_window),
             rcv_wnd: config.effective_receive_window(),
@@ -205,19 +214,27 @@ impl Kcp {
 
     /// Queues a message (or, in stream mode, bytes). It leaves at the next flush the
     /// windows allow.
-    pub fn send(&mut self, mut msg: &[u8]) -> Result<(), SendError> {
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        if msg.len() < self.one_segment_below {
+            // The common case, one fragment.
+            let at = self.send_bytes.push(msg);
+            self.queue_segment(at, msg.len(), 0);
+            return Ok(());
+        }
+        self.send_fragments(msg)
+    }
+
+    /// A message of more than one fragment, or bytes in stream mode; out of
+    /// line so that the common case saves no registers for it.
+    #[inline(never)]
+    fn send_fragments(&mut self, mut msg: &[u8]) -> Result<(), SendError> {
         let mss = self.mss;
         if msg.len() > self.config.max_message_size {
             return Err(SendError::TooLarge {
                 len: msg.len(),
                 limit: self.config.max_message_size,
             });
-        }
-        if !self.config.stream && msg.len() <= mss {
-            // The common case, one fragment.
-            let at = self.send_bytes.push(msg);
-            self.queue_segment(at, msg.len(), 0);
-            return Ok(());
         }
         if self.config.stream {
             // Top up the last queued segment first, as ikcp.c does.
@@ -305,7 +322,7 @@ impl Kcp {
     fn pop_ready_into(&mut self, out: &mut Vec<u8>) -> usize {
         self.pop_ready(|msg| {
             out.clear();
-            out.extend_from_slice(msg);
+            crate::small_copy::append(out, msg);
             msg.len()
         })
         .expect("a message is ready")

@@ -39,6 +39,7 @@ mod header;
 mod input;
 mod kcp;
 pub mod sim;
+mod small_copy;
 mod stats;
 
 pub use config::{Config, Profile, REFERENCE_FRAGMENT_LIMIT};

@@ -44,7 +44,8 @@ pub struct Stats {
     pub in_flight: u32,
     /// Segments queued by the application, not yet sent.
     pub queued: u32,
-    /// Congestion window in segments.
+    /// Congestion window in segments (not grown without congestion control,
+    /// which never reads it).
     pub cwnd: u32,
     /// Our send window in segments.
     pub send_window: u32,

@@ -63,6 +63,21 @@ fn too_many_fragments_is_refused_and_nothing_is_queued() {
             limit: 1000
         })
     );
+    // A limit below one segment holds for one-segment messages too, in both modes.
+    for stream in [false, true] {
+        let config = Config {
+            max_message_size: 10,
+            stream,
+            ..Config::default()
+        };
+        let mut kcp = Kcp::new(1, config).unwrap();
+        assert_eq!(
+            kcp.send(&[0; 11]),
+            Err(SendError::TooLarge { len: 11, limit: 10 })
+        );
+        kcp.send(&[0; 10]).unwrap();
+        assert_eq!(kcp.waiting_to_send(), 1);
+    }
 }
 
 #[test]
