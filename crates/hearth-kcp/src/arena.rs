@@ -55,10 +55,11 @@ impl ByteArena {
     /// then its bytes.
     #[inline]
     pub fn push_record(&mut self, len: u32, segments: u32, data: &[u8]) {
-        self.bytes.reserve(crate::kcp::MESSAGE_HEADER + data.len());
-        self.bytes
-            .extend_from_slice(&crate::kcp::message_header(len, segments));
-        crate::small_copy::append(&mut self.bytes, data);
+        crate::small_copy::append_after(
+            &mut self.bytes,
+            crate::kcp::message_header(len, segments),
+            data,
+        );
     }
 
     /// The `len` bytes at logical offset `at`, which must be live.

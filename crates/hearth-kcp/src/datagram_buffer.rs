@@ -10,6 +10,8 @@
 //! datagram ends (with thousands of sessions, every separate allocation a flush
 //! touches is a cache miss).
 
+use crate::header::HEADER_LEN;
+
 /// Bytes before each datagram holding its length.
 const PREFIX: usize = 4;
 
@@ -35,32 +37,55 @@ impl DatagramBuffer {
         Self::default()
     }
 
-    /// Prepares for a flush: what the caller drained is dropped now.
+    /// Prepares for a flush: what the caller drained is dropped now, and a
+    /// datagram is opened (`finish` drops it if the flush adds nothing).
+    /// Returns what was waiting before (see `waiting`).
     #[inline]
-    pub(crate) fn begin(&mut self) {
+    pub(crate) fn begin(&mut self, mtu: usize) -> (u64, u64) {
         if self.drained {
             self.bytes.clear();
             self.open_limit = 0;
             self.closed = 0;
             self.drained = false;
         }
+        let waiting = self.waiting();
+        if self.open_limit == 0 {
+            self.open(mtu);
+        }
+        waiting
     }
 
-    /// Returns the buffer to append `need` more bytes to, first closing the open
-    /// datagram if they would not fit in `mtu`. Only between `begin` and `finish`.
+    /// Appends one segment without a payload (an acknowledgement, a probe).
+    /// Only between `begin` and `finish`.
     #[inline]
-    pub(crate) fn reserve(&mut self, need: usize, mtu: usize) -> &mut Vec<u8> {
-        debug_assert!(!self.drained, "begin() first");
-        if self.bytes.len() + need > self.open_limit {
+    pub(crate) fn push_header(&mut self, header: [u8; HEADER_LEN], mtu: usize) {
+        debug_assert!(!self.drained && self.open_limit != 0, "begin() first");
+        if self.bytes.len() + HEADER_LEN > self.open_limit {
             self.start_datagram(mtu);
         }
-        &mut self.bytes
+        self.bytes.extend_from_slice(&header);
+    }
+
+    /// Appends one segment, header then payload, first closing the open
+    /// datagram if they would not fit in `mtu`. Only between `begin` and `finish`.
+    #[inline]
+    pub(crate) fn push_segment(&mut self, header: [u8; HEADER_LEN], payload: &[u8], mtu: usize) {
+        debug_assert!(!self.drained && self.open_limit != 0, "begin() first");
+        if self.bytes.len() + HEADER_LEN + payload.len() > self.open_limit {
+            self.start_datagram(mtu);
+        }
+        crate::small_copy::append_after(&mut self.bytes, header, payload);
     }
 
     /// Closes the open datagram, if any, and opens a new one.
     #[inline(never)]
     fn start_datagram(&mut self, mtu: usize) {
         self.finish();
+        self.open(mtu);
+    }
+
+    #[inline]
+    fn open(&mut self, mtu: usize) {
         self.open_at = self.bytes.len();
         self.open_limit = self.open_at + PREFIX + mtu;
         self.bytes.extend_from_slice(&[0; PREFIX]);
@@ -84,7 +109,8 @@ impl DatagramBuffer {
     }
 
     /// Datagrams waiting and their bytes (without the length prefixes), when
-    /// no datagram is open: a flush counts what it added as the difference.
+    /// no datagram is open: a flush counts what it added as the difference
+    /// between `begin` and after `finish`.
     // Derived rather than kept as running totals: a flush that increments
     // totals and then reads them back stalls on store forwarding.
     #[inline]
@@ -157,50 +183,57 @@ mod tests {
     #[test]
     fn packs_to_the_mtu_and_hands_each_datagram_over_once() {
         let mut buffer = DatagramBuffer::default();
-        buffer.begin();
+        let mtu = 2 * HEADER_LEN + 5;
+        buffer.begin(mtu);
         for segment in 0..5u8 {
-            buffer.reserve(10, 25).extend_from_slice(&[segment; 10]);
+            buffer.push_segment([segment; HEADER_LEN], &[segment; 2], mtu);
         }
         buffer.finish();
         let datagrams: Vec<Vec<u8>> = buffer.drain().map(<[u8]>::to_vec).collect();
+        let segment = |n: u8| [[n; HEADER_LEN].as_slice(), &[n; 2]].concat();
         assert_eq!(
             datagrams,
             vec![
-                [[0u8; 10], [1; 10]].concat(),
-                [[2u8; 10], [3; 10]].concat(),
-                vec![4; 10]
+                [segment(0), segment(1)].concat(),
+                [segment(2), segment(3)].concat(),
+                segment(4)
             ]
         );
         assert!(buffer.is_empty());
         assert_eq!(buffer.drain().count(), 0);
-        buffer.begin();
+        buffer.begin(mtu);
         buffer.finish();
         assert_eq!(buffer.drain().count(), 0, "an empty finish closes nothing");
-        buffer.begin();
-        buffer.reserve(3, 25).extend_from_slice(b"new");
+        buffer.begin(mtu);
+        buffer.push_header([7; HEADER_LEN], mtu);
         buffer.finish();
-        assert_eq!(buffer.waiting(), (1, 3));
-        assert_eq!(buffer.drain().collect::<Vec<_>>(), vec![&b"new"[..]]);
+        assert_eq!(buffer.waiting(), (1, HEADER_LEN as u64));
+        assert_eq!(
+            buffer.drain().collect::<Vec<_>>(),
+            vec![&[7; HEADER_LEN][..]]
+        );
         assert_eq!(buffer.waiting(), (0, 0));
     }
 
     #[test]
     fn an_empty_open_datagram_is_dropped_and_flushes_append() {
         let mut buffer = DatagramBuffer::default();
-        buffer.begin();
-        buffer.reserve(0, 25);
+        let mtu = 100;
+        buffer.begin(mtu);
         buffer.finish();
         assert!(buffer.is_empty());
         // Two flushes without a drain in between: both datagrams wait, in order.
-        buffer.reserve(2, 25).extend_from_slice(b"ab");
+        buffer.begin(mtu);
+        buffer.push_segment([1; HEADER_LEN], b"ab", mtu);
         buffer.finish();
-        buffer.begin();
-        buffer.reserve(2, 25).extend_from_slice(b"cd");
+        buffer.begin(mtu);
+        buffer.push_segment([2; HEADER_LEN], b"cd", mtu);
         buffer.finish();
-        assert_eq!(buffer.waiting(), (2, 4));
+        assert_eq!(buffer.waiting(), (2, 2 * (HEADER_LEN as u64 + 2)));
+        let segment = |n: u8, payload: &[u8]| [[n; HEADER_LEN].as_slice(), payload].concat();
         assert_eq!(
-            buffer.drain().collect::<Vec<_>>(),
-            vec![&b"ab"[..], &b"cd"[..]]
+            buffer.drain().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+            vec![segment(1, b"ab"), segment(2, b"cd")]
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Outgoing datagrams: acknowledgements, window probes, new and resent data.
 
 use crate::datagram_buffer::DatagramBuffer;
-use crate::header::{Command, Header, HEADER_LEN};
+use crate::header::{Command, Header};
 use crate::kcp::{diff, Kcp, ASK_SEND, ASK_TELL, PROBE_INIT, PROBE_LIMIT, THRESH_MIN};
 
 /// Largest per-segment timeout: well inside the range where wrapping time comparisons
@@ -23,11 +23,10 @@ impl Kcp {
         if !self.updated {
             return;
         }
-        out.begin();
-        let (datagrams_before, bytes_before) = out.waiting();
+        let mtu = self.config.mtu;
+        let (datagrams_before, bytes_before) = out.begin(mtu);
         self.flush_requested = false;
         let current = self.current;
-        let mtu = self.config.mtu;
         let mut header = Header {
             conv: self.conv,
             cmd: Command::Ack,
@@ -44,7 +43,7 @@ impl Kcp {
             // sn/ts of the last ack before it; doing the same keeps us byte-identical.
             header.sn = sn;
             header.ts = ts;
-            header.encode(out.reserve(HEADER_LEN, mtu));
+            out.push_header(header.to_bytes(), mtu);
         }
         self.acks.clear();
 
@@ -55,7 +54,7 @@ impl Kcp {
         ] {
             if self.probe & bit != 0 {
                 header.cmd = cmd;
-                header.encode(out.reserve(HEADER_LEN, mtu));
+                out.push_header(header.to_bytes(), mtu);
             }
         }
         self.probe = 0;
@@ -146,9 +145,7 @@ impl Kcp {
                 header.sn = segment.sn;
                 header.len = segment.len;
                 let payload = self.send_bytes.get(segment.at, segment.len as usize);
-                let out = out.reserve(HEADER_LEN + payload.len(), mtu);
-                header.encode(out);
-                crate::small_copy::append(out, payload);
+                out.push_segment(header.to_bytes(), payload, mtu);
                 if segment.xmit >= self.config.dead_link {
                     self.dead = true;
                 }

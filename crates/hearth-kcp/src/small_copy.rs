@@ -15,37 +15,57 @@ pub(crate) const INLINE_LIMIT: usize = 64;
 /// Appends `src` to `dst`: the same result as `dst.extend_from_slice(src)`.
 #[inline(always)]
 pub(crate) fn append(dst: &mut Vec<u8>, src: &[u8]) {
+    append_after(dst, [], src);
+}
+
+/// Appends `head` then `src` to `dst`, with one capacity check: the same result
+/// as `dst.extend_from_slice(&head); dst.extend_from_slice(src)`.
+#[inline(always)]
+pub(crate) fn append_after<const N: usize>(dst: &mut Vec<u8>, head: [u8; N], src: &[u8]) {
     let len = src.len();
     if len > INLINE_LIMIT {
+        dst.extend_from_slice(&head);
         dst.extend_from_slice(src);
         return;
     }
-    dst.reserve(len);
+    dst.reserve(N + len);
     let old = dst.len();
-    // SAFETY: `reserve` left room for `len` bytes after `old`, and every store
-    // below lands in `dst[old..old + len]`: each pair of moves covers the first
-    // and the last N bytes of a length between N and 2N, overlapping in the
-    // middle. Every load is inside `src`, for the same reason. `src` cannot
+    // SAFETY: `reserve` left room for `N + len` bytes after `old`: `head` fills
+    // the first `N`, `copy_short` the next `len` (its contract). `src` cannot
     // overlap `dst`'s spare capacity (one is borrowed shared, the other
-    // mutably). All `len` bytes are written before `set_len` exposes them.
+    // mutably). All `N + len` bytes are written before `set_len` exposes them.
     unsafe {
-        let from = src.as_ptr();
         let to = dst.as_mut_ptr().add(old);
-        if len >= 32 {
-            move_ends::<32>(from, to, len);
-        } else if len >= 16 {
-            move_ends::<16>(from, to, len);
-        } else if len >= 8 {
-            move_ends::<8>(from, to, len);
-        } else if len >= 4 {
-            move_ends::<4>(from, to, len);
-        } else if len > 0 {
-            // 1 to 3 bytes: the first, the middle and the last cover them all.
-            *to = *from;
-            *to.add(len / 2) = *from.add(len / 2);
-            *to.add(len - 1) = *from.add(len - 1);
-        }
-        dst.set_len(old + len);
+        to.cast::<[u8; N]>().write_unaligned(head);
+        copy_short(src.as_ptr(), to.add(N), len);
+        dst.set_len(old + N + len);
+    }
+}
+
+/// Copies `len <= INLINE_LIMIT` bytes with no call and no loop: every store
+/// lands in `to[..len]`, since each pair of moves covers the first and the
+/// last N bytes of a length between N and 2N, overlapping in the middle; every
+/// load is inside `from[..len]` for the same reason.
+///
+/// # Safety
+/// `from` must be readable and `to` writable for `len` bytes, not overlapping,
+/// and `len <= INLINE_LIMIT`.
+#[inline(always)]
+unsafe fn copy_short(from: *const u8, to: *mut u8, len: usize) {
+    debug_assert!(len <= INLINE_LIMIT);
+    if len >= 32 {
+        move_ends::<32>(from, to, len);
+    } else if len >= 16 {
+        move_ends::<16>(from, to, len);
+    } else if len >= 8 {
+        move_ends::<8>(from, to, len);
+    } else if len >= 4 {
+        move_ends::<4>(from, to, len);
+    } else if len > 0 {
+        // 1 to 3 bytes: the first, the middle and the last cover them all.
+        *to = *from;
+        *to.add(len / 2) = *from.add(len / 2);
+        *to.add(len - 1) = *from.add(len - 1);
     }
 }
 
@@ -78,6 +98,12 @@ mod tests {
                 append(&mut inline, src);
                 reference.extend_from_slice(src);
                 assert_eq!(inline, reference, "length {len} after {prefix} bytes");
+                let mut inline = vec![0xAA; prefix];
+                let mut reference = inline.clone();
+                append_after(&mut inline, *b"head", src);
+                reference.extend_from_slice(b"head");
+                reference.extend_from_slice(src);
+                assert_eq!(inline, reference, "length {len} after a head");
             }
         }
     }
@@ -90,8 +116,13 @@ mod tests {
         ) {
             let mut inline = Vec::with_capacity(capacity);
             let mut reference = Vec::new();
-            for piece in &pieces {
-                append(&mut inline, piece);
+            for (index, piece) in pieces.iter().enumerate() {
+                if index % 2 == 0 {
+                    append(&mut inline, piece);
+                } else {
+                    append_after(&mut inline, [index as u8; 3], piece);
+                    reference.extend_from_slice(&[index as u8; 3]);
+                }
                 reference.extend_from_slice(piece);
                 prop_assert_eq!(&inline, &reference);
             }
