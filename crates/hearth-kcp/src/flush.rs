@@ -84,7 +84,8 @@ impl Kcp {
         // One pass over the ring: the segments in flight, then queued ones
         // given sequence numbers while the window has room (ikcp.c moves
         // them to its send buffer first, then walks it: the same order).
-        for (index, segment) in self.snd_buf.iter_mut().enumerate() {
+        for index in 0..self.snd_buf.len() {
+            let segment = self.snd_buf.at_mut(index);
             if index >= flying {
                 if diff(self.snd_nxt, window_end) >= 0 {
                     break;

@@ -193,7 +193,8 @@ impl Kcp {
             return;
         }
         let flying = self.snd_buf.len() - self.queued as usize;
-        for segment in self.snd_buf.iter_mut().take(flying) {
+        for index in 0..flying {
+            let segment = self.snd_buf.at_mut(index);
             if diff(max_sn, segment.sn) <= 0 {
                 break;
             }

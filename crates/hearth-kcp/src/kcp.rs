@@ -7,6 +7,7 @@ use crate::arena::ByteArena;
 use crate::config::{Config, REFERENCE_FRAGMENT_LIMIT};
 use crate::datagram_buffer::{DatagramBuffer, Transmits};
 use crate::error::{ConfigError, SendError};
+use crate::send_ring::SendRing;
 use crate::stats::Stats;
 
 pub(crate) const RTO_DEFAULT: u32 = 200;
@@ -38,7 +39,7 @@ pub(crate) struct Reordered {
 
 /// A segment of the send ring: queued by the application (no sequence number yet,
 /// `sn` meaningless), or sent at least once and awaiting its acknowledgement.
-#[derive(Debug)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Segment {
     pub sn: u32,
     pub ts: u32,
@@ -126,7 +127,7 @@ pub struct Kcp {
     /// front never acked), then the last `queued` ones the application queued.
     /// One ring instead of ikcp.c's two queues: a send and the flush that sends it
     /// touch the same memory.
-    pub(crate) snd_buf: VecDeque<Segment>,
+    pub(crate) snd_buf: SendRing,
     /// Payloads of `snd_buf`, in order.
     pub(crate) send_bytes: ByteArena,
 
@@ -170,7 +171,7 @@ impl Kcp {
             snd_nxt: 0,
             queued: 0,
             send_bytes: ByteArena::default(),
-            snd_buf: VecDeque::new(),
+            snd_buf: SendRing::default(),
             in_flight: 0,
             rmt_wnd: REFERENCE_FRAGMENT_LIMIT as u32,
             cwnd: 0,

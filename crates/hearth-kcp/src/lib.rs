@@ -38,6 +38,7 @@ mod flush;
 mod header;
 mod input;
 mod kcp;
+mod send_ring;
 pub mod sim;
 mod small_copy;
 mod stats;
