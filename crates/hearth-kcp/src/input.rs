@@ -238,6 +238,13 @@ impl Kcp {
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             return self.reassemble(frg, payload);
         }
+        self.accept_out_of_order(slot, frg, payload)
+    }
+
+    /// Keeps a segment that arrived ahead of a gap (or behind a full window)
+    /// until the segments before it are in.
+    #[inline(never)]
+    fn accept_out_of_order(&mut self, slot: usize, frg: u8, payload: &[u8]) -> bool {
         if self.rcv_buf.len() <= slot {
             self.rcv_buf.resize_with(slot + 1, || None);
         }
@@ -279,10 +286,9 @@ impl Kcp {
 
     /// Appends one in-order fragment to the message being reassembled. Returns whether
     /// a message was discarded for growing past the size limit.
-    #[inline]
+    #[inline(always)]
     fn reassemble(&mut self, frg: u8, payload: &[u8]) -> bool {
-        let last_fragment = frg == 0;
-        if last_fragment
+        if frg == 0
             && self.partial_segments == 0
             && !self.discarding
             && payload.len() <= self.config.max_message_size
@@ -294,6 +300,14 @@ impl Kcp {
             self.ready += 1;
             return false;
         }
+        self.reassemble_fragment(frg, payload)
+    }
+
+    /// [`Kcp::reassemble`] for a fragment of a longer message, or while a
+    /// message too large is being skipped.
+    #[inline(never)]
+    fn reassemble_fragment(&mut self, frg: u8, payload: &[u8]) -> bool {
+        let last_fragment = frg == 0;
         if self.discarding {
             self.discarding = !last_fragment;
             return false;
