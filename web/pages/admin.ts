@@ -103,6 +103,7 @@ function show(o: any): void {
   for (const [name, series] of Object.entries(charts)) drawLines($<HTMLCanvasElement>(`chart-${name}`), series);
   drawBars($<HTMLCanvasElement>("chart-rtt"), s.rtt_histogram, [...o.rtt_buckets_ms.map((b: number) => `≤${b}`), "more"]);
   const t = o.transports;
+  const q = o.handler_queue ?? {};
   $("sessions-table").innerHTML = "";
   const rows: [string, string | number][] = [
     ["sessions live", s.live],
@@ -113,6 +114,11 @@ function show(o: any): void {
     ["streams open", t.streams_open],
     ["TCP connections accepted", t.tcp_accepted],
     ["WebSocket connections accepted", t.websocket_accepted],
+    ["UDP datagrams in / out", `${t.udp_datagrams_in} / ${t.udp_datagrams_out}`],
+    ["UDP datagrams handed to another shard / dropped there", `${t.udp_forwarded} / ${t.udp_forward_dropped}`],
+    ["handler queues: events waiting (bytes)", `${q.waiting_events ?? 0} (${q.waiting_bytes ?? 0} B)`],
+    ["handler queues: deferred / unreliable dropped", `${q.deferred ?? 0} / ${q.dropped_unreliable ?? 0}`],
+    ["handler queues: sessions shed (their events)", `${q.sessions_shed ?? 0} (${q.shed_events ?? 0})`],
     ["accounts", o.accounts ?? "?"],
     ["uptime", `${o.uptime_s} s`],
   ];

@@ -108,6 +108,13 @@ test("two browsers and a Rust client play together; a cut browser resumes; an ad
   await until("the dashboard counts the sessions", () =>
     admin.getByTestId("admin-sessions").textContent().then((t) => /sessions live\s*3/.test(t ?? "")),
   );
+  // The gate's UDP counters and handler queues are on the dashboard too: the
+  // Rust client's UDP link has carried datagrams both ways, and nothing is
+  // stuck in a handler queue.
+  await until("the dashboard shows UDP traffic", () =>
+    admin.getByTestId("admin-sessions").textContent().then((t) => /UDP datagrams in \/ out\s*[1-9]\d* \/ [1-9]\d*/.test(t ?? "")),
+  );
+  assert.match((await admin.getByTestId("admin-sessions").textContent()) ?? "", /handler queues: events waiting \(bytes\)\s*0 \(0 B\)/);
   await admin.getByTestId("announce-text").fill("maintenance at noon");
   await admin.getByTestId("announce").click();
   await until("ann reads the announcement", () => ann.getByTestId("chat-log").textContent().then((t) => t?.includes("[system] maintenance at noon")));
