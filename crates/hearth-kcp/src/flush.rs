@@ -177,24 +177,25 @@ impl Kcp {
             let in_flight = self.snd_nxt.wrapping_sub(self.snd_una);
             self.ssthresh = (in_flight / 2).max(THRESH_MIN);
             self.cwnd = self.ssthresh.wrapping_add(fast_threshold);
-            self.incr = self.cwnd.wrapping_mul(self.mss as u32);
+            self.incr = self.cwnd.wrapping_mul(self.mss);
         }
         if timed_out {
             // The classic ikcp.c halves the effective window, not the congestion window.
             self.ssthresh = (window / 2).max(THRESH_MIN);
             self.cwnd = 1;
-            self.incr = self.mss as u32;
+            self.incr = self.mss;
         }
         if self.cwnd < 1 {
             self.cwnd = 1;
-            self.incr = self.mss as u32;
+            self.incr = self.mss;
         }
     }
 
     fn schedule_window_probe(&mut self) {
         if self.rmt_wnd != 0 {
-            // Written only when set: these live on a cold cache line.
-            if self.probe_wait != 0 || self.ts_probe != 0 {
+            // `ts_probe` lives on a cold cache line: touched only while probing
+            // (`probe_wait` is never 0 then).
+            if self.probe_wait != 0 {
                 self.ts_probe = 0;
                 self.probe_wait = 0;
             }

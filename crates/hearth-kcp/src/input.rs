@@ -208,7 +208,7 @@ impl Kcp {
         if self.cwnd >= self.rmt_wnd {
             return;
         }
-        let mss = self.mss as u32;
+        let mss = self.mss;
         if self.cwnd < self.ssthresh {
             self.cwnd += 1;
             self.incr = self.incr.wrapping_add(mss);

@@ -114,7 +114,11 @@ pub struct Kcp {
     pub(crate) flush_requested: bool,
     /// Skipping the rest of a message that grew too large.
     pub(crate) discarding: bool,
-    pub(crate) mss: usize,
+    /// Payload bytes per segment (the MTU is at most 65,507).
+    pub(crate) mss: u32,
+    /// Window probing's current back-off (0 while the peer's window is open):
+    /// read by every flush, so it lives here, not with `ts_probe`.
+    pub(crate) probe_wait: u32,
     /// Messages shorter than this go out as one segment without further checks:
     /// one more than the smaller of the MSS and the message limit, or 0 in stream
     /// mode (where every send may top up the last segment).
@@ -147,7 +151,6 @@ pub struct Kcp {
     /// The session's own datagram buffer, for callers that do not pass theirs.
     pub(crate) datagrams: DatagramBuffer,
     pub(crate) ts_probe: u32,
-    pub(crate) probe_wait: u32,
     pub(crate) dead: bool,
     pool: Vec<Vec<u8>>,
 }
@@ -158,7 +161,7 @@ impl Kcp {
         config.validate()?;
         Ok(Self {
             conv,
-            mss: config.mss(),
+            mss: config.mss() as u32,
             one_segment_below: if config.stream {
                 0
             } else {
@@ -230,7 +233,7 @@ impl Kcp {
     /// line so that the common case saves no registers for it.
     #[inline(never)]
     fn send_fragments(&mut self, mut msg: &[u8]) -> Result<(), SendError> {
-        let mss = self.mss;
+        let mss = self.mss as usize;
         if msg.len() > self.config.max_message_size {
             return Err(SendError::TooLarge {
                 len: msg.len(),
