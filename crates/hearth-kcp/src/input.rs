@@ -169,6 +169,7 @@ impl Kcp {
 
     /// Keeps the invariant that the front of `snd_buf` is unacknowledged, and `snd_una`
     /// names it; frees the payload bytes of everything before it.
+    #[inline]
     fn drop_acked_front(&mut self) {
         while self.snd_buf.front().is_some_and(|segment| segment.acked) {
             self.snd_buf.pop_front();
