@@ -24,6 +24,8 @@ pub(crate) fn append(dst: &mut Vec<u8>, src: &[u8]) {
 pub(crate) fn append_after<const N: usize>(dst: &mut Vec<u8>, head: [u8; N], src: &[u8]) {
     let len = src.len();
     if len > INLINE_LIMIT {
+        // One growth for both, as for a short one.
+        dst.reserve(N + len);
         dst.extend_from_slice(&head);
         dst.extend_from_slice(src);
         return;
