@@ -38,6 +38,8 @@ struct Run {
     /// Server CPU (user + system) per echoed message, in microseconds: steadier
     /// than msg/s when the load generator's core is saturated too.
     cpu_us: f64,
+    /// The load generator's own CPU per echoed message (NaN if not reported).
+    load_cpu_us: f64,
 }
 
 fn wait_until_listening(addr: &str, udp: bool) {
@@ -124,12 +126,19 @@ fn run_one(server: &Server, port: u16, secs: f64, conns: usize) -> Run {
         p50: field("p50_us="),
         p99: field("p99_us="),
         cpu_us,
+        load_cpu_us: text
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("load_cpu_us="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN),
     }
 }
 
+/// The median of the values that are numbers (NaN when none is).
 fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    values[values.len() / 2]
+    values.retain(|value| !value.is_nan());
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The medians of each server's runs, and every run (for paired ratios).
@@ -194,13 +203,14 @@ fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u
             *port += 1;
             let run = run_one(server, *port, secs, 100);
             eprintln!(
-                "  round {} {:<28} {:>9.0} msg/s  p50 {:>5.0} us  p99 {:>5.0} us  cpu {:>5.2} us/msg",
+                "  round {} {:<28} {:>9.0} msg/s  p50 {:>5.0} us  p99 {:>5.0} us  cpu {:>5.2} us/msg  load {:>5.2} us/msg",
                 round + 1,
                 server.name,
                 run.rate,
                 run.p50,
                 run.p99,
-                run.cpu_us
+                run.cpu_us,
+                run.load_cpu_us
             );
             runs[index].push(run);
         }
@@ -212,6 +222,7 @@ fn group(title: &str, servers: &[Server], rounds: usize, secs: f64, port: &mut u
             p50: median(r.iter().map(|x| x.p50).collect()),
             p99: median(r.iter().map(|x| x.p99).collect()),
             cpu_us: median(r.iter().map(|x| x.cpu_us).collect()),
+            load_cpu_us: median(r.iter().map(|x| x.load_cpu_us).collect()),
         })
         .collect();
     println!(
@@ -468,6 +479,21 @@ fn shards_group(rounds: usize, secs: f64, port: &mut u16) {
     println!(
         "  server CPU per message: {:.2} us with 1 shard, {:.2} us with 2; capacity on two cores: {capacity:.2}x one shard's (goal >= 1.7)",
         shards.medians[0].cpu_us, shards.medians[1].cpu_us
+    );
+    // With the load on the same two cores, server and generator split two
+    // cores' time: a run reaches at most 2 / (server + load CPU per message),
+    // and one shard also at most 1 / (its CPU per message). So the generator
+    // caps the measurable ratio, and 1.7x needs one that costs at most
+    // 2 x one / 1.7 - two per message.
+    let (one, two) = (&shards.medians[0], &shards.medians[1]);
+    let cap_one = (1.0 / one.cpu_us).min(2.0 / (one.cpu_us + one.load_cpu_us));
+    let cap_two = 2.0 / (two.cpu_us + two.load_cpu_us);
+    let needed = 2.0 * one.cpu_us / 1.7 - two.cpu_us;
+    println!(
+        "  load generator CPU per message: {:.2} us with 1 shard, {:.2} us with 2: on these two cores that caps the ratio near {:.2}x; 1.7x needs a generator at {needed:.2} us per message or on another machine",
+        one.load_cpu_us,
+        two.load_cpu_us,
+        cap_two / cap_one
     );
     echo_figures("UDP session echo by shards", &shards, &servers, &[(1, 0)]);
     hearth_figures::figure(

@@ -1,7 +1,8 @@
 //! `echo-load MODE ADDR [--conns N] [--secs S] [--warmup S] [--size B]
 //! [--json] [--deflate]`: N connections, one message in flight each, against
 //! an echo server. Prints one line: `rate=<msgs/s> p50_us=<..> p99_us=<..>
-//! lost=<..>`, and for `ws` the bytes each message took on the wire
+//! lost=<..> load_cpu_us=<..>` (this process's CPU time per echoed message
+//! in the window), and for `ws` the bytes each message took on the wire
 //! (`up_B`, client to server, and `down_B`, frames included).
 //!
 //! `--json`: JSON-like game state (varying numbers and names) instead of one
@@ -105,9 +106,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     window.measuring.store(true, Ordering::SeqCst);
     let started = Instant::now();
+    let cpu_started = hearth_bench::process::cpu_seconds(std::process::id());
     tokio::time::sleep(Duration::from_secs_f64(args.secs)).await;
     window.measuring.store(false, Ordering::SeqCst);
     let elapsed = started.elapsed();
+    let cpu_ended = hearth_bench::process::cpu_seconds(std::process::id());
     window.done.store(true, Ordering::SeqCst);
     let mut latencies: Vec<u32> = Vec::new();
     for task in tasks {
@@ -131,8 +134,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         String::new()
     };
+    // The load generator's own CPU per echoed message in the window: on a
+    // machine it shares with the server, it bounds what the server can show.
+    let load_cpu = match (cpu_started, cpu_ended) {
+        (Some(before), Some(after)) if !latencies.is_empty() => format!(
+            " load_cpu_us={:.2}",
+            (after - before) * 1e6 / latencies.len() as f64
+        ),
+        _ => String::new(),
+    };
     println!(
-        "rate={:.0} p50_us={} p99_us={} lost={} conns={} size={}{wire}",
+        "rate={:.0} p50_us={} p99_us={} lost={} conns={} size={}{wire}{load_cpu}",
         latencies.len() as f64 / elapsed.as_secs_f64(),
         pick(0.50),
         pick(0.99),
