@@ -173,7 +173,13 @@ impl Client {
 
     // ---- driver interface ----------------------------------------------------
 
+    /// The next datagram or stream packet to send; call it until `None`
+    /// after handling input and sending (the session flushes here what those
+    /// left it, so several sends in one turn share packets).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        // What an input or a send deferred (see `Session::defer_flush`).
+        self.session.take_unlisted_flush();
+        self.session.flush_if_deferred(&mut self.out);
         self.out.transmits.pop_front()
     }
 
@@ -561,7 +567,7 @@ impl Client {
     // ---- application interface ----------------------------------------------
 
     pub fn send(&mut self, now: Instant, channel: u16, payload: &[u8]) -> Result<(), SendError> {
-        self.session.send(now, channel, payload, &mut self.out)
+        self.session.send(now, channel, payload)
     }
 
     pub fn open_channel(

@@ -116,6 +116,13 @@ pub struct Server {
     /// wakeup allocates nothing.
     due: Vec<u64>,
     due_entries: Vec<(u64, u64)>,
+    /// Sessions whose flush waits for the next `poll_transmit` (see
+    /// `Session::defer_flush`): not a timer, since a driver polls for
+    /// transmits after every input and send, and a timer would fire before it
+    /// has delivered the events whose replies should share the packets. A
+    /// session is listed once per deferral, so this is bounded by the
+    /// sessions touched since the driver last polled.
+    deferred_flushes: Vec<u64>,
     out: Outbox,
     stats: EndpointStats,
     scratch: Vec<u8>,
@@ -176,6 +183,7 @@ impl Server {
             scheduled: HashMap::new(),
             due: Vec::new(),
             due_entries: Vec::new(),
+            deferred_flushes: Vec::new(),
             out: Outbox::default(),
             stats: EndpointStats::default(),
             scratch: Vec::new(),
@@ -358,7 +366,15 @@ impl Server {
 
     // ---- driver interface ----------------------------------------------------
 
+    /// The next datagram or stream packet to send. Call it until `None`
+    /// after handling input, delivering events and sending: sessions flush
+    /// here what those left them, so that a reply the game sends while
+    /// handling an event shares packets with the acknowledgement of the
+    /// input that caused it.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if !self.deferred_flushes.is_empty() {
+            self.flush_deferred();
+        }
         let transmit = self.out.transmits.pop_front()?;
         if let Transmit::Datagram { bytes, .. } = &transmit {
             self.stats.datagrams_out += 1;
@@ -374,6 +390,7 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let rotation = self.epoch + Duration::from_millis(self.cookies.next_rotation_ms());
         let mut earliest = rotation;
+
         if let Some(at) = self.timers.next_deadline() {
             earliest = earliest.min(self.epoch + Duration::from_millis(at));
         }
@@ -438,6 +455,26 @@ impl Server {
 
     /// After anything touched a session: drop it if closed, free its address
     /// slot once welcomed, else (re)arm its timer.
+    /// The flushes sessions deferred since the last poll, each at the time
+    /// it was asked for; their timers follow what the flush left due.
+    fn flush_deferred(&mut self) {
+        let mut listed = std::mem::take(&mut self.deferred_flushes);
+        for &id in &listed {
+            let Some(session) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            let Some(asked) = session.deferred_flush() else {
+                continue;
+            };
+            session.flush_if_deferred(&mut self.out);
+            self.touch(asked, id);
+        }
+        listed.clear();
+        // Flushes list nothing new: the session list's memory is reused.
+        debug_assert!(self.deferred_flushes.is_empty());
+        self.deferred_flushes = listed;
+    }
+
     fn touch(&mut self, now: Instant, id: u64) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
@@ -449,6 +486,14 @@ impl Server {
         if session.logging_in_from.is_some() && session.login_welcomed() {
             let prefix = session.logging_in_from.take().expect("checked");
             self.shard.set.limits().logging_in.release(prefix);
+        }
+        if session.take_unlisted_flush() {
+            self.deferred_flushes.push(id);
+        }
+        if session.deferred_flush().is_some() {
+            // Its timer is set after the flush: what is due now (an ack, a
+            // KCP flush) is what the flush will do.
+            return;
         }
         let Some(deadline) = session.next_deadline() else {
             return;
@@ -501,7 +546,7 @@ impl Server {
         channel: u16,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        self.with_session(now, id, |s, out| s.send(now, channel, payload, out))
+        self.with_session(now, id, |s, _| s.send(now, channel, payload))
             .unwrap_or(Err(SendError::Closed))
     }
 

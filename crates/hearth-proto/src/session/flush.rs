@@ -19,8 +19,40 @@ const KCP_IDLE_MS: u32 = 3_600_000;
 impl Session {
     /// Sends everything that is due on every link.
     pub fn flush(&mut self, now: Instant, out: &mut Outbox) {
+        self.flush_deferred = None;
         self.flush_datagram(now, out);
         self.flush_stream(now, out);
+    }
+
+    /// Asks for a flush at the endpoint's next `poll_transmit` instead of now.
+    /// An input is handled and its events reach the game before the endpoint
+    /// is polled for transmits: what the game sends in reply then leaves in the
+    /// same packets as the input's acknowledgement (a KCP ack and the reply's
+    /// segment in one datagram, not two), and several sends in one turn share
+    /// packets.
+    pub(crate) fn defer_flush(&mut self, now: Instant) {
+        if self.flush_deferred.is_none() {
+            self.flush_unlisted = true;
+        }
+        self.flush_deferred = Some(now);
+    }
+
+    /// Whether a flush was deferred since the endpoint last asked: it lists
+    /// the session once for its next `poll_transmit`.
+    pub(crate) fn take_unlisted_flush(&mut self) -> bool {
+        std::mem::take(&mut self.flush_unlisted)
+    }
+
+    /// When a deferred flush was asked for, if one is waiting.
+    pub(crate) fn deferred_flush(&self) -> Option<Instant> {
+        self.flush_deferred
+    }
+
+    /// The deferred flush, if one is waiting (with the time it was asked at).
+    pub(crate) fn flush_if_deferred(&mut self, out: &mut Outbox) {
+        if let Some(now) = self.flush_deferred {
+            self.flush(now, out);
+        }
     }
 
     /// Whether an Ack frame should go out now: piggybacked when `other_traffic`,

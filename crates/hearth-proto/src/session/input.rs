@@ -23,7 +23,7 @@ impl Session {
         self.stats.packets_in += 1;
         self.stats.bytes_in += packet.len() as u64;
         self.handle_frames(now, LinkKind::Datagram, &packet[range], out);
-        self.flush(now, out);
+        self.defer_flush(now);
     }
 
     /// One sealed stream packet (a TCP frame or a WebSocket message),
@@ -59,7 +59,7 @@ impl Session {
         self.stats.packets_in += 1;
         self.stats.bytes_in += (plaintext.len() + crate::crypto::TAG_LEN) as u64;
         self.handle_frames(now, LinkKind::Stream, plaintext, out);
-        self.flush(now, out);
+        self.defer_flush(now);
     }
 
     pub(super) fn handle_frames(

@@ -134,6 +134,11 @@ pub struct Session {
     closing_frame: Option<(u16, String)>,
     /// A new reliable bunch went into KCP: flush it now, not at the next tick.
     kcp_dirty: bool,
+    /// An input or a send asked for a flush that waits for the endpoint's
+    /// next `poll_transmit` (see `defer_flush`), as of this time.
+    flush_deferred: Option<Instant>,
+    /// The endpoint has not yet been told about `flush_deferred`.
+    flush_unlisted: bool,
     /// Server: the address slot this session holds until its login is accepted.
     pub(crate) logging_in_from: Option<crate::address_limit::AddressPrefix>,
     /// Server: where the session's first link came from (for the login hook).
@@ -177,6 +182,8 @@ impl Session {
             net_speed: None,
             closing_frame: None,
             kcp_dirty: false,
+            flush_deferred: None,
+            flush_unlisted: false,
             logging_in_from: None,
             origin: None,
             last_datagram_attach: None,

@@ -7,13 +7,8 @@ use super::*;
 
 impl Session {
     /// Sends `payload` on an open channel with that channel's delivery mode.
-    pub fn send(
-        &mut self,
-        now: Instant,
-        channel: u16,
-        payload: &[u8],
-        out: &mut Outbox,
-    ) -> Result<(), SendError> {
+    /// It leaves at the endpoint's next `poll_transmit` (see `defer_flush`).
+    pub fn send(&mut self, now: Instant, channel: u16, payload: &[u8]) -> Result<(), SendError> {
         self.check_sendable(channel)?;
         if payload.len() > self.config.max_message_size {
             return Err(SendError::TooLarge {
@@ -35,7 +30,7 @@ impl Session {
             self.send_unreliable(channel, payload, spec.prefer_stream)?;
         }
         self.stats.messages_out += 1;
-        self.flush(now, out);
+        self.defer_flush(now);
         Ok(())
     }
 

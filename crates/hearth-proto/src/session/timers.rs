@@ -92,6 +92,10 @@ impl Session {
     }
 
     pub fn on_timeout(&mut self, now: Instant, out: &mut Outbox) {
+        // What an input or a send left for the next poll goes first: a
+        // heartbeat is due only if the link has been quiet, and a pending
+        // reply (a Pong, an echo) is about to end that quiet.
+        self.flush_if_deferred(out);
         match self.state.clone() {
             State::Closed => return,
             State::Detached { deadline } if now >= deadline => {

@@ -107,6 +107,12 @@ pub struct World {
     /// Every datagram the client sent, as the server would receive it.
     pub captured_to_server: Vec<(SocketAddr, Vec<u8>)>,
     pub capture: bool,
+    /// The server sends every message on this channel back, as a game
+    /// handler would: while it handles the events, before its transmits
+    /// are polled.
+    pub echo_channel: Option<u16>,
+    /// Datagrams the server has put on the wire.
+    pub server_datagrams: u64,
 }
 
 impl World {
@@ -151,6 +157,8 @@ impl World {
             client_events: Vec::new(),
             captured_to_server: Vec::new(),
             capture: false,
+            echo_channel: None,
+            server_datagrams: 0,
         }
     }
 
@@ -252,6 +260,7 @@ impl World {
             match transmit {
                 Transmit::Datagram { to, bytes } => {
                     let from = self.server_addr;
+                    self.server_datagrams += 1;
                     self.send_datagram(from, to, bytes);
                 }
                 Transmit::Stream { bytes, .. } => {
@@ -283,6 +292,11 @@ impl World {
                         self.server.refuse_login(self.now, id, reason);
                     }
                     Hook::Ignore => {}
+                }
+            }
+            if let Event::Message { channel, payload } = &event {
+                if self.echo_channel == Some(*channel) {
+                    self.server.send(self.now, id, *channel, payload).unwrap();
                 }
             }
             self.server_events.push((id, event));

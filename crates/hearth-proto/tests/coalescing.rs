@@ -1,0 +1,83 @@
+//! What a session sends in reply to an input leaves with the input's
+//! acknowledgement: the endpoint flushes a session when its driver polls for
+//! transmits, after the game has handled the input's events, not while the
+//! input is being read.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hearth_proto::{ChannelKind, ChannelSpec, Delivery};
+
+/// Sends `count` messages one at a time on `channel` and counts the
+/// datagrams the server sent between each message's arrival and its echo's.
+fn server_datagrams_per_echo(world: &mut World, channel: u16, count: u32) -> Vec<u64> {
+    world.echo_channel = Some(channel);
+    let mut per_echo = Vec::new();
+    for index in 0..count {
+        // Let the previous exchange's acknowledgements settle first.
+        world.run_for(Duration::from_millis(200));
+        let echoed = world.messages_at_client(channel).len();
+        let before = world.server_datagrams;
+        world
+            .client
+            .send(world.now, channel, &numbered_message(index, 48))
+            .unwrap();
+        world
+            .run_until(Duration::from_secs(5), |w| {
+                w.messages_at_client(channel).len() > echoed
+            })
+            .expect("the echo comes back");
+        per_echo.push(world.server_datagrams - before);
+    }
+    per_echo
+}
+
+#[test]
+fn a_reliable_echo_and_the_acknowledgement_of_its_request_share_one_datagram() {
+    let mut world = World::with_defaults(11, LinkProfile::PERFECT);
+    world.login_over_udp();
+    // Reliable over UDP: KCP, which acknowledges every segment at once.
+    world.open_channel(1, reliable(ChannelKind::Game));
+    let per_echo = server_datagrams_per_echo(&mut world, 1, 10);
+    // Flushed while the input was read, the KCP acknowledgement would leave
+    // alone and the echo in a second datagram: two per message.
+    assert_eq!(per_echo, vec![1; 10], "server datagrams per echo");
+    let echoes = world.messages_at_client(1);
+    assert_eq!(echoes.len(), 10);
+    for (index, echo) in echoes.iter().enumerate() {
+        assert_eq!(echo, &numbered_message(index as u32, 48));
+    }
+}
+
+#[test]
+fn an_unreliable_echo_is_one_datagram_too() {
+    let mut world = World::with_defaults(12, LinkProfile::PERFECT);
+    world.login_over_udp();
+    world.open_channel(2, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable));
+    assert_eq!(server_datagrams_per_echo(&mut world, 2, 10), vec![1; 10]);
+}
+
+#[test]
+fn sends_in_one_turn_share_packets() {
+    let mut world = World::with_defaults(13, LinkProfile::PERFECT);
+    world.login_over_udp();
+    world.open_channel(3, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable));
+    world.run_for(Duration::from_millis(500));
+    let before = world.server_datagrams;
+    let id = world.session_id();
+    for index in 0..8 {
+        world
+            .server
+            .send(world.now, id, 3, &numbered_message(index, 40))
+            .unwrap();
+    }
+    world
+        .run_until(Duration::from_secs(5), |w| {
+            w.messages_at_client(3).len() == 8
+        })
+        .expect("all eight arrive");
+    // Eight 40-byte messages fit one datagram: one flush for the turn.
+    assert_eq!(world.server_datagrams - before, 1);
+}
