@@ -319,9 +319,14 @@ async fn https_api_and_a_wss_game_login_work_end_to_end_with_the_certificate_tru
         .unwrap();
     for index in 0u32..20 {
         connection.send(2, &index.to_be_bytes()).await.unwrap();
+        // The world talks on its own channel meanwhile (the map, who is
+        // there): only channel 2 carries the echoes.
         let payload = loop {
             match timeout(WAIT, connection.next_event()).await.unwrap() {
-                Some(Event::Message { payload, .. }) => break payload,
+                Some(Event::Message {
+                    channel: 2,
+                    payload,
+                }) => break payload,
                 Some(Event::Closed(reason)) => panic!("closed: {reason}"),
                 Some(_) => {}
                 None => panic!("stopped"),
