@@ -567,7 +567,7 @@ impl Client {
     // ---- application interface ----------------------------------------------
 
     pub fn send(&mut self, now: Instant, channel: u16, payload: &[u8]) -> Result<(), SendError> {
-        self.session.send(now, channel, payload)
+        self.session.send(now, channel, payload, &mut self.out)
     }
 
     pub fn open_channel(

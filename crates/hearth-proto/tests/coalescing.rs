@@ -81,3 +81,55 @@ fn sends_in_one_turn_share_packets() {
     // Eight 40-byte messages fit one datagram: one flush for the turn.
     assert_eq!(world.server_datagrams - before, 1);
 }
+
+/// A send deferred at `t`, a `handle_timeout` at `t + gap` (the gate reads a
+/// burst of inputs, then runs due timers, then polls), then silence: the
+/// session must still time out. Its timer was once re-armed at a deadline
+/// the wheel had already passed and was then mistaken for a stale one, so
+/// the session never woke again.
+#[test]
+fn a_session_whose_flush_waited_past_a_timeout_still_expires() {
+    for gap_ms in [0u64, 5, 12, 25] {
+        let mut world = World::with_defaults(20 + gap_ms, LinkProfile::PERFECT);
+        world.login_over_udp();
+        world.open_channel(1, reliable(ChannelKind::Game));
+        world.run_for(Duration::from_millis(300));
+        let id = world.session_id();
+        world.drop_to_client = true;
+        let asked = world.now;
+        world.server.send(asked, id, 1, b"hello").unwrap();
+        world
+            .server
+            .handle_timeout(asked + Duration::from_millis(gap_ms));
+        while world.server.poll_transmit().is_some() {}
+        world.cut = true;
+        // Ten seconds of idle timeout, then the resume grace.
+        world.run_for(Duration::from_secs(120));
+        assert!(
+            world.server.session(id).is_none(),
+            "gap {gap_ms} ms: the silent session is still held after 120 s"
+        );
+    }
+}
+
+/// Deferring the flush must not turn the link's queue bound into a limit on
+/// what one turn sends: 400 kB of unreliable messages in one turn all go.
+#[test]
+fn a_turn_may_send_more_than_the_link_queue_holds() {
+    let mut world = World::with_defaults(30, LinkProfile::PERFECT);
+    world.login_over_udp();
+    world.open_channel(3, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable));
+    world.run_for(Duration::from_millis(300));
+    let id = world.session_id();
+    for index in 0..400 {
+        world
+            .server
+            .send(world.now, id, 3, &numbered_message(index, 1000))
+            .unwrap_or_else(|e| panic!("send {index} refused: {e}"));
+    }
+    world
+        .run_until(Duration::from_secs(5), |w| {
+            w.messages_at_client(3).len() == 400
+        })
+        .expect("every message arrives on a perfect link");
+}

@@ -120,8 +120,10 @@ pub struct Server {
     /// `Session::defer_flush`): not a timer, since a driver polls for
     /// transmits after every input and send, and a timer would fire before it
     /// has delivered the events whose replies should share the packets. A
-    /// session is listed once per deferral, so this is bounded by the
-    /// sessions touched since the driver last polled.
+    /// session is listed once per deferral (again only if a direct flush,
+    /// such as opening a channel, ended the first), so this is bounded by
+    /// the session operations since the driver last polled: one input burst
+    /// in the gate. The memory is reused.
     deferred_flushes: Vec<u64>,
     out: Outbox,
     stats: EndpointStats,
@@ -448,13 +450,11 @@ impl Server {
 
     fn rebuild_timers(&mut self) {
         self.timers.clear();
-        for (&id, &at) in &self.scheduled {
-            self.timers.insert(at, id);
+        for (&id, at) in self.scheduled.iter_mut() {
+            *at = self.timers.insert(*at, id);
         }
     }
 
-    /// After anything touched a session: drop it if closed, free its address
-    /// slot once welcomed, else (re)arm its timer.
     /// The flushes sessions deferred since the last poll, each at the time
     /// it was asked for; their timers follow what the flush left due.
     fn flush_deferred(&mut self) {
@@ -475,6 +475,8 @@ impl Server {
         self.deferred_flushes = listed;
     }
 
+    /// After anything touched a session: drop it if closed, free its address
+    /// slot once welcomed, else (re)arm its timer.
     fn touch(&mut self, now: Instant, id: u64) {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
@@ -503,8 +505,13 @@ impl Server {
         match self.scheduled.get(&id) {
             Some(&at) if at <= deadline && at > now_ms => {}
             _ => {
-                self.scheduled.insert(id, deadline);
-                self.timers.insert(deadline, id);
+                // The wheel may move a deadline it has already passed up to
+                // its own time (a deferred flush touches a session with the
+                // time it was asked for, after a later `handle_timeout`):
+                // remember the deadline the entry will fire with, or the
+                // entry would look superseded and the session never wake.
+                let at = self.timers.insert(deadline, id);
+                self.scheduled.insert(id, at);
             }
         }
     }
@@ -546,7 +553,7 @@ impl Server {
         channel: u16,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        self.with_session(now, id, |s, _| s.send(now, channel, payload))
+        self.with_session(now, id, |s, out| s.send(now, channel, payload, out))
             .unwrap_or(Err(SendError::Closed))
     }
 

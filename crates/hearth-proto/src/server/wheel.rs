@@ -67,10 +67,14 @@ impl TimerWheel {
     }
 
     /// Adds `id`'s deadline `at` (a past one fires at the next `advance`).
-    pub fn insert(&mut self, at: u64, id: u64) {
+    /// Returns the deadline the entry fires with: `at`, or the wheel's time
+    /// if `at` has passed. A caller that recognises its entries by deadline
+    /// must keep this one, not `at`.
+    pub fn insert(&mut self, at: u64, id: u64) -> u64 {
         let at = at.max(self.elapsed);
         self.len += 1;
         self.place(at, id);
+        at
     }
 
     fn place(&mut self, at: u64, id: u64) {

@@ -8,7 +8,13 @@ use super::*;
 impl Session {
     /// Sends `payload` on an open channel with that channel's delivery mode.
     /// It leaves at the endpoint's next `poll_transmit` (see `defer_flush`).
-    pub fn send(&mut self, now: Instant, channel: u16, payload: &[u8]) -> Result<(), SendError> {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        channel: u16,
+        payload: &[u8],
+        out: &mut Outbox,
+    ) -> Result<(), SendError> {
         self.check_sendable(channel)?;
         if payload.len() > self.config.max_message_size {
             return Err(SendError::TooLarge {
@@ -27,7 +33,16 @@ impl Session {
             }
             self.send_reliable(channel, 0, None, payload, spec.prefer_stream);
         } else {
-            self.send_unreliable(channel, payload, spec.prefer_stream)?;
+            match self.send_unreliable(channel, payload, spec.prefer_stream) {
+                // A turn's sends filled the link's queue that the deferred
+                // flush would have drained: drain it now, and the queue bounds
+                // what cannot leave, not what one turn sends.
+                Err(SendError::Backpressure) if self.flush_deferred.is_some() => {
+                    self.flush(now, out);
+                    self.send_unreliable(channel, payload, spec.prefer_stream)?;
+                }
+                other => other?,
+            }
         }
         self.stats.messages_out += 1;
         self.defer_flush(now);
