@@ -10,6 +10,15 @@ use std::time::Duration;
 use common::*;
 use hearth_proto::{ChannelKind, ChannelSpec, Delivery};
 
+/// A logged-in session over UDP with `channel` open in `delivery`, settled.
+fn world_with_channel(seed: u64, channel: u16, delivery: Delivery) -> World {
+    let mut world = World::with_defaults(seed, LinkProfile::PERFECT);
+    world.login_over_udp();
+    world.open_channel(channel, ChannelSpec::new(ChannelKind::Game, delivery));
+    world.run_for(Duration::from_millis(300));
+    world
+}
+
 /// Sends `count` messages one at a time on `channel` and counts the
 /// datagrams the server sent between each message's arrival and its echo's.
 fn server_datagrams_per_echo(world: &mut World, channel: u16, count: u32) -> Vec<u64> {
@@ -36,10 +45,8 @@ fn server_datagrams_per_echo(world: &mut World, channel: u16, count: u32) -> Vec
 
 #[test]
 fn a_reliable_echo_and_the_acknowledgement_of_its_request_share_one_datagram() {
-    let mut world = World::with_defaults(11, LinkProfile::PERFECT);
-    world.login_over_udp();
     // Reliable over UDP: KCP, which acknowledges every segment at once.
-    world.open_channel(1, reliable(ChannelKind::Game));
+    let mut world = world_with_channel(11, 1, Delivery::ReliableOrdered);
     let per_echo = server_datagrams_per_echo(&mut world, 1, 10);
     // Flushed while the input was read, the KCP acknowledgement would leave
     // alone and the echo in a second datagram: two per message.
@@ -53,18 +60,13 @@ fn a_reliable_echo_and_the_acknowledgement_of_its_request_share_one_datagram() {
 
 #[test]
 fn an_unreliable_echo_is_one_datagram_too() {
-    let mut world = World::with_defaults(12, LinkProfile::PERFECT);
-    world.login_over_udp();
-    world.open_channel(2, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable));
+    let mut world = world_with_channel(12, 2, Delivery::Unreliable);
     assert_eq!(server_datagrams_per_echo(&mut world, 2, 10), vec![1; 10]);
 }
 
 #[test]
 fn sends_in_one_turn_share_packets() {
-    let mut world = World::with_defaults(13, LinkProfile::PERFECT);
-    world.login_over_udp();
-    world.open_channel(3, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable));
-    world.run_for(Duration::from_millis(500));
+    let mut world = world_with_channel(13, 3, Delivery::Unreliable);
     let before = world.server_datagrams;
     let id = world.session_id();
     for index in 0..8 {
@@ -90,10 +92,7 @@ fn sends_in_one_turn_share_packets() {
 #[test]
 fn a_session_whose_flush_waited_past_a_timeout_still_expires() {
     for gap_ms in [0u64, 5, 12, 25] {
-        let mut world = World::with_defaults(20 + gap_ms, LinkProfile::PERFECT);
-        world.login_over_udp();
-        world.open_channel(1, reliable(ChannelKind::Game));
-        world.run_for(Duration::from_millis(300));
+        let mut world = world_with_channel(20 + gap_ms, 1, Delivery::ReliableOrdered);
         let id = world.session_id();
         world.drop_to_client = true;
         let asked = world.now;
@@ -116,10 +115,7 @@ fn a_session_whose_flush_waited_past_a_timeout_still_expires() {
 /// what one turn sends: 400 kB of unreliable messages in one turn all go.
 #[test]
 fn a_turn_may_send_more_than_the_link_queue_holds() {
-    let mut world = World::with_defaults(30, LinkProfile::PERFECT);
-    world.login_over_udp();
-    world.open_channel(3, ChannelSpec::new(ChannelKind::Game, Delivery::Unreliable));
-    world.run_for(Duration::from_millis(300));
+    let mut world = world_with_channel(30, 3, Delivery::Unreliable);
     let id = world.session_id();
     for index in 0..400 {
         world
