@@ -392,7 +392,6 @@ impl Server {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let rotation = self.epoch + Duration::from_millis(self.cookies.next_rotation_ms());
         let mut earliest = rotation;
-
         if let Some(at) = self.timers.next_deadline() {
             earliest = earliest.min(self.epoch + Duration::from_millis(at));
         }
