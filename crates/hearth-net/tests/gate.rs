@@ -39,6 +39,16 @@ async fn joined(config: ConnectConfig) -> (Connection, Vec<Event>) {
     (connection, events)
 }
 
+/// A joined connection with a reliable game channel open on `channel`.
+async fn joined_with_reliable_channel(config: ConnectConfig, channel: u16) -> Connection {
+    let (connection, _) = joined(config).await;
+    connection
+        .open_channel(channel, reliable(ChannelKind::Game))
+        .await
+        .unwrap();
+    connection
+}
+
 /// Sends `count` numbered messages on `channel` and waits for every echo,
 /// returning the echoes in arrival order.
 async fn echo_round(
@@ -134,11 +144,7 @@ async fn blocked_udp_falls_back_to_tcp_and_no_message_is_lost() {
     let gate = echo_gate(|c| c.protocol.udp_ticket_port = Some(hole_port)).await;
     let mut config = ConnectConfig::new(Transport::Auto, gate.tcp_addr.unwrap());
     config.udp_wait = Duration::from_secs(2);
-    let (mut connection, _) = joined(config).await;
-    connection
-        .open_channel(2, reliable(ChannelKind::Game))
-        .await
-        .unwrap();
+    let mut connection = joined_with_reliable_channel(config, 2).await;
     // Sent while UDP is still being tried, and after it was given up.
     echo_round(&mut connection, 2, 100, 500).await;
     timeout(
@@ -173,11 +179,7 @@ async fn udp_only_login_reaches_the_same_session_api() {
 async fn a_reliable_echo_leaves_the_gate_in_the_datagram_that_acknowledges_its_request() {
     let gate = echo_gate(|_| {}).await;
     let config = ConnectConfig::new(Transport::Udp, gate.udp_addr.unwrap());
-    let (mut connection, _) = joined(config).await;
-    connection
-        .open_channel(2, reliable(ChannelKind::Game))
-        .await
-        .unwrap();
+    let mut connection = joined_with_reliable_channel(config, 2).await;
     echo_round(&mut connection, 2, 1, 64).await;
     let sent = |gate: &GateHandle| {
         gate.metrics()
@@ -202,11 +204,7 @@ async fn websocket_login_over_an_upgraded_connection() {
     let gate = echo_gate(|c| c.udp = None).await;
     let web = serve_ws_gate(gate.clone()).await;
     let config = ConnectConfig::new(Transport::WebSocket, web);
-    let (mut connection, _) = joined(config).await;
-    connection
-        .open_channel(2, reliable(ChannelKind::Game))
-        .await
-        .unwrap();
+    let mut connection = joined_with_reliable_channel(config, 2).await;
     echo_round(&mut connection, 2, 200, 1000).await;
     assert_eq!(
         gate.metrics()
@@ -264,11 +262,7 @@ async fn a_dropped_tcp_connection_is_resumed_without_losing_messages() {
     let gate = echo_gate(|c| c.udp = None).await;
     let mut config = ConnectConfig::new(Transport::Tcp, gate.tcp_addr.unwrap());
     config.protocol.session.heartbeat_interval = Duration::from_millis(200);
-    let (mut connection, _) = joined(config).await;
-    connection
-        .open_channel(2, reliable(ChannelKind::Game))
-        .await
-        .unwrap();
+    let mut connection = joined_with_reliable_channel(config, 2).await;
     echo_round(&mut connection, 2, 50, 100).await;
     connection.drop_stream().await;
     timeout(WAIT, connection.wait_for(|e| *e == Event::Resumed))
