@@ -2,6 +2,7 @@
 //! administrator's lock (who may not log in at all), and deletion by the
 //! owner (load-test bots clean up after themselves this way).
 
+use hearth_world::names::name_key;
 use sqlx::Row;
 
 use crate::accounts::{Account, AccountError, Accounts, Role};
@@ -24,7 +25,7 @@ impl Accounts {
     pub async fn set_role(&self, name: &str, role: Role) -> Result<(), AccountError> {
         let changed = sqlx::query("UPDATE accounts SET role = $1 WHERE name_key = $2")
             .bind(role.as_str())
-            .bind(name.to_lowercase())
+            .bind(name_key(name))
             .execute(&self.storage().pool)
             .await?
             .rows_affected();
@@ -41,7 +42,7 @@ impl Accounts {
         let mut tx = self.storage().pool.begin().await?;
         let row = sqlx::query("UPDATE accounts SET disabled = $1 WHERE name_key = $2 RETURNING id")
             .bind(i64::from(disabled))
-            .bind(name.to_lowercase())
+            .bind(name_key(name))
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(AccountError::WrongCredentials)?;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use hearth_world::names::name_key;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
@@ -278,7 +279,7 @@ impl Accounts {
     pub async fn register(&self, name: &str, password: &str) -> Result<Account, AccountError> {
         validate_name(name)?;
         validate_password(password)?;
-        let key = name.to_lowercase();
+        let key = name_key(name);
         let taken = sqlx::query("SELECT id FROM accounts WHERE name_key = $1")
             .bind(&key)
             .fetch_optional(&self.storage.pool)
@@ -317,7 +318,7 @@ impl Accounts {
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<Account, AccountError> {
         // The hash slot first: a busy server must not spend the attempt.
         let admission = self.hashes.admit()?;
-        let key = name.to_lowercase();
+        let key = name_key(name);
         let now = now_ms();
         let limit = i64::from(self.config.max_failed_logins.max(1));
         // Capped at a year so that `now + lock` cannot overflow a BIGINT.

@@ -124,10 +124,13 @@ pub struct AccountsConfig {
     pub single_session: bool,
     /// Let clients without credentials in (the pre-login hook still runs).
     pub allow_anonymous: bool,
-    /// Accounts made administrators at start (they must exist: register
-    /// them first). `hearth admin create NAME` does the same from the
-    /// command line.
-    pub admins: Vec<String>,
+    /// Removed: `admins = ["name"]` promoted whatever account held the
+    /// name at each start, so anyone who registered a listed name first (or
+    /// again, after the administrator deleted theirs) became an
+    /// administrator. Kept only to refuse it with a clear error;
+    /// administrators are made with `hearth admin create`, which binds the
+    /// role to the account that exists at that moment.
+    pub admins: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,7 +217,7 @@ impl Default for AccountsConfig {
             tracked_addresses: 65_536,
             single_session: true,
             allow_anonymous: false,
-            admins: Vec::new(),
+            admins: None,
         }
     }
 }
@@ -249,6 +252,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+    #[error("config file {path}: [accounts] admins is no longer read, since anyone could register a listed name before its owner: remove it and make administrators with `hearth admin create NAME` (or `hearth admin create NAME --promote` for an existing account)")]
+    AdminsByName { path: PathBuf },
     #[error("environment variable {name}={value:?} is not valid: {why}")]
     Env {
         name: String,
@@ -276,10 +281,16 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
-        })
+        })?;
+        if config.accounts.admins.is_some() {
+            return Err(ConfigError::AdminsByName {
+                path: path.to_owned(),
+            });
+        }
+        Ok(config)
     }
 
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,

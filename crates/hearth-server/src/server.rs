@@ -134,14 +134,6 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         tracing::info!(dir = %config.data_dir.display(), "generated a new server key");
     }
     let accounts = Accounts::new(storage.clone(), config.accounts.clone());
-    for name in &config.accounts.admins {
-        match accounts.set_role(name, crate::accounts::Role::Admin).await {
-            Ok(()) => tracing::info!(name, "administrator from the config"),
-            Err(error) => {
-                tracing::warn!(name, %error, "[accounts] admins names an account that does not exist: register it first")
-            }
-        }
-    }
     let logins = Arc::new(LoginCounters::default());
     let gate_cell = Arc::new(OnceLock::new());
     let world_cell = Arc::new(OnceLock::new());

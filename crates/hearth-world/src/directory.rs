@@ -17,6 +17,7 @@ use crate::actor::{MAX_ACTOR_NAME, VALUES};
 use crate::chat::bounded;
 use crate::geometry::Pos;
 use crate::line::{Arrival, Destination, LineConfig, LineInput, LineOutput, PlayerId, SavedPlayer};
+use crate::names::name_key;
 use crate::wire::{ChatScope, Item, Refusal};
 use crate::wire::{MAX_CHAT, MAX_REASON, MAX_ZONE_NAME};
 use crate::zone::Zone;
@@ -182,7 +183,7 @@ impl Directory {
 
     /// The player with this name, if online.
     pub fn find(&self, name: &str) -> Option<PlayerId> {
-        self.names.get(&name.to_lowercase()).copied()
+        self.names.get(&name_key(name)).copied()
     }
 
     pub fn player_count(&self) -> usize {
@@ -300,7 +301,7 @@ impl Directory {
         let mut actions = Vec::new();
         let key = self.place(zone, join.line, &mut actions);
         let _ = now_ms;
-        self.names.insert(join.arrival.name.to_lowercase(), player);
+        self.names.insert(name_key(&join.arrival.name), player);
         self.players.insert(
             player,
             Placed {
@@ -639,7 +640,7 @@ impl Directory {
 
     fn forget(&mut self, player: PlayerId) {
         if let Some(placed) = self.players.remove(&player) {
-            let lower = placed.name.to_lowercase();
+            let lower = name_key(&placed.name);
             if self.names.get(&lower) == Some(&player) {
                 self.names.remove(&lower);
             }

@@ -17,6 +17,7 @@ pub mod directory;
 pub mod geometry;
 pub mod grid;
 pub mod line;
+pub mod names;
 pub mod npc;
 pub mod record;
 pub mod replica;

@@ -116,6 +116,31 @@ fn serve_then_client_then_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A name in the config used to be promoted to administrator at every start,
+/// whoever had registered it: the key is refused, with what to do instead.
+#[test]
+fn admins_by_name_in_the_config_are_refused_with_advice() {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-admins-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hearth.toml");
+    std::fs::write(&config, "[accounts]\nadmins = [\"boss\"]\n").unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--port", "0", "--web-port", "0"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("[accounts] admins"), "{stderr}");
+    assert!(stderr.contains("hearth admin create"), "{stderr}");
+    assert!(!dir.join("data").exists(), "no database made");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn tls_needs_both_files_and_says_which_one_is_unreadable() {
     let dir = std::env::temp_dir().join(format!("hearth-cli-tls-{}", std::process::id()));
