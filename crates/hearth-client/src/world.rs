@@ -18,10 +18,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use hearth_proto::Event;
-use hearth_world::record::Recorder;
-pub use hearth_world::replica::{ReplicaActor, WorldEvent};
-use hearth_world::wire::{ChatScope, Command, RELIABLE_CHANNEL, STATE_CHANNEL};
-pub use hearth_world::{ActorId, Pos, Replica, UNITS_PER_CELL};
+use hearth_replica::record::Recorder;
+pub use hearth_replica::replica::{ReplicaActor, WorldEvent};
+use hearth_replica::wire::{ChatScope, Command, RELIABLE_CHANNEL, STATE_CHANNEL};
+pub use hearth_replica::{ActorId, Pos, Replica, UNITS_PER_CELL};
 
 use crate::Connection;
 

@@ -17,7 +17,7 @@
 pub mod address_limit;
 pub mod bunch;
 pub mod client;
-pub mod codec;
+pub use hearth_codec as codec;
 pub mod config;
 pub mod control;
 pub mod cookie;

@@ -147,7 +147,7 @@ fn main() {
                     let mask = actor.props.diff(&old);
                     if mask != 0 {
                         everything += (1
-                            + hearth_proto::codec::varint_len(u64::from(actor.id.0))
+                            + hearth_codec::varint_len(u64::from(actor.id.0))
                             + wire::props_len(mask, &actor.props))
                             as u64;
                     }

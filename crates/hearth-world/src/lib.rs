@@ -4,27 +4,25 @@
 //! reads no clock: lines are stepped tick by tick with their inputs, and the
 //! directory is told the time. docs/WORLD.md has the wire format.
 //!
-//! The pieces, from the bottom: [`zone`] (maps), [`actor`] and [`wire`]
-//! (what is replicated and how it is encoded), [`grid`] (who is near whom),
-//! [`replication`] (what each client has acknowledged), [`line`] (one
-//! running instance of a zone), [`directory`] (which lines exist and what
-//! crosses them), and [`world::World`], which puts them together in one
-//! process.
+//! The pieces, from the bottom: from `hearth-replica`, the part a client
+//! shares, [`zone`] (maps), [`actor`] and [`wire`] (what is replicated and
+//! how it is encoded); then [`grid`] (who is near whom), [`replication`]
+//! (what each client has acknowledged), [`line`] (one running instance of a
+//! zone), [`directory`] (which lines exist and what crosses them), and
+//! [`world::World`], which puts them together in one process.
 
-pub mod actor;
+pub use hearth_replica::{actor, geometry, names, record, replica, wire, zone};
+
 pub mod chat;
 pub mod directory;
-pub mod geometry;
 pub mod grid;
 pub mod line;
-pub mod names;
 pub mod npc;
-pub mod record;
-pub mod replica;
 pub mod replication;
-pub mod wire;
 pub mod world;
-pub mod zone;
+
+/// The built-in game's zones, used when the server names no zone file.
+pub const DEFAULT_ZONES: &str = include_str!("../zones/default.toml");
 
 pub use actor::{ActorId, ActorKind, Props};
 pub use chat::{ChatHook, ChatVerdict};
@@ -35,4 +33,14 @@ pub use line::{
 };
 pub use replica::{Replica, WorldEvent};
 pub use world::{decode_client, ClientMessage, World};
-pub use zone::{parse_zone_file, Zone, ZoneSpec, DEFAULT_ZONES};
+pub use zone::{parse_zone_file, Zone, ZoneSpec};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_zones_parse_and_their_portals_connect() {
+        let zones = super::parse_zone_file(super::DEFAULT_ZONES).unwrap();
+        assert!(zones.len() >= 3);
+        assert!(zones.iter().all(|z| !z.spawns.is_empty()));
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use hearth_proto::codec::DecodeError;
+use hearth_codec::DecodeError;
 
 use crate::directory::{Action, Directory, DirectoryConfig, Join, JoinError, LineKey};
 use crate::line::{Line, LineInput, LineOutput, PlayerId, SavedPlayer};

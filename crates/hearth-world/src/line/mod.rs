@@ -19,7 +19,7 @@ use crate::geometry::Pos;
 use crate::grid::Grid;
 use crate::npc::{Npc, Rng};
 use crate::replication::ClientView;
-use hearth_proto::codec::Writer;
+use hearth_codec::Writer;
 
 use crate::wire::{self, ChatScope, ClientState, Command, Entered, Frame, Item, Refusal, Reliable};
 use crate::zone::Zone;

@@ -178,7 +178,7 @@ impl Line {
         let mut items: Vec<Item> = Vec::new();
         for &at in &scratch.despawns {
             let entry = &mut view.entries[at as usize];
-            let cost = 1 + hearth_proto::codec::varint_len(u64::from(entry.id.0)) as i64;
+            let cost = 1 + hearth_codec::varint_len(u64::from(entry.id.0)) as i64;
             if cost > left {
                 break;
             }
@@ -345,7 +345,7 @@ fn consider_update(
         actor: near.index,
         entry: at as u32,
         mask,
-        cost: (hearth_proto::codec::varint_len(u64::from(actor.id.0))
+        cost: (hearth_codec::varint_len(u64::from(actor.id.0))
             + 1
             + wire::props_len(mask, &actor.props)) as u32,
     });
@@ -362,7 +362,7 @@ fn spawn_candidate(actor: &Actor, near: &Near, own: ActorId) -> Candidate {
         entry: SPAWN,
         mask: field::ALL,
         cost: (2
-            + hearth_proto::codec::varint_len(u64::from(actor.id.0))
+            + hearth_codec::varint_len(u64::from(actor.id.0))
             + wire::props_len(field::ALL, &actor.props)) as u32,
     }
 }

@@ -1,4 +1,7 @@
-//! Bounded byte reader and writer shared by every decoder in this crate.
+//! Bounded byte reader and writer shared by every decoder of Hearth: the
+//! session protocol's packets, frames and bunches, and the world's messages.
+//! A crate of its own so that what a client needs to follow a world (the
+//! wire, the replica) can decode without the protocol's crypto.
 //!
 //! Every read checks the remaining length first, so a decoder can never index
 //! past the input; each failure names what was being read.

@@ -8,7 +8,7 @@
 //! the client's moves and acknowledgements). Integers are LEB128 varints,
 //! signed ones zigzag-encoded first.
 
-use hearth_proto::codec::{DecodeError, Reader, Writer};
+use hearth_codec::{DecodeError, Reader, Writer};
 
 use crate::actor::{field, ActorId, ActorKind, Props, MAX_ACTOR_NAME, VALUES};
 use crate::geometry::Pos;
@@ -566,7 +566,7 @@ pub fn put_props(out: &mut Vec<u8>, mask: u8, props: &Props) {
 
 /// Bytes `put_props` writes.
 pub fn props_len(mask: u8, props: &Props) -> usize {
-    use hearth_proto::codec::varint_len;
+    use hearth_codec::varint_len;
     let mut len = 0;
     if mask & field::POS != 0 {
         len += varint_len(zigzag(props.pos.x)) + varint_len(zigzag(props.pos.y));

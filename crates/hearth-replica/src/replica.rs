@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use hearth_proto::codec::DecodeError;
+use hearth_codec::DecodeError;
 
 use crate::actor::{ActorId, ActorKind, Props};
 use crate::geometry::Pos;

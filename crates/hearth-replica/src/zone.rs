@@ -10,9 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::{Pos, UNITS_PER_CELL};
 
-/// The default game's zones, used when the server names no zone file.
-pub const DEFAULT_ZONES: &str = include_str!("../zones/default.toml");
-
 /// Largest zone side, in cells: positions stay far from `i32` overflow and
 /// a zone's wall bitmap stays under 128 KiB.
 pub const MAX_ZONE_SIDE: usize = 1024;
@@ -368,13 +365,6 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_default_zones_parse_and_their_portals_connect() {
-        let zones = parse_zone_file(DEFAULT_ZONES).unwrap();
-        assert!(zones.len() >= 3);
-        assert!(zones.iter().all(|z| !z.spawns.is_empty()));
-    }
 
     #[test]
     fn walls_block_and_paths_do_not_cross_them() {
