@@ -15,6 +15,7 @@ pub mod geometry;
 pub mod names;
 pub mod record;
 pub mod replica;
+pub mod schema;
 pub mod wire;
 pub mod zone;
 
