@@ -90,13 +90,12 @@ function sendChat(): void {
   input.value = "";
 }
 
+/** Lines 1 to 4 and the two either side of the current one: a few options, whatever the line number. */
 function fillLines(current: number): void {
-  const select = $<HTMLSelectElement>("line-select");
-  select.replaceChildren();
-  for (let line = 1; line <= Math.max(4, current); line++) {
-    const option = new Option(`line ${line}`, String(line), false, line === current);
-    select.append(option);
-  }
+  const lines = new Set([1, 2, 3, 4]);
+  for (let line = current - 2; line <= current + 2; line++) if (line >= 1 && line <= world.MAX_LINE) lines.add(line);
+  const options = [...lines].sort((a, b) => a - b).map((line) => new Option(`line ${line}`, String(line), false, line === current));
+  $<HTMLSelectElement>("line-select").replaceChildren(...options);
 }
 
 async function loadZones(): Promise<void> {

@@ -2,18 +2,23 @@
 // actors with their names, the player's own actor ringed. The game page and
 // the replay page both draw with it.
 
-import { interpolated, world } from "../client/src/index.js";
-import type { Replica, ReplicaActor } from "../client/src/index.js";
+import { MAP_LEGEND, interpolated, world } from "../client/src/index.js";
+import type { Replica, ReplicaActor, ZoneMap } from "../client/src/index.js";
 
 const COLOURS = ["#e4572e", "#29335c", "#f3a712", "#a8c686", "#669bbc", "#c879ff", "#ffb7c3", "#7ae7c7"];
-const CELLS: Record<string, string> = { "#": "#4a4136", "~": "#2f6690", ".": "#7a9a55", S: "#8fae62", P: "#c58cf2" };
+/** Each map cell's colour (0xRRGGBB), by its character. */
+const CELL_COLOURS: Record<string, number> = { "#": 0x4a4136, "~": 0x2f6690, ".": 0x7a9a55, S: 0x8fae62, P: 0xc58cf2 };
+/** The same by cell code: the cell's index in MAP_LEGEND. */
+const CELL_RGB = [...MAP_LEGEND].map((cell) => CELL_COLOURS[cell]!);
 /** Remote actors are drawn this far in the past, between two updates. */
 export const INTERPOLATION_MS = 100;
 
 export class WorldView {
   private readonly ctx: CanvasRenderingContext2D;
+  /** The map at one pixel per cell, drawn scaled every frame. */
   private mapImage?: HTMLCanvasElement;
-  private mapOf?: unknown;
+  /** The map `mapImage` shows: a new one (another zone) is painted again. */
+  private mapOf?: ZoneMap;
   /** Pixels per cell. */
   scale = 16;
 
@@ -28,7 +33,9 @@ export class WorldView {
     ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
     const image = this.map(replica);
     if (!image) return;
-    ctx.drawImage(image, 0, 0);
+    // Cells stay sharp squares.
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(image, 0, 0, image.width * this.scale, image.height * this.scale);
     const own = replica.ownActor;
     const px = (units: number) => (units / world.UNITS_PER_CELL) * this.scale;
     ctx.font = "12px system-ui";
@@ -58,15 +65,9 @@ export class WorldView {
     if (this.mapImage && this.mapOf === map) return this.mapImage;
     this.scale = Math.max(4, Math.floor(Math.min(this.canvas.width / map.width, this.canvas.height / map.height)));
     const image = document.createElement("canvas");
-    image.width = map.width * this.scale;
-    image.height = map.height * this.scale;
-    const g = image.getContext("2d")!;
-    for (let y = 0; y < map.height; y++) {
-      for (let x = 0; x < map.width; x++) {
-        g.fillStyle = CELLS[map.cell(x, y)] ?? CELLS["#"]!;
-        g.fillRect(x * this.scale, y * this.scale, this.scale, this.scale);
-      }
-    }
+    image.width = map.width;
+    image.height = map.height;
+    image.getContext("2d")!.putImageData(new ImageData(mapPixels(map), map.width, map.height), 0, 0);
     this.mapImage = image;
     this.mapOf = map;
     return image;
@@ -87,6 +88,19 @@ export class WorldView {
     ctx.fillStyle = "#fff";
     ctx.fillText(actor.props.name, x, y - radius - 3);
   }
+}
+
+/** The map as RGBA pixels, one per cell: one pass over the cells, whatever the map's size. */
+export function mapPixels(map: ZoneMap): Uint8ClampedArray<ArrayBuffer> {
+  const pixels = new Uint8ClampedArray(map.cells.length * 4);
+  map.cells.forEach((code, i) => {
+    const rgb = CELL_RGB[code]!;
+    pixels[i * 4] = rgb >> 16;
+    pixels[i * 4 + 1] = (rgb >> 8) & 0xff;
+    pixels[i * 4 + 2] = rgb & 0xff;
+    pixels[i * 4 + 3] = 0xff;
+  });
+  return pixels;
 }
 
 /** Appends a line to a chat log element, keeping the newest 200. */

@@ -2,8 +2,9 @@
 // package, driven by playwright-core): two browser players and one Rust
 // `hearth client` log in to a real `hearth serve`, see each other move and
 // chat; one browser's connection is cut and it resumes; an administrator
-// kicks a player from /admin and that browser shows why. Screenshots go to
-// web/test-results/.
+// kicks a player from /admin and that browser shows why; a server's largest
+// map draws at once and a line number out of range is refused. Screenshots
+// go to web/test-results/.
 
 import assert from "node:assert/strict";
 import { ChildProcess, spawn } from "node:child_process";
@@ -11,6 +12,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Browser, Page, chromium } from "playwright-core";
+import { toHex, world } from "../client/src/index.js";
 import { BIN, PASSWORD, Server, WEB_DIR, account, api, cuttableRelay, startServer, until } from "./harness.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -222,4 +224,48 @@ test("the server records a player; the recording downloads for administrators on
   await page.screenshot({ path: join(RESULTS, "replay.png") });
   gus.connection.close();
   hana.connection.close();
+});
+
+/** An Entered item's message, on the world's reliable channel, as hex. */
+function enteredHex(line: number, map: string): string {
+  return toHex(world.encodeReliable({ tick: 1, items: [{ type: "entered", zone: "arena", line, actor: 1, epoch: 99, tickHz: 20, speed: 5, viewRadius: 20, map }] }));
+}
+
+/**
+ * Hands the page's connection a world message as if the server had sent it
+ * (what the connection passes on after opening the packet). Returns the
+ * milliseconds the page spent applying it, and until the next frame was
+ * drawn with it.
+ */
+async function receive(page: Page, hex: string): Promise<{ applied: number; drawn: number }> {
+  return page.evaluate(async (hex) => {
+    const payload = new Uint8Array(hex.length / 2);
+    for (let i = 0; i < payload.length; i++) payload[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+    const started = performance.now();
+    (window as any).hearth.connection.emit("message", { channel: 10, payload });
+    const applied = performance.now() - started;
+    // The page's own frame callback was asked for first: this one runs after it has drawn.
+    await new Promise((done) => requestAnimationFrame(done));
+    return { applied, drawn: performance.now() - started };
+  }, hex);
+}
+
+test("a server's largest map draws at once, the line list stays short, and a line number out of range is refused", { timeout: 120_000 }, async () => {
+  const page = await browserPlayer("kim");
+  const side = world.MAX_ZONE_SIDE;
+  const rows = Array.from({ length: side }, (_, y) => (y === side / 2 ? "S" : "#") + ".~P".repeat(side).slice(0, side - 1));
+  const { applied, drawn } = await receive(page, enteredHex(1, rows.join("\n")));
+  // A figure for the record, not a limit: the complexity is tested in client/test/map.test.ts.
+  console.log(`a ${side} by ${side} map decoded in ${applied.toFixed(0)} ms, and drawn ${drawn.toFixed(0)} ms after it arrived`);
+  assert.deepEqual(await page.evaluate(() => [(window as any).hearth.world.replica.map.width, (window as any).hearth.world.replica.map.height]), [side, side]);
+  await page.screenshot({ path: join(RESULTS, "largest-map.png") });
+  // The highest line a server can open: a few lines to choose from, not a hundred thousand.
+  await receive(page, enteredHex(world.MAX_LINE, "S"));
+  const offered = () => page.locator("#line-select option").evaluateAll((options) => options.map((o) => (o as HTMLOptionElement).value));
+  assert.deepEqual(await offered(), ["1", "2", "3", "4", "99998", "99999", "100000"]);
+
+  await receive(page, enteredHex(2 ** 32 - 1, "S"));
+  await page.waitForFunction(() => document.getElementById("state")?.textContent === "closed", null, { timeout: 10_000 });
+  assert.match((await page.locator("#why").textContent()) ?? "", /a world message did not decode: line 4294967295 is out of range: lines are numbered 1 to 100000/);
+  assert.deepEqual(await offered(), ["1", "2", "3", "4", "99998", "99999", "100000"], "the refused Entered changed no option");
 });

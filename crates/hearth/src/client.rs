@@ -10,6 +10,8 @@ use hearth_world::wire::ChatScope;
 use hearth_world::{Pos, UNITS_PER_CELL};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::terminal_text::escaped;
+
 #[derive(clap::Args)]
 pub struct ClientArgs {
     /// hearth://HOST:PORT (TCP then UDP), udp://, tcp://, ws://HOST:WEBPORT/ws or wss://.
@@ -136,7 +138,10 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             tokio::select! {
                 event = connection.next_event() => match event {
                     Some(Event::Message { channel, payload }) => {
-                        println!("message on {channel}: {}", String::from_utf8_lossy(&payload));
+                        println!(
+                            "message on {channel}: {}",
+                            escaped(String::from_utf8_lossy(&payload))
+                        );
                         break;
                     }
                     Some(event) => print_event(&event),
@@ -232,10 +237,12 @@ async fn run_command(world: &mut WorldClient, line: &str) -> bool {
         "/who" => {
             for actor in world.replica().actors.values() {
                 let (x, y) = cell_of(actor.props.pos);
-                println!("  {} at {x:.1},{y:.1}", actor.props.name);
+                println!("  {} at {x:.1},{y:.1}", escaped(&actor.props.name));
             }
         }
-        other if other.starts_with('/') => println!("unknown command {other}; {HELP}"),
+        other if other.starts_with('/') => {
+            println!("unknown command {}; {HELP}", escaped(other))
+        }
         _ => world.say_zone(line).await,
     }
     true
@@ -262,15 +269,18 @@ fn parse_cell(text: &str) -> Result<Pos, String> {
 }
 
 /// One line per event worth showing; false once the session is over.
+/// Everything the server chose (names, text, reasons) is shown escaped.
 pub(crate) fn print_update(update: &Update, replica: &hearth_world::Replica) -> bool {
     let name = |id| {
-        replica
-            .actors
-            .get(&id)
-            .map_or_else(|| format!("#{}", id.0), |a| a.props.name.to_string())
+        replica.actors.get(&id).map_or_else(
+            || format!("#{}", id.0),
+            |a| escaped(&a.props.name).to_string(),
+        )
     };
     match update {
-        Update::World(WorldEvent::Entered { zone, line }) => println!("entered {zone} line {line}"),
+        Update::World(WorldEvent::Entered { zone, line }) => {
+            println!("entered {} line {line}", escaped(zone))
+        }
         Update::World(WorldEvent::Spawned(id)) => {
             let (x, y) = cell_of(replica.actors[id].props.pos);
             println!("sees {} at {x:.1},{y:.1}", name(*id));
@@ -291,25 +301,28 @@ pub(crate) fn print_update(update: &Update, replica: &hearth_world::Replica) -> 
             from,
             to,
             text,
-        }) => match scope {
-            ChatScope::System => println!("[system] {text}"),
-            ChatScope::Whisper => println!("[whisper {from} -> {to}] {text}"),
-            ChatScope::Zone => println!("[zone] {from}: {text}"),
-            ChatScope::Line => println!("[line] {from}: {text}"),
-        },
+        }) => {
+            let (from, to, text) = (escaped(from), escaped(to), escaped(text));
+            match scope {
+                ChatScope::System => println!("[system] {text}"),
+                ChatScope::Whisper => println!("[whisper {from} -> {to}] {text}"),
+                ChatScope::Zone => println!("[zone] {from}: {text}"),
+                ChatScope::Line => println!("[line] {from}: {text}"),
+            }
+        }
         Update::World(WorldEvent::Refused { about, reason }) => {
-            println!("refused ({about:?}): {reason}")
+            println!("refused ({about:?}): {}", escaped(reason))
         }
         Update::World(WorldEvent::Corrected { pos }) => {
             let (x, y) = cell_of(*pos);
             println!("corrected by the server to {x:.1},{y:.1}");
         }
         Update::Session(Event::Closed(reason)) => {
-            println!("closed: {reason}");
+            println!("closed: {}", escaped(reason));
             return false;
         }
         Update::Session(event) => print_event(event),
-        Update::Malformed(why) => println!("malformed world message: {why}"),
+        Update::Malformed(why) => println!("malformed world message: {}", escaped(why)),
     }
     true
 }
@@ -337,12 +350,15 @@ fn print_event(event: &Event) {
             map,
             ticket,
         } => println!(
-            "welcomed: session {session_id:016x}, map {map}{}",
+            "welcomed: session {session_id:016x}, map {}{}",
+            escaped(map),
             ticket.map_or(String::new(), |t| format!(
                 ", UDP ticket for port {}",
                 t.port
             ))
         ),
-        other => println!("event: {other:?}"),
+        // Escaped again: how a type's Debug shows the strings inside it is
+        // up to that type (a derived one escapes them, a written one may not).
+        other => println!("event: {}", escaped(format!("{other:?}"))),
     }
 }

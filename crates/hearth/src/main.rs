@@ -7,6 +7,7 @@ mod client;
 mod impair;
 mod impair_flags;
 mod replay;
+mod terminal_text;
 
 use std::path::PathBuf;
 
@@ -73,7 +74,19 @@ struct ServeArgs {
     impair_down: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // An error may quote a server's refusal, a web API's answer or a
+            // line of a file: shown escaped, with its causes.
+            eprintln!("Error: {:#}", terminal_text::escaped_lines(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")

@@ -16,7 +16,7 @@ export * from "./handshake.js";
 export * from "./reassembly.js";
 export * from "./session.js";
 export * as world from "./world/wire.js";
-export { ZoneMap, cellCentre, cellOf, distance, stepTowards } from "./world/map.js";
+export { MAP_LEGEND, ZoneMap, cellCentre, cellOf, distance, stepTowards } from "./world/map.js";
 export { Replica, interpolated } from "./world/replica.js";
 export type { ReplicaActor, WorldEvent } from "./world/replica.js";
 export { WorldClient } from "./world/client.js";

@@ -4,11 +4,13 @@
 // fixed keys derives the same keys and seals the same packets.
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { x25519 } from "@noble/curves/ed25519.js";
 import {
   Reader,
+  Replica,
   StreamCrypto,
   StreamOpener,
   Writer,
@@ -155,4 +157,64 @@ test("a recording written by Rust reads back record by record, and a cut one end
   );
   assert.equal(readRecording(file.subarray(0, file.length - 1)).length, 1);
   assert.throws(() => readRecording(new Uint8Array(20)), /not a Hearth recording/);
+});
+
+/** The bounds vectors' map pattern (crates/hearth/tests/web_vectors.rs, pattern_map). */
+function patternMap(width: number, height: number): string {
+  let map = "";
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) map += "#~.SP"[(x * 7 + y * 3) % 5];
+    map += "\n";
+  }
+  return map;
+}
+
+test("the client's bounds are the server's: map sides, map bytes, line numbers", () => {
+  assert.equal(world.MAX_ZONE_SIDE, vectors.bounds.maxZoneSide);
+  assert.equal(world.MAX_MAP, vectors.bounds.maxMap);
+  assert.equal(world.MAX_LINE, vectors.bounds.maxLine);
+});
+
+test("the largest map a server can send encodes as in Rust and is accepted whole", () => {
+  const largest = vectors.bounds.largestMap;
+  const message: world.Reliable = {
+    tick: 1,
+    items: [{ type: "entered", zone: "meadow", line: 1, actor: 9, epoch: 3, tickHz: 20, speed: 5, viewRadius: 24, map: patternMap(largest.width, largest.height) }],
+  };
+  const bytes = world.encodeReliable(message);
+  assert.equal(bytes.length, largest.bytes);
+  assert.equal(createHash("sha256").update(bytes).digest("hex"), largest.sha256);
+  assert.deepEqual(world.decodeReliable(bytes), message);
+  const replica = new Replica();
+  replica.applyReliable(bytes);
+  assert.equal(replica.map?.width, largest.width);
+  assert.equal(replica.map?.height, largest.height);
+  // The far corner and a cell whose row and column differ: the pattern, not its transpose.
+  assert.equal(replica.map?.cell(1023, 1023), "#~.SP"[(1023 * 10) % 5]);
+  assert.equal(replica.map?.cell(1, 0), "#~.SP"[7 % 5]);
+  assert.equal(replica.map?.cell(0, 1), "#~.SP"[3 % 5]);
+});
+
+test("a map a cell too wide or too tall is refused with the reason, and the replica stays as it was", () => {
+  for (const vector of vectors.bounds.refusedMaps) {
+    const bytes = fromHex(vector.hex);
+    assert.deepEqual(world.decodeReliable(bytes), vector.value);
+    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
+    const replica = new Replica();
+    replica.applyReliable(fromHex(vectors.bounds.acceptedLines[0].hex));
+    const before = replica.entered;
+    assert.throws(() => replica.applyReliable(bytes), /1 to 1024 cells on each side/, `${vector.width} by ${vector.height}`);
+    assert.equal(replica.entered, before);
+  }
+});
+
+test("line numbers from 1 to the highest a server can open are accepted, others refused", () => {
+  for (const vector of vectors.bounds.acceptedLines) {
+    assert.deepEqual(world.decodeReliable(fromHex(vector.hex)), vector.value);
+    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
+  }
+  for (const vector of vectors.bounds.refusedLines) {
+    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
+    assert.throws(() => world.decodeReliable(fromHex(vector.hex)), new RegExp(`line ${vector.line} is out of range: lines are numbered 1 to ${world.MAX_LINE}`));
+  }
 });

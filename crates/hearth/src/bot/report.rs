@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use crate::terminal_text::escaped;
+
 /// Everything the bots report, merged as they finish.
 pub struct Tally {
     pub started: usize,
@@ -81,8 +83,8 @@ impl Tally {
             "started": self.started,
             "connected": self.connected,
             "failed": self.failures(),
-            "failed_by_reason": self.failed,
-            "errors_by_kind": self.errors,
+            "failed_by_reason": escaped_keys(&self.failed),
+            "errors_by_kind": escaped_keys(&self.errors),
             "login": Self::percentiles(&self.login_us),
             "rtt": Self::percentiles(&self.rtt_us),
             "rtt_resolution_ms": 1,
@@ -105,10 +107,10 @@ impl Tally {
             secs
         );
         for (reason, count) in &self.failed {
-            println!("  failed  {count:>6}  {reason}");
+            println!("  failed  {count:>6}  {}", escaped(reason));
         }
         for (kind, count) in &self.errors {
-            println!("  error   {count:>6}  {kind}");
+            println!("  error   {count:>6}  {}", escaped(kind));
         }
         // The RTT comes from the heartbeat, whose timestamps are milliseconds:
         // a loopback round trip reads 0 or 1 ms.
@@ -135,6 +137,17 @@ impl Tally {
         );
         println!("world    {} moves, {} chat lines", self.moves, self.chats);
     }
+}
+
+/// Reasons quote what servers said: JSON escapes only C0 controls, so the
+/// rest a terminal would act on is escaped here, for whoever prints it.
+fn escaped_keys(counts: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    let mut shown = BTreeMap::new();
+    for (reason, count) in counts {
+        // Summed: a reason that spells out an escape reads like one escaped.
+        *shown.entry(escaped(reason).to_string()).or_default() += count;
+    }
+    shown
 }
 
 /// A failure's reason with the variable parts (names, numbers) left out, so

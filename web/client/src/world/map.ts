@@ -2,31 +2,67 @@
 // block, where the portals are, and the same wall test as the server's, so
 // that prediction stops where the server would.
 
-import { Pos, UNITS_PER_CELL } from "./wire.js";
+import { DecodeError } from "../bytes.js";
+import { MAX_ZONE_SIDE, Pos, UNITS_PER_CELL } from "./wire.js";
+
+/** The map legend: wall, water, floor, spawn point, portal. A cell's code is its index here. */
+export const MAP_LEGEND = "#~.SP";
+const WALL = 0;
+const WATER = 1;
 
 export class ZoneMap {
   readonly width: number;
   readonly height: number;
-  readonly rows: string[];
+  /**
+   * Every cell's code (its index in MAP_LEGEND), row after row, `width` to a
+   * row: the text is decoded once, so reading a cell costs the same on any
+   * map. Past the end of a short row, a wall.
+   */
+  readonly cells: Uint8Array;
 
+  /**
+   * Reads a map as the server's zones are written (rows separated by `\n`,
+   * trailing blanks and empty rows ignored), refusing what no server zone
+   * can be: more than MAX_ZONE_SIDE cells on a side, or a cell outside the
+   * legend. A malicious server's map costs time linear in its size.
+   */
   constructor(text: string) {
-    this.rows = text
+    const rows = text
       .split("\n")
       .map((row) => row.trimEnd())
       .filter((row) => row.length > 0);
-    this.height = this.rows.length;
-    this.width = Math.max(0, ...this.rows.map((row) => [...row].length));
+    const fits = (cells: number) => cells >= 1 && cells <= MAX_ZONE_SIDE;
+    if (!fits(rows.length)) throw new DecodeError(`the zone's map has ${rows.length} rows: a map has 1 to ${MAX_ZONE_SIDE} cells on each side`);
+    // Code points, as the server counts them.
+    const decoded = rows.map((row) => [...row]);
+    this.height = rows.length;
+    this.width = decoded.reduce((widest, row) => Math.max(widest, row.length), 0);
+    if (!fits(this.width)) throw new DecodeError(`the zone's map is ${this.width} cells wide: a map has 1 to ${MAX_ZONE_SIDE} cells on each side`);
+    this.cells = new Uint8Array(this.width * this.height).fill(WALL);
+    decoded.forEach((row, y) => {
+      row.forEach((cell, x) => {
+        const code = MAP_LEGEND.indexOf(cell);
+        if (code < 0) {
+          throw new DecodeError(`unknown map cell ${JSON.stringify(cell)} at column ${x}, row ${y}: the legend is ${[...MAP_LEGEND].join(" ")}`);
+        }
+        this.cells[y * this.width + x] = code;
+      });
+    });
   }
 
   /** The cell's character; outside the map and past a short row, a wall. */
   cell(cx: number, cy: number): string {
-    if (cy < 0 || cy >= this.height || cx < 0) return "#";
-    return [...this.rows[cy]!][cx] ?? "#";
+    return MAP_LEGEND[this.code(cx, cy)]!;
   }
 
   blockedCell(cx: number, cy: number): boolean {
-    const c = this.cell(cx, cy);
-    return c === "#" || c === "~";
+    const code = this.code(cx, cy);
+    return code === WALL || code === WATER;
+  }
+
+  private code(cx: number, cy: number): number {
+    if (cx < 0 || cy < 0 || cx >= this.width || cy >= this.height) return WALL;
+    return this.cells[cy * this.width + cx]!;
   }
 
   /**

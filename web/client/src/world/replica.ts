@@ -76,6 +76,8 @@ export class Replica {
     for (const item of message.items) {
       switch (item.type) {
         case "entered": {
+          // Read before anything changes: a refused map leaves the replica as it was.
+          const map = new ZoneMap(item.map);
           this.actors.clear();
           this.pending = [];
           this.position = undefined;
@@ -83,7 +85,7 @@ export class Replica {
           this.ackTick = 0;
           const { type: _, ...entered } = item;
           this.entered = entered;
-          this.map = new ZoneMap(item.map);
+          this.map = map;
           events.push({ type: "entered", zone: item.zone, line: item.line });
           break;
         }

@@ -10,7 +10,17 @@ export const MAX_ZONE_NAME = 32;
 export const MAX_REASON = 256;
 export const MAX_ACTOR_NAME = 32;
 export const MAX_MOVES = 8;
-export const MAX_MAP = 1_049_600;
+/** Largest zone side, in cells, as the server's zones are bounded (MAX_ZONE_SIDE of crates/hearth-world/src/zone.rs). */
+export const MAX_ZONE_SIDE = 1024;
+/** Largest map text in an Entered item: MAX_ZONE_SIDE rows of MAX_ZONE_SIDE cells and a newline. */
+export const MAX_MAP = MAX_ZONE_SIDE * (MAX_ZONE_SIDE + 1);
+/**
+ * Highest line number a server can send. A zone opens a line only when all
+ * of its lines are full, and a full line holds at least one player, so no
+ * zone has more lines than the server has sessions (hearth_proto's
+ * max_sessions). The Rust vectors hold the client to it.
+ */
+export const MAX_LINE = 100_000;
 
 export enum ChatScope {
   Zone = 0,
@@ -233,6 +243,13 @@ function encodeItem(w: Writer, item: Item): void {
   }
 }
 
+/** A line number (1-based); a page offers a choice of lines from it, so it is bounded. */
+function readLine(r: Reader): number {
+  const line = r.varint32("line");
+  if (line < 1 || line > MAX_LINE) throw new DecodeError(`line ${line} is out of range: lines are numbered 1 to ${MAX_LINE}`);
+  return line;
+}
+
 function decodeItem(r: Reader): Item {
   const type = r.u8("item type");
   switch (type) {
@@ -240,7 +257,7 @@ function decodeItem(r: Reader): Item {
       return {
         type: "entered",
         zone: r.str(MAX_ZONE_NAME, "zone"),
-        line: r.varint32("line"),
+        line: readLine(r),
         actor: r.varint32("actor id"),
         epoch: r.varint32("epoch"),
         tickHz: r.varint32("tick rate"),
