@@ -57,7 +57,11 @@ impl ClientView {
         let Some(at) = self.in_flight.iter().position(|(t, _)| *t == tick) else {
             return false;
         };
-        let (_, carried) = self.in_flight.drain(..=at).next_back().expect("at least one");
+        let (_, carried) = self
+            .in_flight
+            .drain(..=at)
+            .next_back()
+            .expect("at least one");
         for id in carried {
             if let Some(entry) = self.entries.get_mut(&id) {
                 entry.acked = entry.acked.max(tick);

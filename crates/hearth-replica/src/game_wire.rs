@@ -298,6 +298,19 @@ impl GameItem {
     }
 }
 
+/// The schema version a reliable message announces, when its first item
+/// is `Joined`: read before anything else, so that a client built for
+/// another schema is told so instead of failing on the first item it
+/// cannot read.
+pub fn joined_version(bytes: &[u8]) -> Option<String> {
+    let mut r = Reader::new(bytes);
+    r.varint("tick").ok()?;
+    if r.varint("item count").ok()? == 0 || r.u8("game item type").ok()? != code::JOINED {
+        return None;
+    }
+    r.string(MAX_VERSION, "schema version").ok()
+}
+
 /// A reliable server message, decoded.
 pub fn decode_reliable(
     bytes: &[u8],

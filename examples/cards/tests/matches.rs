@@ -448,3 +448,32 @@ fn saved_wins_come_back_and_a_turn_not_taken_passes_by_itself() {
     }
     assert_eq!(line.state().deck_left(), deck_after_deal - 1);
 }
+
+#[test]
+fn a_client_built_for_another_schema_is_told_so() {
+    let mut line = GameLine::new(Arc::new(Cards), 4);
+    line.join(1, None);
+    line.tick();
+    let first = line
+        .drain_outputs()
+        .find_map(|o| match o {
+            GameOutput::Send {
+                channel: RELIABLE_CHANNEL,
+                bytes,
+                ..
+            } => Some(bytes),
+            _ => None,
+        })
+        .unwrap();
+    let other = Arc::new(Schema::new("cards", vec![], vec![]).unwrap());
+    let error = GameReplica::new(other).apply_reliable(&first).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            hearth_replica::game_replica::GameReplicaError::SchemaMismatch { .. }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("regenerate its bindings"));
+    assert!(GameReplica::new(schema()).apply_reliable(&first).is_ok());
+}
