@@ -10,7 +10,9 @@ use std::sync::Arc;
 use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
-use crate::game_wire::{decode_frame, decode_reliable, GameClientMessage, GameItem};
+use crate::game_wire::{
+    decode_frame, decode_reliable, joined_version, GameClientMessage, GameItem,
+};
 use crate::schema::{Schema, Value};
 
 /// Actors a replica holds at most: a server that spawns more is refused
@@ -128,6 +130,14 @@ impl GameReplica {
     /// replica as it was before the failing item; the caller should close
     /// the session (the server is broken or hostile).
     pub fn apply_reliable(&mut self, bytes: &[u8]) -> Result<(), GameReplicaError> {
+        if let Some(version) = joined_version(bytes) {
+            if version != self.schema.version() {
+                return Err(GameReplicaError::SchemaMismatch {
+                    server: version,
+                    client: self.schema.version().to_owned(),
+                });
+            }
+        }
         let actors = &self.actors;
         let (_, items) =
             decode_reliable(bytes, &self.schema, &|id| actors.get(&id).map(|a| a.kind))?;
