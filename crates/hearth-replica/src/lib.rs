@@ -11,6 +11,8 @@
 //! re-exports them, so a game depends on one crate.
 
 pub mod actor;
+pub mod game_replica;
+pub mod game_wire;
 pub mod geometry;
 pub mod names;
 pub mod record;

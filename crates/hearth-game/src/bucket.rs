@@ -1,0 +1,59 @@
+//! A token bucket counted in ticks, so that a line's limits are as
+//! deterministic as the rest of it and travel in its snapshot.
+
+use serde::{Deserialize, Serialize};
+
+const MILLI: u64 = 1000;
+
+/// `burst` at once, then `per_second` more each second of ticks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickBucket {
+    milli_tokens: u64,
+    /// The tick of the last refill.
+    at_tick: u32,
+}
+
+impl TickBucket {
+    /// A full bucket at `tick`.
+    pub fn full(burst: u32, tick: u32) -> Self {
+        Self {
+            milli_tokens: u64::from(burst) * MILLI,
+            at_tick: tick,
+        }
+    }
+
+    /// Takes one token at `tick` if there is one.
+    pub fn take(&mut self, tick: u32, burst: u32, per_second: u32, tick_hz: u32) -> bool {
+        let ticks = u64::from(tick.wrapping_sub(self.at_tick));
+        self.at_tick = tick;
+        let gained = ticks * u64::from(per_second) * MILLI / u64::from(tick_hz.max(1));
+        self.milli_tokens = (self.milli_tokens + gained).min(u64::from(burst) * MILLI);
+        if self.milli_tokens >= MILLI {
+            self.milli_tokens -= MILLI;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let mut bucket = TickBucket::full(3, 0);
+        assert!((0..3).all(|_| bucket.take(0, 3, 2, 20)));
+        assert!(!bucket.take(0, 3, 2, 20));
+        assert!(
+            !bucket.take(9, 3, 2, 20),
+            "9 ticks at 20 Hz is under half a second"
+        );
+        assert!(bucket.take(10, 3, 2, 20));
+        assert!(bucket.take(1000, 3, 2, 20));
+        assert!(bucket.take(1000, 3, 2, 20));
+        assert!(bucket.take(1000, 3, 2, 20));
+        assert!(!bucket.take(1000, 3, 2, 20), "never more than the burst");
+    }
+}

@@ -1,0 +1,348 @@
+//! [`Ctx`]: everything a game may do from inside a callback.
+
+use hearth_replica::game_wire::put_message;
+use hearth_replica::schema::{Direction, Schema, Value, ValueError};
+
+use crate::ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
+use crate::rng::Rng;
+use crate::state::{ActorState, Core};
+
+/// Messages one player may have queued in one tick; beyond, the game's
+/// sends are dropped and counted (`GameStats::messages_out_dropped`).
+pub const MAX_OUTBOX_ITEMS: u32 = 256;
+/// The same in bytes.
+pub const MAX_OUTBOX_BYTES: usize = 64 * 1024;
+
+/// A game's mistake, reported to it (nothing is changed or sent).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GameError {
+    #[error("actor {0:?} does not exist (despawned?)")]
+    UnknownActor(ActorId),
+    #[error("actor {actor:?} is a {kind}, which has no such property")]
+    WrongKind { actor: ActorId, kind: String },
+    #[error("player {0} is not in this line")]
+    UnknownPlayer(PlayerId),
+    #[error("{0} is a message to the server: the server cannot send it")]
+    NotToClient(String),
+    #[error(transparent)]
+    Value(#[from] ValueError),
+}
+
+/// The line as a game sees it during a callback.
+pub struct Ctx<'a, P> {
+    pub(crate) core: &'a mut Core<P>,
+    pub(crate) schema: &'a Schema,
+}
+
+impl<P> Ctx<'_, P> {
+    /// The line's tick (the first tick is 1; `new_line` runs at 0).
+    pub fn tick(&self) -> u32 {
+        self.core.tick
+    }
+
+    pub fn tick_hz(&self) -> u32 {
+        self.core.tick_hz
+    }
+
+    /// The line's seeded random source: the only randomness a game should
+    /// use, so that a line restored from a snapshot draws the same numbers.
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.core.rng
+    }
+
+    pub fn schema(&self) -> &Schema {
+        self.schema
+    }
+
+    /// The kind named `name`.
+    pub fn kind(&self, name: &str) -> Option<KindId> {
+        self.schema.kind(name).map(|(index, _)| KindId(index))
+    }
+
+    /// The property `name` of `kind`.
+    pub fn prop(&self, kind: KindId, name: &str) -> Option<PropId> {
+        let index = self.schema.kinds()[usize::from(kind.0)].prop_index(name)?;
+        Some(PropId {
+            kind: kind.0,
+            index: index as u8,
+        })
+    }
+
+    /// The message named `name`.
+    pub fn message(&self, name: &str) -> Option<MessageId> {
+        self.schema.message(name).map(|(index, _)| MessageId(index))
+    }
+
+    /// The players in the line, in id order.
+    pub fn players(&self) -> impl Iterator<Item = PlayerId> + '_ {
+        self.core.players.keys().copied()
+    }
+
+    pub fn is_present(&self, player: PlayerId) -> bool {
+        self.core.players.contains_key(&player)
+    }
+
+    /// A new actor of `kind`, every property at its type's default;
+    /// `owner` sees its owner-only properties.
+    pub fn spawn(&mut self, kind: KindId, owner: Option<PlayerId>) -> ActorId {
+        let spec = &self.schema.kinds()[usize::from(kind.0)];
+        let id = ActorId(self.core.next_actor);
+        self.core.next_actor += 1;
+        let tick = self.core.tick;
+        self.core.actors.insert(
+            id,
+            ActorState {
+                kind: kind.0,
+                owner,
+                values: spec.props.iter().map(|p| p.ty.default_value()).collect(),
+                changed: vec![tick; spec.props.len()],
+                frame_changed: tick,
+            },
+        );
+        id
+    }
+
+    /// Removes the actor; false if it did not exist.
+    pub fn despawn(&mut self, actor: ActorId) -> bool {
+        self.core.actors.remove(&actor).is_some()
+    }
+
+    pub fn exists(&self, actor: ActorId) -> bool {
+        self.core.actors.contains_key(&actor)
+    }
+
+    /// The actor's kind.
+    pub fn kind_of(&self, actor: ActorId) -> Option<KindId> {
+        self.core.actors.get(&actor).map(|a| KindId(a.kind))
+    }
+
+    pub fn owner(&self, actor: ActorId) -> Option<PlayerId> {
+        self.core.actors.get(&actor)?.owner
+    }
+
+    /// The actors of `kind`, in id order.
+    pub fn actors_of(&self, kind: KindId) -> impl Iterator<Item = ActorId> + '_ {
+        self.core
+            .actors
+            .iter()
+            .filter(move |(_, a)| a.kind == kind.0)
+            .map(|(id, _)| *id)
+    }
+
+    /// Sets a property, checked against its type; unchanged values cost
+    /// nothing on the wire.
+    pub fn set(&mut self, actor: ActorId, prop: PropId, value: Value) -> Result<(), GameError> {
+        self.actor_of_kind(actor, prop)?;
+        let schema = self.schema;
+        let kind = &schema.kinds()[usize::from(prop.kind)];
+        let spec = &kind.props[usize::from(prop.index)];
+        if !spec.ty.admits(&value) {
+            return Err(ValueError::Type {
+                at: format!("{}.{}", kind.name, spec.name),
+                value,
+            }
+            .into());
+        }
+        let index = usize::from(prop.index);
+        let tick = self.core.tick;
+        let state = self.core.actors.get_mut(&actor).expect("checked above");
+        if state.values[index] != value {
+            state.values[index] = value;
+            state.changed[index] = tick;
+            if spec.delivery == hearth_replica::schema::Delivery::Frame {
+                state.frame_changed = tick;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_int(&mut self, actor: ActorId, prop: PropId, value: i64) -> Result<(), GameError> {
+        self.set(actor, prop, Value::Int(value))
+    }
+
+    pub fn set_bool(&mut self, actor: ActorId, prop: PropId, value: bool) -> Result<(), GameError> {
+        self.set(actor, prop, Value::Bool(value))
+    }
+
+    pub fn get(&self, actor: ActorId, prop: PropId) -> Option<&Value> {
+        let state = self.core.actors.get(&actor)?;
+        (state.kind == prop.kind).then(|| &state.values[usize::from(prop.index)])
+    }
+
+    /// An integer, fixed-point or enum property's raw value.
+    pub fn get_int(&self, actor: ActorId, prop: PropId) -> Option<i64> {
+        match self.get(actor, prop)? {
+            Value::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn get_bool(&self, actor: ActorId, prop: PropId) -> Option<bool> {
+        match self.get(actor, prop)? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn actor_of_kind(&self, actor: ActorId, prop: PropId) -> Result<&ActorState, GameError> {
+        let state = self
+            .core
+            .actors
+            .get(&actor)
+            .ok_or(GameError::UnknownActor(actor))?;
+        if state.kind != prop.kind {
+            return Err(GameError::WrongKind {
+                actor,
+                kind: self.schema.kinds()[usize::from(state.kind)].name.clone(),
+            });
+        }
+        Ok(state)
+    }
+
+    /// Sends a `to_client` message to one player.
+    pub fn send(
+        &mut self,
+        to: PlayerId,
+        message: MessageId,
+        values: &[Value],
+    ) -> Result<(), GameError> {
+        if !self.core.players.contains_key(&to) {
+            return Err(GameError::UnknownPlayer(to));
+        }
+        let body = self.encode(message, values)?;
+        self.queue(to, message, &body);
+        Ok(())
+    }
+
+    /// Sends to every player who sees `actor` (every player of the line:
+    /// a game line replicates every actor to everyone in it).
+    pub fn send_to_viewers(
+        &mut self,
+        actor: ActorId,
+        message: MessageId,
+        values: &[Value],
+    ) -> Result<(), GameError> {
+        if !self.exists(actor) {
+            return Err(GameError::UnknownActor(actor));
+        }
+        self.send_to_line(message, values)
+    }
+
+    /// Sends to every player of the line.
+    pub fn send_to_line(&mut self, message: MessageId, values: &[Value]) -> Result<(), GameError> {
+        let body = self.encode(message, values)?;
+        let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
+        for player in players {
+            self.queue(player, message, &body);
+        }
+        Ok(())
+    }
+
+    /// Sends to every player of every line of the zone (this line's at
+    /// once, the others' through the host).
+    pub fn send_to_zone(&mut self, message: MessageId, values: &[Value]) -> Result<(), GameError> {
+        self.send_to_line(message, values)?;
+        let body = self.encode(message, values)?;
+        self.core.to_zone.push((message.0, body));
+        Ok(())
+    }
+
+    fn encode(&self, message: MessageId, values: &[Value]) -> Result<Vec<u8>, GameError> {
+        let spec = &self.schema.messages()[usize::from(message.0)];
+        if spec.direction != Direction::ToClient {
+            return Err(GameError::NotToClient(spec.name.clone()));
+        }
+        let mut body = Vec::new();
+        spec.encode(values, &mut body)?;
+        Ok(body)
+    }
+
+    fn queue(&mut self, to: PlayerId, message: MessageId, body: &[u8]) {
+        let Some(player) = self.core.players.get_mut(&to) else {
+            return;
+        };
+        if player.outbox_items >= MAX_OUTBOX_ITEMS
+            || player.outbox.len() + body.len() > MAX_OUTBOX_BYTES
+        {
+            self.core.stats.messages_out_dropped += 1;
+            return;
+        }
+        put_message(&mut player.outbox, message.0, body);
+        player.outbox_items += 1;
+    }
+
+    /// Calls [`crate::Game::on_timer`] with `tag` after `ticks` ticks (at
+    /// least one).
+    pub fn after(&mut self, ticks: u32, tag: u64) -> TimerId {
+        let id = self.core.next_timer;
+        self.core.next_timer += 1;
+        let due = self.core.tick.saturating_add(ticks.max(1));
+        self.core.timers.insert((due, id));
+        self.core.timer_tags.insert(id, (due, tag));
+        TimerId(id)
+    }
+
+    /// Cancels a timer; false if it already fired or was cancelled.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        match self.core.timer_tags.remove(&timer.0) {
+            Some((due, _)) => self.core.timers.remove(&(due, timer.0)),
+            None => false,
+        }
+    }
+
+    /// The player's saved data.
+    pub fn player_data(&self, player: PlayerId) -> Option<&P> {
+        self.core.players.get(&player).map(|p| &p.data)
+    }
+
+    /// The player's saved data, to change: it is saved again (on leave, or
+    /// within the save period).
+    pub fn player_data_mut(&mut self, player: PlayerId) -> Option<&mut P> {
+        let state = self.core.players.get_mut(&player)?;
+        state.dirty = true;
+        Some(&mut state.data)
+    }
+
+    /// Ends the player's session; `reason` is shown to them.
+    pub fn kick(&mut self, player: PlayerId, reason: &str) {
+        self.core.kicks.push((player, reason.to_owned()));
+    }
+}
+
+/// The masks of one kind, computed once per line from the schema.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KindMasks {
+    pub everyone: u64,
+    pub owner: u64,
+    pub frame: u64,
+    pub reliable: u64,
+    /// Each property's starting value.
+    pub defaults: Vec<Value>,
+}
+
+pub(crate) fn kind_masks(schema: &Schema) -> Vec<KindMasks> {
+    use hearth_replica::schema::{Delivery, Visibility};
+    schema
+        .kinds()
+        .iter()
+        .map(|kind| {
+            let mut masks = KindMasks {
+                defaults: kind.props.iter().map(|p| p.ty.default_value()).collect(),
+                ..KindMasks::default()
+            };
+            for (index, prop) in kind.props.iter().enumerate() {
+                let bit = 1u64 << index;
+                match prop.visibility {
+                    Visibility::Everyone => masks.everyone |= bit,
+                    Visibility::Owner => masks.owner |= bit,
+                    Visibility::Server => {}
+                }
+                match prop.delivery {
+                    Delivery::Frame => masks.frame |= bit,
+                    Delivery::Reliable => masks.reliable |= bit,
+                }
+            }
+            masks
+        })
+        .collect()
+}

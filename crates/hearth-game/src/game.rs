@@ -1,0 +1,120 @@
+//! What a studio implements: the [`Game`] trait.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use hearth_replica::schema::{Schema, Value};
+
+use crate::ctx::Ctx;
+use crate::ids::{MessageId, PlayerId, TimerId};
+
+/// A game: its schema, and the logic of one line (a match, a table, a
+/// room), called by Hearth as the line is stepped. Every callback runs
+/// inside a tick, with no clock and no I/O: what the game may do is what
+/// [`Ctx`] offers (actors and their properties, messages, timers, the
+/// line's seeded random source, players' saved data). So a whole match
+/// runs in a unit test, and a line restored from its snapshot behaves
+/// exactly as the original would have.
+///
+/// ```
+/// use hearth_game::{Ctx, Game, GameLine, PlayerId};
+/// use hearth_replica::schema::{KindSpec, PropSpec, Schema, ValueType};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// Counts the players in the room on one replicated counter.
+/// struct Lobby;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Room {
+///     board: hearth_game::ActorId,
+/// }
+///
+/// impl Game for Lobby {
+///     type Line = Room;
+///     type Player = ();
+///
+///     fn schema(&self) -> Schema {
+///         let board = KindSpec::new("board")
+///             .without_movement()
+///             .prop(PropSpec::new("present", ValueType::int(0, 1000)).reliable());
+///         Schema::new("lobby", vec![board], vec![]).unwrap()
+///     }
+///
+///     fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> Room {
+///         let kind = ctx.kind("board").unwrap();
+///         Room { board: ctx.spawn(kind, None) }
+///     }
+///
+///     fn on_join(&self, room: &mut Room, ctx: &mut Ctx<'_, ()>, _: PlayerId) {
+///         let present = ctx.prop(ctx.kind("board").unwrap(), "present").unwrap();
+///         let count = ctx.players().count() as i64;
+///         ctx.set_int(room.board, present, count).unwrap();
+///     }
+/// }
+///
+/// let mut line = GameLine::new(std::sync::Arc::new(Lobby), 1).unwrap();
+/// line.join(7, None);
+/// line.tick();
+/// assert!(line.drain_outputs().next().is_some(), "player 7 was sent the board");
+/// ```
+pub trait Game: Send + Sync + 'static {
+    /// The game's own state of one line. It is part of the line's
+    /// snapshot: keep everything the game remembers here (or in actors'
+    /// server-only properties), nothing in `self`.
+    type Line: Serialize + DeserializeOwned + Send;
+    /// What Hearth keeps for each player between sessions (a best score,
+    /// unlocked items): loaded on join, saved on leave and periodically
+    /// when changed.
+    type Player: Serialize + DeserializeOwned + Default + Send;
+
+    /// The kinds of actor and the messages; called once per line created
+    /// (keep it cheap and always the same).
+    fn schema(&self) -> Schema;
+
+    /// Ticks per second.
+    fn tick_hz(&self) -> u32 {
+        20
+    }
+
+    /// A new line's state; actors the line starts with are spawned here.
+    fn new_line(&self, ctx: &mut Ctx<'_, Self::Player>) -> Self::Line;
+
+    /// A player arrived (their saved data is in `ctx.player_data`).
+    fn on_join(&self, line: &mut Self::Line, ctx: &mut Ctx<'_, Self::Player>, player: PlayerId) {
+        let _ = (line, ctx, player);
+    }
+
+    /// A player is leaving; their data is saved after this returns.
+    fn on_leave(&self, line: &mut Self::Line, ctx: &mut Ctx<'_, Self::Player>, player: PlayerId) {
+        let _ = (line, ctx, player);
+    }
+
+    /// A message the schema declares `to_server`, decoded and within its
+    /// rate limit (what is not never reaches the game).
+    fn on_message(
+        &self,
+        line: &mut Self::Line,
+        ctx: &mut Ctx<'_, Self::Player>,
+        player: PlayerId,
+        message: MessageId,
+        values: &[Value],
+    ) {
+        let _ = (line, ctx, player, message, values);
+    }
+
+    /// Once per tick, after the tick's messages and due timers.
+    fn on_tick(&self, line: &mut Self::Line, ctx: &mut Ctx<'_, Self::Player>) {
+        let _ = (line, ctx);
+    }
+
+    /// A timer set with [`Ctx::after`] is due.
+    fn on_timer(
+        &self,
+        line: &mut Self::Line,
+        ctx: &mut Ctx<'_, Self::Player>,
+        timer: TimerId,
+        tag: u64,
+    ) {
+        let _ = (line, ctx, timer, tag);
+    }
+}

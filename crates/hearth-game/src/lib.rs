@@ -1,0 +1,35 @@
+//! Hearth's game API: what a studio writes its game against.
+//!
+//! A game declares its [`Schema`](hearth_replica::schema::Schema) (kinds of
+//! actor with typed replicated properties, and typed messages both ways)
+//! and implements [`Game`]: per-line logic called as the line is stepped
+//! (`on_join`, `on_leave`, `on_message`, `on_tick`, `on_timer`), with the
+//! line's actors, timers, a seeded random source and each player's saved
+//! data reached through [`Ctx`]. Hearth runs it in a [`GameLine`]: decodes
+//! and rate-limits what clients send before the game sees it, replicates
+//! actors to each client (spawns with everything the client may see, deltas
+//! against what it acknowledged, owner-only and server-only properties kept
+//! from those who may not see them), saves players' data, and snapshots the
+//! whole line so that a restored line produces byte-identical outputs.
+//!
+//! No clock and no I/O inside: a whole match runs in a unit test.
+
+mod bucket;
+mod ctx;
+mod game;
+mod ids;
+mod line;
+mod replicate;
+mod rng;
+mod state;
+
+pub use bucket::TickBucket;
+pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS};
+pub use game::Game;
+pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
+pub use line::{GameLine, GameOutput, InputError, SnapshotError};
+pub use replicate::MAX_IN_FLIGHT;
+pub use rng::Rng;
+pub use state::GameStats;
+
+pub use hearth_replica::schema;

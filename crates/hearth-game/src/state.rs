@@ -1,0 +1,118 @@
+//! The state of a game line that Hearth keeps (everything but the game's
+//! own [`crate::Game::Line`]): actors, players, timers, the random source,
+//! the inbox, the counters. All of it is in the snapshot; ordered maps
+//! only, so that it serializes and iterates the same way every time.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use hearth_replica::schema::Value;
+
+use crate::bucket::TickBucket;
+use crate::ids::{ActorId, PlayerId};
+use crate::replicate::ClientView;
+use crate::rng::Rng;
+
+/// An actor of a game line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ActorState {
+    pub kind: u16,
+    /// Who sees its owner-only properties.
+    pub owner: Option<PlayerId>,
+    /// Every property's value, by index.
+    pub values: Vec<Value>,
+    /// The tick each property last changed: what a client lacks is what
+    /// changed after the tick it acknowledged.
+    pub changed: Vec<u32>,
+    /// The newest of `changed` among frame properties: an actor whose frame
+    /// properties did not change since a client's acknowledgement is
+    /// dormant for it and costs one comparison.
+    pub frame_changed: u32,
+}
+
+/// A player in a game line.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PlayerState<P> {
+    /// The game's data of this player, saved between sessions.
+    pub data: P,
+    /// `data` changed since it was last saved.
+    pub dirty: bool,
+    /// What this player's client has and what is on its way.
+    pub view: ClientView,
+    /// One per message of the schema (only `to_server` ones are used): the
+    /// message's rate limit for this player.
+    pub buckets: Vec<TickBucket>,
+    /// Message items queued for this player this tick (encoded), and how
+    /// many: sent with the tick's reliable message.
+    pub outbox: Vec<u8>,
+    pub outbox_items: u32,
+}
+
+/// What arrived for the game, handled at the next tick in arrival order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Inbound {
+    Join {
+        player: PlayerId,
+        /// The player's saved data as the host stored it, if any.
+        saved: Option<Vec<u8>>,
+    },
+    Leave {
+        player: PlayerId,
+    },
+    Message {
+        player: PlayerId,
+        index: u16,
+        values: Vec<Value>,
+    },
+}
+
+/// Counters of one game line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameStats {
+    pub ticks: u64,
+    /// Messages handed to the game.
+    pub messages_in: u64,
+    /// Messages that did not decode (the host closes their sessions).
+    pub messages_undecodable: u64,
+    /// Messages beyond their rate limit: dropped, never seen by the game.
+    pub messages_rate_limited: u64,
+    /// Messages the game sent beyond a player's per-tick queue: dropped.
+    pub messages_out_dropped: u64,
+    /// Game payload bytes sent to players.
+    pub bytes_out: u64,
+    /// Acknowledgements of frames that were never sent or are stale.
+    pub bad_acks: u64,
+    /// Saved player data that no longer reads as the game's type (the
+    /// player started afresh).
+    pub player_data_unreadable: u64,
+    /// Messages and inputs for players not in the line.
+    pub unknown_players: u64,
+}
+
+/// Everything Hearth keeps of a line.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Core<P> {
+    pub tick: u32,
+    pub tick_hz: u32,
+    pub rng: Rng,
+    pub actors: BTreeMap<ActorId, ActorState>,
+    /// Actor ids are never reused in a line: a stale message cannot be
+    /// applied to a newcomer.
+    pub next_actor: u32,
+    pub players: BTreeMap<PlayerId, PlayerState<P>>,
+    /// Timers by due tick, then id (the order they fire in).
+    pub timers: BTreeSet<(u32, u64)>,
+    /// Each timer's due tick and the game's tag, by id.
+    pub timer_tags: BTreeMap<u64, (u32, u64)>,
+    pub next_timer: u64,
+    pub inbox: VecDeque<Inbound>,
+    pub stats: GameStats,
+    /// Save each changed player at least this often (0: only on leave).
+    pub save_every_ticks: u32,
+    /// Sessions the game asked to close, with the reason shown to the
+    /// player; taken into the outputs at the end of the tick.
+    pub kicks: Vec<(PlayerId, String)>,
+    /// Messages for every line of the zone, for the host to deliver.
+    pub to_zone: Vec<(u16, Vec<u8>)>,
+}

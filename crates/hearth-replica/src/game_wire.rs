@@ -1,0 +1,471 @@
+//! The wire of a game declared by a [`Schema`]: what the server sends to
+//! follow its actors and messages, and what a client sends back. It rides
+//! the same two channels as the built-in world ([`RELIABLE_CHANNEL`],
+//! [`STATE_CHANNEL`]); its type bytes differ from the built-in world's so
+//! that neither is ever mistaken for the other.
+//!
+//! Values are encoded by their types in the schema (see
+//! [`crate::schema::ValueType`]); a property mask is a varint whose bit `i`
+//! stands for the kind's property `i`, and the values of the set bits follow
+//! in ascending order.
+//!
+//! Server -> client, reliable: `tick, count, item*`, items:
+//! - `0x31 Joined`: schema version (string), tick rate;
+//! - `0x32 Spawn`: id, kind, owned (0/1), mask, values;
+//! - `0x33 Despawn`: id;
+//! - `0x34 Set`: id, mask, values (the reliable properties that changed);
+//! - `0x35 Message`: message index, its fields.
+//!
+//! Server -> client, state channel: `0x36, tick, count, (id, mask, values)*`
+//! (the frame properties that changed since what the client acknowledged).
+//!
+//! Client -> server: `0x37, message index, fields` on the reliable channel;
+//! `0x38, tick` (the newest frame applied completely) on the state channel.
+
+use hearth_codec::{DecodeError, Reader, Writer};
+
+pub use crate::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+
+use crate::actor::ActorId;
+use crate::schema::{Direction, KindSpec, Schema, Value, Visibility, MAX_PROPS};
+
+mod code {
+    pub const JOINED: u8 = 0x31;
+    pub const SPAWN: u8 = 0x32;
+    pub const DESPAWN: u8 = 0x33;
+    pub const SET: u8 = 0x34;
+    pub const MESSAGE: u8 = 0x35;
+    pub const FRAME: u8 = 0x36;
+    pub const CLIENT_MESSAGE: u8 = 0x37;
+    pub const CLIENT_ACK: u8 = 0x38;
+}
+
+/// Longest schema version string.
+const MAX_VERSION: usize = 64;
+
+/// One item of a reliable server message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GameItem {
+    /// First item a player gets: which schema the server runs.
+    Joined {
+        version: String,
+        tick_hz: u32,
+    },
+    Spawn {
+        id: ActorId,
+        kind: u16,
+        /// The receiving player owns it (and sees its owner-only properties).
+        owned: bool,
+        mask: u64,
+        values: Vec<Value>,
+    },
+    Despawn {
+        id: ActorId,
+    },
+    Set {
+        id: ActorId,
+        mask: u64,
+        values: Vec<Value>,
+    },
+    Message {
+        index: u16,
+        values: Vec<Value>,
+    },
+}
+
+/// One actor's changed frame properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameUpdate {
+    pub id: ActorId,
+    pub mask: u64,
+    pub values: Vec<Value>,
+}
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GameClientMessage {
+    /// A message the schema declares `to_server`.
+    Message { index: u16, values: Vec<Value> },
+    /// The newest frame the client applied completely.
+    Ack { tick: u32 },
+}
+
+/// Writes a reliable message's header; `count` items follow.
+pub fn put_reliable_header(out: &mut Vec<u8>, tick: u32, count: usize) {
+    out.put_varint(u64::from(tick));
+    out.put_varint(count as u64);
+}
+
+/// Writes a frame's header; `count` updates follow (see [`put_update`]).
+pub fn put_frame_header(out: &mut Vec<u8>, tick: u32, count: usize) {
+    out.put_u8(code::FRAME);
+    out.put_varint(u64::from(tick));
+    out.put_varint(count as u64);
+}
+
+/// Writes one actor's update of a frame from its whole state (`state`: the
+/// value of every property of the kind, by index).
+pub fn put_update(out: &mut Vec<u8>, kind: &KindSpec, id: ActorId, mask: u64, state: &[Value]) {
+    out.put_varint(u64::from(id.0));
+    put_masked_state(out, kind, mask, state);
+}
+
+/// Appends a `Spawn` item from the actor's whole state.
+pub fn put_spawn(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    kind: u16,
+    id: ActorId,
+    owned: bool,
+    mask: u64,
+    state: &[Value],
+) {
+    out.put_u8(code::SPAWN);
+    out.put_varint(u64::from(id.0));
+    out.put_varint(u64::from(kind));
+    out.put_u8(u8::from(owned));
+    put_masked_state(out, &schema.kinds()[usize::from(kind)], mask, state);
+}
+
+/// Appends a `Set` item from the actor's whole state.
+pub fn put_set(out: &mut Vec<u8>, kind: &KindSpec, id: ActorId, mask: u64, state: &[Value]) {
+    out.put_u8(code::SET);
+    put_update(out, kind, id, mask, state);
+}
+
+/// Appends a `Message` item (`values`: one per field, admitted by their
+/// types: see [`crate::schema::MessageSpec::encode`], which checks).
+pub fn put_message(out: &mut Vec<u8>, index: u16, body: &[u8]) {
+    out.put_u8(code::MESSAGE);
+    out.put_varint(u64::from(index));
+    out.extend_from_slice(body);
+}
+
+/// The mask, then the values of its set bits taken from `state` by index.
+fn put_masked_state(out: &mut Vec<u8>, kind: &KindSpec, mask: u64, state: &[Value]) {
+    out.put_varint(mask);
+    for (index, prop) in kind.props.iter().enumerate() {
+        if mask & (1 << index) != 0 {
+            prop.ty.encode(&state[index], out);
+        }
+    }
+}
+
+/// The mask, then `values`: one per set bit, in ascending order (the
+/// decoded form).
+fn put_masked_values(out: &mut Vec<u8>, kind: &KindSpec, mask: u64, values: &[Value]) {
+    out.put_varint(mask);
+    let props = kind
+        .props
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| mask & (1 << index) != 0);
+    for ((_, prop), value) in props.zip(values) {
+        prop.ty.encode(value, out);
+    }
+}
+
+/// Bytes [`put_update`] writes after the id, from the whole state.
+pub fn masked_state_len(kind: &KindSpec, mask: u64, state: &[Value]) -> usize {
+    hearth_codec::varint_len(mask)
+        + kind
+            .props
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| mask & (1 << index) != 0)
+            .map(|(index, prop)| prop.ty.encoded_len(&state[index]))
+            .sum::<usize>()
+}
+
+impl GameItem {
+    /// Appends the item as decoded (masked values only); `kind_of` as for
+    /// [`GameItem::decode`]. The server writes from whole actor states
+    /// with [`put_spawn`], [`put_set`] and [`put_message`] instead.
+    pub fn encode(
+        &self,
+        schema: &Schema,
+        kind_of: &dyn Fn(ActorId) -> Option<u16>,
+        out: &mut Vec<u8>,
+    ) {
+        match self {
+            GameItem::Joined { version, tick_hz } => {
+                out.put_u8(code::JOINED);
+                out.put_str(version);
+                out.put_varint(u64::from(*tick_hz));
+            }
+            GameItem::Spawn {
+                id,
+                kind,
+                owned,
+                mask,
+                values,
+            } => {
+                out.put_u8(code::SPAWN);
+                out.put_varint(u64::from(id.0));
+                out.put_varint(u64::from(*kind));
+                out.put_u8(u8::from(*owned));
+                put_masked_values(out, &schema.kinds()[usize::from(*kind)], *mask, values);
+            }
+            GameItem::Despawn { id } => {
+                out.put_u8(code::DESPAWN);
+                out.put_varint(u64::from(id.0));
+            }
+            GameItem::Set { id, mask, values } => {
+                let kind = kind_of(*id).expect("a Set's actor is known");
+                out.put_u8(code::SET);
+                out.put_varint(u64::from(id.0));
+                put_masked_values(out, &schema.kinds()[usize::from(kind)], *mask, values);
+            }
+            GameItem::Message { index, values } => {
+                let mut body = Vec::new();
+                schema.messages()[usize::from(*index)]
+                    .encode(values, &mut body)
+                    .expect("decoded values are admitted");
+                put_message(out, *index, &body);
+            }
+        }
+    }
+
+    /// Reads an item; `kind_of` tells the kind of an actor the client
+    /// already knows (a Set for an unknown actor is an error: reliable items
+    /// arrive in order, so its Spawn came first).
+    pub fn decode(
+        r: &mut Reader<'_>,
+        schema: &Schema,
+        kind_of: &dyn Fn(ActorId) -> Option<u16>,
+    ) -> Result<Self, DecodeError> {
+        Ok(match r.u8("game item type")? {
+            code::JOINED => GameItem::Joined {
+                version: r.string(MAX_VERSION, "schema version")?,
+                tick_hz: varint_u32(r, "tick rate")?,
+            },
+            code::SPAWN => {
+                let id = ActorId(varint_u32(r, "actor id")?);
+                let kind = varint_u32(r, "actor kind")?;
+                let spec = schema
+                    .kinds()
+                    .get(kind as usize)
+                    .ok_or(DecodeError::OutOfRange("actor kind"))?;
+                let owned = match r.u8("owned")? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::OutOfRange("owned")),
+                };
+                let (mask, values) = get_masked(r, spec, owned)?;
+                GameItem::Spawn {
+                    id,
+                    kind: kind as u16,
+                    owned,
+                    mask,
+                    values,
+                }
+            }
+            code::DESPAWN => GameItem::Despawn {
+                id: ActorId(varint_u32(r, "actor id")?),
+            },
+            code::SET => {
+                let id = ActorId(varint_u32(r, "actor id")?);
+                let kind = kind_of(id).ok_or(DecodeError::OutOfRange("actor id"))?;
+                let spec = &schema.kinds()[usize::from(kind)];
+                // Ownership is checked by the replica, which knows it.
+                let (mask, values) = get_masked(r, spec, true)?;
+                GameItem::Set { id, mask, values }
+            }
+            code::MESSAGE => {
+                let index = varint_u32(r, "message index")?;
+                let spec = schema
+                    .messages()
+                    .get(index as usize)
+                    .filter(|m| m.direction == Direction::ToClient)
+                    .ok_or(DecodeError::OutOfRange("message index"))?;
+                let values = spec
+                    .fields
+                    .iter()
+                    .map(|field| field.ty.decode(r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                GameItem::Message {
+                    index: index as u16,
+                    values,
+                }
+            }
+            value => {
+                return Err(DecodeError::UnknownType {
+                    what: "game item",
+                    value,
+                })
+            }
+        })
+    }
+}
+
+/// The schema version a reliable message announces, when its first item
+/// is `Joined`: read before anything else, so that a client built for
+/// another schema is told so instead of failing on the first item it
+/// cannot read.
+pub fn joined_version(bytes: &[u8]) -> Option<String> {
+    let mut r = Reader::new(bytes);
+    r.varint("tick").ok()?;
+    if r.varint("item count").ok()? == 0 || r.u8("game item type").ok()? != code::JOINED {
+        return None;
+    }
+    r.string(MAX_VERSION, "schema version").ok()
+}
+
+/// A reliable server message, decoded.
+pub fn decode_reliable(
+    bytes: &[u8],
+    schema: &Schema,
+    kind_of: &dyn Fn(ActorId) -> Option<u16>,
+) -> Result<(u32, Vec<GameItem>), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let tick = varint_u32(&mut r, "tick")?;
+    let count = r.varint("item count")?;
+    // Every item is at least two bytes.
+    if count > (r.remaining() / 2) as u64 {
+        return Err(DecodeError::OutOfRange("item count"));
+    }
+    let mut items = Vec::with_capacity(count as usize);
+    // Actors spawned earlier in this same message are known to its later
+    // items.
+    let mut spawned: Vec<(ActorId, u16)> = Vec::new();
+    for _ in 0..count {
+        let item = GameItem::decode(&mut r, schema, &|id| {
+            kind_of(id).or_else(|| spawned.iter().find(|(s, _)| *s == id).map(|(_, k)| *k))
+        })?;
+        if let GameItem::Spawn { id, kind, .. } = &item {
+            spawned.push((*id, *kind));
+        }
+        items.push(item);
+    }
+    r.finish()?;
+    Ok((tick, items))
+}
+
+/// A frame, decoded. An update for an actor `kind_of` does not know is
+/// returned with `None` values: the caller cannot apply it, and must not
+/// acknowledge the frame (its Spawn is still on its way).
+pub fn decode_frame(
+    bytes: &[u8],
+    schema: &Schema,
+    kind_of: &dyn Fn(ActorId) -> Option<u16>,
+) -> Result<(u32, Vec<GameUpdate>, bool), DecodeError> {
+    let mut r = Reader::new(bytes);
+    if r.u8("frame type")? != code::FRAME {
+        return Err(DecodeError::OutOfRange("frame type"));
+    }
+    let tick = varint_u32(&mut r, "tick")?;
+    let count = r.varint("update count")?;
+    if count > (r.remaining() / 2) as u64 {
+        return Err(DecodeError::OutOfRange("update count"));
+    }
+    let mut updates = Vec::with_capacity(count as usize);
+    let mut complete = true;
+    for _ in 0..count {
+        let id = ActorId(varint_u32(&mut r, "actor id")?);
+        let Some(kind) = kind_of(id) else {
+            // The rest cannot be read without the kind: stop here.
+            complete = false;
+            break;
+        };
+        let (mask, values) = get_masked(&mut r, &schema.kinds()[usize::from(kind)], true)?;
+        updates.push(GameUpdate { id, mask, values });
+    }
+    if complete {
+        r.finish()?;
+    }
+    Ok((tick, updates, complete))
+}
+
+/// The mask and values of a Spawn, Set or update: only bits of properties
+/// the kind has and the client may see.
+fn get_masked(
+    r: &mut Reader<'_>,
+    kind: &KindSpec,
+    owned: bool,
+) -> Result<(u64, Vec<Value>), DecodeError> {
+    let mask = r.varint("property mask")?;
+    let allowed = visible_mask(kind, owned);
+    if mask & !allowed != 0 {
+        return Err(DecodeError::OutOfRange("property mask"));
+    }
+    let mut values = Vec::with_capacity(mask.count_ones() as usize);
+    for (index, prop) in kind.props.iter().enumerate() {
+        if mask & (1 << index) != 0 {
+            values.push(prop.ty.decode(r)?);
+        }
+    }
+    Ok((mask, values))
+}
+
+/// The properties of `kind` a client sees: everyone's, and the owner's
+/// too when it owns the actor.
+pub fn visible_mask(kind: &KindSpec, owned: bool) -> u64 {
+    debug_assert!(kind.props.len() <= MAX_PROPS);
+    kind.props
+        .iter()
+        .enumerate()
+        .filter(|(_, prop)| match prop.visibility {
+            Visibility::Everyone => true,
+            Visibility::Owner => owned,
+            Visibility::Server => false,
+        })
+        .fold(0, |mask, (index, _)| mask | (1 << index))
+}
+
+impl GameClientMessage {
+    /// Appends the message; its values must be admitted by their fields'
+    /// types ([`crate::schema::MessageSpec::encode`] checks, and is what a
+    /// client should call first).
+    pub fn encode(&self, schema: &Schema, out: &mut Vec<u8>) {
+        match self {
+            GameClientMessage::Message { index, values } => {
+                out.put_u8(code::CLIENT_MESSAGE);
+                out.put_varint(u64::from(*index));
+                schema.messages()[usize::from(*index)]
+                    .encode(values, out)
+                    .expect("values admitted by the message's fields");
+            }
+            GameClientMessage::Ack { tick } => {
+                out.put_u8(code::CLIENT_ACK);
+                out.put_varint(u64::from(*tick));
+            }
+        }
+    }
+
+    /// Reads what a client sent on `channel`: a declared `to_server`
+    /// message on the reliable channel, an acknowledgement on the state
+    /// channel. Anything else is an error (and closes the session).
+    pub fn decode(channel: u16, bytes: &[u8], schema: &Schema) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let message = match (channel, r.u8("client message type")?) {
+            (RELIABLE_CHANNEL, code::CLIENT_MESSAGE) => {
+                let index = varint_u32(&mut r, "message index")?;
+                let spec = schema
+                    .messages()
+                    .get(index as usize)
+                    .filter(|m| m.direction == Direction::ToServer)
+                    .ok_or(DecodeError::OutOfRange("message index"))?;
+                let values = spec.decode(r.rest())?;
+                return Ok(GameClientMessage::Message {
+                    index: index as u16,
+                    values,
+                });
+            }
+            (STATE_CHANNEL, code::CLIENT_ACK) => GameClientMessage::Ack {
+                tick: varint_u32(&mut r, "ack tick")?,
+            },
+            (_, value) => {
+                return Err(DecodeError::UnknownType {
+                    what: "game client message",
+                    value,
+                })
+            }
+        };
+        r.finish()?;
+        Ok(message)
+    }
+}
+
+fn varint_u32(r: &mut Reader<'_>, what: &'static str) -> Result<u32, DecodeError> {
+    u32::try_from(r.varint(what)?).map_err(|_| DecodeError::OutOfRange(what))
+}

@@ -1,0 +1,203 @@
+//! Test vectors of the game wire for the TypeScript client
+//! (web/client/src/game): schemas in their canonical encoding with their
+//! versions, a message with a field of every type at its extremes, the
+//! bytes one player of a card match received with the state its replica
+//! ends in, and what a client sends. The Node tests decode and re-encode
+//! them byte for byte.
+//!
+//! The committed file must equal what this test generates; after a
+//! deliberate change, regenerate it with
+//! `HEARTH_BLESS=1 cargo test -p cards --test web_vectors`.
+
+use std::sync::Arc;
+
+use cards::Cards;
+use hearth_game::{GameLine, GameOutput};
+use hearth_replica::game_replica::GameReplica;
+use hearth_replica::game_wire::{GameClientMessage, RELIABLE_CHANNEL};
+use hearth_replica::schema::{KindSpec, MessageSpec, PropSpec, Scalar, Schema, Value, ValueType};
+use serde_json::{json, Value as Json};
+
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../web/client/test/game_vectors.json"
+);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Values in JSON without losing 64-bit integers: integers as strings.
+fn value_json(value: &Value) -> Json {
+    match value {
+        Value::Bool(b) => json!(b),
+        Value::Int(v) => json!(v.to_string()),
+        Value::Str(s) => json!(s.as_ref()),
+        Value::List(items) => Json::Array(items.iter().map(|v| json!(v.to_string())).collect()),
+    }
+}
+
+fn every_type() -> Schema {
+    let kind = KindSpec::new("gadget")
+        .prop(PropSpec::new("on", ValueType::Bool))
+        .prop(PropSpec::new("small", ValueType::int(-5, 5)))
+        .prop(PropSpec::new("wide", ValueType::int(i64::MIN, i64::MAX)).owner_only())
+        .prop(PropSpec::new("x", ValueType::fixed(100, -100_000, 100_000)))
+        .prop(PropSpec::new("mood", ValueType::enumeration(&["calm", "angry"])).reliable())
+        .prop(PropSpec::new("label", ValueType::string(16)).reliable())
+        .prop(PropSpec::new(
+            "bag",
+            ValueType::list(
+                Scalar::Int {
+                    min: -1,
+                    max: 1 << 40,
+                },
+                4,
+            ),
+        ))
+        .prop(PropSpec::new("secret", ValueType::int(0, 9)).server_only());
+    let all = MessageSpec::to_client("all")
+        .field("on", ValueType::Bool)
+        .field("small", ValueType::int(-5, 5))
+        .field("wide", ValueType::int(i64::MIN, i64::MAX))
+        .field("x", ValueType::fixed(100, -100_000, 100_000))
+        .field("mood", ValueType::enumeration(&["calm", "angry"]))
+        .field("label", ValueType::string(16))
+        .field(
+            "bag",
+            ValueType::list(
+                Scalar::Int {
+                    min: -1,
+                    max: 1 << 40,
+                },
+                4,
+            ),
+        );
+    let poke = MessageSpec::to_server("poke")
+        .field("how", ValueType::int(0, 3))
+        .rate(3, 1);
+    Schema::new("every_type", vec![kind], vec![all, poke]).unwrap()
+}
+
+fn schema_vector(schema: &Schema) -> Json {
+    json!({
+        "game": schema.game(),
+        "hex": hex(&schema.encode()),
+        "version": schema.version(),
+    })
+}
+
+fn generate() -> Json {
+    let every = every_type();
+    let (all_index, all) = every.message("all").unwrap();
+    let extremes: Vec<Vec<Value>> = vec![
+        vec![
+            Value::Bool(true),
+            Value::Int(-5),
+            Value::Int(i64::MIN),
+            Value::Int(-100_000),
+            Value::Int(1),
+            Value::Str("héllo ✋".into()),
+            Value::List(vec![-1, 0, 1 << 40].into()),
+        ],
+        vec![
+            Value::Bool(false),
+            Value::Int(5),
+            Value::Int(i64::MAX),
+            Value::Int(100_000),
+            Value::Int(0),
+            Value::Str("".into()),
+            Value::List(vec![].into()),
+        ],
+    ];
+    let messages: Vec<Json> = extremes
+        .iter()
+        .map(|values| {
+            let mut body = Vec::new();
+            all.encode(values, &mut body).unwrap();
+            // As a one-item reliable message, tick 7.
+            let mut bytes = Vec::new();
+            hearth_replica::game_wire::put_reliable_header(&mut bytes, 7, 1);
+            hearth_replica::game_wire::put_message(&mut bytes, all_index, &body);
+            json!({
+                "values": values.iter().map(value_json).collect::<Vec<_>>(),
+                "hex": hex(&bytes),
+            })
+        })
+        .collect();
+    let mut poke = Vec::new();
+    GameClientMessage::Message {
+        index: every.message("poke").unwrap().0,
+        values: vec![Value::Int(2)],
+    }
+    .encode(&every, &mut poke);
+    let mut ack = Vec::new();
+    GameClientMessage::Ack { tick: 300 }.encode(&every, &mut ack);
+
+    // A card match as player 1 receives it.
+    let cards = Arc::new(cards::schema());
+    let mut line = GameLine::new(Arc::new(Cards), 17);
+    line.join(1, None);
+    line.join(2, None);
+    let mut replica = GameReplica::new(cards.clone());
+    let mut received = Vec::new();
+    for tick in 0..30 {
+        if tick == 2 {
+            let start = replica.message("start", vec![]).unwrap();
+            line.input(1, RELIABLE_CHANNEL, &start).unwrap();
+        }
+        line.tick();
+        for output in line.drain_outputs() {
+            if let GameOutput::Send {
+                player: 1,
+                channel,
+                bytes,
+            } = output
+            {
+                match channel {
+                    RELIABLE_CHANNEL => replica.apply_reliable(&bytes).unwrap(),
+                    _ => replica.apply_frame(&bytes).unwrap(),
+                }
+                received.push(json!({ "channel": channel, "hex": hex(&bytes) }));
+            }
+        }
+        if let Some(ack) = replica.poll_ack() {
+            line.input(1, hearth_replica::game_wire::STATE_CHANNEL, &ack)
+                .unwrap();
+        }
+    }
+    let actors: Vec<Json> = replica
+        .actors()
+        .map(|(id, actor)| {
+            json!({
+                "id": id.0,
+                "kind": actor.kind,
+                "owned": actor.owned,
+                "values": actor.values.iter().map(value_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "schemas": [schema_vector(&every), schema_vector(&cards)],
+        "every_type_messages": messages,
+        "client": {
+            "poke": { "values": ["2"], "hex": hex(&poke) },
+            "ack": { "tick": 300, "hex": hex(&ack) },
+        },
+        "match": { "received": received, "actors": actors },
+    })
+}
+
+#[test]
+fn the_committed_game_vectors_are_what_the_rust_side_generates() {
+    let generated = serde_json::to_string_pretty(&generate()).unwrap() + "\n";
+    if std::env::var_os("HEARTH_BLESS").is_some() {
+        std::fs::write(VECTORS, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(VECTORS).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "web/client/test/game_vectors.json is stale: run HEARTH_BLESS=1 cargo test -p cards --test web_vectors"
+    );
+}

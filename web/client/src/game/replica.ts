@@ -1,0 +1,316 @@
+// The wire of a schema-declared game and a client's replica of it: the
+// rules are crates/hearth-replica/src/game_wire.rs's and game_replica.rs's.
+// Generic: any game's schema; generated bindings (hearth codegen) only add
+// names and types on top.
+
+import { DecodeError, Reader, Writer } from "../bytes.js";
+import { KindSpec, Schema, Value, defaultValue, readValue, readVarintBig, visibleMask, writeValue, writeVarintBig } from "./schema.js";
+
+export const RELIABLE_CHANNEL = 10;
+export const STATE_CHANNEL = 11;
+
+const CODE = {
+  joined: 0x31,
+  spawn: 0x32,
+  despawn: 0x33,
+  set: 0x34,
+  message: 0x35,
+  frame: 0x36,
+  clientMessage: 0x37,
+  clientAck: 0x38,
+} as const;
+
+const MAX_VERSION = 64;
+/** Actors a replica holds at most (as the Rust replica). */
+export const MAX_REPLICA_ACTORS = 65_536;
+const MAX_EVENTS = 4096;
+
+export type GameItem =
+  | { type: "joined"; version: string; tickHz: number }
+  | { type: "spawn"; id: number; kind: number; owned: boolean; mask: bigint; values: Value[] }
+  | { type: "despawn"; id: number }
+  | { type: "set"; id: number; mask: bigint; values: Value[] }
+  | { type: "message"; index: number; values: Value[] };
+
+export interface GameUpdate {
+  id: number;
+  mask: bigint;
+  values: Value[];
+}
+
+type KindOf = (id: number) => number | undefined;
+
+function readMasked(r: Reader, kind: KindSpec, owned: boolean): { mask: bigint; values: Value[] } {
+  const mask = readVarintBig(r, "property mask");
+  if ((mask & ~visibleMask(kind, owned)) !== 0n) throw new DecodeError("property mask out of range");
+  const values: Value[] = [];
+  kind.props.forEach((prop, index) => {
+    if (mask & (1n << BigInt(index))) values.push(readValue(r, prop.ty));
+  });
+  return { mask, values };
+}
+
+function writeMasked(w: Writer, kind: KindSpec, mask: bigint, values: Value[]): void {
+  writeVarintBig(w, mask);
+  let at = 0;
+  kind.props.forEach((prop, index) => {
+    if (mask & (1n << BigInt(index))) writeValue(w, prop.ty, values[at++]!);
+  });
+}
+
+function kindAt(schema: Schema, index: number): KindSpec {
+  const kind = schema.kinds[index];
+  if (!kind) throw new DecodeError("actor kind out of range");
+  return kind;
+}
+
+function readItem(r: Reader, schema: Schema, kindOf: KindOf): GameItem {
+  const code = r.u8("game item type");
+  switch (code) {
+    case CODE.joined:
+      return { type: "joined", version: r.str(MAX_VERSION, "schema version"), tickHz: r.varint32("tick rate") };
+    case CODE.spawn: {
+      const id = r.varint32("actor id");
+      const kind = r.varint32("actor kind");
+      const owned = r.u8("owned");
+      if (owned > 1) throw new DecodeError("owned out of range");
+      return { type: "spawn", id, kind, owned: owned === 1, ...readMasked(r, kindAt(schema, kind), owned === 1) };
+    }
+    case CODE.despawn:
+      return { type: "despawn", id: r.varint32("actor id") };
+    case CODE.set: {
+      const id = r.varint32("actor id");
+      const kind = kindOf(id);
+      if (kind === undefined) throw new DecodeError("a Set for an unknown actor");
+      return { type: "set", id, ...readMasked(r, kindAt(schema, kind), true) };
+    }
+    case CODE.message: {
+      const index = r.varint32("message index");
+      const spec = schema.messages[index];
+      if (!spec || spec.direction !== "to_client") throw new DecodeError("message index out of range");
+      return { type: "message", index, values: spec.fields.map((f) => readValue(r, f.ty)) };
+    }
+    default:
+      throw new DecodeError(`unknown game item ${code}`);
+  }
+}
+
+/** The schema version a reliable message announces when its first item is `joined` (read before anything else). */
+export function joinedVersion(bytes: Uint8Array): string | undefined {
+  try {
+    const r = new Reader(bytes);
+    r.varint32("tick");
+    if (r.varint("item count") === 0 || r.u8("game item type") !== CODE.joined) return undefined;
+    return r.str(MAX_VERSION, "schema version");
+  } catch {
+    return undefined;
+  }
+}
+
+/** A reliable server message: its tick and items (actors spawned earlier in it are known to its later items). */
+export function decodeGameReliable(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { tick: number; items: GameItem[] } {
+  const r = new Reader(bytes);
+  const tick = r.varint32("tick");
+  const n = r.varint("item count");
+  if (n > r.remaining / 2) throw new DecodeError("item count out of range");
+  const spawned = new Map<number, number>();
+  const items: GameItem[] = [];
+  for (let i = 0; i < n; i++) {
+    const item = readItem(r, schema, (id) => kindOf(id) ?? spawned.get(id));
+    if (item.type === "spawn") spawned.set(item.id, item.kind);
+    items.push(item);
+  }
+  r.finish("game message");
+  return { tick, items };
+}
+
+export function encodeGameReliable(tick: number, items: GameItem[], schema: Schema, kindOf: KindOf): Uint8Array {
+  const w = new Writer();
+  w.varint(tick).varint(items.length);
+  const spawned = new Map<number, number>();
+  for (const item of items) {
+    switch (item.type) {
+      case "joined":
+        w.u8(CODE.joined).str(item.version).varint(item.tickHz);
+        break;
+      case "spawn":
+        w.u8(CODE.spawn).varint(item.id).varint(item.kind).u8(item.owned ? 1 : 0);
+        writeMasked(w, kindAt(schema, item.kind), item.mask, item.values);
+        spawned.set(item.id, item.kind);
+        break;
+      case "despawn":
+        w.u8(CODE.despawn).varint(item.id);
+        break;
+      case "set": {
+        const kind = kindOf(item.id) ?? spawned.get(item.id);
+        if (kind === undefined) throw new RangeError(`unknown actor ${item.id}`);
+        w.u8(CODE.set).varint(item.id);
+        writeMasked(w, kindAt(schema, kind), item.mask, item.values);
+        break;
+      }
+      case "message":
+        w.u8(CODE.message).varint(item.index);
+        schema.messages[item.index]!.fields.forEach((f, i) => writeValue(w, f.ty, item.values[i]!));
+    }
+  }
+  return w.finish();
+}
+
+/** A frame: its tick, the updates read, and whether every update could be read (an unknown actor stops it). */
+export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { tick: number; updates: GameUpdate[]; complete: boolean } {
+  const r = new Reader(bytes);
+  if (r.u8("frame type") !== CODE.frame) throw new DecodeError("not a game frame");
+  const tick = r.varint32("tick");
+  const n = r.varint("update count");
+  if (n > r.remaining / 2) throw new DecodeError("update count out of range");
+  const updates: GameUpdate[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = r.varint32("actor id");
+    const kind = kindOf(id);
+    if (kind === undefined) return { tick, updates, complete: false };
+    updates.push({ id, ...readMasked(r, kindAt(schema, kind), true) });
+  }
+  r.finish("game frame");
+  return { tick, updates, complete: true };
+}
+
+/** A message the schema declares `to_server`, for the reliable channel. */
+export function encodeGameMessage(schema: Schema, name: string, values: Value[]): Uint8Array {
+  const index = schema.messages.findIndex((m) => m.name === name && m.direction === "to_server");
+  const spec = schema.messages[index];
+  if (!spec) throw new RangeError(`${name} is not a message to the server`);
+  if (values.length !== spec.fields.length) throw new RangeError(`${name} has ${spec.fields.length} fields`);
+  const w = new Writer();
+  w.u8(CODE.clientMessage).varint(index);
+  spec.fields.forEach((f, i) => writeValue(w, f.ty, values[i]!));
+  return w.finish();
+}
+
+/** The acknowledgement of the newest frame applied completely, for the state channel. */
+export function encodeGameAck(tick: number): Uint8Array {
+  return new Writer().u8(CODE.clientAck).varint(tick).finish();
+}
+
+export interface GameActor {
+  kind: number;
+  owned: boolean;
+  /** Every property's value by index (those not seen keep their default). */
+  values: Value[];
+}
+
+export type GameEvent =
+  | { type: "joined"; tickHz: number }
+  | { type: "spawned"; id: number }
+  | { type: "changed"; id: number; mask: bigint }
+  | { type: "despawned"; id: number }
+  | { type: "message"; name: string; values: Value[] };
+
+export class GameReplica {
+  readonly actors = new Map<number, GameActor>();
+  tickHz?: number;
+  newestFrame = 0;
+  eventsDropped = 0;
+  private ackDue = false;
+  private readonly events: GameEvent[] = [];
+
+  constructor(readonly schema: Schema) {}
+
+  /** The actor's value of the property named `prop`. */
+  value(id: number, prop: string): Value | undefined {
+    const actor = this.actors.get(id);
+    if (!actor) return undefined;
+    const index = this.schema.kinds[actor.kind]!.props.findIndex((p) => p.name === prop);
+    return index < 0 ? undefined : actor.values[index];
+  }
+
+  pollEvent(): GameEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Applies a reliable message; throws (and the session should close) on anything malformed or a schema mismatch. */
+  applyReliable(bytes: Uint8Array): void {
+    const version = joinedVersion(bytes);
+    if (version !== undefined && version !== this.schema.version) {
+      throw new Error(`the server runs the game's schema version ${version}, this client was built for ${this.schema.version}: update the client or regenerate its bindings (hearth codegen)`);
+    }
+    const { items } = decodeGameReliable(bytes, this.schema, (id) => this.actors.get(id)?.kind);
+    for (const item of items) {
+      switch (item.type) {
+        case "joined":
+          if (item.version !== this.schema.version) throw new Error(`schema version ${item.version} is not ${this.schema.version}`);
+          this.tickHz = item.tickHz;
+          this.push({ type: "joined", tickHz: item.tickHz });
+          break;
+        case "spawn": {
+          if (this.actors.has(item.id)) throw new DecodeError(`actor ${item.id} spawned twice`);
+          if (this.actors.size >= MAX_REPLICA_ACTORS) throw new DecodeError("too many actors");
+          const kind = this.schema.kinds[item.kind]!;
+          const actor = { kind: item.kind, owned: item.owned, values: kind.props.map((p) => defaultValue(p.ty)) };
+          assign(actor.values, item.mask, item.values);
+          this.actors.set(item.id, actor);
+          this.push({ type: "spawned", id: item.id });
+          break;
+        }
+        case "despawn":
+          if (this.actors.delete(item.id)) this.push({ type: "despawned", id: item.id });
+          break;
+        case "set": {
+          const actor = this.actors.get(item.id)!;
+          if ((item.mask & ~visibleMask(this.schema.kinds[actor.kind]!, actor.owned)) !== 0n) {
+            throw new DecodeError("property mask out of range");
+          }
+          assign(actor.values, item.mask, item.values);
+          this.push({ type: "changed", id: item.id, mask: item.mask });
+          break;
+        }
+        case "message":
+          this.push({ type: "message", name: this.schema.messages[item.index]!.name, values: item.values });
+      }
+    }
+  }
+
+  /** Applies a frame; older ones are ignored, and one naming an actor not yet spawned is not acknowledged. */
+  applyFrame(bytes: Uint8Array): void {
+    const { tick, updates, complete } = decodeGameFrame(bytes, this.schema, (id) => this.actors.get(id)?.kind);
+    if (tick <= this.newestFrame) return;
+    for (const update of updates) {
+      const actor = this.actors.get(update.id)!;
+      if ((update.mask & ~visibleMask(this.schema.kinds[actor.kind]!, actor.owned)) !== 0n) {
+        throw new DecodeError("property mask out of range");
+      }
+      assign(actor.values, update.mask, update.values);
+      this.push({ type: "changed", id: update.id, mask: update.mask });
+    }
+    if (complete) {
+      this.newestFrame = tick;
+      this.ackDue = true;
+    }
+  }
+
+  /** The acknowledgement to send on the state channel, when a newer frame was applied. */
+  pollAck(): Uint8Array | undefined {
+    if (!this.ackDue) return undefined;
+    this.ackDue = false;
+    return encodeGameAck(this.newestFrame);
+  }
+
+  /** A message to the server, checked against the schema, for the reliable channel. */
+  message(name: string, values: Value[]): Uint8Array {
+    return encodeGameMessage(this.schema, name, values);
+  }
+
+  private push(event: GameEvent): void {
+    if (this.events.length >= MAX_EVENTS) {
+      this.events.shift();
+      this.eventsDropped++;
+    }
+    this.events.push(event);
+  }
+}
+
+function assign(state: Value[], mask: bigint, values: Value[]): void {
+  let at = 0;
+  for (let index = 0; index < state.length; index++) {
+    if (mask & (1n << BigInt(index))) state[index] = values[at++]!;
+  }
+}
