@@ -22,3 +22,6 @@ export type { ReplicaActor, WorldEvent } from "./world/replica.js";
 export { WorldClient } from "./world/client.js";
 export { readRecording } from "./world/record.js";
 export type { Record } from "./world/record.js";
+export * as game from "./game/schema.js";
+export { GameReplica, decodeGameFrame, decodeGameReliable, encodeGameAck, encodeGameMessage, encodeGameReliable, joinedVersion } from "./game/replica.js";
+export type { GameActor, GameEvent, GameItem, GameUpdate } from "./game/replica.js";

@@ -1,5 +1,5 @@
 // Recordings of what a client received from the world (the HRTHREC1 format
-// of crates/hearth-world/src/record.rs): `hearth client --record` and the
+// of crates/hearth-replica/src/record.rs): `hearth client --record` and the
 // server's recordings write them, the replay page reads them.
 
 import { DecodeError } from "../bytes.js";

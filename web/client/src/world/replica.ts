@@ -1,7 +1,7 @@
 // The client's copy of the world (docs/WORLD.md section 7): items applied in
 // order, frames applied by epoch and tick, acknowledgements, and prediction
 // of the player's own moves with the server's corrections. The rules are
-// crates/hearth-world/src/replica.rs's.
+// crates/hearth-replica/src/replica.rs's.
 
 import { ZoneMap, stepTowards } from "./map.js";
 import {

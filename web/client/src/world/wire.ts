@@ -1,5 +1,5 @@
 // The world's messages (docs/WORLD.md sections 2-6), byte for byte as
-// crates/hearth-world/src/wire.rs.
+// crates/hearth-replica/src/wire.rs.
 
 import { DecodeError, Reader, Writer } from "../bytes.js";
 
