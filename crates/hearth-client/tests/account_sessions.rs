@@ -76,6 +76,15 @@ async fn post(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+async fn metrics(server: &Running) -> String {
+    reqwest::get(format!("http://{}/metrics", server.web))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// An administrator's JSON POST: status and body.
 async fn admin_post(server: &Running, token: &str, path: &str, body: Value) -> (u16, Value) {
     post(
@@ -382,6 +391,12 @@ async fn announcements_and_reasons_with_escapes_or_invisible_characters_are_refu
             "{text:?}"
         );
     }
+    let counted = metrics(&server).await;
+    let line = format!(
+        r#"hearth_api_errors_total{{code="bad_text"}} {}"#,
+        bad.len() * 3
+    );
+    assert!(counted.contains(&line), "{line} in {counted}");
     // Nothing was done: the player is neither kicked nor locked.
     assert_eq!(echo_of(&mut reader).await, Ok(()));
     api(&server).login(&name, PASSWORD).await.unwrap();
@@ -473,6 +488,13 @@ async fn json_endpoints_refuse_other_content_types_and_foreign_origins() {
     )
     .await;
     assert_eq!(status, 415);
+    let counted = metrics(&server).await;
+    for line in [
+        r#"hearth_api_errors_total{code="unsupported_media_type"} 13"#,
+        r#"hearth_api_errors_total{code="foreign_origin"} 4"#,
+    ] {
+        assert!(counted.contains(line), "{line} in {counted}");
+    }
 
     // No account was created: the name is still free.
     let (status, body) = post(
