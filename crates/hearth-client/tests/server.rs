@@ -168,6 +168,7 @@ async fn the_api_registers_logs_in_refreshes_and_revokes_with_clear_errors() {
     // Malformed JSON.
     let response = reqwest::Client::new()
         .post(format!("http://{}/api/login", server.web))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

@@ -35,18 +35,34 @@ impl Accounts {
         Ok(())
     }
 
-    /// Locks (or unlocks) the named account. Locking revokes every token in
-    /// the same transaction, so no refresh can bring it back; the caller
-    /// also kicks the player if online. Returns the account id.
-    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<i64, AccountError> {
-        let mut tx = self.storage().pool.begin().await?;
-        let row = sqlx::query("UPDATE accounts SET disabled = $1 WHERE name_key = $2 RETURNING id")
-            .bind(i64::from(disabled))
+    /// The id of the account named `name` (compared as every name is, see
+    /// `hearth_world::names`), if there is one.
+    pub(crate) async fn id_of(&self, name: &str) -> Result<Option<i64>, AccountError> {
+        let row = sqlx::query("SELECT id FROM accounts WHERE name_key = $1")
             .bind(name_key(name))
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.storage().pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        })
+    }
+
+    /// Locks (or unlocks) account `id`. Locking revokes every token in the
+    /// same transaction, so no refresh can bring it back; the caller also
+    /// ends its sessions. Errs with `WrongCredentials` when no such account
+    /// exists (deleted meanwhile).
+    pub async fn set_disabled(&self, id: i64, disabled: bool) -> Result<(), AccountError> {
+        let mut tx = self.storage().pool.begin().await?;
+        let changed = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
+            .bind(i64::from(disabled))
+            .bind(id)
+            .execute(&mut *tx)
             .await?
-            .ok_or(AccountError::WrongCredentials)?;
-        let id: i64 = row.try_get("id")?;
+            .rows_affected();
+        if changed == 0 {
+            return Err(AccountError::WrongCredentials);
+        }
         if disabled {
             sqlx::query("UPDATE tokens SET revoked = 1 WHERE account_id = $1")
                 .bind(id)
@@ -54,7 +70,7 @@ impl Accounts {
                 .await?;
         }
         tx.commit().await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Creates an administrator, or (`promote`) makes an existing account one.

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use hearth_net::gate::{GateCtx, GateHandle, Handler};
 use hearth_proto::control::parse_options;
@@ -18,6 +19,7 @@ use hearth_world::directory::NEW_PLAYER_VALUES;
 use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_world::{Arrival, Join};
 
+use crate::account_sessions::AccountSessions;
 use crate::accounts::{Account, AccountError, Accounts};
 use crate::rate_limit::Action;
 use crate::storage::Storage;
@@ -56,31 +58,6 @@ impl LoginCounters {
     }
 }
 
-/// Live sessions by account and accounts by session: both ways are lookups,
-/// so a close costs the same with ten players or a hundred thousand.
-#[derive(Default)]
-struct LiveAccounts {
-    /// The newest session of each account.
-    by_account: HashMap<i64, u64>,
-    by_session: HashMap<u64, i64>,
-}
-
-impl LiveAccounts {
-    /// `session` is now `account`'s newest; returns the one it had before.
-    fn bind(&mut self, account: i64, session: u64) -> Option<u64> {
-        self.by_session.insert(session, account);
-        self.by_account.insert(account, session)
-    }
-
-    fn end(&mut self, session: u64) {
-        if let Some(account) = self.by_session.remove(&session) {
-            if self.by_account.get(&account) == Some(&session) {
-                self.by_account.remove(&account);
-            }
-        }
-    }
-}
-
 /// One clone per gate shard: the per-session maps hold that shard's
 /// sessions; what spans sessions of different shards is behind an `Arc`.
 #[derive(Clone)]
@@ -101,8 +78,9 @@ pub struct GameHandler {
     map: String,
     allow_anonymous: bool,
     single_session: bool,
-    /// Which account each live session belongs to, shared with login decisions.
-    sessions: Arc<Mutex<LiveAccounts>>,
+    /// Every logged-in session by account, shared with the other shards
+    /// and with administration (which ends an account's sessions by id).
+    sessions: AccountSessions,
     logins: Arc<LoginCounters>,
 }
 
@@ -114,6 +92,7 @@ impl GameHandler {
         world: Arc<OnceLock<WorldHandle>>,
         config: &crate::config::Config,
         logins: Arc<LoginCounters>,
+        sessions: AccountSessions,
     ) -> Self {
         Self {
             accounts,
@@ -126,7 +105,7 @@ impl GameHandler {
             map: config.game.map.clone(),
             allow_anonymous: config.accounts.allow_anonymous,
             single_session: config.accounts.single_session,
-            sessions: Arc::default(),
+            sessions,
             logins,
         }
     }
@@ -159,6 +138,9 @@ impl GameHandler {
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
         tokio::spawn(async move {
+            // Before the check: an end of the account's sessions from now
+            // on may not have been seen by it (see AccountSessions).
+            let checked_from = Instant::now();
             let verdict: Result<Option<Account>, AccountError> = match request.credentials {
                 Credentials::Password { account, password } => {
                     password_login(&accounts, request.address, &account, &password)
@@ -201,20 +183,30 @@ impl GameHandler {
                             Some(account) => account.name.clone(),
                             None => guest_name(&player_name, session),
                         };
+                        // Bound before it is accepted: from here on an end
+                        // of the account's sessions finds this one too.
+                        let newest_before = match &account {
+                            Some(account) => match sessions.bind(ctx.now(), account.id, session, checked_from) {
+                                Ok(newest) => newest,
+                                Err(barred) => {
+                                    logins.add("ended_while_deciding");
+                                    ctx.refuse_login(session, barred.reason());
+                                    return;
+                                }
+                            },
+                            None => None,
+                        };
                         if !ctx.accept_login(session, Some(&welcome_map)) {
+                            sessions.end(session);
                             return;
                         }
                         logins.add("accepted");
                         let mut after = None;
-                        if let Some(account) = &account {
-                            let mut live = sessions.lock().expect("not poisoned");
-                            let previous = live.bind(account.id, session);
-                            if let Some(old) = previous.filter(|old| *old != session) {
-                                if single_session {
-                                    close_replaced(ctx, &replacer, old);
-                                    logins.add("replaced");
-                                    after = Some(old);
-                                }
+                        if let Some(old) = newest_before.filter(|old| *old != session) {
+                            if single_session {
+                                close_replaced(ctx, &replacer, old);
+                                logins.add("replaced");
+                                after = Some(old);
                             }
                         }
                         if stays_out {
@@ -327,21 +319,21 @@ impl GameHandler {
 #[derive(Clone)]
 struct InputBucket {
     tokens: u32,
-    last: std::time::Instant,
+    last: Instant,
 }
 
 const WORLD_INPUT_BURST: u32 = 200;
 const WORLD_INPUTS_PER_SECOND: u64 = 100;
 
 impl InputBucket {
-    fn new(now: std::time::Instant) -> Self {
+    fn new(now: Instant) -> Self {
         Self {
             tokens: WORLD_INPUT_BURST,
             last: now,
         }
     }
 
-    fn take(&mut self, now: std::time::Instant) -> bool {
+    fn take(&mut self, now: Instant) -> bool {
         let earned = now.saturating_duration_since(self.last).as_micros() as u64
             * WORLD_INPUTS_PER_SECOND
             / 1_000_000;
@@ -421,7 +413,7 @@ impl Handler for GameHandler {
                 let _ = gate.send(session, channel, &payload);
             }
             Event::Closed(_) => {
-                self.sessions.lock().expect("not poisoned").end(session);
+                self.sessions.end(session);
                 self.pending.lock().expect("not poisoned").remove(&session);
                 self.world_rate.remove(&session);
                 if self.in_world.remove(&session) {
@@ -432,30 +424,5 @@ impl Handler for GameHandler {
             }
             _ => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LiveAccounts;
-
-    #[test]
-    fn a_replaced_session_ending_does_not_forget_its_successor() {
-        let mut live = LiveAccounts::default();
-        assert_eq!(live.bind(7, 100), None);
-        assert_eq!(
-            live.bind(7, 200),
-            Some(100),
-            "the new login replaces the old"
-        );
-        live.end(100);
-        assert_eq!(
-            live.bind(7, 300),
-            Some(200),
-            "200 is still the account's session"
-        );
-        live.end(300);
-        live.end(200);
-        assert!(live.by_account.is_empty() && live.by_session.is_empty());
     }
 }

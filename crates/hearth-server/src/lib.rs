@@ -2,10 +2,13 @@
 //! metrics, and the game server that ties them to the gates.
 
 mod account_admin;
+pub mod account_sessions;
 pub mod accounts;
+mod api_error;
 pub mod config;
 pub mod game;
 pub mod hash_pool;
+mod json_body;
 pub mod listener;
 pub mod metrics;
 mod private_files;

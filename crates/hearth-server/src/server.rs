@@ -12,6 +12,7 @@ use hearth_net::tls::ServerTls;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::account_sessions::AccountSessions;
 use crate::accounts::Accounts;
 use crate::config::{Config, TlsConfig};
 use crate::game::{GameHandler, LoginCounters};
@@ -137,6 +138,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
     let logins = Arc::new(LoginCounters::default());
     let gate_cell = Arc::new(OnceLock::new());
     let world_cell = Arc::new(OnceLock::new());
+    let account_sessions = AccountSessions::new(gate_cell.clone());
     let handler = GameHandler::new(
         accounts.clone(),
         storage.clone(),
@@ -144,6 +146,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         world_cell.clone(),
         &config,
         logins.clone(),
+        account_sessions.clone(),
     );
     let game_addr = SocketAddr::new(config.bind, config.port);
     let mut gate_config = GateConfig {
@@ -205,6 +208,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         storage: storage.clone(),
         gate: gate.clone(),
         world: world.clone(),
+        account_sessions,
         logins,
         api_errors: Arc::default(),
         started: Instant::now(),

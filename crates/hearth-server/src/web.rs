@@ -3,17 +3,17 @@
 
 use std::net::SocketAddr;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::AccountError;
+use crate::api_error::ApiError;
+use crate::json_body::JsonBody;
 use crate::rate_limit::Action;
 pub use crate::web_state::WebState;
 
@@ -40,72 +40,6 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
-/// An API error: a status, a stable code and a sentence for humans, and
-/// when trying again later can work, after how many seconds.
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = Json(json!({ "error": self.code, "message": self.message }));
-        match self.retry_after {
-            Some(seconds) => (
-                self.status,
-                [(header::RETRY_AFTER, seconds.to_string())],
-                body,
-            )
-                .into_response(),
-            None => (self.status, body).into_response(),
-        }
-    }
-}
-
-impl ApiError {
-    fn from_account(state: &WebState, error: AccountError) -> Self {
-        let status = match &error {
-            AccountError::InvalidName(_) | AccountError::WeakPassword(_) => StatusCode::BAD_REQUEST,
-            AccountError::NameTaken(_) => StatusCode::CONFLICT,
-            AccountError::WrongCredentials
-            | AccountError::TokenUnknown
-            | AccountError::TokenExpired
-            | AccountError::TokenRevoked
-            | AccountError::WrongTokenKind { .. } => StatusCode::UNAUTHORIZED,
-            AccountError::Locked { .. } => StatusCode::LOCKED,
-            AccountError::Disabled => StatusCode::FORBIDDEN,
-            AccountError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AccountError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AccountError::Storage(e) => {
-                tracing::error!("storage error in the API: {e}");
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        };
-        state.api_errors.add(error.code());
-        ApiError {
-            status,
-            code: error.code(),
-            message: error.to_string(),
-            retry_after: error.retry_after(),
-        }
-    }
-}
-
-/// Parses a JSON body with an error that says what was wrong.
-fn body<T: DeserializeOwned>(state: &WebState, bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        state.api_errors.add("bad_request");
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message: format!("the request body is not the expected JSON: {e}"),
-            retry_after: None,
-        }
-    })
-}
-
 #[derive(Deserialize)]
 struct NamePassword {
     name: String,
@@ -123,10 +57,9 @@ fn throttle(state: &WebState, action: Action, peer: SocketAddr) -> Result<(), Ap
 async fn register(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    bytes: Bytes,
+    JsonBody(request): JsonBody<NamePassword>,
 ) -> Result<Response, ApiError> {
     throttle(&state, Action::Register, peer)?;
-    let request: NamePassword = body(&state, &bytes)?;
     let account = state
         .accounts
         .register(&request.name, &request.password)
@@ -143,10 +76,9 @@ async fn register(
 async fn login(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    bytes: Bytes,
+    JsonBody(request): JsonBody<NamePassword>,
 ) -> Result<Response, ApiError> {
     throttle(&state, Action::Login, peer)?;
-    let request: NamePassword = body(&state, &bytes)?;
     let pair = state
         .accounts
         .login(&request.name, &request.password)
@@ -160,8 +92,10 @@ struct RefreshRequest {
     refresh_token: String,
 }
 
-async fn refresh(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
-    let request: RefreshRequest = body(&state, &bytes)?;
+async fn refresh(
+    State(state): State<WebState>,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<Response, ApiError> {
     let pair = state
         .accounts
         .refresh(&request.refresh_token)
@@ -175,8 +109,10 @@ struct LogoutRequest {
     token: String,
 }
 
-async fn logout(State(state): State<WebState>, bytes: Bytes) -> Result<Response, ApiError> {
-    let request: LogoutRequest = body(&state, &bytes)?;
+async fn logout(
+    State(state): State<WebState>,
+    JsonBody(request): JsonBody<LogoutRequest>,
+) -> Result<Response, ApiError> {
     state
         .accounts
         .revoke(&request.token)
@@ -195,11 +131,10 @@ struct PasswordChange {
 async fn change_password(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    bytes: Bytes,
+    JsonBody(request): JsonBody<PasswordChange>,
 ) -> Result<Response, ApiError> {
     // It checks the old password: a guess like any login.
     throttle(&state, Action::Login, peer)?;
-    let request: PasswordChange = body(&state, &bytes)?;
     state
         .accounts
         .change_password(&request.name, &request.old_password, &request.new_password)
@@ -208,23 +143,23 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The owner deletes their account (name and password): its player leaves
-/// the world first, so nothing saves it back.
+/// The owner deletes their account (name and password), then every
+/// session of it ends (a last save of its player finds no account and is
+/// dropped).
 async fn delete_account(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    bytes: Bytes,
+    JsonBody(request): JsonBody<NamePassword>,
 ) -> Result<Response, ApiError> {
     throttle(&state, Action::Login, peer)?;
-    let request: NamePassword = body(&state, &bytes)?;
     let account = state
         .accounts
         .delete(&request.name, &request.password)
         .await
         .map_err(|e| ApiError::from_account(&state, e))?;
-    let _ = state
-        .world
-        .kick(&account.name, "this account was deleted")
+    state
+        .account_sessions
+        .end_all(account.id, "this account was deleted")
         .await;
     tracing::info!(account = account.id, name = %account.name, "account deleted");
     Ok(StatusCode::NO_CONTENT.into_response())

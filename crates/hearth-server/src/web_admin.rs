@@ -1,11 +1,11 @@
 //! The administrator's JSON API behind /admin: live figures, and the
 //! actions an operator needs (kick, announce, lock an account). Every
 //! endpoint requires an access token of an account with the admin role:
-//! none or a bad one gets 401, a player's gets 403.
+//! none or a bad one gets 401, a player's gets 403 (after the checks every
+//! JSON body passes, see `json_body`).
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::accounts::{Account, AccountError, Role};
+use crate::api_error::{refuse, ApiError};
+use crate::json_body::JsonBody;
 use crate::web::WebState;
 
 pub fn routes() -> Router<WebState> {
@@ -33,30 +35,8 @@ pub fn routes() -> Router<WebState> {
         )
 }
 
-/// Why an admin request was refused: a status, a stable code, a sentence.
-struct Refusal {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let body = Json(json!({ "error": self.code, "message": self.message }));
-        (self.status, body).into_response()
-    }
-}
-
-fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
 /// The caller's account, if its bearer token is an administrator's.
-async fn admin(state: &WebState, headers: &HeaderMap) -> Result<Account, Refusal> {
+async fn admin(state: &WebState, headers: &HeaderMap) -> Result<Account, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -131,7 +111,7 @@ impl SessionFigures {
     }
 }
 
-async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, Refusal> {
+async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
     let sessions = session_figures(&state).await?;
     let metrics = state.gate.metrics();
@@ -176,14 +156,47 @@ fn handler_queue(queues: &hearth_net::gate::HandlerQueueMetrics) -> serde_json::
     })
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Refusal> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("the request body is not the expected JSON: {e}"),
-        )
-    })
+/// What a locked player is told, before the administrator's reason if any.
+const LOCKED: &str = "this account has been locked by an administrator";
+
+/// Longest reason an administrator may give for a kick or a lock: after
+/// the longest prefix (`LOCKED` and ": ") it still fits whole in the
+/// reason a close carries.
+const MAX_REASON: usize = 200;
+const _: () = assert!(LOCKED.len() + 2 + MAX_REASON <= hearth_proto::frame::MAX_CLOSE_REASON);
+
+/// Text an administrator sends players (`what`: an announcement, a
+/// reason), held to the chat's rules: no control characters (terminal
+/// escapes), no direction overrides or invisible characters, at most `max`
+/// bytes. Returns it trimmed.
+fn players_may_read<'a>(
+    state: &WebState,
+    what: &str,
+    text: &'a str,
+    max: usize,
+) -> Result<&'a str, ApiError> {
+    let refused = |message: String| {
+        state.api_errors.add("bad_text");
+        refuse(StatusCode::BAD_REQUEST, "bad_text", message)
+    };
+    let text = hearth_world::chat::check_text(text)
+        .map_err(|why| refused(format!("the {what} is refused: {why}")))?;
+    if text.len() > max {
+        return Err(refused(format!(
+            "the {what} is {} bytes: at most {max} are allowed",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+/// `prefix`, with the administrator's reason after it when one is given.
+fn with_reason(state: &WebState, prefix: &str, reason: &str) -> Result<String, ApiError> {
+    if reason.trim().is_empty() {
+        return Ok(prefix.to_owned());
+    }
+    let reason = players_may_read(state, "reason", reason, MAX_REASON)?;
+    Ok(format!("{prefix}: {reason}"))
 }
 
 #[derive(Deserialize)]
@@ -193,25 +206,37 @@ struct KickRequest {
     reason: String,
 }
 
+/// Ends every session of the named account, in the world or not; a guest
+/// (who has no account) is found by name in the world.
 async fn kick(
     State(state): State<WebState>,
     headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Refusal> {
+    JsonBody(request): JsonBody<KickRequest>,
+) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    let request: KickRequest = parse(&bytes)?;
-    let reason = if request.reason.trim().is_empty() {
-        "kicked by an administrator".to_owned()
-    } else {
-        format!("kicked by an administrator: {}", request.reason.trim())
+    let reason = with_reason(&state, "kicked by an administrator", &request.reason)?;
+    let account = state
+        .accounts
+        .id_of(&request.name)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?;
+    let sessions = match account {
+        Some(id) => state.account_sessions.end_all(id, &reason).await,
+        None => state
+            .world
+            .kick(&request.name, &reason)
+            .await
+            .map_or(0, |()| 1),
     };
-    match state.world.kick(&request.name, &reason).await {
-        Ok(()) => {
-            tracing::info!(admin = %by.name, player = %request.name, %reason, "player kicked");
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        Err(why) => Err(refuse(StatusCode::NOT_FOUND, "not_online", why)),
+    if sessions == 0 {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "not_online",
+            format!("{:?} is not online", request.name),
+        ));
     }
+    tracing::info!(admin = %by.name, player = %request.name, sessions, %reason, "player kicked");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -222,21 +247,15 @@ struct AnnounceRequest {
 async fn announce(
     State(state): State<WebState>,
     headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Refusal> {
+    JsonBody(request): JsonBody<AnnounceRequest>,
+) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    let request: AnnounceRequest = parse(&bytes)?;
-    let text = request.text.trim();
-    if text.is_empty() || text.len() > hearth_world::wire::MAX_CHAT {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_text",
-            format!(
-                "an announcement is 1 to {} bytes",
-                hearth_world::wire::MAX_CHAT
-            ),
-        ));
-    }
+    let text = players_may_read(
+        &state,
+        "announcement",
+        &request.text,
+        hearth_world::wire::MAX_CHAT,
+    )?;
     tracing::info!(admin = %by.name, text, "announcement");
     state.world.announce(text).await;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -246,58 +265,59 @@ async fn announce(
 struct LockRequest {
     name: String,
     locked: bool,
+    /// Told to the locked player after `LOCKED`.
+    #[serde(default)]
+    reason: String,
 }
 
+/// Locks (revoking every token, ending every session) or unlocks the
+/// named account; never the administrator's own.
 async fn lock(
     State(state): State<WebState>,
     headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Refusal> {
+    JsonBody(request): JsonBody<LockRequest>,
+) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    let request: LockRequest = parse(&bytes)?;
-    if request.locked && request.name.eq_ignore_ascii_case(&by.name) {
+    let reason = with_reason(&state, LOCKED, &request.reason)?;
+    let unknown = || {
+        refuse(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            format!("no account is named {:?}", request.name),
+        )
+    };
+    let id = state
+        .accounts
+        .id_of(&request.name)
+        .await
+        .map_err(|e| ApiError::from_account(&state, e))?
+        .ok_or_else(unknown)?;
+    // The account the lock would reach, not the name asked for: no
+    // spelling of a name can make these two differ.
+    if request.locked && id == by.id {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
             "self_lock",
             "an administrator cannot lock their own account",
         ));
     }
-    match state
-        .accounts
-        .set_disabled(&request.name, request.locked)
-        .await
-    {
-        Ok(id) => {
-            tracing::info!(admin = %by.name, account = id, locked = request.locked, "account lock changed");
-            if request.locked {
-                // Tokens are revoked; the session in play ends too.
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    state.world.kick(
-                        &request.name,
-                        "this account has been locked by an administrator",
-                    ),
-                )
-                .await;
-            }
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        Err(AccountError::WrongCredentials) => Err(refuse(
-            StatusCode::NOT_FOUND,
-            "unknown_account",
-            format!("no account is named {:?}", request.name),
-        )),
-        Err(e) => Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.code(),
-            e.to_string(),
-        )),
+    match state.accounts.set_disabled(id, request.locked).await {
+        Ok(()) => {}
+        Err(AccountError::WrongCredentials) => return Err(unknown()),
+        Err(e) => return Err(ApiError::from_account(&state, e)),
     }
+    let sessions = if request.locked {
+        state.account_sessions.end_all(id, &reason).await
+    } else {
+        0
+    };
+    tracing::info!(admin = %by.name, account = id, locked = request.locked, sessions, "account lock changed");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The walk over every session, at most once a second whatever the number
 /// of dashboards open.
-async fn session_figures(state: &WebState) -> Result<serde_json::Value, Refusal> {
+async fn session_figures(state: &WebState) -> Result<serde_json::Value, ApiError> {
     let cached = state.admin_figures.lock().expect("not poisoned").clone();
     if let Some((at, figures)) = cached {
         if at.elapsed() < Duration::from_secs(1) {
@@ -369,10 +389,9 @@ struct ImpairRequest {
 async fn impair(
     State(state): State<WebState>,
     headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Refusal> {
+    JsonBody(request): JsonBody<ImpairRequest>,
+) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    let request: ImpairRequest = parse(&bytes)?;
     let parse_side = |spec: &str| {
         spec.parse::<hearth_net::conditioner::Impairment>()
             .map_err(|e| refuse(StatusCode::BAD_REQUEST, "bad_impairment", e.to_string()))
@@ -415,10 +434,9 @@ struct RecordRequest {
 async fn record(
     State(state): State<WebState>,
     headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, Refusal> {
+    JsonBody(request): JsonBody<RecordRequest>,
+) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    let request: RecordRequest = parse(&bytes)?;
     state
         .world
         .recordings
@@ -459,7 +477,7 @@ async fn record(
 async fn recordings(
     State(state): State<WebState>,
     headers: HeaderMap,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
     let files = state.world.recordings.list().map_err(|e| {
         refuse(
@@ -475,7 +493,7 @@ async fn recording_file(
     State(state): State<WebState>,
     headers: HeaderMap,
     axum::extract::Path(file): axum::extract::Path<String>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
     let path = state.world.recordings.path_of(&file).ok_or_else(|| {
         refuse(
@@ -508,7 +526,7 @@ async fn delete_recording(
     State(state): State<WebState>,
     headers: HeaderMap,
     axum::extract::Path(file): axum::extract::Path<String>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
     match state.world.recordings.delete(&file) {
         Ok(true) => {

@@ -15,6 +15,9 @@ pub struct WebState {
     pub storage: Storage,
     pub gate: GateHandle,
     pub world: crate::world::WorldHandle,
+    /// Every logged-in session by account: a lock, a deletion or a kick
+    /// ends them all, in the world or not.
+    pub account_sessions: crate::account_sessions::AccountSessions,
     pub logins: Arc<LoginCounters>,
     pub api_errors: Arc<LoginCounters>,
     pub started: Instant,

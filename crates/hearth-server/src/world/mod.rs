@@ -198,8 +198,10 @@ impl WorldHandle {
         answer.await.map_err(|_| "the world has stopped".to_owned())
     }
 
-    /// Closes the session of the player named `name`; the client is told
-    /// `reason`.
+    /// Closes the session of the player named `name` in the world; the
+    /// client is told `reason`. For guests, who have no account: an
+    /// account's sessions, in the world or not, are ended by its id
+    /// through `AccountSessions::end_all`.
     pub async fn kick(&self, name: &str, reason: &str) -> Result<(), String> {
         let (name, reason) = (name.to_owned(), reason.to_owned());
         self.ask(|reply| Command::Kick {
