@@ -12,6 +12,7 @@
 //! process.
 
 pub mod actor;
+pub mod allowances;
 pub mod chat;
 pub mod directory;
 pub mod geometry;
@@ -27,6 +28,7 @@ pub mod world;
 pub mod zone;
 
 pub use actor::{ActorId, ActorKind, Props};
+pub use allowances::Allowances;
 pub use chat::{ChatHook, ChatVerdict};
 pub use directory::{Action, Directory, DirectoryConfig, Join, LineKey, LineSummary};
 pub use geometry::{Pos, UNITS_PER_CELL};

@@ -29,7 +29,7 @@ pub const CHAT_BURST: u32 = 5;
 const MILLI: u32 = 1000;
 
 /// A token bucket counted in ticks, so it is deterministic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatBucket {
     milli_tokens: u32,
 }

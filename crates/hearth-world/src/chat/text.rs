@@ -223,7 +223,12 @@ mod tests {
             '\u{1B}',
             '\u{85}',
         ] {
-            for text in [format!("a{c}b"), format!("{c}"), format!("{c}x"), format!("x{c}")] {
+            for text in [
+                format!("a{c}b"),
+                format!("{c}"),
+                format!("{c}x"),
+                format!("x{c}"),
+            ] {
                 assert!(
                     check_text(&text).is_err() || !check_text(&text).unwrap().contains(c),
                     "U+{:04X} in {text:?} was accepted",
@@ -270,7 +275,9 @@ mod tests {
             .contains("direction-changing"));
         assert!(check_text("a\u{3164}b").unwrap_err().contains("filler"));
         assert!(check_text("a\u{2028}b").unwrap_err().contains("one line"));
-        assert!(check_text("a\u{E000}b").unwrap_err().contains("private-use"));
+        assert!(check_text("a\u{E000}b")
+            .unwrap_err()
+            .contains("private-use"));
         assert!(check_text("a\u{0378}b").unwrap_err().contains("unassigned"));
     }
 
