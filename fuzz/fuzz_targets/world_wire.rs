@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
             values: [0; 4],
             bytes_per_second: 8_000,
             epoch: 1,
+            allowances: Default::default(),
         }));
     }
     line.tick();

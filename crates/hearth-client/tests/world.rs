@@ -1,7 +1,9 @@
 //! The live world through a real server over real sockets: players on UDP,
 //! TCP and WebSocket see each other move and chat, an illegal move is
 //! corrected, administration moves, announces and kicks, places survive a
-//! logout and a graceful restart, and a resumed link keeps a consistent view.
+//! logout and a graceful restart, and a resumed link keeps a consistent view;
+//! a line hopper is cooled down and its chat stays within one allowance, and
+//! chat hiding invisible characters is refused.
 
 mod common;
 
@@ -11,7 +13,7 @@ use common::{config, data_dir, unique};
 use hearth_client::world::{Update, WorldClient, WorldEvent};
 use hearth_client::{connect, Accounts, CloseReason, Event, Options};
 use hearth_server::Running;
-use hearth_world::wire::ChatScope;
+use hearth_world::wire::{ChatScope, Refusal};
 use hearth_world::Pos;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -643,5 +645,189 @@ async fn a_lobby_login_stays_out_of_the_world() {
         quiet.is_err(),
         "the lobby player heard from channel {quiet:?}"
     );
+    server.shutdown("test over").await;
+}
+
+/// One small zone of one player a line whose extra lines stay open: one
+/// player and a passer-by who leaves give two lines to hop between.
+const HALL_OF_ONE: &str = r#"
+[[zone]]
+name = "hall"
+line_capacity = 1
+empty_line_grace_secs = 600
+map = """
+############
+#S.........#
+#..........#
+############
+"""
+"#;
+
+/// The attack of issue 25: switch line on every chance and chat on every
+/// arrival (each arrival used to bring a fresh chat allowance, and line
+/// switches had no cooldown). Switches are refused with the time to wait,
+/// and the server accepts no more line chat than one allowance gives: the
+/// burst plus one a second since the hopper entered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_hopper_is_cooled_down_and_its_chat_stays_within_one_allowance() {
+    use hearth_world::chat::CHAT_BURST;
+    use hearth_world::directory::TRANSFER_COOLDOWN_MS;
+    use std::time::Instant;
+
+    let dir = data_dir("hopper");
+    std::fs::create_dir_all(&dir).unwrap();
+    let zones = dir.join("zones.toml");
+    std::fs::write(&zones, HALL_OF_ONE).unwrap();
+    let mut settings = config(&dir);
+    settings.world.zones = Some(zones);
+    let server = hearth_server::start(settings).await.unwrap();
+    let [hopper_name, passer_name] = [unique("hopper"), unique("passer")];
+    for name in [&hopper_name, &passer_name] {
+        register(&server, name).await;
+    }
+    let [udp_url, tcp_url, _] = urls(&server);
+    let entered_at = Instant::now();
+    let mut hopper = enter(&udp_url, &hopper_name, "").await;
+    let passer = enter(&tcp_url, &passer_name, "").await;
+    assert_eq!(passer.replica().entered.as_ref().unwrap().line, 2);
+    passer.close(0, "bye").await;
+    drop(passer);
+    let mut players = 2;
+    for _ in 0..50 {
+        players = server.world.status().await.unwrap().players;
+        if players == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(players, 1, "the passer-by left line 2 empty");
+
+    // Every quarter second: ask for the other line and say three things.
+    let flood_started = Instant::now();
+    let (mut switches, mut cooled, mut too_fast) = (0u64, 0u64, 0u64);
+    let mut said = 0;
+    while flood_started.elapsed() < Duration::from_secs(5) {
+        let here = hopper.replica().entered.as_ref().unwrap().line;
+        hopper.switch_line(3 - here).await;
+        for _ in 0..3 {
+            hopper.say_line(&format!("hop {said}")).await;
+            said += 1;
+        }
+        for update in hopper.run_for(Duration::from_millis(250)).await {
+            match update {
+                Update::World(WorldEvent::Entered { .. }) => switches += 1,
+                Update::World(WorldEvent::Refused {
+                    about: Refusal::Line,
+                    reason,
+                }) if reason.contains("wait") => cooled += 1,
+                Update::World(WorldEvent::Refused {
+                    about: Refusal::Chat,
+                    reason,
+                }) if reason.contains("too fast") => too_fast += 1,
+                _ => {}
+            }
+        }
+    }
+    let flood_ms = flood_started.elapsed().as_millis() as u64;
+    let since_entering = entered_at.elapsed();
+
+    // Grants are a cooldown apart; the first may come at once.
+    assert!(
+        (1..=1 + flood_ms / TRANSFER_COOLDOWN_MS).contains(&switches),
+        "{switches} line switches in {flood_ms} ms"
+    );
+    assert!(cooled > 0, "no switch was refused for the cooldown");
+    assert!(too_fast > 0, "no chat was refused as too fast");
+    // The server's count (line statuses are published once a second).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let status = server.world.status().await.unwrap();
+    let accepted: u64 = status.lines.iter().map(|l| l.stats.chat_sent).sum();
+    let allowed = u64::from(CHAT_BURST) + since_entering.as_secs() + 1;
+    assert!(
+        accepted <= allowed,
+        "{accepted} of {said} line-chat messages accepted in {since_entering:?}; one allowance gives {allowed}"
+    );
+    server.shutdown("test over").await;
+}
+
+/// Each character issue 25 found delivered or missing from the old list,
+/// hidden inside a word: refused over the wire, and heard by no one; a
+/// message of ordinary letters and a family emoji still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_hiding_invisible_or_unassigned_characters_is_refused_over_the_wire() {
+    let dir = data_dir("hidden");
+    let server = hearth_server::start(config(&dir)).await.unwrap();
+    let [speaker_name, listener_name] = [unique("speaker"), unique("listener")];
+    for name in [&speaker_name, &listener_name] {
+        register(&server, name).await;
+    }
+    let [udp_url, _, ws_url] = urls(&server);
+    let mut speaker = enter(&udp_url, &speaker_name, "?zone=town").await;
+    let mut listener = enter(&ws_url, &listener_name, "?zone=town").await;
+
+    let hidden = [
+        '\u{061C}',  // ARABIC LETTER MARK (bidi)
+        '\u{180E}',  // MONGOLIAN VOWEL SEPARATOR
+        '\u{00AD}',  // SOFT HYPHEN
+        '\u{E0001}', // LANGUAGE TAG
+        '\u{E0041}', // TAG LATIN CAPITAL LETTER A
+        '\u{E007F}', // CANCEL TAG
+        '\u{3164}',  // HANGUL FILLER
+        '\u{115F}',  // HANGUL CHOSEONG FILLER
+        '\u{1160}',  // HANGUL JUNGSEONG FILLER
+        '\u{FFA0}',  // HALFWIDTH HANGUL FILLER
+        '\u{2800}',  // BRAILLE PATTERN BLANK
+        '\u{180B}',  // MONGOLIAN FREE VARIATION SELECTOR ONE
+        '\u{180F}',  // MONGOLIAN FREE VARIATION SELECTOR FOUR
+        '\u{FE00}',  // VARIATION SELECTOR-1
+        '\u{FE0F}',  // VARIATION SELECTOR-16, with no emoji before it
+        '\u{E0100}', // VARIATION SELECTOR-17
+        '\u{200D}',  // ZERO WIDTH JOINER, with no emoji beside it
+        '\u{2028}',  // LINE SEPARATOR
+        '\u{2029}',  // PARAGRAPH SEPARATOR
+        '\u{E000}',  // private use
+        '\u{0378}',  // unassigned
+    ];
+    for c in hidden {
+        speaker.say_line(&format!("hidden{c}word")).await;
+    }
+    let ordinary = "family \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} 你好 مرحبا שלום café";
+    speaker.say_line(ordinary).await;
+
+    // The sender hears back about every message: its own line chat, or a
+    // refusal.
+    let mut delivered = Vec::new();
+    let mut refused = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while delivered.len() + refused.len() < hidden.len() + 1 {
+        let update = tokio::time::timeout_at(deadline, speaker.next())
+            .await
+            .expect("an answer to every message in time")
+            .expect("the session lasts");
+        match update {
+            Update::World(WorldEvent::Chat { text, .. }) => delivered.push(text),
+            Update::World(WorldEvent::Refused {
+                about: Refusal::Chat,
+                reason,
+            }) => refused.push(reason),
+            _ => {}
+        }
+    }
+    assert_eq!(delivered, [ordinary], "refused: {refused:?}");
+    assert!(
+        refused.iter().all(|r| !r.contains("too fast")),
+        "refused for the text, not the rate: {refused:?}"
+    );
+    // Line chat arrives in order: whatever the listener heard of the
+    // hidden words came before the ordinary message.
+    let mut heard = Vec::new();
+    let got = listener
+        .until(WAIT, |u, _| {
+            heard.extend(chat_text(u).map(str::to_owned));
+            chat_text(u) == Some(ordinary)
+        })
+        .await;
+    assert!(got.is_some(), "the ordinary message reached the listener");
+    assert_eq!(heard, [ordinary]);
     server.shutdown("test over").await;
 }

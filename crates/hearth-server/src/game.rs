@@ -302,6 +302,7 @@ impl GameHandler {
                 values: restored.as_ref().map_or(NEW_PLAYER_VALUES, |r| r.values),
                 bytes_per_second,
                 epoch: 1,
+                allowances: hearth_world::Allowances::default(),
             },
             zone: pending
                 .zone

@@ -57,6 +57,7 @@ fn main() {
             values: NEW_PLAYER_VALUES,
             bytes_per_second: 100_000,
             epoch: 1,
+            allowances: Default::default(),
         }));
         targets.insert(player, random_spot(&mut rng));
     }

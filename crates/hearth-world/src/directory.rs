@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::{MAX_ACTOR_NAME, VALUES};
+use crate::allowances::Allowances;
 use crate::chat::bounded;
 use crate::geometry::Pos;
 use crate::line::{Arrival, Destination, LineConfig, LineInput, LineOutput, PlayerId, SavedPlayer};
@@ -128,7 +129,8 @@ struct Placed {
     leaving: bool,
     /// Entries into lines so far (the next arrival's epoch).
     epoch: u32,
-    /// When the player last asked to change line or zone.
+    /// When the player last changed line or zone (or asked, and was
+    /// granted): a change within the cooldown after it is refused.
     last_transfer_ms: Option<u64>,
 }
 
@@ -141,6 +143,9 @@ pub struct Directory {
     names: HashMap<String, PlayerId>,
     /// Joins waiting for the session they replace to leave, by that session.
     waiting: HashMap<PlayerId, Join>,
+    /// Changes of line or zone refused so far (cooldown, full or closed
+    /// line, unknown zone): counted, as every refused input is.
+    transfers_refused: u64,
 }
 
 impl Directory {
@@ -153,6 +158,7 @@ impl Directory {
             players: HashMap::new(),
             names: HashMap::new(),
             waiting: HashMap::new(),
+            transfers_refused: 0,
         };
         let mut actions = Vec::new();
         for zone in 0..directory.zones.len() {
@@ -188,6 +194,11 @@ impl Directory {
 
     pub fn player_count(&self) -> usize {
         self.players.len()
+    }
+
+    /// Changes of line or zone refused so far.
+    pub fn transfers_refused(&self) -> u64 {
+        self.transfers_refused
     }
 
     pub fn lines(&self) -> Vec<LineSummary> {
@@ -389,54 +400,22 @@ impl Directory {
         match output {
             LineOutput::Send { .. } | LineOutput::Observed { .. } => {}
             LineOutput::Save(saved) => actions.push(Action::Save(saved)),
-            LineOutput::Left { saved, to } => self.left(now_ms, from, saved, to, &mut actions),
+            LineOutput::Left {
+                saved,
+                allowances,
+                to,
+            } => self.left(now_ms, from, saved, allowances, to, &mut actions),
             LineOutput::WantsLine { player, line } => {
-                let Some(placed) = self.players.get(&player) else {
-                    return actions;
-                };
-                let key = LineKey {
-                    zone: placed.line.zone,
-                    number: line,
-                };
-                let capacity = self.zones[key.zone as usize].spec.line_capacity;
-                let refusal = match self.lines.get(&key) {
-                    None => Some(format!(
-                        "line {line} is not open (open lines: {})",
-                        self.numbers(key.zone)
-                    )),
-                    Some(info) if info.players >= capacity => Some(format!("line {line} is full")),
-                    Some(_) if placed.moving_to.is_some() => {
-                        Some("you are already on your way".to_owned())
-                    }
-                    Some(_) => None,
-                };
-                match refusal {
-                    Some(reason) => actions.push(refuse(from, player, Refusal::Line, reason)),
-                    None => {
-                        self.players
-                            .get_mut(&player)
-                            .expect("checked")
-                            .last_transfer_ms = Some(now_ms);
-                        let info = self.lines.get_mut(&key).expect("checked");
-                        info.players += 1;
-                        info.empty_since_ms = None;
-                        self.release(player, key, Destination::Line(line), &mut actions);
-                    }
-                }
+                let result = self
+                    .cooled_down(player, now_ms)
+                    .and_then(|()| self.want_line(player, line, &mut actions));
+                self.answer_transfer(now_ms, from, player, Refusal::Line, result, &mut actions);
             }
             LineOutput::WantsZone { player, zone, at } => {
-                let result = match self.players.get(&player).and_then(|p| cooling(p, now_ms)) {
-                    Some(wait) => Err(wait),
-                    None => self.want_zone(player, &zone, at, &mut actions),
-                };
-                match result {
-                    Ok(()) => {
-                        if let Some(placed) = self.players.get_mut(&player) {
-                            placed.last_transfer_ms = Some(now_ms);
-                        }
-                    }
-                    Err(reason) => actions.push(refuse(from, player, Refusal::Travel, reason)),
-                }
+                let result = self
+                    .cooled_down(player, now_ms)
+                    .and_then(|()| self.want_zone(player, &zone, at, &mut actions));
+                self.answer_transfer(now_ms, from, player, Refusal::Travel, result, &mut actions);
             }
             LineOutput::Chat {
                 from: sender,
@@ -512,6 +491,83 @@ impl Directory {
             .join(", ")
     }
 
+    /// Whether `player`'s cooldown since their last change of line or zone
+    /// is over; if not, how long to wait.
+    fn cooled_down(&self, player: PlayerId, now_ms: u64) -> Result<(), String> {
+        let Some(last) = self.players.get(&player).and_then(|p| p.last_transfer_ms) else {
+            return Ok(());
+        };
+        let since = now_ms.saturating_sub(last);
+        if since >= TRANSFER_COOLDOWN_MS {
+            return Ok(());
+        }
+        // Rounded up: a player who waits what they are told is let through.
+        let tenths = (TRANSFER_COOLDOWN_MS - since).div_ceil(100);
+        Err(format!(
+            "you changed place a moment ago: wait {}.{} s",
+            tenths / 10,
+            tenths % 10
+        ))
+    }
+
+    /// A granted change of line or zone starts the player's cooldown; a
+    /// refused one is counted and explained to the player.
+    fn answer_transfer(
+        &mut self,
+        now_ms: u64,
+        from: LineKey,
+        player: PlayerId,
+        about: Refusal,
+        result: Result<(), String>,
+        actions: &mut Vec<Action>,
+    ) {
+        match result {
+            Ok(()) => {
+                if let Some(placed) = self.players.get_mut(&player) {
+                    placed.last_transfer_ms = Some(now_ms);
+                }
+            }
+            Err(reason) => {
+                self.transfers_refused += 1;
+                actions.push(refuse(from, player, about, reason));
+            }
+        }
+    }
+
+    fn want_line(
+        &mut self,
+        player: PlayerId,
+        line: u32,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), String> {
+        let Some(placed) = self.players.get(&player) else {
+            return Err("you are not in the world".to_owned());
+        };
+        let key = LineKey {
+            zone: placed.line.zone,
+            number: line,
+        };
+        let capacity = self.zones[key.zone as usize].spec.line_capacity;
+        match self.lines.get(&key) {
+            None => {
+                return Err(format!(
+                    "line {line} is not open (open lines: {})",
+                    self.numbers(key.zone)
+                ))
+            }
+            Some(info) if info.players >= capacity => return Err(format!("line {line} is full")),
+            Some(_) if placed.moving_to.is_some() => {
+                return Err("you are already on your way".to_owned())
+            }
+            Some(_) => {}
+        }
+        let info = self.lines.get_mut(&key).expect("checked");
+        info.players += 1;
+        info.empty_since_ms = None;
+        self.release(player, key, Destination::Line(line), actions);
+        Ok(())
+    }
+
     fn want_zone(
         &mut self,
         player: PlayerId,
@@ -569,6 +625,7 @@ impl Directory {
         now_ms: u64,
         from: LineKey,
         saved: SavedPlayer,
+        allowances: Allowances,
         to: Destination,
         actions: &mut Vec<Action>,
     ) {
@@ -579,16 +636,17 @@ impl Directory {
             return;
         };
         let target = placed.moving_to.take();
+        let last_transfer_ms = placed.last_transfer_ms;
         match (to, target) {
             (Destination::Away, _) | (_, None) => {
                 self.forget(player);
-                self.start_waiting(now_ms, &saved, actions);
+                self.start_waiting(now_ms, &saved, allowances, last_transfer_ms, actions);
                 actions.push(Action::Gone(saved));
             }
             (_, Some(target)) if placed.leaving => {
                 self.unreserve(target, now_ms);
                 self.forget(player);
-                self.start_waiting(now_ms, &saved, actions);
+                self.start_waiting(now_ms, &saved, allowances, last_transfer_ms, actions);
                 actions.push(Action::Gone(saved));
             }
             (destination, Some(target)) => {
@@ -608,6 +666,7 @@ impl Directory {
                     values: saved.values,
                     bytes_per_second: placed.bytes_per_second,
                     epoch: placed.epoch,
+                    allowances,
                 };
                 let mut moved = saved;
                 moved.zone = self.zone_name(target.zone).to_owned();
@@ -622,18 +681,31 @@ impl Directory {
     }
 
     /// The join that waited for `saved`'s player to leave enters now, where
-    /// that player left off.
-    fn start_waiting(&mut self, now_ms: u64, saved: &SavedPlayer, actions: &mut Vec<Action>) {
+    /// that player left off and with their allowances and cooldown: logging
+    /// in again refills nothing.
+    fn start_waiting(
+        &mut self,
+        now_ms: u64,
+        saved: &SavedPlayer,
+        allowances: Allowances,
+        last_transfer_ms: Option<u64>,
+        actions: &mut Vec<Action>,
+    ) {
         let Some(mut join) = self.waiting.remove(&saved.player) else {
             return;
         };
+        let player = join.arrival.player;
         join.after = None;
         join.arrival.at = Some(saved.pos);
         join.arrival.values = saved.values;
         join.arrival.appearance = saved.appearance;
+        join.arrival.allowances = allowances;
         join.zone = Some(saved.zone.clone());
         join.line = Some(saved.line);
         if let Ok((_, more)) = self.join(now_ms, join) {
+            if let Some(placed) = self.players.get_mut(&player) {
+                placed.last_transfer_ms = last_transfer_ms;
+            }
             actions.extend(more);
         }
     }
@@ -684,17 +756,6 @@ fn refuse(line: LineKey, player: PlayerId, about: Refusal, reason: String) -> Ac
             },
         },
     )
-}
-
-/// Why `placed` may not change line or zone yet, if so.
-fn cooling(placed: &Placed, now_ms: u64) -> Option<String> {
-    let since = now_ms.saturating_sub(placed.last_transfer_ms?);
-    (since < TRANSFER_COOLDOWN_MS).then(|| {
-        format!(
-            "you changed place a moment ago: wait {:.1} s",
-            (TRANSFER_COOLDOWN_MS - since) as f64 / 1000.0
-        )
-    })
 }
 
 /// A player may change line or zone at most this often: each change sends

@@ -13,6 +13,7 @@
 
 pub use hearth_replica::{actor, geometry, names, record, replica, wire, zone};
 
+pub mod allowances;
 pub mod chat;
 pub mod directory;
 pub mod grid;
@@ -25,6 +26,7 @@ pub mod world;
 pub const DEFAULT_ZONES: &str = include_str!("../zones/default.toml");
 
 pub use actor::{ActorId, ActorKind, Props};
+pub use allowances::Allowances;
 pub use chat::{ChatHook, ChatVerdict};
 pub use directory::{Action, Directory, DirectoryConfig, Join, LineKey, LineSummary};
 pub use geometry::{Pos, UNITS_PER_CELL};

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hearth_world::actor::field;
+use hearth_world::chat::ChatBucket;
 use hearth_world::directory::NEW_PLAYER_VALUES;
 use hearth_world::npc::Rng;
 use hearth_world::wire::{self, ChatScope, Command, Frame, Item, Refusal, Reliable};
 use hearth_world::{
-    Arrival, ChatHook, ChatVerdict, DirectoryConfig, Join, Line, LineConfig, LineKey, LineOutput,
-    PlayerId, Pos, Replica, World, WorldEvent, Zone,
+    Allowances, Arrival, ChatHook, ChatVerdict, DirectoryConfig, Join, Line, LineConfig, LineKey,
+    LineOutput, PlayerId, Pos, Replica, World, WorldEvent, Zone,
 };
 
 struct Client {
@@ -68,6 +69,7 @@ impl Harness {
                     values: NEW_PLAYER_VALUES,
                     bytes_per_second,
                     epoch: 1,
+                    allowances: Allowances::default(),
                 },
                 zone: None,
                 line,
@@ -153,6 +155,29 @@ impl Harness {
     fn pos(&self, player: PlayerId) -> Pos {
         self.line_of(player).player_props(player).unwrap().pos
     }
+}
+
+/// An open field whose extra lines stay open long after they empty.
+fn lasting_zone(name: &str, capacity: u32) -> Zone {
+    let mut spec = Zone::open_field(name, 64, 64).spec;
+    spec.line_capacity = capacity;
+    spec.empty_line_grace_secs = 600;
+    Zone::new(spec).unwrap()
+}
+
+/// Two lines of a one-player-a-line zone, player 1 alone on line 1 and
+/// line 2 empty (its first player came and went).
+fn two_lines_one_player(zones: Vec<Zone>, name: &str) -> Harness {
+    let mut h = Harness::new(zones);
+    assert_eq!(h.join(1, name, None).number, 1);
+    assert_eq!(h.join(2, "passer-by", None).number, 2, "line 1 is full");
+    h.step();
+    h.world.leave(2);
+    h.clients.remove(&2);
+    h.step();
+    let hall_lines = h.world.directory.line_keys().filter(|k| k.zone == 0);
+    assert_eq!(hall_lines.count(), 2);
+    h
 }
 
 fn field_zone(npcs: u32, capacity: u32) -> Zone {
@@ -352,7 +377,8 @@ fn a_full_line_overflows_to_a_new_one_and_empty_extra_lines_close() {
         h.step();
     }
     assert_eq!(h.world.directory.line_of(3).unwrap().number, 1);
-    // Line 2 is empty now, but 1 could not join line 1 (full again): it stays.
+    // Line 2 is empty now, but 1 could not join line 1 (it changed line a
+    // moment ago, and line 1 is full again): it stays.
     assert_eq!(h.world.directory.line_of(1).unwrap().number, 2);
     h.world.leave(1);
     h.clients.remove(&1);
@@ -373,6 +399,146 @@ fn a_full_line_overflows_to_a_new_one_and_empty_extra_lines_close() {
         h.world.saves.iter().any(|s| s.player == 1),
         "the leaver was saved"
     );
+}
+
+#[test]
+fn line_switches_cool_down_like_travel_and_say_how_long_to_wait() {
+    let mut h = two_lines_one_player(vec![lasting_zone("hall", 1)], "hopper");
+    h.command(1, Command::SwitchLine { line: 2 });
+    h.step();
+    h.step();
+    assert_eq!(h.world.directory.line_of(1).unwrap().number, 2);
+    assert_eq!(h.clients[&1].replica.entered.as_ref().unwrap().line, 2);
+
+    // Straight back: refused, with the time left to wait.
+    h.command(1, Command::SwitchLine { line: 1 });
+    let events: Vec<_> = (0..2).flat_map(|_| h.step()).collect();
+    assert_eq!(h.world.directory.line_of(1).unwrap().number, 2);
+    let heard = chats(&events, 1);
+    assert!(heard.iter().any(|t| t.contains("wait 2.9 s")), "{heard:?}");
+    assert_eq!(h.world.directory.transfers_refused(), 1, "counted");
+
+    // Once the cooldown is over, the switch goes through.
+    for _ in 0..60 {
+        h.step();
+    }
+    h.command(1, Command::SwitchLine { line: 1 });
+    h.step();
+    h.step();
+    assert_eq!(h.world.directory.line_of(1).unwrap().number, 1);
+    assert_eq!(h.world.directory.transfers_refused(), 1);
+}
+
+#[test]
+fn the_chat_allowance_follows_the_player_across_lines_and_zones() {
+    let zones = vec![lasting_zone("hall", 1), lasting_zone("yard", 50)];
+    let mut h = two_lines_one_player(zones, "talker");
+    let say = |text: &str| Command::Chat {
+        scope: ChatScope::Line,
+        to: String::new(),
+        text: text.into(),
+    };
+    // The whole burst, then a line switch at once.
+    for i in 0..5 {
+        h.command(1, say(&format!("burst {i}")));
+    }
+    h.command(1, Command::SwitchLine { line: 2 });
+    h.step();
+    h.step();
+    assert_eq!(h.world.directory.line_of(1).unwrap().number, 2);
+    h.command(1, say("fresh line, fresh allowance?"));
+    let events: Vec<_> = (0..2).flat_map(|_| h.step()).collect();
+    let heard = chats(&events, 1);
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert!(heard[0].contains("too fast"), "{heard:?}");
+
+    // Three seconds later three messages have come back; spent, then
+    // travel to another zone.
+    for _ in 0..61 {
+        h.step();
+    }
+    for i in 0..4 {
+        h.command(1, say(&format!("again {i}")));
+    }
+    h.command(
+        1,
+        Command::Travel {
+            zone: "yard".into(),
+        },
+    );
+    let events: Vec<_> = (0..3).flat_map(|_| h.step()).collect();
+    let heard = chats(&events, 1);
+    assert_eq!(
+        heard.iter().filter(|t| t.starts_with("again")).count(),
+        3,
+        "{heard:?}"
+    );
+    assert_eq!(h.clients[&1].replica.entered.as_ref().unwrap().zone, "yard");
+    h.command(1, say("fresh zone, fresh allowance?"));
+    let events: Vec<_> = (0..2).flat_map(|_| h.step()).collect();
+    let heard = chats(&events, 1);
+    assert!(
+        heard.len() == 1 && heard[0].contains("too fast"),
+        "{heard:?}"
+    );
+    assert_eq!(h.line_of(1).stats().chat_sent, 0);
+}
+
+#[test]
+fn a_line_hands_back_exactly_the_allowances_it_was_given() {
+    let zone = Arc::new(field_zone(0, 50));
+    let step = zone.step_per_tick();
+    let mut line = Line::new(LineConfig {
+        zone,
+        number: 1,
+        seed: 1,
+        save_every_ticks: 0,
+    });
+    let mut chat = ChatBucket::default();
+    assert!(chat.take() && chat.take() && chat.take());
+    // Five ticks of legal steps is the most a player may bank.
+    for (movement, handed_back) in [
+        (Some(step * 3 + 1), step * 3 + 1),
+        (Some(0), 0),
+        (Some(i64::MAX), step * 5),
+        (Some(-7), 0),
+        (None, step * 2),
+    ] {
+        let allowances = Allowances {
+            chat: chat.clone(),
+            movement,
+        };
+        line.input(hearth_world::LineInput::Enter(Arrival {
+            player: 9,
+            account: None,
+            name: "carrier".into(),
+            at: None,
+            appearance: 0,
+            values: NEW_PLAYER_VALUES,
+            bytes_per_second: 20_000,
+            epoch: 1,
+            allowances,
+        }));
+        line.input(hearth_world::LineInput::Release {
+            player: 9,
+            to: hearth_world::Destination::Line(2),
+        });
+        line.tick();
+        let left = line
+            .drain_outputs()
+            .find_map(|o| match o {
+                LineOutput::Left { allowances, .. } => Some(allowances),
+                _ => None,
+            })
+            .expect("left");
+        assert_eq!(
+            left,
+            Allowances {
+                chat: chat.clone(),
+                movement: Some(handed_back)
+            }
+        );
+    }
 }
 
 #[test]
@@ -644,6 +810,7 @@ fn a_line_survives_serialization_and_continues_identically() {
         values: NEW_PLAYER_VALUES,
         bytes_per_second: 20_000,
         epoch: 1,
+        allowances: Allowances::default(),
     }));
     for _ in 0..30 {
         line.tick();
@@ -712,7 +879,7 @@ fn state_messages_of_another_stay_are_ignored() {
 }
 
 #[test]
-fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
+fn a_replacing_login_waits_for_the_old_session_and_starts_where_and_as_it_left() {
     let mut h = Harness::new(vec![field_zone(0, 50)]);
     h.join(1, "same", Some(Pos::cell_centre(10, 10)));
     h.step();
@@ -725,6 +892,14 @@ fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
             player: 1,
             pos: moved,
         });
+    let say = |text: &str| Command::Chat {
+        scope: ChatScope::Line,
+        to: String::new(),
+        text: text.into(),
+    };
+    for _ in 0..5 {
+        h.command(1, say("spending the burst"));
+    }
     h.step();
     // The new session logs in before the old one has left the world.
     let waiting = h
@@ -739,6 +914,7 @@ fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
                 values: NEW_PLAYER_VALUES,
                 bytes_per_second: 100_000,
                 epoch: 1,
+                allowances: Allowances::default(),
             },
             zone: None,
             line: None,
@@ -764,6 +940,13 @@ fn a_replacing_login_waits_for_the_old_session_and_starts_where_it_left() {
         moved,
         "starts where the old session left, not at the stale saved place"
     );
+    h.command(2, say("a new login, a new allowance?"));
+    let events = h.step();
+    let heard = chats(&events, 2);
+    assert!(
+        heard.len() == 1 && heard[0].contains("too fast"),
+        "logging in again refills nothing: {heard:?}"
+    );
 }
 
 #[test]
@@ -786,6 +969,7 @@ fn an_observer_sees_the_whole_line_exactly_and_hears_its_chat() {
             values: NEW_PLAYER_VALUES,
             bytes_per_second: 20_000,
             epoch: 1,
+            allowances: Allowances::default(),
         })
     };
     line.input(arrive(1, "early"));

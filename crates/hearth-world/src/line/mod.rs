@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::{field, Actor, ActorId, ActorKind, ActorMap, Props, MAX_ACTOR_NAME, VALUES};
+use crate::allowances::Allowances;
 use crate::chat::{bounded, check_text, ChatBucket, ChatHook, ChatVerdict};
 use crate::geometry::Pos;
 use crate::grid::Grid;
@@ -38,6 +39,9 @@ pub const MAX_BUDGET: usize = 64 * 1024;
 /// Movement a player may bank, in ticks of legal speed: absorbs jitter in
 /// when moves arrive without allowing a sprint.
 const ALLOWANCE_TICKS: i64 = 5;
+/// Movement a player new to the world starts with, in ticks of legal
+/// speed: their first moves may arrive bunched.
+const OPENING_ALLOWANCE_TICKS: i64 = 2;
 
 /// How a line is set up.
 #[derive(Clone, Serialize, Deserialize)]
@@ -66,6 +70,9 @@ pub struct Arrival {
     /// carry it, so nothing from a line the player has left is mistaken for
     /// this one's.
     pub epoch: u32,
+    /// What the rate limits still allow, brought from the line before
+    /// (fresh for a player new to the world).
+    pub allowances: Allowances,
 }
 
 /// Where a leaving player goes.
@@ -131,8 +138,13 @@ pub enum LineOutput {
         channel: u16,
         bytes: Vec<u8>,
     },
-    /// The player is out of the line (after `Release`).
-    Left { saved: SavedPlayer, to: Destination },
+    /// The player is out of the line (after `Release`), with what the rate
+    /// limits still allow them, for wherever they go next.
+    Left {
+        saved: SavedPlayer,
+        allowances: Allowances,
+        to: Destination,
+    },
     /// Save this player (periodic).
     Save(SavedPlayer),
     /// Bytes for an observer of the whole line (a line recording), never
@@ -197,11 +209,16 @@ struct Player {
     budget: usize,
     view: ClientView,
     last_seq: u32,
+    /// Movement banked, in position units: absorbs jitter in when moves
+    /// arrive, up to `ALLOWANCE_TICKS` of legal steps. Carried from line
+    /// to line in [`Allowances`].
     allowance: i64,
     corrected: bool,
     /// A move was processed since the last frame.
     moved: bool,
     queued: VecDeque<Item>,
+    /// Chat messages the player may still send. Carried from line to line
+    /// in [`Allowances`].
     chat: ChatBucket,
     /// Changed since the last save.
     dirty: bool,
@@ -521,7 +538,14 @@ impl Line {
                 if let Some(saved) = self.saved(player) {
                     let p = self.players.remove(&player).expect("saved implies present");
                     self.remove_actor(p.actor);
-                    self.outputs.push(LineOutput::Left { saved, to });
+                    self.outputs.push(LineOutput::Left {
+                        saved,
+                        allowances: Allowances {
+                            chat: p.chat,
+                            movement: Some(p.allowance),
+                        },
+                        to,
+                    });
                 }
             }
             LineInput::State { player, state } => self.client_state(player, state),
@@ -566,8 +590,7 @@ impl Line {
             .at
             .filter(|&pos| zone.in_bounds(pos) && !zone.blocked(pos))
             .unwrap_or_else(|| zone.spawns[self.rng.range(0, zone.spawns.len() as i64) as usize]);
-        let mut name = arrival.name;
-        truncate_to_boundary(&mut name, MAX_ACTOR_NAME);
+        let name = bounded(arrival.name, MAX_ACTOR_NAME);
         let actor = self.add_actor(
             ActorKind::Player,
             Props {
@@ -580,6 +603,15 @@ impl Line {
         );
         let hz = zone.spec.tick_hz.max(1) as usize;
         let budget = (arrival.bytes_per_second as usize / hz).clamp(MIN_BUDGET, MAX_BUDGET);
+        let step = zone.step_per_tick();
+        // Banked in another zone (another legal step): never more than
+        // this zone's cap.
+        let allowance = arrival
+            .allowances
+            .movement
+            .map_or(step * OPENING_ALLOWANCE_TICKS, |banked| {
+                banked.clamp(0, step * ALLOWANCE_TICKS)
+            });
         self.players.insert(
             arrival.player,
             Player {
@@ -590,11 +622,11 @@ impl Line {
                 budget,
                 view: ClientView::default(),
                 last_seq: 0,
-                allowance: zone.step_per_tick() * 2,
+                allowance,
                 corrected: false,
                 moved: true,
                 queued: VecDeque::new(),
-                chat: ChatBucket::default(),
+                chat: arrival.allowances.chat,
                 dirty: true,
                 bytes_out: 0,
             },
@@ -632,15 +664,5 @@ impl Line {
             self.stats.items_dropped += 1;
         }
         p.queued.push_back(item);
-    }
-}
-
-fn truncate_to_boundary(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
     }
 }
