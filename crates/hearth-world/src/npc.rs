@@ -6,32 +6,9 @@ use crate::actor::ActorId;
 use crate::geometry::{Pos, UNITS_PER_CELL};
 use crate::zone::Zone;
 
-/// SplitMix64: tiny, fast, and its whole state is one number, so a line's
-/// randomness is saved and restored with the line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `low..high` (`low` when the range is empty).
-    pub fn range(&mut self, low: i64, high: i64) -> i64 {
-        if high <= low {
-            return low;
-        }
-        low + (self.next_u64() % (high - low) as u64) as i64
-    }
-}
+/// The line's seeded random source: one implementation for the built-in
+/// world and every game on the game API.
+pub use hearth_game::Rng;
 
 /// How far from home an NPC wanders, in cells.
 const WANDER_CELLS: i64 = 8;
