@@ -90,7 +90,7 @@ async fn players_on_three_transports_see_each_other_move_and_chat() {
     for (i, name) in names.iter().enumerate() {
         let at = Pos::new(square.x + 100 * i as i32, square.y);
         server
-            .world
+            .world()
             .move_player(name, "town", Some(at))
             .await
             .unwrap();
@@ -135,7 +135,7 @@ async fn players_on_three_transports_see_each_other_move_and_chat() {
     );
 
     // An announcement reaches everyone; a whisper to someone offline is refused.
-    server.world.announce("maintenance at noon").await;
+    server.world().announce("maintenance at noon").await;
     for world in [&mut udp, &mut tcp, &mut ws] {
         assert!(world
             .until(WAIT, |u, _| chat_text(u) == Some("maintenance at noon"))
@@ -149,7 +149,7 @@ async fn players_on_three_transports_see_each_other_move_and_chat() {
     assert!(refused.is_some());
 
     // Status for administration: the town's line with three players.
-    let status = server.world.status().await.unwrap();
+    let status = server.world().status().await.unwrap();
     let town = status
         .lines
         .iter()
@@ -187,12 +187,12 @@ async fn an_illegal_move_is_corrected_and_a_kick_says_why() {
         s.map(|s| s.rejected_too_fast + s.rejected_out_of_bounds + s.rejected_blocked)
             .sum()
     };
-    if rejected(server.world.status().await.unwrap()) == 0 {
+    if rejected(server.world().status().await.unwrap()) == 0 {
         tokio::time::sleep(Duration::from_millis(1_200)).await;
-        assert_eq!(rejected(server.world.status().await.unwrap()), 1);
+        assert_eq!(rejected(server.world().status().await.unwrap()), 1);
     }
 
-    server.world.kick(&name, "cheating").await.unwrap();
+    server.world().kick(&name, "cheating").await.unwrap();
     let closed = cheat
         .until(WAIT, |u, _| matches!(u, Update::Session(Event::Closed(_))))
         .await;
@@ -262,12 +262,12 @@ async fn a_resumed_link_keeps_a_consistent_world_view() {
     let mut watcher = enter(&url, &watcher_name, "?zone=town").await;
     let square = Pos::cell_centre(16, 10);
     server
-        .world
+        .world()
         .move_player(&walker_name, "town", Some(square))
         .await
         .unwrap();
     server
-        .world
+        .world()
         .move_player(
             &watcher_name,
             "town",
@@ -327,12 +327,12 @@ async fn a_world_flood_is_dropped_and_counted_without_hurting_other_players() {
     let mut watcher = enter(&tcp_url, &watcher_name, "?zone=town").await;
     let square = Pos::cell_centre(16, 10);
     server
-        .world
+        .world()
         .move_player(&walker_name, "town", Some(square))
         .await
         .unwrap();
     server
-        .world
+        .world()
         .move_player(
             &watcher_name,
             "town",
@@ -394,7 +394,7 @@ async fn a_world_flood_is_dropped_and_counted_without_hurting_other_players() {
     sees_at(&mut watcher, &walker_name, target).await;
     let mut connections = flooding.await.unwrap();
 
-    let counters = &server.world.counters;
+    let counters = &server.world().counters;
     let over_rate = counters
         .inputs_over_rate
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -417,7 +417,7 @@ async fn a_world_flood_is_dropped_and_counted_without_hurting_other_players() {
     assert!(reason.contains("larger than any valid one"), "{reason}");
     // No flooder got anywhere near its claimed position.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let status = server.world.status().await.unwrap();
+    let status = server.world().status().await.unwrap();
     let town = status.lines.iter().find(|l| l.zone == "town").unwrap();
     assert!(town.stats.rejected_too_fast > 0, "{town:?}");
     for name in &flooders[1..] {
@@ -470,7 +470,7 @@ async fn a_session_survives_a_udp_blackout_and_an_address_change() {
         "?zone=meadow",
     )
     .await;
-    let session = server.world.find(&name).await.expect("online");
+    let session = server.world().find(&name).await.expect("online");
     let migrations = |gate: hearth_net::gate::GateHandle| async move {
         gate.query_on(session, move |ctx| {
             ctx.session(session).map(|s| s.stats().migrations)
@@ -623,7 +623,7 @@ async fn a_lobby_login_stays_out_of_the_world() {
         .expect("the walker entered");
     let mut players = 0;
     for _ in 0..30 {
-        players = server.world.status().await.unwrap().players;
+        players = server.world().status().await.unwrap().players;
         if players == 1 {
             break;
         }
@@ -694,7 +694,7 @@ async fn a_line_hopper_is_cooled_down_and_its_chat_stays_within_one_allowance() 
     drop(passer);
     let mut players = 2;
     for _ in 0..50 {
-        players = server.world.status().await.unwrap().players;
+        players = server.world().status().await.unwrap().players;
         if players == 1 {
             break;
         }
@@ -740,7 +740,7 @@ async fn a_line_hopper_is_cooled_down_and_its_chat_stays_within_one_allowance() 
     assert!(too_fast > 0, "no chat was refused as too fast");
     // The server's count (line statuses are published once a second).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let status = server.world.status().await.unwrap();
+    let status = server.world().status().await.unwrap();
     let accepted: u64 = status.lines.iter().map(|l| l.stats.chat_sent).sum();
     let allowed = u64::from(CHAT_BURST) + since_entering.as_secs() + 1;
     assert!(

@@ -8,6 +8,26 @@ use hearth_replica::schema::{Schema, Value};
 use crate::ctx::Ctx;
 use crate::ids::{MessageId, PlayerId, TimerId};
 
+/// Who is logging in, for [`Game::pre_login`].
+#[derive(Debug, Clone, Copy)]
+pub struct LoginInfo<'a> {
+    /// The account, or `None` for a guest (when the server allows them).
+    pub account: Option<i64>,
+    /// The name the player will have.
+    pub name: &'a str,
+    /// The URL options the client sent with its login (`?team=2`), as
+    /// key and value pairs.
+    pub options: &'a [(String, String)],
+}
+
+/// The answer to a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreLogin {
+    Accept,
+    /// Refused; the client is told `reason`.
+    Refuse(String),
+}
+
 /// A game: its schema, and the logic of one line (a match, a table, a
 /// room), called by Hearth as the line is stepped. Every callback runs
 /// inside a tick, with no clock and no I/O: what the game may do is what
@@ -74,6 +94,21 @@ pub trait Game: Send + Sync + 'static {
     /// Ticks per second.
     fn tick_hz(&self) -> u32 {
         20
+    }
+
+    /// Players a line holds; the host opens another line when every line
+    /// is full.
+    fn line_capacity(&self) -> usize {
+        64
+    }
+
+    /// The PreLogin decision: called once the player's credentials are
+    /// checked and before the session is welcomed. Refuse with a reason
+    /// the client shows (a ban, a closed beta, a version the game no
+    /// longer serves). Keep it quick: it runs on the login path.
+    fn pre_login(&self, login: &LoginInfo<'_>) -> PreLogin {
+        let _ = login;
+        PreLogin::Accept
     }
 
     /// A new line's state; actors the line starts with are spawned here.

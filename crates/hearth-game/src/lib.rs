@@ -25,7 +25,7 @@ mod state;
 
 pub use bucket::TickBucket;
 pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS};
-pub use game::Game;
+pub use game::{Game, LoginInfo, PreLogin};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
 pub use line::{GameLine, GameOutput, InputError, SnapshotError};
 pub use replicate::MAX_IN_FLIGHT;

@@ -112,6 +112,7 @@ impl<G: Game> GameLine<G> {
             timer_tags: Default::default(),
             next_timer: 1,
             inbox: Default::default(),
+            joining: Default::default(),
             stats: GameStats::default(),
             save_every_ticks: DEFAULT_SAVE_EVERY_TICKS,
             kicks: Vec::new(),
@@ -162,7 +163,19 @@ impl<G: Game> GameLine<G> {
     /// A player arrives at the next tick, with the data saved at their
     /// last leave (or none).
     pub fn join(&mut self, player: PlayerId, saved: Option<Vec<u8>>) {
+        let buckets = self.full_buckets();
+        self.core.joining.insert(player, buckets);
         self.core.inbox.push_back(Inbound::Join { player, saved });
+    }
+
+    /// A full rate-limit bucket per message of the schema.
+    fn full_buckets(&self) -> Vec<TickBucket> {
+        let tick = self.core.tick;
+        self.schema
+            .messages()
+            .iter()
+            .map(|m| TickBucket::full(m.rate.map_or(0, |r| r.burst), tick))
+            .collect()
     }
 
     /// A player leaves at the next tick (logged out, or moving elsewhere).
@@ -179,9 +192,7 @@ impl<G: Game> GameLine<G> {
         channel: u16,
         bytes: &[u8],
     ) -> Result<(), InputError> {
-        // Before its join is handled a client has not been sent `Joined`,
-        // so it has nothing to send yet.
-        if !self.core.players.contains_key(&player) {
+        if !self.core.players.contains_key(&player) && !self.core.joining.contains_key(&player) {
             self.core.stats.unknown_players += 1;
             return Err(InputError::UnknownPlayer);
         }
@@ -209,15 +220,15 @@ impl<G: Game> GameLine<G> {
                 debug_assert_eq!(spec.direction, Direction::ToServer);
                 let rate = spec.rate.expect("checked by the schema");
                 let (tick, tick_hz) = (self.core.tick, self.core.tick_hz);
-                let state = self.core.players.get_mut(&player).expect("checked above");
+                let buckets = match self.core.players.get_mut(&player) {
+                    Some(state) => &mut state.buckets,
+                    // Joining: the message waits in the inbox behind the join.
+                    None => self.core.joining.get_mut(&player).expect("checked above"),
+                };
                 // The bucket is counted in ticks: between two ticks at most
                 // `burst` messages per player wait in the inbox.
-                let allowed = state.buckets[usize::from(index)].take(
-                    tick,
-                    rate.burst,
-                    rate.per_second,
-                    tick_hz,
-                );
+                let allowed =
+                    buckets[usize::from(index)].take(tick, rate.burst, rate.per_second, tick_hz);
                 if !allowed {
                     self.core.stats.messages_rate_limited += 1;
                     return Err(InputError::RateLimited);
@@ -310,6 +321,7 @@ impl<G: Game> GameLine<G> {
     fn handle(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Join { player, saved } => {
+                let joining = self.core.joining.remove(&player);
                 if self.core.players.contains_key(&player) {
                     return;
                 }
@@ -321,13 +333,10 @@ impl<G: Game> GameLine<G> {
                         Default::default()
                     }
                 };
-                let tick = self.core.tick;
-                let buckets = self
-                    .schema
-                    .messages()
-                    .iter()
-                    .map(|m| TickBucket::full(m.rate.map_or(0, |r| r.burst), tick))
-                    .collect();
+                let buckets = match joining {
+                    Some(buckets) => buckets,
+                    None => self.full_buckets(),
+                };
                 self.core.players.insert(
                     player,
                     PlayerState {

@@ -107,6 +107,10 @@ pub(crate) struct Core<P> {
     pub timer_tags: BTreeMap<u64, (u32, u64)>,
     pub next_timer: u64,
     pub inbox: VecDeque<Inbound>,
+    /// Players whose join is in the inbox: the rate limits of their
+    /// messages, which may arrive before the join is handled (the client
+    /// does not wait for the game's first message to speak).
+    pub joining: BTreeMap<PlayerId, Vec<TickBucket>>,
     pub stats: GameStats,
     /// Save each changed player at least this often (0: only on leave).
     pub save_every_ticks: u32,

@@ -105,7 +105,7 @@ impl Accounts {
     pub async fn delete(&self, name: &str, password: &str) -> Result<Account, AccountError> {
         let account = self.authenticate(name, password).await?;
         let mut tx = self.storage().pool.begin().await?;
-        for table in ["tokens", "players"] {
+        for table in ["tokens", "players", "game_players"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account.id)
                 .execute(&mut *tx)

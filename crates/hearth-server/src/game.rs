@@ -21,16 +21,72 @@ use hearth_world::{Arrival, Join};
 
 use crate::account_sessions::AccountSessions;
 use crate::accounts::{Account, AccountError, Accounts};
+use crate::game_host::GameHostHandle;
 use crate::rate_limit::Action;
 use crate::storage::Storage;
 use crate::world::saves::{self, Restored};
 use crate::world::WorldHandle;
+
+/// What players join: the built-in world, or a game on the game API
+/// (`hearth_server::start_game`).
+#[derive(Clone)]
+pub enum Realm {
+    Builtin(WorldHandle),
+    Game(GameHostHandle),
+}
+
+impl Realm {
+    /// A joined player's message on a world channel.
+    fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) {
+        match self {
+            Realm::Builtin(world) => {
+                world.message(player, channel, bytes);
+            }
+            Realm::Game(host) => {
+                host.message(player, channel, bytes);
+            }
+        }
+    }
+
+    fn leave(&self, player: u64) {
+        match self {
+            Realm::Builtin(world) => world.leave(player),
+            Realm::Game(host) => host.leave(player),
+        }
+    }
+
+    /// The largest message a client has reason to send on a world channel.
+    fn max_message(&self) -> usize {
+        match self {
+            Realm::Builtin(_) => MAX_WORLD_MESSAGE,
+            Realm::Game(host) => host.max_client_message(),
+        }
+    }
+
+    fn count_malformed(&self) {
+        let counter = match self {
+            Realm::Builtin(world) => &world.counters.malformed,
+            Realm::Game(host) => &host.counters.undecodable,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn count_over_rate(&self) {
+        let counter = match self {
+            Realm::Builtin(world) => &world.counters.inputs_over_rate,
+            Realm::Game(host) => &host.counters.rate_limited,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Who a welcomed session is, kept from login until it joins the world.
 struct PendingJoin {
     account: Option<Account>,
     name: String,
     restored: Option<Restored>,
+    /// A game's saved data of the player (the game API's `Player`).
+    game_data: Option<Vec<u8>>,
     zone: Option<String>,
     line: Option<u32>,
     /// The session of the same account this login replaced.
@@ -65,7 +121,7 @@ pub struct GameHandler {
     accounts: Accounts,
     storage: Storage,
     gate: Arc<OnceLock<GateHandle>>,
-    world: Arc<OnceLock<WorldHandle>>,
+    world: Arc<OnceLock<Realm>>,
     /// Welcomed sessions not yet joined (bounded by the gate's session cap).
     pending: Arc<Mutex<HashMap<u64, PendingJoin>>>,
     /// World messages each joined session may still send (one entry per
@@ -89,7 +145,7 @@ impl GameHandler {
         accounts: Accounts,
         storage: Storage,
         gate: Arc<OnceLock<GateHandle>>,
-        world: Arc<OnceLock<WorldHandle>>,
+        world: Arc<OnceLock<Realm>>,
         config: &crate::config::Config,
         logins: Arc<LoginCounters>,
         sessions: AccountSessions,
@@ -134,7 +190,9 @@ impl GameHandler {
         // `?world=off`: a player in a lobby, a menu or a matchmaking queue,
         // logged in (echo, heartbeats, resume) but not in the world.
         let stays_out = option("world").is_some_and(|v| v.eq_ignore_ascii_case("off"));
+        let wanted_schema = option("schema");
         let player_name = request.player_name.clone();
+        let world = self.world.clone();
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
         tokio::spawn(async move {
@@ -150,21 +208,54 @@ impl GameHandler {
                 Credentials::Token(token) => accounts.verify_access(&token).await.map(Some),
                 Credentials::Anonymous => Ok(None),
             };
-            // The saved place, read while the gate goes on; a database error
-            // starts the player afresh rather than refusing the login.
-            let restored = match &verdict {
-                Ok(Some(account)) => saves::load(&storage, account.id).await.unwrap_or_else(|error| {
-                    tracing::error!(%error, account = account.id, "cannot read the player's saved place");
-                    None
-                }),
-                _ => None,
+            let name = match &verdict {
+                Ok(Some(account)) => account.name.clone(),
+                _ => guest_name(&player_name, session),
             };
+            let port = world.get().cloned();
+            // A game decides on the login (PreLogin) and finds its saved
+            // data; the built-in world finds the saved place. A database
+            // error starts the player afresh rather than refusing the login.
+            let mut game_data = None;
+            let mut restored = None;
+            let mut refusal = None;
+            match (&port, &verdict) {
+                (Some(Realm::Game(host)), Ok(account)) => {
+                    refusal = game_refusal(
+                        host,
+                        account.as_ref().map(|a| a.id),
+                        &name,
+                        &options,
+                        wanted_schema.as_deref(),
+                    );
+                    if let (None, Some(account)) = (&refusal, account) {
+                        game_data = crate::game_host::saves::load(&storage, account.id, host.game())
+                            .await
+                            .unwrap_or_else(|error| {
+                                tracing::error!(%error, account = account.id, "cannot read the player's game data");
+                                None
+                            });
+                    }
+                }
+                (Some(Realm::Builtin(_)), Ok(Some(account))) => {
+                    restored = saves::load(&storage, account.id).await.unwrap_or_else(|error| {
+                        tracing::error!(%error, account = account.id, "cannot read the player's saved place");
+                        None
+                    });
+                }
+                _ => {}
+            }
             let replacer = gate.clone();
             let _ = gate
                 .run_on(session, move |ctx: &mut GateCtx<'_>| match verdict {
                     Ok(None) if !allow_anonymous => {
                         logins.add("anonymous_refused");
                         ctx.refuse_login(session, "this server requires an account: log in with a name and password or a token");
+                    }
+                    Ok(_) if refusal.is_some() => {
+                        let (outcome, reason) = refusal.expect("checked");
+                        logins.add(outcome);
+                        ctx.refuse_login(session, &reason);
                     }
                     Ok(account) => {
                         let zone = wanted_zone.or_else(|| restored.as_ref().map(|r| r.zone.clone()));
@@ -179,10 +270,6 @@ impl GameHandler {
                             r
                         });
                         let welcome_map = zone.clone().unwrap_or(map);
-                        let name = match &account {
-                            Some(account) => account.name.clone(),
-                            None => guest_name(&player_name, session),
-                        };
                         // Bound before it is accepted: from here on an end
                         // of the account's sessions finds this one too.
                         let newest_before = match &account {
@@ -220,6 +307,7 @@ impl GameHandler {
                                 account,
                                 name,
                                 restored,
+                                game_data,
                                 zone,
                                 after,
                             },
@@ -272,7 +360,7 @@ impl GameHandler {
         let Some(pending) = self.pending.lock().expect("not poisoned").remove(&session) else {
             return;
         };
-        let Some(world) = self.world.get() else {
+        let Some(port) = self.world.get() else {
             return;
         };
         let reliable = ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered);
@@ -284,12 +372,23 @@ impl GameHandler {
         {
             return;
         }
+        self.in_world.insert(session);
+        let world = match port {
+            Realm::Game(host) => {
+                host.join(
+                    session,
+                    pending.account.as_ref().map(|a| a.id),
+                    pending.game_data,
+                );
+                return;
+            }
+            Realm::Builtin(world) => world,
+        };
         let bytes_per_second = gate
             .session(session)
             .and_then(|s| s.net_speed())
             .unwrap_or(hearth_world::line::MIN_BUDGET as u32 * 20);
         let restored = pending.restored;
-        self.in_world.insert(session);
         world.join(Join {
             arrival: Arrival {
                 player: session,
@@ -310,6 +409,36 @@ impl GameHandler {
             line: pending.line,
             after: pending.after,
         });
+    }
+}
+
+/// A game's refusal of a login, as (the outcome counted, the reason shown):
+/// a client built for another schema (when it says which, with
+/// `?schema=VERSION`), or the game's own PreLogin decision.
+fn game_refusal(
+    host: &GameHostHandle,
+    account: Option<i64>,
+    name: &str,
+    options: &[(String, String)],
+    wanted_schema: Option<&str>,
+) -> Option<(&'static str, String)> {
+    if wanted_schema.is_some_and(|v| v != host.schema.version()) {
+        return Some((
+            "schema_mismatch",
+            format!(
+                "this server runs {} with schema version {}, your client was built for another: update the client or regenerate its bindings (hearth codegen)",
+                host.game(),
+                host.schema.version(),
+            ),
+        ));
+    }
+    match host.pre_login(&hearth_game::LoginInfo {
+        account,
+        name,
+        options,
+    }) {
+        hearth_game::PreLogin::Accept => None,
+        hearth_game::PreLogin::Refuse(reason) => Some(("refused_by_game", reason)),
     }
 }
 
@@ -384,13 +513,11 @@ impl Handler for GameHandler {
                 let Some(world) = self.world.get() else {
                     return;
                 };
-                if payload.len() > MAX_WORLD_MESSAGE {
-                    world
-                        .counters
-                        .malformed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let most = world.max_message();
+                if payload.len() > most {
+                    world.count_malformed();
                     let reason = format!(
-                        "a world message of {} bytes is larger than any valid one ({MAX_WORLD_MESSAGE})",
+                        "a world message of {} bytes is larger than any valid one ({most})",
                         payload.len()
                     );
                     gate.close(session, close_code::PROTOCOL_ERROR, &reason);
@@ -404,10 +531,7 @@ impl Handler for GameHandler {
                 if bucket.take(now) {
                     world.message(session, channel, payload);
                 } else {
-                    world
-                        .counters
-                        .inputs_over_rate
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    world.count_over_rate();
                 }
             }
             Event::Message { channel, payload } => {

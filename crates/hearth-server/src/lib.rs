@@ -7,6 +7,8 @@ pub mod accounts;
 mod api_error;
 pub mod config;
 pub mod game;
+pub mod game_host;
+mod gate_sends;
 pub mod hash_pool;
 mod json_body;
 pub mod listener;
@@ -22,4 +24,4 @@ mod web_state;
 pub mod world;
 
 pub use config::Config;
-pub use server::{start, start_with, Running, ServeError, StartError};
+pub use server::{start, start_game, start_with, Running, ServeError, StartError};

@@ -38,7 +38,6 @@ impl Out {
 pub fn render(state: &WebState) -> String {
     let gate = state.gate.metrics();
     let endpoint = gate.endpoint();
-    let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
     let mut out = Out(String::with_capacity(4096));
     out.single(
         "hearth_uptime_seconds",
@@ -235,7 +234,18 @@ pub fn render(state: &WebState) -> String {
     for (code, count) in state.api_errors.snapshot() {
         out.value("hearth_api_errors_total", &[("code", code)], count);
     }
-    let world = &state.world.counters;
+    match &state.realm {
+        crate::game::Realm::Builtin(world) => builtin_world(&mut out, &world.counters),
+        crate::game::Realm::Game(host) => game_host(&mut out, &host.counters),
+    }
+    out.0
+}
+
+fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn builtin_world(out: &mut Out, world: &crate::world::WorldCounters) {
     out.single(
         "hearth_world_joins_total",
         "counter",
@@ -275,5 +285,62 @@ pub fn render(state: &WebState) -> String {
         "Player saves handed to the database writer.",
         load(&world.saves),
     );
-    out.0
+}
+
+fn game_host(out: &mut Out, game: &crate::game_host::GameHostCounters) {
+    out.single(
+        "hearth_game_joins_total",
+        "counter",
+        "Players who entered the game's lines.",
+        load(&game.joins),
+    );
+    out.single(
+        "hearth_game_lines_opened_total",
+        "counter",
+        "Game lines opened.",
+        load(&game.lines),
+    );
+    out.single(
+        "hearth_game_messages_total",
+        "counter",
+        "Client game messages handed to a line.",
+        load(&game.messages),
+    );
+    out.family(
+        "hearth_game_messages_refused_total",
+        "counter",
+        "Client game messages that did not reach the game, by reason: undecodable (the session was closed), over the message's rate limit, or the host's queue full.",
+    );
+    for (reason, counter) in [
+        ("undecodable", &game.undecodable),
+        ("rate_limited", &game.rate_limited),
+        ("queue_full", &game.messages_dropped),
+    ] {
+        out.value(
+            "hearth_game_messages_refused_total",
+            &[("reason", reason)],
+            load(counter),
+        );
+    }
+    out.single(
+        "hearth_game_send_failures_total",
+        "counter",
+        "Game messages the gate could not send (session gone or backlogged).",
+        load(&game.send_failures),
+    );
+    out.family(
+        "hearth_game_saves_total",
+        "counter",
+        "Players' game data written to the database, by outcome.",
+    );
+    out.value(
+        "hearth_game_saves_total",
+        &[("outcome", "written")],
+        load(&game.saves),
+    );
+    out.value(
+        "hearth_game_saves_total",
+        &[("outcome", "failed")],
+        load(&game.save_failures),
+    );
 }

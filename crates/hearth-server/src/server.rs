@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::account_sessions::AccountSessions;
 use crate::accounts::Accounts;
 use crate::config::{Config, TlsConfig};
+use crate::game::Realm;
 use crate::game::{GameHandler, LoginCounters};
 use crate::listener::{self, WebPort, WebPortMetrics};
 use crate::storage::{Storage, StorageError};
@@ -74,7 +75,8 @@ pub struct Running {
     pub plaintext_public: bool,
     pub public_key: [u8; 32],
     pub gate: GateHandle,
-    pub world: WorldHandle,
+    /// What players join: the built-in world, or a game on the game API.
+    pub realm: Realm,
     pub storage: Storage,
     pub accounts: Accounts,
     pub web_metrics: Arc<WebPortMetrics>,
@@ -120,15 +122,74 @@ fn impairment(
     Ok(Some(link))
 }
 
+/// Starts the server with the built-in world.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with(config, crate::world::Hooks::default()).await
 }
 
-/// Starts with the game's hooks (a chat filter, ...).
+/// Starts with the built-in world and its hooks (a chat filter, ...).
 pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Running, StartError> {
+    serve(config, WorldChoice::Builtin(hooks)).await
+}
+
+/// Starts the server with `game`, a game on the game API, in place of the
+/// built-in world: accounts, the gate on every transport, the web API and
+/// pages as always; players who join enter the game's lines.
+///
+/// ```no_run
+/// # async fn run(game: impl hearth_game::Game) -> anyhow::Result<()> {
+/// let config = hearth_server::Config::load(None)?;
+/// let running = hearth_server::start_game(config, game).await?;
+/// running.run_until(async { tokio::signal::ctrl_c().await.ok(); "stopping".to_owned() }).await?;
+/// # Ok(()) }
+/// ```
+pub async fn start_game<G: hearth_game::Game>(
+    config: Config,
+    game: G,
+) -> Result<Running, StartError> {
+    serve(
+        config,
+        WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+    )
+    .await
+}
+
+/// What a server runs for its players.
+enum WorldChoice {
+    Builtin(crate::world::Hooks),
+    Game(Box<dyn StartGame>),
+}
+
+/// Starts a game's host once the gate is up (type-erased over the game).
+trait StartGame: Send {
+    fn start(
+        &self,
+        gate: GateHandle,
+        storage: Storage,
+        input_queue: usize,
+    ) -> std::io::Result<crate::game_host::GameHostHandle>;
+}
+
+struct GameStarter<G>(Arc<G>);
+
+impl<G: hearth_game::Game> StartGame for GameStarter<G> {
+    fn start(
+        &self,
+        gate: GateHandle,
+        storage: Storage,
+        input_queue: usize,
+    ) -> std::io::Result<crate::game_host::GameHostHandle> {
+        crate::game_host::start(self.0.clone(), gate, storage, input_queue)
+    }
+}
+
+async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartError> {
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
-    let zones = crate::world::load_zones(config.world.zones.as_deref())?;
+    let zones = match &choice {
+        WorldChoice::Builtin(_) => crate::world::load_zones(config.world.zones.as_deref())?,
+        WorldChoice::Game(_) => Vec::new(),
+    };
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -170,15 +231,21 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
             source,
         })?;
     let _ = gate_cell.set(gate.clone());
-    let world = crate::world::start(
-        zones,
-        &config.world,
-        &config.data_dir,
-        gate.clone(),
-        storage.clone(),
-        hooks,
-    )?;
-    let _ = world_cell.set(world.clone());
+    let realm = match choice {
+        WorldChoice::Builtin(hooks) => Realm::Builtin(crate::world::start(
+            zones,
+            &config.world,
+            &config.data_dir,
+            gate.clone(),
+            storage.clone(),
+            hooks,
+        )?),
+        WorldChoice::Game(game) => Realm::Game(
+            game.start(gate.clone(), storage.clone(), config.world.input_queue)
+                .map_err(crate::world::WorldStartError::Runtime)?,
+        ),
+    };
+    let _ = world_cell.set(realm.clone());
 
     let web_addr = SocketAddr::new(config.bind, config.web_port);
     let listener = tokio::net::TcpListener::bind(web_addr)
@@ -207,7 +274,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         accounts: accounts.clone(),
         storage: storage.clone(),
         gate: gate.clone(),
-        world: world.clone(),
+        realm: realm.clone(),
         account_sessions,
         logins,
         api_errors: Arc::default(),
@@ -242,7 +309,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
         plaintext_public,
         public_key: gate.public_key,
         gate,
-        world,
+        realm,
         storage,
         accounts,
         web_metrics,
@@ -259,6 +326,21 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
 }
 
 impl Running {
+    /// The built-in world (for tools and tests of a server started with
+    /// [`start`] or [`start_with`]).
+    ///
+    /// # Panics
+    /// On a server running a game on the game API ([`start_game`]).
+    pub fn world(&self) -> &WorldHandle {
+        match &self.realm {
+            Realm::Builtin(world) => world,
+            Realm::Game(host) => panic!(
+                "this server runs the game {} on the game API, not the built-in world",
+                host.game()
+            ),
+        }
+    }
+
     /// `https://ADDR` or `http://ADDR`.
     pub fn web_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
@@ -292,7 +374,10 @@ impl Running {
     pub async fn shutdown(self, reason: &str) {
         // The world first: every player's state is in the database before
         // any session closes.
-        self.world.shutdown().await;
+        match &self.realm {
+            Realm::Builtin(world) => world.shutdown().await,
+            Realm::Game(host) => host.shutdown().await,
+        }
         self.gate.shutdown(reason).await;
         self.web_stop.cancel();
         // Open keep-alive connections get a moment to finish their request.

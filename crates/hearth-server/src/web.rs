@@ -33,6 +33,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/password", post(change_password))
         .route("/api/delete", post(delete_account))
         .route("/api/world", get(world_status))
+        .route("/api/schema", get(schema))
         .route("/admin", get(admin_page))
         .route("/replay", get(replay_page))
         .route("/assets/{file}", get(asset))
@@ -181,9 +182,27 @@ async fn healthz(State(state): State<WebState>) -> Response {
 /// Zones and lines with their occupancy and tick statistics: what a server
 /// browser or a status page shows (nothing about who is playing).
 async fn world_status(State(state): State<WebState>) -> Response {
-    match state.world.status().await {
-        Some(status) => Json(status).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "the world has stopped\n").into_response(),
+    let status = match &state.realm {
+        crate::game::Realm::Builtin(world) => world.status().await.map(|s| Json(s).into_response()),
+        crate::game::Realm::Game(host) => host.status().await.map(|lines| {
+            Json(serde_json::json!({ "game": host.game(), "lines": lines })).into_response()
+        }),
+    };
+    status.unwrap_or_else(|| {
+        (StatusCode::SERVICE_UNAVAILABLE, "the world has stopped\n").into_response()
+    })
+}
+
+/// The game's schema (kinds of actor, properties, messages, version), for
+/// clients and `hearth codegen --url`.
+async fn schema(State(state): State<WebState>) -> Response {
+    match &state.realm {
+        crate::game::Realm::Game(host) => Json(host.schema.as_ref()).into_response(),
+        crate::game::Realm::Builtin(_) => (
+            StatusCode::NOT_FOUND,
+            "this server runs the built-in world, which has no game schema yet\n",
+        )
+            .into_response(),
     }
 }
 

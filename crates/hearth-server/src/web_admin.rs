@@ -116,7 +116,15 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
     let sessions = session_figures(&state).await?;
     let metrics = state.gate.metrics();
     let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
-    let world = state.world.status().await;
+    let world = match &state.realm {
+        crate::game::Realm::Builtin(world) => json!(world.status().await),
+        crate::game::Realm::Game(host) => json!({
+            "game": host.game(),
+            "schema_version": host.schema.version(),
+            "lines": host.status().await,
+        }),
+    };
+    let recording = state.builtin_world().ok().map(|w| w.recordings.cost());
     let accounts = state.accounts.count().await.ok();
     Ok(Json(json!({
         "uptime_s": state.started.elapsed().as_secs(),
@@ -134,7 +142,7 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
         },
         "handler_queue": handler_queue(&metrics.handler_queue),
         "logins": state.logins.snapshot(),
-        "recording": state.world.recordings.cost(),
+        "recording": recording,
         "world": world,
     }))
     .into_response())
@@ -222,11 +230,13 @@ async fn kick(
         .map_err(|e| ApiError::from_account(&state, e))?;
     let sessions = match account {
         Some(id) => state.account_sessions.end_all(id, &reason).await,
-        None => state
-            .world
-            .kick(&request.name, &reason)
-            .await
-            .map_or(0, |()| 1),
+        None => match &state.realm {
+            crate::game::Realm::Builtin(world) => {
+                world.kick(&request.name, &reason).await.map_or(0, |()| 1)
+            }
+            // A game's guests are not found by name (yet): only accounts.
+            crate::game::Realm::Game(_) => 0,
+        },
     };
     if sessions == 0 {
         return Err(refuse(
@@ -257,7 +267,7 @@ async fn announce(
         hearth_world::wire::MAX_CHAT,
     )?;
     tracing::info!(admin = %by.name, text, "announcement");
-    state.world.announce(text).await;
+    state.builtin_world()?.announce(text).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -438,20 +448,23 @@ async fn record(
 ) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
     state
-        .world
+        .builtin_world()?
         .recordings
         .room()
         .map_err(|why| refuse(StatusCode::INSUFFICIENT_STORAGE, "recordings_full", why))?;
     let (what, started) = match (&request.name, &request.zone) {
         (Some(name), None) => (
             name.clone(),
-            state.world.record(name, request.seconds).await,
+            state.builtin_world()?.record(name, request.seconds).await,
         ),
         (None, Some(zone)) => {
             let line = request.line.unwrap_or(1);
             (
                 format!("{zone} line {line}"),
-                state.world.record_line(zone, line, request.seconds).await,
+                state
+                    .builtin_world()?
+                    .record_line(zone, line, request.seconds)
+                    .await,
             )
         }
         _ => {
@@ -479,14 +492,17 @@ async fn recordings(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
-    let files = state.world.recordings.list().map_err(|e| {
+    let files = state.builtin_world()?.recordings.list().map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage",
             format!("cannot list the recordings: {e}"),
         )
     })?;
-    Ok(Json(json!({ "files": files, "cost": state.world.recordings.cost() })).into_response())
+    Ok(
+        Json(json!({ "files": files, "cost": state.builtin_world()?.recordings.cost() }))
+            .into_response(),
+    )
 }
 
 async fn recording_file(
@@ -495,13 +511,17 @@ async fn recording_file(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
-    let path = state.world.recordings.path_of(&file).ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            "no_recording",
-            format!("no recording is named {file:?}"),
-        )
-    })?;
+    let path = state
+        .builtin_world()?
+        .recordings
+        .path_of(&file)
+        .ok_or_else(|| {
+            refuse(
+                StatusCode::NOT_FOUND,
+                "no_recording",
+                format!("no recording is named {file:?}"),
+            )
+        })?;
     let body = tokio::fs::read(&path).await.map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -528,7 +548,7 @@ async fn delete_recording(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    match state.world.recordings.delete(&file) {
+    match state.builtin_world()?.recordings.delete(&file) {
         Ok(true) => {
             tracing::info!(admin = %by.name, %file, "recording deleted");
             Ok(StatusCode::NO_CONTENT.into_response())

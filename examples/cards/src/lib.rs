@@ -2,7 +2,9 @@
 //! items. Up to four players sit at a table; each is dealt five cards that
 //! only they can see (an owner-only property: the other clients are never
 //! sent it). In turn, a player plays a card of a higher rank than the one
-//! on top, or passes and draws one; a turn not taken within 30 seconds
+//! on top, or passes and draws one (when everyone passed in a row, the
+//! top is cleared and the next player may play anything); a turn not taken
+//! within 30 seconds
 //! passes by itself. The first to empty their hand wins the round, and
 //! each player's wins are kept between sessions.
 //!
@@ -12,7 +14,9 @@
 use std::collections::BTreeMap;
 
 use hearth_game::schema::{KindSpec, MessageSpec, PropSpec, Scalar, Schema, Value, ValueType};
-use hearth_game::{ActorId, Ctx, Game, KindId, MessageId, PlayerId, PropId, TimerId};
+use hearth_game::{
+    ActorId, Ctx, Game, KindId, LoginInfo, MessageId, PlayerId, PreLogin, PropId, TimerId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Seats at a table.
@@ -62,6 +66,9 @@ pub struct Table {
     turn: usize,
     /// The timer that passes a turn not taken in time.
     turn_timer: Option<TimerId>,
+    /// Passes since the last card was played: a whole round of them clears
+    /// the top, so a round always ends (an ace on top beats every hand).
+    passes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +187,20 @@ impl Game for Cards {
         10
     }
 
+    fn line_capacity(&self) -> usize {
+        SEATS
+    }
+
+    /// A table keeps each player's wins: it seats accounts only.
+    fn pre_login(&self, login: &LoginInfo<'_>) -> PreLogin {
+        match login.account {
+            Some(_) => PreLogin::Accept,
+            None => {
+                PreLogin::Refuse("sit down with an account: the table keeps your wins".to_owned())
+            }
+        }
+    }
+
     fn new_line(&self, ctx: &mut Ctx<'_, CardsPlayer>) -> Table {
         let ids = Ids::look_up(ctx);
         let table = ctx.spawn(ids.table, None);
@@ -194,6 +215,7 @@ impl Game for Cards {
             order: Vec::new(),
             turn: 0,
             turn_timer: None,
+            passes: 0,
         }
     }
 
@@ -288,6 +310,7 @@ impl Table {
         let top = self.deck.pop().expect("52 cards deal at most 20 and one");
         ctx.set_int(self.table, ids.top, top).expect("a card");
         self.phase = Phase::Playing;
+        self.passes = 0;
         ctx.set_int(self.table, ids.phase, Phase::Playing as i64)
             .expect("a phase");
         self.turn = 0;
@@ -313,6 +336,7 @@ impl Table {
             return Err("play a higher rank, or pass");
         }
         hand.remove(at);
+        self.passes = 0;
         let empty = hand.is_empty();
         self.set_hand(ctx, player, hand);
         ctx.set_int(self.table, ids.top, card).expect("a card");
@@ -339,9 +363,9 @@ impl Table {
                 self.set_hand(ctx, player, hand);
             }
         }
-        // A pass with an empty deck clears the top: the next player may
-        // play anything, so a round always ends.
-        if self.deck.is_empty() {
+        self.passes += 1;
+        if self.passes >= self.order.len() {
+            self.passes = 0;
             ctx.set_int(self.table, self.ids.top, -1).expect("in range");
         }
         self.next_turn(ctx);

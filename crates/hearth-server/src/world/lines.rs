@@ -3,7 +3,7 @@
 //! and everything else to the directory.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -195,34 +195,7 @@ impl LineTask {
             return;
         }
         self.recordings.tee(&sends);
-        // One gate command per shard per tick carries the messages of that
-        // shard's players, each player's in order. The line waits only for
-        // room in the shards' queues, never for a shard to run it.
-        let shards = self.gate.shard_count();
-        let mut by_shard: Vec<Vec<(u64, u16, Vec<u8>)>> = vec![Vec::new(); shards];
-        if shards == 1 {
-            by_shard[0] = sends;
-        } else {
-            for send in sends {
-                by_shard[self.gate.shard_of(send.0)].push(send);
-            }
-        }
-        for (shard, sends) in by_shard.into_iter().enumerate() {
-            if sends.is_empty() {
-                continue;
-            }
-            let failures = self.send_failures.clone();
-            let _ = self
-                .gate
-                .run_on_shard(shard, move |ctx| {
-                    for (player, channel, bytes) in sends {
-                        if ctx.send(player, channel, &bytes).is_err() {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                })
-                .await;
-        }
+        crate::gate_sends::deliver(&self.gate, sends, &self.send_failures).await;
     }
 
     fn publish(&self, durations: &VecDeque<u64>, bytes_per_player_s: u64) {

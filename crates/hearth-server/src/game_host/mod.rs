@@ -1,0 +1,403 @@
+//! A game on the game API inside `hearth serve`: its lines (each a
+//! [`GameLine`]) stepped on a thread of their own at the game's tick rate,
+//! fed with the joins, leaves and messages the gate's handler hands over
+//! (never waiting: messages go through a bounded queue and are dropped and
+//! counted when it is full), their outputs carried to the gate and the
+//! database. Players fill the open lines in order; another line opens when
+//! every line is full.
+
+pub mod saves;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_game::schema::Schema;
+use hearth_game::{Game, GameLine, GameOutput, InputError, LoginInfo, PreLogin};
+use hearth_net::gate::GateHandle;
+use hearth_proto::close_code;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::storage::Storage;
+
+/// Counters of a game host, for /metrics and the dashboard.
+#[derive(Debug, Default)]
+pub struct GameHostCounters {
+    pub joins: AtomicU64,
+    pub leaves: AtomicU64,
+    /// Client messages handed to a line.
+    pub messages: AtomicU64,
+    /// Client messages dropped because the host's queue was full.
+    pub messages_dropped: AtomicU64,
+    /// Client messages that did not decode (their sessions are closed).
+    pub undecodable: AtomicU64,
+    /// Client messages beyond their rate limit (dropped).
+    pub rate_limited: AtomicU64,
+    /// Sends to sessions that were already gone.
+    pub send_failures: Arc<AtomicU64>,
+    /// Saves of players' data written, and failed.
+    pub saves: AtomicU64,
+    pub save_failures: AtomicU64,
+    /// Lines opened so far.
+    pub lines: AtomicU64,
+}
+
+/// The game's lines, for administration.
+#[derive(Debug, Clone, Serialize)]
+pub struct GameLineStatus {
+    pub number: u32,
+    pub players: usize,
+    pub stats: hearth_game::GameStats,
+}
+
+/// What the login path asks of the game, type-erased.
+trait LoginHook: Send + Sync {
+    fn pre_login(&self, login: &LoginInfo<'_>) -> PreLogin;
+}
+
+struct GameLoginHook<G>(Arc<G>);
+
+impl<G: Game> LoginHook for GameLoginHook<G> {
+    fn pre_login(&self, login: &LoginInfo<'_>) -> PreLogin {
+        self.0.pre_login(login)
+    }
+}
+
+enum Lifecycle {
+    Join {
+        player: u64,
+        account: Option<i64>,
+        saved: Option<Vec<u8>>,
+    },
+    Leave(u64),
+}
+
+enum Request {
+    Status(oneshot::Sender<Vec<GameLineStatus>>),
+    /// Every player leaves (their data is saved), then the host stops.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Reaches the game host from the gate's handler (without waiting) and
+/// from administration.
+#[derive(Clone)]
+pub struct GameHostHandle {
+    lifecycle: mpsc::UnboundedSender<Lifecycle>,
+    messages: mpsc::Sender<(u64, u16, Vec<u8>)>,
+    requests: mpsc::Sender<Request>,
+    login: Arc<dyn LoginHook>,
+    /// The game's schema, served at /api/schema and checked at login.
+    pub schema: Arc<Schema>,
+    pub counters: Arc<GameHostCounters>,
+}
+
+impl GameHostHandle {
+    /// The game's name in its schema (also the key of its players' data).
+    pub fn game(&self) -> &str {
+        self.schema.game()
+    }
+
+    /// The largest message a client of this game has reason to send: the
+    /// largest `to_server` message with its header, or an acknowledgement.
+    pub fn max_client_message(&self) -> usize {
+        let largest = self
+            .schema
+            .messages()
+            .iter()
+            .filter(|m| m.direction == hearth_game::schema::Direction::ToServer)
+            .map(|m| m.max_len())
+            .max()
+            .unwrap_or(0);
+        // Type byte and a varint index (or tick) of at most 5 bytes.
+        largest + 6
+    }
+
+    pub fn pre_login(&self, login: &LoginInfo<'_>) -> PreLogin {
+        self.login.pre_login(login)
+    }
+
+    /// A player enters, with the data saved for them.
+    pub fn join(&self, player: u64, account: Option<i64>, saved: Option<Vec<u8>>) {
+        self.counters.joins.fetch_add(1, Ordering::Relaxed);
+        let _ = self.lifecycle.send(Lifecycle::Join {
+            player,
+            account,
+            saved,
+        });
+    }
+
+    pub fn leave(&self, player: u64) {
+        self.counters.leaves.fetch_add(1, Ordering::Relaxed);
+        let _ = self.lifecycle.send(Lifecycle::Leave(player));
+    }
+
+    /// A client's bytes on a game channel; false (dropped and counted) when
+    /// the host is backlogged.
+    pub fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) -> bool {
+        let sent = self.messages.try_send((player, channel, bytes)).is_ok();
+        if !sent {
+            self.counters
+                .messages_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    pub async fn status(&self) -> Option<Vec<GameLineStatus>> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Saves every player's data and stops; returns when it is written.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(Request::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Starts `game`'s host on a thread of its own.
+pub fn start<G: Game>(
+    game: Arc<G>,
+    gate: GateHandle,
+    storage: Storage,
+    input_queue: usize,
+) -> std::io::Result<GameHostHandle> {
+    let schema = Arc::new(game.schema());
+    let (lifecycle_tx, lifecycle) = mpsc::unbounded_channel();
+    let (messages_tx, messages) = mpsc::channel(input_queue.max(1));
+    let (requests_tx, requests) = mpsc::channel(16);
+    let counters = Arc::new(GameHostCounters::default());
+    let host = Host {
+        capacity: game.line_capacity().max(1),
+        tick: Duration::from_micros(1_000_000 / u64::from(game.tick_hz().clamp(1, 1000))),
+        game: game.clone(),
+        lines: Vec::new(),
+        where_is: HashMap::new(),
+        accounts: HashMap::new(),
+        gate,
+        storage,
+        game_name: schema.game().to_owned(),
+        counters: counters.clone(),
+        seed: u64::from_le_bytes(hearth_proto::os_seed()[..8].try_into().expect("8 bytes")),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("hearth-game-{}", schema.game()))
+        .spawn(move || runtime.block_on(host.run(lifecycle, messages, requests)))?;
+    Ok(GameHostHandle {
+        lifecycle: lifecycle_tx,
+        messages: messages_tx,
+        requests: requests_tx,
+        login: Arc::new(GameLoginHook(game)),
+        schema,
+        counters,
+    })
+}
+
+/// One open line and who is in it.
+struct HostedLine<G: Game> {
+    line: GameLine<G>,
+    players: usize,
+}
+
+/// The host's task.
+struct Host<G: Game> {
+    game: Arc<G>,
+    /// Players a line takes (the game's choice).
+    capacity: usize,
+    /// Time between ticks.
+    tick: Duration,
+    /// Open lines; line `n` is at `n - 1`.
+    lines: Vec<HostedLine<G>>,
+    /// Which line each player is in.
+    where_is: HashMap<u64, usize>,
+    /// Each player's account, kept until their last save is written.
+    accounts: HashMap<u64, i64>,
+    gate: GateHandle,
+    storage: Storage,
+    /// The game's name in its schema: the key of its players' saved data.
+    game_name: String,
+    counters: Arc<GameHostCounters>,
+    /// Seeds each new line's random source (from the OS at start).
+    seed: u64,
+}
+
+impl<G: Game> Host<G> {
+    async fn run(
+        mut self,
+        mut lifecycle: mpsc::UnboundedReceiver<Lifecycle>,
+        mut messages: mpsc::Receiver<(u64, u16, Vec<u8>)>,
+        mut requests: mpsc::Receiver<Request>,
+    ) {
+        let mut ticks = tokio::time::interval(self.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    while let Ok(event) = lifecycle.try_recv() {
+                        self.lifecycle(event);
+                    }
+                    // What arrived during the last tick, at most one queue's worth.
+                    for _ in 0..messages.max_capacity() {
+                        let Ok((player, channel, bytes)) = messages.try_recv() else { break };
+                        self.message(player, channel, &bytes).await;
+                    }
+                    self.step().await;
+                }
+                Some(request) = requests.recv() => match request {
+                    Request::Status(reply) => {
+                        let _ = reply.send(self.status());
+                    }
+                    Request::Shutdown(done) => {
+                        let players: Vec<u64> = self.where_is.keys().copied().collect();
+                        for player in players {
+                            self.lifecycle(Lifecycle::Leave(player));
+                        }
+                        self.step().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn lifecycle(&mut self, event: Lifecycle) {
+        match event {
+            Lifecycle::Join {
+                player,
+                account,
+                saved,
+            } => {
+                let at = match self.lines.iter().position(|l| l.players < self.capacity) {
+                    Some(at) => at,
+                    None => {
+                        let seed = self.seed
+                            ^ (self.lines.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                        self.lines.push(HostedLine {
+                            line: GameLine::new(self.game.clone(), seed),
+                            players: 0,
+                        });
+                        self.counters.lines.fetch_add(1, Ordering::Relaxed);
+                        self.lines.len() - 1
+                    }
+                };
+                self.lines[at].line.join(player, saved);
+                self.lines[at].players += 1;
+                self.where_is.insert(player, at);
+                if let Some(account) = account {
+                    self.accounts.insert(player, account);
+                }
+            }
+            Lifecycle::Leave(player) => {
+                if let Some(at) = self.where_is.remove(&player) {
+                    self.lines[at].line.leave(player);
+                    self.lines[at].players -= 1;
+                }
+            }
+        }
+    }
+
+    async fn message(&mut self, player: u64, channel: u16, bytes: &[u8]) {
+        let Some(&at) = self.where_is.get(&player) else {
+            return;
+        };
+        match self.lines[at].line.input(player, channel, bytes) {
+            Ok(()) => {
+                self.counters.messages.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(InputError::RateLimited) => {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            // Joined this tick: its line has not seen it yet.
+            Err(InputError::UnknownPlayer) => {}
+            Err(InputError::Undecodable(error)) => {
+                self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("a game message did not decode: {error}");
+                let _ = self
+                    .gate
+                    .run_on(player, move |ctx| {
+                        ctx.close(player, close_code::PROTOCOL_ERROR, &reason)
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Ticks every line and carries out what they produced.
+    async fn step(&mut self) {
+        let mut sends = Vec::new();
+        let mut saves = Vec::new();
+        let mut closes = Vec::new();
+        let mut to_zone = Vec::new();
+        for (at, hosted) in self.lines.iter_mut().enumerate() {
+            hosted.line.tick();
+            for output in hosted.line.drain_outputs() {
+                match output {
+                    GameOutput::Send {
+                        player,
+                        channel,
+                        bytes,
+                    } => sends.push((player, channel, bytes)),
+                    GameOutput::Save { player, data } => saves.push((player, data)),
+                    GameOutput::Close { player, reason } => closes.push((player, reason)),
+                    GameOutput::ToZone { message, body } => to_zone.push((at, message, body)),
+                }
+            }
+        }
+        // A game has one zone: every line is in it.
+        for (from, message, body) in to_zone {
+            for (at, hosted) in self.lines.iter_mut().enumerate() {
+                if at != from {
+                    hosted.line.deliver_to_line(message, &body);
+                }
+            }
+        }
+        crate::gate_sends::deliver(&self.gate, sends, &self.counters.send_failures).await;
+        for (player, reason) in closes {
+            let _ = self
+                .gate
+                .run_on(player, move |ctx| {
+                    ctx.close(player, close_code::KICKED, &reason)
+                })
+                .await;
+        }
+        for (player, data) in saves {
+            let Some(&account) = self.accounts.get(&player) else {
+                continue;
+            };
+            if !self.where_is.contains_key(&player) {
+                // Its last save: the player has left.
+                self.accounts.remove(&player);
+            }
+            match saves::store(&self.storage, account, &self.game_name, data).await {
+                Ok(()) => {
+                    self.counters.saves.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    self.counters.save_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(%error, account, "cannot save a player's game data");
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<GameLineStatus> {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(at, hosted)| GameLineStatus {
+                number: at as u32 + 1,
+                players: hosted.players,
+                stats: hosted.line.stats().clone(),
+            })
+            .collect()
+    }
+}

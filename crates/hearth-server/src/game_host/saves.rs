@@ -1,0 +1,64 @@
+//! Players' data of a game on the game API: read at login, written by the
+//! game host as its lines hand it over.
+
+use sqlx::Row;
+
+use crate::storage::Storage;
+
+/// Largest player data Hearth stores for a game (the game's `Player`,
+/// serialized): a game that keeps more per player should keep it in its
+/// own tables.
+pub const MAX_PLAYER_DATA: usize = 64 * 1024;
+
+pub async fn load(
+    storage: &Storage,
+    account: i64,
+    game: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let row = sqlx::query("SELECT data FROM game_players WHERE account_id = $1 AND game = $2")
+        .bind(account)
+        .bind(game)
+        .fetch_optional(&storage.pool)
+        .await?;
+    Ok(row.map(|row| row.get::<String, _>(0).into_bytes()))
+}
+
+// INSERT ... SELECT ... WHERE EXISTS: the last save of a player whose
+// account was just deleted finds no account and writes nothing.
+const UPSERT: &str = "INSERT INTO game_players (account_id, game, data, saved_at) \
+     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1) \
+     ON CONFLICT (account_id, game) DO UPDATE SET data = excluded.data, saved_at = excluded.saved_at";
+
+/// Why a save was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("the player's data is {0} bytes, above the {MAX_PLAYER_DATA} Hearth stores")]
+    TooLarge(usize),
+    #[error("the player's data is not UTF-8 JSON")]
+    NotText,
+    #[error(transparent)]
+    Storage(#[from] sqlx::Error),
+}
+
+pub async fn store(
+    storage: &Storage,
+    account: i64,
+    game: &str,
+    data: Vec<u8>,
+) -> Result<(), SaveError> {
+    if data.len() > MAX_PLAYER_DATA {
+        return Err(SaveError::TooLarge(data.len()));
+    }
+    let text = String::from_utf8(data).map_err(|_| SaveError::NotText)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    sqlx::query(UPSERT)
+        .bind(account)
+        .bind(game)
+        .bind(text)
+        .bind(now)
+        .execute(&storage.pool)
+        .await?;
+    Ok(())
+}
