@@ -98,15 +98,16 @@ impl Scope {
     }
 }
 
-/// Words a TypeScript (strict mode, ES module) binding may not be, and the
-/// type names TypeScript predefines.
+/// Words a TypeScript binding (an ES module, so strict mode) may not be:
+/// keywords, strict mode's reserved words, `arguments` and `eval`; and
+/// `constructor` (a class's own), `type` (the messages' discriminant) and
+/// `undefined`. Type names (`number`, `string`) are not reserved: the
+/// generated types are PascalCase.
 pub(crate) const TS_RESERVED: &str = "\
-    any arguments as async await bigint boolean break case catch class const constructor \
-    continue debugger declare default delete do else enum eval export extends false finally \
-    for from function get if implements import in infer instanceof interface is keyof let \
-    module namespace never new null number object of package private protected public \
-    readonly require return set static string super switch symbol this throw true try type \
-    typeof undefined unique unknown var void while with yield";
+    arguments await break case catch class const constructor continue debugger default \
+    delete do else enum eval export extends false finally for function if implements import \
+    in instanceof interface let new null package private protected public return static \
+    super switch this throw true try type typeof undefined var void while with yield";
 
 /// Globals the generated TypeScript refers to: a type of the same name
 /// would hide them.

@@ -64,7 +64,7 @@ export class Seat {
   }
 
   /** `number`: an integer in -1..=3; changes arrive reliably. */
-  get number_(): number {
+  get number(): number {
     return this.#actor().values[0] as number;
   }
 
