@@ -290,7 +290,7 @@ impl<'s> Generator<'s> {
     fn kind(&mut self, out: &mut String, k: usize) {
         let kind = &self.schema.kinds()[k];
         let name = self.kinds[k].clone();
-        self.helpers.insert(Helper::CheckVersion);
+        self.need(Helper::CheckVersion);
         let _ = write!(
             out,
             "\n/// An actor of kind `{kind}`, as this client sees it.\n\
@@ -308,13 +308,14 @@ impl<'s> Generator<'s> {
              impl<'a> {name}<'a> {{\n    \
                  /// The kind's index in the schema.\n    \
                  pub const KIND: u16 = {k};\n\n    \
-                 /// The actor `id` of `replica`, if it holds one of this kind.\n    \
+                 /// The actor `id` of `replica`, if it holds one of this kind. Panics if\n    \
+                 /// `replica` was made for another schema (make it with [`replica`]).\n    \
                  pub fn get(replica: &'a GameReplica, id: ActorId) -> Option<Self> {{\n        \
                      check_version(replica);\n        \
                      let actor = replica.actor(id).filter(|actor| actor.kind == Self::KIND)?;\n        \
                      Some(Self {{ id, actor }})\n    \
                  }}\n\n    \
-                 /// Every actor of this kind in `replica`, by id.\n    \
+                 /// Every actor of this kind in `replica`, by id. Panics as [`Self::get`] does.\n    \
                  pub fn all(replica: &'a GameReplica) -> impl Iterator<Item = Self> + 'a {{\n        \
                      check_version(replica);\n        \
                      replica\n            \
@@ -322,6 +323,7 @@ impl<'s> Generator<'s> {
                          .filter(|(_, actor)| actor.kind == Self::KIND)\n            \
                          .map(|(id, actor)| Self {{ id, actor }})\n    \
                  }}\n\n    \
+                 /// The actor's id, unique in its line.\n    \
                  pub fn id(&self) -> ActorId {{\n        \
                      self.id\n    \
                  }}\n\n    \

@@ -164,12 +164,12 @@ fn kind(out: &mut String, schema: &Schema, names: &Names, k: usize) {
              readonly replica: GameReplica,\n    \
              readonly id: number,\n  \
            ) {{}}\n\n  \
-           /** The actor `id` of `replica`, if it holds one of this kind. */\n  \
+           /** The actor `id` of `replica`, if it holds one of this kind. Throws if `replica` was made for another schema (make it with newReplica()). */\n  \
            static get(replica: GameReplica, id: number): {class} | undefined {{\n    \
              checkVersion(replica);\n    \
              return replica.actors.get(id)?.kind === {class}.KIND ? new {class}(replica, id) : undefined;\n  \
            }}\n\n  \
-           /** Every actor of this kind in `replica`. */\n  \
+           /** Every actor of this kind in `replica`. Throws as `get` does. */\n  \
            static all(replica: GameReplica): {class}[] {{\n    \
              checkVersion(replica);\n    \
              return [...replica.actors].filter(([, actor]) => actor.kind === {class}.KIND).map(([id]) => new {class}(replica, id));\n  \

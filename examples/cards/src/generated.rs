@@ -85,14 +85,15 @@ impl<'a> Seat<'a> {
     /// The kind's index in the schema.
     pub const KIND: u16 = 0;
 
-    /// The actor `id` of `replica`, if it holds one of this kind.
+    /// The actor `id` of `replica`, if it holds one of this kind. Panics if
+    /// `replica` was made for another schema (make it with [`replica`]).
     pub fn get(replica: &'a GameReplica, id: ActorId) -> Option<Self> {
         check_version(replica);
         let actor = replica.actor(id).filter(|actor| actor.kind == Self::KIND)?;
         Some(Self { id, actor })
     }
 
-    /// Every actor of this kind in `replica`, by id.
+    /// Every actor of this kind in `replica`, by id. Panics as [`Self::get`] does.
     pub fn all(replica: &'a GameReplica) -> impl Iterator<Item = Self> + 'a {
         check_version(replica);
         replica
@@ -101,6 +102,7 @@ impl<'a> Seat<'a> {
             .map(|(id, actor)| Self { id, actor })
     }
 
+    /// The actor's id, unique in its line.
     pub fn id(&self) -> ActorId {
         self.id
     }
@@ -148,14 +150,15 @@ impl<'a> Table<'a> {
     /// The kind's index in the schema.
     pub const KIND: u16 = 1;
 
-    /// The actor `id` of `replica`, if it holds one of this kind.
+    /// The actor `id` of `replica`, if it holds one of this kind. Panics if
+    /// `replica` was made for another schema (make it with [`replica`]).
     pub fn get(replica: &'a GameReplica, id: ActorId) -> Option<Self> {
         check_version(replica);
         let actor = replica.actor(id).filter(|actor| actor.kind == Self::KIND)?;
         Some(Self { id, actor })
     }
 
-    /// Every actor of this kind in `replica`, by id.
+    /// Every actor of this kind in `replica`, by id. Panics as [`Self::get`] does.
     pub fn all(replica: &'a GameReplica) -> impl Iterator<Item = Self> + 'a {
         check_version(replica);
         replica
@@ -164,6 +167,7 @@ impl<'a> Table<'a> {
             .map(|(id, actor)| Self { id, actor })
     }
 
+    /// The actor's id, unique in its line.
     pub fn id(&self) -> ActorId {
         self.id
     }

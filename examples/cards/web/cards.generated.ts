@@ -41,13 +41,13 @@ export class Seat {
     readonly id: number,
   ) {}
 
-  /** The actor `id` of `replica`, if it holds one of this kind. */
+  /** The actor `id` of `replica`, if it holds one of this kind. Throws if `replica` was made for another schema (make it with newReplica()). */
   static get(replica: GameReplica, id: number): Seat | undefined {
     checkVersion(replica);
     return replica.actors.get(id)?.kind === Seat.KIND ? new Seat(replica, id) : undefined;
   }
 
-  /** Every actor of this kind in `replica`. */
+  /** Every actor of this kind in `replica`. Throws as `get` does. */
   static all(replica: GameReplica): Seat[] {
     checkVersion(replica);
     return [...replica.actors].filter(([, actor]) => actor.kind === Seat.KIND).map(([id]) => new Seat(replica, id));
@@ -100,13 +100,13 @@ export class Table {
     readonly id: number,
   ) {}
 
-  /** The actor `id` of `replica`, if it holds one of this kind. */
+  /** The actor `id` of `replica`, if it holds one of this kind. Throws if `replica` was made for another schema (make it with newReplica()). */
   static get(replica: GameReplica, id: number): Table | undefined {
     checkVersion(replica);
     return replica.actors.get(id)?.kind === Table.KIND ? new Table(replica, id) : undefined;
   }
 
-  /** Every actor of this kind in `replica`. */
+  /** Every actor of this kind in `replica`. Throws as `get` does. */
   static all(replica: GameReplica): Table[] {
     checkVersion(replica);
     return [...replica.actors].filter(([, actor]) => actor.kind === Table.KIND).map(([id]) => new Table(replica, id));

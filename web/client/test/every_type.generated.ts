@@ -70,13 +70,13 @@ export class Gadget {
     readonly id: number,
   ) {}
 
-  /** The actor `id` of `replica`, if it holds one of this kind. */
+  /** The actor `id` of `replica`, if it holds one of this kind. Throws if `replica` was made for another schema (make it with newReplica()). */
   static get(replica: GameReplica, id: number): Gadget | undefined {
     checkVersion(replica);
     return replica.actors.get(id)?.kind === Gadget.KIND ? new Gadget(replica, id) : undefined;
   }
 
-  /** Every actor of this kind in `replica`. */
+  /** Every actor of this kind in `replica`. Throws as `get` does. */
   static all(replica: GameReplica): Gadget[] {
     checkVersion(replica);
     return [...replica.actors].filter(([, actor]) => actor.kind === Gadget.KIND).map(([id]) => new Gadget(replica, id));
@@ -194,13 +194,13 @@ export class Message_ {
     readonly id: number,
   ) {}
 
-  /** The actor `id` of `replica`, if it holds one of this kind. */
+  /** The actor `id` of `replica`, if it holds one of this kind. Throws if `replica` was made for another schema (make it with newReplica()). */
   static get(replica: GameReplica, id: number): Message_ | undefined {
     checkVersion(replica);
     return replica.actors.get(id)?.kind === Message_.KIND ? new Message_(replica, id) : undefined;
   }
 
-  /** Every actor of this kind in `replica`. */
+  /** Every actor of this kind in `replica`. Throws as `get` does. */
   static all(replica: GameReplica): Message_[] {
     checkVersion(replica);
     return [...replica.actors].filter(([, actor]) => actor.kind === Message_.KIND).map(([id]) => new Message_(replica, id));

@@ -228,14 +228,15 @@ impl<'a> Gadget<'a> {
     /// The kind's index in the schema.
     pub const KIND: u16 = 0;
 
-    /// The actor `id` of `replica`, if it holds one of this kind.
+    /// The actor `id` of `replica`, if it holds one of this kind. Panics if
+    /// `replica` was made for another schema (make it with [`replica`]).
     pub fn get(replica: &'a GameReplica, id: ActorId) -> Option<Self> {
         check_version(replica);
         let actor = replica.actor(id).filter(|actor| actor.kind == Self::KIND)?;
         Some(Self { id, actor })
     }
 
-    /// Every actor of this kind in `replica`, by id.
+    /// Every actor of this kind in `replica`, by id. Panics as [`Self::get`] does.
     pub fn all(replica: &'a GameReplica) -> impl Iterator<Item = Self> + 'a {
         check_version(replica);
         replica
@@ -244,6 +245,7 @@ impl<'a> Gadget<'a> {
             .map(|(id, actor)| Self { id, actor })
     }
 
+    /// The actor's id, unique in its line.
     pub fn id(&self) -> ActorId {
         self.id
     }
@@ -356,14 +358,15 @@ impl<'a> Message_<'a> {
     /// The kind's index in the schema.
     pub const KIND: u16 = 1;
 
-    /// The actor `id` of `replica`, if it holds one of this kind.
+    /// The actor `id` of `replica`, if it holds one of this kind. Panics if
+    /// `replica` was made for another schema (make it with [`replica`]).
     pub fn get(replica: &'a GameReplica, id: ActorId) -> Option<Self> {
         check_version(replica);
         let actor = replica.actor(id).filter(|actor| actor.kind == Self::KIND)?;
         Some(Self { id, actor })
     }
 
-    /// Every actor of this kind in `replica`, by id.
+    /// Every actor of this kind in `replica`, by id. Panics as [`Self::get`] does.
     pub fn all(replica: &'a GameReplica) -> impl Iterator<Item = Self> + 'a {
         check_version(replica);
         replica
@@ -372,6 +375,7 @@ impl<'a> Message_<'a> {
             .map(|(id, actor)| Self { id, actor })
     }
 
+    /// The actor's id, unique in its line.
     pub fn id(&self) -> ActorId {
         self.id
     }
