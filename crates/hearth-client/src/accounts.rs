@@ -87,6 +87,22 @@ impl Accounts {
     }
 
     async fn call(&self, path: &str, body: serde_json::Value) -> Result<Bytes, Error> {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    /// The game's schema the server runs (`GET /api/schema`), checked like
+    /// any schema (its version is computed, not taken from the answer).
+    pub async fn game_schema(&self) -> Result<hearth_replica::schema::Schema, Error> {
+        let bytes = self.request(Method::GET, "/api/schema", None).await?;
+        parse(&bytes)
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Bytes, Error> {
         let target = self.target.as_ref().map_err(|why| Error::Url {
             url: self.base.clone(),
             why: why.clone(),
@@ -95,10 +111,11 @@ impl Accounts {
             url: format!("{}{path}", self.base),
             reason,
         };
-        let (status, bytes) = tokio::time::timeout(CALL_TIMEOUT, target.exchange(path, body))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?
-            .map_err(unreachable)?;
+        let (status, bytes) =
+            tokio::time::timeout(CALL_TIMEOUT, target.exchange(method, path, body))
+                .await
+                .map_err(|_| unreachable(format!("no answer within {CALL_TIMEOUT:?}")))?
+                .map_err(unreachable)?;
         if (200..300).contains(&status) {
             return Ok(bytes);
         }
@@ -187,15 +204,25 @@ impl Target {
         })
     }
 
-    /// Sends one POST and reads the answer: status and body.
-    async fn exchange(&self, path: &str, body: serde_json::Value) -> Result<(u16, Bytes), String> {
-        let request = Request::builder()
-            .method(Method::POST)
+    /// Sends one request (a JSON body when given) and reads the answer:
+    /// status and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, Bytes), String> {
+        let builder = Request::builder()
+            .method(method)
             .uri(format!("{}{path}", self.prefix))
-            .header(header::HOST, &self.authority)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| e.to_string())?;
+            .header(header::HOST, &self.authority);
+        let request = match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body.to_string()))),
+            None => builder.body(Full::new(Bytes::new())),
+        }
+        .map_err(|e| e.to_string())?;
         let tcp = TcpStream::connect(&self.authority)
             .await
             .map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@
 mod admin;
 mod bot;
 mod client;
+mod codegen;
 mod impair;
 mod impair_flags;
 mod replay;
@@ -38,6 +39,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Simulated players for load tests: `hearth bot -n 500 --transport udp,tcp,ws --register`.
     Bot(bot::BotArgs),
+    /// Typed client bindings from a game's schema: `hearth codegen --lang ts --schema game.json`.
+    Codegen(codegen::CodegenArgs),
 }
 
 #[derive(clap::Args)]
@@ -103,6 +106,7 @@ fn run() -> anyhow::Result<()> {
         Command::Replay(args) => runtime.block_on(replay::run(args)),
         Command::Admin(args) => runtime.block_on(admin::run(args)),
         Command::Bot(args) => runtime.block_on(bot::run(args)),
+        Command::Codegen(args) => codegen::run(args),
     }
 }
 

@@ -11,6 +11,11 @@
 //! The deck is shuffled with the line's seeded random source and lives in
 //! the game's line state, never on the wire.
 
+/// The game's typed client bindings, written by `hearth codegen --lang rust`
+/// (regenerate: `HEARTH_BLESS=1 cargo test -p cards --test generated`): what
+/// a Rust client of this game reads its replica with.
+pub mod generated;
+
 use std::collections::BTreeMap;
 
 use hearth_game::schema::{KindSpec, MessageSpec, PropSpec, Scalar, Schema, Value, ValueType};
