@@ -179,6 +179,11 @@ pub fn start<G: Game>(
         lines: Vec::new(),
         where_is: HashMap::new(),
         accounts: HashMap::new(),
+        present: HashMap::new(),
+        held: HashMap::new(),
+        recent: HashMap::new(),
+        recent_order: Default::default(),
+        remembered: 0,
         gate,
         storage,
         game_name: schema.game().to_owned(),
@@ -201,6 +206,9 @@ pub fn start<G: Game>(
     })
 }
 
+/// Accounts whose last saved data the host remembers (see `Host::recent`).
+const RECENT_DATA: usize = 4096;
+
 /// One open line and who is in it.
 struct HostedLine<G: Game> {
     line: GameLine<G>,
@@ -220,6 +228,22 @@ struct Host<G: Game> {
     where_is: HashMap<u64, usize>,
     /// Each player's account, kept until their last save is written.
     accounts: HashMap<u64, i64>,
+    /// The session of each account that is in a line or leaving one (until
+    /// its last save): a new login of the account waits for it.
+    present: HashMap<i64, u64>,
+    /// A login's join held until the account's previous session has left
+    /// and its data is saved (a quick reconnect must not start from data
+    /// read before that save).
+    held: HashMap<i64, Lifecycle>,
+    /// The last data saved of accounts that left, newest last, at most
+    /// [`RECENT_DATA`]: a login that read the database before that save was
+    /// written starts from this instead.
+    recent: HashMap<i64, (u64, Vec<u8>)>,
+    /// (account, stamp) in the order they were remembered; an entry whose
+    /// stamp no longer matches was replaced or used.
+    recent_order: std::collections::VecDeque<(i64, u64)>,
+    /// Stamps `recent`'s entries.
+    remembered: u64,
     gate: GateHandle,
     storage: Storage,
     /// The game's name in its schema: the key of its players' saved data.
@@ -274,8 +298,26 @@ impl<G: Game> Host<G> {
             Lifecycle::Join {
                 player,
                 account,
-                saved,
+                mut saved,
             } => {
+                if let Some(account) = account {
+                    if self.present.get(&account).is_some_and(|p| *p != player) {
+                        // Released when the previous session's last save is in.
+                        self.held.insert(
+                            account,
+                            Lifecycle::Join {
+                                player,
+                                account: Some(account),
+                                saved,
+                            },
+                        );
+                        return;
+                    }
+                    if let Some((_, newer)) = self.recent.remove(&account) {
+                        saved = Some(newer);
+                    }
+                    self.present.insert(account, player);
+                }
                 let at = match self.lines.iter().position(|l| l.players < self.capacity) {
                     Some(at) => at,
                     None => {
@@ -297,6 +339,10 @@ impl<G: Game> Host<G> {
                 }
             }
             Lifecycle::Leave(player) => {
+                // A held join whose session ended before it was released.
+                self.held.retain(
+                    |_, join| !matches!(join, Lifecycle::Join { player: p, .. } if *p == player),
+                );
                 if let Some(at) = self.where_is.remove(&player) {
                     self.lines[at].line.leave(player);
                     self.lines[at].players -= 1;
@@ -373,9 +419,11 @@ impl<G: Game> Host<G> {
             let Some(&account) = self.accounts.get(&player) else {
                 continue;
             };
-            if !self.where_is.contains_key(&player) {
+            let left = !self.where_is.contains_key(&player);
+            if left {
                 // Its last save: the player has left.
                 self.accounts.remove(&player);
+                self.remember(account, data.clone());
             }
             match saves::store(&self.storage, account, &self.game_name, data).await {
                 Ok(()) => {
@@ -386,6 +434,37 @@ impl<G: Game> Host<G> {
                     tracing::error!(%error, account, "cannot save a player's game data");
                 }
             }
+            if left {
+                if self.present.get(&account) == Some(&player) {
+                    self.present.remove(&account);
+                }
+                if let Some(join) = self.held.remove(&account) {
+                    self.lifecycle(join);
+                }
+            }
+        }
+    }
+
+    /// Keeps `data` as the account's newest, forgetting the oldest beyond
+    /// [`RECENT_DATA`].
+    fn remember(&mut self, account: i64, data: Vec<u8>) {
+        self.remembered += 1;
+        self.recent.insert(account, (self.remembered, data));
+        self.recent_order.push_back((account, self.remembered));
+        while self.recent.len() > RECENT_DATA {
+            let Some((oldest, stamp)) = self.recent_order.pop_front() else {
+                break;
+            };
+            if self.recent.get(&oldest).is_some_and(|(s, _)| *s == stamp) {
+                self.recent.remove(&oldest);
+            }
+        }
+        // Stale stamps (used or replaced entries) never outnumber the live
+        // ones by much.
+        if self.recent_order.len() > 2 * RECENT_DATA {
+            let recent = &self.recent;
+            self.recent_order
+                .retain(|(account, stamp)| recent.get(account).is_some_and(|(s, _)| s == stamp));
         }
     }
 
