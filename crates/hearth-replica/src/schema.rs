@@ -335,6 +335,7 @@ pub enum Delivery {
 
 /// One replicated property of a kind of actor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PropSpec {
     pub name: String,
     pub ty: ValueType,
@@ -371,6 +372,7 @@ impl PropSpec {
 
 /// A kind of actor: its properties, in the order their mask bits count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KindSpec {
     pub name: String,
     /// Hearth moves actors of this kind (speed, collision, prediction and
@@ -416,6 +418,7 @@ pub enum Direction {
 
 /// How often a client may send a message: a burst, then so many a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimit {
     pub burst: u32,
     pub per_second: u32,
@@ -423,6 +426,7 @@ pub struct RateLimit {
 
 /// One field of a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     pub name: String,
     pub ty: ValueType,
@@ -430,6 +434,7 @@ pub struct FieldSpec {
 
 /// A message the game declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MessageSpec {
     pub name: String,
     pub direction: Direction,
@@ -803,12 +808,17 @@ impl Schema {
     }
 }
 
-/// A schema as read from JSON, before its checks.
+/// A schema as read from JSON, before its checks. A misspelt field is an
+/// error, not a silent default.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UncheckedSchema {
     game: String,
     kinds: Vec<KindSpec>,
     messages: Vec<MessageSpec>,
+    /// Computed again from the rest, never trusted.
+    #[serde(default, rename = "version")]
+    _version: Option<String>,
 }
 
 impl TryFrom<UncheckedSchema> for Schema {

@@ -222,3 +222,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_misspelt_field_in_json_is_an_error() {
+    let mut json: serde_json::Value = serde_json::to_value(card_table()).unwrap();
+    json["kinds"][0]["props"][0]["visibilty"] = "owner".into();
+    let error = serde_json::from_value::<Schema>(json)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("visibilty"), "{error}");
+}
