@@ -389,6 +389,7 @@ async fn an_unknown_name_and_a_wrong_password_look_the_same() {
 #[tokio::test]
 async fn too_many_attempts_from_one_address_get_429_with_retry_after_and_are_counted() {
     let (_dir, server, api, name) = server_with_player("throttle", |c| {
+        c.limit_loopback = true; // the test's client is loopback
         c.accounts.login_burst = 3;
         c.accounts.login_per_minute = 1;
         c.accounts.register_burst = 2;

@@ -151,7 +151,11 @@ async fn refusal(server: &Running) -> String {
 
 #[tokio::test]
 async fn connections_over_the_per_address_cap_are_refused_with_a_reason_and_counted() {
-    let server = start("percap", |c, _| c.web.max_connections_per_address = 3).await;
+    let server = start("percap", |c, _| {
+        c.limit_loopback = true; // the test's client is loopback
+        c.web.max_connections_per_address = 3;
+    })
+    .await;
     let mut open = idle_connections(&server, 3).await;
     let answer = refusal(&server).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");

@@ -1,12 +1,14 @@
 //! Connection admission: a cap on connections in total and per address, with
 //! a slot that gives its place back when dropped, however the connection ends.
 //!
-//! IPv6 addresses count per /64: one host is commonly handed a whole /64 and
-//! could otherwise open a fresh address for every connection.
+//! Addresses are counted as every per-address limit counts them (IPv6 per
+//! /64, see `hearth_proto::address_limit`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use hearth_proto::address_limit::{is_loopback, AddressPrefix};
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,18 +17,6 @@ pub enum Refusal {
     Full,
     /// The cap for this address (or IPv6 /64) is reached.
     TooManyFromAddress,
-}
-
-/// The key a peer's connections are counted under: an IPv4 address (also when
-/// written as an IPv4-mapped IPv6 address) or an IPv6 /64 prefix.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
-        },
-    }
 }
 
 /// Counts open connections against the caps. Cloning shares the counts.
@@ -47,7 +37,7 @@ struct Inner {
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: HashMap<AddressPrefix, usize>,
 }
 
 impl Admission {
@@ -70,14 +60,14 @@ impl Admission {
 
     /// Takes a place for a connection from `ip`, or says which cap refuses it.
     pub fn admit(&self, ip: IpAddr) -> Result<Slot, Refusal> {
-        let key = address_key(ip);
+        let key = AddressPrefix::from(ip);
         let mut counts = self.inner.counts.lock().expect("not poisoned");
         if counts.total >= self.inner.max_total {
             return Err(Refusal::Full);
         }
         let from_address = counts.per_address.entry(key).or_insert(0);
         if *from_address >= self.inner.max_per_address
-            && !(self.inner.exempt_loopback && ip.is_loopback())
+            && !(self.inner.exempt_loopback && is_loopback(ip))
         {
             return Err(Refusal::TooManyFromAddress);
         }
@@ -98,7 +88,7 @@ impl Admission {
 /// One admitted connection's place; dropping it frees the place.
 pub struct Slot {
     inner: Arc<Inner>,
-    key: IpAddr,
+    key: AddressPrefix,
 }
 
 impl Drop for Slot {
@@ -123,21 +113,6 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_counts_per_slash_64_and_mapped_ipv4_as_ipv4() {
-        assert_eq!(
-            address_key(ip("2001:db8:1:2:aaaa::1")),
-            ip("2001:db8:1:2::")
-        );
-        assert_eq!(
-            address_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
-            ip("2001:db8:1:2::")
-        );
-        assert_ne!(address_key(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
-        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-        assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
-    }
-
-    #[test]
     fn loopback_may_pass_the_per_address_cap_but_never_the_total() {
         let admission = Admission::with_loopback(4, 2, true);
         let held: Vec<Slot> = (0..4)
@@ -145,6 +120,10 @@ mod tests {
             .collect();
         assert_eq!(admission.admit(ip("::1")).err(), Some(Refusal::Full));
         drop(held);
+        // Loopback as a dual-stack socket reports it is loopback too.
+        let _mapped: Vec<Slot> = (0..3)
+            .map(|_| admission.admit(ip("::ffff:127.0.0.1")).unwrap())
+            .collect();
         let strict = Admission::new(4, 2);
         let _held: Vec<Slot> = (0..2)
             .map(|_| strict.admit(ip("127.0.0.1")).unwrap())
@@ -171,5 +150,12 @@ mod tests {
         assert_eq!(admission.open(), 2);
         let _a3 = admission.admit(ip("2001:db8::3")).unwrap();
         assert_eq!(admission.open(), 3);
+        let one_each = Admission::new(8, 1);
+        let _plain = one_each.admit(ip("192.0.2.1")).unwrap();
+        assert_eq!(
+            one_each.admit(ip("::ffff:192.0.2.1")).err(),
+            Some(Refusal::TooManyFromAddress),
+            "an IPv4-mapped address is the IPv4 address"
+        );
     }
 }

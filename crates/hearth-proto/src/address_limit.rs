@@ -1,36 +1,54 @@
-//! Per-address limits: sessions still in their handshake or login, counted
-//! per client address, so that one address cannot fill the server with
-//! half-open sessions (each costs three X25519 operations and a login
-//! deadline); and the rate of key agreements an address may start, so that
-//! churning connections cannot spend the server's CPU on X25519. IPv6
-//! clients are counted per /64, the block one subscriber usually holds, and
-//! their rate also per /48, the block one site usually holds.
+//! Per-address limits, for every layer that has them (the protocol's login
+//! slots and key-agreement rates here, the drivers' connection admission, the
+//! accounts' login and registration rates): what counts as one client's
+//! address, whether a client is exempt as loopback, counts of sessions still
+//! in their handshake or login (so that one address cannot fill the server
+//! with half-open sessions, each costing three X25519 operations and a login
+//! deadline), and token buckets for rates (so that churning connections
+//! cannot spend the server's CPU on X25519 or argon2). IPv6 clients are
+//! counted per /64, the block one subscriber usually holds, and their
+//! key-agreement rate also per /48, the block one site usually holds.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The unit a per-address limit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressPrefix {
+    /// An IPv4 address, also when written as an IPv4-mapped IPv6 address
+    /// (what a dual-stack socket reports).
     V4([u8; 4]),
-    /// The upper 64 bits of an IPv6 address.
+    /// The upper 64 bits of an IPv6 address: one subscriber is commonly
+    /// handed a whole /64 and could otherwise take a fresh address each time.
     V6([u8; 8]),
 }
 
 impl AddressPrefix {
     pub fn of(address: SocketAddr) -> Self {
-        match address.ip() {
+        Self::from(address.ip())
+    }
+}
+
+impl From<IpAddr> for AddressPrefix {
+    fn from(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
             IpAddr::V4(v4) => Self::V4(v4.octets()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self::V4(v4.octets()),
-                None => {
-                    let octets = v6.octets();
-                    Self::V6(octets[..8].try_into().expect("8 bytes"))
-                }
-            },
+            IpAddr::V6(v6) => Self::V6(v6.octets()[..8].try_into().expect("8 of 16 bytes")),
         }
     }
+}
+
+/// Whether `ip` is this machine (127.0.0.0/8 or ::1, also as an IPv4-mapped
+/// IPv6 address). Loopback clients are exempt from the per-address limits
+/// unless the server is configured to limit them (`limit_loopback`): bots
+/// and load tests on the server's own machine connect thousands of clients
+/// from one address, and whoever can send from loopback is on the machine
+/// already. Behind a reverse proxy on the same host every client is
+/// loopback, and the exemption must be turned off there. Caps on totals hold
+/// for loopback all the same.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// Counts per prefix; an entry exists only while its count is above zero, so
@@ -93,67 +111,121 @@ impl SitePrefix {
     }
 }
 
-/// Token buckets by key, bounded in entries: a bucket that has refilled is
-/// as good as absent and is swept out when the table is full; if every
-/// entry is still in use, newcomers are refused (a flood from that many
-/// addresses at once is what the table's size is for).
+/// Token buckets by key, bounded in entries. A bucket that has refilled
+/// is as good as absent: when the table is full, full buckets are swept out
+/// (at most once a second, so a table full of busy keys does not cost a
+/// scan per check); if every entry is still in use, newcomers share one
+/// overflow bucket, so memory stays bounded and a flood from fresh keys is
+/// still limited as a whole.
 #[derive(Debug)]
 pub struct RateLimit<K> {
-    buckets: HashMap<K, (f64, Instant)>,
+    /// Tokens a full bucket holds: what a key may spend at once (at least 1).
     burst: f64,
+    /// Tokens a bucket regains per second; 0 turns the limit off.
     per_second: f64,
+    /// The most keys tracked at once.
     max_entries: usize,
+    buckets: HashMap<K, Bucket>,
+    /// Shared by the keys that found the table full; made full on first use
+    /// (no clock is read here).
+    overflow: Option<Bucket>,
+    /// When full buckets were last swept out, to sweep at most once a second.
+    last_sweep: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
 }
 
 impl<K: std::hash::Hash + Eq + Copy> RateLimit<K> {
+    /// `burst` at once, then `per_second`; a rate of 0 means no limit.
     pub fn new(burst: u32, per_second: u32, max_entries: usize) -> Self {
-        Self {
-            buckets: HashMap::new(),
-            burst: f64::from(burst),
-            per_second: f64::from(per_second),
-            max_entries,
-        }
+        Self::with_rate(burst, f64::from(per_second), max_entries)
     }
 
-    fn refilled(&self, (tokens, at): (f64, Instant), now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(at).as_secs_f64();
-        (tokens + elapsed * self.per_second).min(self.burst)
+    /// `burst` at once, then `per_minute`; a rate of 0 means no limit.
+    pub fn per_minute(burst: u32, per_minute: u32, max_entries: usize) -> Self {
+        Self::with_rate(burst, f64::from(per_minute) / 60.0, max_entries)
+    }
+
+    fn with_rate(burst: u32, per_second: f64, max_entries: usize) -> Self {
+        Self {
+            burst: f64::from(burst.max(1)),
+            per_second,
+            max_entries: max_entries.max(1),
+            buckets: HashMap::new(),
+            overflow: None,
+            last_sweep: None,
+        }
     }
 
     /// Whether `key` may start one more; takes a token when it may.
     pub fn allow(&mut self, key: K, now: Instant) -> bool {
-        if self.per_second == 0.0 && self.burst == 0.0 {
-            return true; // no limit configured
-        }
-        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_entries {
-            let (burst, per_second) = (self.burst, self.per_second);
-            self.buckets.retain(|_, (tokens, at)| {
-                let elapsed = now.saturating_duration_since(*at).as_secs_f64();
-                (*tokens + elapsed * per_second) < burst
-            });
-            if self.buckets.len() >= self.max_entries {
-                return false;
-            }
-        }
-        let entry = self.buckets.get(&key).copied().unwrap_or((self.burst, now));
-        let tokens = self.refilled(entry, now);
-        if tokens < 1.0 {
-            self.buckets.insert(key, (tokens, now));
-            return false;
-        }
-        self.buckets.insert(key, (tokens - 1.0, now));
-        true
+        self.check(key, now).is_ok()
     }
 
+    /// Takes one token for `key` at `now`; `Err(wait)` says how long until
+    /// its next token (for a Retry-After).
+    pub fn check(&mut self, key: K, now: Instant) -> Result<(), Duration> {
+        if self.per_second == 0.0 {
+            return Ok(());
+        }
+        if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_entries {
+            self.sweep(now);
+        }
+        let full = Bucket {
+            tokens: self.burst,
+            updated: now,
+        };
+        let bucket = if self.buckets.len() < self.max_entries || self.buckets.contains_key(&key) {
+            self.buckets.entry(key).or_insert(full)
+        } else {
+            self.overflow.get_or_insert(full)
+        };
+        take(bucket, now, self.burst, self.per_second)
+    }
+
+    /// Keys tracked now.
     pub fn entries(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// Forgets the buckets that have refilled completely.
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|last| now.saturating_duration_since(last) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let (burst, per_second) = (self.burst, self.per_second);
+        self.buckets
+            .retain(|_, bucket| refilled(bucket, now, per_second) < burst);
+    }
+}
+
+/// The tokens `bucket` holds at `now`, before the cap.
+fn refilled(bucket: &Bucket, now: Instant, per_second: f64) -> f64 {
+    bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * per_second
+}
+
+fn take(bucket: &mut Bucket, now: Instant, burst: f64, per_second: f64) -> Result<(), Duration> {
+    bucket.tokens = refilled(bucket, now, per_second).min(burst);
+    bucket.updated = now;
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        Ok(())
+    } else {
+        Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
@@ -184,28 +256,84 @@ mod tests {
     }
 
     #[test]
-    fn rates_refill_and_the_table_stays_bounded() {
+    fn loopback_is_recognised_however_it_is_written() {
+        for text in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(text.parse().unwrap()), "{text}");
+        }
+        for text in ["10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "::"] {
+            assert!(!is_loopback(text.parse().unwrap()), "{text}");
+        }
+    }
+
+    fn key(n: u8) -> AddressPrefix {
+        AddressPrefix::V4([10, 0, 0, n])
+    }
+
+    #[test]
+    fn a_burst_then_one_token_per_interval_with_the_wait_told() {
         let start = Instant::now();
-        let mut limit = RateLimit::new(3, 2, 4);
-        let key = |n: u8| AddressPrefix::V4([10, 0, 0, n]);
+        let mut limit = RateLimit::per_minute(3, 60, 16);
         assert!((0..3).all(|_| limit.allow(key(1), start)));
-        assert!(!limit.allow(key(1), start), "burst spent");
+        let wait = limit.check(key(1), start).unwrap_err();
+        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
+        assert!(limit.allow(key(2), start), "another key has its own bucket");
+        assert!(limit.allow(key(1), start + Duration::from_secs(1)));
+        assert!(!limit.allow(key(1), start + Duration::from_secs(1)));
+        let mut per_second = RateLimit::new(3, 2, 16);
+        assert!((0..3).all(|_| per_second.allow(key(1), start)));
+        assert!(!per_second.allow(key(1), start), "burst spent");
         assert!(
-            limit.allow(key(1), start + Duration::from_millis(500)),
+            per_second.allow(key(1), start + Duration::from_millis(500)),
             "refilled one"
         );
-        for n in 2..=4 {
-            assert!(limit.allow(key(n), start));
-        }
-        assert!(!limit.allow(key(5), start), "table full of active buckets");
-        assert_eq!(limit.entries(), 4);
-        // Later every bucket has refilled: they are swept and 5 gets in.
-        assert!(limit.allow(key(5), start + Duration::from_secs(10)));
-        assert!(limit.entries() <= 4);
-        let v6 = |text: &str| AddressPrefix::of(text.parse().unwrap());
+    }
+
+    #[test]
+    fn ipv6_rates_are_per_64_and_mapped_ipv4_shares_the_ipv4_bucket() {
+        let now = Instant::now();
+        let mut limit = RateLimit::per_minute(2, 1, 16);
+        let prefix = |text: &str| AddressPrefix::from(text.parse::<IpAddr>().unwrap());
+        assert!(limit.allow(prefix("2001:db8:1:2::1"), now));
+        assert!(limit.allow(prefix("2001:db8:1:2:ffff::9"), now));
+        assert!(!limit.allow(prefix("2001:db8:1:2::abcd"), now));
+        assert!(limit.allow(prefix("2001:db8:1:3::1"), now));
+        assert!(limit.allow(prefix("192.0.2.7"), now));
+        assert!(limit.allow(prefix("::ffff:192.0.2.7"), now));
+        assert!(!limit.allow(prefix("192.0.2.7"), now));
         assert_eq!(
-            SitePrefix::of(v6("[2001:db8:1:2::1]:1")),
-            SitePrefix::of(v6("[2001:db8:1:ffff::1]:1"))
+            SitePrefix::of(prefix("2001:db8:1:2::1")),
+            SitePrefix::of(prefix("2001:db8:1:ffff::1"))
         );
+    }
+
+    #[test]
+    fn the_table_stays_bounded_newcomers_share_a_bucket_and_idle_keys_are_forgotten() {
+        let now = Instant::now();
+        let mut limit = RateLimit::per_minute(1, 60, 4);
+        for n in 0..4 {
+            assert!(limit.allow(key(n), now));
+        }
+        // The table is full of busy keys: newcomers share the overflow
+        // bucket, which allows one and then refuses.
+        assert!(limit.allow(key(10), now));
+        assert!(!limit.allow(key(11), now));
+        assert_eq!(limit.entries(), 4);
+        // Half a second on, nothing is swept (a sweep ran at `now`), and the
+        // overflow bucket has not refilled yet.
+        assert!(!limit.allow(key(12), now + Duration::from_millis(500)));
+        // Two seconds on every bucket has refilled: they are swept and the
+        // newcomer gets a bucket of its own.
+        assert!(limit.allow(key(11), now + Duration::from_secs(2)));
+        assert_eq!(limit.entries(), 1);
+    }
+
+    #[test]
+    fn a_zero_rate_turns_the_limit_off() {
+        let now = Instant::now();
+        let mut limit = RateLimit::per_minute(1, 0, 1);
+        assert!((0..100).all(|n| limit.allow(key(n), now)));
+        assert_eq!(limit.entries(), 0);
+        let mut limit = RateLimit::new(0, 0, 1);
+        assert!((0..100).all(|_| limit.allow(key(1), now)));
     }
 }

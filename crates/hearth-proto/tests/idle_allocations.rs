@@ -1,22 +1,42 @@
 //! An idle session's timer wakeups that send nothing allocate nothing
 //! (counted with a counting global allocator), so idle sessions cost no
 //! allocator traffic between heartbeats.
+//!
+//! The count is per thread: `cargo test` runs this file's tests on parallel
+//! threads of one process, and a shared counter would charge one test with
+//! the other's allocations.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 use std::time::Duration;
 
 use common::{LinkProfile, World};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // `const` initialised and without a destructor, so the thread-local
+    // itself never allocates (which would recurse into the allocator).
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one allocation on the calling thread.
+fn count_allocation() {
+    // `try_with`: an allocation made while the thread is being torn down
+    // finds the slot gone; it is not one the tests measure.
+    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+}
+
+/// Allocations made so far by the calling thread.
+fn allocations_on_this_thread() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         unsafe { System.alloc(layout) }
     }
 
@@ -25,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_allocation();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -49,7 +69,7 @@ fn timer_wakeups_that_send_nothing_allocate_nothing() {
         if at > start + Duration::from_secs(10) {
             break;
         }
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations_on_this_thread();
         world.server.handle_timeout(at.max(world.now));
         let mut sent = 0;
         while world.server.poll_transmit().is_some() {
@@ -58,7 +78,7 @@ fn timer_wakeups_that_send_nothing_allocate_nothing() {
         while world.server.poll_event().is_some() {}
         if sent == 0 {
             quiet += 1;
-            quiet_allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
+            quiet_allocations += allocations_on_this_thread() - before;
         } else {
             sending += 1;
         }

@@ -234,9 +234,11 @@ WHERE name_key = $1 AND locked_until <= $2
 RETURNING id, name, password_hash, failed_logins, locked_until";
 
 impl Accounts {
-    pub fn new(storage: Storage, config: AccountsConfig) -> Self {
+    /// `limit_loopback`: charge loopback clients' logins and registrations
+    /// to their address too (the top-level `limit_loopback`).
+    pub fn new(storage: Storage, config: AccountsConfig, limit_loopback: bool) -> Self {
         let hashes = HashPool::new(config.hash_workers, config.hash_queue);
-        let limits = Arc::new(AddressLimits::new(&config));
+        let limits = Arc::new(AddressLimits::new(&config, limit_loopback));
         tracing::info!(
             workers = hashes.workers(),
             queue = config.hash_queue,

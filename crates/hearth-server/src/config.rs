@@ -20,6 +20,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; empty means SQLite in the data directory.
     pub database_url: String,
+    /// Apply the per-address limits to loopback clients too: the game
+    /// port's (logins in progress, key agreements, streams), the accounts'
+    /// (login and registration rates) and the web port's (connections). Off:
+    /// bots and load tests on this machine connect hundreds of clients from
+    /// one address, and whoever sends from loopback is on the machine
+    /// already. Behind a reverse proxy on the same host every client is
+    /// loopback: turn it on there. Totals (connections, sessions, the hash
+    /// queue) hold for loopback either way.
+    pub limit_loopback: bool,
     pub accounts: AccountsConfig,
     pub game: GameConfig,
     pub tls: TlsConfig,
@@ -150,9 +159,11 @@ pub struct GameConfig {
     /// /64; a /48 gets eight times as much) may start: a burst, then a rate.
     pub key_agreement_burst: u32,
     pub key_agreements_per_second: u32,
-    /// Apply the per-address limits to loopback clients too (off: bots and
-    /// load tests on this machine connect thousands of sessions).
-    pub limit_loopback: bool,
+    /// Moved to the top level (`limit_loopback`), where it covers the
+    /// accounts' and the web port's per-address limits too. Kept only to
+    /// refuse it with a clear error: read here it would leave those two
+    /// unlimited for loopback clients behind a proxy that counted on it.
+    pub limit_loopback: Option<serde::de::IgnoredAny>,
     /// The network conditioner on the UDP game port, for rehearsals:
     /// "loss=5,lag=40,jitter=10,dup=1,reorder=2,bandwidth=100000" for what
     /// clients send (`impair_up`) and what the server sends (`impair_down`).
@@ -172,6 +183,7 @@ impl Default for Config {
             web_port: 8080,
             data_dir: PathBuf::from("hearth-data"),
             database_url: String::new(),
+            limit_loopback: false,
             accounts: AccountsConfig::default(),
             game: GameConfig::default(),
             tls: TlsConfig::default(),
@@ -231,7 +243,7 @@ impl Default for GameConfig {
             max_logging_in_per_address: 32,
             key_agreement_burst: 32,
             key_agreements_per_second: 16,
-            limit_loopback: false,
+            limit_loopback: None,
             impair_up: None,
             impair_down: None,
             impair_seed: 1,
@@ -254,6 +266,8 @@ pub enum ConfigError {
     },
     #[error("config file {path}: [accounts] admins is no longer read, since anyone could register a listed name before its owner: remove it and make administrators with `hearth admin create NAME` (or `hearth admin create NAME --promote` for an existing account)")]
     AdminsByName { path: PathBuf },
+    #[error("config file {path}: [game] limit_loopback has moved: remove it, and to hold loopback clients to the per-address limits write `limit_loopback = true` at the top of the file (before any [section]), where it covers the accounts' and the web port's limits as well as the game port's")]
+    LoopbackUnderGame { path: PathBuf },
     #[error("environment variable {name}={value:?} is not valid: {why}")]
     Env {
         name: String,
@@ -290,12 +304,18 @@ impl Config {
                 path: path.to_owned(),
             });
         }
+        if config.game.limit_loopback.is_some() {
+            return Err(ConfigError::LoopbackUnderGame {
+                path: path.to_owned(),
+            });
+        }
         Ok(config)
     }
 
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
     /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
-    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`, `HEARTH_SHARDS`.
+    /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`, `HEARTH_SHARDS`,
+    /// `HEARTH_LIMIT_LOOPBACK`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -339,6 +359,9 @@ impl Config {
         }
         if let Some(v) = var("HEARTH_SHARDS") {
             self.game.shards = parse("HEARTH_SHARDS", v)?;
+        }
+        if let Some(v) = var("HEARTH_LIMIT_LOOPBACK") {
+            self.limit_loopback = parse("HEARTH_LIMIT_LOOPBACK", v)?;
         }
         Ok(())
     }
@@ -404,5 +427,28 @@ mod tests {
         let bad =
             config.apply_env(|name| (name == "HEARTH_WEBSOCKET_DEFLATE").then(|| "yes".to_owned()));
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn loopback_is_exempt_unless_the_top_level_switch_and_the_old_place_is_refused() {
+        assert!(!Config::default().limit_loopback);
+        let mut config: Config = toml::from_str("limit_loopback = true\n").unwrap();
+        assert!(config.limit_loopback);
+        config
+            .apply_env(|name| (name == "HEARTH_LIMIT_LOOPBACK").then(|| "false".to_owned()))
+            .unwrap();
+        assert!(!config.limit_loopback);
+        let old = std::env::temp_dir().join(format!(
+            "hearth-config-loopback-{}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&old, "[game]\nlimit_loopback = true\n").unwrap();
+        let refused = Config::from_file(&old).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&old);
+        assert!(
+            refused.contains("has moved: remove it")
+                && refused.contains("`limit_loopback = true` at the top"),
+            "{refused}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The web port's accept loop: the connection caps (in total and per
-//! address), TLS when configured, the header read timeout, HTTP/1.1 with
-//! upgrades for the WebSocket gate, `ConnectInfo<SocketAddr>` for handlers,
-//! and graceful shutdown. Every refusal is counted for /metrics.
+//! address, loopback exempt from the latter unless `limit_loopback`), TLS
+//! when configured, the header read timeout, HTTP/1.1 with upgrades for the
+//! WebSocket gate, `ConnectInfo<SocketAddr>` for handlers, and graceful
+//! shutdown. Every refusal is counted for /metrics.
 //!
 //! A connection holds its place until it ends or is upgraded: an upgraded
 //! WebSocket belongs to the gate, which applies its own stream caps.
@@ -131,6 +132,9 @@ pub struct WebPort {
     pub router: Router,
     pub tls: Option<ServerTls>,
     pub limits: WebConfig,
+    /// Hold loopback clients to the per-address cap too (the top-level
+    /// `limit_loopback`); otherwise only the total holds for them.
+    pub limit_loopback: bool,
     pub metrics: Arc<WebPortMetrics>,
 }
 
@@ -147,9 +151,10 @@ impl WebPort {
     /// Serves until `stop` is cancelled, then stops accepting, lets each open
     /// connection finish its request in flight, and returns once all ended.
     pub async fn serve(self, stop: CancellationToken) {
-        let admission = Admission::new(
+        let admission = Admission::with_loopback(
             self.limits.max_connections,
             self.limits.max_connections_per_address,
+            !self.limit_loopback,
         );
         let shared = Arc::new(Shared {
             router: self.router,

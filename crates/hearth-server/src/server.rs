@@ -195,7 +195,11 @@ async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartErro
     if created {
         tracing::info!(dir = %config.data_dir.display(), "generated a new server key");
     }
-    let accounts = Accounts::new(storage.clone(), config.accounts.clone());
+    let accounts = Accounts::new(
+        storage.clone(),
+        config.accounts.clone(),
+        config.limit_loopback,
+    );
     let logins = Arc::new(LoginCounters::default());
     let gate_cell = Arc::new(OnceLock::new());
     let world_cell = Arc::new(OnceLock::new());
@@ -220,7 +224,7 @@ async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartErro
     gate_config.protocol.max_logging_in_per_address = config.game.max_logging_in_per_address;
     gate_config.protocol.key_agreement_burst = config.game.key_agreement_burst;
     gate_config.protocol.key_agreements_per_second = config.game.key_agreements_per_second;
-    gate_config.protocol.limit_loopback = config.game.limit_loopback;
+    gate_config.protocol.limit_loopback = config.limit_loopback;
     gate_config.impair = impairment(&config.game)?;
     gate_config.shards = config.game.shards;
     let max_ws_message = gate_config.max_frame();
@@ -297,6 +301,7 @@ async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartErro
         router,
         tls,
         limits: config.web.clone(),
+        limit_loopback: config.limit_loopback,
         metrics: web_metrics.clone(),
     };
     let web_stop = CancellationToken::new();

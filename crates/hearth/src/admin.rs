@@ -51,7 +51,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         )
     })?;
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
-    let accounts = Accounts::new(storage, config.accounts.clone());
+    let accounts = Accounts::new(storage, config.accounts.clone(), config.limit_loopback);
     match args.action {
         AdminAction::Create { name, promote } => {
             let password = if promote {

@@ -271,13 +271,7 @@ impl Server {
 
     /// Whether the per-address limits apply to `from`.
     fn limits_apply(&self, from: SocketAddr) -> bool {
-        let loopback = match from.ip() {
-            std::net::IpAddr::V4(v4) => v4.is_loopback(),
-            std::net::IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        };
-        self.config.limit_loopback || !loopback
+        self.config.limit_loopback || !crate::address_limit::is_loopback(from.ip())
     }
 
     /// The login-slot limit for `from` (unlimited where limits do not apply).

@@ -166,7 +166,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     {
         eprintln!(
             "hearth bot: the server rate-limited registrations or logins from this address; for a load test \
-             raise [accounts] register_burst / login_burst (or *_per_minute = 0) on the server"
+             raise [accounts] register_burst / login_burst (or *_per_minute = 0) on the server{LOOPBACK_HINT}"
         );
     }
     let web_refused = |reason: &String| {
@@ -175,7 +175,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     if tally.failed.keys().any(web_refused) {
         eprintln!(
             "hearth bot: the web port refused connections from this address; for a load test \
-             raise [web] max_connections_per_address on the server"
+             raise [web] max_connections_per_address on the server{LOOPBACK_HINT}"
         );
     }
     if args.json {
@@ -192,6 +192,11 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Appended to the advice on a per-address refusal: bots on the server's
+/// machine meet one only when the server chose to limit loopback.
+const LOOPBACK_HINT: &str = " (bots on the server's own machine are exempt \
+                             unless it sets limit_loopback = true)";
 
 fn url(args: &BotArgs, index: usize) -> String {
     let host = &args.host;
