@@ -72,7 +72,7 @@ pub enum PreLogin {
 ///     }
 /// }
 ///
-/// let mut line = GameLine::new(std::sync::Arc::new(Lobby), 1).unwrap();
+/// let mut line = GameLine::new(std::sync::Arc::new(Lobby), 1);
 /// line.join(7, None);
 /// line.tick();
 /// assert!(line.drain_outputs().next().is_some(), "player 7 was sent the board");

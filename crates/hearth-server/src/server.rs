@@ -137,7 +137,7 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
 /// pages as always; players who join enter the game's lines.
 ///
 /// ```no_run
-/// # async fn run(game: impl hearth_game::Game) -> anyhow::Result<()> {
+/// # async fn run(game: impl hearth_game::Game) -> Result<(), Box<dyn std::error::Error>> {
 /// let config = hearth_server::Config::load(None)?;
 /// let running = hearth_server::start_game(config, game).await?;
 /// running.run_until(async { tokio::signal::ctrl_c().await.ok(); "stopping".to_owned() }).await?;
