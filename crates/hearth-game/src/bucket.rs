@@ -26,8 +26,15 @@ impl TickBucket {
     pub fn take(&mut self, tick: u32, burst: u32, per_second: u32, tick_hz: u32) -> bool {
         let ticks = u64::from(tick.wrapping_sub(self.at_tick));
         self.at_tick = tick;
-        let gained = ticks * u64::from(per_second) * MILLI / u64::from(tick_hz.max(1));
-        self.milli_tokens = (self.milli_tokens + gained).min(u64::from(burst) * MILLI);
+        // u128: a long idle at a high rate must not overflow; the result is
+        // capped at the burst anyway.
+        let gained = u128::from(ticks) * u128::from(per_second) * u128::from(MILLI)
+            / u128::from(tick_hz.max(1));
+        let gained = u64::try_from(gained).unwrap_or(u64::MAX);
+        self.milli_tokens = self
+            .milli_tokens
+            .saturating_add(gained)
+            .min(u64::from(burst) * MILLI);
         if self.milli_tokens >= MILLI {
             self.milli_tokens -= MILLI;
             true
@@ -55,5 +62,9 @@ mod tests {
         assert!(bucket.take(1000, 3, 2, 20));
         assert!(bucket.take(1000, 3, 2, 20));
         assert!(!bucket.take(1000, 3, 2, 20), "never more than the burst");
+        // A long idle at the highest rate a schema allows: no overflow.
+        let mut fast = TickBucket::full(1, 0);
+        assert!(fast.take(0, 1, u32::MAX, 20));
+        assert!(fast.take(u32::MAX, 1, u32::MAX, 20));
     }
 }

@@ -12,6 +12,9 @@ use crate::state::{ActorState, Core};
 pub const MAX_OUTBOX_ITEMS: u32 = 256;
 /// The same in bytes.
 pub const MAX_OUTBOX_BYTES: usize = 64 * 1024;
+/// Messages for the whole zone one line may send in one tick; beyond, they
+/// are dropped and counted.
+pub const MAX_ZONE_MESSAGES: usize = 64;
 
 /// A game's mistake, reported to it (nothing is changed or sent).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -242,6 +245,12 @@ impl<P> Ctx<'_, P> {
     /// once, the others' through the host).
     pub fn send_to_zone(&mut self, message: MessageId, values: &[Value]) -> Result<(), GameError> {
         self.send_to_line(message, values)?;
+        if self.core.to_zone.len() >= MAX_ZONE_MESSAGES {
+            // Every other line would queue it for every player: bounded
+            // per tick like a player's queue.
+            self.core.stats.messages_out_dropped += 1;
+            return Ok(());
+        }
         let body = self.encode(message, values)?;
         self.core.to_zone.push((message.0, body));
         Ok(())
@@ -257,7 +266,7 @@ impl<P> Ctx<'_, P> {
         Ok(body)
     }
 
-    fn queue(&mut self, to: PlayerId, message: MessageId, body: &[u8]) {
+    pub(crate) fn queue(&mut self, to: PlayerId, message: MessageId, body: &[u8]) {
         let Some(player) = self.core.players.get_mut(&to) else {
             return;
         };

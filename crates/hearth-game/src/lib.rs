@@ -24,11 +24,11 @@ mod rng;
 mod state;
 
 pub use bucket::TickBucket;
-pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS};
+pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSAGES};
 pub use game::{Game, LoginInfo, PreLogin};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
 pub use line::{GameLine, GameOutput, InputError, SnapshotError};
-pub use replicate::MAX_IN_FLIGHT;
+pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES};
 pub use rng::Rng;
 pub use state::GameStats;
 

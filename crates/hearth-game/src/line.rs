@@ -246,11 +246,13 @@ impl<G: Game> GameLine<G> {
     /// A message another line of the zone sent to the whole zone.
     pub fn deliver_to_line(&mut self, message: MessageId, body: &[u8]) {
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
+        let mut ctx = Ctx {
+            core: &mut self.core,
+            schema: &self.schema,
+        };
+        // The same per-player limits as the game's own sends.
         for player in players {
-            if let Some(state) = self.core.players.get_mut(&player) {
-                hearth_replica::game_wire::put_message(&mut state.outbox, message.index(), body);
-                state.outbox_items += 1;
-            }
+            ctx.queue(player, message, body);
         }
     }
 
@@ -301,7 +303,7 @@ impl<G: Game> GameLine<G> {
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
         for player in players {
             let (reliable, frame) = replicate(&mut self.core, &self.schema, &self.masks, player);
-            if let Some(bytes) = reliable {
+            for bytes in reliable {
                 self.outputs.push(GameOutput::Send {
                     player,
                     channel: RELIABLE_CHANNEL,
@@ -399,7 +401,12 @@ impl<G: Game> GameLine<G> {
         }
         let tick = self.core.tick;
         for (player, state) in self.core.players.iter_mut() {
-            if state.dirty && (u64::from(tick) + player) % u64::from(period) == 0 {
+            // Any u64 is a player id: staggered without overflowing.
+            if state.dirty
+                && (u64::from(tick) % u64::from(period) + player % u64::from(period))
+                    % u64::from(period)
+                    == 0
+            {
                 state.dirty = false;
                 self.outputs.push(GameOutput::Save {
                     player: *player,

@@ -71,21 +71,31 @@ impl ClientView {
     }
 }
 
-/// Encodes this tick's messages for `player`: (reliable, frame).
+/// Largest reliable message a tick sends one player (items beyond go in
+/// further messages of the same tick): well under the session's message
+/// limit, so a latecomer's spawns of a crowded line or a burst of the
+/// game's messages is never refused by the session as one oversized
+/// message (which would leave the client's replica behind for good).
+pub const MAX_RELIABLE_BYTES: usize = 256 * 1024;
+
+/// Encodes this tick's messages for `player`: (reliable messages, frame).
 pub(crate) fn replicate<P>(
     core: &mut Core<P>,
     schema: &Schema,
     masks: &[KindMasks],
     player_id: PlayerId,
-) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
     let tick = core.tick;
     let Some(player) = core.players.get_mut(&player_id) else {
-        return (None, None);
+        return (Vec::new(), None);
     };
     let actors = &core.actors;
     let view = &mut player.view;
     let mut items = Vec::new();
-    let mut count = 0usize;
+    // Where each item (or the game's queued messages, as one unit) ends in
+    // `items`, and how many items it holds: a tick's items are split into
+    // messages of at most MAX_RELIABLE_BYTES at these boundaries.
+    let mut units: Vec<(usize, usize)> = Vec::new();
 
     if !view.joined_sent {
         view.joined_sent = true;
@@ -94,7 +104,7 @@ pub(crate) fn replicate<P>(
             tick_hz: core.tick_hz,
         }
         .encode(schema, &|_| None, &mut items);
-        count += 1;
+        units.push((items.len(), 1));
     }
 
     // Reliable properties of actors the client already has, then the
@@ -118,7 +128,7 @@ pub(crate) fn replicate<P>(
                 reliable,
                 &actor.values,
             );
-            count += 1;
+            units.push((items.len(), 1));
         }
         if actor.frame_changed > entry.acked {
             let frame = changed_since(actor, kind.frame & visible, entry.acked);
@@ -150,27 +160,37 @@ pub(crate) fn replicate<P>(
             not_default(actor, visible, &kind.defaults),
             &actor.values,
         );
-        count += 1;
+        units.push((items.len(), 1));
         // The spawn carries every property as of this tick.
         view.entries.insert(*id, ViewEntry { acked: tick, owned });
     }
     items.extend_from_slice(&player.outbox);
-    count += player.outbox_items as usize;
+    if player.outbox_items > 0 {
+        units.push((items.len(), player.outbox_items as usize));
+    }
     player.outbox.clear();
     player.outbox_items = 0;
     for id in gone {
         view.entries.remove(&id);
         hearth_replica::game_wire::GameItem::Despawn { id }.encode(schema, &|_| None, &mut items);
-        count += 1;
+        units.push((items.len(), 1));
     }
     view.reliable_through = tick;
 
-    let reliable = (count > 0).then(|| {
-        let mut bytes = Vec::with_capacity(items.len() + 10);
-        put_reliable_header(&mut bytes, tick, count);
-        bytes.extend_from_slice(&items);
-        bytes
-    });
+    let mut reliable = Vec::new();
+    let (mut start, mut from, mut count) = (0usize, 0usize, 0usize);
+    for (at, &(end, items_in_unit)) in units.iter().enumerate() {
+        if count > 0 && end - from > MAX_RELIABLE_BYTES {
+            reliable.push(reliable_message(tick, count, &items[from..start]));
+            from = start;
+            count = 0;
+        }
+        count += items_in_unit;
+        start = end;
+        if at + 1 == units.len() {
+            reliable.push(reliable_message(tick, count, &items[from..end]));
+        }
+    }
     let frame = (!carried.is_empty()).then(|| {
         let mut bytes = Vec::with_capacity(frame_body.len() + 12);
         put_frame_header(&mut bytes, tick, carried.len());
@@ -181,7 +201,7 @@ pub(crate) fn replicate<P>(
         view.in_flight.push_back((tick, carried));
         bytes
     });
-    let sent = reliable.as_ref().map_or(0, Vec::len) + frame.as_ref().map_or(0, Vec::len);
+    let sent = reliable.iter().map(Vec::len).sum::<usize>() + frame.as_ref().map_or(0, Vec::len);
     core.stats.bytes_out += sent as u64;
     (reliable, frame)
 }
@@ -213,4 +233,11 @@ fn not_default(actor: &ActorState, candidates: u64, defaults: &[Value]) -> u64 {
         }
     }
     mask
+}
+
+fn reliable_message(tick: u32, count: usize, items: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(items.len() + 10);
+    put_reliable_header(&mut bytes, tick, count);
+    bytes.extend_from_slice(items);
+    bytes
 }

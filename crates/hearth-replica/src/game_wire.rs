@@ -22,6 +22,8 @@
 //! Client -> server: `0x37, message index, fields` on the reliable channel;
 //! `0x38, tick` (the newest frame applied completely) on the state channel.
 
+use std::collections::BTreeMap;
+
 use hearth_codec::{DecodeError, Reader, Writer};
 
 pub use crate::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
@@ -325,15 +327,33 @@ pub fn decode_reliable(
         return Err(DecodeError::OutOfRange("item count"));
     }
     let mut items = Vec::with_capacity(count as usize);
-    // Actors spawned earlier in this same message are known to its later
-    // items.
-    let mut spawned: Vec<(ActorId, u16)> = Vec::new();
+    // What this message's earlier items did to the actors, ahead of what
+    // the receiver knew before it: a Spawn makes the id known with its kind,
+    // a Despawn makes it unknown. Without this, a Set after a Despawn and a
+    // Spawn of the same id would be read with the old kind's types.
+    let mut changed: BTreeMap<ActorId, Option<u16>> = BTreeMap::new();
     for _ in 0..count {
-        let item = GameItem::decode(&mut r, schema, &|id| {
-            kind_of(id).or_else(|| spawned.iter().find(|(s, _)| *s == id).map(|(_, k)| *k))
-        })?;
-        if let GameItem::Spawn { id, kind, .. } = &item {
-            spawned.push((*id, *kind));
+        let item = {
+            let known = |id: ActorId| match changed.get(&id) {
+                Some(now) => *now,
+                None => kind_of(id),
+            };
+            let item = GameItem::decode(&mut r, schema, &known)?;
+            if let GameItem::Spawn { id, .. } = &item {
+                if known(*id).is_some() {
+                    return Err(DecodeError::OutOfRange("spawn of a live actor"));
+                }
+            }
+            item
+        };
+        match &item {
+            GameItem::Spawn { id, kind, .. } => {
+                changed.insert(*id, Some(*kind));
+            }
+            GameItem::Despawn { id } => {
+                changed.insert(*id, None);
+            }
+            _ => {}
         }
         items.push(item);
     }

@@ -213,6 +213,10 @@ impl GameHandler {
                 _ => guest_name(&player_name, session),
             };
             let port = world.get().cloned();
+            // The gate takes logins a moment before the realm is set at
+            // start: such a login would skip the game's PreLogin and start
+            // from no saved data, so it is refused instead.
+            let starting = port.is_none();
             // A game decides on the login (PreLogin) and finds its saved
             // data; the built-in world finds the saved place. A database
             // error starts the player afresh rather than refusing the login.
@@ -251,6 +255,10 @@ impl GameHandler {
                     Ok(None) if !allow_anonymous => {
                         logins.add("anonymous_refused");
                         ctx.refuse_login(session, "this server requires an account: log in with a name and password or a token");
+                    }
+                    Ok(_) if starting => {
+                        logins.add("server_starting");
+                        ctx.refuse_login(session, "the server is starting: try again in a moment");
                     }
                     Ok(_) if refusal.is_some() => {
                         let (outcome, reason) = refusal.expect("checked");

@@ -167,6 +167,7 @@ trait StartGame: Send {
         gate: GateHandle,
         storage: Storage,
         input_queue: usize,
+        single_session: bool,
     ) -> std::io::Result<crate::game_host::GameHostHandle>;
 }
 
@@ -178,8 +179,9 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
         gate: GateHandle,
         storage: Storage,
         input_queue: usize,
+        single_session: bool,
     ) -> std::io::Result<crate::game_host::GameHostHandle> {
-        crate::game_host::start(self.0.clone(), gate, storage, input_queue)
+        crate::game_host::start(self.0.clone(), gate, storage, input_queue, single_session)
     }
 }
 
@@ -245,8 +247,13 @@ async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartErro
             hooks,
         )?),
         WorldChoice::Game(game) => Realm::Game(
-            game.start(gate.clone(), storage.clone(), config.world.input_queue)
-                .map_err(crate::world::WorldStartError::Runtime)?,
+            game.start(
+                gate.clone(),
+                storage.clone(),
+                config.world.input_queue,
+                config.accounts.single_session,
+            )
+            .map_err(crate::world::WorldStartError::Runtime)?,
         ),
     };
     let _ = world_cell.set(realm.clone());

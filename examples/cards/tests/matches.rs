@@ -477,3 +477,78 @@ fn a_client_built_for_another_schema_is_told_so() {
     assert!(error.to_string().contains("regenerate its bindings"));
     assert!(GameReplica::new(schema()).apply_reliable(&first).is_ok());
 }
+
+/// A hostile server despawns an actor and spawns another kind under its id
+/// in one message, then sets it with the old kind's layout: the set is read
+/// with the new kind's types (or refused), never stored as the wrong type.
+#[test]
+fn a_respawn_in_one_message_is_read_with_the_new_kind() {
+    use hearth_replica::game_wire::{put_reliable_header, put_set, put_spawn};
+    let schema = schema();
+    let (table_kind, table) = schema.kind("table").unwrap();
+    let (seat_kind, _) = schema.kind("seat").unwrap();
+    let mut replica = GameReplica::new(schema.clone());
+    let table_values: Vec<Value> = table.props.iter().map(|p| p.ty.default_value()).collect();
+    let mut first = Vec::new();
+    put_reliable_header(&mut first, 1, 1);
+    put_spawn(
+        &mut first,
+        &schema,
+        table_kind,
+        ActorId(1),
+        false,
+        0,
+        &table_values,
+    );
+    replica.apply_reliable(&first).unwrap();
+
+    let mut turn = table_values.clone();
+    turn[1] = Value::Int(2);
+    let mut hostile = Vec::new();
+    put_reliable_header(&mut hostile, 2, 3);
+    hearth_replica::game_wire::GameItem::Despawn { id: ActorId(1) }.encode(
+        &schema,
+        &|_| None,
+        &mut hostile,
+    );
+    let seat_values: Vec<Value> = schema.kinds()[usize::from(seat_kind)]
+        .props
+        .iter()
+        .map(|p| p.ty.default_value())
+        .collect();
+    put_spawn(
+        &mut hostile,
+        &schema,
+        seat_kind,
+        ActorId(1),
+        true,
+        0,
+        &seat_values,
+    );
+    put_set(&mut hostile, table, ActorId(1), 1 << 1, &turn);
+    let _ = replica.apply_reliable(&hostile);
+    for (_, actor) in replica.actors() {
+        let kind = &schema.kinds()[usize::from(actor.kind)];
+        for (prop, value) in kind.props.iter().zip(&actor.values) {
+            assert!(
+                prop.ty.admits(value),
+                "{}.{} holds {value:?}",
+                kind.name,
+                prop.name
+            );
+        }
+    }
+    // A spawn of an actor that is live is refused outright.
+    let mut twice = Vec::new();
+    put_reliable_header(&mut twice, 3, 1);
+    put_spawn(
+        &mut twice,
+        &schema,
+        table_kind,
+        ActorId(1),
+        false,
+        0,
+        &table_values,
+    );
+    assert!(replica.apply_reliable(&twice).is_err());
+}

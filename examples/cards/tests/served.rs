@@ -397,3 +397,59 @@ async fn http_get(url: &str) -> String {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default()
 }
+
+/// With `single_session = false` an account may sit down twice; with the
+/// default, the second login replaces the first and takes over its seat.
+#[tokio::test]
+async fn a_second_session_of_an_account_plays_or_replaces_the_first() {
+    let server = serve("sessions", |config| config.accounts.single_session = false).await;
+    let api = Accounts::new(&format!("http://{}", server.web));
+    let name = unique("dave");
+    api.register(&name, PASSWORD).await.unwrap();
+    let tcp = format!("tcp://{}", server.game_tcp);
+    let mut first = Player::sit(&tcp, &name).await;
+    let mut second = Player::sit(&tcp, &name).await;
+    for _ in 0..20 {
+        first.receive(Duration::from_millis(50)).await;
+        second.receive(Duration::from_millis(50)).await;
+        if first.seats() == 2 && second.seats() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        (first.seats(), second.seats()),
+        (2, 2),
+        "both sessions sit at the table"
+    );
+    assert!(second.replica.actors().any(|(_, a)| a.owned));
+    server.shutdown("done").await;
+
+    let server = serve("replace", |_| {}).await;
+    let api = Accounts::new(&format!("http://{}", server.web));
+    let name = unique("erin");
+    api.register(&name, PASSWORD).await.unwrap();
+    let tcp = format!("tcp://{}", server.game_tcp);
+    let mut first = Player::sit(&tcp, &name).await;
+    first.receive(Duration::from_millis(200)).await;
+    let mut second = Player::sit(&tcp, &name).await;
+    let events = timeout(
+        WAIT,
+        first.connection.wait_for(|e| matches!(e, Event::Closed(_))),
+    )
+    .await
+    .expect("the first session closed in time")
+    .expect("a close");
+    assert!(
+        matches!(events.last(), Some(Event::Closed(_))),
+        "{events:?}"
+    );
+    for _ in 0..20 {
+        second.receive(Duration::from_millis(50)).await;
+        if second.seats() == 1 {
+            break;
+        }
+    }
+    assert_eq!(second.seats(), 1, "the replacing session sits alone");
+    assert!(second.replica.actors().any(|(_, a)| a.owned));
+    server.shutdown("done").await;
+}

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { fromHex, toHex } from "../src/bytes.js";
+import { DecodeError, Writer, fromHex, toHex } from "../src/bytes.js";
 import { Value, decodeSchema, encodeSchema } from "../src/game/schema.js";
 import { GameReplica, decodeGameReliable, encodeGameAck, encodeGameMessage, encodeGameReliable } from "../src/game/replica.js";
 
@@ -93,4 +93,33 @@ test("hostile bytes are decode errors, never crashes", () => {
       }
     }
   }
+});
+
+test("a respawn in one message is read with the new kind, and a set of a despawned actor is a DecodeError", () => {
+  const schema = decodeSchema(fromHex(vectors.schemas[1].hex));
+  const table = schema.kinds.findIndex((k) => k.name === "table");
+  const seat = schema.kinds.findIndex((k) => k.name === "seat");
+  const replica = new GameReplica(schema);
+  replica.applyReliable(encodeGameReliable(1, [{ type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, () => undefined));
+  // Despawn 1, spawn 1 as a seat, then set bit 1 (the seat's hand): read as a list, not the table's int.
+  const hostile = encodeGameReliable(
+    2,
+    [
+      { type: "despawn", id: 1 },
+      { type: "spawn", id: 1, kind: seat, owned: true, mask: 0n, values: [] },
+      { type: "set", id: 1, mask: 2n, values: [[3, 4]] },
+    ],
+    schema,
+    (id) => replica.actors.get(id)?.kind,
+  );
+  replica.applyReliable(hostile);
+  assert.deepEqual(replica.value(1, "hand"), [3, 4]);
+  // Spawn, despawn, then set the same id: refused as malformed, not a TypeError.
+  const fresh = new GameReplica(schema);
+  const setAfterDespawn = new Writer();
+  setAfterDespawn.varint(3).varint(3);
+  setAfterDespawn.u8(0x32).varint(5).varint(table).u8(0).u8(0);
+  setAfterDespawn.u8(0x33).varint(5);
+  setAfterDespawn.u8(0x34).varint(5).u8(0);
+  assert.throws(() => fresh.applyReliable(setAfterDespawn.finish()), (e: unknown) => e instanceof DecodeError);
 });

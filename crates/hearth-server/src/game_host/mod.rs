@@ -166,6 +166,7 @@ pub fn start<G: Game>(
     gate: GateHandle,
     storage: Storage,
     input_queue: usize,
+    single_session: bool,
 ) -> std::io::Result<GameHostHandle> {
     let schema = Arc::new(game.schema());
     let (lifecycle_tx, lifecycle) = mpsc::unbounded_channel();
@@ -183,6 +184,8 @@ pub fn start<G: Game>(
         held: HashMap::new(),
         recent: HashMap::new(),
         recent_order: Default::default(),
+        single_session,
+        replaced: Vec::new(),
         remembered: 0,
         gate,
         storage,
@@ -242,6 +245,13 @@ struct Host<G: Game> {
     /// (account, stamp) in the order they were remembered; an entry whose
     /// stamp no longer matches was replaced or used.
     recent_order: std::collections::VecDeque<(i64, u64)>,
+    /// `[accounts] single_session`: a new login replaces the account's
+    /// session (its join waits for the old one's save); off, an account may
+    /// play in several sessions at once.
+    single_session: bool,
+    /// Sessions whose held join a newer login of the same account
+    /// displaced: closed at the next step, telling them why.
+    replaced: Vec<u64>,
     /// Stamps `recent`'s entries.
     remembered: u64,
     gate: GateHandle,
@@ -301,16 +311,27 @@ impl<G: Game> Host<G> {
                 mut saved,
             } => {
                 if let Some(account) = account {
-                    if self.present.get(&account).is_some_and(|p| *p != player) {
-                        // Released when the previous session's last save is in.
-                        self.held.insert(
-                            account,
-                            Lifecycle::Join {
-                                player,
-                                account: Some(account),
-                                saved,
-                            },
-                        );
+                    let earlier = self.present.get(&account).copied().filter(|p| *p != player);
+                    // Held while the earlier session leaves (it is leaving, or
+                    // the gate is closing it because a new login replaces it);
+                    // released when its last save is in. With single_session
+                    // off, sessions of one account play side by side instead.
+                    let hold = earlier.is_some_and(|earlier| {
+                        self.single_session || !self.where_is.contains_key(&earlier)
+                    });
+                    if hold {
+                        let join = Lifecycle::Join {
+                            player,
+                            account: Some(account),
+                            saved,
+                        };
+                        if let Some(Lifecycle::Join {
+                            player: displaced, ..
+                        }) = self.held.insert(account, join)
+                        {
+                            // A newer login of the account took its place.
+                            self.replaced.push(displaced);
+                        }
                         return;
                     }
                     if let Some((_, newer)) = self.recent.remove(&account) {
@@ -407,6 +428,14 @@ impl<G: Game> Host<G> {
             }
         }
         crate::gate_sends::deliver(&self.gate, sends, &self.counters.send_failures).await;
+        for player in std::mem::take(&mut self.replaced) {
+            let _ = self
+                .gate
+                .run_on(player, move |ctx| {
+                    ctx.close(player, close_code::REPLACED, "logged in from another place")
+                })
+                .await;
+        }
         for (player, reason) in closes {
             let _ = self
                 .gate

@@ -113,11 +113,20 @@ export function decodeGameReliable(bytes: Uint8Array, schema: Schema, kindOf: Ki
   const tick = r.varint32("tick");
   const n = r.varint("item count");
   if (n > r.remaining / 2) throw new DecodeError("item count out of range");
-  const spawned = new Map<number, number>();
+  // What this message's earlier items did to the actors, ahead of what the
+  // replica knew: a spawn makes an id known with its kind, a despawn unknown
+  // (a set after a despawn and a respawn is read with the new kind's types).
+  const changed = new Map<number, number | undefined>();
+  const known = (id: number) => (changed.has(id) ? changed.get(id) : kindOf(id));
   const items: GameItem[] = [];
   for (let i = 0; i < n; i++) {
-    const item = readItem(r, schema, (id) => kindOf(id) ?? spawned.get(id));
-    if (item.type === "spawn") spawned.set(item.id, item.kind);
+    const item = readItem(r, schema, known);
+    if (item.type === "spawn") {
+      if (known(item.id) !== undefined) throw new DecodeError(`spawn of live actor ${item.id}`);
+      changed.set(item.id, item.kind);
+    } else if (item.type === "despawn") {
+      changed.set(item.id, undefined);
+    }
     items.push(item);
   }
   r.finish("game message");
@@ -127,7 +136,8 @@ export function decodeGameReliable(bytes: Uint8Array, schema: Schema, kindOf: Ki
 export function encodeGameReliable(tick: number, items: GameItem[], schema: Schema, kindOf: KindOf): Uint8Array {
   const w = new Writer();
   w.varint(tick).varint(items.length);
-  const spawned = new Map<number, number>();
+  const changed = new Map<number, number | undefined>();
+  const known = (id: number) => (changed.has(id) ? changed.get(id) : kindOf(id));
   for (const item of items) {
     switch (item.type) {
       case "joined":
@@ -136,13 +146,14 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
       case "spawn":
         w.u8(CODE.spawn).varint(item.id).varint(item.kind).u8(item.owned ? 1 : 0);
         writeMasked(w, kindAt(schema, item.kind), item.mask, item.values);
-        spawned.set(item.id, item.kind);
+        changed.set(item.id, item.kind);
         break;
       case "despawn":
         w.u8(CODE.despawn).varint(item.id);
+        changed.set(item.id, undefined);
         break;
       case "set": {
-        const kind = kindOf(item.id) ?? spawned.get(item.id);
+        const kind = known(item.id);
         if (kind === undefined) throw new RangeError(`unknown actor ${item.id}`);
         w.u8(CODE.set).varint(item.id);
         writeMasked(w, kindAt(schema, kind), item.mask, item.values);
@@ -255,7 +266,8 @@ export class GameReplica {
           if (this.actors.delete(item.id)) this.push({ type: "despawned", id: item.id });
           break;
         case "set": {
-          const actor = this.actors.get(item.id)!;
+          const actor = this.actors.get(item.id);
+          if (!actor) throw new DecodeError(`a set for actor ${item.id}, which is not there`);
           if ((item.mask & ~visibleMask(this.schema.kinds[actor.kind]!, actor.owned)) !== 0n) {
             throw new DecodeError("property mask out of range");
           }
