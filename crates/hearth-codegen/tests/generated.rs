@@ -302,7 +302,7 @@ fn masked(state: &[Value], mask: u64) -> Vec<Value> {
 const OWNED_MASK: u64 = 0x7fff & !(1 << 8);
 const OTHERS_MASK: u64 = OWNED_MASK & !(1 << 2) & !(1 << 11);
 
-fn reliable(schema: &Schema, tick: u32, items: &[GameItem], kinds: &[(ActorId, u16)]) -> Vec<u8> {
+fn reliable(schema: &Schema, tick: u64, items: &[GameItem], kinds: &[(ActorId, u16)]) -> Vec<u8> {
     let mut out = Vec::new();
     put_reliable_header(&mut out, tick, items.len());
     let kind_of = |id: ActorId| {

@@ -10,12 +10,12 @@ const MILLI: u64 = 1000;
 pub struct TickBucket {
     milli_tokens: u64,
     /// The tick of the last refill.
-    at_tick: u32,
+    at_tick: u64,
 }
 
 impl TickBucket {
     /// A full bucket at `tick`.
-    pub fn full(burst: u32, tick: u32) -> Self {
+    pub fn full(burst: u32, tick: u64) -> Self {
         Self {
             milli_tokens: u64::from(burst) * MILLI,
             at_tick: tick,
@@ -23,8 +23,8 @@ impl TickBucket {
     }
 
     /// Takes one token at `tick` if there is one.
-    pub fn take(&mut self, tick: u32, burst: u32, per_second: u32, tick_hz: u32) -> bool {
-        let ticks = u64::from(tick.wrapping_sub(self.at_tick));
+    pub fn take(&mut self, tick: u64, burst: u32, per_second: u32, tick_hz: u32) -> bool {
+        let ticks = tick.saturating_sub(self.at_tick);
         self.at_tick = tick;
         // u128: a long idle at a high rate must not overflow; the result is
         // capped at the burst anyway.
@@ -65,6 +65,6 @@ mod tests {
         // A long idle at the highest rate a schema allows: no overflow.
         let mut fast = TickBucket::full(1, 0);
         assert!(fast.take(0, 1, u32::MAX, 20));
-        assert!(fast.take(u32::MAX, 1, u32::MAX, 20));
+        assert!(fast.take(u64::MAX, 1, u32::MAX, 20));
     }
 }

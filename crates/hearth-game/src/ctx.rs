@@ -39,7 +39,7 @@ pub struct Ctx<'a, P> {
 
 impl<P> Ctx<'_, P> {
     /// The line's tick (the first tick is 1; `new_line` runs at 0).
-    pub fn tick(&self) -> u32 {
+    pub fn tick(&self) -> u64 {
         self.core.tick
     }
 
@@ -285,7 +285,7 @@ impl<P> Ctx<'_, P> {
     pub fn after(&mut self, ticks: u32, tag: u64) -> TimerId {
         let id = self.core.next_timer;
         self.core.next_timer += 1;
-        let due = self.core.tick.saturating_add(ticks.max(1));
+        let due = self.core.tick + u64::from(ticks.max(1));
         self.core.timers.insert((due, id));
         self.core.timer_tags.insert(id, (due, tag));
         TimerId(id)

@@ -143,7 +143,7 @@ impl<G: Game> GameLine<G> {
         &self.schema
     }
 
-    pub fn tick_count(&self) -> u32 {
+    pub fn tick_count(&self) -> u64 {
         self.core.tick
     }
 
@@ -259,7 +259,7 @@ impl<G: Game> GameLine<G> {
     /// One step: the inbox in arrival order, due timers, the game's tick,
     /// saves, then what each player receives.
     pub fn tick(&mut self) {
-        self.core.tick = self.core.tick.wrapping_add(1);
+        self.core.tick += 1;
         self.core.stats.ticks += 1;
         while let Some(inbound) = self.core.inbox.pop_front() {
             self.handle(inbound);
@@ -403,9 +403,7 @@ impl<G: Game> GameLine<G> {
         for (player, state) in self.core.players.iter_mut() {
             // Any u64 is a player id: staggered without overflowing.
             if state.dirty
-                && (u64::from(tick) % u64::from(period) + player % u64::from(period))
-                    % u64::from(period)
-                    == 0
+                && (tick % u64::from(period) + player % u64::from(period)) % u64::from(period) == 0
             {
                 state.dirty = false;
                 self.outputs.push(GameOutput::Save {

@@ -34,15 +34,15 @@ pub(crate) struct ClientView {
     entries: BTreeMap<ActorId, ViewEntry>,
     /// Frames sent and not acknowledged: their tick and the actors each
     /// carried.
-    in_flight: VecDeque<(u32, Vec<ActorId>)>,
+    in_flight: VecDeque<(u64, Vec<ActorId>)>,
     /// Reliable properties that changed up to this tick have been sent.
-    reliable_through: u32,
+    reliable_through: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ViewEntry {
     /// The client has every frame property as of this tick.
-    acked: u32,
+    acked: u64,
     /// The client's player owns the actor (and sees its owner-only
     /// properties).
     owned: bool,
@@ -53,7 +53,7 @@ impl ClientView {
     /// known to the client as of that tick. Older unacknowledged frames
     /// are lost (the client ignores frames older than one it applied).
     /// False when no such frame is in flight.
-    pub fn acknowledge(&mut self, tick: u32) -> bool {
+    pub fn acknowledge(&mut self, tick: u64) -> bool {
         let Some(at) = self.in_flight.iter().position(|(t, _)| *t == tick) else {
             return false;
         };
@@ -207,7 +207,7 @@ pub(crate) fn replicate<P>(
 }
 
 /// The properties in `candidates` that changed after `tick`.
-fn changed_since(actor: &ActorState, candidates: u64, tick: u32) -> u64 {
+fn changed_since(actor: &ActorState, candidates: u64, tick: u64) -> u64 {
     let mut mask = 0;
     let mut rest = candidates;
     while rest != 0 {
@@ -235,7 +235,7 @@ fn not_default(actor: &ActorState, candidates: u64, defaults: &[Value]) -> u64 {
     mask
 }
 
-fn reliable_message(tick: u32, count: usize, items: &[u8]) -> Vec<u8> {
+fn reliable_message(tick: u64, count: usize, items: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(items.len() + 10);
     put_reliable_header(&mut bytes, tick, count);
     bytes.extend_from_slice(items);

@@ -24,11 +24,11 @@ pub(crate) struct ActorState {
     pub values: Vec<Value>,
     /// The tick each property last changed: what a client lacks is what
     /// changed after the tick it acknowledged.
-    pub changed: Vec<u32>,
+    pub changed: Vec<u64>,
     /// The newest of `changed` among frame properties: an actor whose frame
     /// properties did not change since a client's acknowledgement is
     /// dormant for it and costs one comparison.
-    pub frame_changed: u32,
+    pub frame_changed: u64,
 }
 
 /// A player in a game line.
@@ -93,7 +93,9 @@ pub struct GameStats {
 /// Everything Hearth keeps of a line.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Core<P> {
-    pub tick: u32,
+    /// 64 bits: a line may run for ever (and move between machines) without
+    /// its tick wrapping, which would make every later change look old.
+    pub tick: u64,
     pub tick_hz: u32,
     pub rng: Rng,
     pub actors: BTreeMap<ActorId, ActorState>,
@@ -102,9 +104,9 @@ pub(crate) struct Core<P> {
     pub next_actor: u32,
     pub players: BTreeMap<PlayerId, PlayerState<P>>,
     /// Timers by due tick, then id (the order they fire in).
-    pub timers: BTreeSet<(u32, u64)>,
+    pub timers: BTreeSet<(u64, u64)>,
     /// Each timer's due tick and the game's tag, by id.
-    pub timer_tags: BTreeMap<u64, (u32, u64)>,
+    pub timer_tags: BTreeMap<u64, (u64, u64)>,
     pub next_timer: u64,
     pub inbox: VecDeque<Inbound>,
     /// Players whose join is in the inbox: the rate limits of their

@@ -127,3 +127,102 @@ fn zone_message_id(index: u16) -> MessageId {
     assert_eq!(id.index(), index);
     id
 }
+
+/// A tick counter that wrapped made every later change look older than what
+/// the clients had: the tick is 64 bits, and a line restored far along its
+/// life keeps replicating (a snapshot edited to a tick past 2^32).
+#[test]
+fn a_line_past_the_32_bit_tick_keeps_replicating() {
+    struct Counter;
+    impl Game for Counter {
+        type Line = hearth_game::ActorId;
+        type Player = ();
+        fn schema(&self) -> Schema {
+            let dial = KindSpec::new("dial")
+                .without_movement()
+                .prop(PropSpec::new("frame", ValueType::int(0, 1 << 40)))
+                .prop(PropSpec::new("kept", ValueType::int(0, 1 << 40)).reliable());
+            Schema::new("counter", vec![dial], vec![]).unwrap()
+        }
+        fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> hearth_game::ActorId {
+            let dial = ctx.kind("dial").unwrap();
+            ctx.spawn(dial, None)
+        }
+        fn on_tick(&self, actor: &mut hearth_game::ActorId, ctx: &mut Ctx<'_, ()>) {
+            let dial = ctx.kind("dial").unwrap();
+            let tick = ctx.tick() as i64 % (1 << 40);
+            for name in ["frame", "kept"] {
+                let prop = ctx.prop(dial, name).unwrap();
+                ctx.set_int(*actor, prop, tick).unwrap();
+            }
+        }
+    }
+    let mut line = GameLine::new(Arc::new(Counter), 1);
+    line.join(1, None);
+    let mut replica = GameReplica::new(Arc::new(Counter.schema()));
+    let mut seen = Vec::new();
+    for step in 0..10 {
+        if step == 2 {
+            // Far along the line's life: every tick the view holds is moved
+            // there too, as if the line had run that long.
+            let mut snapshot: serde_json::Value = serde_json::from_slice(&line.snapshot()).unwrap();
+            let far = u64::from(u32::MAX) - 3 - line.tick_count();
+            shift_ticks(&mut snapshot["core"], far);
+            line = GameLine::restore(Arc::new(Counter), &serde_json::to_vec(&snapshot).unwrap())
+                .unwrap();
+        }
+        line.tick();
+        for output in line.drain_outputs() {
+            if let GameOutput::Send { channel, bytes, .. } = output {
+                if channel == RELIABLE_CHANNEL {
+                    replica.apply_reliable(&bytes).unwrap();
+                } else {
+                    replica.apply_frame(&bytes).unwrap();
+                }
+            }
+        }
+        if let Some(ack) = replica.poll_ack() {
+            line.input(1, hearth_replica::game_wire::STATE_CHANNEL, &ack)
+                .unwrap();
+        }
+        let actor = replica.actors().next().map(|(id, _)| id);
+        if let Some(actor) = actor {
+            seen.push((
+                replica.value(actor, "frame").cloned(),
+                replica.value(actor, "kept").cloned(),
+            ));
+        }
+    }
+    let last = line.tick_count();
+    assert!(last > u64::from(u32::MAX), "{last}");
+    assert_eq!(
+        seen.last().unwrap(),
+        &(Some(Value::Int(last as i64)), Some(Value::Int(last as i64))),
+        "{seen:?}"
+    );
+}
+
+/// Adds `by` to every tick a snapshot's core holds.
+fn shift_ticks(core: &mut serde_json::Value, by: u64) {
+    let add = |v: &mut serde_json::Value| *v = (v.as_u64().unwrap() + by).into();
+    add(&mut core["tick"]);
+    for actor in core["actors"].as_object_mut().unwrap().values_mut() {
+        add(&mut actor["frame_changed"]);
+        for changed in actor["changed"].as_array_mut().unwrap() {
+            add(changed);
+        }
+    }
+    for player in core["players"].as_object_mut().unwrap().values_mut() {
+        let view = &mut player["view"];
+        add(&mut view["reliable_through"]);
+        for entry in view["entries"].as_object_mut().unwrap().values_mut() {
+            add(&mut entry["acked"]);
+        }
+        for frame in view["in_flight"].as_array_mut().unwrap() {
+            add(&mut frame[0]);
+        }
+        for bucket in player["buckets"].as_array_mut().unwrap() {
+            add(&mut bucket["at_tick"]);
+        }
+    }
+}

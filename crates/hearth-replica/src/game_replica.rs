@@ -78,7 +78,7 @@ pub struct GameReplica {
     /// The server's tick rate, once joined.
     tick_hz: Option<u32>,
     /// The newest frame applied completely: what the client acknowledges.
-    newest_frame: u32,
+    newest_frame: u64,
     /// `newest_frame` was not acknowledged yet.
     ack_due: bool,
     events: VecDeque<GameEvent>,

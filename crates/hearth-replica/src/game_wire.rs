@@ -89,19 +89,19 @@ pub enum GameClientMessage {
     /// A message the schema declares `to_server`.
     Message { index: u16, values: Vec<Value> },
     /// The newest frame the client applied completely.
-    Ack { tick: u32 },
+    Ack { tick: u64 },
 }
 
 /// Writes a reliable message's header; `count` items follow.
-pub fn put_reliable_header(out: &mut Vec<u8>, tick: u32, count: usize) {
-    out.put_varint(u64::from(tick));
+pub fn put_reliable_header(out: &mut Vec<u8>, tick: u64, count: usize) {
+    out.put_varint(tick);
     out.put_varint(count as u64);
 }
 
 /// Writes a frame's header; `count` updates follow (see [`put_update`]).
-pub fn put_frame_header(out: &mut Vec<u8>, tick: u32, count: usize) {
+pub fn put_frame_header(out: &mut Vec<u8>, tick: u64, count: usize) {
     out.put_u8(code::FRAME);
-    out.put_varint(u64::from(tick));
+    out.put_varint(tick);
     out.put_varint(count as u64);
 }
 
@@ -318,9 +318,9 @@ pub fn decode_reliable(
     bytes: &[u8],
     schema: &Schema,
     kind_of: &dyn Fn(ActorId) -> Option<u16>,
-) -> Result<(u32, Vec<GameItem>), DecodeError> {
+) -> Result<(u64, Vec<GameItem>), DecodeError> {
     let mut r = Reader::new(bytes);
-    let tick = varint_u32(&mut r, "tick")?;
+    let tick = r.varint("tick")?;
     let count = r.varint("item count")?;
     // Every item is at least two bytes.
     if count > (r.remaining() / 2) as u64 {
@@ -368,12 +368,12 @@ pub fn decode_frame(
     bytes: &[u8],
     schema: &Schema,
     kind_of: &dyn Fn(ActorId) -> Option<u16>,
-) -> Result<(u32, Vec<GameUpdate>, bool), DecodeError> {
+) -> Result<(u64, Vec<GameUpdate>, bool), DecodeError> {
     let mut r = Reader::new(bytes);
     if r.u8("frame type")? != code::FRAME {
         return Err(DecodeError::OutOfRange("frame type"));
     }
-    let tick = varint_u32(&mut r, "tick")?;
+    let tick = r.varint("tick")?;
     let count = r.varint("update count")?;
     if count > (r.remaining() / 2) as u64 {
         return Err(DecodeError::OutOfRange("update count"));
@@ -447,7 +447,7 @@ impl GameClientMessage {
             }
             GameClientMessage::Ack { tick } => {
                 out.put_u8(code::CLIENT_ACK);
-                out.put_varint(u64::from(*tick));
+                out.put_varint(*tick);
             }
         }
     }
@@ -472,7 +472,7 @@ impl GameClientMessage {
                 });
             }
             (STATE_CHANNEL, code::CLIENT_ACK) => GameClientMessage::Ack {
-                tick: varint_u32(&mut r, "ack tick")?,
+                tick: r.varint("ack tick")?,
             },
             (_, value) => {
                 return Err(DecodeError::UnknownType {

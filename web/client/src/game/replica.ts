@@ -110,7 +110,7 @@ export function joinedVersion(bytes: Uint8Array): string | undefined {
 /** A reliable server message: its tick and items (actors spawned earlier in it are known to its later items). */
 export function decodeGameReliable(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { tick: number; items: GameItem[] } {
   const r = new Reader(bytes);
-  const tick = r.varint32("tick");
+  const tick = r.varint("tick");
   const n = r.varint("item count");
   if (n > r.remaining / 2) throw new DecodeError("item count out of range");
   // What this message's earlier items did to the actors, ahead of what the
@@ -171,7 +171,7 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
 export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { tick: number; updates: GameUpdate[]; complete: boolean } {
   const r = new Reader(bytes);
   if (r.u8("frame type") !== CODE.frame) throw new DecodeError("not a game frame");
-  const tick = r.varint32("tick");
+  const tick = r.varint("tick");
   const n = r.varint("update count");
   if (n > r.remaining / 2) throw new DecodeError("update count out of range");
   const updates: GameUpdate[] = [];
