@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 
 use hearth_replica::actor::ActorId;
 use hearth_replica::game_replica::GameReplica;
-use hearth_replica::game_wire::{put_frame_header, put_reliable_header, put_update, GameItem};
+use hearth_replica::game_wire::{
+    put_frame_header, put_reliable_header, put_update, FrameHeader, GameItem,
+};
 use hearth_replica::schema::{
     KindSpec, MessageSpec, PropSpec, Scalar, Schema, Value, ValueError, ValueType,
 };
@@ -83,7 +85,6 @@ fn every_type() -> Schema {
         .prop(PropSpec::new("huge", huge()));
     // Its name is the Rust binding's own `Message` enum's.
     let message = KindSpec::new("message")
-        .without_movement()
         .prop(PropSpec::new("default", ValueType::string(8)))
         .prop(PropSpec::new("new", ValueType::int(0, 1)));
     let all = MessageSpec::to_client("all")
@@ -340,6 +341,8 @@ fn fed_replica() -> GameReplica {
         GameItem::Joined {
             version: every_type::VERSION.to_owned(),
             tick_hz: 20,
+            map: String::new(),
+            view_radius: 20,
         },
         GameItem::Spawn {
             id: ActorId(1),
@@ -431,7 +434,15 @@ fn accessors_follow_frames_and_sets() {
     state[3] = Value::Int(12_345);
     state[0] = Value::Bool(false);
     let mut frame = Vec::new();
-    put_frame_header(&mut frame, 2, 1);
+    put_frame_header(
+        &mut frame,
+        FrameHeader {
+            tick: 2,
+            input_ack: 0,
+            corrected: false,
+        },
+        1,
+    );
     put_update(&mut frame, &schema.kinds()[0], ActorId(1), 0b1001, &state);
     replica.apply_frame(&frame).unwrap();
     let set = GameItem::Set {

@@ -1,9 +1,12 @@
 //! [`Ctx`]: everything a game may do from inside a callback.
 
 use hearth_replica::game_wire::put_message;
+use hearth_replica::geometry::Pos;
 use hearth_replica::schema::{Direction, Schema, Value, ValueError};
+use hearth_replica::zone::Zone;
 
 use crate::ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
+use crate::movement::{self, Space, OPENING_ALLOWANCE_TICKS};
 use crate::rng::Rng;
 use crate::state::{ActorState, Core};
 
@@ -27,6 +30,10 @@ pub enum GameError {
     UnknownPlayer(PlayerId),
     #[error("{0} is a message to the server: the server cannot send it")]
     NotToClient(String),
+    #[error("actor {0:?} is of a kind that does not move (make its kind with KindSpec::moving)")]
+    NotMoving(ActorId),
+    #[error("{0:?} is outside the zone")]
+    OutOfBounds(Pos),
     #[error(transparent)]
     Value(#[from] ValueError),
 }
@@ -35,6 +42,7 @@ pub enum GameError {
 pub struct Ctx<'a, P> {
     pub(crate) core: &'a mut Core<P>,
     pub(crate) schema: &'a Schema,
+    pub(crate) space: &'a Space,
 }
 
 impl<P> Ctx<'_, P> {
@@ -81,6 +89,11 @@ impl<P> Ctx<'_, P> {
         self.core.players.keys().copied()
     }
 
+    /// The player's name, as they logged in.
+    pub fn name(&self, player: PlayerId) -> Option<&str> {
+        self.core.players.get(&player).map(|p| p.name.as_str())
+    }
+
     pub fn is_present(&self, player: PlayerId) -> bool {
         self.core.players.contains_key(&player)
     }
@@ -97,6 +110,7 @@ impl<P> Ctx<'_, P> {
             ActorState {
                 kind: kind.0,
                 owner,
+                controller: None,
                 values: spec.props.iter().map(|p| p.ty.default_value()).collect(),
                 changed: vec![tick; spec.props.len()],
                 frame_changed: tick,
@@ -105,9 +119,17 @@ impl<P> Ctx<'_, P> {
         id
     }
 
-    /// Removes the actor; false if it did not exist.
+    /// Removes the actor; false if it did not exist. A player who
+    /// controlled it controls nothing.
     pub fn despawn(&mut self, actor: ActorId) -> bool {
-        self.core.actors.remove(&actor).is_some()
+        let Some(state) = self.core.actors.remove(&actor) else {
+            return false;
+        };
+        if let Some(player) = state.controller.and_then(|p| self.core.players.get_mut(&p)) {
+            player.steer.actor = None;
+            player.steer.announce = true;
+        }
+        true
     }
 
     pub fn exists(&self, actor: ActorId) -> bool {
@@ -149,6 +171,12 @@ impl<P> Ctx<'_, P> {
         let index = usize::from(prop.index);
         let tick = self.core.tick;
         let state = self.core.actors.get_mut(&actor).expect("checked above");
+        if kind.movement.is_some() && index < 2 && state.values[index] != value {
+            // The game moved a controlled actor: its client is corrected.
+            if let Some(player) = state.controller.and_then(|p| self.core.players.get_mut(&p)) {
+                player.steer.corrected = true;
+            }
+        }
         if state.values[index] != value {
             state.values[index] = value;
             state.changed[index] = tick;
@@ -217,18 +245,44 @@ impl<P> Ctx<'_, P> {
         Ok(())
     }
 
-    /// Sends to every player who sees `actor` (every player of the line:
-    /// a game line replicates every actor to everyone in it).
+    /// Sends to every player who sees `actor`: everyone in the line for an
+    /// actor that does not move; for a moving one, the players whose own
+    /// actor is within the view radius, its controller, and the players
+    /// who control nothing (they see the whole line).
     pub fn send_to_viewers(
         &mut self,
         actor: ActorId,
         message: MessageId,
         values: &[Value],
     ) -> Result<(), GameError> {
-        if !self.exists(actor) {
-            return Err(GameError::UnknownActor(actor));
+        let state = self
+            .core
+            .actors
+            .get(&actor)
+            .ok_or(GameError::UnknownActor(actor))?;
+        if !self.space.moves(state.kind) {
+            return self.send_to_line(message, values);
         }
-        self.send_to_line(message, values)
+        let body = self.encode(message, values)?;
+        let at = movement::position(state);
+        let radius2 = self.space.view_in * self.space.view_in;
+        let viewers: Vec<PlayerId> = self
+            .core
+            .players
+            .iter()
+            .filter(|(_, p)| {
+                p.steer.actor == Some(actor)
+                    || match movement::view_centre(&self.core.actors, self.space, p.steer.actor) {
+                        Some(centre) => centre.distance_squared(at) <= radius2,
+                        None => true,
+                    }
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for player in viewers {
+            self.queue(player, message, &body);
+        }
+        Ok(())
     }
 
     /// Sends to every player of the line.
@@ -310,6 +364,117 @@ impl<P> Ctx<'_, P> {
         let state = self.core.players.get_mut(&player)?;
         state.dirty = true;
         Some(&mut state.data)
+    }
+
+    /// The zone the line plays in (from [`crate::Game::zone`]).
+    pub fn zone(&self) -> Option<&Zone> {
+        self.space.zone.as_ref()
+    }
+
+    /// Where an actor of a moving kind is.
+    pub fn position(&self, actor: ActorId) -> Option<Pos> {
+        let state = self.core.actors.get(&actor)?;
+        self.space
+            .moves(state.kind)
+            .then(|| movement::position(state))
+    }
+
+    /// Puts an actor of a moving kind at `pos` (a spawn point, a respawn, a
+    /// teleport). If a player controls it, their client is corrected: it
+    /// drops the moves it predicted and shows the actor at `pos`.
+    pub fn place(&mut self, actor: ActorId, pos: Pos) -> Result<(), GameError> {
+        let state = self
+            .core
+            .actors
+            .get_mut(&actor)
+            .ok_or(GameError::UnknownActor(actor))?;
+        if !self.space.moves(state.kind) {
+            return Err(GameError::NotMoving(actor));
+        }
+        if !self.space.in_bounds(pos) {
+            return Err(GameError::OutOfBounds(pos));
+        }
+        if movement::position(state) != pos {
+            movement::set_position(state, pos, self.core.tick);
+            if let Some(player) = state.controller.and_then(|p| self.core.players.get_mut(&p)) {
+                player.steer.corrected = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `player` control of `actor` (of a moving kind): the player's
+    /// client moves it, Hearth checks every move, and the player's view is
+    /// centred on it (moving actors beyond the view radius are not sent).
+    /// `None` takes control away; a player controls one actor at a time,
+    /// and an actor has one controller.
+    pub fn control(&mut self, player: PlayerId, actor: Option<ActorId>) -> Result<(), GameError> {
+        if !self.core.players.contains_key(&player) {
+            return Err(GameError::UnknownPlayer(player));
+        }
+        if let Some(id) = actor {
+            let state = self
+                .core
+                .actors
+                .get(&id)
+                .ok_or(GameError::UnknownActor(id))?;
+            if !self.space.moves(state.kind) {
+                return Err(GameError::NotMoving(id));
+            }
+        }
+        let previous = self.core.players[&player].steer.actor;
+        if previous == actor {
+            return Ok(());
+        }
+        if let Some(old) = previous.and_then(|id| self.core.actors.get_mut(&id)) {
+            old.controller = None;
+        }
+        if let Some(id) = actor {
+            let state = self.core.actors.get_mut(&id).expect("checked above");
+            // Its previous controller controls nothing now.
+            if let Some(other) = state.controller.replace(player) {
+                if let Some(other) = self.core.players.get_mut(&other) {
+                    other.steer.actor = None;
+                    other.steer.announce = true;
+                }
+            }
+        }
+        let opening = actor
+            .and_then(|id| self.core.actors.get(&id))
+            .and_then(|state| self.space.movement[usize::from(state.kind)])
+            .map_or(0, |m| movement::step_per_tick(m, self.core.tick_hz));
+        let steer = &mut self
+            .core
+            .players
+            .get_mut(&player)
+            .expect("checked above")
+            .steer;
+        steer.actor = actor;
+        steer.announce = true;
+        steer.moves.clear();
+        steer.allowance = opening * OPENING_ALLOWANCE_TICKS;
+        Ok(())
+    }
+
+    /// The actor `player` controls.
+    pub fn controlled_by(&self, player: PlayerId) -> Option<ActorId> {
+        self.core.players.get(&player)?.steer.actor
+    }
+
+    /// The moving actors within `radius` position units of `centre`
+    /// (hundredths of a cell), nearest first, then by id.
+    pub fn near(&self, centre: Pos, radius: i64) -> Vec<ActorId> {
+        let radius2 = radius.saturating_mul(radius);
+        let mut found: Vec<(i64, ActorId)> = self
+            .core
+            .actors
+            .iter()
+            .filter(|(_, a)| self.space.moves(a.kind))
+            .map(|(id, a)| (movement::position(a).distance_squared(centre), *id))
+            .filter(|(d2, _)| *d2 <= radius2)
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Ends the player's session; `reason` is shown to them.

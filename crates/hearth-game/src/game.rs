@@ -4,6 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use hearth_replica::schema::{Schema, Value};
+use hearth_replica::zone::Zone;
 
 use crate::ctx::Ctx;
 use crate::ids::{MessageId, PlayerId, TimerId};
@@ -55,7 +56,7 @@ pub enum PreLogin {
 ///
 ///     fn schema(&self) -> Schema {
 ///         let board = KindSpec::new("board")
-///             .without_movement()
+///             
 ///             .prop(PropSpec::new("present", ValueType::int(0, 1000)).reliable());
 ///         Schema::new("lobby", vec![board], vec![]).unwrap()
 ///     }
@@ -94,6 +95,25 @@ pub trait Game: Send + Sync + 'static {
     /// Ticks per second.
     fn tick_hz(&self) -> u32 {
         20
+    }
+
+    /// The map a line plays on: its bounds and walls stop moving actors
+    /// (those of kinds made with `KindSpec::moving`), and clients draw it.
+    /// `None` (the default): no map, for a game where nothing moves.
+    fn zone(&self) -> Option<Zone> {
+        None
+    }
+
+    /// How far a player sees moving actors, in cells, from the actor it
+    /// controls (see [`Ctx::control`]): beyond it, they are not sent.
+    fn view_radius(&self) -> u32 {
+        20
+    }
+
+    /// Bytes per second each client may be sent (replication and
+    /// messages): what does not fit a tick waits, by priority.
+    fn bytes_per_second(&self) -> u32 {
+        64_000
     }
 
     /// Players a line holds; the host opens another line when every line

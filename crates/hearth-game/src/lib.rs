@@ -17,8 +17,10 @@
 mod bucket;
 mod ctx;
 mod game;
+pub mod grid;
 mod ids;
 mod line;
+mod movement;
 mod replicate;
 mod rng;
 mod state;
@@ -28,8 +30,10 @@ pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSA
 pub use game::{Game, LoginInfo, PreLogin};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
 pub use line::{GameLine, GameOutput, InputError, SnapshotError};
-pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES};
+pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET};
 pub use rng::Rng;
 pub use state::GameStats;
 
-pub use hearth_replica::schema;
+pub use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
+pub use hearth_replica::zone::{Zone, ZoneSpec};
+pub use hearth_replica::{game_wire, schema};

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use hearth_codec::DecodeError;
-use hearth_replica::game_wire::{GameClientMessage, RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_replica::game_wire::{GameClientMessage, GameMove, RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_replica::schema::{Direction, Schema};
 
 use crate::bucket::TickBucket;
 use crate::ctx::{kind_masks, Ctx, KindMasks};
 use crate::game::Game;
 use crate::ids::{MessageId, PlayerId, TimerId};
-use crate::replicate::{replicate, ClientView};
+use crate::movement::{take_moves, Space};
+use crate::replicate::{replicate, ClientView, Scratch, MIN_BUDGET};
 use crate::rng::Rng;
 use crate::state::{Core, GameStats, Inbound, PlayerState};
 
@@ -61,6 +62,28 @@ pub enum SnapshotError {
     SchemaMismatch { snapshot: String, game: String },
 }
 
+/// The game's bytes per second per client, as a per-tick budget.
+fn budget<G: Game>(game: &G, tick_hz: u32) -> u32 {
+    (game.bytes_per_second() / tick_hz.max(1)).max(MIN_BUDGET)
+}
+
+/// Keeps the newer of two batches of moves: a client resends its
+/// unacknowledged moves with every message, so the batch whose newest move
+/// is newer holds everything the older one did (datagrams may arrive out
+/// of order or several between two ticks).
+fn take_newer(kept: &mut Vec<GameMove>, arrived: Vec<GameMove>) {
+    let newest = |moves: &[GameMove]| moves.last().map(|m| m.seq);
+    match (newest(kept), newest(&arrived)) {
+        (_, None) => {}
+        (None, Some(_)) => *kept = arrived,
+        (Some(old), Some(new)) => {
+            if crate::movement::after(new, old) {
+                *kept = arrived;
+            }
+        }
+    }
+}
+
 /// Ticks between periodic saves by default (10 s at 20 Hz).
 const DEFAULT_SAVE_EVERY_TICKS: u32 = 200;
 /// The first byte of a snapshot's format.
@@ -73,6 +96,12 @@ pub struct GameLine<G: Game> {
     schema: Arc<Schema>,
     /// Per kind: which properties go to whom and how, from the schema.
     masks: Vec<KindMasks>,
+    /// The zone, the view radius and each kind's movement, from the game.
+    space: Space,
+    /// Rebuilt each tick for replication (where the moving actors are).
+    scratch: Scratch,
+    /// Bytes a player's client may be sent per tick.
+    budget: u32,
     /// The game's own state.
     state: G::Line,
     /// Hearth's state of the line.
@@ -118,12 +147,17 @@ impl<G: Game> GameLine<G> {
             kicks: Vec::new(),
             to_zone: Vec::new(),
         };
+        let space = Space::new(&schema, game.zone(), game.view_radius());
         let state = game.new_line(&mut Ctx {
             core: &mut core,
             schema: &schema,
+            space: &space,
         });
         Self {
             masks: kind_masks(&schema),
+            budget: budget(&*game, core.tick_hz),
+            space,
+            scratch: Scratch::default(),
             game,
             schema,
             state,
@@ -160,12 +194,26 @@ impl<G: Game> GameLine<G> {
         self.core.players.keys().copied()
     }
 
+    /// How many actors `player`'s client has in view.
+    pub fn in_view(&self, player: PlayerId) -> Option<usize> {
+        Some(self.core.players.get(&player)?.view.in_view())
+    }
+
     /// A player arrives at the next tick, with the data saved at their
     /// last leave (or none).
     pub fn join(&mut self, player: PlayerId, saved: Option<Vec<u8>>) {
+        self.join_as(player, "", saved);
+    }
+
+    /// [`GameLine::join`], with the player's name (`Ctx::name`).
+    pub fn join_as(&mut self, player: PlayerId, name: &str, saved: Option<Vec<u8>>) {
         let buckets = self.full_buckets();
         self.core.joining.insert(player, buckets);
-        self.core.inbox.push_back(Inbound::Join { player, saved });
+        self.core.inbox.push_back(Inbound::Join {
+            player,
+            name: name.to_owned(),
+            saved,
+        });
     }
 
     /// A full rate-limit bucket per message of the schema.
@@ -205,13 +253,15 @@ impl<G: Game> GameLine<G> {
         };
         match message {
             GameClientMessage::Ack { tick } => {
-                let acknowledged = self
-                    .core
-                    .players
-                    .get_mut(&player)
-                    .is_some_and(|p| p.view.acknowledge(tick));
-                if !acknowledged {
-                    self.core.stats.bad_acks += 1;
+                self.acknowledge(player, tick);
+                Ok(())
+            }
+            GameClientMessage::Moves { ack, moves } => {
+                if ack != 0 {
+                    self.acknowledge(player, ack);
+                }
+                if let Some(state) = self.core.players.get_mut(&player) {
+                    take_newer(&mut state.steer.moves, moves);
                 }
                 Ok(())
             }
@@ -243,12 +293,24 @@ impl<G: Game> GameLine<G> {
         }
     }
 
+    fn acknowledge(&mut self, player: PlayerId, tick: u64) {
+        let acknowledged = self
+            .core
+            .players
+            .get_mut(&player)
+            .is_some_and(|p| p.view.acknowledge(tick));
+        if !acknowledged {
+            self.core.stats.bad_acks += 1;
+        }
+    }
+
     /// A message another line of the zone sent to the whole zone.
     pub fn deliver_to_line(&mut self, message: MessageId, body: &[u8]) {
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
         let mut ctx = Ctx {
             core: &mut self.core,
             schema: &self.schema,
+            space: &self.space,
         };
         // The same per-player limits as the game's own sends.
         for player in players {
@@ -264,6 +326,7 @@ impl<G: Game> GameLine<G> {
         while let Some(inbound) = self.core.inbox.pop_front() {
             self.handle(inbound);
         }
+        take_moves(&mut self.core, &self.space);
         loop {
             let due = self
                 .core
@@ -281,6 +344,7 @@ impl<G: Game> GameLine<G> {
             let mut ctx = Ctx {
                 core: &mut self.core,
                 schema: &self.schema,
+                space: &self.space,
             };
             self.game
                 .on_timer(&mut self.state, &mut ctx, TimerId(key.1), tag);
@@ -288,6 +352,7 @@ impl<G: Game> GameLine<G> {
         let mut ctx = Ctx {
             core: &mut self.core,
             schema: &self.schema,
+            space: &self.space,
         };
         self.game.on_tick(&mut self.state, &mut ctx);
         self.save_due();
@@ -300,9 +365,17 @@ impl<G: Game> GameLine<G> {
                 body,
             });
         }
+        self.scratch.locate(&self.core.actors, &self.space);
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
         for player in players {
-            let (reliable, frame) = replicate(&mut self.core, &self.schema, &self.masks, player);
+            let (reliable, frame) = replicate(
+                &mut self.core,
+                &self.schema,
+                &self.masks,
+                &self.space,
+                &mut self.scratch,
+                player,
+            );
             for bytes in reliable {
                 self.outputs.push(GameOutput::Send {
                     player,
@@ -322,7 +395,11 @@ impl<G: Game> GameLine<G> {
 
     fn handle(&mut self, inbound: Inbound) {
         match inbound {
-            Inbound::Join { player, saved } => {
+            Inbound::Join {
+                player,
+                name,
+                saved,
+            } => {
                 let joining = self.core.joining.remove(&player);
                 if self.core.players.contains_key(&player) {
                     return;
@@ -342,17 +419,21 @@ impl<G: Game> GameLine<G> {
                 self.core.players.insert(
                     player,
                     PlayerState {
+                        name,
                         data,
                         dirty: false,
                         view: ClientView::default(),
                         buckets,
                         outbox: Vec::new(),
                         outbox_items: 0,
+                        budget: self.budget,
+                        steer: Default::default(),
                     },
                 );
                 let mut ctx = Ctx {
                     core: &mut self.core,
                     schema: &self.schema,
+                    space: &self.space,
                 };
                 self.game.on_join(&mut self.state, &mut ctx, player);
             }
@@ -363,9 +444,15 @@ impl<G: Game> GameLine<G> {
                 let mut ctx = Ctx {
                     core: &mut self.core,
                     schema: &self.schema,
+                    space: &self.space,
                 };
                 self.game.on_leave(&mut self.state, &mut ctx, player);
                 if let Some(state) = self.core.players.remove(&player) {
+                    if let Some(actor) =
+                        state.steer.actor.and_then(|a| self.core.actors.get_mut(&a))
+                    {
+                        actor.controller = None;
+                    }
                     self.outputs.push(GameOutput::Save {
                         player,
                         data: serde_json::to_vec(&state.data).expect("player data serializes"),
@@ -385,6 +472,7 @@ impl<G: Game> GameLine<G> {
                 let mut ctx = Ctx {
                     core: &mut self.core,
                     schema: &self.schema,
+                    space: &self.space,
                 };
                 self.game
                     .on_message(&mut self.state, &mut ctx, player, MessageId(index), &values);
@@ -444,8 +532,12 @@ impl<G: Game> GameLine<G> {
                 game: schema.version().to_owned(),
             });
         }
+        let space = Space::new(&schema, game.zone(), game.view_radius());
         Ok(Self {
             masks: kind_masks(&schema),
+            budget: budget(&*game, owned.core.tick_hz),
+            space,
+            scratch: Scratch::default(),
             game,
             schema,
             state: owned.line,

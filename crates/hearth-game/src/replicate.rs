@@ -1,9 +1,23 @@
-//! What each player receives each tick: the actors it lacks (spawned with
-//! everything it may see), the reliable properties that changed, the
-//! game's messages, the actors gone; and on the state channel the frame
-//! properties that changed since the newest frame it acknowledged.
+//! What each player receives each tick, within its byte budget: the actors
+//! that became relevant (spawned with everything it may see), the reliable
+//! properties that changed, the game's messages, the actors gone or out of
+//! view; and on the state channel the frame properties that changed since
+//! the newest frame it acknowledged, with the acknowledgement of its moves.
 //!
-//! Per client, Hearth keeps one number per actor it has (the tick of the
+//! Relevance: an actor of a kind that does not move is relevant to every
+//! player of the line; a moving one to the players whose controlled actor
+//! is within the view radius (it leaves a quarter further out), and to its
+//! controller. A player who controls nothing sees the whole line.
+//!
+//! Priority: reliable items (sets, messages, despawns) always go; frame
+//! updates and spawns share what is left of the budget, and only when they
+//! do not all fit are they ordered: the player's own actor first, then by
+//! staleness over distance (Unreal's net priority). What is left waits, and
+//! grows staler. Far actors are refreshed less often. An actor whose frame
+//! properties did not change since what the client acknowledged is dormant
+//! for it and costs one comparison.
+//!
+//! Per client, Hearth keeps one entry per actor in view (the tick of the
 //! newest acknowledged frame that carried it) and the list of actors each
 //! unacknowledged frame carried, at most [`MAX_IN_FLIGHT`] frames: memory
 //! per client is bounded by the actors it sees, however far behind it falls.
@@ -13,24 +27,46 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use hearth_replica::game_wire::{
-    put_frame_header, put_reliable_header, put_set, put_spawn, put_update,
+    put_frame_header, put_reliable_header, put_set, put_spawn, put_update, FrameHeader, GameItem,
+    FRAME_HEADER_MAX,
 };
+use hearth_replica::geometry::{isqrt, Pos, UNITS_PER_CELL};
 use hearth_replica::schema::{Schema, Value};
 
 use crate::ctx::KindMasks;
+use crate::grid::Grid;
 use crate::ids::{ActorId, PlayerId};
+use crate::movement::{self, Space};
 use crate::state::{ActorState, Core};
 
 /// Unacknowledged frames remembered per client; older ones count as lost
 /// (what they carried is sent again).
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// Largest reliable message a tick sends one player (items beyond go in
+/// further messages of the same tick): well under the session's message
+/// limit, so a latecomer's spawns of a crowded line or a burst of the
+/// game's messages is never refused by the session as one oversized
+/// message (which would leave the client's replica behind for good).
+pub const MAX_RELIABLE_BYTES: usize = 256 * 1024;
+
+/// The smallest per-tick budget, whatever the game asks: a frame header, a
+/// few updates and a spawn.
+pub const MIN_BUDGET: u32 = 400;
+
+/// Largest reliable message header: tick and item count.
+const RELIABLE_HEADER_MAX: usize = 10 + 10;
+
+/// Budgeted candidates a tick may skip for not fitting before it stops
+/// looking (the rest are larger or lower in priority).
+const MAX_MISSES: usize = 16;
+
 /// What one client has of the line.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ClientView {
     /// The `Joined` item went out.
     joined_sent: bool,
-    /// The actors the client was sent.
+    /// The actors the client was sent and has in view.
     entries: BTreeMap<ActorId, ViewEntry>,
     /// Frames sent and not acknowledged: their tick and the actors each
     /// carried.
@@ -46,6 +82,8 @@ struct ViewEntry {
     /// The client's player owns the actor (and sees its owner-only
     /// properties).
     owned: bool,
+    /// The tick a frame (or the spawn) last carried it: how stale it is.
+    last_sent: u64,
 }
 
 impl ClientView {
@@ -69,54 +107,167 @@ impl ClientView {
         }
         true
     }
+
+    /// Actors the client has in view.
+    pub fn in_view(&self) -> usize {
+        self.entries.len()
+    }
 }
 
-/// Largest reliable message a tick sends one player (items beyond go in
-/// further messages of the same tick): well under the session's message
-/// limit, so a latecomer's spawns of a crowded line or a burst of the
-/// game's messages is never refused by the session as one oversized
-/// message (which would leave the client's replica behind for good).
-pub const MAX_RELIABLE_BYTES: usize = 256 * 1024;
+/// Per tick, for every player's replication: where the moving actors are,
+/// and buffers reused from player to player and tick to tick. Holds nothing
+/// a line needs to keep: rebuilt each tick.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Moving actors and their positions; the grid holds indexes into it.
+    moving: Vec<(ActorId, Pos)>,
+    /// Actors of kinds that do not move, in id order: relevant to all.
+    fixed: Vec<ActorId>,
+    grid: Grid,
+    /// This player's relevant actors: id and squared distance (-1: its own
+    /// controlled actor; 0 for actors that do not move), in id order.
+    relevant: Vec<(ActorId, i64)>,
+    candidates: Vec<Candidate>,
+}
+
+impl Scratch {
+    /// Where everything is this tick.
+    pub fn locate(&mut self, actors: &BTreeMap<ActorId, ActorState>, space: &Space) {
+        self.moving.clear();
+        self.fixed.clear();
+        for (id, actor) in actors {
+            if space.moves(actor.kind) {
+                self.moving.push((*id, movement::position(actor)));
+            } else {
+                self.fixed.push(*id);
+            }
+        }
+        if self.moving.is_empty() {
+            return;
+        }
+        if self.grid.is_empty_shape() {
+            let (width, height) = space.cells();
+            // Buckets half the view radius wide: a query's square then
+            // overlaps little beyond the circle it stands for.
+            let cells = (space.view_in / i64::from(UNITS_PER_CELL) / 2).max(4) as i32;
+            self.grid = Grid::new(width, height, cells);
+        }
+        self.grid.clear();
+        for (index, (_, pos)) in self.moving.iter().enumerate() {
+            self.grid.insert(index as u32, *pos);
+        }
+    }
+}
+
+/// A spawn or frame update competing for the budget.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    id: ActorId,
+    /// Filled in only when the budget forces a choice.
+    priority: u64,
+    /// Ticks since it was last sent.
+    staleness: u64,
+    /// -1: the player's own actor.
+    distance2: i64,
+    /// A spawn (else an update of frame properties in `mask`).
+    spawn: bool,
+    /// It fits this tick's budget.
+    taken: bool,
+    mask: u64,
+    cost: u32,
+}
 
 /// Encodes this tick's messages for `player`: (reliable messages, frame).
 pub(crate) fn replicate<P>(
     core: &mut Core<P>,
     schema: &Schema,
     masks: &[KindMasks],
+    space: &Space,
+    scratch: &mut Scratch,
     player_id: PlayerId,
 ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
     let tick = core.tick;
+    let tick_hz = core.tick_hz;
+    let actors = &core.actors;
     let Some(player) = core.players.get_mut(&player_id) else {
         return (Vec::new(), None);
     };
-    let actors = &core.actors;
+    let own = player.steer.actor;
+    let centre = movement::view_centre(actors, space, own);
     let view = &mut player.view;
+
+    // Who is relevant, in id order.
+    scratch.relevant.clear();
+    match centre {
+        Some(centre) => {
+            let view_out2 = space.view_out * space.view_out;
+            let moving = &scratch.moving;
+            let relevant = &mut scratch.relevant;
+            scratch.grid.for_each_near(centre, space.view_out, |index| {
+                let (id, pos) = moving[index as usize];
+                let distance2 = pos.distance_squared(centre);
+                if Some(id) == own {
+                    relevant.push((id, -1));
+                } else if distance2 <= view_out2 {
+                    relevant.push((id, distance2));
+                }
+            });
+            relevant.extend(scratch.fixed.iter().map(|id| (*id, 0)));
+            relevant.sort_unstable_by_key(|(id, _)| *id);
+        }
+        None => scratch.relevant.extend(
+            actors
+                .keys()
+                .map(|id| (*id, if Some(*id) == own { -1 } else { 0 })),
+        ),
+    }
+
     let mut items = Vec::new();
     // Where each item (or the game's queued messages, as one unit) ends in
     // `items`, and how many items it holds: a tick's items are split into
     // messages of at most MAX_RELIABLE_BYTES at these boundaries.
     let mut units: Vec<(usize, usize)> = Vec::new();
-
     if !view.joined_sent {
         view.joined_sent = true;
-        hearth_replica::game_wire::GameItem::Joined {
+        GameItem::Joined {
             version: schema.version().to_owned(),
-            tick_hz: core.tick_hz,
+            tick_hz,
+            map: space
+                .zone
+                .as_ref()
+                .map(|z| z.spec.map.clone())
+                .unwrap_or_default(),
+            view_radius: (space.view_in / i64::from(UNITS_PER_CELL)) as u32,
         }
         .encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
     }
 
-    // Reliable properties of actors the client already has, then the
-    // spawns (with everything), so that a Set never precedes its Spawn.
-    let mut frame_body = Vec::new();
-    let mut carried = Vec::new();
+    // One pass over the view and the relevant: both (sets now, frame
+    // update if due), relevant only (spawn if within the entering radius),
+    // view only (gone or out of view: despawn).
+    scratch.candidates.clear();
+    let view_in2 = space.view_in * space.view_in;
     let mut gone = Vec::new();
-    for (id, entry) in view.entries.iter() {
-        let Some(actor) = actors.get(id) else {
+    let mut relevant = scratch.relevant.iter().peekable();
+    for (id, entry) in view.entries.iter_mut() {
+        while let Some(&(new, distance2)) = relevant.next_if(|(r, _)| r < id) {
+            if distance2 <= view_in2 {
+                scratch.candidates.push(spawn_candidate(
+                    schema,
+                    masks,
+                    &actors[&new],
+                    new,
+                    distance2,
+                    player_id,
+                ));
+            }
+        }
+        let Some(&(_, distance2)) = relevant.next_if(|(r, _)| r == id) else {
             gone.push(*id);
             continue;
         };
+        let actor = &actors[id];
         let kind = &masks[usize::from(actor.kind)];
         let visible = kind.everyone | if entry.owned { kind.owner } else { 0 };
         let reliable = changed_since(actor, kind.reliable & visible, view.reliable_through);
@@ -130,39 +281,108 @@ pub(crate) fn replicate<P>(
             );
             units.push((items.len(), 1));
         }
-        if actor.frame_changed > entry.acked {
-            let frame = changed_since(actor, kind.frame & visible, entry.acked);
-            if frame != 0 {
-                put_update(
-                    &mut frame_body,
-                    &schema.kinds()[usize::from(actor.kind)],
-                    *id,
-                    frame,
-                    &actor.values,
-                );
-                carried.push(*id);
+        if actor.frame_changed > entry.acked
+            && tick.saturating_sub(entry.last_sent) >= refresh_period(distance2, view_in2)
+        {
+            let mask = changed_since(actor, kind.frame & visible, entry.acked);
+            if mask != 0 {
+                let kind_spec = &schema.kinds()[usize::from(actor.kind)];
+                scratch.candidates.push(Candidate {
+                    id: *id,
+                    priority: 0,
+                    staleness: tick.saturating_sub(entry.last_sent),
+                    distance2,
+                    spawn: false,
+                    taken: false,
+                    mask,
+                    cost: (hearth_codec::varint_len(u64::from(id.0))
+                        + hearth_replica::game_wire::masked_state_len(
+                            kind_spec,
+                            mask,
+                            &actor.values,
+                        )) as u32,
+                });
             }
         }
     }
-    for (id, actor) in actors.iter() {
-        if view.entries.contains_key(id) {
+    for &(new, distance2) in relevant {
+        if distance2 <= view_in2 {
+            scratch.candidates.push(spawn_candidate(
+                schema,
+                masks,
+                &actors[&new],
+                new,
+                distance2,
+                player_id,
+            ));
+        }
+    }
+
+    // The budget: headers, what must go (sets so far, the game's messages,
+    // despawns), then spawns and updates by priority.
+    let despawn_cost: usize = gone
+        .iter()
+        .map(|id| 1 + hearth_codec::varint_len(u64::from(id.0)))
+        .sum();
+    let mut left = i64::from(player.budget)
+        - (FRAME_HEADER_MAX + RELIABLE_HEADER_MAX + items.len() + player.outbox.len()) as i64
+        - despawn_cost as i64;
+    let wanted: i64 = scratch.candidates.iter().map(|c| i64::from(c.cost)).sum();
+    if wanted > left {
+        for c in &mut scratch.candidates {
+            c.priority = priority(c.staleness, c.distance2);
+        }
+        scratch
+            .candidates
+            .sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    }
+    let mut misses = 0;
+    for (at, c) in scratch.candidates.iter_mut().enumerate() {
+        // The first goes whatever its size: an actor larger than the whole
+        // budget would otherwise never reach this client.
+        if i64::from(c.cost) > left && at > 0 {
+            misses += 1;
+            if misses > MAX_MISSES {
+                break;
+            }
             continue;
         }
+        left -= i64::from(c.cost);
+        c.taken = true;
+    }
+    let before = scratch.candidates.len();
+    scratch.candidates.retain(|c| c.taken);
+    core.stats.deferred += (before - scratch.candidates.len()) as u64;
+    // Spawns and updates go out in id order, which keeps the output
+    // deterministic whatever the priorities were.
+    scratch.candidates.sort_unstable_by_key(|c| c.id);
+
+    for c in scratch.candidates.iter().filter(|c| c.spawn) {
+        let actor = &actors[&c.id];
         let owned = actor.owner == Some(player_id);
-        let kind = &masks[usize::from(actor.kind)];
-        let visible = kind.everyone | if owned { kind.owner } else { 0 };
         put_spawn(
             &mut items,
             schema,
             actor.kind,
-            *id,
+            c.id,
             owned,
-            not_default(actor, visible, &kind.defaults),
+            c.mask,
             &actor.values,
         );
         units.push((items.len(), 1));
         // The spawn carries every property as of this tick.
-        view.entries.insert(*id, ViewEntry { acked: tick, owned });
+        view.entries.insert(
+            c.id,
+            ViewEntry {
+                acked: tick,
+                owned,
+                last_sent: tick,
+            },
+        );
+    }
+    if std::mem::take(&mut player.steer.announce) {
+        GameItem::Control { id: own }.encode(schema, &|_| None, &mut items);
+        units.push((items.len(), 1));
     }
     items.extend_from_slice(&player.outbox);
     if player.outbox_items > 0 {
@@ -172,7 +392,7 @@ pub(crate) fn replicate<P>(
     player.outbox_items = 0;
     for id in gone {
         view.entries.remove(&id);
-        hearth_replica::game_wire::GameItem::Despawn { id }.encode(schema, &|_| None, &mut items);
+        GameItem::Despawn { id }.encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
     }
     view.reliable_through = tick;
@@ -191,19 +411,103 @@ pub(crate) fn replicate<P>(
             reliable.push(reliable_message(tick, count, &items[from..end]));
         }
     }
-    let frame = (!carried.is_empty()).then(|| {
-        let mut bytes = Vec::with_capacity(frame_body.len() + 12);
-        put_frame_header(&mut bytes, tick, carried.len());
-        bytes.extend_from_slice(&frame_body);
+
+    let updates = scratch.candidates.iter().filter(|c| !c.spawn);
+    let update_count = updates.clone().count();
+    let steer = &mut player.steer;
+    let frame = (update_count > 0 || steer.moved || steer.corrected).then(|| {
+        let mut bytes = Vec::new();
+        put_frame_header(
+            &mut bytes,
+            FrameHeader {
+                tick,
+                input_ack: steer.last_seq,
+                corrected: steer.corrected,
+            },
+            update_count,
+        );
+        let mut carried = Vec::with_capacity(update_count);
+        for c in updates {
+            let actor = &actors[&c.id];
+            put_update(
+                &mut bytes,
+                &schema.kinds()[usize::from(actor.kind)],
+                c.id,
+                c.mask,
+                &actor.values,
+            );
+            if let Some(entry) = view.entries.get_mut(&c.id) {
+                entry.last_sent = tick;
+            }
+            carried.push(c.id);
+        }
         if view.in_flight.len() >= MAX_IN_FLIGHT {
             view.in_flight.pop_front();
         }
         view.in_flight.push_back((tick, carried));
+        steer.moved = false;
+        steer.corrected = false;
         bytes
     });
     let sent = reliable.iter().map(Vec::len).sum::<usize>() + frame.as_ref().map_or(0, Vec::len);
     core.stats.bytes_out += sent as u64;
     (reliable, frame)
+}
+
+fn spawn_candidate(
+    schema: &Schema,
+    masks: &[KindMasks],
+    actor: &ActorState,
+    id: ActorId,
+    distance2: i64,
+    player: PlayerId,
+) -> Candidate {
+    let owned = actor.owner == Some(player);
+    let kind = &masks[usize::from(actor.kind)];
+    let visible = kind.everyone | if owned { kind.owner } else { 0 };
+    let mask = not_default(actor, visible, &kind.defaults);
+    Candidate {
+        id,
+        priority: 0,
+        // A spawn waits as if eight ticks stale: ahead of fresh updates of
+        // actors at the same distance, behind long-starved ones.
+        staleness: 8,
+        distance2,
+        spawn: true,
+        taken: false,
+        mask,
+        cost: (4
+            + hearth_codec::varint_len(u64::from(id.0))
+            + hearth_replica::game_wire::masked_state_len(
+                &schema.kinds()[usize::from(actor.kind)],
+                mask,
+                &actor.values,
+            )) as u32,
+    }
+}
+
+/// Ticks between frame updates of an actor at `distance2`: every tick
+/// within half the view radius (and for the player's own actor and actors
+/// that do not move), every 2nd within three quarters, every 4th beyond
+/// (Unreal's update frequency by relevance).
+fn refresh_period(distance2: i64, view_in2: i64) -> u64 {
+    if distance2 * 4 <= view_in2 {
+        1
+    } else if distance2 * 16 <= view_in2 * 9 {
+        2
+    } else {
+        4
+    }
+}
+
+/// The player's own actor (`distance2` -1) before everything; then stale
+/// and near first.
+fn priority(staleness: u64, distance2: i64) -> u64 {
+    if distance2 < 0 {
+        return u64::MAX;
+    }
+    let cells = isqrt(distance2) / i64::from(UNITS_PER_CELL);
+    staleness.min(1 << 20) * 1_000_000 / (cells as u64 + 1)
 }
 
 /// The properties in `candidates` that changed after `tick`.

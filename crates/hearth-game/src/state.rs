@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use hearth_replica::game_wire::GameMove;
 use hearth_replica::schema::Value;
 
 use crate::bucket::TickBucket;
@@ -20,6 +21,8 @@ pub(crate) struct ActorState {
     pub kind: u16,
     /// Who sees its owner-only properties.
     pub owner: Option<PlayerId>,
+    /// The player whose moves steer it: told when the game places it.
+    pub controller: Option<PlayerId>,
     /// Every property's value, by index.
     pub values: Vec<Value>,
     /// The tick each property last changed: what a client lacks is what
@@ -34,6 +37,8 @@ pub(crate) struct ActorState {
 /// A player in a game line.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PlayerState<P> {
+    /// The player's name (as logged in), for the game to show.
+    pub name: String,
     /// The game's data of this player, saved between sessions.
     pub data: P,
     /// `data` changed since it was last saved.
@@ -47,6 +52,34 @@ pub(crate) struct PlayerState<P> {
     /// many: sent with the tick's reliable message.
     pub outbox: Vec<u8>,
     pub outbox_items: u32,
+    /// Bytes this player's client may be sent per tick (frames, spawns,
+    /// sets, messages): what does not fit waits, by priority.
+    pub budget: u32,
+    /// How this player moves its actor.
+    pub steer: Steering,
+}
+
+/// A player's control of a moving actor, and the state of its moves.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Steering {
+    /// The actor the player's moves steer (of a moving kind).
+    pub actor: Option<ActorId>,
+    /// `actor` changed since the client was told.
+    pub announce: bool,
+    /// The newest move taken (accepted or refused): the frame's input ack.
+    pub last_seq: u32,
+    /// Movement the player may still make, in position units: refilled
+    /// each tick at the kind's speed, banked up to a few ticks (absorbs
+    /// jitter in when moves arrive without allowing a sprint).
+    pub allowance: i64,
+    /// The client's newest moves, taken at the next tick.
+    pub moves: Vec<GameMove>,
+    /// Moves were taken since the last frame: a frame goes out even with no
+    /// update, to acknowledge them.
+    pub moved: bool,
+    /// A move was refused (or the game placed the actor) since the last
+    /// frame.
+    pub corrected: bool,
 }
 
 /// What arrived for the game, handled at the next tick in arrival order.
@@ -54,6 +87,7 @@ pub(crate) struct PlayerState<P> {
 pub(crate) enum Inbound {
     Join {
         player: PlayerId,
+        name: String,
         /// The player's saved data as the host stored it, if any.
         saved: Option<Vec<u8>>,
     },
@@ -88,6 +122,15 @@ pub struct GameStats {
     pub player_data_unreadable: u64,
     /// Messages and inputs for players not in the line.
     pub unknown_players: u64,
+    /// Moves taken, and refused because they went out of the zone, faster
+    /// than the kind's speed, or through a wall.
+    pub moves_accepted: u64,
+    pub moves_out_of_bounds: u64,
+    pub moves_too_fast: u64,
+    pub moves_blocked: u64,
+    /// Spawns and updates a client's byte budget could not take this tick
+    /// (they go later, by priority).
+    pub deferred: u64,
 }
 
 /// Everything Hearth keeps of a line.

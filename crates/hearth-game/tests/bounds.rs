@@ -20,11 +20,15 @@ impl Game for Signs {
     type Player = ();
 
     fn schema(&self) -> Schema {
-        let sign = KindSpec::new("sign")
-            .without_movement()
-            .prop(PropSpec::new("text", ValueType::string(1024)).reliable());
+        let sign =
+            KindSpec::new("sign").prop(PropSpec::new("text", ValueType::string(1024)).reliable());
         let news = MessageSpec::to_client("news").field("text", ValueType::string(1024));
         Schema::new("signs", vec![sign], vec![news]).unwrap()
+    }
+
+    /// No budget to speak of: this is about the bound on one message.
+    fn bytes_per_second(&self) -> u32 {
+        u32::MAX
     }
 
     fn new_line(&self, ctx: &mut Ctx<'_, ()>) {
@@ -139,7 +143,6 @@ fn a_line_past_the_32_bit_tick_keeps_replicating() {
         type Player = ();
         fn schema(&self) -> Schema {
             let dial = KindSpec::new("dial")
-                .without_movement()
                 .prop(PropSpec::new("frame", ValueType::int(0, 1 << 40)))
                 .prop(PropSpec::new("kept", ValueType::int(0, 1 << 40)).reliable());
             Schema::new("counter", vec![dial], vec![]).unwrap()

@@ -11,8 +11,9 @@ use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
 use crate::game_wire::{
-    decode_frame, decode_reliable, joined_version, GameClientMessage, GameItem,
+    decode_frame, decode_reliable, joined_version, GameClientMessage, GameItem, GameMove, MAX_MOVES,
 };
+use crate::geometry::Pos;
 use crate::schema::{Schema, Value};
 
 /// Actors a replica holds at most: a server that spawns more is refused
@@ -54,9 +55,25 @@ pub enum GameEvent {
         index: u16,
         values: Vec<Value>,
     },
+    /// The player's moves steer this actor from now on (`None`: nothing).
+    Controlling {
+        id: Option<ActorId>,
+    },
+    /// The server refused a move: the controlled actor is back where the
+    /// server has it, and the moves after it were dropped.
+    Corrected {
+        at: Pos,
+    },
 }
 
-/// Why the server's bytes could not be applied.
+/// Why a move could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError {
+    #[error("this player controls no actor (the game has not given it one)")]
+    NoControl,
+    #[error("the controlled actor is not in view yet")]
+    NotSpawned,
+}
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GameReplicaError {
     #[error("the server runs the game's schema version {server}, this client was built for {client}: update the client or regenerate its bindings (hearth codegen)")]
@@ -77,6 +94,18 @@ pub struct GameReplica {
     actors: BTreeMap<ActorId, GameActor>,
     /// The server's tick rate, once joined.
     tick_hz: Option<u32>,
+    /// The zone's map and view radius, from `Joined`.
+    map: String,
+    view_radius: u32,
+    /// The actor this player's moves steer.
+    controlled: Option<ActorId>,
+    /// Moves of the controlled actor the server has not acknowledged yet,
+    /// oldest first (resent with every acknowledgement until it does).
+    pending: VecDeque<GameMove>,
+    /// The number of the last move made.
+    last_seq: u32,
+    /// A move was made since the last state message.
+    moves_due: bool,
     /// The newest frame applied completely: what the client acknowledges.
     newest_frame: u64,
     /// `newest_frame` was not acknowledged yet.
@@ -92,6 +121,12 @@ impl GameReplica {
             schema,
             actors: BTreeMap::new(),
             tick_hz: None,
+            map: String::new(),
+            view_radius: 0,
+            controlled: None,
+            pending: VecDeque::new(),
+            last_seq: 0,
+            moves_due: false,
             newest_frame: 0,
             ack_due: false,
             events: VecDeque::new(),
@@ -122,6 +157,72 @@ impl GameReplica {
         self.tick_hz
     }
 
+    /// The zone's map, rows of cells as in `zones.toml` (empty before
+    /// `Joined`, or for a game without one).
+    pub fn map(&self) -> &str {
+        &self.map
+    }
+
+    /// How far the player sees moving actors, in cells.
+    pub fn view_radius(&self) -> u32 {
+        self.view_radius
+    }
+
+    /// The actor this player's moves steer.
+    pub fn controlled(&self) -> Option<ActorId> {
+        self.controlled
+    }
+
+    /// Where an actor of a moving kind is: for the controlled actor, where
+    /// this client's moves put it (predicted ahead of the server); for the
+    /// others, as the server last said.
+    pub fn position(&self, id: ActorId) -> Option<Pos> {
+        if Some(id) == self.controlled {
+            if let Some(last) = self.pending.back() {
+                return Some(last.pos);
+            }
+        }
+        self.server_position(id)
+    }
+
+    /// Where the server last said an actor of a moving kind is.
+    pub fn server_position(&self, id: ActorId) -> Option<Pos> {
+        let actor = self.actors.get(&id)?;
+        self.schema.kinds()[usize::from(actor.kind)].movement?;
+        match (&actor.values[0], &actor.values[1]) {
+            (Value::Int(x), Value::Int(y)) => Some(Pos::new(*x as i32, *y as i32)),
+            _ => None,
+        }
+    }
+
+    /// Moves the controlled actor to `to` at once (prediction) and queues
+    /// the move for the server, which checks it against the kind's speed
+    /// and the map's walls: a refused move comes back as
+    /// [`GameEvent::Corrected`]. Send what [`GameReplica::poll_ack`] returns.
+    pub fn move_to(&mut self, to: Pos) -> Result<(), MoveError> {
+        let id = self.controlled.ok_or(MoveError::NoControl)?;
+        if !self.actors.contains_key(&id) {
+            return Err(MoveError::NotSpawned);
+        }
+        self.last_seq = self.last_seq.wrapping_add(1).max(1);
+        if self.pending.len() >= MAX_MOVES {
+            // The server will see a jump from the last move it took; if
+            // too far, it corrects.
+            self.pending.pop_front();
+        }
+        self.pending.push_back(GameMove {
+            seq: self.last_seq,
+            pos: to,
+        });
+        self.moves_due = true;
+        Ok(())
+    }
+
+    /// Moves made and not acknowledged by the server yet.
+    pub fn pending_moves(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn poll_event(&mut self) -> Option<GameEvent> {
         self.events.pop_front()
     }
@@ -149,7 +250,12 @@ impl GameReplica {
 
     fn apply_item(&mut self, item: GameItem) -> Result<(), GameReplicaError> {
         match item {
-            GameItem::Joined { version, tick_hz } => {
+            GameItem::Joined {
+                version,
+                tick_hz,
+                map,
+                view_radius,
+            } => {
                 if version != self.schema.version() {
                     return Err(GameReplicaError::SchemaMismatch {
                         server: version,
@@ -157,7 +263,16 @@ impl GameReplica {
                     });
                 }
                 self.tick_hz = Some(tick_hz);
+                self.map = map;
+                self.view_radius = view_radius;
                 self.push(GameEvent::Joined { tick_hz });
+            }
+            GameItem::Control { id } => {
+                if self.controlled != id {
+                    self.controlled = id;
+                    self.pending.clear();
+                }
+                self.push(GameEvent::Controlling { id });
             }
             GameItem::Spawn {
                 id,
@@ -210,9 +325,20 @@ impl GameReplica {
     pub fn apply_frame(&mut self, bytes: &[u8]) -> Result<(), GameReplicaError> {
         let actors = &self.actors;
         let kind_of = |id: ActorId| actors.get(&id).map(|a| a.kind);
-        let (tick, updates, complete) = decode_frame(bytes, &self.schema, &kind_of)?;
+        let (header, updates, complete) = decode_frame(bytes, &self.schema, &kind_of)?;
+        let tick = header.tick;
         if tick <= self.newest_frame {
             return Ok(());
+        }
+        // The server took every move up to its input ack: drop them. After
+        // a refusal, it took the rest of that batch as refused too.
+        let had_pending = !self.pending.is_empty();
+        while self
+            .pending
+            .front()
+            .is_some_and(|m| seq_at_or_before(m.seq, header.input_ack))
+        {
+            self.pending.pop_front();
         }
         for update in updates {
             let actor = self.actors.get_mut(&update.id).expect("kind was known");
@@ -230,20 +356,35 @@ impl GameReplica {
             self.newest_frame = tick;
             self.ack_due = true;
         }
+        if header.corrected && had_pending {
+            if let Some(at) = self.controlled.and_then(|id| self.server_position(id)) {
+                self.push(GameEvent::Corrected { at });
+            }
+        }
         Ok(())
     }
 
-    /// The acknowledgement to send on the state channel, when a newer frame
-    /// was applied since the last one.
+    /// What to send on the state channel, when a newer frame was applied
+    /// or a move made since the last call: the acknowledgement, with the
+    /// moves the server has not acknowledged yet.
     pub fn poll_ack(&mut self) -> Option<Vec<u8>> {
-        if !std::mem::take(&mut self.ack_due) {
+        let moves_due = std::mem::take(&mut self.moves_due);
+        if !std::mem::take(&mut self.ack_due) && !moves_due {
             return None;
         }
         let mut out = Vec::new();
-        GameClientMessage::Ack {
-            tick: self.newest_frame,
+        if self.pending.is_empty() {
+            GameClientMessage::Ack {
+                tick: self.newest_frame,
+            }
+            .encode(&self.schema, &mut out);
+        } else {
+            GameClientMessage::Moves {
+                ack: self.newest_frame,
+                moves: self.pending.iter().copied().collect(),
+            }
+            .encode(&self.schema, &mut out);
         }
-        .encode(&self.schema, &mut out);
         Some(out)
     }
 
@@ -278,6 +419,11 @@ impl GameReplica {
         }
         self.events.push_back(event);
     }
+}
+
+/// `seq` was made no later than `ack` (sequence numbers wrap).
+fn seq_at_or_before(seq: u32, ack: u32) -> bool {
+    ack.wrapping_sub(seq) < u32::MAX / 2
 }
 
 /// Copies the masked values (one per set bit, ascending) into `state`.

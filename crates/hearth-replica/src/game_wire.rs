@@ -10,17 +10,25 @@
 //! in ascending order.
 //!
 //! Server -> client, reliable: `tick, count, item*`, items:
-//! - `0x31 Joined`: schema version (string), tick rate;
+//! - `0x31 Joined`: schema version (string), tick rate, the zone's map
+//!   (string, rows of cells as in `zones.toml`), view radius in cells;
 //! - `0x32 Spawn`: id, kind, owned (0/1), mask, values;
 //! - `0x33 Despawn`: id;
 //! - `0x34 Set`: id, mask, values (the reliable properties that changed);
-//! - `0x35 Message`: message index, its fields.
+//! - `0x35 Message`: message index, its fields;
+//! - `0x39 Control`: the actor the player's moves steer (0: none).
 //!
-//! Server -> client, state channel: `0x36, tick, count, (id, mask, values)*`
-//! (the frame properties that changed since what the client acknowledged).
+//! Server -> client, state channel: `0x36, tick, input ack, corrected (0/1),
+//! count, (id, mask, values)*`: the frame properties that changed since
+//! what the client acknowledged; the input ack is the newest move the
+//! server has taken (accepted or refused), `corrected` says one was refused
+//! and the controlled actor is where the frame's position says.
 //!
 //! Client -> server: `0x37, message index, fields` on the reliable channel;
-//! `0x38, tick` (the newest frame applied completely) on the state channel.
+//! on the state channel `0x38, tick` (the newest frame applied completely),
+//! or `0x3A, tick, count, (seq, x, y)*` (that acknowledgement and the moves
+//! of the controlled actor not yet acknowledged, oldest first, at most
+//! [`MAX_MOVES`]).
 
 use std::collections::BTreeMap;
 
@@ -29,7 +37,9 @@ use hearth_codec::{DecodeError, Reader, Writer};
 pub use crate::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 
 use crate::actor::ActorId;
+use crate::geometry::Pos;
 use crate::schema::{Direction, KindSpec, Schema, Value, Visibility, MAX_PROPS};
+use crate::zone::MAX_ZONE_SIDE;
 
 mod code {
     pub const JOINED: u8 = 0x31;
@@ -40,10 +50,29 @@ mod code {
     pub const FRAME: u8 = 0x36;
     pub const CLIENT_MESSAGE: u8 = 0x37;
     pub const CLIENT_ACK: u8 = 0x38;
+    pub const CONTROL: u8 = 0x39;
+    pub const CLIENT_MOVES: u8 = 0x3A;
 }
 
 /// Longest schema version string.
 const MAX_VERSION: usize = 64;
+/// Longest map a `Joined` may carry: the largest zone, rows and newlines.
+pub const MAX_MAP_BYTES: usize = MAX_ZONE_SIDE * (MAX_ZONE_SIDE + 1);
+/// Moves one client message carries at most (a client resends its
+/// unacknowledged moves until the server's frames acknowledge them).
+pub const MAX_MOVES: usize = 16;
+
+/// Largest state message a client sends: type, ack, count, and the moves
+/// (sequence number and two coordinates, varints).
+pub const MAX_CLIENT_STATE_BYTES: usize = 1 + 10 + 1 + MAX_MOVES * (5 + 3 + 3);
+
+/// A move of the controlled actor: where the client put it, numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GameMove {
+    /// Increases by one per move; the server takes each once.
+    pub seq: u32,
+    pub pos: Pos,
+}
 
 /// One item of a reliable server message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +81,10 @@ pub enum GameItem {
     Joined {
         version: String,
         tick_hz: u32,
+        /// The zone's map (rows of cells; empty for a game without one).
+        map: String,
+        /// How far a player sees moving actors, in cells.
+        view_radius: u32,
     },
     Spawn {
         id: ActorId,
@@ -73,6 +106,10 @@ pub enum GameItem {
         index: u16,
         values: Vec<Value>,
     },
+    /// The actor the player's moves steer from now on (`None`: none).
+    Control {
+        id: Option<ActorId>,
+    },
 }
 
 /// One actor's changed frame properties.
@@ -90,6 +127,19 @@ pub enum GameClientMessage {
     Message { index: u16, values: Vec<Value> },
     /// The newest frame the client applied completely.
     Ack { tick: u64 },
+    /// The acknowledgement, and the controlled actor's moves not yet
+    /// acknowledged (oldest first).
+    Moves { ack: u64, moves: Vec<GameMove> },
+}
+
+/// A frame's header, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub tick: u64,
+    /// The newest move the server took (0: none yet).
+    pub input_ack: u32,
+    /// A move was refused: the controlled actor is where the server says.
+    pub corrected: bool,
 }
 
 /// Writes a reliable message's header; `count` items follow.
@@ -99,11 +149,16 @@ pub fn put_reliable_header(out: &mut Vec<u8>, tick: u64, count: usize) {
 }
 
 /// Writes a frame's header; `count` updates follow (see [`put_update`]).
-pub fn put_frame_header(out: &mut Vec<u8>, tick: u64, count: usize) {
+pub fn put_frame_header(out: &mut Vec<u8>, header: FrameHeader, count: usize) {
     out.put_u8(code::FRAME);
-    out.put_varint(tick);
+    out.put_varint(header.tick);
+    out.put_varint(u64::from(header.input_ack));
+    out.put_u8(u8::from(header.corrected));
     out.put_varint(count as u64);
 }
+
+/// Bytes [`put_frame_header`] writes at most.
+pub const FRAME_HEADER_MAX: usize = 1 + 10 + 5 + 1 + 10;
 
 /// Writes one actor's update of a frame from its whole state (`state`: the
 /// value of every property of the kind, by index).
@@ -190,10 +245,21 @@ impl GameItem {
         out: &mut Vec<u8>,
     ) {
         match self {
-            GameItem::Joined { version, tick_hz } => {
+            GameItem::Joined {
+                version,
+                tick_hz,
+                map,
+                view_radius,
+            } => {
                 out.put_u8(code::JOINED);
                 out.put_str(version);
                 out.put_varint(u64::from(*tick_hz));
+                out.put_str(map);
+                out.put_varint(u64::from(*view_radius));
+            }
+            GameItem::Control { id } => {
+                out.put_u8(code::CONTROL);
+                out.put_varint(u64::from(id.map_or(0, |id| id.0)));
             }
             GameItem::Spawn {
                 id,
@@ -240,6 +306,14 @@ impl GameItem {
             code::JOINED => GameItem::Joined {
                 version: r.string(MAX_VERSION, "schema version")?,
                 tick_hz: varint_u32(r, "tick rate")?,
+                map: r.string(MAX_MAP_BYTES, "map")?,
+                view_radius: varint_u32(r, "view radius")?,
+            },
+            code::CONTROL => GameItem::Control {
+                id: match varint_u32(r, "actor id")? {
+                    0 => None,
+                    id => Some(ActorId(id)),
+                },
             },
             code::SPAWN => {
                 let id = ActorId(varint_u32(r, "actor id")?);
@@ -368,12 +442,20 @@ pub fn decode_frame(
     bytes: &[u8],
     schema: &Schema,
     kind_of: &dyn Fn(ActorId) -> Option<u16>,
-) -> Result<(u64, Vec<GameUpdate>, bool), DecodeError> {
+) -> Result<(FrameHeader, Vec<GameUpdate>, bool), DecodeError> {
     let mut r = Reader::new(bytes);
     if r.u8("frame type")? != code::FRAME {
         return Err(DecodeError::OutOfRange("frame type"));
     }
-    let tick = r.varint("tick")?;
+    let header = FrameHeader {
+        tick: r.varint("tick")?,
+        input_ack: varint_u32(&mut r, "input ack")?,
+        corrected: match r.u8("corrected")? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError::OutOfRange("corrected")),
+        },
+    };
     let count = r.varint("update count")?;
     if count > (r.remaining() / 2) as u64 {
         return Err(DecodeError::OutOfRange("update count"));
@@ -393,7 +475,7 @@ pub fn decode_frame(
     if complete {
         r.finish()?;
     }
-    Ok((tick, updates, complete))
+    Ok((header, updates, complete))
 }
 
 /// The mask and values of a Spawn, Set or update: only bits of properties
@@ -449,6 +531,16 @@ impl GameClientMessage {
                 out.put_u8(code::CLIENT_ACK);
                 out.put_varint(*tick);
             }
+            GameClientMessage::Moves { ack, moves } => {
+                out.put_u8(code::CLIENT_MOVES);
+                out.put_varint(*ack);
+                out.put_u8(moves.len().min(MAX_MOVES) as u8);
+                for m in moves.iter().take(MAX_MOVES) {
+                    out.put_varint(u64::from(m.seq));
+                    out.put_varint(u64::from(m.pos.x.max(0) as u32));
+                    out.put_varint(u64::from(m.pos.y.max(0) as u32));
+                }
+            }
         }
     }
 
@@ -474,6 +566,24 @@ impl GameClientMessage {
             (STATE_CHANNEL, code::CLIENT_ACK) => GameClientMessage::Ack {
                 tick: r.varint("ack tick")?,
             },
+            (STATE_CHANNEL, code::CLIENT_MOVES) => {
+                let ack = r.varint("ack tick")?;
+                let count = usize::from(r.u8("move count")?);
+                if count > MAX_MOVES {
+                    return Err(DecodeError::OutOfRange("move count"));
+                }
+                let mut moves = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let seq = varint_u32(&mut r, "move seq")?;
+                    let x = position(&mut r, "move x")?;
+                    let y = position(&mut r, "move y")?;
+                    moves.push(GameMove {
+                        seq,
+                        pos: Pos::new(x, y),
+                    });
+                }
+                GameClientMessage::Moves { ack, moves }
+            }
             (_, value) => {
                 return Err(DecodeError::UnknownType {
                     what: "game client message",
@@ -483,6 +593,15 @@ impl GameClientMessage {
         };
         r.finish()?;
         Ok(message)
+    }
+}
+
+/// A coordinate within the largest zone.
+fn position(r: &mut Reader<'_>, what: &'static str) -> Result<i32, DecodeError> {
+    let max = MAX_ZONE_SIDE as u64 * crate::geometry::UNITS_PER_CELL as u64;
+    match r.varint(what)? {
+        v if v <= max => Ok(v as i32),
+        _ => Err(DecodeError::OutOfRange(what)),
     }
 }
 

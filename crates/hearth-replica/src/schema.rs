@@ -375,26 +375,84 @@ impl PropSpec {
 #[serde(deny_unknown_fields)]
 pub struct KindSpec {
     pub name: String,
-    /// Hearth moves actors of this kind (speed, collision, prediction and
-    /// correction); off for a card table. Actors that do not move are in
-    /// every player's view of the line.
-    pub movement: bool,
+    /// Hearth moves actors of this kind (speed, collision with the zone's
+    /// cells, prediction and correction, interest by distance); `None` for
+    /// a card or a scoreboard, which every player of the line sees. A
+    /// moving kind's first two properties are its position, [`POS_X`] and
+    /// [`POS_Y`] (see [`KindSpec::moving`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movement: Option<Movement>,
     pub props: Vec<PropSpec>,
 }
 
+/// How Hearth moves the actors of a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Movement {
+    /// The fastest legal speed, in cells per second: a player's move that
+    /// goes further is refused and the client corrected.
+    pub speed: u32,
+    /// Walls (`#`, `~`) of the zone's map stop it.
+    pub collides: bool,
+}
+
+impl Movement {
+    /// `speed` cells per second, stopped by walls.
+    pub fn new(speed: u32) -> Self {
+        Self {
+            speed,
+            collides: true,
+        }
+    }
+
+    /// Goes through walls (a ghost, a bird).
+    pub fn through_walls(mut self) -> Self {
+        self.collides = false;
+        self
+    }
+}
+
+/// The name of a moving kind's first property: the position's x, in
+/// hundredths of a cell ([`position_type`]).
+pub const POS_X: &str = "x";
+/// The second: y.
+pub const POS_Y: &str = "y";
+/// Fastest legal speed, cells per second.
+pub const MAX_SPEED: u32 = 1000;
+
+/// The type of a position coordinate: fixed-point hundredths of a cell
+/// (`geometry::UNITS_PER_CELL`) over the largest zone.
+pub fn position_type() -> ValueType {
+    ValueType::fixed(
+        crate::geometry::UNITS_PER_CELL as u32,
+        0,
+        crate::zone::MAX_ZONE_SIDE as i64 * i64::from(crate::geometry::UNITS_PER_CELL),
+    )
+}
+
 impl KindSpec {
-    /// A kind that moves; see [`KindSpec::without_movement`].
+    /// A kind that does not move: every player of the line sees its actors.
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            movement: true,
+            movement: None,
             props: Vec::new(),
         }
     }
 
-    pub fn without_movement(mut self) -> Self {
-        self.movement = false;
-        self
+    /// A kind Hearth moves: it starts with the position properties
+    /// [`POS_X`] and [`POS_Y`] (seen by everyone, with the frame), which
+    /// the game reads and sets through `Ctx::position` and `Ctx::place`,
+    /// and which a player's client moves for the actor it controls.
+    pub fn moving(name: &str, movement: Movement) -> Self {
+        Self {
+            name: name.to_owned(),
+            movement: Some(movement),
+            props: vec![
+                PropSpec::new(POS_X, position_type()),
+                PropSpec::new(POS_Y, position_type()),
+            ],
+        }
     }
 
     pub fn prop(mut self, prop: PropSpec) -> Self {
@@ -608,6 +666,9 @@ impl Schema {
                 check_name(&prop.name, &at)?;
                 prop.ty.check(&at)?;
             }
+            if let Some(movement) = kind.movement {
+                check_movement(kind, movement)?;
+            }
         }
         check_unique(messages.iter().map(|m| m.name.as_str()), "message")?;
         for message in &messages {
@@ -705,7 +766,14 @@ impl Schema {
         out.put_varint(self.kinds.len() as u64);
         for kind in &self.kinds {
             out.put_str(&kind.name);
-            out.put_u8(u8::from(kind.movement));
+            match kind.movement {
+                None => out.put_u8(0),
+                Some(movement) => {
+                    out.put_u8(1);
+                    out.put_varint(u64::from(movement.speed));
+                    out.put_u8(u8::from(movement.collides));
+                }
+            }
             out.put_varint(kind.props.len() as u64);
             for prop in &kind.props {
                 out.put_str(&prop.name);
@@ -746,7 +814,13 @@ impl Schema {
         let mut kinds = Vec::with_capacity(kind_count);
         for _ in 0..kind_count {
             let name = r.string(MAX_NAME, "kind name")?;
-            let movement = get_bool(&mut r)?;
+            let movement = match get_bool(&mut r)? {
+                false => None,
+                true => Some(Movement {
+                    speed: varint_u32(&mut r, "speed")?,
+                    collides: get_bool(&mut r)?,
+                }),
+            };
             let prop_count = bounded_count(&mut r, MAX_PROPS, "property count")?;
             let mut props = Vec::with_capacity(prop_count);
             for _ in 0..prop_count {
@@ -808,6 +882,32 @@ impl Schema {
     }
 }
 
+/// A moving kind: a legal speed, and its position first, as
+/// [`KindSpec::moving`] makes it.
+fn check_movement(kind: &KindSpec, movement: Movement) -> Result<(), SchemaError> {
+    if movement.speed == 0 || movement.speed > MAX_SPEED {
+        return Err(SchemaError::new(
+            &kind.name,
+            format!("a moving kind's speed is 1 to {MAX_SPEED} cells per second"),
+        ));
+    }
+    let position = PropSpec::new(POS_X, position_type());
+    let starts_with_position = kind.props.len() >= 2
+        && kind.props[0] == position
+        && kind.props[1]
+            == PropSpec {
+                name: POS_Y.to_owned(),
+                ..position
+            };
+    if !starts_with_position {
+        return Err(SchemaError::new(
+            &kind.name,
+            "a moving kind starts with its position (x, y): make it with KindSpec::moving",
+        ));
+    }
+    Ok(())
+}
+
 /// A schema as read from JSON, before its checks. A misspelt field is an
 /// error, not a silent default.
 #[derive(Deserialize)]
@@ -839,7 +939,7 @@ pub enum SchemaDecodeError {
 }
 
 /// The first byte of an encoded schema: bumped if the encoding changes.
-const SCHEMA_FORMAT: u8 = 1;
+const SCHEMA_FORMAT: u8 = 2;
 
 mod type_code {
     pub const BOOL: u8 = 1;

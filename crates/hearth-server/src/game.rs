@@ -385,6 +385,7 @@ impl GameHandler {
             Realm::Game(host) => {
                 host.join(
                     session,
+                    pending.name.clone(),
                     pending.account.as_ref().map(|a| a.id),
                     pending.game_data,
                 );

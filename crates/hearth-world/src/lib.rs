@@ -11,12 +11,13 @@
 //! zone), [`directory`] (which lines exist and what crosses them), and
 //! [`world::World`], which puts them together in one process.
 
+pub use hearth_game::grid;
 pub use hearth_replica::{actor, geometry, names, record, replica, wire, zone};
 
 pub mod allowances;
 pub mod chat;
 pub mod directory;
-pub mod grid;
+
 pub mod line;
 pub mod npc;
 pub mod replication;

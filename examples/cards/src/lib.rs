@@ -114,7 +114,6 @@ fn seat_number() -> ValueType {
 /// The schema a client of this game is built for.
 pub fn schema() -> Schema {
     let seat = KindSpec::new("seat")
-        .without_movement()
         .prop(PropSpec::new("number", seat_number()).reliable())
         .prop(
             PropSpec::new(
@@ -127,7 +126,6 @@ pub fn schema() -> Schema {
         .prop(PropSpec::new("hand_size", ValueType::int(0, MAX_HAND.into())).reliable())
         .prop(PropSpec::new("wins", ValueType::int(0, u32::MAX.into())).reliable());
     let table = KindSpec::new("table")
-        .without_movement()
         .prop(PropSpec::new("top", ValueType::int(-1, 51)).reliable())
         .prop(PropSpec::new("turn", seat_number()).reliable())
         .prop(PropSpec::new("deck_left", ValueType::int(0, 52)).reliable())

@@ -4,7 +4,6 @@ use super::*;
 
 fn card_table() -> Schema {
     let seat = KindSpec::new("seat")
-        .without_movement()
         .prop(PropSpec::new("name", ValueType::string(32)))
         .prop(PropSpec::new("chips", ValueType::int(0, 1_000_000)).reliable())
         .prop(
@@ -231,4 +230,52 @@ fn a_misspelt_field_in_json_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("visibilty"), "{error}");
+}
+
+#[test]
+fn a_moving_kind_starts_with_its_position_and_round_trips_with_its_movement() {
+    let runner = KindSpec::moving("runner", Movement::new(6).through_walls())
+        .prop(PropSpec::new("score", ValueType::int(0, 100)).reliable());
+    assert_eq!(runner.prop_index(POS_X), Some(0));
+    assert_eq!(runner.prop_index(POS_Y), Some(1));
+    let schema = Schema::new("tag", vec![runner.clone()], vec![]).unwrap();
+    let decoded = Schema::decode(&schema.encode()).unwrap();
+    assert_eq!(decoded, schema);
+    assert_eq!(
+        decoded.kinds()[0].movement,
+        Some(Movement {
+            speed: 6,
+            collides: false
+        })
+    );
+    let json: Schema = serde_json::from_str(&serde_json::to_string(&schema).unwrap()).unwrap();
+    assert_eq!(json, schema);
+    // The same kind without movement is another schema.
+    let still = KindSpec {
+        movement: None,
+        ..runner.clone()
+    };
+    let other = Schema::new("tag", vec![still], vec![]).unwrap();
+    assert_ne!(other.version(), schema.version());
+
+    // A moving kind whose position is missing, moved or retyped is refused
+    // with advice, and so is a speed of zero or beyond the limit.
+    let mut no_position = KindSpec::new("runner");
+    no_position.movement = Some(Movement::new(6));
+    let mut swapped = runner.clone();
+    swapped.props.swap(0, 1);
+    let mut retyped = runner.clone();
+    retyped.props[0].ty = ValueType::int(0, 100);
+    let mut hidden = runner.clone();
+    hidden.props[1] = hidden.props[1].clone().owner_only();
+    for bad in [no_position, swapped, retyped, hidden] {
+        let error = Schema::new("tag", vec![bad], vec![]).unwrap_err();
+        assert!(error.to_string().contains("KindSpec::moving"), "{error}");
+    }
+    for speed in [0, MAX_SPEED + 1] {
+        let mut kind = runner.clone();
+        kind.movement = Some(Movement::new(speed));
+        let error = Schema::new("tag", vec![kind], vec![]).unwrap_err();
+        assert!(error.to_string().contains("speed"), "{error}");
+    }
 }

@@ -68,6 +68,8 @@ impl<G: Game> LoginHook for GameLoginHook<G> {
 enum Lifecycle {
     Join {
         player: u64,
+        /// The player's name, for the game (`Ctx::name`).
+        name: String,
         account: Option<i64>,
         saved: Option<Vec<u8>>,
     },
@@ -110,8 +112,9 @@ impl GameHostHandle {
             .map(|m| m.max_len())
             .max()
             .unwrap_or(0);
-        // Type byte and a varint index (or tick) of at most 5 bytes.
-        largest + 6
+        // Type byte and a varint index of at most 5 bytes; or the state
+        // message with its moves.
+        (largest + 6).max(hearth_game::game_wire::MAX_CLIENT_STATE_BYTES)
     }
 
     pub fn pre_login(&self, login: &LoginInfo<'_>) -> PreLogin {
@@ -119,10 +122,11 @@ impl GameHostHandle {
     }
 
     /// A player enters, with the data saved for them.
-    pub fn join(&self, player: u64, account: Option<i64>, saved: Option<Vec<u8>>) {
+    pub fn join(&self, player: u64, name: String, account: Option<i64>, saved: Option<Vec<u8>>) {
         self.counters.joins.fetch_add(1, Ordering::Relaxed);
         let _ = self.lifecycle.send(Lifecycle::Join {
             player,
+            name,
             account,
             saved,
         });
@@ -307,6 +311,7 @@ impl<G: Game> Host<G> {
         match event {
             Lifecycle::Join {
                 player,
+                name,
                 account,
                 mut saved,
             } => {
@@ -322,6 +327,7 @@ impl<G: Game> Host<G> {
                     if hold {
                         let join = Lifecycle::Join {
                             player,
+                            name,
                             account: Some(account),
                             saved,
                         };
@@ -352,7 +358,7 @@ impl<G: Game> Host<G> {
                         self.lines.len() - 1
                     }
                 };
-                self.lines[at].line.join(player, saved);
+                self.lines[at].line.join_as(player, &name, saved);
                 self.lines[at].players += 1;
                 self.where_is.insert(player, at);
                 if let Some(account) = account {

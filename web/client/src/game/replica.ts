@@ -18,19 +18,44 @@ const CODE = {
   frame: 0x36,
   clientMessage: 0x37,
   clientAck: 0x38,
+  control: 0x39,
+  clientMoves: 0x3a,
 } as const;
 
 const MAX_VERSION = 64;
+/** Longest map a `joined` may carry: the largest zone (1024 cells a side), rows and newlines. */
+const MAX_MAP_BYTES = 1024 * 1025;
+/** Moves one client message carries at most. */
+export const MAX_MOVES = 16;
+/** Position units per cell. */
+export const UNITS_PER_CELL = 100;
+/** Largest coordinate, in position units. */
+const MAX_COORDINATE = 1024 * UNITS_PER_CELL;
+
+/** A move of the controlled actor, numbered. */
+export interface GameMove {
+  seq: number;
+  x: number;
+  y: number;
+}
 /** Actors a replica holds at most (as the Rust replica). */
 export const MAX_REPLICA_ACTORS = 65_536;
 const MAX_EVENTS = 4096;
 
 export type GameItem =
-  | { type: "joined"; version: string; tickHz: number }
+  | { type: "joined"; version: string; tickHz: number; map: string; viewRadius: number }
   | { type: "spawn"; id: number; kind: number; owned: boolean; mask: bigint; values: Value[] }
   | { type: "despawn"; id: number }
   | { type: "set"; id: number; mask: bigint; values: Value[] }
-  | { type: "message"; index: number; values: Value[] };
+  | { type: "message"; index: number; values: Value[] }
+  | { type: "control"; id: number | undefined };
+
+/** A frame's header: the tick, the newest move the server took, and whether it refused one. */
+export interface FrameHeader {
+  tick: number;
+  inputAck: number;
+  corrected: boolean;
+}
 
 export interface GameUpdate {
   id: number;
@@ -68,7 +93,17 @@ function readItem(r: Reader, schema: Schema, kindOf: KindOf): GameItem {
   const code = r.u8("game item type");
   switch (code) {
     case CODE.joined:
-      return { type: "joined", version: r.str(MAX_VERSION, "schema version"), tickHz: r.varint32("tick rate") };
+      return {
+        type: "joined",
+        version: r.str(MAX_VERSION, "schema version"),
+        tickHz: r.varint32("tick rate"),
+        map: r.str(MAX_MAP_BYTES, "map"),
+        viewRadius: r.varint32("view radius"),
+      };
+    case CODE.control: {
+      const id = r.varint32("actor id");
+      return { type: "control", id: id === 0 ? undefined : id };
+    }
     case CODE.spawn: {
       const id = r.varint32("actor id");
       const kind = r.varint32("actor kind");
@@ -141,7 +176,10 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
   for (const item of items) {
     switch (item.type) {
       case "joined":
-        w.u8(CODE.joined).str(item.version).varint(item.tickHz);
+        w.u8(CODE.joined).str(item.version).varint(item.tickHz).str(item.map).varint(item.viewRadius);
+        break;
+      case "control":
+        w.u8(CODE.control).varint(item.id ?? 0);
         break;
       case "spawn":
         w.u8(CODE.spawn).varint(item.id).varint(item.kind).u8(item.owned ? 1 : 0);
@@ -167,22 +205,39 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
   return w.finish();
 }
 
-/** A frame: its tick, the updates read, and whether every update could be read (an unknown actor stops it). */
-export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { tick: number; updates: GameUpdate[]; complete: boolean } {
+/** A frame: its header, the updates read, and whether every update could be read (an unknown actor stops it). */
+export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { header: FrameHeader; updates: GameUpdate[]; complete: boolean } {
   const r = new Reader(bytes);
   if (r.u8("frame type") !== CODE.frame) throw new DecodeError("not a game frame");
   const tick = r.varint("tick");
+  const inputAck = r.varint32("input ack");
+  const corrected = r.u8("corrected");
+  if (corrected > 1) throw new DecodeError("corrected out of range");
+  const header = { tick, inputAck, corrected: corrected === 1 };
   const n = r.varint("update count");
   if (n > r.remaining / 2) throw new DecodeError("update count out of range");
   const updates: GameUpdate[] = [];
   for (let i = 0; i < n; i++) {
     const id = r.varint32("actor id");
     const kind = kindOf(id);
-    if (kind === undefined) return { tick, updates, complete: false };
+    if (kind === undefined) return { header, updates, complete: false };
     updates.push({ id, ...readMasked(r, kindAt(schema, kind), true) });
   }
   r.finish("game frame");
-  return { tick, updates, complete: true };
+  return { header, updates, complete: true };
+}
+
+/** Writes a frame (for tests and tools; the server writes its own). */
+export function encodeGameFrame(header: FrameHeader, updates: GameUpdate[], schema: Schema, kindOf: KindOf): Uint8Array {
+  const w = new Writer();
+  w.u8(CODE.frame).varint(header.tick).varint(header.inputAck).u8(header.corrected ? 1 : 0).varint(updates.length);
+  for (const update of updates) {
+    const kind = kindOf(update.id);
+    if (kind === undefined) throw new RangeError(`unknown actor ${update.id}`);
+    w.varint(update.id);
+    writeMasked(w, kindAt(schema, kind), update.mask, update.values);
+  }
+  return w.finish();
 }
 
 /** A message the schema declares `to_server`, for the reliable channel. */
@@ -202,6 +257,19 @@ export function encodeGameAck(tick: number): Uint8Array {
   return new Writer().u8(CODE.clientAck).varint(tick).finish();
 }
 
+/** The acknowledgement and the controlled actor's moves not yet acknowledged (oldest first), for the state channel. */
+export function encodeGameMoves(ack: number, moves: readonly GameMove[]): Uint8Array {
+  const w = new Writer().u8(CODE.clientMoves).varint(ack);
+  const sent = moves.slice(-MAX_MOVES);
+  w.u8(sent.length);
+  for (const m of sent) w.varint(m.seq).varint(clampCoordinate(m.x)).varint(clampCoordinate(m.y));
+  return w.finish();
+}
+
+function clampCoordinate(v: number): number {
+  return Math.min(Math.max(Math.round(v), 0), MAX_COORDINATE);
+}
+
 export interface GameActor {
   kind: number;
   owned: boolean;
@@ -214,14 +282,26 @@ export type GameEvent =
   | { type: "spawned"; id: number }
   | { type: "changed"; id: number; mask: bigint }
   | { type: "despawned"; id: number }
-  | { type: "message"; name: string; values: Value[] };
+  | { type: "message"; name: string; values: Value[] }
+  /** The player's moves steer this actor from now on (undefined: none). */
+  | { type: "controlling"; id: number | undefined }
+  /** The server refused a move: the controlled actor is back where the server has it. */
+  | { type: "corrected"; x: number; y: number };
 
 export class GameReplica {
   readonly actors = new Map<number, GameActor>();
   tickHz?: number;
+  /** The zone's map (rows of cells; empty for a game without one) and how far the player sees moving actors, in cells. */
+  map = "";
+  viewRadius = 0;
+  /** The actor this player's moves steer. */
+  controlled?: number;
   newestFrame = 0;
   eventsDropped = 0;
   private ackDue = false;
+  private movesDue = false;
+  private lastSeq = 0;
+  private readonly pending: GameMove[] = [];
   private readonly events: GameEvent[] = [];
 
   constructor(readonly schema: Schema) {}
@@ -238,6 +318,35 @@ export class GameReplica {
     return this.events.shift();
   }
 
+  /** Where the server last said an actor of a moving kind is (its first two properties). */
+  serverPosition(id: number): { x: number; y: number } | undefined {
+    const actor = this.actors.get(id);
+    if (!actor || !this.schema.kinds[actor.kind]!.movement) return undefined;
+    return { x: Number(actor.values[0]), y: Number(actor.values[1]) };
+  }
+
+  /** Where an actor of a moving kind is: for the controlled actor, where this client's moves put it (predicted). */
+  position(id: number): { x: number; y: number } | undefined {
+    const last = this.pending[this.pending.length - 1];
+    if (id === this.controlled && last) return { x: last.x, y: last.y };
+    return this.serverPosition(id);
+  }
+
+  /** Moves made and not acknowledged yet. */
+  get pendingMoves(): number {
+    return this.pending.length;
+  }
+
+  /** Moves the controlled actor to (x, y) at once (prediction) and queues the move; send what `pollAck` returns. */
+  moveTo(x: number, y: number): void {
+    if (this.controlled === undefined) throw new Error("this player controls no actor");
+    if (!this.actors.has(this.controlled)) throw new Error("the controlled actor is not in view yet");
+    this.lastSeq = this.lastSeq >= 0xffff_ffff ? 1 : this.lastSeq + 1;
+    if (this.pending.length >= MAX_MOVES) this.pending.shift();
+    this.pending.push({ seq: this.lastSeq, x: clampCoordinate(x), y: clampCoordinate(y) });
+    this.movesDue = true;
+  }
+
   /** Applies a reliable message; throws (and the session should close) on anything malformed or a schema mismatch. */
   applyReliable(bytes: Uint8Array): void {
     const version = joinedVersion(bytes);
@@ -250,7 +359,16 @@ export class GameReplica {
         case "joined":
           if (item.version !== this.schema.version) throw new Error(`schema version ${item.version} is not ${this.schema.version}`);
           this.tickHz = item.tickHz;
+          this.map = item.map;
+          this.viewRadius = item.viewRadius;
           this.push({ type: "joined", tickHz: item.tickHz });
+          break;
+        case "control":
+          if (this.controlled !== item.id) {
+            this.controlled = item.id;
+            this.pending.length = 0;
+          }
+          this.push({ type: "controlling", id: item.id });
           break;
         case "spawn": {
           if (this.actors.has(item.id)) throw new DecodeError(`actor ${item.id} spawned twice`);
@@ -283,8 +401,12 @@ export class GameReplica {
 
   /** Applies a frame; older ones are ignored, and one naming an actor not yet spawned is not acknowledged. */
   applyFrame(bytes: Uint8Array): void {
-    const { tick, updates, complete } = decodeGameFrame(bytes, this.schema, (id) => this.actors.get(id)?.kind);
+    const { header, updates, complete } = decodeGameFrame(bytes, this.schema, (id) => this.actors.get(id)?.kind);
+    const tick = header.tick;
     if (tick <= this.newestFrame) return;
+    // The server took every move up to its input ack (after a refusal, the rest of that batch too).
+    const hadPending = this.pending.length > 0;
+    while (this.pending.length > 0 && seqAtOrBefore(this.pending[0]!.seq, header.inputAck)) this.pending.shift();
     for (const update of updates) {
       const actor = this.actors.get(update.id)!;
       if ((update.mask & ~visibleMask(this.schema.kinds[actor.kind]!, actor.owned)) !== 0n) {
@@ -297,13 +419,16 @@ export class GameReplica {
       this.newestFrame = tick;
       this.ackDue = true;
     }
+    const at = this.controlled === undefined ? undefined : this.serverPosition(this.controlled);
+    if (header.corrected && hadPending && at) this.push({ type: "corrected", ...at });
   }
 
-  /** The acknowledgement to send on the state channel, when a newer frame was applied. */
+  /** What to send on the state channel when a newer frame was applied or a move made: the acknowledgement, with the moves not yet acknowledged. */
   pollAck(): Uint8Array | undefined {
-    if (!this.ackDue) return undefined;
+    if (!this.ackDue && !this.movesDue) return undefined;
     this.ackDue = false;
-    return encodeGameAck(this.newestFrame);
+    this.movesDue = false;
+    return this.pending.length === 0 ? encodeGameAck(this.newestFrame) : encodeGameMoves(this.newestFrame, this.pending);
   }
 
   /** A message to the server, checked against the schema, for the reliable channel. */
@@ -318,6 +443,11 @@ export class GameReplica {
     }
     this.events.push(event);
   }
+}
+
+/** `seq` was made no later than `ack` (sequence numbers wrap at 2^32). */
+function seqAtOrBefore(seq: number, ack: number): boolean {
+  return (ack - seq) >>> 0 < 0x7fff_ffff;
 }
 
 function assign(state: Value[], mask: bigint, values: Value[]): void {

@@ -26,9 +26,18 @@ export interface PropSpec {
   delivery: Delivery;
 }
 
+/** How the server moves a kind's actors; a moving kind's first two properties are its position, `x` and `y`. */
+export interface Movement {
+  /** Fastest legal speed, cells per second. */
+  speed: number;
+  /** Walls of the zone's map stop it. */
+  collides: boolean;
+}
+
 export interface KindSpec {
   name: string;
-  movement: boolean;
+  /** Absent for a kind that does not move (every player of the line sees it). */
+  movement?: Movement;
   props: PropSpec[];
 }
 
@@ -66,7 +75,7 @@ const MAX_VARIANTS = 256;
 const MAX_STRING = 1024;
 const MAX_LIST = 256;
 export const MAX_SCHEMA_BYTES = 64 * 1024;
-const SCHEMA_FORMAT = 1;
+const SCHEMA_FORMAT = 2;
 
 const TYPE = { bool: 1, int: 2, fixed: 3, enum: 4, str: 5, list: 6 } as const;
 const VISIBILITY: Visibility[] = ["everyone", "owner", "server"];
@@ -306,7 +315,10 @@ export function encodeSchema(schema: Omit<Schema, "version">): Uint8Array {
   const w = new Writer();
   w.u8(SCHEMA_FORMAT).str(schema.game).varint(schema.kinds.length);
   for (const kind of schema.kinds) {
-    w.str(kind.name).u8(kind.movement ? 1 : 0).varint(kind.props.length);
+    w.str(kind.name);
+    if (kind.movement) w.u8(1).varint(kind.movement.speed).u8(kind.movement.collides ? 1 : 0);
+    else w.u8(0);
+    w.varint(kind.props.length);
     for (const prop of kind.props) {
       w.str(prop.name);
       writeType(w, prop.ty);
@@ -333,6 +345,12 @@ export function schemaVersion(encoded: Uint8Array): string {
   return hash.toString(16).padStart(16, "0");
 }
 
+function readBool(r: Reader, what: string): boolean {
+  const byte = r.u8(what);
+  if (byte > 1) throw new DecodeError(`${what} out of range`);
+  return byte === 1;
+}
+
 /** Reads a schema as the server encodes it; counts are checked before anything is built. */
 export function decodeSchema(bytes: Uint8Array): Schema {
   if (bytes.length > MAX_SCHEMA_BYTES) throw new DecodeError("schema too long");
@@ -342,8 +360,7 @@ export function decodeSchema(bytes: Uint8Array): Schema {
   const kinds: KindSpec[] = [];
   for (let k = count(r, MAX_KINDS, "kind count"); k > 0; k--) {
     const name = r.str(MAX_NAME, "kind name");
-    const movement = r.u8("movement");
-    if (movement > 1) throw new DecodeError("movement out of range");
+    const movement = readBool(r, "movement") ? { speed: r.varint("speed"), collides: readBool(r, "collides") } : undefined;
     const props: PropSpec[] = [];
     for (let p = count(r, MAX_PROPS, "property count"); p > 0; p--) {
       props.push({
@@ -353,7 +370,7 @@ export function decodeSchema(bytes: Uint8Array): Schema {
         delivery: pick(DELIVERY, r.u8("delivery"), "delivery"),
       });
     }
-    kinds.push({ name, movement: movement === 1, props });
+    kinds.push(movement ? { name, movement, props } : { name, props });
   }
   const messages: MessageSpec[] = [];
   for (let m = count(r, MAX_MESSAGES, "message count"); m > 0; m--) {

@@ -1,7 +1,7 @@
 //! A uniform spatial grid over a zone: which actors are near a point,
 //! without looking at every actor.
 
-use crate::geometry::{Pos, UNITS_PER_CELL};
+use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
 
 /// Buckets of actor indices by square region. Rebuilt every tick (a pass
 /// over the actors, cheaper than tracking each move), so it holds nothing a
