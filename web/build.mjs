@@ -1,6 +1,7 @@
 // Builds Hearth's browser side with esbuild:
-//   node build.mjs            dist/: the client library, the game page's and the dashboard's scripts
-//   node build.mjs --check    fails if dist/ differs from what the sources build (the test suite runs this)
+//   node build.mjs            dist/: the client library, the game page's and the dashboard's scripts;
+//                             examples/*/web/dist/: the example games' pages
+//   node build.mjs --check    fails if a dist/ differs from what the sources build (the test suite runs this)
 //   node build.mjs --tests    the Node unit tests into dist-test/
 // The files in dist/ are committed and embedded in the hearth binary, so a
 // server needs no Node to serve them.
@@ -16,6 +17,8 @@ const bundles = [
   { entry: "pages/game.ts", out: "dist/game.js", format: "iife" },
   { entry: "pages/admin.ts", out: "dist/admin.js", format: "iife" },
   { entry: "pages/replay.ts", out: "dist/replay.js", format: "iife" },
+  // The examples' own pages, embedded in their binaries (hearth_server::GamePage).
+  { entry: "../examples/cards/web/page.ts", out: "../examples/cards/web/dist/page.js", format: "iife" },
 ];
 const common = { bundle: true, minify: true, target: ["es2022"], legalComments: "none", charset: "utf8", write: false };
 
@@ -57,13 +60,13 @@ if (mode === "--tests") {
     if (!Buffer.from(contents).equals(committed)) stale.push(out);
   }
   if (stale.length > 0) {
-    console.error(`web: ${stale.join(", ")} differ from what the sources build: run 'npm run build' in web/ and commit web/dist`);
+    console.error(`web: ${stale.join(", ")} differ from what the sources build: run 'npm run build' in web/ and commit the dist/ files`);
     process.exit(1);
   }
   console.log("web: dist/ is current");
 } else {
-  mkdirSync(join(here, "dist"), { recursive: true });
   for (const [out, contents] of await buildAll()) {
+    mkdirSync(dirname(join(here, out)), { recursive: true });
     writeFileSync(join(here, out), contents);
     console.log(`web: ${out} ${contents.length} bytes`);
   }

@@ -1,18 +1,23 @@
 // What the integration tests share: a real `hearth serve` in a temporary
 // data directory (one small zone with one spawn point, so players start in
-// view of each other), accounts through the web API, a TCP relay that can
-// cut connections, and bounded waits.
+// view of each other), a real `cards serve` (the card example, with its own
+// page), accounts through the web API, a TCP relay that can cut
+// connections, and bounded waits.
 
 import assert from "node:assert/strict";
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Socket, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 declare const __WEB_DIR__: string;
 export const WEB_DIR = __WEB_DIR__;
-export const BIN = process.env.HEARTH_BIN ?? join(WEB_DIR, "../target/debug/hearth");
+/** Where cargo put the binaries: CARGO_TARGET_DIR (relative to the repository, as scripts/web-test runs cargo there), else target/. */
+const TARGET = resolve(WEB_DIR, "..", process.env.CARGO_TARGET_DIR ?? "target");
+export const BIN = process.env.HEARTH_BIN ?? join(TARGET, "debug/hearth");
+/** The card example's binary (`cargo build -p cards`). */
+export const CARDS_BIN = process.env.CARDS_BIN ?? join(TARGET, "debug/cards");
 export const PASSWORD = "correct horse battery";
 
 export async function freePort(): Promise<number> {
@@ -54,13 +59,38 @@ export async function startServer(admins: string[] = [], env: Record<string, str
   for (const name of admins) {
     execFileSync(BIN, ["admin", "create", name, "--config", config, "--data-dir", dataDir], { input: `${PASSWORD}\n`, stdio: ["pipe", "ignore", "ignore"] });
   }
+  return serve(BIN, config, dataDir, game, webPort, env);
+}
+
+/** Starts `cards serve` (the card example, which serves its own page at `/`) on free ports in a temporary data directory. */
+export async function startCards(env: Record<string, string> = {}): Promise<Server> {
+  const dataDir = mkdtempSync(join(tmpdir(), "hearth-cards-"));
+  const [game, webPort] = [await freePort(), await freePort()];
+  const config = join(dataDir, "hearth.toml");
+  writeFileSync(config, `[accounts]\nregister_burst = 50\n`);
+  return serve(CARDS_BIN, config, dataDir, game, webPort, env);
+}
+
+/** Runs `bin serve` with Hearth's usual flags and waits for its health check. */
+async function serve(bin: string, config: string, dataDir: string, game: number, webPort: number, env: Record<string, string>): Promise<Server> {
   const args = ["serve", "--config", config, "--port", String(game), "--web-port", String(webPort), "--data-dir", dataDir];
-  const child = spawn(BIN, args, {
+  const child = spawn(bin, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", process.env.HEARTH_TEST_LOG ? "inherit" : "ignore"],
   });
+  // A binary that is missing or stops says so at once, not after the wait.
+  let failed: Error | undefined;
+  child.on("error", (e) => (failed = new Error(`${bin}: ${e.message} (build it: cargo build -p hearth -p cards; CARGO_TARGET_DIR is followed)`)));
+  child.on("exit", (code, signal) => (failed ??= new Error(`${bin} serve stopped (${code ?? signal})`)));
   const web = `127.0.0.1:${webPort}`;
-  await until("the server's health check", () => fetch(`http://${web}/healthz`).then((r) => r.ok, () => false), 30_000);
+  await until(
+    "the server's health check",
+    () => {
+      if (failed) throw failed;
+      return fetch(`http://${web}/healthz`).then((r) => r.ok, () => false);
+    },
+    30_000,
+  );
   return {
     web,
     game,

@@ -24,4 +24,7 @@ mod web_state;
 pub mod world;
 
 pub use config::Config;
-pub use server::{start, start_game, start_with, Running, ServeError, StartError};
+pub use server::{
+    start, start_game, start_game_with_page, start_with, Running, ServeError, StartError,
+};
+pub use web::GamePage;

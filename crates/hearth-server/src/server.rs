@@ -19,7 +19,7 @@ use crate::game::Realm;
 use crate::game::{GameHandler, LoginCounters};
 use crate::listener::{self, WebPort, WebPortMetrics};
 use crate::storage::{Storage, StorageError};
-use crate::web::{self, WebState};
+use crate::web::{self, GamePage, WebState};
 use crate::world::WorldHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +129,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 /// Starts with the built-in world and its hooks (a chat filter, ...).
 pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Running, StartError> {
-    serve(config, WorldChoice::Builtin(hooks)).await
+    serve(config, WorldChoice::Builtin(hooks), None).await
 }
 
 /// Starts the server with `game`, a game on the game API, in place of the
@@ -150,6 +150,38 @@ pub async fn start_game<G: hearth_game::Game>(
     serve(
         config,
         WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+        None,
+    )
+    .await
+}
+
+/// Like [`start_game`], and the web port serves the game's own page: at `/`
+/// (in place of the built-in world's page, which does not play another
+/// game), with its script at `/game-page.js` and its stylesheet, if it has
+/// one, at `/game-page.css`. Everything else on the web port is as with
+/// [`start_game`]; see [`GamePage`] for what a page may do.
+///
+/// ```no_run
+/// # async fn run(game: impl hearth_game::Game) -> Result<(), Box<dyn std::error::Error>> {
+/// // The page's files, built by the game's web build (e.g. esbuild), committed
+/// // and embedded: include_str!("../web/page.html") and so on.
+/// # const HTML: &str = "<!doctype html><script src=\"/game-page.js\"></script>";
+/// # const SCRIPT: &str = "";
+/// const PAGE: hearth_server::GamePage = hearth_server::GamePage::new(HTML, SCRIPT);
+/// let config = hearth_server::Config::load(None)?;
+/// let running = hearth_server::start_game_with_page(config, game, PAGE).await?;
+/// running.run_until(async { tokio::signal::ctrl_c().await.ok(); "stopping".to_owned() }).await?;
+/// # Ok(()) }
+/// ```
+pub async fn start_game_with_page<G: hearth_game::Game>(
+    config: Config,
+    game: G,
+    page: GamePage,
+) -> Result<Running, StartError> {
+    serve(
+        config,
+        WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+        Some(page),
     )
     .await
 }
@@ -185,7 +217,11 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
     }
 }
 
-async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartError> {
+async fn serve(
+    config: Config,
+    choice: WorldChoice,
+    game_page: Option<GamePage>,
+) -> Result<Running, StartError> {
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
     let zones = match &choice {
@@ -294,6 +330,7 @@ async fn serve(config: Config, choice: WorldChoice) -> Result<Running, StartErro
         ws_deflate: config.web.websocket_deflate,
         web_port: web_metrics.clone(),
         plaintext_public,
+        game_page,
         admin_figures: Default::default(),
     };
     let router = listener::limit_bodies(

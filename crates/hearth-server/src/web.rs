@@ -1,5 +1,5 @@
 //! The web port: the JSON API, health and metrics, the WebSocket gate and
-//! the static pages.
+//! the static pages (the built-in world's, or a game's own [`GamePage`]).
 
 use std::net::SocketAddr;
 
@@ -37,6 +37,8 @@ pub fn router(state: WebState) -> Router {
         .route("/admin", get(admin_page))
         .route("/replay", get(replay_page))
         .route("/assets/{file}", get(asset))
+        .route(GAME_PAGE_SCRIPT, get(game_page_script))
+        .route(GAME_PAGE_STYLE, get(game_page_style))
         .merge(crate::web_admin::routes())
         .with_state(state)
 }
@@ -274,14 +276,107 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../web/pages/style.css"),
     ),
 ];
+/// Where a game's page finds its script.
+pub const GAME_PAGE_SCRIPT: &str = "/game-page.js";
+/// Where a game's page finds its stylesheet, when it has one.
+pub const GAME_PAGE_STYLE: &str = "/game-page.css";
+
+/// A game's own browser page, which a game server serves at `/` in place
+/// of the built-in world's page ([`crate::start_game_with_page`]).
+///
+/// The page is static: its HTML at `/`, its script (one bundle, e.g. built
+/// with esbuild from TypeScript over the game's generated bindings) at
+/// [`GAME_PAGE_SCRIPT`], and optionally a stylesheet at [`GAME_PAGE_STYLE`];
+/// embed them in the binary with `include_str!`, so the server needs no
+/// files at run time. The HTML loads them with
+/// `<script src="/game-page.js"></script>` and
+/// `<link rel="stylesheet" href="/game-page.css">`; the built-in pages'
+/// stylesheet stays at `/assets/style.css` and the client library at
+/// `/assets/hearth-client.js`, for a page that wants them.
+///
+/// The page gets the headers the built-in pages get: a Content-Security-Policy
+/// that allows only this server's own scripts and styles (no inline script or
+/// style attribute, no other origin) and connections to this server's API and
+/// WebSocket, no framing, no sniffing, no referrer. Put text from the server
+/// into the page with `textContent`, never as HTML. A `<!--plaintext-warning-->`
+/// comment in the HTML becomes the same warning the built-in page shows when
+/// the server is reachable beyond loopback without TLS.
+///
+/// ```
+/// const PAGE: hearth_server::GamePage = hearth_server::GamePage::new(
+///     "<!doctype html><title>My game</title><script src=\"/game-page.js\"></script>",
+///     "document.title = 'ready';",
+/// )
+/// .with_style("body { margin: 0; }");
+/// # let _ = PAGE;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GamePage {
+    html: &'static str,
+    script: &'static str,
+    style: Option<&'static str>,
+}
+
+impl GamePage {
+    /// The page's HTML (served at `/`) and its script (at [`GAME_PAGE_SCRIPT`]).
+    pub const fn new(html: &'static str, script: &'static str) -> Self {
+        Self {
+            html,
+            script,
+            style: None,
+        }
+    }
+
+    /// Adds a stylesheet, served at [`GAME_PAGE_STYLE`].
+    pub const fn with_style(mut self, css: &'static str) -> Self {
+        self.style = Some(css);
+        self
+    }
+
+    /// The HTML served at `/`.
+    pub fn html(&self) -> &'static str {
+        self.html
+    }
+
+    /// The script served at [`GAME_PAGE_SCRIPT`].
+    pub fn script(&self) -> &'static str {
+        self.script
+    }
+
+    /// The stylesheet served at [`GAME_PAGE_STYLE`], if any.
+    pub fn style(&self) -> Option<&'static str> {
+        self.style
+    }
+}
+
 const PLAINTEXT_MARK: &str = "<!--plaintext-warning-->";
 const PLAINTEXT_WARNING: &str = "<p class=\"warning\"><strong>Warning: this server is reachable \
 from the network without TLS.</strong> Passwords sent to its web API cross the network \
 unprotected. The operator should configure a certificate (<code>--tls-cert</code> and \
 <code>--tls-key</code>) or serve through a TLS proxy.</p>";
 
+/// The game's own page on a server that has one, else the built-in world's.
 async fn index(State(state): State<WebState>) -> Response {
-    page_response(with_warning(&state, INDEX))
+    let page = state.game_page.map_or(INDEX, |page| page.html);
+    page_response(with_warning(&state, page))
+}
+
+async fn game_page_script(State(state): State<WebState>) -> Response {
+    match state.game_page {
+        Some(page) => static_response("text/javascript; charset=utf-8", page.script),
+        None => (StatusCode::NOT_FOUND, "this server has no game page\n").into_response(),
+    }
+}
+
+async fn game_page_style(State(state): State<WebState>) -> Response {
+    match state.game_page.and_then(|page| page.style) {
+        Some(css) => static_response("text/css; charset=utf-8", css),
+        None => (
+            StatusCode::NOT_FOUND,
+            "this server's page has no stylesheet\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn admin_page(State(state): State<WebState>) -> Response {
@@ -303,17 +398,23 @@ fn with_warning(state: &WebState, page: &str) -> String {
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            *body,
-        )
-            .into_response(),
+        Some((_, content_type, body)) => static_response(content_type, body),
         None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
+}
+
+/// A script or stylesheet of a page: revalidated on every load (a new
+/// server version brings its own) and never sniffed as another type.
+fn static_response(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The pages load only their own scripts and styles and talk only to this

@@ -28,6 +28,9 @@ pub struct WebState {
     pub web_port: Arc<crate::listener::WebPortMetrics>,
     /// Served beyond loopback without TLS: the page warns about it.
     pub plaintext_public: bool,
+    /// The game's own page, served at `/` in place of the built-in world's
+    /// ([`crate::start_game_with_page`]).
+    pub game_page: Option<crate::web::GamePage>,
     /// The admin overview's walk over every session, kept for a second so
     /// that any number of open dashboards cost the gate one walk a second.
     pub admin_figures: Arc<std::sync::Mutex<Option<(Instant, serde_json::Value)>>>,

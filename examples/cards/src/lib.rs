@@ -15,6 +15,16 @@
 /// (regenerate: `HEARTH_BLESS=1 cargo test -p cards --test generated`): what
 /// a Rust client of this game reads its replica with.
 pub mod generated;
+/// A player that plays by itself (`cards play`), over the bindings above.
+pub mod player;
+
+/// The game's browser page (`web/page.html`, `web/page.ts` bundled by
+/// `web/build.mjs` into `web/dist/page.js`), served at `/` by `cards serve`.
+pub const PAGE: hearth_server::GamePage = hearth_server::GamePage::new(
+    include_str!("../web/page.html"),
+    include_str!("../web/dist/page.js"),
+)
+.with_style(include_str!("../web/page.css"));
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@ mod capture;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cards::{rank, Cards};
+use cards::Cards;
 use hearth_client::{connect, Accounts, CloseReason, Event, Options};
 use hearth_replica::actor::ActorId;
 use hearth_replica::game_replica::{GameEvent, GameReplica};
@@ -157,11 +157,7 @@ impl Player {
             return;
         }
         self.acted_at = Some((situation, Instant::now()));
-        let card = hand
-            .iter()
-            .copied()
-            .filter(|&c| top < 0 || rank(c) > rank(top))
-            .min_by_key(|&c| (rank(c), c));
+        let card = cards::player::choose(&hand, top);
         let message = match card {
             Some(card) => self
                 .replica
