@@ -114,6 +114,7 @@ impl<P> Ctx<'_, P> {
                 values: spec.props.iter().map(|p| p.ty.default_value()).collect(),
                 changed: vec![tick; spec.props.len()],
                 frame_changed: tick,
+                reliable_changed: tick,
             },
         );
         id
@@ -180,8 +181,9 @@ impl<P> Ctx<'_, P> {
         if state.values[index] != value {
             state.values[index] = value;
             state.changed[index] = tick;
-            if spec.delivery == hearth_replica::schema::Delivery::Frame {
-                state.frame_changed = tick;
+            match spec.delivery {
+                hearth_replica::schema::Delivery::Frame => state.frame_changed = tick,
+                hearth_replica::schema::Delivery::Reliable => state.reliable_changed = tick,
             }
         }
         Ok(())

@@ -270,7 +270,11 @@ pub(crate) fn replicate<P>(
         let actor = &actors[id];
         let kind = &masks[usize::from(actor.kind)];
         let visible = kind.everyone | if entry.owned { kind.owner } else { 0 };
-        let reliable = changed_since(actor, kind.reliable & visible, view.reliable_through);
+        let reliable = if actor.reliable_changed > view.reliable_through {
+            changed_since(actor, kind.reliable & visible, view.reliable_through)
+        } else {
+            0
+        };
         if reliable != 0 {
             put_set(
                 &mut items,

@@ -32,6 +32,9 @@ pub(crate) struct ActorState {
     /// properties did not change since a client's acknowledgement is
     /// dormant for it and costs one comparison.
     pub frame_changed: u64,
+    /// The same among reliable properties: an actor none of whose reliable
+    /// properties changed since a client's last tick costs one comparison.
+    pub reliable_changed: u64,
 }
 
 /// A player in a game line.

@@ -75,6 +75,8 @@ pub struct Tag {
     /// spawn point).
     pub map: String,
     pub line_capacity: usize,
+    /// How far a player sees, in cells.
+    pub view_radius: u32,
 }
 
 impl Default for Tag {
@@ -82,6 +84,7 @@ impl Default for Tag {
         Self {
             map: ARENA.to_owned(),
             line_capacity: 32,
+            view_radius: 16,
         }
     }
 }
@@ -105,6 +108,7 @@ impl Tag {
         Self {
             map,
             line_capacity: players,
+            view_radius: 20,
         }
     }
 }
@@ -251,7 +255,7 @@ impl Game for Tag {
                 empty_line_grace_secs: 60,
                 npcs: 0,
                 speed: SPEED,
-                view_radius: 16,
+                view_radius: self.view_radius,
                 portals: Vec::new(),
                 map: self.map.clone(),
             })
@@ -260,7 +264,7 @@ impl Game for Tag {
     }
 
     fn view_radius(&self) -> u32 {
-        16
+        self.view_radius
     }
 
     fn new_line(&self, ctx: &mut Ctx<'_, TagRecord>) -> Arena {

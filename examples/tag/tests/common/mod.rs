@@ -28,6 +28,8 @@ pub struct Client {
     heading: usize,
     /// Moves faster than the speed allows (a cheat).
     pub cheat: bool,
+    /// Where the last `decide` moved to, if it moved.
+    pub last_move: Option<Pos>,
 }
 
 const HEADINGS: [(i32, i32); 8] = [
@@ -50,6 +52,7 @@ impl Client {
             zone: None,
             heading,
             cheat: false,
+            last_move: None,
         }
     }
 
@@ -83,6 +86,7 @@ impl Client {
 
     /// One tick's move.
     pub fn decide(&mut self) {
+        self.last_move = None;
         let (Some(own), Some(zone)) = (self.replica.controlled(), self.zone.as_ref()) else {
             return;
         };
@@ -125,6 +129,7 @@ impl Client {
             let to = Pos::new(at.x + wish.0, at.y + wish.1);
             if zone.in_bounds(to) && zone.path_clear(at, to) && !zone.blocked(to) {
                 self.replica.move_to(to).unwrap();
+                self.last_move = Some(to);
                 return;
             }
             self.heading = (self.heading + 1 + turn) % 8;
