@@ -57,6 +57,9 @@ pub const MIN_BUDGET: u32 = 400;
 /// Largest reliable message header: tick and item count.
 const RELIABLE_HEADER_MAX: usize = 10 + 10;
 
+/// Ticks between a player's relevancy passes (grid queries).
+const RELEVANCY_PERIOD: u64 = 4;
+
 /// Budgeted candidates a tick may skip for not fitting before it stops
 /// looking (the rest are larger or lower in priority).
 const MAX_MISSES: usize = 16;
@@ -196,30 +199,58 @@ pub(crate) fn replicate<P>(
     let centre = movement::view_centre(actors, space, own);
     let view = &mut player.view;
 
-    // Who is relevant, in id order.
+    // Who is relevant, in id order. The grid (or every actor, for a player
+    // who controls nothing) is asked every RELEVANCY_PERIOD ticks, staggered
+    // by player, and at once for a player with nothing in view; in between
+    // only the actors already in view are looked at (updates and despawns
+    // are not delayed; a newcomer is spawned up to three ticks later).
     scratch.relevant.clear();
-    match centre {
-        Some(centre) => {
-            let view_out2 = space.view_out * space.view_out;
-            let moving = &scratch.moving;
-            let relevant = &mut scratch.relevant;
-            scratch.grid.for_each_near(centre, space.view_out, |index| {
-                let (id, pos) = moving[index as usize];
-                let distance2 = pos.distance_squared(centre);
-                if Some(id) == own {
-                    relevant.push((id, -1));
-                } else if distance2 <= view_out2 {
-                    relevant.push((id, distance2));
+    let view_out2 = space.view_out * space.view_out;
+    let relevancy_pass = view.entries.is_empty()
+        || player.steer.announce
+        || tick.wrapping_add(player_id) % RELEVANCY_PERIOD == 0;
+    if !relevancy_pass {
+        for id in view.entries.keys() {
+            let Some(actor) = actors.get(id) else {
+                continue;
+            };
+            if Some(*id) == own {
+                scratch.relevant.push((*id, -1));
+            } else if !space.moves(actor.kind) {
+                scratch.relevant.push((*id, 0));
+            } else {
+                let distance2 = match centre {
+                    Some(centre) => movement::position(actor).distance_squared(centre),
+                    None => 0,
+                };
+                if distance2 <= view_out2 {
+                    scratch.relevant.push((*id, distance2));
                 }
-            });
-            relevant.extend(scratch.fixed.iter().map(|id| (*id, 0)));
-            relevant.sort_unstable_by_key(|(id, _)| *id);
+            }
         }
-        None => scratch.relevant.extend(
-            actors
-                .keys()
-                .map(|id| (*id, if Some(*id) == own { -1 } else { 0 })),
-        ),
+    } else {
+        match centre {
+            Some(centre) => {
+                let moving = &scratch.moving;
+                let relevant = &mut scratch.relevant;
+                scratch.grid.for_each_near(centre, space.view_out, |index| {
+                    let (id, pos) = moving[index as usize];
+                    let distance2 = pos.distance_squared(centre);
+                    if Some(id) == own {
+                        relevant.push((id, -1));
+                    } else if distance2 <= view_out2 {
+                        relevant.push((id, distance2));
+                    }
+                });
+                relevant.extend(scratch.fixed.iter().map(|id| (*id, 0)));
+                relevant.sort_unstable_by_key(|(id, _)| *id);
+            }
+            None => scratch.relevant.extend(
+                actors
+                    .keys()
+                    .map(|id| (*id, if Some(*id) == own { -1 } else { 0 })),
+            ),
+        }
     }
 
     let mut items = Vec::new();
