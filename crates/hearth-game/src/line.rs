@@ -194,6 +194,11 @@ impl<G: Game> GameLine<G> {
         self.core.players.keys().copied()
     }
 
+    /// Actors in the line.
+    pub fn actor_count(&self) -> usize {
+        self.core.actors.len()
+    }
+
     /// How many actors `player`'s client has in view.
     pub fn in_view(&self, player: PlayerId) -> Option<usize> {
         Some(self.core.players.get(&player)?.view.in_view())

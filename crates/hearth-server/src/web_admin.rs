@@ -234,8 +234,7 @@ async fn kick(
             crate::game::Realm::Builtin(world) => {
                 world.kick(&request.name, &reason).await.map_or(0, |()| 1)
             }
-            // A game's guests are not found by name (yet): only accounts.
-            crate::game::Realm::Game(_) => 0,
+            crate::game::Realm::Game(host) => host.kick_guests(&request.name, &reason).await,
         },
     };
     if sessions == 0 {

@@ -44,13 +44,26 @@ pub struct GameHostCounters {
     pub lines: AtomicU64,
 }
 
-/// The game's lines, for administration.
+/// The game's lines, for administration: the built-in world's figures
+/// (so the dashboard shows both alike) and the game line's counters.
 #[derive(Debug, Clone, Serialize)]
 pub struct GameLineStatus {
+    /// The game's name (a game has one zone).
+    pub zone: String,
     pub number: u32,
     pub players: usize,
+    /// A game has no NPCs of Hearth's; its own actors are in `actors`.
+    pub npcs: usize,
+    pub actors: usize,
+    /// Over the last [`TICK_WINDOW`] ticks.
+    pub tick_p50_us: u64,
+    pub tick_p99_us: u64,
+    pub bytes_out_per_player_s: u64,
     pub stats: hearth_game::GameStats,
 }
+
+/// Ticks a line's figures are taken over.
+pub const TICK_WINDOW: usize = 200;
 
 /// What the login path asks of the game, type-erased.
 trait LoginHook: Send + Sync {
@@ -78,6 +91,12 @@ enum Lifecycle {
 
 enum Request {
     Status(oneshot::Sender<Vec<GameLineStatus>>),
+    /// Close the sessions of guests with this name; replies how many.
+    KickGuests {
+        name: String,
+        reason: String,
+        reply: oneshot::Sender<usize>,
+    },
     /// Every player leaves (their data is saved), then the host stops.
     Shutdown(oneshot::Sender<()>),
 }
@@ -155,6 +174,21 @@ impl GameHostHandle {
         rx.await.ok()
     }
 
+    /// Closes the sessions of the game's guests (players without an
+    /// account) named `name`; how many.
+    pub async fn kick_guests(&self, name: &str, reason: &str) -> usize {
+        let (reply, rx) = oneshot::channel();
+        let request = Request::KickGuests {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+            reply,
+        };
+        if self.requests.send(request).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
     /// Saves every player's data and stops; returns when it is written.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -183,6 +217,7 @@ pub fn start<G: Game>(
         game: game.clone(),
         lines: Vec::new(),
         where_is: HashMap::new(),
+        names: HashMap::new(),
         accounts: HashMap::new(),
         present: HashMap::new(),
         held: HashMap::new(),
@@ -220,6 +255,9 @@ const RECENT_DATA: usize = 4096;
 struct HostedLine<G: Game> {
     line: GameLine<G>,
     players: usize,
+    /// The last ticks' durations (µs) and bytes sent, at most
+    /// [`TICK_WINDOW`], for the dashboard.
+    recent_ticks: std::collections::VecDeque<(u64, u64)>,
 }
 
 /// The host's task.
@@ -233,6 +271,8 @@ struct Host<G: Game> {
     lines: Vec<HostedLine<G>>,
     /// Which line each player is in.
     where_is: HashMap<u64, usize>,
+    /// Each player's name while in a line: guests are kicked by name.
+    names: HashMap<u64, String>,
     /// Each player's account, kept until their last save is written.
     accounts: HashMap<u64, i64>,
     /// The session of each account that is in a line or leaving one (until
@@ -292,6 +332,13 @@ impl<G: Game> Host<G> {
                 Some(request) = requests.recv() => match request {
                     Request::Status(reply) => {
                         let _ = reply.send(self.status());
+                    }
+                    Request::KickGuests {
+                        name,
+                        reason,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.kick_guests(&name, &reason).await);
                     }
                     Request::Shutdown(done) => {
                         let players: Vec<u64> = self.where_is.keys().copied().collect();
@@ -353,12 +400,14 @@ impl<G: Game> Host<G> {
                         self.lines.push(HostedLine {
                             line: GameLine::new(self.game.clone(), seed),
                             players: 0,
+                            recent_ticks: Default::default(),
                         });
                         self.counters.lines.fetch_add(1, Ordering::Relaxed);
                         self.lines.len() - 1
                     }
                 };
                 self.lines[at].line.join_as(player, &name, saved);
+                self.names.insert(player, name);
                 self.lines[at].players += 1;
                 self.where_is.insert(player, at);
                 if let Some(account) = account {
@@ -370,6 +419,7 @@ impl<G: Game> Host<G> {
                 self.held.retain(
                     |_, join| !matches!(join, Lifecycle::Join { player: p, .. } if *p == player),
                 );
+                self.names.remove(&player);
                 if let Some(at) = self.where_is.remove(&player) {
                     self.lines[at].line.leave(player);
                     self.lines[at].players -= 1;
@@ -411,7 +461,15 @@ impl<G: Game> Host<G> {
         let mut closes = Vec::new();
         let mut to_zone = Vec::new();
         for (at, hosted) in self.lines.iter_mut().enumerate() {
+            let (started, sent) = (std::time::Instant::now(), hosted.line.stats().bytes_out);
             hosted.line.tick();
+            if hosted.recent_ticks.len() >= TICK_WINDOW {
+                hosted.recent_ticks.pop_front();
+            }
+            hosted.recent_ticks.push_back((
+                started.elapsed().as_micros() as u64,
+                hosted.line.stats().bytes_out - sent,
+            ));
             for output in hosted.line.drain_outputs() {
                 match output {
                     GameOutput::Send {
@@ -504,14 +562,57 @@ impl<G: Game> Host<G> {
     }
 
     fn status(&self) -> Vec<GameLineStatus> {
+        let tick_hz = u64::from(self.game.tick_hz().max(1));
         self.lines
             .iter()
             .enumerate()
-            .map(|(at, hosted)| GameLineStatus {
-                number: at as u32 + 1,
-                players: hosted.players,
-                stats: hosted.line.stats().clone(),
+            .map(|(at, hosted)| {
+                let mut durations: Vec<u64> = hosted.recent_ticks.iter().map(|t| t.0).collect();
+                durations.sort_unstable();
+                let pct = |p: usize| {
+                    durations
+                        .get((durations.len() * p / 100).min(durations.len().saturating_sub(1)))
+                        .copied()
+                        .unwrap_or(0)
+                };
+                let bytes: u64 = hosted.recent_ticks.iter().map(|t| t.1).sum();
+                let ticks = hosted.recent_ticks.len().max(1) as u64;
+                GameLineStatus {
+                    zone: self.game_name.clone(),
+                    number: at as u32 + 1,
+                    players: hosted.players,
+                    npcs: 0,
+                    actors: hosted.line.actor_count(),
+                    tick_p50_us: pct(50),
+                    tick_p99_us: pct(99),
+                    bytes_out_per_player_s: bytes * tick_hz / ticks / hosted.players.max(1) as u64,
+                    stats: hosted.line.stats().clone(),
+                }
             })
             .collect()
+    }
+
+    /// Closes the sessions of guests (players without an account) named
+    /// `name` (compared as account names are); how many.
+    async fn kick_guests(&mut self, name: &str, reason: &str) -> usize {
+        let key = hearth_world::names::name_key(name);
+        let guests: Vec<u64> = self
+            .names
+            .iter()
+            .filter(|(player, n)| {
+                !self.accounts.contains_key(player) && hearth_world::names::name_key(n) == key
+            })
+            .map(|(player, _)| *player)
+            .collect();
+        for &player in &guests {
+            let reason = reason.to_owned();
+            let _ = self
+                .gate
+                .run_on(player, move |ctx| {
+                    ctx.close(player, close_code::KICKED, &reason)
+                })
+                .await;
+        }
+        guests.len()
     }
 }
