@@ -17,6 +17,16 @@ pub mod bot;
 /// The game's typed client bindings, written by `hearth codegen --lang rust`
 /// (regenerate: `HEARTH_BLESS=1 cargo test -p tag --test generated`).
 pub mod generated;
+/// `tag play`'s loop: a bot over a real session.
+pub mod play;
+
+/// The game's browser page (`web/page.html`, `web/page.ts` bundled by
+/// `web/build.mjs` into `web/dist/page.js`), served at `/` by `tag serve`.
+pub const PAGE: hearth_server::GamePage = hearth_server::GamePage::new(
+    include_str!("../web/page.html"),
+    include_str!("../web/dist/page.js"),
+)
+.with_style(include_str!("../web/page.css"));
 
 use std::collections::BTreeMap;
 
