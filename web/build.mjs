@@ -19,6 +19,7 @@ const bundles = [
   { entry: "pages/replay.ts", out: "dist/replay.js", format: "iife" },
   // The examples' own pages, embedded in their binaries (hearth_server::GamePage).
   { entry: "../examples/cards/web/page.ts", out: "../examples/cards/web/dist/page.js", format: "iife" },
+  { entry: "../examples/tag/web/page.ts", out: "../examples/tag/web/dist/page.js", format: "iife" },
 ];
 const common = { bundle: true, minify: true, target: ["es2022"], legalComments: "none", charset: "utf8", write: false };
 

@@ -9,12 +9,12 @@
 // web/test-results/.
 
 import assert from "node:assert/strict";
-import { ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Browser, Page, chromium } from "playwright-core";
-import { CARDS_BIN, PASSWORD, Server, WEB_DIR, startCards, until } from "./harness.js";
+import { CARDS_BIN, PASSWORD, Server, WEB_DIR, checkGamePage, startCards, startPlayer, until } from "./harness.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RESULTS = join(WEB_DIR, "test-results");
@@ -37,29 +37,7 @@ after(async () => {
 });
 
 test("the card server serves its own page, script and stylesheet with the pages' security headers", async () => {
-  const page = await fetch(`http://${server.web}/`);
-  assert.equal(page.status, 200);
-  assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
-  assert.equal(
-    page.headers.get("content-security-policy"),
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  );
-  assert.equal(page.headers.get("x-content-type-options"), "nosniff");
-  assert.equal(page.headers.get("referrer-policy"), "no-referrer");
-  const stale = "the binary serves another page than examples/cards/web's: rebuild it (cargo build -p cards)";
-  assert.ok((await page.text()) === readFileSync(join(WEB_DIR, "../examples/cards/web/page.html"), "utf8"), stale);
-
-  const script = await fetch(`http://${server.web}/game-page.js`);
-  assert.equal(script.status, 200);
-  assert.equal(script.headers.get("content-type"), "text/javascript; charset=utf-8");
-  assert.equal(script.headers.get("x-content-type-options"), "nosniff");
-  // The binary embeds the committed bundle (node build.mjs --check keeps that current).
-  assert.ok((await script.text()) === readFileSync(join(WEB_DIR, "../examples/cards/web/dist/page.js"), "utf8"), stale);
-  const style = await fetch(`http://${server.web}/game-page.css`);
-  assert.equal(style.status, 200);
-  assert.equal(style.headers.get("content-type"), "text/css; charset=utf-8");
-  // The built-in pages' stylesheet, which the page also uses, is still there.
-  assert.equal((await fetch(`http://${server.web}/assets/style.css`)).status, 200);
+  await checkGamePage(server.web, "cards");
 });
 
 /** The page's view of the table, read through `window.cards`. */
@@ -112,33 +90,14 @@ test("a browser player and a Rust SDK player play a whole round of Higher; each 
   assert.equal(await page.getByTestId("start").isDisabled(), true, "a round needs two players");
 
   // The Rust SDK player: registers, sits down, plays by itself until the round ends.
-  const bo = spawn(CARDS_BIN, ["play", `hearth://127.0.0.1:${server.game}`, "--name", "bob_rust", "--register", "--web", `http://${server.web}`, "--secs", "200"], {
-    env: { ...process.env, HEARTH_PASSWORD: PASSWORD },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  rust.push(bo);
-  let boSaw = "";
-  let boErr = "";
-  bo.stdout!.on("data", (chunk) => (boSaw += chunk));
-  bo.stderr!.on("data", (chunk) => (boErr += chunk));
-  let boExit: number | null | undefined;
-  bo.on("exit", (code) => (boExit = code));
-  /** Waits for `what`, failing at once with bo's words if bo has stopped. */
-  const waitFor = async (what: string, check: () => Promise<boolean> | boolean, ms?: number) => {
-    try {
-      await until(what, async () => {
-        if (boExit !== undefined && !(await check())) throw new Error(`cards play exited (${boExit})`);
-        return check();
-      }, ms);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; cards play said:\n${boSaw}\n${boErr}`);
-    }
-  };
+  const bo = startPlayer(CARDS_BIN, [`hearth://127.0.0.1:${server.game}`, "--name", "bob_rust", "--register", "--web", `http://${server.web}`, "--secs", "200"]);
+  rust.push(bo.child);
+  const waitFor = bo.waitFor.bind(bo);
 
   await waitFor("the page sees bo sit down", () => seen(page).then((v) => v.seats.length === 2), 30_000);
-  await waitFor("bo sees the page's player", () => /a player sits at seat \d/.test(boSaw) && /I sit at seat \d/.test(boSaw));
+  await waitFor("bo sees the page's player", () => /a player sits at seat \d/.test(bo.out) && /I sit at seat \d/.test(bo.out));
   const mine = (await seen(page)).mySeat!;
-  const boSeat = Number(/I sit at seat (\d)/.exec(boSaw)![1]);
+  const boSeat = Number(/I sit at seat (\d)/.exec(bo.out)![1]);
   assert.notEqual(boSeat, mine);
 
   // The page starts the round; then it plays on its turns with the page's own buttons.
@@ -149,7 +108,7 @@ test("a browser player and a Rust SDK player play a whole round of Higher; each 
   let shot = false;
   const deadline = Date.now() + 180_000;
   for (;;) {
-    assert.ok(Date.now() < deadline, `no end of the round within three minutes; bo saw:\n${boSaw}\n${boErr}`);
+    assert.ok(Date.now() < deadline, `no end of the round within three minutes; ${bo.said()}`);
     const view = await seen(page);
     assertNothingHidden(view);
     othersCards = Math.max(othersCards, ...view.seats.filter((s) => !s.owned).map((s) => s.handSize));
@@ -176,22 +135,19 @@ test("a browser player and a Rust SDK player play a whole round of Higher; each 
   assert.ok(clicks > 0, "the page played");
   assert.ok(othersCards > 0, "bo held cards the page never saw");
   assert.notEqual(end.winner, undefined, "the round has a winner");
-  await until("bo leaves once the round is over", () => boExit !== undefined, 15_000).catch((e) => {
-    throw new Error(`${e.message}; cards play said:\n${boSaw}\n${boErr}`);
-  });
-  assert.equal(boExit, 0, `cards play failed:\n${boSaw}\n${boErr}`);
+  assert.equal(await bo.exited(), 0, `cards play failed; ${bo.said()}`);
   await page.screenshot({ path: join(RESULTS, "cards-end.png") });
 
   // Both tell the same moves in the same order: the page saw every move of
   // bo's and bo every move of the page's.
-  const boMoves = boSaw.split("\n").filter((line) => MOVE.test(line));
+  const boMoves = bo.out.split("\n").filter((line) => MOVE.test(line));
   assert.deepEqual(boMoves, end.moves);
   const seats = end.moves.map((move) => Number(MOVE.exec(move)![1]));
   assert.ok(seats.includes(mine) && seats.includes(boSeat), `moves of both seats: ${end.moves.join("; ")}`);
   // Two players: every move, a play or a pass, hands the turn to the other.
   seats.forEach((seat, i) => i > 0 && assert.notEqual(seat, seats[i - 1], `move ${i} is not the other seat's: ${end.moves.join("; ")}`));
-  assert.match(boSaw, new RegExp(`^seat ${end.winner} won the round$`, "m"));
-  assert.match(boSaw, new RegExp(`^the round is over: seat ${end.winner} won$`, "m"));
+  assert.match(bo.out, new RegExp(`^seat ${end.winner} won the round$`, "m"));
+  assert.match(bo.out, new RegExp(`^the round is over: seat ${end.winner} won$`, "m"));
   // The page's log shows bo's moves too, and then bo leaving.
   const log = (await page.getByTestId("log").textContent()) ?? "";
   for (const move of end.moves.filter((m) => m.startsWith(`seat ${boSeat} `))) assert.ok(log.includes(move), `the log lacks "${move}"`);

@@ -1,23 +1,24 @@
 // What the integration tests share: a real `hearth serve` in a temporary
 // data directory (one small zone with one spawn point, so players start in
-// view of each other), a real `cards serve` (the card example, with its own
-// page), accounts through the web API, a TCP relay that can cut
-// connections, and bounded waits.
+// view of each other), a real example game's `serve` (cards, tag: each with
+// its own page, checked the same way), accounts through the web API, a TCP
+// relay that can cut connections, and bounded waits.
 
 import assert from "node:assert/strict";
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Socket, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 
 declare const __WEB_DIR__: string;
 export const WEB_DIR = __WEB_DIR__;
 /** Where cargo put the binaries: CARGO_TARGET_DIR (relative to the repository, as scripts/web-test runs cargo there), else target/. */
 const TARGET = resolve(WEB_DIR, "..", process.env.CARGO_TARGET_DIR ?? "target");
 export const BIN = process.env.HEARTH_BIN ?? join(TARGET, "debug/hearth");
-/** The card example's binary (`cargo build -p cards`). */
+/** The example games' binaries (`cargo build -p cards -p tag`). */
 export const CARDS_BIN = process.env.CARDS_BIN ?? join(TARGET, "debug/cards");
+export const TAG_BIN = process.env.TAG_BIN ?? join(TARGET, "debug/tag");
 export const PASSWORD = "correct horse battery";
 
 export async function freePort(): Promise<number> {
@@ -64,23 +65,65 @@ export async function startServer(admins: string[] = [], env: Record<string, str
 
 /** Starts `cards serve` (the card example, which serves its own page at `/`) on free ports in a temporary data directory. */
 export async function startCards(env: Record<string, string> = {}): Promise<Server> {
-  const dataDir = mkdtempSync(join(tmpdir(), "hearth-cards-"));
+  return startGame(CARDS_BIN, () => [], env);
+}
+
+/**
+ * Starts an example game's `serve` (which serves the game's own page at `/`)
+ * on free ports in a temporary data directory; `flags` gives the game's own
+ * flags, and may write files into the data directory first.
+ */
+export async function startGame(bin: string, flags: (dataDir: string) => string[] = () => [], env: Record<string, string> = {}): Promise<Server> {
+  const dataDir = mkdtempSync(join(tmpdir(), `hearth-${basename(bin)}-`));
   const [game, webPort] = [await freePort(), await freePort()];
   const config = join(dataDir, "hearth.toml");
   writeFileSync(config, `[accounts]\nregister_burst = 50\n`);
-  return serve(CARDS_BIN, config, dataDir, game, webPort, env);
+  return serve(bin, config, dataDir, game, webPort, env, flags(dataDir));
+}
+
+/**
+ * Checks what an example game's server serves as its page: `examples/NAME/web`'s
+ * HTML at `/`, its bundle at `/game-page.js` and its stylesheet at
+ * `/game-page.css`, with the built-in pages' security headers; the built-in
+ * pages' stylesheet, which the page also uses, is still there.
+ */
+export async function checkGamePage(web: string, example: string): Promise<void> {
+  const page = await fetch(`http://${web}/`);
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(
+    page.headers.get("content-security-policy"),
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  );
+  assert.equal(page.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(page.headers.get("referrer-policy"), "no-referrer");
+  const dir = join(WEB_DIR, "../examples", example, "web");
+  const stale = `the binary serves another page than examples/${example}/web's: rebuild it (cargo build -p ${example})`;
+  assert.ok((await page.text()) === readFileSync(join(dir, "page.html"), "utf8"), stale);
+
+  const script = await fetch(`http://${web}/game-page.js`);
+  assert.equal(script.status, 200);
+  assert.equal(script.headers.get("content-type"), "text/javascript; charset=utf-8");
+  assert.equal(script.headers.get("x-content-type-options"), "nosniff");
+  // The binary embeds the committed bundle (node build.mjs --check keeps that current).
+  assert.ok((await script.text()) === readFileSync(join(dir, "dist/page.js"), "utf8"), stale);
+  const style = await fetch(`http://${web}/game-page.css`);
+  assert.equal(style.status, 200);
+  assert.equal(style.headers.get("content-type"), "text/css; charset=utf-8");
+  assert.ok((await style.text()) === readFileSync(join(dir, "page.css"), "utf8"), stale);
+  assert.equal((await fetch(`http://${web}/assets/style.css`)).status, 200);
 }
 
 /** Runs `bin serve` with Hearth's usual flags and waits for its health check. */
-async function serve(bin: string, config: string, dataDir: string, game: number, webPort: number, env: Record<string, string>): Promise<Server> {
-  const args = ["serve", "--config", config, "--port", String(game), "--web-port", String(webPort), "--data-dir", dataDir];
+async function serve(bin: string, config: string, dataDir: string, game: number, webPort: number, env: Record<string, string>, flags: string[] = []): Promise<Server> {
+  const args = ["serve", "--config", config, "--port", String(game), "--web-port", String(webPort), "--data-dir", dataDir, ...flags];
   const child = spawn(bin, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", process.env.HEARTH_TEST_LOG ? "inherit" : "ignore"],
   });
   // A binary that is missing or stops says so at once, not after the wait.
   let failed: Error | undefined;
-  child.on("error", (e) => (failed = new Error(`${bin}: ${e.message} (build it: cargo build -p hearth -p cards; CARGO_TARGET_DIR is followed)`)));
+  child.on("error", (e) => (failed = new Error(`${bin}: ${e.message} (build it: cargo build -p hearth -p cards -p tag; CARGO_TARGET_DIR is followed)`)));
   child.on("exit", (code, signal) => (failed ??= new Error(`${bin} serve stopped (${code ?? signal})`)));
   const web = `127.0.0.1:${webPort}`;
   await until(
@@ -101,6 +144,53 @@ async function serve(bin: string, config: string, dataDir: string, game: number,
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** An SDK player's process (`cards play`, `tag play`): what it printed so far, and waits that fail at once, with its words, when it stops. */
+export class PlayerProcess {
+  /** Its standard output and error so far. */
+  out = "";
+  err = "";
+  /** Its exit code, once it has exited (null: killed by a signal). */
+  exit: number | null | undefined = undefined;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    child.stdout!.on("data", (chunk) => (this.out += chunk));
+    child.stderr!.on("data", (chunk) => (this.err += chunk));
+    child.on("exit", (code) => (this.exit = code));
+  }
+
+  /** Everything it said, for a failure's message. */
+  said(): string {
+    return `${this.name} said:\n${this.out}\n${this.err}`;
+  }
+
+  /** Waits for `check`, failing at once (with its words) if the player has stopped and `check` still fails. */
+  async waitFor(what: string, check: () => Promise<boolean> | boolean, ms?: number): Promise<void> {
+    try {
+      await until(what, async () => {
+        if (this.exit !== undefined && !(await check())) throw new Error(`${this.name} exited (${this.exit})`);
+        return check();
+      }, ms);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; ${this.said()}`);
+    }
+  }
+
+  /** Waits for it to exit by itself. */
+  async exited(ms = 15_000): Promise<number | null> {
+    await this.waitFor(`${this.name} to exit`, () => this.exit !== undefined, ms);
+    return this.exit!;
+  }
+}
+
+/** Runs `bin play ARGS` (a Rust SDK player) with the password PASSWORD. */
+export function startPlayer(bin: string, args: string[]): PlayerProcess {
+  const child = spawn(bin, ["play", ...args], { env: { ...process.env, HEARTH_PASSWORD: PASSWORD }, stdio: ["ignore", "pipe", "pipe"] });
+  return new PlayerProcess(`${basename(bin)} play`, child);
 }
 
 export async function api(web: string, path: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {

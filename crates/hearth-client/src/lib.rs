@@ -16,8 +16,13 @@
 //! `ws://host:port/ws` and `wss://host:port/ws` (the web port, with TLS).
 //! `wss://` and `https://` trust the public web PKI, or only the certificate
 //! given in [`Options::trusted_certificate`] / [`Accounts::trusting`].
+//!
+//! A game on Hearth's game API: [`game::GameSession`] logs in for the game's
+//! schema version and waits until the player is in; [`world::WorldClient`]
+//! follows the built-in world.
 
 mod accounts;
+pub mod game;
 pub mod world;
 
 use std::net::SocketAddr;

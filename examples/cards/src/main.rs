@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use cards::player::AutoPlayer;
 use clap::{Parser, Subcommand};
-use hearth_client::{connect, Accounts, Event, Options};
+use hearth_client::game::GameSession;
+use hearth_client::{Accounts, Event, Options};
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 
 #[derive(Parser)]
@@ -123,18 +124,18 @@ async fn play(args: PlayArgs) -> anyhow::Result<()> {
             .with_context(|| format!("registering {}", args.name))?;
         println!("registered {}", args.name);
     }
-    let mut options = Options::password(&args.name, &args.password);
+    let options = Options::password(&args.name, &args.password);
     // A server that runs another version of the game refuses the login, and says why.
-    options.options = format!("?schema={}", cards::generated::VERSION);
-    let mut connection = connect(&args.url, options).await?;
-    let before_joined = connection
-        .wait_for(|e| *e == Event::Joined)
+    let mut session = GameSession::join(&args.url, options, cards::generated::VERSION)
         .await
-        // Debug formatting escapes control and format characters: the server chose this text.
-        .map_err(|reason| anyhow::anyhow!("login failed: {reason:?}"))?;
+        .map_err(|error| match error {
+            // Debug formatting escapes control and format characters: the server chose this text.
+            hearth_client::Error::Session(reason) => anyhow::anyhow!("login failed: {reason:?}"),
+            other => other.into(),
+        })?;
     println!("logged in as {}", args.name);
     let outcome = tokio::select! {
-        outcome = play_round(&mut connection, before_joined, &args) => outcome,
+        outcome = play_round(&mut session, &args) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     // Leave at once, whatever happened: a session merely dropped would keep
@@ -143,18 +144,7 @@ async fn play(args: PlayArgs) -> anyhow::Result<()> {
         Ok(()) => "the round is over",
         Err(_) => "the player stopped",
     };
-    connection.close(0, reason).await;
-    // The goodbye is sent by the connection's task: wait for it to finish
-    // (a bounded wait: the process ends anyway).
-    let closed = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(event) = connection.next_event().await {
-            if matches!(event, Event::Closed(_)) {
-                return;
-            }
-        }
-    })
-    .await;
-    if closed.is_err() {
+    if !session.leave(reason, Duration::from_secs(2)).await {
         eprintln!("the goodbye was not confirmed within two seconds");
     }
     outcome
@@ -162,13 +152,8 @@ async fn play(args: PlayArgs) -> anyhow::Result<()> {
 
 /// Follows the table and plays this player's turns until a round it saw
 /// start has ended.
-async fn play_round(
-    connection: &mut hearth_client::Connection,
-    before_joined: Vec<Event>,
-    args: &PlayArgs,
-) -> anyhow::Result<()> {
+async fn play_round(session: &mut GameSession, args: &PlayArgs) -> anyhow::Result<()> {
     let mut player = AutoPlayer::new();
-    let mut pending: std::collections::VecDeque<Event> = before_joined.into();
     let deadline = Instant::now() + Duration::from_secs(args.secs);
     let mut asked_to_start = false;
     loop {
@@ -177,12 +162,9 @@ async fn play_round(
         }
         // None: nothing within a short wait (a move the server dropped is
         // sent again after a second).
-        let event = match pending.pop_front() {
-            Some(event) => Some(Some(event)),
-            None => tokio::time::timeout(Duration::from_millis(200), connection.next_event())
-                .await
-                .ok(),
-        };
+        let event = tokio::time::timeout(Duration::from_millis(200), session.next_event())
+            .await
+            .ok();
         match event {
             Some(Some(Event::Message { channel, payload })) => {
                 for line in player.receive(channel, &payload)? {
@@ -196,7 +178,7 @@ async fn play_round(
             Some(Some(_)) | None => {}
         }
         if let Some(ack) = player.poll_ack() {
-            connection.send(STATE_CHANNEL, &ack).await?;
+            session.send(STATE_CHANNEL, &ack).await?;
         }
         if player.round_over() {
             match player.winner() {
@@ -208,12 +190,12 @@ async fn play_round(
         if !asked_to_start && args.start_with.is_some_and(|n| player.seated() >= n) {
             if let Some(start) = player.start_message() {
                 println!("asking for a round to start");
-                connection.send(RELIABLE_CHANNEL, &start).await?;
+                session.send(RELIABLE_CHANNEL, &start).await?;
                 asked_to_start = true;
             }
         }
         if let Some((_, message)) = player.next_move(Instant::now()) {
-            connection.send(RELIABLE_CHANNEL, &message).await?;
+            session.send(RELIABLE_CHANNEL, &message).await?;
         }
     }
 }

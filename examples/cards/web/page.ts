@@ -1,19 +1,17 @@
 // Higher's page: log in through the web API, sit down at a table over the
-// WebSocket gate, and play with the game's generated bindings
-// (cards.generated.ts: typed actors, typed messages both ways) over the
-// client library's generic replica. Text that came from the server goes into
-// the page with textContent only. For tests, `window.cards` holds the
-// replica and what the page made of it.
+// WebSocket gate (both as every game's page does: web/pages/game-login.ts),
+// and play with the game's generated bindings (cards.generated.ts: typed
+// actors, typed messages both ways) over the client library's generic
+// replica. Text that came from the server goes into the page with
+// textContent only. For tests, `window.cards` holds the replica and what the
+// page made of it.
 
-import { Connection, ConnectionClosed, game } from "../../../web/client/src/index.js";
-import type { GameReplica } from "../../../web/client/src/index.js";
+import type { Connection, GameReplica } from "../../../web/client/src/index.js";
 import { RELIABLE_CHANNEL, STATE_CHANNEL } from "../../../web/client/src/game/replica.js";
+import { $, hiddenValues, logTo, setUpLogin } from "../../../web/pages/game-login.js";
+import type { HiddenValue } from "../../../web/pages/game-login.js";
 import { Seat, Table, TablePhase, VERSION, decodeMessage, newReplica, pass, play, start } from "./cards.generated.js";
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-
-/** Lines the log keeps. */
-const MAX_LOG = 500;
 /** Moves `window.cards.moves` keeps (a round has a few hundred at most). */
 const MAX_MOVES = 10_000;
 
@@ -90,18 +88,8 @@ class CardsPage {
    * does not own, with whether the replica holds only their type's default
    * (nothing was ever received for them): read from the schema, for any kind.
    */
-  hidden(): { actor: number; kind: string; prop: string; value: string; isDefault: boolean }[] {
-    const out: { actor: number; kind: string; prop: string; value: string; isDefault: boolean }[] = [];
-    for (const [id, actor] of this.replica.actors) {
-      if (actor.owned) continue;
-      const kind = this.replica.schema.kinds[actor.kind]!;
-      kind.props.forEach((prop, index) => {
-        if (prop.visibility === "everyone") return;
-        const value = actor.values[index]!;
-        out.push({ actor: id, kind: kind.name, prop: prop.name, value: String(value), isDefault: game.sameValue(value, game.defaultValue(prop.ty)) });
-      });
-    }
-    return out;
+  hidden(): HiddenValue[] {
+    return hiddenValues(this.replica);
   }
 
   /** Sends a message the bindings encoded; the buttons wait for the table's answer (or a second and a half). */
@@ -210,13 +198,7 @@ const cards = new CardsPage();
 (window as unknown as { cards: CardsPage }).cards = cards;
 
 function log(text: string, kind = ""): void {
-  const box = $("log");
-  const line = document.createElement("div");
-  line.textContent = text;
-  if (kind) line.className = kind;
-  box.append(line);
-  while (box.childElementCount > MAX_LOG) box.firstElementChild!.remove();
-  box.scrollTop = box.scrollHeight;
+  logTo("log", text, kind);
 }
 
 /** A card's face: its name, red for diamonds and hearts. */
@@ -295,71 +277,23 @@ function render(): void {
   $("prompt").textContent = prompt;
 }
 
-async function api(path: string, body: unknown): Promise<Record<string, unknown>> {
-  const response = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  const text = await response.text();
-  const json = text ? JSON.parse(text) : {};
-  if (!response.ok) throw new Error((json.message as string) ?? `${response.status}`);
-  return json;
-}
-
-async function logIn(register: boolean): Promise<void> {
-  const name = $<HTMLInputElement>("name").value.trim();
-  const password = $<HTMLInputElement>("password").value;
-  $("login-error").textContent = "";
-  try {
-    if (register) await api("/api/register", { name, password });
-    const tokens = await api("/api/login", { name, password });
-    await sitDown(tokens.access_token as string, tokens.name as string);
-  } catch (e) {
-    $("login-error").textContent = (e as Error).message;
-  }
-}
-
-async function sitDown(token: string, name: string): Promise<void> {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  setState("connecting");
-  // A server running another version of the game refuses the login, and says why.
-  const connection = new Connection(`${scheme}://${location.host}/ws`, { credentials: { kind: "token", token }, options: `?schema=${VERSION}` });
-  // Listening before the login completes: the table's first message may come with it.
-  connection.on("message", ({ channel, payload }) => {
+setUpLogin({
+  version: VERSION,
+  panel: "table-panel",
+  connecting(connection: Connection) {
+    cards.connection = connection;
+  },
+  message(channel, payload) {
     if (cards.receive(channel, payload)) render();
-  });
-  connection.on("state", (state) => setState(state));
-  connection.on("closed", ({ code, reason }) => {
-    setState("closed");
-    const why = closeText(code, reason);
-    $("why").textContent = why;
+  },
+  joined(name) {
+    cards.name = name;
+    render();
+  },
+  closed(why) {
     log(`disconnected: ${why}`, "system");
     render();
-  });
-  cards.connection = connection;
-  await connection.start();
-  cards.name = name;
-  $("where").textContent = name;
-  $("login-panel").classList.add("hidden");
-  $("table-panel").classList.remove("hidden");
-  render();
-}
-
-function closeText(code: number, reason: string): string {
-  const kinds: Record<number, string> = { 1: "kicked", 6: "the server is shutting down", 7: "logged in elsewhere", 8: "timed out" };
-  return reason || kinds[code] || `closed (code ${code})`;
-}
-
-function setState(state: string): void {
-  const element = $("state");
-  element.textContent = state;
-  element.className = `state-${state}`;
-}
-
-$("login").addEventListener("click", () => void logIn(false));
-$("register").addEventListener("click", () => void logIn(true));
-$("password").addEventListener("keydown", (e) => {
-  if ((e as KeyboardEvent).key === "Enter") void logIn(false);
+  },
 });
 $("pass").addEventListener("click", () => cards.send(pass(cards.replica), true));
 $("start").addEventListener("click", () => cards.send(start(cards.replica), false));
-window.addEventListener("unhandledrejection", (e) => {
-  if (e.reason instanceof ConnectionClosed) $("login-error").textContent = e.reason.message;
-});

@@ -2,18 +2,31 @@
 //! Each player runs a runner that Hearth moves (the client predicts, the
 //! server checks every move against the speed and the arena's walls, and
 //! corrects); players see the runners within the view radius. Rounds last
-//! [`ROUND_SECS`]: one runner is "it"; touching another passes it on (no
-//! tag-backs for a second), and the tagged runner respawns at a random spawn
-//! point. Every second not being it scores a point, a tag scores
-//! [`TAG_POINTS`]; the best score of each player is kept between sessions
-//! and shown to them alone (an owner-only property).
+//! [`ROUND_SECS`] (or [`Tag::round_secs`]): one runner is "it"; touching
+//! another passes it on (no tag-backs for a second), and the tagged runner
+//! respawns at a random spawn point. Every second not being it scores a
+//! point, a tag scores [`TAG_POINTS`]; the best score of each player is kept
+//! between sessions and shown to them alone (an owner-only property).
 //!
 //! Everything random comes from the line's seeded source, so a whole match
 //! runs in a unit test and a snapshotted line resumes byte for byte.
 
+/// A player that plays by itself (`tag play`, and the tests' clients), over
+/// the generated bindings.
+pub mod bot;
 /// The game's typed client bindings, written by `hearth codegen --lang rust`
 /// (regenerate: `HEARTH_BLESS=1 cargo test -p tag --test generated`).
 pub mod generated;
+/// `tag play`'s loop: a bot over a real session.
+pub mod play;
+
+/// The game's browser page (`web/page.html`, `web/page.ts` bundled by
+/// `web/build.mjs` into `web/dist/page.js`), served at `/` by `tag serve`.
+pub const PAGE: hearth_server::GamePage = hearth_server::GamePage::new(
+    include_str!("../web/page.html"),
+    include_str!("../web/dist/page.js"),
+)
+.with_style(include_str!("../web/page.css"));
 
 use std::collections::BTreeMap;
 
@@ -23,7 +36,8 @@ use hearth_game::{
 };
 use serde::{Deserialize, Serialize};
 
-/// Seconds a round lasts.
+/// Seconds a round lasts by default, and at most (the schema's bound for
+/// `seconds_left`).
 pub const ROUND_SECS: u32 = 60;
 /// Seconds between rounds.
 pub const INTERMISSION_SECS: u32 = 5;
@@ -41,6 +55,8 @@ const NO_TAG_BACK_TICKS: u64 = TICK_HZ as u64;
 pub const MAX_NAME: u16 = 32;
 /// Highest score a round can reach (capped there).
 pub const MAX_SCORE: i64 = 1_000_000;
+/// How far a player sees other runners, in cells.
+pub const VIEW_RADIUS: u32 = 16;
 
 /// The arena everyone plays in by default: walls around, pillars inside,
 /// spawn points spread over it.
@@ -69,12 +85,15 @@ pub const ARENA: &str = "\
 ################################################
 ";
 
-/// The game: its arena and how many players a line holds.
+/// The game: its arena, how many players a line holds and how long a round
+/// lasts.
 pub struct Tag {
     /// The arena's map, rows of cells as in `zones.toml` (`#` a wall, `S` a
-    /// spawn point).
+    /// spawn point): see [`Tag::check`].
     pub map: String,
     pub line_capacity: usize,
+    /// Seconds a round lasts, 1 to [`ROUND_SECS`] (outside, the nearest).
+    pub round_secs: u32,
     /// How far a player sees, in cells.
     pub view_radius: u32,
 }
@@ -84,7 +103,8 @@ impl Default for Tag {
         Self {
             map: ARENA.to_owned(),
             line_capacity: 32,
-            view_radius: 16,
+            round_secs: ROUND_SECS,
+            view_radius: VIEW_RADIUS,
         }
     }
 }
@@ -109,6 +129,28 @@ impl Tag {
             map,
             line_capacity: players,
             view_radius: 20,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the map makes an arena (cells of the legend, at least one
+    /// spawn point, at most 1024 cells a side), and if not, why: a game with
+    /// another map than [`ARENA`] checks it before it serves.
+    pub fn check(&self) -> Result<(), hearth_replica::zone::ZoneError> {
+        Zone::new(self.zone_spec()).map(|_| ())
+    }
+
+    fn zone_spec(&self) -> ZoneSpec {
+        ZoneSpec {
+            name: "arena".to_owned(),
+            tick_hz: TICK_HZ,
+            line_capacity: self.line_capacity as u32,
+            empty_line_grace_secs: 60,
+            npcs: 0,
+            speed: SPEED,
+            view_radius: self.view_radius,
+            portals: Vec::new(),
+            map: self.map.clone(),
         }
     }
 }
@@ -145,6 +187,8 @@ pub struct Arena {
     it: Option<PlayerId>,
     safe: Option<(PlayerId, u64)>,
     seconds_left: i64,
+    /// Seconds a round lasts here.
+    round_secs: u32,
     /// The once-a-second timer of a round, or the intermission's.
     timer: Option<TimerId>,
 }
@@ -247,20 +291,7 @@ impl Game for Tag {
     }
 
     fn zone(&self) -> Option<Zone> {
-        Some(
-            Zone::new(ZoneSpec {
-                name: "arena".to_owned(),
-                tick_hz: TICK_HZ,
-                line_capacity: self.line_capacity as u32,
-                empty_line_grace_secs: 60,
-                npcs: 0,
-                speed: SPEED,
-                view_radius: self.view_radius,
-                portals: Vec::new(),
-                map: self.map.clone(),
-            })
-            .expect("the arena's map is valid"),
-        )
+        Some(Zone::new(self.zone_spec()).expect("the arena's map is valid (Tag::check)"))
     }
 
     fn view_radius(&self) -> u32 {
@@ -279,6 +310,7 @@ impl Game for Tag {
             it: None,
             safe: None,
             seconds_left: 0,
+            round_secs: self.round_secs.clamp(1, ROUND_SECS),
             timer: None,
         }
     }
@@ -385,7 +417,7 @@ impl Arena {
         self.it = None;
         self.safe = None;
         self.choose_it(ctx);
-        self.seconds_left = i64::from(ROUND_SECS);
+        self.seconds_left = i64::from(self.round_secs);
         ctx.set_int(self.round, ids.seconds_left, self.seconds_left)
             .expect("in range");
         self.set_phase(ctx, Phase::Playing);

@@ -2,7 +2,8 @@
 //! passes by touch, scores and the round's end reach everyone, each
 //! player's best is kept between sessions and seen by them alone, walls and
 //! the speed hold (a cheating client is corrected and gets nowhere faster),
-//! and a line snapshotted mid-round resumes byte for byte.
+//! a line snapshotted mid-round resumes byte for byte, rounds last what the
+//! game says, and the bots tell what happened as `tag play` prints it.
 
 mod common;
 
@@ -31,10 +32,10 @@ fn a_whole_round_plays_out_and_everyone_sees_it_end() {
     assert_eq!(arena.line.state().phase(), Phase::Playing);
     assert!(arena.line.state().it().is_some(), "someone is it");
     for client in arena.clients.values() {
-        let round = Round::all(&client.replica).next().expect("the round");
+        let round = Round::all(client.replica()).next().expect("the round");
         assert_eq!(round.phase(), RoundPhase::Playing);
         assert_eq!(round.number(), 1);
-        let its: Vec<_> = Runner::all(&client.replica).filter(|r| r.it()).collect();
+        let its: Vec<_> = Runner::all(client.replica()).filter(|r| r.it()).collect();
         assert!(its.len() <= 1, "one it at most in view");
     }
     let zone = hearth_game::Game::zone(&Tag::default()).unwrap();
@@ -43,13 +44,13 @@ fn a_whole_round_plays_out_and_everyone_sees_it_end() {
         arena.tick();
         // Nobody is ever inside a wall, as any client sees it.
         for client in arena.clients.values() {
-            for runner in Runner::all(&client.replica) {
-                let at = client.replica.server_position(runner.id()).unwrap();
+            for runner in Runner::all(client.replica()) {
+                let at = client.replica().server_position(runner.id()).unwrap();
                 assert!(!zone.blocked(at), "{} in a wall at {at:?}", runner.name());
             }
         }
         tags = arena.clients[&1]
-            .messages
+            .messages()
             .iter()
             .filter(|m| matches!(m, Message::Tagged { .. }))
             .count();
@@ -58,7 +59,7 @@ fn a_whole_round_plays_out_and_everyone_sees_it_end() {
     assert_eq!(arena.line.state().phase(), Phase::Over);
     for (player, client) in &arena.clients {
         let over: Vec<_> = client
-            .messages
+            .messages()
             .iter()
             .filter_map(|m| match m {
                 Message::RoundOver { winner, score } => Some((winner.clone(), *score)),
@@ -70,7 +71,7 @@ fn a_whole_round_plays_out_and_everyone_sees_it_end() {
         assert!(over[0].1 >= 30, "the winner scored {}", over[0].1);
         // Everyone's score is replicated to everyone who sees them; each
         // sees only its own best.
-        for runner in Runner::all(&client.replica) {
+        for runner in Runner::all(client.replica()) {
             if !runner.owned() {
                 assert_eq!(runner.best(), 0, "another's best is never sent");
             }
@@ -78,7 +79,7 @@ fn a_whole_round_plays_out_and_everyone_sees_it_end() {
         let me = client.me().unwrap();
         assert!(me.best() > 0, "player {player}'s own best is shown to them");
         assert!(client
-            .messages
+            .messages()
             .iter()
             .any(|m| matches!(m, Message::NewBest { .. })));
     }
@@ -133,7 +134,7 @@ fn a_best_score_is_kept_between_sessions_and_shown_to_its_owner_only() {
     // never her best.
     let mut ticks = 0;
     loop {
-        let seen = Runner::all(&arena.clients[&2].replica)
+        let seen = Runner::all(arena.clients[&2].replica())
             .find(|r| r.name() == "ann")
             .map(|r| r.best());
         if let Some(best_seen) = seen {
@@ -151,13 +152,17 @@ fn a_cheating_client_is_corrected_and_gets_nowhere_faster() {
     let mut arena = Arena::new(9);
     arena.join(1, "ann", None);
     arena.join(2, "cheat", None);
-    arena.clients.get_mut(&2).unwrap().cheat = true;
+    arena
+        .clients
+        .get_mut(&2)
+        .unwrap()
+        .set_step(tag::bot::STEP * 3);
     arena.run(3);
     let start = {
         let client = &arena.clients[&2];
         client
-            .replica
-            .server_position(client.replica.controlled().unwrap())
+            .replica()
+            .server_position(client.replica().controlled().unwrap())
             .unwrap()
     };
     let ticks = 60;
@@ -167,8 +172,8 @@ fn a_cheating_client_is_corrected_and_gets_nowhere_faster() {
         arena.tick();
         let client = &arena.clients[&2];
         let now = client
-            .replica
-            .server_position(client.replica.controlled().unwrap())
+            .replica()
+            .server_position(client.replica().controlled().unwrap())
             .unwrap();
         moved += last.distance(now);
         last = now;
@@ -177,8 +182,11 @@ fn a_cheating_client_is_corrected_and_gets_nowhere_faster() {
     // Allowing the few ticks of banked movement the server forgives.
     assert!(moved <= legal + 5 * 30, "moved {moved}, legal {legal}");
     assert!(arena.line.stats().moves_too_fast > 0);
-    assert!(arena.clients[&2].corrections > 0, "the cheat was corrected");
-    assert_eq!(arena.clients[&1].corrections, 0);
+    assert!(
+        arena.clients[&2].corrections() > 0,
+        "the cheat was corrected"
+    );
+    assert_eq!(arena.clients[&1].corrections(), 0);
 }
 
 #[test]
@@ -199,4 +207,125 @@ fn a_line_snapshotted_mid_round_resumes_byte_for_byte() {
         let b: Vec<GameOutput> = copy.tick();
         assert_eq!(a, b, "tick {ticks} after the snapshot");
     }
+}
+
+#[test]
+fn a_round_lasts_what_the_game_says_and_the_bots_tell_it_as_it_was() {
+    // A small arena: everyone always in view of everyone.
+    let game = Tag {
+        round_secs: 8,
+        map: common::SMALL.to_owned(),
+        ..Tag::default()
+    };
+    assert!(game.check().is_ok());
+    let mut arena = Arena::with_line(GameLine::new(Arc::new(game), 17));
+    arena.join(1, "ann", None);
+    arena.join(2, "ben", None);
+    arena.run(INTERMISSION_SECS * TICK_HZ + 1);
+    assert_eq!(arena.line.state().phase(), Phase::Playing);
+    let round = Round::all(arena.clients[&1].replica()).next().unwrap();
+    assert_eq!(round.seconds_left(), 8);
+    arena.run(8 * TICK_HZ - 2);
+    assert_eq!(arena.line.state().phase(), Phase::Playing, "not over early");
+    arena.run(2);
+    assert_eq!(
+        arena.line.state().phase(),
+        Phase::Over,
+        "over after 8 seconds"
+    );
+
+    let it = |player| arena.clients[&player].me().unwrap().name().to_owned();
+    for (player, said) in &arena.said {
+        let said = said.join("\n");
+        assert!(
+            said.starts_with("in the arena: 14 by 10 cells, seeing 16 cells around\n"),
+            "{said}"
+        );
+        let me = it(*player);
+        assert!(said.contains(&format!("I am {me}, at ")), "{said}");
+        let other = if me == "ann" { "ben" } else { "ann" };
+        assert!(
+            said.contains(&format!("{other} comes into view at ")),
+            "{said}"
+        );
+        let client = &arena.clients[player];
+        // Every message of the game, told in words, in order.
+        let told: Vec<&str> = said
+            .lines()
+            .filter(|l| {
+                l.contains(" tagged ")
+                    || l.starts_with("round 1 is over")
+                    || l.starts_with("my new best")
+            })
+            .collect();
+        let messages: Vec<String> = client
+            .messages()
+            .iter()
+            .map(|m| match m {
+                Message::Tagged { .. } => "tagged".to_owned(),
+                Message::RoundOver { winner, score } => {
+                    format!("round 1 is over: {winner} won with {score} points")
+                }
+                Message::NewBest { score } => format!("my new best: {score}"),
+            })
+            .collect();
+        assert_eq!(told.len(), messages.len(), "{said}");
+        for (line, message) in told.iter().zip(&messages) {
+            match message.as_str() {
+                "tagged" => assert!(
+                    ["ann tagged ben", "ben tagged ann"].contains(line),
+                    "{line}"
+                ),
+                whole => assert_eq!(*line, whole),
+            }
+        }
+        let started = said
+            .lines()
+            .find(|l| l.starts_with("round 1 starts: "))
+            .expect("the round's start is told");
+        assert!(
+            started == "round 1 starts: ann is it" || started == "round 1 starts: ben is it",
+            "{started}"
+        );
+    }
+    // Both tell the same start, the same tags and the same end.
+    let same = |said: &Vec<String>| -> Vec<String> {
+        said.iter()
+            .filter(|l| l.starts_with("round ") || l.contains(" tagged "))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(same(&arena.said[&1]), same(&arena.said[&2]));
+    // A runner seen moving is told where it is, a cell at a time.
+    let client = arena.clients.get_mut(&1).unwrap();
+    let ben = Runner::all(client.replica())
+        .find(|r| !r.owned())
+        .unwrap()
+        .id();
+    let at = client.replica().server_position(ben).unwrap();
+    let first = client.sightings();
+    assert_eq!(
+        first,
+        [format!(
+            "ben is at {:.2},{:.2}",
+            f64::from(at.x) / 100.0,
+            f64::from(at.y) / 100.0
+        )]
+    );
+    assert!(client.sightings().is_empty(), "nothing new: nothing told");
+}
+
+#[test]
+fn an_arena_needs_a_spawn_point_and_known_cells() {
+    assert!(Tag::default().check().is_ok());
+    let no_spawn = Tag {
+        map: "#####\n#...#\n#####\n".to_owned(),
+        ..Tag::default()
+    };
+    assert!(no_spawn.check().unwrap_err().to_string().contains("spawn"));
+    let unknown = Tag {
+        map: "#####\n#.S?#\n#####\n".to_owned(),
+        ..Tag::default()
+    };
+    assert!(unknown.check().is_err());
 }

@@ -41,7 +41,12 @@ fn generate() -> Json {
     // Player 2 cheats for a few ticks: its client is corrected.
     let mut ticks = Vec::new();
     for tick in 0..(tag::INTERMISSION_SECS * tag::TICK_HZ + 40) {
-        arena.clients.get_mut(&2).unwrap().cheat = (30..34).contains(&tick);
+        let step = if (30..34).contains(&tick) {
+            tag::bot::STEP * 3
+        } else {
+            tag::bot::STEP
+        };
+        arena.clients.get_mut(&2).unwrap().set_step(step);
         arena.line.tick();
         let outputs: Vec<GameOutput> = arena.line.drain_outputs().collect();
         let mut received = Vec::new();
@@ -56,7 +61,8 @@ fn generate() -> Json {
                     .clients
                     .get_mut(player)
                     .unwrap()
-                    .apply(*channel, bytes);
+                    .receive(*channel, bytes)
+                    .unwrap();
                 if *player == 2 {
                     received.push(json!({ "channel": channel, "hex": hex(bytes) }));
                 }
@@ -67,11 +73,11 @@ fn generate() -> Json {
         for (player, client) in arena.clients.iter_mut() {
             client.decide();
             if *player == 2 {
-                if let Some(to) = client.last_move {
+                if let Some(to) = client.last_move() {
                     moves.push(json!([to.x, to.y]));
                 }
             }
-            if let Some(bytes) = client.replica.poll_ack() {
+            if let Some(bytes) = client.poll_ack() {
                 if *player == 2 {
                     sent = Some(hex(&bytes));
                 }
@@ -84,9 +90,9 @@ fn generate() -> Json {
         ticks.push(json!({ "received": received, "moves": moves, "sent": sent }));
     }
     let client = &arena.clients[&2];
-    assert!(client.corrections > 0, "the vectors hold a correction");
+    assert!(client.corrections() > 0, "the vectors hold a correction");
     let actors: Vec<Json> = client
-        .replica
+        .replica()
         .actors()
         .map(|(id, actor)| {
             json!({
@@ -97,15 +103,15 @@ fn generate() -> Json {
             })
         })
         .collect();
-    let own = client.replica.controlled().unwrap();
-    let at = client.replica.position(own).unwrap();
+    let own = client.replica().controlled().unwrap();
+    let at = client.replica().position(own).unwrap();
     json!({
         "schema": hex(&tag::schema().encode()),
         "ticks": ticks,
         "actors": actors,
         "controlled": own.0,
         "position": [at.x, at.y],
-        "corrections": client.corrections,
+        "corrections": client.corrections(),
     })
 }
 
