@@ -319,13 +319,23 @@ impl<G: Game> Host<G> {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    // Joins first, then what arrived during the last tick (at
+                    // most one queue's worth), then leaves: a client's last
+                    // messages before it closed reach the game before its
+                    // leave does.
+                    let mut leaves = Vec::new();
                     while let Ok(event) = lifecycle.try_recv() {
-                        self.lifecycle(event);
+                        match event {
+                            Lifecycle::Leave(_) => leaves.push(event),
+                            join => self.lifecycle(join),
+                        }
                     }
-                    // What arrived during the last tick, at most one queue's worth.
                     for _ in 0..messages.max_capacity() {
                         let Ok((player, channel, bytes)) = messages.try_recv() else { break };
                         self.message(player, channel, &bytes).await;
+                    }
+                    for leave in leaves {
+                        self.lifecycle(leave);
                     }
                     self.step().await;
                 }
@@ -514,9 +524,12 @@ impl<G: Game> Host<G> {
             };
             let left = !self.where_is.contains_key(&player);
             if left {
-                // Its last save: the player has left.
+                // Its last save: the player has left. Data the database
+                // refuses (too large) is not kept for the next login either.
                 self.accounts.remove(&player);
-                self.remember(account, data.clone());
+                if data.len() <= saves::MAX_PLAYER_DATA {
+                    self.remember(account, data.clone());
+                }
             }
             match saves::store(&self.storage, account, &self.game_name, data).await {
                 Ok(()) => {
