@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { DecodeError, Writer, fromHex, toHex } from "../src/bytes.js";
-import { Value, decodeSchema, encodeSchema } from "../src/game/schema.js";
+import { Schema, Value, decodeSchema, encodeSchema } from "../src/game/schema.js";
 import { GameReplica, decodeGameReliable, encodeGameAck, encodeGameMessage, encodeGameReliable } from "../src/game/replica.js";
 
 declare const __WEB_DIR__: string;
@@ -122,4 +122,28 @@ test("a respawn in one message is read with the new kind, and a set of a despawn
   setAfterDespawn.u8(0x33).varint(5);
   setAfterDespawn.u8(0x34).varint(5).u8(0);
   assert.throws(() => fresh.applyReliable(setAfterDespawn.finish()), (e: unknown) => e instanceof DecodeError);
+});
+
+test("a schema the Rust side would refuse is refused here too, with the reason", () => {
+  const good = decodeSchema(fromHex(vectors.schemas[1].hex));
+  const tagVectors = JSON.parse(readFileSync(`${__WEB_DIR__}/client/test/tag_vectors.json`, "utf8"));
+  const tag = decodeSchema(fromHex(tagVectors.schema));
+  const variants: [string, (s: Schema) => void, RegExp][] = [
+    ["a name with a capital", (s) => (s.kinds[0]!.name = "Seat"), /not a name/],
+    ["a property declared twice", (s) => s.kinds[0]!.props.push({ ...s.kinds[0]!.props[0]! }), /declared twice/],
+    ["a message to the server without a burst", (s) => (s.messages.find((m) => m.direction === "to_server")!.rate = { burst: 0, per_second: 1 }), /rate limit/],
+    ["a range upside down", (s) => (s.kinds[0]!.props[0]!.ty = { type: "int", min: 5n, max: 1n }), /minimum/],
+  ];
+  for (const [what, spoil, reason] of variants) {
+    const schema: Schema = structuredClone(good);
+    spoil(schema);
+    assert.throws(() => decodeSchema(encodeSchema(schema)), (e: unknown) => e instanceof DecodeError && reason.test(e.message), what);
+  }
+  const moving = tag.kinds.findIndex((k) => k.movement);
+  assert.ok(moving >= 0, "tag has a moving kind");
+  for (const spoil of [(s: Schema) => s.kinds[moving]!.props.reverse(), (s: Schema) => (s.kinds[moving]!.movement!.speed = 0)]) {
+    const schema: Schema = structuredClone(tag);
+    spoil(schema);
+    assert.throws(() => decodeSchema(encodeSchema(schema)), (e: unknown) => e instanceof DecodeError && /moving kind/.test(e.message));
+  }
 });

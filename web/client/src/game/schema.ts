@@ -384,8 +384,72 @@ export function decodeSchema(bytes: Uint8Array): Schema {
     messages.push({ name, direction, fields, rate });
   }
   r.finish("schema");
-  return { game, kinds, messages, version: schemaVersion(bytes) };
+  const schema = { game, kinds, messages, version: schemaVersion(bytes) };
+  checkSchema(schema);
+  return schema;
 }
+
+/** Largest speed a moving kind may have, cells per second (as the Rust schema). */
+const MAX_SPEED = 1000;
+/** A moving kind's position coordinate: fixed-point hundredths of a cell over the largest zone. */
+function isPosition(ty: ValueType): boolean {
+  return ty.type === "fixed" && ty.scale === 100 && ty.min === 0n && ty.max === 1024n * 100n;
+}
+
+/** The checks of the Rust `Schema::new`: a schema that passes there passes here, and one refused there is refused here. */
+export function checkSchema(schema: Omit<Schema, "version">): void {
+  const fail = (at: string, why: string): never => {
+    throw new DecodeError(`schema: ${at}: ${why}`);
+  };
+  const name = (text: string, at: string) => {
+    if (!/^[a-z_][a-z0-9_]*$/.test(text) || text.length > MAX_NAME) fail(at, `${JSON.stringify(text)} is not a name`);
+  };
+  const unique = (names: string[], at: string) => {
+    const seen = new Set<string>();
+    for (const n of names) {
+      if (seen.has(n)) fail(at, `${JSON.stringify(n)} is declared twice`);
+      seen.add(n);
+    }
+  };
+  const scalar = (ty: Scalar, at: string) => {
+    if ((ty.type === "int" || ty.type === "fixed") && ty.min > ty.max) fail(at, "the minimum is above the maximum");
+    if (ty.type === "fixed" && ty.scale < 1) fail(at, "a fixed-point scale is at least 1");
+    if (ty.type === "enum") {
+      if (ty.variants.length < 1) fail(at, "an enum has at least one variant");
+      ty.variants.forEach((v) => name(v, at));
+      unique(ty.variants, `variant of ${at}`);
+    }
+  };
+  const type = (ty: ValueType, at: string) => (ty.type === "list" ? scalar(ty.item, at) : ty.type === "str" ? undefined : scalar(ty, at));
+  name(schema.game, "game");
+  unique(schema.kinds.map((k) => k.name), "kind");
+  for (const kind of schema.kinds) {
+    name(kind.name, "kind");
+    unique(kind.props.map((p) => p.name), `property of ${kind.name}`);
+    kind.props.forEach((p) => {
+      name(p.name, `${kind.name}.${p.name}`);
+      type(p.ty, `${kind.name}.${p.name}`);
+    });
+    if (kind.movement) {
+      if (kind.movement.speed < 1 || kind.movement.speed > MAX_SPEED) fail(kind.name, `a moving kind's speed is 1 to ${MAX_SPEED}`);
+      const position = (p: PropSpec | undefined, n: string) =>
+        p?.name === n && p.visibility === "everyone" && p.delivery === "frame" && isPosition(p.ty);
+      if (!position(kind.props[0], "x") || !position(kind.props[1], "y")) fail(kind.name, "a moving kind starts with its position (x, y)");
+    }
+  }
+  unique(schema.messages.map((m) => m.name), "message");
+  for (const message of schema.messages) {
+    name(message.name, "message");
+    unique(message.fields.map((f) => f.name), `field of ${message.name}`);
+    message.fields.forEach((f) => {
+      name(f.name, `${message.name}.${f.name}`);
+      type(f.ty, `${message.name}.${f.name}`);
+    });
+    if (message.direction === "to_server" && (!message.rate || message.rate.burst < 1)) fail(message.name, "a message to the server needs a rate limit with a burst of at least 1");
+    if (message.direction === "to_client" && message.rate) fail(message.name, "only messages to the server have a rate limit");
+  }
+}
+
 
 /** The bit mask of the properties of `kind` a client sees (owner-only ones when it owns the actor). */
 export function visibleMask(kind: KindSpec, owned: boolean): bigint {
