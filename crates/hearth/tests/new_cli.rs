@@ -112,12 +112,13 @@ fn cargo(manifest: &Path, subcommand: &str, args: &[&str]) -> Output {
 fn a_new_game_builds_passes_its_own_tests_and_prints_its_schema() {
     // A fixed place under this run's target: the game's own build is found
     // again by the next run.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hearth-new/walkers");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hearth-new/wave-room");
     let _ = std::fs::remove_dir_all(&dir);
     let repository = repository();
+    // A name with a '-': the crate's, while its library and schema say '_'.
     let made = hearth(&[
         "new",
-        "walkers",
+        "wave-room",
         "--path",
         dir.to_str().unwrap(),
         "--hearth-path",
@@ -125,7 +126,7 @@ fn a_new_game_builds_passes_its_own_tests_and_prints_its_schema() {
     ]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     let said = text(&made.stdout);
-    assert!(said.contains("Created the game walkers"), "{said}");
+    assert!(said.contains("Created the game wave-room"), "{said}");
     assert!(said.contains("cargo run -- serve"), "{said}");
 
     let manifest = dir.join("Cargo.toml");
@@ -136,17 +137,7 @@ fn a_new_game_builds_passes_its_own_tests_and_prints_its_schema() {
     )));
     assert!(toml.contains("\n[workspace]\n"), "a workspace of its own");
 
-    // The generated code is as rustfmt writes it.
-    let rs: Vec<PathBuf> = ["src/lib.rs", "src/main.rs", "tests/line.rs"]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect();
-    let fmt = Command::new("rustfmt")
-        .args(["--check", "--edition", "2021"])
-        .args(&rs)
-        .output()
-        .unwrap();
-    assert!(fmt.status.success(), "{}", text(&fmt.stdout));
+    assert_formatted(&dir);
 
     // Its own tests pass: two players in one process, a wave, a move, a
     // save, a snapshot.
@@ -160,11 +151,11 @@ fn a_new_game_builds_passes_its_own_tests_and_prints_its_schema() {
     let report = text(&tested.stdout);
     assert!(report.contains("test result: ok. 4 passed"), "{report}");
 
-    // `walkers schema` prints the schema as JSON, as the game declares it.
+    // `wave-room schema` prints the schema as JSON, as the game declares it.
     let schema = cargo(&manifest, "run", &["--quiet", "--", "schema"]);
     assert!(schema.status.success(), "{}", text(&schema.stderr));
     let schema: Schema = serde_json::from_slice(&schema.stdout).unwrap();
-    assert_eq!(schema.game(), "walkers");
+    assert_eq!(schema.game(), "wave_room");
     let (_, walker) = schema.kind("walker").expect("the walker kind");
     assert!(walker.movement.is_some(), "walkers move");
     for prop in ["x", "y", "name", "score", "waving"] {
@@ -172,6 +163,41 @@ fn a_new_game_builds_passes_its_own_tests_and_prints_its_schema() {
     }
     assert!(schema.message("wave").is_some());
     assert!(schema.message("waved").is_some());
+}
+
+/// The generated Rust is as rustfmt writes it.
+fn assert_formatted(dir: &Path) {
+    let rs: Vec<PathBuf> = ["src/lib.rs", "src/main.rs", "tests/line.rs"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    let fmt = Command::new("rustfmt")
+        .args(["--check", "--edition", "2021"])
+        .args(&rs)
+        .output()
+        .unwrap();
+    assert!(fmt.status.success(), "{}", text(&fmt.stdout));
+}
+
+#[test]
+fn the_longest_name_gives_formatted_code_too() {
+    let name = "abcdefghij-klmnopqrst-uvwxyz-012";
+    assert_eq!(name.len(), 32);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hearth-new/longest");
+    let _ = std::fs::remove_dir_all(&dir);
+    let repository = repository();
+    let made = hearth(&[
+        "new",
+        name,
+        "--path",
+        dir.to_str().unwrap(),
+        "--hearth-path",
+        repository.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert_formatted(&dir);
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub const GAME: &str = \"abcdefghij_klmnopqrst_uvwxyz_012\";"));
 }
 
 #[test]
