@@ -100,6 +100,34 @@ impl<P> Ctx<'_, P> {
 
     /// A new actor of `kind`, every property at its type's default;
     /// `owner` sees its owner-only properties.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, PlayerId};
+    /// # use hearth_game::schema::{KindSpec, PropSpec, Schema, ValueType};
+    /// # struct Coins;
+    /// # impl Game for Coins {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let purse = KindSpec::new("purse")
+    /// #             .prop(PropSpec::new("coins", ValueType::int(0, 99)).owner_only());
+    /// #         Schema::new("coins", vec![purse], vec![]).unwrap()
+    /// #     }
+    /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
+    /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId) {
+    ///     // A purse for the newcomer: they alone are sent its owner-only coins.
+    ///     let purse = ctx.kind("purse").unwrap();
+    ///     let actor = ctx.spawn(purse, Some(player));
+    ///     assert_eq!(ctx.owner(actor), Some(player));
+    ///     assert_eq!(ctx.actors_of(purse).count(), ctx.players().count());
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Coins), 1);
+    /// # line.join(7, None);
+    /// # line.join(8, None);
+    /// # line.tick();
+    /// # assert_eq!(line.in_view(7), Some(2));
+    /// ```
     pub fn spawn(&mut self, kind: KindId, owner: Option<PlayerId>) -> ActorId {
         let spec = &self.schema.kinds()[usize::from(kind.0)];
         let id = ActorId(self.core.next_actor);
@@ -157,6 +185,36 @@ impl<P> Ctx<'_, P> {
 
     /// Sets a property, checked against its type; unchanged values cost
     /// nothing on the wire.
+    ///
+    /// ```
+    /// # use hearth_game::{ActorId, Ctx, Game, GameLine};
+    /// # use hearth_game::schema::{KindSpec, PropSpec, Schema, Value, ValueType};
+    /// # struct Board;
+    /// # impl Game for Board {
+    /// #     type Line = ActorId;
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let board = KindSpec::new("board")
+    /// #             .prop(PropSpec::new("title", ValueType::string(16)).reliable())
+    /// #             .prop(PropSpec::new("score", ValueType::int(0, 100)).reliable());
+    /// #         Schema::new("board", vec![board], vec![]).unwrap()
+    /// #     }
+    /// fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> ActorId {
+    ///     let board = ctx.kind("board").unwrap();
+    ///     let title = ctx.prop(board, "title").unwrap();
+    ///     let score = ctx.prop(board, "score").unwrap();
+    ///     let actor = ctx.spawn(board, None);
+    ///     ctx.set(actor, title, Value::Str("High scores".into())).unwrap();
+    ///     ctx.set_int(actor, score, 42).unwrap();
+    ///     // Checked against the property's type: nothing changes.
+    ///     assert!(ctx.set_int(actor, score, 101).is_err());
+    ///     assert!(ctx.set(actor, score, Value::Bool(true)).is_err());
+    ///     assert_eq!(ctx.get_int(actor, score), Some(42));
+    ///     actor
+    /// }
+    /// # }
+    /// # GameLine::new(std::sync::Arc::new(Board), 1);
+    /// ```
     pub fn set(&mut self, actor: ActorId, prop: PropId, value: Value) -> Result<(), GameError> {
         self.actor_of_kind(actor, prop)?;
         let schema = self.schema;
@@ -197,6 +255,45 @@ impl<P> Ctx<'_, P> {
         self.set(actor, prop, Value::Bool(value))
     }
 
+    /// A property's value; `None` if the actor is gone or of another kind.
+    ///
+    /// ```
+    /// # use hearth_game::{ActorId, Ctx, Game, GameLine};
+    /// # use hearth_game::schema::{KindSpec, PropSpec, Schema, Value, ValueType};
+    /// # struct Clock;
+    /// # impl Game for Clock {
+    /// #     type Line = ActorId;
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let clock = KindSpec::new("clock")
+    /// #             .prop(PropSpec::new("seconds", ValueType::int(0, 1_000_000)).reliable());
+    /// #         Schema::new("clock", vec![clock], vec![]).unwrap()
+    /// #     }
+    /// #     fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> ActorId {
+    /// #         ctx.spawn(ctx.kind("clock").unwrap(), None)
+    /// #     }
+    /// fn on_tick(&self, clock: &mut ActorId, ctx: &mut Ctx<'_, ()>) {
+    ///     if ctx.tick() % u64::from(ctx.tick_hz()) == 0 {
+    ///         let seconds = ctx.prop(ctx.kind("clock").unwrap(), "seconds").unwrap();
+    ///         let Some(Value::Int(now)) = ctx.get(*clock, seconds) else { return };
+    ///         ctx.set_int(*clock, seconds, now + 1).unwrap();
+    ///     }
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Clock), 1);
+    /// # for _ in 0..60 { line.tick(); }
+    /// # // Three seconds at 20 ticks a second; read back through a client:
+    /// # let mut replica = hearth_replica::game_replica::GameReplica::new(line.schema().clone());
+    /// # line.join(1, None);
+    /// # line.tick();
+    /// # for output in line.drain_outputs() {
+    /// #     if let hearth_game::GameOutput::Send { channel: 10, bytes, .. } = output {
+    /// #         replica.apply_reliable(&bytes).unwrap();
+    /// #     }
+    /// # }
+    /// # let (id, _) = replica.actors().next().unwrap();
+    /// # assert_eq!(replica.value(id, "seconds"), Some(&Value::Int(3)));
+    /// ```
     pub fn get(&self, actor: ActorId, prop: PropId) -> Option<&Value> {
         let state = self.core.actors.get(&actor)?;
         (state.kind == prop.kind).then(|| &state.values[usize::from(prop.index)])
@@ -233,6 +330,39 @@ impl<P> Ctx<'_, P> {
     }
 
     /// Sends a `to_client` message to one player.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, GameOutput, PlayerId};
+    /// # use hearth_game::schema::{MessageSpec, Schema, Value, ValueType};
+    /// # use hearth_replica::game_replica::{GameEvent, GameReplica};
+    /// # struct Greeter;
+    /// # impl Game for Greeter {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let welcome = MessageSpec::to_client("welcome").field("name", ValueType::string(32));
+    /// #         Schema::new("greeter", vec![], vec![welcome]).unwrap()
+    /// #     }
+    /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
+    /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId) {
+    ///     let welcome = ctx.message("welcome").unwrap();
+    ///     let name = ctx.name(player).unwrap_or("").to_owned();
+    ///     // Checked against the message's fields, then queued for the tick.
+    ///     ctx.send(player, welcome, &[Value::Str(name.into())]).unwrap();
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Greeter), 1);
+    /// # let mut ann = GameReplica::new(line.schema().clone());
+    /// # line.join_as(7, "ann", None);
+    /// # line.tick();
+    /// # for output in line.drain_outputs() {
+    /// #     if let GameOutput::Send { player: 7, channel: 10, bytes } = output {
+    /// #         ann.apply_reliable(&bytes).unwrap();
+    /// #     }
+    /// # }
+    /// # let events: Vec<GameEvent> = std::iter::from_fn(|| ann.poll_event()).collect();
+    /// # assert!(events.contains(&GameEvent::Message { index: 0, values: vec![Value::Str("ann".into())] }));
+    /// ```
     pub fn send(
         &mut self,
         to: PlayerId,
@@ -288,6 +418,48 @@ impl<P> Ctx<'_, P> {
     }
 
     /// Sends to every player of the line.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, GameOutput, MessageId, PlayerId};
+    /// # use hearth_game::schema::{MessageSpec, Schema, Value, ValueType};
+    /// # use hearth_replica::game_replica::GameReplica;
+    /// # struct Chat;
+    /// # impl Game for Chat {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let say = MessageSpec::to_server("say").field("text", ValueType::string(100));
+    /// #         let said = MessageSpec::to_client("said")
+    /// #             .field("by", ValueType::string(32))
+    /// #             .field("text", ValueType::string(100));
+    /// #         Schema::new("chat", vec![], vec![say, said]).unwrap()
+    /// #     }
+    /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
+    /// fn on_message(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId,
+    ///               message: MessageId, values: &[Value]) {
+    ///     if Some(message) == ctx.message("say") {
+    ///         let by = Value::Str(ctx.name(player).unwrap_or("").into());
+    ///         let said = ctx.message("said").unwrap();
+    ///         // Everyone in the line, the sender too.
+    ///         ctx.send_to_line(said, &[by, values[0].clone()]).unwrap();
+    ///     }
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Chat), 1);
+    /// # line.join_as(1, "ann", None);
+    /// # line.join_as(2, "ben", None);
+    /// # line.tick();
+    /// # line.drain_outputs().count();
+    /// # let client = GameReplica::new(line.schema().clone());
+    /// # let hi = client.message("say", vec![Value::Str("hi".into())]).unwrap();
+    /// # line.input(1, 10, &hi).unwrap();
+    /// # line.tick();
+    /// # let told: Vec<_> = line.drain_outputs().filter_map(|o| match o {
+    /// #     GameOutput::Send { player, channel: 10, .. } => Some(player),
+    /// #     _ => None,
+    /// # }).collect();
+    /// # assert_eq!(told, [1, 2]);
+    /// ```
     pub fn send_to_line(&mut self, message: MessageId, values: &[Value]) -> Result<(), GameError> {
         let body = self.encode(message, values)?;
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
@@ -337,7 +509,42 @@ impl<P> Ctx<'_, P> {
     }
 
     /// Calls [`crate::Game::on_timer`] with `tag` after `ticks` ticks (at
-    /// least one).
+    /// least one). Timers are part of the line's snapshot.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, TimerId};
+    /// # use hearth_game::schema::Schema;
+    /// # use serde::{Deserialize, Serialize};
+    /// # struct Rounds;
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Round {
+    ///     timer: TimerId,
+    ///     over: bool,
+    /// }
+    /// const ROUND_OVER: u64 = 1;
+    /// # impl Game for Rounds {
+    /// #     type Line = Round;
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema { Schema::new("rounds", vec![], vec![]).unwrap() }
+    ///
+    /// fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> Round {
+    ///     // A minute, in ticks.
+    ///     let timer = ctx.after(60 * ctx.tick_hz(), ROUND_OVER);
+    ///     Round { timer, over: false }
+    /// }
+    ///
+    /// fn on_timer(&self, round: &mut Round, _: &mut Ctx<'_, ()>, timer: TimerId, tag: u64) {
+    ///     if tag == ROUND_OVER && timer == round.timer {
+    ///         round.over = true;
+    ///     }
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Rounds), 1);
+    /// # for _ in 0..60 * 20 - 1 { line.tick(); }
+    /// # assert!(!line.state().over);
+    /// # line.tick();
+    /// # assert!(line.state().over);
+    /// ```
     pub fn after(&mut self, ticks: u32, tag: u64) -> TimerId {
         let id = self.core.next_timer;
         self.core.next_timer += 1;
@@ -362,6 +569,41 @@ impl<P> Ctx<'_, P> {
 
     /// The player's saved data, to change: it is saved again (on leave, or
     /// within the save period).
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, GameOutput, PlayerId};
+    /// # use hearth_game::schema::Schema;
+    /// # use serde::{Deserialize, Serialize};
+    /// # struct Inn;
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Guest {
+    ///     visits: u32,
+    /// }
+    /// # impl Game for Inn {
+    /// #     type Line = ();
+    /// #     type Player = Guest;
+    /// #     fn schema(&self) -> Schema { Schema::new("inn", vec![], vec![]).unwrap() }
+    /// #     fn new_line(&self, _: &mut Ctx<'_, Guest>) {}
+    ///
+    /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, Guest>, player: PlayerId) {
+    ///     // Loaded before on_join (the type's default for a newcomer).
+    ///     if let Some(guest) = ctx.player_data_mut(player) {
+    ///         guest.visits += 1;
+    ///     }
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Inn), 1);
+    /// # line.join(7, Some(br#"{"visits":2}"#.to_vec()));
+    /// # line.tick();
+    /// # line.leave(7);
+    /// # line.tick();
+    /// # let saved = line.drain_outputs().find_map(|o| match o {
+    /// #     GameOutput::Save { player: 7, data } => Some(data),
+    /// #     _ => None,
+    /// # }).unwrap();
+    /// # let guest: Guest = serde_json::from_slice(&saved).unwrap();
+    /// # assert_eq!(guest.visits, 3);
+    /// ```
     pub fn player_data_mut(&mut self, player: PlayerId) -> Option<&mut P> {
         let state = self.core.players.get_mut(&player)?;
         state.dirty = true;
@@ -384,6 +626,37 @@ impl<P> Ctx<'_, P> {
     /// Puts an actor of a moving kind at `pos` (a spawn point, a respawn, a
     /// teleport). If a player controls it, their client is corrected: it
     /// drops the moves it predicted and shows the actor at `pos`.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, PlayerId, Pos, Zone};
+    /// # use hearth_game::schema::{KindSpec, Movement, Schema};
+    /// # struct Field;
+    /// # impl Game for Field {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let runner = KindSpec::moving("runner", Movement::new(5));
+    /// #         Schema::new("field", vec![runner], vec![]).unwrap()
+    /// #     }
+    /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
+    /// fn zone(&self) -> Option<Zone> {
+    ///     Some(Zone::open_field("field", 20, 20))
+    /// }
+    ///
+    /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId) {
+    ///     let runner = ctx.spawn(ctx.kind("runner").unwrap(), Some(player));
+    ///     let spawn = ctx.zone().unwrap().spawns[0];
+    ///     ctx.place(runner, spawn).unwrap();
+    ///     assert_eq!(ctx.position(runner), Some(spawn));
+    ///     // Off the map: refused, and the runner stays where it was.
+    ///     assert!(ctx.place(runner, Pos::new(50_000, 100)).is_err());
+    ///     assert_eq!(ctx.position(runner), Some(spawn));
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Field), 1);
+    /// # line.join(7, None);
+    /// # line.tick();
+    /// ```
     pub fn place(&mut self, actor: ActorId, pos: Pos) -> Result<(), GameError> {
         let state = self
             .core
@@ -410,6 +683,43 @@ impl<P> Ctx<'_, P> {
     /// centred on it (moving actors beyond the view radius are not sent).
     /// `None` takes control away; a player controls one actor at a time,
     /// and an actor has one controller.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, GameOutput, PlayerId, Zone};
+    /// # use hearth_game::schema::{KindSpec, Movement, Schema};
+    /// # use hearth_replica::game_replica::GameReplica;
+    /// # struct Field;
+    /// # impl Game for Field {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let runner = KindSpec::moving("runner", Movement::new(5));
+    /// #         Schema::new("field", vec![runner], vec![]).unwrap()
+    /// #     }
+    /// #     fn zone(&self) -> Option<Zone> { Some(Zone::open_field("field", 20, 20)) }
+    /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
+    /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId) {
+    ///     let runner = ctx.spawn(ctx.kind("runner").unwrap(), Some(player));
+    ///     let spawn = ctx.zone().unwrap().spawns[0];
+    ///     ctx.place(runner, spawn).unwrap();
+    ///     // The player's client moves it from now on (Hearth checks each move).
+    ///     ctx.control(player, Some(runner)).unwrap();
+    ///     assert_eq!(ctx.controlled_by(player), Some(runner));
+    /// }
+    /// # }
+    /// # let mut line = GameLine::new(std::sync::Arc::new(Field), 1);
+    /// # let mut client = GameReplica::new(line.schema().clone());
+    /// # line.join(7, None);
+    /// # line.tick();
+    /// # for output in line.drain_outputs() {
+    /// #     if let GameOutput::Send { channel: 10, bytes, .. } = output {
+    /// #         client.apply_reliable(&bytes).unwrap();
+    /// #     }
+    /// # }
+    /// # let runner = client.controlled().expect("the client was told what it steers");
+    /// # let at = client.position(runner).unwrap();
+    /// # client.move_to(hearth_game::Pos::new(at.x + 20, at.y)).unwrap();
+    /// ```
     pub fn control(&mut self, player: PlayerId, actor: Option<ActorId>) -> Result<(), GameError> {
         if !self.core.players.contains_key(&player) {
             return Err(GameError::UnknownPlayer(player));
@@ -465,6 +775,33 @@ impl<P> Ctx<'_, P> {
 
     /// The moving actors within `radius` position units of `centre`
     /// (hundredths of a cell), nearest first, then by id.
+    ///
+    /// ```
+    /// # use hearth_game::{ActorId, Ctx, Game, GameLine, Pos};
+    /// # use hearth_game::schema::{KindSpec, Movement, Schema};
+    /// # struct Field;
+    /// # impl Game for Field {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let runner = KindSpec::moving("runner", Movement::new(5));
+    /// #         Schema::new("field", vec![runner], vec![]).unwrap()
+    /// #     }
+    /// fn new_line(&self, ctx: &mut Ctx<'_, ()>) {
+    ///     let kind = ctx.kind("runner").unwrap();
+    ///     let mut runner_at = |x, y| {
+    ///         let runner = ctx.spawn(kind, None);
+    ///         ctx.place(runner, Pos::new(x, y)).unwrap();
+    ///         runner
+    ///     };
+    ///     let (far, near, nearer) = (runner_at(900, 500), runner_at(650, 500), runner_at(540, 500));
+    ///     // Within a cell and a half of (500, 500): `far` is four cells away.
+    ///     assert_eq!(ctx.near(Pos::new(500, 500), 150), [nearer, near]);
+    ///     assert_eq!(ctx.near(Pos::new(500, 500), 400), [nearer, near, far]);
+    /// }
+    /// # }
+    /// # GameLine::new(std::sync::Arc::new(Field), 1);
+    /// ```
     pub fn near(&self, centre: Pos, radius: i64) -> Vec<ActorId> {
         let radius2 = radius.saturating_mul(radius);
         let mut found: Vec<(i64, ActorId)> = self

@@ -7,6 +7,7 @@ mod client;
 mod codegen;
 mod impair;
 mod impair_flags;
+mod new;
 mod replay;
 mod terminal_text;
 
@@ -41,6 +42,8 @@ enum Command {
     Bot(bot::BotArgs),
     /// Typed client bindings from a game's schema: `hearth codegen --lang ts --schema game.json`.
     Codegen(codegen::CodegenArgs),
+    /// A new game crate on the game API that builds, tests and serves: `hearth new mygame`.
+    New(new::NewArgs),
 }
 
 #[derive(clap::Args)]
@@ -107,6 +110,7 @@ fn run() -> anyhow::Result<()> {
         Command::Admin(args) => runtime.block_on(admin::run(args)),
         Command::Bot(args) => runtime.block_on(bot::run(args)),
         Command::Codegen(args) => codegen::run(args),
+        Command::New(args) => new::run(args),
     }
 }
 
