@@ -370,11 +370,17 @@ impl<G: Game> GameLine<G> {
                 body,
             });
         }
-        self.scratch.locate(&self.core.actors, &self.space);
+        // Replication reads the actors through a slice in id order (found by
+        // slot, not by a walk of the map); the map is out of the line while
+        // it does, so the players' views can be written at the same time.
+        let taken = std::mem::take(&mut self.core.actors);
+        let actors: Vec<_> = taken.iter().map(|(id, actor)| (*id, actor)).collect();
+        self.scratch.locate(&actors, &self.space);
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
         for player in players {
             let (reliable, frame) = replicate(
                 &mut self.core,
+                &actors,
                 &self.schema,
                 &self.masks,
                 &self.space,
@@ -396,6 +402,8 @@ impl<G: Game> GameLine<G> {
                 });
             }
         }
+        drop(actors);
+        self.core.actors = taken;
     }
 
     fn handle(&mut self, inbound: Inbound) {

@@ -87,6 +87,9 @@ struct ViewEntry {
     owned: bool,
     /// The tick a frame (or the spawn) last carried it: how stale it is.
     last_sent: u64,
+    /// Where the actor was in the last tick's actors (a hint, checked).
+    #[serde(skip)]
+    slot: u32,
 }
 
 impl ClientView {
@@ -122,27 +125,31 @@ impl ClientView {
 /// a line needs to keep: rebuilt each tick.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    /// Moving actors and their positions; the grid holds indexes into it.
-    moving: Vec<(ActorId, Pos)>,
-    /// Actors of kinds that do not move, in id order: relevant to all.
-    fixed: Vec<ActorId>,
+    /// Moving actors, their positions and slots; the grid holds indexes
+    /// into it.
+    moving: Vec<(ActorId, Pos, u32)>,
+    /// Actors of kinds that do not move and their slots, in id order:
+    /// relevant to all.
+    fixed: Vec<(ActorId, u32)>,
     grid: Grid,
-    /// This player's relevant actors: id and squared distance (-1: its own
-    /// controlled actor; 0 for actors that do not move), in id order.
-    relevant: Vec<(ActorId, i64)>,
+    /// This player's relevant actors: id, squared distance (-1: its own
+    /// controlled actor; 0 for actors that do not move) and slot, in id
+    /// order.
+    relevant: Vec<(ActorId, i64, u32)>,
     candidates: Vec<Candidate>,
 }
 
 impl Scratch {
     /// Where everything is this tick.
-    pub fn locate(&mut self, actors: &BTreeMap<ActorId, ActorState>, space: &Space) {
+    pub fn locate(&mut self, actors: Actors<'_>, space: &Space) {
         self.moving.clear();
         self.fixed.clear();
-        for (id, actor) in actors {
+        for (slot, (id, actor)) in actors.iter().enumerate() {
             if space.moves(actor.kind) {
-                self.moving.push((*id, movement::position(actor)));
+                self.moving
+                    .push((*id, movement::position(actor), slot as u32));
             } else {
-                self.fixed.push(*id);
+                self.fixed.push((*id, slot as u32));
             }
         }
         if self.moving.is_empty() {
@@ -156,16 +163,34 @@ impl Scratch {
             self.grid = Grid::new(width, height, cells);
         }
         self.grid.clear();
-        for (index, (_, pos)) in self.moving.iter().enumerate() {
+        for (index, (_, pos, _)) in self.moving.iter().enumerate() {
             self.grid.insert(index as u32, *pos);
         }
     }
+}
+
+/// The line's actors in id order, for one tick's replication: an actor is
+/// found by its slot here (remembered per view entry, or by binary search)
+/// rather than in the line's ordered map, which costs a tree walk each time.
+pub(crate) type Actors<'a> = &'a [(ActorId, &'a ActorState)];
+
+/// The slot of `id` in `actors`: `hint` if it still holds it, else found
+/// (and `hint` updated).
+fn find(actors: Actors<'_>, id: ActorId, hint: &mut u32) -> Option<u32> {
+    if actors.get(*hint as usize).is_some_and(|(at, _)| *at == id) {
+        return Some(*hint);
+    }
+    let slot = actors.binary_search_by_key(&id, |(at, _)| *at).ok()? as u32;
+    *hint = slot;
+    Some(slot)
 }
 
 /// A spawn or frame update competing for the budget.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     id: ActorId,
+    /// Its slot in the tick's actors.
+    slot: u32,
     /// Filled in only when the budget forces a choice.
     priority: u64,
     /// Ticks since it was last sent.
@@ -181,8 +206,10 @@ struct Candidate {
 }
 
 /// Encodes this tick's messages for `player`: (reliable messages, frame).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn replicate<P>(
     core: &mut Core<P>,
+    actors: Actors<'_>,
     schema: &Schema,
     masks: &[KindMasks],
     space: &Space,
@@ -191,12 +218,15 @@ pub(crate) fn replicate<P>(
 ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
     let tick = core.tick;
     let tick_hz = core.tick_hz;
-    let actors = &core.actors;
     let Some(player) = core.players.get_mut(&player_id) else {
         return (Vec::new(), None);
     };
     let own = player.steer.actor;
-    let centre = movement::view_centre(actors, space, own);
+    let centre = own
+        .and_then(|id| find(actors, id, &mut 0))
+        .map(|slot| actors[slot as usize].1)
+        .filter(|actor| space.moves(actor.kind))
+        .map(movement::position);
     let view = &mut player.view;
 
     // Who is relevant, in id order. The grid (or every actor, for a player
@@ -210,21 +240,22 @@ pub(crate) fn replicate<P>(
         || player.steer.announce
         || tick.wrapping_add(player_id) % RELEVANCY_PERIOD == 0;
     if !relevancy_pass {
-        for id in view.entries.keys() {
-            let Some(actor) = actors.get(id) else {
+        for (id, entry) in view.entries.iter_mut() {
+            let Some(slot) = find(actors, *id, &mut entry.slot) else {
                 continue;
             };
+            let actor = actors[slot as usize].1;
             if Some(*id) == own {
-                scratch.relevant.push((*id, -1));
+                scratch.relevant.push((*id, -1, slot));
             } else if !space.moves(actor.kind) {
-                scratch.relevant.push((*id, 0));
+                scratch.relevant.push((*id, 0, slot));
             } else {
                 let distance2 = match centre {
                     Some(centre) => movement::position(actor).distance_squared(centre),
                     None => 0,
                 };
                 if distance2 <= view_out2 {
-                    scratch.relevant.push((*id, distance2));
+                    scratch.relevant.push((*id, distance2, slot));
                 }
             }
         }
@@ -234,22 +265,20 @@ pub(crate) fn replicate<P>(
                 let moving = &scratch.moving;
                 let relevant = &mut scratch.relevant;
                 scratch.grid.for_each_near(centre, space.view_out, |index| {
-                    let (id, pos) = moving[index as usize];
+                    let (id, pos, slot) = moving[index as usize];
                     let distance2 = pos.distance_squared(centre);
                     if Some(id) == own {
-                        relevant.push((id, -1));
+                        relevant.push((id, -1, slot));
                     } else if distance2 <= view_out2 {
-                        relevant.push((id, distance2));
+                        relevant.push((id, distance2, slot));
                     }
                 });
-                relevant.extend(scratch.fixed.iter().map(|id| (*id, 0)));
-                relevant.sort_unstable_by_key(|(id, _)| *id);
+                relevant.extend(scratch.fixed.iter().map(|&(id, slot)| (id, 0, slot)));
+                relevant.sort_unstable_by_key(|(id, _, _)| *id);
             }
-            None => scratch.relevant.extend(
-                actors
-                    .keys()
-                    .map(|id| (*id, if Some(*id) == own { -1 } else { 0 })),
-            ),
+            None => scratch.relevant.extend(actors.iter().enumerate().map(|(slot, (id, _))| {
+                (*id, if Some(*id) == own { -1 } else { 0 }, slot as u32)
+            })),
         }
     }
 
@@ -282,23 +311,19 @@ pub(crate) fn replicate<P>(
     let mut gone = Vec::new();
     let mut relevant = scratch.relevant.iter().peekable();
     for (id, entry) in view.entries.iter_mut() {
-        while let Some(&(new, distance2)) = relevant.next_if(|(r, _)| r < id) {
+        while let Some(&(_, distance2, slot)) = relevant.next_if(|(r, _, _)| r < id) {
             if distance2 <= view_in2 {
                 scratch.candidates.push(spawn_candidate(
-                    schema,
-                    masks,
-                    &actors[&new],
-                    new,
-                    distance2,
-                    player_id,
+                    schema, masks, actors, slot, distance2, player_id,
                 ));
             }
         }
-        let Some(&(_, distance2)) = relevant.next_if(|(r, _)| r == id) else {
+        let Some(&(_, distance2, slot)) = relevant.next_if(|(r, _, _)| r == id) else {
             gone.push(*id);
             continue;
         };
-        let actor = &actors[id];
+        entry.slot = slot;
+        let actor = actors[slot as usize].1;
         let kind = &masks[usize::from(actor.kind)];
         let visible = kind.everyone | if entry.owned { kind.owner } else { 0 };
         let reliable = if actor.reliable_changed > view.reliable_through {
@@ -324,6 +349,7 @@ pub(crate) fn replicate<P>(
                 let kind_spec = &schema.kinds()[usize::from(actor.kind)];
                 scratch.candidates.push(Candidate {
                     id: *id,
+                    slot,
                     priority: 0,
                     staleness: tick.saturating_sub(entry.last_sent),
                     distance2,
@@ -340,15 +366,10 @@ pub(crate) fn replicate<P>(
             }
         }
     }
-    for &(new, distance2) in relevant {
+    for &(_, distance2, slot) in relevant {
         if distance2 <= view_in2 {
             scratch.candidates.push(spawn_candidate(
-                schema,
-                masks,
-                &actors[&new],
-                new,
-                distance2,
-                player_id,
+                schema, masks, actors, slot, distance2, player_id,
             ));
         }
     }
@@ -393,7 +414,7 @@ pub(crate) fn replicate<P>(
     scratch.candidates.sort_unstable_by_key(|c| c.id);
 
     for c in scratch.candidates.iter().filter(|c| c.spawn) {
-        let actor = &actors[&c.id];
+        let actor = actors[c.slot as usize].1;
         let owned = actor.owner == Some(player_id);
         put_spawn(
             &mut items,
@@ -412,6 +433,7 @@ pub(crate) fn replicate<P>(
                 acked: tick,
                 owned,
                 last_sent: tick,
+                slot: c.slot,
             },
         );
     }
@@ -463,7 +485,7 @@ pub(crate) fn replicate<P>(
         );
         let mut carried = Vec::with_capacity(update_count);
         for c in updates {
-            let actor = &actors[&c.id];
+            let actor = actors[c.slot as usize].1;
             put_update(
                 &mut bytes,
                 &schema.kinds()[usize::from(actor.kind)],
@@ -492,17 +514,19 @@ pub(crate) fn replicate<P>(
 fn spawn_candidate(
     schema: &Schema,
     masks: &[KindMasks],
-    actor: &ActorState,
-    id: ActorId,
+    actors: Actors<'_>,
+    slot: u32,
     distance2: i64,
     player: PlayerId,
 ) -> Candidate {
+    let (id, actor) = actors[slot as usize];
     let owned = actor.owner == Some(player);
     let kind = &masks[usize::from(actor.kind)];
     let visible = kind.everyone | if owned { kind.owner } else { 0 };
     let mask = not_default(actor, visible, &kind.defaults);
     Candidate {
         id,
+        slot,
         priority: 0,
         // A spawn waits as if eight ticks stale: ahead of fresh updates of
         // actors at the same distance, behind long-starved ones.
