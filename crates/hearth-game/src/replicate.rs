@@ -276,9 +276,13 @@ pub(crate) fn replicate<P>(
                 relevant.extend(scratch.fixed.iter().map(|&(id, slot)| (id, 0, slot)));
                 relevant.sort_unstable_by_key(|(id, _, _)| *id);
             }
-            None => scratch.relevant.extend(actors.iter().enumerate().map(|(slot, (id, _))| {
-                (*id, if Some(*id) == own { -1 } else { 0 }, slot as u32)
-            })),
+            None => {
+                scratch
+                    .relevant
+                    .extend(actors.iter().enumerate().map(|(slot, (id, _))| {
+                        (*id, if Some(*id) == own { -1 } else { 0 }, slot as u32)
+                    }))
+            }
         }
     }
 
