@@ -131,10 +131,22 @@ fn a_new_game_builds_passes_its_own_tests_and_prints_its_schema() {
 
     let manifest = dir.join("Cargo.toml");
     let toml = std::fs::read_to_string(&manifest).unwrap();
-    assert!(toml.contains(&format!(
-        "path = \"{}/crates/hearth-game\"",
-        repository.display()
-    )));
+    // Hearth by path: absolute from outside the checkout, relative from
+    // inside it (a target directory in the checkout, as CI has): either way
+    // to this checkout's crates.
+    let game_path = toml
+        .lines()
+        .find_map(|line| line.strip_prefix("hearth-game = { path = \""))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no hearth-game path in {toml}"));
+    assert_eq!(
+        dir.join(game_path).canonicalize().unwrap(),
+        repository
+            .join("crates/hearth-game")
+            .canonicalize()
+            .unwrap(),
+        "{game_path}"
+    );
     assert!(toml.contains("\n[workspace]\n"), "a workspace of its own");
 
     assert_formatted(&dir);
