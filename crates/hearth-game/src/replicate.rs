@@ -137,6 +137,11 @@ pub(crate) struct Scratch {
     /// order.
     relevant: Vec<(ActorId, i64, u32)>,
     candidates: Vec<Candidate>,
+    /// One player's reliable items, where they end, and the actors gone
+    /// from its view: reused from player to player.
+    items: Vec<u8>,
+    units: Vec<(usize, usize)>,
+    gone: Vec<ActorId>,
 }
 
 impl Scratch {
@@ -286,11 +291,13 @@ pub(crate) fn replicate<P>(
         }
     }
 
-    let mut items = Vec::new();
+    let mut items = std::mem::take(&mut scratch.items);
+    items.clear();
     // Where each item (or the game's queued messages, as one unit) ends in
     // `items`, and how many items it holds: a tick's items are split into
     // messages of at most MAX_RELIABLE_BYTES at these boundaries.
-    let mut units: Vec<(usize, usize)> = Vec::new();
+    let mut units = std::mem::take(&mut scratch.units);
+    units.clear();
     if !view.joined_sent {
         view.joined_sent = true;
         GameItem::Joined {
@@ -312,7 +319,8 @@ pub(crate) fn replicate<P>(
     // view only (gone or out of view: despawn).
     scratch.candidates.clear();
     let view_in2 = space.view_in * space.view_in;
-    let mut gone = Vec::new();
+    let mut gone = std::mem::take(&mut scratch.gone);
+    gone.clear();
     let mut relevant = scratch.relevant.iter().peekable();
     for (id, entry) in view.entries.iter_mut() {
         while let Some(&(_, distance2, slot)) = relevant.next_if(|(r, _, _)| r < id) {
@@ -451,7 +459,7 @@ pub(crate) fn replicate<P>(
     }
     player.outbox.clear();
     player.outbox_items = 0;
-    for id in gone {
+    for &id in &gone {
         view.entries.remove(&id);
         GameItem::Despawn { id }.encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
@@ -497,10 +505,16 @@ pub(crate) fn replicate<P>(
                 c.mask,
                 &actor.values,
             );
-            if let Some(entry) = view.entries.get_mut(&c.id) {
-                entry.last_sent = tick;
-            }
             carried.push(c.id);
+        }
+        // Carried in id order, like the entries: one walk marks them sent.
+        let mut sent = carried.iter().peekable();
+        for (id, entry) in view.entries.iter_mut() {
+            let Some(&&next) = sent.peek() else { break };
+            if next == *id {
+                entry.last_sent = tick;
+                sent.next();
+            }
         }
         if view.in_flight.len() >= MAX_IN_FLIGHT {
             view.in_flight.pop_front();
@@ -512,6 +526,9 @@ pub(crate) fn replicate<P>(
     });
     let sent = reliable.iter().map(Vec::len).sum::<usize>() + frame.as_ref().map_or(0, Vec::len);
     core.stats.bytes_out += sent as u64;
+    scratch.items = items;
+    scratch.units = units;
+    scratch.gone = gone;
     (reliable, frame)
 }
 
