@@ -17,6 +17,7 @@ mod private_files;
 pub mod rate_limit;
 pub mod secrets;
 pub mod server;
+mod server_flags;
 pub mod storage;
 pub mod web;
 mod web_admin;
@@ -27,4 +28,5 @@ pub use config::Config;
 pub use server::{
     start, start_game, start_game_with_page, start_with, Running, ServeError, StartError,
 };
+pub use server_flags::ServerFlags;
 pub use web::GamePage;

@@ -11,8 +11,6 @@ mod new;
 mod replay;
 mod terminal_text;
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -48,30 +46,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Config file (default: ./hearth.toml when present).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Game port, TCP and UDP.
-    #[arg(long)]
-    port: Option<u16>,
-    /// Web port: API, pages, WebSocket, /metrics.
-    #[arg(long)]
-    web_port: Option<u16>,
-    /// Where the database and the server key live.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Address to listen on (default 127.0.0.1; 0.0.0.0 to serve other machines).
-    #[arg(long)]
-    bind: Option<std::net::IpAddr>,
-    /// sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data directory).
-    #[arg(long)]
-    database_url: Option<String>,
-    /// PEM certificate chain for TLS on the web port (https://, wss://); needs --tls-key.
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key of --tls-cert.
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    server: hearth_server::ServerFlags,
     /// Impair what clients send over UDP, e.g. "loss=5,lag=40" (rehearsals).
     #[arg(long)]
     impair_up: Option<String>,
@@ -115,28 +91,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = hearth_server::Config::load(args.config.as_deref())?;
-    if let Some(port) = args.port {
-        config.port = port;
-    }
-    if let Some(port) = args.web_port {
-        config.web_port = port;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(bind) = args.bind {
-        config.bind = bind;
-    }
-    if let Some(url) = args.database_url {
-        config.database_url = url;
-    }
-    if let Some(cert) = args.tls_cert {
-        config.tls.cert = Some(cert);
-    }
-    if let Some(key) = args.tls_key {
-        config.tls.key = Some(key);
-    }
+    let mut config = args.server.load()?;
     if args.impair_up.is_some() {
         config.game.impair_up = args.impair_up;
     }

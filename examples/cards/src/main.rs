@@ -4,7 +4,6 @@
 //! plays a round by itself; `cards schema` prints its schema as JSON, which
 //! `hearth codegen --schema FILE` turns into typed client bindings.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -26,17 +25,8 @@ enum CardsCommand {
     /// Serve the game. Settings as for `hearth serve`: defaults, then hearth.toml (or
     /// --config), then HEARTH_* variables, then these flags.
     Serve {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Game port (TCP and UDP).
-        #[arg(long)]
-        port: Option<u16>,
-        /// Web port (API, /ws, /metrics, /api/schema).
-        #[arg(long)]
-        web_port: Option<u16>,
-        /// Database and server key.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        server: hearth_server::ServerFlags,
     },
     /// Sit down at a table through the Rust SDK and play a round by itself (the
     /// lowest card that beats the top, else pass), printing what it sees, then
@@ -77,22 +67,8 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         CardsCommand::Schema => println!("{}", serde_json::to_string_pretty(&cards::schema())?),
         CardsCommand::Play(args) => tokio::runtime::Runtime::new()?.block_on(play(args))?,
-        CardsCommand::Serve {
-            config,
-            port,
-            web_port,
-            data_dir,
-        } => {
-            let mut settings = hearth_server::Config::load(config.as_deref())?;
-            if let Some(port) = port {
-                settings.port = port;
-            }
-            if let Some(port) = web_port {
-                settings.web_port = port;
-            }
-            if let Some(dir) = data_dir {
-                settings.data_dir = dir;
-            }
+        CardsCommand::Serve { server } => {
+            let settings = server.load()?;
             tokio::runtime::Runtime::new()?.block_on(serve(settings))?;
         }
     }

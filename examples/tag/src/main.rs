@@ -26,17 +26,8 @@ enum TagCommand {
     /// Serve the game. Settings as for `hearth serve`: defaults, then hearth.toml (or
     /// --config), then HEARTH_* variables, then these flags.
     Serve {
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Game port (TCP and UDP).
-        #[arg(long)]
-        port: Option<u16>,
-        /// Web port (the game's page, API, /ws, /metrics, /api/schema).
-        #[arg(long)]
-        web_port: Option<u16>,
-        /// Database and server key.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        server: hearth_server::ServerFlags,
         /// Seconds a round lasts.
         #[arg(long, default_value_t = tag::ROUND_SECS,
               value_parser = clap::value_parser!(u32).range(1..=i64::from(tag::ROUND_SECS)))]
@@ -82,23 +73,11 @@ fn main() -> anyhow::Result<()> {
         TagCommand::Schema => println!("{}", serde_json::to_string_pretty(&tag::schema())?),
         TagCommand::Play(args) => tokio::runtime::Runtime::new()?.block_on(play(args))?,
         TagCommand::Serve {
-            config,
-            port,
-            web_port,
-            data_dir,
+            server,
             round_secs,
             map,
         } => {
-            let mut settings = hearth_server::Config::load(config.as_deref())?;
-            if let Some(port) = port {
-                settings.port = port;
-            }
-            if let Some(port) = web_port {
-                settings.web_port = port;
-            }
-            if let Some(dir) = data_dir {
-                settings.data_dir = dir;
-            }
+            let settings = server.load()?;
             let mut game = tag::Tag {
                 round_secs,
                 ..tag::Tag::default()
