@@ -34,6 +34,8 @@ pub enum GameError {
     NotMoving(ActorId),
     #[error("{0:?} is outside the zone")]
     OutOfBounds(Pos),
+    #[error("actor {0:?} is steered by a player: take control away first (Ctx::control)")]
+    Controlled(ActorId),
     #[error(transparent)]
     Value(#[from] ValueError),
 }
@@ -94,6 +96,16 @@ impl<P> Ctx<'_, P> {
         self.core.players.get(&player).map(|p| p.name.as_str())
     }
 
+    /// The player of this line with this name, compared as accounts'
+    /// names are (`names::same_name`: "ASA" finds "asa").
+    pub fn player_named(&self, name: &str) -> Option<PlayerId> {
+        self.core
+            .players
+            .iter()
+            .find(|(_, p)| hearth_replica::names::same_name(&p.name, name))
+            .map(|(id, _)| *id)
+    }
+
     pub fn is_present(&self, player: PlayerId) -> bool {
         self.core.players.contains_key(&player)
     }
@@ -143,6 +155,7 @@ impl<P> Ctx<'_, P> {
                 changed: vec![tick; spec.props.len()],
                 frame_changed: tick,
                 reliable_changed: tick,
+                walk_to: None,
             },
         );
         id
@@ -154,6 +167,7 @@ impl<P> Ctx<'_, P> {
         let Some(state) = self.core.actors.remove(&actor) else {
             return false;
         };
+        self.core.walking.remove(&actor);
         if let Some(player) = state.controller.and_then(|p| self.core.players.get_mut(&p)) {
             player.steer.actor = None;
             player.steer.announce = true;
@@ -678,6 +692,84 @@ impl<P> Ctx<'_, P> {
         Ok(())
     }
 
+    /// Walks an actor of a moving kind to `target` at its kind's speed, a
+    /// step each tick, turning it that way if its kind has a facing: for
+    /// what the server moves (a monster, a merchant, a pet). A wall on the
+    /// way stops the walk where it is (for kinds that walls stop); so does
+    /// [`Ctx::stop`]. [`Ctx::is_walking`] tells whether it still goes.
+    ///
+    /// ```
+    /// # use hearth_game::{ActorId, Ctx, Game, GameLine, Pos, Zone};
+    /// # use hearth_game::schema::{KindSpec, Movement, Schema};
+    /// struct Meadow;
+    /// impl Game for Meadow {
+    ///     type Line = ActorId;
+    ///     type Player = ();
+    ///     fn schema(&self) -> Schema {
+    ///         // 2 cells a second: 10 hundredths of a cell per tick at 20 Hz.
+    ///         let sheep = KindSpec::moving("sheep", Movement::new(2)).with_facing();
+    ///         Schema::new("meadow", vec![sheep], vec![]).unwrap()
+    ///     }
+    ///     fn zone(&self) -> Option<Zone> {
+    ///         Some(Zone::open_field("meadow", 20, 20))
+    ///     }
+    ///     fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> ActorId {
+    ///         let sheep = ctx.spawn(ctx.kind("sheep").unwrap(), None);
+    ///         ctx.place(sheep, Pos::new(500, 500)).unwrap();
+    ///         ctx.walk_to(sheep, Pos::new(530, 500)).unwrap();
+    ///         sheep
+    ///     }
+    /// }
+    /// let mut line = GameLine::new(std::sync::Arc::new(Meadow), 1);
+    /// line.tick();
+    /// line.tick();
+    /// line.tick();
+    /// let sheep = *line.state();
+    /// assert_eq!(line.position(sheep), Some(Pos::new(530, 500)));
+    /// ```
+    pub fn walk_to(&mut self, actor: ActorId, target: Pos) -> Result<(), GameError> {
+        let state = self
+            .core
+            .actors
+            .get_mut(&actor)
+            .ok_or(GameError::UnknownActor(actor))?;
+        if !self.space.moves(state.kind) {
+            return Err(GameError::NotMoving(actor));
+        }
+        if state.controller.is_some() {
+            return Err(GameError::Controlled(actor));
+        }
+        if !self.space.in_bounds(target) {
+            return Err(GameError::OutOfBounds(target));
+        }
+        let at = movement::position(state);
+        if at == target {
+            state.walk_to = None;
+            self.core.walking.remove(&actor);
+            return Ok(());
+        }
+        if self.space.facing[usize::from(state.kind)] {
+            movement::set_facing(state, at.facing_towards(target), self.core.tick);
+        }
+        state.walk_to = Some(target);
+        self.core.walking.insert(actor);
+        Ok(())
+    }
+
+    /// Whether the actor is on a walk of [`Ctx::walk_to`].
+    pub fn is_walking(&self, actor: ActorId) -> bool {
+        self.core.walking.contains(&actor)
+    }
+
+    /// Ends the actor's walk where it stands.
+    pub fn stop(&mut self, actor: ActorId) {
+        if self.core.walking.remove(&actor) {
+            if let Some(state) = self.core.actors.get_mut(&actor) {
+                state.walk_to = None;
+            }
+        }
+    }
+
     /// Gives `player` control of `actor` (of a moving kind): the player's
     /// client moves it, Hearth checks every move, and the player's view is
     /// centred on it (moving actors beyond the view radius are not sent).
@@ -743,6 +835,9 @@ impl<P> Ctx<'_, P> {
         }
         if let Some(id) = actor {
             let state = self.core.actors.get_mut(&id).expect("checked above");
+            // The player steers it now, not a walk.
+            state.walk_to = None;
+            self.core.walking.remove(&id);
             // Its previous controller controls nothing now.
             if let Some(other) = state.controller.replace(player) {
                 if let Some(other) = self.core.players.get_mut(&other) {

@@ -15,7 +15,7 @@ use crate::bucket::TickBucket;
 use crate::ctx::{kind_masks, Ctx, KindMasks};
 use crate::game::Game;
 use crate::ids::{MessageId, PlayerId, TimerId};
-use crate::movement::{take_moves, Space};
+use crate::movement::{take_moves, take_walks, Space};
 use crate::replicate::{replicate, ClientView, Scratch, MIN_BUDGET};
 use crate::rng::Rng;
 use crate::state::{Core, GameStats, Inbound, PlayerState};
@@ -146,6 +146,7 @@ impl<G: Game> GameLine<G> {
             save_every_ticks: DEFAULT_SAVE_EVERY_TICKS,
             kicks: Vec::new(),
             to_zone: Vec::new(),
+            walking: Default::default(),
         };
         let space = Space::new(&schema, game.zone(), game.view_radius());
         let state = game.new_line(&mut Ctx {
@@ -197,6 +198,14 @@ impl<G: Game> GameLine<G> {
     /// Actors in the line.
     pub fn actor_count(&self) -> usize {
         self.core.actors.len()
+    }
+
+    /// Where an actor of a moving kind is (for tests and tools).
+    pub fn position(&self, actor: crate::ActorId) -> Option<hearth_replica::geometry::Pos> {
+        let state = self.core.actors.get(&actor)?;
+        self.space
+            .moves(state.kind)
+            .then(|| crate::movement::position(state))
     }
 
     /// How many actors `player`'s client has in view.
@@ -332,6 +341,7 @@ impl<G: Game> GameLine<G> {
             self.handle(inbound);
         }
         take_moves(&mut self.core, &self.space);
+        take_walks(&mut self.core, &self.space);
         loop {
             let due = self
                 .core

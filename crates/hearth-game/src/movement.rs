@@ -32,6 +32,8 @@ pub(crate) struct Space {
     pub view_out: i64,
     /// Per kind: its movement, from the schema.
     pub movement: Vec<Option<Movement>>,
+    /// Per kind: Hearth keeps its facing (`KindSpec::with_facing`).
+    pub facing: Vec<bool>,
 }
 
 impl Space {
@@ -42,6 +44,7 @@ impl Space {
             view_in,
             view_out: view_in + view_in / 4,
             movement: schema.kinds().iter().map(|k| k.movement).collect(),
+            facing: schema.kinds().iter().map(|k| k.has_facing()).collect(),
         }
     }
 
@@ -91,6 +94,19 @@ pub(crate) fn set_position(actor: &mut ActorState, pos: Pos, tick: u64) {
     }
 }
 
+/// The property index of a facing (`KindSpec::with_facing`).
+const FACING: usize = 2;
+
+/// Turns an actor of a kind with a facing towards `to` as of `tick`.
+pub(crate) fn set_facing(actor: &mut ActorState, facing: u8, tick: u64) {
+    let facing = Value::Int(i64::from(facing));
+    if actor.values[FACING] != facing {
+        actor.values[FACING] = facing;
+        actor.changed[FACING] = tick;
+        actor.frame_changed = tick;
+    }
+}
+
 /// Legal movement per tick, in position units.
 pub(crate) fn step_per_tick(movement: Movement, tick_hz: u32) -> i64 {
     (i64::from(movement.speed) * i64::from(UNITS_PER_CELL) / i64::from(tick_hz.max(1))).max(1)
@@ -124,6 +140,7 @@ pub(crate) fn take_moves<P>(core: &mut Core<P>, space: &Space) {
         steer.allowance = (steer.allowance + step).min(step * ALLOWANCE_TICKS);
         let moves = std::mem::take(&mut steer.moves);
         let mut pos = position(actor);
+        let mut facing = None;
         for (at, m) in moves.iter().enumerate() {
             if !after(m.seq, steer.last_seq) {
                 continue;
@@ -147,6 +164,9 @@ pub(crate) fn take_moves<P>(core: &mut Core<P>, space: &Space) {
             match verdict {
                 Ok(()) => {
                     steer.allowance -= pos.distance_ceil(m.pos);
+                    if m.pos != pos {
+                        facing = Some((pos, m.pos));
+                    }
                     pos = m.pos;
                     core.stats.moves_accepted += 1;
                 }
@@ -168,6 +188,46 @@ pub(crate) fn take_moves<P>(core: &mut Core<P>, space: &Space) {
             }
         }
         set_position(actor, pos, tick);
+        if let Some((from, to)) = facing.filter(|_| space.facing[usize::from(actor.kind)]) {
+            set_facing(actor, from.facing_towards(to), tick);
+        }
+    }
+}
+
+/// One tick of every walk (`Ctx::walk_to`): each walker steps towards its
+/// target at its kind's speed; a walker that arrives, or that a wall
+/// stops, stands still.
+pub(crate) fn take_walks<P>(core: &mut Core<P>, space: &Space) {
+    let (tick, tick_hz) = (core.tick, core.tick_hz);
+    let mut done = Vec::new();
+    for id in &core.walking {
+        let Some(actor) = core.actors.get_mut(id) else {
+            done.push(*id);
+            continue;
+        };
+        let (Some(movement), Some(target)) =
+            (space.movement[usize::from(actor.kind)], actor.walk_to)
+        else {
+            done.push(*id);
+            continue;
+        };
+        let at = position(actor);
+        let next = at.step_towards(target, step_per_tick(movement, tick_hz));
+        let clear = !movement.collides
+            || space
+                .zone
+                .as_ref()
+                .is_none_or(|zone| zone.path_clear(at, next));
+        if clear {
+            set_position(actor, next, tick);
+        }
+        if !clear || next == target {
+            actor.walk_to = None;
+            done.push(*id);
+        }
+    }
+    for id in done {
+        core.walking.remove(&id);
     }
 }
 

@@ -35,6 +35,9 @@ pub(crate) struct ActorState {
     /// The same among reliable properties: an actor none of whose reliable
     /// properties changed since a client's last tick costs one comparison.
     pub reliable_changed: u64,
+    /// Where the actor walks (`Ctx::walk_to`): Hearth steps it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk_to: Option<hearth_replica::geometry::Pos>,
 }
 
 /// A player in a game line.
@@ -167,4 +170,6 @@ pub(crate) struct Core<P> {
     pub kicks: Vec<(PlayerId, String)>,
     /// Messages for every line of the zone, for the host to deliver.
     pub to_zone: Vec<(u16, Vec<u8>)>,
+    /// The actors walking (`Ctx::walk_to`), stepped each tick.
+    pub walking: BTreeSet<ActorId>,
 }

@@ -417,6 +417,10 @@ impl Movement {
 pub const POS_X: &str = "x";
 /// The second: y.
 pub const POS_Y: &str = "y";
+/// A moving kind's optional third property ([`KindSpec::with_facing`]):
+/// which way the actor looks, in 256ths of a turn (0 = +x, 64 = +y), kept
+/// by Hearth as it moves the actor.
+pub const FACING: &str = "facing";
 /// Fastest legal speed, cells per second.
 pub const MAX_SPEED: u32 = 1000;
 
@@ -453,6 +457,32 @@ impl KindSpec {
                 PropSpec::new(POS_Y, position_type()),
             ],
         }
+    }
+
+    /// Adds [`FACING`] as the third property of a moving kind: Hearth
+    /// turns the actor towards each step it takes (a player's accepted
+    /// move, a walk of `Ctx::walk_to`). Call it right after
+    /// [`KindSpec::moving`].
+    ///
+    /// ```
+    /// use hearth_replica::schema::{KindSpec, Movement, FACING};
+    /// let walker = KindSpec::moving("walker", Movement::new(5)).with_facing();
+    /// assert_eq!(walker.prop_index(FACING), Some(2));
+    /// ```
+    pub fn with_facing(mut self) -> Self {
+        let at = self.props.len().min(2);
+        self.props
+            .insert(at, PropSpec::new(FACING, ValueType::int(0, 255)));
+        self
+    }
+
+    /// Whether Hearth keeps this kind's facing ([`KindSpec::with_facing`]).
+    pub fn has_facing(&self) -> bool {
+        self.movement.is_some()
+            && self
+                .props
+                .get(2)
+                .is_some_and(|p| p.name == FACING && p.ty == ValueType::int(0, 255))
     }
 
     pub fn prop(mut self, prop: PropSpec) -> Self {

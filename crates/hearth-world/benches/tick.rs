@@ -2,7 +2,9 @@
 //! core: tick time percentiles and world bytes per player per second, with
 //! interest management and, for comparison, what sending every change of
 //! every actor to every player would cost (the same delta encoding, no
-//! relevancy), counted in the same run.
+//! relevancy), counted in the same run. Then the same world as a game on
+//! the game API (`hearth_world::WorldGame`), with the same walks through
+//! real client replicas, and the ratio of the two.
 //!
 //! `cargo bench -p hearth-world --bench tick` (HEARTH_BENCH_TICKS to change
 //! the measured ticks).
@@ -23,14 +25,111 @@ const PLAYERS: u64 = 1_000;
 const NPCS: u32 = 10_000;
 const WARMUP_TICKS: usize = 100;
 
+struct Figures {
+    p50: u128,
+    p99: u128,
+    bytes_per_player_s: f64,
+}
+
+fn percentiles(mut durations: Vec<std::time::Duration>, bytes: u64, seconds: f64) -> Figures {
+    durations.sort();
+    let pct =
+        |p: usize| durations[(durations.len() * p / 100).min(durations.len() - 1)].as_micros();
+    Figures {
+        p50: pct(50),
+        p99: pct(99),
+        bytes_per_player_s: bytes as f64 / PLAYERS as f64 / seconds,
+    }
+}
+
+fn bench_zone() -> Zone {
+    let mut spec = Zone::open_field("bench", 400, 400).spec;
+    spec.npcs = NPCS;
+    Zone::new(spec).expect("valid")
+}
+
+/// The built-in world as a game on the game API, the same crowd walking the
+/// same way, each player through a client replica that predicts its moves
+/// and acknowledges frames.
+fn game_api(measured: usize) -> Figures {
+    use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+    use hearth_game::{GameLine, GameOutput};
+    use hearth_replica::game_replica::GameReplica;
+    let zone = bench_zone();
+    let step = zone.step_per_tick();
+    let hz = f64::from(zone.spec.tick_hz);
+    let mut line = GameLine::new(Arc::new(hearth_world::WorldGame::new(zone.clone())), 1)
+        .with_save_period(0);
+    let mut clients: Vec<GameReplica> = (0..=PLAYERS)
+        .map(|_| GameReplica::new(line.schema().clone()))
+        .collect();
+    let mut rng = Rng::new(2);
+    let side = i64::from(zone.width - 2) * i64::from(UNITS_PER_CELL);
+    let random_spot = |rng: &mut Rng| {
+        Pos::new(
+            (i64::from(UNITS_PER_CELL) + rng.range(0, side)) as i32,
+            (i64::from(UNITS_PER_CELL) + rng.range(0, side)) as i32,
+        )
+    };
+    let mut targets: Vec<Pos> = (0..=PLAYERS).map(|_| random_spot(&mut rng)).collect();
+    for player in 1..=PLAYERS {
+        line.join_as(player, &format!("player-{player}"), None);
+    }
+    let mut durations = Vec::with_capacity(measured);
+    let mut bytes = 0u64;
+    for tick in 0..WARMUP_TICKS + measured {
+        let started = Instant::now();
+        line.tick();
+        let elapsed = started.elapsed();
+        for output in line.drain_outputs() {
+            if let GameOutput::Send {
+                player,
+                channel,
+                bytes: payload,
+            } = output
+            {
+                if tick >= WARMUP_TICKS {
+                    bytes += payload.len() as u64;
+                }
+                let client = &mut clients[player as usize];
+                match channel {
+                    RELIABLE_CHANNEL => client.apply_reliable(&payload).expect("valid"),
+                    _ => client.apply_frame(&payload).expect("valid"),
+                }
+                while client.poll_event().is_some() {}
+            }
+        }
+        for (player, client) in clients.iter_mut().enumerate().skip(1) {
+            if let Some(at) = client.controlled().and_then(|own| client.position(own)) {
+                let target = &mut targets[player];
+                if at.distance(*target) < 50 {
+                    *target = random_spot(&mut rng);
+                }
+                let next = at.step_towards(*target, step);
+                if zone.path_clear(at, next) {
+                    let _ = client.move_to(next);
+                }
+            }
+            if let Some(state) = client.poll_ack() {
+                line.input(player as u64, STATE_CHANNEL, &state)
+                    .expect("a valid state");
+            }
+        }
+        if tick >= WARMUP_TICKS {
+            durations.push(elapsed);
+        }
+    }
+    assert_eq!(line.stats().moves_too_fast, 0, "the walkers keep to the speed");
+    assert_eq!(line.actor_count(), (PLAYERS + u64::from(NPCS)) as usize);
+    percentiles(durations, bytes, measured as f64 / hz)
+}
+
 fn main() {
     let measured: usize = std::env::var("HEARTH_BENCH_TICKS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
-    let mut spec = Zone::open_field("bench", 400, 400).spec;
-    spec.npcs = NPCS;
-    let zone = Arc::new(Zone::new(spec).expect("valid"));
+    let zone = Arc::new(bench_zone());
     let hz = u64::from(zone.spec.tick_hz);
     let mut line = Line::new(LineConfig {
         zone: zone.clone(),
@@ -199,6 +298,38 @@ fn main() {
         per_player,
         Lower,
         Some(("every actor to every player", per_player_everything)),
+    );
+    let builtin = Figures {
+        p50: pct(50),
+        p99: pct(99),
+        bytes_per_player_s: per_player,
+    };
+    let game = game_api(measured);
+    println!(
+        "game API: players={PLAYERS} npcs={NPCS} ticks={measured} tick_p50_us={} tick_p99_us={} bytes_per_player_s={:.0}",
+        game.p50, game.p99, game.bytes_per_player_s
+    );
+    println!(
+        "game API against the built-in line: p50 {:.3}x, p99 {:.3}x, bytes {:.3}x (goal: within 1.05x)",
+        game.p50 as f64 / builtin.p50.max(1) as f64,
+        game.p99 as f64 / builtin.p99.max(1) as f64,
+        game.bytes_per_player_s / builtin.bytes_per_player_s.max(1.0),
+    );
+    figure(
+        "tick",
+        &format!("built-in world on the game API, tick p50, {players}"),
+        "us",
+        game.p50 as f64,
+        Lower,
+        Some(("the built-in line", builtin.p50 as f64)),
+    );
+    figure(
+        "tick",
+        &format!("built-in world on the game API, tick p99, {players}"),
+        "us",
+        game.p99 as f64,
+        Lower,
+        Some(("the built-in line", builtin.p99 as f64)),
     );
     println!(
         "goal: p99 tick under 10000 us ({}), interest management saving at least 10x ({})",

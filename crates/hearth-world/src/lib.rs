@@ -17,6 +17,7 @@ pub use hearth_replica::{actor, geometry, names, record, replica, wire, zone};
 pub mod allowances;
 pub mod chat;
 pub mod directory;
+pub mod game;
 
 pub mod line;
 pub mod npc;
@@ -29,6 +30,7 @@ pub const DEFAULT_ZONES: &str = include_str!("../zones/default.toml");
 pub use actor::{ActorId, ActorKind, Props};
 pub use allowances::Allowances;
 pub use chat::{ChatHook, ChatVerdict};
+pub use game::{world_schema, WorldGame, WorldLine, WorldPlayer};
 pub use directory::{Action, Directory, DirectoryConfig, Join, LineKey, LineSummary};
 pub use geometry::{Pos, UNITS_PER_CELL};
 pub use line::{

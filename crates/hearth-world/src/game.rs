@@ -1,0 +1,450 @@
+//! The built-in game written on the game API (`hearth-game`), with nothing
+//! private: players who walk a zone's map (Hearth moves them, checks their
+//! moves and keeps their facing), NPCs who wander near home and rest, and
+//! chat checked by Hearth's text rules, rate-limited by the schema and
+//! filtered by the studio's [`ChatHook`]. What any game can do, this one
+//! does the same way; what it needs that a game could not do is a gap in
+//! the API, not a private door.
+//!
+//! The wire it speaks is the game API's (`game_wire`, its schema published
+//! at `/api/schema`), not the older built-in world wire of [`crate::wire`].
+
+use std::sync::Arc;
+
+use hearth_game::schema::{KindSpec, MessageSpec, Movement, PropSpec, Schema, Value, ValueType};
+use hearth_game::{ActorId, Ctx, Game, KindId, MessageId, PlayerId, PropId};
+use serde::{Deserialize, Serialize};
+
+use crate::actor::MAX_ACTOR_NAME;
+use crate::chat::{bounded, check_text, ChatHook, ChatVerdict, CHAT_BURST};
+use crate::directory::NEW_PLAYER_VALUES;
+use crate::geometry::{Pos, UNITS_PER_CELL};
+use crate::wire::{ChatScope, MAX_CHAT, MAX_REASON};
+use crate::zone::Zone;
+
+/// How far from home an NPC wanders, in cells.
+const WANDER_CELLS: i64 = 8;
+/// How far from its spawn point an NPC's home is, in cells.
+const HOME_CELLS: i64 = 6;
+/// A player's data is brought up to date with where they are this often,
+/// in seconds (Hearth saves it when it changed, at its save period).
+const RECORD_EVERY_SECS: u64 = 5;
+
+/// The four numbered values every player and NPC has (health, level, score,
+/// and one the game may use), by property name.
+pub const VALUE_NAMES: [&str; 4] = ["health", "level", "score", "extra"];
+
+/// What Hearth keeps of a player of the built-in game between sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorldPlayer {
+    /// Where they were, in the zone they were in.
+    pub zone: Option<String>,
+    pub at: Option<Pos>,
+    pub appearance: u32,
+    pub values: [i32; 4],
+}
+
+impl Default for WorldPlayer {
+    fn default() -> Self {
+        Self {
+            zone: None,
+            at: None,
+            appearance: 1,
+            values: NEW_PLAYER_VALUES,
+        }
+    }
+}
+
+/// The built-in game: the zone it plays, and the studio's chat filter.
+pub struct WorldGame {
+    zone: Zone,
+    hook: Option<Arc<dyn ChatHook>>,
+}
+
+impl WorldGame {
+    pub fn new(zone: Zone) -> Self {
+        Self { zone, hook: None }
+    }
+
+    /// Filters chat through the studio's hook (after Hearth's own checks).
+    pub fn with_chat_hook(mut self, hook: Arc<dyn ChatHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+}
+
+/// The schema's handles, looked up once per line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ids {
+    player: KindId,
+    npc: KindId,
+    /// Per kind (player, npc): name, appearance, then the four values.
+    player_props: [PropId; 6],
+    npc_props: [PropId; 6],
+    say: MessageId,
+    chat: MessageId,
+    refused: MessageId,
+}
+
+/// One NPC's wandering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Npc {
+    actor: ActorId,
+    home: Pos,
+    /// Resting until this tick.
+    rest_until: u64,
+    /// It set out on a walk (and rests when the walk ends).
+    walked: bool,
+}
+
+/// One line's state of the built-in game.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorldLine {
+    ids: Ids,
+    npcs: Vec<Npc>,
+}
+
+fn int_of(ty_min: i64, ty_max: i64) -> ValueType {
+    ValueType::int(ty_min, ty_max)
+}
+
+fn with_common_props(kind: KindSpec) -> KindSpec {
+    let mut kind = kind
+        .prop(PropSpec::new("name", ValueType::string(MAX_ACTOR_NAME as u16)).reliable())
+        .prop(PropSpec::new("appearance", int_of(0, u32::MAX.into())).reliable());
+    for name in VALUE_NAMES {
+        kind = kind.prop(PropSpec::new(name, int_of(i32::MIN.into(), i32::MAX.into())).reliable());
+    }
+    kind
+}
+
+const CHAT_SCOPES: [&str; 4] = ["zone", "line", "whisper", "system"];
+
+/// The built-in game's schema for a zone where players walk `speed` cells
+/// a second (NPCs at half that).
+pub fn world_schema(speed: u32) -> Schema {
+    let player = with_common_props(KindSpec::moving("player", Movement::new(speed)).with_facing());
+    let npc =
+        with_common_props(KindSpec::moving("npc", Movement::new((speed / 2).max(1))).with_facing());
+    let name = || ValueType::string(MAX_ACTOR_NAME as u16);
+    let messages = vec![
+        MessageSpec::to_server("say")
+            .field("scope", ValueType::enumeration(&CHAT_SCOPES[..3]))
+            .field("to", name())
+            .field("text", ValueType::string(MAX_CHAT as u16))
+            .rate(CHAT_BURST, 1),
+        MessageSpec::to_client("chat")
+            .field("scope", ValueType::enumeration(&CHAT_SCOPES))
+            .field("from", name())
+            .field("to", name())
+            .field("text", ValueType::string(MAX_CHAT as u16)),
+        MessageSpec::to_client("refused")
+            .field("about", ValueType::enumeration(&["chat", "line", "travel"]))
+            .field("reason", ValueType::string(MAX_REASON as u16)),
+    ];
+    Schema::new("world", vec![player, npc], messages).expect("the built-in schema is valid")
+}
+
+impl Ids {
+    fn look_up(ctx: &Ctx<'_, WorldPlayer>) -> Self {
+        let kind = |name| ctx.kind(name).expect("declared");
+        let (player, npc) = (kind("player"), kind("npc"));
+        let props = |kind| {
+            let prop = |name| ctx.prop(kind, name).expect("declared");
+            [
+                prop("name"),
+                prop("appearance"),
+                prop(VALUE_NAMES[0]),
+                prop(VALUE_NAMES[1]),
+                prop(VALUE_NAMES[2]),
+                prop(VALUE_NAMES[3]),
+            ]
+        };
+        let message = |name| ctx.message(name).expect("declared");
+        Ids {
+            player,
+            npc,
+            player_props: props(player),
+            npc_props: props(npc),
+            say: message("say"),
+            chat: message("chat"),
+            refused: message("refused"),
+        }
+    }
+}
+
+impl WorldLine {
+    /// The NPCs of this line, for tests.
+    pub fn npc_count(&self) -> usize {
+        self.npcs.len()
+    }
+}
+
+fn set_common(
+    ctx: &mut Ctx<'_, WorldPlayer>,
+    actor: ActorId,
+    props: &[PropId; 6],
+    name: &str,
+    appearance: u32,
+    values: [i32; 4],
+) {
+    let name = bounded(name.to_owned(), MAX_ACTOR_NAME);
+    ctx.set(actor, props[0], Value::Str(name.into()))
+        .expect("a bounded name");
+    ctx.set_int(actor, props[1], appearance.into())
+        .expect("in range");
+    for (prop, value) in props[2..].iter().zip(values) {
+        ctx.set_int(actor, *prop, value.into()).expect("in range");
+    }
+}
+
+impl Game for WorldGame {
+    type Line = WorldLine;
+    type Player = WorldPlayer;
+
+    fn schema(&self) -> Schema {
+        world_schema(self.zone.spec.speed)
+    }
+
+    fn tick_hz(&self) -> u32 {
+        self.zone.spec.tick_hz
+    }
+
+    fn zone(&self) -> Option<Zone> {
+        Some(self.zone.clone())
+    }
+
+    fn view_radius(&self) -> u32 {
+        self.zone.spec.view_radius
+    }
+
+    fn line_capacity(&self) -> usize {
+        self.zone.spec.line_capacity as usize
+    }
+
+    /// The protocol's default NetSpeed (what a client asks for unless told
+    /// otherwise).
+    fn bytes_per_second(&self) -> u32 {
+        100_000
+    }
+
+    fn new_line(&self, ctx: &mut Ctx<'_, WorldPlayer>) -> WorldLine {
+        let ids = Ids::look_up(ctx);
+        let zone = &self.zone;
+        let mut npcs = Vec::with_capacity(zone.spec.npcs as usize);
+        for i in 0..zone.spec.npcs as usize {
+            let spawn = zone.spawns[i % zone.spawns.len()];
+            let reach = HOME_CELLS * i64::from(UNITS_PER_CELL);
+            let mut home = spawn;
+            for _ in 0..8 {
+                let candidate = Pos::new(
+                    spawn.x + ctx.rng().range(-reach, reach) as i32,
+                    spawn.y + ctx.rng().range(-reach, reach) as i32,
+                );
+                if zone.path_clear(spawn, candidate) {
+                    home = candidate;
+                    break;
+                }
+            }
+            let actor = ctx.spawn(ids.npc, None);
+            ctx.place(actor, home).expect("a home on the map");
+            let name = format!("npc-{}", actor.0);
+            set_common(
+                ctx,
+                actor,
+                &ids.npc_props,
+                &name,
+                100 + (i as u32 % 8),
+                [100, 1, 0, 0],
+            );
+            npcs.push(Npc {
+                actor,
+                home,
+                rest_until: 0,
+                walked: false,
+            });
+        }
+        WorldLine { ids, npcs }
+    }
+
+    fn on_join(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
+        let saved = ctx.player_data(player).cloned().unwrap_or_default();
+        let actor = ctx.spawn(line.ids.player, Some(player));
+        let name = ctx.name(player).unwrap_or("").to_owned();
+        set_common(
+            ctx,
+            actor,
+            &line.ids.player_props,
+            &name,
+            saved.appearance,
+            saved.values,
+        );
+        let zone = &self.zone;
+        let here = saved.zone.as_deref() == Some(zone.name());
+        let at = saved
+            .at
+            .filter(|at| here && zone.in_bounds(*at) && !zone.blocked(*at))
+            .unwrap_or_else(|| {
+                let index = ctx.rng().range(0, zone.spawns.len() as i64) as usize;
+                zone.spawns[index]
+            });
+        ctx.place(actor, at).expect("a legal spot");
+        ctx.control(player, Some(actor)).expect("players move");
+    }
+
+    fn on_leave(&self, _: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
+        record(ctx, player, self.zone.name());
+        if let Some(actor) = ctx.controlled_by(player) {
+            ctx.despawn(actor);
+        }
+    }
+
+    fn on_message(
+        &self,
+        line: &mut WorldLine,
+        ctx: &mut Ctx<'_, WorldPlayer>,
+        player: PlayerId,
+        message: MessageId,
+        values: &[Value],
+    ) {
+        if message == line.ids.say {
+            self.chat(line, ctx, player, values);
+        }
+    }
+
+    fn on_tick(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
+        let tick = ctx.tick();
+        let hz = i64::from(ctx.tick_hz());
+        for npc in &mut line.npcs {
+            if tick < npc.rest_until || ctx.is_walking(npc.actor) {
+                continue;
+            }
+            if npc.walked {
+                npc.walked = false;
+                npc.rest_until = tick + ctx.rng().range(hz, hz * 5) as u64;
+                continue;
+            }
+            let Some(at) = ctx.position(npc.actor) else {
+                continue;
+            };
+            let reach = WANDER_CELLS * i64::from(UNITS_PER_CELL);
+            let target = Pos::new(
+                npc.home.x + ctx.rng().range(-reach, reach) as i32,
+                npc.home.y + ctx.rng().range(-reach, reach) as i32,
+            );
+            if self.zone.path_clear(at, target) && ctx.walk_to(npc.actor, target).is_ok() {
+                npc.walked = true;
+            } else {
+                npc.rest_until = tick + ctx.rng().range(hz, hz * 5) as u64;
+            }
+        }
+        let period = RECORD_EVERY_SECS * u64::from(ctx.tick_hz());
+        let due: Vec<PlayerId> = ctx
+            .players()
+            .filter(|p| (tick + p % period) % period == 0)
+            .collect();
+        for player in due {
+            record(ctx, player, self.zone.name());
+        }
+    }
+}
+
+/// Brings the player's data up to date with where they are (saved by
+/// Hearth when it changed).
+fn record(ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId, zone: &str) {
+    let Some(at) = ctx.controlled_by(player).and_then(|a| ctx.position(a)) else {
+        return;
+    };
+    let unchanged = ctx
+        .player_data(player)
+        .is_some_and(|d| d.at == Some(at) && d.zone.as_deref() == Some(zone));
+    if unchanged {
+        return;
+    }
+    if let Some(data) = ctx.player_data_mut(player) {
+        data.zone = Some(zone.to_owned());
+        data.at = Some(at);
+    }
+}
+
+impl WorldGame {
+    fn chat(
+        &self,
+        line: &WorldLine,
+        ctx: &mut Ctx<'_, WorldPlayer>,
+        player: PlayerId,
+        values: &[Value],
+    ) {
+        let [Value::Int(scope), Value::Str(to), Value::Str(text)] = values else {
+            return;
+        };
+        let scope = match scope {
+            0 => ChatScope::Zone,
+            1 => ChatScope::Line,
+            _ => ChatScope::Whisper,
+        };
+        let name = ctx.name(player).unwrap_or("").to_owned();
+        let checked = check_text(text).map(str::to_owned).map_err(str::to_owned);
+        let checked = checked.and_then(|text| {
+            if scope == ChatScope::Whisper && to.is_empty() {
+                return Err("name the player to whisper to".to_owned());
+            }
+            match self.hook.as_ref().map(|h| h.check(&name, scope, &text)) {
+                None | Some(ChatVerdict::Allow) => Ok(text),
+                Some(ChatVerdict::Replace(text)) => Ok(bounded(text, MAX_CHAT)),
+                Some(ChatVerdict::Refuse(why)) => Err(bounded(why, MAX_REASON)),
+            }
+        });
+        let text = match checked {
+            Ok(text) => text,
+            Err(reason) => {
+                let _ = ctx.send(
+                    player,
+                    line.ids.refused,
+                    &[Value::Int(0), Value::Str(reason.into())],
+                );
+                return;
+            }
+        };
+        let to: Arc<str> = match scope {
+            ChatScope::Whisper => to.clone(),
+            _ => "".into(),
+        };
+        let item = [
+            Value::Int(scope as i64),
+            Value::Str(bounded(name, MAX_ACTOR_NAME).into()),
+            Value::Str(to.clone()),
+            Value::Str(text.into()),
+        ];
+        let sent = match scope {
+            ChatScope::Line => ctx.send_to_line(line.ids.chat, &item),
+            ChatScope::Zone => ctx.send_to_zone(line.ids.chat, &item),
+            _ => match ctx.player_named(&to) {
+                Some(target) => {
+                    let sent = ctx.send(target, line.ids.chat, &item);
+                    if target != player {
+                        let _ = ctx.send(player, line.ids.chat, &item);
+                    }
+                    sent
+                }
+                None => {
+                    let reason = format!("{to} is not online: whispers reach online players only");
+                    let _ = ctx.send(
+                        player,
+                        line.ids.refused,
+                        &[Value::Int(0), Value::Str(bounded(reason, MAX_REASON).into())],
+                    );
+                    return;
+                }
+            },
+        };
+        if let Err(error) = sent {
+            let reason = bounded(error.to_string(), MAX_REASON);
+            let _ = ctx.send(
+                player,
+                line.ids.refused,
+                &[Value::Int(0), Value::Str(reason.into())],
+            );
+        }
+    }
+}
