@@ -87,7 +87,7 @@ fn take_newer(kept: &mut Vec<GameMove>, arrived: Vec<GameMove>) {
 /// Ticks between periodic saves by default (10 s at 20 Hz).
 const DEFAULT_SAVE_EVERY_TICKS: u32 = 200;
 /// The first byte of a snapshot's format.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// One running instance of a game.
 pub struct GameLine<G: Game> {

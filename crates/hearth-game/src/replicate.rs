@@ -22,7 +22,7 @@
 //! unacknowledged frame carried, at most [`MAX_IN_FLIGHT`] frames: memory
 //! per client is bounded by the actors it sees, however far behind it falls.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,8 +69,10 @@ const MAX_MISSES: usize = 16;
 pub(crate) struct ClientView {
     /// The `Joined` item went out.
     joined_sent: bool,
-    /// The actors the client was sent and has in view.
-    entries: BTreeMap<ActorId, ViewEntry>,
+    /// The actors the client was sent and has in view, in id order (so
+    /// that a tick's relevant actors, in the same order, are matched in one
+    /// sequential pass).
+    entries: Vec<ViewEntry>,
     /// Frames sent and not acknowledged: their tick and the actors each
     /// carried.
     in_flight: VecDeque<(u64, Vec<ActorId>)>,
@@ -80,6 +82,7 @@ pub(crate) struct ClientView {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ViewEntry {
+    id: ActorId,
     /// The client has every frame property as of this tick.
     acked: u64,
     /// The client's player owns the actor (and sees its owner-only
@@ -106,8 +109,11 @@ impl ClientView {
             .drain(..=at)
             .next_back()
             .expect("at least one");
+        // Both in id order: one walk.
+        let mut entries = self.entries.iter_mut().peekable();
         for id in carried {
-            if let Some(entry) = self.entries.get_mut(&id) {
+            while entries.next_if(|e| e.id < id).is_some() {}
+            if let Some(entry) = entries.next_if(|e| e.id == id) {
                 entry.acked = entry.acked.max(tick);
             }
         }
@@ -132,6 +138,10 @@ pub(crate) struct Scratch {
     /// relevant to all.
     fixed: Vec<(ActorId, u32)>,
     grid: Grid,
+    /// Per slot of the tick's actors, what replication looks at for every
+    /// actor in every view, side by side: an actor that did not change
+    /// costs a read of this array, not of its state.
+    hot: Vec<Hot>,
     /// This player's relevant actors: id, squared distance (-1: its own
     /// controlled actor; 0 for actors that do not move) and slot, in id
     /// order.
@@ -144,15 +154,39 @@ pub(crate) struct Scratch {
     gone: Vec<ActorId>,
 }
 
+/// One actor as replication sees it first (see [`Scratch::hot`]).
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    kind: u16,
+    moves: bool,
+    /// Its position, if it moves.
+    pos: Pos,
+    frame_changed: u64,
+    reliable_changed: u64,
+}
+
 impl Scratch {
     /// Where everything is this tick.
     pub fn locate(&mut self, actors: Actors<'_>, space: &Space) {
         self.moving.clear();
         self.fixed.clear();
+        self.hot.clear();
         for (slot, (id, actor)) in actors.iter().enumerate() {
-            if space.moves(actor.kind) {
-                self.moving
-                    .push((*id, movement::position(actor), slot as u32));
+            let moves = space.moves(actor.kind);
+            let pos = if moves {
+                movement::position(actor)
+            } else {
+                Pos::new(0, 0)
+            };
+            self.hot.push(Hot {
+                kind: actor.kind,
+                moves,
+                pos,
+                frame_changed: actor.frame_changed,
+                reliable_changed: actor.reliable_changed,
+            });
+            if moves {
+                self.moving.push((*id, pos, slot as u32));
             } else {
                 self.fixed.push((*id, slot as u32));
             }
@@ -245,22 +279,23 @@ pub(crate) fn replicate<P>(
         || player.steer.announce
         || tick.wrapping_add(player_id) % RELEVANCY_PERIOD == 0;
     if !relevancy_pass {
-        for (id, entry) in view.entries.iter_mut() {
-            let Some(slot) = find(actors, *id, &mut entry.slot) else {
+        for entry in view.entries.iter_mut() {
+            let id = entry.id;
+            let Some(slot) = find(actors, id, &mut entry.slot) else {
                 continue;
             };
-            let actor = actors[slot as usize].1;
-            if Some(*id) == own {
-                scratch.relevant.push((*id, -1, slot));
-            } else if !space.moves(actor.kind) {
-                scratch.relevant.push((*id, 0, slot));
+            let hot = &scratch.hot[slot as usize];
+            if Some(id) == own {
+                scratch.relevant.push((id, -1, slot));
+            } else if !hot.moves {
+                scratch.relevant.push((id, 0, slot));
             } else {
                 let distance2 = match centre {
-                    Some(centre) => movement::position(actor).distance_squared(centre),
+                    Some(centre) => hot.pos.distance_squared(centre),
                     None => 0,
                 };
                 if distance2 <= view_out2 {
-                    scratch.relevant.push((*id, distance2, slot));
+                    scratch.relevant.push((id, distance2, slot));
                 }
             }
         }
@@ -322,7 +357,8 @@ pub(crate) fn replicate<P>(
     let mut gone = std::mem::take(&mut scratch.gone);
     gone.clear();
     let mut relevant = scratch.relevant.iter().peekable();
-    for (id, entry) in view.entries.iter_mut() {
+    for entry in view.entries.iter_mut() {
+        let id = &entry.id;
         while let Some(&(_, distance2, slot)) = relevant.next_if(|(r, _, _)| r < id) {
             if distance2 <= view_in2 {
                 scratch.candidates.push(spawn_candidate(
@@ -335,10 +371,17 @@ pub(crate) fn replicate<P>(
             continue;
         };
         entry.slot = slot;
+        let hot = &scratch.hot[slot as usize];
+        let dormant = hot.reliable_changed <= view.reliable_through
+            && (hot.frame_changed <= entry.acked
+                || tick.saturating_sub(entry.last_sent) < refresh_period(distance2, view_in2));
+        if dormant {
+            continue;
+        }
         let actor = actors[slot as usize].1;
-        let kind = &masks[usize::from(actor.kind)];
+        let kind = &masks[usize::from(hot.kind)];
         let visible = kind.everyone | if entry.owned { kind.owner } else { 0 };
-        let reliable = if actor.reliable_changed > view.reliable_through {
+        let reliable = if hot.reliable_changed > view.reliable_through {
             changed_since(actor, kind.reliable & visible, view.reliable_through)
         } else {
             0
@@ -346,14 +389,14 @@ pub(crate) fn replicate<P>(
         if reliable != 0 {
             put_set(
                 &mut items,
-                &schema.kinds()[usize::from(actor.kind)],
+                &schema.kinds()[usize::from(hot.kind)],
                 *id,
                 reliable,
                 &actor.values,
             );
             units.push((items.len(), 1));
         }
-        if actor.frame_changed > entry.acked
+        if hot.frame_changed > entry.acked
             && tick.saturating_sub(entry.last_sent) >= refresh_period(distance2, view_in2)
         {
             let mask = changed_since(actor, kind.frame & visible, entry.acked);
@@ -439,15 +482,13 @@ pub(crate) fn replicate<P>(
         );
         units.push((items.len(), 1));
         // The spawn carries every property as of this tick.
-        view.entries.insert(
-            c.id,
-            ViewEntry {
-                acked: tick,
-                owned,
-                last_sent: tick,
-                slot: c.slot,
-            },
-        );
+        view.entries.push(ViewEntry {
+            id: c.id,
+            acked: tick,
+            owned,
+            last_sent: tick,
+            slot: c.slot,
+        });
     }
     if std::mem::take(&mut player.steer.announce) {
         GameItem::Control { id: own }.encode(schema, &|_| None, &mut items);
@@ -460,10 +501,20 @@ pub(crate) fn replicate<P>(
     player.outbox.clear();
     player.outbox_items = 0;
     for &id in &gone {
-        view.entries.remove(&id);
         GameItem::Despawn { id }.encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
     }
+    if !gone.is_empty() {
+        // Both in id order: one walk.
+        let mut gone_ids = gone.iter().peekable();
+        view.entries.retain(|e| {
+            while gone_ids.next_if(|g| **g < e.id).is_some() {}
+            gone_ids.next_if(|g| **g == e.id).is_none()
+        });
+    }
+    // The spawns were appended in id order after the (sorted) entries: a
+    // stable sort of two sorted runs is one merge.
+    view.entries.sort_by_key(|e| e.id);
     view.reliable_through = tick;
 
     let mut reliable = Vec::new();
@@ -509,9 +560,9 @@ pub(crate) fn replicate<P>(
         }
         // Carried in id order, like the entries: one walk marks them sent.
         let mut sent = carried.iter().peekable();
-        for (id, entry) in view.entries.iter_mut() {
+        for entry in view.entries.iter_mut() {
             let Some(&&next) = sent.peek() else { break };
-            if next == *id {
+            if next == entry.id {
                 entry.last_sent = tick;
                 sent.next();
             }

@@ -218,7 +218,7 @@ fn shift_ticks(core: &mut serde_json::Value, by: u64) {
     for player in core["players"].as_object_mut().unwrap().values_mut() {
         let view = &mut player["view"];
         add(&mut view["reliable_through"]);
-        for entry in view["entries"].as_object_mut().unwrap().values_mut() {
+        for entry in view["entries"].as_array_mut().unwrap() {
             add(&mut entry["acked"]);
         }
         for frame in view["in_flight"].as_array_mut().unwrap() {
