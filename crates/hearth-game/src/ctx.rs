@@ -926,6 +926,10 @@ pub(crate) struct KindMasks {
     pub reliable: u64,
     /// Each property's starting value.
     pub defaults: Vec<Value>,
+    /// The indexes of its frame properties, when there are at most
+    /// [`crate::replicate::HOT_FRAME_PROPS`] (replication then finds what
+    /// changed without reading the actor's state).
+    pub hot_frame: Option<Vec<u8>>,
 }
 
 pub(crate) fn kind_masks(schema: &Schema) -> Vec<KindMasks> {
@@ -950,6 +954,9 @@ pub(crate) fn kind_masks(schema: &Schema) -> Vec<KindMasks> {
                     Delivery::Reliable => masks.reliable |= bit,
                 }
             }
+            let frame: Vec<u8> = (0..64u8).filter(|i| masks.frame & (1 << i) != 0).collect();
+            masks.hot_frame =
+                (frame.len() <= crate::replicate::HOT_FRAME_PROPS).then_some(frame);
             masks
         })
         .collect()

@@ -27,11 +27,13 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use hearth_replica::game_wire::{
-    put_frame_header, put_reliable_header, put_set, put_spawn, put_update, FrameHeader, GameItem,
-    FRAME_HEADER_MAX,
+    put_frame_header, put_masked_state, put_reliable_header, put_set, put_spawn, FrameHeader,
+    GameItem, FRAME_HEADER_MAX,
 };
 use hearth_replica::geometry::{isqrt, Pos, UNITS_PER_CELL};
 use hearth_replica::schema::{Schema, Value};
+
+use hearth_codec::Writer;
 
 use crate::ctx::KindMasks;
 use crate::grid::Grid;
@@ -56,6 +58,10 @@ pub const MIN_BUDGET: u32 = 400;
 
 /// Largest reliable message header: tick and item count.
 const RELIABLE_HEADER_MAX: usize = 10 + 10;
+
+/// Frame properties of a kind whose change ticks replication copies beside
+/// each actor's other hot facts (position, facing and a little more).
+pub(crate) const HOT_FRAME_PROPS: usize = 4;
 
 /// Ticks between a player's relevancy passes (grid queries).
 const RELEVANCY_PERIOD: u64 = 4;
@@ -142,6 +148,11 @@ pub(crate) struct Scratch {
     /// actor in every view, side by side: an actor that did not change
     /// costs a read of this array, not of its state.
     hot: Vec<Hot>,
+    /// Per slot, the actor's frame update as last encoded this tick (most
+    /// clients that see an actor need the same properties of it): encoded
+    /// once, copied to each.
+    encoded: Vec<Encoded>,
+    encoded_bytes: Vec<u8>,
     /// This player's relevant actors: id, squared distance (-1: its own
     /// controlled actor; 0 for actors that do not move) and slot, in id
     /// order.
@@ -163,14 +174,30 @@ struct Hot {
     pos: Pos,
     frame_changed: u64,
     reliable_changed: u64,
+    /// When each of its kind's frame properties last changed (in the order
+    /// of `KindMasks::hot_frame`), if the kind has few enough.
+    frame_ticks: [u64; HOT_FRAME_PROPS],
+}
+
+/// An encoded frame update in `Scratch::encoded_bytes` (mask and values,
+/// without the id).
+#[derive(Debug, Clone, Copy, Default)]
+struct Encoded {
+    /// `len` is 0: nothing encoded this tick.
+    mask: u64,
+    start: u32,
+    len: u32,
 }
 
 impl Scratch {
     /// Where everything is this tick.
-    pub fn locate(&mut self, actors: Actors<'_>, space: &Space) {
+    pub fn locate(&mut self, actors: Actors<'_>, space: &Space, masks: &[KindMasks]) {
         self.moving.clear();
         self.fixed.clear();
         self.hot.clear();
+        self.encoded.clear();
+        self.encoded.resize(actors.len(), Encoded::default());
+        self.encoded_bytes.clear();
         for (slot, (id, actor)) in actors.iter().enumerate() {
             let moves = space.moves(actor.kind);
             let pos = if moves {
@@ -178,12 +205,19 @@ impl Scratch {
             } else {
                 Pos::new(0, 0)
             };
+            let mut frame_ticks = [0; HOT_FRAME_PROPS];
+            if let Some(props) = &masks[usize::from(actor.kind)].hot_frame {
+                for (at, index) in frame_ticks.iter_mut().zip(props) {
+                    *at = actor.changed[usize::from(*index)];
+                }
+            }
             self.hot.push(Hot {
                 kind: actor.kind,
                 moves,
                 pos,
                 frame_changed: actor.frame_changed,
                 reliable_changed: actor.reliable_changed,
+                frame_ticks,
             });
             if moves {
                 self.moving.push((*id, pos, slot as u32));
@@ -399,9 +433,34 @@ pub(crate) fn replicate<P>(
         if hot.frame_changed > entry.acked
             && tick.saturating_sub(entry.last_sent) >= refresh_period(distance2, view_in2)
         {
-            let mask = changed_since(actor, kind.frame & visible, entry.acked);
+            let mask = match &kind.hot_frame {
+                Some(props) => {
+                    let mut mask = 0;
+                    for (at, index) in hot.frame_ticks.iter().zip(props) {
+                        if *at > entry.acked {
+                            mask |= 1 << index;
+                        }
+                    }
+                    mask & visible
+                }
+                None => changed_since(actor, kind.frame & visible, entry.acked),
+            };
             if mask != 0 {
-                let kind_spec = &schema.kinds()[usize::from(actor.kind)];
+                let encoded = &mut scratch.encoded[slot as usize];
+                if encoded.len == 0 || encoded.mask != mask {
+                    let start = scratch.encoded_bytes.len();
+                    put_masked_state(
+                        &mut scratch.encoded_bytes,
+                        &schema.kinds()[usize::from(hot.kind)],
+                        mask,
+                        &actor.values,
+                    );
+                    *encoded = Encoded {
+                        mask,
+                        start: start as u32,
+                        len: (scratch.encoded_bytes.len() - start) as u32,
+                    };
+                }
                 scratch.candidates.push(Candidate {
                     id: *id,
                     slot,
@@ -411,12 +470,7 @@ pub(crate) fn replicate<P>(
                     spawn: false,
                     taken: false,
                     mask,
-                    cost: (hearth_codec::varint_len(u64::from(id.0))
-                        + hearth_replica::game_wire::masked_state_len(
-                            kind_spec,
-                            mask,
-                            &actor.values,
-                        )) as u32,
+                    cost: hearth_codec::varint_len(u64::from(id.0)) as u32 + encoded.len,
                 });
             }
         }
@@ -548,13 +602,13 @@ pub(crate) fn replicate<P>(
         );
         let mut carried = Vec::with_capacity(update_count);
         for c in updates {
-            let actor = actors[c.slot as usize].1;
-            put_update(
-                &mut bytes,
-                &schema.kinds()[usize::from(actor.kind)],
-                c.id,
-                c.mask,
-                &actor.values,
+            // Encoded when it became a candidate, with this mask.
+            let encoded = scratch.encoded[c.slot as usize];
+            debug_assert_eq!(encoded.mask, c.mask);
+            let start = encoded.start as usize;
+            bytes.put_varint(u64::from(c.id.0));
+            bytes.extend_from_slice(
+                &scratch.encoded_bytes[start..start + encoded.len as usize],
             );
             carried.push(c.id);
         }

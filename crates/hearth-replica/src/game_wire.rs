@@ -199,7 +199,9 @@ pub fn put_message(out: &mut Vec<u8>, index: u16, body: &[u8]) {
 }
 
 /// The mask, then the values of its set bits taken from `state` by index.
-fn put_masked_state(out: &mut Vec<u8>, kind: &KindSpec, mask: u64, state: &[Value]) {
+/// Appends the mask, then the masked properties of `state` (an update's
+/// body after the actor's id).
+pub fn put_masked_state(out: &mut Vec<u8>, kind: &KindSpec, mask: u64, state: &[Value]) {
     out.put_varint(mask);
     for (index, prop) in kind.props.iter().enumerate() {
         if mask & (1 << index) != 0 {
