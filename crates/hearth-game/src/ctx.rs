@@ -167,7 +167,6 @@ impl<P> Ctx<'_, P> {
         let Some(state) = self.core.actors.remove(&actor) else {
             return false;
         };
-        self.core.walking.remove(&actor);
         if let Some(player) = state.controller.and_then(|p| self.core.players.get_mut(&p)) {
             player.steer.actor = None;
             player.steer.announce = true;
@@ -745,28 +744,28 @@ impl<P> Ctx<'_, P> {
         let at = movement::position(state);
         if at == target {
             state.walk_to = None;
-            self.core.walking.remove(&actor);
             return Ok(());
         }
         if self.space.facing[usize::from(state.kind)] {
             movement::set_facing(state, at.facing_towards(target), self.core.tick);
         }
         state.walk_to = Some(target);
-        self.core.walking.insert(actor);
+        self.core.walkers += 1;
         Ok(())
     }
 
     /// Whether the actor is on a walk of [`Ctx::walk_to`].
     pub fn is_walking(&self, actor: ActorId) -> bool {
-        self.core.walking.contains(&actor)
+        self.core
+            .actors
+            .get(&actor)
+            .is_some_and(|a| a.walk_to.is_some())
     }
 
     /// Ends the actor's walk where it stands.
     pub fn stop(&mut self, actor: ActorId) {
-        if self.core.walking.remove(&actor) {
-            if let Some(state) = self.core.actors.get_mut(&actor) {
-                state.walk_to = None;
-            }
+        if let Some(state) = self.core.actors.get_mut(&actor) {
+            state.walk_to = None;
         }
     }
 
@@ -837,7 +836,6 @@ impl<P> Ctx<'_, P> {
             let state = self.core.actors.get_mut(&id).expect("checked above");
             // The player steers it now, not a walk.
             state.walk_to = None;
-            self.core.walking.remove(&id);
             // Its previous controller controls nothing now.
             if let Some(other) = state.controller.replace(player) {
                 if let Some(other) = self.core.players.get_mut(&other) {

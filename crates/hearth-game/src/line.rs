@@ -146,7 +146,7 @@ impl<G: Game> GameLine<G> {
             save_every_ticks: DEFAULT_SAVE_EVERY_TICKS,
             kicks: Vec::new(),
             to_zone: Vec::new(),
-            walking: Default::default(),
+            walkers: 0,
         };
         let space = Space::new(&schema, game.zone(), game.view_radius());
         let state = game.new_line(&mut Ctx {

@@ -196,19 +196,20 @@ pub(crate) fn take_moves<P>(core: &mut Core<P>, space: &Space) {
 
 /// One tick of every walk (`Ctx::walk_to`): each walker steps towards its
 /// target at its kind's speed; a walker that arrives, or that a wall
-/// stops, stands still.
+/// stops, stands still. One pass over the actors in order, not a lookup
+/// per walker.
 pub(crate) fn take_walks<P>(core: &mut Core<P>, space: &Space) {
+    if core.walkers == 0 {
+        return;
+    }
     let (tick, tick_hz) = (core.tick, core.tick_hz);
-    let mut done = Vec::new();
-    for id in &core.walking {
-        let Some(actor) = core.actors.get_mut(id) else {
-            done.push(*id);
+    let mut walkers = 0;
+    for actor in core.actors.values_mut() {
+        let Some(target) = actor.walk_to else {
             continue;
         };
-        let (Some(movement), Some(target)) =
-            (space.movement[usize::from(actor.kind)], actor.walk_to)
-        else {
-            done.push(*id);
+        let Some(movement) = space.movement[usize::from(actor.kind)] else {
+            actor.walk_to = None;
             continue;
         };
         let at = position(actor);
@@ -223,12 +224,11 @@ pub(crate) fn take_walks<P>(core: &mut Core<P>, space: &Space) {
         }
         if !clear || next == target {
             actor.walk_to = None;
-            done.push(*id);
+        } else {
+            walkers += 1;
         }
     }
-    for id in done {
-        core.walking.remove(&id);
-    }
+    core.walkers = walkers;
 }
 
 /// `seq` comes after `last` (sequence numbers wrap).

@@ -522,7 +522,9 @@ pub(crate) fn replicate<P>(
     // deterministic whatever the priorities were.
     scratch.candidates.sort_unstable_by_key(|c| c.id);
 
+    let mut spawned = false;
     for c in scratch.candidates.iter().filter(|c| c.spawn) {
+        spawned = true;
         let actor = actors[c.slot as usize].1;
         let owned = actor.owner == Some(player_id);
         put_spawn(
@@ -568,7 +570,9 @@ pub(crate) fn replicate<P>(
     }
     // The spawns were appended in id order after the (sorted) entries: a
     // stable sort of two sorted runs is one merge.
-    view.entries.sort_by_key(|e| e.id);
+    if spawned {
+        view.entries.sort_by_key(|e| e.id);
+    }
     view.reliable_through = tick;
 
     let mut reliable = Vec::new();
@@ -600,7 +604,12 @@ pub(crate) fn replicate<P>(
             },
             update_count,
         );
-        let mut carried = Vec::with_capacity(update_count);
+        // The vector of the oldest frame in flight is reused when it drops out.
+        let mut carried = match view.in_flight.len() >= MAX_IN_FLIGHT {
+            true => view.in_flight.pop_front().map(|(_, v)| v).unwrap_or_default(),
+            false => Vec::with_capacity(update_count),
+        };
+        carried.clear();
         for c in updates {
             // Encoded when it became a candidate, with this mask.
             let encoded = scratch.encoded[c.slot as usize];

@@ -170,6 +170,7 @@ pub(crate) struct Core<P> {
     pub kicks: Vec<(PlayerId, String)>,
     /// Messages for every line of the zone, for the host to deliver.
     pub to_zone: Vec<(u16, Vec<u8>)>,
-    /// The actors walking (`Ctx::walk_to`), stepped each tick.
-    pub walking: BTreeSet<ActorId>,
+    /// At most this many actors walk (`Ctx::walk_to`): none, and the walk
+    /// step skips its pass over the actors.
+    pub walkers: usize,
 }
