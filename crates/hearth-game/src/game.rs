@@ -7,7 +7,7 @@ use hearth_replica::schema::{Schema, Value};
 use hearth_replica::zone::Zone;
 
 use crate::ctx::Ctx;
-use crate::ids::{MessageId, PlayerId, TimerId};
+use crate::ids::{ActorId, MessageId, PlayerId, TimerId};
 
 /// Who is logging in, for [`Game::pre_login`].
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +160,20 @@ pub trait Game: Send + Sync + 'static {
     /// Once per tick, after the tick's messages and due timers.
     fn on_tick(&self, line: &mut Self::Line, ctx: &mut Ctx<'_, Self::Player>) {
         let _ = (line, ctx);
+    }
+
+    /// An actor's walk ([`Ctx::walk_to`]) ended this tick: it `arrived`,
+    /// or a wall stopped it on the way. Not called for a walk the game
+    /// ended itself ([`Ctx::stop`], a despawn, giving the actor to a
+    /// player).
+    fn on_walk_end(
+        &self,
+        line: &mut Self::Line,
+        ctx: &mut Ctx<'_, Self::Player>,
+        actor: ActorId,
+        arrived: bool,
+    ) {
+        let _ = (line, ctx, actor, arrived);
     }
 
     /// A timer set with [`Ctx::after`] is due.

@@ -147,6 +147,7 @@ impl<G: Game> GameLine<G> {
             kicks: Vec::new(),
             to_zone: Vec::new(),
             walkers: 0,
+            walks_ended: Vec::new(),
         };
         let space = Space::new(&schema, game.zone(), game.view_radius());
         let state = game.new_line(&mut Ctx {
@@ -342,6 +343,15 @@ impl<G: Game> GameLine<G> {
         }
         take_moves(&mut self.core, &self.space);
         take_walks(&mut self.core, &self.space);
+        for (actor, arrived) in std::mem::take(&mut self.core.walks_ended) {
+            let mut ctx = Ctx {
+                core: &mut self.core,
+                schema: &self.schema,
+                space: &self.space,
+            };
+            self.game
+                .on_walk_end(&mut self.state, &mut ctx, actor, arrived);
+        }
         loop {
             let due = self
                 .core

@@ -196,15 +196,15 @@ pub(crate) fn take_moves<P>(core: &mut Core<P>, space: &Space) {
 
 /// One tick of every walk (`Ctx::walk_to`): each walker steps towards its
 /// target at its kind's speed; a walker that arrives, or that a wall
-/// stops, stands still. One pass over the actors in order, not a lookup
-/// per walker.
+/// stops, stands still (and is in `walks_ended` for the game to hear of).
+/// One pass over the actors in order, not a lookup per walker.
 pub(crate) fn take_walks<P>(core: &mut Core<P>, space: &Space) {
     if core.walkers == 0 {
         return;
     }
     let (tick, tick_hz) = (core.tick, core.tick_hz);
     let mut walkers = 0;
-    for actor in core.actors.values_mut() {
+    for (id, actor) in core.actors.iter_mut() {
         let Some(target) = actor.walk_to else {
             continue;
         };
@@ -224,6 +224,7 @@ pub(crate) fn take_walks<P>(core: &mut Core<P>, space: &Space) {
         }
         if !clear || next == target {
             actor.walk_to = None;
+            core.walks_ended.push((*id, clear));
         } else {
             walkers += 1;
         }

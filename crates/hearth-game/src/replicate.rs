@@ -493,7 +493,10 @@ pub(crate) fn replicate<P>(
         - (FRAME_HEADER_MAX + RELIABLE_HEADER_MAX + items.len() + player.outbox.len()) as i64
         - despawn_cost as i64;
     let wanted: i64 = scratch.candidates.iter().map(|c| i64::from(c.cost)).sum();
-    if wanted > left {
+    // The candidates were found in id order; only a choice by priority
+    // reorders them.
+    let prioritised = wanted > left;
+    if prioritised {
         for c in &mut scratch.candidates {
             c.priority = priority(c.staleness, c.distance2);
         }
@@ -515,12 +518,14 @@ pub(crate) fn replicate<P>(
         left -= i64::from(c.cost);
         c.taken = true;
     }
-    let before = scratch.candidates.len();
-    scratch.candidates.retain(|c| c.taken);
-    core.stats.deferred += (before - scratch.candidates.len()) as u64;
-    // Spawns and updates go out in id order, which keeps the output
-    // deterministic whatever the priorities were.
-    scratch.candidates.sort_unstable_by_key(|c| c.id);
+    if prioritised {
+        let before = scratch.candidates.len();
+        scratch.candidates.retain(|c| c.taken);
+        core.stats.deferred += (before - scratch.candidates.len()) as u64;
+        // Spawns and updates go out in id order, which keeps the output
+        // deterministic whatever the priorities were.
+        scratch.candidates.sort_unstable_by_key(|c| c.id);
+    }
 
     let mut spawned = false;
     for c in scratch.candidates.iter().filter(|c| c.spawn) {

@@ -173,4 +173,8 @@ pub(crate) struct Core<P> {
     /// At most this many actors walk (`Ctx::walk_to`): none, and the walk
     /// step skips its pass over the actors.
     pub walkers: usize,
+    /// Walks that ended this tick (the actor, and whether it arrived), for
+    /// `Game::on_walk_end`: empty between ticks.
+    #[serde(skip)]
+    pub walks_ended: Vec<(ActorId, bool)>,
 }

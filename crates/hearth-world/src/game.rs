@@ -86,22 +86,23 @@ struct Ids {
     refused: MessageId,
 }
 
-/// One NPC's wandering.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Npc {
-    actor: ActorId,
-    home: Pos,
-    /// Resting until this tick.
-    rest_until: u64,
-    /// It set out on a walk (and rests when the walk ends).
-    walked: bool,
-}
-
 /// One line's state of the built-in game.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WorldLine {
     ids: Ids,
-    npcs: Vec<Npc>,
+    /// The NPCs' actors are spawned one after another when the line starts:
+    /// the first one's id, and each one's home (where it wanders near) by
+    /// its id's offset from the first.
+    first_npc: u32,
+    homes: Vec<Pos>,
+}
+
+/// An NPC rests (a timer tagged with its actor's id), walks somewhere near
+/// home (a walk of Hearth's), rests again when the walk ends.
+fn rest(ctx: &mut Ctx<'_, WorldPlayer>, npc: ActorId) {
+    let hz = i64::from(ctx.tick_hz());
+    let ticks = ctx.rng().range(hz, hz * 5) as u32;
+    ctx.after(ticks, u64::from(npc.0));
 }
 
 fn int_of(ty_min: i64, ty_max: i64) -> ValueType {
@@ -176,7 +177,7 @@ impl Ids {
 impl WorldLine {
     /// The NPCs of this line, for tests.
     pub fn npc_count(&self) -> usize {
-        self.npcs.len()
+        self.homes.len()
     }
 }
 
@@ -231,7 +232,8 @@ impl Game for WorldGame {
     fn new_line(&self, ctx: &mut Ctx<'_, WorldPlayer>) -> WorldLine {
         let ids = Ids::look_up(ctx);
         let zone = &self.zone;
-        let mut npcs = Vec::with_capacity(zone.spec.npcs as usize);
+        let mut first_npc = None;
+        let mut homes = Vec::with_capacity(zone.spec.npcs as usize);
         for i in 0..zone.spec.npcs as usize {
             let spawn = zone.spawns[i % zone.spawns.len()];
             let reach = HOME_CELLS * i64::from(UNITS_PER_CELL);
@@ -257,14 +259,16 @@ impl Game for WorldGame {
                 100 + (i as u32 % 8),
                 [100, 1, 0, 0],
             );
-            npcs.push(Npc {
-                actor,
-                home,
-                rest_until: 0,
-                walked: false,
-            });
+            let first = *first_npc.get_or_insert(actor.0);
+            debug_assert_eq!(actor.0 - first, homes.len() as u32, "spawned in a row");
+            homes.push(home);
+            rest(ctx, actor);
         }
-        WorldLine { ids, npcs }
+        WorldLine {
+            ids,
+            first_npc: first_npc.unwrap_or(0),
+            homes,
+        }
     }
 
     fn on_join(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
@@ -312,32 +316,49 @@ impl Game for WorldGame {
         }
     }
 
-    fn on_tick(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
-        let tick = ctx.tick();
-        let hz = i64::from(ctx.tick_hz());
-        for npc in &mut line.npcs {
-            if tick < npc.rest_until || ctx.is_walking(npc.actor) {
-                continue;
-            }
-            if npc.walked {
-                npc.walked = false;
-                npc.rest_until = tick + ctx.rng().range(hz, hz * 5) as u64;
-                continue;
-            }
-            let Some(at) = ctx.position(npc.actor) else {
-                continue;
-            };
-            let reach = WANDER_CELLS * i64::from(UNITS_PER_CELL);
-            let target = Pos::new(
-                npc.home.x + ctx.rng().range(-reach, reach) as i32,
-                npc.home.y + ctx.rng().range(-reach, reach) as i32,
-            );
-            if self.zone.path_clear(at, target) && ctx.walk_to(npc.actor, target).is_ok() {
-                npc.walked = true;
-            } else {
-                npc.rest_until = tick + ctx.rng().range(hz, hz * 5) as u64;
-            }
+    fn on_walk_end(
+        &self,
+        _: &mut WorldLine,
+        ctx: &mut Ctx<'_, WorldPlayer>,
+        actor: ActorId,
+        _arrived: bool,
+    ) {
+        rest(ctx, actor);
+    }
+
+    /// An NPC's rest is over (the timer's tag is its actor's id): it sets
+    /// out for somewhere near home, or rests again if a wall is in the way.
+    fn on_timer(
+        &self,
+        line: &mut WorldLine,
+        ctx: &mut Ctx<'_, WorldPlayer>,
+        _: hearth_game::TimerId,
+        tag: u64,
+    ) {
+        let npc = ActorId(tag as u32);
+        let Some(home) = npc
+            .0
+            .checked_sub(line.first_npc)
+            .and_then(|offset| line.homes.get(offset as usize))
+            .copied()
+        else {
+            return;
+        };
+        let Some(at) = ctx.position(npc) else {
+            return;
+        };
+        let reach = WANDER_CELLS * i64::from(UNITS_PER_CELL);
+        let target = Pos::new(
+            home.x + ctx.rng().range(-reach, reach) as i32,
+            home.y + ctx.rng().range(-reach, reach) as i32,
+        );
+        if !(self.zone.path_clear(at, target) && ctx.walk_to(npc, target).is_ok()) {
+            rest(ctx, npc);
         }
+    }
+
+    fn on_tick(&self, _: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
+        let tick = ctx.tick();
         let period = RECORD_EVERY_SECS * u64::from(ctx.tick_hz());
         let due: Vec<PlayerId> = ctx
             .players()
