@@ -148,10 +148,11 @@ pub(crate) struct Scratch {
     /// actor in every view, side by side: an actor that did not change
     /// costs a read of this array, not of its state.
     hot: Vec<Hot>,
-    /// Per slot, the actor's frame update as last encoded this tick (most
-    /// clients that see an actor need the same properties of it): encoded
-    /// once, copied to each.
-    encoded: Vec<Encoded>,
+    /// Per slot, what an actor that changed needs: when its frame
+    /// properties changed, and its frame update as last encoded this tick
+    /// (most clients that see an actor need the same properties of it):
+    /// encoded once, copied to each.
+    fresh: Vec<Fresh>,
     encoded_bytes: Vec<u8>,
     /// This player's relevant actors: id, squared distance (-1: its own
     /// controlled actor; 0 for actors that do not move) and slot, in id
@@ -174,16 +175,16 @@ struct Hot {
     pos: Pos,
     frame_changed: u64,
     reliable_changed: u64,
+}
+
+/// What replication needs of an actor that changed (see [`Scratch::fresh`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Fresh {
     /// When each of its kind's frame properties last changed (in the order
     /// of `KindMasks::hot_frame`), if the kind has few enough.
     frame_ticks: [u64; HOT_FRAME_PROPS],
-}
-
-/// An encoded frame update in `Scratch::encoded_bytes` (mask and values,
-/// without the id).
-#[derive(Debug, Clone, Copy, Default)]
-struct Encoded {
-    /// `len` is 0: nothing encoded this tick.
+    /// Its encoded frame update in `Scratch::encoded_bytes` (mask and
+    /// values, without the id), for `mask`; `len` 0: none yet this tick.
     mask: u64,
     start: u32,
     len: u32,
@@ -195,8 +196,7 @@ impl Scratch {
         self.moving.clear();
         self.fixed.clear();
         self.hot.clear();
-        self.encoded.clear();
-        self.encoded.resize(actors.len(), Encoded::default());
+        self.fresh.clear();
         self.encoded_bytes.clear();
         for (slot, (id, actor)) in actors.iter().enumerate() {
             let moves = space.moves(actor.kind);
@@ -217,7 +217,10 @@ impl Scratch {
                 pos,
                 frame_changed: actor.frame_changed,
                 reliable_changed: actor.reliable_changed,
+            });
+            self.fresh.push(Fresh {
                 frame_ticks,
+                ..Fresh::default()
             });
             if moves {
                 self.moving.push((*id, pos, slot as u32));
@@ -433,10 +436,11 @@ pub(crate) fn replicate<P>(
         if hot.frame_changed > entry.acked
             && tick.saturating_sub(entry.last_sent) >= refresh_period(distance2, view_in2)
         {
+            let fresh = &mut scratch.fresh[slot as usize];
             let mask = match &kind.hot_frame {
                 Some(props) => {
                     let mut mask = 0;
-                    for (at, index) in hot.frame_ticks.iter().zip(props) {
+                    for (at, index) in fresh.frame_ticks.iter().zip(props) {
                         if *at > entry.acked {
                             mask |= 1 << index;
                         }
@@ -446,8 +450,7 @@ pub(crate) fn replicate<P>(
                 None => changed_since(actor, kind.frame & visible, entry.acked),
             };
             if mask != 0 {
-                let encoded = &mut scratch.encoded[slot as usize];
-                if encoded.len == 0 || encoded.mask != mask {
+                if fresh.len == 0 || fresh.mask != mask {
                     let start = scratch.encoded_bytes.len();
                     put_masked_state(
                         &mut scratch.encoded_bytes,
@@ -455,11 +458,9 @@ pub(crate) fn replicate<P>(
                         mask,
                         &actor.values,
                     );
-                    *encoded = Encoded {
-                        mask,
-                        start: start as u32,
-                        len: (scratch.encoded_bytes.len() - start) as u32,
-                    };
+                    fresh.mask = mask;
+                    fresh.start = start as u32;
+                    fresh.len = (scratch.encoded_bytes.len() - start) as u32;
                 }
                 scratch.candidates.push(Candidate {
                     id: *id,
@@ -470,7 +471,7 @@ pub(crate) fn replicate<P>(
                     spawn: false,
                     taken: false,
                     mask,
-                    cost: hearth_codec::varint_len(u64::from(id.0)) as u32 + encoded.len,
+                    cost: hearth_codec::varint_len(u64::from(id.0)) as u32 + fresh.len,
                 });
             }
         }
@@ -617,7 +618,7 @@ pub(crate) fn replicate<P>(
         carried.clear();
         for c in updates {
             // Encoded when it became a candidate, with this mask.
-            let encoded = scratch.encoded[c.slot as usize];
+            let encoded = scratch.fresh[c.slot as usize];
             debug_assert_eq!(encoded.mask, c.mask);
             let start = encoded.start as usize;
             bytes.put_varint(u64::from(c.id.0));
