@@ -351,7 +351,10 @@ pub(crate) fn replicate<P>(
                     }
                 });
                 relevant.extend(scratch.fixed.iter().map(|&(id, slot)| (id, 0, slot)));
-                relevant.sort_unstable_by_key(|(id, _, _)| *id);
+                // Each grid bucket lists its actors in id order (they were
+                // inserted so), and the fixed ones come last in id order: a
+                // stable sort merges these runs instead of sorting anew.
+                relevant.sort_by_key(|(id, _, _)| *id);
             }
             None => {
                 scratch
@@ -600,7 +603,8 @@ pub(crate) fn replicate<P>(
     let update_count = updates.clone().count();
     let steer = &mut player.steer;
     let frame = (update_count > 0 || steer.moved || steer.corrected).then(|| {
-        let mut bytes = Vec::new();
+        let size: usize = updates.clone().map(|c| c.cost as usize).sum();
+        let mut bytes = Vec::with_capacity(FRAME_HEADER_MAX + size);
         put_frame_header(
             &mut bytes,
             FrameHeader {
