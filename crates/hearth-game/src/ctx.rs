@@ -6,6 +6,7 @@ use hearth_replica::schema::{Direction, Schema, Value, ValueError};
 use hearth_replica::zone::Zone;
 
 use crate::ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
+use crate::line::Transfer;
 use crate::movement::{self, Space, OPENING_ALLOWANCE_TICKS};
 use crate::rng::Rng;
 use crate::state::{ActorState, Core};
@@ -36,6 +37,8 @@ pub enum GameError {
     OutOfBounds(Pos),
     #[error("actor {0:?} is steered by a player: take control away first (Ctx::control)")]
     Controlled(ActorId),
+    #[error("there is no zone {0:?} (the zones are Game::zones)")]
+    UnknownZone(String),
     #[error(transparent)]
     Value(#[from] ValueError),
 }
@@ -484,6 +487,33 @@ impl<P> Ctx<'_, P> {
 
     /// Sends to every player of every line of the zone (this line's at
     /// once, the others' through the host).
+    /// Sends a message to the player with this name (compared as
+    /// accounts' names are), wherever they are in the game: at once if in
+    /// this line, else through the host. `Ok(false)`: not in this line, so
+    /// the host looks further, and if the player is not online the game
+    /// hears of it in [`crate::Game::on_refused`] (`Refused::NotOnline`).
+    /// Bounded per tick like zone messages.
+    pub fn send_to_named(
+        &mut self,
+        from: PlayerId,
+        name: &str,
+        message: MessageId,
+        values: &[Value],
+    ) -> Result<bool, GameError> {
+        if let Some(to) = self.player_named(name) {
+            self.send(to, message, values)?;
+            return Ok(true);
+        }
+        let body = self.encode(message, values)?;
+        if self.core.to_named.len() >= MAX_ZONE_MESSAGES {
+            self.core.stats.messages_out_dropped += 1;
+            return Ok(false);
+        }
+        let name: String = name.chars().take(64).collect();
+        self.core.to_named.push((from, name, message.0, body));
+        Ok(false)
+    }
+
     pub fn send_to_zone(&mut self, message: MessageId, values: &[Value]) -> Result<(), GameError> {
         self.send_to_line(message, values)?;
         if self.core.to_zone.len() >= MAX_ZONE_MESSAGES {
@@ -611,7 +641,7 @@ impl<P> Ctx<'_, P> {
     /// # line.leave(7);
     /// # line.tick();
     /// # let saved = line.drain_outputs().find_map(|o| match o {
-    /// #     GameOutput::Save { player: 7, data } => Some(data),
+    /// #     GameOutput::Left { player: 7, data } => Some(data),
     /// #     _ => None,
     /// # }).unwrap();
     /// # let guest: Guest = serde_json::from_slice(&saved).unwrap();
@@ -623,9 +653,73 @@ impl<P> Ctx<'_, P> {
         Some(&mut state.data)
     }
 
-    /// The zone the line plays in (from [`crate::Game::zone`]).
+    /// The zone the line plays in (from [`crate::Game::zones`]); `None`
+    /// for a game without maps.
     pub fn zone(&self) -> Option<&Zone> {
         self.space.zone.as_ref()
+    }
+
+    /// The name of the line's zone (the game's name, for a game without
+    /// maps).
+    pub fn zone_name(&self) -> &str {
+        &self.space.zone_names[usize::from(self.space.zone_index)]
+    }
+
+    /// Where the player was to appear when they entered this line: the
+    /// `at` of the [`Ctx::travel`] that brought them (the host checks
+    /// nothing about it: the game places the player, and should check
+    /// that the spot is on the map).
+    pub fn arrival(&self, player: PlayerId) -> Option<Pos> {
+        self.core.players.get(&player)?.arrival
+    }
+
+    /// Asks the host to move `player` to another zone, appearing at `at`
+    /// ([`Ctx::arrival`] there): a portal, a quest's teleport. The host
+    /// may refuse (the player changed place a moment ago): the game hears
+    /// of it in [`crate::Game::on_refused`]. If it agrees, the player
+    /// leaves this line ([`crate::Game::on_leave`], their data saved) and
+    /// enters a line of that zone ([`crate::Game::on_join`]). The last ask
+    /// of a tick for a player is the one the host gets.
+    pub fn travel(
+        &mut self,
+        player: PlayerId,
+        zone: &str,
+        at: Option<Pos>,
+    ) -> Result<(), GameError> {
+        if !self.core.players.contains_key(&player) {
+            return Err(GameError::UnknownPlayer(player));
+        }
+        let index = self
+            .space
+            .zone_names
+            .iter()
+            .position(|name| name == zone)
+            .ok_or_else(|| GameError::UnknownZone(zone.chars().take(64).collect()))?;
+        self.ask_transfer(
+            player,
+            Transfer::Zone {
+                zone: index as u16,
+                at,
+            },
+        );
+        Ok(())
+    }
+
+    /// Asks the host to move `player` to line `number` of this zone (a
+    /// player who wants to be with friends): refused, through
+    /// [`crate::Game::on_refused`], when that line is not open or full, or
+    /// the player changed place a moment ago.
+    pub fn change_line(&mut self, player: PlayerId, number: u32) -> Result<(), GameError> {
+        if !self.core.players.contains_key(&player) {
+            return Err(GameError::UnknownPlayer(player));
+        }
+        self.ask_transfer(player, Transfer::Line(number));
+        Ok(())
+    }
+
+    fn ask_transfer(&mut self, player: PlayerId, to: Transfer) {
+        self.core.transfers.retain(|(p, _)| *p != player);
+        self.core.transfers.push((player, to));
     }
 
     /// Where an actor of a moving kind is.
@@ -652,8 +746,8 @@ impl<P> Ctx<'_, P> {
     /// #         Schema::new("field", vec![runner], vec![]).unwrap()
     /// #     }
     /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
-    /// fn zone(&self) -> Option<Zone> {
-    ///     Some(Zone::open_field("field", 20, 20))
+    /// fn zones(&self) -> Vec<Zone> {
+    ///     vec![Zone::open_field("field", 20, 20)]
     /// }
     ///
     /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId) {
@@ -709,8 +803,8 @@ impl<P> Ctx<'_, P> {
     ///         let sheep = KindSpec::moving("sheep", Movement::new(2)).with_facing();
     ///         Schema::new("meadow", vec![sheep], vec![]).unwrap()
     ///     }
-    ///     fn zone(&self) -> Option<Zone> {
-    ///         Some(Zone::open_field("meadow", 20, 20))
+    ///     fn zones(&self) -> Vec<Zone> {
+    ///         vec![Zone::open_field("meadow", 20, 20)]
     ///     }
     ///     fn new_line(&self, ctx: &mut Ctx<'_, ()>) -> ActorId {
     ///         let sheep = ctx.spawn(ctx.kind("sheep").unwrap(), None);
@@ -787,7 +881,7 @@ impl<P> Ctx<'_, P> {
     /// #         let runner = KindSpec::moving("runner", Movement::new(5));
     /// #         Schema::new("field", vec![runner], vec![]).unwrap()
     /// #     }
-    /// #     fn zone(&self) -> Option<Zone> { Some(Zone::open_field("field", 20, 20)) }
+    /// #     fn zones(&self) -> Vec<Zone> { vec![Zone::open_field("field", 20, 20)] }
     /// #     fn new_line(&self, _: &mut Ctx<'_, ()>) {}
     /// fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: PlayerId) {
     ///     let runner = ctx.spawn(ctx.kind("runner").unwrap(), Some(player));
@@ -953,8 +1047,7 @@ pub(crate) fn kind_masks(schema: &Schema) -> Vec<KindMasks> {
                 }
             }
             let frame: Vec<u8> = (0..64u8).filter(|i| masks.frame & (1 << i) != 0).collect();
-            masks.hot_frame =
-                (frame.len() <= crate::replicate::HOT_FRAME_PROPS).then_some(frame);
+            masks.hot_frame = (frame.len() <= crate::replicate::HOT_FRAME_PROPS).then_some(frame);
             masks
         })
         .collect()

@@ -1,7 +1,7 @@
 //! What a studio implements: the [`Game`] trait.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use hearth_replica::schema::{Schema, Value};
 use hearth_replica::zone::Zone;
@@ -19,6 +19,17 @@ pub struct LoginInfo<'a> {
     /// The URL options the client sent with its login (`?team=2`), as
     /// key and value pairs.
     pub options: &'a [(String, String)],
+}
+
+/// What the host could not do for a player ([`Game::on_refused`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refused {
+    /// A change of line or zone ([`Ctx::change_line`], [`Ctx::travel`]),
+    /// with the reason to show.
+    Transfer(String),
+    /// A message for the player named so ([`Ctx::send_to_named`]), who is
+    /// not online.
+    NotOnline(String),
 }
 
 /// The answer to a login.
@@ -97,11 +108,15 @@ pub trait Game: Send + Sync + 'static {
         20
     }
 
-    /// The map a line plays on: its bounds and walls stop moving actors
-    /// (those of kinds made with `KindSpec::moving`), and clients draw it.
-    /// `None` (the default): no map, for a game where nothing moves.
-    fn zone(&self) -> Option<Zone> {
-        None
+    /// The game's zones (maps), each with lines of its own: a line's
+    /// bounds and walls stop moving actors (those of kinds made with
+    /// `KindSpec::moving`), and clients draw its map. Players enter the
+    /// first zone (unless their saved place says otherwise, see
+    /// [`crate::Entrance`]) and go from zone to zone with
+    /// [`Ctx::travel`]. Empty (the default): one zone without a map, for a
+    /// game where nothing moves.
+    fn zones(&self) -> Vec<Zone> {
+        Vec::new()
     }
 
     /// How far a player sees moving actors, in cells, from the actor it
@@ -120,6 +135,15 @@ pub trait Game: Send + Sync + 'static {
     /// is full.
     fn line_capacity(&self) -> usize {
         64
+    }
+
+    /// The zone a player enters the game in, by name, from their saved
+    /// data (where they logged out, say); `None` or a name that is not a
+    /// zone: the first zone. Hearth then puts them in the first line of
+    /// it with room.
+    fn entry_zone(&self, data: &Self::Player) -> Option<String> {
+        let _ = data;
+        None
     }
 
     /// The PreLogin decision: called once the player's credentials are
@@ -174,6 +198,26 @@ pub trait Game: Send + Sync + 'static {
         arrived: bool,
     ) {
         let _ = (line, ctx, actor, arrived);
+    }
+
+    /// Something the host could not do for a player, that the game may want
+    /// to tell them about: a change of line or zone refused (line full,
+    /// too soon after the last one), a message for a player by name who is
+    /// not online.
+    fn on_refused(
+        &self,
+        line: &mut Self::Line,
+        ctx: &mut Ctx<'_, Self::Player>,
+        player: PlayerId,
+        refused: &Refused,
+    ) {
+        let _ = (line, ctx, player, refused);
+    }
+
+    /// An administrator's announcement to everyone (`hearth admin
+    /// announce`); show it as the game shows such things.
+    fn on_announce(&self, line: &mut Self::Line, ctx: &mut Ctx<'_, Self::Player>, text: &str) {
+        let _ = (line, ctx, text);
     }
 
     /// A timer set with [`Ctx::after`] is due.

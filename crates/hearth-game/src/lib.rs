@@ -16,6 +16,7 @@
 
 mod bucket;
 mod ctx;
+pub mod directory;
 mod game;
 pub mod grid;
 mod ids;
@@ -27,9 +28,9 @@ mod state;
 
 pub use bucket::TickBucket;
 pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSAGES};
-pub use game::{Game, LoginInfo, PreLogin};
+pub use game::{Game, LoginInfo, PreLogin, Refused};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
-pub use line::{GameLine, GameOutput, InputError, SnapshotError};
+pub use line::{Entrance, GameLine, GameOutput, InputError, SnapshotError, Transfer};
 pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET};
 pub use rng::Rng;
 pub use state::GameStats;

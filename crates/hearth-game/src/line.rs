@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use hearth_codec::DecodeError;
 use hearth_replica::game_wire::{GameClientMessage, GameMove, RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_replica::geometry::Pos;
 use hearth_replica::schema::{Direction, Schema};
 
 use crate::bucket::TickBucket;
 use crate::ctx::{kind_masks, Ctx, KindMasks};
-use crate::game::Game;
+use crate::game::{Game, Refused};
 use crate::ids::{MessageId, PlayerId, TimerId};
 use crate::movement::{take_moves, take_walks, Space};
 use crate::replicate::{replicate, ClientView, Scratch, MIN_BUDGET};
@@ -30,13 +31,59 @@ pub enum GameOutput {
         bytes: Vec<u8>,
     },
     /// Store this player's data (the game's `Player`, serialized), to be
-    /// given back at their next join.
+    /// given back at their next join: a periodic save of a player who
+    /// stays.
     Save { player: PlayerId, data: Vec<u8> },
+    /// The player is out of the line (after [`GameLine::leave`]), with
+    /// their data to store: logged out, or on their way to another line
+    /// (the host gives it to that line's [`GameLine::enter`]).
+    Left { player: PlayerId, data: Vec<u8> },
+    /// The game asked to move the player ([`Ctx::change_line`],
+    /// [`Ctx::travel`]): the host decides, and answers with
+    /// [`GameLine::leave`] or [`GameLine::refuse`].
+    Transfer { player: PlayerId, to: Transfer },
+    /// A message for the player with this name, who is not in this line
+    /// ([`Ctx::send_to_named`]): the host delivers it with
+    /// [`GameLine::deliver_to_player`], or tells `from`'s line with
+    /// [`GameLine::refuse`].
+    ToNamed {
+        from: PlayerId,
+        name: String,
+        message: MessageId,
+        body: Vec<u8>,
+    },
     /// Close the player's session, showing `reason`.
     Close { player: PlayerId, reason: String },
     /// Deliver a message to the other lines of this zone (each with
     /// [`GameLine::deliver_to_line`]); this line's players have it.
     ToZone { message: MessageId, body: Vec<u8> },
+}
+
+/// Where the game asked to move a player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transfer {
+    /// Another line (1-based) of the same zone.
+    Line(u32),
+    /// A line of zone `zone` (its index in `Game::zones`), appearing at
+    /// `at` (`Ctx::arrival`).
+    Zone { zone: u16, at: Option<Pos> },
+}
+
+/// A player entering a line ([`GameLine::enter`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entrance {
+    pub player: PlayerId,
+    /// The name the player logged in with (`Ctx::name`).
+    pub name: String,
+    /// The data the host stored for the player (at their last leave or
+    /// save), if any.
+    pub saved: Option<Vec<u8>>,
+    /// Where the player should appear, if they come from a travel
+    /// (`Ctx::arrival`).
+    pub at: Option<Pos>,
+    /// The client's own limit on what it is sent (its NetSpeed), bytes per
+    /// second: the budget is the lower of this and the game's.
+    pub bytes_per_second: Option<u32>,
 }
 
 /// Why a client's bytes did not reach the game.
@@ -114,6 +161,8 @@ pub struct GameLine<G: Game> {
 struct SnapshotRef<'a, L, P> {
     format: u32,
     schema: &'a str,
+    /// The line's zone (its index in `Game::zones`).
+    zone: u16,
     line: &'a L,
     core: &'a Core<P>,
 }
@@ -122,13 +171,23 @@ struct SnapshotRef<'a, L, P> {
 struct SnapshotOwned<L, P> {
     format: u32,
     schema: String,
+    zone: u16,
     line: L,
     core: Core<P>,
 }
 
 impl<G: Game> GameLine<G> {
-    /// A new line of `game`, its randomness seeded with `seed`.
+    /// A new line of `game`'s first zone, its randomness seeded with
+    /// `seed`.
     pub fn new(game: Arc<G>, seed: u64) -> Self {
+        Self::in_zone(game, 0, seed)
+    }
+
+    /// A new line of zone `zone` (its index in `Game::zones`).
+    ///
+    /// # Panics
+    /// If the game has no such zone.
+    pub fn in_zone(game: Arc<G>, zone: u16, seed: u64) -> Self {
         let schema = Arc::new(game.schema());
         let mut core = Core {
             tick: 0,
@@ -146,10 +205,18 @@ impl<G: Game> GameLine<G> {
             save_every_ticks: DEFAULT_SAVE_EVERY_TICKS,
             kicks: Vec::new(),
             to_zone: Vec::new(),
+            to_named: Vec::new(),
+            transfers: Vec::new(),
             walkers: 0,
             walks_ended: Vec::new(),
         };
-        let space = Space::new(&schema, game.zone(), game.view_radius());
+        let zones = game.zones();
+        assert!(
+            usize::from(zone) < zones.len().max(1),
+            "the game has {} zones: there is no zone {zone}",
+            zones.len().max(1)
+        );
+        let space = Space::new(&schema, zones, zone, game.view_radius());
         let state = game.new_line(&mut Ctx {
             core: &mut core,
             schema: &schema,
@@ -214,6 +281,11 @@ impl<G: Game> GameLine<G> {
         Some(self.core.players.get(&player)?.view.in_view())
     }
 
+    /// The zone this line is of (its index in `Game::zones`).
+    pub fn zone_index(&self) -> u16 {
+        self.space.zone_index
+    }
+
     /// A player arrives at the next tick, with the data saved at their
     /// last leave (or none).
     pub fn join(&mut self, player: PlayerId, saved: Option<Vec<u8>>) {
@@ -222,12 +294,40 @@ impl<G: Game> GameLine<G> {
 
     /// [`GameLine::join`], with the player's name (`Ctx::name`).
     pub fn join_as(&mut self, player: PlayerId, name: &str, saved: Option<Vec<u8>>) {
-        let buckets = self.full_buckets();
-        self.core.joining.insert(player, buckets);
-        self.core.inbox.push_back(Inbound::Join {
+        self.enter(Entrance {
             player,
             name: name.to_owned(),
             saved,
+            ..Entrance::default()
+        });
+    }
+
+    /// A player arrives at the next tick ([`Game::on_join`]).
+    pub fn enter(&mut self, entrance: Entrance) {
+        let buckets = self.full_buckets();
+        self.core.joining.insert(entrance.player, buckets);
+        self.core.inbox.push_back(Inbound::Join {
+            player: entrance.player,
+            name: entrance.name,
+            saved: entrance.saved,
+            at: entrance.at,
+            bytes_per_second: entrance.bytes_per_second,
+        });
+    }
+
+    /// The host could not do what the game asked for `player` (at the next
+    /// tick: [`Game::on_refused`]).
+    pub fn refuse(&mut self, player: PlayerId, refused: Refused) {
+        self.core
+            .inbox
+            .push_back(Inbound::Refused { player, refused });
+    }
+
+    /// An administrator's announcement (at the next tick:
+    /// [`Game::on_announce`]).
+    pub fn announce(&mut self, text: &str) {
+        self.core.inbox.push_back(Inbound::Announce {
+            text: text.to_owned(),
         });
     }
 
@@ -319,6 +419,22 @@ impl<G: Game> GameLine<G> {
         }
     }
 
+    /// A message another line sent to `player` by name
+    /// ([`GameOutput::ToNamed`]), under the same per-player limits as the
+    /// game's own sends; false if the player is not in this line.
+    pub fn deliver_to_player(&mut self, player: PlayerId, message: MessageId, body: &[u8]) -> bool {
+        if !self.core.players.contains_key(&player) {
+            return false;
+        }
+        let mut ctx = Ctx {
+            core: &mut self.core,
+            schema: &self.schema,
+            space: &self.space,
+        };
+        ctx.queue(player, message, body);
+        true
+    }
+
     /// A message another line of the zone sent to the whole zone.
     pub fn deliver_to_line(&mut self, message: MessageId, body: &[u8]) {
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
@@ -390,6 +506,17 @@ impl<G: Game> GameLine<G> {
                 body,
             });
         }
+        for (from, name, message, body) in std::mem::take(&mut self.core.to_named) {
+            self.outputs.push(GameOutput::ToNamed {
+                from,
+                name,
+                message: MessageId(message),
+                body,
+            });
+        }
+        for (player, to) in std::mem::take(&mut self.core.transfers) {
+            self.outputs.push(GameOutput::Transfer { player, to });
+        }
         // Replication reads the actors through a slice in id order (found by
         // slot, not by a walk of the map); the map is out of the line while
         // it does, so the players' views can be written at the same time.
@@ -432,6 +559,8 @@ impl<G: Game> GameLine<G> {
                 player,
                 name,
                 saved,
+                at,
+                bytes_per_second,
             } => {
                 let joining = self.core.joining.remove(&player);
                 if self.core.players.contains_key(&player) {
@@ -459,8 +588,15 @@ impl<G: Game> GameLine<G> {
                         buckets,
                         outbox: Vec::new(),
                         outbox_items: 0,
-                        budget: self.budget,
+                        budget: match bytes_per_second {
+                            Some(limit) => self
+                                .budget
+                                .min(limit / self.core.tick_hz.max(1))
+                                .max(MIN_BUDGET),
+                            None => self.budget,
+                        },
                         steer: Default::default(),
+                        arrival: at,
                     },
                 );
                 let mut ctx = Ctx {
@@ -486,11 +622,31 @@ impl<G: Game> GameLine<G> {
                     {
                         actor.controller = None;
                     }
-                    self.outputs.push(GameOutput::Save {
+                    self.outputs.push(GameOutput::Left {
                         player,
                         data: serde_json::to_vec(&state.data).expect("player data serializes"),
                     });
                 }
+            }
+            Inbound::Refused { player, refused } => {
+                if !self.core.players.contains_key(&player) {
+                    return;
+                }
+                let mut ctx = Ctx {
+                    core: &mut self.core,
+                    schema: &self.schema,
+                    space: &self.space,
+                };
+                self.game
+                    .on_refused(&mut self.state, &mut ctx, player, &refused);
+            }
+            Inbound::Announce { text } => {
+                let mut ctx = Ctx {
+                    core: &mut self.core,
+                    schema: &self.schema,
+                    space: &self.space,
+                };
+                self.game.on_announce(&mut self.state, &mut ctx, &text);
             }
             Inbound::Message {
                 player,
@@ -549,6 +705,7 @@ impl<G: Game> GameLine<G> {
         serde_json::to_vec(&SnapshotRef {
             format: SNAPSHOT_FORMAT,
             schema: self.schema.version(),
+            zone: self.space.zone_index,
             line: &self.state,
             core: &self.core,
         })
@@ -565,7 +722,7 @@ impl<G: Game> GameLine<G> {
                 game: schema.version().to_owned(),
             });
         }
-        let space = Space::new(&schema, game.zone(), game.view_radius());
+        let space = Space::new(&schema, game.zones(), owned.zone, game.view_radius());
         Ok(Self {
             masks: kind_masks(&schema),
             budget: budget(&*game, owned.core.tick_hz),

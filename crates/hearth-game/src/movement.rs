@@ -34,12 +34,25 @@ pub(crate) struct Space {
     pub movement: Vec<Option<Movement>>,
     /// Per kind: Hearth keeps its facing (`KindSpec::with_facing`).
     pub facing: Vec<bool>,
+    /// This line's zone among the game's, and every zone's name (where
+    /// `Ctx::travel` may send a player).
+    pub zone_index: u16,
+    pub zone_names: Vec<String>,
 }
 
 impl Space {
-    pub fn new(schema: &Schema, zone: Option<Zone>, view_radius_cells: u32) -> Self {
+    /// The space of a line of zone `zone_index` of `zones` (none: the one
+    /// zone without a map, named after the game).
+    pub fn new(schema: &Schema, zones: Vec<Zone>, zone_index: u16, view_radius_cells: u32) -> Self {
         let view_in = i64::from(view_radius_cells.max(1)) * i64::from(UNITS_PER_CELL);
+        let zone_names = match zones.is_empty() {
+            true => vec![schema.game().to_owned()],
+            false => zones.iter().map(|z| z.name().to_owned()).collect(),
+        };
+        let zone = zones.into_iter().nth(usize::from(zone_index));
         Self {
+            zone_index: zone_index.min(zone_names.len() as u16 - 1),
+            zone_names,
             zone,
             view_in,
             view_out: view_in + view_in / 4,

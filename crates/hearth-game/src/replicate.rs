@@ -616,7 +616,11 @@ pub(crate) fn replicate<P>(
         );
         // The vector of the oldest frame in flight is reused when it drops out.
         let mut carried = match view.in_flight.len() >= MAX_IN_FLIGHT {
-            true => view.in_flight.pop_front().map(|(_, v)| v).unwrap_or_default(),
+            true => view
+                .in_flight
+                .pop_front()
+                .map(|(_, v)| v)
+                .unwrap_or_default(),
             false => Vec::with_capacity(update_count),
         };
         carried.clear();
@@ -626,9 +630,7 @@ pub(crate) fn replicate<P>(
             debug_assert_eq!(encoded.mask, c.mask);
             let start = encoded.start as usize;
             bytes.put_varint(u64::from(c.id.0));
-            bytes.extend_from_slice(
-                &scratch.encoded_bytes[start..start + encoded.len as usize],
-            );
+            bytes.extend_from_slice(&scratch.encoded_bytes[start..start + encoded.len as usize]);
             carried.push(c.id);
         }
         // Carried in id order, like the entries: one walk marks them sent.

@@ -63,6 +63,9 @@ pub(crate) struct PlayerState<P> {
     pub budget: u32,
     /// How this player moves its actor.
     pub steer: Steering,
+    /// Where the player was to appear when they entered (from a travel):
+    /// `Ctx::arrival`.
+    pub arrival: Option<hearth_replica::geometry::Pos>,
 }
 
 /// A player's control of a moving actor, and the state of its moves.
@@ -96,6 +99,18 @@ pub(crate) enum Inbound {
         name: String,
         /// The player's saved data as the host stored it, if any.
         saved: Option<Vec<u8>>,
+        /// Where they should appear (`Ctx::arrival`).
+        at: Option<hearth_replica::geometry::Pos>,
+        /// The client's NetSpeed, if it named one.
+        bytes_per_second: Option<u32>,
+    },
+    /// The host could not do what the game asked for the player.
+    Refused {
+        player: PlayerId,
+        refused: crate::game::Refused,
+    },
+    Announce {
+        text: String,
     },
     Leave {
         player: PlayerId,
@@ -170,6 +185,11 @@ pub(crate) struct Core<P> {
     pub kicks: Vec<(PlayerId, String)>,
     /// Messages for every line of the zone, for the host to deliver.
     pub to_zone: Vec<(u16, Vec<u8>)>,
+    /// Messages for players by name in other lines (sender, name,
+    /// message, body), for the host to deliver.
+    pub to_named: Vec<(PlayerId, String, u16, Vec<u8>)>,
+    /// Changes of line or zone the game asked for, for the host to decide.
+    pub transfers: Vec<(PlayerId, crate::line::Transfer)>,
     /// At most this many actors walk (`Ctx::walk_to`): none, and the walk
     /// step skips its pass over the actors.
     pub walkers: usize,

@@ -69,16 +69,14 @@ impl Game for Field {
         HZ
     }
 
-    fn zone(&self) -> Option<Zone> {
-        Some(
-            Zone::new(ZoneSpec {
-                name: "field".into(),
-                view_radius: 8,
-                map: map(),
-                ..toml_defaults()
-            })
-            .unwrap(),
-        )
+    fn zones(&self) -> Vec<Zone> {
+        vec![Zone::new(ZoneSpec {
+            name: "field".into(),
+            view_radius: 8,
+            map: map(),
+            ..toml_defaults()
+        })
+        .unwrap()]
     }
 
     fn view_radius(&self) -> u32 {

@@ -388,6 +388,7 @@ impl GameHandler {
                     pending.name.clone(),
                     pending.account.as_ref().map(|a| a.id),
                     pending.game_data,
+                    gate.session(session).and_then(|s| s.net_speed()),
                 );
                 return;
             }

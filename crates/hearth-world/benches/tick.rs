@@ -25,8 +25,7 @@ use hearth_world::directory::NEW_PLAYER_VALUES;
 use hearth_world::npc::Rng;
 use hearth_world::wire::{self, ClientState, Move};
 use hearth_world::{
-    ActorId, Arrival, Line, LineConfig, LineInput, LineOutput, Pos, WorldGame, Zone,
-    UNITS_PER_CELL,
+    ActorId, Arrival, Line, LineConfig, LineInput, LineOutput, Pos, WorldGame, Zone, UNITS_PER_CELL,
 };
 
 const PLAYERS: u64 = 1_000;
@@ -212,10 +211,9 @@ impl Builtin {
             if let Some(old) = old {
                 let mask = actor.props.diff(&old);
                 if mask != 0 {
-                    everything += (1
-                        + hearth_codec::varint_len(u64::from(actor.id.0))
-                        + wire::props_len(mask, &actor.props))
-                        as u64;
+                    everything +=
+                        (1 + hearth_codec::varint_len(u64::from(actor.id.0))
+                            + wire::props_len(mask, &actor.props)) as u64;
                 }
             } else {
                 everything += (3 + wire::props_len(field::ALL, &actor.props)) as u64;
@@ -244,7 +242,9 @@ impl OnTheApi {
             .map(|_| GameReplica::new(line.schema().clone()))
             .collect();
         let mut rng = Rng::new(2);
-        let targets = (0..=PLAYERS).map(|_| random_spot(&zone, &mut rng)).collect();
+        let targets = (0..=PLAYERS)
+            .map(|_| random_spot(&zone, &mut rng))
+            .collect();
         for player in 1..=PLAYERS {
             line.join_as(player, &format!("player-{player}"), None);
         }
@@ -388,7 +388,11 @@ fn main() {
     );
     println!(
         "goal: p99 tick under 10000 us ({}), interest management saving at least 10x ({})",
-        if builtin.p99 < 10_000 { "met" } else { "NOT met" },
+        if builtin.p99 < 10_000 {
+            "met"
+        } else {
+            "NOT met"
+        },
         if per_player_everything / builtin.bytes_per_player_s.max(1.0) >= 10.0 {
             "met"
         } else {

@@ -211,8 +211,8 @@ impl Game for WorldGame {
         self.zone.spec.tick_hz
     }
 
-    fn zone(&self) -> Option<Zone> {
-        Some(self.zone.clone())
+    fn zones(&self) -> Vec<Zone> {
+        vec![self.zone.clone()]
     }
 
     fn view_radius(&self) -> u32 {
@@ -453,7 +453,10 @@ impl WorldGame {
                     let _ = ctx.send(
                         player,
                         line.ids.refused,
-                        &[Value::Int(0), Value::Str(bounded(reason, MAX_REASON).into())],
+                        &[
+                            Value::Int(0),
+                            Value::Str(bounded(reason, MAX_REASON).into()),
+                        ],
                     );
                     return;
                 }

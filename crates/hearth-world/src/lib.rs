@@ -30,8 +30,8 @@ pub const DEFAULT_ZONES: &str = include_str!("../zones/default.toml");
 pub use actor::{ActorId, ActorKind, Props};
 pub use allowances::Allowances;
 pub use chat::{ChatHook, ChatVerdict};
-pub use game::{world_schema, WorldGame, WorldLine, WorldPlayer};
 pub use directory::{Action, Directory, DirectoryConfig, Join, LineKey, LineSummary};
+pub use game::{world_schema, WorldGame, WorldLine, WorldPlayer};
 pub use geometry::{Pos, UNITS_PER_CELL};
 pub use line::{
     Arrival, Destination, Line, LineConfig, LineInput, LineOutput, LineStats, PlayerId, SavedPlayer,

@@ -52,7 +52,7 @@ fn random_spot(rng: &mut Rng) -> Pos {
 
 fn tag_line(measured: usize, step: i64) -> Figures {
     let game = Arc::new(tag::Tag::crowd(SIDE, PLAYERS as usize));
-    let zone = game.zone().expect("an arena");
+    let zone = game.zones().remove(0);
     let mut line = GameLine::new(game.clone(), 1);
     let mut clients: Vec<GameReplica> = (0..PLAYERS)
         .map(|_| GameReplica::new(line.schema().clone()))

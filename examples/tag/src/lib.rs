@@ -290,8 +290,8 @@ impl Game for Tag {
         self.line_capacity
     }
 
-    fn zone(&self) -> Option<Zone> {
-        Some(Zone::new(self.zone_spec()).expect("the arena's map is valid (Tag::check)"))
+    fn zones(&self) -> Vec<Zone> {
+        vec![Zone::new(self.zone_spec()).expect("the arena's map is valid (Tag::check)")]
     }
 
     fn view_radius(&self) -> u32 {

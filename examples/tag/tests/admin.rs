@@ -148,7 +148,7 @@ async fn a_guest_steers_its_runner_is_on_the_dashboard_and_is_kicked_by_name() {
     let (status, overview) = admin_request(&server, &token, "/api/admin/overview", None).await;
     assert_eq!(status, 200);
     let line = &overview["world"]["lines"][0];
-    assert_eq!(line["zone"], "tag");
+    assert_eq!(line["zone"], "arena", "the line of the arena zone");
     assert_eq!(line["players"], 1);
     assert!(line["tick_p50_us"].as_u64().unwrap() > 0, "{line}");
     assert!(

@@ -3,18 +3,20 @@
 //! fed with the joins, leaves and messages the gate's handler hands over
 //! (never waiting: messages go through a bounded queue and are dropped and
 //! counted when it is full), their outputs carried to the gate and the
-//! database. Players fill the open lines in order; another line opens when
-//! every line is full.
+//! database. Which line of which zone each player is in, and what crosses
+//! lines (travel, line changes, messages by name and to a zone), is the
+//! sans-IO [`Directory`]'s to decide; this host carries its answers out.
 
 pub mod saves;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hearth_game::directory::{Directory, DirectoryConfig, LineKey, NextStop};
 use hearth_game::schema::Schema;
-use hearth_game::{Game, GameLine, GameOutput, InputError, LoginInfo, PreLogin};
+use hearth_game::{Entrance, Game, GameLine, GameOutput, InputError, LoginInfo, PreLogin, Refused};
 use hearth_net::gate::GateHandle;
 use hearth_proto::close_code;
 use serde::Serialize;
@@ -42,13 +44,16 @@ pub struct GameHostCounters {
     pub save_failures: AtomicU64,
     /// Lines opened so far.
     pub lines: AtomicU64,
+    /// Changes of line or zone made, and refused.
+    pub transfers: AtomicU64,
+    pub transfers_refused: AtomicU64,
 }
 
 /// The game's lines, for administration: the built-in world's figures
 /// (so the dashboard shows both alike) and the game line's counters.
 #[derive(Debug, Clone, Serialize)]
 pub struct GameLineStatus {
-    /// The game's name (a game has one zone).
+    /// The line's zone (the game's name, for a game without maps).
     pub zone: String,
     pub number: u32,
     pub players: usize,
@@ -85,6 +90,8 @@ enum Lifecycle {
         name: String,
         account: Option<i64>,
         saved: Option<Vec<u8>>,
+        /// The client's NetSpeed, if it named one.
+        bytes_per_second: Option<u32>,
     },
     Leave(u64),
 }
@@ -97,6 +104,8 @@ enum Request {
         reason: String,
         reply: oneshot::Sender<usize>,
     },
+    /// To every line: `Game::on_announce`.
+    Announce(String),
     /// Every player leaves (their data is saved), then the host stops.
     Shutdown(oneshot::Sender<()>),
 }
@@ -140,14 +149,23 @@ impl GameHostHandle {
         self.login.pre_login(login)
     }
 
-    /// A player enters, with the data saved for them.
-    pub fn join(&self, player: u64, name: String, account: Option<i64>, saved: Option<Vec<u8>>) {
+    /// A player enters, with the data saved for them and their client's
+    /// NetSpeed.
+    pub fn join(
+        &self,
+        player: u64,
+        name: String,
+        account: Option<i64>,
+        saved: Option<Vec<u8>>,
+        bytes_per_second: Option<u32>,
+    ) {
         self.counters.joins.fetch_add(1, Ordering::Relaxed);
         let _ = self.lifecycle.send(Lifecycle::Join {
             player,
             name,
             account,
             saved,
+            bytes_per_second,
         });
     }
 
@@ -189,6 +207,15 @@ impl GameHostHandle {
         rx.await.unwrap_or(0)
     }
 
+    /// An administrator's announcement, to every line
+    /// (`Game::on_announce`).
+    pub async fn announce(&self, text: &str) -> bool {
+        self.requests
+            .send(Request::Announce(text.to_owned()))
+            .await
+            .is_ok()
+    }
+
     /// Saves every player's data and stops; returns when it is written.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -211,12 +238,30 @@ pub fn start<G: Game>(
     let (messages_tx, messages) = mpsc::channel(input_queue.max(1));
     let (requests_tx, requests) = mpsc::channel(16);
     let counters = Arc::new(GameHostCounters::default());
+    let zones = game.zones();
+    let zone_names = match zones.is_empty() {
+        true => vec![schema.game().to_owned()],
+        false => zones.iter().map(|z| z.name().to_owned()).collect(),
+    };
+    let grace_ms = match zones.is_empty() {
+        true => vec![60_000],
+        false => zones
+            .iter()
+            .map(|z| u64::from(z.spec.empty_line_grace_secs) * 1000)
+            .collect(),
+    };
     let host = Host {
-        capacity: game.line_capacity().max(1),
         tick: Duration::from_micros(1_000_000 / u64::from(game.tick_hz().clamp(1, 1000))),
         game: game.clone(),
-        lines: Vec::new(),
-        where_is: HashMap::new(),
+        lines: BTreeMap::new(),
+        directory: Directory::new(DirectoryConfig {
+            capacity: game.line_capacity().max(1),
+            grace_ms,
+        }),
+        zone_names,
+        started: std::time::Instant::now(),
+        opened: 0,
+        net_speeds: HashMap::new(),
         names: HashMap::new(),
         accounts: HashMap::new(),
         present: HashMap::new(),
@@ -254,7 +299,6 @@ const RECENT_DATA: usize = 4096;
 /// One open line and who is in it.
 struct HostedLine<G: Game> {
     line: GameLine<G>,
-    players: usize,
     /// The last ticks' durations (µs) and bytes sent, at most
     /// [`TICK_WINDOW`], for the dashboard.
     recent_ticks: std::collections::VecDeque<(u64, u64)>,
@@ -263,15 +307,22 @@ struct HostedLine<G: Game> {
 /// The host's task.
 struct Host<G: Game> {
     game: Arc<G>,
-    /// Players a line takes (the game's choice).
-    capacity: usize,
     /// Time between ticks.
     tick: Duration,
-    /// Open lines; line `n` is at `n - 1`.
-    lines: Vec<HostedLine<G>>,
-    /// Which line each player is in.
-    where_is: HashMap<u64, usize>,
-    /// Each player's name while in a line: guests are kicked by name.
+    /// Open lines, by zone and number.
+    lines: BTreeMap<LineKey, HostedLine<G>>,
+    /// Which line each player is in, and what crosses lines.
+    directory: Directory,
+    /// Each zone's name, by index.
+    zone_names: Vec<String>,
+    /// The directory's clock starts here.
+    started: std::time::Instant,
+    /// Lines opened so far: each line's seed mixes it in.
+    opened: u64,
+    /// Each player's NetSpeed, for every line they enter.
+    net_speeds: HashMap<u64, u32>,
+    /// Each player's name while in the game: guests are kicked by name,
+    /// and a player moving between lines keeps it.
     names: HashMap<u64, String>,
     /// Each player's account, kept until their last save is written.
     accounts: HashMap<u64, i64>,
@@ -350,11 +401,19 @@ impl<G: Game> Host<G> {
                     } => {
                         let _ = reply.send(self.kick_guests(&name, &reason).await);
                     }
+                    Request::Announce(text) => {
+                        for hosted in self.lines.values_mut() {
+                            hosted.line.announce(&text);
+                        }
+                    }
                     Request::Shutdown(done) => {
-                        let players: Vec<u64> = self.where_is.keys().copied().collect();
+                        let players: Vec<u64> = self.names.keys().copied().collect();
                         for player in players {
                             self.lifecycle(Lifecycle::Leave(player));
                         }
+                        // A player on the way between lines is let go by the
+                        // old line at this step (the directory then forgets
+                        // them): their last save is written before the reply.
                         self.step().await;
                         let _ = done.send(());
                         return;
@@ -371,6 +430,7 @@ impl<G: Game> Host<G> {
                 name,
                 account,
                 mut saved,
+                bytes_per_second,
             } => {
                 if let Some(account) = account {
                     let earlier = self.present.get(&account).copied().filter(|p| *p != player);
@@ -379,7 +439,7 @@ impl<G: Game> Host<G> {
                     // released when its last save is in. With single_session
                     // off, sessions of one account play side by side instead.
                     let hold = earlier.is_some_and(|earlier| {
-                        self.single_session || !self.where_is.contains_key(&earlier)
+                        self.single_session || !self.names.contains_key(&earlier)
                     });
                     if hold {
                         let join = Lifecycle::Join {
@@ -387,6 +447,7 @@ impl<G: Game> Host<G> {
                             name,
                             account: Some(account),
                             saved,
+                            bytes_per_second,
                         };
                         if let Some(Lifecycle::Join {
                             player: displaced, ..
@@ -402,24 +463,33 @@ impl<G: Game> Host<G> {
                     }
                     self.present.insert(account, player);
                 }
-                let at = match self.lines.iter().position(|l| l.players < self.capacity) {
-                    Some(at) => at,
-                    None => {
-                        let seed = self.seed
-                            ^ (self.lines.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                        self.lines.push(HostedLine {
-                            line: GameLine::new(self.game.clone(), seed),
-                            players: 0,
-                            recent_ticks: Default::default(),
-                        });
-                        self.counters.lines.fetch_add(1, Ordering::Relaxed);
-                        self.lines.len() - 1
-                    }
+                let zone = saved
+                    .as_deref()
+                    .and_then(|bytes| serde_json::from_slice::<G::Player>(bytes).ok())
+                    .and_then(|data| self.game.entry_zone(&data))
+                    .and_then(|name| self.zone_names.iter().position(|z| *z == name))
+                    .unwrap_or(0) as u16;
+                let Some((key, open)) = self.directory.enter(player, &name, zone) else {
+                    return;
                 };
-                self.lines[at].line.join_as(player, &name, saved);
+                if open {
+                    self.open(key);
+                }
+                if let Some(limit) = bytes_per_second {
+                    self.net_speeds.insert(player, limit);
+                }
+                self.lines
+                    .get_mut(&key)
+                    .expect("opened")
+                    .line
+                    .enter(Entrance {
+                        player,
+                        name: name.clone(),
+                        saved,
+                        at: None,
+                        bytes_per_second,
+                    });
                 self.names.insert(player, name);
-                self.lines[at].players += 1;
-                self.where_is.insert(player, at);
                 if let Some(account) = account {
                     self.accounts.insert(player, account);
                 }
@@ -430,19 +500,44 @@ impl<G: Game> Host<G> {
                     |_, join| !matches!(join, Lifecycle::Join { player: p, .. } if *p == player),
                 );
                 self.names.remove(&player);
-                if let Some(at) = self.where_is.remove(&player) {
-                    self.lines[at].line.leave(player);
-                    self.lines[at].players -= 1;
+                if let Some(hosted) = self
+                    .directory
+                    .leave(player)
+                    .and_then(|key| self.lines.get_mut(&key))
+                {
+                    hosted.line.leave(player);
                 }
             }
         }
     }
 
+    /// Opens line `key` (the directory placed someone in it).
+    fn open(&mut self, key: LineKey) {
+        self.opened += 1;
+        let seed = self.seed ^ self.opened.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.lines.insert(
+            key,
+            HostedLine {
+                line: GameLine::in_zone(self.game.clone(), key.zone, seed),
+                recent_ticks: Default::default(),
+            },
+        );
+        self.counters.lines.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     async fn message(&mut self, player: u64, channel: u16, bytes: &[u8]) {
-        let Some(&at) = self.where_is.get(&player) else {
+        let Some(hosted) = self
+            .directory
+            .line_of(player)
+            .and_then(|key| self.lines.get_mut(&key))
+        else {
             return;
         };
-        match self.lines[at].line.input(player, channel, bytes) {
+        match hosted.line.input(player, channel, bytes) {
             Ok(()) => {
                 self.counters.messages.fetch_add(1, Ordering::Relaxed);
             }
@@ -469,8 +564,8 @@ impl<G: Game> Host<G> {
         let mut sends = Vec::new();
         let mut saves = Vec::new();
         let mut closes = Vec::new();
-        let mut to_zone = Vec::new();
-        for (at, hosted) in self.lines.iter_mut().enumerate() {
+        let mut crossing = Vec::new();
+        for (key, hosted) in self.lines.iter_mut() {
             let (started, sent) = (std::time::Instant::now(), hosted.line.stats().bytes_out);
             hosted.line.tick();
             if hosted.recent_ticks.len() >= TICK_WINDOW {
@@ -487,19 +582,51 @@ impl<G: Game> Host<G> {
                         channel,
                         bytes,
                     } => sends.push((player, channel, bytes)),
-                    GameOutput::Save { player, data } => saves.push((player, data)),
+                    GameOutput::Save { player, data } => saves.push((player, data, false)),
                     GameOutput::Close { player, reason } => closes.push((player, reason)),
-                    GameOutput::ToZone { message, body } => to_zone.push((at, message, body)),
+                    other => crossing.push((*key, other)),
                 }
             }
         }
-        // A game has one zone: every line is in it.
-        for (from, message, body) in to_zone {
-            for (at, hosted) in self.lines.iter_mut().enumerate() {
-                if at != from {
-                    hosted.line.deliver_to_line(message, &body);
+        let now_ms = self.now_ms();
+        for (from, output) in crossing {
+            match output {
+                GameOutput::Left { player, data } => {
+                    let gone = self.left(player, &data, now_ms);
+                    saves.push((player, data, gone));
                 }
+                GameOutput::Transfer { player, to } => self.transfer(from, player, to, now_ms),
+                GameOutput::ToZone { message, body } => {
+                    for (key, hosted) in self.lines.iter_mut() {
+                        if key.zone == from.zone && *key != from {
+                            hosted.line.deliver_to_line(message, &body);
+                        }
+                    }
+                }
+                GameOutput::ToNamed {
+                    from: sender,
+                    name,
+                    message,
+                    body,
+                } => {
+                    let delivered = self
+                        .directory
+                        .find(&name)
+                        .and_then(|(to, key)| Some((to, self.lines.get_mut(&key)?)))
+                        .is_some_and(|(to, hosted)| {
+                            hosted.line.deliver_to_player(to, message, &body)
+                        });
+                    if !delivered {
+                        if let Some(hosted) = self.lines.get_mut(&from) {
+                            hosted.line.refuse(sender, Refused::NotOnline(name));
+                        }
+                    }
+                }
+                GameOutput::Send { .. } | GameOutput::Save { .. } | GameOutput::Close { .. } => {}
             }
+        }
+        for key in self.directory.close_idle(now_ms) {
+            self.lines.remove(&key);
         }
         crate::gate_sends::deliver(&self.gate, sends, &self.counters.send_failures).await;
         for player in std::mem::take(&mut self.replaced) {
@@ -518,12 +645,11 @@ impl<G: Game> Host<G> {
                 })
                 .await;
         }
-        for (player, data) in saves {
+        for (player, data, gone) in saves {
             let Some(&account) = self.accounts.get(&player) else {
                 continue;
             };
-            let left = !self.where_is.contains_key(&player);
-            if left {
+            if gone {
                 // Its last save: the player has left. Data the database
                 // refuses (too large) is not kept for the next login either.
                 self.accounts.remove(&player);
@@ -540,12 +666,62 @@ impl<G: Game> Host<G> {
                     tracing::error!(%error, account, "cannot save a player's game data");
                 }
             }
-            if left {
+            if gone {
                 if self.present.get(&account) == Some(&player) {
                     self.present.remove(&account);
                 }
                 if let Some(join) = self.held.remove(&account) {
                     self.lifecycle(join);
+                }
+            }
+        }
+    }
+
+    /// A line let go of `player`: into the line the directory reserved for
+    /// them (with their data as the old line left it), or out of the game.
+    /// True when they are gone.
+    fn left(&mut self, player: u64, data: &[u8], now_ms: u64) -> bool {
+        match self.directory.left(player, now_ms) {
+            NextStop::Line { line, at } => {
+                let Some(hosted) = self.lines.get_mut(&line) else {
+                    // Reserved lines stay open; nothing else can close them.
+                    tracing::error!(player, "a player's next line is gone");
+                    return false;
+                };
+                hosted.line.enter(Entrance {
+                    player,
+                    name: self.names.get(&player).cloned().unwrap_or_default(),
+                    saved: Some(data.to_vec()),
+                    at,
+                    bytes_per_second: self.net_speeds.get(&player).copied(),
+                });
+                false
+            }
+            NextStop::Gone => {
+                self.net_speeds.remove(&player);
+                true
+            }
+        }
+    }
+
+    /// The game asked to move `player` out of line `from`.
+    fn transfer(&mut self, from: LineKey, player: u64, to: hearth_game::Transfer, now_ms: u64) {
+        match self.directory.transfer(player, to, now_ms) {
+            Ok(step) => {
+                self.counters.transfers.fetch_add(1, Ordering::Relaxed);
+                if step.open {
+                    self.open(step.to);
+                }
+                if let Some(hosted) = self.lines.get_mut(&step.from) {
+                    hosted.line.leave(player);
+                }
+            }
+            Err(reason) => {
+                self.counters
+                    .transfers_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(hosted) = self.lines.get_mut(&from) {
+                    hosted.line.refuse(player, Refused::Transfer(reason));
                 }
             }
         }
@@ -576,10 +752,11 @@ impl<G: Game> Host<G> {
 
     fn status(&self) -> Vec<GameLineStatus> {
         let tick_hz = u64::from(self.game.tick_hz().max(1));
+        let players: HashMap<LineKey, usize> = self.directory.lines().collect();
         self.lines
             .iter()
-            .enumerate()
-            .map(|(at, hosted)| {
+            .map(|(key, hosted)| {
+                let in_line = players.get(key).copied().unwrap_or(0);
                 let mut durations: Vec<u64> = hosted.recent_ticks.iter().map(|t| t.0).collect();
                 durations.sort_unstable();
                 let pct = |p: usize| {
@@ -591,14 +768,14 @@ impl<G: Game> Host<G> {
                 let bytes: u64 = hosted.recent_ticks.iter().map(|t| t.1).sum();
                 let ticks = hosted.recent_ticks.len().max(1) as u64;
                 GameLineStatus {
-                    zone: self.game_name.clone(),
-                    number: at as u32 + 1,
-                    players: hosted.players,
+                    zone: self.zone_names[usize::from(key.zone)].clone(),
+                    number: key.number,
+                    players: in_line,
                     npcs: 0,
                     actors: hosted.line.actor_count(),
                     tick_p50_us: pct(50),
                     tick_p99_us: pct(99),
-                    bytes_out_per_player_s: bytes * tick_hz / ticks / hosted.players.max(1) as u64,
+                    bytes_out_per_player_s: bytes * tick_hz / ticks / in_line.max(1) as u64,
                     stats: hosted.line.stats().clone(),
                 }
             })

@@ -89,10 +89,10 @@ impl Arena {
                 }
                 GameOutput::Save { player, data } => {
                     self.saves.push((*player, data.clone()));
-                    // A leave's save (the periodic ones keep the player).
-                    if !self.line.players().any(|p| p == *player) {
-                        self.clients.remove(player);
-                    }
+                }
+                GameOutput::Left { player, data } => {
+                    self.saves.push((*player, data.clone()));
+                    self.clients.remove(player);
                 }
                 _ => {}
             }
