@@ -21,6 +21,7 @@ mod game;
 pub mod grid;
 mod ids;
 mod line;
+mod lines;
 mod movement;
 mod replicate;
 mod rng;
@@ -31,6 +32,7 @@ pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSA
 pub use game::{Game, LoginInfo, PreLogin, Refused};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
 pub use line::{Entrance, GameLine, GameOutput, InputError, SnapshotError, Transfer};
+pub use lines::{GameLines, Joining, LinesOutput};
 pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET};
 pub use rng::Rng;
 pub use state::GameStats;

@@ -237,7 +237,8 @@ struct OnTheApi {
 impl OnTheApi {
     fn new() -> Self {
         let zone = bench_zone();
-        let mut line = GameLine::new(Arc::new(WorldGame::new(zone.clone())), 1).with_save_period(0);
+        let game = WorldGame::new(vec![zone.clone()]).expect("one zone");
+        let mut line = GameLine::new(Arc::new(game), 1).with_save_period(0);
         let clients = (0..=PLAYERS)
             .map(|_| GameReplica::new(line.schema().clone()))
             .collect();

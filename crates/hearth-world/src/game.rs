@@ -1,25 +1,28 @@
 //! The built-in game written on the game API (`hearth-game`), with nothing
-//! private: players who walk a zone's map (Hearth moves them, checks their
-//! moves and keeps their facing), NPCs who wander near home and rest, and
-//! chat checked by Hearth's text rules, rate-limited by the schema and
-//! filtered by the studio's [`ChatHook`]. What any game can do, this one
-//! does the same way; what it needs that a game could not do is a gap in
-//! the API, not a private door.
+//! private: players who walk the zones' maps (Hearth moves them, checks
+//! their moves and keeps their facing) and go from zone to zone through
+//! portals, NPCs who wander near home and rest, line changes on request,
+//! and chat (line, zone, whispers by name anywhere, announcements) checked
+//! by Hearth's text rules, rate-limited by the schema and filtered by the
+//! studio's [`ChatHook`]. What any game can do, this one does the same
+//! way; what it needs that a game could not do is a gap in the API, not a
+//! private door.
 //!
 //! The wire it speaks is the game API's (`game_wire`, its schema published
 //! at `/api/schema`), not the older built-in world wire of [`crate::wire`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, MessageSpec, Movement, PropSpec, Schema, Value, ValueType};
-use hearth_game::{ActorId, Ctx, Game, KindId, MessageId, PlayerId, PropId};
+use hearth_game::{ActorId, Ctx, Game, KindId, MessageId, PlayerId, PropId, Refused, TimerId};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::MAX_ACTOR_NAME;
 use crate::chat::{bounded, check_text, ChatHook, ChatVerdict, CHAT_BURST};
 use crate::directory::NEW_PLAYER_VALUES;
 use crate::geometry::{Pos, UNITS_PER_CELL};
-use crate::wire::{ChatScope, MAX_CHAT, MAX_REASON};
+use crate::wire::{ChatScope, MAX_CHAT, MAX_REASON, MAX_ZONE_NAME};
 use crate::zone::Zone;
 
 /// How far from home an NPC wanders, in cells.
@@ -55,15 +58,60 @@ impl Default for WorldPlayer {
     }
 }
 
-/// The built-in game: the zone it plays, and the studio's chat filter.
+/// Why zones do not make a built-in game, to show to whoever wrote them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WorldGameError(String);
+
+/// The built-in game: the zones it plays, and the studio's chat filter.
 pub struct WorldGame {
-    zone: Zone,
+    /// At least one; the first is where new players start. They share one
+    /// walking speed and tick rate (the schema's and the game's); the
+    /// first zone's view radius and line capacity are the game's.
+    zones: Vec<Zone>,
     hook: Option<Arc<dyn ChatHook>>,
 }
 
 impl WorldGame {
-    pub fn new(zone: Zone) -> Self {
-        Self { zone, hook: None }
+    /// The game over `zones`, which must walk at one speed and tick at one
+    /// rate (a game has one schema and one tick rate), and whose portals
+    /// lead to zones among them.
+    pub fn new(zones: Vec<Zone>) -> Result<Self, WorldGameError> {
+        let Some(first) = zones.first() else {
+            return Err(WorldGameError(
+                "the built-in game needs at least one zone".to_owned(),
+            ));
+        };
+        for zone in &zones {
+            if zone.spec.speed != first.spec.speed || zone.spec.tick_hz != first.spec.tick_hz {
+                return Err(WorldGameError(format!(
+                    "zone {:?} walks at {} cells a second and ticks {} times a second, zone {:?} at {} and {}: every zone of the built-in game walks and ticks alike",
+                    zone.name(),
+                    zone.spec.speed,
+                    zone.spec.tick_hz,
+                    first.name(),
+                    first.spec.speed,
+                    first.spec.tick_hz
+                )));
+            }
+            if let Some(portal) = zone
+                .spec
+                .portals
+                .iter()
+                .find(|p| !zones.iter().any(|z| z.name() == p.to))
+            {
+                return Err(WorldGameError(format!(
+                    "a portal of zone {:?} leads to {:?}, which is not a zone",
+                    zone.name(),
+                    portal.to
+                )));
+            }
+        }
+        Ok(Self { zones, hook: None })
+    }
+
+    fn first(&self) -> &Zone {
+        &self.zones[0]
     }
 
     /// Filters chat through the studio's hook (after Hearth's own checks).
@@ -82,14 +130,29 @@ struct Ids {
     player_props: [PropId; 6],
     npc_props: [PropId; 6],
     say: MessageId,
+    switch_line: MessageId,
+    travel: MessageId,
     chat: MessageId,
     refused: MessageId,
+}
+
+/// What a player last asked of the host, so that a refusal names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Asked {
+    Line = 1,
+    Travel = 2,
 }
 
 /// One line's state of the built-in game.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WorldLine {
     ids: Ids,
+    /// Players standing on a portal's cell: it takes them when they step
+    /// onto it, not again while they stay (a refused travel is not asked
+    /// again every tick).
+    on_portal: BTreeSet<PlayerId>,
+    /// What each player last asked of the host.
+    asked: BTreeMap<PlayerId, Asked>,
     /// The NPCs' actors are spawned one after another when the line starts:
     /// the first one's id, and each one's home (where it wanders near) by
     /// its id's offset from the first.
@@ -120,6 +183,8 @@ fn with_common_props(kind: KindSpec) -> KindSpec {
 }
 
 const CHAT_SCOPES: [&str; 4] = ["zone", "line", "whisper", "system"];
+/// What a refusal is about (the `refused` message's `about`).
+const REFUSALS: [&str; 3] = ["chat", "line", "travel"];
 
 /// The built-in game's schema for a zone where players walk `speed` cells
 /// a second (NPCs at half that).
@@ -134,13 +199,19 @@ pub fn world_schema(speed: u32) -> Schema {
             .field("to", name())
             .field("text", ValueType::string(MAX_CHAT as u16))
             .rate(CHAT_BURST, 1),
+        MessageSpec::to_server("switch_line")
+            .field("line", ValueType::int(1, u32::MAX.into()))
+            .rate(2, 1),
+        MessageSpec::to_server("travel")
+            .field("zone", ValueType::string(MAX_ZONE_NAME as u16))
+            .rate(2, 1),
         MessageSpec::to_client("chat")
             .field("scope", ValueType::enumeration(&CHAT_SCOPES))
             .field("from", name())
             .field("to", name())
             .field("text", ValueType::string(MAX_CHAT as u16)),
         MessageSpec::to_client("refused")
-            .field("about", ValueType::enumeration(&["chat", "line", "travel"]))
+            .field("about", ValueType::enumeration(&REFUSALS))
             .field("reason", ValueType::string(MAX_REASON as u16)),
     ];
     Schema::new("world", vec![player, npc], messages).expect("the built-in schema is valid")
@@ -168,6 +239,8 @@ impl Ids {
             player_props: props(player),
             npc_props: props(npc),
             say: message("say"),
+            switch_line: message("switch_line"),
+            travel: message("travel"),
             chat: message("chat"),
             refused: message("refused"),
         }
@@ -204,23 +277,28 @@ impl Game for WorldGame {
     type Player = WorldPlayer;
 
     fn schema(&self) -> Schema {
-        world_schema(self.zone.spec.speed)
+        world_schema(self.first().spec.speed)
     }
 
     fn tick_hz(&self) -> u32 {
-        self.zone.spec.tick_hz
+        self.first().spec.tick_hz
     }
 
     fn zones(&self) -> Vec<Zone> {
-        vec![self.zone.clone()]
+        self.zones.clone()
     }
 
     fn view_radius(&self) -> u32 {
-        self.zone.spec.view_radius
+        self.first().spec.view_radius
     }
 
     fn line_capacity(&self) -> usize {
-        self.zone.spec.line_capacity as usize
+        self.first().spec.line_capacity as usize
+    }
+
+    /// Players come back to the zone they left.
+    fn entry_zone(&self, data: &WorldPlayer) -> Option<String> {
+        data.zone.clone()
     }
 
     /// The protocol's default NetSpeed (what a client asks for unless told
@@ -231,7 +309,8 @@ impl Game for WorldGame {
 
     fn new_line(&self, ctx: &mut Ctx<'_, WorldPlayer>) -> WorldLine {
         let ids = Ids::look_up(ctx);
-        let zone = &self.zone;
+        let zone = ctx.zone().expect("the built-in game has maps").clone();
+        let zone = &zone;
         let mut first_npc = None;
         let mut homes = Vec::with_capacity(zone.spec.npcs as usize);
         for i in 0..zone.spec.npcs as usize {
@@ -266,6 +345,8 @@ impl Game for WorldGame {
         }
         WorldLine {
             ids,
+            on_portal: BTreeSet::new(),
+            asked: BTreeMap::new(),
             first_npc: first_npc.unwrap_or(0),
             homes,
         }
@@ -283,11 +364,14 @@ impl Game for WorldGame {
             saved.appearance,
             saved.values,
         );
-        let zone = &self.zone;
+        let zone = ctx.zone().expect("the built-in game has maps").clone();
         let here = saved.zone.as_deref() == Some(zone.name());
-        let at = saved
-            .at
-            .filter(|at| here && zone.in_bounds(*at) && !zone.blocked(*at))
+        let legal = |at: &Pos| zone.in_bounds(*at) && !zone.blocked(*at);
+        // Where a travel brought them, else where they left this zone.
+        let at = ctx
+            .arrival(player)
+            .filter(legal)
+            .or(saved.at.filter(|at| here && legal(at)))
             .unwrap_or_else(|| {
                 let index = ctx.rng().range(0, zone.spawns.len() as i64) as usize;
                 zone.spawns[index]
@@ -296,8 +380,10 @@ impl Game for WorldGame {
         ctx.control(player, Some(actor)).expect("players move");
     }
 
-    fn on_leave(&self, _: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
-        record(ctx, player, self.zone.name());
+    fn on_leave(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
+        line.on_portal.remove(&player);
+        line.asked.remove(&player);
+        record(ctx, player);
         if let Some(actor) = ctx.controlled_by(player) {
             ctx.despawn(actor);
         }
@@ -313,7 +399,72 @@ impl Game for WorldGame {
     ) {
         if message == line.ids.say {
             self.chat(line, ctx, player, values);
+        } else if message == line.ids.switch_line {
+            let [Value::Int(number)] = values else {
+                return;
+            };
+            line.asked.insert(player, Asked::Line);
+            let _ = ctx.change_line(player, *number as u32);
+        } else if message == line.ids.travel {
+            let [Value::Str(zone)] = values else {
+                return;
+            };
+            line.asked.insert(player, Asked::Travel);
+            let here = ctx.zone_name().to_owned();
+            if **zone == *here {
+                refuse(
+                    ctx,
+                    line,
+                    player,
+                    Asked::Travel,
+                    format!("you are already in {here}"),
+                );
+            } else if ctx.travel(player, zone, None).is_err() {
+                let names: Vec<&str> = self.zones.iter().map(|z| z.name()).collect();
+                let reason = format!(
+                    "there is no zone {:?} (zones: {})",
+                    bounded(zone.to_string(), MAX_ZONE_NAME),
+                    names.join(", ")
+                );
+                refuse(ctx, line, player, Asked::Travel, reason);
+            }
         }
+    }
+
+    fn on_refused(
+        &self,
+        line: &mut WorldLine,
+        ctx: &mut Ctx<'_, WorldPlayer>,
+        player: PlayerId,
+        refused: &Refused,
+    ) {
+        match refused {
+            Refused::Transfer(reason) => {
+                let about = line.asked.get(&player).copied().unwrap_or(Asked::Travel);
+                refuse(ctx, line, player, about, reason.clone());
+            }
+            Refused::NotOnline(name) => {
+                let reason = format!("{name} is not online: whispers reach online players only");
+                let _ = ctx.send(
+                    player,
+                    line.ids.refused,
+                    &[
+                        Value::Int(0),
+                        Value::Str(bounded(reason, MAX_REASON).into()),
+                    ],
+                );
+            }
+        }
+    }
+
+    fn on_announce(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, text: &str) {
+        let item = [
+            Value::Int(ChatScope::System as i64),
+            Value::Str("".into()),
+            Value::Str("".into()),
+            Value::Str(bounded(text.to_owned(), MAX_CHAT).into()),
+        ];
+        let _ = ctx.send_to_line(line.ids.chat, &item);
     }
 
     fn on_walk_end(
@@ -328,13 +479,7 @@ impl Game for WorldGame {
 
     /// An NPC's rest is over (the timer's tag is its actor's id): it sets
     /// out for somewhere near home, or rests again if a wall is in the way.
-    fn on_timer(
-        &self,
-        line: &mut WorldLine,
-        ctx: &mut Ctx<'_, WorldPlayer>,
-        _: hearth_game::TimerId,
-        tag: u64,
-    ) {
+    fn on_timer(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, _: TimerId, tag: u64) {
         let npc = ActorId(tag as u32);
         let Some(home) = npc
             .0
@@ -352,12 +497,14 @@ impl Game for WorldGame {
             home.x + ctx.rng().range(-reach, reach) as i32,
             home.y + ctx.rng().range(-reach, reach) as i32,
         );
-        if !(self.zone.path_clear(at, target) && ctx.walk_to(npc, target).is_ok()) {
+        let clear = ctx.zone().is_some_and(|zone| zone.path_clear(at, target));
+        if !(clear && ctx.walk_to(npc, target).is_ok()) {
             rest(ctx, npc);
         }
     }
 
-    fn on_tick(&self, _: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
+    fn on_tick(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
+        self.take_portals(line, ctx);
         let tick = ctx.tick();
         let period = RECORD_EVERY_SECS * u64::from(ctx.tick_hz());
         let due: Vec<PlayerId> = ctx
@@ -365,14 +512,34 @@ impl Game for WorldGame {
             .filter(|p| (tick + p % period) % period == 0)
             .collect();
         for player in due {
-            record(ctx, player, self.zone.name());
+            record(ctx, player);
         }
     }
 }
 
+/// Tells `player` the host or the game refused what they asked.
+fn refuse(
+    ctx: &mut Ctx<'_, WorldPlayer>,
+    line: &WorldLine,
+    player: PlayerId,
+    about: Asked,
+    reason: String,
+) {
+    let _ = ctx.send(
+        player,
+        line.ids.refused,
+        &[
+            Value::Int(about as i64),
+            Value::Str(bounded(reason, MAX_REASON).into()),
+        ],
+    );
+}
+
 /// Brings the player's data up to date with where they are (saved by
 /// Hearth when it changed).
-fn record(ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId, zone: &str) {
+fn record(ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
+    let zone = ctx.zone_name().to_owned();
+    let zone = zone.as_str();
     let Some(at) = ctx.controlled_by(player).and_then(|a| ctx.position(a)) else {
         return;
     };
@@ -389,6 +556,27 @@ fn record(ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId, zone: &str) {
 }
 
 impl WorldGame {
+    /// Players who stepped onto a portal's cell travel where it leads.
+    fn take_portals(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
+        let Some(zone) = ctx.zone().filter(|z| !z.spec.portals.is_empty()).cloned() else {
+            return;
+        };
+        let players: Vec<PlayerId> = ctx.players().collect();
+        for player in players {
+            let at = ctx.controlled_by(player).and_then(|a| ctx.position(a));
+            let Some(portal) = at.and_then(|at| zone.portal_at(at)) else {
+                line.on_portal.remove(&player);
+                continue;
+            };
+            if !line.on_portal.insert(player) {
+                continue;
+            }
+            let arrive = Pos::cell_centre(portal.arrive[0], portal.arrive[1]);
+            line.asked.insert(player, Asked::Travel);
+            let _ = ctx.travel(player, &portal.to, Some(arrive));
+        }
+    }
+
     fn chat(
         &self,
         line: &WorldLine,
@@ -440,27 +628,16 @@ impl WorldGame {
         let sent = match scope {
             ChatScope::Line => ctx.send_to_line(line.ids.chat, &item),
             ChatScope::Zone => ctx.send_to_zone(line.ids.chat, &item),
-            _ => match ctx.player_named(&to) {
-                Some(target) => {
-                    let sent = ctx.send(target, line.ids.chat, &item);
-                    if target != player {
-                        let _ = ctx.send(player, line.ids.chat, &item);
+            // Anywhere in the game; the sender sees what they whispered
+            // (and hears in `on_refused` if nobody has that name).
+            _ => ctx
+                .send_to_named(player, &to, line.ids.chat, &item)
+                .and_then(|_| {
+                    if ctx.player_named(&to) != Some(player) {
+                        ctx.send(player, line.ids.chat, &item)?;
                     }
-                    sent
-                }
-                None => {
-                    let reason = format!("{to} is not online: whispers reach online players only");
-                    let _ = ctx.send(
-                        player,
-                        line.ids.refused,
-                        &[
-                            Value::Int(0),
-                            Value::Str(bounded(reason, MAX_REASON).into()),
-                        ],
-                    );
-                    return;
-                }
-            },
+                    Ok(())
+                }),
         };
         if let Err(error) = sent {
             let reason = bounded(error.to_string(), MAX_REASON);

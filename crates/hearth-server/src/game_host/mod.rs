@@ -5,18 +5,19 @@
 //! counted when it is full), their outputs carried to the gate and the
 //! database. Which line of which zone each player is in, and what crosses
 //! lines (travel, line changes, messages by name and to a zone), is the
-//! sans-IO [`Directory`]'s to decide; this host carries its answers out.
+//! sans-IO [`GameLines`]' business; this host gives it the time and the
+//! sessions' events and carries out what it asks.
 
 pub mod saves;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_game::directory::{Directory, DirectoryConfig, LineKey, NextStop};
+use hearth_game::directory::LineKey;
 use hearth_game::schema::Schema;
-use hearth_game::{Entrance, Game, GameLine, GameOutput, InputError, LoginInfo, PreLogin, Refused};
+use hearth_game::{Game, GameLines, InputError, Joining, LinesOutput, LoginInfo, PreLogin};
 use hearth_net::gate::GateHandle;
 use hearth_proto::close_code;
 use serde::Serialize;
@@ -238,31 +239,13 @@ pub fn start<G: Game>(
     let (messages_tx, messages) = mpsc::channel(input_queue.max(1));
     let (requests_tx, requests) = mpsc::channel(16);
     let counters = Arc::new(GameHostCounters::default());
-    let zones = game.zones();
-    let zone_names = match zones.is_empty() {
-        true => vec![schema.game().to_owned()],
-        false => zones.iter().map(|z| z.name().to_owned()).collect(),
-    };
-    let grace_ms = match zones.is_empty() {
-        true => vec![60_000],
-        false => zones
-            .iter()
-            .map(|z| u64::from(z.spec.empty_line_grace_secs) * 1000)
-            .collect(),
-    };
+    let seed = u64::from_le_bytes(hearth_proto::os_seed()[..8].try_into().expect("8 bytes"));
     let host = Host {
         tick: Duration::from_micros(1_000_000 / u64::from(game.tick_hz().clamp(1, 1000))),
         game: game.clone(),
-        lines: BTreeMap::new(),
-        directory: Directory::new(DirectoryConfig {
-            capacity: game.line_capacity().max(1),
-            grace_ms,
-        }),
-        zone_names,
+        lines: GameLines::new(game.clone(), seed),
+        recent_ticks: HashMap::new(),
         started: std::time::Instant::now(),
-        opened: 0,
-        net_speeds: HashMap::new(),
-        names: HashMap::new(),
         accounts: HashMap::new(),
         present: HashMap::new(),
         held: HashMap::new(),
@@ -275,7 +258,6 @@ pub fn start<G: Game>(
         storage,
         game_name: schema.game().to_owned(),
         counters: counters.clone(),
-        seed: u64::from_le_bytes(hearth_proto::os_seed()[..8].try_into().expect("8 bytes")),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -296,34 +278,18 @@ pub fn start<G: Game>(
 /// Accounts whose last saved data the host remembers (see `Host::recent`).
 const RECENT_DATA: usize = 4096;
 
-/// One open line and who is in it.
-struct HostedLine<G: Game> {
-    line: GameLine<G>,
-    /// The last ticks' durations (µs) and bytes sent, at most
-    /// [`TICK_WINDOW`], for the dashboard.
-    recent_ticks: std::collections::VecDeque<(u64, u64)>,
-}
-
 /// The host's task.
 struct Host<G: Game> {
     game: Arc<G>,
     /// Time between ticks.
     tick: Duration,
-    /// Open lines, by zone and number.
-    lines: BTreeMap<LineKey, HostedLine<G>>,
-    /// Which line each player is in, and what crosses lines.
-    directory: Directory,
-    /// Each zone's name, by index.
-    zone_names: Vec<String>,
-    /// The directory's clock starts here.
+    /// Every line of the game, and who is where.
+    lines: GameLines<G>,
+    /// Per line, the last ticks' durations (µs) and the line's running
+    /// total of bytes sent, at most [`TICK_WINDOW`], for the dashboard.
+    recent_ticks: HashMap<LineKey, std::collections::VecDeque<(u64, u64)>>,
+    /// The lines' clock starts here.
     started: std::time::Instant,
-    /// Lines opened so far: each line's seed mixes it in.
-    opened: u64,
-    /// Each player's NetSpeed, for every line they enter.
-    net_speeds: HashMap<u64, u32>,
-    /// Each player's name while in the game: guests are kicked by name,
-    /// and a player moving between lines keeps it.
-    names: HashMap<u64, String>,
     /// Each player's account, kept until their last save is written.
     accounts: HashMap<u64, i64>,
     /// The session of each account that is in a line or leaving one (until
@@ -354,8 +320,6 @@ struct Host<G: Game> {
     /// The game's name in its schema: the key of its players' saved data.
     game_name: String,
     counters: Arc<GameHostCounters>,
-    /// Seeds each new line's random source (from the OS at start).
-    seed: u64,
 }
 
 impl<G: Game> Host<G> {
@@ -401,13 +365,9 @@ impl<G: Game> Host<G> {
                     } => {
                         let _ = reply.send(self.kick_guests(&name, &reason).await);
                     }
-                    Request::Announce(text) => {
-                        for hosted in self.lines.values_mut() {
-                            hosted.line.announce(&text);
-                        }
-                    }
+                    Request::Announce(text) => self.lines.announce(&text),
                     Request::Shutdown(done) => {
-                        let players: Vec<u64> = self.names.keys().copied().collect();
+                        let players: Vec<u64> = self.lines.players().collect();
                         for player in players {
                             self.lifecycle(Lifecycle::Leave(player));
                         }
@@ -439,7 +399,7 @@ impl<G: Game> Host<G> {
                     // released when its last save is in. With single_session
                     // off, sessions of one account play side by side instead.
                     let hold = earlier.is_some_and(|earlier| {
-                        self.single_session || !self.names.contains_key(&earlier)
+                        self.single_session || !self.lines.contains(earlier)
                     });
                     if hold {
                         let join = Lifecycle::Join {
@@ -463,33 +423,14 @@ impl<G: Game> Host<G> {
                     }
                     self.present.insert(account, player);
                 }
-                let zone = saved
-                    .as_deref()
-                    .and_then(|bytes| serde_json::from_slice::<G::Player>(bytes).ok())
-                    .and_then(|data| self.game.entry_zone(&data))
-                    .and_then(|name| self.zone_names.iter().position(|z| *z == name))
-                    .unwrap_or(0) as u16;
-                let Some((key, open)) = self.directory.enter(player, &name, zone) else {
+                if !self.lines.enter(Joining {
+                    player,
+                    name,
+                    saved,
+                    bytes_per_second,
+                }) {
                     return;
-                };
-                if open {
-                    self.open(key);
                 }
-                if let Some(limit) = bytes_per_second {
-                    self.net_speeds.insert(player, limit);
-                }
-                self.lines
-                    .get_mut(&key)
-                    .expect("opened")
-                    .line
-                    .enter(Entrance {
-                        player,
-                        name: name.clone(),
-                        saved,
-                        at: None,
-                        bytes_per_second,
-                    });
-                self.names.insert(player, name);
                 if let Some(account) = account {
                     self.accounts.insert(player, account);
                 }
@@ -499,45 +440,13 @@ impl<G: Game> Host<G> {
                 self.held.retain(
                     |_, join| !matches!(join, Lifecycle::Join { player: p, .. } if *p == player),
                 );
-                self.names.remove(&player);
-                if let Some(hosted) = self
-                    .directory
-                    .leave(player)
-                    .and_then(|key| self.lines.get_mut(&key))
-                {
-                    hosted.line.leave(player);
-                }
+                self.lines.leave(player);
             }
         }
     }
 
-    /// Opens line `key` (the directory placed someone in it).
-    fn open(&mut self, key: LineKey) {
-        self.opened += 1;
-        let seed = self.seed ^ self.opened.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.lines.insert(
-            key,
-            HostedLine {
-                line: GameLine::in_zone(self.game.clone(), key.zone, seed),
-                recent_ticks: Default::default(),
-            },
-        );
-        self.counters.lines.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
     async fn message(&mut self, player: u64, channel: u16, bytes: &[u8]) {
-        let Some(hosted) = self
-            .directory
-            .line_of(player)
-            .and_then(|key| self.lines.get_mut(&key))
-        else {
-            return;
-        };
-        match hosted.line.input(player, channel, bytes) {
+        match self.lines.input(player, channel, bytes) {
             Ok(()) => {
                 self.counters.messages.fetch_add(1, Ordering::Relaxed);
             }
@@ -561,73 +470,47 @@ impl<G: Game> Host<G> {
 
     /// Ticks every line and carries out what they produced.
     async fn step(&mut self) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        for key in self.lines.begin_step(now_ms) {
+            let started = std::time::Instant::now();
+            let Some(line) = self.lines.tick_line(key) else {
+                continue;
+            };
+            let elapsed = started.elapsed().as_micros() as u64;
+            let sent = line.stats().bytes_out;
+            let recent = self.recent_ticks.entry(key).or_default();
+            if recent.len() >= TICK_WINDOW {
+                recent.pop_front();
+            }
+            recent.push_back((elapsed, sent));
+        }
         let mut sends = Vec::new();
         let mut saves = Vec::new();
         let mut closes = Vec::new();
-        let mut crossing = Vec::new();
-        for (key, hosted) in self.lines.iter_mut() {
-            let (started, sent) = (std::time::Instant::now(), hosted.line.stats().bytes_out);
-            hosted.line.tick();
-            if hosted.recent_ticks.len() >= TICK_WINDOW {
-                hosted.recent_ticks.pop_front();
-            }
-            hosted.recent_ticks.push_back((
-                started.elapsed().as_micros() as u64,
-                hosted.line.stats().bytes_out - sent,
-            ));
-            for output in hosted.line.drain_outputs() {
-                match output {
-                    GameOutput::Send {
-                        player,
-                        channel,
-                        bytes,
-                    } => sends.push((player, channel, bytes)),
-                    GameOutput::Save { player, data } => saves.push((player, data, false)),
-                    GameOutput::Close { player, reason } => closes.push((player, reason)),
-                    other => crossing.push((*key, other)),
-                }
-            }
-        }
-        let now_ms = self.now_ms();
-        for (from, output) in crossing {
+        for output in self.lines.finish_step() {
             match output {
-                GameOutput::Left { player, data } => {
-                    let gone = self.left(player, &data, now_ms);
-                    saves.push((player, data, gone));
-                }
-                GameOutput::Transfer { player, to } => self.transfer(from, player, to, now_ms),
-                GameOutput::ToZone { message, body } => {
-                    for (key, hosted) in self.lines.iter_mut() {
-                        if key.zone == from.zone && *key != from {
-                            hosted.line.deliver_to_line(message, &body);
-                        }
-                    }
-                }
-                GameOutput::ToNamed {
-                    from: sender,
-                    name,
-                    message,
-                    body,
-                } => {
-                    let delivered = self
-                        .directory
-                        .find(&name)
-                        .and_then(|(to, key)| Some((to, self.lines.get_mut(&key)?)))
-                        .is_some_and(|(to, hosted)| {
-                            hosted.line.deliver_to_player(to, message, &body)
-                        });
-                    if !delivered {
-                        if let Some(hosted) = self.lines.get_mut(&from) {
-                            hosted.line.refuse(sender, Refused::NotOnline(name));
-                        }
-                    }
-                }
-                GameOutput::Send { .. } | GameOutput::Save { .. } | GameOutput::Close { .. } => {}
+                LinesOutput::Send {
+                    player,
+                    channel,
+                    bytes,
+                } => sends.push((player, channel, bytes)),
+                LinesOutput::Save { player, data, last } => saves.push((player, data, last)),
+                LinesOutput::Close { player, reason } => closes.push((player, reason)),
             }
         }
-        for key in self.directory.close_idle(now_ms) {
-            self.lines.remove(&key);
-        }
+        let lines = &self.lines;
+        self.recent_ticks
+            .retain(|key, _| lines.line(*key).is_some());
+        self.counters
+            .lines
+            .store(self.lines.opened(), Ordering::Relaxed);
+        self.counters
+            .transfers
+            .store(self.lines.transfers(), Ordering::Relaxed);
+        self.counters.transfers_refused.store(
+            self.lines.directory().transfers_refused(),
+            Ordering::Relaxed,
+        );
         crate::gate_sends::deliver(&self.gate, sends, &self.counters.send_failures).await;
         for player in std::mem::take(&mut self.replaced) {
             let _ = self
@@ -677,56 +560,6 @@ impl<G: Game> Host<G> {
         }
     }
 
-    /// A line let go of `player`: into the line the directory reserved for
-    /// them (with their data as the old line left it), or out of the game.
-    /// True when they are gone.
-    fn left(&mut self, player: u64, data: &[u8], now_ms: u64) -> bool {
-        match self.directory.left(player, now_ms) {
-            NextStop::Line { line, at } => {
-                let Some(hosted) = self.lines.get_mut(&line) else {
-                    // Reserved lines stay open; nothing else can close them.
-                    tracing::error!(player, "a player's next line is gone");
-                    return false;
-                };
-                hosted.line.enter(Entrance {
-                    player,
-                    name: self.names.get(&player).cloned().unwrap_or_default(),
-                    saved: Some(data.to_vec()),
-                    at,
-                    bytes_per_second: self.net_speeds.get(&player).copied(),
-                });
-                false
-            }
-            NextStop::Gone => {
-                self.net_speeds.remove(&player);
-                true
-            }
-        }
-    }
-
-    /// The game asked to move `player` out of line `from`.
-    fn transfer(&mut self, from: LineKey, player: u64, to: hearth_game::Transfer, now_ms: u64) {
-        match self.directory.transfer(player, to, now_ms) {
-            Ok(step) => {
-                self.counters.transfers.fetch_add(1, Ordering::Relaxed);
-                if step.open {
-                    self.open(step.to);
-                }
-                if let Some(hosted) = self.lines.get_mut(&step.from) {
-                    hosted.line.leave(player);
-                }
-            }
-            Err(reason) => {
-                self.counters
-                    .transfers_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Some(hosted) = self.lines.get_mut(&from) {
-                    hosted.line.refuse(player, Refused::Transfer(reason));
-                }
-            }
-        }
-    }
-
     /// Keeps `data` as the account's newest, forgetting the oldest beyond
     /// [`RECENT_DATA`].
     fn remember(&mut self, account: i64, data: Vec<u8>) {
@@ -752,12 +585,13 @@ impl<G: Game> Host<G> {
 
     fn status(&self) -> Vec<GameLineStatus> {
         let tick_hz = u64::from(self.game.tick_hz().max(1));
-        let players: HashMap<LineKey, usize> = self.directory.lines().collect();
+        let players: HashMap<LineKey, usize> = self.lines.directory().lines().collect();
         self.lines
-            .iter()
-            .map(|(key, hosted)| {
-                let in_line = players.get(key).copied().unwrap_or(0);
-                let mut durations: Vec<u64> = hosted.recent_ticks.iter().map(|t| t.0).collect();
+            .lines()
+            .map(|(key, line)| {
+                let in_line = players.get(&key).copied().unwrap_or(0);
+                let recent = self.recent_ticks.get(&key);
+                let mut durations: Vec<u64> = recent.into_iter().flatten().map(|t| t.0).collect();
                 durations.sort_unstable();
                 let pct = |p: usize| {
                     durations
@@ -765,18 +599,23 @@ impl<G: Game> Host<G> {
                         .copied()
                         .unwrap_or(0)
                 };
-                let bytes: u64 = hosted.recent_ticks.iter().map(|t| t.1).sum();
-                let ticks = hosted.recent_ticks.len().max(1) as u64;
+                // Bytes sent over the window: the running total's growth.
+                let (first, last) = recent
+                    .map(|r| (r.front().map_or(0, |t| t.1), r.back().map_or(0, |t| t.1)))
+                    .unwrap_or((0, 0));
+                let ticks = recent.map_or(0, |r| r.len()).max(2) as u64 - 1;
                 GameLineStatus {
-                    zone: self.zone_names[usize::from(key.zone)].clone(),
+                    zone: self.lines.zone_names()[usize::from(key.zone)].clone(),
                     number: key.number,
                     players: in_line,
                     npcs: 0,
-                    actors: hosted.line.actor_count(),
+                    actors: line.actor_count(),
                     tick_p50_us: pct(50),
                     tick_p99_us: pct(99),
-                    bytes_out_per_player_s: bytes * tick_hz / ticks / in_line.max(1) as u64,
-                    stats: hosted.line.stats().clone(),
+                    bytes_out_per_player_s: last.saturating_sub(first) * tick_hz
+                        / ticks
+                        / in_line.max(1) as u64,
+                    stats: line.stats().clone(),
                 }
             })
             .collect()
@@ -787,12 +626,15 @@ impl<G: Game> Host<G> {
     async fn kick_guests(&mut self, name: &str, reason: &str) -> usize {
         let key = hearth_world::names::name_key(name);
         let guests: Vec<u64> = self
-            .names
-            .iter()
-            .filter(|(player, n)| {
-                !self.accounts.contains_key(player) && hearth_world::names::name_key(n) == key
+            .lines
+            .players()
+            .filter(|player| {
+                !self.accounts.contains_key(player)
+                    && self
+                        .lines
+                        .name(*player)
+                        .is_some_and(|n| hearth_world::names::name_key(n) == key)
             })
-            .map(|(player, _)| *player)
             .collect();
         for &player in &guests {
             let reason = reason.to_owned();

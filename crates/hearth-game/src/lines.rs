@@ -1,0 +1,356 @@
+//! [`GameLines`]: every line of a game and what crosses them, sans-IO. The
+//! [`Directory`] decides who goes where; this opens the lines it places
+//! players in, hands players from line to line with their data, delivers
+//! messages to a zone and to players by name, and tells the host what is
+//! left for it: bytes for sessions, data to store, sessions to close. The
+//! server's game host drives it with a clock and sockets; a test drives it
+//! tick by tick.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::directory::{Directory, DirectoryConfig, LineKey, NextStop};
+use crate::game::{Game, Refused};
+use crate::ids::PlayerId;
+use crate::line::{Entrance, GameLine, GameOutput, InputError, Transfer};
+
+/// What the host must carry out after a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinesOutput {
+    /// Bytes for one player's session on a game channel.
+    Send {
+        player: PlayerId,
+        channel: u16,
+        bytes: Vec<u8>,
+    },
+    /// Store the player's data. `last`: the player has left the game (this
+    /// is the data their next login starts from).
+    Save {
+        player: PlayerId,
+        data: Vec<u8>,
+        last: bool,
+    },
+    /// Close the player's session, showing `reason`.
+    Close { player: PlayerId, reason: String },
+}
+
+/// A player entering the game ([`GameLines::enter`]).
+#[derive(Debug, Clone, Default)]
+pub struct Joining {
+    pub player: PlayerId,
+    pub name: String,
+    /// The data stored for them, if any.
+    pub saved: Option<Vec<u8>>,
+    /// Their client's NetSpeed, if it named one.
+    pub bytes_per_second: Option<u32>,
+}
+
+/// Every line of one game.
+pub struct GameLines<G: Game> {
+    game: Arc<G>,
+    lines: BTreeMap<LineKey, GameLine<G>>,
+    directory: Directory,
+    /// Each zone's name, by index.
+    zone_names: Vec<String>,
+    /// Each player's name and NetSpeed, for every line they enter.
+    players: HashMap<PlayerId, (String, Option<u32>)>,
+    /// Seeds each new line's random source, mixed with the count of lines
+    /// opened so far.
+    seed: u64,
+    opened: u64,
+    /// Changes of line or zone made.
+    transfers: u64,
+    /// The time of the step under way (the directory's cooldowns and
+    /// graces count in it).
+    now_ms: u64,
+    outputs: Vec<LinesOutput>,
+}
+
+impl<G: Game> GameLines<G> {
+    /// No line is open yet: the first player's entry opens one.
+    pub fn new(game: Arc<G>, seed: u64) -> Self {
+        let zones = game.zones();
+        let zone_names = match zones.is_empty() {
+            true => vec![game.schema().game().to_owned()],
+            false => zones.iter().map(|z| z.name().to_owned()).collect(),
+        };
+        let grace_ms = match zones.is_empty() {
+            true => vec![60_000],
+            false => zones
+                .iter()
+                .map(|z| u64::from(z.spec.empty_line_grace_secs) * 1000)
+                .collect(),
+        };
+        let directory = Directory::new(DirectoryConfig {
+            capacity: game.line_capacity().max(1),
+            grace_ms,
+        });
+        Self {
+            game,
+            lines: BTreeMap::new(),
+            directory,
+            zone_names,
+            players: HashMap::new(),
+            seed,
+            opened: 0,
+            transfers: 0,
+            now_ms: 0,
+            outputs: Vec::new(),
+        }
+    }
+
+    pub fn zone_names(&self) -> &[String] {
+        &self.zone_names
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The open lines.
+    pub fn lines(&self) -> impl Iterator<Item = (LineKey, &GameLine<G>)> {
+        self.lines.iter().map(|(key, line)| (*key, line))
+    }
+
+    pub fn line(&self, key: LineKey) -> Option<&GameLine<G>> {
+        self.lines.get(&key)
+    }
+
+    /// Lines opened so far.
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Changes of line or zone made so far.
+    pub fn transfers(&self) -> u64 {
+        self.transfers
+    }
+
+    fn open(&mut self, key: LineKey) {
+        self.opened += 1;
+        let seed = self.seed ^ self.opened.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.lines
+            .insert(key, GameLine::in_zone(self.game.clone(), key.zone, seed));
+    }
+
+    /// A player enters the game, in the zone the game chooses from their
+    /// saved data (`Game::entry_zone`). False if they are already in.
+    pub fn enter(&mut self, arrival: Joining) -> bool {
+        let zone = arrival
+            .saved
+            .as_deref()
+            .and_then(|bytes| serde_json::from_slice::<G::Player>(bytes).ok())
+            .and_then(|data| self.game.entry_zone(&data))
+            .and_then(|name| self.zone_names.iter().position(|z| *z == name))
+            .unwrap_or(0) as u16;
+        let Some((key, open)) = self.directory.enter(arrival.player, &arrival.name, zone) else {
+            return false;
+        };
+        if open {
+            self.open(key);
+        }
+        self.players.insert(
+            arrival.player,
+            (arrival.name.clone(), arrival.bytes_per_second),
+        );
+        self.lines.get_mut(&key).expect("opened").enter(Entrance {
+            player: arrival.player,
+            name: arrival.name,
+            saved: arrival.saved,
+            at: None,
+            bytes_per_second: arrival.bytes_per_second,
+        });
+        true
+    }
+
+    /// The player's session ended: their line lets go of them at its next
+    /// tick (their last save follows).
+    pub fn leave(&mut self, player: PlayerId) {
+        if let Some(line) = self
+            .directory
+            .leave(player)
+            .and_then(|key| self.lines.get_mut(&key))
+        {
+            line.leave(player);
+        }
+    }
+
+    /// Whether the player is in the game (or on their way between lines).
+    pub fn contains(&self, player: PlayerId) -> bool {
+        self.players.contains_key(&player)
+    }
+
+    /// The player's name, while in the game.
+    pub fn name(&self, player: PlayerId) -> Option<&str> {
+        self.players.get(&player).map(|(name, _)| name.as_str())
+    }
+
+    /// Every player in the game.
+    pub fn players(&self) -> impl Iterator<Item = PlayerId> + '_ {
+        self.players.keys().copied()
+    }
+
+    /// Bytes a player's client sent, for the line that has them.
+    pub fn input(
+        &mut self,
+        player: PlayerId,
+        channel: u16,
+        bytes: &[u8],
+    ) -> Result<(), InputError> {
+        match self
+            .directory
+            .line_of(player)
+            .and_then(|key| self.lines.get_mut(&key))
+        {
+            Some(line) => line.input(player, channel, bytes),
+            None => Err(InputError::UnknownPlayer),
+        }
+    }
+
+    /// An administrator's announcement, to every line.
+    pub fn announce(&mut self, text: &str) {
+        for line in self.lines.values_mut() {
+            line.announce(text);
+        }
+    }
+
+    /// A step begins at `now_ms`: the open lines, to tick one by one
+    /// ([`GameLines::tick_line`]) before [`GameLines::finish_step`]. A
+    /// host that times each line's tick does it this way;
+    /// [`GameLines::step`] does all three.
+    pub fn begin_step(&mut self, now_ms: u64) -> Vec<LineKey> {
+        self.now_ms = now_ms;
+        self.lines.keys().copied().collect()
+    }
+
+    /// One tick of one line; what it produced waits for
+    /// [`GameLines::finish_step`].
+    pub fn tick_line(&mut self, key: LineKey) -> Option<&GameLine<G>> {
+        let line = self.lines.get_mut(&key)?;
+        line.tick();
+        let outputs: Vec<GameOutput> = line.drain_outputs().collect();
+        for output in outputs {
+            self.carry_out(key, output);
+        }
+        self.lines.get(&key)
+    }
+
+    /// After the step's ticks: closes the extra lines left empty long
+    /// enough; what the host must do.
+    pub fn finish_step(&mut self) -> std::vec::Drain<'_, LinesOutput> {
+        for key in self.directory.close_idle(self.now_ms) {
+            self.lines.remove(&key);
+        }
+        self.outputs.drain(..)
+    }
+
+    /// One tick of every line at `now_ms`, and what the host must do.
+    pub fn step(&mut self, now_ms: u64) -> std::vec::Drain<'_, LinesOutput> {
+        for key in self.begin_step(now_ms) {
+            self.tick_line(key);
+        }
+        self.finish_step()
+    }
+
+    fn carry_out(&mut self, from: LineKey, output: GameOutput) {
+        match output {
+            GameOutput::Send {
+                player,
+                channel,
+                bytes,
+            } => self.outputs.push(LinesOutput::Send {
+                player,
+                channel,
+                bytes,
+            }),
+            GameOutput::Save { player, data } => self.outputs.push(LinesOutput::Save {
+                player,
+                data,
+                last: false,
+            }),
+            GameOutput::Close { player, reason } => {
+                self.outputs.push(LinesOutput::Close { player, reason })
+            }
+            GameOutput::Left { player, data } => self.left(player, data),
+            GameOutput::Transfer { player, to } => self.transfer(from, player, to),
+            GameOutput::ToZone { message, body } => {
+                for (key, line) in self.lines.iter_mut() {
+                    if key.zone == from.zone && *key != from {
+                        line.deliver_to_line(message, &body);
+                    }
+                }
+            }
+            GameOutput::ToNamed {
+                from: sender,
+                name,
+                message,
+                body,
+            } => {
+                let delivered = self
+                    .directory
+                    .find(&name)
+                    .and_then(|(to, key)| Some((to, self.lines.get_mut(&key)?)))
+                    .is_some_and(|(to, line)| line.deliver_to_player(to, message, &body));
+                if !delivered {
+                    if let Some(line) = self.lines.get_mut(&from) {
+                        line.refuse(sender, Refused::NotOnline(name));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line let go of `player`: into the line the directory reserved for
+    /// them (with their data as the old line left it), or out of the game.
+    fn left(&mut self, player: PlayerId, data: Vec<u8>) {
+        match self.directory.left(player, self.now_ms) {
+            NextStop::Line { line, at } => {
+                let (name, bytes_per_second) =
+                    self.players.get(&player).cloned().unwrap_or_default();
+                // Saved on the way, as a logout is.
+                self.outputs.push(LinesOutput::Save {
+                    player,
+                    data: data.clone(),
+                    last: false,
+                });
+                if let Some(next) = self.lines.get_mut(&line) {
+                    next.enter(Entrance {
+                        player,
+                        name,
+                        saved: Some(data),
+                        at,
+                        bytes_per_second,
+                    });
+                }
+            }
+            NextStop::Gone => {
+                self.players.remove(&player);
+                self.outputs.push(LinesOutput::Save {
+                    player,
+                    data,
+                    last: true,
+                });
+            }
+        }
+    }
+
+    /// The game asked to move `player` out of line `from`.
+    fn transfer(&mut self, from: LineKey, player: PlayerId, to: Transfer) {
+        match self.directory.transfer(player, to, self.now_ms) {
+            Ok(step) => {
+                self.transfers += 1;
+                if step.open {
+                    self.open(step.to);
+                }
+                if let Some(line) = self.lines.get_mut(&step.from) {
+                    line.leave(player);
+                }
+            }
+            Err(reason) => {
+                if let Some(line) = self.lines.get_mut(&from) {
+                    line.refuse(player, Refused::Transfer(reason));
+                }
+            }
+        }
+    }
+}
