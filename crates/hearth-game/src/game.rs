@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use hearth_replica::schema::{Schema, Value};
+use hearth_replica::schema::{KindSpec, Movement, Schema, Value};
 use hearth_replica::zone::Zone;
 
 use crate::ctx::Ctx;
@@ -117,6 +117,15 @@ pub trait Game: Send + Sync + 'static {
     /// game where nothing moves.
     fn zones(&self) -> Vec<Zone> {
         Vec::new()
+    }
+
+    /// How actors of `kind` move in `zone` (`None`: the game has no
+    /// maps): by default as the schema says. A game where some zones are
+    /// slower (deep snow, narrow caves) says so here; the schema's speed
+    /// should then be the fastest, since clients read it.
+    fn movement_in(&self, zone: Option<&Zone>, kind: &KindSpec) -> Option<Movement> {
+        let _ = zone;
+        kind.movement
     }
 
     /// How far a player sees moving actors, in cells, from the actor it

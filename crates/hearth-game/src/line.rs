@@ -180,17 +180,21 @@ impl<G: Game> GameLine<G> {
     /// A new line of `game`'s first zone, its randomness seeded with
     /// `seed`.
     pub fn new(game: Arc<G>, seed: u64) -> Self {
-        Self::in_zone(game, 0, seed)
+        Self::in_zone(game, 0, seed, 0)
     }
 
-    /// A new line of zone `zone` (its index in `Game::zones`).
+    /// A new line of zone `zone` (its index in `Game::zones`), its tick
+    /// count starting at `tick`. The lines of one game tick in step, and a
+    /// line opened later starts at the tick the others are at: a client
+    /// that moves from line to line then tells their frames apart by tick
+    /// (those of the line it left are older than its entry into the next).
     ///
     /// # Panics
     /// If the game has no such zone.
-    pub fn in_zone(game: Arc<G>, zone: u16, seed: u64) -> Self {
+    pub fn in_zone(game: Arc<G>, zone: u16, seed: u64, tick: u64) -> Self {
         let schema = Arc::new(game.schema());
         let mut core = Core {
-            tick: 0,
+            tick,
             tick_hz: game.tick_hz().max(1),
             rng: Rng::new(seed),
             actors: BTreeMap::new(),
@@ -210,13 +214,12 @@ impl<G: Game> GameLine<G> {
             walkers: 0,
             walks_ended: Vec::new(),
         };
-        let zones = game.zones();
+        let zones = game.zones().len().max(1);
         assert!(
-            usize::from(zone) < zones.len().max(1),
-            "the game has {} zones: there is no zone {zone}",
-            zones.len().max(1)
+            usize::from(zone) < zones,
+            "the game has {zones} zones: there is no zone {zone}"
         );
-        let space = Space::new(&schema, zones, zone, game.view_radius());
+        let space = Space::new(&*game, &schema, zone);
         let state = game.new_line(&mut Ctx {
             core: &mut core,
             schema: &schema,
@@ -722,7 +725,7 @@ impl<G: Game> GameLine<G> {
                 game: schema.version().to_owned(),
             });
         }
-        let space = Space::new(&schema, game.zones(), owned.zone, game.view_radius());
+        let space = Space::new(&*game, &schema, owned.zone);
         Ok(Self {
             masks: kind_masks(&schema),
             budget: budget(&*game, owned.core.tick_hz),

@@ -63,6 +63,9 @@ pub struct GameLines<G: Game> {
     /// The time of the step under way (the directory's cooldowns and
     /// graces count in it).
     now_ms: u64,
+    /// Steps begun: every open line has ticked this often since the first
+    /// step, or was opened at this tick.
+    steps: u64,
     outputs: Vec<LinesOutput>,
 }
 
@@ -95,6 +98,7 @@ impl<G: Game> GameLines<G> {
             opened: 0,
             transfers: 0,
             now_ms: 0,
+            steps: 0,
             outputs: Vec::new(),
         }
     }
@@ -129,8 +133,12 @@ impl<G: Game> GameLines<G> {
     fn open(&mut self, key: LineKey) {
         self.opened += 1;
         let seed = self.seed ^ self.opened.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.lines
-            .insert(key, GameLine::in_zone(self.game.clone(), key.zone, seed));
+        // At the tick the open lines are at (they all tick once a step).
+        let tick = self.steps;
+        self.lines.insert(
+            key,
+            GameLine::in_zone(self.game.clone(), key.zone, seed, tick),
+        );
     }
 
     /// A player enters the game, in the zone the game chooses from their
@@ -220,6 +228,7 @@ impl<G: Game> GameLines<G> {
     /// [`GameLines::step`] does all three.
     pub fn begin_step(&mut self, now_ms: u64) -> Vec<LineKey> {
         self.now_ms = now_ms;
+        self.steps += 1;
         self.lines.keys().copied().collect()
     }
 

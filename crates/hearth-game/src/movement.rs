@@ -43,20 +43,34 @@ pub(crate) struct Space {
 impl Space {
     /// The space of a line of zone `zone_index` of `zones` (none: the one
     /// zone without a map, named after the game).
-    pub fn new(schema: &Schema, zones: Vec<Zone>, zone_index: u16, view_radius_cells: u32) -> Self {
+    pub fn new<G: crate::Game>(game: &G, schema: &Schema, zone_index: u16) -> Self {
+        let zones = game.zones();
+        let view_radius_cells = game.view_radius();
         let view_in = i64::from(view_radius_cells.max(1)) * i64::from(UNITS_PER_CELL);
         let zone_names = match zones.is_empty() {
             true => vec![schema.game().to_owned()],
             false => zones.iter().map(|z| z.name().to_owned()).collect(),
         };
         let zone = zones.into_iter().nth(usize::from(zone_index));
+        let movement = schema
+            .kinds()
+            .iter()
+            .map(|kind| {
+                kind.movement
+                    .and(game.movement_in(zone.as_ref(), kind))
+                    .map(|m| Movement {
+                        speed: m.speed.clamp(1, hearth_replica::schema::MAX_SPEED),
+                        ..m
+                    })
+            })
+            .collect();
         Self {
             zone_index: zone_index.min(zone_names.len() as u16 - 1),
             zone_names,
             zone,
             view_in,
             view_out: view_in + view_in / 4,
-            movement: schema.kinds().iter().map(|k| k.movement).collect(),
+            movement,
             facing: schema.kinds().iter().map(|k| k.has_facing()).collect(),
         }
     }

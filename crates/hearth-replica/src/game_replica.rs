@@ -240,15 +240,16 @@ impl GameReplica {
             }
         }
         let actors = &self.actors;
-        let (_, items) =
+        let (tick, items) =
             decode_reliable(bytes, &self.schema, &|id| actors.get(&id).map(|a| a.kind))?;
         for item in items {
-            self.apply_item(item)?;
+            self.apply_item(tick, item)?;
         }
         Ok(())
     }
 
-    fn apply_item(&mut self, item: GameItem) -> Result<(), GameReplicaError> {
+    /// `tick`: the reliable message's.
+    fn apply_item(&mut self, tick: u64, item: GameItem) -> Result<(), GameReplicaError> {
         match item {
             GameItem::Joined {
                 version,
@@ -262,6 +263,19 @@ impl GameReplica {
                         client: self.schema.version().to_owned(),
                     });
                 }
+                if self.tick_hz.is_some() {
+                    // Another line (a travel, a line change): nothing of the
+                    // last one stays. Its lines tick in step with this one,
+                    // so its frames still on their way are older than this
+                    // message and are ignored.
+                    for id in std::mem::take(&mut self.actors).into_keys() {
+                        self.push(GameEvent::Despawned { id });
+                    }
+                    self.controlled = None;
+                    self.pending.clear();
+                }
+                self.newest_frame = tick.saturating_sub(1);
+                self.ack_due = false;
                 self.tick_hz = Some(tick_hz);
                 self.map = map;
                 self.view_radius = view_radius;

@@ -408,10 +408,14 @@ pub fn decode_reliable(
     // a Despawn makes it unknown. Without this, a Set after a Despawn and a
     // Spawn of the same id would be read with the old kind's types.
     let mut changed: BTreeMap<ActorId, Option<u16>> = BTreeMap::new();
+    // After a Joined (the player entered another line), nothing the
+    // receiver knew stays: only this message's own spawns are known.
+    let mut rejoined = false;
     for _ in 0..count {
         let item = {
             let known = |id: ActorId| match changed.get(&id) {
                 Some(now) => *now,
+                None if rejoined => None,
                 None => kind_of(id),
             };
             let item = GameItem::decode(&mut r, schema, &known)?;
@@ -428,6 +432,10 @@ pub fn decode_reliable(
             }
             GameItem::Despawn { id } => {
                 changed.insert(*id, None);
+            }
+            GameItem::Joined { .. } => {
+                rejoined = true;
+                changed.clear();
             }
             _ => {}
         }

@@ -66,16 +66,16 @@ pub struct WorldGameError(String);
 /// The built-in game: the zones it plays, and the studio's chat filter.
 pub struct WorldGame {
     /// At least one; the first is where new players start. They share one
-    /// walking speed and tick rate (the schema's and the game's); the
-    /// first zone's view radius and line capacity are the game's.
+    /// tick rate (the game's); each has its own walking speed (the
+    /// schema's is the fastest); the first zone's view radius and line
+    /// capacity are the game's.
     zones: Vec<Zone>,
     hook: Option<Arc<dyn ChatHook>>,
 }
 
 impl WorldGame {
-    /// The game over `zones`, which must walk at one speed and tick at one
-    /// rate (a game has one schema and one tick rate), and whose portals
-    /// lead to zones among them.
+    /// The game over `zones`, which must tick at one rate (a game has one
+    /// tick rate), and whose portals lead to zones among them.
     pub fn new(zones: Vec<Zone>) -> Result<Self, WorldGameError> {
         let Some(first) = zones.first() else {
             return Err(WorldGameError(
@@ -83,14 +83,12 @@ impl WorldGame {
             ));
         };
         for zone in &zones {
-            if zone.spec.speed != first.spec.speed || zone.spec.tick_hz != first.spec.tick_hz {
+            if zone.spec.tick_hz != first.spec.tick_hz {
                 return Err(WorldGameError(format!(
-                    "zone {:?} walks at {} cells a second and ticks {} times a second, zone {:?} at {} and {}: every zone of the built-in game walks and ticks alike",
+                    "zone {:?} ticks {} times a second, zone {:?} {}: every zone of the built-in game ticks at one rate",
                     zone.name(),
-                    zone.spec.speed,
                     zone.spec.tick_hz,
                     first.name(),
-                    first.spec.speed,
                     first.spec.tick_hz
                 )));
             }
@@ -112,6 +110,11 @@ impl WorldGame {
 
     fn first(&self) -> &Zone {
         &self.zones[0]
+    }
+
+    /// The fastest walking speed of any zone: the schema's.
+    fn fastest(&self) -> u32 {
+        self.zones.iter().map(|z| z.spec.speed).max().unwrap_or(1)
     }
 
     /// Filters chat through the studio's hook (after Hearth's own checks).
@@ -277,7 +280,20 @@ impl Game for WorldGame {
     type Player = WorldPlayer;
 
     fn schema(&self) -> Schema {
-        world_schema(self.first().spec.speed)
+        world_schema(self.fastest())
+    }
+
+    /// Players walk at their zone's speed, NPCs at half of it.
+    fn movement_in(&self, zone: Option<&Zone>, kind: &KindSpec) -> Option<Movement> {
+        let speed = zone.map_or(self.fastest(), |z| z.spec.speed);
+        let movement = kind.movement?;
+        Some(Movement {
+            speed: match kind.name.as_str() {
+                "npc" => (speed / 2).max(1),
+                _ => speed,
+            },
+            ..movement
+        })
     }
 
     fn tick_hz(&self) -> u32 {

@@ -147,3 +147,21 @@ test("a schema the Rust side would refuse is refused here too, with the reason",
     assert.throws(() => decodeSchema(encodeSchema(schema)), (e: unknown) => e instanceof DecodeError && /moving kind/.test(e.message));
   }
 });
+
+test("a second joined (another line) leaves nothing of the last line, and the last line's late frames are ignored", () => {
+  const schema = decodeSchema(fromHex(vectors.schemas[1].hex));
+  const table = schema.kinds.findIndex((k) => k.name === "table");
+  const joined = { type: "joined" as const, version: schema.version, tickHz: 20, map: "", viewRadius: 0 };
+  const replica = new GameReplica(schema);
+  const known = (id: number) => replica.actors.get(id)?.kind;
+  replica.applyReliable(encodeGameReliable(5, [joined, { type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
+  replica.applyReliable(encodeGameReliable(9, [{ type: "spawn", id: 2, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
+  while (replica.pollEvent()) {}
+  // The next line's first message spawns id 1 again: not a duplicate, since nothing of the last line stays.
+  replica.applyReliable(encodeGameReliable(12, [joined, { type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
+  assert.deepEqual([...replica.actors.keys()], [1]);
+  const events = [];
+  for (let e = replica.pollEvent(); e; e = replica.pollEvent()) events.push(e.type);
+  assert.deepEqual(events, ["despawned", "despawned", "joined", "spawned"]);
+  assert.equal(replica.newestFrame, 11, "frames of ticks before the joined one are the last line's");
+});

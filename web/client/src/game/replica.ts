@@ -152,7 +152,9 @@ export function decodeGameReliable(bytes: Uint8Array, schema: Schema, kindOf: Ki
   // replica knew: a spawn makes an id known with its kind, a despawn unknown
   // (a set after a despawn and a respawn is read with the new kind's types).
   const changed = new Map<number, number | undefined>();
-  const known = (id: number) => (changed.has(id) ? changed.get(id) : kindOf(id));
+  // After a joined item (the player entered another line), nothing the replica knew stays: only this message's spawns.
+  let rejoined = false;
+  const known = (id: number) => (changed.has(id) ? changed.get(id) : rejoined ? undefined : kindOf(id));
   const items: GameItem[] = [];
   for (let i = 0; i < n; i++) {
     const item = readItem(r, schema, known);
@@ -161,6 +163,9 @@ export function decodeGameReliable(bytes: Uint8Array, schema: Schema, kindOf: Ki
       changed.set(item.id, item.kind);
     } else if (item.type === "despawn") {
       changed.set(item.id, undefined);
+    } else if (item.type === "joined") {
+      rejoined = true;
+      changed.clear();
     }
     items.push(item);
   }
@@ -172,11 +177,14 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
   const w = new Writer();
   w.varint(tick).varint(items.length);
   const changed = new Map<number, number | undefined>();
-  const known = (id: number) => (changed.has(id) ? changed.get(id) : kindOf(id));
+  let rejoined = false;
+  const known = (id: number) => (changed.has(id) ? changed.get(id) : rejoined ? undefined : kindOf(id));
   for (const item of items) {
     switch (item.type) {
       case "joined":
         w.u8(CODE.joined).str(item.version).varint(item.tickHz).str(item.map).varint(item.viewRadius);
+        rejoined = true;
+        changed.clear();
         break;
       case "control":
         w.u8(CODE.control).varint(item.id ?? 0);
@@ -353,11 +361,23 @@ export class GameReplica {
     if (version !== undefined && version !== this.schema.version) {
       throw new Error(`the server runs the game's schema version ${version}, this client was built for ${this.schema.version}: update the client or regenerate its bindings (hearth codegen)`);
     }
-    const { items } = decodeGameReliable(bytes, this.schema, (id) => this.actors.get(id)?.kind);
+    const { tick, items } = decodeGameReliable(bytes, this.schema, (id) => this.actors.get(id)?.kind);
     for (const item of items) {
       switch (item.type) {
         case "joined":
           if (item.version !== this.schema.version) throw new Error(`schema version ${item.version} is not ${this.schema.version}`);
+          if (this.tickHz !== undefined) {
+            // Another line (a travel, a line change): nothing of the last one stays. Lines tick in step, so
+            // its frames still on their way are older than this message and are ignored.
+            for (const id of [...this.actors.keys()]) {
+              this.actors.delete(id);
+              this.push({ type: "despawned", id });
+            }
+            this.controlled = undefined;
+            this.pending.length = 0;
+          }
+          this.newestFrame = Math.max(0, Number(tick) - 1);
+          this.ackDue = false;
           this.tickHz = item.tickHz;
           this.map = item.map;
           this.viewRadius = item.viewRadius;

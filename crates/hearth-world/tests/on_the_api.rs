@@ -1,0 +1,354 @@
+//! The built-in world as a game on the game API, played in process: every
+//! line of it in a `GameLines` (as the server's game host runs them), each
+//! player a client replica fed the bytes their session would get. Portals,
+//! line changes, whispers across zones, zone chat, announcements,
+//! snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_game::schema::Value;
+use hearth_game::{GameLine, GameLines, GameOutput, Joining, LinesOutput, PlayerId, Pos};
+use hearth_replica::game_replica::{GameEvent, GameReplica};
+use hearth_world::{parse_zone_file, WorldGame, WorldPlayer, Zone, DEFAULT_ZONES};
+
+/// The default zones, each line holding `capacity` players.
+fn zones(capacity: u32) -> Vec<Zone> {
+    parse_zone_file(DEFAULT_ZONES)
+        .unwrap()
+        .into_iter()
+        .map(|zone| {
+            let mut spec = zone.spec;
+            spec.line_capacity = capacity;
+            Zone::new(spec).unwrap()
+        })
+        .collect()
+}
+
+/// What one client saw.
+struct Client {
+    replica: GameReplica,
+    /// Messages received: (name, values).
+    messages: Vec<(String, Vec<Value>)>,
+    joins: usize,
+}
+
+struct World {
+    lines: GameLines<WorldGame>,
+    clients: BTreeMap<PlayerId, Client>,
+    /// Data saved per player, newest last.
+    saves: BTreeMap<PlayerId, Vec<u8>>,
+    now_ms: u64,
+}
+
+impl World {
+    fn new(capacity: u32) -> Self {
+        let game = Arc::new(WorldGame::new(zones(capacity)).unwrap());
+        Self {
+            lines: GameLines::new(game, 7),
+            clients: BTreeMap::new(),
+            saves: BTreeMap::new(),
+            now_ms: 0,
+        }
+    }
+
+    fn join(&mut self, player: PlayerId, name: &str, saved: Option<WorldPlayer>) {
+        let schema = Arc::new(hearth_world::world_schema(5));
+        self.clients.insert(
+            player,
+            Client {
+                replica: GameReplica::new(schema),
+                messages: Vec::new(),
+                joins: 0,
+            },
+        );
+        assert!(self.lines.enter(Joining {
+            player,
+            name: name.to_owned(),
+            saved: saved.map(|s| serde_json::to_vec(&s).unwrap()),
+            bytes_per_second: None,
+        }));
+    }
+
+    fn step(&mut self) {
+        self.now_ms += 50;
+        let outputs: Vec<LinesOutput> = self.lines.step(self.now_ms).collect();
+        for output in outputs {
+            match output {
+                LinesOutput::Send {
+                    player,
+                    channel,
+                    bytes,
+                } => {
+                    let client = self.clients.get_mut(&player).expect("a client");
+                    match channel {
+                        RELIABLE_CHANNEL => client.replica.apply_reliable(&bytes).unwrap(),
+                        _ => client.replica.apply_frame(&bytes).unwrap(),
+                    }
+                    let schema = client.replica.schema().clone();
+                    while let Some(event) = client.replica.poll_event() {
+                        match event {
+                            GameEvent::Message { index, values } => {
+                                let name = schema.messages()[usize::from(index)].name.clone();
+                                client.messages.push((name, values));
+                            }
+                            GameEvent::Joined { .. } => client.joins += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                LinesOutput::Save { player, data, .. } => {
+                    self.saves.insert(player, data);
+                }
+                LinesOutput::Close { .. } => {}
+            }
+        }
+        for (player, client) in &mut self.clients {
+            if let Some(ack) = client.replica.poll_ack() {
+                let _ = self.lines.input(*player, STATE_CHANNEL, &ack);
+            }
+        }
+    }
+
+    fn steps(&mut self, n: usize) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    fn send(&mut self, player: PlayerId, message: &str, values: Vec<Value>) {
+        let bytes = self.clients[&player]
+            .replica
+            .message(message, values)
+            .unwrap();
+        self.lines.input(player, RELIABLE_CHANNEL, &bytes).unwrap();
+    }
+
+    fn say(&mut self, player: PlayerId, scope: i64, to: &str, text: &str) {
+        self.send(
+            player,
+            "say",
+            vec![
+                Value::Int(scope),
+                Value::Str(to.into()),
+                Value::Str(text.into()),
+            ],
+        );
+    }
+
+    fn client(&self, player: PlayerId) -> &Client {
+        &self.clients[&player]
+    }
+
+    /// The texts of the chat messages `player` received.
+    fn chat(&self, player: PlayerId) -> Vec<String> {
+        self.client(player)
+            .messages
+            .iter()
+            .filter(|(name, _)| name == "chat")
+            .map(|(_, values)| match &values[3] {
+                Value::Str(text) => text.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// The reasons of the refusals `player` received.
+    fn refusals(&self, player: PlayerId) -> Vec<String> {
+        self.client(player)
+            .messages
+            .iter()
+            .filter(|(name, _)| name == "refused")
+            .map(|(_, values)| match &values[1] {
+                Value::Str(reason) => reason.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn zone_of(&self, player: PlayerId) -> String {
+        let key = self.lines.directory().line_of(player).unwrap();
+        self.lines.zone_names()[usize::from(key.zone)].clone()
+    }
+
+    fn line_of(&self, player: PlayerId) -> u32 {
+        self.lines.directory().line_of(player).unwrap().number
+    }
+}
+
+fn saved_at(zone: &str, cx: i32, cy: i32) -> WorldPlayer {
+    WorldPlayer {
+        zone: Some(zone.to_owned()),
+        at: Some(Pos::cell_centre(cx, cy)),
+        ..WorldPlayer::default()
+    }
+}
+
+#[test]
+fn a_player_who_steps_onto_the_meadows_portal_arrives_in_town() {
+    let mut world = World::new(50);
+    // Beside the meadow's portal (at [46, 14], to the town's [2, 10]).
+    world.join(1, "ann", Some(saved_at("meadow", 45, 14)));
+    world.steps(3);
+    let me = world
+        .client(1)
+        .replica
+        .controlled()
+        .expect("a player actor");
+    assert_eq!(
+        world.client(1).replica.position(me),
+        Some(Pos::cell_centre(45, 14))
+    );
+    let meadow_map = world.client(1).replica.map().to_owned();
+    // Walk east onto the portal's cell, at the legal speed.
+    for _ in 0..40 {
+        let in_meadow = world.zone_of(1) == "meadow";
+        let replica = &mut world.clients.get_mut(&1).unwrap().replica;
+        if let Some(at) = replica.controlled().and_then(|me| replica.position(me)) {
+            if at.cell() != (46, 14) && in_meadow {
+                let _ = replica.move_to(at.step_towards(Pos::cell_centre(46, 14), 25));
+            }
+        }
+        world.step();
+    }
+    assert_eq!(world.zone_of(1), "town");
+    let client = world.client(1);
+    assert_eq!(client.joins, 2, "joined the meadow, then the town");
+    assert_ne!(client.replica.map(), meadow_map, "the town's map");
+    let me = client.replica.controlled().expect("steering again");
+    assert_eq!(
+        client.replica.position(me),
+        Some(Pos::cell_centre(2, 10)),
+        "at the portal's arrival point"
+    );
+    // Nothing of the meadow stayed: every actor is of the town's line.
+    let town = world.lines.directory().line_of(1).unwrap();
+    assert_eq!(
+        client.replica.actors().count(),
+        world.lines.line(town).unwrap().in_view(1).unwrap()
+    );
+    // Saved on the way, in the meadow, where they stepped off.
+    let saved: WorldPlayer = serde_json::from_slice(&world.saves[&1]).unwrap();
+    assert_eq!(saved.zone.as_deref(), Some("meadow"));
+    // And a save after that: the town, once recorded.
+    world.lines.leave(1);
+    world.steps(2);
+    let saved: WorldPlayer = serde_json::from_slice(&world.saves[&1]).unwrap();
+    assert_eq!(saved.zone.as_deref(), Some("town"));
+    assert_eq!(saved.at, Some(Pos::cell_centre(2, 10)));
+}
+
+#[test]
+fn a_line_change_needs_room_and_waits_out_the_cooldown() {
+    let mut world = World::new(1);
+    world.join(1, "ann", None);
+    world.join(2, "bo", None);
+    world.steps(3);
+    assert_eq!((world.line_of(1), world.line_of(2)), (1, 2));
+    world.send(1, "switch_line", vec![Value::Int(2)]);
+    world.send(2, "switch_line", vec![Value::Int(7)]);
+    world.steps(3);
+    assert_eq!(world.refusals(1), ["line 2 is full"]);
+    assert_eq!(world.refusals(2), ["line 7 is not open (open lines: 1, 2)"]);
+    // Bo leaves: line 2 stays open (empty, within its grace) and has room.
+    world.lines.leave(2);
+    world.steps(2);
+    world.send(1, "switch_line", vec![Value::Int(2)]);
+    world.steps(3);
+    assert_eq!(world.line_of(1), 2);
+    assert_eq!(world.client(1).joins, 2);
+    // Straight back: too soon.
+    world.send(1, "switch_line", vec![Value::Int(1)]);
+    world.steps(2);
+    let refusals = world.refusals(1);
+    assert!(
+        refusals
+            .last()
+            .unwrap()
+            .starts_with("you changed place a moment ago"),
+        "{refusals:?}"
+    );
+    assert_eq!(world.lines.directory().transfers_refused(), 3);
+}
+
+#[test]
+fn whispers_cross_zones_and_bounce_off_names_nobody_has() {
+    let mut world = World::new(50);
+    world.join(1, "ann", None);
+    world.join(2, "Bo", Some(saved_at("town", 4, 10)));
+    world.steps(3);
+    assert_eq!(
+        (world.zone_of(1).as_str(), world.zone_of(2).as_str()),
+        ("meadow", "town")
+    );
+    world.say(1, 2, "bo", "psst");
+    world.say(1, 2, "nobody", "hello?");
+    world.steps(3);
+    assert_eq!(world.chat(2), ["psst"], "names compare without case");
+    assert_eq!(world.chat(1), ["psst", "hello?"], "the sender sees both");
+    assert_eq!(
+        world.refusals(1),
+        ["nobody is not online: whispers reach online players only"]
+    );
+}
+
+#[test]
+fn zone_chat_reaches_every_line_of_the_zone_and_no_other_zone() {
+    let mut world = World::new(1);
+    world.join(1, "ann", None);
+    world.join(2, "bo", None);
+    world.join(3, "cy", Some(saved_at("town", 4, 10)));
+    world.steps(3);
+    assert_eq!((world.line_of(1), world.line_of(2)), (1, 2));
+    world.say(1, 0, "", "meadow folk!");
+    world.say(1, 1, "", "just this line");
+    world.steps(3);
+    assert_eq!(world.chat(1), ["meadow folk!", "just this line"]);
+    assert_eq!(world.chat(2), ["meadow folk!"]);
+    assert!(world.chat(3).is_empty());
+}
+
+#[test]
+fn chat_that_breaks_the_text_rules_is_refused_and_an_announcement_reaches_every_line() {
+    let mut world = World::new(1);
+    world.join(1, "ann", None);
+    world.join(2, "bo", Some(saved_at("town", 4, 10)));
+    world.steps(3);
+    world.say(1, 1, "", "evil \u{202e}text");
+    world.steps(2);
+    assert!(world.chat(1).is_empty());
+    assert_eq!(world.refusals(1).len(), 1, "{:?}", world.refusals(1));
+    world.lines.announce("the server restarts soon");
+    world.steps(2);
+    assert_eq!(world.chat(1), ["the server restarts soon"]);
+    assert_eq!(world.chat(2), ["the server restarts soon"]);
+}
+
+#[test]
+fn npcs_wander_and_a_snapshotted_line_goes_on_byte_for_byte() {
+    let mut spec = zones(50).remove(0).spec;
+    spec.portals.clear();
+    let zone = Zone::new(spec).unwrap();
+    let game = Arc::new(WorldGame::new(vec![zone]).unwrap());
+    let mut line = GameLine::new(game.clone(), 3);
+    line.join_as(1, "ann", None);
+    let npc = |line: &GameLine<WorldGame>| line.state().npc_count();
+    assert_eq!(npc(&line), 12);
+    for _ in 0..200 {
+        line.tick();
+        line.drain_outputs().for_each(drop);
+    }
+    let snapshot = line.snapshot();
+    let mut restored = GameLine::restore(game, &snapshot).unwrap();
+    let mut moved = 0;
+    for _ in 0..200 {
+        line.tick();
+        restored.tick();
+        let a: Vec<GameOutput> = line.drain_outputs().collect();
+        let b: Vec<GameOutput> = restored.drain_outputs().collect();
+        assert_eq!(a, b);
+        moved += a.len();
+    }
+    assert!(moved > 0, "the NPCs walked, and the player was told");
+}
