@@ -343,6 +343,11 @@ fn fed_replica() -> GameReplica {
             tick_hz: 20,
             map: String::new(),
             view_radius: 20,
+            speeds: schema
+                .kinds()
+                .iter()
+                .map(|k| k.movement.map_or(0, |m| m.speed))
+                .collect(),
         },
         GameItem::Spawn {
             id: ActorId(1),

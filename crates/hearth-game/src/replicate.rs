@@ -384,6 +384,11 @@ pub(crate) fn replicate<P>(
                 .map(|z| z.spec.map.clone())
                 .unwrap_or_default(),
             view_radius: (space.view_in / i64::from(UNITS_PER_CELL)) as u32,
+            speeds: space
+                .movement
+                .iter()
+                .map(|m| m.map_or(0, |m| m.speed))
+                .collect(),
         }
         .encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));

@@ -94,9 +94,11 @@ pub struct GameReplica {
     actors: BTreeMap<ActorId, GameActor>,
     /// The server's tick rate, once joined.
     tick_hz: Option<u32>,
-    /// The zone's map and view radius, from `Joined`.
+    /// The zone's map, view radius and each kind's speed in it (cells
+    /// per second, 0 for kinds that do not move), from `Joined`.
     map: String,
     view_radius: u32,
+    speeds: Vec<u32>,
     /// The actor this player's moves steer.
     controlled: Option<ActorId>,
     /// Moves of the controlled actor the server has not acknowledged yet,
@@ -123,6 +125,7 @@ impl GameReplica {
             tick_hz: None,
             map: String::new(),
             view_radius: 0,
+            speeds: Vec::new(),
             controlled: None,
             pending: VecDeque::new(),
             last_seq: 0,
@@ -166,6 +169,16 @@ impl GameReplica {
     /// How far the player sees moving actors, in cells.
     pub fn view_radius(&self) -> u32 {
         self.view_radius
+    }
+
+    /// How fast actors of `kind` move in this zone, cells per second
+    /// (`None`: before `Joined`, or a kind that does not move): the speed a
+    /// client's moves keep to.
+    pub fn speed(&self, kind: u16) -> Option<u32> {
+        self.speeds
+            .get(usize::from(kind))
+            .copied()
+            .filter(|s| *s > 0)
     }
 
     /// The actor this player's moves steer.
@@ -256,6 +269,7 @@ impl GameReplica {
                 tick_hz,
                 map,
                 view_radius,
+                speeds,
             } => {
                 if version != self.schema.version() {
                     return Err(GameReplicaError::SchemaMismatch {
@@ -279,6 +293,7 @@ impl GameReplica {
                 self.tick_hz = Some(tick_hz);
                 self.map = map;
                 self.view_radius = view_radius;
+                self.speeds = speeds;
                 self.push(GameEvent::Joined { tick_hz });
             }
             GameItem::Control { id } => {

@@ -11,7 +11,9 @@
 //!
 //! Server -> client, reliable: `tick, count, item*`, items:
 //! - `0x31 Joined`: schema version (string), tick rate, the zone's map
-//!   (string, rows of cells as in `zones.toml`), view radius in cells;
+//!   (string, rows of cells as in `zones.toml`), view radius in cells, and
+//!   per kind of the schema its speed in this zone (cells per second, 0 for
+//!   a kind that does not move);
 //! - `0x32 Spawn`: id, kind, owned (0/1), mask, values;
 //! - `0x33 Despawn`: id;
 //! - `0x34 Set`: id, mask, values (the reliable properties that changed);
@@ -85,6 +87,10 @@ pub enum GameItem {
         map: String,
         /// How far a player sees moving actors, in cells.
         view_radius: u32,
+        /// Per kind of the schema: its speed in this zone, cells per second
+        /// (0: it does not move). A zone may be slower than the schema says
+        /// (`Game::movement_in`): a client predicts moves at this speed.
+        speeds: Vec<u32>,
     },
     Spawn {
         id: ActorId,
@@ -252,12 +258,17 @@ impl GameItem {
                 tick_hz,
                 map,
                 view_radius,
+                speeds,
             } => {
                 out.put_u8(code::JOINED);
                 out.put_str(version);
                 out.put_varint(u64::from(*tick_hz));
                 out.put_str(map);
                 out.put_varint(u64::from(*view_radius));
+                out.put_varint(speeds.len() as u64);
+                for speed in speeds {
+                    out.put_varint(u64::from(*speed));
+                }
             }
             GameItem::Control { id } => {
                 out.put_u8(code::CONTROL);
@@ -310,6 +321,25 @@ impl GameItem {
                 tick_hz: varint_u32(r, "tick rate")?,
                 map: r.string(MAX_MAP_BYTES, "map")?,
                 view_radius: varint_u32(r, "view radius")?,
+                speeds: {
+                    let kinds = schema.kinds();
+                    if r.varint("kind count")? != kinds.len() as u64 {
+                        return Err(DecodeError::OutOfRange("kind count"));
+                    }
+                    let mut speeds = Vec::with_capacity(kinds.len());
+                    for kind in kinds {
+                        let speed = varint_u32(r, "speed")?;
+                        let legal = match kind.movement {
+                            Some(_) => (1..=crate::schema::MAX_SPEED).contains(&speed),
+                            None => speed == 0,
+                        };
+                        if !legal {
+                            return Err(DecodeError::OutOfRange("speed"));
+                        }
+                        speeds.push(speed);
+                    }
+                    speeds
+                },
             },
             code::CONTROL => GameItem::Control {
                 id: match varint_u32(r, "actor id")? {

@@ -151,7 +151,7 @@ test("a schema the Rust side would refuse is refused here too, with the reason",
 test("a second joined (another line) leaves nothing of the last line, and the last line's late frames are ignored", () => {
   const schema = decodeSchema(fromHex(vectors.schemas[1].hex));
   const table = schema.kinds.findIndex((k) => k.name === "table");
-  const joined = { type: "joined" as const, version: schema.version, tickHz: 20, map: "", viewRadius: 0 };
+  const joined = { type: "joined" as const, version: schema.version, tickHz: 20, map: "", viewRadius: 0, speeds: schema.kinds.map(() => 0) };
   const replica = new GameReplica(schema);
   const known = (id: number) => replica.actors.get(id)?.kind;
   replica.applyReliable(encodeGameReliable(5, [joined, { type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, known));

@@ -4,7 +4,7 @@
 // names and types on top.
 
 import { DecodeError, Reader, Writer } from "../bytes.js";
-import { KindSpec, Schema, Value, defaultValue, readValue, readVarintBig, visibleMask, writeValue, writeVarintBig } from "./schema.js";
+import { KindSpec, MAX_SPEED, Schema, Value, defaultValue, readValue, readVarintBig, visibleMask, writeValue, writeVarintBig } from "./schema.js";
 
 export const RELIABLE_CHANNEL = 10;
 export const STATE_CHANNEL = 11;
@@ -43,7 +43,7 @@ export const MAX_REPLICA_ACTORS = 65_536;
 const MAX_EVENTS = 4096;
 
 export type GameItem =
-  | { type: "joined"; version: string; tickHz: number; map: string; viewRadius: number }
+  | { type: "joined"; version: string; tickHz: number; map: string; viewRadius: number; speeds: number[] }
   | { type: "spawn"; id: number; kind: number; owned: boolean; mask: bigint; values: Value[] }
   | { type: "despawn"; id: number }
   | { type: "set"; id: number; mask: bigint; values: Value[] }
@@ -89,6 +89,17 @@ function kindAt(schema: Schema, index: number): KindSpec {
   return kind;
 }
 
+/** Per kind of the schema, its speed in the zone: 0 for a kind that does not move, 1 to the largest speed for one that does. */
+function readSpeeds(r: Reader, schema: Schema): number[] {
+  if (r.varint("kind count") !== schema.kinds.length) throw new DecodeError("kind count out of range");
+  return schema.kinds.map((kind) => {
+    const speed = r.varint32("speed");
+    const legal = kind.movement ? speed >= 1 && speed <= MAX_SPEED : speed === 0;
+    if (!legal) throw new DecodeError("speed out of range");
+    return speed;
+  });
+}
+
 function readItem(r: Reader, schema: Schema, kindOf: KindOf): GameItem {
   const code = r.u8("game item type");
   switch (code) {
@@ -99,6 +110,7 @@ function readItem(r: Reader, schema: Schema, kindOf: KindOf): GameItem {
         tickHz: r.varint32("tick rate"),
         map: r.str(MAX_MAP_BYTES, "map"),
         viewRadius: r.varint32("view radius"),
+        speeds: readSpeeds(r, schema),
       };
     case CODE.control: {
       const id = r.varint32("actor id");
@@ -183,6 +195,8 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
     switch (item.type) {
       case "joined":
         w.u8(CODE.joined).str(item.version).varint(item.tickHz).str(item.map).varint(item.viewRadius);
+        w.varint(item.speeds.length);
+        for (const speed of item.speeds) w.varint(speed);
         rejoined = true;
         changed.clear();
         break;
@@ -302,6 +316,8 @@ export class GameReplica {
   /** The zone's map (rows of cells; empty for a game without one) and how far the player sees moving actors, in cells. */
   map = "";
   viewRadius = 0;
+  /** Per kind, its speed in this zone in cells per second (0: it does not move), from the server's joined: the speed moves keep to. */
+  speeds: number[] = [];
   /** The actor this player's moves steer. */
   controlled?: number;
   newestFrame = 0;
@@ -381,6 +397,7 @@ export class GameReplica {
           this.tickHz = item.tickHz;
           this.map = item.map;
           this.viewRadius = item.viewRadius;
+          this.speeds = item.speeds;
           this.push({ type: "joined", tickHz: item.tickHz });
           break;
         case "control":

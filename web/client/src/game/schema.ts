@@ -390,7 +390,7 @@ export function decodeSchema(bytes: Uint8Array): Schema {
 }
 
 /** Largest speed a moving kind may have, cells per second (as the Rust schema). */
-const MAX_SPEED = 1000;
+export const MAX_SPEED = 1000;
 /** A moving kind's position coordinate: fixed-point hundredths of a cell over the largest zone. */
 function isPosition(ty: ValueType): boolean {
   return ty.type === "fixed" && ty.scale === 100 && ty.min === 0n && ty.max === 1024n * 100n;
