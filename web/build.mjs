@@ -17,6 +17,8 @@ const bundles = [
   { entry: "pages/game.ts", out: "dist/game.js", format: "iife" },
   { entry: "pages/admin.ts", out: "dist/admin.js", format: "iife" },
   { entry: "pages/replay.ts", out: "dist/replay.js", format: "iife" },
+  // The built-in world's page on the game API ([world] engine = "game-api").
+  { entry: "pages/world.ts", out: "dist/world.js", format: "iife" },
   // The examples' own pages, embedded in their binaries (hearth_server::GamePage).
   { entry: "../examples/cards/web/page.ts", out: "../examples/cards/web/dist/page.js", format: "iife" },
   { entry: "../examples/tag/web/page.ts", out: "../examples/tag/web/dist/page.js", format: "iife" },

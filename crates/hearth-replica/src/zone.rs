@@ -13,6 +13,8 @@ use crate::geometry::{Pos, UNITS_PER_CELL};
 /// Largest zone side, in cells: positions stay far from `i32` overflow and
 /// a zone's wall bitmap stays under 128 KiB.
 pub const MAX_ZONE_SIDE: usize = 1024;
+/// Fastest walking speed a zone may set, in cells per second.
+pub const MAX_ZONE_SPEED: u32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ZoneError {
@@ -228,8 +230,10 @@ impl Zone {
         if !(1..=100_000).contains(&spec.line_capacity) {
             return Err(self.invalid("line_capacity must be 1 to 100000".into()));
         }
-        if !(1..=100).contains(&spec.speed) {
-            return Err(self.invalid("speed must be 1 to 100 cells per second".into()));
+        if !(1..=MAX_ZONE_SPEED).contains(&spec.speed) {
+            return Err(self.invalid(format!(
+                "speed must be 1 to {MAX_ZONE_SPEED} cells per second"
+            )));
         }
         if !(1..=MAX_ZONE_SIDE as u32 * 2).contains(&spec.view_radius) {
             return Err(self.invalid("view_radius must be 1 to 2048 cells".into()));

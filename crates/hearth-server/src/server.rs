@@ -50,6 +50,8 @@ pub enum StartError {
     Tls(#[from] hearth_net::tls::TlsError),
     #[error(transparent)]
     World(#[from] crate::world::WorldStartError),
+    #[error("the zones do not make the built-in game: {0} (check [world] zones in hearth.toml)")]
+    WorldGame(hearth_world::game::WorldGameError),
     #[error("[game] impair_up or impair_down: {0}")]
     Impair(#[from] hearth_net::conditioner::ParseImpairmentError),
 }
@@ -127,9 +129,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with(config, crate::world::Hooks::default()).await
 }
 
-/// Starts with the built-in world and its hooks (a chat filter, ...).
+/// Starts with the built-in world and its hooks (a chat filter, ...), on
+/// the engine `[world] engine` names: its own lines, or the game API.
 pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Running, StartError> {
-    serve(config, WorldChoice::Builtin(hooks), None).await
+    match config.world.engine {
+        crate::config::WorldEngine::Builtin => {
+            serve(config, WorldChoice::Builtin(hooks), None).await
+        }
+        crate::config::WorldEngine::GameApi => {
+            let zones = crate::world::load_zones(config.world.zones.as_deref())?;
+            let mut game = hearth_world::WorldGame::new(zones).map_err(StartError::WorldGame)?;
+            if let Some(chat) = hooks.chat {
+                game = game.with_chat_hook(chat);
+            }
+            serve(
+                config,
+                WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+                Some(web::WORLD_PAGE),
+            )
+            .await
+        }
+    }
 }
 
 /// Starts the server with `game`, a game on the game API, in place of the

@@ -349,6 +349,14 @@ impl GamePage {
     }
 }
 
+/// The built-in world's page on the game API (`[world] engine =
+/// "game-api"`), a game page like any other.
+pub const WORLD_PAGE: GamePage = GamePage::new(
+    include_str!("../../../web/pages/world.html"),
+    include_str!("../../../web/dist/world.js"),
+)
+.with_style(include_str!("../../../web/pages/world.css"));
+
 const PLAINTEXT_MARK: &str = "<!--plaintext-warning-->";
 const PLAINTEXT_WARNING: &str = "<p class=\"warning\"><strong>Warning: this server is reachable \
 from the network without TLS.</strong> Passwords sent to its web API cross the network \

@@ -66,9 +66,8 @@ pub struct WorldGameError(String);
 /// The built-in game: the zones it plays, and the studio's chat filter.
 pub struct WorldGame {
     /// At least one; the first is where new players start. They share one
-    /// tick rate (the game's); each has its own walking speed (the
-    /// schema's is the fastest); the first zone's view radius and line
-    /// capacity are the game's.
+    /// tick rate (the game's); each has its own walking speed; the first
+    /// zone's view radius and line capacity are the game's.
     zones: Vec<Zone>,
     hook: Option<Arc<dyn ChatHook>>,
 }
@@ -112,7 +111,7 @@ impl WorldGame {
         &self.zones[0]
     }
 
-    /// The fastest walking speed of any zone: the schema's.
+    /// The fastest walking speed of any zone.
     fn fastest(&self) -> u32 {
         self.zones.iter().map(|z| z.spec.speed).max().unwrap_or(1)
     }
@@ -136,6 +135,7 @@ struct Ids {
     switch_line: MessageId,
     travel: MessageId,
     chat: MessageId,
+    entered: MessageId,
     refused: MessageId,
 }
 
@@ -189,12 +189,15 @@ const CHAT_SCOPES: [&str; 4] = ["zone", "line", "whisper", "system"];
 /// What a refusal is about (the `refused` message's `about`).
 const REFUSALS: [&str; 3] = ["chat", "line", "travel"];
 
-/// The built-in game's schema for a zone where players walk `speed` cells
-/// a second (NPCs at half that).
-pub fn world_schema(speed: u32) -> Schema {
-    let player = with_common_props(KindSpec::moving("player", Movement::new(speed)).with_facing());
-    let npc =
-        with_common_props(KindSpec::moving("npc", Movement::new((speed / 2).max(1))).with_facing());
+/// The built-in game's schema. It says players walk as fast as any zone
+/// may let them (and NPCs half that): each zone's own speed reaches clients
+/// in `Joined` (see `WorldGame::movement_in`), so the schema, and the pages
+/// built on it, stay the same whatever the zone file says.
+pub fn world_schema() -> Schema {
+    let fastest = crate::zone::MAX_ZONE_SPEED;
+    let player =
+        with_common_props(KindSpec::moving("player", Movement::new(fastest)).with_facing());
+    let npc = with_common_props(KindSpec::moving("npc", Movement::new(fastest / 2)).with_facing());
     let name = || ValueType::string(MAX_ACTOR_NAME as u16);
     let messages = vec![
         MessageSpec::to_server("say")
@@ -213,6 +216,7 @@ pub fn world_schema(speed: u32) -> Schema {
             .field("from", name())
             .field("to", name())
             .field("text", ValueType::string(MAX_CHAT as u16)),
+        MessageSpec::to_client("entered").field("zone", ValueType::string(MAX_ZONE_NAME as u16)),
         MessageSpec::to_client("refused")
             .field("about", ValueType::enumeration(&REFUSALS))
             .field("reason", ValueType::string(MAX_REASON as u16)),
@@ -245,6 +249,7 @@ impl Ids {
             switch_line: message("switch_line"),
             travel: message("travel"),
             chat: message("chat"),
+            entered: message("entered"),
             refused: message("refused"),
         }
     }
@@ -280,7 +285,7 @@ impl Game for WorldGame {
     type Player = WorldPlayer;
 
     fn schema(&self) -> Schema {
-        world_schema(self.fastest())
+        world_schema()
     }
 
     /// Players walk at their zone's speed, NPCs at half of it.
@@ -394,6 +399,8 @@ impl Game for WorldGame {
             });
         ctx.place(actor, at).expect("a legal spot");
         ctx.control(player, Some(actor)).expect("players move");
+        let zone = Value::Str(ctx.zone_name().into());
+        let _ = ctx.send(player, line.ids.entered, &[zone]);
     }
 
     fn on_leave(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {

@@ -54,7 +54,7 @@ impl World {
     }
 
     fn join(&mut self, player: PlayerId, name: &str, saved: Option<WorldPlayer>) {
-        let schema = Arc::new(hearth_world::world_schema(5));
+        let schema = Arc::new(hearth_world::world_schema());
         self.clients.insert(
             player,
             Client {

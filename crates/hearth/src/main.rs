@@ -54,6 +54,10 @@ struct ServeArgs {
     /// Impair what the server sends over UDP.
     #[arg(long)]
     impair_down: Option<String>,
+    /// What runs the built-in world: its own lines (builtin), or the same
+    /// game on the game API (game-api), with its page at /.
+    #[arg(long, value_enum)]
+    world_engine: Option<hearth_server::config::WorldEngine>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,6 +101,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.impair_down.is_some() {
         config.game.impair_down = args.impair_down;
+    }
+    if let Some(engine) = args.world_engine {
+        config.world.engine = engine;
     }
     let running = hearth_server::start(config).await?;
     println!(

@@ -1,0 +1,187 @@
+//! The built-in world on the game API (`[world] engine = "game-api"`),
+//! served by `hearth_server::start` over real sockets: its page at `/`, two
+//! players through the SDK's `GameSession` (one over TCP and UDP, one over
+//! WebSocket) with the world's schema, chat on the line and whispers, a
+//! travel to another zone (a new Joined, the zone's own speed), a whisper
+//! that finds the traveller there, and a refused line change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_client::game::GameSession;
+use hearth_client::{Accounts, Event, Options};
+use hearth_replica::game_replica::{GameEvent, GameReplica};
+use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_replica::schema::Value;
+use hearth_server::config::WorldEngine;
+use hearth_server::{Config, Running};
+use tokio::time::{timeout, Instant};
+
+const PASSWORD: &str = "correct horse";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn serve(label: &str) -> Running {
+    let dir = std::env::temp_dir().join(format!("hearth-world-api-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config {
+        port: 0,
+        web_port: 0,
+        data_dir: dir,
+        ..Config::default()
+    };
+    config.world.engine = WorldEngine::GameApi;
+    hearth_server::start(config)
+        .await
+        .expect("the world serves")
+}
+
+/// A player: the session and what it made of what arrived.
+struct Player {
+    session: GameSession,
+    replica: GameReplica,
+    /// (message name, values), in order.
+    messages: Vec<(String, Vec<Value>)>,
+    joins: usize,
+}
+
+impl Player {
+    async fn join(url: &str, name: &str) -> Player {
+        let schema = Arc::new(hearth_world::world_schema());
+        let session = GameSession::join(url, Options::password(name, PASSWORD), schema.version())
+            .await
+            .unwrap_or_else(|e| panic!("{name} joins: {e}"));
+        Player {
+            session,
+            replica: GameReplica::new(schema),
+            messages: Vec::new(),
+            joins: 0,
+        }
+    }
+
+    /// Takes what arrives for `within`, acknowledging as a client does.
+    async fn pump(&mut self, within: Duration) {
+        let until = Instant::now() + within;
+        while let Ok(Some(event)) = timeout(
+            until.saturating_duration_since(Instant::now()),
+            self.session.next_event(),
+        )
+        .await
+        {
+            let Event::Message { channel, payload } = event else {
+                continue;
+            };
+            match channel {
+                RELIABLE_CHANNEL => self.replica.apply_reliable(&payload).unwrap(),
+                STATE_CHANNEL => self.replica.apply_frame(&payload).unwrap(),
+                _ => continue,
+            }
+            while let Some(event) = self.replica.poll_event() {
+                match event {
+                    GameEvent::Joined { .. } => self.joins += 1,
+                    GameEvent::Message { index, values } => {
+                        let name = self.replica.schema().messages()[usize::from(index)]
+                            .name
+                            .clone();
+                        self.messages.push((name, values));
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(ack) = self.replica.poll_ack() {
+                let _ = self.session.send(STATE_CHANNEL, &ack).await;
+            }
+        }
+    }
+
+    /// Pumps until `done` holds (or fails after [`WAIT`]).
+    async fn until(&mut self, what: &str, done: impl Fn(&Player) -> bool) {
+        let until = Instant::now() + WAIT;
+        while !done(self) {
+            assert!(Instant::now() < until, "{what}: {:?}", self.messages);
+            self.pump(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn send(&self, message: &str, values: Vec<Value>) {
+        let bytes = self.replica.message(message, values).unwrap();
+        self.session.send(RELIABLE_CHANNEL, &bytes).await.unwrap();
+    }
+
+    async fn say(&self, scope: i64, to: &str, text: &str) {
+        self.send(
+            "say",
+            vec![
+                Value::Int(scope),
+                Value::Str(to.into()),
+                Value::Str(text.into()),
+            ],
+        )
+        .await;
+    }
+
+    fn heard(&self, name: &str, field: usize, text: &str) -> bool {
+        self.messages
+            .iter()
+            .any(|(n, values)| n == name && values.get(field) == Some(&Value::Str(text.into())))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
+    let server = serve("play").await;
+    let page = reqwest::get(server.web_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Enter the world"), "the world's page at /");
+    let accounts = Accounts::new(&server.web_url());
+    for name in ["ann", "ben"] {
+        accounts.register(name, PASSWORD).await.unwrap();
+    }
+    let mut ann = Player::join(&format!("hearth://{}", server.game_tcp), "ann").await;
+    let mut ben = Player::join(&format!("ws://{}/ws", server.web), "ben").await;
+    ann.until("ann enters the meadow", |p| p.heard("entered", 0, "meadow"))
+        .await;
+    ben.until("ben enters the meadow", |p| p.heard("entered", 0, "meadow"))
+        .await;
+    assert_eq!(ann.replica.speed(0), Some(5), "the meadow's walking speed");
+
+    // Chat on the line, and a whisper back.
+    ann.say(1, "", "hello, line").await;
+    ben.until("ben hears ann", |p| p.heard("chat", 3, "hello, line"))
+        .await;
+    ben.say(2, "ANN", "psst").await;
+    ann.until("ann hears the whisper", |p| p.heard("chat", 3, "psst"))
+        .await;
+
+    // Ann travels to the caves: a new line, a new Joined, the caves' speed.
+    ann.send("travel", vec![Value::Str("caves".into())]).await;
+    ann.until("ann enters the caves", |p| p.heard("entered", 0, "caves"))
+        .await;
+    ann.until("ann's replica joined the caves", |p| p.joins == 2)
+        .await;
+    assert_eq!(ann.replica.speed(0), Some(4), "the caves are slower");
+    assert!(ann.replica.controlled().is_some(), "steering in the caves");
+
+    // A whisper finds her there; a line that is not open is refused.
+    ben.say(2, "ann", "where are you?").await;
+    ann.until("ann hears ben in the caves", |p| {
+        p.heard("chat", 3, "where are you?")
+    })
+    .await;
+    ann.send("switch_line", vec![Value::Int(9)]).await;
+    ann.until("the line change is refused", |p| {
+        p.messages.iter().any(|(n, v)| {
+            n == "refused"
+                && matches!(&v[1], Value::Str(reason) if reason.contains("not open")
+                    || reason.contains("a moment ago"))
+        })
+    })
+    .await;
+
+    assert!(ann.session.leave("done", WAIT).await);
+    assert!(ben.session.leave("done", WAIT).await);
+    server.shutdown("the test is over").await;
+}
