@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let game = Arc::new(tag::Tag::default());
-    let zone = game.zone().expect("an arena");
+    let zone = game.zones().remove(0);
     let mut line = GameLine::new(game, 1);
     for player in 1..=3 {
         line.join(player, None);
