@@ -3,7 +3,8 @@
 //! players through the SDK's `GameSession` (one over TCP and UDP, one over
 //! WebSocket) with the world's schema, chat on the line and whispers, a
 //! travel to another zone (a new Joined, the zone's own speed), a whisper
-//! that finds the traveller there, and a refused line change.
+//! that finds the traveller there, a refused line change, and an
+//! administrator's announcement in both zones.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,6 +179,35 @@ async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
                 && matches!(&v[1], Value::Str(reason) if reason.contains("not open")
                     || reason.contains("a moment ago"))
         })
+    })
+    .await;
+
+    // An administrator's announcement reaches both, in their two zones.
+    server
+        .accounts
+        .create_admin("keeper", Some(PASSWORD), false)
+        .await
+        .unwrap();
+    let token = accounts
+        .login("keeper", PASSWORD)
+        .await
+        .unwrap()
+        .access_token;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/admin/announce", server.web_url()))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(r#"{"text":"the inn closes at dusk"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    ann.until("ann hears the announcement", |p| {
+        p.heard("chat", 3, "the inn closes at dusk")
+    })
+    .await;
+    ben.until("ben hears the announcement", |p| {
+        p.heard("chat", 3, "the inn closes at dusk")
     })
     .await;
 

@@ -4,10 +4,10 @@
 //! left empty. Sans-IO like the lines: the host tells it the time and
 //! carries out its answers (open a line, hand a player to a line).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hearth_replica::geometry::Pos;
-use hearth_replica::names::same_name;
+use hearth_replica::names::name_key;
 
 use crate::ids::PlayerId;
 use crate::line::Transfer;
@@ -79,6 +79,9 @@ pub struct Directory {
     config: DirectoryConfig,
     lines: BTreeMap<LineKey, LineInfo>,
     players: HashMap<PlayerId, Placed>,
+    /// The players by name (`names::name_key`): a message by name finds its
+    /// player without a look at everyone.
+    names: HashMap<String, BTreeSet<PlayerId>>,
     /// Changes of line or zone refused so far (counted, as every refused
     /// input is).
     transfers_refused: u64,
@@ -90,6 +93,7 @@ impl Directory {
             config,
             lines: BTreeMap::new(),
             players: HashMap::new(),
+            names: HashMap::new(),
             transfers_refused: 0,
         }
     }
@@ -111,11 +115,25 @@ impl Directory {
     /// The online player with this name (compared as accounts' names are),
     /// and their line.
     pub fn find(&self, name: &str) -> Option<(PlayerId, LineKey)> {
-        self.players
+        self.names
+            .get(&name_key(name))?
             .iter()
-            .filter(|(_, p)| !p.leaving && same_name(&p.name, name))
-            .map(|(id, p)| (*id, p.line))
-            .min_by_key(|(id, _)| *id)
+            .filter_map(|id| Some((*id, self.players.get(id)?)))
+            .find(|(_, p)| !p.leaving)
+            .map(|(id, p)| (id, p.line))
+    }
+
+    fn forget(&mut self, player: PlayerId) {
+        let Some(placed) = self.players.remove(&player) else {
+            return;
+        };
+        let key = name_key(&placed.name);
+        if let Some(ids) = self.names.get_mut(&key) {
+            ids.remove(&player);
+            if ids.is_empty() {
+                self.names.remove(&key);
+            }
+        }
     }
 
     pub fn player_count(&self) -> usize {
@@ -179,6 +197,7 @@ impl Directory {
         }
         let zone = if zone < self.zones() { zone } else { 0 };
         let (line, open) = self.reserve(zone, None);
+        self.names.entry(name_key(name)).or_default().insert(player);
         self.players.insert(
             player,
             Placed {
@@ -312,11 +331,11 @@ impl Directory {
             }
             Some((line, _)) => {
                 self.release(line, now_ms);
-                self.players.remove(&player);
+                self.forget(player);
                 NextStop::Gone
             }
             None => {
-                self.players.remove(&player);
+                self.forget(player);
                 NextStop::Gone
             }
         }
@@ -460,6 +479,7 @@ mod tests {
         assert_eq!(d.player_count(), 0);
         assert!(d.lines().all(|(_, players)| players == 0));
         assert_eq!(d.find("ann"), None);
+        assert!(d.names.is_empty(), "nothing kept of a player gone");
     }
 
     #[test]

@@ -266,7 +266,13 @@ async fn announce(
         hearth_world::wire::MAX_CHAT,
     )?;
     tracing::info!(admin = %by.name, text, "announcement");
-    state.builtin_world()?.announce(text).await;
+    match &state.realm {
+        crate::game::Realm::Builtin(world) => world.announce(text).await,
+        // Every line's `Game::on_announce`: the game shows it as it likes.
+        crate::game::Realm::Game(host) => {
+            host.announce(text).await;
+        }
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
