@@ -24,6 +24,7 @@
 mod accounts;
 pub mod game;
 pub mod world;
+pub mod world_api;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -184,6 +184,23 @@ impl Zone {
 
     /// An open field of `width` by `height` cells with a wall around it and
     /// spawn points spread over it: for tests and benchmarks.
+    /// The zone a client draws from a map a server sent (a game's
+    /// `Joined`): its bounds and walls, which is what a client checks its
+    /// moves against; every other setting at its default.
+    pub fn from_map(map: &str) -> Result<Self, ZoneError> {
+        Self::new(ZoneSpec {
+            name: "joined".to_owned(),
+            tick_hz: defaults::tick_hz(),
+            line_capacity: defaults::line_capacity(),
+            empty_line_grace_secs: defaults::empty_line_grace_secs(),
+            npcs: 0,
+            speed: defaults::speed(),
+            view_radius: defaults::view_radius(),
+            portals: Vec::new(),
+            map: map.to_owned(),
+        })
+    }
+
     pub fn open_field(name: &str, width: usize, height: usize) -> Self {
         let mut map = String::with_capacity((width + 1) * height);
         for y in 0..height {

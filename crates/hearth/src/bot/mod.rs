@@ -2,7 +2,9 @@
 //! and rehearsals. Each bot logs in over its transport (UDP, TCP, WebSocket,
 //! or a mix), enters the world, walks to random open cells and chats as its
 //! behaviour says; a progress line shows the ramp, and a report (table or
-//! `--json`) ends the run.
+//! `--json`) ends the run. The bots play the built-in world on whichever
+//! engine the server runs it (`[world] engine`): they ask the server's
+//! `/api/schema` first.
 
 mod report;
 mod watch;
@@ -11,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_client::world::{Update, WorldClient};
-use hearth_client::{connect, Accounts, Options};
+use hearth_client::world_api::{generated as world_api, WorldApiClient, WorldApiUpdate};
+use hearth_client::{connect, Accounts, Connection, Options};
 use hearth_proto::Event;
 use hearth_world::npc::Rng;
 use hearth_world::Pos;
@@ -127,6 +130,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
             args.count * 2 + 64
         );
     }
+    let engine = Engine::of(&web(&args)).await?;
     let args = Arc::new(args);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let live = Arc::new(Mutex::new(Live::default()));
@@ -144,7 +148,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             if Instant::now() < end {
-                one_bot(index, &args, end, &tally, &live).await;
+                one_bot(index, &args, engine, end, &tally, &live).await;
             }
         });
     }
@@ -208,6 +212,136 @@ fn url(args: &BotArgs, index: usize) -> String {
     }
 }
 
+/// Which engine runs the server's built-in world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    /// Its own lines and wire (the server serves no game schema).
+    Builtin,
+    /// The game API: the world's schema, the game wire.
+    GameApi,
+}
+
+impl Engine {
+    async fn of(web: &str) -> anyhow::Result<Self> {
+        match Accounts::new(web).game_schema().await {
+            Ok(schema) if schema.version() == world_api::VERSION => Ok(Engine::GameApi),
+            Ok(schema) => anyhow::bail!(
+                "the server runs the game {:?} (schema {}), not the built-in world: hearth bot plays only the built-in world",
+                schema.game(),
+                schema.version()
+            ),
+            Err(hearth_client::Error::Api { status: 404, .. }) => Ok(Engine::Builtin),
+            Err(error) => anyhow::bail!("cannot ask {web}/api/schema which game it runs: {error}"),
+        }
+    }
+}
+
+/// A bot's world: the built-in world's client, or the world on the game
+/// API's.
+enum BotWorld {
+    Builtin(WorldClient),
+    GameApi(WorldApiClient),
+}
+
+/// What a bot makes of an update.
+enum Happened {
+    Closed(String),
+    Malformed(String),
+    Other,
+}
+
+impl BotWorld {
+    /// Over `connection`, once in the world (placed, with its zone): the
+    /// world, or why not.
+    async fn enter(engine: Engine, connection: Connection) -> Result<Self, String> {
+        let within = Duration::from_secs(15);
+        match engine {
+            Engine::Builtin => {
+                let mut world = WorldClient::new(connection);
+                let entered = world
+                    .until(within, |update, replica| {
+                        matches!(update, Update::Session(Event::Closed(_))) || replica.is_ready()
+                    })
+                    .await;
+                if world.replica().is_ready() {
+                    return Ok(BotWorld::Builtin(world));
+                }
+                Err(match entered {
+                    Some(Update::Session(Event::Closed(reason))) => format!("login: {reason}"),
+                    _ => "login: not in the world within 15 s".to_owned(),
+                })
+            }
+            Engine::GameApi => {
+                let mut world = WorldApiClient::new(connection);
+                let entered = world
+                    .until(within, |update, world| {
+                        matches!(update, WorldApiUpdate::Session(Event::Closed(_)))
+                            || world.is_ready()
+                    })
+                    .await;
+                if world.is_ready() {
+                    return Ok(BotWorld::GameApi(world));
+                }
+                Err(match entered {
+                    Some(WorldApiUpdate::Session(Event::Closed(reason))) => {
+                        format!("login: {reason}")
+                    }
+                    _ => "login: not in the world within 15 s".to_owned(),
+                })
+            }
+        }
+    }
+
+    fn connection(&self) -> &Connection {
+        match self {
+            BotWorld::Builtin(world) => world.connection(),
+            BotWorld::GameApi(world) => world.connection(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Happened> {
+        Some(match self {
+            BotWorld::Builtin(world) => match world.next().await? {
+                Update::Session(Event::Closed(reason)) => Happened::Closed(reason.to_string()),
+                Update::Malformed(why) => Happened::Malformed(why),
+                _ => Happened::Other,
+            },
+            BotWorld::GameApi(world) => match world.next().await? {
+                WorldApiUpdate::Session(Event::Closed(reason)) => {
+                    Happened::Closed(reason.to_string())
+                }
+                WorldApiUpdate::Malformed(why) => Happened::Malformed(why),
+                _ => Happened::Other,
+            },
+        })
+    }
+
+    fn move_to(&mut self, target: Pos) {
+        match self {
+            BotWorld::Builtin(world) => world.move_to(target),
+            BotWorld::GameApi(world) => world.move_to(target),
+        }
+    }
+
+    async fn say_zone(&mut self, text: &str) {
+        match self {
+            BotWorld::Builtin(world) => world.say_zone(text).await,
+            BotWorld::GameApi(world) => world.say(world_api::SayScope::Zone, "", text).await,
+        }
+    }
+
+    /// The zone's map and where the bot is.
+    fn place(&self) -> Option<(&hearth_world::Zone, Pos)> {
+        match self {
+            BotWorld::Builtin(world) => {
+                let replica = world.replica();
+                Some((replica.zone()?, replica.position?))
+            }
+            BotWorld::GameApi(world) => Some((world.zone()?, world.position()?)),
+        }
+    }
+}
+
 fn web(args: &BotArgs) -> String {
     format!("http://{}:{}", args.host, args.web_port)
 }
@@ -215,6 +349,7 @@ fn web(args: &BotArgs) -> String {
 async fn one_bot(
     index: usize,
     args: &BotArgs,
+    engine: Engine,
     end: Instant,
     tally: &Mutex<Tally>,
     live: &Mutex<Live>,
@@ -262,19 +397,10 @@ async fn one_bot(
             Ok(c) => c,
             Err(e) => return fail(format!("connect: {e}")),
         };
-        let mut world = WorldClient::new(connection);
         // In the world once the zone arrived and the bot was placed.
-        let entered = world
-            .until(Duration::from_secs(15), |update, replica| {
-                matches!(update, Update::Session(Event::Closed(_))) || replica.is_ready()
-            })
-            .await;
-        if world.replica().is_ready() {
-            break world;
-        }
-        let why = match entered {
-            Some(Update::Session(Event::Closed(reason))) => format!("login: {reason}"),
-            _ => "login: not in the world within 15 s".to_owned(),
+        let why = match BotWorld::enter(engine, connection).await {
+            Ok(world) => break world,
+            Err(why) => why,
         };
         match retry_after(&why) {
             Some(wait) if Instant::now() + wait < end => tokio::time::sleep(wait).await,
@@ -296,7 +422,7 @@ async fn play(
     index: usize,
     args: &BotArgs,
     end: Instant,
-    world: &mut WorldClient,
+    world: &mut BotWorld,
     tally: &Mutex<Tally>,
     live: &Mutex<Live>,
 ) {
@@ -318,7 +444,7 @@ async fn play(
             .min()
             .expect("four");
         match tokio::time::timeout(wake - now, world.next()).await {
-            Ok(Some(Update::Session(Event::Closed(reason)))) => {
+            Ok(Some(Happened::Closed(reason))) => {
                 *tally
                     .lock()
                     .expect("not poisoned")
@@ -327,7 +453,7 @@ async fn play(
                     .or_default() += 1;
                 break;
             }
-            Ok(Some(Update::Malformed(why))) => {
+            Ok(Some(Happened::Malformed(why))) => {
                 *tally
                     .lock()
                     .expect("not poisoned")
@@ -380,9 +506,8 @@ async fn play(
 }
 
 /// An open cell within five cells of the bot, if one turns up in a few tries.
-fn random_open_cell_near(world: &WorldClient, rng: &mut Rng) -> Option<Pos> {
-    let replica = world.replica();
-    let (zone, at) = (replica.zone()?, replica.position?);
+fn random_open_cell_near(world: &BotWorld, rng: &mut Rng) -> Option<Pos> {
+    let (zone, at) = world.place()?;
     let (cx, cy) = at.cell();
     for _ in 0..8 {
         let (x, y) = (cx + rng.range(-5, 6) as i32, cy + rng.range(-5, 6) as i32);
