@@ -158,6 +158,11 @@ pub(crate) struct Scratch {
     /// controlled actor; 0 for actors that do not move) and slot, in id
     /// order.
     relevant: Vec<(ActorId, i64, u32)>,
+    /// A bit per moving actor, set while a relevancy pass collects the
+    /// near ones (cleared as they are read back).
+    near: Vec<u64>,
+    /// Where `relevant` and the fixed actors are merged.
+    merged: Vec<(ActorId, i64, u32)>,
     candidates: Vec<Candidate>,
     /// One player's reliable items, where they end, and the actors gone
     /// from its view: reused from player to player.
@@ -228,6 +233,8 @@ impl Scratch {
                 self.fixed.push((*id, slot as u32));
             }
         }
+        self.near.clear();
+        self.near.resize(self.moving.len().div_ceil(64), 0);
         if self.moving.is_empty() {
             return;
         }
@@ -339,22 +346,47 @@ pub(crate) fn replicate<P>(
     } else {
         match centre {
             Some(centre) => {
+                // The grid's near actors, marked in a bitset by their index
+                // in `moving` (which is in id order): read back in order,
+                // they need no sort.
                 let moving = &scratch.moving;
-                let relevant = &mut scratch.relevant;
+                let bits = &mut scratch.near;
+                let (mut low, mut high) = (usize::MAX, 0);
                 scratch.grid.for_each_near(centre, space.view_out, |index| {
-                    let (id, pos, slot) = moving[index as usize];
-                    let distance2 = pos.distance_squared(centre);
-                    if Some(id) == own {
-                        relevant.push((id, -1, slot));
-                    } else if distance2 <= view_out2 {
-                        relevant.push((id, distance2, slot));
-                    }
+                    let word = index as usize / 64;
+                    bits[word] |= 1 << (index % 64);
+                    low = low.min(word);
+                    high = high.max(word);
                 });
-                relevant.extend(scratch.fixed.iter().map(|&(id, slot)| (id, 0, slot)));
-                // Each grid bucket lists its actors in id order (they were
-                // inserted so), and the fixed ones come last in id order: a
-                // stable sort merges these runs instead of sorting anew.
-                relevant.sort_by_key(|(id, _, _)| *id);
+                let relevant = &mut scratch.relevant;
+                for word in low..=high.min(bits.len().saturating_sub(1)) {
+                    let mut rest = std::mem::take(&mut bits[word]);
+                    while rest != 0 {
+                        let index = word * 64 + rest.trailing_zeros() as usize;
+                        rest &= rest - 1;
+                        let (id, pos, slot) = moving[index];
+                        let distance2 = pos.distance_squared(centre);
+                        if Some(id) == own {
+                            relevant.push((id, -1, slot));
+                        } else if distance2 <= view_out2 {
+                            relevant.push((id, distance2, slot));
+                        }
+                    }
+                }
+                if !scratch.fixed.is_empty() {
+                    // Both in id order: merged.
+                    let merged = &mut scratch.merged;
+                    merged.clear();
+                    let mut fixed = scratch.fixed.iter().peekable();
+                    for &item in relevant.iter() {
+                        while let Some(&(id, slot)) = fixed.next_if(|(f, _)| *f < item.0) {
+                            merged.push((id, 0, slot));
+                        }
+                        merged.push(item);
+                    }
+                    merged.extend(fixed.map(|&(id, slot)| (id, 0, slot)));
+                    std::mem::swap(relevant, merged);
+                }
             }
             None => {
                 scratch
