@@ -6,6 +6,8 @@
 //! that finds the traveller there, a refused line change, and an
 //! administrator's announcement in both zones.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,21 +17,15 @@ use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_replica::schema::Value;
 use hearth_server::config::WorldEngine;
-use hearth_server::{Config, Running};
+use hearth_server::Running;
 use tokio::time::{timeout, Instant};
 
 const PASSWORD: &str = "correct horse";
 const WAIT: Duration = Duration::from_secs(10);
 
+/// On PostgreSQL when `HEARTH_TEST_DATABASE_URL` is set (scripts/test).
 async fn serve(label: &str) -> Running {
-    let dir = std::env::temp_dir().join(format!("hearth-world-api-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut config = Config {
-        port: 0,
-        web_port: 0,
-        data_dir: dir,
-        ..Config::default()
-    };
+    let mut config = common::config(&common::data_dir(&format!("world-api-{label}")));
     config.world.engine = WorldEngine::GameApi;
     hearth_server::start(config)
         .await
@@ -138,11 +134,13 @@ async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
         .unwrap();
     assert!(page.contains("Enter the world"), "the world's page at /");
     let accounts = Accounts::new(&server.web_url());
-    for name in ["ann", "ben"] {
+    // Unique names: runs share one PostgreSQL database.
+    let (ann_name, ben_name) = (common::unique("ann"), common::unique("ben"));
+    for name in [&ann_name, &ben_name] {
         accounts.register(name, PASSWORD).await.unwrap();
     }
-    let mut ann = Player::join(&format!("hearth://{}", server.game_tcp), "ann").await;
-    let mut ben = Player::join(&format!("ws://{}/ws", server.web), "ben").await;
+    let mut ann = Player::join(&format!("hearth://{}", server.game_tcp), &ann_name).await;
+    let mut ben = Player::join(&format!("ws://{}/ws", server.web), &ben_name).await;
     ann.until("ann enters the meadow", |p| p.heard("entered", 0, "meadow"))
         .await;
     ben.until("ben enters the meadow", |p| p.heard("entered", 0, "meadow"))
@@ -153,7 +151,8 @@ async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
     ann.say(1, "", "hello, line").await;
     ben.until("ben hears ann", |p| p.heard("chat", 3, "hello, line"))
         .await;
-    ben.say(2, "ANN", "psst").await;
+    // Names compare without case.
+    ben.say(2, &ann_name.to_uppercase(), "psst").await;
     ann.until("ann hears the whisper", |p| p.heard("chat", 3, "psst"))
         .await;
 
@@ -167,7 +166,7 @@ async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
     assert!(ann.replica.controlled().is_some(), "steering in the caves");
 
     // A whisper finds her there; a line that is not open is refused.
-    ben.say(2, "ann", "where are you?").await;
+    ben.say(2, &ann_name, "where are you?").await;
     ann.until("ann hears ben in the caves", |p| {
         p.heard("chat", 3, "where are you?")
     })
@@ -183,13 +182,14 @@ async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
     .await;
 
     // An administrator's announcement reaches both, in their two zones.
+    let keeper = common::unique("keeper");
     server
         .accounts
-        .create_admin("keeper", Some(PASSWORD), false)
+        .create_admin(&keeper, Some(PASSWORD), false)
         .await
         .unwrap();
     let token = accounts
-        .login("keeper", PASSWORD)
+        .login(&keeper, PASSWORD)
         .await
         .unwrap()
         .access_token;
