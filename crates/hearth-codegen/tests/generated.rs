@@ -348,6 +348,7 @@ fn fed_replica() -> GameReplica {
                 .iter()
                 .map(|k| k.movement.map_or(0, |m| m.speed))
                 .collect(),
+            entry: 1,
         },
         GameItem::Spawn {
             id: ActorId(1),
@@ -445,6 +446,7 @@ fn accessors_follow_frames_and_sets() {
             tick: 2,
             input_ack: 0,
             corrected: false,
+            entry: 1,
         },
         1,
     );

@@ -485,8 +485,6 @@ impl<P> Ctx<'_, P> {
         Ok(())
     }
 
-    /// Sends to every player of every line of the zone (this line's at
-    /// once, the others' through the host).
     /// Sends a message to the player with this name (compared as
     /// accounts' names are), wherever they are in the game: at once if in
     /// this line, else through the host. `Ok(false)`: not in this line, so
@@ -514,6 +512,8 @@ impl<P> Ctx<'_, P> {
         Ok(false)
     }
 
+    /// Sends to every player of every line of the zone (this line's at
+    /// once, the others' through the host).
     pub fn send_to_zone(&mut self, message: MessageId, values: &[Value]) -> Result<(), GameError> {
         self.send_to_line(message, values)?;
         if self.core.to_zone.len() >= MAX_ZONE_MESSAGES {
@@ -837,7 +837,9 @@ impl<P> Ctx<'_, P> {
         }
         let at = movement::position(state);
         if at == target {
+            // Already there: a walk that ends at once, told like any other.
             state.walk_to = None;
+            self.core.walks_ended.push((actor, true));
             return Ok(());
         }
         if self.space.facing[usize::from(state.kind)] {

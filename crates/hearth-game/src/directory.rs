@@ -26,8 +26,8 @@ pub struct LineKey {
 /// How the directory is set up, from the game.
 #[derive(Debug, Clone)]
 pub struct DirectoryConfig {
-    /// Players a line holds.
-    pub capacity: usize,
+    /// Per zone: players a line holds.
+    pub capacity: Vec<usize>,
     /// Per zone: how long an extra line (number 2 and up) may stay empty
     /// before it closes, in milliseconds.
     pub grace_ms: Vec<u64>,
@@ -98,6 +98,15 @@ impl Directory {
         }
     }
 
+    fn capacity(&self, zone: u16) -> usize {
+        self.config
+            .capacity
+            .get(usize::from(zone))
+            .copied()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     fn zones(&self) -> u16 {
         self.config.grace_ms.len().max(1) as u16
     }
@@ -136,6 +145,14 @@ impl Directory {
         }
     }
 
+    /// Whether the player is on their way from one line to another (their
+    /// old line is letting go of them).
+    pub fn is_moving(&self, player: PlayerId) -> bool {
+        self.players
+            .get(&player)
+            .is_some_and(|p| p.moving_to.is_some())
+    }
+
     pub fn player_count(&self) -> usize {
         self.players.len()
     }
@@ -147,7 +164,7 @@ impl Directory {
     /// A line of `zone` with room (`wanted` if it has room), else a new
     /// one; its place is taken. `true`: the host must open it.
     fn reserve(&mut self, zone: u16, wanted: Option<u32>) -> (LineKey, bool) {
-        let capacity = self.config.capacity.max(1);
+        let capacity = self.capacity(zone);
         let has_room = |info: &LineInfo| info.players < capacity;
         let in_zone = LineKey { zone, number: 0 }..=LineKey {
             zone,
@@ -292,7 +309,7 @@ impl Directory {
                             open.join(", ")
                         ));
                     }
-                    Some(info) if info.players >= self.config.capacity.max(1) => {
+                    Some(info) if info.players >= self.capacity(from.zone) => {
                         return Err(format!("line {number} is full"))
                     }
                     Some(_) => {}
@@ -371,7 +388,7 @@ mod tests {
 
     fn directory(capacity: usize) -> Directory {
         Directory::new(DirectoryConfig {
-            capacity,
+            capacity: vec![capacity; 2],
             grace_ms: vec![1_000, 1_000],
         })
     }

@@ -119,19 +119,22 @@ pub trait Game: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// How actors of `kind` move in `zone` (`None`: the game has no
-    /// maps): by default as the schema says. A game where some zones are
-    /// slower (deep snow, narrow caves) says so here; the schema's speed
-    /// should then be the fastest, since clients read it.
+    /// How actors of `kind` (a moving kind) move in `zone` (`None`: the
+    /// game has no maps): by default as the schema says, and so does a
+    /// `None` answer. A game where some zones are slower (deep snow, narrow
+    /// caves) says so here; clients learn each kind's speed in a zone when
+    /// they enter it (`Joined`).
     fn movement_in(&self, zone: Option<&Zone>, kind: &KindSpec) -> Option<Movement> {
         let _ = zone;
         kind.movement
     }
 
-    /// How far a player sees moving actors, in cells, from the actor it
-    /// controls (see [`Ctx::control`]): beyond it, they are not sent.
-    fn view_radius(&self) -> u32 {
-        20
+    /// How far a player sees moving actors in `zone` (`None`: the game has
+    /// no maps), in cells, from the actor it controls (see
+    /// [`Ctx::control`]): beyond it, they are not sent. By default the
+    /// zone's `view_radius` (20 without a map).
+    fn view_radius(&self, zone: Option<&Zone>) -> u32 {
+        zone.map_or(20, |z| z.spec.view_radius)
     }
 
     /// Bytes per second each client may be sent (replication and
@@ -140,10 +143,11 @@ pub trait Game: Send + Sync + 'static {
         64_000
     }
 
-    /// Players a line holds; the host opens another line when every line
-    /// is full.
-    fn line_capacity(&self) -> usize {
-        64
+    /// Players a line of `zone` holds (`None`: the game has no maps); the
+    /// host opens another line when every line of the zone is full. By
+    /// default the zone's `line_capacity` (64 without a map).
+    fn line_capacity(&self, zone: Option<&Zone>) -> usize {
+        zone.map_or(64, |z| z.spec.line_capacity as usize)
     }
 
     /// The zone a player enters the game in, by name, from their saved

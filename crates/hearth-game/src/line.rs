@@ -84,6 +84,10 @@ pub struct Entrance {
     /// The client's own limit on what it is sent (its NetSpeed), bytes per
     /// second: the budget is the lower of this and the game's.
     pub bytes_per_second: Option<u32>,
+    /// Counts the player's entries into lines (wrapping): `Joined` and the
+    /// line's frames carry it, so the client tells this line's frames from
+    /// the last one's (`GameLines` counts them).
+    pub entry: u8,
 }
 
 /// Why a client's bytes did not reach the game.
@@ -107,6 +111,8 @@ pub enum SnapshotError {
     Unreadable(#[from] serde_json::Error),
     #[error("the snapshot was taken with schema {snapshot}, the game now has {game}: restore it with the same build of the game")]
     SchemaMismatch { snapshot: String, game: String },
+    #[error("the snapshot is of a line of zone {zone}, and the game now has {zones} zones: restore it with the same zones")]
+    NoSuchZone { zone: u16, zones: usize },
 }
 
 /// The game's bytes per second per client, as a per-tick budget.
@@ -315,6 +321,7 @@ impl<G: Game> GameLine<G> {
             saved: entrance.saved,
             at: entrance.at,
             bytes_per_second: entrance.bytes_per_second,
+            entry: entrance.entry,
         });
     }
 
@@ -424,10 +431,19 @@ impl<G: Game> GameLine<G> {
 
     /// A message another line sent to `player` by name
     /// ([`GameOutput::ToNamed`]), under the same per-player limits as the
-    /// game's own sends; false if the player is not in this line.
+    /// game's own sends; false if the player is neither in this line nor
+    /// entering it (then it waits behind their join).
     pub fn deliver_to_player(&mut self, player: PlayerId, message: MessageId, body: &[u8]) -> bool {
         if !self.core.players.contains_key(&player) {
-            return false;
+            if !self.core.joining.contains_key(&player) {
+                return false;
+            }
+            self.core.inbox.push_back(Inbound::Deliver {
+                player,
+                message: message.0,
+                body: body.to_vec(),
+            });
+            return true;
         }
         let mut ctx = Ctx {
             core: &mut self.core,
@@ -564,6 +580,7 @@ impl<G: Game> GameLine<G> {
                 saved,
                 at,
                 bytes_per_second,
+                entry,
             } => {
                 let joining = self.core.joining.remove(&player);
                 if self.core.players.contains_key(&player) {
@@ -587,7 +604,7 @@ impl<G: Game> GameLine<G> {
                         name,
                         data,
                         dirty: false,
-                        view: ClientView::default(),
+                        view: ClientView::entered(entry),
                         buckets,
                         outbox: Vec::new(),
                         outbox_items: 0,
@@ -642,6 +659,20 @@ impl<G: Game> GameLine<G> {
                 };
                 self.game
                     .on_refused(&mut self.state, &mut ctx, player, &refused);
+            }
+            Inbound::Deliver {
+                player,
+                message,
+                body,
+            } => {
+                let mut ctx = Ctx {
+                    core: &mut self.core,
+                    schema: &self.schema,
+                    space: &self.space,
+                };
+                if ctx.is_present(player) {
+                    ctx.queue(player, MessageId(message), &body);
+                }
             }
             Inbound::Announce { text } => {
                 let mut ctx = Ctx {
@@ -723,6 +754,13 @@ impl<G: Game> GameLine<G> {
             return Err(SnapshotError::SchemaMismatch {
                 snapshot: owned.schema,
                 game: schema.version().to_owned(),
+            });
+        }
+        let zones = game.zones().len().max(1);
+        if usize::from(owned.zone) >= zones {
+            return Err(SnapshotError::NoSuchZone {
+                zone: owned.zone,
+                zones,
             });
         }
         let space = Space::new(&*game, &schema, owned.zone);

@@ -6,13 +6,16 @@
 //! server's game host drives it with a clock and sockets; a test drives it
 //! tick by tick.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::directory::{Directory, DirectoryConfig, LineKey, NextStop};
 use crate::game::{Game, Refused};
-use crate::ids::PlayerId;
+use crate::ids::{MessageId, PlayerId};
 use crate::line::{Entrance, GameLine, GameOutput, InputError, Transfer};
+
+/// Messages by name one player on the way between lines may have waiting.
+pub const MAX_IN_TRANSIT: usize = 64;
 
 /// What the host must carry out after a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +48,16 @@ pub struct Joining {
     pub bytes_per_second: Option<u32>,
 }
 
+/// What `GameLines` keeps of a player in the game.
+#[derive(Debug, Clone)]
+struct InGame {
+    name: String,
+    /// The client's NetSpeed, if it named one.
+    bytes_per_second: Option<u32>,
+    /// Entries into lines so far (the next one's `Entrance::entry`).
+    entries: u8,
+}
+
 /// Every line of one game.
 pub struct GameLines<G: Game> {
     game: Arc<G>,
@@ -52,14 +65,19 @@ pub struct GameLines<G: Game> {
     directory: Directory,
     /// Each zone's name, by index.
     zone_names: Vec<String>,
-    /// Each player's name and NetSpeed, for every line they enter.
-    players: HashMap<PlayerId, (String, Option<u32>)>,
+    /// Each player in the game, for every line they enter.
+    players: BTreeMap<PlayerId, InGame>,
     /// Seeds each new line's random source, mixed with the count of lines
     /// opened so far.
     seed: u64,
     opened: u64,
     /// Changes of line or zone made.
     transfers: u64,
+    /// Messages by name for players on their way between lines, given to
+    /// the line they enter (at most [`MAX_IN_TRANSIT`] each).
+    in_transit: BTreeMap<PlayerId, Vec<(MessageId, Vec<u8>)>>,
+    /// Such messages beyond the bound: dropped.
+    pub in_transit_dropped: u64,
     /// The time of the step under way (the directory's cooldowns and
     /// graces count in it).
     now_ms: u64,
@@ -85,7 +103,10 @@ impl<G: Game> GameLines<G> {
                 .collect(),
         };
         let directory = Directory::new(DirectoryConfig {
-            capacity: game.line_capacity().max(1),
+            capacity: match zones.is_empty() {
+                true => vec![game.line_capacity(None)],
+                false => zones.iter().map(|z| game.line_capacity(Some(z))).collect(),
+            },
             grace_ms,
         });
         Self {
@@ -93,10 +114,12 @@ impl<G: Game> GameLines<G> {
             lines: BTreeMap::new(),
             directory,
             zone_names,
-            players: HashMap::new(),
+            players: BTreeMap::new(),
             seed,
             opened: 0,
             transfers: 0,
+            in_transit: BTreeMap::new(),
+            in_transit_dropped: 0,
             now_ms: 0,
             steps: 0,
             outputs: Vec::new(),
@@ -159,7 +182,11 @@ impl<G: Game> GameLines<G> {
         }
         self.players.insert(
             arrival.player,
-            (arrival.name.clone(), arrival.bytes_per_second),
+            InGame {
+                name: arrival.name.clone(),
+                bytes_per_second: arrival.bytes_per_second,
+                entries: 1,
+            },
         );
         self.lines.get_mut(&key).expect("opened").enter(Entrance {
             player: arrival.player,
@@ -167,6 +194,7 @@ impl<G: Game> GameLines<G> {
             saved: arrival.saved,
             at: None,
             bytes_per_second: arrival.bytes_per_second,
+            entry: 1,
         });
         true
     }
@@ -190,7 +218,7 @@ impl<G: Game> GameLines<G> {
 
     /// The player's name, while in the game.
     pub fn name(&self, player: PlayerId) -> Option<&str> {
-        self.players.get(&player).map(|(name, _)| name.as_str())
+        self.players.get(&player).map(|p| p.name.as_str())
     }
 
     /// Every player in the game.
@@ -295,9 +323,18 @@ impl<G: Game> GameLines<G> {
                 message,
                 body,
             } => {
-                let delivered = self
-                    .directory
-                    .find(&name)
+                let found = self.directory.find(&name);
+                if let Some((to, _)) = found.filter(|(to, _)| self.directory.is_moving(*to)) {
+                    // On the way: the line they enter gives it to them.
+                    let held = self.in_transit.entry(to).or_default();
+                    if held.len() < MAX_IN_TRANSIT {
+                        held.push((message, body));
+                    } else {
+                        self.in_transit_dropped += 1;
+                    }
+                    return;
+                }
+                let delivered = found
                     .and_then(|(to, key)| Some((to, self.lines.get_mut(&key)?)))
                     .is_some_and(|(to, line)| line.deliver_to_player(to, message, &body));
                 if !delivered {
@@ -314,14 +351,22 @@ impl<G: Game> GameLines<G> {
     fn left(&mut self, player: PlayerId, data: Vec<u8>) {
         match self.directory.left(player, self.now_ms) {
             NextStop::Line { line, at } => {
-                let (name, bytes_per_second) =
-                    self.players.get(&player).cloned().unwrap_or_default();
+                let Some(in_game) = self.players.get_mut(&player) else {
+                    return;
+                };
+                in_game.entries = in_game.entries.wrapping_add(1);
+                let (name, bytes_per_second, entry) = (
+                    in_game.name.clone(),
+                    in_game.bytes_per_second,
+                    in_game.entries,
+                );
                 // Saved on the way, as a logout is.
                 self.outputs.push(LinesOutput::Save {
                     player,
                     data: data.clone(),
                     last: false,
                 });
+                let held = self.in_transit.remove(&player).unwrap_or_default();
                 if let Some(next) = self.lines.get_mut(&line) {
                     next.enter(Entrance {
                         player,
@@ -329,11 +374,16 @@ impl<G: Game> GameLines<G> {
                         saved: Some(data),
                         at,
                         bytes_per_second,
+                        entry,
                     });
+                    for (message, body) in held {
+                        next.deliver_to_player(player, message, &body);
+                    }
                 }
             }
             NextStop::Gone => {
                 self.players.remove(&player);
+                self.in_transit.remove(&player);
                 self.outputs.push(LinesOutput::Save {
                     player,
                     data,

@@ -45,7 +45,7 @@ impl Space {
     /// zone without a map, named after the game).
     pub fn new<G: crate::Game>(game: &G, schema: &Schema, zone_index: u16) -> Self {
         let zones = game.zones();
-        let view_radius_cells = game.view_radius();
+        let view_radius_cells = game.view_radius(zones.get(usize::from(zone_index)));
         let view_in = i64::from(view_radius_cells.max(1)) * i64::from(UNITS_PER_CELL);
         let zone_names = match zones.is_empty() {
             true => vec![schema.game().to_owned()],
@@ -57,7 +57,7 @@ impl Space {
             .iter()
             .map(|kind| {
                 kind.movement
-                    .and(game.movement_in(zone.as_ref(), kind))
+                    .map(|schema| game.movement_in(zone.as_ref(), kind).unwrap_or(schema))
                     .map(|m| Movement {
                         speed: m.speed.clamp(1, hearth_replica::schema::MAX_SPEED),
                         ..m

@@ -84,6 +84,9 @@ pub(crate) struct ClientView {
     in_flight: VecDeque<(u64, Vec<ActorId>)>,
     /// Reliable properties that changed up to this tick have been sent.
     reliable_through: u64,
+    /// The player's entry into lines, carried by `Joined` and every frame.
+    #[serde(default)]
+    entry: u8,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +105,14 @@ struct ViewEntry {
 }
 
 impl ClientView {
+    /// The view of a player's `entry` into lines (`Entrance::entry`).
+    pub fn entered(entry: u8) -> Self {
+        Self {
+            entry,
+            ..Self::default()
+        }
+    }
+
     /// The client applied the frame of `tick`: the actors it carried are
     /// known to the client as of that tick. Older unacknowledged frames
     /// are lost (the client ignores frames older than one it applied).
@@ -421,6 +432,7 @@ pub(crate) fn replicate<P>(
                 .iter()
                 .map(|m| m.map_or(0, |m| m.speed))
                 .collect(),
+            entry: view.entry,
         }
         .encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
@@ -648,6 +660,7 @@ pub(crate) fn replicate<P>(
                 tick,
                 input_ack: steer.last_seq,
                 corrected: steer.corrected,
+                entry: view.entry,
             },
             update_count,
         );

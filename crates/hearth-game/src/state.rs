@@ -103,6 +103,9 @@ pub(crate) enum Inbound {
         at: Option<hearth_replica::geometry::Pos>,
         /// The client's NetSpeed, if it named one.
         bytes_per_second: Option<u32>,
+        /// The player's entry into lines (`Entrance::entry`).
+        #[serde(default)]
+        entry: u8,
     },
     /// The host could not do what the game asked for the player.
     Refused {
@@ -111,6 +114,13 @@ pub(crate) enum Inbound {
     },
     Announce {
         text: String,
+    },
+    /// A message from another line for a player whose join is ahead of it
+    /// in the inbox.
+    Deliver {
+        player: PlayerId,
+        message: u16,
+        body: Vec<u8>,
     },
     Leave {
         player: PlayerId,
@@ -193,8 +203,9 @@ pub(crate) struct Core<P> {
     /// At most this many actors walk (`Ctx::walk_to`): none, and the walk
     /// step skips its pass over the actors.
     pub walkers: usize,
-    /// Walks that ended this tick (the actor, and whether it arrived), for
-    /// `Game::on_walk_end`: empty between ticks.
-    #[serde(skip)]
+    /// Walks that ended (the actor, and whether it arrived), for
+    /// `Game::on_walk_end` at the next chance: one ended by `Ctx::walk_to`
+    /// to where the actor stands waits here for the next tick.
+    #[serde(default)]
     pub walks_ended: Vec<(ActorId, bool)>,
 }

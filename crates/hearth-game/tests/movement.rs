@@ -79,7 +79,7 @@ impl Game for Field {
         .unwrap()]
     }
 
-    fn view_radius(&self) -> u32 {
+    fn view_radius(&self, _: Option<&Zone>) -> u32 {
         8
     }
 
@@ -87,7 +87,7 @@ impl Game for Field {
         self.bytes_per_second
     }
 
-    fn line_capacity(&self) -> usize {
+    fn line_capacity(&self, _: Option<&Zone>) -> usize {
         1000
     }
 

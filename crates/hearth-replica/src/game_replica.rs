@@ -99,6 +99,9 @@ pub struct GameReplica {
     map: String,
     view_radius: u32,
     speeds: Vec<u32>,
+    /// The player's entry into its line, from `Joined`: frames of another
+    /// entry are another line's.
+    entry: u8,
     /// The actor this player's moves steer.
     controlled: Option<ActorId>,
     /// Moves of the controlled actor the server has not acknowledged yet,
@@ -126,6 +129,7 @@ impl GameReplica {
             map: String::new(),
             view_radius: 0,
             speeds: Vec::new(),
+            entry: 0,
             controlled: None,
             pending: VecDeque::new(),
             last_seq: 0,
@@ -270,6 +274,7 @@ impl GameReplica {
                 map,
                 view_radius,
                 speeds,
+                entry,
             } => {
                 if version != self.schema.version() {
                     return Err(GameReplicaError::SchemaMismatch {
@@ -294,6 +299,7 @@ impl GameReplica {
                 self.map = map;
                 self.view_radius = view_radius;
                 self.speeds = speeds;
+                self.entry = entry;
                 self.push(GameEvent::Joined { tick_hz });
             }
             GameItem::Control { id } => {
@@ -352,6 +358,15 @@ impl GameReplica {
     /// an actor whose Spawn has not arrived yet is applied as far as it
     /// can be and not acknowledged, so the server sends its changes again.
     pub fn apply_frame(&mut self, bytes: &[u8]) -> Result<(), GameReplicaError> {
+        // A frame of another line than the last Joined's (one of the line
+        // just entered, overtaking its Joined): not read with these actors,
+        // not acknowledged (the server sends what it carried again).
+        if self.tick_hz.is_none() || crate::game_wire::frame_entry(bytes) != Some(self.entry) {
+            if crate::game_wire::frame_entry(bytes).is_none() {
+                return Err(DecodeError::OutOfRange("frame").into());
+            }
+            return Ok(());
+        }
         let actors = &self.actors;
         let kind_of = |id: ActorId| actors.get(&id).map(|a| a.kind);
         let (header, updates, complete) = decode_frame(bytes, &self.schema, &kind_of)?;
@@ -460,5 +475,88 @@ fn assign(state: &mut [Value], mask: u64, values: Vec<Value>) {
     let indexes = (0..state.len()).filter(|index| mask & (1 << index) != 0);
     for (index, value) in indexes.zip(values) {
         state[index] = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::game_wire::{put_frame_header, put_reliable_header, put_update, FrameHeader};
+    use crate::schema::{KindSpec, PropSpec, ValueType};
+
+    fn schema() -> Arc<Schema> {
+        let counter =
+            KindSpec::new("counter").prop(PropSpec::new("value", ValueType::int(0, 1000)));
+        Arc::new(Schema::new("entries", vec![counter], vec![]).unwrap())
+    }
+
+    /// A line's first message to a player: Joined with `entry`, then a
+    /// counter (id 1) at `value`.
+    fn joined(schema: &Schema, tick: u64, entry: u8, value: i64) -> Vec<u8> {
+        let items = [
+            GameItem::Joined {
+                version: schema.version().to_owned(),
+                tick_hz: 20,
+                map: String::new(),
+                view_radius: 20,
+                speeds: vec![0],
+                entry,
+            },
+            GameItem::Spawn {
+                id: ActorId(1),
+                kind: 0,
+                owned: false,
+                mask: 1,
+                values: vec![Value::Int(value)],
+            },
+        ];
+        let mut out = Vec::new();
+        put_reliable_header(&mut out, tick, items.len());
+        for item in &items {
+            item.encode(schema, &|_| Some(0), &mut out);
+        }
+        out
+    }
+
+    fn frame(schema: &Schema, tick: u64, entry: u8, value: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let header = FrameHeader {
+            tick,
+            input_ack: 0,
+            corrected: false,
+            entry,
+        };
+        put_frame_header(&mut out, header, 1);
+        put_update(
+            &mut out,
+            &schema.kinds()[0],
+            ActorId(1),
+            1,
+            &[Value::Int(value)],
+        );
+        out
+    }
+
+    #[test]
+    fn a_frame_of_the_next_line_that_overtakes_its_joined_is_not_read_with_this_lines_actors() {
+        let schema = schema();
+        let mut replica = GameReplica::new(schema.clone());
+        replica.apply_reliable(&joined(&schema, 5, 1, 10)).unwrap();
+        replica.apply_frame(&frame(&schema, 6, 1, 11)).unwrap();
+        assert_eq!(replica.value(ActorId(1), "value"), Some(&Value::Int(11)));
+        let acked = replica.poll_ack();
+        assert!(acked.is_some());
+        // The next line (entry 2): its frame comes first. Id 1 there is
+        // another actor: this one keeps its value, and nothing is acked.
+        replica.apply_frame(&frame(&schema, 9, 2, 500)).unwrap();
+        assert_eq!(replica.value(ActorId(1), "value"), Some(&Value::Int(11)));
+        assert!(replica.poll_ack().is_none(), "not acknowledged: sent again");
+        replica.apply_reliable(&joined(&schema, 8, 2, 400)).unwrap();
+        assert_eq!(replica.value(ActorId(1), "value"), Some(&Value::Int(400)));
+        // The last line's late frame is ignored; the new line's is read.
+        replica.apply_frame(&frame(&schema, 7, 1, 12)).unwrap();
+        assert_eq!(replica.value(ActorId(1), "value"), Some(&Value::Int(400)));
+        replica.apply_frame(&frame(&schema, 9, 2, 500)).unwrap();
+        assert_eq!(replica.value(ActorId(1), "value"), Some(&Value::Int(500)));
     }
 }

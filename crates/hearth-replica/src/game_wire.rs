@@ -13,7 +13,7 @@
 //! - `0x31 Joined`: schema version (string), tick rate, the zone's map
 //!   (string, rows of cells as in `zones.toml`), view radius in cells, and
 //!   per kind of the schema its speed in this zone (cells per second, 0 for
-//!   a kind that does not move);
+//!   a kind that does not move), and the entry (one byte, see below);
 //! - `0x32 Spawn`: id, kind, owned (0/1), mask, values;
 //! - `0x33 Despawn`: id;
 //! - `0x34 Set`: id, mask, values (the reliable properties that changed);
@@ -21,10 +21,17 @@
 //! - `0x39 Control`: the actor the player's moves steer (0: none).
 //!
 //! Server -> client, state channel: `0x36, tick, input ack, corrected (0/1),
-//! count, (id, mask, values)*`: the frame properties that changed since
-//! what the client acknowledged; the input ack is the newest move the
+//! entry, count, (id, mask, values)*`: the frame properties that changed
+//! since what the client acknowledged; the input ack is the newest move the
 //! server has taken (accepted or refused), `corrected` says one was refused
 //! and the controlled actor is where the frame's position says.
+//!
+//! The entry counts the player's entries into lines (wrapping): `Joined`
+//! and every frame of a line carry the same. Frames go unreliable and may
+//! overtake the reliable `Joined` of the line the player just entered; a
+//! client ignores (and does not acknowledge) a frame of another entry than
+//! its last `Joined`'s, so it never reads one line's frame with another
+//! line's actors.
 //!
 //! Client -> server: `0x37, message index, fields` on the reliable channel;
 //! on the state channel `0x38, tick` (the newest frame applied completely),
@@ -91,6 +98,8 @@ pub enum GameItem {
         /// (0: it does not move). A zone may be slower than the schema says
         /// (`Game::movement_in`): a client predicts moves at this speed.
         speeds: Vec<u32>,
+        /// This entry of the player into a line: frames carry it too.
+        entry: u8,
     },
     Spawn {
         id: ActorId,
@@ -146,6 +155,8 @@ pub struct FrameHeader {
     pub input_ack: u32,
     /// A move was refused: the controlled actor is where the server says.
     pub corrected: bool,
+    /// The player's entry into the line that sent it (as its `Joined`).
+    pub entry: u8,
 }
 
 /// Writes a reliable message's header; `count` items follow.
@@ -160,11 +171,25 @@ pub fn put_frame_header(out: &mut Vec<u8>, header: FrameHeader, count: usize) {
     out.put_varint(header.tick);
     out.put_varint(u64::from(header.input_ack));
     out.put_u8(u8::from(header.corrected));
+    out.put_u8(header.entry);
     out.put_varint(count as u64);
 }
 
 /// Bytes [`put_frame_header`] writes at most.
-pub const FRAME_HEADER_MAX: usize = 1 + 10 + 5 + 1 + 10;
+pub const FRAME_HEADER_MAX: usize = 1 + 10 + 5 + 1 + 1 + 10;
+
+/// The entry a frame carries (see the module's documentation), read
+/// before anything else: `None` if it is not a frame.
+pub fn frame_entry(bytes: &[u8]) -> Option<u8> {
+    let mut r = Reader::new(bytes);
+    if r.u8("frame type").ok()? != code::FRAME {
+        return None;
+    }
+    r.varint("tick").ok()?;
+    r.varint("input ack").ok()?;
+    r.u8("corrected").ok()?;
+    r.u8("entry").ok()
+}
 
 /// Writes one actor's update of a frame from its whole state (`state`: the
 /// value of every property of the kind, by index).
@@ -259,6 +284,7 @@ impl GameItem {
                 map,
                 view_radius,
                 speeds,
+                entry,
             } => {
                 out.put_u8(code::JOINED);
                 out.put_str(version);
@@ -269,6 +295,7 @@ impl GameItem {
                 for speed in speeds {
                     out.put_varint(u64::from(*speed));
                 }
+                out.put_u8(*entry);
             }
             GameItem::Control { id } => {
                 out.put_u8(code::CONTROL);
@@ -340,6 +367,7 @@ impl GameItem {
                     }
                     speeds
                 },
+                entry: r.u8("entry")?,
             },
             code::CONTROL => GameItem::Control {
                 id: match varint_u32(r, "actor id")? {
@@ -495,6 +523,7 @@ pub fn decode_frame(
             1 => true,
             _ => return Err(DecodeError::OutOfRange("corrected")),
         },
+        entry: r.u8("entry")?,
     };
     let count = r.varint("update count")?;
     if count > (r.remaining() / 2) as u64 {

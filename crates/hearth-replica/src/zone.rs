@@ -182,8 +182,6 @@ impl Zone {
         Ok(zone)
     }
 
-    /// An open field of `width` by `height` cells with a wall around it and
-    /// spawn points spread over it: for tests and benchmarks.
     /// The zone a client draws from a map a server sent (a game's
     /// `Joined`): its bounds and walls, which is what a client checks its
     /// moves against; every other setting at its default.
@@ -201,6 +199,8 @@ impl Zone {
         })
     }
 
+    /// An open field of `width` by `height` cells with a wall around it and
+    /// spawn points spread over it: for tests and benchmarks.
     pub fn open_field(name: &str, width: usize, height: usize) -> Self {
         let mut map = String::with_capacity((width + 1) * height);
         for y in 0..height {

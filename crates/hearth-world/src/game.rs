@@ -66,8 +66,8 @@ pub struct WorldGameError(String);
 /// The built-in game: the zones it plays, and the studio's chat filter.
 pub struct WorldGame {
     /// At least one; the first is where new players start. They share one
-    /// tick rate (the game's); each has its own walking speed; the first
-    /// zone's view radius and line capacity are the game's.
+    /// tick rate (the game's); each has its own walking speed, line
+    /// capacity and view radius.
     zones: Vec<Zone>,
     hook: Option<Arc<dyn ChatHook>>,
 }
@@ -307,14 +307,6 @@ impl Game for WorldGame {
 
     fn zones(&self) -> Vec<Zone> {
         self.zones.clone()
-    }
-
-    fn view_radius(&self) -> u32 {
-        self.first().spec.view_radius
-    }
-
-    fn line_capacity(&self) -> usize {
-        self.first().spec.line_capacity as usize
     }
 
     /// Players come back to the zone they left.

@@ -40,6 +40,10 @@ struct World {
     /// Data saved per player, newest last.
     saves: BTreeMap<PlayerId, Vec<u8>>,
     now_ms: u64,
+    /// Reliable messages for this player are held back a step, delivered
+    /// after the next step's frames (a lost and resent datagram).
+    hold_reliable: Option<PlayerId>,
+    held: Vec<(PlayerId, u16, Vec<u8>)>,
 }
 
 impl World {
@@ -50,6 +54,8 @@ impl World {
             clients: BTreeMap::new(),
             saves: BTreeMap::new(),
             now_ms: 0,
+            hold_reliable: None,
+            held: Vec::new(),
         }
     }
 
@@ -73,9 +79,27 @@ impl World {
 
     fn step(&mut self) {
         self.now_ms += 50;
-        let outputs: Vec<LinesOutput> = self.lines.step(self.now_ms).collect();
+        let mut outputs: Vec<LinesOutput> = self.lines.step(self.now_ms).collect();
+        // Last step's held reliable messages arrive after this step's frames.
+        outputs.extend(std::mem::take(&mut self.held).into_iter().map(
+            |(player, channel, bytes)| LinesOutput::Send {
+                player,
+                channel,
+                bytes,
+            },
+        ));
         for output in outputs {
             match output {
+                LinesOutput::Send {
+                    player,
+                    channel,
+                    bytes,
+                } if channel == RELIABLE_CHANNEL
+                    && self.hold_reliable == Some(player)
+                    && !self.held.iter().any(|h| h.2 == bytes) =>
+                {
+                    self.held.push((player, channel, bytes));
+                }
                 LinesOutput::Send {
                     player,
                     channel,
@@ -240,6 +264,34 @@ fn a_player_who_steps_onto_the_meadows_portal_arrives_in_town() {
 }
 
 #[test]
+fn a_traveller_whose_joined_comes_after_the_next_lines_frames_ends_up_in_town_as_it_is() {
+    let mut world = World::new(50);
+    world.join(1, "ann", None);
+    world.join(2, "bo", None);
+    world.steps(3);
+    // Ann travels; every reliable message of hers comes a step late, so the
+    // town's first frames reach her before the town's Joined.
+    world.hold_reliable = Some(1);
+    world.send(1, "travel", vec![Value::Str("town".into())]);
+    world.steps(6);
+    world.hold_reliable = None;
+    world.steps(4);
+    assert_eq!(world.zone_of(1), "town");
+    let client = world.client(1);
+    assert_eq!(client.joins, 2);
+    let town = world.lines.directory().line_of(1).unwrap();
+    let line = world.lines.line(town).unwrap();
+    assert_eq!(client.replica.actors().count(), line.in_view(1).unwrap());
+    // Every actor she has is the town's, as the town has it.
+    let me = client.replica.controlled().expect("steering in town");
+    assert_eq!(
+        client.replica.server_position(me),
+        line.position(me),
+        "her own actor as the town has it"
+    );
+}
+
+#[test]
 fn a_line_change_needs_room_and_waits_out_the_cooldown() {
     let mut world = World::new(1);
     world.join(1, "ann", None);
@@ -291,6 +343,22 @@ fn whispers_cross_zones_and_bounce_off_names_nobody_has() {
         world.refusals(1),
         ["nobody is not online: whispers reach online players only"]
     );
+}
+
+#[test]
+fn a_whisper_to_a_player_on_the_way_to_another_zone_reaches_them_there() {
+    let mut world = World::new(50);
+    world.join(1, "ann", None);
+    world.join(2, "bo", Some(saved_at("town", 4, 10)));
+    world.steps(3);
+    // In one step: Ann's travel is approved, and Bo's whisper finds her on
+    // her way (her old line lets go of her at the next step).
+    world.send(1, "travel", vec![Value::Str("caves".into())]);
+    world.say(2, 2, "ann", "catch you in the caves");
+    world.steps(4);
+    assert_eq!(world.zone_of(1), "caves");
+    assert_eq!(world.chat(1), ["catch you in the caves"]);
+    assert!(world.refusals(2).is_empty(), "{:?}", world.refusals(2));
 }
 
 #[test]

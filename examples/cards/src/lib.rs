@@ -200,7 +200,7 @@ impl Game for Cards {
         10
     }
 
-    fn line_capacity(&self) -> usize {
+    fn line_capacity(&self, _: Option<&hearth_game::Zone>) -> usize {
         SEATS
     }
 

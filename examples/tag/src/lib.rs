@@ -286,16 +286,8 @@ impl Game for Tag {
         TICK_HZ
     }
 
-    fn line_capacity(&self) -> usize {
-        self.line_capacity
-    }
-
     fn zones(&self) -> Vec<Zone> {
         vec![Zone::new(self.zone_spec()).expect("the arena's map is valid (Tag::check)")]
-    }
-
-    fn view_radius(&self) -> u32 {
-        self.view_radius
     }
 
     fn new_line(&self, ctx: &mut Ctx<'_, TagRecord>) -> Arena {

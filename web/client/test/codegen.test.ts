@@ -50,7 +50,7 @@ function masked(state: Value[], mask: bigint): Value[] {
 function fedReplica(): GameReplica {
   const replica = every.newReplica();
   const items: GameItem[] = [
-    { type: "joined", version: every.VERSION, tickHz: 20, map: "", viewRadius: 20, speeds: every.SCHEMA.kinds.map((k) => k.movement?.speed ?? 0) },
+    { type: "joined", version: every.VERSION, tickHz: 20, map: "", viewRadius: 20, speeds: every.SCHEMA.kinds.map((k) => k.movement?.speed ?? 0), entry: 1 },
     { type: "spawn", id: 1, kind: every.Gadget.KIND, owned: true, mask: OWNED_MASK, values: masked(gadget, OWNED_MASK) },
     { type: "spawn", id: 2, kind: every.Gadget.KIND, owned: false, mask: OTHERS_MASK, values: masked(gadget, OTHERS_MASK) },
     { type: "spawn", id: 3, kind: every.Message_.KIND, owned: false, mask: 0b11n, values: ["dflt", 1] },

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { DecodeError, Writer, fromHex, toHex } from "../src/bytes.js";
 import { Schema, Value, decodeSchema, encodeSchema } from "../src/game/schema.js";
-import { GameReplica, decodeGameReliable, encodeGameAck, encodeGameMessage, encodeGameReliable } from "../src/game/replica.js";
+import { GameReplica, decodeGameReliable, encodeGameAck, encodeGameFrame, encodeGameMessage, encodeGameReliable } from "../src/game/replica.js";
 
 declare const __WEB_DIR__: string;
 const vectors = JSON.parse(readFileSync(`${__WEB_DIR__}/client/test/game_vectors.json`, "utf8"));
@@ -151,17 +151,26 @@ test("a schema the Rust side would refuse is refused here too, with the reason",
 test("a second joined (another line) leaves nothing of the last line, and the last line's late frames are ignored", () => {
   const schema = decodeSchema(fromHex(vectors.schemas[1].hex));
   const table = schema.kinds.findIndex((k) => k.name === "table");
-  const joined = { type: "joined" as const, version: schema.version, tickHz: 20, map: "", viewRadius: 0, speeds: schema.kinds.map(() => 0) };
+  const joined = { type: "joined" as const, version: schema.version, tickHz: 20, map: "", viewRadius: 0, speeds: schema.kinds.map(() => 0), entry: 1 };
   const replica = new GameReplica(schema);
   const known = (id: number) => replica.actors.get(id)?.kind;
   replica.applyReliable(encodeGameReliable(5, [joined, { type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
   replica.applyReliable(encodeGameReliable(9, [{ type: "spawn", id: 2, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
   while (replica.pollEvent()) {}
+  // A frame of the next line (entry 2) overtakes its joined: ignored, not read with this line's actors.
+  replica.applyFrame(encodeGameFrame({ tick: 13, inputAck: 0, corrected: false, entry: 2 }, [], schema, known));
+  assert.equal(replica.newestFrame, 4);
+  assert.equal(replica.pollEvent(), undefined);
   // The next line's first message spawns id 1 again: not a duplicate, since nothing of the last line stays.
-  replica.applyReliable(encodeGameReliable(12, [joined, { type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
+  replica.applyReliable(encodeGameReliable(12, [{ ...joined, entry: 2 }, { type: "spawn", id: 1, kind: table, owned: false, mask: 0n, values: [] }], schema, known));
   assert.deepEqual([...replica.actors.keys()], [1]);
   const events = [];
   for (let e = replica.pollEvent(); e; e = replica.pollEvent()) events.push(e.type);
   assert.deepEqual(events, ["despawned", "despawned", "joined", "spawned"]);
   assert.equal(replica.newestFrame, 11, "frames of ticks before the joined one are the last line's");
+  // The old line's late frame (entry 1) is ignored; the new line's is applied.
+  replica.applyFrame(encodeGameFrame({ tick: 10, inputAck: 0, corrected: false, entry: 1 }, [], schema, known));
+  assert.equal(replica.newestFrame, 11);
+  replica.applyFrame(encodeGameFrame({ tick: 13, inputAck: 0, corrected: false, entry: 2 }, [], schema, known));
+  assert.equal(replica.newestFrame, 13);
 });

@@ -231,7 +231,16 @@ impl Engine {
                 schema.version()
             ),
             Err(hearth_client::Error::Api { status: 404, .. }) => Ok(Engine::Builtin),
-            Err(error) => anyhow::bail!("cannot ask {web}/api/schema which game it runs: {error}"),
+            // No web port to ask (a bare gate, a proxy that hides it): the
+            // bots try the built-in world's own engine, and report what the
+            // server says to their logins.
+            Err(error) => {
+                eprintln!(
+                    "hearth bot: cannot ask {web}/api/schema which engine runs the world ({}): playing the built-in world's own",
+                    crate::terminal_text::escaped(&error.to_string())
+                );
+                Ok(Engine::Builtin)
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ export const MAX_REPLICA_ACTORS = 65_536;
 const MAX_EVENTS = 4096;
 
 export type GameItem =
-  | { type: "joined"; version: string; tickHz: number; map: string; viewRadius: number; speeds: number[] }
+  | { type: "joined"; version: string; tickHz: number; map: string; viewRadius: number; speeds: number[]; entry: number }
   | { type: "spawn"; id: number; kind: number; owned: boolean; mask: bigint; values: Value[] }
   | { type: "despawn"; id: number }
   | { type: "set"; id: number; mask: bigint; values: Value[] }
@@ -55,6 +55,8 @@ export interface FrameHeader {
   tick: number;
   inputAck: number;
   corrected: boolean;
+  /** The player's entry into the line that sent it (as its joined). */
+  entry: number;
 }
 
 export interface GameUpdate {
@@ -111,6 +113,7 @@ function readItem(r: Reader, schema: Schema, kindOf: KindOf): GameItem {
         map: r.str(MAX_MAP_BYTES, "map"),
         viewRadius: r.varint32("view radius"),
         speeds: readSpeeds(r, schema),
+        entry: r.u8("entry"),
       };
     case CODE.control: {
       const id = r.varint32("actor id");
@@ -197,6 +200,7 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
         w.u8(CODE.joined).str(item.version).varint(item.tickHz).str(item.map).varint(item.viewRadius);
         w.varint(item.speeds.length);
         for (const speed of item.speeds) w.varint(speed);
+        w.u8(item.entry);
         rejoined = true;
         changed.clear();
         break;
@@ -227,6 +231,23 @@ export function encodeGameReliable(tick: number, items: GameItem[], schema: Sche
   return w.finish();
 }
 
+/**
+ * The entry a frame carries (a count of the player's entries into lines, as its line's joined carries), read
+ * before anything else; undefined if the bytes are not a frame.
+ */
+export function frameEntry(bytes: Uint8Array): number | undefined {
+  try {
+    const r = new Reader(bytes);
+    if (r.u8("frame type") !== CODE.frame) return undefined;
+    r.varint("tick");
+    r.varint("input ack");
+    r.u8("corrected");
+    return r.u8("entry");
+  } catch {
+    return undefined;
+  }
+}
+
 /** A frame: its header, the updates read, and whether every update could be read (an unknown actor stops it). */
 export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindOf): { header: FrameHeader; updates: GameUpdate[]; complete: boolean } {
   const r = new Reader(bytes);
@@ -235,7 +256,7 @@ export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindO
   const inputAck = r.varint32("input ack");
   const corrected = r.u8("corrected");
   if (corrected > 1) throw new DecodeError("corrected out of range");
-  const header = { tick, inputAck, corrected: corrected === 1 };
+  const header = { tick, inputAck, corrected: corrected === 1, entry: r.u8("entry") };
   const n = r.varint("update count");
   if (n > r.remaining / 2) throw new DecodeError("update count out of range");
   const updates: GameUpdate[] = [];
@@ -252,7 +273,7 @@ export function decodeGameFrame(bytes: Uint8Array, schema: Schema, kindOf: KindO
 /** Writes a frame (for tests and tools; the server writes its own). */
 export function encodeGameFrame(header: FrameHeader, updates: GameUpdate[], schema: Schema, kindOf: KindOf): Uint8Array {
   const w = new Writer();
-  w.u8(CODE.frame).varint(header.tick).varint(header.inputAck).u8(header.corrected ? 1 : 0).varint(updates.length);
+  w.u8(CODE.frame).varint(header.tick).varint(header.inputAck).u8(header.corrected ? 1 : 0).u8(header.entry).varint(updates.length);
   for (const update of updates) {
     const kind = kindOf(update.id);
     if (kind === undefined) throw new RangeError(`unknown actor ${update.id}`);
@@ -318,6 +339,8 @@ export class GameReplica {
   viewRadius = 0;
   /** Per kind, its speed in this zone in cells per second (0: it does not move), from the server's joined: the speed moves keep to. */
   speeds: number[] = [];
+  /** The player's entry into its line, from joined: frames of another entry are another line's. */
+  entry = 0;
   /** The actor this player's moves steer. */
   controlled?: number;
   newestFrame = 0;
@@ -398,6 +421,7 @@ export class GameReplica {
           this.map = item.map;
           this.viewRadius = item.viewRadius;
           this.speeds = item.speeds;
+          this.entry = item.entry;
           this.push({ type: "joined", tickHz: item.tickHz });
           break;
         case "control":
@@ -438,6 +462,11 @@ export class GameReplica {
 
   /** Applies a frame; older ones are ignored, and one naming an actor not yet spawned is not acknowledged. */
   applyFrame(bytes: Uint8Array): void {
+    // A frame of another line than the last joined's (the line just entered, overtaking its joined): not read
+    // with these actors, not acknowledged (the server sends what it carried again).
+    const entry = frameEntry(bytes);
+    if (entry === undefined) throw new DecodeError("not a game frame");
+    if (this.tickHz === undefined || entry !== this.entry) return;
     const { header, updates, complete } = decodeGameFrame(bytes, this.schema, (id) => this.actors.get(id)?.kind);
     const tick = header.tick;
     if (tick <= this.newestFrame) return;
