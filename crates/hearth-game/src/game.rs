@@ -176,6 +176,20 @@ pub trait Game: Send + Sync + 'static {
         let _ = (line, ctx, player);
     }
 
+    /// The player's data is about to be saved (once per save period, and
+    /// when they leave): bring it up to date with what the game keeps
+    /// elsewhere (where their actor stands, say) through
+    /// `Ctx::player_data_mut`. A player whose data did not change is not
+    /// written.
+    fn before_save(
+        &self,
+        line: &mut Self::Line,
+        ctx: &mut Ctx<'_, Self::Player>,
+        player: PlayerId,
+    ) {
+        let _ = (line, ctx, player);
+    }
+
     /// A player is leaving; their data is saved after this returns.
     fn on_leave(&self, line: &mut Self::Line, ctx: &mut Ctx<'_, Self::Player>, player: PlayerId) {
         let _ = (line, ctx, player);

@@ -636,6 +636,7 @@ impl<G: Game> GameLine<G> {
                     space: &self.space,
                 };
                 self.game.on_leave(&mut self.state, &mut ctx, player);
+                self.game.before_save(&mut self.state, &mut ctx, player);
                 if let Some(state) = self.core.players.remove(&player) {
                     if let Some(actor) =
                         state.steer.actor.and_then(|a| self.core.actors.get_mut(&a))
@@ -706,19 +707,31 @@ impl<G: Game> GameLine<G> {
     /// Saves the changed players whose turn it is: each player's turn comes
     /// once per save period, staggered by id so that saves spread out.
     fn save_due(&mut self) {
-        let period = self.core.save_every_ticks;
+        let period = u64::from(self.core.save_every_ticks);
         if period == 0 {
             return;
         }
         let tick = self.core.tick;
-        for (player, state) in self.core.players.iter_mut() {
-            // Any u64 is a player id: staggered without overflowing.
-            if state.dirty
-                && (tick % u64::from(period) + player % u64::from(period)) % u64::from(period) == 0
-            {
+        // Any u64 is a player id: staggered without overflowing.
+        let due: Vec<PlayerId> = self
+            .core
+            .players
+            .keys()
+            .filter(|player| (tick % period + *player % period) % period == 0)
+            .copied()
+            .collect();
+        for player in due {
+            let mut ctx = Ctx {
+                core: &mut self.core,
+                schema: &self.schema,
+                space: &self.space,
+            };
+            self.game.before_save(&mut self.state, &mut ctx, player);
+            let state = self.core.players.get_mut(&player).expect("listed");
+            if state.dirty {
                 state.dirty = false;
                 self.outputs.push(GameOutput::Save {
-                    player: *player,
+                    player,
                     data: serde_json::to_vec(&state.data).expect("player data serializes"),
                 });
             }

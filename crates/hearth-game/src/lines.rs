@@ -84,6 +84,9 @@ pub struct GameLines<G: Game> {
     /// Steps begun: every open line has ticked this often since the first
     /// step, or was opened at this tick.
     steps: u64,
+    /// Each line saves each changed player at least this often, in ticks
+    /// (0: only when they leave).
+    save_every_ticks: Option<u32>,
     outputs: Vec<LinesOutput>,
 }
 
@@ -122,8 +125,16 @@ impl<G: Game> GameLines<G> {
             in_transit_dropped: 0,
             now_ms: 0,
             steps: 0,
+            save_every_ticks: None,
             outputs: Vec::new(),
         }
+    }
+
+    /// Every line saves each changed player at least every `ticks` ticks
+    /// (0: only when they leave); by default `GameLine`'s.
+    pub fn with_save_period(mut self, ticks: u32) -> Self {
+        self.save_every_ticks = Some(ticks);
+        self
     }
 
     pub fn zone_names(&self) -> &[String] {
@@ -158,10 +169,11 @@ impl<G: Game> GameLines<G> {
         let seed = self.seed ^ self.opened.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         // At the tick the open lines are at (they all tick once a step).
         let tick = self.steps;
-        self.lines.insert(
-            key,
-            GameLine::in_zone(self.game.clone(), key.zone, seed, tick),
-        );
+        let mut line = GameLine::in_zone(self.game.clone(), key.zone, seed, tick);
+        if let Some(ticks) = self.save_every_ticks {
+            line = line.with_save_period(ticks);
+        }
+        self.lines.insert(key, line);
     }
 
     /// A player enters the game, in the zone the game chooses from their

@@ -220,6 +220,7 @@ trait StartGame: Send {
         storage: Storage,
         input_queue: usize,
         single_session: bool,
+        save_period_ms: u64,
     ) -> std::io::Result<crate::game_host::GameHostHandle>;
 }
 
@@ -232,8 +233,16 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
         storage: Storage,
         input_queue: usize,
         single_session: bool,
+        save_period_ms: u64,
     ) -> std::io::Result<crate::game_host::GameHostHandle> {
-        crate::game_host::start(self.0.clone(), gate, storage, input_queue, single_session)
+        crate::game_host::start(
+            self.0.clone(),
+            gate,
+            storage,
+            input_queue,
+            single_session,
+            save_period_ms,
+        )
     }
 }
 
@@ -308,6 +317,7 @@ async fn serve(
                 storage.clone(),
                 config.world.input_queue,
                 config.accounts.single_session,
+                config.world.save_period_ms,
             )
             .map_err(crate::world::WorldStartError::Runtime)?,
         ),

@@ -29,10 +29,6 @@ use crate::zone::Zone;
 const WANDER_CELLS: i64 = 8;
 /// How far from its spawn point an NPC's home is, in cells.
 const HOME_CELLS: i64 = 6;
-/// A player's data is brought up to date with where they are this often,
-/// in seconds (Hearth saves it when it changed, at its save period).
-const RECORD_EVERY_SECS: u64 = 5;
-
 /// The four numbered values every player and NPC has (health, level, score,
 /// and one the game may use), by property name.
 pub const VALUE_NAMES: [&str; 4] = ["health", "level", "score", "extra"];
@@ -395,6 +391,11 @@ impl Game for WorldGame {
         let _ = ctx.send(player, line.ids.entered, &[zone]);
     }
 
+    /// Where the player stands goes into their data before each save.
+    fn before_save(&self, _: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
+        record(ctx, player);
+    }
+
     fn on_leave(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>, player: PlayerId) {
         line.on_portal.remove(&player);
         line.asked.remove(&player);
@@ -520,15 +521,6 @@ impl Game for WorldGame {
 
     fn on_tick(&self, line: &mut WorldLine, ctx: &mut Ctx<'_, WorldPlayer>) {
         self.take_portals(line, ctx);
-        let tick = ctx.tick();
-        let period = RECORD_EVERY_SECS * u64::from(ctx.tick_hz());
-        let due: Vec<PlayerId> = ctx
-            .players()
-            .filter(|p| (tick + p % period) % period == 0)
-            .collect();
-        for player in due {
-            record(ctx, player);
-        }
     }
 }
 

@@ -4,7 +4,9 @@
 mod admin;
 mod bot;
 mod client;
+mod client_api;
 mod codegen;
+mod engine;
 mod impair;
 mod impair_flags;
 mod new;

@@ -1,6 +1,7 @@
 //! The world from the terminal: `hearth client` enters a zone, walks, hears
 //! another player's chat; after SIGKILL the server has lost at most the save
-//! period (`[world] save_period_ms`, 500 ms here).
+//! period (`[world] save_period_ms`, 500 ms here). The same on both engines
+//! of the world (`[world] engine`): its own, and the game API.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -21,11 +22,31 @@ fn client(port: u16, web_port: u16, name: &str, extra: &[&str]) -> Command {
 
 #[test]
 fn walk_chat_and_survive_sigkill_within_the_save_period() {
-    let dir = std::env::temp_dir().join(format!("hearth-world-cli-{}", std::process::id()));
+    walk_chat_and_survive_sigkill("builtin");
+}
+
+#[test]
+fn walk_chat_and_survive_sigkill_on_the_world_on_the_game_api() {
+    walk_chat_and_survive_sigkill("game-api");
+}
+
+fn walk_chat_and_survive_sigkill(engine: &str) {
+    // How each engine's client says it entered the town (the game API's
+    // has no line number to tell).
+    let entered = match engine {
+        "builtin" => "entered town line 1\n",
+        _ => "entered town\n",
+    };
+    let dir =
+        std::env::temp_dir().join(format!("hearth-world-cli-{engine}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hearth.toml");
-    std::fs::write(&config, "[world]\nsave_period_ms = 500\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("[world]\nsave_period_ms = 500\nengine = \"{engine}\"\n"),
+    )
+    .unwrap();
     let (port, web_port) = (free_port(), free_port());
     let mut server = serve(&dir, &config, port, web_port);
 
@@ -66,10 +87,10 @@ fn walk_chat_and_survive_sigkill_within_the_save_period() {
     .unwrap();
     let talker_out = String::from_utf8_lossy(&talker.stdout);
     assert!(talker.status.success(), "{talker_out}");
-    assert!(talker_out.contains("entered town line 1"), "{talker_out}");
+    assert!(talker_out.contains(entered), "{talker_out}");
     let walker = walker.wait_with_output().unwrap();
     let walker_out = String::from_utf8_lossy(&walker.stdout);
-    assert!(walker_out.contains("entered town line 1"), "{walker_out}");
+    assert!(walker_out.contains(entered), "{walker_out}");
     assert!(
         walker_out.contains("[zone] talker: hello town"),
         "{walker_out}"
@@ -105,7 +126,7 @@ fn walk_chat_and_survive_sigkill_within_the_save_period() {
         .output()
         .unwrap();
     let back_out = String::from_utf8_lossy(&back.stdout);
-    assert!(back_out.contains("entered town line 1"), "{back_out}");
+    assert!(back_out.contains(entered), "{back_out}");
     assert!(
         back_out.contains("sees walker at 22.5,12.5"),
         "the place saved before the kill: {back_out}"

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use hearth_proto::Event;
+use hearth_replica::actor::ActorId;
 use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
@@ -39,6 +40,12 @@ pub enum WorldApiUpdate {
     /// The player entered a line (the first, or another after a travel or
     /// a line change): the replica started afresh.
     Entered,
+    /// An actor came into view.
+    Spawned(ActorId),
+    /// An actor is gone from view.
+    Despawned(ActorId),
+    /// An actor's position changed (as the server has it).
+    Moved(ActorId),
     /// One of the world's messages (chat, refusals, the zone entered).
     Message(Message),
     /// The server refused a move: the player is back where it has them.
@@ -210,6 +217,14 @@ impl WorldApiClient {
                     self.walking_to = None;
                     self.zone = zone_of(self.replica.map());
                     self.queued.push_back(WorldApiUpdate::Entered);
+                }
+                GameEvent::Spawned { id } => self.queued.push_back(WorldApiUpdate::Spawned(*id)),
+                GameEvent::Despawned { id } => {
+                    self.queued.push_back(WorldApiUpdate::Despawned(*id))
+                }
+                // The first two properties of a moving kind: its position.
+                GameEvent::Changed { id, mask } if mask & 0b11 != 0 => {
+                    self.queued.push_back(WorldApiUpdate::Moved(*id))
                 }
                 GameEvent::Corrected { .. } => {
                     self.walking_to = None;

@@ -233,6 +233,7 @@ pub fn start<G: Game>(
     storage: Storage,
     input_queue: usize,
     single_session: bool,
+    save_period_ms: u64,
 ) -> std::io::Result<GameHostHandle> {
     let schema = Arc::new(game.schema());
     let (lifecycle_tx, lifecycle) = mpsc::unbounded_channel();
@@ -243,7 +244,12 @@ pub fn start<G: Game>(
     let host = Host {
         tick: Duration::from_micros(1_000_000 / u64::from(game.tick_hz().clamp(1, 1000))),
         game: game.clone(),
-        lines: GameLines::new(game.clone(), seed),
+        lines: GameLines::new(game.clone(), seed).with_save_period({
+            // `[world] save_period_ms` in ticks: at least one when on.
+            let hz = u64::from(game.tick_hz().max(1));
+            (save_period_ms * hz / 1000).clamp(u64::from(save_period_ms > 0), u64::from(u32::MAX))
+                as u32
+        }),
         recent_ticks: HashMap::new(),
         started: std::time::Instant::now(),
         accounts: HashMap::new(),

@@ -19,6 +19,7 @@ use hearth_proto::Event;
 use hearth_world::npc::Rng;
 use hearth_world::Pos;
 
+use crate::engine::Engine;
 use report::{reason_kind, Tally};
 
 #[derive(clap::Args)]
@@ -130,7 +131,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
             args.count * 2 + 64
         );
     }
-    let engine = Engine::of(&web(&args)).await?;
+    let engine = Engine::of(&Accounts::new(&web(&args)), "hearth bot").await?;
     let args = Arc::new(args);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let live = Arc::new(Mutex::new(Live::default()));
@@ -209,39 +210,6 @@ fn url(args: &BotArgs, index: usize) -> String {
         Transport::Tcp => format!("tcp://{host}:{}", args.port),
         Transport::Hearth => format!("hearth://{host}:{}", args.port),
         Transport::Ws => format!("ws://{host}:{}/ws", args.web_port),
-    }
-}
-
-/// Which engine runs the server's built-in world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    /// Its own lines and wire (the server serves no game schema).
-    Builtin,
-    /// The game API: the world's schema, the game wire.
-    GameApi,
-}
-
-impl Engine {
-    async fn of(web: &str) -> anyhow::Result<Self> {
-        match Accounts::new(web).game_schema().await {
-            Ok(schema) if schema.version() == world_api::VERSION => Ok(Engine::GameApi),
-            Ok(schema) => anyhow::bail!(
-                "the server runs the game {:?} (schema {}), not the built-in world: hearth bot plays only the built-in world",
-                schema.game(),
-                schema.version()
-            ),
-            Err(hearth_client::Error::Api { status: 404, .. }) => Ok(Engine::Builtin),
-            // No web port to ask (a bare gate, a proxy that hides it): the
-            // bots try the built-in world's own engine, and report what the
-            // server says to their logins.
-            Err(error) => {
-                eprintln!(
-                    "hearth bot: cannot ask {web}/api/schema which engine runs the world ({}): playing the built-in world's own",
-                    crate::terminal_text::escaped(&error.to_string())
-                );
-                Ok(Engine::Builtin)
-            }
-        }
     }
 }
 

@@ -1,0 +1,201 @@
+//! `hearth client` against the world on the game API (`hearth serve
+//! --world-engine game-api`): the same commands and the same lines printed
+//! as against the built-in engine, over `hearth_client::world_api`.
+
+use std::time::Duration;
+
+use hearth_client::world_api::generated::{ChatScope, Message, Npc, Player, SayScope};
+use hearth_client::world_api::{WorldApiClient, WorldApiUpdate};
+use hearth_client::Event;
+use hearth_world::Pos;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::client::{cell_of, parse_cell, print_event, ClientArgs, HELP};
+use crate::terminal_text::escaped;
+
+pub async fn world_mode(mut world: WorldApiClient, args: &ClientArgs) -> anyhow::Result<()> {
+    let mut orders = Orders::default();
+    if let Some(seconds) = args.watch {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, world.next()).await {
+            if !print_update(&update, &world) {
+                return Ok(());
+            }
+            orders.carry_out(&mut world, args, &update).await;
+        }
+        world.close(0, "bye").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        return Ok(());
+    }
+    println!("in the world; {HELP}");
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line? {
+                Some(line) => {
+                    if !run_command(&mut world, line.trim()).await {
+                        world.close(0, "bye").await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        return Ok(());
+                    }
+                }
+                None => {
+                    world.close(0, "bye").await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Ok(());
+                }
+            },
+            update = world.next() => match update {
+                Some(update) => {
+                    if !print_update(&update, &world) {
+                        return Ok(());
+                    }
+                    orders.carry_out(&mut world, args, &update).await;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The command line's orders (`--zone`, `--line`, `--say`, `--move`),
+/// carried out once in: the game picks where a player enters (their saved
+/// place), so `--zone` is a travel there, and the rest waits until the
+/// player is in that zone.
+#[derive(Default)]
+struct Orders {
+    travelled: bool,
+    done: bool,
+}
+
+impl Orders {
+    async fn carry_out(
+        &mut self,
+        world: &mut WorldApiClient,
+        args: &ClientArgs,
+        update: &WorldApiUpdate,
+    ) {
+        let WorldApiUpdate::Message(Message::Entered { zone }) = update else {
+            return;
+        };
+        if self.done {
+            return;
+        }
+        if let Some(wanted) = args.zone.as_deref().filter(|wanted| *wanted != zone) {
+            if !self.travelled {
+                self.travelled = true;
+                world.travel(wanted).await;
+            }
+            return;
+        }
+        self.done = true;
+        if let Some(line) = args.line {
+            world.switch_line(line).await;
+        }
+        if let Some(text) = &args.say {
+            world.say(SayScope::Zone, "", text).await;
+        }
+        if let Some(cell) = args.move_to {
+            world.move_to(cell);
+        }
+    }
+}
+
+/// Runs one typed command; false to quit.
+async fn run_command(world: &mut WorldApiClient, line: &str) -> bool {
+    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    match command {
+        "" => {}
+        "/quit" => return false,
+        "/move" => match parse_cell(&rest.replace(' ', ",")) {
+            Ok(cell) => world.move_to(cell),
+            Err(why) => println!("{why}"),
+        },
+        "/say" => world.say(SayScope::Zone, "", rest).await,
+        "/l" => world.say(SayScope::Line, "", rest).await,
+        "/whisper" | "/w" => match rest.split_once(' ') {
+            Some((to, text)) => world.say(SayScope::Whisper, to, text).await,
+            None => println!("usage: /whisper NAME TEXT"),
+        },
+        "/line" => match rest.parse() {
+            Ok(line) => world.switch_line(line).await,
+            Err(_) => println!("usage: /line N"),
+        },
+        "/zone" => world.travel(rest).await,
+        "/who" => {
+            let replica = world.replica();
+            for (name, at) in Player::all(replica)
+                .map(|p| (p.name(), replica.server_position(p.id())))
+                .chain(Npc::all(replica).map(|n| (n.name(), replica.server_position(n.id()))))
+            {
+                if let Some(at) = at {
+                    let (x, y) = cell_of(at);
+                    println!("  {} at {x:.1},{y:.1}", escaped(name));
+                }
+            }
+        }
+        other if other.starts_with('/') => {
+            println!("unknown command {}; {HELP}", escaped(other))
+        }
+        _ => world.say(SayScope::Zone, "", line).await,
+    }
+    true
+}
+
+/// One line per event worth showing, as against the built-in engine; false
+/// once the session is over. Everything the server chose is escaped.
+fn print_update(update: &WorldApiUpdate, world: &WorldApiClient) -> bool {
+    let replica = world.replica();
+    let at = |pos: Option<Pos>| pos.map(cell_of).unwrap_or((0.0, 0.0));
+    match update {
+        WorldApiUpdate::Entered => {}
+        WorldApiUpdate::Message(Message::Entered { zone }) => {
+            println!("entered {}", escaped(zone))
+        }
+        WorldApiUpdate::Spawned(id) => {
+            let name = Player::get(replica, *id)
+                .map(|p| p.name())
+                .or_else(|| Npc::get(replica, *id).map(|n| n.name()));
+            if let Some(name) = name {
+                let (x, y) = at(replica.server_position(*id));
+                println!("sees {} at {x:.1},{y:.1}", escaped(name));
+            }
+        }
+        WorldApiUpdate::Despawned(id) => println!("lost sight of #{}", id.0),
+        WorldApiUpdate::Moved(id) => {
+            if let Some(player) = Player::get(replica, *id) {
+                let (x, y) = at(replica.server_position(*id));
+                println!("{} at {x:.1},{y:.1}", escaped(player.name()));
+            }
+        }
+        WorldApiUpdate::Message(Message::Chat {
+            scope,
+            from,
+            to,
+            text,
+        }) => {
+            let (from, to, text) = (escaped(from), escaped(to), escaped(text));
+            match scope {
+                ChatScope::System => println!("[system] {text}"),
+                ChatScope::Whisper => println!("[whisper {from} -> {to}] {text}"),
+                ChatScope::Zone => println!("[zone] {from}: {text}"),
+                ChatScope::Line => println!("[line] {from}: {text}"),
+            }
+        }
+        WorldApiUpdate::Message(Message::Refused { about, reason }) => {
+            println!("refused ({}): {}", about.name(), escaped(reason))
+        }
+        WorldApiUpdate::Corrected => {
+            let (x, y) = at(world.position());
+            println!("corrected by the server to {x:.1},{y:.1}");
+        }
+        WorldApiUpdate::Session(Event::Closed(reason)) => {
+            println!("closed: {}", escaped(reason));
+            return false;
+        }
+        WorldApiUpdate::Session(event) => print_event(event),
+        WorldApiUpdate::Malformed(why) => println!("malformed world message: {}", escaped(why)),
+    }
+    true
+}
