@@ -541,7 +541,7 @@ impl<G: Game> GameLine<G> {
         // it does, so the players' views can be written at the same time.
         let taken = std::mem::take(&mut self.core.actors);
         let actors: Vec<_> = taken.iter().map(|(id, actor)| (*id, actor)).collect();
-        self.scratch.locate(&actors, &self.space, &self.masks);
+        self.scratch.locate(&actors, &self.space);
         let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
         for player in players {
             let (reliable, frame) = replicate(

@@ -196,6 +196,9 @@ struct Hot {
 /// What replication needs of an actor that changed (see [`Scratch::fresh`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct Fresh {
+    /// The tick this was filled in (0: never): filled when a view first
+    /// needs the actor in a tick, so the actors nobody needs cost nothing.
+    stamp: u64,
     /// When each of its kind's frame properties last changed (in the order
     /// of `KindMasks::hot_frame`), if the kind has few enough.
     frame_ticks: [u64; HOT_FRAME_PROPS],
@@ -208,11 +211,13 @@ struct Fresh {
 
 impl Scratch {
     /// Where everything is this tick.
-    pub fn locate(&mut self, actors: Actors<'_>, space: &Space, masks: &[KindMasks]) {
+    pub fn locate(&mut self, actors: Actors<'_>, space: &Space) {
         self.moving.clear();
         self.fixed.clear();
         self.hot.clear();
-        self.fresh.clear();
+        if self.fresh.len() < actors.len() {
+            self.fresh.resize(actors.len(), Fresh::default());
+        }
         self.encoded_bytes.clear();
         for (slot, (id, actor)) in actors.iter().enumerate() {
             let moves = space.moves(actor.kind);
@@ -221,22 +226,12 @@ impl Scratch {
             } else {
                 Pos::new(0, 0)
             };
-            let mut frame_ticks = [0; HOT_FRAME_PROPS];
-            if let Some(props) = &masks[usize::from(actor.kind)].hot_frame {
-                for (at, index) in frame_ticks.iter_mut().zip(props) {
-                    *at = actor.changed[usize::from(*index)];
-                }
-            }
             self.hot.push(Hot {
                 kind: actor.kind,
                 moves,
                 pos,
                 frame_changed: actor.frame_changed,
                 reliable_changed: actor.reliable_changed,
-            });
-            self.fresh.push(Fresh {
-                frame_ticks,
-                ..Fresh::default()
             });
             if moves {
                 self.moving.push((*id, pos, slot as u32));
@@ -489,6 +484,19 @@ pub(crate) fn replicate<P>(
             && tick.saturating_sub(entry.last_sent) >= refresh_period(distance2, view_in2)
         {
             let fresh = &mut scratch.fresh[slot as usize];
+            if fresh.stamp != tick {
+                let mut frame_ticks = [0; HOT_FRAME_PROPS];
+                if let Some(props) = &kind.hot_frame {
+                    for (at, index) in frame_ticks.iter_mut().zip(props) {
+                        *at = actor.changed[usize::from(*index)];
+                    }
+                }
+                *fresh = Fresh {
+                    stamp: tick,
+                    frame_ticks,
+                    ..Fresh::default()
+                };
+            }
             let mask = match &kind.hot_frame {
                 Some(props) => {
                     let mut mask = 0;
