@@ -159,6 +159,7 @@ impl<P> Ctx<'_, P> {
                 frame_changed: tick,
                 reliable_changed: tick,
                 walk_to: None,
+                walk_step: 0,
             },
         );
         id
@@ -821,6 +822,27 @@ impl<P> Ctx<'_, P> {
     /// assert_eq!(line.position(sheep), Some(Pos::new(530, 500)));
     /// ```
     pub fn walk_to(&mut self, actor: ActorId, target: Pos) -> Result<(), GameError> {
+        self.walk(actor, target, None)
+    }
+
+    /// [`Ctx::walk_to`] at `units_per_second` (hundredths of a cell a
+    /// second, as positions count), at most the kind's speed in the zone: a
+    /// merchant who strolls, a guard who runs.
+    pub fn walk_to_at(
+        &mut self,
+        actor: ActorId,
+        target: Pos,
+        units_per_second: u32,
+    ) -> Result<(), GameError> {
+        self.walk(actor, target, Some(units_per_second))
+    }
+
+    fn walk(
+        &mut self,
+        actor: ActorId,
+        target: Pos,
+        units_per_second: Option<u32>,
+    ) -> Result<(), GameError> {
         let state = self
             .core
             .actors
@@ -845,6 +867,13 @@ impl<P> Ctx<'_, P> {
         if self.space.facing[usize::from(state.kind)] {
             movement::set_facing(state, at.facing_towards(target), self.core.tick);
         }
+        // A tick's step: the kind's legal one, or the speed asked if slower.
+        let legal = self.space.movement[usize::from(state.kind)]
+            .map_or(1, |m| movement::step_per_tick(m, self.core.tick_hz));
+        state.walk_step = units_per_second
+            .map(|speed| (i64::from(speed) / i64::from(self.core.tick_hz.max(1))).clamp(1, legal))
+            .filter(|step| *step < legal)
+            .unwrap_or(0) as u32;
         state.walk_to = Some(target);
         self.core.walkers += 1;
         Ok(())

@@ -240,7 +240,11 @@ pub(crate) fn take_walks<P>(core: &mut Core<P>, space: &Space) {
             continue;
         };
         let at = position(actor);
-        let next = at.step_towards(target, step_per_tick(movement, tick_hz));
+        let step = match actor.walk_step {
+            0 => step_per_tick(movement, tick_hz),
+            slower => i64::from(slower),
+        };
+        let next = at.step_towards(target, step);
         let clear = !movement.collides
             || space
                 .zone

@@ -38,6 +38,14 @@ pub(crate) struct ActorState {
     /// Where the actor walks (`Ctx::walk_to`): Hearth steps it there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub walk_to: Option<hearth_replica::geometry::Pos>,
+    /// The walk's step per tick in position units, if slower than the
+    /// kind's legal one (`Ctx::walk_to_at`); 0: the legal one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub walk_step: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// A player in a game line.

@@ -284,16 +284,13 @@ impl Game for WorldGame {
         world_schema()
     }
 
-    /// Players walk at their zone's speed, NPCs at half of it.
+    /// Players and NPCs may walk at their zone's speed (NPCs stroll at half
+    /// of it: `walk_to_at`).
     fn movement_in(&self, zone: Option<&Zone>, kind: &KindSpec) -> Option<Movement> {
         let speed = zone.map_or(self.fastest(), |z| z.spec.speed);
-        let movement = kind.movement?;
         Some(Movement {
-            speed: match kind.name.as_str() {
-                "npc" => (speed / 2).max(1),
-                _ => speed,
-            },
-            ..movement
+            speed,
+            ..kind.movement?
         })
     }
 
@@ -513,8 +510,13 @@ impl Game for WorldGame {
             home.x + ctx.rng().range(-reach, reach) as i32,
             home.y + ctx.rng().range(-reach, reach) as i32,
         );
-        let clear = ctx.zone().is_some_and(|zone| zone.path_clear(at, target));
-        if !(clear && ctx.walk_to(npc, target).is_ok()) {
+        let Some(zone) = ctx.zone() else {
+            return;
+        };
+        let clear = zone.path_clear(at, target);
+        // NPCs stroll at half their zone's walking speed.
+        let stroll = zone.spec.speed * UNITS_PER_CELL as u32 / 2;
+        if !(clear && ctx.walk_to_at(npc, target, stroll).is_ok()) {
             rest(ctx, npc);
         }
     }
