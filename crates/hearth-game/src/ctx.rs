@@ -1052,7 +1052,7 @@ pub(crate) struct KindMasks {
     /// The indexes of its frame properties, when there are at most
     /// [`crate::replicate::HOT_FRAME_PROPS`] (replication then finds what
     /// changed without reading the actor's state).
-    pub hot_frame: Option<Vec<u8>>,
+    pub hot_frame: Option<[u64; crate::replicate::HOT_FRAME_PROPS]>,
 }
 
 pub(crate) fn kind_masks(schema: &Schema) -> Vec<KindMasks> {
@@ -1078,7 +1078,15 @@ pub(crate) fn kind_masks(schema: &Schema) -> Vec<KindMasks> {
                 }
             }
             let frame: Vec<u8> = (0..64u8).filter(|i| masks.frame & (1 << i) != 0).collect();
-            masks.hot_frame = (frame.len() <= crate::replicate::HOT_FRAME_PROPS).then_some(frame);
+            // Each frame property's mask bit, in a fixed array (0: unused):
+            // replication's loop over them has no bounds to check.
+            masks.hot_frame = (frame.len() <= crate::replicate::HOT_FRAME_PROPS).then(|| {
+                let mut bits = [0; crate::replicate::HOT_FRAME_PROPS];
+                for (bit, index) in bits.iter_mut().zip(&frame) {
+                    *bit = 1 << index;
+                }
+                bits
+            });
             masks
         })
         .collect()

@@ -486,9 +486,11 @@ pub(crate) fn replicate<P>(
             let fresh = &mut scratch.fresh[slot as usize];
             if fresh.stamp != tick {
                 let mut frame_ticks = [0; HOT_FRAME_PROPS];
-                if let Some(props) = &kind.hot_frame {
-                    for (at, index) in frame_ticks.iter_mut().zip(props) {
-                        *at = actor.changed[usize::from(*index)];
+                if let Some(bits) = &kind.hot_frame {
+                    for (at, bit) in frame_ticks.iter_mut().zip(bits) {
+                        if *bit != 0 {
+                            *at = actor.changed[bit.trailing_zeros() as usize];
+                        }
                     }
                 }
                 *fresh = Fresh {
@@ -498,11 +500,11 @@ pub(crate) fn replicate<P>(
                 };
             }
             let mask = match &kind.hot_frame {
-                Some(props) => {
+                Some(bits) => {
                     let mut mask = 0;
-                    for (at, index) in fresh.frame_ticks.iter().zip(props) {
+                    for (at, bit) in fresh.frame_ticks.iter().zip(bits) {
                         if *at > entry.acked {
-                            mask |= 1 << index;
+                            mask |= bit;
                         }
                     }
                     mask & visible
