@@ -44,6 +44,13 @@ impl TickBucket {
     }
 }
 
+/// What a player's message rate limits still allow, one bucket per message
+/// of the schema: carried from line to line with the player (the lines of
+/// a game tick in step, so the buckets' ticks mean the same there), so a
+/// change of line refills nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimits(pub(crate) Vec<TickBucket>);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -642,7 +642,7 @@ impl<P> Ctx<'_, P> {
     /// # line.leave(7);
     /// # line.tick();
     /// # let saved = line.drain_outputs().find_map(|o| match o {
-    /// #     GameOutput::Left { player: 7, data } => Some(data),
+    /// #     GameOutput::Left { player: 7, data, .. } => Some(data),
     /// #     _ => None,
     /// # }).unwrap();
     /// # let guest: Guest = serde_json::from_slice(&saved).unwrap();

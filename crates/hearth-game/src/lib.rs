@@ -27,7 +27,7 @@ mod replicate;
 mod rng;
 mod state;
 
-pub use bucket::TickBucket;
+pub use bucket::{RateLimits, TickBucket};
 pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSAGES};
 pub use game::{Game, LoginInfo, PreLogin, Refused};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};

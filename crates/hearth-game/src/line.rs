@@ -12,7 +12,7 @@ use hearth_replica::game_wire::{GameClientMessage, GameMove, RELIABLE_CHANNEL, S
 use hearth_replica::geometry::Pos;
 use hearth_replica::schema::{Direction, Schema};
 
-use crate::bucket::TickBucket;
+use crate::bucket::{RateLimits, TickBucket};
 use crate::ctx::{kind_masks, Ctx, KindMasks};
 use crate::game::{Game, Refused};
 use crate::ids::{MessageId, PlayerId, TimerId};
@@ -35,9 +35,14 @@ pub enum GameOutput {
     /// stays.
     Save { player: PlayerId, data: Vec<u8> },
     /// The player is out of the line (after [`GameLine::leave`]), with
-    /// their data to store: logged out, or on their way to another line
-    /// (the host gives it to that line's [`GameLine::enter`]).
-    Left { player: PlayerId, data: Vec<u8> },
+    /// their data to store and what their rate limits still allow: logged
+    /// out, or on their way to another line (the host gives both to that
+    /// line's [`GameLine::enter`]).
+    Left {
+        player: PlayerId,
+        data: Vec<u8>,
+        limits: RateLimits,
+    },
     /// The game asked to move the player ([`Ctx::change_line`],
     /// [`Ctx::travel`]): the host decides, and answers with
     /// [`GameLine::leave`] or [`GameLine::refuse`].
@@ -88,6 +93,9 @@ pub struct Entrance {
     /// line's frames carry it, so the client tells this line's frames from
     /// the last one's (`GameLines` counts them).
     pub entry: u8,
+    /// What the player's rate limits still allow, from the line they left
+    /// (`GameOutput::Left`); `None`: full, for a player new to the game.
+    pub limits: Option<RateLimits>,
 }
 
 /// Why a client's bytes did not reach the game.
@@ -313,7 +321,11 @@ impl<G: Game> GameLine<G> {
 
     /// A player arrives at the next tick ([`Game::on_join`]).
     pub fn enter(&mut self, entrance: Entrance) {
-        let buckets = self.full_buckets();
+        let messages = self.schema.messages().len();
+        let buckets = match entrance.limits {
+            Some(RateLimits(buckets)) if buckets.len() == messages => buckets,
+            _ => self.full_buckets(),
+        };
         self.core.joining.insert(entrance.player, buckets);
         self.core.inbox.push_back(Inbound::Join {
             player: entrance.player,
@@ -646,6 +658,7 @@ impl<G: Game> GameLine<G> {
                     self.outputs.push(GameOutput::Left {
                         player,
                         data: serde_json::to_vec(&state.data).expect("player data serializes"),
+                        limits: RateLimits(state.buckets),
                     });
                 }
             }

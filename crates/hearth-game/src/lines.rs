@@ -207,6 +207,7 @@ impl<G: Game> GameLines<G> {
             at: None,
             bytes_per_second: arrival.bytes_per_second,
             entry: 1,
+            limits: None,
         });
         true
     }
@@ -320,7 +321,11 @@ impl<G: Game> GameLines<G> {
             GameOutput::Close { player, reason } => {
                 self.outputs.push(LinesOutput::Close { player, reason })
             }
-            GameOutput::Left { player, data } => self.left(player, data),
+            GameOutput::Left {
+                player,
+                data,
+                limits,
+            } => self.left(player, data, limits),
             GameOutput::Transfer { player, to } => self.transfer(from, player, to),
             GameOutput::ToZone { message, body } => {
                 for (key, line) in self.lines.iter_mut() {
@@ -360,7 +365,7 @@ impl<G: Game> GameLines<G> {
 
     /// A line let go of `player`: into the line the directory reserved for
     /// them (with their data as the old line left it), or out of the game.
-    fn left(&mut self, player: PlayerId, data: Vec<u8>) {
+    fn left(&mut self, player: PlayerId, data: Vec<u8>, limits: crate::bucket::RateLimits) {
         match self.directory.left(player, self.now_ms) {
             NextStop::Line { line, at } => {
                 let Some(in_game) = self.players.get_mut(&player) else {
@@ -387,6 +392,7 @@ impl<G: Game> GameLines<G> {
                         at,
                         bytes_per_second,
                         entry,
+                        limits: Some(limits),
                     });
                     for (message, body) in held {
                         next.deliver_to_player(player, message, &body);

@@ -149,6 +149,16 @@ impl World {
         self.lines.input(player, RELIABLE_CHANNEL, &bytes).unwrap();
     }
 
+    /// Bytes for `player`'s line: whether the line took them (a message
+    /// beyond its rate limit is dropped).
+    fn try_send(&mut self, player: PlayerId, message: &str, values: Vec<Value>) -> bool {
+        let bytes = self.clients[&player]
+            .replica
+            .message(message, values)
+            .unwrap();
+        self.lines.input(player, RELIABLE_CHANNEL, &bytes).is_ok()
+    }
+
     fn say(&mut self, player: PlayerId, scope: i64, to: &str, text: &str) {
         self.send(
             player,
@@ -310,7 +320,9 @@ fn a_line_change_needs_room_and_waits_out_the_cooldown() {
     world.steps(3);
     assert_eq!(world.line_of(1), 2);
     assert_eq!(world.client(1).joins, 2);
-    // Straight back: too soon.
+    // Back a second later (the message's rate limit allows it again, the
+    // change's cooldown does not).
+    world.steps(20);
     world.send(1, "switch_line", vec![Value::Int(1)]);
     world.steps(2);
     let refusals = world.refusals(1);
@@ -359,6 +371,37 @@ fn a_whisper_to_a_player_on_the_way_to_another_zone_reaches_them_there() {
     assert_eq!(world.zone_of(1), "caves");
     assert_eq!(world.chat(1), ["catch you in the caves"]);
     assert!(world.refusals(2).is_empty(), "{:?}", world.refusals(2));
+}
+
+#[test]
+fn a_line_change_does_not_refill_the_chat_burst() {
+    let mut world = World::new(1);
+    world.join(1, "ann", None);
+    world.join(2, "bo", None);
+    world.steps(3);
+    world.lines.leave(2);
+    world.steps(2);
+    // Ann spends her burst of five, then moves to line 2 at once.
+    let line = |text: &str| {
+        vec![
+            Value::Int(1),
+            Value::Str("".into()),
+            Value::Str(text.into()),
+        ]
+    };
+    let spent = (0..5)
+        .filter(|i| world.try_send(1, "say", line(&format!("burst {i}"))))
+        .count();
+    assert_eq!(spent, 5);
+    world.send(1, "switch_line", vec![Value::Int(2)]);
+    world.steps(3);
+    assert_eq!(world.line_of(1), 2);
+    // In the new line the bucket is as she left it (a few ticks' refill):
+    // at most one more message, not a fresh burst of five.
+    let again = (0..5)
+        .filter(|i| world.try_send(1, "say", line(&format!("again {i}"))))
+        .count();
+    assert!(again <= 1, "{again} messages passed right after the move");
 }
 
 #[test]

@@ -236,7 +236,7 @@ fn a_whole_match_is_played_to_a_winner_and_the_win_is_saved() {
         .line
         .drain_outputs()
         .filter_map(|o| match o {
-            GameOutput::Left { player, data } => {
+            GameOutput::Left { player, data, .. } => {
                 Some((player, serde_json::from_slice(&data).unwrap()))
             }
             _ => None,

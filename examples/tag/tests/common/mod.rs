@@ -90,7 +90,7 @@ impl Arena {
                 GameOutput::Save { player, data } => {
                     self.saves.push((*player, data.clone()));
                 }
-                GameOutput::Left { player, data } => {
+                GameOutput::Left { player, data, .. } => {
                     self.saves.push((*player, data.clone()));
                     self.clients.remove(player);
                 }
