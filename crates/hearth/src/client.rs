@@ -185,6 +185,79 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
 
 pub(crate) const HELP: &str = "commands: /move X Y  /say TEXT (zone)  /l TEXT (line)  /whisper NAME TEXT  /line N  /zone NAME  /who  /quit; a plain line is zone chat";
 
+/// A world as the terminal plays it, on either engine: its updates
+/// printed, typed commands run.
+pub(crate) trait Terminal {
+    type Update;
+    async fn next_update(&mut self) -> Option<Self::Update>;
+    /// Prints one update (and acts on it if it must); false once the
+    /// session is over.
+    async fn show(&mut self, update: Self::Update) -> bool;
+    /// Runs one typed command; false to quit.
+    async fn command(&mut self, line: &str) -> bool;
+    async fn close(&self);
+}
+
+/// `--watch SECONDS` (print updates, then leave), or commands from stdin
+/// until `/quit`, the end of stdin or of the session: the same on both
+/// engines.
+pub(crate) async fn run_terminal(
+    terminal: &mut impl Terminal,
+    watch: Option<f64>,
+) -> anyhow::Result<()> {
+    if let Some(seconds) = watch {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, terminal.next_update()).await
+        {
+            if !terminal.show(update).await {
+                return Ok(());
+            }
+        }
+    } else {
+        println!("in the world; {HELP}");
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line? {
+                    Some(line) if terminal.command(line.trim()).await => {}
+                    _ => break,
+                },
+                update = terminal.next_update() => match update {
+                    Some(update) => {
+                        if !terminal.show(update).await {
+                            return Ok(());
+                        }
+                    }
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
+    terminal.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+impl Terminal for WorldClient {
+    type Update = Update;
+
+    async fn next_update(&mut self) -> Option<Update> {
+        self.next().await
+    }
+
+    async fn show(&mut self, update: Update) -> bool {
+        print_update(&update, self.replica())
+    }
+
+    async fn command(&mut self, line: &str) -> bool {
+        run_command(self, line).await
+    }
+
+    async fn close(&self) {
+        WorldClient::close(self, 0, "bye").await;
+    }
+}
+
 async fn world_mode(mut world: WorldClient, args: &ClientArgs) -> anyhow::Result<()> {
     if let Some(text) = &args.say {
         world.say_zone(text).await;
@@ -192,45 +265,7 @@ async fn world_mode(mut world: WorldClient, args: &ClientArgs) -> anyhow::Result
     if let Some(cell) = args.move_to {
         world.move_to(cell);
     }
-    if let Some(seconds) = args.watch {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
-        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, world.next()).await {
-            if !print_update(&update, world.replica()) {
-                return Ok(());
-            }
-        }
-        world.close(0, "bye").await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        return Ok(());
-    }
-    println!("in the world; {HELP}");
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        tokio::select! {
-            line = lines.next_line() => match line? {
-                Some(line) => {
-                    if !run_command(&mut world, line.trim()).await {
-                        world.close(0, "bye").await;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        return Ok(());
-                    }
-                }
-                None => {
-                    world.close(0, "bye").await;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    return Ok(());
-                }
-            },
-            update = world.next() => match update {
-                Some(update) => {
-                    if !print_update(&update, world.replica()) {
-                        return Ok(());
-                    }
-                }
-                None => return Ok(()),
-            }
-        }
-    }
+    run_terminal(&mut world, args.watch).await
 }
 
 /// Runs one typed command; false to quit.

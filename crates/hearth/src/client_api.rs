@@ -2,59 +2,54 @@
 //! --world-engine game-api`): the same commands and the same lines printed
 //! as against the built-in engine, over `hearth_client::world_api`.
 
-use std::time::Duration;
-
 use hearth_client::world_api::generated::{ChatScope, Message, Npc, Player, SayScope};
 use hearth_client::world_api::{WorldApiClient, WorldApiUpdate};
 use hearth_client::Event;
 use hearth_world::Pos;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::client::{cell_of, parse_cell, print_event, ClientArgs, HELP};
+use crate::client::{cell_of, parse_cell, print_event, run_terminal, ClientArgs, Terminal, HELP};
 use crate::terminal_text::escaped;
 
-pub async fn world_mode(mut world: WorldApiClient, args: &ClientArgs) -> anyhow::Result<()> {
-    let mut orders = Orders::default();
-    if let Some(seconds) = args.watch {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
-        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, world.next()).await {
-            if !print_update(&update, &world) {
-                return Ok(());
-            }
-            orders.carry_out(&mut world, args, &update).await;
-        }
-        world.close(0, "bye").await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        return Ok(());
+pub async fn world_mode(world: WorldApiClient, args: &ClientArgs) -> anyhow::Result<()> {
+    let mut terminal = ApiTerminal {
+        world,
+        args,
+        orders: Orders::default(),
+    };
+    run_terminal(&mut terminal, args.watch).await
+}
+
+/// The terminal's world on the game API, with the command line's orders
+/// carried out once the player is in.
+struct ApiTerminal<'a> {
+    world: WorldApiClient,
+    args: &'a ClientArgs,
+    orders: Orders,
+}
+
+impl Terminal for ApiTerminal<'_> {
+    type Update = WorldApiUpdate;
+
+    async fn next_update(&mut self) -> Option<WorldApiUpdate> {
+        self.world.next().await
     }
-    println!("in the world; {HELP}");
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        tokio::select! {
-            line = lines.next_line() => match line? {
-                Some(line) => {
-                    if !run_command(&mut world, line.trim()).await {
-                        world.close(0, "bye").await;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        return Ok(());
-                    }
-                }
-                None => {
-                    world.close(0, "bye").await;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    return Ok(());
-                }
-            },
-            update = world.next() => match update {
-                Some(update) => {
-                    if !print_update(&update, &world) {
-                        return Ok(());
-                    }
-                    orders.carry_out(&mut world, args, &update).await;
-                }
-                None => return Ok(()),
-            }
+
+    async fn show(&mut self, update: WorldApiUpdate) -> bool {
+        if !print_update(&update, &self.world) {
+            return false;
         }
+        self.orders
+            .carry_out(&mut self.world, self.args, &update)
+            .await;
+        true
+    }
+
+    async fn command(&mut self, line: &str) -> bool {
+        run_command(&mut self.world, line).await
+    }
+
+    async fn close(&self) {
+        self.world.close(0, "bye").await;
     }
 }
 
