@@ -215,3 +215,147 @@ async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
     assert!(ben.session.leave("done", WAIT).await);
     server.shutdown("the test is over").await;
 }
+
+async fn json(response: reqwest::Response) -> serde_json::Value {
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// What a recording holds, played into a fresh replica as `hearth replay`
+/// does: the replica, and the chat texts heard.
+fn replay(file: &[u8]) -> (GameReplica, Vec<String>) {
+    let mut records = hearth_replica::record::read_all(file).expect("a recording");
+    let first = records.remove(0);
+    assert_eq!(first.channel, hearth_replica::record::SCHEMA_CHANNEL);
+    let schema: hearth_replica::schema::Schema = serde_json::from_slice(&first.bytes).unwrap();
+    assert_eq!(schema.version(), hearth_world::world_schema().version());
+    let mut replica = GameReplica::new(Arc::new(schema));
+    let mut heard = Vec::new();
+    for record in records {
+        match record.channel {
+            RELIABLE_CHANNEL => replica.apply_reliable(&record.bytes).unwrap(),
+            STATE_CHANNEL => replica.apply_frame(&record.bytes).unwrap(),
+            other => panic!("a record on channel {other}"),
+        }
+        while let Some(event) = replica.poll_event() {
+            if let GameEvent::Message { index, values } = event {
+                if replica.schema().messages()[usize::from(index)].name == "chat" {
+                    if let Value::Str(text) = &values[3] {
+                        heard.push(text.to_string());
+                    }
+                }
+            }
+        }
+    }
+    (replica, heard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_records_a_player_and_a_line_and_both_replay_whole() {
+    let server = serve("record").await;
+    let accounts = Accounts::new(&server.web_url());
+    let (ann_name, ben_name) = (common::unique("ann"), common::unique("ben"));
+    for name in [&ann_name, &ben_name] {
+        accounts.register(name, PASSWORD).await.unwrap();
+    }
+    let mut ann = Player::join(&format!("hearth://{}", server.game_tcp), &ann_name).await;
+    let mut ben = Player::join(&format!("ws://{}/ws", server.web), &ben_name).await;
+    ann.until("ann enters the meadow", |p| p.heard("entered", 0, "meadow"))
+        .await;
+    ben.until("ben enters the meadow", |p| p.heard("entered", 0, "meadow"))
+        .await;
+
+    let keeper = common::unique("keeper");
+    server
+        .accounts
+        .create_admin(&keeper, Some(PASSWORD), false)
+        .await
+        .unwrap();
+    let token = accounts
+        .login(&keeper, PASSWORD)
+        .await
+        .unwrap()
+        .access_token;
+    let web = server.web_url();
+    let http = reqwest::Client::new();
+    let record = |body: String| {
+        http.post(format!("{web}/api/admin/record"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let started = record(format!(r#"{{"name":"{ann_name}","seconds":2}}"#))
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let player_file = json(started).await["file"].as_str().unwrap().to_owned();
+    let again = record(format!(r#"{{"name":"{ann_name}","seconds":2}}"#))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "one recording of a player at a time");
+    let started = record(r#"{"zone":"meadow","line":1,"seconds":2}"#.into())
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    let line_file = json(started).await["file"].as_str().unwrap().to_owned();
+    for (body, why) in [
+        (r#"{"name":"nobody-here","seconds":2}"#, "not online"),
+        (r#"{"zone":"meadow","line":9,"seconds":2}"#, "no line 9"),
+    ] {
+        let refused = record(body.into()).await.unwrap();
+        assert_eq!(refused.status(), 404, "{body}");
+        let text = refused.text().await.unwrap();
+        assert!(text.contains(why), "{text}");
+    }
+
+    // Ann's client is sent everything again (her recording starts whole).
+    ann.until("ann's replica starts afresh", |p| p.joins == 2)
+        .await;
+    ben.say(1, "", "on the record").await;
+    ann.until("ann hears ben", |p| p.heard("chat", 3, "on the record"))
+        .await;
+    assert!(ann.replica.controlled().is_some(), "still steering");
+
+    // Both recordings end after their two seconds.
+    let until = Instant::now() + WAIT;
+    loop {
+        ann.pump(Duration::from_millis(100)).await;
+        ben.pump(Duration::from_millis(100)).await;
+        let listed = json(
+            http.get(format!("{web}/api/admin/recordings"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if listed["cost"]["active"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "the recordings end: {listed}");
+    }
+    let download = |file: String| {
+        http.get(format!("{web}/api/admin/recordings/{file}"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let bytes = download(player_file).await.unwrap().bytes().await.unwrap();
+    let (seen, heard) = replay(&bytes);
+    assert_eq!(heard, ["on the record"]);
+    let own = seen
+        .controlled()
+        .expect("the recording knows whom ann steers");
+    assert_eq!(Some(own), ann.replica.controlled());
+    assert!(seen.actors().count() > 2, "ann, ben and the meadow's NPCs");
+
+    let bytes = download(line_file).await.unwrap().bytes().await.unwrap();
+    let (seen, heard) = replay(&bytes);
+    assert_eq!(heard, ["on the record"]);
+    assert_eq!(seen.controlled(), None, "an observer steers nothing");
+    assert!(seen.actor(own).is_some(), "the line's recording has ann");
+    assert!(seen.actors().count() >= ann.replica.actors().count());
+
+    assert!(ann.session.leave("done", WAIT).await);
+    assert!(ben.session.leave("done", WAIT).await);
+    server.shutdown("the test is over").await;
+}

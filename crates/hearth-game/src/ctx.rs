@@ -431,6 +431,8 @@ impl<P> Ctx<'_, P> {
         for player in viewers {
             self.queue(player, message, &body);
         }
+        // Observers see the whole line.
+        self.queue_observers(message, &body);
         Ok(())
     }
 
@@ -483,6 +485,7 @@ impl<P> Ctx<'_, P> {
         for player in players {
             self.queue(player, message, &body);
         }
+        self.queue_observers(message, &body);
         Ok(())
     }
 
@@ -536,6 +539,20 @@ impl<P> Ctx<'_, P> {
         let mut body = Vec::new();
         spec.encode(values, &mut body)?;
         Ok(body)
+    }
+
+    /// Queues a message for the line's observers (recordings), under the
+    /// same limits as a player's.
+    pub(crate) fn queue_observers(&mut self, message: MessageId, body: &[u8]) {
+        for observer in self.core.observers.values_mut() {
+            if observer.outbox_items >= MAX_OUTBOX_ITEMS
+                || observer.outbox.len() + body.len() > MAX_OUTBOX_BYTES
+            {
+                continue;
+            }
+            put_message(&mut observer.outbox, message.0, body);
+            observer.outbox_items += 1;
+        }
     }
 
     pub(crate) fn queue(&mut self, to: PlayerId, message: MessageId, body: &[u8]) {

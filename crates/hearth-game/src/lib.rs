@@ -31,12 +31,14 @@ pub use bucket::{RateLimits, TickBucket};
 pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSAGES};
 pub use game::{Game, LoginInfo, PreLogin, Refused};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
-pub use line::{Entrance, GameLine, GameOutput, InputError, SnapshotError, Transfer};
+pub use line::{
+    Entrance, GameLine, GameOutput, InputError, ObserverId, SnapshotError, Transfer, MAX_OBSERVERS,
+};
 pub use lines::{GameLines, Joining, LinesOutput};
-pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET};
+pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET, OBSERVER_BUDGET};
 pub use rng::Rng;
 pub use state::GameStats;
 
 pub use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
 pub use hearth_replica::zone::{Zone, ZoneSpec};
-pub use hearth_replica::{game_wire, schema};
+pub use hearth_replica::{game_wire, record, schema};

@@ -17,9 +17,9 @@ use crate::ctx::{kind_masks, Ctx, KindMasks};
 use crate::game::{Game, Refused};
 use crate::ids::{MessageId, PlayerId, TimerId};
 use crate::movement::{take_moves, take_walks, Space};
-use crate::replicate::{replicate, ClientView, Scratch, MIN_BUDGET};
+use crate::replicate::{replicate, ClientView, Scratch, Viewer, MIN_BUDGET};
 use crate::rng::Rng;
-use crate::state::{Core, GameStats, Inbound, PlayerState};
+use crate::state::{Core, GameStats, Inbound, Observer, PlayerState};
 
 /// What a line asks of its host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,18 @@ pub enum GameOutput {
     /// Deliver a message to the other lines of this zone (each with
     /// [`GameLine::deliver_to_line`]); this line's players have it.
     ToZone { message: MessageId, body: Vec<u8> },
+    /// Bytes for an observer of the whole line ([`GameLine::observe`]), as
+    /// a client would receive them on a game channel.
+    Observed {
+        observer: ObserverId,
+        channel: u16,
+        bytes: Vec<u8>,
+    },
 }
+
+/// An observer of a whole line ([`GameLine::observe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObserverId(pub u32);
 
 /// Where the game asked to move a player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +155,10 @@ fn take_newer(kept: &mut Vec<GameMove>, arrived: Vec<GameMove>) {
         }
     }
 }
+
+/// Observers of one line at once, at most (each costs a replication of
+/// the whole line per tick).
+pub const MAX_OBSERVERS: usize = 8;
 
 /// Ticks between periodic saves by default (10 s at 20 Hz).
 const DEFAULT_SAVE_EVERY_TICKS: u32 = 200;
@@ -227,6 +242,8 @@ impl<G: Game> GameLine<G> {
             transfers: Vec::new(),
             walkers: 0,
             walks_ended: Vec::new(),
+            observers: Default::default(),
+            next_observer: 0,
         };
         let zones = game.zones().len().max(1);
         assert!(
@@ -351,6 +368,72 @@ impl<G: Game> GameLine<G> {
         self.core.inbox.push_back(Inbound::Announce {
             text: text.to_owned(),
         });
+    }
+
+    /// Starts sending everything of the line, as a client that controls
+    /// nothing would see it, to an observer the game never hears of (a
+    /// recording of the line): from the next tick, [`GameOutput::Observed`]
+    /// carries a `Joined`, the spawn of every actor, then every change and
+    /// the line's and the zone's messages. Observers are not part of the
+    /// snapshot. At most [`MAX_OBSERVERS`] at once; `None` beyond.
+    ///
+    /// ```
+    /// # use hearth_game::{Ctx, Game, GameLine, GameOutput};
+    /// # use hearth_game::schema::{KindSpec, Schema, ValueType};
+    /// # use hearth_replica::game_replica::GameReplica;
+    /// # struct Board;
+    /// # impl Game for Board {
+    /// #     type Line = ();
+    /// #     type Player = ();
+    /// #     fn schema(&self) -> Schema {
+    /// #         let token = KindSpec::new("token").prop("n", ValueType::int(0, 9));
+    /// #         Schema::new("board", vec![token], vec![]).unwrap()
+    /// #     }
+    /// #     fn new_line(&self, ctx: &mut Ctx<'_, ()>) {
+    /// #         let token = ctx.kind("token").unwrap();
+    /// #         ctx.spawn(token, None).unwrap();
+    /// #     }
+    /// # }
+    /// let mut line = GameLine::new(std::sync::Arc::new(Board), 1);
+    /// let observer = line.observe().unwrap();
+    /// line.tick();
+    /// let mut replica = GameReplica::new(line.schema().clone());
+    /// for output in line.drain_outputs() {
+    ///     if let GameOutput::Observed { observer: o, channel: 10, bytes } = output {
+    ///         assert_eq!(o, observer);
+    ///         replica.apply_reliable(&bytes).unwrap();
+    ///     }
+    /// }
+    /// assert_eq!(replica.actors().count(), 1);
+    /// assert!(line.stop_observing(observer));
+    /// ```
+    pub fn observe(&mut self) -> Option<ObserverId> {
+        if self.core.observers.len() >= MAX_OBSERVERS {
+            return None;
+        }
+        let number = self.core.next_observer;
+        self.core.next_observer = number.wrapping_add(1);
+        self.core.observers.insert(number, Observer::default());
+        Some(ObserverId(number))
+    }
+
+    /// Stops sending to an observer; false if there was none.
+    pub fn stop_observing(&mut self, observer: ObserverId) -> bool {
+        self.core.observers.remove(&observer.0).is_some()
+    }
+
+    /// Sends `player`'s client everything again at the next tick, as when
+    /// they entered the line (a `Joined`, then every actor in view): a
+    /// recording of what the player sees starts complete from there. The
+    /// client's replica starts afresh on the second `Joined`. False if the
+    /// player is not in the line.
+    pub fn resync(&mut self, player: PlayerId) -> bool {
+        let Some(state) = self.core.players.get_mut(&player) else {
+            return false;
+        };
+        state.view = ClientView::entered(state.view.entry());
+        state.steer.announce = state.steer.actor.is_some();
+        true
     }
 
     /// A full rate-limit bucket per message of the schema.
@@ -478,6 +561,7 @@ impl<G: Game> GameLine<G> {
         for player in players {
             ctx.queue(player, message, body);
         }
+        ctx.queue_observers(message, body);
     }
 
     /// One step: the inbox in arrival order, due timers, the game's tick,
@@ -554,16 +638,18 @@ impl<G: Game> GameLine<G> {
         let taken = std::mem::take(&mut self.core.actors);
         let actors: Vec<_> = taken.iter().map(|(id, actor)| (*id, actor)).collect();
         self.scratch.locate(&actors, &self.space);
-        let players: Vec<PlayerId> = self.core.players.keys().copied().collect();
-        for player in players {
+        let core = &mut self.core;
+        for (&player, state) in core.players.iter_mut() {
             let (reliable, frame) = replicate(
-                &mut self.core,
+                &mut core.stats,
+                core.tick,
+                core.tick_hz,
+                Viewer::player(player, state),
                 &actors,
                 &self.schema,
                 &self.masks,
                 &self.space,
                 &mut self.scratch,
-                player,
             );
             for bytes in reliable {
                 self.outputs.push(GameOutput::Send {
@@ -575,6 +661,37 @@ impl<G: Game> GameLine<G> {
             if let Some(bytes) = frame {
                 self.outputs.push(GameOutput::Send {
                     player,
+                    channel: STATE_CHANNEL,
+                    bytes,
+                });
+            }
+        }
+        // Observers after the players: what they are sent changes nothing
+        // the players are.
+        for (&observer, state) in core.observers.iter_mut() {
+            let (reliable, frame) = replicate(
+                &mut core.stats,
+                core.tick,
+                core.tick_hz,
+                Viewer::observer(observer, state),
+                &actors,
+                &self.schema,
+                &self.masks,
+                &self.space,
+                &mut self.scratch,
+            );
+            for bytes in reliable {
+                self.outputs.push(GameOutput::Observed {
+                    observer: ObserverId(observer),
+                    channel: RELIABLE_CHANNEL,
+                    bytes,
+                });
+            }
+            if let Some(bytes) = frame {
+                // Written to a file as it is sent: delivered.
+                state.view.acknowledge(core.tick);
+                self.outputs.push(GameOutput::Observed {
+                    observer: ObserverId(observer),
                     channel: STATE_CHANNEL,
                     bytes,
                 });

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::directory::{Directory, DirectoryConfig, LineKey, NextStop};
 use crate::game::{Game, Refused};
 use crate::ids::{MessageId, PlayerId};
-use crate::line::{Entrance, GameLine, GameOutput, InputError, Transfer};
+use crate::line::{Entrance, GameLine, GameOutput, InputError, ObserverId, Transfer};
 
 /// Messages by name one player on the way between lines may have waiting.
 pub const MAX_IN_TRANSIT: usize = 64;
@@ -35,6 +35,13 @@ pub enum LinesOutput {
     },
     /// Close the player's session, showing `reason`.
     Close { player: PlayerId, reason: String },
+    /// Bytes for an observer of a whole line ([`GameLines::observe`]).
+    Observed {
+        line: LineKey,
+        observer: ObserverId,
+        channel: u16,
+        bytes: Vec<u8>,
+    },
 }
 
 /// A player entering the game ([`GameLines::enter`]).
@@ -256,6 +263,37 @@ impl<G: Game> GameLines<G> {
         }
     }
 
+    /// The open line `number` (1-based) of the zone named `zone`.
+    pub fn line_named(&self, zone: &str, number: u32) -> Option<LineKey> {
+        let zone = self.zone_names.iter().position(|z| z == zone)? as u16;
+        let key = LineKey { zone, number };
+        self.lines.contains_key(&key).then_some(key)
+    }
+
+    /// Starts an observer of line `key` ([`GameLine::observe`]): what it
+    /// is sent comes as [`LinesOutput::Observed`]. `None` if the line is
+    /// not open or has as many observers as it may.
+    pub fn observe(&mut self, key: LineKey) -> Option<ObserverId> {
+        self.lines.get_mut(&key)?.observe()
+    }
+
+    /// Stops an observer; false if the line or the observer is gone (a
+    /// line closed when left empty takes its observers with it).
+    pub fn stop_observing(&mut self, key: LineKey, observer: ObserverId) -> bool {
+        self.lines
+            .get_mut(&key)
+            .is_some_and(|line| line.stop_observing(observer))
+    }
+
+    /// Sends the player's client everything again at its line's next tick
+    /// ([`GameLine::resync`]); false if they are not in a line.
+    pub fn resync(&mut self, player: PlayerId) -> bool {
+        self.directory
+            .line_of(player)
+            .and_then(|key| self.lines.get_mut(&key))
+            .is_some_and(|line| line.resync(player))
+    }
+
     /// An administrator's announcement, to every line.
     pub fn announce(&mut self, text: &str) {
         for line in self.lines.values_mut() {
@@ -327,6 +365,16 @@ impl<G: Game> GameLines<G> {
                 limits,
             } => self.left(player, data, limits),
             GameOutput::Transfer { player, to } => self.transfer(from, player, to),
+            GameOutput::Observed {
+                observer,
+                channel,
+                bytes,
+            } => self.outputs.push(LinesOutput::Observed {
+                line: from,
+                observer,
+                channel,
+                bytes,
+            }),
             GameOutput::ToZone { message, body } => {
                 for (key, line) in self.lines.iter_mut() {
                     if key.zone == from.zone && *key != from {

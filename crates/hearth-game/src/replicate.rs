@@ -39,7 +39,7 @@ use crate::ctx::KindMasks;
 use crate::grid::Grid;
 use crate::ids::{ActorId, PlayerId};
 use crate::movement::{self, Space};
-use crate::state::{ActorState, Core};
+use crate::state::{ActorState, GameStats, Observer, PlayerState, Steering};
 
 /// Unacknowledged frames remembered per client; older ones count as lost
 /// (what they carried is sent again).
@@ -135,6 +135,11 @@ impl ClientView {
             }
         }
         true
+    }
+
+    /// The player's entry into lines this view belongs to.
+    pub fn entry(&self) -> u8 {
+        self.entry
     }
 
     /// Actors the client has in view.
@@ -294,29 +299,80 @@ struct Candidate {
     cost: u32,
 }
 
-/// Encodes this tick's messages for `player`: (reliable messages, frame).
+/// Whom one replication is for: a player of the line, or an observer of
+/// the whole line (a recording), which owns nothing and steers nothing.
+pub(crate) struct Viewer<'a> {
+    /// Staggers the relevancy passes of viewers.
+    pub stagger: u64,
+    /// The player whose owner-only properties it sees (`None`: an
+    /// observer, who sees no one's).
+    pub owner: Option<PlayerId>,
+    pub view: &'a mut ClientView,
+    pub steer: &'a mut Steering,
+    pub outbox: &'a mut Vec<u8>,
+    pub outbox_items: &'a mut u32,
+    /// Bytes it may be sent this tick.
+    pub budget: u32,
+}
+
+impl<'a> Viewer<'a> {
+    pub fn player<P>(id: PlayerId, player: &'a mut PlayerState<P>) -> Self {
+        Self {
+            stagger: id,
+            owner: Some(id),
+            view: &mut player.view,
+            steer: &mut player.steer,
+            outbox: &mut player.outbox,
+            outbox_items: &mut player.outbox_items,
+            budget: player.budget,
+        }
+    }
+
+    pub fn observer(number: u32, observer: &'a mut Observer) -> Self {
+        Self {
+            stagger: u64::from(number),
+            owner: None,
+            view: &mut observer.view,
+            steer: &mut observer.steer,
+            outbox: &mut observer.outbox,
+            outbox_items: &mut observer.outbox_items,
+            budget: OBSERVER_BUDGET,
+        }
+    }
+}
+
+/// Bytes an observer of the whole line (a recording, which loses nothing)
+/// may be sent per tick: enough for a crowded line's every change.
+pub const OBSERVER_BUDGET: u32 = 1 << 20;
+
+/// Encodes this tick's messages for `viewer`: (reliable messages, frame).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn replicate<P>(
-    core: &mut Core<P>,
+pub(crate) fn replicate(
+    stats: &mut GameStats,
+    tick: u64,
+    tick_hz: u32,
+    viewer: Viewer<'_>,
     actors: Actors<'_>,
     schema: &Schema,
     masks: &[KindMasks],
     space: &Space,
     scratch: &mut Scratch,
-    player_id: PlayerId,
 ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
-    let tick = core.tick;
-    let tick_hz = core.tick_hz;
-    let Some(player) = core.players.get_mut(&player_id) else {
-        return (Vec::new(), None);
-    };
-    let own = player.steer.actor;
+    let Viewer {
+        stagger,
+        owner: player_id,
+        view,
+        steer,
+        outbox,
+        outbox_items,
+        budget,
+    } = viewer;
+    let own = steer.actor;
     let centre = own
         .and_then(|id| find(actors, id, &mut 0))
         .map(|slot| actors[slot as usize].1)
         .filter(|actor| space.moves(actor.kind))
         .map(movement::position);
-    let view = &mut player.view;
 
     // Who is relevant, in id order. The grid (or every actor, for a player
     // who controls nothing) is asked every RELEVANCY_PERIOD ticks, staggered
@@ -326,8 +382,8 @@ pub(crate) fn replicate<P>(
     scratch.relevant.clear();
     let view_out2 = space.view_out * space.view_out;
     let relevancy_pass = view.entries.is_empty()
-        || player.steer.announce
-        || tick.wrapping_add(player_id) % RELEVANCY_PERIOD == 0;
+        || steer.announce
+        || tick.wrapping_add(stagger) % RELEVANCY_PERIOD == 0;
     if !relevancy_pass {
         for entry in view.entries.iter_mut() {
             let id = entry.id;
@@ -552,8 +608,8 @@ pub(crate) fn replicate<P>(
         .iter()
         .map(|id| 1 + hearth_codec::varint_len(u64::from(id.0)))
         .sum();
-    let mut left = i64::from(player.budget)
-        - (FRAME_HEADER_MAX + RELIABLE_HEADER_MAX + items.len() + player.outbox.len()) as i64
+    let mut left = i64::from(budget)
+        - (FRAME_HEADER_MAX + RELIABLE_HEADER_MAX + items.len() + outbox.len()) as i64
         - despawn_cost as i64;
     let wanted: i64 = scratch.candidates.iter().map(|c| i64::from(c.cost)).sum();
     // The candidates were found in id order; only a choice by priority
@@ -584,7 +640,7 @@ pub(crate) fn replicate<P>(
     if prioritised {
         let before = scratch.candidates.len();
         scratch.candidates.retain(|c| c.taken);
-        core.stats.deferred += (before - scratch.candidates.len()) as u64;
+        stats.deferred += (before - scratch.candidates.len()) as u64;
         // Spawns and updates go out in id order, which keeps the output
         // deterministic whatever the priorities were.
         scratch.candidates.sort_unstable_by_key(|c| c.id);
@@ -594,7 +650,7 @@ pub(crate) fn replicate<P>(
     for c in scratch.candidates.iter().filter(|c| c.spawn) {
         spawned = true;
         let actor = actors[c.slot as usize].1;
-        let owned = actor.owner == Some(player_id);
+        let owned = player_id.is_some() && actor.owner == player_id;
         put_spawn(
             &mut items,
             schema,
@@ -614,16 +670,16 @@ pub(crate) fn replicate<P>(
             slot: c.slot,
         });
     }
-    if std::mem::take(&mut player.steer.announce) {
+    if std::mem::take(&mut steer.announce) {
         GameItem::Control { id: own }.encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
     }
-    items.extend_from_slice(&player.outbox);
-    if player.outbox_items > 0 {
-        units.push((items.len(), player.outbox_items as usize));
+    items.extend_from_slice(outbox);
+    if *outbox_items > 0 {
+        units.push((items.len(), *outbox_items as usize));
     }
-    player.outbox.clear();
-    player.outbox_items = 0;
+    outbox.clear();
+    *outbox_items = 0;
     for &id in &gone {
         GameItem::Despawn { id }.encode(schema, &|_| None, &mut items);
         units.push((items.len(), 1));
@@ -660,7 +716,6 @@ pub(crate) fn replicate<P>(
 
     let updates = scratch.candidates.iter().filter(|c| !c.spawn);
     let update_count = updates.clone().count();
-    let steer = &mut player.steer;
     let frame = (update_count > 0 || steer.moved || steer.corrected).then(|| {
         let size: usize = updates.clone().map(|c| c.cost as usize).sum();
         let mut bytes = Vec::with_capacity(FRAME_HEADER_MAX + size);
@@ -711,7 +766,10 @@ pub(crate) fn replicate<P>(
         bytes
     });
     let sent = reliable.iter().map(Vec::len).sum::<usize>() + frame.as_ref().map_or(0, Vec::len);
-    core.stats.bytes_out += sent as u64;
+    match player_id {
+        Some(_) => stats.bytes_out += sent as u64,
+        None => stats.bytes_to_observers += sent as u64,
+    }
     scratch.items = items;
     scratch.units = units;
     scratch.gone = gone;
@@ -724,10 +782,10 @@ fn spawn_candidate(
     actors: Actors<'_>,
     slot: u32,
     distance2: i64,
-    player: PlayerId,
+    player: Option<PlayerId>,
 ) -> Candidate {
     let (id, actor) = actors[slot as usize];
-    let owned = actor.owner == Some(player);
+    let owned = player.is_some() && actor.owner == player;
     let kind = &masks[usize::from(actor.kind)];
     let visible = kind.everyone | if owned { kind.owner } else { 0 };
     let mask = not_default(actor, visible, &kind.defaults);

@@ -76,6 +76,22 @@ pub(crate) struct PlayerState<P> {
     pub arrival: Option<hearth_replica::geometry::Pos>,
 }
 
+/// Whoever watches the whole line without being in it: a recording of the
+/// line ([`crate::GameLine::observe`]). The game never hears of it; it is
+/// sent what a player who controls nothing would see (every actor, their
+/// properties for everyone, the line's and the zone's messages), each
+/// frame counted as acknowledged once sent (a file loses nothing).
+#[derive(Debug, Default)]
+pub(crate) struct Observer {
+    /// What the observer has been sent.
+    pub view: ClientView,
+    /// Never steers anything: replication's view of "no actor".
+    pub steer: Steering,
+    /// Line and zone messages queued this tick, as a player's.
+    pub outbox: Vec<u8>,
+    pub outbox_items: u32,
+}
+
 /// A player's control of a moving actor, and the state of its moves.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Steering {
@@ -170,6 +186,10 @@ pub struct GameStats {
     /// Spawns and updates a client's byte budget could not take this tick
     /// (they go later, by priority).
     pub deferred: u64,
+    /// Bytes sent to observers of the whole line (recordings), not in
+    /// `bytes_out`.
+    #[serde(default)]
+    pub bytes_to_observers: u64,
 }
 
 /// Everything Hearth keeps of a line.
@@ -216,4 +236,11 @@ pub(crate) struct Core<P> {
     /// to where the actor stands waits here for the next tick.
     #[serde(default)]
     pub walks_ended: Vec<(ActorId, bool)>,
+    /// Observers of the whole line (recordings), by number: not part of
+    /// the snapshot (a recording belongs to the machine writing it).
+    #[serde(skip)]
+    pub observers: BTreeMap<u32, Observer>,
+    /// Numbers observers (never reused while the line runs).
+    #[serde(skip)]
+    pub next_observer: u32,
 }

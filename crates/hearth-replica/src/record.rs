@@ -1,6 +1,8 @@
 //! Recordings of what a client received from the world: every world message
 //! (decrypted, as the session delivered it) with the time it arrived, so a
-//! session can be replayed into a [`crate::Replica`] later.
+//! session can be replayed into a [`crate::Replica`] later, or, for a game
+//! on the game API (whose recordings start with its schema on
+//! [`SCHEMA_CHANNEL`]), into a [`crate::game_replica::GameReplica`].
 //!
 //! File format: the 8 bytes `HRTHREC1`, then records, each `u64` microseconds
 //! since the recording started, `u16` channel, `u32` length (all
@@ -11,6 +13,10 @@
 use std::io::{self, Read, Write};
 
 pub const MAGIC: &[u8; 8] = b"HRTHREC1";
+/// The channel of a game recording's first record: the game's schema as
+/// JSON (as `/api/schema` serves it), so that a replay needs nothing but
+/// the file to decode what follows. No session uses this channel.
+pub const SCHEMA_CHANNEL: u16 = u16::MAX;
 /// Largest message a recording holds (the largest world message, an
 /// Entered item with the biggest map, fits).
 pub const MAX_RECORD: usize = 2 << 20;

@@ -36,6 +36,30 @@ pub enum Realm {
 }
 
 impl Realm {
+    /// Server-side recordings of what players and observers of lines receive.
+    pub fn recordings(&self) -> &Arc<crate::recordings::Recordings> {
+        match self {
+            Realm::Builtin(world) => &world.recordings,
+            Realm::Game(host) => &host.recordings,
+        }
+    }
+
+    /// Records what the player named `name` receives for `seconds`.
+    pub async fn record(&self, name: &str, seconds: u64) -> Result<String, String> {
+        match self {
+            Realm::Builtin(world) => world.record(name, seconds).await,
+            Realm::Game(host) => host.record(name, seconds).await,
+        }
+    }
+
+    /// Records line `line` of zone `zone` as an observer sees it.
+    pub async fn record_line(&self, zone: &str, line: u32, seconds: u64) -> Result<String, String> {
+        match self {
+            Realm::Builtin(world) => world.record_line(zone, line, seconds).await,
+            Realm::Game(host) => host.record_line(zone, line, seconds).await,
+        }
+    }
+
     /// A joined player's message on a world channel.
     fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) {
         match self {

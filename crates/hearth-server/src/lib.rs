@@ -15,6 +15,7 @@ pub mod listener;
 pub mod metrics;
 mod private_files;
 pub mod rate_limit;
+pub mod recordings;
 pub mod secrets;
 pub mod server;
 mod server_flags;

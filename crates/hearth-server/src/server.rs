@@ -221,6 +221,7 @@ trait StartGame: Send {
         input_queue: usize,
         single_session: bool,
         save_period_ms: u64,
+        recordings: Arc<crate::recordings::Recordings>,
     ) -> std::io::Result<crate::game_host::GameHostHandle>;
 }
 
@@ -234,6 +235,7 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
         input_queue: usize,
         single_session: bool,
         save_period_ms: u64,
+        recordings: Arc<crate::recordings::Recordings>,
     ) -> std::io::Result<crate::game_host::GameHostHandle> {
         crate::game_host::start(
             self.0.clone(),
@@ -242,6 +244,7 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
             input_queue,
             single_session,
             save_period_ms,
+            recordings,
         )
     }
 }
@@ -318,6 +321,9 @@ async fn serve(
                 config.world.input_queue,
                 config.accounts.single_session,
                 config.world.save_period_ms,
+                Arc::new(crate::recordings::Recordings::new(
+                    config.data_dir.join("recordings"),
+                )),
             )
             .map_err(crate::world::WorldStartError::Runtime)?,
         ),

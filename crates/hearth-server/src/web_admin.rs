@@ -124,7 +124,7 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
             "lines": host.status().await,
         }),
     };
-    let recording = state.builtin_world().ok().map(|w| w.recordings.cost());
+    let recording = Some(state.realm.recordings().cost());
     let accounts = state.accounts.count().await.ok();
     Ok(Json(json!({
         "uptime_s": state.started.elapsed().as_secs(),
@@ -453,23 +453,20 @@ async fn record(
 ) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
     state
-        .builtin_world()?
-        .recordings
+        .realm
+        .recordings()
         .room()
         .map_err(|why| refuse(StatusCode::INSUFFICIENT_STORAGE, "recordings_full", why))?;
     let (what, started) = match (&request.name, &request.zone) {
         (Some(name), None) => (
             name.clone(),
-            state.builtin_world()?.record(name, request.seconds).await,
+            state.realm.record(name, request.seconds).await,
         ),
         (None, Some(zone)) => {
             let line = request.line.unwrap_or(1);
             (
                 format!("{zone} line {line}"),
-                state
-                    .builtin_world()?
-                    .record_line(zone, line, request.seconds)
-                    .await,
+                state.realm.record_line(zone, line, request.seconds).await,
             )
         }
         _ => {
@@ -497,17 +494,14 @@ async fn recordings(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
-    let files = state.builtin_world()?.recordings.list().map_err(|e| {
+    let files = state.realm.recordings().list().map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage",
             format!("cannot list the recordings: {e}"),
         )
     })?;
-    Ok(
-        Json(json!({ "files": files, "cost": state.builtin_world()?.recordings.cost() }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "files": files, "cost": state.realm.recordings().cost() })).into_response())
 }
 
 async fn recording_file(
@@ -516,17 +510,13 @@ async fn recording_file(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
-    let path = state
-        .builtin_world()?
-        .recordings
-        .path_of(&file)
-        .ok_or_else(|| {
-            refuse(
-                StatusCode::NOT_FOUND,
-                "no_recording",
-                format!("no recording is named {file:?}"),
-            )
-        })?;
+    let path = state.realm.recordings().path_of(&file).ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            "no_recording",
+            format!("no recording is named {file:?}"),
+        )
+    })?;
     let body = tokio::fs::read(&path).await.map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -553,7 +543,7 @@ async fn delete_recording(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    match state.builtin_world()?.recordings.delete(&file) {
+    match state.realm.recordings().delete(&file) {
         Ok(true) => {
             tracing::info!(admin = %by.name, %file, "recording deleted");
             Ok(StatusCode::NO_CONTENT.into_response())

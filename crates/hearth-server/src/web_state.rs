@@ -35,24 +35,3 @@ pub struct WebState {
     /// that any number of open dashboards cost the gate one walk a second.
     pub admin_figures: Arc<std::sync::Mutex<Option<(Instant, serde_json::Value)>>>,
 }
-
-impl WebState {
-    /// The built-in world, for the handlers of its tools (status,
-    /// announcements, recordings); a server running a game on the game API
-    /// answers 404 with why.
-    pub(crate) fn builtin_world(
-        &self,
-    ) -> Result<&crate::world::WorldHandle, crate::api_error::ApiError> {
-        match &self.realm {
-            crate::game::Realm::Builtin(world) => Ok(world),
-            crate::game::Realm::Game(host) => Err(crate::api_error::refuse(
-                http::StatusCode::NOT_FOUND,
-                "not_builtin_world",
-                format!(
-                    "this server runs the game {} on the game API: the built-in world's tools are not available",
-                    host.game()
-                ),
-            )),
-        }
-    }
-}

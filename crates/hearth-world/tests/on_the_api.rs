@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_game::schema::Value;
-use hearth_game::{GameLine, GameLines, GameOutput, Joining, LinesOutput, PlayerId, Pos};
+use hearth_game::{
+    GameLine, GameLines, GameOutput, Joining, LinesOutput, ObserverId, PlayerId, Pos,
+};
 use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_world::{parse_zone_file, WorldGame, WorldPlayer, Zone, DEFAULT_ZONES};
 
@@ -44,6 +46,10 @@ struct World {
     /// after the next step's frames (a lost and resent datagram).
     hold_reliable: Option<PlayerId>,
     held: Vec<(PlayerId, u16, Vec<u8>)>,
+    /// What observers of lines were sent, in order.
+    observed: Vec<(ObserverId, u16, Vec<u8>)>,
+    /// Every message the clients were given, in order.
+    delivered: Vec<(PlayerId, u16, Vec<u8>)>,
 }
 
 impl World {
@@ -56,6 +62,8 @@ impl World {
             now_ms: 0,
             hold_reliable: None,
             held: Vec::new(),
+            observed: Vec::new(),
+            delivered: Vec::new(),
         }
     }
 
@@ -105,6 +113,7 @@ impl World {
                     channel,
                     bytes,
                 } => {
+                    self.delivered.push((player, channel, bytes.clone()));
                     let client = self.clients.get_mut(&player).expect("a client");
                     match channel {
                         RELIABLE_CHANNEL => client.replica.apply_reliable(&bytes).unwrap(),
@@ -126,6 +135,12 @@ impl World {
                     self.saves.insert(player, data);
                 }
                 LinesOutput::Close { .. } => {}
+                LinesOutput::Observed {
+                    observer,
+                    channel,
+                    bytes,
+                    ..
+                } => self.observed.push((observer, channel, bytes)),
             }
         }
         for (player, client) in &mut self.clients {
@@ -462,4 +477,129 @@ fn npcs_wander_and_a_snapshotted_line_goes_on_byte_for_byte() {
         moved += a.len();
     }
     assert!(moved > 0, "the NPCs walked, and the player was told");
+}
+
+/// Feeds a client's bytes to a replica, as a replay does.
+fn apply(replica: &mut GameReplica, channel: u16, bytes: &[u8]) {
+    match channel {
+        RELIABLE_CHANNEL => replica.apply_reliable(bytes).unwrap(),
+        _ => replica.apply_frame(bytes).unwrap(),
+    }
+}
+
+/// What a replica shows of every actor: kind and every property.
+fn seen(replica: &GameReplica) -> BTreeMap<u32, (u16, Vec<Value>)> {
+    replica
+        .actors()
+        .map(|(id, actor)| (id.0, (actor.kind, actor.values.clone())))
+        .collect()
+}
+
+#[test]
+fn a_recording_of_a_line_or_of_a_player_starts_complete_and_sees_what_the_players_see() {
+    let mut world = World::new(50);
+    world.join(1, "ann", None);
+    world.join(2, "bo", None);
+    world.steps(5);
+    let meadow = world.lines.line_named("meadow", 1).expect("open");
+    assert_eq!(world.lines.line_named("meadow", 2), None);
+    let observer = world.lines.observe(meadow).expect("room for one");
+    // Ann's recording starts now: her client is sent everything again.
+    assert!(world.lines.resync(1));
+    let schema = Arc::new(hearth_world::world_schema());
+    let mut watched = GameReplica::new(schema.clone());
+    let mut ann_again = GameReplica::new(schema.clone());
+    for step in 0..60 {
+        // Ann walks; both chat to the line now and then.
+        let replica = &mut world.clients.get_mut(&1).unwrap().replica;
+        if let Some(at) = replica.controlled().and_then(|me| replica.position(me)) {
+            let _ = replica.move_to(at.step_towards(Pos::cell_centre(30, 20), 25));
+        }
+        if step == 20 {
+            world.say(2, 1, "", "hello line");
+        }
+        let (observed, delivered) = (world.observed.len(), world.delivered.len());
+        world.step();
+        for (o, channel, bytes) in &world.observed[observed..] {
+            assert_eq!(*o, observer);
+            apply(&mut watched, *channel, bytes);
+        }
+        // The recording of Ann: every message her session got from now on.
+        for (_, channel, bytes) in world.delivered[delivered..].iter().filter(|d| d.0 == 1) {
+            apply(&mut ann_again, *channel, bytes);
+        }
+    }
+    // Ann's client started afresh at the resync, and is whole.
+    assert_eq!(world.client(1).joins, 2, "a second Joined");
+    let live = &world.client(1).replica;
+    assert_eq!(seen(&ann_again), seen(live));
+    assert!(live.actors().count() > 2, "players and NPCs");
+    assert_eq!(ann_again.controlled(), live.controlled());
+    assert_eq!(ann_again.map(), live.map());
+    // The observer has every actor of the line (players and NPCs), as the
+    // line has them, and heard the line's chat.
+    let line = world.lines.line(meadow).unwrap();
+    assert_eq!(watched.actors().count(), line.actor_count());
+    for (id, _) in watched.actors() {
+        assert_eq!(watched.server_position(id), line.position(id), "{id:?}");
+    }
+    // Bo sees far actors' position and facing a tick or three late (Hearth
+    // refreshes them less often); the rest as the observer has it.
+    let watched_seen = seen(&watched);
+    for (id, (kind, values)) in seen(&world.client(2).replica) {
+        let (watched_kind, watched_values) = &watched_seen[&id];
+        assert_eq!(*watched_kind, kind);
+        assert_eq!(watched_values[3..], values[3..], "actor {id}");
+    }
+    let mut heard = Vec::new();
+    while let Some(event) = watched.poll_event() {
+        if let GameEvent::Message { index, values } = event {
+            if schema.messages()[usize::from(index)].name == "chat" {
+                heard.push(values[3].clone());
+            }
+        }
+    }
+    assert_eq!(heard, [Value::Str("hello line".into())]);
+    assert_eq!(watched.controlled(), None, "an observer steers nothing");
+    // Stopped: nothing more is sent to it.
+    assert!(world.lines.stop_observing(meadow, observer));
+    assert!(!world.lines.stop_observing(meadow, observer));
+    let before = world.observed.len();
+    world.steps(3);
+    assert_eq!(world.observed.len(), before);
+}
+
+#[test]
+fn an_observer_changes_nothing_the_players_are_sent() {
+    let run = |observed: bool| {
+        let mut world = World::new(50);
+        world.join(1, "ann", None);
+        world.join(2, "bo", None);
+        world.steps(2);
+        if observed {
+            let meadow = world.lines.line_named("meadow", 1).unwrap();
+            world.lines.observe(meadow).unwrap();
+        }
+        let mut sent = Vec::new();
+        for step in 0..80 {
+            if step % 10 == 0 {
+                world.say(1, 1, "", &format!("line {step}"));
+            }
+            world.now_ms += 50;
+            for output in world.lines.step(world.now_ms) {
+                if let LinesOutput::Send {
+                    player,
+                    channel,
+                    bytes,
+                } = output
+                {
+                    sent.push((player, channel, bytes));
+                }
+            }
+        }
+        sent
+    };
+    let plain = run(false);
+    assert!(!plain.is_empty());
+    assert_eq!(plain, run(true));
 }

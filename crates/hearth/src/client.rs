@@ -166,19 +166,24 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         connection.close(0, "bye").await;
         return Ok(());
     }
+    let recording = match &args.record {
+        Some(path) => Some(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| {
+                anyhow::anyhow!("cannot create the recording {}: {e}", path.display())
+            })?,
+        ))),
+        None => None,
+    };
     if engine == crate::engine::Engine::GameApi {
-        anyhow::ensure!(
-            args.record.is_none(),
-            "--record: recordings of the world on the game API are not there yet (the server runs [world] engine = \"game-api\")"
-        );
-        let world = hearth_client::world_api::WorldApiClient::new(connection);
+        let mut world = hearth_client::world_api::WorldApiClient::new(connection);
+        if let Some(out) = recording {
+            world.record_to(out)?;
+        }
         return crate::client_api::world_mode(world, &args).await;
     }
     let mut world = WorldClient::new(connection);
-    if let Some(path) = &args.record {
-        let file = std::fs::File::create(path)
-            .map_err(|e| anyhow::anyhow!("cannot create the recording {}: {e}", path.display()))?;
-        world.record_to(Box::new(std::io::BufWriter::new(file)))?;
+    if let Some(out) = recording {
+        world.record_to(out)?;
     }
     world_mode(world, &args).await
 }

@@ -5,6 +5,7 @@
 use hearth_client::world_api::generated::{ChatScope, Message, Npc, Player, SayScope};
 use hearth_client::world_api::{WorldApiClient, WorldApiUpdate};
 use hearth_client::Event;
+use hearth_replica::game_replica::GameReplica;
 use hearth_world::Pos;
 
 use crate::client::{cell_of, parse_cell, print_event, run_terminal, ClientArgs, Terminal, HELP};
@@ -35,7 +36,7 @@ impl Terminal for ApiTerminal<'_> {
     }
 
     async fn show(&mut self, update: WorldApiUpdate) -> bool {
-        if !print_update(&update, &self.world) {
+        if !print_update(&update, self.world.replica(), self.world.position()) {
             return false;
         }
         self.orders
@@ -138,10 +139,14 @@ async fn run_command(world: &mut WorldApiClient, line: &str) -> bool {
     true
 }
 
-/// One line per event worth showing, as against the built-in engine; false
-/// once the session is over. Everything the server chose is escaped.
-fn print_update(update: &WorldApiUpdate, world: &WorldApiClient) -> bool {
-    let replica = world.replica();
+/// One line per event worth showing, as against the built-in engine, with
+/// the player's own position where they are (`own`); false once the
+/// session is over. Everything the server chose is escaped.
+pub(crate) fn print_update(
+    update: &WorldApiUpdate,
+    replica: &GameReplica,
+    own: Option<Pos>,
+) -> bool {
     let at = |pos: Option<Pos>| pos.map(cell_of).unwrap_or((0.0, 0.0));
     match update {
         WorldApiUpdate::Entered => {}
@@ -182,7 +187,7 @@ fn print_update(update: &WorldApiUpdate, world: &WorldApiClient) -> bool {
             println!("refused ({}): {}", about.name(), escaped(reason))
         }
         WorldApiUpdate::Corrected => {
-            let (x, y) = at(world.position());
+            let (x, y) = at(own);
             println!("corrected by the server to {x:.1},{y:.1}");
         }
         WorldApiUpdate::Session(Event::Closed(reason)) => {

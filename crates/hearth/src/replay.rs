@@ -1,14 +1,24 @@
 //! `hearth replay FILE`: plays back what a client recorded (`hearth client
-//! --record FILE`) into a fresh replica, printing the world as the player
-//! saw it, at the recorded pace or faster; pause, speed and seek from stdin.
+//! --record FILE`, or the server's recordings of a player or a line) into a
+//! fresh replica, printing the world as the player saw it, at the recorded
+//! pace or faster; pause, speed and seek from stdin. A recording of a game
+//! on the game API starts with the game's schema, and plays into that
+//! game's replica: the built-in world's as the client prints it, any other
+//! game's as its actors and messages.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_client::world::Update;
-use hearth_world::record::{read_all, Record};
+use hearth_client::world_api::{generated, update_of};
+use hearth_replica::game_replica::{GameEvent, GameReplica};
+use hearth_replica::schema::Schema;
+use hearth_world::record::{read_all, Record, SCHEMA_CHANNEL};
 use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_world::Replica;
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::terminal_text::escaped;
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
@@ -33,7 +43,21 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let file = std::fs::File::open(&args.file)
         .map_err(|e| anyhow::anyhow!("cannot open the recording {}: {e}", args.file.display()))?;
-    let records = read_all(std::io::BufReader::new(file))?;
+    let mut records = read_all(std::io::BufReader::new(file))?;
+    let schema = match records.first() {
+        Some(first) if first.channel == SCHEMA_CHANNEL => {
+            let schema: Schema = serde_json::from_slice(&first.bytes)
+                .map_err(|e| anyhow::anyhow!("the recording's game schema does not read: {e}"))?;
+            println!(
+                "a recording of the game {} (schema {})",
+                escaped(schema.game()),
+                schema.version()
+            );
+            records.remove(0);
+            Some(Arc::new(schema))
+        }
+        _ => None,
+    };
     let length = records.last().map_or(0, |r| r.micros);
     println!(
         "replaying {} messages over {:.1} s at {}x; {HELP}",
@@ -41,7 +65,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         length as f64 / 1e6,
         args.speed
     );
-    let mut player = Player::new(records, args.speed);
+    let mut player = Player::new(records, args.speed, schema);
     player.seek((args.from * 1e6) as u64);
     let stop_at = args.to.map(|s| (s * 1e6) as u64).unwrap_or(u64::MAX);
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -69,10 +93,33 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the recorded client had.
+enum Seen {
+    /// The built-in engine's world.
+    World(Replica),
+    /// A game on the game API; `world`: it is the built-in world's game
+    /// (printed as the client prints it).
+    Game { replica: GameReplica, world: bool },
+}
+
+impl Seen {
+    fn new(schema: Option<&Arc<Schema>>) -> Self {
+        match schema {
+            None => Seen::World(Replica::default()),
+            Some(schema) => Seen::Game {
+                replica: GameReplica::new(schema.clone()),
+                world: schema.version() == generated::VERSION,
+            },
+        }
+    }
+}
+
 struct Player {
     records: Vec<Record>,
     at: usize,
-    replica: Replica,
+    /// The game's schema, for a recording of a game on the game API.
+    schema: Option<Arc<Schema>>,
+    seen: Seen,
     speed: f64,
     paused: bool,
     /// Recording time shown last, and the wall clock then.
@@ -81,11 +128,12 @@ struct Player {
 }
 
 impl Player {
-    fn new(records: Vec<Record>, speed: f64) -> Self {
+    fn new(records: Vec<Record>, speed: f64, schema: Option<Arc<Schema>>) -> Self {
         Self {
             records,
             at: 0,
-            replica: Replica::default(),
+            seen: Seen::new(schema.as_ref()),
+            schema,
             speed,
             paused: false,
             shown: 0,
@@ -106,21 +154,47 @@ impl Player {
     fn apply(&mut self, show: bool) {
         let record = &self.records[self.at];
         self.at += 1;
-        let updates = match record.channel {
-            RELIABLE_CHANNEL => self.replica.apply_reliable(&record.bytes),
-            STATE_CHANNEL => self.replica.apply_frame(&record.bytes),
-            _ => Ok(Vec::new()),
-        };
-        if !show {
-            return;
-        }
-        match updates {
-            Ok(events) => {
-                for event in events {
-                    crate::client::print_update(&Update::World(event), &self.replica);
+        let (channel, bytes) = (record.channel, &record.bytes);
+        match &mut self.seen {
+            Seen::World(replica) => {
+                let updates = match channel {
+                    RELIABLE_CHANNEL => replica.apply_reliable(bytes),
+                    STATE_CHANNEL => replica.apply_frame(bytes),
+                    _ => Ok(Vec::new()),
+                };
+                match updates {
+                    Ok(events) if show => {
+                        for event in events {
+                            crate::client::print_update(&Update::World(event), replica);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => println!("damaged message in the recording: {error}"),
                 }
             }
-            Err(error) => println!("damaged message in the recording: {error}"),
+            Seen::Game { replica, world } => {
+                let applied = match channel {
+                    hearth_replica::game_wire::RELIABLE_CHANNEL => replica.apply_reliable(bytes),
+                    hearth_replica::game_wire::STATE_CHANNEL => replica.apply_frame(bytes),
+                    _ => Ok(()),
+                };
+                if let Err(error) = applied {
+                    println!("damaged message in the recording: {error}");
+                }
+                while let Some(event) = replica.poll_event() {
+                    if !show {
+                        continue;
+                    }
+                    if *world {
+                        if let Some(update) = update_of(&event) {
+                            let own = replica.controlled().and_then(|me| replica.position(me));
+                            crate::client_api::print_update(&update, replica, own);
+                        }
+                    } else {
+                        print_game_event(&event, replica);
+                    }
+                }
+            }
         }
     }
 
@@ -135,7 +209,7 @@ impl Player {
     fn seek(&mut self, micros: u64) {
         if micros < self.shown || self.at == 0 {
             self.at = 0;
-            self.replica = Replica::default();
+            self.seen = Seen::new(self.schema.as_ref());
         }
         while self.next_micros().is_some_and(|t| t < micros) {
             self.apply(false);
@@ -173,5 +247,28 @@ impl Player {
             _ => println!("{HELP}"),
         }
         true
+    }
+}
+
+/// An event of a game this build knows no more of than its schema: its
+/// actors by kind and its messages by name.
+fn print_game_event(event: &GameEvent, replica: &GameReplica) {
+    let schema = replica.schema();
+    let kind = |id| {
+        replica
+            .actor(id)
+            .map(|a| escaped(&schema.kinds()[usize::from(a.kind)].name).to_string())
+            .unwrap_or_default()
+    };
+    match event {
+        GameEvent::Joined { tick_hz } => println!("joined ({tick_hz} ticks a second)"),
+        GameEvent::Spawned { id } => println!("spawned {} #{}", kind(*id), id.0),
+        GameEvent::Despawned { id } => println!("gone #{}", id.0),
+        GameEvent::Message { index, values } => {
+            let name = &schema.messages()[usize::from(*index)].name;
+            println!("{}: {}", escaped(name), escaped(&format!("{values:?}")));
+        }
+        GameEvent::Controlling { id: Some(id) } => println!("steering #{}", id.0),
+        _ => {}
     }
 }

@@ -216,11 +216,23 @@ fn a_client_plays_through_an_impaired_link() {
 /// world (faster with --speed); a file that is not a recording is refused.
 #[test]
 fn a_recorded_session_replays() {
-    let dir = std::env::temp_dir().join(format!("hearth-replay-cli-{}", std::process::id()));
+    a_recorded_session_replays_on("builtin", "entered town line 1");
+}
+
+/// The same on the world on the game API: the recording starts with the
+/// game's schema, and replays into the game's replica.
+#[test]
+fn a_recorded_session_on_the_world_on_the_game_api_replays() {
+    a_recorded_session_replays_on("game-api", "entered town\n");
+}
+
+fn a_recorded_session_replays_on(engine: &str, entered: &str) {
+    let dir =
+        std::env::temp_dir().join(format!("hearth-replay-cli-{engine}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hearth.toml");
-    std::fs::write(&config, "").unwrap();
+    std::fs::write(&config, format!("[world]\nengine = \"{engine}\"\n")).unwrap();
     let (port, web_port) = (free_port(), free_port());
     let _server = serve(&dir, &config, port, web_port);
     let recording = dir.join("session.hrec");
@@ -272,7 +284,7 @@ fn a_recorded_session_replays() {
         "{out}{}",
         String::from_utf8_lossy(&replayed.stderr)
     );
-    assert!(out.contains("entered town line 1"), "{out}");
+    assert!(out.contains(entered), "{out}");
     assert!(out.contains("[zone] talker2: hello recording"), "{out}");
     assert!(out.contains("end of recording"), "{out}");
     // What the player saw live, the replay shows too (chat and spawns).

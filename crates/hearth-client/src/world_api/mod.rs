@@ -29,6 +29,7 @@ use hearth_replica::actor::ActorId;
 use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
+use hearth_replica::record::{Recorder, SCHEMA_CHANNEL};
 use hearth_replica::zone::Zone;
 
 use crate::Connection;
@@ -68,6 +69,12 @@ pub struct WorldApiClient {
     ticker: tokio::time::Interval,
     queued: VecDeque<WorldApiUpdate>,
     closed: bool,
+    /// Where every game message received goes, with when it came
+    /// ([`WorldApiClient::record_to`]).
+    recorder: Option<(
+        Recorder<Box<dyn std::io::Write + Send + Sync>>,
+        std::time::Instant,
+    )>,
 }
 
 impl WorldApiClient {
@@ -85,6 +92,32 @@ impl WorldApiClient {
             ticker,
             queued: VecDeque::new(),
             closed: false,
+            recorder: None,
+        }
+    }
+
+    /// Records every game message received from now on, after the game's
+    /// schema (so `hearth replay` needs nothing but the file). A write
+    /// error stops the recording, not the session.
+    pub fn record_to(&mut self, out: Box<dyn std::io::Write + Send + Sync>) -> std::io::Result<()> {
+        let mut recorder = Recorder::new(out)?;
+        let schema = serde_json::to_vec(self.replica.schema()).map_err(std::io::Error::other)?;
+        recorder.record(0, SCHEMA_CHANNEL, &schema)?;
+        recorder.flush()?;
+        self.recorder = Some((recorder, std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn record(&mut self, channel: u16, payload: &[u8]) {
+        if let Some((recorder, since)) = &mut self.recorder {
+            let micros = since.elapsed().as_micros() as u64;
+            if recorder
+                .record(micros, channel, payload)
+                .and_then(|()| recorder.flush())
+                .is_err()
+            {
+                self.recorder = None;
+            }
         }
     }
 
@@ -185,6 +218,7 @@ impl WorldApiClient {
                     Some(Event::Message { channel, payload })
                         if channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL =>
                     {
+                        self.record(channel, &payload);
                         let applied = match channel {
                             RELIABLE_CHANNEL => self.replica.apply_reliable(&payload),
                             _ => self.replica.apply_frame(&payload),
@@ -216,26 +250,12 @@ impl WorldApiClient {
                 GameEvent::Joined { .. } => {
                     self.walking_to = None;
                     self.zone = zone_of(self.replica.map());
-                    self.queued.push_back(WorldApiUpdate::Entered);
                 }
-                GameEvent::Spawned { id } => self.queued.push_back(WorldApiUpdate::Spawned(*id)),
-                GameEvent::Despawned { id } => {
-                    self.queued.push_back(WorldApiUpdate::Despawned(*id))
-                }
-                // The first two properties of a moving kind: its position.
-                GameEvent::Changed { id, mask } if mask & 0b11 != 0 => {
-                    self.queued.push_back(WorldApiUpdate::Moved(*id))
-                }
-                GameEvent::Corrected { .. } => {
-                    self.walking_to = None;
-                    self.queued.push_back(WorldApiUpdate::Corrected);
-                }
-                GameEvent::Message { .. } => {
-                    if let Some(message) = Message::decode(&event) {
-                        self.queued.push_back(WorldApiUpdate::Message(message));
-                    }
-                }
+                GameEvent::Corrected { .. } => self.walking_to = None,
                 _ => {}
+            }
+            if let Some(update) = update_of(&event) {
+                self.queued.push_back(update);
             }
         }
     }
@@ -260,6 +280,21 @@ impl WorldApiClient {
     pub async fn close(&self, code: u16, reason: &str) {
         self.connection.close(code, reason).await;
     }
+}
+
+/// What a replica's event means in the world, if anything worth telling
+/// (a replay of a recording reads events the same way).
+pub fn update_of(event: &GameEvent) -> Option<WorldApiUpdate> {
+    Some(match event {
+        GameEvent::Joined { .. } => WorldApiUpdate::Entered,
+        GameEvent::Spawned { id } => WorldApiUpdate::Spawned(*id),
+        GameEvent::Despawned { id } => WorldApiUpdate::Despawned(*id),
+        // The first two properties of a moving kind: its position.
+        GameEvent::Changed { id, mask } if mask & 0b11 != 0 => WorldApiUpdate::Moved(*id),
+        GameEvent::Corrected { .. } => WorldApiUpdate::Corrected,
+        GameEvent::Message { .. } => WorldApiUpdate::Message(Message::decode(event)?),
+        _ => return None,
+    })
 }
 
 /// The zone a `Joined`'s map draws (its walls, for walks), if it reads.

@@ -16,13 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_game::directory::LineKey;
+use hearth_game::record::SCHEMA_CHANNEL;
 use hearth_game::schema::Schema;
-use hearth_game::{Game, GameLines, InputError, Joining, LinesOutput, LoginInfo, PreLogin};
+use hearth_game::{
+    Game, GameLines, InputError, Joining, LinesOutput, LoginInfo, ObserverId, PreLogin,
+};
 use hearth_net::gate::GateHandle;
 use hearth_proto::close_code;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::recordings::Recordings;
 use crate::storage::Storage;
 
 /// Counters of a game host, for /metrics and the dashboard.
@@ -107,6 +111,20 @@ enum Request {
     },
     /// To every line: `Game::on_announce`.
     Announce(String),
+    /// Record what the player with this name receives, for `seconds`:
+    /// replies with the file's name, or why not.
+    Record {
+        name: String,
+        seconds: u64,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Record a whole line as an observer sees it.
+    RecordLine {
+        zone: String,
+        line: u32,
+        seconds: u64,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     /// Every player leaves (their data is saved), then the host stops.
     Shutdown(oneshot::Sender<()>),
 }
@@ -122,6 +140,9 @@ pub struct GameHostHandle {
     /// The game's schema, served at /api/schema and checked at login.
     pub schema: Arc<Schema>,
     pub counters: Arc<GameHostCounters>,
+    /// Server-side recordings of what players (or observers of lines)
+    /// receive.
+    pub recordings: Arc<Recordings>,
 }
 
 impl GameHostHandle {
@@ -217,6 +238,45 @@ impl GameHostHandle {
             .is_ok()
     }
 
+    /// Records what the player named `name` receives for `seconds`: their
+    /// client is sent everything again, so the recording starts complete.
+    /// The file's name, or why not.
+    pub async fn record(&self, name: &str, seconds: u64) -> Result<String, String> {
+        let (reply, rx) = oneshot::channel();
+        let request = Request::Record {
+            name: name.to_owned(),
+            seconds,
+            reply,
+        };
+        self.ask(request, rx).await
+    }
+
+    /// Records line `line` of zone `zone` as an observer sees it (every
+    /// actor, the line's messages) for `seconds`.
+    pub async fn record_line(&self, zone: &str, line: u32, seconds: u64) -> Result<String, String> {
+        let (reply, rx) = oneshot::channel();
+        let request = Request::RecordLine {
+            zone: zone.to_owned(),
+            line,
+            seconds,
+            reply,
+        };
+        self.ask(request, rx).await
+    }
+
+    async fn ask(
+        &self,
+        request: Request,
+        rx: oneshot::Receiver<Result<String, String>>,
+    ) -> Result<String, String> {
+        const GONE: &str = "the game has stopped";
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| GONE.to_owned())?;
+        rx.await.map_err(|_| GONE.to_owned())?
+    }
+
     /// Saves every player's data and stops; returns when it is written.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -234,6 +294,7 @@ pub fn start<G: Game>(
     input_queue: usize,
     single_session: bool,
     save_period_ms: u64,
+    recordings: Arc<Recordings>,
 ) -> std::io::Result<GameHostHandle> {
     let schema = Arc::new(game.schema());
     let (lifecycle_tx, lifecycle) = mpsc::unbounded_channel();
@@ -263,7 +324,10 @@ pub fn start<G: Game>(
         gate,
         storage,
         game_name: schema.game().to_owned(),
+        schema_json: serde_json::to_vec(&*schema).expect("a schema serializes"),
         counters: counters.clone(),
+        recordings: recordings.clone(),
+        observers: HashMap::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -278,6 +342,7 @@ pub fn start<G: Game>(
         login: Arc::new(GameLoginHook(game)),
         schema,
         counters,
+        recordings,
     })
 }
 
@@ -325,7 +390,13 @@ struct Host<G: Game> {
     storage: Storage,
     /// The game's name in its schema: the key of its players' saved data.
     game_name: String,
+    /// The schema as JSON: the first record of every recording.
+    schema_json: Vec<u8>,
     counters: Arc<GameHostCounters>,
+    recordings: Arc<Recordings>,
+    /// The observers of lines that recordings are running for, and the key
+    /// each records under.
+    observers: HashMap<(LineKey, ObserverId), u64>,
 }
 
 impl<G: Game> Host<G> {
@@ -372,6 +443,21 @@ impl<G: Game> Host<G> {
                         let _ = reply.send(self.kick_guests(&name, &reason).await);
                     }
                     Request::Announce(text) => self.lines.announce(&text),
+                    Request::Record {
+                        name,
+                        seconds,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.record(&name, seconds));
+                    }
+                    Request::RecordLine {
+                        zone,
+                        line,
+                        seconds,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.record_line(&zone, line, seconds));
+                    }
                     Request::Shutdown(done) => {
                         let players: Vec<u64> = self.lines.players().collect();
                         for player in players {
@@ -493,6 +579,7 @@ impl<G: Game> Host<G> {
         let mut sends = Vec::new();
         let mut saves = Vec::new();
         let mut closes = Vec::new();
+        let mut observed = Vec::new();
         for output in self.lines.finish_step() {
             match output {
                 LinesOutput::Send {
@@ -502,8 +589,30 @@ impl<G: Game> Host<G> {
                 } => sends.push((player, channel, bytes)),
                 LinesOutput::Save { player, data, last } => saves.push((player, data, last)),
                 LinesOutput::Close { player, reason } => closes.push((player, reason)),
+                LinesOutput::Observed {
+                    line,
+                    observer,
+                    channel,
+                    bytes,
+                } => {
+                    if let Some(&key) = self.observers.get(&(line, observer)) {
+                        observed.push((key, channel, bytes));
+                    }
+                }
             }
         }
+        self.recordings.tee(&observed);
+        self.recordings.tee(&sends);
+        self.recordings.sweep();
+        // Observers whose recording ended (or whose line closed) stop.
+        let (lines, recordings) = (&mut self.lines, &self.recordings);
+        self.observers.retain(|&(line, observer), key| {
+            let running = recordings.is_recording(*key) && lines.line(line).is_some();
+            if !running {
+                lines.stop_observing(line, observer);
+            }
+            running
+        });
         let lines = &self.lines;
         self.recent_ticks
             .retain(|key, _| lines.line(*key).is_some());
@@ -562,6 +671,55 @@ impl<G: Game> Host<G> {
                 if let Some(join) = self.held.remove(&account) {
                     self.lifecycle(join);
                 }
+            }
+        }
+    }
+
+    /// Starts recording what the player named `name` receives: their
+    /// client is sent everything again at the next tick, and every message
+    /// of theirs from then on is teed into the file.
+    fn record(&mut self, name: &str, seconds: u64) -> Result<String, String> {
+        let Some((player, _)) = self.lines.directory().find(name) else {
+            return Err(format!("{name} is not online"));
+        };
+        let file = self
+            .recordings
+            .start(
+                player,
+                name,
+                seconds,
+                &[(SCHEMA_CHANNEL, &self.schema_json)],
+            )
+            .map_err(|e| e.to_string())?;
+        self.lines.resync(player);
+        Ok(file)
+    }
+
+    /// Starts an observer of a line and a recording of what it is sent.
+    fn record_line(&mut self, zone: &str, number: u32, seconds: u64) -> Result<String, String> {
+        let Some(line) = self.lines.line_named(zone, number) else {
+            return Err(format!("{zone} has no line {number}"));
+        };
+        let Some(observer) = self.lines.observe(line) else {
+            return Err(format!(
+                "{zone} line {number} is being recorded by {} observers already",
+                hearth_game::MAX_OBSERVERS
+            ));
+        };
+        // Observers are named from the top of the id space, where no session is.
+        let key = u64::MAX - self.recordings.next_observer_number();
+        let name = format!("{zone}-line{number}");
+        match self
+            .recordings
+            .start(key, &name, seconds, &[(SCHEMA_CHANNEL, &self.schema_json)])
+        {
+            Ok(file) => {
+                self.observers.insert((line, observer), key);
+                Ok(file)
+            }
+            Err(e) => {
+                self.lines.stop_observing(line, observer);
+                Err(e.to_string())
             }
         }
     }

@@ -63,7 +63,7 @@ pub struct LineTask {
     pub statuses: Statuses,
     /// Messages the gate refused (session gone, or its queue full).
     pub send_failures: Arc<AtomicU64>,
-    pub recordings: Arc<super::recordings::Recordings>,
+    pub recordings: Arc<crate::recordings::Recordings>,
     /// This line's observers (line recordings), by their ids.
     pub observers: Vec<hearth_world::PlayerId>,
 }
@@ -95,7 +95,12 @@ impl LineTask {
                         let started = match self.line.snapshot_for(player) {
                             Some(snapshot) => self
                                 .recordings
-                                .start(player, &name, seconds, &snapshot)
+                                .start(
+                                    player,
+                                    &name,
+                                    seconds,
+                                    &[(hearth_world::wire::RELIABLE_CHANNEL, &snapshot)],
+                                )
                                 .map_err(|e| e.to_string()),
                             None => Err(format!("{name} left this line")),
                         };
@@ -144,7 +149,12 @@ impl LineTask {
         let observer = u64::MAX - self.recordings.next_observer_number();
         let snapshot = self.line.observe(observer);
         let name = format!("{}-line{}", self.line.zone().spec.name, self.line.number());
-        match self.recordings.start(observer, &name, seconds, &snapshot) {
+        match self.recordings.start(
+            observer,
+            &name,
+            seconds,
+            &[(hearth_world::wire::RELIABLE_CHANNEL, &snapshot)],
+        ) {
             Ok(file) => {
                 self.observers.push(observer);
                 Ok(file)

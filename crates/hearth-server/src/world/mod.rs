@@ -4,7 +4,6 @@
 //! through bounded queues, and a writer saving players to the database.
 
 mod lines;
-pub mod recordings;
 pub mod saves;
 
 use std::collections::HashMap;
@@ -121,7 +120,7 @@ pub struct WorldHandle {
     runtime: Arc<RuntimeHolder>,
     zones: Arc<Vec<String>>,
     /// Server-side recordings of what players receive.
-    pub recordings: Arc<recordings::Recordings>,
+    pub recordings: Arc<crate::recordings::Recordings>,
 }
 
 /// Owns the world's runtime and lets it go without blocking, whichever
@@ -330,7 +329,9 @@ pub fn start(
     let (from_lines_tx, from_lines) = mpsc::unbounded_channel();
     let (saves, writer) = saves::spawn_writer(storage);
     let counters = Arc::new(WorldCounters::default());
-    let recordings = Arc::new(recordings::Recordings::new(data_dir.join("recordings")));
+    let recordings = Arc::new(crate::recordings::Recordings::new(
+        data_dir.join("recordings"),
+    ));
     let host = Host {
         directory,
         lines: HashMap::new(),
@@ -367,7 +368,7 @@ struct Host {
     counters: Arc<WorldCounters>,
     started: Instant,
     hooks: Hooks,
-    recordings: Arc<recordings::Recordings>,
+    recordings: Arc<crate::recordings::Recordings>,
 }
 
 impl Host {

@@ -1,8 +1,9 @@
-//! Recordings the server makes: every world message it sends to a player,
-//! stamped with the time, in the format `hearth client --record` writes
-//! (HRTHREC1), so `hearth replay` and the browser's replay page play either.
-//! An administrator starts one for a set time; the line tasks tee their
-//! players' messages into it, which costs nothing while none is running.
+//! Recordings the server makes: every message it sends to a player (or to
+//! an observer of a whole line), stamped with the time, in the format
+//! `hearth client --record` writes (HRTHREC1), so `hearth replay` and the
+//! browser's replay page play either. An administrator starts one for a
+//! set time; whoever sends the messages tees them into it, which costs
+//! nothing while none is running.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,8 +13,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hearth_world::line::PlayerId;
-use hearth_world::record::Recorder;
+/// Whose messages a recording holds: a player's session id, or an
+/// observer's number counted down from `u64::MAX`, where no session is.
+pub type PlayerId = u64;
+use hearth_game::record::Recorder;
 use serde::Serialize;
 
 /// Recordings running at once, at most: each holds a file and a buffer.
@@ -92,16 +95,17 @@ impl Recordings {
     }
 
     /// Starts recording what `player` (named `name`) receives, for `seconds`,
-    /// beginning with `snapshot` (the world as the player's client has it, so
-    /// the replay starts complete). Returns the file's name in the
-    /// recordings directory. Called by the player's line between ticks, so
-    /// no message falls between the snapshot and the first record.
+    /// beginning with the records `first` (what a replay needs before the
+    /// messages: the world as the player's client has it, or the game's
+    /// schema). Returns the file's name in the recordings directory. Called
+    /// between ticks, so no message falls between those and the first
+    /// message recorded.
     pub fn start(
         &self,
         player: PlayerId,
         name: &str,
         seconds: u64,
-        snapshot: &[u8],
+        first: &[(u16, &[u8])],
     ) -> Result<String, RecordingError> {
         if !(1..=MAX_SECONDS).contains(&seconds) {
             return Err(RecordingError::BadLength);
@@ -141,14 +145,18 @@ impl Recordings {
         );
         let now = Instant::now();
         let mut recorder = Recorder::new(out)?;
-        recorder.record(0, hearth_world::wire::RELIABLE_CHANNEL, snapshot)?;
+        let mut bytes = 8;
+        for (channel, record) in first {
+            recorder.record(0, *channel, record)?;
+            bytes += 14 + record.len() as u64;
+        }
         running.insert(
             player,
             Active {
                 recorder,
                 started: now,
                 until: now + Duration::from_secs(seconds),
-                bytes: 8 + 14 + snapshot.len() as u64,
+                bytes,
             },
         );
         self.active.store(running.len(), Ordering::Release);
