@@ -1,21 +1,64 @@
 // The replay page: reads a recording (HRTHREC1) chosen by the user, plays it
 // into a fresh replica with pause, speed and seek, and draws it as the game
 // page would have. Seeking back replays from the start (the replica's state
-// is the sum of everything before).
+// is the sum of everything before). A recording of the world on the game
+// API starts with the game's schema: it plays into the world's generated
+// replica and is drawn as the world's page draws; a recording of another
+// game is refused with what to use instead (`hearth replay`).
 
-import { Replica, readRecording } from "../client/src/index.js";
+import { Replica, SCHEMA_CHANNEL, ZoneMap, readRecording } from "../client/src/index.js";
 import type { Record } from "../client/src/index.js";
+import * as game from "../client/src/game/replica.js";
 import { RELIABLE_CHANNEL, STATE_CHANNEL } from "../client/src/world/wire.js";
 import { WorldView, chatLine, logLine } from "./view.js";
+import { VERSION, decodeMessage, newReplica } from "./world.generated.js";
+import { ZoneCanvas, beingsOf } from "./world-view.js";
+import type { Being } from "./world-view.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const view = new WorldView($<HTMLCanvasElement>("world"));
+const canvas = $<HTMLCanvasElement>("world");
+const view = new WorldView(canvas);
+let zoneCanvas: ZoneCanvas | undefined;
+
+/** A recording of the world on the game API, as it plays. */
+class GamePlayback {
+  replica = newReplica();
+  map?: ZoneMap;
+  zone = "";
+
+  /** Applies one record; the chat lines it brings go to `log`. */
+  apply(record: Record, log: (text: string, kind: string) => void): void {
+    if (record.channel === game.RELIABLE_CHANNEL) this.replica.applyReliable(record.bytes);
+    else if (record.channel === game.STATE_CHANNEL) this.replica.applyFrame(record.bytes);
+    for (let event = this.replica.pollEvent(); event; event = this.replica.pollEvent()) {
+      if (event.type === "joined") {
+        this.map = new ZoneMap(this.replica.map);
+      } else if (event.type === "message") {
+        const message = decodeMessage(event);
+        if (message?.type === "entered") {
+          this.zone = message.zone;
+          log(`entered ${message.zone}`, "system");
+        } else if (message?.type === "chat") {
+          const from = message.scope === "system" ? "" : `${message.from}${message.scope === "whisper" ? ` to ${message.to}` : ""} (${message.scope}): `;
+          log(`${from}${message.text}`, message.scope === "system" ? "system" : "");
+        }
+      }
+    }
+  }
+
+  beings(): Being[] {
+    return beingsOf(this.replica);
+  }
+}
 const seek = $<HTMLInputElement>("replay-seek");
 const pause = $<HTMLButtonElement>("replay-pause");
 
 interface Playback {
   records: Record[];
+  /** A recording of the built-in engine's world. */
   replica: Replica;
+  /** Or of the world on the game API (its records after the schema). */
+  game?: GamePlayback;
   /** Records applied so far. */
   next: number;
   /** Replay time in ms. */
@@ -32,8 +75,26 @@ async function load(file: File): Promise<void> {
   try {
     const records = readRecording(new Uint8Array(await file.arrayBuffer()));
     if (records.length === 0) throw new Error("the recording is empty");
+    let onTheApi = false;
+    if (records[0]!.channel === SCHEMA_CHANNEL) {
+      const schema = JSON.parse(new TextDecoder().decode(records.shift()!.bytes)) as { game?: string; version?: string };
+      if (schema.version !== VERSION) {
+        throw new Error(`a recording of the game ${String(schema.game)} (schema ${String(schema.version)}): this page replays the built-in world; hearth replay FILE plays any game's`);
+      }
+      onTheApi = true;
+    }
+    if (records.length === 0) throw new Error("the recording is empty");
     const duration = records[records.length - 1]!.micros / 1000;
-    playback = { records, replica: new Replica(), next: 0, at: 0, duration, playing: true, speed: Number($<HTMLSelectElement>("replay-speed").value) };
+    playback = {
+      records,
+      replica: new Replica(),
+      game: onTheApi ? new GamePlayback() : undefined,
+      next: 0,
+      at: 0,
+      duration,
+      playing: true,
+      speed: Number($<HTMLSelectElement>("replay-speed").value),
+    };
     seek.max = String(Math.ceil(duration));
     seek.disabled = false;
     pause.disabled = false;
@@ -50,6 +111,7 @@ async function load(file: File): Promise<void> {
 function advanceTo(p: Playback, at: number): void {
   if (at < p.at) {
     p.replica = new Replica();
+    if (p.game) p.game = new GamePlayback();
     p.next = 0;
     $("chat-log").replaceChildren();
   }
@@ -57,6 +119,14 @@ function advanceTo(p: Playback, at: number): void {
   while (p.next < p.records.length && p.records[p.next]!.micros / 1000 <= p.at) {
     const record = p.records[p.next++]!;
     const stamp = record.micros / 1000;
+    if (p.game) {
+      try {
+        p.game.apply(record, (text, kind) => logLine($("chat-log"), text, kind));
+      } catch (e) {
+        logLine($("chat-log"), `a damaged record was skipped: ${(e as Error).message}`, "refused");
+      }
+      continue;
+    }
     try {
       const events =
         record.channel === RELIABLE_CHANNEL
@@ -89,8 +159,15 @@ function frame(): void {
     }
     seek.value = String(Math.round(p.at));
   }
-  view.draw(p.replica, p.at);
   $("replay-time").textContent = `${(p.at / 1000).toFixed(1)} / ${(p.duration / 1000).toFixed(1)} s`;
+  if (p.game) {
+    zoneCanvas ??= new ZoneCanvas(canvas);
+    zoneCanvas.draw(p.game.map, p.game.beings());
+    $("place").textContent = p.game.zone || "–";
+    $("actors").textContent = String(p.game.replica.actors.size);
+    return;
+  }
+  view.draw(p.replica, p.at);
   const entered = p.replica.entered;
   $("place").textContent = entered ? `${entered.zone}, line ${entered.line}` : "–";
   $("actors").textContent = String(p.replica.actors.size);

@@ -14,8 +14,10 @@ import { ZoneMap } from "../client/src/index.js";
 import type { Connection } from "../client/src/index.js";
 import { RELIABLE_CHANNEL, STATE_CHANNEL, UNITS_PER_CELL } from "../client/src/game/replica.js";
 import { $, logTo, setUpLogin } from "./game-login.js";
-import { Npc, Player, VERSION, decodeMessage, newReplica, say, switchLine, travel } from "./world.generated.js";
+import { Player, VERSION, decodeMessage, newReplica, say, switchLine, travel } from "./world.generated.js";
 import type { Message, SayScope } from "./world.generated.js";
+import { ZoneCanvas, beingsOf } from "./world-view.js";
+import type { Being } from "./world-view.js";
 
 /** Messages `window.world.messages` keeps. */
 const MAX_MESSAGES = 10_000;
@@ -31,16 +33,6 @@ const DIRECTIONS: Record<string, [number, number]> = {
   KeyW: [0, -1],
   KeyS: [0, 1],
 };
-
-/** An actor in view as the page draws it: `x`, `y` in hundredths of a cell. */
-export interface Being {
-  id: number;
-  name: string;
-  npc: boolean;
-  owned: boolean;
-  x: number;
-  y: number;
-}
 
 /** What the page knows; `window.world`, for tests and the curious. */
 class WorldPage {
@@ -59,10 +51,7 @@ class WorldPage {
 
   /** Every player and NPC in view. */
   beings(): Being[] {
-    const at = (id: number, owned: boolean) => (owned ? this.replica.position(id) : this.replica.serverPosition(id)) ?? { x: 0, y: 0 };
-    const players = Player.all(this.replica).map((p) => ({ id: p.id, name: p.name, npc: false, owned: p.owned, ...at(p.id, p.owned) }));
-    const npcs = Npc.all(this.replica).map((n) => ({ id: n.id, name: n.name, npc: true, owned: false, ...at(n.id, false) }));
-    return [...npcs, ...players];
+    return beingsOf(this.replica);
   }
 
   /** Position units one tick's move covers: just under this zone's walking speed. */
@@ -188,60 +177,10 @@ function log(text: string, kind = ""): void {
 
 // The zone on the canvas.
 const canvas = $<HTMLCanvasElement>("map");
-const ctx = canvas.getContext("2d")!;
-let scale = 20;
-let mapImage: HTMLCanvasElement | undefined;
-let mapOf: ZoneMap | undefined;
-const CELL_COLOURS: Record<string, string> = { "#": "#4a4136", "~": "#2f6690", ".": "#7a9a55", S: "#8fae62", P: "#b48ead" };
-
-function mapCanvas(map: ZoneMap): HTMLCanvasElement {
-  if (mapImage && mapOf === map) return mapImage;
-  scale = Math.max(6, Math.floor(Math.min(960 / map.width, 560 / map.height)));
-  canvas.width = map.width * scale;
-  canvas.height = map.height * scale;
-  const image = document.createElement("canvas");
-  image.width = canvas.width;
-  image.height = canvas.height;
-  const g = image.getContext("2d")!;
-  for (let y = 0; y < map.height; y++) {
-    for (let x = 0; x < map.width; x++) {
-      g.fillStyle = CELL_COLOURS[map.cell(x, y)] ?? "#4a4136";
-      g.fillRect(x * scale, y * scale, scale, scale);
-    }
-  }
-  mapImage = image;
-  mapOf = map;
-  return image;
-}
-
-function draw(): void {
-  ctx.fillStyle = "#2b2f26";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const map = world.map;
-  if (!map) return;
-  ctx.drawImage(mapCanvas(map), 0, 0);
-  const px = (units: number) => (units / UNITS_PER_CELL) * scale;
-  for (const being of world.beings()) {
-    const [x, y] = [px(being.x), px(being.y)];
-    const radius = Math.max(3, scale * (being.npc ? 0.28 : 0.36));
-    ctx.beginPath();
-    ctx.arc(x, y, radius, 0, Math.PI * 2);
-    ctx.fillStyle = being.npc ? "#c9c2b8" : being.owned ? "#3a5bd9" : "#f3c969";
-    ctx.fill();
-    ctx.lineWidth = being.owned ? 3 : 1;
-    ctx.strokeStyle = being.owned ? "#ffffff" : "#2b2f26";
-    ctx.stroke();
-    if (being.npc) continue;
-    ctx.font = `${Math.min(15, Math.max(10, Math.round(scale * 0.5)))}px system-ui`;
-    ctx.textAlign = "center";
-    ctx.textBaseline = "bottom";
-    ctx.fillStyle = "#ffffff";
-    ctx.fillText(`${being.name}${being.owned ? " (you)" : ""}`, x, y - radius - 2);
-  }
-}
+const zoneCanvas = new ZoneCanvas(canvas);
 
 function frame(): void {
-  draw();
+  zoneCanvas.draw(world.map, world.beings());
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);

@@ -7,11 +7,11 @@
 // and a whisper still finds her. Screenshots go to web/test-results/.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Browser, Page, chromium } from "playwright-core";
-import { BIN, PASSWORD, Server, WEB_DIR, startGame, until } from "./harness.js";
+import { BIN, PASSWORD, Server, WEB_DIR, account, api, startGame, startServer, until } from "./harness.js";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const RESULTS = join(WEB_DIR, "test-results");
@@ -129,4 +129,63 @@ test("two players on the world's page walk, talk, whisper and travel", { timeout
   await ann.screenshot({ path: join(RESULTS, "world-api.png") });
   const log = (await ann.getByTestId("log").textContent()) ?? "";
   assert.ok(log.includes("you are in caves"), log);
+});
+
+test("the server records a player and a line of the world on the game API; the replay page plays both", { timeout: 90_000 }, async () => {
+  const arena = await startServer(["root"], { HEARTH_WORLD_ENGINE: "game-api" });
+  try {
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
+    await page.goto(`http://${arena.web}/`);
+    await page.getByTestId("name").fill("joan");
+    await page.getByTestId("password").fill(PASSWORD);
+    await page.getByTestId("register").click();
+    await page.waitForFunction(() => (window as any).world?.zone === "arena", null, { timeout: 15_000 });
+    const admin = await account(arena.web, "root", false);
+    const files: string[] = [];
+    for (const body of [{ name: "joan", seconds: 3 }, { zone: "arena", line: 1, seconds: 3 }]) {
+      const started = await api(arena.web, "/api/admin/record", body, admin);
+      assert.equal(started.status, 201, JSON.stringify(started.json));
+      files.push(started.json.file as string);
+    }
+    assert.match(files[0]!, /^joan-\d+\.hrec$/);
+    assert.match(files[1]!, /^arena-line1-\d+\.hrec$/);
+    // Joan's page is sent everything again (a second joined), and goes on.
+    await page.waitForFunction(() => (window as any).world.entries === 2, null, { timeout: 10_000 });
+    await say(page, "line", "", "recorded in the arena");
+    await page.getByTestId("map").focus();
+    await page.keyboard.down("ArrowRight");
+    await new Promise((r) => setTimeout(r, 600));
+    await page.keyboard.up("ArrowRight");
+    await until("both recordings end", async () => ((await api(arena.web, "/api/admin/recordings", undefined, admin)).json.cost as { active: number }).active === 0);
+
+    for (const file of files) {
+      const download = await fetch(`http://${arena.web}/api/admin/recordings/${file}`, { headers: { authorization: `Bearer ${admin}` } });
+      assert.equal(download.status, 200);
+      const path = join(RESULTS, file);
+      writeFileSync(path, Buffer.from(await download.arrayBuffer()));
+      const replay = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
+      const errors: string[] = [];
+      replay.on("pageerror", (e) => errors.push(e.message));
+      await replay.goto(`http://${arena.web}/replay`);
+      await replay.getByTestId("replay-file").setInputFiles(path);
+      await until(`${file} plays the chat`, () => replay.getByTestId("chat-log").textContent().then((t) => t?.includes("joan (line): recorded in the arena")));
+      const jo = () =>
+        replay.evaluate(() => ((window as any).replay.game.beings() as { name: string; owned: boolean; x: number }[]).find((b) => b.name === "joan"));
+      await until(`${file} shows joan`, () => jo());
+      // Joan's own recording knows she steers; the line's has nobody steering.
+      assert.equal((await jo())!.owned, file.startsWith("joan-"), file);
+      // Seeking back starts over from the first record.
+      await replay.getByTestId("replay-pause").click();
+      await replay.getByTestId("replay-seek").fill("0");
+      assert.ok((await replay.evaluate(() => (window as any).replay.next)) <= 1);
+      assert.ok(!(await replay.getByTestId("chat-log").textContent())?.includes("recorded in the arena"));
+      await replay.getByTestId("replay-speed").selectOption("4");
+      await replay.getByTestId("replay-pause").click();
+      await until(`${file} plays again`, () => replay.getByTestId("chat-log").textContent().then((t) => t?.includes("recorded in the arena")));
+      await replay.screenshot({ path: join(RESULTS, `replay-api-${file.startsWith("joan-") ? "player" : "line"}.png`) });
+      assert.deepEqual(errors, []);
+    }
+  } finally {
+    arena.stop();
+  }
 });

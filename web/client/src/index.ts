@@ -20,7 +20,7 @@ export { MAP_LEGEND, ZoneMap, cellCentre, cellOf, distance, stepTowards } from "
 export { Replica, interpolated } from "./world/replica.js";
 export type { ReplicaActor, WorldEvent } from "./world/replica.js";
 export { WorldClient } from "./world/client.js";
-export { readRecording } from "./world/record.js";
+export { SCHEMA_CHANNEL, readRecording } from "./world/record.js";
 export type { Record } from "./world/record.js";
 export * as game from "./game/schema.js";
 export { GameReplica, decodeGameFrame, decodeGameReliable, encodeGameAck, encodeGameMessage, encodeGameReliable, joinedVersion } from "./game/replica.js";

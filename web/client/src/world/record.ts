@@ -5,6 +5,8 @@
 import { DecodeError } from "../bytes.js";
 
 export const MAGIC = "HRTHREC1";
+/** The channel of a game recording's first record: the game's schema as JSON (as /api/schema serves it). */
+export const SCHEMA_CHANNEL = 0xffff;
 /** Largest record: the largest world message fits. */
 export const MAX_RECORD = 2 << 20;
 
