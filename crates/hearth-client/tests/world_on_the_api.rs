@@ -359,3 +359,52 @@ async fn an_administrator_records_a_player_and_a_line_and_both_replay_whole() {
     assert!(ben.session.leave("done", WAIT).await);
     server.shutdown("the test is over").await;
 }
+
+/// A server that ran the built-in world on its own engine, restarted on
+/// the game API: a player enters where the old engine saved them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_place_the_builtin_engine_saved_is_where_the_world_on_the_api_starts() {
+    let dir = common::data_dir("world-api-places");
+    let name = common::unique("settler");
+    let old = hearth_server::start(common::config(&dir)).await.unwrap();
+    Accounts::new(&old.web_url())
+        .register(&name, PASSWORD)
+        .await
+        .unwrap();
+    let mut login = Options::password(&name, PASSWORD);
+    login.options = "?zone=town".into();
+    let mut connection = hearth_client::connect(&format!("tcp://{}", old.game_tcp), login)
+        .await
+        .unwrap();
+    timeout(WAIT, connection.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("in time")
+        .expect("joined");
+    let mut world = hearth_client::world::WorldClient::new(connection);
+    world
+        .until(WAIT, |_, replica| replica.position.is_some())
+        .await
+        .expect("in town");
+    let saved = world.replica().position.unwrap();
+    assert_eq!(world.replica().entered.as_ref().unwrap().zone, "town");
+    world.connection().close(0, "bye").await;
+    // A graceful stop writes every place.
+    old.shutdown("switching engines").await;
+
+    let mut config = common::config(&dir);
+    config.world.engine = WorldEngine::GameApi;
+    let new = hearth_server::start(config).await.unwrap();
+    let mut player = Player::join(&format!("hearth://{}", new.game_tcp), &name).await;
+    player
+        .until("enters the town, where the old engine left them", |p| {
+            p.heard("entered", 0, "town")
+                && p.replica
+                    .controlled()
+                    .is_some_and(|me| p.replica.server_position(me).is_some())
+        })
+        .await;
+    let me = player.replica.controlled().unwrap();
+    assert_eq!(player.replica.server_position(me), Some(saved));
+    assert!(player.session.leave("done", WAIT).await);
+    new.shutdown("the test is over").await;
+}

@@ -263,6 +263,14 @@ impl GameHandler {
                                 tracing::error!(%error, account = account.id, "cannot read the player's game data");
                                 None
                             });
+                        if game_data.is_none() && host.reads_world_places {
+                            game_data = crate::game_host::world_places::load(&storage, account.id)
+                                .await
+                                .unwrap_or_else(|error| {
+                                    tracing::error!(%error, account = account.id, "cannot read the player's saved place");
+                                    None
+                                });
+                        }
                     }
                 }
                 (Some(Realm::Builtin(_)), Ok(Some(account))) => {

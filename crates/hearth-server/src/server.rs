@@ -144,7 +144,10 @@ pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Ru
             }
             serve(
                 config,
-                WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+                WorldChoice::Game(Box::new(GameStarter {
+                    reads_world_places: true,
+                    ..GameStarter::new(game)
+                })),
                 Some(web::WORLD_PAGE),
             )
             .await
@@ -169,7 +172,7 @@ pub async fn start_game<G: hearth_game::Game>(
 ) -> Result<Running, StartError> {
     serve(
         config,
-        WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+        WorldChoice::Game(Box::new(GameStarter::new(game))),
         None,
     )
     .await
@@ -200,7 +203,7 @@ pub async fn start_game_with_page<G: hearth_game::Game>(
 ) -> Result<Running, StartError> {
     serve(
         config,
-        WorldChoice::Game(Box::new(GameStarter(Arc::new(game)))),
+        WorldChoice::Game(Box::new(GameStarter::new(game))),
         Some(page),
     )
     .await
@@ -225,7 +228,20 @@ trait StartGame: Send {
     ) -> std::io::Result<crate::game_host::GameHostHandle>;
 }
 
-struct GameStarter<G>(Arc<G>);
+struct GameStarter<G> {
+    game: Arc<G>,
+    /// The game is the built-in world (`GameHostHandle::reads_world_places`).
+    reads_world_places: bool,
+}
+
+impl<G> GameStarter<G> {
+    fn new(game: G) -> Self {
+        Self {
+            game: Arc::new(game),
+            reads_world_places: false,
+        }
+    }
+}
 
 impl<G: hearth_game::Game> StartGame for GameStarter<G> {
     fn start(
@@ -237,15 +253,17 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
         save_period_ms: u64,
         recordings: Arc<crate::recordings::Recordings>,
     ) -> std::io::Result<crate::game_host::GameHostHandle> {
-        crate::game_host::start(
-            self.0.clone(),
+        let mut host = crate::game_host::start(
+            self.game.clone(),
             gate,
             storage,
             input_queue,
             single_session,
             save_period_ms,
             recordings,
-        )
+        )?;
+        host.reads_world_places = self.reads_world_places;
+        Ok(host)
     }
 }
 

@@ -9,6 +9,7 @@
 //! sessions' events and carries out what it asks.
 
 pub mod saves;
+pub mod world_places;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -143,6 +144,9 @@ pub struct GameHostHandle {
     /// Server-side recordings of what players (or observers of lines)
     /// receive.
     pub recordings: Arc<Recordings>,
+    /// The game is the built-in world: a player it has no data of starts
+    /// from the place the built-in engine saved ([`world_places`]).
+    pub reads_world_places: bool,
 }
 
 impl GameHostHandle {
@@ -343,6 +347,7 @@ pub fn start<G: Game>(
         schema,
         counters,
         recordings,
+        reads_world_places: false,
     })
 }
 
