@@ -1,5 +1,5 @@
 // Builds Hearth's browser side with esbuild:
-//   node build.mjs            dist/: the client library, the game page's and the dashboard's scripts;
+//   node build.mjs            dist/: the client library, the world's page's, the dashboard's and the replay page's scripts;
 //                             examples/*/web/dist/: the example games' pages
 //   node build.mjs --check    fails if a dist/ differs from what the sources build (the test suite runs this)
 //   node build.mjs --tests    the Node unit tests into dist-test/
@@ -14,10 +14,9 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const bundles = [
   { entry: "client/src/index.ts", out: "dist/hearth-client.js", format: "esm" },
-  { entry: "pages/game.ts", out: "dist/game.js", format: "iife" },
   { entry: "pages/admin.ts", out: "dist/admin.js", format: "iife" },
   { entry: "pages/replay.ts", out: "dist/replay.js", format: "iife" },
-  // The built-in world's page on the game API ([world] engine = "game-api").
+  // The built-in world's page, served at `/` (hearth_server::web::WORLD_PAGE).
   { entry: "pages/world.ts", out: "dist/world.js", format: "iife" },
   // The examples' own pages, embedded in their binaries (hearth_server::GamePage).
   { entry: "../examples/cards/web/page.ts", out: "../examples/cards/web/dist/page.js", format: "iife" },

@@ -1,9 +1,11 @@
 //! Arbitrary client messages (moves, chat, line changes and travel above
 //! all) into every line of the built-in world on the game API, as the
 //! server's game host runs them (`GameLines`), with a real client replica
-//! of one player following wherever it is: nothing may panic, the replica
-//! accepts everything it is sent, across lines too, and no actor it sees
-//! is ever in a wall or outside its zone.
+//! of one player following wherever it is and an observer of the meadow's
+//! line (a line recording): nothing may panic, both replicas accept
+//! everything they are sent, across lines too, and no actor the player
+//! sees is ever in a wall or outside its zone. The same bytes as a
+//! recording file (`hearth replay`, the replay page) read without a panic.
 
 #![no_main]
 
@@ -28,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
             ..Joining::default()
         });
     }
+    let _ = hearth_replica::record::read_all(data);
+    let meadow = lines.line_named("meadow", 1).expect("the players opened it");
+    let observer = lines.observe(meadow).expect("room for an observer");
+    let mut recorded = GameReplica::new(Arc::new(hearth_world::world_schema()));
     let mut watcher = GameReplica::new(Arc::new(hearth_world::world_schema()));
     let mut zone: Option<Zone> = None;
     let mut rest = data;
@@ -45,19 +51,27 @@ fuzz_target!(|data: &[u8]| {
             now_ms += 1000;
             let outputs: Vec<LinesOutput> = lines.step(now_ms).collect();
             for output in outputs {
-                if let LinesOutput::Send {
-                    player: 1,
-                    channel,
-                    bytes,
-                } = output
-                {
-                    match channel {
-                        RELIABLE_CHANNEL => watcher.apply_reliable(&bytes).expect("valid"),
-                        _ => watcher.apply_frame(&bytes).expect("valid"),
-                    }
+                let (replica, channel, bytes) = match output {
+                    LinesOutput::Send {
+                        player: 1,
+                        channel,
+                        bytes,
+                    } => (&mut watcher, channel, bytes),
+                    LinesOutput::Observed {
+                        observer: o,
+                        channel,
+                        bytes,
+                        ..
+                    } if o == observer => (&mut recorded, channel, bytes),
+                    _ => continue,
+                };
+                match channel {
+                    RELIABLE_CHANNEL => replica.apply_reliable(&bytes).expect("valid"),
+                    _ => replica.apply_frame(&bytes).expect("valid"),
                 }
             }
             while watcher.poll_event().is_some() {}
+            while recorded.poll_event().is_some() {}
             if let Some(ack) = watcher.poll_ack() {
                 lines.input(1, STATE_CHANNEL, &ack).expect("a valid ack");
             }

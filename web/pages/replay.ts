@@ -1,26 +1,25 @@
 // The replay page: reads a recording (HRTHREC1) chosen by the user, plays it
-// into a fresh replica with pause, speed and seek, and draws it as the game
-// page would have. Seeking back replays from the start (the replica's state
-// is the sum of everything before). A recording of the world on the game
-// API starts with the game's schema: it plays into the world's generated
-// replica and is drawn as the world's page draws; a recording of another
-// game is refused with what to use instead (`hearth replay`).
+// into a fresh replica with pause, speed and seek, and draws it as the
+// world's page would have. Seeking back replays from the start (the
+// replica's state is the sum of everything before). A recording starts with
+// the game's schema: one of the built-in world plays into the world's
+// generated replica and is drawn as the world's page draws; one of another
+// game is refused with what to use instead (`hearth replay`), and one
+// without a schema (made by an older Hearth, with the world engine since
+// removed) is refused with that reason.
 
-import { Replica, SCHEMA_CHANNEL, ZoneMap, readRecording } from "../client/src/index.js";
+import { SCHEMA_CHANNEL, ZoneMap, readRecording } from "../client/src/index.js";
 import type { Record } from "../client/src/index.js";
-import * as game from "../client/src/game/replica.js";
-import { RELIABLE_CHANNEL, STATE_CHANNEL } from "../client/src/world/wire.js";
-import { WorldView, chatLine, logLine } from "./view.js";
+import { RELIABLE_CHANNEL, STATE_CHANNEL } from "../client/src/game/replica.js";
+import { $, logTo } from "./game-login.js";
 import { VERSION, decodeMessage, newReplica } from "./world.generated.js";
 import { ZoneCanvas, beingsOf } from "./world-view.js";
 import type { Being } from "./world-view.js";
 
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const canvas = $<HTMLCanvasElement>("world");
-const view = new WorldView(canvas);
-let zoneCanvas: ZoneCanvas | undefined;
+const zoneCanvas = new ZoneCanvas(canvas);
 
-/** A recording of the world on the game API, as it plays. */
+/** A recording of the world, as it plays. */
 class GamePlayback {
   replica = newReplica();
   map?: ZoneMap;
@@ -28,8 +27,8 @@ class GamePlayback {
 
   /** Applies one record; the chat lines it brings go to `log`. */
   apply(record: Record, log: (text: string, kind: string) => void): void {
-    if (record.channel === game.RELIABLE_CHANNEL) this.replica.applyReliable(record.bytes);
-    else if (record.channel === game.STATE_CHANNEL) this.replica.applyFrame(record.bytes);
+    if (record.channel === RELIABLE_CHANNEL) this.replica.applyReliable(record.bytes);
+    else if (record.channel === STATE_CHANNEL) this.replica.applyFrame(record.bytes);
     for (let event = this.replica.pollEvent(); event; event = this.replica.pollEvent()) {
       if (event.type === "joined") {
         this.map = new ZoneMap(this.replica.map);
@@ -53,12 +52,11 @@ class GamePlayback {
 const seek = $<HTMLInputElement>("replay-seek");
 const pause = $<HTMLButtonElement>("replay-pause");
 
+/** What plays; `window.replay`, for tests and the curious. */
 interface Playback {
+  /** The recording's records after its schema. */
   records: Record[];
-  /** A recording of the built-in engine's world. */
-  replica: Replica;
-  /** Or of the world on the game API (its records after the schema). */
-  game?: GamePlayback;
+  game: GamePlayback;
   /** Records applied so far. */
   next: number;
   /** Replay time in ms. */
@@ -70,25 +68,35 @@ interface Playback {
 let playback: Playback | undefined;
 let lastFrame = performance.now();
 
+function log(text: string, kind = ""): void {
+  logTo("chat-log", text, kind);
+}
+
+/** The records of a recording of the built-in world, its schema taken off; throws why any other recording cannot play here. */
+function worldRecords(file: Uint8Array): Record[] {
+  const records = readRecording(file);
+  if (records.length === 0) throw new Error("the recording is empty");
+  if (records[0]!.channel !== SCHEMA_CHANNEL) {
+    throw new Error(
+      "this recording was made by an older Hearth, whose world engine is gone: it starts without the game's schema, and no page of this version can replay it",
+    );
+  }
+  const schema = JSON.parse(new TextDecoder().decode(records.shift()!.bytes)) as { game?: string; version?: string };
+  if (schema.version !== VERSION) {
+    throw new Error(`a recording of the game ${String(schema.game)} (schema ${String(schema.version)}): this page replays the built-in world; hearth replay FILE plays any game's`);
+  }
+  if (records.length === 0) throw new Error("the recording is empty");
+  return records;
+}
+
 async function load(file: File): Promise<void> {
   $("replay-error").textContent = "";
   try {
-    const records = readRecording(new Uint8Array(await file.arrayBuffer()));
-    if (records.length === 0) throw new Error("the recording is empty");
-    let onTheApi = false;
-    if (records[0]!.channel === SCHEMA_CHANNEL) {
-      const schema = JSON.parse(new TextDecoder().decode(records.shift()!.bytes)) as { game?: string; version?: string };
-      if (schema.version !== VERSION) {
-        throw new Error(`a recording of the game ${String(schema.game)} (schema ${String(schema.version)}): this page replays the built-in world; hearth replay FILE plays any game's`);
-      }
-      onTheApi = true;
-    }
-    if (records.length === 0) throw new Error("the recording is empty");
+    const records = worldRecords(new Uint8Array(await file.arrayBuffer()));
     const duration = records[records.length - 1]!.micros / 1000;
     playback = {
       records,
-      replica: new Replica(),
-      game: onTheApi ? new GamePlayback() : undefined,
+      game: new GamePlayback(),
       next: 0,
       at: 0,
       duration,
@@ -110,36 +118,17 @@ async function load(file: File): Promise<void> {
 /** Applies every record up to `at` ms, from the start again if that is in the past. */
 function advanceTo(p: Playback, at: number): void {
   if (at < p.at) {
-    p.replica = new Replica();
-    if (p.game) p.game = new GamePlayback();
+    p.game = new GamePlayback();
     p.next = 0;
     $("chat-log").replaceChildren();
   }
   p.at = Math.min(at, p.duration);
   while (p.next < p.records.length && p.records[p.next]!.micros / 1000 <= p.at) {
     const record = p.records[p.next++]!;
-    const stamp = record.micros / 1000;
-    if (p.game) {
-      try {
-        p.game.apply(record, (text, kind) => logLine($("chat-log"), text, kind));
-      } catch (e) {
-        logLine($("chat-log"), `a damaged record was skipped: ${(e as Error).message}`, "refused");
-      }
-      continue;
-    }
     try {
-      const events =
-        record.channel === RELIABLE_CHANNEL
-          ? p.replica.applyReliable(record.bytes, stamp)
-          : record.channel === STATE_CHANNEL
-            ? p.replica.applyFrame(record.bytes, stamp)
-            : [];
-      for (const event of events) {
-        if (event.type === "chat") logLine($("chat-log"), ...chatLine(event));
-        if (event.type === "entered") logLine($("chat-log"), `entered ${event.zone}, line ${event.line}`, "system");
-      }
+      p.game.apply(record, log);
     } catch (e) {
-      logLine($("chat-log"), `a damaged record was skipped: ${(e as Error).message}`, "refused");
+      log(`a damaged record was skipped: ${(e as Error).message}`, "refused");
     }
   }
 }
@@ -160,17 +149,9 @@ function frame(): void {
     seek.value = String(Math.round(p.at));
   }
   $("replay-time").textContent = `${(p.at / 1000).toFixed(1)} / ${(p.duration / 1000).toFixed(1)} s`;
-  if (p.game) {
-    zoneCanvas ??= new ZoneCanvas(canvas);
-    zoneCanvas.draw(p.game.map, p.game.beings());
-    $("place").textContent = p.game.zone || "–";
-    $("actors").textContent = String(p.game.replica.actors.size);
-    return;
-  }
-  view.draw(p.replica, p.at);
-  const entered = p.replica.entered;
-  $("place").textContent = entered ? `${entered.zone}, line ${entered.line}` : "–";
-  $("actors").textContent = String(p.replica.actors.size);
+  zoneCanvas.draw(p.game.map, p.game.beings());
+  $("place").textContent = p.game.zone || "–";
+  $("actors").textContent = String(p.game.replica.actors.size);
 }
 
 $("replay-file").addEventListener("change", (e) => {

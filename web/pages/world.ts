@@ -1,5 +1,5 @@
-// The built-in world's page on the game API (`hearth serve` with
-// `[world] engine = "game-api"`): log in as every game's page does
+// The built-in world's page, which `hearth serve` serves at `/`: the world
+// is a game on the game API like any other. Log in as every game's page does
 // (game-login.ts), then play with the world's generated bindings
 // (world.generated.ts: players, NPCs, chat) over the client library's
 // generic replica. Hearth moves the player: the page predicts each move at

@@ -1,8 +1,9 @@
 // What the integration tests share: a real `hearth serve` in a temporary
 // data directory (one small zone with one spawn point, so players start in
-// view of each other), a real example game's `serve` (cards, tag: each with
-// its own page, checked the same way), accounts through the web API, a TCP
-// relay that can cut connections, and bounded waits.
+// view of each other), a player of its world over the TypeScript client, a
+// real example game's `serve` (cards, tag: each with its own page, checked
+// the same way), accounts through the web API, a TCP relay that can cut
+// connections, and bounded waits.
 
 import assert from "node:assert/strict";
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -10,6 +11,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Socket, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
+import { Connection, RELIABLE_CHANNEL, STATE_CHANNEL, UNITS_PER_CELL, stepTowards } from "../client/src/index.js";
+import type { Pos } from "../client/src/index.js";
+import { Npc, Player, VERSION, decodeMessage, newReplica, say } from "../pages/world.generated.js";
+import type { Message, SayScope } from "../pages/world.generated.js";
 
 declare const __WEB_DIR__: string;
 export const WEB_DIR = __WEB_DIR__;
@@ -48,13 +53,18 @@ export interface Server {
   stop(): void;
 }
 
+/** The map of startServer's one zone, "arena": twenty cells by ten inside the walls, one spawn point in the middle. */
+export const ARENA_MAP = [
+  "#".repeat(22),
+  ...Array.from({ length: 10 }, (_, y) => `#${y === 5 ? ".........S.........." : ".".repeat(20)}#`),
+  "#".repeat(22),
+].join("\n");
+
 /** Starts `hearth serve`; `admins` are created first with `hearth admin create` (password PASSWORD). */
 export async function startServer(admins: string[] = [], env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "hearth-web-"));
   const [game, webPort] = [await freePort(), await freePort()];
-  const rows = Array.from({ length: 10 }, (_, y) => `#${y === 5 ? ".........S.........." : ".".repeat(20)}#`);
-  const map = ["#".repeat(22), ...rows, "#".repeat(22)].join("\n");
-  writeFileSync(join(dataDir, "zones.toml"), `[[zone]]\nname = "arena"\nnpcs = 2\nmap = """\n${map}\n"""\n`);
+  writeFileSync(join(dataDir, "zones.toml"), `[[zone]]\nname = "arena"\nnpcs = 2\nmap = """\n${ARENA_MAP}\n"""\n`);
   const config = join(dataDir, "hearth.toml");
   writeFileSync(config, `[world]\nzones = "${join(dataDir, "zones.toml")}"\n[accounts]\nregister_burst = 50\n`);
   for (const name of admins) {
@@ -237,3 +247,133 @@ export async function cuttableRelay(target: string): Promise<{ port: number; cut
     close: () => relay.close(),
   };
 }
+
+/** Position units under the zone's legal speed a move keeps, as the world's page does (rounding, timer jitter). */
+const MOVE_MARGIN = 2;
+
+/** Someone in a world player's view, where the server has them. */
+export interface InView {
+  id: number;
+  name: string;
+  npc: boolean;
+  x: number;
+  y: number;
+}
+
+/**
+ * A player of the built-in world over the TypeScript client, without a
+ * page: the world's generated replica fed from the connection and
+ * acknowledged as the world's page does, every message the server sent it,
+ * and moves predicted once a tick just under the zone's speed.
+ */
+export class WorldPlayer {
+  readonly replica = newReplica();
+  readonly messages: Message[] = [];
+  corrections = 0;
+  private walking?: ReturnType<typeof setInterval>;
+
+  constructor(
+    readonly name: string,
+    readonly connection: Connection,
+  ) {
+    // Listening before the login completes: the world's first message may come with it.
+    connection.on("message", ({ channel, payload }) => this.receive(channel, payload));
+    connection.on("closed", () => clearInterval(this.walking));
+  }
+
+  /** The zone the server last said the player entered. */
+  get zone(): string | undefined {
+    const entered = this.messages.filter((m) => m.type === "entered");
+    return entered[entered.length - 1]?.zone;
+  }
+
+  /** Chat heard, as "from: text" ("[system] text" for the server's). */
+  get chat(): string[] {
+    return this.messages.flatMap((m) => (m.type !== "chat" ? [] : [m.scope === "system" ? `[system] ${m.text}` : `${m.from}: ${m.text}`]));
+  }
+
+  /** The reasons of every refusal. */
+  get refused(): string[] {
+    return this.messages.flatMap((m) => (m.type === "refused" ? [m.reason] : []));
+  }
+
+  /** Every player and NPC in view. */
+  inView(): InView[] {
+    const at = (id: number) => this.replica.serverPosition(id) ?? { x: NaN, y: NaN };
+    return [
+      ...Player.all(this.replica).map((p) => ({ id: p.id, name: p.name, npc: false, ...at(p.id) })),
+      ...Npc.all(this.replica).map((n) => ({ id: n.id, name: n.name, npc: true, ...at(n.id) })),
+    ];
+  }
+
+  /** The player named `name` in view. */
+  find(name: string): InView | undefined {
+    return this.inView().find((actor) => !actor.npc && actor.name === name);
+  }
+
+  /** Where this player's moves have put them (predicted ahead of the server). */
+  get position(): Pos | undefined {
+    const id = this.replica.controlled;
+    return id === undefined ? undefined : this.replica.position(id);
+  }
+
+  say(scope: SayScope, text: string, to = ""): void {
+    this.connection.send(RELIABLE_CHANNEL, say(this.replica, { scope, to, text }));
+  }
+
+  /** Walks straight to `goal`, a move a tick; resolves once the last move is made (the server confirms it a little later). */
+  walkTo(goal: Pos): Promise<void> {
+    clearInterval(this.walking);
+    const step = Math.floor(((this.replica.speeds[Player.KIND] ?? 0) * UNITS_PER_CELL) / (this.replica.tickHz ?? 20)) - MOVE_MARGIN;
+    return new Promise((done) => {
+      this.walking = setInterval(() => {
+        const at = this.position;
+        if (!at) return;
+        if (at.x === goal.x && at.y === goal.y) {
+          clearInterval(this.walking);
+          return done();
+        }
+        const next = stepTowards(at, goal, step);
+        this.replica.moveTo(next.x, next.y);
+        this.sendAck();
+      }, 1000 / (this.replica.tickHz ?? 20));
+    });
+  }
+
+  private receive(channel: number, payload: Uint8Array): void {
+    try {
+      if (channel === RELIABLE_CHANNEL) this.replica.applyReliable(payload);
+      else if (channel === STATE_CHANNEL) this.replica.applyFrame(payload);
+      else return;
+    } catch (e) {
+      this.connection.close(`a game message did not apply: ${(e as Error).message}`);
+      return;
+    }
+    for (let event = this.replica.pollEvent(); event; event = this.replica.pollEvent()) {
+      if (event.type === "corrected") this.corrections++;
+      const message = decodeMessage(event);
+      if (message) this.messages.push(message);
+    }
+    this.sendAck();
+  }
+
+  private sendAck(): void {
+    const ack = this.replica.pollAck();
+    if (ack) this.connection.send(STATE_CHANNEL, ack);
+  }
+}
+
+/**
+ * Registers `name` (unless `register` is false), logs in to the world over
+ * a WebSocket (`url`, the server's own by default) and waits until the
+ * player is in view of themself.
+ */
+export async function worldPlayer(server: Server, name: string, { url = `ws://${server.web}/ws`, register = true } = {}): Promise<WorldPlayer> {
+  const token = await account(server.web, name, register);
+  const connection = new Connection(url, { credentials: { kind: "token", token }, options: `?schema=${VERSION}` });
+  const player = new WorldPlayer(name, connection);
+  await connection.start();
+  await until(`${name} in the world`, () => player.zone !== undefined && player.position !== undefined);
+  return player;
+}
+

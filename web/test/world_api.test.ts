@@ -1,10 +1,10 @@
-// The built-in world on the game API in the browser: `hearth serve` with
-// HEARTH_WORLD_ENGINE=game-api serves the world's page at `/`; two players
-// log in on it in headless Chromium. Each enters the meadow; one walks with
-// the keyboard (the server takes every move at the zone's speed, none is
-// corrected); they talk on the line and whisper; one travels to the caves
-// (a new line: the page starts afresh there, at the caves' slower speed)
-// and a whisper still finds her. Screenshots go to web/test-results/.
+// The built-in world on the game API in the browser: `hearth serve` serves
+// the world's page at `/`; two players log in on it in headless Chromium.
+// Each enters the meadow; one walks with the keyboard (the server takes
+// every move at the zone's speed, none is corrected); they talk on the line
+// and whisper; one travels to the caves (a new line: the page starts afresh
+// there, at the caves' slower speed) and a whisper still finds her.
+// Screenshots go to web/test-results/.
 
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -22,7 +22,7 @@ let browser: Browser;
 
 before(async () => {
   mkdirSync(RESULTS, { recursive: true });
-  server = await startGame(BIN, () => [], { HEARTH_WORLD_ENGINE: "game-api" });
+  server = await startGame(BIN);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
 });
 
@@ -132,7 +132,7 @@ test("two players on the world's page walk, talk, whisper and travel", { timeout
 });
 
 test("the server records a player and a line of the world on the game API; the replay page plays both", { timeout: 90_000 }, async () => {
-  const arena = await startServer(["root"], { HEARTH_WORLD_ENGINE: "game-api" });
+  const arena = await startServer(["root"]);
   try {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
     await page.goto(`http://${arena.web}/`);

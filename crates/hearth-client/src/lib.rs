@@ -19,12 +19,12 @@
 //!
 //! A game on Hearth's game API: [`game::GameSession`] logs in for the game's
 //! schema version and waits until the player is in; [`world::WorldClient`]
-//! follows the built-in world.
+//! plays the built-in world (a game on the API like any other) with its
+//! generated bindings.
 
 mod accounts;
 pub mod game;
 pub mod world;
-pub mod world_api;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The built-in world on the game API (`[world] engine = "game-api"`),
-//! served by `hearth_server::start` over real sockets: its page at `/`, two
+//! The built-in world (a game on the game API), served by
+//! `hearth_server::start` over real sockets: its page at `/`, two
 //! players through the SDK's `GameSession` (one over TCP and UDP, one over
 //! WebSocket) with the world's schema, chat on the line and whispers, a
 //! travel to another zone (a new Joined, the zone's own speed), a whisper
@@ -16,7 +16,6 @@ use hearth_client::{Accounts, Event, Options};
 use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_replica::schema::Value;
-use hearth_server::config::WorldEngine;
 use hearth_server::Running;
 use tokio::time::{timeout, Instant};
 
@@ -25,8 +24,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// On PostgreSQL when `HEARTH_TEST_DATABASE_URL` is set (scripts/test).
 async fn serve(label: &str) -> Running {
-    let mut config = common::config(&common::data_dir(&format!("world-api-{label}")));
-    config.world.engine = WorldEngine::GameApi;
+    let config = common::config(&common::data_dir(&format!("world-api-{label}")));
     hearth_server::start(config)
         .await
         .expect("the world serves")
@@ -360,41 +358,30 @@ async fn an_administrator_records_a_player_and_a_line_and_both_replay_whole() {
     server.shutdown("the test is over").await;
 }
 
-/// A server that ran the built-in world on its own engine, restarted on
-/// the game API: a player enters where the old engine saved them.
+/// A database that an older Hearth wrote, whose engine of the built-in
+/// world saved places in the `players` table: a player it has no game data
+/// of enters where that row left them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_place_the_builtin_engine_saved_is_where_the_world_on_the_api_starts() {
-    let dir = common::data_dir("world-api-places");
+async fn a_place_the_old_engine_saved_is_where_the_world_starts() {
+    let server = serve("places").await;
     let name = common::unique("settler");
-    let old = hearth_server::start(common::config(&dir)).await.unwrap();
-    Accounts::new(&old.web_url())
+    Accounts::new(&server.web_url())
         .register(&name, PASSWORD)
         .await
         .unwrap();
-    let mut login = Options::password(&name, PASSWORD);
-    login.options = "?zone=town".into();
-    let mut connection = hearth_client::connect(&format!("tcp://{}", old.game_tcp), login)
-        .await
-        .unwrap();
-    timeout(WAIT, connection.wait_for(|e| *e == Event::Joined))
-        .await
-        .expect("in time")
-        .expect("joined");
-    let mut world = hearth_client::world::WorldClient::new(connection);
-    world
-        .until(WAIT, |_, replica| replica.position.is_some())
-        .await
-        .expect("in town");
-    let saved = world.replica().position.unwrap();
-    assert_eq!(world.replica().entered.as_ref().unwrap().zone, "town");
-    world.connection().close(0, "bye").await;
-    // A graceful stop writes every place.
-    old.shutdown("switching engines").await;
-
-    let mut config = common::config(&dir);
-    config.world.engine = WorldEngine::GameApi;
-    let new = hearth_server::start(config).await.unwrap();
-    let mut player = Player::join(&format!("hearth://{}", new.game_tcp), &name).await;
+    let saved = hearth_world::Pos::cell_centre(4, 10);
+    let written = sqlx::query(
+        "INSERT INTO players (account_id, zone, line, x, y, appearance, value0, value1, value2, value3, saved_at) \
+         SELECT id, 'town', 1, $2, $3, 3, 90, 2, 7, 0, 0 FROM accounts WHERE name = $1",
+    )
+    .bind(&name)
+    .bind(i64::from(saved.x))
+    .bind(i64::from(saved.y))
+    .execute(&server.storage.pool)
+    .await
+    .unwrap();
+    assert_eq!(written.rows_affected(), 1);
+    let mut player = Player::join(&format!("hearth://{}", server.game_tcp), &name).await;
     player
         .until("enters the town, where the old engine left them", |p| {
             p.heard("entered", 0, "town")
@@ -405,6 +392,16 @@ async fn a_place_the_builtin_engine_saved_is_where_the_world_on_the_api_starts()
         .await;
     let me = player.replica.controlled().unwrap();
     assert_eq!(player.replica.server_position(me), Some(saved));
+    // Its values came along: health 90, level 2, score 7.
+    let values = &player.replica.actor(me).unwrap().values;
+    let (_, kind) = player.replica.schema().kind("player").unwrap();
+    for (prop, value) in [("health", 90), ("level", 2), ("score", 7)] {
+        assert_eq!(
+            values[kind.prop_index(prop).unwrap()],
+            Value::Int(value),
+            "{prop}"
+        );
+    }
     assert!(player.session.leave("done", WAIT).await);
-    new.shutdown("the test is over").await;
+    server.shutdown("the test is over").await;
 }

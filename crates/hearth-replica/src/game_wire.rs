@@ -1,8 +1,9 @@
 //! The wire of a game declared by a [`Schema`]: what the server sends to
-//! follow its actors and messages, and what a client sends back. It rides
-//! the same two channels as the built-in world ([`RELIABLE_CHANNEL`],
-//! [`STATE_CHANNEL`]); its type bytes differ from the built-in world's so
-//! that neither is ever mistaken for the other.
+//! follow its actors and messages, and what a client sends back, on two
+//! channels the server opens once a player enters: [`RELIABLE_CHANNEL`]
+//! (reliable, ordered) and [`STATE_CHANNEL`] (unreliable, sequenced: the
+//! frames and the client's acknowledgements and moves). Its type bytes
+//! start at 0x31, apart from the older world wire's that came before it.
 //!
 //! Values are encoded by their types in the schema (see
 //! [`crate::schema::ValueType`]); a property mask is a varint whose bit `i`
@@ -43,7 +44,10 @@ use std::collections::BTreeMap;
 
 use hearth_codec::{DecodeError, Reader, Writer};
 
-pub use crate::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+/// The reliable, ordered game channel.
+pub const RELIABLE_CHANNEL: u16 = 10;
+/// The unreliable, sequenced game channel.
+pub const STATE_CHANNEL: u16 = 11;
 
 use crate::actor::ActorId;
 use crate::geometry::Pos;

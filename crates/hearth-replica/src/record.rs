@@ -1,8 +1,7 @@
-//! Recordings of what a client received from the world: every world message
-//! (decrypted, as the session delivered it) with the time it arrived, so a
-//! session can be replayed into a [`crate::Replica`] later, or, for a game
-//! on the game API (whose recordings start with its schema on
-//! [`SCHEMA_CHANNEL`]), into a [`crate::game_replica::GameReplica`].
+//! Recordings of what a client received from a game: every game message
+//! (decrypted, as the session delivered it) with the time it arrived, after
+//! the game's schema on [`SCHEMA_CHANNEL`], so a session can be replayed
+//! into a [`crate::game_replica::GameReplica`] later.
 //!
 //! File format: the 8 bytes `HRTHREC1`, then records, each `u64` microseconds
 //! since the recording started, `u16` channel, `u32` length (all

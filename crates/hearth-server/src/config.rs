@@ -47,27 +47,11 @@ pub struct WorldConfig {
     /// SIGKILL) at most this much play is lost. Logouts, line and zone
     /// changes and graceful shutdowns save at once.
     pub save_period_ms: u64,
-    /// Inputs waiting for the world (moves, chat, commands) beyond which new
-    /// ones are dropped and counted, so a flood cannot grow memory or stall
-    /// the gate. Each is at most 512 bytes (larger ones close the session):
-    /// 8 MiB at the default.
+    /// Game messages waiting for the game's lines (moves, acknowledgements,
+    /// the game's own messages) beyond which new ones are dropped and
+    /// counted, so a flood cannot grow memory or stall the gate. Each is at
+    /// most the game's largest message (a larger one closes the session).
     pub input_queue: usize,
-    /// Worker threads for the lines (0: one per core).
-    pub threads: usize,
-    /// Which code runs the built-in world: `builtin`, its own lines (the
-    /// default, while the bots, recordings and the terminal client speak
-    /// only its wire), or `game-api`, the same game written on the game API
-    /// (`hearth_world::WorldGame`), with its page at `/`.
-    pub engine: WorldEngine,
-}
-
-/// See [`WorldConfig::engine`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorldEngine {
-    #[default]
-    Builtin,
-    GameApi,
 }
 
 impl Default for WorldConfig {
@@ -76,8 +60,6 @@ impl Default for WorldConfig {
             zones: None,
             save_period_ms: 10_000,
             input_queue: 16_384,
-            threads: 0,
-            engine: WorldEngine::Builtin,
         }
     }
 }
@@ -330,8 +312,7 @@ impl Config {
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
     /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
     /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`, `HEARTH_SHARDS`,
-    /// `HEARTH_LIMIT_LOOPBACK`, `HEARTH_WORLD_ENGINE` (`builtin` or
-    /// `game-api`).
+    /// `HEARTH_LIMIT_LOOPBACK`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -342,19 +323,6 @@ impl Config {
                 value,
                 why: e.to_string(),
             })
-        }
-        if let Some(v) = var("HEARTH_WORLD_ENGINE") {
-            self.world.engine = match v.as_str() {
-                "builtin" => WorldEngine::Builtin,
-                "game-api" => WorldEngine::GameApi,
-                _ => {
-                    return Err(ConfigError::Env {
-                        name: "HEARTH_WORLD_ENGINE".to_owned(),
-                        value: v,
-                        why: "it is builtin or game-api".to_owned(),
-                    })
-                }
-            };
         }
         if let Some(v) = var("HEARTH_BIND") {
             self.bind = parse("HEARTH_BIND", v)?;

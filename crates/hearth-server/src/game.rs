@@ -1,120 +1,36 @@
 //! The game side of the gate: the pre-login hook checks credentials against
-//! the accounts and loads the player's saved place, enforces one session per
-//! account when configured, puts joined players into the world and hands it
-//! their world messages (through its bounded queue: this runs in the gate's
-//! task and never waits). Messages on other channels are echoed back, a
-//! diagnostic service for tools and tests.
+//! the accounts, asks the game (PreLogin) and loads its data of the player,
+//! enforces one session per account when configured, puts joined players
+//! into the game's lines and hands the host their game messages (through
+//! its bounded queue: this runs in the gate's task and never waits).
+//! Messages on other channels are echoed back, a diagnostic service for
+//! tools and tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_net::gate::{GateCtx, GateHandle, Handler};
 use hearth_proto::control::parse_options;
 use hearth_proto::{
     close_code, ChannelKind, ChannelSpec, Credentials, Delivery, Event, LoginRequest,
 };
-use hearth_world::directory::NEW_PLAYER_VALUES;
-use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
-use hearth_world::{Arrival, Join};
 
 use crate::account_sessions::AccountSessions;
 use crate::accounts::{Account, AccountError, Accounts};
 use crate::game_host::GameHostHandle;
 use crate::rate_limit::Action;
 use crate::storage::Storage;
-use crate::world::saves::{self, Restored};
-use crate::world::WorldHandle;
-
-/// What players join: the built-in world, or a game on the game API
-/// (`hearth_server::start_game`).
-#[derive(Clone)]
-pub enum Realm {
-    Builtin(WorldHandle),
-    Game(GameHostHandle),
-}
-
-impl Realm {
-    /// Server-side recordings of what players and observers of lines receive.
-    pub fn recordings(&self) -> &Arc<crate::recordings::Recordings> {
-        match self {
-            Realm::Builtin(world) => &world.recordings,
-            Realm::Game(host) => &host.recordings,
-        }
-    }
-
-    /// Records what the player named `name` receives for `seconds`.
-    pub async fn record(&self, name: &str, seconds: u64) -> Result<String, String> {
-        match self {
-            Realm::Builtin(world) => world.record(name, seconds).await,
-            Realm::Game(host) => host.record(name, seconds).await,
-        }
-    }
-
-    /// Records line `line` of zone `zone` as an observer sees it.
-    pub async fn record_line(&self, zone: &str, line: u32, seconds: u64) -> Result<String, String> {
-        match self {
-            Realm::Builtin(world) => world.record_line(zone, line, seconds).await,
-            Realm::Game(host) => host.record_line(zone, line, seconds).await,
-        }
-    }
-
-    /// A joined player's message on a world channel.
-    fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) {
-        match self {
-            Realm::Builtin(world) => {
-                world.message(player, channel, bytes);
-            }
-            Realm::Game(host) => {
-                host.message(player, channel, bytes);
-            }
-        }
-    }
-
-    fn leave(&self, player: u64) {
-        match self {
-            Realm::Builtin(world) => world.leave(player),
-            Realm::Game(host) => host.leave(player),
-        }
-    }
-
-    /// The largest message a client has reason to send on a world channel.
-    fn max_message(&self) -> usize {
-        match self {
-            Realm::Builtin(_) => MAX_WORLD_MESSAGE,
-            Realm::Game(host) => host.max_client_message(),
-        }
-    }
-
-    fn count_malformed(&self) {
-        let counter = match self {
-            Realm::Builtin(world) => &world.counters.malformed,
-            Realm::Game(host) => &host.counters.undecodable,
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn count_over_rate(&self) {
-        let counter = match self {
-            Realm::Builtin(world) => &world.counters.inputs_over_rate,
-            Realm::Game(host) => &host.counters.rate_limited,
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
 
 /// Who a welcomed session is, kept from login until it joins the world.
 struct PendingJoin {
     account: Option<Account>,
     name: String,
-    restored: Option<Restored>,
-    /// A game's saved data of the player (the game API's `Player`).
+    /// The game's saved data of the player (the game API's `Player`).
     game_data: Option<Vec<u8>>,
-    zone: Option<String>,
-    line: Option<u32>,
-    /// The session of the same account this login replaced.
-    after: Option<u64>,
 }
 
 /// Login outcomes by reason, for /metrics.
@@ -145,7 +61,7 @@ pub struct GameHandler {
     accounts: Accounts,
     storage: Storage,
     gate: Arc<OnceLock<GateHandle>>,
-    world: Arc<OnceLock<Realm>>,
+    game: Arc<OnceLock<GameHostHandle>>,
     /// Welcomed sessions not yet joined (bounded by the gate's session cap).
     pending: Arc<Mutex<HashMap<u64, PendingJoin>>>,
     /// World messages each joined session may still send (one entry per
@@ -169,7 +85,7 @@ impl GameHandler {
         accounts: Accounts,
         storage: Storage,
         gate: Arc<OnceLock<GateHandle>>,
-        world: Arc<OnceLock<Realm>>,
+        game: Arc<OnceLock<GameHostHandle>>,
         config: &crate::config::Config,
         logins: Arc<LoginCounters>,
         sessions: AccountSessions,
@@ -178,7 +94,7 @@ impl GameHandler {
             accounts,
             storage,
             gate,
-            world,
+            game,
             pending: Arc::default(),
             world_rate: HashMap::new(),
             in_world: std::collections::HashSet::new(),
@@ -209,14 +125,12 @@ impl GameHandler {
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
                 .map(|(_, v)| v.clone())
         };
-        let wanted_zone = option("zone");
-        let wanted_line = option("line").and_then(|v| v.parse::<u32>().ok());
         // `?world=off`: a player in a lobby, a menu or a matchmaking queue,
         // logged in (echo, heartbeats, resume) but not in the world.
         let stays_out = option("world").is_some_and(|v| v.eq_ignore_ascii_case("off"));
         let wanted_schema = option("schema");
         let player_name = request.player_name.clone();
-        let world = self.world.clone();
+        let game = self.game.clone();
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
         tokio::spawn(async move {
@@ -236,50 +150,40 @@ impl GameHandler {
                 Ok(Some(account)) => account.name.clone(),
                 _ => guest_name(&player_name, session),
             };
-            let port = world.get().cloned();
-            // The gate takes logins a moment before the realm is set at
+            let host = game.get().cloned();
+            // The gate takes logins a moment before the game is set at
             // start: such a login would skip the game's PreLogin and start
             // from no saved data, so it is refused instead.
-            let starting = port.is_none();
-            // A game decides on the login (PreLogin) and finds its saved
-            // data; the built-in world finds the saved place. A database
-            // error starts the player afresh rather than refusing the login.
+            let starting = host.is_none();
+            // The game decides on the login (PreLogin) and its saved data of
+            // the player is found. A database error starts the player
+            // afresh rather than refusing the login.
             let mut game_data = None;
-            let mut restored = None;
             let mut refusal = None;
-            match (&port, &verdict) {
-                (Some(Realm::Game(host)), Ok(account)) => {
-                    refusal = game_refusal(
-                        host,
-                        account.as_ref().map(|a| a.id),
-                        &name,
-                        &options,
-                        wanted_schema.as_deref(),
-                    );
-                    if let (None, Some(account)) = (&refusal, account) {
-                        game_data = crate::game_host::saves::load(&storage, account.id, host.game())
+            if let (Some(host), Ok(account)) = (&host, &verdict) {
+                refusal = game_refusal(
+                    host,
+                    account.as_ref().map(|a| a.id),
+                    &name,
+                    &options,
+                    wanted_schema.as_deref(),
+                );
+                if let (None, Some(account)) = (&refusal, account) {
+                    game_data = crate::game_host::saves::load(&storage, account.id, host.game())
+                        .await
+                        .unwrap_or_else(|error| {
+                            tracing::error!(%error, account = account.id, "cannot read the player's game data");
+                            None
+                        });
+                    if game_data.is_none() && host.reads_world_places {
+                        game_data = crate::game_host::world_places::load(&storage, account.id)
                             .await
                             .unwrap_or_else(|error| {
-                                tracing::error!(%error, account = account.id, "cannot read the player's game data");
+                                tracing::error!(%error, account = account.id, "cannot read the player's saved place");
                                 None
                             });
-                        if game_data.is_none() && host.reads_world_places {
-                            game_data = crate::game_host::world_places::load(&storage, account.id)
-                                .await
-                                .unwrap_or_else(|error| {
-                                    tracing::error!(%error, account = account.id, "cannot read the player's saved place");
-                                    None
-                                });
-                        }
                     }
                 }
-                (Some(Realm::Builtin(_)), Ok(Some(account))) => {
-                    restored = saves::load(&storage, account.id).await.unwrap_or_else(|error| {
-                        tracing::error!(%error, account = account.id, "cannot read the player's saved place");
-                        None
-                    });
-                }
-                _ => {}
             }
             let replacer = gate.clone();
             let _ = gate
@@ -298,18 +202,6 @@ impl GameHandler {
                         ctx.refuse_login(session, &reason);
                     }
                     Ok(account) => {
-                        let zone = wanted_zone.or_else(|| restored.as_ref().map(|r| r.zone.clone()));
-                        // The saved position belongs to the saved zone: asking
-                        // for another zone starts at one of its spawn points
-                        // (else a position could be carried into a walled-off
-                        // room of another map).
-                        let restored = restored.map(|mut r| {
-                            if zone.as_deref() != Some(r.zone.as_str()) {
-                                r.pos_valid = false;
-                            }
-                            r
-                        });
-                        let welcome_map = zone.clone().unwrap_or(map);
                         // Bound before it is accepted: from here on an end
                         // of the account's sessions finds this one too.
                         let newest_before = match &account {
@@ -323,17 +215,17 @@ impl GameHandler {
                             },
                             None => None,
                         };
-                        if !ctx.accept_login(session, Some(&welcome_map)) {
+                        if !ctx.accept_login(session, Some(&map)) {
                             sessions.end(session);
                             return;
                         }
                         logins.add("accepted");
-                        let mut after = None;
                         if let Some(old) = newest_before.filter(|old| *old != session) {
+                            // The game host holds the new session's join
+                            // until the old one's last save is written.
                             if single_session {
                                 close_replaced(ctx, &replacer, old);
                                 logins.add("replaced");
-                                after = Some(old);
                             }
                         }
                         if stays_out {
@@ -343,13 +235,9 @@ impl GameHandler {
                         pending.lock().expect("not poisoned").insert(
                             session,
                             PendingJoin {
-                                line: wanted_line.or(restored.as_ref().map(|r| r.line)),
                                 account,
                                 name,
-                                restored,
                                 game_data,
-                                zone,
-                                after,
                             },
                         );
                     }
@@ -400,7 +288,7 @@ impl GameHandler {
         let Some(pending) = self.pending.lock().expect("not poisoned").remove(&session) else {
             return;
         };
-        let Some(port) = self.world.get() else {
+        let Some(host) = self.game.get() else {
             return;
         };
         let reliable = ChannelSpec::new(ChannelKind::Game, Delivery::ReliableOrdered);
@@ -413,44 +301,13 @@ impl GameHandler {
             return;
         }
         self.in_world.insert(session);
-        let world = match port {
-            Realm::Game(host) => {
-                host.join(
-                    session,
-                    pending.name.clone(),
-                    pending.account.as_ref().map(|a| a.id),
-                    pending.game_data,
-                    gate.session(session).and_then(|s| s.net_speed()),
-                );
-                return;
-            }
-            Realm::Builtin(world) => world,
-        };
-        let bytes_per_second = gate
-            .session(session)
-            .and_then(|s| s.net_speed())
-            .unwrap_or(hearth_world::line::MIN_BUDGET as u32 * 20);
-        let restored = pending.restored;
-        world.join(Join {
-            arrival: Arrival {
-                player: session,
-                account: pending.account.as_ref().map(|a| a.id),
-                name: pending.name,
-                at: restored.as_ref().filter(|r| r.pos_valid).map(|r| r.pos),
-                appearance: restored
-                    .as_ref()
-                    .map_or((session % 8) as u32, |r| r.appearance),
-                values: restored.as_ref().map_or(NEW_PLAYER_VALUES, |r| r.values),
-                bytes_per_second,
-                epoch: 1,
-                allowances: hearth_world::Allowances::default(),
-            },
-            zone: pending
-                .zone
-                .filter(|zone| world.zone_names().contains(zone)),
-            line: pending.line,
-            after: pending.after,
-        });
+        host.join(
+            session,
+            pending.name,
+            pending.account.as_ref().map(|a| a.id),
+            pending.game_data,
+            gate.session(session).and_then(|s| s.net_speed()),
+        );
     }
 }
 
@@ -539,11 +396,6 @@ fn guest_name(chosen: &str, session: u64) -> String {
     }
 }
 
-/// Largest world message a client has reason to send (a chat command is at
-/// most 294 bytes, a state message 127): anything longer is abuse, refused
-/// before it can take room in the world's queue.
-const MAX_WORLD_MESSAGE: usize = 512;
-
 impl Handler for GameHandler {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
         match event {
@@ -552,12 +404,14 @@ impl Handler for GameHandler {
             Event::Message { channel, payload }
                 if channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL =>
             {
-                let Some(world) = self.world.get() else {
+                let Some(host) = self.game.get() else {
                     return;
                 };
-                let most = world.max_message();
+                // Anything longer than the game's largest message is abuse,
+                // refused before it can take room in the host's queue.
+                let most = host.max_client_message();
                 if payload.len() > most {
-                    world.count_malformed();
+                    host.counters.undecodable.fetch_add(1, Ordering::Relaxed);
                     let reason = format!(
                         "a world message of {} bytes is larger than any valid one ({most})",
                         payload.len()
@@ -571,9 +425,9 @@ impl Handler for GameHandler {
                     .entry(session)
                     .or_insert_with(|| InputBucket::new(now));
                 if bucket.take(now) {
-                    world.message(session, channel, payload);
+                    host.message(session, channel, payload);
                 } else {
-                    world.count_over_rate();
+                    host.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Event::Message { channel, payload } => {
@@ -584,8 +438,8 @@ impl Handler for GameHandler {
                 self.pending.lock().expect("not poisoned").remove(&session);
                 self.world_rate.remove(&session);
                 if self.in_world.remove(&session) {
-                    if let Some(world) = self.world.get() {
-                        world.leave(session);
+                    if let Some(host) = self.game.get() {
+                        host.leave(session);
                     }
                 }
             }

@@ -234,57 +234,12 @@ pub fn render(state: &WebState) -> String {
     for (code, count) in state.api_errors.snapshot() {
         out.value("hearth_api_errors_total", &[("code", code)], count);
     }
-    match &state.realm {
-        crate::game::Realm::Builtin(world) => builtin_world(&mut out, &world.counters),
-        crate::game::Realm::Game(host) => game_host(&mut out, &host.counters),
-    }
+    game_host(&mut out, &state.game.counters);
     out.0
 }
 
 fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
-}
-
-fn builtin_world(out: &mut Out, world: &crate::world::WorldCounters) {
-    out.single(
-        "hearth_world_joins_total",
-        "counter",
-        "Players who entered the world.",
-        load(&world.joins),
-    );
-    out.family(
-        "hearth_world_inputs_dropped_total",
-        "counter",
-        "Client world messages dropped, by reason: over the per-player rate, or the world's queue full.",
-    );
-    out.value(
-        "hearth_world_inputs_dropped_total",
-        &[("reason", "over_rate")],
-        load(&world.inputs_over_rate),
-    );
-    out.value(
-        "hearth_world_inputs_dropped_total",
-        &[("reason", "queue_full")],
-        load(&world.inputs_dropped),
-    );
-    out.single(
-        "hearth_world_malformed_total",
-        "counter",
-        "Client world messages that did not decode (the session was closed).",
-        load(&world.malformed),
-    );
-    out.single(
-        "hearth_world_send_failures_total",
-        "counter",
-        "World messages the gate could not send (session gone or backlogged).",
-        load(&world.send_failures),
-    );
-    out.single(
-        "hearth_world_saves_total",
-        "counter",
-        "Player saves handed to the database writer.",
-        load(&world.saves),
-    );
 }
 
 fn game_host(out: &mut Out, game: &crate::game_host::GameHostCounters) {

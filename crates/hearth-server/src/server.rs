@@ -15,12 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::account_sessions::AccountSessions;
 use crate::accounts::Accounts;
 use crate::config::{Config, TlsConfig};
-use crate::game::Realm;
 use crate::game::{GameHandler, LoginCounters};
+use crate::game_host::GameHostHandle;
 use crate::listener::{self, WebPort, WebPortMetrics};
 use crate::storage::{Storage, StorageError};
 use crate::web::{self, GamePage, WebState};
-use crate::world::WorldHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -77,8 +76,9 @@ pub struct Running {
     pub plaintext_public: bool,
     pub public_key: [u8; 32],
     pub gate: GateHandle,
-    /// What players join: the built-in world, or a game on the game API.
-    pub realm: Realm,
+    /// What players join: the game's lines (the built-in world's, or a
+    /// studio's game's).
+    pub game: GameHostHandle,
     pub storage: Storage,
     pub accounts: Accounts,
     pub web_metrics: Arc<WebPortMetrics>,
@@ -129,30 +129,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     start_with(config, crate::world::Hooks::default()).await
 }
 
-/// Starts with the built-in world and its hooks (a chat filter, ...), on
-/// the engine `[world] engine` names: its own lines, or the game API.
+/// Starts with the built-in world (a game on the game API,
+/// `hearth_world::WorldGame`, with its page at `/`) and its hooks (a chat
+/// filter, ...).
 pub async fn start_with(config: Config, hooks: crate::world::Hooks) -> Result<Running, StartError> {
-    match config.world.engine {
-        crate::config::WorldEngine::Builtin => {
-            serve(config, WorldChoice::Builtin(hooks), None).await
-        }
-        crate::config::WorldEngine::GameApi => {
-            let zones = crate::world::load_zones(config.world.zones.as_deref())?;
-            let mut game = hearth_world::WorldGame::new(zones).map_err(StartError::WorldGame)?;
-            if let Some(chat) = hooks.chat {
-                game = game.with_chat_hook(chat);
-            }
-            serve(
-                config,
-                WorldChoice::Game(Box::new(GameStarter {
-                    reads_world_places: true,
-                    ..GameStarter::new(game)
-                })),
-                Some(web::WORLD_PAGE),
-            )
-            .await
-        }
+    let zones = crate::world::load_zones(config.world.zones.as_deref())?;
+    let mut game = hearth_world::WorldGame::new(zones).map_err(StartError::WorldGame)?;
+    if let Some(chat) = hooks.chat {
+        game = game.with_chat_hook(chat);
     }
+    let starter = GameStarter {
+        reads_world_places: true,
+        ..GameStarter::new(game)
+    };
+    serve(config, Box::new(starter), Some(web::WORLD_PAGE)).await
 }
 
 /// Starts the server with `game`, a game on the game API, in place of the
@@ -170,12 +160,7 @@ pub async fn start_game<G: hearth_game::Game>(
     config: Config,
     game: G,
 ) -> Result<Running, StartError> {
-    serve(
-        config,
-        WorldChoice::Game(Box::new(GameStarter::new(game))),
-        None,
-    )
-    .await
+    serve(config, Box::new(GameStarter::new(game)), None).await
 }
 
 /// Like [`start_game`], and the web port serves the game's own page: at `/`
@@ -201,18 +186,7 @@ pub async fn start_game_with_page<G: hearth_game::Game>(
     game: G,
     page: GamePage,
 ) -> Result<Running, StartError> {
-    serve(
-        config,
-        WorldChoice::Game(Box::new(GameStarter::new(game))),
-        Some(page),
-    )
-    .await
-}
-
-/// What a server runs for its players.
-enum WorldChoice {
-    Builtin(crate::world::Hooks),
-    Game(Box<dyn StartGame>),
+    serve(config, Box::new(GameStarter::new(game)), Some(page)).await
 }
 
 /// Starts a game's host once the gate is up (type-erased over the game).
@@ -269,15 +243,11 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
 
 async fn serve(
     config: Config,
-    choice: WorldChoice,
+    game: Box<dyn StartGame>,
     game_page: Option<GamePage>,
 ) -> Result<Running, StartError> {
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
-    let zones = match &choice {
-        WorldChoice::Builtin(_) => crate::world::load_zones(config.world.zones.as_deref())?,
-        WorldChoice::Game(_) => Vec::new(),
-    };
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -323,30 +293,19 @@ async fn serve(
             source,
         })?;
     let _ = gate_cell.set(gate.clone());
-    let realm = match choice {
-        WorldChoice::Builtin(hooks) => Realm::Builtin(crate::world::start(
-            zones,
-            &config.world,
-            &config.data_dir,
+    let game = game
+        .start(
             gate.clone(),
             storage.clone(),
-            hooks,
-        )?),
-        WorldChoice::Game(game) => Realm::Game(
-            game.start(
-                gate.clone(),
-                storage.clone(),
-                config.world.input_queue,
-                config.accounts.single_session,
-                config.world.save_period_ms,
-                Arc::new(crate::recordings::Recordings::new(
-                    config.data_dir.join("recordings"),
-                )),
-            )
-            .map_err(crate::world::WorldStartError::Runtime)?,
-        ),
-    };
-    let _ = world_cell.set(realm.clone());
+            config.world.input_queue,
+            config.accounts.single_session,
+            config.world.save_period_ms,
+            Arc::new(crate::recordings::Recordings::new(
+                config.data_dir.join("recordings"),
+            )),
+        )
+        .map_err(crate::world::WorldStartError::Runtime)?;
+    let _ = world_cell.set(game.clone());
 
     let web_addr = SocketAddr::new(config.bind, config.web_port);
     let listener = tokio::net::TcpListener::bind(web_addr)
@@ -375,7 +334,7 @@ async fn serve(
         accounts: accounts.clone(),
         storage: storage.clone(),
         gate: gate.clone(),
-        realm: realm.clone(),
+        game: game.clone(),
         account_sessions,
         logins,
         api_errors: Arc::default(),
@@ -412,7 +371,7 @@ async fn serve(
         plaintext_public,
         public_key: gate.public_key,
         gate,
-        realm,
+        game,
         storage,
         accounts,
         web_metrics,
@@ -429,21 +388,6 @@ async fn serve(
 }
 
 impl Running {
-    /// The built-in world (for tools and tests of a server started with
-    /// [`start`] or [`start_with`]).
-    ///
-    /// # Panics
-    /// On a server running a game on the game API ([`start_game`]).
-    pub fn world(&self) -> &WorldHandle {
-        match &self.realm {
-            Realm::Builtin(world) => world,
-            Realm::Game(host) => panic!(
-                "this server runs the game {} on the game API, not the built-in world",
-                host.game()
-            ),
-        }
-    }
-
     /// `https://ADDR` or `http://ADDR`.
     pub fn web_url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
@@ -477,10 +421,7 @@ impl Running {
     pub async fn shutdown(self, reason: &str) {
         // The world first: every player's state is in the database before
         // any session closes.
-        match &self.realm {
-            Realm::Builtin(world) => world.shutdown().await,
-            Realm::Game(host) => host.shutdown().await,
-        }
+        self.game.shutdown().await;
         self.gate.shutdown(reason).await;
         self.web_stop.cancel();
         // Open keep-alive connections get a moment to finish their request.

@@ -184,12 +184,10 @@ async fn healthz(State(state): State<WebState>) -> Response {
 /// Zones and lines with their occupancy and tick statistics: what a server
 /// browser or a status page shows (nothing about who is playing).
 async fn world_status(State(state): State<WebState>) -> Response {
-    let status = match &state.realm {
-        crate::game::Realm::Builtin(world) => world.status().await.map(|s| Json(s).into_response()),
-        crate::game::Realm::Game(host) => host.status().await.map(|lines| {
-            Json(serde_json::json!({ "game": host.game(), "lines": lines })).into_response()
-        }),
-    };
+    let host = &state.game;
+    let status = host.status().await.map(|lines| {
+        Json(serde_json::json!({ "game": host.game(), "lines": lines })).into_response()
+    });
     status.unwrap_or_else(|| {
         (StatusCode::SERVICE_UNAVAILABLE, "the world has stopped\n").into_response()
     })
@@ -198,14 +196,7 @@ async fn world_status(State(state): State<WebState>) -> Response {
 /// The game's schema (kinds of actor, properties, messages, version), for
 /// clients and `hearth codegen --url`.
 async fn schema(State(state): State<WebState>) -> Response {
-    match &state.realm {
-        crate::game::Realm::Game(host) => Json(host.schema.as_ref()).into_response(),
-        crate::game::Realm::Builtin(_) => (
-            StatusCode::NOT_FOUND,
-            "this server runs the built-in world, which has no game schema yet\n",
-        )
-            .into_response(),
-    }
+    Json(state.game.schema.as_ref()).into_response()
 }
 
 async fn metrics(State(state): State<WebState>) -> Response {
@@ -246,15 +237,9 @@ async fn websocket(
 
 // The browser side, built by web/build.mjs and committed: a server needs no
 // Node to serve it (the test suite checks web/dist matches its sources).
-const INDEX: &str = include_str!("../../../web/pages/index.html");
 const ADMIN: &str = include_str!("../../../web/pages/admin.html");
 const REPLAY: &str = include_str!("../../../web/pages/replay.html");
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "game.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/dist/game.js"),
-    ),
     (
         "admin.js",
         "text/javascript; charset=utf-8",
@@ -349,8 +334,7 @@ impl GamePage {
     }
 }
 
-/// The built-in world's page on the game API (`[world] engine =
-/// "game-api"`), a game page like any other.
+/// The built-in world's page, a game page like any other.
 pub const WORLD_PAGE: GamePage = GamePage::new(
     include_str!("../../../web/pages/world.html"),
     include_str!("../../../web/dist/world.js"),
@@ -365,8 +349,17 @@ unprotected. The operator should configure a certificate (<code>--tls-cert</code
 
 /// The game's own page on a server that has one, else the built-in world's.
 async fn index(State(state): State<WebState>) -> Response {
-    let page = state.game_page.map_or(INDEX, |page| page.html);
-    page_response(with_warning(&state, page))
+    match state.game_page {
+        Some(page) => page_response(with_warning(&state, page.html)),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "this server runs the game {} without a page of its own: play it with its client\n",
+                state.game.game()
+            ),
+        )
+            .into_response(),
+    }
 }
 
 async fn game_page_script(State(state): State<WebState>) -> Response {

@@ -116,15 +116,13 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
     let sessions = session_figures(&state).await?;
     let metrics = state.gate.metrics();
     let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
-    let world = match &state.realm {
-        crate::game::Realm::Builtin(world) => json!(world.status().await),
-        crate::game::Realm::Game(host) => json!({
-            "game": host.game(),
-            "schema_version": host.schema.version(),
-            "lines": host.status().await,
-        }),
-    };
-    let recording = Some(state.realm.recordings().cost());
+    let host = &state.game;
+    let world = json!({
+        "game": host.game(),
+        "schema_version": host.schema.version(),
+        "lines": host.status().await,
+    });
+    let recording = host.recordings.cost();
     let accounts = state.accounts.count().await.ok();
     Ok(Json(json!({
         "uptime_s": state.started.elapsed().as_secs(),
@@ -230,12 +228,7 @@ async fn kick(
         .map_err(|e| ApiError::from_account(&state, e))?;
     let sessions = match account {
         Some(id) => state.account_sessions.end_all(id, &reason).await,
-        None => match &state.realm {
-            crate::game::Realm::Builtin(world) => {
-                world.kick(&request.name, &reason).await.map_or(0, |()| 1)
-            }
-            crate::game::Realm::Game(host) => host.kick_guests(&request.name, &reason).await,
-        },
+        None => state.game.kick_guests(&request.name, &reason).await,
     };
     if sessions == 0 {
         return Err(refuse(
@@ -263,16 +256,11 @@ async fn announce(
         &state,
         "announcement",
         &request.text,
-        hearth_world::wire::MAX_CHAT,
+        hearth_world::game::MAX_CHAT,
     )?;
     tracing::info!(admin = %by.name, text, "announcement");
-    match &state.realm {
-        crate::game::Realm::Builtin(world) => world.announce(text).await,
-        // Every line's `Game::on_announce`: the game shows it as it likes.
-        crate::game::Realm::Game(host) => {
-            host.announce(text).await;
-        }
-    }
+    // Every line's `Game::on_announce`: the game shows it as it likes.
+    state.game.announce(text).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -453,20 +441,17 @@ async fn record(
 ) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
     state
-        .realm
-        .recordings()
+        .game
+        .recordings
         .room()
         .map_err(|why| refuse(StatusCode::INSUFFICIENT_STORAGE, "recordings_full", why))?;
     let (what, started) = match (&request.name, &request.zone) {
-        (Some(name), None) => (
-            name.clone(),
-            state.realm.record(name, request.seconds).await,
-        ),
+        (Some(name), None) => (name.clone(), state.game.record(name, request.seconds).await),
         (None, Some(zone)) => {
             let line = request.line.unwrap_or(1);
             (
                 format!("{zone} line {line}"),
-                state.realm.record_line(zone, line, request.seconds).await,
+                state.game.record_line(zone, line, request.seconds).await,
             )
         }
         _ => {
@@ -494,14 +479,14 @@ async fn recordings(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
-    let files = state.realm.recordings().list().map_err(|e| {
+    let files = state.game.recordings.list().map_err(|e| {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage",
             format!("cannot list the recordings: {e}"),
         )
     })?;
-    Ok(Json(json!({ "files": files, "cost": state.realm.recordings().cost() })).into_response())
+    Ok(Json(json!({ "files": files, "cost": state.game.recordings.cost() })).into_response())
 }
 
 async fn recording_file(
@@ -510,7 +495,7 @@ async fn recording_file(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers).await?;
-    let path = state.realm.recordings().path_of(&file).ok_or_else(|| {
+    let path = state.game.recordings.path_of(&file).ok_or_else(|| {
         refuse(
             StatusCode::NOT_FOUND,
             "no_recording",
@@ -543,7 +528,7 @@ async fn delete_recording(
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     let by = admin(&state, &headers).await?;
-    match state.realm.recordings().delete(&file) {
+    match state.game.recordings.delete(&file) {
         Ok(true) => {
             tracing::info!(admin = %by.name, %file, "recording deleted");
             Ok(StatusCode::NO_CONTENT.into_response())

@@ -15,7 +15,7 @@ pub struct WebState {
     pub storage: Storage,
     pub gate: GateHandle,
     /// What players join: the built-in world or a game on the game API.
-    pub realm: crate::game::Realm,
+    pub game: crate::game_host::GameHostHandle,
     /// Every logged-in session by account: a lock, a deletion or a kick
     /// ends them all, in the world or not.
     pub account_sessions: crate::account_sessions::AccountSessions,

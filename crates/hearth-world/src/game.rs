@@ -18,12 +18,21 @@ use hearth_game::schema::{KindSpec, MessageSpec, Movement, PropSpec, Schema, Val
 use hearth_game::{ActorId, Ctx, Game, KindId, MessageId, PlayerId, PropId, Refused, TimerId};
 use serde::{Deserialize, Serialize};
 
-use crate::actor::MAX_ACTOR_NAME;
-use crate::chat::{bounded, check_text, ChatHook, ChatVerdict, CHAT_BURST};
-use crate::directory::NEW_PLAYER_VALUES;
+use crate::chat::{bounded, check_text, ChatHook, ChatScope, ChatVerdict, CHAT_BURST};
 use crate::geometry::{Pos, UNITS_PER_CELL};
-use crate::wire::{ChatScope, MAX_CHAT, MAX_REASON, MAX_ZONE_NAME};
 use crate::zone::Zone;
+
+/// Longest chat text, in bytes of UTF-8.
+pub const MAX_CHAT: usize = 256;
+/// Longest zone name.
+pub const MAX_ZONE_NAME: usize = 32;
+/// Longest refusal reason.
+pub const MAX_REASON: usize = 256;
+/// Longest actor name, in bytes.
+pub const MAX_ACTOR_NAME: usize = 32;
+/// Values a new player starts with: health, level, score, and a fourth
+/// the game may use.
+pub const NEW_PLAYER_VALUES: [i32; 4] = [100, 1, 0, 0];
 
 /// How far from home an NPC wanders, in cells.
 const WANDER_CELLS: i64 = 8;

@@ -1,6 +1,6 @@
 //! The built-in world's typed bindings on the game API, committed: for its
 //! page (web/pages/world.generated.ts) and for Rust clients
-//! (crates/hearth-client/src/world_api/generated.rs, which keeps the SDK
+//! (crates/hearth-client/src/world/generated.rs, which keeps the SDK
 //! free of the simulation), regenerated here from
 //! `hearth_world::world_schema()` and compared. The schema does not depend
 //! on the zone file, so one page and one client serve every server of the
@@ -15,7 +15,7 @@ const FILE: &str = concat!(
 );
 const RUST_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../hearth-client/src/world_api/generated.rs"
+    "/../hearth-client/src/world/generated.rs"
 );
 /// Where the page's bindings find the client library.
 const TS_IMPORT: &str = "../client/src/index.js";

@@ -1,16 +1,13 @@
-//! `hearth client`: log in, enter the world, show what the player sees and
-//! hears, take commands from stdin (or `--say` / `--watch` for scripts);
-//! `--send` uses the echo service instead. It plays the built-in world on
-//! whichever engine the server runs it (asked of the web API, `--web`): its
-//! own (here), or the game API (`client_api`).
+//! `hearth client`: log in, enter the built-in world, show what the player
+//! sees and hears, take commands from stdin (or `--say` / `--watch` for
+//! scripts; the world's terminal is `client_world`); `--send` uses the echo
+//! service instead.
 
 use std::time::Duration;
 
-use hearth_client::world::{Update, WorldClient, WorldEvent};
+use hearth_client::world::{generated, WorldClient};
 use hearth_client::{connect, Accounts, ChannelKind, ChannelSpec, Delivery, Event, Options};
-use hearth_world::wire::ChatScope;
 use hearth_world::{Pos, UNITS_PER_CELL};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::terminal_text::escaped;
 
@@ -52,10 +49,11 @@ pub struct ClientArgs {
     /// seconds, and exit (no world).
     #[arg(long)]
     send: Option<String>,
-    /// Where to enter: a zone of the server's zone file.
+    /// Go to this zone of the server's zone file once in (the game puts a
+    /// player where they left off, or in its first zone).
     #[arg(long)]
     pub(crate) zone: Option<String>,
-    /// Which line of the zone (when it has room).
+    /// Change to this line of the zone once there (when it has room).
     #[arg(long)]
     pub(crate) line: Option<u32>,
     /// Say this in zone chat once in the world.
@@ -105,22 +103,14 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         Some(pem) => Accounts::trusting(&args.web, pem)?,
         None => Accounts::new(&args.web),
     };
-    let engine = crate::engine::Engine::of(&accounts, "hearth client").await?;
+    crate::world_check::ensure_world(&accounts, "hearth client").await?;
     options.trusted_certificate = trusted;
     options.server_key = args.server_key;
     options.impair = args.impair.link(0);
-    options.options = [
-        ("zone", args.zone.clone()),
-        ("line", args.line.map(|l| l.to_string())),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| value.map(|v| format!("?{key}={v}")))
-    .collect();
-    if engine == crate::engine::Engine::GameApi {
-        // The game API's login names the schema; the game picks the zone
-        // (travel and a line change follow once in).
-        options.options = format!("?schema={}", hearth_client::world_api::generated::VERSION);
-    }
+    // The login names the world's schema: a server of another version
+    // refuses it with why. The game picks the zone (travel and a line
+    // change follow once in).
+    options.options = format!("?schema={}", generated::VERSION);
     let mut connection = connect(&args.url, options).await?;
     let events = connection
         .wait_for(|e| *e == Event::Joined)
@@ -166,148 +156,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         connection.close(0, "bye").await;
         return Ok(());
     }
-    let recording = match &args.record {
-        Some(path) => Some(Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| {
-                anyhow::anyhow!("cannot create the recording {}: {e}", path.display())
-            })?,
-        ))),
-        None => None,
-    };
-    if engine == crate::engine::Engine::GameApi {
-        let mut world = hearth_client::world_api::WorldApiClient::new(connection);
-        if let Some(out) = recording {
-            world.record_to(out)?;
-        }
-        return crate::client_api::world_mode(world, &args).await;
-    }
     let mut world = WorldClient::new(connection);
-    if let Some(out) = recording {
-        world.record_to(out)?;
+    if let Some(path) = &args.record {
+        let file = std::fs::File::create(path)
+            .map_err(|e| anyhow::anyhow!("cannot create the recording {}: {e}", path.display()))?;
+        world.record_to(Box::new(std::io::BufWriter::new(file)))?;
     }
-    world_mode(world, &args).await
+    crate::client_world::world_mode(world, &args).await
 }
 
 pub(crate) const HELP: &str = "commands: /move X Y  /say TEXT (zone)  /l TEXT (line)  /whisper NAME TEXT  /line N  /zone NAME  /who  /quit; a plain line is zone chat";
-
-/// A world as the terminal plays it, on either engine: its updates
-/// printed, typed commands run.
-pub(crate) trait Terminal {
-    type Update;
-    async fn next_update(&mut self) -> Option<Self::Update>;
-    /// Prints one update (and acts on it if it must); false once the
-    /// session is over.
-    async fn show(&mut self, update: Self::Update) -> bool;
-    /// Runs one typed command; false to quit.
-    async fn command(&mut self, line: &str) -> bool;
-    async fn close(&self);
-}
-
-/// `--watch SECONDS` (print updates, then leave), or commands from stdin
-/// until `/quit`, the end of stdin or of the session: the same on both
-/// engines.
-pub(crate) async fn run_terminal(
-    terminal: &mut impl Terminal,
-    watch: Option<f64>,
-) -> anyhow::Result<()> {
-    if let Some(seconds) = watch {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
-        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, terminal.next_update()).await
-        {
-            if !terminal.show(update).await {
-                return Ok(());
-            }
-        }
-    } else {
-        println!("in the world; {HELP}");
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        loop {
-            tokio::select! {
-                line = lines.next_line() => match line? {
-                    Some(line) if terminal.command(line.trim()).await => {}
-                    _ => break,
-                },
-                update = terminal.next_update() => match update {
-                    Some(update) => {
-                        if !terminal.show(update).await {
-                            return Ok(());
-                        }
-                    }
-                    None => return Ok(()),
-                }
-            }
-        }
-    }
-    terminal.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(())
-}
-
-impl Terminal for WorldClient {
-    type Update = Update;
-
-    async fn next_update(&mut self) -> Option<Update> {
-        self.next().await
-    }
-
-    async fn show(&mut self, update: Update) -> bool {
-        print_update(&update, self.replica())
-    }
-
-    async fn command(&mut self, line: &str) -> bool {
-        run_command(self, line).await
-    }
-
-    async fn close(&self) {
-        WorldClient::close(self, 0, "bye").await;
-    }
-}
-
-async fn world_mode(mut world: WorldClient, args: &ClientArgs) -> anyhow::Result<()> {
-    if let Some(text) = &args.say {
-        world.say_zone(text).await;
-    }
-    if let Some(cell) = args.move_to {
-        world.move_to(cell);
-    }
-    run_terminal(&mut world, args.watch).await
-}
-
-/// Runs one typed command; false to quit.
-async fn run_command(world: &mut WorldClient, line: &str) -> bool {
-    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
-    let rest = rest.trim();
-    match command {
-        "" => {}
-        "/quit" => return false,
-        "/move" => match parse_cell(&rest.replace(' ', ",")) {
-            Ok(cell) => world.move_to(cell),
-            Err(why) => println!("{why}"),
-        },
-        "/say" => world.say_zone(rest).await,
-        "/l" => world.say_line(rest).await,
-        "/whisper" | "/w" => match rest.split_once(' ') {
-            Some((to, text)) => world.whisper(to, text).await,
-            None => println!("usage: /whisper NAME TEXT"),
-        },
-        "/line" => match rest.parse() {
-            Ok(line) => world.switch_line(line).await,
-            Err(_) => println!("usage: /line N"),
-        },
-        "/zone" => world.travel(rest).await,
-        "/who" => {
-            for actor in world.replica().actors.values() {
-                let (x, y) = cell_of(actor.props.pos);
-                println!("  {} at {x:.1},{y:.1}", escaped(&actor.props.name));
-            }
-        }
-        other if other.starts_with('/') => {
-            println!("unknown command {}; {HELP}", escaped(other))
-        }
-        _ => world.say_zone(line).await,
-    }
-    true
-}
 
 pub(crate) fn cell_of(pos: Pos) -> (f64, f64) {
     (
@@ -327,65 +185,6 @@ pub(crate) fn parse_cell(text: &str) -> Result<Pos, String> {
             .map_err(|_| format!("a cell is two whole numbers X,Y, not {text:?}"))
     };
     Ok(Pos::cell_centre(parse(x)?, parse(y)?))
-}
-
-/// One line per event worth showing; false once the session is over.
-/// Everything the server chose (names, text, reasons) is shown escaped.
-pub(crate) fn print_update(update: &Update, replica: &hearth_world::Replica) -> bool {
-    let name = |id| {
-        replica.actors.get(&id).map_or_else(
-            || format!("#{}", id.0),
-            |a| escaped(&a.props.name).to_string(),
-        )
-    };
-    match update {
-        Update::World(WorldEvent::Entered { zone, line }) => {
-            println!("entered {} line {line}", escaped(zone))
-        }
-        Update::World(WorldEvent::Spawned(id)) => {
-            let (x, y) = cell_of(replica.actors[id].props.pos);
-            println!("sees {} at {x:.1},{y:.1}", name(*id));
-        }
-        Update::World(WorldEvent::Despawned(id)) => println!("lost sight of #{}", id.0),
-        Update::World(WorldEvent::Updated(id)) => {
-            if replica
-                .actors
-                .get(id)
-                .is_some_and(|a| a.kind == hearth_world::ActorKind::Player)
-            {
-                let (x, y) = cell_of(replica.actors[id].props.pos);
-                println!("{} at {x:.1},{y:.1}", name(*id));
-            }
-        }
-        Update::World(WorldEvent::Chat {
-            scope,
-            from,
-            to,
-            text,
-        }) => {
-            let (from, to, text) = (escaped(from), escaped(to), escaped(text));
-            match scope {
-                ChatScope::System => println!("[system] {text}"),
-                ChatScope::Whisper => println!("[whisper {from} -> {to}] {text}"),
-                ChatScope::Zone => println!("[zone] {from}: {text}"),
-                ChatScope::Line => println!("[line] {from}: {text}"),
-            }
-        }
-        Update::World(WorldEvent::Refused { about, reason }) => {
-            println!("refused ({about:?}): {}", escaped(reason))
-        }
-        Update::World(WorldEvent::Corrected { pos }) => {
-            let (x, y) = cell_of(*pos);
-            println!("corrected by the server to {x:.1},{y:.1}");
-        }
-        Update::Session(Event::Closed(reason)) => {
-            println!("closed: {}", escaped(reason));
-            return false;
-        }
-        Update::Session(event) => print_event(event),
-        Update::Malformed(why) => println!("malformed world message: {}", escaped(why)),
-    }
-    true
 }
 
 fn parse_server_key(text: &str) -> Result<[u8; 32], String> {

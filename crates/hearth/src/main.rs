@@ -4,14 +4,14 @@
 mod admin;
 mod bot;
 mod client;
-mod client_api;
+mod client_world;
 mod codegen;
-mod engine;
 mod impair;
 mod impair_flags;
 mod new;
 mod replay;
 mod terminal_text;
+mod world_check;
 
 use clap::{Parser, Subcommand};
 
@@ -56,10 +56,6 @@ struct ServeArgs {
     /// Impair what the server sends over UDP.
     #[arg(long)]
     impair_down: Option<String>,
-    /// What runs the built-in world: its own lines (builtin), or the same
-    /// game on the game API (game-api), with its page at /.
-    #[arg(long, value_enum)]
-    world_engine: Option<hearth_server::config::WorldEngine>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -103,9 +99,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.impair_down.is_some() {
         config.game.impair_down = args.impair_down;
-    }
-    if let Some(engine) = args.world_engine {
-        config.world.engine = engine;
     }
     let running = hearth_server::start(config).await?;
     println!(

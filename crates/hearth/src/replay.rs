@@ -1,21 +1,19 @@
 //! `hearth replay FILE`: plays back what a client recorded (`hearth client
 //! --record FILE`, or the server's recordings of a player or a line) into a
 //! fresh replica, printing the world as the player saw it, at the recorded
-//! pace or faster; pause, speed and seek from stdin. A recording of a game
-//! on the game API starts with the game's schema, and plays into that
-//! game's replica: the built-in world's as the client prints it, any other
-//! game's as its actors and messages.
+//! pace or faster; pause, speed and seek from stdin. A recording starts
+//! with the game's schema, and plays into that game's replica: the
+//! built-in world's as the client prints it, any other game's as its
+//! actors and messages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hearth_client::world::Update;
-use hearth_client::world_api::{generated, update_of};
+use hearth_client::world::{generated, update_of};
 use hearth_replica::game_replica::{GameEvent, GameReplica};
+use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+use hearth_replica::record::{read_all, Record, SCHEMA_CHANNEL};
 use hearth_replica::schema::Schema;
-use hearth_world::record::{read_all, Record, SCHEMA_CHANNEL};
-use hearth_world::wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
-use hearth_world::Replica;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::terminal_text::escaped;
@@ -54,9 +52,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
                 schema.version()
             );
             records.remove(0);
-            Some(Arc::new(schema))
+            Arc::new(schema)
         }
-        _ => None,
+        _ => anyhow::bail!(
+            "the recording does not start with its game's schema: it was made by an older Hearth, whose world engine is gone"
+        ),
     };
     let length = records.last().map_or(0, |r| r.micros);
     println!(
@@ -93,23 +93,18 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the recorded client had.
-enum Seen {
-    /// The built-in engine's world.
-    World(Replica),
-    /// A game on the game API; `world`: it is the built-in world's game
-    /// (printed as the client prints it).
-    Game { replica: GameReplica, world: bool },
+/// What the recorded client had: the game's replica; `world`: it is the
+/// built-in world's game (printed as the client prints it).
+struct Seen {
+    replica: GameReplica,
+    world: bool,
 }
 
 impl Seen {
-    fn new(schema: Option<&Arc<Schema>>) -> Self {
-        match schema {
-            None => Seen::World(Replica::default()),
-            Some(schema) => Seen::Game {
-                replica: GameReplica::new(schema.clone()),
-                world: schema.version() == generated::VERSION,
-            },
+    fn new(schema: &Arc<Schema>) -> Self {
+        Seen {
+            replica: GameReplica::new(schema.clone()),
+            world: schema.version() == generated::VERSION,
         }
     }
 }
@@ -117,8 +112,8 @@ impl Seen {
 struct Player {
     records: Vec<Record>,
     at: usize,
-    /// The game's schema, for a recording of a game on the game API.
-    schema: Option<Arc<Schema>>,
+    /// The game's schema, from the recording's first record.
+    schema: Arc<Schema>,
     seen: Seen,
     speed: f64,
     paused: bool,
@@ -128,11 +123,11 @@ struct Player {
 }
 
 impl Player {
-    fn new(records: Vec<Record>, speed: f64, schema: Option<Arc<Schema>>) -> Self {
+    fn new(records: Vec<Record>, speed: f64, schema: Arc<Schema>) -> Self {
         Self {
             records,
             at: 0,
-            seen: Seen::new(schema.as_ref()),
+            seen: Seen::new(&schema),
             schema,
             speed,
             paused: false,
@@ -155,45 +150,26 @@ impl Player {
         let record = &self.records[self.at];
         self.at += 1;
         let (channel, bytes) = (record.channel, &record.bytes);
-        match &mut self.seen {
-            Seen::World(replica) => {
-                let updates = match channel {
-                    RELIABLE_CHANNEL => replica.apply_reliable(bytes),
-                    STATE_CHANNEL => replica.apply_frame(bytes),
-                    _ => Ok(Vec::new()),
-                };
-                match updates {
-                    Ok(events) if show => {
-                        for event in events {
-                            crate::client::print_update(&Update::World(event), replica);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => println!("damaged message in the recording: {error}"),
-                }
+        let Seen { replica, world } = &mut self.seen;
+        let applied = match channel {
+            RELIABLE_CHANNEL => replica.apply_reliable(bytes),
+            STATE_CHANNEL => replica.apply_frame(bytes),
+            _ => Ok(()),
+        };
+        if let Err(error) = applied {
+            println!("damaged message in the recording: {error}");
+        }
+        while let Some(event) = replica.poll_event() {
+            if !show {
+                continue;
             }
-            Seen::Game { replica, world } => {
-                let applied = match channel {
-                    hearth_replica::game_wire::RELIABLE_CHANNEL => replica.apply_reliable(bytes),
-                    hearth_replica::game_wire::STATE_CHANNEL => replica.apply_frame(bytes),
-                    _ => Ok(()),
-                };
-                if let Err(error) = applied {
-                    println!("damaged message in the recording: {error}");
+            if *world {
+                if let Some(update) = update_of(&event) {
+                    let own = replica.controlled().and_then(|me| replica.position(me));
+                    crate::client_world::print_update(&update, replica, own);
                 }
-                while let Some(event) = replica.poll_event() {
-                    if !show {
-                        continue;
-                    }
-                    if *world {
-                        if let Some(update) = update_of(&event) {
-                            let own = replica.controlled().and_then(|me| replica.position(me));
-                            crate::client_api::print_update(&update, replica, own);
-                        }
-                    } else {
-                        print_game_event(&event, replica);
-                    }
-                }
+            } else {
+                print_game_event(&event, replica);
             }
         }
     }
@@ -209,7 +185,7 @@ impl Player {
     fn seek(&mut self, micros: u64) {
         if micros < self.shown || self.at == 0 {
             self.at = 0;
-            self.seen = Seen::new(self.schema.as_ref());
+            self.seen = Seen::new(&self.schema);
         }
         while self.next_micros().is_some_and(|t| t < micros) {
             self.apply(false);

@@ -1,7 +1,7 @@
 //! `hearth bot` against a real `hearth serve`: a mix of transports registers,
 //! plays and chats, the JSON report counts them, `--cleanup` deletes the
 //! accounts; refused logins are reported with their reason. The same bots
-//! play the world on the game API (`[world] engine = "game-api"`).
+//! play the built-in world (a game on the game API).
 
 mod common;
 
@@ -44,58 +44,6 @@ fn fresh_dir(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     )
     .unwrap();
     (dir, config)
-}
-
-#[test]
-fn bots_play_the_world_on_the_game_api() {
-    let (dir, config) = fresh_dir("hearth-bot-cli-api");
-    std::fs::write(
-        &config,
-        "[accounts]\nregister_burst = 100\nlogin_burst = 100\n[world]\nengine = \"game-api\"\n",
-    )
-    .unwrap();
-    let (port, web_port) = (free_port(), free_port());
-    let _server = serve(&dir, &config, port, web_port);
-    let report = bot(
-        port,
-        web_port,
-        &[
-            "-n",
-            "4",
-            "--transport",
-            "udp,tcp,ws,hearth",
-            "--register",
-            "--behaviour",
-            "chatty",
-            "--chat-every",
-            "1",
-            "--move-every",
-            "0.5",
-            "--ramp",
-            "1",
-            "--secs",
-            "5",
-            "--cleanup",
-            "--prefix",
-            "apibot",
-        ],
-    );
-    assert_eq!(report["connected"], 4, "{report:#}");
-    assert_eq!(report["failed"], 0, "{report:#}");
-    // Nothing malformed, no session closed under a bot.
-    assert_eq!(
-        report["errors_by_kind"].as_object().map(|e| e.len()),
-        Some(0),
-        "{report:#}"
-    );
-    assert!(report["moves"].as_u64().unwrap() >= 4, "{report:#}");
-    assert!(report["chats"].as_u64().unwrap() >= 4, "{report:#}");
-    // Four bots in one zone hear each other's zone chat and see each other.
-    assert!(
-        report["messages_in_per_s"].as_f64().unwrap() > 2.0,
-        "{report:#}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

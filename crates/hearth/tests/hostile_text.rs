@@ -11,14 +11,16 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 use hearth_net::gate::{self, GateConfig, GateCtx, GateHandle, Handler};
 use hearth_proto::{ChannelKind, ChannelSpec, Delivery, Event, ServerIdentity};
-use hearth_world::wire::{
-    ChatScope, Entered, Item, Refusal, Reliable, RELIABLE_CHANNEL, STATE_CHANNEL,
+use hearth_replica::actor::ActorId;
+use hearth_replica::game_wire::{
+    put_message, put_reliable_header, put_spawn, GameItem, RELIABLE_CHANNEL, STATE_CHANNEL,
 };
-use hearth_world::{ActorId, ActorKind, Pos, Props};
+use hearth_replica::record::SCHEMA_CHANNEL;
+use hearth_replica::schema::Value;
+use hearth_world::Pos;
 
 /// Clears the screen, retitles the window, turns text red (with ESC and
 /// with the one-byte C1 CSI), returns to the start of the line and starts a
@@ -73,48 +75,61 @@ impl Handler for HostileServer {
     }
 }
 
-/// One reliable world message with every item that carries text.
+/// One reliable message of the built-in world's game with every item
+/// that carries text: its joined, a player, and its messages.
 fn hostile_world() -> Vec<u8> {
-    let chat = |scope, from: &str, to: &str| Item::Chat {
-        scope,
-        from: from.into(),
-        to: to.into(),
-        text: HOSTILE_TEXT.into(),
+    let schema = hearth_world::world_schema();
+    let mut items = Vec::new();
+    GameItem::Joined {
+        version: schema.version().to_owned(),
+        tick_hz: 20,
+        map: "#####\n#S..#\n#####\n".into(),
+        view_radius: 20,
+        speeds: vec![5, 2],
+        entry: 1,
+    }
+    .encode(&schema, &|_| None, &mut items);
+    let (kind, player) = schema.kind("player").unwrap();
+    let mut state: Vec<Value> = player.props.iter().map(|p| p.ty.default_value()).collect();
+    let at = Pos::cell_centre(1, 1);
+    state[player.prop_index("x").unwrap()] = Value::Int(at.x.into());
+    state[player.prop_index("y").unwrap()] = Value::Int(at.y.into());
+    state[player.prop_index("name").unwrap()] = Value::Str(HOSTILE_NAME.into());
+    put_spawn(
+        &mut items,
+        &schema,
+        kind,
+        ActorId(1),
+        false,
+        u64::MAX >> (64 - state.len()),
+        &state,
+    );
+    let mut count = 2;
+    let mut message = |name: &str, values: Vec<Value>| {
+        let (index, spec) = schema.message(name).unwrap();
+        let mut body = Vec::new();
+        spec.encode(&values, &mut body).unwrap();
+        put_message(&mut items, index, &body);
+        count += 1;
     };
-    let message = Reliable {
-        tick: 1,
-        items: vec![
-            Item::Entered(Entered {
-                zone: HOSTILE_ZONE.into(),
-                line: 1,
-                actor: ActorId(1),
-                epoch: 1,
-                tick_hz: 20,
-                speed: 5,
-                view_radius: 20,
-                map: "#####\n#S..#\n#####\n".into(),
-            }),
-            Item::Spawn {
-                id: ActorId(1),
-                kind: ActorKind::Player,
-                props: Props {
-                    name: Arc::from(HOSTILE_NAME),
-                    pos: Pos::cell_centre(1, 1),
-                    ..Props::empty()
-                },
-            },
-            chat(ChatScope::System, "", ""),
-            chat(ChatScope::Zone, HOSTILE_NAME, ""),
-            chat(ChatScope::Line, HOSTILE_NAME, ""),
-            chat(ChatScope::Whisper, HOSTILE_NAME, HOSTILE_NAME),
-            Item::Refused {
-                about: Refusal::Chat,
-                reason: HOSTILE_REASON.into(),
-            },
-        ],
-    };
+    let text = |t: &str| Value::Str(t.into());
+    message("entered", vec![text(HOSTILE_ZONE)]);
+    // Scopes: zone, line, whisper, system.
+    for (scope, from, to) in [
+        (3, "", ""),
+        (0, HOSTILE_NAME, ""),
+        (1, HOSTILE_NAME, ""),
+        (2, HOSTILE_NAME, HOSTILE_NAME),
+    ] {
+        message(
+            "chat",
+            vec![Value::Int(scope), text(from), text(to), text(HOSTILE_TEXT)],
+        );
+    }
+    message("refused", vec![Value::Int(0), text(HOSTILE_REASON)]);
     let mut bytes = Vec::new();
-    message.encode(&mut bytes);
+    put_reliable_header(&mut bytes, 1, count);
+    bytes.extend_from_slice(&items);
     bytes
 }
 
@@ -198,13 +213,13 @@ fn hearth_client_watch_shows_what_a_hostile_server_says_escaped() {
     for shown in [
         // The Welcome's map name.
         "map \\u{1b}[2Jmeadow",
-        "entered town\\u{1b}]0;x\\u{7} line 1",
+        "entered town\\u{1b}]0;x\\u{7}",
         "sees \\u{1b}[1mboss\\u{202e}nimda at 1.5,1.5",
         "[system] \\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{1b}[31mred\\u{9b}0m\\r\\n[whisper admin -> you] type your password",
         "[zone] \\u{1b}[1mboss\\u{202e}nimda: \\u{1b}[2J",
         "[line] \\u{1b}[1mboss\\u{202e}nimda: \\u{1b}[2J",
         "[whisper \\u{1b}[1mboss\\u{202e}nimda -> \\u{1b}[1mboss\\u{202e}nimda] \\u{1b}[2J",
-        "refused (Chat): bye\\u{1b}[H\\u{9b}J\\r\\n[system] all clear",
+        "refused (chat): bye\\u{1b}[H\\u{9b}J\\r\\n[system] all clear",
     ] {
         assert!(out.contains(shown), "missing {shown:?} in:\n{out}");
     }
@@ -302,7 +317,9 @@ fn hearth_replay_shows_a_crafted_recording_escaped() {
     let file = dir.join("hostile.hrec");
     let mut recording = Vec::new();
     {
-        let mut recorder = hearth_world::record::Recorder::new(&mut recording).unwrap();
+        let mut recorder = hearth_replica::record::Recorder::new(&mut recording).unwrap();
+        let schema = serde_json::to_vec(&hearth_world::world_schema()).unwrap();
+        recorder.record(0, SCHEMA_CHANNEL, &schema).unwrap();
         recorder
             .record(1_000, RELIABLE_CHANNEL, &hostile_world())
             .unwrap();
@@ -315,10 +332,10 @@ fn hearth_replay_shows_a_crafted_recording_escaped() {
     assert!(output.status.success(), "{out}");
     assert_terminal_safe("hearth replay", &out);
     for shown in [
-        "entered town\\u{1b}]0;x\\u{7} line 1",
+        "entered town\\u{1b}]0;x\\u{7}",
         "[system] \\u{1b}[2J",
         "[zone] \\u{1b}[1mboss\\u{202e}nimda: ",
-        "refused (Chat): bye\\u{1b}[H\\u{9b}J\\r\\n[system] all clear",
+        "refused (chat): bye\\u{1b}[H\\u{9b}J\\r\\n[system] all clear",
     ] {
         assert!(out.contains(shown), "missing {shown:?} in:\n{out}");
     }

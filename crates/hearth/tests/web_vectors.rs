@@ -7,17 +7,15 @@
 //! deliberate protocol change, regenerate it with
 //! `HEARTH_BLESS=1 cargo test -p hearth --test web_vectors`.
 
-use std::sync::Arc;
-
 use hearth_proto::bunch::{Bunch, ChannelKind, Delivery};
 use hearth_proto::control::{ControlMessage, Credentials, UdpTicket};
 use hearth_proto::crypto::{PacketKey, SessionKeys};
 use hearth_proto::frame::Frame;
 use hearth_proto::handshake::{AckBody, Mode};
 use hearth_proto::stream_handshake::{stream_transcript, StreamHandshake, StreamRefusal};
-use hearth_world::wire::{self, ChatScope, Command, Item, Refusal};
+use hearth_replica::game_wire::{put_reliable_header, GameItem, MAX_MAP_BYTES};
 use hearth_world::zone::MAX_ZONE_SIDE;
-use hearth_world::{ActorId, ActorKind, Pos, Props, Zone, ZoneSpec};
+use hearth_world::{Zone, ZoneSpec};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -317,187 +315,6 @@ fn control() -> Vec<Value> {
         .collect()
 }
 
-fn props(seed: i32) -> (Props, Value) {
-    let props = Props {
-        pos: Pos::new(1234 * seed, -56 * seed),
-        facing: (seed * 40) as u8,
-        name: Arc::from(format!("npc-{seed}")),
-        appearance: (300 + seed) as u32,
-        values: [100, -seed, i32::MAX, i32::MIN],
-    };
-    let value = json!({
-        "pos": { "x": props.pos.x, "y": props.pos.y },
-        "facing": props.facing,
-        "name": &*props.name,
-        "appearance": props.appearance,
-        "values": props.values,
-    });
-    (props, value)
-}
-
-fn world() -> Value {
-    let commands: Vec<Value> = [
-        (
-            Command::Chat {
-                scope: ChatScope::Zone,
-                to: String::new(),
-                text: "hello, meadow".into(),
-            },
-            json!({ "type": "chat", "scope": 0, "to": "", "text": "hello, meadow" }),
-        ),
-        (
-            Command::Chat {
-                scope: ChatScope::Whisper,
-                to: "bob".into(),
-                text: "psst ✨".into(),
-            },
-            json!({ "type": "chat", "scope": 2, "to": "bob", "text": "psst ✨" }),
-        ),
-        (
-            Command::SwitchLine { line: 3 },
-            json!({ "type": "switchLine", "line": 3 }),
-        ),
-        (
-            Command::Travel {
-                zone: "caves".into(),
-            },
-            json!({ "type": "travel", "zone": "caves" }),
-        ),
-    ]
-    .into_iter()
-    .map(|(c, v)| json!({ "value": v, "hex": hex(&c.to_vec()) }))
-    .collect();
-    let state = wire::ClientState {
-        epoch: 2,
-        ack_tick: 1_000_000,
-        moves: vec![
-            wire::Move {
-                seq: 1,
-                pos: Pos::new(250, 350),
-            },
-            wire::Move {
-                seq: 2,
-                pos: Pos::new(-5, 70_000),
-            },
-        ],
-    };
-    let states = vec![
-        json!({ "value": { "epoch": 0, "ackTick": 0, "moves": [] }, "hex": hex(&wire::ClientState::default().to_vec()) }),
-        json!({ "value": { "epoch": 2, "ackTick": 1_000_000, "moves": [ { "seq": 1, "pos": { "x": 250, "y": 350 } }, { "seq": 2, "pos": { "x": -5, "y": 70_000 } } ] }, "hex": hex(&state.to_vec()) }),
-    ];
-    let (p1, v1) = props(1);
-    let (p2, v2) = props(-7);
-    let map = "#####\n#S.P#\n#~~.#\n#####\n";
-    let reliable = wire::Reliable {
-        tick: 77,
-        items: vec![
-            Item::Entered(wire::Entered {
-                zone: "meadow".into(),
-                line: 2,
-                actor: ActorId(9),
-                epoch: 3,
-                tick_hz: 20,
-                speed: 5,
-                view_radius: 24,
-                map: map.into(),
-            }),
-            Item::Spawn {
-                id: ActorId(9),
-                kind: ActorKind::Player,
-                props: p1.clone(),
-            },
-            Item::Spawn {
-                id: ActorId(400),
-                kind: ActorKind::Npc,
-                props: p2.clone(),
-            },
-            Item::Despawn { id: ActorId(401) },
-            Item::Chat {
-                scope: ChatScope::System,
-                from: String::new(),
-                to: String::new(),
-                text: "the server restarts in 5 minutes".into(),
-            },
-            Item::Chat {
-                scope: ChatScope::Whisper,
-                from: "alice".into(),
-                to: "bob".into(),
-                text: "hi".into(),
-            },
-            Item::Refused {
-                about: Refusal::Line,
-                reason: "line 9 is full".into(),
-            },
-        ],
-    };
-    let mut reliable_bytes = Vec::new();
-    reliable.encode(&mut reliable_bytes);
-    let reliable_value = json!({ "tick": 77, "items": [
-        { "type": "entered", "zone": "meadow", "line": 2, "actor": 9, "epoch": 3, "tickHz": 20, "speed": 5, "viewRadius": 24, "map": map },
-        { "type": "spawn", "actor": 9, "kind": 0, "props": v1 },
-        { "type": "spawn", "actor": 400, "kind": 1, "props": v2 },
-        { "type": "despawn", "actor": 401 },
-        { "type": "chat", "scope": 3, "from": "", "to": "", "text": "the server restarts in 5 minutes" },
-        { "type": "chat", "scope": 2, "from": "alice", "to": "bob", "text": "hi" },
-        { "type": "refused", "about": 2, "reason": "line 9 is full" },
-    ]});
-    let frame = wire::Frame {
-        epoch: 3,
-        tick: 78,
-        input_ack: 2,
-        own_pos: Pos::new(260, 150),
-        corrected: true,
-        updates: vec![
-            wire::Update {
-                id: ActorId(9),
-                mask: 0x01 | 0x02,
-                props: p1,
-            },
-            wire::Update {
-                id: ActorId(400),
-                mask: 0xff,
-                props: p2.clone(),
-            },
-            wire::Update {
-                id: ActorId(402),
-                mask: 0x40 | 0x04,
-                props: p2,
-            },
-        ],
-    };
-    let (_, v1) = props(1);
-    let (_, v2) = props(-7);
-    let mut frame_bytes = Vec::new();
-    frame.encode(&mut frame_bytes);
-    let frame_value = json!({ "epoch": 3, "tick": 78, "inputAck": 2, "ownPos": { "x": 260, "y": 150 }, "corrected": true, "updates": [
-        { "actor": 9, "mask": 3, "props": v1 },
-        { "actor": 400, "mask": 255, "props": v2 },
-        { "actor": 402, "mask": 0x44, "props": v2 },
-    ]});
-    // A recording of the two messages, as `hearth client --record` and the
-    // server's recordings write it.
-    let mut recording = Vec::new();
-    {
-        let mut recorder = hearth_world::record::Recorder::new(&mut recording).expect("in memory");
-        recorder
-            .record(1_000, wire::RELIABLE_CHANNEL, &reliable_bytes)
-            .expect("in memory");
-        recorder
-            .record(51_000, wire::STATE_CHANNEL, &frame_bytes)
-            .expect("in memory");
-    }
-    json!({
-        "recording": { "hex": hex(&recording), "records": [
-            { "micros": 1_000, "channel": wire::RELIABLE_CHANNEL, "hex": hex(&reliable_bytes) },
-            { "micros": 51_000, "channel": wire::STATE_CHANNEL, "hex": hex(&frame_bytes) },
-        ]},
-        "commands": commands,
-        "clientStates": states,
-        "reliable": [{ "value": reliable_value, "hex": hex(&reliable_bytes) }],
-        "frames": [{ "value": frame_value, "hex": hex(&frame_bytes) }],
-    })
-}
-
 fn stream_answers() -> Vec<Value> {
     [
         (
@@ -543,27 +360,23 @@ fn pattern_map(width: usize, height: usize) -> String {
     map
 }
 
-/// A reliable message entering `line` of a zone with `map`: its bytes and
-/// the value the TypeScript client decodes.
-fn entering(line: u32, map: String) -> (Vec<u8>, Value) {
-    let entered = wire::Entered {
-        zone: "meadow".into(),
-        line,
-        actor: ActorId(9),
-        epoch: 3,
-        tick_hz: 20,
-        speed: 5,
-        view_radius: 24,
-        map,
-    };
-    let value = json!({ "tick": 1, "items": [{ "type": "entered", "zone": "meadow", "line": line, "actor": 9,
-        "epoch": 3, "tickHz": 20, "speed": 5, "viewRadius": 24, "map": &entered.map }] });
+/// A reliable message of the built-in world's game joining a line of a
+/// zone with `map`: its bytes and the value the TypeScript client decodes.
+fn joining(map: String) -> (Vec<u8>, Value) {
+    let schema = hearth_world::world_schema();
+    let value = json!({ "tick": 1, "version": schema.version(), "tickHz": 20, "viewRadius": 24,
+        "speeds": [5, 2], "entry": 1, "map": &map });
     let mut bytes = Vec::new();
-    wire::Reliable {
-        tick: 1,
-        items: vec![Item::Entered(entered)],
+    put_reliable_header(&mut bytes, 1, 1);
+    GameItem::Joined {
+        version: schema.version().to_owned(),
+        tick_hz: 20,
+        map,
+        view_radius: 24,
+        speeds: vec![5, 2],
+        entry: 1,
     }
-    .encode(&mut bytes);
+    .encode(&schema, &|_| None, &mut bytes);
     (bytes, value)
 }
 
@@ -579,42 +392,27 @@ fn server_accepts(map: &str) -> bool {
 
 /// What the web client must accept and refuse of a server: the largest map
 /// (given by its pattern and the SHA-256 of its message, 2 MB as hex being
-/// too much for a committed file), maps a cell too wide or too tall, and
-/// line numbers around the highest a server can open.
+/// too much for a committed file), and maps a cell too wide or too tall.
 fn bounds() -> Value {
-    // A zone opens a line only when all of its lines are full, and a line
-    // holds at least one player: no zone has more lines than the server
-    // has sessions.
-    let max_line = hearth_proto::ServerConfig::default().max_sessions as u32;
     let largest = pattern_map(MAX_ZONE_SIDE, MAX_ZONE_SIDE);
     assert_eq!(
         largest.len(),
-        wire::MAX_MAP,
-        "the largest map fills MAX_MAP"
+        MAX_MAP_BYTES,
+        "the largest map fills MAX_MAP_BYTES"
     );
     assert!(server_accepts(&largest));
-    let (bytes, _) = entering(1, largest);
+    let (bytes, _) = joining(largest);
     let mut refused_maps = Vec::new();
     for (width, height) in [(MAX_ZONE_SIDE + 1, 1), (1, MAX_ZONE_SIDE + 1)] {
         let map = pattern_map(width, height);
         assert!(!server_accepts(&map), "{width} by {height}");
-        let (bytes, value) = entering(1, map);
+        let (bytes, value) = joining(map);
         refused_maps
             .push(json!({ "width": width, "height": height, "value": value, "hex": hex(&bytes) }));
     }
-    let lines = |numbers: &[u32]| -> Vec<Value> {
-        numbers
-            .iter()
-            .map(|&line| {
-                let (bytes, value) = entering(line, "S\n".into());
-                json!({ "line": line, "value": value, "hex": hex(&bytes) })
-            })
-            .collect()
-    };
     json!({
         "maxZoneSide": MAX_ZONE_SIDE,
-        "maxMap": wire::MAX_MAP,
-        "maxLine": max_line,
+        "maxMap": MAX_MAP_BYTES,
         "largestMap": {
             "width": MAX_ZONE_SIDE,
             "height": MAX_ZONE_SIDE,
@@ -622,8 +420,6 @@ fn bounds() -> Value {
             "sha256": hex(&Sha256::digest(&bytes)),
         },
         "refusedMaps": refused_maps,
-        "acceptedLines": lines(&[1, max_line]),
-        "refusedLines": lines(&[0, max_line + 1, u32::MAX]),
     })
 }
 
@@ -637,7 +433,6 @@ fn vectors() -> Value {
         "streamAnswers": stream_answers(),
         "frames": frames(),
         "control": control(),
-        "world": world(),
         "bounds": bounds(),
     })
 }

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DecodeError, ZoneMap, world } from "../src/index.js";
+import { DecodeError, MAX_MAP, MAX_ZONE_SIDE, ZoneMap } from "../src/index.js";
 
 function openMap(width: number, height: number): string {
   return Array.from({ length: height }, () => ".".repeat(width)).join("\n");
@@ -24,13 +24,13 @@ test("rows, short rows and the outside read as the server reads them", () => {
 });
 
 test("a map with a side beyond the server's limit, no cells or an unknown cell is refused with the reason", () => {
-  const side = world.MAX_ZONE_SIDE;
+  const side = MAX_ZONE_SIDE;
   new ZoneMap(openMap(side, side));
   const refusals: [string, RegExp][] = [
     [openMap(side + 1, 1), /1025 cells wide: a map has 1 to 1024 cells on each side/],
     [openMap(1, side + 1), /1025 rows: a map has 1 to 1024 cells on each side/],
     // Half a million one-cell rows within the decoder's byte limit.
-    ["S\n".repeat(world.MAX_MAP / 2), /524800 rows/],
+    ["S\n".repeat(MAX_MAP / 2), /524800 rows/],
     ["  \n\n", /0 rows/],
     ["#S.\n#x#", /unknown map cell "x" at column 1, row 1: the legend is # ~ \. S P/],
   ];
@@ -57,8 +57,8 @@ function readEveryCell(width: number, height: number): number {
 test("reading a map and all its cells costs time linear in the cells", () => {
   // Four times the cells by four times the width: linear costs 4 times
   // as much, decoding a row per cell read (as before) 16 times.
-  const narrow = readEveryCell(world.MAX_ZONE_SIDE / 4, world.MAX_ZONE_SIDE);
-  const largest = readEveryCell(world.MAX_ZONE_SIDE, world.MAX_ZONE_SIDE);
-  console.log(`a ${world.MAX_ZONE_SIDE} by ${world.MAX_ZONE_SIDE} map read with every cell in ${largest.toFixed(1)} ms (a quarter as wide: ${narrow.toFixed(1)} ms)`);
+  const narrow = readEveryCell(MAX_ZONE_SIDE / 4, MAX_ZONE_SIDE);
+  const largest = readEveryCell(MAX_ZONE_SIDE, MAX_ZONE_SIDE);
+  console.log(`a ${MAX_ZONE_SIDE} by ${MAX_ZONE_SIDE} map read with every cell in ${largest.toFixed(1)} ms (a quarter as wide: ${narrow.toFixed(1)} ms)`);
   assert.ok(largest < narrow * 8, `${largest.toFixed(1)} ms against ${narrow.toFixed(1)} ms for a quarter of the cells`);
 });

@@ -1,7 +1,8 @@
 // The TypeScript client against vectors the Rust encoders generate
 // (crates/hearth/tests/web_vectors.rs): every message decodes to the same
-// value and encodes to the same bytes, and a whole stream handshake with
-// fixed keys derives the same keys and seals the same packets.
+// value and encodes to the same bytes, a whole stream handshake with fixed
+// keys derives the same keys and seals the same packets, and the world's
+// joined carries the largest map a server can send and no larger.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -9,21 +10,26 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { x25519 } from "@noble/curves/ed25519.js";
 import {
+  DecodeError,
+  MAP_LEGEND,
+  MAX_MAP,
+  MAX_ZONE_SIDE,
   Reader,
-  Replica,
   StreamCrypto,
   StreamOpener,
   Writer,
   decodeControl,
+  ZoneMap,
   decodeFrame,
+  decodeGameReliable,
   decodeStreamAnswer,
   encodeControl,
   encodeFrame,
+  encodeGameReliable,
   fromHex,
-  readRecording,
   toHex,
-  world,
 } from "../src/index.js";
+import { SCHEMA, newReplica } from "../../pages/world.generated.js";
 
 declare const __WEB_DIR__: string;
 const vectors = JSON.parse(readFileSync(`${__WEB_DIR__}/client/test/vectors.json`, "utf8"));
@@ -115,106 +121,57 @@ test("a pinned key that differs, a tampered answer or a missing attach secret fa
   assert.throws(() => opener.finish(fromHex(vectors.streamAnswers[2].hex)), /upgrade required/);
 });
 
-test("world commands, client states, items and frames decode and encode as in Rust", () => {
-  for (const vector of vectors.world.commands) {
-    assert.deepEqual(world.decodeCommand(fromHex(vector.hex)), vector.value);
-    assert.equal(toHex(world.encodeCommand(vector.value)), vector.hex);
-  }
-  for (const vector of vectors.world.clientStates) {
-    assert.deepEqual(world.decodeClientState(fromHex(vector.hex)), vector.value);
-    assert.equal(toHex(world.encodeClientState(vector.value)), vector.hex);
-  }
-  for (const vector of vectors.world.reliable) {
-    assert.deepEqual(world.decodeReliable(fromHex(vector.hex)), vector.value);
-    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
-  }
-  for (const vector of vectors.world.frames) {
-    const decoded = world.decodeFrame(fromHex(vector.hex));
-    // Only the masked properties are meaningful: compare those.
-    decoded.updates.forEach((update, i) => {
-      const expected = vector.value.updates[i];
-      assert.equal(update.actor, expected.actor);
-      assert.equal(update.mask, expected.mask);
-      const onto = world.emptyProps();
-      const wanted = world.emptyProps();
-      world.applyProps(onto, update.mask, update.props);
-      world.applyProps(wanted, update.mask, expected.props);
-      assert.deepEqual(onto, wanted);
-    });
-    assert.equal(toHex(world.encodeFrame(vector.value)), vector.hex);
-    for (let cut = 0; cut < vector.hex.length / 2; cut++) {
-      assert.throws(() => world.decodeFrame(fromHex(vector.hex).subarray(0, cut)));
-    }
-  }
-});
-
-test("a recording written by Rust reads back record by record, and a cut one ends cleanly", () => {
-  const file = fromHex(vectors.world.recording.hex);
-  const records = readRecording(file);
-  assert.deepEqual(
-    records.map((r) => ({ micros: r.micros, channel: r.channel, hex: toHex(r.bytes) })),
-    vectors.world.recording.records,
-  );
-  assert.equal(readRecording(file.subarray(0, file.length - 1)).length, 1);
-  assert.throws(() => readRecording(new Uint8Array(20)), /not a Hearth recording/);
-});
-
 /** The bounds vectors' map pattern (crates/hearth/tests/web_vectors.rs, pattern_map). */
 function patternMap(width: number, height: number): string {
   let map = "";
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) map += "#~.SP"[(x * 7 + y * 3) % 5];
+    for (let x = 0; x < width; x++) map += MAP_LEGEND[(x * 7 + y * 3) % 5];
     map += "\n";
   }
   return map;
 }
 
-test("the client's bounds are the server's: map sides, map bytes, line numbers", () => {
-  assert.equal(world.MAX_ZONE_SIDE, vectors.bounds.maxZoneSide);
-  assert.equal(world.MAX_MAP, vectors.bounds.maxMap);
-  assert.equal(world.MAX_LINE, vectors.bounds.maxLine);
+/** The world's message joining a line of a zone with `map`, as the bounds vectors write it (web_vectors.rs, joining). */
+function joining(map: string): Uint8Array {
+  const joined = { type: "joined" as const, version: SCHEMA.version, tickHz: 20, map, viewRadius: 24, speeds: [5, 2], entry: 1 };
+  return encodeGameReliable(1, [joined], SCHEMA, () => undefined);
+}
+
+test("the client's bounds are the server's: a zone's side, a map's bytes", () => {
+  assert.equal(MAX_ZONE_SIDE, vectors.bounds.maxZoneSide);
+  assert.equal(MAX_MAP, vectors.bounds.maxMap);
 });
 
-test("the largest map a server can send encodes as in Rust and is accepted whole", () => {
+test("the largest map a server can send encodes as in Rust and is accepted whole; a byte more is refused", () => {
   const largest = vectors.bounds.largestMap;
-  const message: world.Reliable = {
-    tick: 1,
-    items: [{ type: "entered", zone: "meadow", line: 1, actor: 9, epoch: 3, tickHz: 20, speed: 5, viewRadius: 24, map: patternMap(largest.width, largest.height) }],
-  };
-  const bytes = world.encodeReliable(message);
+  const map = patternMap(largest.width, largest.height);
+  const bytes = joining(map);
   assert.equal(bytes.length, largest.bytes);
   assert.equal(createHash("sha256").update(bytes).digest("hex"), largest.sha256);
-  assert.deepEqual(world.decodeReliable(bytes), message);
-  const replica = new Replica();
+  const replica = newReplica();
   replica.applyReliable(bytes);
-  assert.equal(replica.map?.width, largest.width);
-  assert.equal(replica.map?.height, largest.height);
+  assert.equal(replica.map, map);
+  const zone = new ZoneMap(replica.map);
+  assert.deepEqual([zone.width, zone.height], [largest.width, largest.height]);
   // The far corner and a cell whose row and column differ: the pattern, not its transpose.
-  assert.equal(replica.map?.cell(1023, 1023), "#~.SP"[(1023 * 10) % 5]);
-  assert.equal(replica.map?.cell(1, 0), "#~.SP"[7 % 5]);
-  assert.equal(replica.map?.cell(0, 1), "#~.SP"[3 % 5]);
+  assert.equal(zone.cell(1023, 1023), MAP_LEGEND[(1023 * 10) % 5]);
+  assert.equal(zone.cell(1, 0), MAP_LEGEND[7 % 5]);
+  assert.equal(zone.cell(0, 1), MAP_LEGEND[3 % 5]);
+  assert.throws(
+    () => newReplica().applyReliable(joining(`${map}.`)),
+    (e: unknown) => e instanceof DecodeError && e.message === `map is ${MAX_MAP + 1} bytes, the limit is ${MAX_MAP}`,
+  );
 });
 
-test("a map a cell too wide or too tall is refused with the reason, and the replica stays as it was", () => {
+test("a map a cell too wide or too tall decodes as in Rust, and the client refuses it as the server would", () => {
   for (const vector of vectors.bounds.refusedMaps) {
     const bytes = fromHex(vector.hex);
-    assert.deepEqual(world.decodeReliable(bytes), vector.value);
-    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
-    const replica = new Replica();
-    replica.applyReliable(fromHex(vectors.bounds.acceptedLines[0].hex));
-    const before = replica.entered;
-    assert.throws(() => replica.applyReliable(bytes), /1 to 1024 cells on each side/, `${vector.width} by ${vector.height}`);
-    assert.equal(replica.entered, before);
-  }
-});
-
-test("line numbers from 1 to the highest a server can open are accepted, others refused", () => {
-  for (const vector of vectors.bounds.acceptedLines) {
-    assert.deepEqual(world.decodeReliable(fromHex(vector.hex)), vector.value);
-    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
-  }
-  for (const vector of vectors.bounds.refusedLines) {
-    assert.equal(toHex(world.encodeReliable(vector.value)), vector.hex);
-    assert.throws(() => world.decodeReliable(fromHex(vector.hex)), new RegExp(`line ${vector.line} is out of range: lines are numbered 1 to ${world.MAX_LINE}`));
+    const { tick, ...joined } = vector.value;
+    assert.deepEqual(decodeGameReliable(bytes, SCHEMA, () => undefined), { tick, items: [{ type: "joined", ...joined }] });
+    assert.equal(toHex(joining(joined.map)), vector.hex);
+    // The wire carries it; the map is what no zone can be, and says so.
+    const replica = newReplica();
+    replica.applyReliable(bytes);
+    assert.throws(() => new ZoneMap(replica.map), /1 to 1024 cells on each side/, `${vector.width} by ${vector.height}`);
   }
 });

@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::ChatScope;
-
 mod text;
 
 pub use text::check_text;
@@ -24,39 +22,21 @@ pub trait ChatHook: Send + Sync {
     fn check(&self, from: &str, scope: ChatScope, text: &str) -> ChatVerdict;
 }
 
+/// Where a chat message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChatScope {
+    /// Every line of the sender's zone.
+    Zone = 0,
+    /// The sender's line.
+    Line = 1,
+    /// One player, by name.
+    Whisper = 2,
+    /// From the server (announcements).
+    System = 3,
+}
+
 /// Messages a player may send at once, then one more per second.
 pub const CHAT_BURST: u32 = 5;
-const MILLI: u32 = 1000;
-
-/// A token bucket counted in ticks, so it is deterministic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatBucket {
-    milli_tokens: u32,
-}
-
-impl Default for ChatBucket {
-    fn default() -> Self {
-        Self {
-            milli_tokens: CHAT_BURST * MILLI,
-        }
-    }
-}
-
-impl ChatBucket {
-    /// One tick of a line ticking `tick_hz` times a second went by.
-    pub fn refill(&mut self, tick_hz: u32) {
-        self.milli_tokens = (self.milli_tokens + MILLI / tick_hz.max(1)).min(CHAT_BURST * MILLI);
-    }
-
-    pub fn take(&mut self) -> bool {
-        if self.milli_tokens >= MILLI {
-            self.milli_tokens -= MILLI;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// `text` cut to at most `max` bytes at a character boundary: every text
 /// the server puts in an item fits the limits clients decode with.
@@ -69,22 +49,4 @@ pub fn bounded(mut text: String, max: usize) -> String {
         text.truncate(end);
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bucket_allows_a_burst_then_one_a_second() {
-        let mut bucket = ChatBucket::default();
-        assert!((0..CHAT_BURST).all(|_| bucket.take()));
-        assert!(!bucket.take());
-        for _ in 0..19 {
-            bucket.refill(20);
-        }
-        assert!(!bucket.take(), "19 ticks at 20 Hz is not yet a second");
-        bucket.refill(20);
-        assert!(bucket.take());
-    }
 }

@@ -2,9 +2,8 @@
 //! and rehearsals. Each bot logs in over its transport (UDP, TCP, WebSocket,
 //! or a mix), enters the world, walks to random open cells and chats as its
 //! behaviour says; a progress line shows the ramp, and a report (table or
-//! `--json`) ends the run. The bots play the built-in world on whichever
-//! engine the server runs it (`[world] engine`): they ask the server's
-//! `/api/schema` first.
+//! `--json`) ends the run. The bots play the built-in world: they ask the
+//! server's `/api/schema` first.
 
 mod report;
 mod watch;
@@ -12,14 +11,13 @@ mod watch;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hearth_client::world::{Update, WorldClient};
-use hearth_client::world_api::{generated as world_api, WorldApiClient, WorldApiUpdate};
+use hearth_client::world::generated::{Message, SayScope, VERSION};
+use hearth_client::world::{WorldClient, WorldUpdate};
 use hearth_client::{connect, Accounts, Connection, Options};
+use hearth_game::Rng;
 use hearth_proto::Event;
-use hearth_world::npc::Rng;
 use hearth_world::Pos;
 
-use crate::engine::Engine;
 use report::{reason_kind, Tally};
 
 #[derive(clap::Args)]
@@ -63,7 +61,7 @@ pub struct BotArgs {
     /// Delete the bots' accounts at the end.
     #[arg(long)]
     cleanup: bool,
-    /// Zone to enter (default: the server's choice).
+    /// A zone to travel to once in (default: where the game puts the bot).
     #[arg(long)]
     zone: Option<String>,
     /// What the bots do: idle (log in and stay), wander (walk to random
@@ -131,7 +129,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
             args.count * 2 + 64
         );
     }
-    let engine = Engine::of(&Accounts::new(&web(&args)), "hearth bot").await?;
+    crate::world_check::ensure_world(&Accounts::new(&web(&args)), "hearth bot").await?;
     let args = Arc::new(args);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let live = Arc::new(Mutex::new(Live::default()));
@@ -149,7 +147,7 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             if Instant::now() < end {
-                one_bot(index, &args, engine, end, &tally, &live).await;
+                one_bot(index, &args, end, &tally, &live).await;
             }
         });
     }
@@ -213,108 +211,38 @@ fn url(args: &BotArgs, index: usize) -> String {
     }
 }
 
-/// A bot's world: the built-in world's client, or the world on the game
-/// API's.
-enum BotWorld {
-    Builtin(WorldClient),
-    GameApi(WorldApiClient),
-}
-
-/// What a bot makes of an update.
-enum Happened {
-    Closed(String),
-    Malformed(String),
-    Other,
-}
-
-impl BotWorld {
-    /// Over `connection`, once in the world (placed, with its zone): the
-    /// world, or why not.
-    async fn enter(engine: Engine, connection: Connection) -> Result<Self, String> {
-        let within = Duration::from_secs(15);
-        match engine {
-            Engine::Builtin => {
-                let mut world = WorldClient::new(connection);
-                let entered = world
-                    .until(within, |update, replica| {
-                        matches!(update, Update::Session(Event::Closed(_))) || replica.is_ready()
-                    })
-                    .await;
-                if world.replica().is_ready() {
-                    return Ok(BotWorld::Builtin(world));
-                }
-                Err(match entered {
-                    Some(Update::Session(Event::Closed(reason))) => format!("login: {reason}"),
-                    _ => "login: not in the world within 15 s".to_owned(),
-                })
+/// Over `connection`, once in the world (placed, with its zone's map, in
+/// `zone` if one was asked: a travel there once in): the world, or why not.
+async fn enter(connection: Connection, zone: Option<&str>) -> Result<WorldClient, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut world = WorldClient::new(connection);
+    let mut arrived = false;
+    let mut travelled = false;
+    loop {
+        match tokio::time::timeout_at(deadline, world.next()).await {
+            Ok(Some(WorldUpdate::Session(Event::Closed(reason)))) => {
+                return Err(format!("login: {reason}"))
             }
-            Engine::GameApi => {
-                let mut world = WorldApiClient::new(connection);
-                let entered = world
-                    .until(within, |update, world| {
-                        matches!(update, WorldApiUpdate::Session(Event::Closed(_)))
-                            || world.is_ready()
-                    })
-                    .await;
-                if world.is_ready() {
-                    return Ok(BotWorld::GameApi(world));
-                }
-                Err(match entered {
-                    Some(WorldApiUpdate::Session(Event::Closed(reason))) => {
-                        format!("login: {reason}")
+            Ok(Some(WorldUpdate::Message(Message::Entered { zone: here }))) => {
+                arrived = match zone {
+                    Some(wanted) if here != wanted => {
+                        if !travelled {
+                            travelled = true;
+                            world.travel(wanted).await;
+                        }
+                        false
                     }
-                    _ => "login: not in the world within 15 s".to_owned(),
-                })
+                    _ => true,
+                };
             }
-        }
-    }
-
-    fn connection(&self) -> &Connection {
-        match self {
-            BotWorld::Builtin(world) => world.connection(),
-            BotWorld::GameApi(world) => world.connection(),
-        }
-    }
-
-    async fn next(&mut self) -> Option<Happened> {
-        Some(match self {
-            BotWorld::Builtin(world) => match world.next().await? {
-                Update::Session(Event::Closed(reason)) => Happened::Closed(reason.to_string()),
-                Update::Malformed(why) => Happened::Malformed(why),
-                _ => Happened::Other,
-            },
-            BotWorld::GameApi(world) => match world.next().await? {
-                WorldApiUpdate::Session(Event::Closed(reason)) => {
-                    Happened::Closed(reason.to_string())
-                }
-                WorldApiUpdate::Malformed(why) => Happened::Malformed(why),
-                _ => Happened::Other,
-            },
-        })
-    }
-
-    fn move_to(&mut self, target: Pos) {
-        match self {
-            BotWorld::Builtin(world) => world.move_to(target),
-            BotWorld::GameApi(world) => world.move_to(target),
-        }
-    }
-
-    async fn say_zone(&mut self, text: &str) {
-        match self {
-            BotWorld::Builtin(world) => world.say_zone(text).await,
-            BotWorld::GameApi(world) => world.say(world_api::SayScope::Zone, "", text).await,
-        }
-    }
-
-    /// The zone's map and where the bot is.
-    fn place(&self) -> Option<(&hearth_world::Zone, Pos)> {
-        match self {
-            BotWorld::Builtin(world) => {
-                let replica = world.replica();
-                Some((replica.zone()?, replica.position?))
+            Ok(Some(WorldUpdate::Message(Message::Refused { reason, .. }))) if !arrived => {
+                return Err(format!("travel: {reason}"))
             }
-            BotWorld::GameApi(world) => Some((world.zone()?, world.position()?)),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Err("login: not in the world within 15 s".to_owned()),
+        }
+        if arrived && world.is_ready() {
+            return Ok(world);
         }
     }
 }
@@ -326,7 +254,6 @@ fn web(args: &BotArgs) -> String {
 async fn one_bot(
     index: usize,
     args: &BotArgs,
-    engine: Engine,
     end: Instant,
     tally: &Mutex<Tally>,
     live: &Mutex<Live>,
@@ -365,9 +292,8 @@ async fn one_bot(
     } else {
         Options::password(&name, &args.password)
     };
-    if let Some(zone) = &args.zone {
-        options.options = format!("?zone={zone}");
-    }
+    // A server of another version of the world refuses the login with why.
+    options.options = format!("?schema={VERSION}");
     options.impair = args.impair.link(index as u64);
     let mut world = loop {
         let connection = match connect(&url(args, index), options.clone()).await {
@@ -375,7 +301,7 @@ async fn one_bot(
             Err(e) => return fail(format!("connect: {e}")),
         };
         // In the world once the zone arrived and the bot was placed.
-        let why = match BotWorld::enter(engine, connection).await {
+        let why = match enter(connection, args.zone.as_deref()).await {
             Ok(world) => break world,
             Err(why) => why,
         };
@@ -399,7 +325,7 @@ async fn play(
     index: usize,
     args: &BotArgs,
     end: Instant,
-    world: &mut BotWorld,
+    world: &mut WorldClient,
     tally: &Mutex<Tally>,
     live: &Mutex<Live>,
 ) {
@@ -421,7 +347,7 @@ async fn play(
             .min()
             .expect("four");
         match tokio::time::timeout(wake - now, world.next()).await {
-            Ok(Some(Happened::Closed(reason))) => {
+            Ok(Some(WorldUpdate::Session(Event::Closed(reason)))) => {
                 *tally
                     .lock()
                     .expect("not poisoned")
@@ -430,7 +356,7 @@ async fn play(
                     .or_default() += 1;
                 break;
             }
-            Ok(Some(Happened::Malformed(why))) => {
+            Ok(Some(WorldUpdate::Malformed(why))) => {
                 *tally
                     .lock()
                     .expect("not poisoned")
@@ -451,12 +377,8 @@ async fn play(
         }
         if args.behaviour == Behaviour::Chatty && now >= next_chat {
             next_chat = now + jitter(&mut rng, args.chat_every);
-            world
-                .say_zone(&format!(
-                    "bot {index} says hello #{}",
-                    rng.range(0, 1_000_000)
-                ))
-                .await;
+            let text = format!("bot {index} says hello #{}", rng.range(0, 1_000_000));
+            world.say(SayScope::Zone, "", &text).await;
             tally.lock().expect("not poisoned").chats += 1;
         }
         if now >= next_sample {
@@ -483,8 +405,8 @@ async fn play(
 }
 
 /// An open cell within five cells of the bot, if one turns up in a few tries.
-fn random_open_cell_near(world: &BotWorld, rng: &mut Rng) -> Option<Pos> {
-    let (zone, at) = world.place()?;
+fn random_open_cell_near(world: &WorldClient, rng: &mut Rng) -> Option<Pos> {
+    let (zone, at) = (world.zone()?, world.position()?);
     let (cx, cy) = at.cell();
     for _ in 0..8 {
         let (x, y) = (cx + rng.range(-5, 6) as i32, cy + rng.range(-5, 6) as i32);

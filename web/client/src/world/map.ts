@@ -1,9 +1,21 @@
-// A zone's map as the client sees it (docs/WORLD.md section 4): which cells
-// block, where the portals are, and the same wall test as the server's, so
-// that prediction stops where the server would.
+// A zone's map as the client sees it (the map text of the world's joined,
+// read as crates/hearth-replica/src/zone.rs reads it): which cells block,
+// where the portals are, and the same wall test as the server's, so that
+// prediction stops where the server would.
 
 import { DecodeError } from "../bytes.js";
-import { MAX_ZONE_SIDE, Pos, UNITS_PER_CELL } from "./wire.js";
+import { UNITS_PER_CELL } from "../game/replica.js";
+
+/** Largest zone side, in cells, as the server's zones are bounded (MAX_ZONE_SIDE of crates/hearth-replica/src/zone.rs). */
+export const MAX_ZONE_SIDE = 1024;
+/** Largest map text a server sends: MAX_ZONE_SIDE rows of MAX_ZONE_SIDE cells and a newline (MAX_MAP_BYTES of crates/hearth-replica/src/game_wire.rs). */
+export const MAX_MAP = MAX_ZONE_SIDE * (MAX_ZONE_SIDE + 1);
+
+/** Positions are in hundredths of a cell; cell (cx, cy)'s centre is (100·cx + 50, 100·cy + 50). */
+export interface Pos {
+  x: number;
+  y: number;
+}
 
 /** The map legend: wall, water, floor, spawn point, portal. A cell's code is its index here. */
 export const MAP_LEGEND = "#~.SP";

@@ -1,15 +1,15 @@
-//! The built-in world on the game API (`hearth serve --world-engine
-//! game-api`) from a client's side: the session, the game's generic replica
+//! The built-in world (a game on the game API, `hearth serve`) from a
+//! client's side: the session, the game's generic replica
 //! with the world's typed bindings ([`generated`], from
 //! `hearth_world::world_schema()`), a walk to a target at the zone's speed
 //! (predicted here, checked by the server), chat, line changes and travel.
 //!
 //! ```no_run
 //! # async fn demo(connection: hearth_client::Connection) {
-//! use hearth_client::world_api::{WorldApiClient, WorldApiUpdate};
-//! let mut world = WorldApiClient::new(connection);
+//! use hearth_client::world::{WorldClient, WorldUpdate};
+//! let mut world = WorldClient::new(connection);
 //! while let Some(update) = world.next().await {
-//!     if let WorldApiUpdate::Message(message) = update {
+//!     if let WorldUpdate::Message(message) = update {
 //!         println!("{message:?}");
 //!     }
 //! }
@@ -35,9 +35,9 @@ use hearth_replica::zone::Zone;
 use crate::Connection;
 use generated::{Message, Player, SayScope};
 
-/// What [`WorldApiClient::next`] reports.
+/// What [`WorldClient::next`] reports.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WorldApiUpdate {
+pub enum WorldUpdate {
     /// The player entered a line (the first, or another after a travel or
     /// a line change): the replica started afresh.
     Entered,
@@ -59,7 +59,7 @@ pub enum WorldApiUpdate {
 }
 
 /// See the module's documentation.
-pub struct WorldApiClient {
+pub struct WorldClient {
     connection: Connection,
     replica: GameReplica,
     /// The zone the player is in (its map, for walks), from the replica's
@@ -67,17 +67,17 @@ pub struct WorldApiClient {
     zone: Option<Zone>,
     walking_to: Option<Pos>,
     ticker: tokio::time::Interval,
-    queued: VecDeque<WorldApiUpdate>,
+    queued: VecDeque<WorldUpdate>,
     closed: bool,
     /// Where every game message received goes, with when it came
-    /// ([`WorldApiClient::record_to`]).
+    /// ([`WorldClient::record_to`]).
     recorder: Option<(
         Recorder<Box<dyn std::io::Write + Send + Sync>>,
         std::time::Instant,
     )>,
 }
 
-impl WorldApiClient {
+impl WorldClient {
     /// Over a connection logged in with the world's schema version
     /// (`?schema=` + [`generated::VERSION`]; `game::GameSession::join`
     /// does it).
@@ -205,7 +205,7 @@ impl WorldApiClient {
     /// The next thing that happened; `None` once the session is over and
     /// everything has been reported. Keeps the walk going and acknowledges
     /// frames while it waits.
-    pub async fn next(&mut self) -> Option<WorldApiUpdate> {
+    pub async fn next(&mut self) -> Option<WorldUpdate> {
         loop {
             if let Some(update) = self.queued.pop_front() {
                 return Some(update);
@@ -224,7 +224,7 @@ impl WorldApiClient {
                             _ => self.replica.apply_frame(&payload),
                         };
                         if let Err(error) = applied {
-                            self.queued.push_back(WorldApiUpdate::Malformed(error.to_string()));
+                            self.queued.push_back(WorldUpdate::Malformed(error.to_string()));
                             self.closed = true;
                             continue;
                         }
@@ -235,7 +235,7 @@ impl WorldApiClient {
                         if matches!(event, Event::Closed(_)) {
                             self.closed = true;
                         }
-                        self.queued.push_back(WorldApiUpdate::Session(event));
+                        self.queued.push_back(WorldUpdate::Session(event));
                     }
                     None => self.closed = true,
                 },
@@ -264,8 +264,8 @@ impl WorldApiClient {
     pub async fn until(
         &mut self,
         within: Duration,
-        mut done: impl FnMut(&WorldApiUpdate, &Self) -> bool,
-    ) -> Option<WorldApiUpdate> {
+        mut done: impl FnMut(&WorldUpdate, &Self) -> bool,
+    ) -> Option<WorldUpdate> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let update = tokio::time::timeout_at(deadline, self.next())
@@ -284,15 +284,15 @@ impl WorldApiClient {
 
 /// What a replica's event means in the world, if anything worth telling
 /// (a replay of a recording reads events the same way).
-pub fn update_of(event: &GameEvent) -> Option<WorldApiUpdate> {
+pub fn update_of(event: &GameEvent) -> Option<WorldUpdate> {
     Some(match event {
-        GameEvent::Joined { .. } => WorldApiUpdate::Entered,
-        GameEvent::Spawned { id } => WorldApiUpdate::Spawned(*id),
-        GameEvent::Despawned { id } => WorldApiUpdate::Despawned(*id),
+        GameEvent::Joined { .. } => WorldUpdate::Entered,
+        GameEvent::Spawned { id } => WorldUpdate::Spawned(*id),
+        GameEvent::Despawned { id } => WorldUpdate::Despawned(*id),
         // The first two properties of a moving kind: its position.
-        GameEvent::Changed { id, mask } if mask & 0b11 != 0 => WorldApiUpdate::Moved(*id),
-        GameEvent::Corrected { .. } => WorldApiUpdate::Corrected,
-        GameEvent::Message { .. } => WorldApiUpdate::Message(Message::decode(event)?),
+        GameEvent::Changed { id, mask } if mask & 0b11 != 0 => WorldUpdate::Moved(*id),
+        GameEvent::Corrected { .. } => WorldUpdate::Corrected,
+        GameEvent::Message { .. } => WorldUpdate::Message(Message::decode(event)?),
         _ => return None,
     })
 }

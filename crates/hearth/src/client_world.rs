@@ -1,41 +1,73 @@
-//! `hearth client` against the world on the game API (`hearth serve
-//! --world-engine game-api`): the same commands and the same lines printed
-//! as against the built-in engine, over `hearth_client::world_api`.
+//! `hearth client` in the built-in world: what the player sees and hears
+//! printed a line each, typed commands (or the command line's orders) sent,
+//! over `hearth_client::world`.
 
-use hearth_client::world_api::generated::{ChatScope, Message, Npc, Player, SayScope};
-use hearth_client::world_api::{WorldApiClient, WorldApiUpdate};
+use hearth_client::world::generated::{ChatScope, Message, Npc, Player, SayScope};
+use hearth_client::world::{WorldClient, WorldUpdate};
 use hearth_client::Event;
 use hearth_replica::game_replica::GameReplica;
 use hearth_world::Pos;
 
-use crate::client::{cell_of, parse_cell, print_event, run_terminal, ClientArgs, Terminal, HELP};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::client::{cell_of, parse_cell, print_event, ClientArgs, HELP};
 use crate::terminal_text::escaped;
 
-pub async fn world_mode(world: WorldApiClient, args: &ClientArgs) -> anyhow::Result<()> {
-    let mut terminal = ApiTerminal {
+/// `--watch SECONDS` (print updates, then leave), or commands from stdin
+/// until `/quit`, the end of stdin or of the session.
+pub async fn world_mode(world: WorldClient, args: &ClientArgs) -> anyhow::Result<()> {
+    let mut terminal = WorldTerminal {
         world,
         args,
         orders: Orders::default(),
     };
-    run_terminal(&mut terminal, args.watch).await
+    if let Some(seconds) = args.watch {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+        while let Ok(Some(update)) = tokio::time::timeout_at(deadline, terminal.world.next()).await
+        {
+            if !terminal.show(update).await {
+                return Ok(());
+            }
+        }
+    } else {
+        println!("in the world; {HELP}");
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line? {
+                    Some(line) if run_command(&mut terminal.world, line.trim()).await => {}
+                    _ => break,
+                },
+                update = terminal.world.next() => match update {
+                    Some(update) => {
+                        if !terminal.show(update).await {
+                            return Ok(());
+                        }
+                    }
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
+    terminal.world.close(0, "bye").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
 }
 
-/// The terminal's world on the game API, with the command line's orders
-/// carried out once the player is in.
-struct ApiTerminal<'a> {
-    world: WorldApiClient,
+/// The terminal's world, with the command line's orders carried out once
+/// the player is in.
+struct WorldTerminal<'a> {
+    world: WorldClient,
     args: &'a ClientArgs,
     orders: Orders,
 }
 
-impl Terminal for ApiTerminal<'_> {
-    type Update = WorldApiUpdate;
-
-    async fn next_update(&mut self) -> Option<WorldApiUpdate> {
-        self.world.next().await
-    }
-
-    async fn show(&mut self, update: WorldApiUpdate) -> bool {
+impl WorldTerminal<'_> {
+    /// Prints one update and carries out the orders it allows; false once
+    /// the session is over.
+    async fn show(&mut self, update: WorldUpdate) -> bool {
         if !print_update(&update, self.world.replica(), self.world.position()) {
             return false;
         }
@@ -43,14 +75,6 @@ impl Terminal for ApiTerminal<'_> {
             .carry_out(&mut self.world, self.args, &update)
             .await;
         true
-    }
-
-    async fn command(&mut self, line: &str) -> bool {
-        run_command(&mut self.world, line).await
-    }
-
-    async fn close(&self) {
-        self.world.close(0, "bye").await;
     }
 }
 
@@ -67,11 +91,11 @@ struct Orders {
 impl Orders {
     async fn carry_out(
         &mut self,
-        world: &mut WorldApiClient,
+        world: &mut WorldClient,
         args: &ClientArgs,
-        update: &WorldApiUpdate,
+        update: &WorldUpdate,
     ) {
-        let WorldApiUpdate::Message(Message::Entered { zone }) = update else {
+        let WorldUpdate::Message(Message::Entered { zone }) = update else {
             return;
         };
         if self.done {
@@ -98,7 +122,7 @@ impl Orders {
 }
 
 /// Runs one typed command; false to quit.
-async fn run_command(world: &mut WorldApiClient, line: &str) -> bool {
+async fn run_command(world: &mut WorldClient, line: &str) -> bool {
     let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
     let rest = rest.trim();
     match command {
@@ -139,21 +163,17 @@ async fn run_command(world: &mut WorldApiClient, line: &str) -> bool {
     true
 }
 
-/// One line per event worth showing, as against the built-in engine, with
-/// the player's own position where they are (`own`); false once the
-/// session is over. Everything the server chose is escaped.
-pub(crate) fn print_update(
-    update: &WorldApiUpdate,
-    replica: &GameReplica,
-    own: Option<Pos>,
-) -> bool {
+/// One line per event worth showing, with the player's own position where
+/// they are (`own`); false once the session is over. Everything the server
+/// chose is escaped.
+pub(crate) fn print_update(update: &WorldUpdate, replica: &GameReplica, own: Option<Pos>) -> bool {
     let at = |pos: Option<Pos>| pos.map(cell_of).unwrap_or((0.0, 0.0));
     match update {
-        WorldApiUpdate::Entered => {}
-        WorldApiUpdate::Message(Message::Entered { zone }) => {
+        WorldUpdate::Entered => {}
+        WorldUpdate::Message(Message::Entered { zone }) => {
             println!("entered {}", escaped(zone))
         }
-        WorldApiUpdate::Spawned(id) => {
+        WorldUpdate::Spawned(id) => {
             let name = Player::get(replica, *id)
                 .map(|p| p.name())
                 .or_else(|| Npc::get(replica, *id).map(|n| n.name()));
@@ -162,14 +182,14 @@ pub(crate) fn print_update(
                 println!("sees {} at {x:.1},{y:.1}", escaped(name));
             }
         }
-        WorldApiUpdate::Despawned(id) => println!("lost sight of #{}", id.0),
-        WorldApiUpdate::Moved(id) => {
+        WorldUpdate::Despawned(id) => println!("lost sight of #{}", id.0),
+        WorldUpdate::Moved(id) => {
             if let Some(player) = Player::get(replica, *id) {
                 let (x, y) = at(replica.server_position(*id));
                 println!("{} at {x:.1},{y:.1}", escaped(player.name()));
             }
         }
-        WorldApiUpdate::Message(Message::Chat {
+        WorldUpdate::Message(Message::Chat {
             scope,
             from,
             to,
@@ -183,19 +203,19 @@ pub(crate) fn print_update(
                 ChatScope::Line => println!("[line] {from}: {text}"),
             }
         }
-        WorldApiUpdate::Message(Message::Refused { about, reason }) => {
+        WorldUpdate::Message(Message::Refused { about, reason }) => {
             println!("refused ({}): {}", about.name(), escaped(reason))
         }
-        WorldApiUpdate::Corrected => {
+        WorldUpdate::Corrected => {
             let (x, y) = at(own);
             println!("corrected by the server to {x:.1},{y:.1}");
         }
-        WorldApiUpdate::Session(Event::Closed(reason)) => {
+        WorldUpdate::Session(Event::Closed(reason)) => {
             println!("closed: {}", escaped(reason));
             return false;
         }
-        WorldApiUpdate::Session(event) => print_event(event),
-        WorldApiUpdate::Malformed(why) => println!("malformed world message: {}", escaped(why)),
+        WorldUpdate::Session(event) => print_event(event),
+        WorldUpdate::Malformed(why) => println!("malformed world message: {}", escaped(why)),
     }
     true
 }
