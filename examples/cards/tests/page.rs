@@ -70,7 +70,7 @@ const PAGE_HEADERS: [&str; 4] = [
 ];
 
 #[tokio::test]
-async fn a_game_serves_its_own_page_with_the_pages_headers_and_others_serve_the_built_in_one() {
+async fn a_game_serves_its_own_page_with_the_built_in_pages_headers_and_one_without_a_page_none() {
     let with_page: Running =
         hearth_server::start_game_with_page(config("with"), Cards, cards::PAGE)
             .await
@@ -103,10 +103,14 @@ async fn a_game_serves_its_own_page_with_the_pages_headers_and_others_serve_the_
         assert_eq!(page.headers.get(name), built_in.headers.get(name), "{name}");
     }
     assert!(page.headers["content-security-policy"].contains("script-src 'self'"));
-    assert_eq!(
-        get(without_page.web, "/").await.body,
-        built_in.body,
-        "a game without a page: the built-in page, as before"
+    // A game without a page: no page at `/` (the world's page would not play
+    // it), and a word on what to use instead.
+    let none = get(without_page.web, "/").await;
+    assert_eq!(none.status, 404);
+    assert!(
+        none.body.contains("runs the game cards without a page"),
+        "{}",
+        none.body
     );
 
     let script = get(with_page.web, "/game-page.js").await;
@@ -121,11 +125,11 @@ async fn a_game_serves_its_own_page_with_the_pages_headers_and_others_serve_the_
     assert_eq!(style.status, 200);
     assert_eq!(Some(style.body.as_str()), cards::PAGE.style());
     assert_eq!(style.headers["content-type"], "text/css; charset=utf-8");
-    for server in [&without_page, &builtin] {
-        for path in ["/game-page.js", "/game-page.css"] {
-            assert_eq!(get(server.web, path).await.status, 404, "{path}");
-        }
+    for path in ["/game-page.js", "/game-page.css"] {
+        assert_eq!(get(without_page.web, path).await.status, 404, "{path}");
     }
+    // The built-in world's page is a game page like the cards' one.
+    assert_eq!(get(builtin.web, "/game-page.js").await.status, 200);
     // The built-in pages' stylesheet, which the card page uses too, is served on every server.
     assert_eq!(get(with_page.web, "/assets/style.css").await.status, 200);
 
