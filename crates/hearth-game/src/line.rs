@@ -139,6 +139,15 @@ fn budget<G: Game>(game: &G, tick_hz: u32) -> u32 {
     (game.bytes_per_second() / tick_hz.max(1)).max(MIN_BUDGET)
 }
 
+/// A tick's replication for one viewer (reliable messages, frame) as
+/// (channel, bytes), reliable first.
+fn on_channels(
+    (reliable, frame): (Vec<Vec<u8>>, Option<Vec<u8>>),
+) -> impl Iterator<Item = (u16, Vec<u8>)> {
+    let reliable = reliable.into_iter().map(|bytes| (RELIABLE_CHANNEL, bytes));
+    reliable.chain(frame.map(|bytes| (STATE_CHANNEL, bytes)))
+}
+
 /// Keeps the newer of two batches of moves: a client resends its
 /// unacknowledged moves with every message, so the batch whose newest move
 /// is newer holds everything the older one did (datagrams may arrive out
@@ -379,19 +388,19 @@ impl<G: Game> GameLine<G> {
     ///
     /// ```
     /// # use hearth_game::{Ctx, Game, GameLine, GameOutput};
-    /// # use hearth_game::schema::{KindSpec, Schema, ValueType};
+    /// # use hearth_game::schema::{KindSpec, PropSpec, Schema, ValueType};
     /// # use hearth_replica::game_replica::GameReplica;
     /// # struct Board;
     /// # impl Game for Board {
     /// #     type Line = ();
     /// #     type Player = ();
     /// #     fn schema(&self) -> Schema {
-    /// #         let token = KindSpec::new("token").prop("n", ValueType::int(0, 9));
+    /// #         let token = KindSpec::new("token").prop(PropSpec::new("n", ValueType::int(0, 9)));
     /// #         Schema::new("board", vec![token], vec![]).unwrap()
     /// #     }
     /// #     fn new_line(&self, ctx: &mut Ctx<'_, ()>) {
     /// #         let token = ctx.kind("token").unwrap();
-    /// #         ctx.spawn(token, None).unwrap();
+    /// #         ctx.spawn(token, None);
     /// #     }
     /// # }
     /// let mut line = GameLine::new(std::sync::Arc::new(Board), 1);
@@ -640,7 +649,7 @@ impl<G: Game> GameLine<G> {
         self.scratch.locate(&actors, &self.space);
         let core = &mut self.core;
         for (&player, state) in core.players.iter_mut() {
-            let (reliable, frame) = replicate(
+            let sent = replicate(
                 &mut core.stats,
                 core.tick,
                 core.tick_hz,
@@ -651,25 +660,17 @@ impl<G: Game> GameLine<G> {
                 &self.space,
                 &mut self.scratch,
             );
-            for bytes in reliable {
-                self.outputs.push(GameOutput::Send {
+            self.outputs
+                .extend(on_channels(sent).map(|(channel, bytes)| GameOutput::Send {
                     player,
-                    channel: RELIABLE_CHANNEL,
+                    channel,
                     bytes,
-                });
-            }
-            if let Some(bytes) = frame {
-                self.outputs.push(GameOutput::Send {
-                    player,
-                    channel: STATE_CHANNEL,
-                    bytes,
-                });
-            }
+                }));
         }
         // Observers after the players: what they are sent changes nothing
         // the players are.
         for (&observer, state) in core.observers.iter_mut() {
-            let (reliable, frame) = replicate(
+            let sent = replicate(
                 &mut core.stats,
                 core.tick,
                 core.tick_hz,
@@ -680,22 +681,18 @@ impl<G: Game> GameLine<G> {
                 &self.space,
                 &mut self.scratch,
             );
-            for bytes in reliable {
-                self.outputs.push(GameOutput::Observed {
-                    observer: ObserverId(observer),
-                    channel: RELIABLE_CHANNEL,
-                    bytes,
-                });
-            }
-            if let Some(bytes) = frame {
+            if sent.1.is_some() {
                 // Written to a file as it is sent: delivered.
                 state.view.acknowledge(core.tick);
-                self.outputs.push(GameOutput::Observed {
-                    observer: ObserverId(observer),
-                    channel: STATE_CHANNEL,
-                    bytes,
-                });
             }
+            let observer = ObserverId(observer);
+            self.outputs.extend(
+                on_channels(sent).map(|(channel, bytes)| GameOutput::Observed {
+                    observer,
+                    channel,
+                    bytes,
+                }),
+            );
         }
         drop(actors);
         self.core.actors = taken;

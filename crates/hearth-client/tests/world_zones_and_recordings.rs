@@ -122,7 +122,7 @@ impl Player {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_players_chat_whisper_and_travel_on_the_world_on_the_api() {
+async fn two_players_chat_whisper_and_travel() {
     let server = serve("play").await;
     let page = reqwest::get(server.web_url())
         .await
