@@ -1,15 +1,16 @@
 //! The live world (the built-in game on the game API, `hearth_world::WorldGame`)
 //! through a real server over real sockets, played with the SDK's
 //! `WorldClient` and the world's generated bindings: players on UDP, TCP
-//! and WebSocket travel to town and see each other walk and chat; an
-//! illegal move is corrected and counted, and an administrator's kick says
-//! why; places survive a logout and a graceful restart (another zone starts
-//! at its spawn points); a resumed link keeps a consistent view; a world
-//! flood is dropped and counted at the gate without hurting others, memory
-//! bounded; a session survives a UDP blackout and an address change; both
-//! drivers carry the network conditioner; a lobby login stays out of the
-//! world; a line hopper is cooled down and its chat stays within one
-//! allowance; and chat hiding invisible characters is refused.
+//! and WebSocket travel to town and see each other walk and chat, whispers
+//! reach only their player and an announcement everyone; an illegal move
+//! is corrected and counted, and an administrator's kick says why; places
+//! survive a logout and a graceful restart (another zone starts at its
+//! spawn points); a resumed link keeps a consistent view; a world flood is
+//! dropped and counted without hurting others, memory bounded; a session
+//! survives a UDP blackout and an address change; both drivers carry the
+//! network conditioner; a lobby login stays out of the world; a line hopper
+//! is cooled down and its chat stays within one allowance; and chat hiding
+//! invisible or unassigned characters is refused.
 
 mod common;
 
@@ -36,12 +37,13 @@ async fn register(server: &Running, name: &str) {
         .unwrap();
 }
 
-/// The login of an account, for the world's schema (`?schema=`, as
-/// `GameSession::join` adds it).
+/// The login of an account.
 fn login(name: &str) -> Options {
     Options::password(name, PASSWORD)
 }
 
+/// `options` for a client of the world's schema (`?schema=`, as
+/// `GameSession::join` adds it).
 fn for_the_world(mut options: Options) -> Options {
     options
         .options
