@@ -171,8 +171,9 @@ pub const MAX_OBSERVERS: usize = 8;
 
 /// Ticks between periodic saves by default (10 s at 20 Hz).
 const DEFAULT_SAVE_EVERY_TICKS: u32 = 200;
-/// The first byte of a snapshot's format.
-const SNAPSHOT_FORMAT: u32 = 2;
+/// The first byte of a snapshot's format (3: a view's unacknowledged
+/// frames as bits of its entries).
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// One running instance of a game.
 pub struct GameLine<G: Game> {
@@ -322,6 +323,13 @@ impl<G: Game> GameLine<G> {
     /// How many actors `player`'s client has in view.
     pub fn in_view(&self, player: PlayerId) -> Option<usize> {
         Some(self.core.players.get(&player)?.view.in_view())
+    }
+
+    /// Bytes Hearth keeps of what `player`'s client has and has not yet
+    /// acknowledged: a fixed size per actor in its view, however far behind
+    /// it falls (the dashboard's and the tests' view of a client's memory).
+    pub fn view_bytes(&self, player: PlayerId) -> Option<usize> {
+        self.core.players.get(&player).map(|p| p.view.heap_bytes())
     }
 
     /// The zone this line is of (its index in `Game::zones`).

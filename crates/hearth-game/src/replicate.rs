@@ -18,9 +18,13 @@
 //! for it and costs one comparison.
 //!
 //! Per client, Hearth keeps one entry per actor in view (the tick of the
-//! newest acknowledged frame that carried it) and the list of actors each
-//! unacknowledged frame carried, at most [`MAX_IN_FLIGHT`] frames: memory
-//! per client is bounded by the actors it sees, however far behind it falls.
+//! newest acknowledged frame that carried it, and a bit per unacknowledged
+//! frame that carried it) and the ticks of at most [`MAX_IN_FLIGHT`]
+//! unacknowledged frames: memory per client is a fixed size per actor it
+//! sees, however far behind it falls. A client that falls further behind
+//! loses its oldest frames, and what they carried is sent again against
+//! what it acknowledged last: it catches up with the state as it is, not
+//! with a history.
 
 use std::collections::VecDeque;
 
@@ -42,7 +46,8 @@ use crate::movement::{self, Space};
 use crate::state::{ActorState, GameStats, Observer, PlayerState, Steering};
 
 /// Unacknowledged frames remembered per client; older ones count as lost
-/// (what they carried is sent again).
+/// (what they carried is sent again). One bit of each view entry's
+/// `carried` per frame: at most 64.
 pub const MAX_IN_FLIGHT: usize = 64;
 
 /// Largest reliable message a tick sends one player (items beyond go in
@@ -79,9 +84,12 @@ pub(crate) struct ClientView {
     /// that a tick's relevant actors, in the same order, are matched in one
     /// sequential pass).
     entries: Vec<ViewEntry>,
-    /// Frames sent and not acknowledged: their tick and the actors each
-    /// carried.
-    in_flight: VecDeque<(u64, Vec<ActorId>)>,
+    /// The ticks of the frames sent and not acknowledged, oldest first. The
+    /// one at index `k` is frame number `next_frame - len + k`.
+    in_flight: VecDeque<u64>,
+    /// The number the next frame sent gets: frame `n` is bit `n % 64` of
+    /// each entry's `carried`.
+    next_frame: u64,
     /// Reliable properties that changed up to this tick have been sent.
     reliable_through: u64,
     /// The player's entry into lines, carried by `Joined` and every frame.
@@ -99,6 +107,9 @@ struct ViewEntry {
     owned: bool,
     /// The tick a frame (or the spawn) last carried it: how stale it is.
     last_sent: u64,
+    /// Which of the unacknowledged frames carried it, a bit per frame
+    /// number modulo 64 (see `ClientView::next_frame`).
+    carried: u64,
     /// Where the actor was in the last tick's actors (a hint, checked).
     #[serde(skip)]
     slot: u32,
@@ -118,23 +129,44 @@ impl ClientView {
     /// are lost (the client ignores frames older than one it applied).
     /// False when no such frame is in flight.
     pub fn acknowledge(&mut self, tick: u64) -> bool {
-        let Some(at) = self.in_flight.iter().position(|(t, _)| *t == tick) else {
+        let Some(at) = self.in_flight.iter().position(|t| *t == tick) else {
             return false;
         };
-        let (_, carried) = self
-            .in_flight
-            .drain(..=at)
-            .next_back()
-            .expect("at least one");
-        // Both in id order: one walk.
-        let mut entries = self.entries.iter_mut().peekable();
-        for id in carried {
-            while entries.next_if(|e| e.id < id).is_some() {}
-            if let Some(entry) = entries.next_if(|e| e.id == id) {
+        let first = self.next_frame - self.in_flight.len() as u64;
+        let acked = 1u64 << ((first + at as u64) % 64);
+        let leaving = frame_bits(first, at as u64 + 1);
+        self.in_flight.drain(..=at);
+        for entry in &mut self.entries {
+            if entry.carried & acked != 0 {
                 entry.acked = entry.acked.max(tick);
             }
+            entry.carried &= !leaving;
         }
         true
+    }
+
+    /// Remembers a frame of `tick` as sent, making room for it (the oldest
+    /// unacknowledged frame counts as lost when there are
+    /// [`MAX_IN_FLIGHT`]); returns the bit its entries are marked with.
+    fn sent_frame(&mut self, tick: u64) -> u64 {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.in_flight.pop_front();
+            let lost = !(1u64 << ((self.next_frame - MAX_IN_FLIGHT as u64) % 64));
+            for entry in &mut self.entries {
+                entry.carried &= lost;
+            }
+        }
+        self.in_flight.push_back(tick);
+        let bit = 1u64 << (self.next_frame % 64);
+        self.next_frame += 1;
+        bit
+    }
+
+    /// Bytes this view holds on the heap: a fixed size per actor in view and
+    /// per unacknowledged frame, however far behind the client is.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<ViewEntry>()
+            + self.in_flight.capacity() * std::mem::size_of::<u64>()
     }
 
     /// The player's entry into lines this view belongs to.
@@ -667,6 +699,7 @@ pub(crate) fn replicate(
             acked: tick,
             owned,
             last_sent: tick,
+            carried: 0,
             slot: c.slot,
         });
     }
@@ -729,38 +762,25 @@ pub(crate) fn replicate(
             },
             update_count,
         );
-        // The vector of the oldest frame in flight is reused when it drops out.
-        let mut carried = match view.in_flight.len() >= MAX_IN_FLIGHT {
-            true => view
-                .in_flight
-                .pop_front()
-                .map(|(_, v)| v)
-                .unwrap_or_default(),
-            false => Vec::with_capacity(update_count),
-        };
-        carried.clear();
-        for c in updates {
+        let bit = view.sent_frame(tick);
+        for c in updates.clone() {
             // Encoded when it became a candidate, with this mask.
             let encoded = scratch.fresh[c.slot as usize];
             debug_assert_eq!(encoded.mask, c.mask);
             let start = encoded.start as usize;
             bytes.put_varint(u64::from(c.id.0));
             bytes.extend_from_slice(&scratch.encoded_bytes[start..start + encoded.len as usize]);
-            carried.push(c.id);
         }
         // Carried in id order, like the entries: one walk marks them sent.
-        let mut sent = carried.iter().peekable();
+        let mut sent = updates.map(|c| c.id).peekable();
         for entry in view.entries.iter_mut() {
-            let Some(&&next) = sent.peek() else { break };
+            let Some(&next) = sent.peek() else { break };
             if next == entry.id {
                 entry.last_sent = tick;
+                entry.carried |= bit;
                 sent.next();
             }
         }
-        if view.in_flight.len() >= MAX_IN_FLIGHT {
-            view.in_flight.pop_front();
-        }
-        view.in_flight.push_back((tick, carried));
         steer.moved = false;
         steer.corrected = false;
         bytes
@@ -808,6 +828,16 @@ fn spawn_candidate(
                 &actor.values,
             )) as u32,
     }
+}
+
+/// The bits of `count` frames from frame number `first` on (see
+/// `ClientView::next_frame`).
+fn frame_bits(first: u64, count: u64) -> u64 {
+    if count >= 64 {
+        return u64::MAX;
+    }
+    let run = (1u64 << count) - 1;
+    run.rotate_left((first % 64) as u32)
 }
 
 /// Ticks between frame updates of an actor at `distance2`: every tick

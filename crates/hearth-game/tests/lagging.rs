@@ -1,0 +1,122 @@
+//! A client that stops acknowledging, or whose frames are lost for a long
+//! while, costs the server a fixed size per actor in its view, not a
+//! history that grows with every frame; once its frames arrive again it
+//! catches up with the line as it is, exactly.
+
+use std::sync::Arc;
+
+use hearth_game::schema::{KindSpec, Movement, Schema};
+use hearth_game::{
+    ActorId, Ctx, Game, GameLine, GameOutput, Pos, Zone, MAX_IN_FLIGHT, UNITS_PER_CELL,
+};
+use hearth_replica::game_replica::GameReplica;
+use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
+
+/// 300 bees, each always walking somewhere else in a 60 by 60 field.
+struct Swarm;
+
+const BEES: usize = 300;
+const SIDE: usize = 60;
+
+fn somewhere(ctx: &mut Ctx<'_, ()>) -> Pos {
+    let side = (SIDE as i64 - 2) * i64::from(UNITS_PER_CELL);
+    let unit = i64::from(UNITS_PER_CELL);
+    Pos::new(
+        (unit + ctx.rng().range(0, side)) as i32,
+        (unit + ctx.rng().range(0, side)) as i32,
+    )
+}
+
+impl Game for Swarm {
+    type Line = ();
+    type Player = ();
+
+    fn schema(&self) -> Schema {
+        let bee = KindSpec::moving("bee", Movement::new(8));
+        Schema::new("swarm", vec![bee], vec![]).unwrap()
+    }
+
+    fn zones(&self) -> Vec<Zone> {
+        vec![Zone::open_field("field", SIDE, SIDE)]
+    }
+
+    /// Every change of every bee fits: this is about memory, not budgets.
+    fn bytes_per_second(&self) -> u32 {
+        u32::MAX
+    }
+
+    fn new_line(&self, ctx: &mut Ctx<'_, ()>) {
+        let bee = ctx.kind("bee").unwrap();
+        for _ in 0..BEES {
+            let actor = ctx.spawn(bee, None);
+            let at = somewhere(ctx);
+            ctx.place(actor, at).unwrap();
+            let to = somewhere(ctx);
+            ctx.walk_to(actor, to).unwrap();
+        }
+    }
+
+    fn on_walk_end(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, actor: ActorId, _: bool) {
+        let to = somewhere(ctx);
+        ctx.walk_to(actor, to).unwrap();
+    }
+}
+
+/// A line with one player who steers nothing (and so sees every bee).
+fn swarm() -> GameLine<Swarm> {
+    let mut line = GameLine::new(Arc::new(Swarm), 5);
+    line.join(1, None);
+    line
+}
+
+#[test]
+fn a_client_that_stops_acknowledging_costs_a_fixed_size_per_actor_it_sees() {
+    let mut line = swarm();
+    let mut sizes = Vec::new();
+    for tick in 1..=300 {
+        line.tick();
+        line.drain_outputs().for_each(drop);
+        if tick == 150 || tick == 300 {
+            sizes.push(line.view_bytes(1).unwrap());
+        }
+    }
+    assert_eq!(line.in_view(1), Some(BEES));
+    // A few dozen bytes per bee, whatever the frames in flight: remembering
+    // which bees each of the 64 unacknowledged frames carried, as a list,
+    // would take 64 x 300 x 4 bytes on its own.
+    let bound = BEES * 96 + MAX_IN_FLIGHT * 16;
+    assert!(sizes[1] <= bound, "{} bytes, over {bound}", sizes[1]);
+    assert_eq!(sizes[0], sizes[1], "nothing grows while it stays silent");
+}
+
+#[test]
+fn a_client_whose_frames_were_lost_for_five_seconds_converges_exactly() {
+    let mut line = swarm();
+    let mut replica = GameReplica::new(line.schema().clone());
+    for tick in 1..=200 {
+        line.tick();
+        // Ticks 21 to 120: every frame lost (the reliable channel still
+        // delivers), so none is acknowledged and the window overflows.
+        let lost = (21..=120).contains(&tick);
+        let outputs: Vec<GameOutput> = line.drain_outputs().collect();
+        for output in outputs {
+            let GameOutput::Send { channel, bytes, .. } = output else {
+                continue;
+            };
+            match channel {
+                RELIABLE_CHANNEL => replica.apply_reliable(&bytes).unwrap(),
+                STATE_CHANNEL if !lost => replica.apply_frame(&bytes).unwrap(),
+                _ => {}
+            }
+        }
+        while replica.poll_event().is_some() {}
+        if let Some(ack) = replica.poll_ack() {
+            line.input(1, STATE_CHANNEL, &ack).unwrap();
+        }
+    }
+    // After the last frame, every bee where the line has it.
+    assert_eq!(replica.actors().count(), BEES);
+    for (id, _) in replica.actors() {
+        assert_eq!(replica.server_position(id), line.position(id), "{id:?}");
+    }
+}
