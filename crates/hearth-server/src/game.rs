@@ -399,7 +399,19 @@ fn guest_name(chosen: &str, session: u64) -> String {
 impl Handler for GameHandler {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
         match event {
-            Event::LoginRequest(request) => self.check_login(session, request),
+            Event::LoginRequest(request) => {
+                // Newcomers are shed first when the game cannot keep up:
+                // refused here, before the password is hashed, so shedding
+                // costs next to nothing, and told when to come back.
+                match self.game.get().and_then(|host| host.refusal()) {
+                    Some(wait) => {
+                        self.logins.add("server_busy");
+                        let reason = format!("the server is busy: try again in {wait} s");
+                        gate.refuse_login(session, &reason);
+                    }
+                    None => self.check_login(session, request),
+                }
+            }
             Event::Joined => self.enter_world(gate, session),
             Event::Message { channel, payload }
                 if channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL =>

@@ -298,4 +298,22 @@ fn game_host(out: &mut Out, game: &crate::game_host::GameHostCounters) {
         &[("outcome", "failed")],
         load(&game.save_failures),
     );
+    out.single(
+        "hearth_game_load_permille",
+        "gauge",
+        "What a step of the game host costs, smoothed, in thousandths of its tick period.",
+        load(&game.load_permille),
+    );
+    out.single(
+        "hearth_game_refusing_newcomers_seconds",
+        "gauge",
+        "While the host is too busy to admit newcomers: the wait they are told (0: admitting).",
+        load(&game.refusing_for_s),
+    );
+    out.single(
+        "hearth_game_busy_spells_total",
+        "counter",
+        "Times the host turned too busy and began refusing newcomers.",
+        load(&game.busy_spells),
+    );
 }

@@ -8,6 +8,7 @@
 //! sans-IO [`GameLines`]' business; this host gives it the time and the
 //! sessions' events and carries out what it asks.
 
+pub mod admission;
 pub mod saves;
 pub mod world_places;
 
@@ -53,6 +54,13 @@ pub struct GameHostCounters {
     /// Changes of line or zone made, and refused.
     pub transfers: AtomicU64,
     pub transfers_refused: AtomicU64,
+    /// The smoothed cost of a step, in thousandths of the tick period.
+    pub load_permille: AtomicU64,
+    /// Seconds a newcomer is told to wait while the host is too busy to
+    /// admit one; 0 while it admits ([`admission`]).
+    pub refusing_for_s: AtomicU64,
+    /// Times the host turned busy and began refusing newcomers.
+    pub busy_spells: AtomicU64,
 }
 
 /// The game's lines, for administration: the built-in world's figures
@@ -212,6 +220,15 @@ impl GameHostHandle {
         sent
     }
 
+    /// `Some(seconds)` while the host is too busy to admit newcomers: a
+    /// login is refused, telling the client to try again then.
+    pub fn refusal(&self) -> Option<u64> {
+        match self.counters.refusing_for_s.load(Ordering::Relaxed) {
+            0 => None,
+            seconds => Some(seconds),
+        }
+    }
+
     pub async fn status(&self) -> Option<Vec<GameLineStatus>> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(Request::Status(tx)).await.ok()?;
@@ -306,8 +323,10 @@ pub fn start<G: Game>(
     let (requests_tx, requests) = mpsc::channel(16);
     let counters = Arc::new(GameHostCounters::default());
     let seed = u64::from_le_bytes(hearth_proto::os_seed()[..8].try_into().expect("8 bytes"));
+    let tick = Duration::from_micros(1_000_000 / u64::from(game.tick_hz().clamp(1, 1000)));
     let host = Host {
-        tick: Duration::from_micros(1_000_000 / u64::from(game.tick_hz().clamp(1, 1000))),
+        tick,
+        admission: admission::Admission::new(tick.as_micros() as u64),
         game: game.clone(),
         lines: GameLines::new(game.clone(), seed).with_save_period({
             // `[world] save_period_ms` in ticks: at least one when on.
@@ -359,6 +378,8 @@ struct Host<G: Game> {
     game: Arc<G>,
     /// Time between ticks.
     tick: Duration,
+    /// Whether newcomers are admitted, from what the steps cost.
+    admission: admission::Admission,
     /// Every line of the game, and who is where.
     lines: GameLines<G>,
     /// Per line, the last ticks' durations (µs) and the line's running
@@ -416,6 +437,7 @@ impl<G: Game> Host<G> {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    let began = std::time::Instant::now();
                     // Joins first, then what arrived during the last tick (at
                     // most one queue's worth), then leaves: a client's last
                     // messages before it closed reach the game before its
@@ -435,6 +457,7 @@ impl<G: Game> Host<G> {
                         self.lifecycle(leave);
                     }
                     self.step().await;
+                    self.admit(began.elapsed(), messages.len(), messages.max_capacity());
                 }
                 Some(request) = requests.recv() => match request {
                     Request::Status(reply) => {
@@ -727,6 +750,24 @@ impl<G: Game> Host<G> {
                 Err(e.to_string())
             }
         }
+    }
+
+    /// What this step cost (taking the queued messages, the lines' ticks,
+    /// sending what they produced), against the tick period, and how full
+    /// the message queue still is: whether newcomers are admitted.
+    fn admit(&mut self, cost: Duration, queued: usize, capacity: usize) {
+        self.admission
+            .record(cost.as_micros() as u64, queued, capacity);
+        let counters = &self.counters;
+        counters
+            .load_permille
+            .store(self.admission.load_permille(), Ordering::Relaxed);
+        counters
+            .refusing_for_s
+            .store(self.admission.refusal().unwrap_or(0), Ordering::Relaxed);
+        counters
+            .busy_spells
+            .store(self.admission.busy_spells, Ordering::Relaxed);
     }
 
     /// Keeps `data` as the account's newest, forgetting the oldest beyond

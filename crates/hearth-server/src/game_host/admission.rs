@@ -1,0 +1,143 @@
+//! Admission by measured load: the game host tells the login path to refuse
+//! newcomers ("the server is busy: try again in N s") while its ticks take
+//! most of their period or its queue of client messages fills, so the
+//! players already in keep their round trips instead of everyone timing out
+//! together. Sans-IO: the host reports each step's cost and its queue, and
+//! reads the verdict.
+//!
+//! Busy when the smoothed step cost passes [`BUSY_PERMILLE`] of the tick
+//! period, or the queue is half full; no longer busy only once the cost is
+//! under [`CLEAR_PERMILLE`] and the queue under a quarter (hysteresis: the
+//! verdict does not flap at the edge). The retry time grows while the
+//! server stays busy, so refused clients spread their returns.
+
+/// Busy above this much of the tick period, in thousandths.
+pub const BUSY_PERMILLE: u64 = 800;
+/// Admitting again below this much.
+pub const CLEAR_PERMILLE: u64 = 600;
+/// Steps the smoothed cost weighs, about (an exponential average).
+const SMOOTHING: u64 = 8;
+/// What a refused client is told to wait, at first and at most, in seconds.
+const FIRST_RETRY_S: u64 = 2;
+const LONGEST_RETRY_S: u64 = 30;
+
+/// The verdict and what it is made from.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The tick period, in microseconds.
+    period_us: u64,
+    /// Each step's cost, smoothed, in microseconds (times SMOOTHING, so
+    /// integer arithmetic keeps its precision).
+    smoothed_x8: u64,
+    busy: bool,
+    /// Steps in a row the server has been busy: the retry time grows with it.
+    busy_steps: u64,
+    /// Times the verdict turned to busy, for /metrics.
+    pub busy_spells: u64,
+}
+
+impl Admission {
+    pub fn new(period_us: u64) -> Self {
+        Self {
+            period_us: period_us.max(1),
+            smoothed_x8: 0,
+            busy: false,
+            busy_steps: 0,
+            busy_spells: 0,
+        }
+    }
+
+    /// One step took `step_us`; the client message queue holds `queued` of
+    /// `capacity`.
+    pub fn record(&mut self, step_us: u64, queued: usize, capacity: usize) {
+        // x8 += cost - x8 / 8: the average of about the last eight steps.
+        self.smoothed_x8 = self.smoothed_x8 - self.smoothed_x8 / SMOOTHING + step_us;
+        let load = self.load_permille();
+        let queue = (queued as u64 * 1000) / capacity.max(1) as u64;
+        let was = self.busy;
+        self.busy = if was {
+            load >= CLEAR_PERMILLE || queue >= 250
+        } else {
+            load > BUSY_PERMILLE || queue >= 500
+        };
+        if self.busy {
+            self.busy_steps += 1;
+            if !was {
+                self.busy_spells += 1;
+            }
+        } else {
+            self.busy_steps = 0;
+        }
+    }
+
+    /// The smoothed step cost as thousandths of the tick period.
+    pub fn load_permille(&self) -> u64 {
+        self.smoothed_x8 / SMOOTHING * 1000 / self.period_us
+    }
+
+    /// `Some(seconds to wait)` while newcomers are refused.
+    pub fn refusal(&self) -> Option<u64> {
+        if !self.busy {
+            return None;
+        }
+        // Doubling every 5 s busy (at 20 ticks a second), from 2 s to 30 s.
+        let busy_s = self.busy_steps * self.period_us / 1_000_000;
+        let doublings = (busy_s / 5).min(4) as u32;
+        Some((FIRST_RETRY_S << doublings).min(LONGEST_RETRY_S))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_past_the_budget_clear_only_well_under_it_and_the_wait_grows() {
+        // 20 ticks a second: a 50 ms period.
+        let mut admission = Admission::new(50_000);
+        for _ in 0..100 {
+            admission.record(10_000, 0, 100);
+        }
+        assert_eq!(admission.refusal(), None);
+        assert_eq!(admission.load_permille(), 200);
+        // Steps of 45 ms: 90 % of the period, busy within a few steps.
+        let mut steps = 0;
+        while admission.refusal().is_none() {
+            admission.record(45_000, 0, 100);
+            steps += 1;
+            assert!(steps < 20, "busy within a second");
+        }
+        assert_eq!(admission.refusal(), Some(2));
+        assert_eq!(admission.busy_spells, 1);
+        // 35 ms (70 %) is under the budget but not clear: still busy.
+        for _ in 0..50 {
+            admission.record(35_000, 0, 100);
+        }
+        assert!(admission.refusal().is_some(), "no flapping at the edge");
+        // Busy for over 5 s (100 steps): the wait has doubled.
+        for _ in 0..60 {
+            admission.record(45_000, 0, 100);
+        }
+        assert_eq!(admission.refusal(), Some(4));
+        // Light again: admitting within a second, and the wait starts over.
+        let mut steps = 0;
+        while admission.refusal().is_some() {
+            admission.record(5_000, 0, 100);
+            steps += 1;
+            assert!(steps < 20, "clear within a second");
+        }
+        admission.record(45_000, 0, 100);
+        assert_eq!(admission.busy_spells, 1, "one step is not a spell");
+    }
+
+    #[test]
+    fn a_filling_queue_makes_the_server_busy_even_with_light_ticks() {
+        let mut admission = Admission::new(50_000);
+        admission.record(1_000, 600, 1_000);
+        assert_eq!(admission.refusal(), Some(2));
+        admission.record(1_000, 300, 1_000);
+        assert!(admission.refusal().is_some(), "a quarter full is not clear");
+        admission.record(1_000, 100, 1_000);
+        assert_eq!(admission.refusal(), None);
+    }
+}
