@@ -94,6 +94,12 @@ pub struct GameLines<G: Game> {
     /// Each line saves each changed player at least this often, in ticks
     /// (0: only when they leave).
     save_every_ticks: Option<u32>,
+    /// While the host is too busy to admit newcomers, changes of line and
+    /// zone (which open lines and send a player everything again) are
+    /// refused too, telling the player to try again in this many seconds.
+    busy_for_s: Option<u64>,
+    /// Changes of line or zone refused because the host was busy.
+    pub transfers_refused_busy: u64,
     outputs: Vec<LinesOutput>,
 }
 
@@ -133,6 +139,8 @@ impl<G: Game> GameLines<G> {
             now_ms: 0,
             steps: 0,
             save_every_ticks: None,
+            busy_for_s: None,
+            transfers_refused_busy: 0,
             outputs: Vec::new(),
         }
     }
@@ -460,7 +468,22 @@ impl<G: Game> GameLines<G> {
     }
 
     /// The game asked to move `player` out of line `from`.
+    /// The host's verdict on its load: `Some(seconds)` while it refuses
+    /// newcomers, and so changes of line and zone as well; `None` to allow
+    /// them again.
+    pub fn set_busy(&mut self, retry_s: Option<u64>) {
+        self.busy_for_s = retry_s;
+    }
+
     fn transfer(&mut self, from: LineKey, player: PlayerId, to: Transfer) {
+        if let Some(wait) = self.busy_for_s {
+            self.transfers_refused_busy += 1;
+            if let Some(line) = self.lines.get_mut(&from) {
+                let reason = format!("the server is busy: try again in {wait} s");
+                line.refuse(player, Refused::Transfer(reason));
+            }
+            return;
+        }
         match self.directory.transfer(player, to, self.now_ms) {
             Ok(step) => {
                 self.transfers += 1;

@@ -603,3 +603,32 @@ fn an_observer_changes_nothing_the_players_are_sent() {
     assert!(!plain.is_empty());
     assert_eq!(plain, run(true));
 }
+
+#[test]
+fn while_the_host_is_busy_travel_and_line_changes_wait_and_say_why() {
+    let mut world = World::new(1);
+    world.join(1, "ann", None);
+    world.join(2, "bo", None);
+    world.steps(3);
+    assert_eq!(world.line_of(2), 2);
+    world.lines.set_busy(Some(4));
+    world.send(1, "travel", vec![Value::Str("town".into())]);
+    world.send(2, "switch_line", vec![Value::Int(1)]);
+    world.steps(3);
+    assert_eq!(world.zone_of(1), "meadow");
+    assert_eq!(world.line_of(2), 2);
+    for player in [1, 2] {
+        assert_eq!(
+            world.refusals(player),
+            ["the server is busy: try again in 4 s"],
+            "player {player}"
+        );
+    }
+    assert_eq!(world.lines.transfers_refused_busy, 2);
+    // Admitting again: the same travel goes through.
+    world.lines.set_busy(None);
+    world.now_ms += 5_000;
+    world.send(1, "travel", vec![Value::Str("town".into())]);
+    world.steps(4);
+    assert_eq!(world.zone_of(1), "town");
+}

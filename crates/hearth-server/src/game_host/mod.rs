@@ -651,7 +651,7 @@ impl<G: Game> Host<G> {
             .transfers
             .store(self.lines.transfers(), Ordering::Relaxed);
         self.counters.transfers_refused.store(
-            self.lines.directory().transfers_refused(),
+            self.lines.directory().transfers_refused() + self.lines.transfers_refused_busy,
             Ordering::Relaxed,
         );
         crate::gate_sends::deliver(&self.gate, sends, &self.counters.send_failures).await;
@@ -762,9 +762,11 @@ impl<G: Game> Host<G> {
         counters
             .load_permille
             .store(self.admission.load_permille(), Ordering::Relaxed);
+        let refusal = self.admission.refusal();
+        self.lines.set_busy(refusal);
         counters
             .refusing_for_s
-            .store(self.admission.refusal().unwrap_or(0), Ordering::Relaxed);
+            .store(refusal.unwrap_or(0), Ordering::Relaxed);
         counters
             .busy_spells
             .store(self.admission.busy_spells, Ordering::Relaxed);
