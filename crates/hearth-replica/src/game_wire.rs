@@ -551,6 +551,25 @@ pub fn decode_frame(
     Ok((header, updates, complete))
 }
 
+/// A frame's header alone, without reading its updates: what a client that
+/// keeps no actors' state needs to acknowledge it (`None`: not a frame).
+pub fn frame_header(bytes: &[u8]) -> Option<FrameHeader> {
+    let mut r = Reader::new(bytes);
+    if r.u8("frame type").ok()? != code::FRAME {
+        return None;
+    }
+    Some(FrameHeader {
+        tick: r.varint("tick").ok()?,
+        input_ack: varint_u32(&mut r, "input ack").ok()?,
+        corrected: match r.u8("corrected").ok()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        },
+        entry: r.u8("entry").ok()?,
+    })
+}
+
 /// The mask and values of a Spawn, Set or update: only bits of properties
 /// the kind has and the client may see.
 fn get_masked(

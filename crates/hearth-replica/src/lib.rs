@@ -12,6 +12,7 @@ pub mod actor;
 pub mod game_replica;
 pub mod game_wire;
 pub mod geometry;
+pub mod light;
 pub mod names;
 pub mod record;
 pub mod schema;

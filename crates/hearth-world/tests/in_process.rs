@@ -632,3 +632,98 @@ fn while_the_host_is_busy_travel_and_line_changes_wait_and_say_why() {
     world.steps(4);
     assert_eq!(world.zone_of(1), "town");
 }
+
+#[test]
+fn a_light_client_acknowledges_walks_and_stays_where_the_server_has_it() {
+    use hearth_replica::light::LightReplica;
+    let game = Arc::new(WorldGame::new(zones(50)).unwrap());
+    let mut lines = GameLines::new(game, 3);
+    let schema = Arc::new(hearth_world::world_schema());
+    let mut light = LightReplica::new(schema.clone());
+    let mut full = GameReplica::new(schema);
+    for (player, name) in [(1, "ann"), (2, "bo")] {
+        assert!(lines.enter(Joining {
+            player,
+            name: name.into(),
+            ..Joining::default()
+        }));
+    }
+    let mut target: Option<Pos> = None;
+    let mut now_ms = 0;
+    for _ in 0..120 {
+        now_ms += 50;
+        let outputs: Vec<LinesOutput> = lines.step(now_ms).collect();
+        for output in outputs {
+            let LinesOutput::Send {
+                player,
+                channel,
+                bytes,
+            } = output
+            else {
+                continue;
+            };
+            match (player, channel) {
+                (1, RELIABLE_CHANNEL) => light.apply_reliable(&bytes).unwrap(),
+                (1, _) => light.apply_frame(&bytes).unwrap(),
+                (2, RELIABLE_CHANNEL) => full.apply_reliable(&bytes).unwrap(),
+                (2, _) => full.apply_frame(&bytes).unwrap(),
+                _ => {}
+            }
+        }
+        while full.poll_event().is_some() {}
+        // Ann walks (a step a tick, just under the meadow's speed).
+        if let Some(at) = light.position() {
+            // Three cells away, the first way that is clear.
+            let target = *target.get_or_insert_with(|| {
+                let zone = Zone::from_map(light.map()).unwrap();
+                [(300, 0), (-300, 0), (0, 300), (0, -300)]
+                    .into_iter()
+                    .map(|(dx, dy)| Pos::new(at.x + dx, at.y + dy))
+                    .find(|to| zone.path_clear(at, *to))
+                    .unwrap()
+            });
+            let step = i64::from(light.speed(0).unwrap()) * i64::from(hearth_world::UNITS_PER_CELL)
+                / 20
+                - 2;
+            if at != target {
+                light.move_to(at.step_towards(target, step));
+            }
+        }
+        if let Some(ack) = light.poll_ack() {
+            lines.input(1, STATE_CHANNEL, &ack).unwrap();
+        }
+        if let Some(ack) = full.poll_ack() {
+            lines.input(2, STATE_CHANNEL, &ack).unwrap();
+        }
+    }
+    let key = lines.directory().line_of(1).unwrap();
+    let line = lines.line(key).unwrap();
+    assert_eq!(
+        line.stats().bad_acks,
+        0,
+        "every acknowledgement was of a frame sent"
+    );
+    assert_eq!(line.stats().moves_too_fast + line.stats().moves_blocked, 0);
+    assert_eq!(light.corrections, 0);
+    assert!(light.frames > 100);
+    assert_eq!(light.position(), target, "arrived");
+    // Bo's full replica sees ann where she says she is.
+    let ann = player_named(&full, "ann");
+    assert_eq!(full.server_position(ann), target);
+    assert_eq!(
+        Some(light.in_view()),
+        line.in_view(1),
+        "it knows every actor it sees"
+    );
+}
+
+/// The actor of the player named `name` in a replica of the world.
+fn player_named(replica: &GameReplica, name: &str) -> hearth_game::ActorId {
+    let (_, kind) = replica.schema().kind("player").unwrap();
+    let at = kind.prop_index("name").unwrap();
+    replica
+        .actors()
+        .find(|(_, a)| a.kind == 0 && a.values[at] == Value::Str(name.into()))
+        .map(|(id, _)| id)
+        .unwrap()
+}
