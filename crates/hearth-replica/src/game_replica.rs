@@ -439,21 +439,7 @@ impl GameReplica {
         name: &str,
         values: Vec<Value>,
     ) -> Result<Vec<u8>, crate::schema::ValueError> {
-        let (index, spec) = self
-            .schema
-            .message(name)
-            .filter(|(_, m)| m.direction == crate::schema::Direction::ToServer)
-            .ok_or_else(|| crate::schema::ValueError::Count {
-                message: format!("{name} (not a message to the server)"),
-                expected: 0,
-                got: values.len(),
-            })?;
-        let mut body = Vec::new();
-        spec.encode(&values, &mut body)?;
-        let mut out = Vec::new();
-        // Checked above: encoding cannot fail now.
-        GameClientMessage::Message { index, values }.encode(&self.schema, &mut out);
-        Ok(out)
+        crate::game_wire::to_server(&self.schema, name, values)
     }
 
     fn push(&mut self, event: GameEvent) {

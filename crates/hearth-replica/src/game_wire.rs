@@ -606,6 +606,29 @@ pub fn visible_mask(kind: &KindSpec, owned: bool) -> u64 {
         .fold(0, |mask, (index, _)| mask | (1 << index))
 }
 
+/// The game's message `name` to the server with `values`, checked against
+/// the schema, as a client sends it on the reliable channel.
+pub fn to_server(
+    schema: &Schema,
+    name: &str,
+    values: Vec<Value>,
+) -> Result<Vec<u8>, crate::schema::ValueError> {
+    let (index, spec) = schema
+        .message(name)
+        .filter(|(_, m)| m.direction == Direction::ToServer)
+        .ok_or_else(|| crate::schema::ValueError::Count {
+            message: format!("{name} (not a message to the server)"),
+            expected: 0,
+            got: values.len(),
+        })?;
+    let mut body = Vec::new();
+    spec.encode(&values, &mut body)?;
+    let mut out = Vec::new();
+    // Checked above: encoding cannot fail now.
+    GameClientMessage::Message { index, values }.encode(schema, &mut out);
+    Ok(out)
+}
+
 impl GameClientMessage {
     /// Appends the message; its values must be admitted by their fields'
     /// types ([`crate::schema::MessageSpec::encode`] checks, and is what a

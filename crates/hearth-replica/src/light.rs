@@ -19,6 +19,9 @@ use crate::game_wire::{
 use crate::geometry::Pos;
 use crate::schema::{Schema, Value};
 
+/// Game messages a light replica keeps until polled.
+pub const MAX_MESSAGES: usize = 256;
+
 /// See the module's documentation.
 #[derive(Debug)]
 pub struct LightReplica {
@@ -42,6 +45,8 @@ pub struct LightReplica {
     pending: VecDeque<GameMove>,
     last_seq: u32,
     moves_due: bool,
+    /// The game's messages not yet polled.
+    inbox: VecDeque<crate::game_replica::GameEvent>,
     /// Joined items seen: the player's entries into lines.
     pub joins: u32,
     /// Game messages received (the game's own, not Hearth's items).
@@ -67,6 +72,7 @@ impl LightReplica {
             pending: VecDeque::new(),
             last_seq: 0,
             moves_due: false,
+            inbox: VecDeque::new(),
             joins: 0,
             messages: 0,
             frames: 0,
@@ -153,7 +159,14 @@ impl LightReplica {
                         .find(|(spawned, _)| Some(*spawned) == id)
                         .map(|(_, pos)| *pos);
                 }
-                GameItem::Message { .. } => self.messages += 1,
+                GameItem::Message { index, values } => {
+                    self.messages += 1;
+                    if self.inbox.len() >= MAX_MESSAGES {
+                        self.inbox.pop_front();
+                    }
+                    self.inbox
+                        .push_back(crate::game_replica::GameEvent::Message { index, values });
+                }
                 GameItem::Set { .. } => {}
             }
         }
@@ -198,6 +211,22 @@ impl LightReplica {
             }
         }
         Ok(())
+    }
+
+    /// The game's message `name` to the server, checked against the schema:
+    /// for the reliable channel.
+    pub fn message(
+        &self,
+        name: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<u8>, crate::schema::ValueError> {
+        crate::game_wire::to_server(&self.schema, name, values)
+    }
+
+    /// The next game message received (oldest first; at most
+    /// [`MAX_MESSAGES`] wait, older ones are dropped).
+    pub fn poll_message(&mut self) -> Option<crate::game_replica::GameEvent> {
+        self.inbox.pop_front()
     }
 
     /// Moves the controlled actor to `to` (predicted here, checked by the

@@ -46,6 +46,64 @@ fn fresh_dir(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     (dir, config)
 }
 
+/// Light bots (`--light`) play the same world with the same traffic and
+/// no replica, and report what they cost.
+#[test]
+fn light_bots_play_and_report_their_own_cost() {
+    let (dir, config) = fresh_dir("hearth-bot-cli-light");
+    let (port, web_port) = (free_port(), free_port());
+    let _server = serve(&dir, &config, port, web_port);
+    let report = bot(
+        port,
+        web_port,
+        &[
+            "-n",
+            "6",
+            "--light",
+            "--transport",
+            "udp,tcp,ws",
+            "--register",
+            "--behaviour",
+            "chatty",
+            "--chat-every",
+            "1",
+            "--move-every",
+            "0.5",
+            "--ramp",
+            "1",
+            "--secs",
+            "5",
+            "--cleanup",
+            "--prefix",
+            "lightbot",
+        ],
+    );
+    assert_eq!(report["connected"], 6, "{report:#}");
+    assert_eq!(report["failed"], 0, "{report:#}");
+    assert_eq!(
+        report["errors_by_kind"].as_object().map(|e| e.len()),
+        Some(0),
+        "{report:#}"
+    );
+    assert!(report["moves"].as_u64().unwrap() >= 6, "{report:#}");
+    assert!(report["chats"].as_u64().unwrap() >= 6, "{report:#}");
+    // Six bots in one zone hear each other's chat; every bot got its RTT.
+    assert!(
+        report["messages_in_per_s"].as_f64().unwrap() > 2.0,
+        "{report:#}"
+    );
+    assert!(report["rtt"]["p50_ms"].as_f64().is_some(), "{report:#}");
+    assert_eq!(report["bots_cpu"]["light"], true, "{report:#}");
+    assert!(
+        report["bots_cpu"]["per_bot_percent_of_a_core"]
+            .as_f64()
+            .unwrap()
+            >= 0.0,
+        "{report:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bots_on_three_transports_play_report_and_clean_up() {
     let (dir, config) = fresh_dir("hearth-bot-cli");

@@ -20,6 +20,9 @@
 /// (regenerate: `HEARTH_BLESS=1 cargo test -p hearth-world --test generated`).
 #[allow(dead_code)]
 pub mod generated;
+pub mod light;
+
+pub use light::LightWorldClient;
 
 use std::collections::VecDeque;
 use std::time::Duration;

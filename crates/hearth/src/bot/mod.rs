@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hearth_client::world::generated::{Message, SayScope, VERSION};
-use hearth_client::world::{WorldClient, WorldUpdate};
+use hearth_client::world::{LightWorldClient, WorldClient, WorldUpdate};
 use hearth_client::{connect, Accounts, Connection, Options};
 use hearth_game::Rng;
 use hearth_proto::Event;
@@ -77,6 +77,12 @@ pub struct BotArgs {
     /// Print the report as JSON on standard output.
     #[arg(long)]
     json: bool,
+    /// Light bots: each keeps only what the protocol needs (the session,
+    /// acknowledgements, its own moves, the world's messages) and no
+    /// actor's properties, so that one core plays many more of them; the
+    /// server sees the same traffic.
+    #[arg(long)]
+    light: bool,
     /// Seeds the bots' choices, so a run can be repeated.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -131,6 +137,9 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     }
     crate::world_check::ensure_world(&Accounts::new(&web(&args)), "hearth bot").await?;
     let args = Arc::new(args);
+    // What the bots themselves cost: a load generator that needs as much
+    // CPU per player as the server cannot show the server's capacity.
+    let own_cpu_before = watch::cpu_seconds(std::process::id());
     let tally = Arc::new(Mutex::new(Tally::default()));
     let live = Arc::new(Mutex::new(Live::default()));
     let started = Instant::now();
@@ -162,6 +171,14 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     }
     let tally = tally.lock().expect("not poisoned");
     let server = server.map(|watch| watch.finish(tally.connected));
+    let own_cpu = own_cpu_before
+        .zip(watch::cpu_seconds(std::process::id()))
+        .map(|(before, after)| {
+            let seconds = after - before;
+            let per_bot_percent =
+                seconds / elapsed.as_secs_f64().max(0.001) / tally.connected.max(1) as f64 * 100.0;
+            serde_json::json!({ "seconds": seconds, "per_bot_percent_of_a_core": per_bot_percent, "light": args.light })
+        });
     if tally
         .failed
         .keys()
@@ -186,11 +203,17 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
         if let Some(server) = server {
             report["server"] = server;
         }
+        if let Some(own_cpu) = own_cpu {
+            report["bots_cpu"] = own_cpu;
+        }
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         tally.print_table(elapsed);
         if let Some(server) = server {
             println!("server: {server}");
+        }
+        if let Some(own_cpu) = own_cpu {
+            println!("the bots' own CPU: {own_cpu}");
         }
     }
     Ok(())
@@ -211,11 +234,77 @@ fn url(args: &BotArgs, index: usize) -> String {
     }
 }
 
+/// A bot's client of the world: the full one (a replica of every actor in
+/// view), or the light one (`--light`).
+enum BotWorld {
+    Full(WorldClient),
+    Light(LightWorldClient),
+}
+
+impl BotWorld {
+    async fn next(&mut self) -> Option<WorldUpdate> {
+        match self {
+            BotWorld::Full(world) => world.next().await,
+            BotWorld::Light(world) => world.next().await,
+        }
+    }
+
+    fn connection(&self) -> &Connection {
+        match self {
+            BotWorld::Full(world) => world.connection(),
+            BotWorld::Light(world) => world.connection(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            BotWorld::Full(world) => world.is_ready(),
+            BotWorld::Light(world) => world.is_ready(),
+        }
+    }
+
+    /// The zone's map and where the bot is.
+    fn place(&self) -> Option<(&hearth_world::Zone, Pos)> {
+        match self {
+            BotWorld::Full(world) => Some((world.zone()?, world.position()?)),
+            BotWorld::Light(world) => Some((world.zone()?, world.position()?)),
+        }
+    }
+
+    fn move_to(&mut self, target: Pos) {
+        match self {
+            BotWorld::Full(world) => world.move_to(target),
+            BotWorld::Light(world) => world.move_to(target),
+        }
+    }
+
+    async fn say(&mut self, scope: SayScope, to: &str, text: &str) {
+        match self {
+            BotWorld::Full(world) => world.say(scope, to, text).await,
+            BotWorld::Light(world) => world.say(scope, to, text).await,
+        }
+    }
+
+    async fn travel(&mut self, zone: &str) {
+        match self {
+            BotWorld::Full(world) => world.travel(zone).await,
+            BotWorld::Light(world) => world.travel(zone).await,
+        }
+    }
+}
+
 /// Over `connection`, once in the world (placed, with its zone's map, in
 /// `zone` if one was asked: a travel there once in): the world, or why not.
-async fn enter(connection: Connection, zone: Option<&str>) -> Result<WorldClient, String> {
+async fn enter(
+    connection: Connection,
+    zone: Option<&str>,
+    light: bool,
+) -> Result<BotWorld, String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let mut world = WorldClient::new(connection);
+    let mut world = match light {
+        true => BotWorld::Light(LightWorldClient::new(connection)),
+        false => BotWorld::Full(WorldClient::new(connection)),
+    };
     let mut arrived = false;
     let mut travelled = false;
     loop {
@@ -301,7 +390,7 @@ async fn one_bot(
             Err(e) => return fail(format!("connect: {e}")),
         };
         // In the world once the zone arrived and the bot was placed.
-        let why = match enter(connection, args.zone.as_deref()).await {
+        let why = match enter(connection, args.zone.as_deref(), args.light).await {
             Ok(world) => break world,
             Err(why) => why,
         };
@@ -325,7 +414,7 @@ async fn play(
     index: usize,
     args: &BotArgs,
     end: Instant,
-    world: &mut WorldClient,
+    world: &mut BotWorld,
     tally: &Mutex<Tally>,
     live: &Mutex<Live>,
 ) {
@@ -405,8 +494,8 @@ async fn play(
 }
 
 /// An open cell within five cells of the bot, if one turns up in a few tries.
-fn random_open_cell_near(world: &WorldClient, rng: &mut Rng) -> Option<Pos> {
-    let (zone, at) = (world.zone()?, world.position()?);
+fn random_open_cell_near(world: &BotWorld, rng: &mut Rng) -> Option<Pos> {
+    let (zone, at) = world.place()?;
     let (cx, cy) = at.cell();
     for _ in 0..8 {
         let (x, y) = (cx + rng.range(-5, 6) as i32, cy + rng.range(-5, 6) as i32);
