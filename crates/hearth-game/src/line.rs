@@ -132,6 +132,10 @@ pub enum SnapshotError {
     SchemaMismatch { snapshot: String, game: String },
     #[error("the snapshot is of a line of zone {zone}, and the game now has {zones} zones: restore it with the same zones")]
     NoSuchZone { zone: u16, zones: usize },
+    #[error("the snapshot is in format {snapshot}, this build reads {reads}: restore it with the build that took it")]
+    Format { snapshot: u32, reads: u32 },
+    #[error("the snapshot does not hold together: {0}")]
+    Inconsistent(String),
 }
 
 /// The game's bytes per second per client, as a per-tick budget.
@@ -898,7 +902,18 @@ impl<G: Game> GameLine<G> {
     pub fn restore(game: Arc<G>, snapshot: &[u8]) -> Result<Self, SnapshotError> {
         let schema = Arc::new(game.schema());
         let owned: SnapshotOwned<G::Line, G::Player> = serde_json::from_slice(snapshot)?;
-        if owned.format != SNAPSHOT_FORMAT || owned.schema != schema.version() {
+        if owned.format != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Format {
+                snapshot: owned.format,
+                reads: SNAPSHOT_FORMAT,
+            });
+        }
+        if let Some((player, _)) = owned.core.players.iter().find(|(_, p)| !p.view.is_sound()) {
+            return Err(SnapshotError::Inconsistent(format!(
+                "player {player}'s frames in flight"
+            )));
+        }
+        if owned.schema != schema.version() {
             return Err(SnapshotError::SchemaMismatch {
                 snapshot: owned.schema,
                 game: schema.version().to_owned(),

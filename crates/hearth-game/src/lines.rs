@@ -467,7 +467,6 @@ impl<G: Game> GameLines<G> {
         }
     }
 
-    /// The game asked to move `player` out of line `from`.
     /// The host's verdict on its load: `Some(seconds)` while it refuses
     /// newcomers, and so changes of line and zone as well; `None` to allow
     /// them again.
@@ -475,6 +474,7 @@ impl<G: Game> GameLines<G> {
         self.busy_for_s = retry_s;
     }
 
+    /// The game asked to move `player` out of line `from`.
     fn transfer(&mut self, from: LineKey, player: PlayerId, to: Transfer) {
         if let Some(wait) = self.busy_for_s {
             self.transfers_refused_busy += 1;

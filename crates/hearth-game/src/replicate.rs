@@ -162,6 +162,12 @@ impl ClientView {
         bit
     }
 
+    /// Whether a view read from a snapshot holds together: its frames in
+    /// flight are numbered and within the window of [`MAX_IN_FLIGHT`].
+    pub fn is_sound(&self) -> bool {
+        self.in_flight.len() <= MAX_IN_FLIGHT && self.next_frame >= self.in_flight.len() as u64
+    }
+
     /// Bytes this view holds on the heap: a fixed size per actor in view and
     /// per unacknowledged frame, however far behind the client is.
     pub fn heap_bytes(&self) -> usize {
@@ -672,7 +678,9 @@ pub(crate) fn replicate(
     if prioritised {
         let before = scratch.candidates.len();
         scratch.candidates.retain(|c| c.taken);
-        stats.deferred += (before - scratch.candidates.len()) as u64;
+        if player_id.is_some() {
+            stats.deferred += (before - scratch.candidates.len()) as u64;
+        }
         // Spawns and updates go out in id order, which keeps the output
         // deterministic whatever the priorities were.
         scratch.candidates.sort_unstable_by_key(|c| c.id);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
+use crate::game_replica::MAX_REPLICA_ACTORS;
 use crate::game_wire::{
     decode_frame, decode_reliable, frame_header, GameClientMessage, GameItem, GameMove, MAX_MOVES,
 };
@@ -143,6 +144,9 @@ impl LightReplica {
                     values,
                     ..
                 } => {
+                    if self.kinds.len() >= MAX_REPLICA_ACTORS && !self.kinds.contains_key(&id) {
+                        return Err(DecodeError::OutOfRange("actors in view"));
+                    }
                     self.kinds.insert(id, kind);
                     if let Some(pos) = position_of(&self.schema, kind, mask, &values) {
                         spawned_at.push((id, pos));

@@ -52,6 +52,11 @@ pub struct WorldConfig {
     /// counted, so a flood cannot grow memory or stall the gate. Each is at
     /// most the game's largest message (a larger one closes the session).
     pub input_queue: usize,
+    /// Gone: the world always runs on the game API (`engine`), on the game
+    /// host's thread (`threads`). Still read, so that an older hearth.toml
+    /// starts, with a warning that says to remove them.
+    pub engine: Option<toml::Value>,
+    pub threads: Option<toml::Value>,
 }
 
 impl Default for WorldConfig {
@@ -60,6 +65,8 @@ impl Default for WorldConfig {
             zones: None,
             save_period_ms: 10_000,
             input_queue: 16_384,
+            engine: None,
+            threads: None,
         }
     }
 }
@@ -296,6 +303,17 @@ impl Config {
             path: path.to_owned(),
             source: Box::new(source),
         })?;
+        for (key, set) in [
+            ("engine", config.world.engine.is_some()),
+            ("threads", config.world.threads.is_some()),
+        ] {
+            if set {
+                tracing::warn!(
+                    path = %path.display(),
+                    "[world] {key} is no longer read: the world always runs on the game API, its lines on the game host's thread; remove it"
+                );
+            }
+        }
         if config.accounts.admins.is_some() {
             return Err(ConfigError::AdminsByName {
                 path: path.to_owned(),
@@ -323,6 +341,9 @@ impl Config {
                 value,
                 why: e.to_string(),
             })
+        }
+        if var("HEARTH_WORLD_ENGINE").is_some() {
+            tracing::warn!("HEARTH_WORLD_ENGINE is no longer read: the world always runs on the game API; unset it");
         }
         if let Some(v) = var("HEARTH_BIND") {
             self.bind = parse("HEARTH_BIND", v)?;
@@ -447,5 +468,20 @@ mod tests {
                 && refused.contains("`limit_loopback = true` at the top"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn an_older_config_naming_the_world_engine_still_starts() {
+        let old =
+            std::env::temp_dir().join(format!("hearth-config-engine-{}.toml", std::process::id()));
+        std::fs::write(
+            &old,
+            "[world]\nengine = \"builtin\"\nthreads = 2\nsave_period_ms = 500\n",
+        )
+        .unwrap();
+        let config = Config::from_file(&old);
+        let _ = std::fs::remove_file(&old);
+        let config = config.unwrap();
+        assert_eq!(config.world.save_period_ms, 500);
     }
 }

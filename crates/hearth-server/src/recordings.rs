@@ -134,15 +134,22 @@ impl Recordings {
                 }
             })
             .collect();
-        let file = format!("{safe}-{stamp}.hrec");
-        let path = self.dir.join(&file);
-        crate::private_files::create_private_file(&path)?;
-        let out = BufWriter::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&path)?,
-        );
+        // A name no recording has: two of one player or line started in the
+        // same millisecond must not write one file.
+        let (file, opened) = (stamp..stamp + 16)
+            .find_map(|stamp| {
+                let file = format!("{safe}-{stamp}.hrec");
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                match options.open(self.dir.join(&file)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    opened => Some((file, opened)),
+                }
+            })
+            .ok_or_else(|| std::io::Error::other("no free recording name"))?;
+        let out = BufWriter::new(opened?);
         let now = Instant::now();
         let mut recorder = Recorder::new(out)?;
         let mut bytes = 8;

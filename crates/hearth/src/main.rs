@@ -56,6 +56,10 @@ struct ServeArgs {
     /// Impair what the server sends over UDP.
     #[arg(long)]
     impair_down: Option<String>,
+    /// Gone (the world always runs on the game API): accepted with a
+    /// warning, so that older scripts still start the server.
+    #[arg(long, hide = true)]
+    world_engine: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -99,6 +103,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.impair_down.is_some() {
         config.game.impair_down = args.impair_down;
+    }
+    if args.world_engine.is_some() {
+        eprintln!("hearth serve: --world-engine is no longer read: the world always runs on the game API; drop the flag");
     }
     let running = hearth_server::start(config).await?;
     println!(

@@ -6,15 +6,21 @@
 //! reads the verdict.
 //!
 //! Busy when the smoothed step cost passes [`BUSY_PERMILLE`] of the tick
-//! period, or the queue is half full; no longer busy only once the cost is
-//! under [`CLEAR_PERMILLE`] and the queue under a quarter (hysteresis: the
-//! verdict does not flap at the edge). The retry time grows while the
-//! server stays busy, so refused clients spread their returns.
+//! period, or the smoothed queue is half full; no longer busy once the cost
+//! is under [`CLEAR_PERMILLE`] and the queue under a quarter (hysteresis:
+//! the verdict does not flap at the edge), or once both have stayed under
+//! the busy levels for [`CALM_SECONDS`] (so a server whose usual load lies
+//! between the two levels is not held busy for ever by one slow step). The
+//! retry time grows while the server stays busy, so refused clients spread
+//! their returns.
 
 /// Busy above this much of the tick period, in thousandths.
 pub const BUSY_PERMILLE: u64 = 800;
 /// Admitting again below this much.
 pub const CLEAR_PERMILLE: u64 = 600;
+/// Seconds under the busy levels after which a busy server admits again,
+/// even above the clear levels.
+pub const CALM_SECONDS: u64 = 3;
 /// Steps the smoothed cost weighs, about (an exponential average).
 const SMOOTHING: u64 = 8;
 /// What a refused client is told to wait, at first and at most, in seconds.
@@ -29,7 +35,12 @@ pub struct Admission {
     /// Each step's cost, smoothed, in microseconds (times SMOOTHING, so
     /// integer arithmetic keeps its precision).
     smoothed_x8: u64,
+    /// The queue's fill in thousandths, smoothed the same way (one burst
+    /// landing as a step ends is not a spell).
+    queue_x8: u64,
     busy: bool,
+    /// Steps in a row under the busy levels while busy.
+    calm_steps: u64,
     /// Steps in a row the server has been busy: the retry time grows with it.
     busy_steps: u64,
     /// Times the verdict turned to busy, for /metrics.
@@ -41,7 +52,9 @@ impl Admission {
         Self {
             period_us: period_us.max(1),
             smoothed_x8: 0,
+            queue_x8: 0,
             busy: false,
+            calm_steps: 0,
             busy_steps: 0,
             busy_spells: 0,
         }
@@ -52,14 +65,22 @@ impl Admission {
     pub fn record(&mut self, step_us: u64, queued: usize, capacity: usize) {
         // x8 += cost - x8 / 8: the average of about the last eight steps.
         self.smoothed_x8 = self.smoothed_x8 - self.smoothed_x8 / SMOOTHING + step_us;
+        let fill = (queued.min(capacity) as u64 * 1000) / capacity.max(1) as u64;
+        self.queue_x8 = self.queue_x8 - self.queue_x8 / SMOOTHING + fill;
         let load = self.load_permille();
-        let queue = (queued as u64 * 1000) / capacity.max(1) as u64;
+        let queue = self.queue_x8 / SMOOTHING;
+        let over = load > BUSY_PERMILLE || queue >= 500;
         let was = self.busy;
         self.busy = if was {
-            load >= CLEAR_PERMILLE || queue >= 250
+            self.calm_steps = if over { 0 } else { self.calm_steps + 1 };
+            let calm_for = self.calm_steps * self.period_us / 1_000_000;
+            (load >= CLEAR_PERMILLE || queue >= 250) && calm_for < CALM_SECONDS
         } else {
-            load > BUSY_PERMILLE || queue >= 500
+            over
         };
+        if !self.busy {
+            self.calm_steps = 0;
+        }
         if self.busy {
             self.busy_steps += 1;
             if !was {
@@ -131,13 +152,49 @@ mod tests {
     }
 
     #[test]
-    fn a_filling_queue_makes_the_server_busy_even_with_light_ticks() {
+    fn a_filling_queue_makes_the_server_busy_even_with_light_ticks_but_one_burst_does_not() {
         let mut admission = Admission::new(50_000);
-        admission.record(1_000, 600, 1_000);
-        assert_eq!(admission.refusal(), Some(2));
-        admission.record(1_000, 300, 1_000);
-        assert!(admission.refusal().is_some(), "a quarter full is not clear");
-        admission.record(1_000, 100, 1_000);
+        admission.record(1_000, 900, 1_000);
+        assert_eq!(admission.refusal(), None, "one burst at a step's end");
+        let mut steps = 0;
+        while admission.refusal().is_none() {
+            admission.record(1_000, 700, 1_000);
+            steps += 1;
+            assert!(steps < 20);
+        }
+        let mut steps = 0;
+        while admission.refusal().is_some() {
+            admission.record(1_000, 0, 1_000);
+            steps += 1;
+            assert!(steps < 40, "the queue drained: admitting again");
+        }
+    }
+
+    #[test]
+    fn a_server_whose_usual_load_is_between_the_levels_is_not_held_busy_by_one_spike() {
+        let mut admission = Admission::new(50_000);
+        // 70 % of the period: under the busy level, over the clear one.
+        for _ in 0..100 {
+            admission.record(35_000, 0, 100);
+        }
         assert_eq!(admission.refusal(), None);
+        // One step of a second: busy.
+        admission.record(1_000_000, 0, 100);
+        assert!(admission.refusal().is_some());
+        // Back at 70 %: admitting again within the calm period and a
+        // second of smoothing, not never.
+        let mut steps = 0;
+        while admission.refusal().is_some() {
+            admission.record(35_000, 0, 100);
+            steps += 1;
+            assert!(
+                steps <= (CALM_SECONDS + 2) * 20,
+                "still busy after {steps} steps"
+            );
+        }
+        assert!(
+            steps >= CALM_SECONDS * 20,
+            "not before the calm period: {steps}"
+        );
     }
 }
