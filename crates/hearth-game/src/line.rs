@@ -329,6 +329,14 @@ impl<G: Game> GameLine<G> {
         Some(self.core.players.get(&player)?.view.in_view())
     }
 
+    /// Sheds optional traffic while the host is too busy: actors beyond
+    /// half the view radius are refreshed half as often (every 4th and 8th
+    /// tick instead of every 2nd and 4th). Near actors, a player's own
+    /// actor, reliable properties and the game's messages are never shed.
+    pub fn set_shedding(&mut self, shedding: bool) {
+        self.space.far_refresh_shift = u32::from(shedding);
+    }
+
     /// Bytes Hearth keeps of what `player`'s client has and has not yet
     /// acknowledged: a fixed size per actor in its view, however far behind
     /// it falls (the dashboard's and the tests' view of a client's memory).

@@ -188,6 +188,7 @@ impl<G: Game> GameLines<G> {
         if let Some(ticks) = self.save_every_ticks {
             line = line.with_save_period(ticks);
         }
+        line.set_shedding(self.busy_for_s.is_some());
         self.lines.insert(key, line);
     }
 
@@ -468,9 +469,15 @@ impl<G: Game> GameLines<G> {
     }
 
     /// The host's verdict on its load: `Some(seconds)` while it refuses
-    /// newcomers, and so changes of line and zone as well; `None` to allow
-    /// them again.
+    /// newcomers, and so changes of line and zone as well, and every line
+    /// sheds optional traffic ([`GameLine::set_shedding`]); `None` to
+    /// allow them again.
     pub fn set_busy(&mut self, retry_s: Option<u64>) {
+        if self.busy_for_s.is_some() != retry_s.is_some() {
+            for line in self.lines.values_mut() {
+                line.set_shedding(retry_s.is_some());
+            }
+        }
         self.busy_for_s = retry_s;
     }
 

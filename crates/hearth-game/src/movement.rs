@@ -38,6 +38,11 @@ pub(crate) struct Space {
     /// `Ctx::travel` may send a player).
     pub zone_index: u16,
     pub zone_names: Vec<String>,
+    /// While the host sheds optional traffic (it is too busy), actors
+    /// beyond half the view radius are refreshed `1 << this` times less
+    /// often (0: as usual). Not in the snapshot: the host's load, not the
+    /// line's state.
+    pub far_refresh_shift: u32,
 }
 
 impl Space {
@@ -72,6 +77,7 @@ impl Space {
             view_out: view_in + view_in / 4,
             movement,
             facing: schema.kinds().iter().map(|k| k.has_facing()).collect(),
+            far_refresh_shift: 0,
         }
     }
 

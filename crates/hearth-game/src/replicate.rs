@@ -13,7 +13,8 @@
 //! updates and spawns share what is left of the budget, and only when they
 //! do not all fit are they ordered: the player's own actor first, then by
 //! staleness over distance (Unreal's net priority). What is left waits, and
-//! grows staler. Far actors are refreshed less often. An actor whose frame
+//! grows staler. Far actors are refreshed less often, and less often still
+//! while the host sheds optional traffic (`GameLine::set_shedding`). An actor whose frame
 //! properties did not change since what the client acknowledged is dormant
 //! for it and costs one comparison.
 //!
@@ -552,7 +553,8 @@ pub(crate) fn replicate(
         let hot = &scratch.hot[slot as usize];
         let dormant = hot.reliable_changed <= view.reliable_through
             && (hot.frame_changed <= entry.acked
-                || tick.saturating_sub(entry.last_sent) < refresh_period(distance2, view_in2));
+                || tick.saturating_sub(entry.last_sent)
+                    < refresh_period(distance2, view_in2, space.far_refresh_shift));
         if dormant {
             continue;
         }
@@ -575,7 +577,8 @@ pub(crate) fn replicate(
             units.push((items.len(), 1));
         }
         if hot.frame_changed > entry.acked
-            && tick.saturating_sub(entry.last_sent) >= refresh_period(distance2, view_in2)
+            && tick.saturating_sub(entry.last_sent)
+                >= refresh_period(distance2, view_in2, space.far_refresh_shift)
         {
             let fresh = &mut scratch.fresh[slot as usize];
             if fresh.stamp != tick {
@@ -852,13 +855,13 @@ fn frame_bits(first: u64, count: u64) -> u64 {
 /// within half the view radius (and for the player's own actor and actors
 /// that do not move), every 2nd within three quarters, every 4th beyond
 /// (Unreal's update frequency by relevance).
-fn refresh_period(distance2: i64, view_in2: i64) -> u64 {
+fn refresh_period(distance2: i64, view_in2: i64, far_shift: u32) -> u64 {
     if distance2 * 4 <= view_in2 {
         1
     } else if distance2 * 16 <= view_in2 * 9 {
-        2
+        2 << far_shift
     } else {
-        4
+        4 << far_shift
     }
 }
 

@@ -1,7 +1,8 @@
 //! A client that stops acknowledging, or whose frames are lost for a long
 //! while, costs the server a fixed size per actor in its view, not a
 //! history that grows with every frame; once its frames arrive again it
-//! catches up with the line as it is, exactly.
+//! catches up with the line as it is, exactly. A busy host sheds far
+//! actors' refresh, and nothing near.
 
 use std::sync::Arc;
 
@@ -119,4 +120,99 @@ fn a_client_whose_frames_were_lost_for_five_seconds_converges_exactly() {
     for (id, _) in replica.actors() {
         assert_eq!(replica.server_position(id), line.position(id), "{id:?}");
     }
+}
+
+/// The swarm, and a keeper who steers a bee of their own in the middle.
+struct Keeper;
+
+impl Game for Keeper {
+    type Line = ();
+    type Player = ();
+
+    fn schema(&self) -> Schema {
+        Swarm.schema()
+    }
+
+    fn zones(&self) -> Vec<Zone> {
+        Swarm.zones()
+    }
+
+    fn bytes_per_second(&self) -> u32 {
+        u32::MAX
+    }
+
+    fn new_line(&self, ctx: &mut Ctx<'_, ()>) {
+        Swarm.new_line(ctx)
+    }
+
+    fn on_walk_end(&self, line: &mut (), ctx: &mut Ctx<'_, ()>, actor: ActorId, arrived: bool) {
+        Swarm.on_walk_end(line, ctx, actor, arrived)
+    }
+
+    fn on_join(&self, _: &mut (), ctx: &mut Ctx<'_, ()>, player: hearth_game::PlayerId) {
+        let bee = ctx.kind("bee").unwrap();
+        let own = ctx.spawn(bee, Some(player));
+        let middle = (SIDE as i32 / 2) * UNITS_PER_CELL;
+        ctx.place(own, Pos::new(middle, middle)).unwrap();
+        ctx.control(player, Some(own)).unwrap();
+    }
+}
+
+/// The keeper's frame bytes over ticks 21 to 120, shedding or not from
+/// tick 21, and the replica and line at the end.
+fn keep(shedding: bool) -> (usize, GameReplica, GameLine<Keeper>) {
+    let mut line = GameLine::new(Arc::new(Keeper), 9);
+    line.join(1, None);
+    let mut replica = GameReplica::new(line.schema().clone());
+    let mut frame_bytes = 0;
+    for tick in 1..=120 {
+        if tick == 21 {
+            line.set_shedding(shedding);
+        }
+        line.tick();
+        let outputs: Vec<GameOutput> = line.drain_outputs().collect();
+        for output in outputs {
+            let GameOutput::Send { channel, bytes, .. } = output else {
+                continue;
+            };
+            match channel {
+                RELIABLE_CHANNEL => replica.apply_reliable(&bytes).unwrap(),
+                _ => {
+                    if tick > 20 {
+                        frame_bytes += bytes.len();
+                    }
+                    replica.apply_frame(&bytes).unwrap();
+                }
+            }
+        }
+        while replica.poll_event().is_some() {}
+        if let Some(ack) = replica.poll_ack() {
+            line.input(1, STATE_CHANNEL, &ack).unwrap();
+        }
+    }
+    (frame_bytes, replica, line)
+}
+
+#[test]
+fn a_busy_host_sheds_far_actors_refresh_and_nothing_near() {
+    let (usual, _, _) = keep(false);
+    let (shed, replica, line) = keep(true);
+    assert!(
+        shed * 10 < usual * 9,
+        "shedding sent {shed} frame bytes, as usual {usual}"
+    );
+    // Near bees (within half the view radius) are exactly where the line
+    // has them: shedding leaves them alone.
+    let own = replica.controlled().unwrap();
+    let centre = line.position(own).unwrap();
+    let half_view = i64::from(Swarm.zones()[0].spec.view_radius) * i64::from(UNITS_PER_CELL) / 2;
+    let mut near = 0;
+    for (id, _) in replica.actors() {
+        let at = line.position(id).unwrap();
+        if at.distance_squared(centre) < half_view * half_view {
+            near += 1;
+            assert_eq!(replica.server_position(id), Some(at), "{id:?}");
+        }
+    }
+    assert!(near > 5, "{near} bees near the keeper");
 }
