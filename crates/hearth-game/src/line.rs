@@ -446,6 +446,11 @@ impl<G: Game> GameLine<G> {
         Some(ObserverId(number))
     }
 
+    /// Whether `observer` is still observing this line.
+    pub fn is_observing(&self, observer: ObserverId) -> bool {
+        self.core.observers.contains_key(&observer.0)
+    }
+
     /// Stops sending to an observer; false if there was none.
     pub fn stop_observing(&mut self, observer: ObserverId) -> bool {
         self.core.observers.remove(&observer.0).is_some()

@@ -632,10 +632,14 @@ impl<G: Game> Host<G> {
         self.recordings.tee(&observed);
         self.recordings.tee(&sends);
         self.recordings.sweep();
-        // Observers whose recording ended (or whose line closed) stop.
+        // Observers whose recording ended (or whose line closed, even if a
+        // line of the same number has opened since) stop.
         let (lines, recordings) = (&mut self.lines, &self.recordings);
         self.observers.retain(|&(line, observer), key| {
-            let running = recordings.is_recording(*key) && lines.line(line).is_some();
+            let running = recordings.is_recording(*key)
+                && lines
+                    .line(line)
+                    .is_some_and(|open| open.is_observing(observer));
             if !running {
                 lines.stop_observing(line, observer);
             }
