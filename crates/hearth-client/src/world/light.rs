@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hearth_proto::Event;
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
-use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
+use hearth_replica::geometry::Pos;
 use hearth_replica::light::LightReplica;
 use hearth_replica::schema::Value;
 use hearth_replica::zone::Zone;
@@ -108,15 +108,13 @@ impl LightWorldClient {
         else {
             return;
         };
-        let speed = self.replica.speed(Player::KIND).unwrap_or(1);
-        let hz = self.replica.tick_hz().unwrap_or(20).max(1);
-        let step = (i64::from(speed) * i64::from(UNITS_PER_CELL) / i64::from(hz) - 2).max(1);
-        let next = at.step_towards(target, step);
-        if next == at || !zone.path_clear(at, next) || !self.replica.move_to(next) {
+        let speed = self.replica.speed(Player::KIND);
+        let next = super::walk_step(at, target, zone, speed, self.replica.tick_hz());
+        if !next.is_some_and(|next| self.replica.move_to(next)) {
             self.walking_to = None;
             return;
         }
-        if next == target {
+        if next == Some(target) {
             self.walking_to = None;
         }
         self.send_ack().await;

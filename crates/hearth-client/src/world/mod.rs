@@ -189,17 +189,13 @@ impl WorldClient {
         else {
             return;
         };
-        let speed = self.replica.speed(Player::KIND).unwrap_or(1);
-        let hz = self.replica.tick_hz().unwrap_or(20).max(1);
-        // Just under the legal speed: rounding and timer jitter never make a
-        // step too long.
-        let step = (i64::from(speed) * i64::from(UNITS_PER_CELL) / i64::from(hz) - 2).max(1);
-        let next = at.step_towards(target, step);
-        if next == at || !zone.path_clear(at, next) || self.replica.move_to(next).is_err() {
+        let speed = self.replica.speed(Player::KIND);
+        let next = walk_step(at, target, zone, speed, self.replica.tick_hz());
+        if next.is_none_or(|next| self.replica.move_to(next).is_err()) {
             self.walking_to = None;
             return;
         }
-        if next == target {
+        if next == Some(target) {
             self.walking_to = None;
         }
         self.send_ack().await;
@@ -283,6 +279,24 @@ impl WorldClient {
     pub async fn close(&self, code: u16, reason: &str) {
         self.connection.close(code, reason).await;
     }
+}
+
+/// One tick's step of a walk from `at` towards `target`, just under the
+/// zone's speed for the kind (rounding and timer jitter never make a step
+/// too long); `None` when the walk cannot go on (arrived, or a wall in the
+/// way). Both world clients walk with it.
+pub(crate) fn walk_step(
+    at: Pos,
+    target: Pos,
+    zone: &Zone,
+    speed: Option<u32>,
+    tick_hz: Option<u32>,
+) -> Option<Pos> {
+    let speed = i64::from(speed.unwrap_or(1));
+    let hz = i64::from(tick_hz.unwrap_or(20).max(1));
+    let step = (speed * i64::from(UNITS_PER_CELL) / hz - 2).max(1);
+    let next = at.step_towards(target, step);
+    (next != at && zone.path_clear(at, next)).then_some(next)
 }
 
 /// What a replica's event means in the world, if anything worth telling
