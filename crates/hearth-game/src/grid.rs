@@ -41,7 +41,7 @@ impl Grid {
         }
     }
 
-    fn bucket_of(&self, pos: Pos) -> (i32, i32) {
+    pub fn bucket_of(&self, pos: Pos) -> (i32, i32) {
         (
             (pos.x.div_euclid(self.bucket_side)).clamp(0, self.columns - 1),
             (pos.y.div_euclid(self.bucket_side)).clamp(0, self.rows - 1),

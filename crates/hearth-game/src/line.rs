@@ -671,9 +671,22 @@ impl<G: Game> GameLine<G> {
         // it does, so the players' views can be written at the same time.
         let taken = std::mem::take(&mut self.core.actors);
         let actors: Vec<_> = taken.iter().map(|(id, actor)| (*id, actor)).collect();
-        self.scratch.locate(&actors, &self.space);
+        self.scratch.locate(&actors, &self.masks, &self.space);
         let core = &mut self.core;
-        for (&player, state) in core.players.iter_mut() {
+        // Players in the order of where they stand (see
+        // `Scratch::spatial_order`): neighbours see mostly the same actors,
+        // so one player's replication finds in the cache what the last one
+        // read. The order depends only on the line's state: deterministic.
+        let mut in_order: Vec<_> = core
+            .players
+            .iter_mut()
+            .map(|(&player, state)| {
+                let key = self.scratch.spatial_key(&actors, state.steer.actor);
+                (key, player, state)
+            })
+            .collect();
+        in_order.sort_unstable_by_key(|(key, player, _)| (*key, *player));
+        for (_, player, state) in in_order {
             let sent = replicate(
                 &mut core.stats,
                 core.tick,

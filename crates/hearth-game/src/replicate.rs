@@ -226,28 +226,35 @@ pub(crate) struct Scratch {
     gone: Vec<ActorId>,
 }
 
-/// One actor as replication sees it first (see [`Scratch::hot`]).
+/// One actor as replication sees it first (see [`Scratch::hot`]): one
+/// cache line, copied from its state once a tick in id order, so that the
+/// many views that look at it each tick read this line and not the
+/// actor's state (a walk of pointers, a miss each).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct Hot {
+    /// Checks a view entry's remembered slot without reading the actors.
+    id: ActorId,
     kind: u16,
     moves: bool,
     /// Its position, if it moves.
     pos: Pos,
     frame_changed: u64,
     reliable_changed: u64,
+    /// When each of its kind's frame properties last changed (in the order
+    /// of `KindMasks::hot_frame`), if the kind has few enough: which of them
+    /// a view needs is found here, not in the actor's state.
+    frame_ticks: [u64; HOT_FRAME_PROPS],
 }
 
-/// What replication needs of an actor that changed (see [`Scratch::fresh`]).
+/// An actor's frame update as encoded this tick (see [`Scratch::fresh`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct Fresh {
-    /// The tick this was filled in (0: never): filled when a view first
+    /// The tick this was encoded in (0: never): encoded when a view first
     /// needs the actor in a tick, so the actors nobody needs cost nothing.
     stamp: u64,
-    /// When each of its kind's frame properties last changed (in the order
-    /// of `KindMasks::hot_frame`), if the kind has few enough.
-    frame_ticks: [u64; HOT_FRAME_PROPS],
     /// Its encoded frame update in `Scratch::encoded_bytes` (mask and
-    /// values, without the id), for `mask`; `len` 0: none yet this tick.
+    /// values, without the id), for `mask`.
     mask: u64,
     start: u32,
     len: u32,
@@ -255,7 +262,7 @@ struct Fresh {
 
 impl Scratch {
     /// Where everything is this tick.
-    pub fn locate(&mut self, actors: Actors<'_>, space: &Space) {
+    pub fn locate(&mut self, actors: Actors<'_>, masks: &[KindMasks], space: &Space) {
         self.moving.clear();
         self.fixed.clear();
         self.hot.clear();
@@ -270,12 +277,22 @@ impl Scratch {
             } else {
                 Pos::new(0, 0)
             };
+            let mut frame_ticks = [0; HOT_FRAME_PROPS];
+            if let Some(bits) = &masks[usize::from(actor.kind)].hot_frame {
+                for (at, bit) in frame_ticks.iter_mut().zip(bits) {
+                    if *bit != 0 {
+                        *at = actor.changed[bit.trailing_zeros() as usize];
+                    }
+                }
+            }
             self.hot.push(Hot {
+                id: *id,
                 kind: actor.kind,
                 moves,
                 pos,
                 frame_changed: actor.frame_changed,
                 reliable_changed: actor.reliable_changed,
+                frame_ticks,
             });
             if moves {
                 self.moving.push((*id, pos, slot as u32));
@@ -302,6 +319,37 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Where a viewer whose controlled actor is `own` comes in the tick's
+    /// replication order: the Morton code of its grid bucket (bucket
+    /// neighbours stay close in the order), `u64::MAX` for a viewer who
+    /// controls nothing that moves.
+    pub fn spatial_key(&self, actors: Actors<'_>, own: Option<ActorId>) -> u64 {
+        let Some(slot) = own.and_then(|id| find(actors, id, &mut 0)) else {
+            return u64::MAX;
+        };
+        let hot = &self.hot[slot as usize];
+        if !hot.moves {
+            return u64::MAX;
+        }
+        let (x, y) = self.grid.bucket_of(hot.pos);
+        morton(x as u32, y as u32)
+    }
+}
+
+/// Interleaves the bits of `x` and `y` (a Z-order curve).
+fn morton(x: u32, y: u32) -> u64 {
+    fn spread(v: u32) -> u64 {
+        let mut v = u64::from(v);
+        v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+        v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+        v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        v = (v | (v << 2)) & 0x3333_3333_3333_3333;
+        (v | (v << 1)) & 0x5555_5555_5555_5555
+    }
+    spread(x) | (spread(y) << 1)
+}
+
 /// The line's actors in id order, for one tick's replication: an actor is
 /// found by its slot here (remembered per view entry, or by binary search)
 /// rather than in the line's ordered map, which costs a tree walk each time.
@@ -314,6 +362,17 @@ fn find(actors: Actors<'_>, id: ActorId, hint: &mut u32) -> Option<u32> {
         return Some(*hint);
     }
     let slot = actors.binary_search_by_key(&id, |(at, _)| *at).ok()? as u32;
+    *hint = slot;
+    Some(slot)
+}
+
+/// [`find`] through the tick's hot lines (which are in the same order as
+/// its actors), so that a hint that holds costs no read of the actors.
+fn find_hot(hot: &[Hot], id: ActorId, hint: &mut u32) -> Option<u32> {
+    if hot.get(*hint as usize).is_some_and(|h| h.id == id) {
+        return Some(*hint);
+    }
+    let slot = hot.binary_search_by_key(&id, |h| h.id).ok()? as u32;
     *hint = slot;
     Some(slot)
 }
@@ -426,7 +485,7 @@ pub(crate) fn replicate(
     if !relevancy_pass {
         for entry in view.entries.iter_mut() {
             let id = entry.id;
-            let Some(slot) = find(actors, id, &mut entry.slot) else {
+            let Some(slot) = find_hot(&scratch.hot, id, &mut entry.slot) else {
                 continue;
             };
             let hot = &scratch.hot[slot as usize];
@@ -580,26 +639,10 @@ pub(crate) fn replicate(
             && tick.saturating_sub(entry.last_sent)
                 >= refresh_period(distance2, view_in2, space.far_refresh_shift)
         {
-            let fresh = &mut scratch.fresh[slot as usize];
-            if fresh.stamp != tick {
-                let mut frame_ticks = [0; HOT_FRAME_PROPS];
-                if let Some(bits) = &kind.hot_frame {
-                    for (at, bit) in frame_ticks.iter_mut().zip(bits) {
-                        if *bit != 0 {
-                            *at = actor.changed[bit.trailing_zeros() as usize];
-                        }
-                    }
-                }
-                *fresh = Fresh {
-                    stamp: tick,
-                    frame_ticks,
-                    ..Fresh::default()
-                };
-            }
             let mask = match &kind.hot_frame {
                 Some(bits) => {
                     let mut mask = 0;
-                    for (at, bit) in fresh.frame_ticks.iter().zip(bits) {
+                    for (at, bit) in hot.frame_ticks.iter().zip(bits) {
                         if *at > entry.acked {
                             mask |= bit;
                         }
@@ -609,7 +652,8 @@ pub(crate) fn replicate(
                 None => changed_since(actor, kind.frame & visible, entry.acked),
             };
             if mask != 0 {
-                if fresh.len == 0 || fresh.mask != mask {
+                let fresh = &mut scratch.fresh[slot as usize];
+                if fresh.stamp != tick || fresh.mask != mask {
                     let start = scratch.encoded_bytes.len();
                     put_masked_state(
                         &mut scratch.encoded_bytes,
@@ -617,9 +661,12 @@ pub(crate) fn replicate(
                         mask,
                         &actor.values,
                     );
-                    fresh.mask = mask;
-                    fresh.start = start as u32;
-                    fresh.len = (scratch.encoded_bytes.len() - start) as u32;
+                    *fresh = Fresh {
+                        stamp: tick,
+                        mask,
+                        start: start as u32,
+                        len: (scratch.encoded_bytes.len() - start) as u32,
+                    };
                 }
                 scratch.candidates.push(Candidate {
                     id: *id,
