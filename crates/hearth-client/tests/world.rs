@@ -631,6 +631,7 @@ async fn a_world_flood_is_dropped_and_counted_without_hurting_other_players() {
             // the far place.
             let state = GameClientMessage::Moves {
                 ack: u64::from(n),
+                earlier: u32::MAX,
                 moves: (0..8)
                     .map(|k| GameMove {
                         seq: n * 8 + k + 1,

@@ -506,13 +506,17 @@ impl<G: Game> GameLine<G> {
             }
         };
         match message {
-            GameClientMessage::Ack { tick } => {
-                self.acknowledge(player, tick);
+            GameClientMessage::Ack { tick, earlier } => {
+                self.acknowledge(player, tick, earlier);
                 Ok(())
             }
-            GameClientMessage::Moves { ack, moves } => {
+            GameClientMessage::Moves {
+                ack,
+                earlier,
+                moves,
+            } => {
                 if ack != 0 {
-                    self.acknowledge(player, ack);
+                    self.acknowledge(player, ack, earlier);
                 }
                 if let Some(state) = self.core.players.get_mut(&player) {
                     take_newer(&mut state.steer.moves, moves);
@@ -547,12 +551,12 @@ impl<G: Game> GameLine<G> {
         }
     }
 
-    fn acknowledge(&mut self, player: PlayerId, tick: u64) {
+    fn acknowledge(&mut self, player: PlayerId, tick: u64, earlier: u32) {
         let acknowledged = self
             .core
             .players
             .get_mut(&player)
-            .is_some_and(|p| p.view.acknowledge(tick));
+            .is_some_and(|p| p.view.acknowledge(tick, earlier));
         if !acknowledged {
             self.core.stats.bad_acks += 1;
         }
@@ -721,7 +725,7 @@ impl<G: Game> GameLine<G> {
             );
             if sent.1.is_some() {
                 // Written to a file as it is sent: delivered.
-                state.view.acknowledge(core.tick);
+                state.view.acknowledge(core.tick, 0);
             }
             let observer = ObserverId(observer);
             self.outputs.extend(

@@ -125,24 +125,38 @@ impl ClientView {
         }
     }
 
-    /// The client applied the frame of `tick`: the actors it carried are
-    /// known to the client as of that tick. Older unacknowledged frames
-    /// are lost (the client ignores frames older than one it applied).
-    /// False when no such frame is in flight.
-    pub fn acknowledge(&mut self, tick: u64) -> bool {
+    /// The client applied the frame of `tick`, and of the ticks before it
+    /// those whose bits are set in `earlier` (bit `i`: tick `tick - 1 - i`;
+    /// see `hearth_replica::frame_acks`): each actor is known to the client
+    /// as of the newest of them that carried it. The other frames up to
+    /// `tick` are lost (the client ignores frames older than one it
+    /// applied). False when no frame of `tick` is in flight.
+    pub fn acknowledge(&mut self, tick: u64, earlier: u32) -> bool {
         let Some(at) = self.in_flight.iter().position(|t| *t == tick) else {
             return false;
         };
         let first = self.next_frame - self.in_flight.len() as u64;
-        let acked = 1u64 << ((first + at as u64) % 64);
+        // The applied frames, bit `k` for the frame at `in_flight[k]`.
+        let mut applied = 1u64 << at;
+        for (k, &sent) in self.in_flight.iter().enumerate().take(at) {
+            let back = tick - sent - 1;
+            if back < 32 && earlier & (1 << back) != 0 {
+                applied |= 1 << k;
+            }
+        }
+        // The same, as the frames' bits in the entries' `carried`.
+        let acked = applied.rotate_left((first % 64) as u32);
         let leaving = frame_bits(first, at as u64 + 1);
-        self.in_flight.drain(..=at);
         for entry in &mut self.entries {
-            if entry.carried & acked != 0 {
-                entry.acked = entry.acked.max(tick);
+            let hits = entry.carried & acked;
+            if hits != 0 {
+                // The newest applied frame that carried it.
+                let newest = 63 - hits.rotate_right((first % 64) as u32).leading_zeros();
+                entry.acked = entry.acked.max(self.in_flight[newest as usize]);
             }
             entry.carried &= !leaving;
         }
+        self.in_flight.drain(..=at);
         true
     }
 
@@ -956,4 +970,60 @@ fn reliable_message(tick: u64, count: usize, items: &[u8]) -> Vec<u8> {
     put_reliable_header(&mut bytes, tick, count);
     bytes.extend_from_slice(items);
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u32) -> ViewEntry {
+        ViewEntry {
+            id: ActorId(id),
+            acked: 0,
+            owned: false,
+            last_sent: 0,
+            carried: 0,
+            slot: 0,
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_counts_each_actor_at_the_newest_applied_frame_that_carried_it() {
+        let mut view = ClientView::entered(0);
+        view.entries = vec![entry(1), entry(2), entry(3), entry(4)];
+        // Frames of ticks 10, 11 and 13: actor 1 in all, 2 in 10 and 11,
+        // 3 only in 11, 4 only in 13.
+        let carried: [&[usize]; 3] = [&[0, 1], &[0, 1, 2], &[0, 3]];
+        for (tick, carried) in [10, 11, 13].into_iter().zip(carried) {
+            let bit = view.sent_frame(tick);
+            for &at in carried {
+                view.entries[at].carried |= bit;
+            }
+        }
+        // The client applied 13 and 10 (bit 2: tick 13 - 1 - 2), not 11.
+        assert!(view.acknowledge(13, 0b100));
+        let acked: Vec<u64> = view.entries.iter().map(|e| e.acked).collect();
+        assert_eq!(acked, [13, 10, 0, 13], "3 came only in the lost frame");
+        assert!(view.entries.iter().all(|e| e.carried == 0));
+        assert!(view.in_flight.is_empty());
+        assert!(!view.acknowledge(11, 0), "no longer in flight");
+    }
+
+    #[test]
+    fn an_acknowledgement_past_a_wrapped_window_finds_its_frames() {
+        let mut view = ClientView::entered(0);
+        view.entries = vec![entry(1)];
+        // More frames than the window: bits wrap around the 64.
+        for tick in 1..=(MAX_IN_FLIGHT as u64 + 10) {
+            let bit = view.sent_frame(tick);
+            if tick % 2 == 0 {
+                view.entries[0].carried |= bit;
+            }
+        }
+        let last = MAX_IN_FLIGHT as u64 + 10;
+        // Applied: the last but one (which carried it) and the last.
+        assert!(view.acknowledge(last, 0b1));
+        assert_eq!(view.entries[0].acked, last);
+        assert_eq!(view.entries[0].carried, 0);
+    }
 }

@@ -222,7 +222,7 @@ fn shift_ticks(core: &mut serde_json::Value, by: u64) {
             add(&mut entry["acked"]);
         }
         for frame in view["in_flight"].as_array_mut().unwrap() {
-            add(&mut frame[0]);
+            add(frame);
         }
         for bucket in player["buckets"].as_array_mut().unwrap() {
             add(&mut bucket["at_tick"]);

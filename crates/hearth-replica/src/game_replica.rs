@@ -10,6 +10,7 @@ use std::sync::Arc;
 use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
+use crate::frame_acks::FrameAcks;
 use crate::game_wire::{
     decode_frame, decode_reliable, joined_version, GameClientMessage, GameItem, GameMove, MAX_MOVES,
 };
@@ -111,10 +112,8 @@ pub struct GameReplica {
     last_seq: u32,
     /// A move was made since the last state message.
     moves_due: bool,
-    /// The newest frame applied completely: what the client acknowledges.
-    newest_frame: u64,
-    /// `newest_frame` was not acknowledged yet.
-    ack_due: bool,
+    /// The frames applied completely: what the client acknowledges.
+    acks: FrameAcks,
     events: VecDeque<GameEvent>,
     /// Events dropped because nobody read them.
     pub events_dropped: u64,
@@ -134,8 +133,7 @@ impl GameReplica {
             pending: VecDeque::new(),
             last_seq: 0,
             moves_due: false,
-            newest_frame: 0,
-            ack_due: false,
+            acks: FrameAcks::default(),
             events: VecDeque::new(),
             events_dropped: 0,
         }
@@ -293,8 +291,7 @@ impl GameReplica {
                     self.controlled = None;
                     self.pending.clear();
                 }
-                self.newest_frame = tick.saturating_sub(1);
-                self.ack_due = false;
+                self.acks.restart(tick.saturating_sub(1));
                 self.tick_hz = Some(tick_hz);
                 self.map = map;
                 self.view_radius = view_radius;
@@ -371,7 +368,7 @@ impl GameReplica {
         let kind_of = |id: ActorId| actors.get(&id).map(|a| a.kind);
         let (header, updates, complete) = decode_frame(bytes, &self.schema, &kind_of)?;
         let tick = header.tick;
-        if tick <= self.newest_frame {
+        if tick <= self.acks.newest() {
             return Ok(());
         }
         // The server took every move up to its input ack: drop them. After
@@ -397,8 +394,7 @@ impl GameReplica {
             });
         }
         if complete {
-            self.newest_frame = tick;
-            self.ack_due = true;
+            self.acks.applied(tick);
         }
         if header.corrected && had_pending {
             if let Some(at) = self.controlled.and_then(|id| self.server_position(id)) {
@@ -408,23 +404,23 @@ impl GameReplica {
         Ok(())
     }
 
-    /// What to send on the state channel, when a newer frame was applied
-    /// or a move made since the last call: the acknowledgement, with the
-    /// moves the server has not acknowledged yet.
+    /// What to send on the state channel, when a move was made or enough
+    /// frames were applied since the last call (see [`crate::frame_acks`]):
+    /// the acknowledgement, with the moves the server has not acknowledged
+    /// yet.
     pub fn poll_ack(&mut self) -> Option<Vec<u8>> {
         let moves_due = std::mem::take(&mut self.moves_due);
-        if !std::mem::take(&mut self.ack_due) && !moves_due {
+        if !self.acks.due() && !moves_due {
             return None;
         }
+        let (tick, earlier) = self.acks.take();
         let mut out = Vec::new();
         if self.pending.is_empty() {
-            GameClientMessage::Ack {
-                tick: self.newest_frame,
-            }
-            .encode(&self.schema, &mut out);
+            GameClientMessage::Ack { tick, earlier }.encode(&self.schema, &mut out);
         } else {
             GameClientMessage::Moves {
-                ack: self.newest_frame,
+                ack: tick,
+                earlier,
                 moves: self.pending.iter().copied().collect(),
             }
             .encode(&self.schema, &mut out);
@@ -530,8 +526,16 @@ mod tests {
         replica.apply_reliable(&joined(&schema, 5, 1, 10)).unwrap();
         replica.apply_frame(&frame(&schema, 6, 1, 11)).unwrap();
         assert_eq!(replica.value(ActorId(1), "value"), Some(&Value::Int(11)));
-        let acked = replica.poll_ack();
-        assert!(acked.is_some());
+        replica.apply_frame(&frame(&schema, 7, 1, 11)).unwrap();
+        assert!(replica.poll_ack().is_none(), "two frames: not yet");
+        replica.apply_frame(&frame(&schema, 8, 1, 11)).unwrap();
+        let mut ack = Vec::new();
+        GameClientMessage::Ack {
+            tick: 8,
+            earlier: 0b11,
+        }
+        .encode(&schema, &mut ack);
+        assert_eq!(replica.poll_ack(), Some(ack), "the third, naming all three");
         // The next line (entry 2): its frame comes first. Id 1 there is
         // another actor: this one keeps its value, and nothing is acked.
         replica.apply_frame(&frame(&schema, 9, 2, 500)).unwrap();

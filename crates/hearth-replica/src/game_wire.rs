@@ -144,11 +144,17 @@ pub struct GameUpdate {
 pub enum GameClientMessage {
     /// A message the schema declares `to_server`.
     Message { index: u16, values: Vec<Value> },
-    /// The newest frame the client applied completely.
-    Ack { tick: u64 },
+    /// The newest frame the client applied completely, and which frames
+    /// of the ticks before it it applied too (bit `i`: tick `tick - 1 - i`;
+    /// see [`crate::frame_acks`]).
+    Ack { tick: u64, earlier: u32 },
     /// The acknowledgement, and the controlled actor's moves not yet
     /// acknowledged (oldest first).
-    Moves { ack: u64, moves: Vec<GameMove> },
+    Moves {
+        ack: u64,
+        earlier: u32,
+        moves: Vec<GameMove>,
+    },
 }
 
 /// A frame's header, decoded.
@@ -642,13 +648,19 @@ impl GameClientMessage {
                     .encode(values, out)
                     .expect("values admitted by the message's fields");
             }
-            GameClientMessage::Ack { tick } => {
+            GameClientMessage::Ack { tick, earlier } => {
                 out.put_u8(code::CLIENT_ACK);
                 out.put_varint(*tick);
+                out.put_varint(u64::from(*earlier));
             }
-            GameClientMessage::Moves { ack, moves } => {
+            GameClientMessage::Moves {
+                ack,
+                earlier,
+                moves,
+            } => {
                 out.put_u8(code::CLIENT_MOVES);
                 out.put_varint(*ack);
+                out.put_varint(u64::from(*earlier));
                 out.put_u8(moves.len().min(MAX_MOVES) as u8);
                 for m in moves.iter().take(MAX_MOVES) {
                     out.put_varint(u64::from(m.seq));
@@ -680,9 +692,11 @@ impl GameClientMessage {
             }
             (STATE_CHANNEL, code::CLIENT_ACK) => GameClientMessage::Ack {
                 tick: r.varint("ack tick")?,
+                earlier: varint_u32(&mut r, "earlier frames")?,
             },
             (STATE_CHANNEL, code::CLIENT_MOVES) => {
                 let ack = r.varint("ack tick")?;
+                let earlier = varint_u32(&mut r, "earlier frames")?;
                 let count = usize::from(r.u8("move count")?);
                 if count > MAX_MOVES {
                     return Err(DecodeError::OutOfRange("move count"));
@@ -697,7 +711,11 @@ impl GameClientMessage {
                         pos: Pos::new(x, y),
                     });
                 }
-                GameClientMessage::Moves { ack, moves }
+                GameClientMessage::Moves {
+                    ack,
+                    earlier,
+                    moves,
+                }
             }
             (_, value) => {
                 return Err(DecodeError::UnknownType {

@@ -9,6 +9,7 @@
 //! `hearth-codec` alone.
 
 pub mod actor;
+pub mod frame_acks;
 pub mod game_replica;
 pub mod game_wire;
 pub mod geometry;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
+use crate::frame_acks::FrameAcks;
 use crate::game_replica::MAX_REPLICA_ACTORS;
 use crate::game_wire::{
     decode_frame, decode_reliable, frame_header, GameClientMessage, GameItem, GameMove, MAX_MOVES,
@@ -39,9 +40,8 @@ pub struct LightReplica {
     map: String,
     speeds: Vec<u32>,
     entry: u8,
-    /// The newest frame read, and whether it is yet to be acknowledged.
-    newest_frame: u64,
-    ack_due: bool,
+    /// The frames read: what the client acknowledges.
+    acks: FrameAcks,
     /// Moves made and not acknowledged, oldest first (at most MAX_MOVES).
     pending: VecDeque<GameMove>,
     last_seq: u32,
@@ -68,8 +68,7 @@ impl LightReplica {
             map: String::new(),
             speeds: Vec::new(),
             entry: 0,
-            newest_frame: 0,
-            ack_due: false,
+            acks: FrameAcks::default(),
             pending: VecDeque::new(),
             last_seq: 0,
             moves_due: false,
@@ -134,7 +133,7 @@ impl LightReplica {
                     self.map = map;
                     self.speeds = speeds;
                     self.entry = entry;
-                    self.newest_frame = tick.saturating_sub(1);
+                    self.acks.restart(tick.saturating_sub(1));
                     self.joins += 1;
                 }
                 GameItem::Spawn {
@@ -181,12 +180,11 @@ impl LightReplica {
     /// only when it says a move was refused.
     pub fn apply_frame(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let header = frame_header(bytes).ok_or(DecodeError::OutOfRange("frame"))?;
-        if self.tick_hz.is_none() || header.entry != self.entry || header.tick <= self.newest_frame
+        if self.tick_hz.is_none() || header.entry != self.entry || header.tick <= self.acks.newest()
         {
             return Ok(());
         }
-        self.newest_frame = header.tick;
-        self.ack_due = true;
+        self.acks.applied(header.tick);
         self.frames += 1;
         // The server took every move up to its input ack: where the last
         // of them went is where it has the actor (unless a refusal says
@@ -255,16 +253,16 @@ impl LightReplica {
     /// frame, with the moves not yet acknowledged.
     pub fn poll_ack(&mut self) -> Option<Vec<u8>> {
         let moves_due = std::mem::take(&mut self.moves_due);
-        if !std::mem::take(&mut self.ack_due) && !moves_due {
+        if !self.acks.due() && !moves_due {
             return None;
         }
+        let (tick, earlier) = self.acks.take();
         let mut out = Vec::new();
         let message = match self.pending.is_empty() {
-            true => GameClientMessage::Ack {
-                tick: self.newest_frame,
-            },
+            true => GameClientMessage::Ack { tick, earlier },
             false => GameClientMessage::Moves {
-                ack: self.newest_frame,
+                ack: tick,
+                earlier,
                 moves: self.pending.iter().copied().collect(),
             },
         };

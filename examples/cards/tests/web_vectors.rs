@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use cards::Cards;
 use hearth_game::{GameLine, GameOutput};
+use hearth_replica::frame_acks::FrameAcks;
 use hearth_replica::game_replica::GameReplica;
-use hearth_replica::game_wire::{GameClientMessage, RELIABLE_CHANNEL};
+use hearth_replica::game_wire::{GameClientMessage, GameMove, RELIABLE_CHANNEL};
+use hearth_replica::geometry::Pos;
 use hearth_replica::schema::{KindSpec, MessageSpec, PropSpec, Scalar, Schema, Value, ValueType};
 use serde_json::{json, Value as Json};
 
@@ -132,7 +134,45 @@ fn generate() -> Json {
     }
     .encode(&every, &mut poke);
     let mut ack = Vec::new();
-    GameClientMessage::Ack { tick: 300 }.encode(&every, &mut ack);
+    GameClientMessage::Ack {
+        tick: 300,
+        earlier: 0b101,
+    }
+    .encode(&every, &mut ack);
+    let mut moves = Vec::new();
+    GameClientMessage::Moves {
+        ack: 300,
+        earlier: 0b11,
+        moves: vec![
+            GameMove {
+                seq: 1,
+                pos: Pos::new(150, 250),
+            },
+            GameMove {
+                seq: 2,
+                pos: Pos::new(250, 250),
+            },
+        ],
+    }
+    .encode(&every, &mut moves);
+    // When a client acknowledges, and what it names: frames applied after
+    // a line's start at tick 99, with gaps, and one beyond the mask.
+    let applied = [100u64, 101, 103, 104, 105, 140, 141, 142, 143];
+    let mut acks = FrameAcks::default();
+    acks.restart(99);
+    let sent: Vec<Json> = applied
+        .iter()
+        .map(|&tick| {
+            acks.applied(tick);
+            if !acks.due() {
+                return Json::Null;
+            }
+            let (tick, earlier) = acks.take();
+            let mut bytes = Vec::new();
+            GameClientMessage::Ack { tick, earlier }.encode(&every, &mut bytes);
+            json!(hex(&bytes))
+        })
+        .collect();
 
     // A card match as player 1 receives it.
     let cards = Arc::new(cards::schema());
@@ -182,7 +222,14 @@ fn generate() -> Json {
         "every_type_messages": messages,
         "client": {
             "poke": { "values": ["2"], "hex": hex(&poke) },
-            "ack": { "tick": 300, "hex": hex(&ack) },
+            "ack": { "tick": 300, "earlier": 0b101, "hex": hex(&ack) },
+            "moves": {
+                "ack": 300,
+                "earlier": 0b11,
+                "moves": [{ "seq": 1, "x": 150, "y": 250 }, { "seq": 2, "x": 250, "y": 250 }],
+                "hex": hex(&moves),
+            },
+            "ack_sequence": { "restart": 99, "applied": applied, "sent": sent },
         },
         "match": { "received": received, "actors": actors },
     })

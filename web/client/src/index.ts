@@ -25,6 +25,7 @@ export { SCHEMA_CHANNEL, readRecording } from "./world/record.js";
 export type { Record } from "./world/record.js";
 export * as game from "./game/schema.js";
 export {
+  FrameAcks,
   GameReplica,
   RELIABLE_CHANNEL,
   STATE_CHANNEL,
@@ -32,6 +33,7 @@ export {
   decodeGameFrame,
   decodeGameReliable,
   encodeGameAck,
+  encodeGameMoves,
   encodeGameMessage,
   encodeGameReliable,
   joinedVersion,

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { DecodeError, Writer, fromHex, toHex } from "../src/bytes.js";
 import { Schema, Value, decodeSchema, encodeSchema } from "../src/game/schema.js";
-import { GameReplica, decodeGameReliable, encodeGameAck, encodeGameFrame, encodeGameMessage, encodeGameReliable } from "../src/game/replica.js";
+import { FrameAcks, GameReplica, decodeGameReliable, encodeGameAck, encodeGameFrame, encodeGameMessage, encodeGameMoves, encodeGameReliable } from "../src/game/replica.js";
 
 declare const __WEB_DIR__: string;
 const vectors = JSON.parse(readFileSync(`${__WEB_DIR__}/client/test/game_vectors.json`, "utf8"));
@@ -70,7 +70,19 @@ test("a card match replays into the Rust replica's state", () => {
 test("what a client sends is the Rust bytes, and a wrong schema is refused with a clear error", () => {
   const every = decodeSchema(fromHex(vectors.schemas[0].hex));
   assert.equal(toHex(encodeGameMessage(every, "poke", [2])), vectors.client.poke.hex);
-  assert.equal(toHex(encodeGameAck(vectors.client.ack.tick)), vectors.client.ack.hex);
+  assert.equal(toHex(encodeGameAck(vectors.client.ack.tick, vectors.client.ack.earlier)), vectors.client.ack.hex);
+  const moves = vectors.client.moves;
+  assert.equal(toHex(encodeGameMoves(moves.ack, moves.earlier, moves.moves)), moves.hex);
+  // When a client acknowledges, and which frames it names: as the Rust client does.
+  const acks = new FrameAcks();
+  acks.restart(vectors.client.ack_sequence.restart);
+  const sent = vectors.client.ack_sequence.applied.map((tick: number) => {
+    acks.applied(tick);
+    if (!acks.due()) return null;
+    const [newest, earlier] = acks.take();
+    return toHex(encodeGameAck(newest, earlier));
+  });
+  assert.deepEqual(sent, vectors.client.ack_sequence.sent);
   assert.throws(() => encodeGameMessage(every, "all", []), /not a message to the server/);
   assert.throws(() => encodeGameMessage(every, "poke", [4]), /outside/);
   // The card match's first message says which schema the server runs.

@@ -295,14 +295,17 @@ export function encodeGameMessage(schema: Schema, name: string, values: Value[])
   return w.finish();
 }
 
-/** The acknowledgement of the newest frame applied completely, for the state channel. */
-export function encodeGameAck(tick: number): Uint8Array {
-  return new Writer().u8(CODE.clientAck).varint(tick).finish();
+/**
+ * The acknowledgement of the newest frame applied completely, and in `earlier` which frames of the ticks before it
+ * were applied too (bit i: tick `tick - 1 - i`), for the state channel.
+ */
+export function encodeGameAck(tick: number, earlier = 0): Uint8Array {
+  return new Writer().u8(CODE.clientAck).varint(tick).varint(earlier >>> 0).finish();
 }
 
 /** The acknowledgement and the controlled actor's moves not yet acknowledged (oldest first), for the state channel. */
-export function encodeGameMoves(ack: number, moves: readonly GameMove[]): Uint8Array {
-  const w = new Writer().u8(CODE.clientMoves).varint(ack);
+export function encodeGameMoves(ack: number, earlier: number, moves: readonly GameMove[]): Uint8Array {
+  const w = new Writer().u8(CODE.clientMoves).varint(ack).varint(earlier >>> 0);
   const sent = moves.slice(-MAX_MOVES);
   w.u8(sent.length);
   for (const m of sent) w.varint(m.seq).varint(clampCoordinate(m.x)).varint(clampCoordinate(m.y));
@@ -343,9 +346,9 @@ export class GameReplica {
   entry = 0;
   /** The actor this player's moves steer. */
   controlled?: number;
-  newestFrame = 0;
   eventsDropped = 0;
-  private ackDue = false;
+  /** The frames applied completely: what the client acknowledges. */
+  private readonly acks = new FrameAcks();
   private movesDue = false;
   private lastSeq = 0;
   private readonly pending: GameMove[] = [];
@@ -415,8 +418,7 @@ export class GameReplica {
             this.controlled = undefined;
             this.pending.length = 0;
           }
-          this.newestFrame = Math.max(0, Number(tick) - 1);
-          this.ackDue = false;
+          this.acks.restart(Math.max(0, Number(tick) - 1));
           this.tickHz = item.tickHz;
           this.map = item.map;
           this.viewRadius = item.viewRadius;
@@ -469,7 +471,7 @@ export class GameReplica {
     if (this.tickHz === undefined || entry !== this.entry) return;
     const { header, updates, complete } = decodeGameFrame(bytes, this.schema, (id) => this.actors.get(id)?.kind);
     const tick = header.tick;
-    if (tick <= this.newestFrame) return;
+    if (tick <= this.acks.newest) return;
     // The server took every move up to its input ack (after a refusal, the rest of that batch too).
     const hadPending = this.pending.length > 0;
     while (this.pending.length > 0 && seqAtOrBefore(this.pending[0]!.seq, header.inputAck)) this.pending.shift();
@@ -481,20 +483,25 @@ export class GameReplica {
       assign(actor.values, update.mask, update.values);
       this.push({ type: "changed", id: update.id, mask: update.mask });
     }
-    if (complete) {
-      this.newestFrame = tick;
-      this.ackDue = true;
-    }
+    if (complete) this.acks.applied(tick);
     const at = this.controlled === undefined ? undefined : this.serverPosition(this.controlled);
     if (header.corrected && hadPending && at) this.push({ type: "corrected", ...at });
   }
 
-  /** What to send on the state channel when a newer frame was applied or a move made: the acknowledgement, with the moves not yet acknowledged. */
+  /** The newest frame applied: older ones are ignored. */
+  get newestFrame(): number {
+    return this.acks.newest;
+  }
+
+  /**
+   * What to send on the state channel when a move was made or enough frames were applied (see `FrameAcks`): the
+   * acknowledgement, with the moves not yet acknowledged.
+   */
   pollAck(): Uint8Array | undefined {
-    if (!this.ackDue && !this.movesDue) return undefined;
-    this.ackDue = false;
+    if (!this.acks.due() && !this.movesDue) return undefined;
     this.movesDue = false;
-    return this.pending.length === 0 ? encodeGameAck(this.newestFrame) : encodeGameMoves(this.newestFrame, this.pending);
+    const [tick, earlier] = this.acks.take();
+    return this.pending.length === 0 ? encodeGameAck(tick, earlier) : encodeGameMoves(tick, earlier, this.pending);
   }
 
   /** A message to the server, checked against the schema, for the reliable channel. */
@@ -508,6 +515,61 @@ export class GameReplica {
       this.eventsDropped++;
     }
     this.events.push(event);
+  }
+}
+
+/** Frames applied between two acknowledgements (without moves between): the Rust `frame_acks::ACK_EVERY`. */
+export const ACK_EVERY = 3;
+/** Ticks before the newest acknowledged frame that an acknowledgement's `earlier` mask covers. */
+export const EARLIER_FRAMES = 32;
+
+/**
+ * Which frames a client applied, and when it tells the server (the Rust `hearth_replica::frame_acks`): one
+ * acknowledgement names the newest frame and, in a mask, which of the 32 ticks before it had frames applied too, so
+ * a client speaks every third frame, not every tick.
+ */
+export class FrameAcks {
+  /** The newest frame applied (or the tick before a line's first frame): no older frame is applied after it. */
+  newest = 0;
+  /** Bit i: the frame of tick `newest - 1 - i` was applied. */
+  private earlier = 0;
+  /** `newest` is a frame that was applied (not a line's start). */
+  private newestApplied = false;
+  /** Frames applied since the last acknowledgement. */
+  private unacknowledged = 0;
+
+  /** A line's frames begin after `tick` (its joined): nothing of the last line's is acknowledged any more. */
+  restart(tick: number): void {
+    this.newest = tick;
+    this.earlier = 0;
+    this.newestApplied = false;
+    this.unacknowledged = 0;
+  }
+
+  /** The frame of `tick` (newer than `newest`) was applied. */
+  applied(tick: number): void {
+    const shift = tick - this.newest;
+    if (shift > EARLIER_FRAMES) {
+      this.earlier = 0;
+    } else {
+      // The former newest becomes bit shift - 1; bits shifted past 31 fall off.
+      const moved = shift >= 32 ? 0 : this.earlier << shift;
+      this.earlier = (moved | (this.newestApplied ? 1 << (shift - 1) : 0)) >>> 0;
+    }
+    this.newest = tick;
+    this.newestApplied = true;
+    this.unacknowledged += 1;
+  }
+
+  /** Enough frames went unacknowledged to send an acknowledgement. */
+  due(): boolean {
+    return this.unacknowledged >= ACK_EVERY;
+  }
+
+  /** The acknowledgement to send now: [newest tick, earlier mask]. */
+  take(): [number, number] {
+    this.unacknowledged = 0;
+    return [this.newest, this.earlier];
   }
 }
 
