@@ -32,7 +32,8 @@ pub use ctx::{Ctx, GameError, MAX_OUTBOX_BYTES, MAX_OUTBOX_ITEMS, MAX_ZONE_MESSA
 pub use game::{Game, LoginInfo, PreLogin, Refused};
 pub use ids::{ActorId, KindId, MessageId, PlayerId, PropId, TimerId};
 pub use line::{
-    Entrance, GameLine, GameOutput, InputError, ObserverId, SnapshotError, Transfer, MAX_OBSERVERS,
+    Entrance, GameLine, GameOutput, InputError, ObserverId, Shedding, SnapshotError, Transfer,
+    MAX_OBSERVERS,
 };
 pub use lines::{GameLines, Joining, LinesOutput};
 pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET, OBSERVER_BUDGET};

@@ -109,6 +109,33 @@ pub struct Entrance {
     pub limits: Option<RateLimits>,
 }
 
+/// What a line leaves out while its host is too busy, in the documented
+/// order: first the refresh of far actors, then the players' byte budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shedding {
+    /// Actors beyond half the view radius are refreshed `1 << this` times
+    /// less often (1: every 4th and 8th tick instead of every 2nd and 4th).
+    pub far_refresh_shift: u32,
+    /// Each player's byte budget per tick, in thousandths of its usual
+    /// (never under [`crate::MIN_BUDGET`]): what does not fit waits, by
+    /// priority, and grows staler, as on a slow link.
+    pub budget_permille: u32,
+}
+
+impl Shedding {
+    /// Nothing shed.
+    pub const NONE: Shedding = Shedding {
+        far_refresh_shift: 0,
+        budget_permille: 1000,
+    };
+}
+
+impl Default for Shedding {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
 /// Why a client's bytes did not reach the game.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -329,12 +356,12 @@ impl<G: Game> GameLine<G> {
         Some(self.core.players.get(&player)?.view.in_view())
     }
 
-    /// Sheds optional traffic while the host is too busy: actors beyond
-    /// half the view radius are refreshed half as often (every 4th and 8th
-    /// tick instead of every 2nd and 4th). Near actors, a player's own
-    /// actor, reliable properties and the game's messages are never shed.
-    pub fn set_shedding(&mut self, shedding: bool) {
-        self.space.far_refresh_shift = u32::from(shedding);
+    /// Sheds optional traffic while the host is too busy (see
+    /// [`Shedding`]). A player's own actor, reliable properties, spawns
+    /// and despawns and the game's messages are never shed.
+    pub fn set_shedding(&mut self, shedding: Shedding) {
+        self.space.far_refresh_shift = shedding.far_refresh_shift;
+        self.space.budget_permille = shedding.budget_permille.clamp(1, 1000);
     }
 
     /// Bytes Hearth keeps of what `player`'s client has and has not yet
@@ -695,7 +722,7 @@ impl<G: Game> GameLine<G> {
                 &mut core.stats,
                 core.tick,
                 core.tick_hz,
-                Viewer::player(player, state),
+                Viewer::player(player, state, self.space.budget_permille),
                 &actors,
                 &self.schema,
                 &self.masks,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::directory::{Directory, DirectoryConfig, LineKey, NextStop};
 use crate::game::{Game, Refused};
 use crate::ids::{MessageId, PlayerId};
-use crate::line::{Entrance, GameLine, GameOutput, InputError, ObserverId, Transfer};
+use crate::line::{Entrance, GameLine, GameOutput, InputError, ObserverId, Shedding, Transfer};
 
 /// Messages by name one player on the way between lines may have waiting.
 pub const MAX_IN_TRANSIT: usize = 64;
@@ -98,6 +98,9 @@ pub struct GameLines<G: Game> {
     /// zone (which open lines and send a player everything again) are
     /// refused too, telling the player to try again in this many seconds.
     busy_for_s: Option<u64>,
+    /// What every line leaves out while the host is too busy: set by the
+    /// host from its load, given to each line as it opens.
+    shedding: Shedding,
     /// Changes of line or zone refused because the host was busy.
     pub transfers_refused_busy: u64,
     outputs: Vec<LinesOutput>,
@@ -140,6 +143,7 @@ impl<G: Game> GameLines<G> {
             steps: 0,
             save_every_ticks: None,
             busy_for_s: None,
+            shedding: Shedding::NONE,
             transfers_refused_busy: 0,
             outputs: Vec::new(),
         }
@@ -188,7 +192,7 @@ impl<G: Game> GameLines<G> {
         if let Some(ticks) = self.save_every_ticks {
             line = line.with_save_period(ticks);
         }
-        line.set_shedding(self.busy_for_s.is_some());
+        line.set_shedding(self.shedding);
         self.lines.insert(key, line);
     }
 
@@ -469,16 +473,21 @@ impl<G: Game> GameLines<G> {
     }
 
     /// The host's verdict on its load: `Some(seconds)` while it refuses
-    /// newcomers, and so changes of line and zone as well, and every line
-    /// sheds optional traffic ([`GameLine::set_shedding`]); `None` to
-    /// allow them again.
+    /// newcomers, and so changes of line and zone as well; `None` to allow
+    /// them again.
     pub fn set_busy(&mut self, retry_s: Option<u64>) {
-        if self.busy_for_s.is_some() != retry_s.is_some() {
+        self.busy_for_s = retry_s;
+    }
+
+    /// What every line sheds ([`GameLine::set_shedding`]), now and in the
+    /// lines that open.
+    pub fn set_shedding(&mut self, shedding: Shedding) {
+        if shedding != self.shedding {
             for line in self.lines.values_mut() {
-                line.set_shedding(retry_s.is_some());
+                line.set_shedding(shedding);
             }
         }
-        self.busy_for_s = retry_s;
+        self.shedding = shedding;
     }
 
     /// The game asked to move `player` out of line `from`.

@@ -43,6 +43,9 @@ pub(crate) struct Space {
     /// often (0: as usual). Not in the snapshot: the host's load, not the
     /// line's state.
     pub far_refresh_shift: u32,
+    /// While the host sheds optional traffic, each player's byte budget is
+    /// this many thousandths of what it would be (1000: as usual).
+    pub budget_permille: u32,
 }
 
 impl Space {
@@ -78,6 +81,7 @@ impl Space {
             movement,
             facing: schema.kinds().iter().map(|k| k.has_facing()).collect(),
             far_refresh_shift: 0,
+            budget_permille: 1000,
         }
     }
 

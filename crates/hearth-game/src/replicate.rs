@@ -27,6 +27,7 @@
 //! what it acknowledged last: it catches up with the state as it is, not
 //! with a history.
 
+use std::cmp::Reverse;
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ use hearth_replica::game_wire::{
     put_frame_header, put_masked_state, put_reliable_header, put_set, put_spawn, FrameHeader,
     GameItem, FRAME_HEADER_MAX,
 };
-use hearth_replica::geometry::{isqrt, Pos, UNITS_PER_CELL};
+use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
 use hearth_replica::schema::{Schema, Value};
 
 use hearth_codec::Writer;
@@ -96,7 +97,17 @@ pub(crate) struct ClientView {
     /// The player's entry into lines, carried by `Joined` and every frame.
     #[serde(default)]
     entry: u8,
+    /// Actors beyond a quarter of the view radius are looked at `1 << this`
+    /// times less often: raised while far more want the budget than it
+    /// holds (a crowd), lowered once it has room to spare, so a crowd's
+    /// client costs the line a share of its actors a tick, not all of them.
+    #[serde(default)]
+    crowd_shift: u8,
 }
+
+/// The most [`ClientView::crowd_shift`] rises to: actors beyond a quarter
+/// of the view radius looked at every 8th tick at the least.
+const MAX_CROWD_SHIFT: u8 = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ViewEntry {
@@ -428,7 +439,10 @@ pub(crate) struct Viewer<'a> {
 }
 
 impl<'a> Viewer<'a> {
-    pub fn player<P>(id: PlayerId, player: &'a mut PlayerState<P>) -> Self {
+    /// A player, sent `budget_permille` thousandths of its budget (see
+    /// `Shedding`).
+    pub fn player<P>(id: PlayerId, player: &'a mut PlayerState<P>, budget_permille: u32) -> Self {
+        let budget = (u64::from(player.budget) * u64::from(budget_permille) / 1000) as u32;
         Self {
             stagger: id,
             owner: Some(id),
@@ -436,7 +450,7 @@ impl<'a> Viewer<'a> {
             steer: &mut player.steer,
             outbox: &mut player.outbox,
             outbox_items: &mut player.outbox_items,
-            budget: player.budget,
+            budget: budget.max(MIN_BUDGET.min(player.budget)),
         }
     }
 
@@ -606,6 +620,7 @@ pub(crate) fn replicate(
     // view only (gone or out of view: despawn).
     scratch.candidates.clear();
     let view_in2 = space.view_in * space.view_in;
+    let far_shift = space.far_refresh_shift;
     let mut gone = std::mem::take(&mut scratch.gone);
     gone.clear();
     let mut relevant = scratch.relevant.iter().peekable();
@@ -627,7 +642,7 @@ pub(crate) fn replicate(
         let dormant = hot.reliable_changed <= view.reliable_through
             && (hot.frame_changed <= entry.acked
                 || tick.saturating_sub(entry.last_sent)
-                    < refresh_period(distance2, view_in2, space.far_refresh_shift));
+                    < refresh_period(distance2, view_in2, far_shift, view.crowd_shift));
         if dormant {
             continue;
         }
@@ -651,7 +666,7 @@ pub(crate) fn replicate(
         }
         if hot.frame_changed > entry.acked
             && tick.saturating_sub(entry.last_sent)
-                >= refresh_period(distance2, view_in2, space.far_refresh_shift)
+                >= refresh_period(distance2, view_in2, far_shift, view.crowd_shift)
         {
             let mask = match &kind.hot_frame {
                 Some(bits) => {
@@ -710,44 +725,29 @@ pub(crate) fn replicate(
         .iter()
         .map(|id| 1 + hearth_codec::varint_len(u64::from(id.0)))
         .sum();
-    let mut left = i64::from(budget)
+    let left = i64::from(budget)
         - (FRAME_HEADER_MAX + RELIABLE_HEADER_MAX + items.len() + outbox.len()) as i64
         - despawn_cost as i64;
     let wanted: i64 = scratch.candidates.iter().map(|c| i64::from(c.cost)).sum();
-    // The candidates were found in id order; only a choice by priority
-    // reorders them.
-    let prioritised = wanted > left;
-    if prioritised {
-        for c in &mut scratch.candidates {
-            c.priority = priority(c.staleness, c.distance2);
-        }
-        scratch
-            .candidates
-            .sort_unstable_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
-    }
-    let mut misses = 0;
-    for (at, c) in scratch.candidates.iter_mut().enumerate() {
-        // The first goes whatever its size: an actor larger than the whole
-        // budget would otherwise never reach this client.
-        if i64::from(c.cost) > left && at > 0 {
-            misses += 1;
-            if misses > MAX_MISSES {
-                break;
-            }
-            continue;
-        }
-        left -= i64::from(c.cost);
-        c.taken = true;
-    }
-    if prioritised {
+    // The candidates were found in id order, and stay in it: spawns and
+    // updates go out in id order, which keeps the output deterministic
+    // whatever the priorities were.
+    if wanted > left {
         let before = scratch.candidates.len();
+        choose_by_priority(&mut scratch.candidates, left);
         scratch.candidates.retain(|c| c.taken);
+        let deferred = before - scratch.candidates.len();
         if player_id.is_some() {
-            stats.deferred += (before - scratch.candidates.len()) as u64;
+            stats.deferred += deferred as u64;
         }
-        // Spawns and updates go out in id order, which keeps the output
-        // deterministic whatever the priorities were.
-        scratch.candidates.sort_unstable_by_key(|c| c.id);
+        // Far more wanted the budget than it held: look at the actors
+        // beyond a quarter of the view radius less often.
+        if deferred > 2 * scratch.candidates.len() && view.crowd_shift < MAX_CROWD_SHIFT {
+            view.crowd_shift += 1;
+        }
+    } else if wanted * 2 < left && view.crowd_shift > 0 {
+        // Room to spare: more often again.
+        view.crowd_shift -= 1;
     }
 
     let mut spawned = false;
@@ -913,27 +913,100 @@ fn frame_bits(first: u64, count: u64) -> u64 {
 }
 
 /// Ticks between frame updates of an actor at `distance2`: every tick
-/// within half the view radius (and for the player's own actor and actors
-/// that do not move), every 2nd within three quarters, every 4th beyond
-/// (Unreal's update frequency by relevance).
-fn refresh_period(distance2: i64, view_in2: i64, far_shift: u32) -> u64 {
-    if distance2 * 4 <= view_in2 {
+/// within a quarter of the view radius (and for the player's own actor and
+/// actors that do not move), within half of it every tick unless the
+/// client is in a crowd, every 2nd within three quarters, every 4th beyond
+/// (Unreal's update frequency by relevance); the far ones less often while
+/// the host sheds (`far_shift`), all beyond the quarter less often in a
+/// crowd (`crowd_shift`).
+fn refresh_period(distance2: i64, view_in2: i64, far_shift: u32, crowd_shift: u8) -> u64 {
+    let crowd_shift = u32::from(crowd_shift);
+    if distance2 * 16 <= view_in2 {
         1
+    } else if distance2 * 4 <= view_in2 {
+        1 << crowd_shift
     } else if distance2 * 16 <= view_in2 * 9 {
-        2 << far_shift
+        2 << (far_shift + crowd_shift)
     } else {
-        4 << far_shift
+        4 << (far_shift + crowd_shift)
     }
 }
 
-/// The player's own actor (`distance2` -1) before everything; then stale
-/// and near first.
-fn priority(staleness: u64, distance2: i64) -> u64 {
-    if distance2 < 0 {
-        return u64::MAX;
+/// Priority classes (see [`priority_class`]).
+const PRIORITY_CLASSES: usize = 256;
+
+/// A quarter-doubling logarithm: 4 × log2(value) plus the two bits after
+/// the leading one (0 for 0).
+fn log2_quarters(value: u64) -> u64 {
+    if value < 4 {
+        return value;
     }
-    let cells = isqrt(distance2) / i64::from(UNITS_PER_CELL);
-    staleness.min(1 << 20) * 1_000_000 / (cells as u64 + 1)
+    let log = 63 - u64::from(value.leading_zeros());
+    log * 4 + ((value >> (log - 2)) & 3)
+}
+
+/// Unreal's net priority, staleness over distance, as a class of a quarter
+/// doubling (candidates of one class are alike enough to be taken in id
+/// order): the player's own actor (`distance2` -1) above everything; then
+/// stale and near first. Logarithms, so a crowd's candidates cost no
+/// division or square root each.
+fn priority_class(staleness: u64, distance2: i64) -> u64 {
+    if distance2 < 0 {
+        return PRIORITY_CLASSES as u64 - 1;
+    }
+    let cells2 = distance2 as u64 / (UNITS_PER_CELL as u64 * UNITS_PER_CELL as u64);
+    // log(staleness / cells) = log(staleness) - log(cells²) / 2; staleness
+    // is at most 2^20 (83 quarters), log(cells²) / 2 at most 126.
+    (128 + log2_quarters(staleness.min(1 << 20)))
+        .saturating_sub(log2_quarters(cells2 + 1) / 2)
+        .min(PRIORITY_CLASSES as u64 - 2)
+}
+
+/// Marks the candidates that `left` bytes take, by priority: whole
+/// classes from the highest while they fit, then of the class that does
+/// not fit whole, those that fit in id order (skipping at most
+/// [`MAX_MISSES`] too large). Counted, not sorted: a crowd's hundreds of
+/// candidates per client per tick cost a pass each, not a sort.
+fn choose_by_priority(candidates: &mut [Candidate], mut left: i64) {
+    let mut class_cost = [0i64; PRIORITY_CLASSES];
+    for c in candidates.iter_mut() {
+        c.priority = priority_class(c.staleness, c.distance2);
+        class_cost[c.priority as usize] += i64::from(c.cost);
+    }
+    // Classes at or above `whole` fit whole.
+    let mut whole = PRIORITY_CLASSES;
+    while whole > 0 && class_cost[whole - 1] <= left {
+        left -= class_cost[whole - 1];
+        whole -= 1;
+    }
+    let partial = whole.checked_sub(1).map(|class| class as u64);
+    let mut misses = 0;
+    let mut taken_any = false;
+    for c in candidates.iter_mut() {
+        if c.priority >= whole as u64 {
+            c.taken = true;
+            taken_any = true;
+        } else if Some(c.priority) == partial && misses <= MAX_MISSES {
+            if i64::from(c.cost) <= left {
+                left -= i64::from(c.cost);
+                c.taken = true;
+                taken_any = true;
+            } else {
+                misses += 1;
+            }
+        }
+    }
+    if !taken_any {
+        // The first of the highest class goes whatever its size: an actor
+        // larger than the whole budget would otherwise never reach this
+        // client.
+        if let Some(first) = candidates
+            .iter_mut()
+            .max_by_key(|c| (c.priority, Reverse(c.id)))
+        {
+            first.taken = true;
+        }
+    }
 }
 
 /// The properties in `candidates` that changed after `tick`.

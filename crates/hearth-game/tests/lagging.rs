@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, Movement, Schema};
 use hearth_game::{
-    ActorId, Ctx, Game, GameLine, GameOutput, Pos, Zone, MAX_IN_FLIGHT, UNITS_PER_CELL,
+    ActorId, Ctx, Game, GameLine, GameOutput, Pos, Shedding, Zone, MAX_IN_FLIGHT, UNITS_PER_CELL,
 };
 use hearth_replica::game_replica::GameReplica;
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
@@ -167,7 +167,13 @@ fn keep(shedding: bool) -> (usize, GameReplica, GameLine<Keeper>) {
     let mut frame_bytes = 0;
     for tick in 1..=120 {
         if tick == 21 {
-            line.set_shedding(shedding);
+            line.set_shedding(match shedding {
+                true => Shedding {
+                    far_refresh_shift: 1,
+                    budget_permille: 1000,
+                },
+                false => Shedding::NONE,
+            });
         }
         line.tick();
         let outputs: Vec<GameOutput> = line.drain_outputs().collect();

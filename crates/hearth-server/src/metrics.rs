@@ -316,4 +316,16 @@ fn game_host(out: &mut Out, game: &crate::game_host::GameHostCounters) {
         "Times the host turned too busy and began refusing newcomers.",
         load(&game.busy_spells),
     );
+    out.single(
+        "hearth_process_cpu_permille",
+        "gauge",
+        "The server process's CPU use, in thousandths of the cores it may run on (what admission reads).",
+        load(&game.cpu_permille),
+    );
+    out.single(
+        "hearth_game_budget_permille",
+        "gauge",
+        "The share of their byte budgets players are sent while the host sheds load, in thousandths (1000: all).",
+        load(&game.budget_permille),
+    );
 }

@@ -13,6 +13,18 @@
 //! between the two levels is not held busy for ever by one slow step). The
 //! retry time grows while the server stays busy, so refused clients spread
 //! their returns.
+//!
+//! The process's CPU counts too ([`Admission::record_cpu`]): a crowd's
+//! datagrams cost the gates more than its ticks cost the game host, and on
+//! a machine whose cores are all in use the ticks are not what shows it.
+//!
+//! Shedding, in order: newcomers are refused first (logins, and changes of
+//! line and zone); while the server stays over its levels with newcomers
+//! refused, far actors are refreshed less often and every player's byte
+//! budget is cut by a quarter each second, down to [`LEAST_BUDGET_PERMILLE`]
+//! (what does not fit waits, by priority, as on a slow link); under the
+//! clear levels it grows back by an eighth a second. Reliable game
+//! messages, spawns, despawns and a player's own actor are never shed.
 
 /// Busy above this much of the tick period, in thousandths.
 pub const BUSY_PERMILLE: u64 = 800;
@@ -21,6 +33,13 @@ pub const CLEAR_PERMILLE: u64 = 600;
 /// Seconds under the busy levels after which a busy server admits again,
 /// even above the clear levels.
 pub const CALM_SECONDS: u64 = 3;
+/// Busy above this share of the cores the process may run on (all its
+/// threads together), in thousandths; admitting again below the second.
+pub const CPU_BUSY_PERMILLE: u64 = 900;
+pub const CPU_CLEAR_PERMILLE: u64 = 750;
+/// The smallest share of their byte budgets players are cut to, in
+/// thousandths.
+pub const LEAST_BUDGET_PERMILLE: u32 = 250;
 /// Steps the smoothed cost weighs, about (an exponential average).
 const SMOOTHING: u64 = 8;
 /// What a refused client is told to wait, at first and at most, in seconds.
@@ -45,6 +64,12 @@ pub struct Admission {
     busy_steps: u64,
     /// Times the verdict turned to busy, for /metrics.
     pub busy_spells: u64,
+    /// The process's latest CPU use, in thousandths of its cores.
+    cpu_permille: u64,
+    /// The share of their byte budgets players are sent, in thousandths.
+    budget_permille: u32,
+    /// Steps until the budget share is looked at again (once a second).
+    steps_to_budget: u64,
 }
 
 impl Admission {
@@ -57,7 +82,21 @@ impl Admission {
             calm_steps: 0,
             busy_steps: 0,
             busy_spells: 0,
+            cpu_permille: 0,
+            budget_permille: 1000,
+            steps_to_budget: 0,
         }
+    }
+
+    /// The process used `permille` thousandths of its cores over the last
+    /// sample ([`super::process_cpu::ProcessCpu`]).
+    pub fn record_cpu(&mut self, permille: u64) {
+        self.cpu_permille = permille;
+    }
+
+    /// The process's latest CPU use, in thousandths of its cores.
+    pub fn cpu_permille(&self) -> u64 {
+        self.cpu_permille
     }
 
     /// One step took `step_us`; the client message queue holds `queued` of
@@ -69,15 +108,30 @@ impl Admission {
         self.queue_x8 = self.queue_x8 - self.queue_x8 / SMOOTHING + fill;
         let load = self.load_permille();
         let queue = self.queue_x8 / SMOOTHING;
-        let over = load > BUSY_PERMILLE || queue >= 500;
+        let cpu = self.cpu_permille;
+        let over = load > BUSY_PERMILLE || queue >= 500 || cpu > CPU_BUSY_PERMILLE;
+        let clear = load < CLEAR_PERMILLE && queue < 250 && cpu < CPU_CLEAR_PERMILLE;
         let was = self.busy;
         self.busy = if was {
             self.calm_steps = if over { 0 } else { self.calm_steps + 1 };
             let calm_for = self.calm_steps * self.period_us / 1_000_000;
-            (load >= CLEAR_PERMILLE || queue >= 250) && calm_for < CALM_SECONDS
+            !clear && calm_for < CALM_SECONDS
         } else {
             over
         };
+        if self.steps_to_budget == 0 {
+            self.steps_to_budget = (1_000_000 / self.period_us).max(1);
+            // Cut only while refusing newcomers has not been enough: busy
+            // before this step and still over.
+            self.budget_permille = if was && over {
+                (self.budget_permille * 3 / 4).max(LEAST_BUDGET_PERMILLE)
+            } else if clear {
+                (self.budget_permille + 125).min(1000)
+            } else {
+                self.budget_permille
+            };
+        }
+        self.steps_to_budget -= 1;
         if !self.busy {
             self.calm_steps = 0;
         }
@@ -94,6 +148,15 @@ impl Admission {
     /// The smoothed step cost as thousandths of the tick period.
     pub fn load_permille(&self) -> u64 {
         self.smoothed_x8 / SMOOTHING * 1000 / self.period_us
+    }
+
+    /// What the lines shed now: far actors' refresh while busy or while
+    /// budgets are cut, and the budgets' share.
+    pub fn shedding(&self) -> hearth_game::Shedding {
+        hearth_game::Shedding {
+            far_refresh_shift: u32::from(self.busy || self.budget_permille < 1000),
+            budget_permille: self.budget_permille,
+        }
     }
 
     /// `Some(seconds to wait)` while newcomers are refused.
@@ -149,6 +212,44 @@ mod tests {
         }
         admission.record(45_000, 0, 100);
         assert_eq!(admission.busy_spells, 1, "one step is not a spell");
+    }
+
+    #[test]
+    fn a_process_over_its_cores_refuses_newcomers_first_then_cuts_budgets_and_grows_them_back() {
+        let mut admission = Admission::new(50_000);
+        // Light ticks, but the gates keep the process at 95 % of its cores.
+        admission.record_cpu(950);
+        admission.record(5_000, 0, 100);
+        assert_eq!(admission.refusal(), Some(2), "newcomers first");
+        assert_eq!(admission.shedding().budget_permille, 1000);
+        assert_eq!(admission.shedding().far_refresh_shift, 1);
+        // Still over a second later: budgets cut by a quarter a second, to
+        // the least share and no lower.
+        let mut shares = Vec::new();
+        for _ in 0..10 * 20 {
+            admission.record(5_000, 0, 100);
+            if shares.last() != Some(&admission.shedding().budget_permille) {
+                shares.push(admission.shedding().budget_permille);
+            }
+        }
+        assert_eq!(shares, [1000, 750, 562, 421, 315, 250]);
+        // 80 %: between the levels, nothing changes.
+        admission.record_cpu(800);
+        for _ in 0..40 {
+            admission.record(5_000, 0, 100);
+        }
+        assert_eq!(admission.shedding().budget_permille, 250);
+        // Clear: admitting again, and the budgets grow back an eighth a
+        // second.
+        admission.record_cpu(300);
+        let mut steps = 0;
+        while admission.shedding() != hearth_game::Shedding::NONE {
+            admission.record(5_000, 0, 100);
+            steps += 1;
+            assert!(steps <= 7 * 20, "back to full within 7 s");
+        }
+        assert!(steps >= 5 * 20, "not at once: {steps} steps");
+        assert_eq!(admission.refusal(), None);
     }
 
     #[test]

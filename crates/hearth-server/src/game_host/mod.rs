@@ -9,6 +9,7 @@
 //! sessions' events and carries out what it asks.
 
 pub mod admission;
+mod process_cpu;
 pub mod saves;
 pub mod world_places;
 
@@ -61,6 +62,11 @@ pub struct GameHostCounters {
     pub refusing_for_s: AtomicU64,
     /// Times the host turned busy and began refusing newcomers.
     pub busy_spells: AtomicU64,
+    /// The process's CPU use, in thousandths of the cores it may run on.
+    pub cpu_permille: AtomicU64,
+    /// The share of their byte budgets players are sent while the host
+    /// sheds, in thousandths (1000: all of it).
+    pub budget_permille: AtomicU64,
 }
 
 /// The game's lines, for administration: the built-in world's figures
@@ -327,6 +333,7 @@ pub fn start<G: Game>(
     let host = Host {
         tick,
         admission: admission::Admission::new(tick.as_micros() as u64),
+        process_cpu: process_cpu::ProcessCpu::new(),
         game: game.clone(),
         lines: GameLines::new(game.clone(), seed).with_save_period({
             // `[world] save_period_ms` in ticks: at least one when on.
@@ -380,6 +387,8 @@ struct Host<G: Game> {
     tick: Duration,
     /// Whether newcomers are admitted, from what the steps cost.
     admission: admission::Admission,
+    /// The process's CPU use, sampled for the admission.
+    process_cpu: process_cpu::ProcessCpu,
     /// Every line of the game, and who is where.
     lines: GameLines<G>,
     /// Per line, the last ticks' durations (µs) and the line's running
@@ -760,6 +769,9 @@ impl<G: Game> Host<G> {
     /// sending what they produced), against the tick period, and how full
     /// the message queue still is: whether newcomers are admitted.
     fn admit(&mut self, cost: Duration, queued: usize, capacity: usize) {
+        if let Some(cpu) = self.process_cpu.sample(std::time::Instant::now()) {
+            self.admission.record_cpu(cpu);
+        }
         self.admission
             .record(cost.as_micros() as u64, queued, capacity);
         let counters = &self.counters;
@@ -768,6 +780,14 @@ impl<G: Game> Host<G> {
             .store(self.admission.load_permille(), Ordering::Relaxed);
         let refusal = self.admission.refusal();
         self.lines.set_busy(refusal);
+        let shedding = self.admission.shedding();
+        self.lines.set_shedding(shedding);
+        counters
+            .cpu_permille
+            .store(self.admission.cpu_permille(), Ordering::Relaxed);
+        counters
+            .budget_permille
+            .store(u64::from(shedding.budget_permille), Ordering::Relaxed);
         counters
             .refusing_for_s
             .store(refusal.unwrap_or(0), Ordering::Relaxed);
