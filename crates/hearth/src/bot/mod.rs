@@ -140,11 +140,14 @@ pub async fn run(args: BotArgs) -> anyhow::Result<()> {
     // What the bots themselves cost: a load generator that needs as much
     // CPU per player as the server cannot show the server's capacity.
     let own_cpu_before = watch::cpu_seconds(std::process::id());
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let live = Arc::new(Mutex::new(Live::default()));
     let started = Instant::now();
     let end = started + Duration::from_secs_f64(args.secs);
     let ramp_ends = started + Duration::from_secs_f64(args.ramp.min(args.secs));
+    let tally = Arc::new(Mutex::new(Tally {
+        window: Some((ramp_ends, end)),
+        ..Tally::default()
+    }));
+    let live = Arc::new(Mutex::new(Live::default()));
     let server = args
         .watch_pid
         .map(|pid| watch::ServerWatch::start(pid, ramp_ends))
@@ -425,7 +428,7 @@ async fn play(
     let mut next_move = Instant::now() + jitter(&mut rng, args.move_every);
     let mut next_chat = Instant::now() + jitter(&mut rng, args.chat_every);
     let mut next_sample = Instant::now() + Duration::from_secs(1);
-    let (mut last_in, mut last_out) = (0, 0);
+    let (mut last_in, mut last_out, mut last_bytes_in) = (0, 0, 0);
     loop {
         let now = Instant::now();
         if now >= end {
@@ -477,6 +480,10 @@ async fn play(
                 if let Some(rtt) = stats.rtt.smoothed {
                     t.record_rtt(rtt);
                 }
+                if t.after_ramp(now) {
+                    t.record_after_ramp(stats.rtt.latest, stats.bytes_in - last_bytes_in);
+                }
+                last_bytes_in = stats.bytes_in;
                 let mut l = live.lock().expect("not poisoned");
                 l.messages_in += stats.messages_in - last_in;
                 l.messages_out += stats.messages_out - last_out;

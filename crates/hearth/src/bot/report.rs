@@ -2,7 +2,7 @@
 //! time and round trip, traffic both ways; printed as a table or JSON.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -20,6 +20,14 @@ pub struct Tally {
     pub login_us: Histogram<u64>,
     /// Microseconds, the session's smoothed RTT sampled once a second per bot.
     pub rtt_us: Histogram<u64>,
+    /// When the ramp ends and the run: what comes between is the measured
+    /// window of the figures "after the ramp", when every bot is in.
+    pub window: Option<(Instant, Instant)>,
+    /// Microseconds, each bot's latest heartbeat round trip (unsmoothed),
+    /// sampled once a second per bot after the ramp.
+    pub rtt_after_ramp_us: Histogram<u64>,
+    /// Bytes the bots received after the ramp (sampled once a second).
+    pub bytes_in_after_ramp: u64,
     pub messages_in: u64,
     pub messages_out: u64,
     pub bytes_in: u64,
@@ -39,6 +47,9 @@ impl Default for Tally {
             errors: BTreeMap::new(),
             login_us: histogram(),
             rtt_us: histogram(),
+            window: None,
+            rtt_after_ramp_us: histogram(),
+            bytes_in_after_ramp: 0,
             messages_in: 0,
             messages_out: 0,
             bytes_in: 0,
@@ -60,6 +71,22 @@ impl Tally {
 
     pub fn record_rtt(&mut self, rtt: Duration) {
         let _ = self.rtt_us.record((rtt.as_micros() as u64).max(1));
+    }
+
+    /// The run is past its ramp at `now`.
+    pub fn after_ramp(&self, now: Instant) -> bool {
+        self.window.is_some_and(|(ramp_ends, _)| now >= ramp_ends)
+    }
+
+    /// A bot's sample taken after the ramp: its latest round trip, and the
+    /// bytes it received since its last sample.
+    pub fn record_after_ramp(&mut self, latest_rtt: Option<Duration>, bytes_in: u64) {
+        if let Some(rtt) = latest_rtt {
+            let _ = self
+                .rtt_after_ramp_us
+                .record((rtt.as_micros() as u64).max(1));
+        }
+        self.bytes_in_after_ramp += bytes_in;
     }
 
     fn percentiles(histogram: &Histogram<u64>) -> Value {
@@ -91,6 +118,10 @@ impl Tally {
             "messages_in_per_s": self.messages_in as f64 / secs,
             "messages_out_per_s": self.messages_out as f64 / secs,
             "bytes_in_per_s": self.bytes_in as f64 / secs,
+            "rtt_after_ramp": Self::percentiles(&self.rtt_after_ramp_us),
+            "bytes_in_per_s_after_ramp": self.window.map(|(ramp_ends, end)| {
+                self.bytes_in_after_ramp as f64 / (end - ramp_ends).as_secs_f64().max(0.001)
+            }),
             "bytes_out_per_s": self.bytes_out as f64 / secs,
             "moves": self.moves,
             "chats": self.chats,
@@ -114,13 +145,17 @@ impl Tally {
         }
         // The RTT comes from the heartbeat, whose timestamps are milliseconds:
         // a loopback round trip reads 0 or 1 ms.
-        for (name, histogram) in [("login", &self.login_us), ("rtt", &self.rtt_us)] {
+        for (name, histogram) in [
+            ("login", &self.login_us),
+            ("rtt", &self.rtt_us),
+            ("rtt after ramp", &self.rtt_after_ramp_us),
+        ] {
             if histogram.is_empty() {
                 continue;
             }
             let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
             println!(
-                "{name:<6} p50 {:>8.2} ms  p90 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({} samples)",
+                "{name:<14} p50 {:>8.2} ms  p90 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  ({} samples)",
                 ms(0.5),
                 ms(0.9),
                 ms(0.99),
