@@ -125,7 +125,15 @@ struct ViewEntry {
     /// Where the actor was in the last tick's actors (a hint, checked).
     #[serde(skip)]
     slot: u32,
+    /// Its squared distance when last looked at (0 until then): what its
+    /// refresh period is taken from on the ticks it is not looked at.
+    #[serde(skip)]
+    distance2: i64,
 }
+
+/// In a tick's relevant actors: an actor in view that is dormant for its
+/// refresh period whatever it did, and was not looked at.
+const NOT_LOOKED_AT: i64 = i64::MIN;
 
 impl ClientView {
     /// The view of a player's `entry` into lines (`Entrance::entry`).
@@ -244,6 +252,14 @@ pub(crate) struct Scratch {
     /// Where `relevant` and the fixed actors are merged.
     merged: Vec<(ActorId, i64, u32)>,
     candidates: Vec<Candidate>,
+    /// No actor left the line since the last tick (and none came before
+    /// the last one): every view entry's slot still holds.
+    slots_kept: bool,
+    /// The last tick's actor count and newest id, to tell that.
+    last_count: usize,
+    last_id: Option<ActorId>,
+    /// The newest change of any actor's reliable properties.
+    newest_reliable: u64,
     /// One player's reliable items, where they end, and the actors gone
     /// from its view: reused from player to player.
     items: Vec<u8>,
@@ -288,6 +304,14 @@ struct Fresh {
 impl Scratch {
     /// Where everything is this tick.
     pub fn locate(&mut self, actors: Actors<'_>, masks: &[KindMasks], space: &Space) {
+        // Ids only grow: with no actor gone, the last tick's actors are
+        // this tick's first ones, and the last of them is where it was.
+        self.slots_kept = self.last_id.is_some_and(|last| {
+            actors.len() >= self.last_count && actors[self.last_count - 1].0 == last
+        });
+        self.last_count = actors.len();
+        self.last_id = actors.last().map(|(id, _)| *id);
+        self.newest_reliable = 0;
         self.moving.clear();
         self.fixed.clear();
         self.hot.clear();
@@ -310,6 +334,7 @@ impl Scratch {
                     }
                 }
             }
+            self.newest_reliable = self.newest_reliable.max(actor.reliable_changed);
             self.hot.push(Hot {
                 id: *id,
                 kind: actor.kind,
@@ -511,8 +536,22 @@ pub(crate) fn replicate(
         || steer.announce
         || tick.wrapping_add(stagger) % RELEVANCY_PERIOD == 0;
     if !relevancy_pass {
+        // No actor gone and no reliable change to send: an entry within its
+        // refresh period (from where it was when last looked at) need not
+        // be looked at, which in a crowd is most of them.
+        let quiet = scratch.slots_kept && scratch.newest_reliable <= view.reliable_through;
+        let far_shift = space.far_refresh_shift;
+        let view_in2 = space.view_in * space.view_in;
         for entry in view.entries.iter_mut() {
             let id = entry.id;
+            if quiet
+                && Some(id) != own
+                && tick.saturating_sub(entry.last_sent)
+                    < refresh_period(entry.distance2, view_in2, far_shift, view.crowd_shift)
+            {
+                scratch.relevant.push((id, NOT_LOOKED_AT, entry.slot));
+                continue;
+            }
             let Some(slot) = find_hot(&scratch.hot, id, &mut entry.slot) else {
                 continue;
             };
@@ -637,7 +676,11 @@ pub(crate) fn replicate(
             gone.push(*id);
             continue;
         };
+        if distance2 == NOT_LOOKED_AT {
+            continue;
+        }
         entry.slot = slot;
+        entry.distance2 = distance2;
         let hot = &scratch.hot[slot as usize];
         let dormant = hot.reliable_changed <= view.reliable_through
             && (hot.frame_changed <= entry.acked
@@ -773,6 +816,7 @@ pub(crate) fn replicate(
             last_sent: tick,
             carried: 0,
             slot: c.slot,
+            distance2: c.distance2,
         });
     }
     if std::mem::take(&mut steer.announce) {
@@ -1057,6 +1101,7 @@ mod tests {
             last_sent: 0,
             carried: 0,
             slot: 0,
+            distance2: 0,
         }
     }
 
