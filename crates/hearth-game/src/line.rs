@@ -203,8 +203,9 @@ pub const MAX_OBSERVERS: usize = 8;
 /// Ticks between periodic saves by default (10 s at 20 Hz).
 const DEFAULT_SAVE_EVERY_TICKS: u32 = 200;
 /// The first byte of a snapshot's format (3: a view's unacknowledged
-/// frames as bits of its entries).
-const SNAPSHOT_FORMAT: u32 = 3;
+/// frames as bits of its entries; 4: 32 of them, and the tick an entry was
+/// last sent in 32 bits).
+const SNAPSHOT_FORMAT: u32 = 4;
 
 /// One running instance of a game.
 pub struct GameLine<G: Game> {
