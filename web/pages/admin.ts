@@ -119,6 +119,9 @@ function show(o: any): void {
     ["handler queues: events waiting (bytes)", `${q.waiting_events ?? 0} (${q.waiting_bytes ?? 0} B)`],
     ["handler queues: deferred / unreliable dropped", `${q.deferred ?? 0} / ${q.dropped_unreliable ?? 0}`],
     ["handler queues: sessions shed (their events)", `${q.sessions_shed ?? 0} (${q.shed_events ?? 0})`],
+    ["process CPU (of its cores) / game step (of its tick)", `${((o.load?.process_cpu_permille ?? 0) / 10).toFixed(1)} % / ${((o.load?.game_step_permille ?? 0) / 10).toFixed(1)} %`],
+    ["byte budgets sent (shedding below 100 %)", `${((o.load?.budget_permille ?? 1000) / 10).toFixed(1)} %`],
+    ["refusing newcomers", o.load?.refusing_newcomers_s ? `yes, for ${o.load.refusing_newcomers_s} s` : "no"],
     ["accounts", o.accounts ?? "?"],
     ["uptime", `${o.uptime_s} s`],
   ];
@@ -127,6 +130,16 @@ function show(o: any): void {
     tr.append(cell(label), cell(String(value)));
     $("sessions-table").append(tr);
   }
+  const heaviest = (s.heaviest ?? []) as { session: string; packets_in: number; packets_out: number; messages_in: number; messages_out: number; bytes_in: number; bytes_out: number; rtt_ms: number | null }[];
+  $("heaviest-table").replaceChildren(
+    ...heaviest.map((h) => {
+      const tr = document.createElement("tr");
+      tr.append(
+        ...[h.session, `${h.packets_in} / ${h.packets_out}`, `${h.messages_in} / ${h.messages_out}`, `${h.bytes_in} / ${h.bytes_out}`, h.rtt_ms === null ? "-" : `${h.rtt_ms} ms`].map((v) => cell(v)),
+      );
+      return tr;
+    }),
+  );
   $("lines-table").replaceChildren(
     ...lines.map((l) => {
       const tr = document.createElement("tr");

@@ -139,6 +139,16 @@ test("two browsers and a Rust client play together; a cut browser resumes; an ad
     admin.getByTestId("admin-sessions").textContent().then((t) => /UDP datagrams in \/ out\s*[1-9]\d* \/ [1-9]\d*/.test(t ?? "")),
   );
   assert.match((await admin.getByTestId("admin-sessions").textContent()) ?? "", /handler queues: events waiting \(bytes\)\s*0 \(0 B\)/);
+  // Where the load comes from: the three players' sessions, heaviest first,
+  // with what they sent and were sent; and the host's own load.
+  await until("the dashboard names the heaviest sessions", () =>
+    admin.locator("[data-testid=admin-heaviest] tbody tr").count().then((n) => n === 3),
+  );
+  const heaviest = await admin.locator("[data-testid=admin-heaviest] tbody tr td:nth-child(2)").allTextContents();
+  const packets = heaviest.map((t) => t.split(" / ").reduce((sum, n) => sum + Number(n), 0));
+  assert.deepEqual(packets, [...packets].sort((a, b) => b - a), "heaviest first");
+  assert.ok(packets.every((n) => n > 0), `${heaviest}`);
+  assert.match((await admin.getByTestId("admin-sessions").textContent()) ?? "", /refusing newcomers\s*no/);
   await admin.getByTestId("announce-text").fill("maintenance at noon");
   await admin.getByTestId("announce").click();
   await until("ann reads the announcement", () => ann.locator("[data-testid=log] .system", { hasText: "maintenance at noon" }).count());

@@ -71,7 +71,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hearth_bench::process::{cpu_seconds, env_or, pinned, raise_fd_limit, rss_bytes};
-use hearth_figures::{figure, Better};
+use hearth_figures::{figure, point, Better};
 use serde_json::Value;
 
 const BENCH: &str = "crowd";
@@ -403,6 +403,39 @@ fn figures(hearth: &[Run], colyseus: &[Run], big: Option<&Run>) {
             h.mem_growth_per_player_kib(),
             Better::Lower,
             Some(("goal", GOAL_MEM_PER_PLAYER_KIB)),
+        );
+    }
+    // Plots for scripts/bench: each system's cost per player, bytes per
+    // player and RTT p99 against the players offered.
+    for run in hearth.iter().chain(colyseus) {
+        let series = match run.system {
+            "hearth" => "Hearth",
+            _ => "Colyseus 0.18",
+        };
+        let x = run.players as f64;
+        point(
+            "crowd-cpu",
+            "players offered",
+            "server CPU per player (% of a core)",
+            series,
+            x,
+            run.cpu_per_player_pct(),
+        );
+        point(
+            "crowd-bytes",
+            "players offered",
+            "bytes per player per second",
+            series,
+            x,
+            run.bytes_out_per_player_s,
+        );
+        point(
+            "crowd-rtt",
+            "players offered",
+            "RTT p99 (ms)",
+            series,
+            x,
+            run.rtt_p99_ms,
         );
     }
     if let Some(run) = big {

@@ -90,6 +90,43 @@ struct SessionFigures {
     bytes_out: u64,
     /// Counts per bucket of RTT_BUCKETS_MS, and one more for anything slower.
     rtt_histogram: Vec<u64>,
+    /// The sessions that cost the gates most (datagrams and stream frames
+    /// both ways since they began), heaviest first, at most
+    /// [`HEAVIEST_SESSIONS`]: who the load comes from when the server is
+    /// busy.
+    heaviest: Vec<SessionLoad>,
+}
+
+/// Sessions the dashboard names as the heaviest.
+const HEAVIEST_SESSIONS: usize = 10;
+
+/// One session's traffic since it began.
+#[derive(Serialize, Default, Clone)]
+struct SessionLoad {
+    /// The session's id in hex (as the logs show it; a JSON number would
+    /// lose its low bits in a browser).
+    session: String,
+    packets_in: u64,
+    packets_out: u64,
+    messages_in: u64,
+    messages_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    rtt_ms: Option<u64>,
+}
+
+impl SessionLoad {
+    fn weight(&self) -> u64 {
+        self.packets_in + self.packets_out
+    }
+
+    /// Keeps the heaviest of `sessions` (then the lowest id, so the list
+    /// is the same from one look to the next).
+    fn keep_heaviest(sessions: &mut Vec<SessionLoad>) {
+        sessions
+            .sort_unstable_by(|a, b| b.weight().cmp(&a.weight()).then(a.session.cmp(&b.session)));
+        sessions.truncate(HEAVIEST_SESSIONS);
+    }
 }
 
 impl SessionFigures {
@@ -108,6 +145,8 @@ impl SessionFigures {
         for (total, count) in self.rtt_histogram.iter_mut().zip(&other.rtt_histogram) {
             *total += count;
         }
+        self.heaviest.extend(other.heaviest.iter().cloned());
+        SessionLoad::keep_heaviest(&mut self.heaviest);
     }
 }
 
@@ -139,6 +178,12 @@ async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<R
             "udp_forward_dropped": load(&metrics.udp_forward_dropped),
         },
         "handler_queue": handler_queue(&metrics.handler_queue),
+        "load": {
+            "process_cpu_permille": load(&host.counters.cpu_permille),
+            "game_step_permille": load(&host.counters.load_permille),
+            "budget_permille": load(&host.counters.budget_permille),
+            "refusing_newcomers_s": load(&host.counters.refusing_for_s),
+        },
         "logins": state.logins.snapshot(),
         "recording": recording,
         "world": world,
@@ -346,6 +391,19 @@ async fn session_figures(state: &WebState) -> Result<serde_json::Value, ApiError
                 let stats = session.stats();
                 figures.bytes_in += stats.bytes_in;
                 figures.bytes_out += stats.bytes_out;
+                figures.heaviest.push(SessionLoad {
+                    session: format!("{id:016x}"),
+                    packets_in: stats.packets_in,
+                    packets_out: stats.packets_out,
+                    messages_in: stats.messages_in,
+                    messages_out: stats.messages_out,
+                    bytes_in: stats.bytes_in,
+                    bytes_out: stats.bytes_out,
+                    rtt_ms: stats.rtt.smoothed.map(|rtt| rtt.as_millis() as u64),
+                });
+                if figures.heaviest.len() >= 4 * HEAVIEST_SESSIONS {
+                    SessionLoad::keep_heaviest(&mut figures.heaviest);
+                }
                 if let Some(rtt) = stats.rtt.smoothed {
                     let ms = rtt.as_millis() as u64;
                     let bucket = RTT_BUCKETS_MS
@@ -355,6 +413,7 @@ async fn session_figures(state: &WebState) -> Result<serde_json::Value, ApiError
                     figures.rtt_histogram[bucket] += 1;
                 }
             }
+            SessionLoad::keep_heaviest(&mut figures.heaviest);
             figures
         })
         .await;
