@@ -4,6 +4,8 @@
 //! and once the crowd stands still it has every actor exactly where the
 //! line has it.
 
+mod common;
+
 use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, Movement, Schema};
@@ -11,24 +13,16 @@ use hearth_game::{ActorId, Ctx, Game, GameLine, GameOutput, Pos, Shedding, Zone,
 use hearth_replica::game_replica::GameReplica;
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 
+use common::{somewhere, SIDE};
+
 /// 400 walkers in a 60 by 60 square, walking until tick `STOP`, and a
 /// player who steers one of their own in the middle.
 struct Square;
 
 const WALKERS: usize = 400;
-const SIDE: usize = 60;
 const STOP: u64 = 150;
 /// 800 bytes a tick at 20 ticks a second: a few dozen updates of the 400.
 const BYTES_PER_SECOND: u32 = 16_000;
-
-fn somewhere(ctx: &mut Ctx<'_, ()>) -> Pos {
-    let side = (SIDE as i64 - 2) * i64::from(UNITS_PER_CELL);
-    let unit = i64::from(UNITS_PER_CELL);
-    Pos::new(
-        (unit + ctx.rng().range(0, side)) as i32,
-        (unit + ctx.rng().range(0, side)) as i32,
-    )
-}
 
 impl Game for Square {
     type Line = ();

@@ -4,6 +4,8 @@
 //! catches up with the line as it is, exactly. A busy host sheds far
 //! actors' refresh, and nothing near.
 
+mod common;
+
 use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, Movement, Schema};
@@ -13,20 +15,12 @@ use hearth_game::{
 use hearth_replica::game_replica::GameReplica;
 use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 
+use common::{somewhere, SIDE};
+
 /// 300 bees, each always walking somewhere else in a 60 by 60 field.
 struct Swarm;
 
 const BEES: usize = 300;
-const SIDE: usize = 60;
-
-fn somewhere(ctx: &mut Ctx<'_, ()>) -> Pos {
-    let side = (SIDE as i64 - 2) * i64::from(UNITS_PER_CELL);
-    let unit = i64::from(UNITS_PER_CELL);
-    Pos::new(
-        (unit + ctx.rng().range(0, side)) as i32,
-        (unit + ctx.rng().range(0, side)) as i32,
-    )
-}
 
 impl Game for Swarm {
     type Line = ();
