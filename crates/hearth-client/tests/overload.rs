@@ -191,3 +191,46 @@ async fn an_overloaded_server_refuses_newcomers_with_when_to_return_and_keeps_it
     );
     server.shutdown("the test is over").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_message_the_host_cannot_queue_closes_its_session_with_why_rather_than_vanishing() {
+    let mut config = common::config(&common::data_dir("host-queue"));
+    config.accounts.allow_anonymous = true;
+    // Room for one message between two ticks.
+    config.world.input_queue = 1;
+    let server = hearth_server::start_game(config, Treadmill).await.unwrap();
+    let url = format!("tcp://{}", server.game_tcp);
+    let mut player = Walker::join(&url).await.expect("admitted");
+    player.ping(1).await;
+    // Slow ticks (40 ms of each 50), then a burst of reliable messages:
+    // the first fills the queue, the next finds it full.
+    player.send("load", 40).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 2..10 {
+        // The session may be closed before the last of them.
+        let bytes = player.replica.message("ping", vec![Value::Int(n)]).unwrap();
+        let _ = player.session.send(RELIABLE_CHANNEL, &bytes).await;
+    }
+    let closed_by = Instant::now() + WAIT;
+    let reason = loop {
+        assert!(Instant::now() < closed_by, "the session stayed open");
+        let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(100), player.session.next_event()).await
+        else {
+            continue;
+        };
+        if let Event::Closed(reason) = event {
+            break reason.to_string();
+        }
+    };
+    assert!(
+        reason.contains(hearth_server::game::HOST_OVERLOADED),
+        "{reason}"
+    );
+    let dropped = server
+        .game
+        .counters
+        .messages_dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 1, "{dropped}");
+}

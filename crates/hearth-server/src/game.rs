@@ -341,6 +341,11 @@ fn game_refusal(
     }
 }
 
+/// Why a session whose reliable game message found the game host's queue
+/// full is closed.
+pub const HOST_OVERLOADED: &str =
+    "server overloaded: the game could not take your message; log in again";
+
 /// World messages a player may send: a burst, then a steady rate. A client
 /// acknowledges at most each frame (20 a second) and moves at most as often;
 /// a flood beyond that is dropped here, in the gate, before it can fill the
@@ -437,7 +442,14 @@ impl Handler for GameHandler {
                     .entry(session)
                     .or_insert_with(|| InputBucket::new(now));
                 if bucket.take(now) {
-                    host.message(session, channel, payload);
+                    // A state message (acknowledgement, moves) that finds the
+                    // host's queue full is dropped, as its channel allows; a
+                    // reliable game message is not dropped behind the
+                    // client's back: the session is closed, telling it why
+                    // (as the gate's handler queues shed a session).
+                    if !host.message(session, channel, payload) && channel == RELIABLE_CHANNEL {
+                        gate.close(session, close_code::OVERLOADED, HOST_OVERLOADED);
+                    }
                 } else {
                     host.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
