@@ -75,9 +75,10 @@ pub const MAX_MAP_BYTES: usize = MAX_ZONE_SIDE * (MAX_ZONE_SIDE + 1);
 /// unacknowledged moves until the server's frames acknowledge them).
 pub const MAX_MOVES: usize = 16;
 
-/// Largest state message a client sends: type, ack, count, and the moves
-/// (sequence number and two coordinates, varints).
-pub const MAX_CLIENT_STATE_BYTES: usize = 1 + 10 + 1 + MAX_MOVES * (5 + 3 + 3);
+/// Largest state message a client sends: type, ack, the mask of earlier
+/// frames, count, and the moves (sequence number and two coordinates,
+/// varints).
+pub const MAX_CLIENT_STATE_BYTES: usize = 1 + 10 + 5 + 1 + MAX_MOVES * (5 + 3 + 3);
 
 /// A move of the controlled actor: where the client put it, numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -740,4 +741,38 @@ fn position(r: &mut Reader<'_>, what: &'static str) -> Result<i32, DecodeError> 
 
 fn varint_u32(r: &mut Reader<'_>, what: &'static str) -> Result<u32, DecodeError> {
     u32::try_from(r.varint(what)?).map_err(|_| DecodeError::OutOfRange(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::UNITS_PER_CELL;
+    use crate::zone::MAX_ZONE_SIDE;
+
+    #[test]
+    fn the_largest_state_message_a_client_can_send_fits_the_bound() {
+        let schema = Schema::new("bound", vec![], vec![]).unwrap();
+        let far = (MAX_ZONE_SIDE as i32) * UNITS_PER_CELL - 1;
+        let message = GameClientMessage::Moves {
+            ack: u64::MAX,
+            earlier: u32::MAX,
+            moves: (0..MAX_MOVES)
+                .map(|_| GameMove {
+                    seq: u32::MAX,
+                    pos: Pos::new(far, far),
+                })
+                .collect(),
+        };
+        let mut bytes = Vec::new();
+        message.encode(&schema, &mut bytes);
+        assert!(
+            bytes.len() <= MAX_CLIENT_STATE_BYTES,
+            "{} bytes, bound {MAX_CLIENT_STATE_BYTES}",
+            bytes.len()
+        );
+        assert_eq!(
+            GameClientMessage::decode(STATE_CHANNEL, &bytes, &schema).unwrap(),
+            message
+        );
+    }
 }
