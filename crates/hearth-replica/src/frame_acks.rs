@@ -10,6 +10,12 @@
 //! each of its moves): a crowd's clients then send a few messages a second,
 //! not one per tick, and each costs the server a datagram to open.
 
+use std::collections::VecDeque;
+
+use crate::game_wire::{GameClientMessage, GameMove, MAX_MOVES};
+use crate::geometry::Pos;
+use crate::schema::Schema;
+
 /// Frames applied between two acknowledgements (without moves between).
 pub const ACK_EVERY: u32 = 3;
 
@@ -82,6 +88,93 @@ impl FrameAcks {
     }
 }
 
+/// What a client sends on the state channel, for both replicas (the full
+/// one and the light one): its acknowledgements, and its controlled actor's
+/// moves the server has not taken yet, resent with every state message
+/// until a frame's input ack covers them.
+#[derive(Debug, Clone, Default)]
+pub struct StateSender {
+    /// The frames applied.
+    pub acks: FrameAcks,
+    /// Moves made and not taken by the server, oldest first (at most
+    /// [`MAX_MOVES`]).
+    pending: VecDeque<GameMove>,
+    /// The number of the last move made (from 1, wrapping).
+    last_seq: u32,
+    /// A move was made since the last state message.
+    moves_due: bool,
+}
+
+impl StateSender {
+    /// A move of the controlled actor to `to`, numbered. Beyond
+    /// [`MAX_MOVES`] unacknowledged the oldest is forgotten: the server
+    /// sees a jump from the last move it took and, if too far, corrects.
+    pub fn push_move(&mut self, to: Pos) {
+        self.last_seq = self.last_seq.wrapping_add(1).max(1);
+        if self.pending.len() >= MAX_MOVES {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(GameMove {
+            seq: self.last_seq,
+            pos: to,
+        });
+        self.moves_due = true;
+    }
+
+    /// Where the newest move not yet taken puts the controlled actor.
+    pub fn newest_move(&self) -> Option<Pos> {
+        self.pending.back().map(|m| m.pos)
+    }
+
+    /// Moves made and not taken by the server yet.
+    pub fn pending_moves(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The server took every move up to `input_ack` (a frame's): they are
+    /// not sent again. The last of them, if any.
+    pub fn taken(&mut self, input_ack: u32) -> Option<GameMove> {
+        let mut last = None;
+        // `seq` was made no later than `input_ack` (sequence numbers wrap).
+        while let Some(m) = self
+            .pending
+            .front()
+            .filter(|m| input_ack.wrapping_sub(m.seq) < u32::MAX / 2)
+        {
+            last = Some(*m);
+            self.pending.pop_front();
+        }
+        last
+    }
+
+    /// Drops the moves not yet taken (refused, or of the last line).
+    pub fn forget_moves(&mut self) {
+        self.pending.clear();
+    }
+
+    /// What to send on the state channel, when a move was made or enough
+    /// frames were applied since the last call: the acknowledgement, with
+    /// the moves the server has not taken yet.
+    pub fn poll(&mut self, schema: &Schema) -> Option<Vec<u8>> {
+        let moves_due = std::mem::take(&mut self.moves_due);
+        if !self.acks.due() && !moves_due {
+            return None;
+        }
+        let (tick, earlier) = self.acks.take();
+        let message = match self.pending.is_empty() {
+            true => GameClientMessage::Ack { tick, earlier },
+            false => GameClientMessage::Moves {
+                ack: tick,
+                earlier,
+                moves: self.pending.iter().copied().collect(),
+            },
+        };
+        let mut out = Vec::new();
+        message.encode(schema, &mut out);
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +193,35 @@ mod tests {
         assert!(!acks.any());
         acks.applied(13 + EARLIER_FRAMES + 1);
         assert_eq!(acks.take(), (13 + EARLIER_FRAMES + 1, 0));
+    }
+
+    #[test]
+    fn moves_are_resent_until_taken_and_at_most_the_newest_sixteen_wait() {
+        let schema = Schema::new("moves", vec![], vec![]).unwrap();
+        let mut state = StateSender::default();
+        assert_eq!(state.poll(&schema), None, "nothing to say");
+        for x in 1..=20 {
+            state.push_move(Pos::new(x * 10, 0));
+        }
+        assert_eq!(state.pending_moves(), MAX_MOVES);
+        let sent = state.poll(&schema).expect("moves are due");
+        let Ok(GameClientMessage::Moves { moves, .. }) =
+            GameClientMessage::decode(crate::game_wire::STATE_CHANNEL, &sent, &schema)
+        else {
+            panic!("not a moves message")
+        };
+        assert_eq!(
+            moves.first().map(|m| m.seq),
+            Some(5),
+            "the oldest four forgotten"
+        );
+        // The server took up to move 18: the last taken is 18, two wait.
+        assert_eq!(state.taken(18).map(|m| m.pos), Some(Pos::new(180, 0)));
+        assert_eq!(state.pending_moves(), 2);
+        assert_eq!(state.taken(18), None, "taken once");
+        assert_eq!(state.newest_move(), Some(Pos::new(200, 0)));
+        state.forget_moves();
+        assert_eq!(state.newest_move(), None);
     }
 
     #[test]

@@ -10,10 +10,8 @@ use std::sync::Arc;
 use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
-use crate::frame_acks::FrameAcks;
-use crate::game_wire::{
-    decode_frame, decode_reliable, joined_version, GameClientMessage, GameItem, GameMove, MAX_MOVES,
-};
+use crate::frame_acks::StateSender;
+use crate::game_wire::{decode_frame, decode_reliable, joined_version, GameItem};
 use crate::geometry::Pos;
 use crate::schema::{Schema, Value};
 
@@ -105,15 +103,9 @@ pub struct GameReplica {
     entry: u8,
     /// The actor this player's moves steer.
     controlled: Option<ActorId>,
-    /// Moves of the controlled actor the server has not acknowledged yet,
-    /// oldest first (resent with every acknowledgement until it does).
-    pending: VecDeque<GameMove>,
-    /// The number of the last move made.
-    last_seq: u32,
-    /// A move was made since the last state message.
-    moves_due: bool,
-    /// The frames applied completely: what the client acknowledges.
-    acks: FrameAcks,
+    /// The acknowledgements and the moves not yet taken: what the client
+    /// sends on the state channel.
+    state: StateSender,
     events: VecDeque<GameEvent>,
     /// Events dropped because nobody read them.
     pub events_dropped: u64,
@@ -130,10 +122,7 @@ impl GameReplica {
             speeds: Vec::new(),
             entry: 0,
             controlled: None,
-            pending: VecDeque::new(),
-            last_seq: 0,
-            moves_due: false,
-            acks: FrameAcks::default(),
+            state: StateSender::default(),
             events: VecDeque::new(),
             events_dropped: 0,
         }
@@ -193,8 +182,8 @@ impl GameReplica {
     /// others, as the server last said.
     pub fn position(&self, id: ActorId) -> Option<Pos> {
         if Some(id) == self.controlled {
-            if let Some(last) = self.pending.back() {
-                return Some(last.pos);
+            if let Some(newest) = self.state.newest_move() {
+                return Some(newest);
             }
         }
         self.server_position(id)
@@ -219,23 +208,13 @@ impl GameReplica {
         if !self.actors.contains_key(&id) {
             return Err(MoveError::NotSpawned);
         }
-        self.last_seq = self.last_seq.wrapping_add(1).max(1);
-        if self.pending.len() >= MAX_MOVES {
-            // The server will see a jump from the last move it took; if
-            // too far, it corrects.
-            self.pending.pop_front();
-        }
-        self.pending.push_back(GameMove {
-            seq: self.last_seq,
-            pos: to,
-        });
-        self.moves_due = true;
+        self.state.push_move(to);
         Ok(())
     }
 
     /// Moves made and not acknowledged by the server yet.
     pub fn pending_moves(&self) -> usize {
-        self.pending.len()
+        self.state.pending_moves()
     }
 
     pub fn poll_event(&mut self) -> Option<GameEvent> {
@@ -289,9 +268,9 @@ impl GameReplica {
                         self.push(GameEvent::Despawned { id });
                     }
                     self.controlled = None;
-                    self.pending.clear();
+                    self.state.forget_moves();
                 }
-                self.acks.restart(tick.saturating_sub(1));
+                self.state.acks.restart(tick.saturating_sub(1));
                 self.tick_hz = Some(tick_hz);
                 self.map = map;
                 self.view_radius = view_radius;
@@ -302,7 +281,7 @@ impl GameReplica {
             GameItem::Control { id } => {
                 if self.controlled != id {
                     self.controlled = id;
-                    self.pending.clear();
+                    self.state.forget_moves();
                 }
                 self.push(GameEvent::Controlling { id });
             }
@@ -368,19 +347,13 @@ impl GameReplica {
         let kind_of = |id: ActorId| actors.get(&id).map(|a| a.kind);
         let (header, updates, complete) = decode_frame(bytes, &self.schema, &kind_of)?;
         let tick = header.tick;
-        if tick <= self.acks.newest() {
+        if tick <= self.state.acks.newest() {
             return Ok(());
         }
         // The server took every move up to its input ack: drop them. After
         // a refusal, it took the rest of that batch as refused too.
-        let had_pending = !self.pending.is_empty();
-        while self
-            .pending
-            .front()
-            .is_some_and(|m| seq_at_or_before(m.seq, header.input_ack))
-        {
-            self.pending.pop_front();
-        }
+        let had_pending = self.state.pending_moves() > 0;
+        self.state.taken(header.input_ack);
         for update in updates {
             let actor = self.actors.get_mut(&update.id).expect("kind was known");
             let spec = &self.schema.kinds()[usize::from(actor.kind)];
@@ -394,7 +367,7 @@ impl GameReplica {
             });
         }
         if complete {
-            self.acks.applied(tick);
+            self.state.acks.applied(tick);
         }
         if header.corrected && had_pending {
             if let Some(at) = self.controlled.and_then(|id| self.server_position(id)) {
@@ -409,23 +382,7 @@ impl GameReplica {
     /// the acknowledgement, with the moves the server has not acknowledged
     /// yet.
     pub fn poll_ack(&mut self) -> Option<Vec<u8>> {
-        let moves_due = std::mem::take(&mut self.moves_due);
-        if !self.acks.due() && !moves_due {
-            return None;
-        }
-        let (tick, earlier) = self.acks.take();
-        let mut out = Vec::new();
-        if self.pending.is_empty() {
-            GameClientMessage::Ack { tick, earlier }.encode(&self.schema, &mut out);
-        } else {
-            GameClientMessage::Moves {
-                ack: tick,
-                earlier,
-                moves: self.pending.iter().copied().collect(),
-            }
-            .encode(&self.schema, &mut out);
-        }
-        Some(out)
+        self.state.poll(&self.schema)
     }
 
     /// A message to the server, checked against the schema: for the
@@ -447,11 +404,6 @@ impl GameReplica {
     }
 }
 
-/// `seq` was made no later than `ack` (sequence numbers wrap).
-fn seq_at_or_before(seq: u32, ack: u32) -> bool {
-    ack.wrapping_sub(seq) < u32::MAX / 2
-}
-
 /// Copies the masked values (one per set bit, ascending) into `state`.
 fn assign(state: &mut [Value], mask: u64, values: Vec<Value>) {
     let indexes = (0..state.len()).filter(|index| mask & (1 << index) != 0);
@@ -463,7 +415,9 @@ fn assign(state: &mut [Value], mask: u64, values: Vec<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::game_wire::{put_frame_header, put_reliable_header, put_update, FrameHeader};
+    use crate::game_wire::{
+        put_frame_header, put_reliable_header, put_update, FrameHeader, GameClientMessage,
+    };
     use crate::schema::{KindSpec, PropSpec, ValueType};
 
     fn schema() -> Arc<Schema> {

@@ -13,11 +13,9 @@ use std::sync::Arc;
 use hearth_codec::DecodeError;
 
 use crate::actor::ActorId;
-use crate::frame_acks::FrameAcks;
+use crate::frame_acks::StateSender;
 use crate::game_replica::MAX_REPLICA_ACTORS;
-use crate::game_wire::{
-    decode_frame, decode_reliable, frame_header, GameClientMessage, GameItem, GameMove, MAX_MOVES,
-};
+use crate::game_wire::{decode_frame, decode_reliable, frame_header, GameItem};
 use crate::geometry::Pos;
 use crate::schema::{Schema, Value};
 
@@ -40,12 +38,9 @@ pub struct LightReplica {
     map: String,
     speeds: Vec<u32>,
     entry: u8,
-    /// The frames read: what the client acknowledges.
-    acks: FrameAcks,
-    /// Moves made and not acknowledged, oldest first (at most MAX_MOVES).
-    pending: VecDeque<GameMove>,
-    last_seq: u32,
-    moves_due: bool,
+    /// The acknowledgements and the moves not yet taken: what the client
+    /// sends on the state channel.
+    state: StateSender,
     /// The game's messages not yet polled.
     inbox: VecDeque<crate::game_replica::GameEvent>,
     /// Joined items seen: the player's entries into lines.
@@ -68,10 +63,7 @@ impl LightReplica {
             map: String::new(),
             speeds: Vec::new(),
             entry: 0,
-            acks: FrameAcks::default(),
-            pending: VecDeque::new(),
-            last_seq: 0,
-            moves_due: false,
+            state: StateSender::default(),
             inbox: VecDeque::new(),
             joins: 0,
             messages: 0,
@@ -107,7 +99,7 @@ impl LightReplica {
     /// put it.
     pub fn position(&self) -> Option<Pos> {
         self.controlled?;
-        self.pending.back().map(|m| m.pos).or(self.server_position)
+        self.state.newest_move().or(self.server_position)
     }
 
     /// Reads a message of the reliable channel.
@@ -128,12 +120,12 @@ impl LightReplica {
                     self.kinds.clear();
                     self.controlled = None;
                     self.server_position = None;
-                    self.pending.clear();
+                    self.state.forget_moves();
                     self.tick_hz = Some(tick_hz);
                     self.map = map;
                     self.speeds = speeds;
                     self.entry = entry;
-                    self.acks.restart(tick.saturating_sub(1));
+                    self.state.acks.restart(tick.saturating_sub(1));
                     self.joins += 1;
                 }
                 GameItem::Spawn {
@@ -156,7 +148,7 @@ impl LightReplica {
                 }
                 GameItem::Control { id } => {
                     self.controlled = id;
-                    self.pending.clear();
+                    self.state.forget_moves();
                     self.server_position = spawned_at
                         .iter()
                         .find(|(spawned, _)| Some(*spawned) == id)
@@ -180,27 +172,23 @@ impl LightReplica {
     /// only when it says a move was refused.
     pub fn apply_frame(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let header = frame_header(bytes).ok_or(DecodeError::OutOfRange("frame"))?;
-        if self.tick_hz.is_none() || header.entry != self.entry || header.tick <= self.acks.newest()
+        if self.tick_hz.is_none()
+            || header.entry != self.entry
+            || header.tick <= self.state.acks.newest()
         {
             return Ok(());
         }
-        self.acks.applied(header.tick);
+        self.state.acks.applied(header.tick);
         self.frames += 1;
         // The server took every move up to its input ack: where the last
         // of them went is where it has the actor (unless a refusal says
         // otherwise, below).
-        while let Some(taken) = self
-            .pending
-            .front()
-            .filter(|m| header.input_ack.wrapping_sub(m.seq) < u32::MAX / 2)
-            .copied()
-        {
-            self.pending.pop_front();
+        if let Some(taken) = self.state.taken(header.input_ack) {
             self.server_position = Some(taken.pos);
         }
         if header.corrected {
             self.corrections += 1;
-            self.pending.clear();
+            self.state.forget_moves();
             let kinds = &self.kinds;
             let (_, updates, _) = decode_frame(bytes, &self.schema, &|id| kinds.get(&id).copied())?;
             if let Some(update) = updates.iter().find(|u| Some(u.id) == self.controlled) {
@@ -237,37 +225,14 @@ impl LightReplica {
         if self.controlled.is_none() {
             return false;
         }
-        self.last_seq = self.last_seq.wrapping_add(1).max(1);
-        if self.pending.len() >= MAX_MOVES {
-            self.pending.pop_front();
-        }
-        self.pending.push_back(GameMove {
-            seq: self.last_seq,
-            pos: to,
-        });
-        self.moves_due = true;
+        self.state.push_move(to);
         true
     }
 
     /// What to send on the state channel: the acknowledgement of the newest
     /// frame, with the moves not yet acknowledged.
     pub fn poll_ack(&mut self) -> Option<Vec<u8>> {
-        let moves_due = std::mem::take(&mut self.moves_due);
-        if !self.acks.due() && !moves_due {
-            return None;
-        }
-        let (tick, earlier) = self.acks.take();
-        let mut out = Vec::new();
-        let message = match self.pending.is_empty() {
-            true => GameClientMessage::Ack { tick, earlier },
-            false => GameClientMessage::Moves {
-                ack: tick,
-                earlier,
-                moves: self.pending.iter().copied().collect(),
-            },
-        };
-        message.encode(&self.schema, &mut out);
-        Some(out)
+        self.state.poll(&self.schema)
     }
 }
 
