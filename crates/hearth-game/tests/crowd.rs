@@ -9,11 +9,10 @@ mod common;
 use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, Movement, Schema};
-use hearth_game::{ActorId, Ctx, Game, GameLine, GameOutput, Pos, Shedding, Zone, UNITS_PER_CELL};
+use hearth_game::{ActorId, Ctx, Game, GameLine, Pos, Shedding, Zone, UNITS_PER_CELL};
 use hearth_replica::game_replica::GameReplica;
-use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 
-use common::{somewhere, SIDE};
+use common::{somewhere, tick_and_follow, SIDE};
 
 /// 400 walkers in a 60 by 60 square, walking until tick `STOP`, and a
 /// player who steers one of their own in the middle.
@@ -80,24 +79,10 @@ fn run(ticks: u64, shedding: Shedding) -> (usize, GameReplica, GameLine<Square>)
     let mut replica = GameReplica::new(line.schema().clone());
     let mut largest = 0;
     for _ in 0..ticks {
-        line.tick();
-        let outputs: Vec<GameOutput> = line.drain_outputs().collect();
-        for output in outputs {
-            let GameOutput::Send { channel, bytes, .. } = output else {
-                continue;
-            };
-            match channel {
-                RELIABLE_CHANNEL => replica.apply_reliable(&bytes).unwrap(),
-                _ => {
-                    largest = largest.max(bytes.len());
-                    replica.apply_frame(&bytes).unwrap();
-                }
-            }
-        }
-        while replica.poll_event().is_some() {}
-        if let Some(ack) = replica.poll_ack() {
-            line.input(1, STATE_CHANNEL, &ack).unwrap();
-        }
+        tick_and_follow(&mut line, &mut replica, |frame| {
+            largest = largest.max(frame.len());
+            true
+        });
     }
     (largest, replica, line)
 }

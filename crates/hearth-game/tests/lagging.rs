@@ -10,12 +10,11 @@ use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, Movement, Schema};
 use hearth_game::{
-    ActorId, Ctx, Game, GameLine, GameOutput, Pos, Shedding, Zone, MAX_IN_FLIGHT, UNITS_PER_CELL,
+    ActorId, Ctx, Game, GameLine, Pos, Shedding, Zone, MAX_IN_FLIGHT, UNITS_PER_CELL,
 };
 use hearth_replica::game_replica::GameReplica;
-use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 
-use common::{somewhere, SIDE};
+use common::{somewhere, tick_and_follow, SIDE};
 
 /// 300 bees, each always walking somewhere else in a 60 by 60 field.
 struct Swarm;
@@ -90,25 +89,10 @@ fn a_client_whose_frames_were_lost_for_five_seconds_converges_exactly() {
     let mut line = swarm();
     let mut replica = GameReplica::new(line.schema().clone());
     for tick in 1..=200 {
-        line.tick();
         // Ticks 21 to 120: every frame lost (the reliable channel still
         // delivers), so none is acknowledged and the window overflows.
         let lost = (21..=120).contains(&tick);
-        let outputs: Vec<GameOutput> = line.drain_outputs().collect();
-        for output in outputs {
-            let GameOutput::Send { channel, bytes, .. } = output else {
-                continue;
-            };
-            match channel {
-                RELIABLE_CHANNEL => replica.apply_reliable(&bytes).unwrap(),
-                STATE_CHANNEL if !lost => replica.apply_frame(&bytes).unwrap(),
-                _ => {}
-            }
-        }
-        while replica.poll_event().is_some() {}
-        if let Some(ack) = replica.poll_ack() {
-            line.input(1, STATE_CHANNEL, &ack).unwrap();
-        }
+        tick_and_follow(&mut line, &mut replica, |_| !lost);
     }
     // After the last frame, every bee where the line has it.
     assert_eq!(replica.actors().count(), BEES);
@@ -170,26 +154,12 @@ fn keep(shedding: bool) -> (usize, GameReplica, GameLine<Keeper>) {
                 false => Shedding::NONE,
             });
         }
-        line.tick();
-        let outputs: Vec<GameOutput> = line.drain_outputs().collect();
-        for output in outputs {
-            let GameOutput::Send { channel, bytes, .. } = output else {
-                continue;
-            };
-            match channel {
-                RELIABLE_CHANNEL => replica.apply_reliable(&bytes).unwrap(),
-                _ => {
-                    if tick > 20 {
-                        frame_bytes += bytes.len();
-                    }
-                    replica.apply_frame(&bytes).unwrap();
-                }
+        tick_and_follow(&mut line, &mut replica, |frame| {
+            if tick > 20 {
+                frame_bytes += frame.len();
             }
-        }
-        while replica.poll_event().is_some() {}
-        if let Some(ack) = replica.poll_ack() {
-            line.input(1, STATE_CHANNEL, &ack).unwrap();
-        }
+            true
+        });
     }
     (frame_bytes, replica, line)
 }
