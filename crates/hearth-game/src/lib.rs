@@ -36,7 +36,9 @@ pub use line::{
     MAX_OBSERVERS,
 };
 pub use lines::{GameLines, Joining, LinesOutput};
-pub use replicate::{MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET, OBSERVER_BUDGET};
+pub use replicate::{
+    MAX_FRAME_SHIFT, MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET, OBSERVER_BUDGET,
+};
 pub use rng::Rng;
 pub use state::GameStats;
 

@@ -104,11 +104,29 @@ pub(crate) struct ClientView {
     /// client costs the line a share of its actors a tick, not all of them.
     #[serde(default)]
     crowd_shift: u8,
+    /// The client is replicated every `1 << this` ticks, with the budget of
+    /// as many ticks: raised once even the far actors' slower refresh
+    /// (`crowd_shift` at its most) leaves its budget far short of what
+    /// wants it. Unreal skips a saturated connection until its bandwidth
+    /// recovers for the same reason: what a client costs the line then
+    /// follows the bytes it can take, not the ticks; a crowd of thousands
+    /// in view would otherwise cost every client a look at every actor
+    /// every tick, to send each a small share of them.
+    #[serde(default)]
+    frame_shift: u8,
+    /// The tick it was last replicated: a frame after a pause carries the
+    /// budget of the ticks paused.
+    #[serde(default)]
+    replicated_at: u64,
 }
 
 /// The most [`ClientView::crowd_shift`] rises to: actors beyond a quarter
 /// of the view radius looked at every 8th tick at the least.
 const MAX_CROWD_SHIFT: u8 = 3;
+
+/// The most [`ClientView::frame_shift`] rises to: a saturated client is
+/// sent a frame every 4th tick at the least (5 a second at 20 Hz).
+pub const MAX_FRAME_SHIFT: u8 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ViewEntry {
@@ -309,8 +327,8 @@ struct Fresh {
     /// The tick this was encoded in (0: never): encoded when a view first
     /// needs the actor in a tick, so the actors nobody needs cost nothing.
     stamp: u64,
-    /// Its encoded frame update in `Scratch::encoded_bytes` (mask and
-    /// values, without the id), for `mask`.
+    /// Its encoded frame update in `Scratch::encoded_bytes` (id, mask and
+    /// values: what a frame carries of it, copied whole), for `mask`.
     mask: u64,
     start: u32,
     len: u32,
@@ -533,6 +551,22 @@ pub(crate) fn replicate(
         outbox_items,
         budget,
     } = viewer;
+    // A saturated client waits for its turn (staggered by player), unless
+    // something must not wait: its first frame, its control or a
+    // correction of its own actor, or the game's messages to it.
+    let period = 1u64 << view.frame_shift;
+    let must_go = !view.joined_sent
+        || steer.announce
+        || steer.corrected
+        || *outbox_items > 0
+        || view.entries.is_empty();
+    if period > 1 && tick.wrapping_add(stagger) % period != 0 && !must_go {
+        stats.frames_paused += 1;
+        return (Vec::new(), None);
+    }
+    let span = tick.saturating_sub(view.replicated_at).clamp(1, period);
+    view.replicated_at = tick;
+    let budget = (u64::from(budget) * span).min(u64::from(u32::MAX)) as u32;
     let own = steer.actor;
     let centre = own
         .and_then(|id| find(actors, id, &mut 0))
@@ -747,6 +781,7 @@ pub(crate) fn replicate(
                 let fresh = &mut scratch.fresh[slot as usize];
                 if fresh.stamp != tick || fresh.mask != mask {
                     let start = scratch.encoded_bytes.len();
+                    scratch.encoded_bytes.put_varint(u64::from(id.0));
                     put_masked_state(
                         &mut scratch.encoded_bytes,
                         &schema.kinds()[usize::from(hot.kind)],
@@ -769,7 +804,7 @@ pub(crate) fn replicate(
                     spawn: false,
                     taken: false,
                     mask,
-                    cost: hearth_codec::varint_len(u64::from(id.0)) as u32 + fresh.len,
+                    cost: fresh.len,
                 });
             }
         }
@@ -804,13 +839,22 @@ pub(crate) fn replicate(
             stats.deferred += deferred as u64;
         }
         // Far more wanted the budget than it held: look at the actors
-        // beyond a quarter of the view radius less often.
-        if deferred > 2 * scratch.candidates.len() && view.crowd_shift < MAX_CROWD_SHIFT {
-            view.crowd_shift += 1;
+        // beyond a quarter of the view radius less often, and once that is
+        // not enough, at the client less often.
+        if deferred > 2 * scratch.candidates.len() {
+            if view.crowd_shift < MAX_CROWD_SHIFT {
+                view.crowd_shift += 1;
+            } else if view.frame_shift < MAX_FRAME_SHIFT {
+                view.frame_shift += 1;
+            }
         }
-    } else if wanted * 2 < left && view.crowd_shift > 0 {
-        // Room to spare: more often again.
-        view.crowd_shift -= 1;
+    } else if wanted * 2 < left {
+        // Room to spare: more often again, the client first.
+        if view.frame_shift > 0 {
+            view.frame_shift -= 1;
+        } else if view.crowd_shift > 0 {
+            view.crowd_shift -= 1;
+        }
     }
 
     let mut spawned = false;
@@ -904,7 +948,6 @@ pub(crate) fn replicate(
             let encoded = scratch.fresh[c.slot as usize];
             debug_assert_eq!(encoded.mask, c.mask);
             let start = encoded.start as usize;
-            bytes.put_varint(u64::from(c.id.0));
             bytes.extend_from_slice(&scratch.encoded_bytes[start..start + encoded.len as usize]);
         }
         // Carried in id order, like the entries: one walk marks them sent.

@@ -186,6 +186,10 @@ pub struct GameStats {
     /// Spawns and updates a client's byte budget could not take this tick
     /// (they go later, by priority).
     pub deferred: u64,
+    /// Ticks a saturated client was not replicated in (it is sent the
+    /// budget of those ticks in its next frame; see `MAX_FRAME_SHIFT`).
+    #[serde(default)]
+    pub frames_paused: u64,
     /// Bytes sent to observers of the whole line (recordings), not in
     /// `bytes_out`.
     #[serde(default)]

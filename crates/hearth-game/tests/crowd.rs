@@ -1,7 +1,8 @@
 //! A crowd on a small budget: many more actors changing than a client's
-//! budget carries each tick. Each frame keeps to the budget (cut further
-//! while the host sheds), the client is sent the near and the stale first,
-//! and once the crowd stands still it has every actor exactly where the
+//! budget carries each tick. The frames keep to the budget (cut further
+//! while the host sheds), the saturated client is sent fewer and larger
+//! frames but never waits long, the near and the stale go first, and once
+//! the crowd stands still the client has every actor exactly where the
 //! line has it.
 
 mod common;
@@ -9,7 +10,9 @@ mod common;
 use std::sync::Arc;
 
 use hearth_game::schema::{KindSpec, Movement, Schema};
-use hearth_game::{ActorId, Ctx, Game, GameLine, Pos, Shedding, Zone, UNITS_PER_CELL};
+use hearth_game::{
+    ActorId, Ctx, Game, GameLine, Pos, Shedding, Zone, MAX_FRAME_SHIFT, UNITS_PER_CELL,
+};
 use hearth_replica::game_replica::GameReplica;
 
 use common::{somewhere, tick_and_follow, SIDE};
@@ -70,36 +73,79 @@ impl Game for Square {
     }
 }
 
+/// What player 1 was sent on the state channel while the crowd walked.
+#[derive(Default)]
+struct Frames {
+    /// The largest frame.
+    largest: usize,
+    /// Every frame's bytes together.
+    total: usize,
+    /// The most ticks from one frame to the next.
+    longest_gap: u64,
+}
+
 /// Runs the square for `ticks`, shedding as `shedding` says from tick 1;
-/// returns the largest frame, the replica and the line.
-fn run(ticks: u64, shedding: Shedding) -> (usize, GameReplica, GameLine<Square>) {
+/// returns what the frames of the first `STOP` ticks came to, the replica
+/// and the line.
+fn run(ticks: u64, shedding: Shedding) -> (Frames, GameReplica, GameLine<Square>) {
     let mut line = GameLine::new(Arc::new(Square), 3);
     line.set_shedding(shedding);
     line.join(1, None);
     let mut replica = GameReplica::new(line.schema().clone());
-    let mut largest = 0;
-    for _ in 0..ticks {
+    let mut frames = Frames::default();
+    let mut last_frame = 0;
+    for tick in 1..=ticks {
         tick_and_follow(&mut line, &mut replica, |frame| {
-            largest = largest.max(frame.len());
+            if tick <= STOP {
+                frames.largest = frames.largest.max(frame.len());
+                frames.total += frame.len();
+                frames.longest_gap = frames.longest_gap.max(tick - last_frame);
+                last_frame = tick;
+            }
             true
         });
     }
-    (largest, replica, line)
+    (frames, replica, line)
+}
+
+/// A frame may carry the budget of the ticks its client was paused
+/// (`MAX_FRAME_SHIFT`), never more; and all frames together keep to the
+/// budget of the ticks they cover, with the first frame's headers.
+fn assert_within(frames: &Frames, per_tick: usize) {
+    let most_paused = 1usize << MAX_FRAME_SHIFT;
+    assert!(
+        frames.largest <= per_tick * most_paused,
+        "a frame of {} bytes, budget {per_tick} a tick",
+        frames.largest
+    );
+    assert!(
+        frames.total <= per_tick * STOP as usize,
+        "{} bytes in {STOP} ticks, budget {per_tick} a tick",
+        frames.total
+    );
+    assert!(
+        frames.longest_gap <= most_paused as u64,
+        "{} ticks without a frame",
+        frames.longest_gap
+    );
 }
 
 #[test]
 fn a_crowd_on_a_small_budget_keeps_to_it_and_converges_once_it_stands_still() {
     let budget = (BYTES_PER_SECOND / 20) as usize;
     // Walking: the budget is far short of the crowd's changes.
-    let (largest, _, line) = run(STOP, Shedding::NONE);
-    assert!(
-        largest <= budget,
-        "a frame of {largest} bytes, budget {budget}"
-    );
+    let (frames, _, line) = run(STOP, Shedding::NONE);
+    assert_within(&frames, budget);
     assert!(
         line.stats().deferred > 10 * WALKERS as u64,
         "{} deferred: the budget held back most of the crowd",
         line.stats().deferred
+    );
+    // Saturated: the client was sent fewer, larger frames.
+    assert!(
+        line.stats().frames_paused > STOP / 4,
+        "{} ticks paused",
+        line.stats().frames_paused
     );
     // Standing still from tick 150: within 20 s every walker is where the
     // line has it.
@@ -116,12 +162,8 @@ fn a_host_that_cuts_budgets_sends_each_player_that_share_and_the_crowd_still_con
         far_refresh_shift: 1,
         budget_permille: 500,
     };
-    let (largest, _, _) = run(STOP, half);
-    let budget = (BYTES_PER_SECOND / 20) as usize / 2;
-    assert!(
-        largest <= budget,
-        "a frame of {largest} bytes, budget {budget}"
-    );
+    let (frames, _, _) = run(STOP, half);
+    assert_within(&frames, (BYTES_PER_SECOND / 20) as usize / 2);
     let (_, replica, line) = run(STOP + 600, half);
     for (id, _) in replica.actors() {
         assert_eq!(replica.server_position(id), line.position(id), "{id:?}");
