@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use cards::Cards;
 use hearth_game::{GameLine, GameOutput};
-use hearth_replica::frame_acks::FrameAcks;
+use hearth_replica::frame_acks::{FrameAcks, StateSender};
 use hearth_replica::game_replica::GameReplica;
 use hearth_replica::game_wire::{GameClientMessage, GameMove, RELIABLE_CHANNEL};
 use hearth_replica::geometry::Pos;
@@ -174,6 +174,51 @@ fn generate() -> Json {
         })
         .collect();
 
+    // When a client sends its moves (two at a time, a lone one a poll
+    // later, with every acknowledgement due) and which it resends: a walk,
+    // its end, the server taking some, frames applied.
+    let steps = [
+        "restart 49",
+        "move 100 100",
+        "poll",
+        "move 110 100",
+        "poll",
+        "move 120 100",
+        "poll",
+        "poll",
+        "poll",
+        "taken 2",
+        "applied 50",
+        "applied 51",
+        "move 130 100",
+        "applied 52",
+        "poll",
+        "taken 4",
+        "move 140 100",
+        "move 150 100",
+        "move 160 100",
+        "poll",
+        "poll",
+    ];
+    let mut state = StateSender::default();
+    let state_sent: Vec<Json> = steps
+        .iter()
+        .filter_map(|step| {
+            let words: Vec<&str> = step.split(' ').collect();
+            let number = |at: usize| words[at].parse::<i64>().unwrap();
+            match words[0] {
+                "restart" => state.acks.restart(number(1) as u64),
+                "applied" => state.acks.applied(number(1) as u64),
+                "taken" => {
+                    state.taken(number(1) as u32);
+                }
+                "move" => state.push_move(Pos::new(number(1) as i32, number(2) as i32)),
+                _ => return Some(state.poll(&every).map_or(Json::Null, |b| json!(hex(&b)))),
+            }
+            None
+        })
+        .collect();
+
     // A card match as player 1 receives it.
     let cards = Arc::new(cards::schema());
     let mut line = GameLine::new(Arc::new(Cards), 17);
@@ -230,6 +275,7 @@ fn generate() -> Json {
                 "hex": hex(&moves),
             },
             "ack_sequence": { "restart": 99, "applied": applied, "sent": sent },
+            "state_sequence": { "steps": steps, "sent": state_sent },
         },
         "match": { "received": received, "actors": actors },
     })

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { DecodeError, Writer, fromHex, toHex } from "../src/bytes.js";
 import { Schema, Value, decodeSchema, encodeSchema } from "../src/game/schema.js";
-import { FrameAcks, GameReplica, decodeGameReliable, encodeGameAck, encodeGameFrame, encodeGameMessage, encodeGameMoves, encodeGameReliable } from "../src/game/replica.js";
+import { FrameAcks, GameReplica, StateSender, decodeGameReliable, encodeGameAck, encodeGameFrame, encodeGameMessage, encodeGameMoves, encodeGameReliable } from "../src/game/replica.js";
 
 declare const __WEB_DIR__: string;
 const vectors = JSON.parse(readFileSync(`${__WEB_DIR__}/client/test/game_vectors.json`, "utf8"));
@@ -83,6 +83,21 @@ test("what a client sends is the Rust bytes, and a wrong schema is refused with 
     return toHex(encodeGameAck(newest, earlier));
   });
   assert.deepEqual(sent, vectors.client.ack_sequence.sent);
+  // When a client sends its moves, and which: as the Rust client does.
+  const state = new StateSender();
+  const stateSent: (string | null)[] = [];
+  for (const step of vectors.client.state_sequence.steps as string[]) {
+    const [what, a, b] = step.split(" ");
+    if (what === "restart") state.acks.restart(Number(a));
+    else if (what === "applied") state.acks.applied(Number(a));
+    else if (what === "taken") state.taken(Number(a));
+    else if (what === "move") state.pushMove(Number(a), Number(b));
+    else {
+      const bytes = state.poll();
+      stateSent.push(bytes ? toHex(bytes) : null);
+    }
+  }
+  assert.deepEqual(stateSent, vectors.client.state_sequence.sent);
   assert.throws(() => encodeGameMessage(every, "all", []), /not a message to the server/);
   assert.throws(() => encodeGameMessage(every, "poke", [4]), /outside/);
   // The card match's first message says which schema the server runs.

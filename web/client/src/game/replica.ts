@@ -347,11 +347,8 @@ export class GameReplica {
   /** The actor this player's moves steer. */
   controlled?: number;
   eventsDropped = 0;
-  /** The frames applied completely: what the client acknowledges. */
-  private readonly acks = new FrameAcks();
-  private movesDue = false;
-  private lastSeq = 0;
-  private readonly pending: GameMove[] = [];
+  /** The frames applied completely and the moves not taken yet: what the client sends on the state channel. */
+  private readonly state = new StateSender();
   private readonly events: GameEvent[] = [];
 
   constructor(readonly schema: Schema) {}
@@ -377,24 +374,21 @@ export class GameReplica {
 
   /** Where an actor of a moving kind is: for the controlled actor, where this client's moves put it (predicted). */
   position(id: number): { x: number; y: number } | undefined {
-    const last = this.pending[this.pending.length - 1];
+    const last = this.state.newestMove();
     if (id === this.controlled && last) return { x: last.x, y: last.y };
     return this.serverPosition(id);
   }
 
   /** Moves made and not acknowledged yet. */
   get pendingMoves(): number {
-    return this.pending.length;
+    return this.state.pendingMoves;
   }
 
   /** Moves the controlled actor to (x, y) at once (prediction) and queues the move; send what `pollAck` returns. */
   moveTo(x: number, y: number): void {
     if (this.controlled === undefined) throw new Error("this player controls no actor");
     if (!this.actors.has(this.controlled)) throw new Error("the controlled actor is not in view yet");
-    this.lastSeq = this.lastSeq >= 0xffff_ffff ? 1 : this.lastSeq + 1;
-    if (this.pending.length >= MAX_MOVES) this.pending.shift();
-    this.pending.push({ seq: this.lastSeq, x: clampCoordinate(x), y: clampCoordinate(y) });
-    this.movesDue = true;
+    this.state.pushMove(x, y);
   }
 
   /** Applies a reliable message; throws (and the session should close) on anything malformed or a schema mismatch. */
@@ -416,9 +410,9 @@ export class GameReplica {
               this.push({ type: "despawned", id });
             }
             this.controlled = undefined;
-            this.pending.length = 0;
+            this.state.forgetMoves();
           }
-          this.acks.restart(Math.max(0, Number(tick) - 1));
+          this.state.acks.restart(Math.max(0, Number(tick) - 1));
           this.tickHz = item.tickHz;
           this.map = item.map;
           this.viewRadius = item.viewRadius;
@@ -429,7 +423,7 @@ export class GameReplica {
         case "control":
           if (this.controlled !== item.id) {
             this.controlled = item.id;
-            this.pending.length = 0;
+            this.state.forgetMoves();
           }
           this.push({ type: "controlling", id: item.id });
           break;
@@ -471,10 +465,10 @@ export class GameReplica {
     if (this.tickHz === undefined || entry !== this.entry) return;
     const { header, updates, complete } = decodeGameFrame(bytes, this.schema, (id) => this.actors.get(id)?.kind);
     const tick = header.tick;
-    if (tick <= this.acks.newest) return;
+    if (tick <= this.state.acks.newest) return;
     // The server took every move up to its input ack (after a refusal, the rest of that batch too).
-    const hadPending = this.pending.length > 0;
-    while (this.pending.length > 0 && seqAtOrBefore(this.pending[0]!.seq, header.inputAck)) this.pending.shift();
+    const hadPending = this.state.pendingMoves > 0;
+    this.state.taken(header.inputAck);
     for (const update of updates) {
       const actor = this.actors.get(update.id)!;
       if ((update.mask & ~visibleMask(this.schema.kinds[actor.kind]!, actor.owned)) !== 0n) {
@@ -483,25 +477,21 @@ export class GameReplica {
       assign(actor.values, update.mask, update.values);
       this.push({ type: "changed", id: update.id, mask: update.mask });
     }
-    if (complete) this.acks.applied(tick);
+    if (complete) this.state.acks.applied(tick);
     const at = this.controlled === undefined ? undefined : this.serverPosition(this.controlled);
     if (header.corrected && hadPending && at) this.push({ type: "corrected", ...at });
   }
 
   /** The newest frame applied: older ones are ignored. */
   get newestFrame(): number {
-    return this.acks.newest;
+    return this.state.acks.newest;
   }
 
   /**
-   * What to send on the state channel when a move was made or enough frames were applied (see `FrameAcks`): the
-   * acknowledgement, with the moves not yet acknowledged.
+   * What to send on the state channel (see `StateSender.poll`): call it every tick and after applying a frame.
    */
   pollAck(): Uint8Array | undefined {
-    if (!this.acks.due() && !this.movesDue) return undefined;
-    this.movesDue = false;
-    const [tick, earlier] = this.acks.take();
-    return this.pending.length === 0 ? encodeGameAck(tick, earlier) : encodeGameMoves(tick, earlier, this.pending);
+    return this.state.poll();
   }
 
   /** A message to the server, checked against the schema, for the reliable channel. */
@@ -570,6 +560,70 @@ export class FrameAcks {
   take(): [number, number] {
     this.unacknowledged = 0;
     return [this.newest, this.earlier];
+  }
+}
+
+/** Moves sent together (the Rust `frame_acks::MOVES_PER_MESSAGE`): a walking client sends every second tick. */
+export const MOVES_PER_MESSAGE = 2;
+
+/**
+ * What a client sends on the state channel, as the Rust `frame_acks::StateSender` does (the vectors hold them to the
+ * same bytes): its acknowledgements, and its moves the server has not taken yet, resent with every state message.
+ */
+export class StateSender {
+  /** The frames applied. */
+  readonly acks = new FrameAcks();
+  /** Moves made and not taken by the server, oldest first (at most MAX_MOVES). */
+  private readonly pending: GameMove[] = [];
+  /** The number of the last move made (from 1, wrapping). */
+  private lastSeq = 0;
+  /** Moves made since the last state message. */
+  private unsent = 0;
+  /** A poll found a move unsent and held it back: the next poll sends it. */
+  private held = false;
+
+  /** A move to (x, y), numbered; beyond MAX_MOVES unacknowledged the oldest is forgotten. */
+  pushMove(x: number, y: number): void {
+    this.lastSeq = this.lastSeq >= 0xffff_ffff ? 1 : this.lastSeq + 1;
+    if (this.pending.length >= MAX_MOVES) this.pending.shift();
+    this.pending.push({ seq: this.lastSeq, x: clampCoordinate(x), y: clampCoordinate(y) });
+    this.unsent++;
+  }
+
+  /** Where the newest move not yet taken puts the controlled actor. */
+  newestMove(): GameMove | undefined {
+    return this.pending[this.pending.length - 1];
+  }
+
+  /** Moves made and not taken by the server yet. */
+  get pendingMoves(): number {
+    return this.pending.length;
+  }
+
+  /** The server took every move up to `inputAck` (a frame's): they are not sent again. */
+  taken(inputAck: number): void {
+    while (this.pending.length > 0 && seqAtOrBefore(this.pending[0]!.seq, inputAck)) this.pending.shift();
+  }
+
+  /** Drops the moves not yet taken (refused, or of the last line). */
+  forgetMoves(): void {
+    this.pending.length = 0;
+  }
+
+  /**
+   * What to send, when MOVES_PER_MESSAGE moves were made (or one, held back by the last call) or enough frames were
+   * applied since the last message: the acknowledgement, with the moves not taken yet.
+   */
+  poll(): Uint8Array | undefined {
+    const movesDue = this.unsent >= MOVES_PER_MESSAGE || (this.unsent > 0 && this.held);
+    if (!this.acks.due() && !movesDue) {
+      this.held = this.unsent > 0;
+      return undefined;
+    }
+    this.unsent = 0;
+    this.held = false;
+    const [tick, earlier] = this.acks.take();
+    return this.pending.length === 0 ? encodeGameAck(tick, earlier) : encodeGameMoves(tick, earlier, this.pending);
   }
 }
 
