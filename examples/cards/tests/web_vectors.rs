@@ -174,9 +174,9 @@ fn generate() -> Json {
         })
         .collect();
 
-    // When a client sends its moves (two at a time, a lone one a poll
-    // later, with every acknowledgement due) and which it resends: a walk,
-    // its end, the server taking some, frames applied.
+    // When a client sends its moves (at the poll after each, and with
+    // every acknowledgement due) and which it resends: a walk, its end,
+    // the server taking some, frames applied.
     let steps = [
         "restart 49",
         "move 100 100",

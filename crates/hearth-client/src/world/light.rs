@@ -104,14 +104,6 @@ impl LightWorldClient {
 
     /// One tick of the walk, as `WorldClient` walks.
     async fn step(&mut self) {
-        self.walk();
-        // Every tick, walking or not: a move held back to go with the next
-        // (see `hearth_replica::frame_acks`) goes a tick later at most.
-        self.send_ack().await;
-    }
-
-    /// A tick's step of the walk, if walking.
-    fn walk(&mut self) {
         let (Some(target), Some(at), Some(zone)) = (self.walking_to, self.position(), &self.zone)
         else {
             return;
@@ -125,6 +117,7 @@ impl LightWorldClient {
         if next == Some(target) {
             self.walking_to = None;
         }
+        self.send_ack().await;
     }
 
     /// The next thing that happened (an entry into a line, one of the

@@ -185,14 +185,6 @@ impl WorldClient {
 
     /// One tick of the walk: a step towards the target if the way is clear.
     async fn step(&mut self) {
-        self.walk();
-        // Every tick, walking or not: a move held back to go with the next
-        // (see `hearth_replica::frame_acks`) goes a tick later at most.
-        self.send_ack().await;
-    }
-
-    /// A tick's step of the walk, if walking.
-    fn walk(&mut self) {
         let (Some(target), Some(at), Some(zone)) = (self.walking_to, self.position(), &self.zone)
         else {
             return;
@@ -206,6 +198,7 @@ impl WorldClient {
         if next == Some(target) {
             self.walking_to = None;
         }
+        self.send_ack().await;
     }
 
     /// The next thing that happened; `None` once the session is over and

@@ -487,9 +487,7 @@ export class GameReplica {
     return this.state.acks.newest;
   }
 
-  /**
-   * What to send on the state channel (see `StateSender.poll`): call it every tick and after applying a frame.
-   */
+  /** What to send on the state channel (see `StateSender.poll`): after a move, and after applying a frame. */
   pollAck(): Uint8Array | undefined {
     return this.state.poll();
   }
@@ -563,9 +561,6 @@ export class FrameAcks {
   }
 }
 
-/** Moves sent together (the Rust `frame_acks::MOVES_PER_MESSAGE`): a walking client sends every second tick. */
-export const MOVES_PER_MESSAGE = 2;
-
 /**
  * What a client sends on the state channel, as the Rust `frame_acks::StateSender` does (the vectors hold them to the
  * same bytes): its acknowledgements, and its moves the server has not taken yet, resent with every state message.
@@ -577,17 +572,15 @@ export class StateSender {
   private readonly pending: GameMove[] = [];
   /** The number of the last move made (from 1, wrapping). */
   private lastSeq = 0;
-  /** Moves made since the last state message. */
-  private unsent = 0;
-  /** A poll found a move unsent and held it back: the next poll sends it. */
-  private held = false;
+  /** A move was made since the last state message. */
+  private movesDue = false;
 
   /** A move to (x, y), numbered; beyond MAX_MOVES unacknowledged the oldest is forgotten. */
   pushMove(x: number, y: number): void {
     this.lastSeq = this.lastSeq >= 0xffff_ffff ? 1 : this.lastSeq + 1;
     if (this.pending.length >= MAX_MOVES) this.pending.shift();
     this.pending.push({ seq: this.lastSeq, x: clampCoordinate(x), y: clampCoordinate(y) });
-    this.unsent++;
+    this.movesDue = true;
   }
 
   /** Where the newest move not yet taken puts the controlled actor. */
@@ -610,18 +603,10 @@ export class StateSender {
     this.pending.length = 0;
   }
 
-  /**
-   * What to send, when MOVES_PER_MESSAGE moves were made (or one, held back by the last call) or enough frames were
-   * applied since the last message: the acknowledgement, with the moves not taken yet.
-   */
+  /** What to send, when a move was made or enough frames were applied since the last message: the acknowledgement, with the moves not taken yet. */
   poll(): Uint8Array | undefined {
-    const movesDue = this.unsent >= MOVES_PER_MESSAGE || (this.unsent > 0 && this.held);
-    if (!this.acks.due() && !movesDue) {
-      this.held = this.unsent > 0;
-      return undefined;
-    }
-    this.unsent = 0;
-    this.held = false;
+    if (!this.acks.due() && !this.movesDue) return undefined;
+    this.movesDue = false;
     const [tick, earlier] = this.acks.take();
     return this.pending.length === 0 ? encodeGameAck(tick, earlier) : encodeGameMoves(tick, earlier, this.pending);
   }
