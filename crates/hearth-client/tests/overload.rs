@@ -192,45 +192,85 @@ async fn an_overloaded_server_refuses_newcomers_with_when_to_return_and_keeps_it
     server.shutdown("the test is over").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_game_message_the_host_cannot_queue_closes_its_session_with_why_rather_than_vanishing() {
-    let mut config = common::config(&common::data_dir("host-queue"));
-    config.accounts.allow_anonymous = true;
-    // Room for one message between two ticks.
-    config.world.input_queue = 1;
-    let server = hearth_server::start_game(config, Treadmill).await.unwrap();
-    let url = format!("tcp://{}", server.game_tcp);
-    let mut player = Walker::join(&url).await.expect("admitted");
-    player.ping(1).await;
-    // Slow ticks (40 ms of each 50), then a burst of reliable messages:
-    // the first fills the queue, the next finds it full.
-    player.send("load", 40).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for n in 2..10 {
-        // The session may be closed before the last of them.
-        let bytes = player.replica.message("ping", vec![Value::Int(n)]).unwrap();
-        let _ = player.session.send(RELIABLE_CHANNEL, &bytes).await;
+/// Sends pings `first..=last` at once, then collects the pongs until the
+/// last: every one, in order, on a session that stays open.
+async fn burst_of_pings(player: &mut Walker, first: i64, last: i64) -> Vec<i64> {
+    for n in first..=last {
+        player.send("ping", n).await;
     }
-    let closed_by = Instant::now() + WAIT;
-    let reason = loop {
-        assert!(Instant::now() < closed_by, "the session stayed open");
+    let mut pongs = Vec::new();
+    let until = Instant::now() + WAIT;
+    while pongs.last() != Some(&last) {
+        assert!(Instant::now() < until, "pongs so far: {pongs:?}");
         let Ok(Some(event)) =
             tokio::time::timeout(Duration::from_millis(100), player.session.next_event()).await
         else {
             continue;
         };
-        if let Event::Closed(reason) = event {
-            break reason.to_string();
+        match event {
+            Event::Message { channel, payload } if channel == RELIABLE_CHANNEL => {
+                player.replica.apply_reliable(&payload).unwrap();
+            }
+            Event::Message { channel, payload } if channel == STATE_CHANNEL => {
+                player.replica.apply_frame(&payload).unwrap();
+            }
+            Event::Closed(reason) => panic!("closed: {reason}; pongs so far: {pongs:?}"),
+            _ => continue,
         }
-    };
-    assert!(
-        reason.contains(hearth_server::game::HOST_OVERLOADED),
-        "{reason}"
+        while let Some(event) = player.replica.poll_event() {
+            if let GameEvent::Message { values, .. } = event {
+                if let [Value::Int(n)] = values[..] {
+                    pongs.push(n);
+                }
+            }
+        }
+    }
+    pongs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_messages_the_host_has_no_room_for_wait_in_their_session_and_none_is_lost() {
+    let mut config = common::config(&common::data_dir("host-queue"));
+    config.accounts.allow_anonymous = true;
+    // Room for one message between two ticks.
+    config.world.input_queue = 1;
+    let server = hearth_server::start_game(config, Treadmill).await.unwrap();
+    // Over a stream and over datagrams (KCP), at the same time.
+    let mut players = Vec::new();
+    for url in [
+        format!("tcp://{}", server.game_tcp),
+        format!("udp://{}", server.game_udp.expect("UDP is served")),
+    ] {
+        let mut player = Walker::join(&url).await.expect("admitted");
+        player.ping(1).await;
+        players.push(player);
+    }
+    // Slow ticks (40 ms of each 50), then a burst of reliable messages from
+    // each: far more than the host's queue holds.
+    players[0].send("load", 40).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stream, datagrams) = players.split_at_mut(1);
+    let (over_stream, over_datagrams) = tokio::join!(
+        burst_of_pings(&mut stream[0], 2, 16),
+        burst_of_pings(&mut datagrams[0], 2, 16)
     );
-    let dropped = server
-        .game
-        .counters
-        .messages_dropped
+    for pongs in [over_stream, over_datagrams] {
+        assert_eq!(pongs, (2..=16).collect::<Vec<_>>(), "every one, in order");
+    }
+    let counters = &server.game.counters;
+    let held = counters
+        .messages_held
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(dropped >= 1, "{dropped}");
+    assert!(held >= 1, "the host's queue was never full: {held} held");
+    assert_eq!(
+        counters
+            .held_overflows
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // Both keep playing.
+    for player in &mut players {
+        player.ping(100).await;
+    }
+    server.shutdown("the test is over").await;
 }

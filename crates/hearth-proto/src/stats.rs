@@ -190,6 +190,9 @@ pub struct SessionStats {
     pub messages_out: u64,
     pub migrations: u64,
     pub resumes: u64,
+    /// Times the application paused receiving (its queue was full; see
+    /// `Server::pause_receive`).
+    pub receive_pauses: u64,
     pub drops: Drops,
 }
 

@@ -21,6 +21,7 @@ use hearth_proto::{
 
 use crate::account_sessions::AccountSessions;
 use crate::accounts::{Account, AccountError, Accounts};
+use crate::game_backpressure::{HeldMessages, HoldOutcome};
 use crate::game_host::GameHostHandle;
 use crate::rate_limit::Action;
 use crate::storage::Storage;
@@ -78,6 +79,9 @@ pub struct GameHandler {
     /// and with administration (which ends an account's sessions by id).
     sessions: AccountSessions,
     logins: Arc<LoginCounters>,
+    /// Reliable game messages the host had no room for yet, per session
+    /// (whose receiving is paused until they are handed on).
+    held: HeldMessages,
 }
 
 impl GameHandler {
@@ -97,6 +101,7 @@ impl GameHandler {
             game,
             pending: Arc::default(),
             world_rate: HashMap::new(),
+            held: HeldMessages::default(),
             in_world: std::collections::HashSet::new(),
             map: config.game.map.clone(),
             allow_anonymous: config.accounts.allow_anonymous,
@@ -341,10 +346,10 @@ fn game_refusal(
     }
 }
 
-/// Why a session whose reliable game message found the game host's queue
-/// full is closed.
+/// Why a session is closed that sent more reliable game messages than it
+/// may have held while the game host's queue was full.
 pub const HOST_OVERLOADED: &str =
-    "server overloaded: the game could not take your message; log in again";
+    "server overloaded: the game could not take your messages; log in again";
 
 /// World messages a player may send: a burst, then a steady rate. A client
 /// acknowledges at most each frame (20 a second) and moves at most as often;
@@ -401,7 +406,68 @@ fn guest_name(chosen: &str, session: u64) -> String {
     }
 }
 
+impl GameHandler {
+    /// Hands a game message to the host. A state message (acknowledgement,
+    /// moves) that finds the host's queue full is dropped, as its channel
+    /// allows; a reliable one is held, in order behind any held before,
+    /// and the session's receiving paused until the host has room (see
+    /// `game_backpressure`): its sender waits instead of losing it.
+    fn hand_on(&mut self, gate: &mut GateCtx<'_>, session: u64, channel: u16, payload: Vec<u8>) {
+        let Some(host) = self.game.get() else {
+            return;
+        };
+        if channel == RELIABLE_CHANNEL && self.held.is_holding(session) {
+            self.hold(gate, session, payload);
+            return;
+        }
+        if let Err(payload) = host.message(session, channel, payload) {
+            if channel == RELIABLE_CHANNEL {
+                self.hold(gate, session, payload);
+            } else {
+                host.counters
+                    .messages_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn hold(&mut self, gate: &mut GateCtx<'_>, session: u64, payload: Vec<u8>) {
+        let Some(host) = self.game.get() else {
+            return;
+        };
+        match self.held.hold(gate.now(), session, payload) {
+            HoldOutcome::Paused => {
+                host.counters.messages_held.fetch_add(1, Ordering::Relaxed);
+                gate.pause_receive(session);
+            }
+            HoldOutcome::Queued => {
+                host.counters.messages_held.fetch_add(1, Ordering::Relaxed);
+            }
+            HoldOutcome::Overflow => {
+                host.counters.held_overflows.fetch_add(1, Ordering::Relaxed);
+                gate.close(session, close_code::OVERLOADED, HOST_OVERLOADED);
+            }
+        }
+    }
+}
+
 impl Handler for GameHandler {
+    fn wake_at(&self) -> Option<Instant> {
+        self.held.retry_at()
+    }
+
+    fn on_wake(&mut self, gate: &mut GateCtx<'_>) {
+        let Some(host) = self.game.get() else {
+            return;
+        };
+        let emptied = self.held.retry(gate.now(), |session, payload| {
+            host.message(session, RELIABLE_CHANNEL, payload)
+        });
+        for session in emptied {
+            gate.resume_receive(session);
+        }
+    }
+
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event) {
         match event {
             Event::LoginRequest(request) => {
@@ -442,14 +508,7 @@ impl Handler for GameHandler {
                     .entry(session)
                     .or_insert_with(|| InputBucket::new(now));
                 if bucket.take(now) {
-                    // A state message (acknowledgement, moves) that finds the
-                    // host's queue full is dropped, as its channel allows; a
-                    // reliable game message is not dropped behind the
-                    // client's back: the session is closed, telling it why
-                    // (as the gate's handler queues shed a session).
-                    if !host.message(session, channel, payload) && channel == RELIABLE_CHANNEL {
-                        gate.close(session, close_code::OVERLOADED, HOST_OVERLOADED);
-                    }
+                    self.hand_on(gate, session, channel, payload);
                 } else {
                     host.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
@@ -458,6 +517,7 @@ impl Handler for GameHandler {
                 let _ = gate.send(session, channel, &payload);
             }
             Event::Closed(_) => {
+                self.held.forget(session);
                 self.sessions.end(session);
                 self.pending.lock().expect("not poisoned").remove(&session);
                 self.world_rate.remove(&session);

@@ -7,6 +7,7 @@ pub mod accounts;
 mod api_error;
 pub mod config;
 pub mod game;
+pub mod game_backpressure;
 pub mod game_host;
 mod gate_sends;
 pub mod hash_pool;

@@ -136,6 +136,16 @@ impl GateConfig {
 /// nothing but queue.
 pub trait Handler: Clone + Send + 'static {
     fn on_event(&mut self, gate: &mut GateCtx<'_>, session: u64, event: Event);
+
+    /// When the handler holds work it could not hand on yet (see
+    /// [`GateCtx::pause_receive`]), the time it wants [`Handler::on_wake`]
+    /// called: the shard wakes for it even if nothing else happens.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called once [`Handler::wake_at`] has passed.
+    fn on_wake(&mut self, _gate: &mut GateCtx<'_>) {}
 }
 
 /// Session operations available to a [`Handler`] and to commands, on the
@@ -156,6 +166,19 @@ impl GateCtx<'_> {
 
     pub fn send(&mut self, session: u64, channel: u16, payload: &[u8]) -> Result<(), SendError> {
         self.server.send(self.now, session, channel, payload)
+    }
+
+    /// Stops taking the session's reliable messages until
+    /// [`GateCtx::resume_receive`] (see `hearth_proto::Server::pause_receive`):
+    /// what a handler whose own queue is full does, so that its senders wait
+    /// rather than lose messages.
+    pub fn pause_receive(&mut self, session: u64) -> bool {
+        self.server.pause_receive(self.now, session)
+    }
+
+    /// Delivers what the session sent while paused, in order, to the handler.
+    pub fn resume_receive(&mut self, session: u64) -> bool {
+        self.server.resume_receive(self.now, session)
     }
 
     pub fn open_channel(

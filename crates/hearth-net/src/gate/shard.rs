@@ -122,6 +122,7 @@ pub(crate) async fn run<H: Handler>(parts: ShardParts<H>) {
             .poll_timeout()
             .into_iter()
             .chain(gate.conditioner.as_ref().and_then(|c| c.next_due()))
+            .chain(gate.handler.wake_at())
             .min()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -158,6 +159,10 @@ pub(crate) async fn run<H: Handler>(parts: ShardParts<H>) {
             gate.server.handle_timeout(now);
         }
         gate.settle().await;
+        if gate.handler.wake_at().is_some_and(|t| t <= now) {
+            gate.wake_handler();
+            gate.settle().await;
+        }
         if now.duration_since(last_stats) >= STATS_EVERY {
             last_stats = now;
             gate.publish_stats();
@@ -319,6 +324,17 @@ impl<H: Handler> Gate<H> {
                     .fetch_add(count, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Lets the handler retry what it holds (see `Handler::wake_at`).
+    fn wake_handler(&mut self) {
+        let mut ctx = GateCtx {
+            server: &mut self.server,
+            now: Instant::now(),
+            shards: &self.peers,
+            metrics: &self.shared.metrics,
+        };
+        self.handler.on_wake(&mut ctx);
     }
 
     /// Delivers events and sends transmits until the endpoint has nothing left:

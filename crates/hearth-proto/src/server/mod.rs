@@ -550,6 +550,22 @@ impl Server {
             .unwrap_or(Err(SendError::Closed))
     }
 
+    /// Stops delivering the session's reliable messages (and acknowledging
+    /// them, so its peer stops sending at its unacknowledged limit) until
+    /// [`Server::resume_receive`]: for an application whose queue is full.
+    /// False if there is no such session.
+    pub fn pause_receive(&mut self, now: Instant, id: u64) -> bool {
+        self.with_session(now, id, |s, _| s.pause_receive())
+            .is_some()
+    }
+
+    /// Delivers the messages held since [`Server::pause_receive`], in order
+    /// (as events), and acknowledges them.
+    pub fn resume_receive(&mut self, now: Instant, id: u64) -> bool {
+        self.with_session(now, id, |s, out| s.resume_receive(now, out))
+            .is_some()
+    }
+
     pub fn open_channel(
         &mut self,
         now: Instant,

@@ -58,7 +58,7 @@ impl Session {
     /// Whether an Ack frame should go out now: piggybacked when `other_traffic`,
     /// alone once the delay has passed.
     fn ack_frame(&mut self, now: Instant, other_traffic: bool) -> Option<Vec<u8>> {
-        let received = self.reliable_rx.received();
+        let received = self.reliable_acknowledged();
         if received == self.ack_sent && !self.ack_repeat {
             self.ack_due = None;
             return None;

@@ -344,7 +344,7 @@ impl Session {
         if message.channel == CONTROL_CHANNEL {
             self.handle_control(now, &message.payload, out);
         } else {
-            self.deliver(message, out);
+            self.deliver_or_hold(now, message, out);
         }
     }
 

@@ -52,7 +52,7 @@ impl Session {
                 let mut frame = Vec::new();
                 Frame::Resume {
                     session_id: self.id,
-                    received: self.reliable_rx.received(),
+                    received: self.reliable_acknowledged(),
                 }
                 .encode(&mut frame);
                 // Alone in the stream's first sealed packet: the server reads it
@@ -66,7 +66,7 @@ impl Session {
             StreamResume::Answer { .. } => {
                 let mut frame = Vec::new();
                 Frame::Resumed {
-                    received: self.reliable_rx.received(),
+                    received: self.reliable_acknowledged(),
                 }
                 .encode(&mut frame);
                 link.live.enqueue(frame, usize::MAX);

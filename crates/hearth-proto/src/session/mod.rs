@@ -4,6 +4,7 @@
 //! an `Outbox` for what it wants sent and reported.
 
 mod channels;
+mod flow;
 mod flush;
 mod input;
 mod links;
@@ -145,6 +146,24 @@ pub struct Session {
     pub(crate) origin: Option<std::net::SocketAddr>,
     /// Server: when a datagram link last attached to it by ticket or resume.
     pub(crate) last_datagram_attach: Option<Instant>,
+    /// The application cannot take more reliable messages now (see
+    /// [`Session::pause_receive`]): what arrives meanwhile waits here.
+    pub(crate) paused: Option<PausedReceive>,
+}
+
+/// Reliable messages held while the application cannot take them, and the
+/// count acknowledged to the peer when it paused: the peer keeps everything
+/// after it unacknowledged, so its own limit (`max_unacked_bytes`) stops
+/// it sending more. Flow control, not loss: they are delivered, in order,
+/// when the application resumes.
+#[derive(Debug, Default)]
+pub(crate) struct PausedReceive {
+    /// Bunches acknowledged to the peer: frozen while paused.
+    pub acknowledged: u64,
+    pub held: std::collections::VecDeque<crate::reassembly::Message>,
+    /// Their payloads plus [`crate::reliable::EARLY_ENTRY_COST`] each, so
+    /// that a flood of empty messages is bounded as large ones are.
+    pub held_bytes: usize,
 }
 
 impl Session {
@@ -162,6 +181,7 @@ impl Session {
         Self {
             id,
             role,
+            paused: None,
             reliable_rx: ReliableReceiver::new(config.max_unacked_bytes),
             reassembly: Reassembly::new(config.max_message_size, config.max_reassembly_bytes),
             config,
@@ -242,9 +262,10 @@ impl Session {
         self.login.is_joined()
     }
 
-    /// Reliable messages received in order so far (what a resume presents).
+    /// Reliable messages received in order and acknowledged so far (what
+    /// a resume presents; while receiving is paused, those before it).
     pub fn reliable_received(&self) -> u64 {
-        self.reliable_rx.received()
+        self.reliable_acknowledged()
     }
 
     /// Milliseconds since the session began, in 64 bits: never wraps.

@@ -39,8 +39,14 @@ pub struct GameHostCounters {
     pub leaves: AtomicU64,
     /// Client messages handed to a line.
     pub messages: AtomicU64,
-    /// Client messages dropped because the host's queue was full.
+    /// Client state messages (acknowledgements, moves) dropped because the
+    /// host's queue was full, as their channel allows.
     pub messages_dropped: AtomicU64,
+    /// Reliable client messages held back while the host's queue was full
+    /// (their sessions' receiving paused until it had room), and sessions
+    /// closed because they held more than their bound.
+    pub messages_held: AtomicU64,
+    pub held_overflows: AtomicU64,
     /// Client messages that did not decode (their sessions are closed).
     pub undecodable: AtomicU64,
     /// Client messages beyond their rate limit (dropped).
@@ -216,14 +222,15 @@ impl GameHostHandle {
 
     /// A client's bytes on a game channel; false (dropped and counted) when
     /// the host is backlogged.
-    pub fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) -> bool {
-        let sent = self.messages.try_send((player, channel, bytes)).is_ok();
-        if !sent {
-            self.counters
-                .messages_dropped
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        sent
+    /// Hands a client's message to the host's queue; gives it back when the
+    /// queue is full (or the host is gone), for the caller to hold or drop.
+    pub fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.messages
+            .try_send((player, channel, bytes))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full((_, _, bytes))
+                | mpsc::error::TrySendError::Closed((_, _, bytes)) => bytes,
+            })
     }
 
     /// `Some(seconds)` while the host is too busy to admit newcomers: a
