@@ -14,6 +14,7 @@
 //!
 //! No clock and no I/O inside: a whole match runs in a unit test.
 
+mod blocks;
 mod bucket;
 mod ctx;
 pub mod directory;

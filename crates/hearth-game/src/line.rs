@@ -703,7 +703,8 @@ impl<G: Game> GameLine<G> {
         // it does, so the players' views can be written at the same time.
         let taken = std::mem::take(&mut self.core.actors);
         let actors: Vec<_> = taken.iter().map(|(id, actor)| (*id, actor)).collect();
-        self.scratch.locate(&actors, &self.masks, &self.space);
+        self.scratch
+            .locate(self.core.tick, &actors, &self.masks, &self.space);
         let core = &mut self.core;
         // Players in the order of where they stand (see
         // `Scratch::spatial_order`): neighbours see mostly the same actors,

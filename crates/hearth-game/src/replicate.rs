@@ -41,6 +41,7 @@ use hearth_replica::schema::{Schema, Value};
 
 use hearth_codec::Writer;
 
+use crate::blocks::{Blocks, NO_UNIT};
 use crate::ctx::KindMasks;
 use crate::grid::Grid;
 use crate::ids::{ActorId, PlayerId};
@@ -118,6 +119,35 @@ pub(crate) struct ClientView {
     /// budget of the ticks paused.
     #[serde(default)]
     replicated_at: u64,
+    /// While the client sees a crowd ([`CROWD_ENTRIES`] actors or more):
+    /// the shared units (see `crate::blocks`) near it, in unit order, and
+    /// what it has of each. Not saved: a restored line sends them again.
+    #[serde(skip)]
+    units: Vec<UnitView>,
+    /// While in a crowd: which of the tick's actors (by slot) the client
+    /// knows, a bit each; a unit goes to it only if it knows every actor in
+    /// it. Rebuilt when its actors or the slots change.
+    #[serde(skip)]
+    known: Vec<u64>,
+    #[serde(skip)]
+    known_valid: bool,
+}
+
+/// A client that sees this many actors or more is sent the moving ones'
+/// updates in shared units (`crate::blocks`) rather than one by one.
+pub const CROWD_ENTRIES: usize = 256;
+
+/// What a client has of one shared unit: as a view entry has of an actor.
+#[derive(Debug, Clone, Copy)]
+struct UnitView {
+    unit: u32,
+    /// The client has every actor of the unit as of this tick.
+    acked: u64,
+    /// Which unacknowledged frames carried it (as `ViewEntry::carried`).
+    carried: u32,
+    last_sent: u32,
+    /// Every actor in it is known to the client this tick.
+    ready: bool,
 }
 
 /// The most [`ClientView::crowd_shift`] rises to: actors beyond a quarter
@@ -208,6 +238,14 @@ impl ClientView {
             }
             entry.carried &= !leaving;
         }
+        for unit in &mut self.units {
+            let hits = unit.carried & acked;
+            if hits != 0 {
+                let newest = 31 - hits.rotate_right((first % 32) as u32).leading_zeros();
+                unit.acked = unit.acked.max(self.in_flight[newest as usize]);
+            }
+            unit.carried &= !leaving;
+        }
         self.in_flight.drain(..=at);
         true
     }
@@ -221,6 +259,9 @@ impl ClientView {
             let lost = !(1u32 << ((self.next_frame - MAX_IN_FLIGHT as u64) % 32));
             for entry in &mut self.entries {
                 entry.carried &= lost;
+            }
+            for unit in &mut self.units {
+                unit.carried &= lost;
             }
         }
         self.in_flight.push_back(tick);
@@ -240,6 +281,16 @@ impl ClientView {
     pub fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<ViewEntry>()
             + self.in_flight.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// The client no longer sees a crowd: it is sent every actor's updates
+    /// one by one again (from what each entry says it has).
+    fn leave_crowd(&mut self) {
+        if !self.units.is_empty() || !self.known.is_empty() {
+            self.units = Vec::new();
+            self.known = Vec::new();
+            self.known_valid = false;
+        }
     }
 
     /// The player's entry into lines this view belongs to.
@@ -298,6 +349,12 @@ pub(crate) struct Scratch {
     items: Vec<u8>,
     units: Vec<(usize, usize)>,
     gone: Vec<ActorId>,
+    /// The moving actors by shared unit, and the units' encodings.
+    blocks: Blocks,
+    /// The units near one client, reused from client to client.
+    near_units: Vec<u32>,
+    /// Merged unit views, reused.
+    merged_units: Vec<UnitView>,
 }
 
 /// One actor as replication sees it first (see [`Scratch::hot`]): one
@@ -336,7 +393,7 @@ struct Fresh {
 
 impl Scratch {
     /// Where everything is this tick.
-    pub fn locate(&mut self, actors: Actors<'_>, masks: &[KindMasks], space: &Space) {
+    pub fn locate(&mut self, tick: u64, actors: Actors<'_>, masks: &[KindMasks], space: &Space) {
         // Ids only grow: with no actor gone, the last tick's actors are
         // this tick's first ones, and the last of them is where it was.
         self.slots_kept = self.last_id.is_some_and(|last| {
@@ -383,6 +440,8 @@ impl Scratch {
                 self.fixed.push((*id, slot as u32));
             }
         }
+        self.blocks
+            .locate(tick, space.cells(), &self.moving, actors.len());
         self.near.clear();
         self.near.resize(self.moving.len().div_ceil(64), 0);
         if self.moving.is_empty() {
@@ -476,8 +535,12 @@ struct Candidate {
     spawn: bool,
     /// It fits this tick's budget.
     taken: bool,
+    /// The properties of an update; for a shared unit, its "since" choice.
     mask: u64,
     cost: u32,
+    /// A shared unit (`slot` is then its index in `ClientView::units`), or
+    /// `NO_UNIT` for an actor.
+    unit: u32,
 }
 
 /// Whom one replication is for: a player of the line, or an observer of
@@ -584,11 +647,29 @@ pub(crate) fn replicate(
     let relevancy_pass = view.entries.is_empty()
         || steer.announce
         || tick.wrapping_add(stagger) % RELEVANCY_PERIOD == 0;
-    if !relevancy_pass {
-        // No actor gone and no reliable change to send: an entry within its
-        // refresh period (from where it was when last looked at) need not
-        // be looked at, which in a crowd is most of them.
-        let quiet = scratch.slots_kept && scratch.newest_reliable <= view.reliable_through;
+    // No actor gone and no reliable change to send.
+    let quiet = scratch.slots_kept && scratch.newest_reliable <= view.reliable_through;
+    // A client in a crowd is sent the moving actors' updates in shared
+    // units; on a quiet tick between relevancy passes, its view entries
+    // are not looked at at all, but for its own actor's.
+    let crowd = player_id.is_some() && centre.is_some() && view.entries.len() >= CROWD_ENTRIES;
+    let own_only = crowd && quiet && !relevancy_pass;
+    let mut entry_range = 0..view.entries.len();
+    if own_only {
+        entry_range = 0..0;
+        if let Some(id) = own {
+            if let Ok(at) = view.entries.binary_search_by_key(&id, |e| e.id) {
+                let entry = &mut view.entries[at];
+                if let Some(slot) = find_hot(&scratch.hot, id, &mut entry.slot) {
+                    scratch.relevant.push((id, -1, slot));
+                    entry_range = at..at + 1;
+                }
+            }
+        }
+    } else if !relevancy_pass {
+        // An entry within its refresh period (from where it was when last
+        // looked at) need not be looked at on a quiet tick, which in a
+        // crowd is most of them.
         let far_shift = space.far_refresh_shift;
         let view_in2 = space.view_in * space.view_in;
         for entry in view.entries.iter_mut() {
@@ -714,10 +795,16 @@ pub(crate) fn replicate(
     scratch.candidates.clear();
     let view_in2 = space.view_in * space.view_in;
     let far_shift = space.far_refresh_shift;
+    match centre {
+        Some(centre) if crowd => {
+            prepare_units(view, scratch, actors, centre, space, relevancy_pass)
+        }
+        _ => view.leave_crowd(),
+    }
     let mut gone = std::mem::take(&mut scratch.gone);
     gone.clear();
     let mut relevant = scratch.relevant.iter().peekable();
-    for entry in view.entries.iter_mut() {
+    for entry in view.entries[entry_range].iter_mut() {
         let id = &entry.id;
         while let Some(&(_, distance2, slot)) = relevant.next_if(|(r, _, _)| r < id) {
             if distance2 <= view_in2 {
@@ -761,7 +848,17 @@ pub(crate) fn replicate(
             );
             units.push((items.len(), 1));
         }
-        if hot.frame_changed > entry.acked
+        // In a crowd, a moving actor of a unit the client is sent whole
+        // goes in that unit (but for its own and those it owns, whose
+        // owner-only properties a unit does not carry).
+        let covered = crowd && hot.moves && Some(*id) != own && !entry.owned && {
+            let unit = scratch.blocks.unit_of(slot);
+            view.units
+                .binary_search_by_key(&unit, |u| u.unit)
+                .is_ok_and(|at| view.units[at].ready)
+        };
+        if !covered
+            && hot.frame_changed > entry.acked
             && ticks_since(tick, entry.last_sent)
                 >= refresh_period(distance2, view_in2, far_shift, view.crowd_shift)
         {
@@ -805,6 +902,7 @@ pub(crate) fn replicate(
                     taken: false,
                     mask,
                     cost: fresh.len,
+                    unit: NO_UNIT,
                 });
             }
         }
@@ -814,6 +912,37 @@ pub(crate) fn replicate(
             scratch.candidates.push(spawn_candidate(
                 schema, masks, actors, slot, distance2, player_id,
             ));
+        }
+    }
+    if let (true, Some(centre)) = (crowd, centre) {
+        for (index, unit) in view.units.iter().enumerate() {
+            if !unit.ready {
+                continue;
+            }
+            let distance2 = scratch.blocks.centre(unit.unit).distance_squared(centre);
+            let staleness = ticks_since(tick, unit.last_sent);
+            if staleness < refresh_period(distance2, view_in2, far_shift, view.crowd_shift) {
+                continue;
+            }
+            let class = Blocks::class_for(tick, unit.acked);
+            let encoded = scratch
+                .blocks
+                .encoded(tick, unit.unit, class, actors, masks, schema);
+            if encoded.count == 0 {
+                continue;
+            }
+            scratch.candidates.push(Candidate {
+                id: ActorId(unit.unit),
+                slot: index as u32,
+                priority: 0,
+                staleness,
+                distance2,
+                spawn: false,
+                taken: false,
+                mask: class as u64,
+                cost: encoded.len,
+                unit: unit.unit,
+            });
         }
     }
 
@@ -910,6 +1039,9 @@ pub(crate) fn replicate(
     if spawned {
         view.entries.sort_by_key(|e| e.id);
     }
+    if spawned || !gone.is_empty() {
+        view.known_valid = false;
+    }
     view.reliable_through = tick;
 
     let mut reliable = Vec::new();
@@ -928,7 +1060,18 @@ pub(crate) fn replicate(
     }
 
     let updates = scratch.candidates.iter().filter(|c| !c.spawn);
-    let update_count = updates.clone().count();
+    let blocks = &mut scratch.blocks;
+    let update_count: usize = updates
+        .clone()
+        .map(|c| match c.unit {
+            NO_UNIT => 1,
+            unit => {
+                blocks
+                    .encoded(tick, unit, c.mask as usize, actors, masks, schema)
+                    .count as usize
+            }
+        })
+        .sum();
     let frame = (update_count > 0 || steer.moved || steer.corrected).then(|| {
         let size: usize = updates.clone().map(|c| c.cost as usize).sum();
         let mut bytes = Vec::with_capacity(FRAME_HEADER_MAX + size);
@@ -944,6 +1087,16 @@ pub(crate) fn replicate(
         );
         let bit = view.sent_frame(tick);
         for c in updates.clone() {
+            if c.unit != NO_UNIT {
+                // Encoded when it became a candidate, for this choice.
+                let encoded = blocks.encoded(tick, c.unit, c.mask as usize, actors, masks, schema);
+                bytes.extend_from_slice(blocks.bytes(encoded));
+                stats.shared_updates += u64::from(encoded.count);
+                let unit = &mut view.units[c.slot as usize];
+                unit.last_sent = tick as u32;
+                unit.carried |= bit;
+                continue;
+            }
             // Encoded when it became a candidate, with this mask.
             let encoded = scratch.fresh[c.slot as usize];
             debug_assert_eq!(encoded.mask, c.mask);
@@ -951,7 +1104,10 @@ pub(crate) fn replicate(
             bytes.extend_from_slice(&scratch.encoded_bytes[start..start + encoded.len as usize]);
         }
         // Carried in id order, like the entries: one walk marks them sent.
-        let mut sent = updates.map(|c| c.id).peekable();
+        let mut sent = updates
+            .filter(|c| c.unit == NO_UNIT)
+            .map(|c| c.id)
+            .peekable();
         for entry in view.entries.iter_mut() {
             let Some(&next) = sent.peek() else { break };
             if next == entry.id {
@@ -973,6 +1129,62 @@ pub(crate) fn replicate(
     scratch.units = units;
     scratch.gone = gone;
     (reliable, frame)
+}
+
+/// For a client in a crowd: which actors it knows (when its entries or the
+/// tick's slots changed), which shared units are near it (on a relevancy
+/// pass), and which of them it knows every actor of.
+fn prepare_units(
+    view: &mut ClientView,
+    scratch: &mut Scratch,
+    actors: Actors<'_>,
+    centre: Pos,
+    space: &Space,
+    relevancy_pass: bool,
+) {
+    if !view.known_valid || !scratch.slots_kept {
+        view.known.clear();
+        view.known.resize(actors.len().div_ceil(64), 0);
+        for entry in view.entries.iter_mut() {
+            if let Some(slot) = find_hot(&scratch.hot, entry.id, &mut entry.slot) {
+                view.known[slot as usize / 64] |= 1 << (slot % 64);
+            }
+        }
+        view.known_valid = true;
+    }
+    if relevancy_pass || view.units.is_empty() {
+        scratch
+            .blocks
+            .units_near(centre, space.view_out, &mut scratch.near_units);
+        // Both in unit order: what the client has of a unit still near is
+        // kept, a unit no longer near is forgotten.
+        let merged = &mut scratch.merged_units;
+        merged.clear();
+        let mut had = view.units.iter().peekable();
+        for &unit in &scratch.near_units {
+            while had.next_if(|u| u.unit < unit).is_some() {}
+            merged.push(match had.next_if(|u| u.unit == unit) {
+                Some(kept) => *kept,
+                None => UnitView {
+                    unit,
+                    acked: 0,
+                    carried: 0,
+                    last_sent: 0,
+                    ready: false,
+                },
+            });
+        }
+        std::mem::swap(&mut view.units, merged);
+    }
+    let known = &view.known;
+    let is_known = |slot: u32| {
+        known
+            .get(slot as usize / 64)
+            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    };
+    for unit in view.units.iter_mut() {
+        unit.ready = scratch.blocks.members(unit.unit).all(is_known);
+    }
 }
 
 fn spawn_candidate(
@@ -998,6 +1210,7 @@ fn spawn_candidate(
         distance2,
         spawn: true,
         taken: false,
+        unit: NO_UNIT,
         mask,
         cost: (4
             + hearth_codec::varint_len(u64::from(id.0))

@@ -190,6 +190,10 @@ pub struct GameStats {
     /// budget of those ticks in its next frame; see `MAX_FRAME_SHIFT`).
     #[serde(default)]
     pub frames_paused: u64,
+    /// Actor updates sent in shared units to clients in a crowd (see
+    /// `crate::blocks`), counted per client.
+    #[serde(default)]
+    pub shared_updates: u64,
     /// Bytes sent to observers of the whole line (recordings), not in
     /// `bytes_out`.
     #[serde(default)]

@@ -88,6 +88,15 @@ struct Frames {
 /// returns what the frames of the first `STOP` ticks came to, the replica
 /// and the line.
 fn run(ticks: u64, shedding: Shedding) -> (Frames, GameReplica, GameLine<Square>) {
+    run_losing(ticks, shedding, |_| false)
+}
+
+/// [`run`], the frames of the ticks `lost` says lost.
+fn run_losing(
+    ticks: u64,
+    shedding: Shedding,
+    lost: impl Fn(u64) -> bool,
+) -> (Frames, GameReplica, GameLine<Square>) {
     let mut line = GameLine::new(Arc::new(Square), 3);
     line.set_shedding(shedding);
     line.join(1, None);
@@ -102,7 +111,7 @@ fn run(ticks: u64, shedding: Shedding) -> (Frames, GameReplica, GameLine<Square>
                 frames.longest_gap = frames.longest_gap.max(tick - last_frame);
                 last_frame = tick;
             }
-            true
+            !lost(tick)
         });
     }
     (frames, replica, line)
@@ -141,6 +150,12 @@ fn a_crowd_on_a_small_budget_keeps_to_it_and_converges_once_it_stands_still() {
         "{} deferred: the budget held back most of the crowd",
         line.stats().deferred
     );
+    // A crowd: the walkers' updates went in shared units.
+    assert!(
+        line.stats().shared_updates > 10 * WALKERS as u64,
+        "{} updates in shared units",
+        line.stats().shared_updates
+    );
     // Saturated: the client was sent fewer, larger frames.
     assert!(
         line.stats().frames_paused > STOP / 4,
@@ -165,6 +180,21 @@ fn a_host_that_cuts_budgets_sends_each_player_that_share_and_the_crowd_still_con
     let (frames, _, _) = run(STOP, half);
     assert_within(&frames, (BYTES_PER_SECOND / 20) as usize / 2);
     let (_, replica, line) = run(STOP + 600, half);
+    for (id, _) in replica.actors() {
+        assert_eq!(replica.server_position(id), line.position(id), "{id:?}");
+    }
+}
+
+#[test]
+fn a_crowd_client_whose_frames_were_lost_for_five_seconds_converges_exactly() {
+    // Ticks 21 to 120: every frame lost (the reliable channel still
+    // delivers), so no shared unit is acknowledged and the window of
+    // frames in flight overflows; the crowd stops at tick 150.
+    let (_, replica, line) = run_losing(STOP + 400, Shedding::NONE, |tick| {
+        (21..=120).contains(&tick)
+    });
+    assert!(line.stats().shared_updates > 0);
+    assert_eq!(replica.actors().count(), WALKERS + 1);
     for (id, _) in replica.actors() {
         assert_eq!(replica.server_position(id), line.position(id), "{id:?}");
     }
