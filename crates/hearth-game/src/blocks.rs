@@ -141,6 +141,11 @@ impl Blocks {
         }
     }
 
+    /// Units this tick (the zone's blocks times [`SPLIT`]).
+    pub fn unit_count(&self) -> usize {
+        self.ranges.len()
+    }
+
     fn units(&self) -> usize {
         (self.columns * self.rows) as usize * SPLIT as usize
     }

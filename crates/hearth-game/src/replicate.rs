@@ -131,6 +131,20 @@ pub(crate) struct ClientView {
     known: Vec<u64>,
     #[serde(skip)]
     known_valid: bool,
+    /// The frames in flight (a bit per frame number, as `carried`) that
+    /// carried some entry: an acknowledgement of frames that carried none,
+    /// which in a crowd is most, need not walk the entries. All set after
+    /// a restore, which says nothing of them.
+    #[serde(skip, default = "every_frame")]
+    frames_with_entries: u32,
+    /// Where the player's own actor's entry was last found (a hint,
+    /// checked): a crowded client's quiet tick looks at that entry alone.
+    #[serde(skip)]
+    own_entry: u32,
+}
+
+fn every_frame() -> u32 {
+    u32::MAX
 }
 
 /// A client that sees this many actors or more is sent the moving ones'
@@ -182,6 +196,29 @@ struct ViewEntry {
     distance2: u32,
 }
 
+/// What an acknowledgement credits: frames applied (`acked`) and frames
+/// leaving the window (`leaving`), as bits of `carried`.
+struct Credit<'a> {
+    acked: u32,
+    leaving: u32,
+    /// The number of the oldest frame in flight.
+    first: u64,
+    in_flight: &'a VecDeque<u64>,
+}
+
+impl Credit<'_> {
+    /// Credits what one entry or unit records: it is known to the client as
+    /// of the newest applied frame that carried it.
+    fn apply(&self, carried: &mut u32, acked: &mut u64) {
+        let hits = *carried & self.acked;
+        if hits != 0 {
+            let newest = 31 - hits.rotate_right((self.first % 32) as u32).leading_zeros();
+            *acked = (*acked).max(self.in_flight[newest as usize]);
+        }
+        *carried &= !self.leaving;
+    }
+}
+
 /// Ticks from `last` (the low 32 bits of a tick) to `tick`: staleness is
 /// what replication needs of when an actor was last sent, and 32 bits of it
 /// keep a view entry at 32 bytes.
@@ -229,22 +266,20 @@ impl ClientView {
         // The same, as the frames' bits in the entries' `carried`.
         let acked = applied.rotate_left((first % 32) as u32);
         let leaving = frame_bits(first, at as u64 + 1);
-        for entry in &mut self.entries {
-            let hits = entry.carried & acked;
-            if hits != 0 {
-                // The newest applied frame that carried it.
-                let newest = 31 - hits.rotate_right((first % 32) as u32).leading_zeros();
-                entry.acked = entry.acked.max(self.in_flight[newest as usize]);
+        let credit = Credit {
+            acked,
+            leaving,
+            first,
+            in_flight: &self.in_flight,
+        };
+        if self.frames_with_entries & leaving != 0 {
+            for entry in &mut self.entries {
+                credit.apply(&mut entry.carried, &mut entry.acked);
             }
-            entry.carried &= !leaving;
+            self.frames_with_entries &= !leaving;
         }
         for unit in &mut self.units {
-            let hits = unit.carried & acked;
-            if hits != 0 {
-                let newest = 31 - hits.rotate_right((first % 32) as u32).leading_zeros();
-                unit.acked = unit.acked.max(self.in_flight[newest as usize]);
-            }
-            unit.carried &= !leaving;
+            credit.apply(&mut unit.carried, &mut unit.acked);
         }
         self.in_flight.drain(..=at);
         true
@@ -257,8 +292,11 @@ impl ClientView {
         if self.in_flight.len() >= MAX_IN_FLIGHT {
             self.in_flight.pop_front();
             let lost = !(1u32 << ((self.next_frame - MAX_IN_FLIGHT as u64) % 32));
-            for entry in &mut self.entries {
-                entry.carried &= lost;
+            if self.frames_with_entries & !lost != 0 {
+                for entry in &mut self.entries {
+                    entry.carried &= lost;
+                }
+                self.frames_with_entries &= lost;
             }
             for unit in &mut self.units {
                 unit.carried &= lost;
@@ -355,6 +393,9 @@ pub(crate) struct Scratch {
     near_units: Vec<u32>,
     /// Merged unit views, reused.
     merged_units: Vec<UnitView>,
+    /// The units one crowded client is sent whole this tick, a bit each
+    /// (set for it, cleared after it).
+    ready_units: Vec<u64>,
 }
 
 /// One actor as replication sees it first (see [`Scratch::hot`]): one
@@ -658,7 +699,13 @@ pub(crate) fn replicate(
     if own_only {
         entry_range = 0..0;
         if let Some(id) = own {
-            if let Ok(at) = view.entries.binary_search_by_key(&id, |e| e.id) {
+            let hint = view.own_entry as usize;
+            let found = match view.entries.get(hint) {
+                Some(entry) if entry.id == id => Ok(hint),
+                _ => view.entries.binary_search_by_key(&id, |e| e.id),
+            };
+            if let Ok(at) = found {
+                view.own_entry = at as u32;
                 let entry = &mut view.entries[at];
                 if let Some(slot) = find_hot(&scratch.hot, id, &mut entry.slot) {
                     scratch.relevant.push((id, -1, slot));
@@ -849,13 +896,14 @@ pub(crate) fn replicate(
             units.push((items.len(), 1));
         }
         // In a crowd, a moving actor of a unit the client is sent whole
-        // goes in that unit (but for its own and those it owns, whose
-        // owner-only properties a unit does not carry).
-        let covered = crowd && hot.moves && Some(*id) != own && !entry.owned && {
-            let unit = scratch.blocks.unit_of(slot);
-            view.units
-                .binary_search_by_key(&unit, |u| u.unit)
-                .is_ok_and(|at| view.units[at].ready)
+        // goes in that unit (but for those it owns whose kind has frame
+        // properties only an owner sees, which a unit does not carry).
+        let covered = crowd && hot.moves && (!entry.owned || kind.owner & kind.frame == 0) && {
+            let unit = scratch.blocks.unit_of(slot) as usize;
+            scratch
+                .ready_units
+                .get(unit / 64)
+                .is_some_and(|word| word & (1 << (unit % 64)) != 0)
         };
         if !covered
             && hot.frame_changed > entry.acked
@@ -913,6 +961,9 @@ pub(crate) fn replicate(
                 schema, masks, actors, slot, distance2, player_id,
             ));
         }
+    }
+    if crowd {
+        clear_ready_units(view, scratch);
     }
     if let (true, Some(centre)) = (crowd, centre) {
         for (index, unit) in view.units.iter().enumerate() {
@@ -1108,12 +1159,27 @@ pub(crate) fn replicate(
             .filter(|c| c.unit == NO_UNIT)
             .map(|c| c.id)
             .peekable();
-        for entry in view.entries.iter_mut() {
-            let Some(&next) = sent.peek() else { break };
-            if next == entry.id {
-                entry.last_sent = tick as u32;
-                entry.carried |= bit;
-                sent.next();
+        if sent.peek().is_some() {
+            view.frames_with_entries |= bit;
+        }
+        let mark = |entry: &mut ViewEntry| {
+            entry.last_sent = tick as u32;
+            entry.carried |= bit;
+        };
+        if sent.clone().count() * 16 < view.entries.len() {
+            // A crowd's frame carries few entries: each found, not walked to.
+            for id in sent {
+                if let Ok(at) = view.entries.binary_search_by_key(&id, |e| e.id) {
+                    mark(&mut view.entries[at]);
+                }
+            }
+        } else {
+            for entry in view.entries.iter_mut() {
+                let Some(&next) = sent.peek() else { break };
+                if next == entry.id {
+                    mark(entry);
+                    sent.next();
+                }
             }
         }
         steer.moved = false;
@@ -1182,8 +1248,24 @@ fn prepare_units(
             .get(slot as usize / 64)
             .is_some_and(|word| word & (1 << (slot % 64)) != 0)
     };
+    let ready_units = &mut scratch.ready_units;
+    ready_units.resize(scratch.blocks.unit_count().div_ceil(64), 0);
     for unit in view.units.iter_mut() {
         unit.ready = scratch.blocks.members(unit.unit).all(is_known);
+        if unit.ready {
+            let at = unit.unit as usize;
+            ready_units[at / 64] |= 1 << (at % 64);
+        }
+    }
+}
+
+/// Clears what [`prepare_units`] marked of one client's units.
+fn clear_ready_units(view: &ClientView, scratch: &mut Scratch) {
+    for unit in view.units.iter().filter(|u| u.ready) {
+        let at = unit.unit as usize;
+        if let Some(word) = scratch.ready_units.get_mut(at / 64) {
+            *word &= !(1 << (at % 64));
+        }
     }
 }
 
@@ -1390,6 +1472,8 @@ mod tests {
         let carried: [&[usize]; 3] = [&[0, 1], &[0, 1, 2], &[0, 3]];
         for (tick, carried) in [10, 11, 13].into_iter().zip(carried) {
             let bit = view.sent_frame(tick);
+            // As replication marks a frame that carried entries.
+            view.frames_with_entries |= bit;
             for &at in carried {
                 view.entries[at].carried |= bit;
             }
@@ -1417,6 +1501,7 @@ mod tests {
         for tick in 1..=(MAX_IN_FLIGHT as u64 + 10) {
             let bit = view.sent_frame(tick);
             if tick % 2 == 0 {
+                view.frames_with_entries |= bit;
                 view.entries[0].carried |= bit;
             }
         }
