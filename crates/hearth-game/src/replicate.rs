@@ -141,6 +141,18 @@ pub(crate) struct ClientView {
     /// checked): a crowded client's quiet tick looks at that entry alone.
     #[serde(skip)]
     own_entry: u32,
+    /// `Scratch::slots_epoch` when `known` was built, and when this client
+    /// was last replicated: slots that moved on a tick it was paused in
+    /// make it rebuild, and make its next tick not quiet. `u64::MAX`
+    /// (nothing yet) never matches.
+    #[serde(skip, default = "no_epoch")]
+    known_epoch: u64,
+    #[serde(skip, default = "no_epoch")]
+    seen_epoch: u64,
+}
+
+fn no_epoch() -> u64 {
+    u64::MAX
 }
 
 fn every_frame() -> u32 {
@@ -377,6 +389,10 @@ pub(crate) struct Scratch {
     /// No actor left the line since the last tick (and none came before
     /// the last one): every view entry's slot still holds.
     slots_kept: bool,
+    /// Counts the ticks whose slots were not kept: a client replicated
+    /// less often than every tick (a paused one) compares it with its own
+    /// to tell whether slots moved since it last looked.
+    slots_epoch: u64,
     /// The last tick's actor count and newest id, to tell that.
     last_count: usize,
     last_id: Option<ActorId>,
@@ -440,6 +456,9 @@ impl Scratch {
         self.slots_kept = self.last_id.is_some_and(|last| {
             actors.len() >= self.last_count && actors[self.last_count - 1].0 == last
         });
+        if !self.slots_kept {
+            self.slots_epoch += 1;
+        }
         self.last_count = actors.len();
         self.last_id = actors.last().map(|(id, _)| *id);
         self.newest_reliable = 0;
@@ -688,8 +707,12 @@ pub(crate) fn replicate(
     let relevancy_pass = view.entries.is_empty()
         || steer.announce
         || tick.wrapping_add(stagger) % RELEVANCY_PERIOD == 0;
-    // No actor gone and no reliable change to send.
-    let quiet = scratch.slots_kept && scratch.newest_reliable <= view.reliable_through;
+    // No actor gone since this client last looked, and no reliable change
+    // to send.
+    let quiet = scratch.slots_kept
+        && view.seen_epoch == scratch.slots_epoch
+        && scratch.newest_reliable <= view.reliable_through;
+    view.seen_epoch = scratch.slots_epoch;
     // A client in a crowd is sent the moving actors' updates in shared
     // units; on a quiet tick between relevancy passes, its view entries
     // are not looked at at all, but for its own actor's.
@@ -964,6 +987,17 @@ pub(crate) fn replicate(
     }
     if crowd {
         clear_ready_units(view, scratch);
+        // An actor despawned this tick may still stand in a unit near the
+        // client: that unit waits (a frame naming an actor the client has
+        // just dropped could not be read to its end).
+        for id in &gone {
+            if let Some(slot) = find_hot(&scratch.hot, *id, &mut 0) {
+                let unit = scratch.blocks.unit_of(slot);
+                if let Ok(at) = view.units.binary_search_by_key(&unit, |u| u.unit) {
+                    view.units[at].ready = false;
+                }
+            }
+        }
     }
     if let (true, Some(centre)) = (crowd, centre) {
         for (index, unit) in view.units.iter().enumerate() {
@@ -1208,7 +1242,7 @@ fn prepare_units(
     space: &Space,
     relevancy_pass: bool,
 ) {
-    if !view.known_valid || !scratch.slots_kept {
+    if !view.known_valid || view.known_epoch != scratch.slots_epoch {
         view.known.clear();
         view.known.resize(actors.len().div_ceil(64), 0);
         for entry in view.entries.iter_mut() {
@@ -1217,6 +1251,7 @@ fn prepare_units(
             }
         }
         view.known_valid = true;
+        view.known_epoch = scratch.slots_epoch;
     }
     if relevancy_pass || view.units.is_empty() {
         scratch
