@@ -66,8 +66,27 @@ fn paused_then_resumed(over_stream: bool) {
         "still held back"
     );
 
-    // Resumed: every message, in order; the client's backlog clears.
-    assert!(world.server.resume_receive(world.now, id));
+    // Resumed ten at a time at first, as an application with little room
+    // does: those ten, acknowledged, and the rest still held.
+    assert!(!world.server.resume_receive(world.now, id, 10));
+    world.run_for(Duration::from_millis(200));
+    assert_eq!(world.messages_at_server(CHANNEL), sent[..10]);
+    assert!(world.server.session(id).unwrap().is_receive_paused());
+    // The ten acknowledged made the client room for more.
+    let extra = numbered_message(sent.len() as u32, SIZE);
+    world
+        .client
+        .send(world.now, CHANNEL, &extra)
+        .expect("ten acknowledged: room for one more");
+    sent.push(extra);
+    world.run_for(Duration::from_millis(200));
+    assert_eq!(
+        world.messages_at_server(CHANNEL),
+        sent[..10],
+        "held, not delivered"
+    );
+    // Then all of it: every message, in order; the client's backlog clears.
+    assert!(world.server.resume_receive(world.now, id, usize::MAX));
     world.run_for(Duration::from_millis(1000));
     assert_eq!(world.messages_at_server(CHANNEL), sent);
     assert!(!world.server.session(id).unwrap().is_receive_paused());

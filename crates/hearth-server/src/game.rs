@@ -21,7 +21,7 @@ use hearth_proto::{
 
 use crate::account_sessions::AccountSessions;
 use crate::accounts::{Account, AccountError, Accounts};
-use crate::game_backpressure::{HeldMessages, HoldOutcome};
+use crate::game_backpressure::{HeldMessages, HoldOutcome, Offer};
 use crate::game_host::GameHostHandle;
 use crate::rate_limit::Action;
 use crate::storage::Storage;
@@ -346,6 +346,9 @@ fn game_refusal(
     }
 }
 
+/// Why paused sessions are closed when the game host is gone.
+pub const HOST_GONE: &str = "the game stopped: log in again";
+
 /// Why a session is closed that sent more reliable game messages than it
 /// may have held while the game host's queue was full.
 pub const HOST_OVERLOADED: &str =
@@ -372,7 +375,18 @@ impl InputBucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    /// Tokens at hand now.
+    fn available(&mut self, now: Instant) -> u32 {
+        self.refill(now);
+        self.tokens
+    }
+
+    /// A token taken for a message the host then had no room for.
+    fn refund(&mut self) {
+        self.tokens = (self.tokens + 1).min(WORLD_INPUT_BURST);
+    }
+
+    fn refill(&mut self, now: Instant) {
         let earned = now.saturating_duration_since(self.last).as_micros() as u64
             * WORLD_INPUTS_PER_SECOND
             / 1_000_000;
@@ -381,6 +395,10 @@ impl InputBucket {
                 (u64::from(self.tokens) + earned).min(u64::from(WORLD_INPUT_BURST)) as u32;
             self.last = now;
         }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens == 0 {
             return false;
         }
@@ -407,20 +425,35 @@ fn guest_name(chosen: &str, session: u64) -> String {
 }
 
 impl GameHandler {
-    /// Hands a game message to the host. A state message (acknowledgement,
-    /// moves) that finds the host's queue full is dropped, as its channel
-    /// allows; a reliable one is held, in order behind any held before,
-    /// and the session's receiving paused until the host has room (see
+    /// Hands a game message to the host, within the session's rate. A state
+    /// message (acknowledgement, moves) past the rate or finding the host's
+    /// queue full is dropped, as its channel allows. A reliable one is
+    /// held, in order behind any of its session held before, and the
+    /// session's receiving paused
+    /// until the host has room and the rate allows (see
     /// `game_backpressure`): its sender waits instead of losing it.
     fn hand_on(&mut self, gate: &mut GateCtx<'_>, session: u64, channel: u16, payload: Vec<u8>) {
         let Some(host) = self.game.get() else {
             return;
         };
+        let now = gate.now();
         if channel == RELIABLE_CHANNEL && self.held.is_holding(session) {
             self.hold(gate, session, payload);
             return;
         }
+        let bucket = self
+            .world_rate
+            .entry(session)
+            .or_insert_with(|| InputBucket::new(now));
+        if !bucket.take(now) {
+            host.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            if channel == RELIABLE_CHANNEL {
+                self.hold(gate, session, payload);
+            }
+            return;
+        }
         if let Err(payload) = host.message(session, channel, payload) {
+            bucket.refund();
             if channel == RELIABLE_CHANNEL {
                 self.hold(gate, session, payload);
             } else {
@@ -460,11 +493,52 @@ impl Handler for GameHandler {
         let Some(host) = self.game.get() else {
             return;
         };
-        let emptied = self.held.retry(gate.now(), |session, payload| {
-            host.message(session, RELIABLE_CHANNEL, payload)
-        });
-        for session in emptied {
-            gate.resume_receive(session);
+        if host.is_gone() {
+            // Nothing will ever take what they hold: say so.
+            for session in self.held.take_all() {
+                gate.close(session, close_code::OVERLOADED, HOST_GONE);
+            }
+            return;
+        }
+        let now = gate.now();
+        let world_rate = &mut self.world_rate;
+        // Offered first, then resumed (below) as far as the host has room
+        // and each session's rate allows.
+        let mut resume = Vec::new();
+        self.held.retry(
+            now,
+            |session, payload| {
+                let bucket = world_rate
+                    .entry(session)
+                    .or_insert_with(|| InputBucket::new(now));
+                if !bucket.take(now) {
+                    return Offer::NotYet(payload);
+                }
+                match host.message(session, RELIABLE_CHANNEL, payload) {
+                    Ok(()) => Offer::Taken,
+                    Err(payload) => {
+                        bucket.refund();
+                        Offer::Full(payload)
+                    }
+                }
+            },
+            |session| {
+                resume.push(session);
+                // Receiving resumes in full only if the session holds no
+                // more than what may go now; the handler learns which
+                // below, and keeps the rest paused.
+                false
+            },
+        );
+        for session in resume {
+            let allowed = self
+                .world_rate
+                .get_mut(&session)
+                .map_or(0, |bucket| bucket.available(now) as usize);
+            let room = host.room().min(allowed);
+            if room > 0 && gate.resume_receive(session, room) {
+                self.held.forget(session);
+            }
         }
     }
 
@@ -502,16 +576,7 @@ impl Handler for GameHandler {
                     gate.close(session, close_code::PROTOCOL_ERROR, &reason);
                     return;
                 }
-                let now = gate.now();
-                let bucket = self
-                    .world_rate
-                    .entry(session)
-                    .or_insert_with(|| InputBucket::new(now));
-                if bucket.take(now) {
-                    self.hand_on(gate, session, channel, payload);
-                } else {
-                    host.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                }
+                self.hand_on(gate, session, channel, payload);
             }
             Event::Message { channel, payload } => {
                 let _ = gate.send(session, channel, &payload);

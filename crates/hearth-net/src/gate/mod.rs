@@ -176,9 +176,11 @@ impl GateCtx<'_> {
         self.server.pause_receive(self.now, session)
     }
 
-    /// Delivers what the session sent while paused, in order, to the handler.
-    pub fn resume_receive(&mut self, session: u64) -> bool {
-        self.server.resume_receive(self.now, session)
+    /// Delivers up to `max` of the messages the session sent while paused,
+    /// in order, to the handler; receiving resumes once none is left. True
+    /// when it did.
+    pub fn resume_receive(&mut self, session: u64, max: usize) -> bool {
+        self.server.resume_receive(self.now, session, max)
     }
 
     pub fn open_channel(

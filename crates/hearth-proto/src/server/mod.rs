@@ -559,11 +559,13 @@ impl Server {
             .is_some()
     }
 
-    /// Delivers the messages held since [`Server::pause_receive`], in order
-    /// (as events), and acknowledges them.
-    pub fn resume_receive(&mut self, now: Instant, id: u64) -> bool {
-        self.with_session(now, id, |s, out| s.resume_receive(now, out))
-            .is_some()
+    /// Delivers up to `max` of the messages held since
+    /// [`Server::pause_receive`], in order (as events), and acknowledges
+    /// them; receiving resumes once none is left. True when it did (or
+    /// there is no such session); false while messages are still held.
+    pub fn resume_receive(&mut self, now: Instant, id: u64, max: usize) -> bool {
+        self.with_session(now, id, |s, out| s.resume_receive(now, max, out))
+            .unwrap_or(true)
     }
 
     pub fn open_channel(

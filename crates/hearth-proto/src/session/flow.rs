@@ -7,16 +7,30 @@
 //! their messages or growing without bound. Resuming delivers what was
 //! held, in order, and acknowledges it.
 //!
-//! Bounds: what is held is charged its payload plus
-//! [`EARLY_ENTRY_COST`] per message, at most `max_unacked_bytes`; a peer
-//! that sends past it ignored its own limit and is closed, saying so.
+//! Resuming may be gradual (`max` messages at a time, as the application
+//! has room): the acknowledgement then advances over exactly the messages
+//! delivered, and the rest stay held.
+//!
+//! Bounds: what is held is charged its payload plus the smallest bunch
+//! header ([`MIN_BUNCH_HEADER`], what the peer counts of it at the least),
+//! at most `max_unacked_bytes`, and at most [`MAX_HELD_MESSAGES`] messages;
+//! a peer that sends past the first ignored its own limit, and one past the
+//! second sent tens of thousands of messages the server had said it could
+//! not take: either is closed, saying so.
 
 use std::time::Instant;
 
 use super::{Outbox, PausedReceive, Session};
 use crate::event::CloseReason;
 use crate::reassembly::Message;
-use crate::reliable::EARLY_ENTRY_COST;
+
+/// The smallest reliable bunch header (flags, channel, sequence): what the
+/// peer counts against its unacknowledged limit besides the payload, at
+/// the least.
+pub const MIN_BUNCH_HEADER: usize = 3;
+
+/// Reliable messages one paused session may hold.
+pub const MAX_HELD_MESSAGES: usize = 65_536;
 
 impl Session {
     /// Stops delivering (and acknowledging) reliable messages until
@@ -32,16 +46,31 @@ impl Session {
         }
     }
 
-    /// Delivers what was held while paused, in order, and acknowledges it.
-    pub(crate) fn resume_receive(&mut self, now: Instant, out: &mut Outbox) {
-        let Some(paused) = self.paused.take() else {
-            return;
+    /// Delivers up to `max` of the messages held while paused, in order,
+    /// and acknowledges them; receiving resumes once none is left. True
+    /// when it did (false: still paused, with messages held).
+    pub(crate) fn resume_receive(&mut self, now: Instant, max: usize, out: &mut Outbox) -> bool {
+        let Some(paused) = self.paused.as_mut() else {
+            return true;
         };
-        for message in paused.held {
+        let count = max.min(paused.held.len());
+        let delivered: Vec<_> = paused.held.drain(..count).collect();
+        if let Some((_, through)) = delivered.last() {
+            paused.acknowledged = *through;
+        }
+        for (message, _) in &delivered {
+            paused.held_bytes -= message.payload.len() + MIN_BUNCH_HEADER;
+        }
+        let resumed = paused.held.is_empty();
+        if resumed {
+            self.paused = None;
+        }
+        for (message, _) in delivered {
             self.deliver(message, out);
         }
         self.ack_due = Some(now);
         self.defer_flush(now);
+        resumed
     }
 
     /// Whether receiving is paused.
@@ -63,18 +92,19 @@ impl Session {
             self.deliver(message, out);
             return;
         };
-        paused.held_bytes += message.payload.len() + EARLY_ENTRY_COST;
-        paused.held.push_back(message);
-        if paused.held_bytes > self.config.max_unacked_bytes {
-            self.fail(
-                now,
-                CloseReason::ProtocolError(
-                    "sent more unacknowledged reliable data than the session allows \
-                     while the server could not take it"
-                        .into(),
-                ),
-                out,
-            );
-        }
+        paused.held_bytes += message.payload.len() + MIN_BUNCH_HEADER;
+        // The bunches received so far, this message's last among them.
+        paused
+            .held
+            .push_back((message, self.reliable_rx.received()));
+        let why = if paused.held_bytes > self.config.max_unacked_bytes {
+            "sent more unacknowledged reliable data than the session allows \
+             while the server could not take it"
+        } else if paused.held.len() > MAX_HELD_MESSAGES {
+            "sent more than 65,536 reliable messages while the server could not take them"
+        } else {
+            return;
+        };
+        self.fail(now, CloseReason::ProtocolError(why.into()), out);
     }
 }

@@ -160,9 +160,11 @@ pub struct Session {
 pub(crate) struct PausedReceive {
     /// Bunches acknowledged to the peer: frozen while paused.
     pub acknowledged: u64,
-    pub held: std::collections::VecDeque<crate::reassembly::Message>,
-    /// Their payloads plus [`crate::reliable::EARLY_ENTRY_COST`] each, so
-    /// that a flood of empty messages is bounded as large ones are.
+    /// The messages held, each with the count of reliable bunches received
+    /// through its last: what is acknowledged once it is delivered.
+    pub held: std::collections::VecDeque<(crate::reassembly::Message, u64)>,
+    /// Their payloads plus `flow::MIN_BUNCH_HEADER` each: no more than the
+    /// peer counts of them against its limit.
     pub held_bytes: usize,
 }
 

@@ -222,6 +222,16 @@ impl GameHostHandle {
 
     /// A client's bytes on a game channel; false (dropped and counted) when
     /// the host is backlogged.
+    /// Messages the host's queue has room for now.
+    pub fn room(&self) -> usize {
+        self.messages.capacity()
+    }
+
+    /// The host stopped: its queue takes nothing any more.
+    pub fn is_gone(&self) -> bool {
+        self.messages.is_closed()
+    }
+
     /// Hands a client's message to the host's queue; gives it back when the
     /// queue is full (or the host is gone), for the caller to hold or drop.
     pub fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
