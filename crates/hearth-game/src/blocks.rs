@@ -288,8 +288,9 @@ impl Blocks {
     }
 }
 
-/// The properties in `candidates` that changed after `tick`.
-fn changed_after(changed: &[u64], candidates: u64, tick: u64) -> u64 {
+/// The properties in `candidates` that changed after `tick`, by each
+/// property's change tick.
+pub(crate) fn changed_after(changed: &[u64], candidates: u64, tick: u64) -> u64 {
     let mut mask = 0;
     let mut rest = candidates;
     while rest != 0 {

@@ -1448,16 +1448,7 @@ fn choose_by_priority(candidates: &mut [Candidate], mut left: i64) {
 
 /// The properties in `candidates` that changed after `tick`.
 fn changed_since(actor: &ActorState, candidates: u64, tick: u64) -> u64 {
-    let mut mask = 0;
-    let mut rest = candidates;
-    while rest != 0 {
-        let index = rest.trailing_zeros() as usize;
-        rest &= rest - 1;
-        if actor.changed[index] > tick {
-            mask |= 1 << index;
-        }
-    }
-    mask
+    crate::blocks::changed_after(&actor.changed, candidates, tick)
 }
 
 /// The properties in `candidates` whose value is not their type's default
