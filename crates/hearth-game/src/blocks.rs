@@ -21,8 +21,7 @@
 //! knows every actor in it (a frame naming an unknown actor could not be
 //! read to its end; see `ClientView::known`).
 
-use hearth_codec::Writer;
-use hearth_replica::game_wire::put_masked_state;
+use hearth_replica::game_wire::put_update;
 use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
 use hearth_replica::schema::Schema;
 
@@ -263,10 +262,10 @@ impl Blocks {
             if mask == 0 {
                 continue;
             }
-            self.bytes.put_varint(u64::from(id.0));
-            put_masked_state(
+            put_update(
                 &mut self.bytes,
                 &schema.kinds()[usize::from(actor.kind)],
+                id,
                 mask,
                 &actor.values,
             );

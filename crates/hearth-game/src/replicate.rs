@@ -33,13 +33,11 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use hearth_replica::game_wire::{
-    put_frame_header, put_masked_state, put_reliable_header, put_set, put_spawn, FrameHeader,
-    GameItem, FRAME_HEADER_MAX,
+    put_frame_header, put_reliable_header, put_set, put_spawn, put_update, FrameHeader, GameItem,
+    FRAME_HEADER_MAX,
 };
 use hearth_replica::geometry::{Pos, UNITS_PER_CELL};
 use hearth_replica::schema::{Schema, Value};
-
-use hearth_codec::Writer;
 
 use crate::blocks::{Blocks, NO_UNIT};
 use crate::ctx::KindMasks;
@@ -949,10 +947,10 @@ pub(crate) fn replicate(
                 let fresh = &mut scratch.fresh[slot as usize];
                 if fresh.stamp != tick || fresh.mask != mask {
                     let start = scratch.encoded_bytes.len();
-                    scratch.encoded_bytes.put_varint(u64::from(id.0));
-                    put_masked_state(
+                    put_update(
                         &mut scratch.encoded_bytes,
                         &schema.kinds()[usize::from(hot.kind)],
+                        *id,
                         mask,
                         &actor.values,
                     );
