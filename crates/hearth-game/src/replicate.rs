@@ -72,6 +72,12 @@ pub(crate) const HOT_FRAME_PROPS: usize = 4;
 
 /// Ticks between a player's relevancy passes (grid queries).
 const RELEVANCY_PERIOD: u64 = 4;
+/// ... and for a player in a crowd (`CROWD_ENTRIES` in view), whose pass
+/// looks at hundreds of actors: a newcomer to its view is spawned, and an
+/// actor that walked out despawned, up to this many ticks late (Unreal
+/// keeps an actor relevant for seconds after it stops being so; this is
+/// under a second at 20 Hz). Updates of what it has are not delayed.
+const CROWD_RELEVANCY_PERIOD: u64 = 16;
 
 /// Budgeted candidates a tick may skip for not fitting before it stops
 /// looking (the rest are larger or lower in priority).
@@ -410,6 +416,10 @@ pub(crate) struct Scratch {
     /// The units one crowded client is sent whole this tick, a bit each
     /// (set for it, cleared after it).
     ready_units: Vec<u64>,
+    /// On a crowded client's quiet tick, the view entries looked at (its
+    /// own actor's, and those of actors in units it is not sent whole), by
+    /// index, in id order: reused.
+    picked_entries: Vec<u32>,
 }
 
 /// One actor as replication sees it first (see [`Scratch::hot`]): one
@@ -699,26 +709,31 @@ pub(crate) fn replicate(
     // who controls nothing) is asked every RELEVANCY_PERIOD ticks, staggered
     // by player, and at once for a player with nothing in view; in between
     // only the actors already in view are looked at (updates and despawns
-    // are not delayed; a newcomer is spawned up to three ticks later).
+    // are not delayed; a newcomer is spawned up to three ticks later, in a crowd fifteen).
     scratch.relevant.clear();
     let view_out2 = space.view_out * space.view_out;
+    // A client in a crowd is sent the moving actors' updates in shared
+    // units; on a quiet tick between relevancy passes, its view entries
+    // are not looked at at all, but for its own actor's.
+    let crowd = player_id.is_some() && centre.is_some() && view.entries.len() >= CROWD_ENTRIES;
+    let relevancy_period = match crowd {
+        true => CROWD_RELEVANCY_PERIOD,
+        false => RELEVANCY_PERIOD,
+    };
     let relevancy_pass = view.entries.is_empty()
         || steer.announce
-        || tick.wrapping_add(stagger) % RELEVANCY_PERIOD == 0;
+        || tick.wrapping_add(stagger) % relevancy_period == 0;
     // No actor gone since this client last looked, and no reliable change
     // to send.
     let quiet = scratch.slots_kept
         && view.seen_epoch == scratch.slots_epoch
         && scratch.newest_reliable <= view.reliable_through;
     view.seen_epoch = scratch.slots_epoch;
-    // A client in a crowd is sent the moving actors' updates in shared
-    // units; on a quiet tick between relevancy passes, its view entries
-    // are not looked at at all, but for its own actor's.
-    let crowd = player_id.is_some() && centre.is_some() && view.entries.len() >= CROWD_ENTRIES;
+    // On such a tick only the own actor's entry, and those of actors the
+    // units do not carry to this client (`pick_uncovered`), are looked at.
     let own_only = crowd && quiet && !relevancy_pass;
-    let mut entry_range = 0..view.entries.len();
+    scratch.picked_entries.clear();
     if own_only {
-        entry_range = 0..0;
         if let Some(id) = own {
             let hint = view.own_entry as usize;
             let found = match view.entries.get(hint) {
@@ -730,7 +745,7 @@ pub(crate) fn replicate(
                 let entry = &mut view.entries[at];
                 if let Some(slot) = find_hot(&scratch.hot, id, &mut entry.slot) {
                     scratch.relevant.push((id, -1, slot));
-                    entry_range = at..at + 1;
+                    scratch.picked_entries.push(at as u32);
                 }
             }
         }
@@ -865,14 +880,26 @@ pub(crate) fn replicate(
     let far_shift = space.far_refresh_shift;
     match centre {
         Some(centre) if crowd => {
-            prepare_units(view, scratch, actors, centre, space, relevancy_pass)
+            prepare_units(view, scratch, actors, centre, space, relevancy_pass);
+            if own_only {
+                pick_uncovered(view, scratch, centre, view_out2);
+            }
         }
         _ => view.leave_crowd(),
     }
     let mut gone = std::mem::take(&mut scratch.gone);
     gone.clear();
     let mut relevant = scratch.relevant.iter().peekable();
-    for entry in view.entries[entry_range].iter_mut() {
+    let picked = std::mem::take(&mut scratch.picked_entries);
+    let (mut every, mut some) = (0..view.entries.len(), picked.iter());
+    loop {
+        let at = match own_only {
+            true => some.next().map(|&at| at as usize),
+            false => every.next(),
+        };
+        let Some(entry) = at.and_then(|at| view.entries.get_mut(at)) else {
+            break;
+        };
         let id = &entry.id;
         while let Some(&(_, distance2, slot)) = relevant.next_if(|(r, _, _)| r < id) {
             if distance2 <= view_in2 {
@@ -976,6 +1003,7 @@ pub(crate) fn replicate(
             }
         }
     }
+    scratch.picked_entries = picked;
     for &(_, distance2, slot) in relevant {
         if distance2 <= view_in2 {
             scratch.candidates.push(spawn_candidate(
@@ -1290,6 +1318,35 @@ fn prepare_units(
             ready_units[at / 64] |= 1 << (at % 64);
         }
     }
+}
+
+/// On a crowded client's quiet tick, adds to the entries looked at (the
+/// own actor's, if any, already picked) those of the actors it has in
+/// units it is not sent whole (one with a member it does not know yet,
+/// a unit at the edge of its view): their updates go one by one, as on
+/// any other tick, instead of waiting for the next relevancy pass.
+fn pick_uncovered(view: &ClientView, scratch: &mut Scratch, centre: Pos, view_out2: i64) {
+    let own = scratch.relevant.first().map(|&(id, _, _)| id);
+    for unit in view.units.iter().filter(|u| !u.ready) {
+        for slot in scratch.blocks.members(unit.unit) {
+            let hot = &scratch.hot[slot as usize];
+            if Some(hot.id) == own {
+                continue;
+            }
+            let Ok(at) = view.entries.binary_search_by_key(&hot.id, |e| e.id) else {
+                continue;
+            };
+            scratch.picked_entries.push(at as u32);
+            // Walked out of view: not relevant, so despawned.
+            let distance2 = hot.pos.distance_squared(centre);
+            if distance2 <= view_out2 {
+                scratch.relevant.push((hot.id, distance2, slot));
+            }
+        }
+    }
+    // Entries and slots are both in id order.
+    scratch.picked_entries.sort_unstable();
+    scratch.relevant.sort_unstable_by_key(|&(id, _, _)| id);
 }
 
 /// Clears what [`prepare_units`] marked of one client's units.

@@ -9,6 +9,7 @@ use hearth_replica::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 pub const SIDE: usize = 60;
 
 /// A random spot of the field, off its border.
+#[allow(dead_code)] // Not every test file places its actors at random.
 pub fn somewhere<P>(ctx: &mut Ctx<'_, P>) -> Pos {
     let side = (SIDE as i64 - 2) * i64::from(UNITS_PER_CELL);
     let unit = i64::from(UNITS_PER_CELL);
