@@ -1,0 +1,153 @@
+//! A node's name and what it tells the others about itself.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest node name an operator may give.
+pub const MAX_NODE_NAME: usize = 32;
+/// Largest node record a node accepts from another (it is a few hundred
+/// bytes; anything larger is not from a Hearth node and is dropped).
+pub const MAX_NODE_RECORD: usize = 4096;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NodeNameError {
+    #[error("the node name {0:?} must be 1 to {MAX_NODE_NAME} characters of a-z, 0-9 and '-' (set it with --node or [cluster] node)")]
+    Invalid(String),
+}
+
+/// One run of one node: the operator's name for it and a random
+/// incarnation, so that a node restarted under the same name is a new
+/// holder (its old leases lapse; they are never silently continued).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// `name` with a fresh incarnation.
+    pub fn new(name: &str) -> Result<Self, NodeNameError> {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_NODE_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(NodeNameError::Invalid(name.chars().take(64).collect()));
+        }
+        let mut incarnation = [0u8; 6];
+        getrandom::getrandom(&mut incarnation).expect("the OS has randomness");
+        let hex: String = incarnation.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self(format!("{name}_{hex}")))
+    }
+
+    /// Parses a node id another node sent (`name_hex`).
+    pub fn parse(id: &str) -> Option<Self> {
+        let (name, hex) = id.split_once('_')?;
+        let valid_name = !name.is_empty()
+            && name.len() <= MAX_NODE_NAME
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let valid_hex = hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        (valid_name && valid_hex).then(|| Self(id.to_owned()))
+    }
+
+    /// The operator's name for the node.
+    pub fn name(&self) -> &str {
+        self.0.split_once('_').map_or(&self.0, |(name, _)| name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a node publishes about itself, about once a second: where it
+/// listens and how loaded it is (placement picks the least loaded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    /// Its game port and web port, as other nodes and clients reach them.
+    pub game_addr: String,
+    pub web_addr: String,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Its load: sessions on its gates, lines it runs, and its slowest
+    /// recent tick.
+    pub sessions: u64,
+    pub lines: u64,
+    pub tick_p99_us: u64,
+}
+
+impl NodeInfo {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a node record serializes")
+    }
+
+    /// A record another node published: untrusted input. `None` when it is
+    /// too large, not the record's JSON, or names its node badly.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_NODE_RECORD {
+            return None;
+        }
+        let info: NodeInfo = serde_json::from_slice(bytes).ok()?;
+        let short = |s: &str| s.len() <= 256 && !s.chars().any(char::is_control);
+        let id_ok = NodeId::parse(info.id.as_str()).is_some();
+        (id_ok && short(&info.game_addr) && short(&info.web_addr)).then_some(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_id_is_the_name_and_a_fresh_incarnation() {
+        let a = NodeId::new("eu-1").unwrap();
+        let b = NodeId::new("eu-1").unwrap();
+        assert_ne!(a, b, "a restart is a new holder");
+        assert_eq!(a.name(), "eu-1");
+        assert_eq!(NodeId::parse(a.as_str()), Some(a));
+        for bad in ["", "EU", "eu 1", "eu_1", "é", &"x".repeat(33)] {
+            assert!(NodeId::new(bad).is_err(), "{bad:?}");
+        }
+        for bad in [
+            "eu-1",
+            "eu-1_",
+            "eu-1_zzzzzzzzzzzz",
+            "_0123456789ab",
+            "Eu_0123456789ab",
+        ] {
+            assert_eq!(NodeId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_from_another_node_is_checked_before_it_is_believed() {
+        let info = NodeInfo {
+            id: NodeId::new("a").unwrap(),
+            game_addr: "10.0.0.1:7777".into(),
+            web_addr: "10.0.0.1:8080".into(),
+            started_ms: 1,
+            sessions: 2,
+            lines: 3,
+            tick_p99_us: 4,
+        };
+        assert_eq!(NodeInfo::from_bytes(&info.to_bytes()), Some(info.clone()));
+        let mut forged = serde_json::to_value(&info).unwrap();
+        forged["id"] = "../../etc".into();
+        assert_eq!(NodeInfo::from_bytes(forged.to_string().as_bytes()), None);
+        let mut extra = serde_json::to_value(&info).unwrap();
+        extra["admin"] = true.into();
+        assert_eq!(NodeInfo::from_bytes(extra.to_string().as_bytes()), None);
+        let mut control = info.clone();
+        control.web_addr = "a\u{1b}[31m".into();
+        assert_eq!(NodeInfo::from_bytes(&control.to_bytes()), None);
+        assert_eq!(NodeInfo::from_bytes(&vec![b' '; MAX_NODE_RECORD + 1]), None);
+        assert_eq!(NodeInfo::from_bytes(b"\xff\x00"), None);
+    }
+}
