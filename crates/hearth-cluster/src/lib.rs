@@ -64,19 +64,42 @@ pub enum ClusterError {
 /// password (`nats://user:pass@host:4222`); where the server needs TLS,
 /// `tls://`.
 pub async fn connect_nats(url: &str, node: &NodeId) -> Result<async_nats::Client, ClusterError> {
-    async_nats::ConnectOptions::new()
+    let (address, credentials) = split_credentials(url);
+    let mut options = async_nats::ConnectOptions::new()
         .name(format!("hearth {node}"))
         .connection_timeout(std::time::Duration::from_secs(5))
         // A node that cannot reach its cluster at start says so and stops;
         // once connected, it reconnects for as long as it runs (its leases
         // lapse meanwhile, and it stops ticking those lines).
-        .max_reconnects(None)
-        .connect(url)
+        .max_reconnects(None);
+    if let Some((user, password)) = credentials {
+        options = options.user_and_password(user, password);
+    }
+    options
+        .connect(address.as_str())
         .await
         .map_err(|e| ClusterError::Connect {
             url: redact(url),
             reason: e.to_string(),
         })
+}
+
+/// `scheme://user:pass@host` as (`scheme://host`, (user, pass)).
+fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url.to_owned(), None);
+    };
+    let rest = &url[scheme_end + 3..];
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+            (
+                format!("{}{host}", &url[..scheme_end + 3]),
+                Some((user.to_owned(), password.to_owned())),
+            )
+        }
+        None => (url.to_owned(), None),
+    }
 }
 
 /// `url` without its password, for messages.

@@ -21,6 +21,7 @@ fn up(script: &str) -> String {
 }
 
 /// The PostgreSQL database: `HEARTH_TEST_DATABASE_URL`, or the project's.
+#[allow(dead_code)] // Not every test file uses PostgreSQL.
 pub fn postgres_url() -> String {
     std::env::var("HEARTH_TEST_DATABASE_URL").unwrap_or_else(|_| up("postgres-up"))
 }
