@@ -20,6 +20,7 @@ pub mod lease_clock;
 pub mod leases;
 pub mod node;
 pub mod presence;
+pub mod test_servers;
 
 pub use lease_clock::{LeaseClock, LeaseState};
 pub use leases::{Fence, Lease, LeaseError, Leases};

@@ -4,8 +4,6 @@
 //! write is refused once it has been superseded, and nodes racing for the
 //! same lines never hold one at once.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +11,7 @@ use std::time::{Duration, Instant};
 use hearth_cluster::{LeaseError, LeaseState, Leases, NodeId};
 use sqlx::Row;
 
-use common::{postgres_url, unique};
+use hearth_cluster::test_servers::{postgres_url, unique};
 
 async fn node(name: &str, lease: Duration) -> Leases {
     Leases::connect(&postgres_url(), NodeId::new(name).unwrap(), lease)
@@ -222,7 +220,8 @@ async fn nodes_racing_for_the_same_lines_never_hold_one_at_once() {
                             held.remove(line);
                         }
                         LeaseState::RenewDue if !late => {
-                            if leases.renew(lease).await.is_err() {
+                            let failed = leases.renew(lease).await.is_err();
+                            if failed {
                                 record(Instant::now(), lease, *from);
                                 held.remove(line);
                             }
@@ -245,7 +244,7 @@ async fn nodes_racing_for_the_same_lines_never_hold_one_at_once() {
     for task in tasks {
         task.await.unwrap();
     }
-    let log = log.lock().unwrap();
+    let log = log.lock().unwrap().clone();
     let mut handovers = 0;
     for line in &lines {
         let mut spans = log.get(line).cloned().unwrap_or_default();

@@ -4,14 +4,12 @@
 //! gracefully at once; a malformed or forged record is dropped and
 //! counted; and a client without the cluster's credentials is refused.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use hearth_cluster::{connect_nats, ClusterName, NodeId, NodeInfo, Presence};
 use tokio::sync::watch;
 
-use common::{nats_url, unique};
+use hearth_cluster::test_servers::{nats_url, unique};
 
 const PERIOD: Duration = Duration::from_millis(200);
 
@@ -134,10 +132,7 @@ async fn a_client_without_the_cluster_s_credentials_is_refused() {
     let refused = connect_nats(&format!("{scheme}://{host}"), &id).await;
     assert!(refused.is_err(), "no credentials");
     let wrong = connect_nats(&format!("{scheme}://hearth:guess@{host}"), &id).await;
-    let error = wrong
-        .err()
-        .expect("a wrong password is refused")
-        .to_string();
+    let error = wrong.expect_err("a wrong password is refused").to_string();
     assert!(
         !error.contains("guess"),
         "the password is not repeated: {error}"

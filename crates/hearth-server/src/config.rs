@@ -34,6 +34,49 @@ pub struct Config {
     pub tls: TlsConfig,
     pub web: WebConfig,
     pub world: WorldConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Many machines: set `nats` and this server is a node of a cluster (with
+/// PostgreSQL as its database, shared by every node). Unset (the default),
+/// it runs alone on its own database, and needs no NATS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster's NATS server (JetStream on), with its credentials:
+    /// `nats://USER:PASSWORD@HOST:4222` (`tls://` where it needs TLS).
+    pub nats: String,
+    /// This node's name: a-z, 0-9 and '-', up to 32 (default: the host's
+    /// name, made to fit).
+    pub node: String,
+    /// The cluster's name: nodes with the same NATS server and name are one
+    /// cluster (several may share a NATS server).
+    pub name: String,
+    /// How long a node holds a line's lease without renewing it, in
+    /// milliseconds: a node that dies is replaced after at most this long.
+    pub lease_ms: u64,
+    /// How often a node rewrites its record (address, load) for the others,
+    /// in milliseconds; a record not rewritten for three periods lapses.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nats: String::new(),
+            node: String::new(),
+            name: "hearth".to_owned(),
+            lease_ms: 6_000,
+            heartbeat_ms: 1_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this server is a node of a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.nats.is_empty()
+    }
 }
 
 /// The live world.
@@ -193,6 +236,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             web: WebConfig::default(),
             world: WorldConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -330,7 +374,8 @@ impl Config {
     /// `HEARTH_BIND`, `HEARTH_PORT`, `HEARTH_WEB_PORT`, `HEARTH_DATA_DIR`,
     /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
     /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`, `HEARTH_SHARDS`,
-    /// `HEARTH_LIMIT_LOOPBACK`.
+    /// `HEARTH_LIMIT_LOOPBACK`, `HEARTH_CLUSTER` (the NATS URL), `HEARTH_NODE`,
+    /// `HEARTH_CLUSTER_NAME`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -380,6 +425,15 @@ impl Config {
         }
         if let Some(v) = var("HEARTH_LIMIT_LOOPBACK") {
             self.limit_loopback = parse("HEARTH_LIMIT_LOOPBACK", v)?;
+        }
+        if let Some(v) = var("HEARTH_CLUSTER") {
+            self.cluster.nats = v;
+        }
+        if let Some(v) = var("HEARTH_NODE") {
+            self.cluster.node = v;
+        }
+        if let Some(v) = var("HEARTH_CLUSTER_NAME") {
+            self.cluster.name = v;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ mod account_admin;
 pub mod account_sessions;
 pub mod accounts;
 mod api_error;
+pub mod cluster_node;
 pub mod config;
 pub mod game;
 pub mod game_backpressure;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::account_sessions::AccountSessions;
 use crate::accounts::Accounts;
+use crate::cluster_node::{ClusterLink, ClusterNode};
 use crate::config::{Config, TlsConfig};
 use crate::game::{GameHandler, LoginCounters};
 use crate::game_host::GameHostHandle;
@@ -53,6 +54,8 @@ pub enum StartError {
     WorldGame(hearth_world::game::WorldGameError),
     #[error("[game] impair_up or impair_down: {0}")]
     Impair(#[from] hearth_net::conditioner::ParseImpairmentError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster_node::ClusterStartError),
 }
 
 /// Why a server stopped without being asked to.
@@ -82,6 +85,8 @@ pub struct Running {
     pub storage: Storage,
     pub accounts: Accounts,
     pub web_metrics: Arc<WebPortMetrics>,
+    /// This server's part in its cluster, when it is a node of one.
+    pub cluster: Option<Arc<ClusterNode>>,
     web_stop: CancellationToken,
     web_task: JoinHandle<()>,
 }
@@ -248,6 +253,8 @@ async fn serve(
 ) -> Result<Running, StartError> {
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
+    // Then the cluster: a node that cannot reach it stops before serving.
+    let cluster_link = ClusterLink::connect(&config).await?;
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -329,6 +336,10 @@ async fn serve(
              --tls-cert and --tls-key) or bind to 127.0.0.1 behind a TLS proxy"
         );
     }
+    let cluster = cluster_link.map(|link| {
+        let game_addr = gate.tcp_addr.expect("TCP is always served");
+        link.start(game_addr, web, gate.clone(), game.clone())
+    });
     let web_metrics = Arc::new(WebPortMetrics::default());
     let state = WebState {
         accounts: accounts.clone(),
@@ -345,6 +356,7 @@ async fn serve(
         plaintext_public,
         game_page,
         admin_figures: Default::default(),
+        cluster: cluster.clone(),
     };
     let router = listener::limit_bodies(
         web::router(state),
@@ -375,6 +387,7 @@ async fn serve(
         storage,
         accounts,
         web_metrics,
+        cluster,
         web_stop,
         web_task,
     };
@@ -419,6 +432,10 @@ impl Running {
     /// Closes every session with `reason` (clients receive it), stops the web
     /// server, and flushes and closes the database.
     pub async fn shutdown(self, reason: &str) {
+        // The other nodes stop counting on this one at once.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         // The world first: every player's state is in the database before
         // any session closes.
         self.game.shutdown().await;

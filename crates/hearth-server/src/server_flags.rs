@@ -35,6 +35,13 @@ pub struct ServerFlags {
     /// PEM private key of --tls-cert.
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Join a cluster through this NATS server (nats://USER:PASSWORD@HOST:4222);
+    /// needs a postgres:// --database-url shared by every node.
+    #[arg(long, value_name = "NATS_URL")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster (default: the host's name).
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 impl ServerFlags {
@@ -61,6 +68,12 @@ impl ServerFlags {
         }
         if let Some(key) = &self.tls_key {
             config.tls.key = Some(key.clone());
+        }
+        if let Some(url) = &self.cluster {
+            config.cluster.nats = url.clone();
+        }
+        if let Some(node) = &self.node {
+            config.cluster.node = node.clone();
         }
         Ok(config)
     }

@@ -23,6 +23,7 @@ use crate::web::WebState;
 pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/api/admin/overview", get(overview))
+        .route("/api/admin/cluster", get(cluster))
         .route("/api/admin/kick", post(kick))
         .route("/api/admin/announce", post(announce))
         .route("/api/admin/lock", post(lock))
@@ -148,6 +149,30 @@ impl SessionFigures {
         self.heaviest.extend(other.heaviest.iter().cloned());
         SessionLoad::keep_heaviest(&mut self.heaviest);
     }
+}
+
+/// The cluster as this node sees it: every live node's record (address,
+/// load), or `"cluster": null` for a server that runs alone.
+async fn cluster(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&state, &headers).await?;
+    let Some(node) = &state.cluster else {
+        return Ok(Json(json!({ "cluster": null })).into_response());
+    };
+    let nodes = node.presence.members().await.map_err(|e| {
+        tracing::warn!("listing the cluster's nodes: {e}");
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unreachable",
+            "the cluster's NATS server does not answer: the list of nodes is unknown for now",
+        )
+    })?;
+    Ok(Json(json!({
+        "cluster": node.cluster.as_str(),
+        "node": node.id,
+        "nodes": nodes,
+        "records_dropped": node.presence.dropped(),
+    }))
+    .into_response())
 }
 
 async fn overview(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -34,4 +34,6 @@ pub struct WebState {
     /// The admin overview's walk over every session, kept for a second so
     /// that any number of open dashboards cost the gate one walk a second.
     pub admin_figures: Arc<std::sync::Mutex<Option<(Instant, serde_json::Value)>>>,
+    /// This server's part in its cluster, when it is a node of one.
+    pub cluster: Option<Arc<crate::cluster_node::ClusterNode>>,
 }

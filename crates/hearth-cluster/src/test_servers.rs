@@ -1,7 +1,9 @@
-//! The real parts the cluster tests run against: the project's throwaway
-//! PostgreSQL and NATS servers (started by `scripts/postgres-up` and
-//! `scripts/nats-up` unless the environment names others), and names no
-//! other test run shares.
+//! The real servers the cluster's tests run against: this project's
+//! throwaway PostgreSQL and NATS (`scripts/postgres-up` and
+//! `scripts/nats-up` start them, installing what is missing, and print their
+//! URLs), unless the environment names others (`HEARTH_TEST_DATABASE_URL`,
+//! `HEARTH_TEST_NATS_URL`). For tests in this workspace only: the scripts
+//! are found from this crate's source directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,26 +19,26 @@ fn up(script: &str) -> String {
         "scripts/{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("a URL")
+        .trim()
+        .to_owned()
 }
 
-/// The PostgreSQL database: `HEARTH_TEST_DATABASE_URL`, or the project's.
-#[allow(dead_code)] // Not every test file uses PostgreSQL.
+/// The PostgreSQL database's URL.
 pub fn postgres_url() -> String {
     std::env::var("HEARTH_TEST_DATABASE_URL").unwrap_or_else(|_| up("postgres-up"))
 }
 
-#[allow(dead_code)] // Not every test file uses NATS.
-/// The NATS server (with credentials): `HEARTH_TEST_NATS_URL`, or the
-/// project's.
+/// The NATS server's URL, with its credentials.
 pub fn nats_url() -> String {
     std::env::var("HEARTH_TEST_NATS_URL").unwrap_or_else(|_| up("nats-up"))
 }
 
-/// `name` with a random suffix.
+/// `name` with a random suffix: names no other test run shares.
 pub fn unique(name: &str) -> String {
     let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes).unwrap();
+    getrandom::getrandom(&mut bytes).expect("the OS has randomness");
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{name}-{hex}")
 }

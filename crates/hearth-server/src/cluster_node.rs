@@ -1,0 +1,172 @@
+//! This server as a node of a cluster (`[cluster]` in hearth.toml,
+//! `--cluster`): it joins the cluster's list of nodes over NATS and keeps
+//! its record there fresh (its addresses and its load: sessions, lines, the
+//! slowest recent tick), and opens the cluster's lease table on the shared
+//! PostgreSQL database. What runs on top of it (lines under leases, players
+//! routed to the node that runs their line, line moves) is described in
+//! docs/CLUSTER.md with what is built so far.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hearth_cluster::{
+    connect_nats, ClusterError, ClusterName, Heartbeat, Leases, NodeId, NodeInfo, Presence,
+};
+use hearth_net::gate::GateHandle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ClusterConfig, Config};
+use crate::game_host::GameHostHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterStartError {
+    #[error("cluster mode needs PostgreSQL shared by every node: pass --database-url postgres://USER@HOST/DB (or [cluster] nats = \"\" to run alone)")]
+    NeedsPostgres,
+    #[error("the node name: {0} (set it with --node or [cluster] node)")]
+    NodeName(#[from] hearth_cluster::node::NodeNameError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// A connection to the cluster, made before the server binds its ports
+/// (a node that cannot reach its cluster stops before it serves anyone).
+pub struct ClusterLink {
+    id: NodeId,
+    cluster: ClusterName,
+    presence: Presence,
+    leases: Leases,
+}
+
+impl ClusterLink {
+    /// Connects to the cluster `config` names; `None` when it names none.
+    pub async fn connect(config: &Config) -> Result<Option<Self>, ClusterStartError> {
+        let settings = &config.cluster;
+        if !settings.enabled() {
+            return Ok(None);
+        }
+        let url = &config.database_url;
+        if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            return Err(ClusterStartError::NeedsPostgres);
+        }
+        let id = NodeId::new(&node_name(settings))?;
+        let cluster = ClusterName::new(&settings.name)?;
+        let client = connect_nats(&settings.nats, &id).await?;
+        let period = Duration::from_millis(settings.heartbeat_ms.max(100));
+        let presence = Presence::open(&client, &cluster, period).await?;
+        let lease = Duration::from_millis(settings.lease_ms.max(300));
+        let leases = Leases::connect(url, id.clone(), lease)
+            .await
+            .map_err(ClusterError::from)?;
+        tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
+        Ok(Some(Self {
+            id,
+            cluster,
+            presence,
+            leases,
+        }))
+    }
+
+    /// Starts publishing this node's record, with its load read from the
+    /// gate and the game host every heartbeat.
+    pub fn start(
+        self,
+        game_addr: SocketAddr,
+        web_addr: SocketAddr,
+        gate: GateHandle,
+        game: GameHostHandle,
+    ) -> Arc<ClusterNode> {
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let record = NodeInfo {
+            id: self.id.clone(),
+            game_addr: game_addr.to_string(),
+            web_addr: web_addr.to_string(),
+            started_ms,
+            sessions: 0,
+            lines: 0,
+            tick_p99_us: 0,
+        };
+        let (info, watcher) = watch::channel(record);
+        let heartbeat = self.presence.heartbeat(watcher);
+        let period = self.presence.period();
+        let load = tokio::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            loop {
+                every.tick().await;
+                let lines = game.status().await.unwrap_or_default();
+                let sessions = gate.session_count() as u64;
+                info.send_modify(|record| {
+                    record.sessions = sessions;
+                    record.lines = lines.len() as u64;
+                    record.tick_p99_us = lines.iter().map(|l| l.tick_p99_us).max().unwrap_or(0);
+                });
+            }
+        });
+        Arc::new(ClusterNode {
+            id: self.id,
+            cluster: self.cluster,
+            presence: self.presence,
+            leases: self.leases,
+            _heartbeat: heartbeat,
+            load,
+        })
+    }
+}
+
+/// This server's part in its cluster.
+pub struct ClusterNode {
+    /// Who this node is (its name and this run's incarnation).
+    pub id: NodeId,
+    /// Which cluster it is in.
+    pub cluster: ClusterName,
+    /// The list of nodes, for `/admin` and placement.
+    pub presence: Presence,
+    /// The cluster's lease table, as this node.
+    pub leases: Leases,
+    /// Rewrites this node's record every period while it lives.
+    _heartbeat: Heartbeat,
+    /// Reads this node's load into its record every period.
+    load: JoinHandle<()>,
+}
+
+impl ClusterNode {
+    /// Leaves the list of nodes (a graceful stop): the others see it go
+    /// at once.
+    pub async fn leave(&self) {
+        self.load.abort();
+        if let Err(e) = self.presence.leave(&self.id).await {
+            tracing::warn!("leaving the cluster: {e}");
+        }
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.load.abort();
+    }
+}
+
+/// The node's name: the configured one, or the host's made to fit.
+fn node_name(config: &ClusterConfig) -> String {
+    if !config.node.is_empty() {
+        return config.node.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' => c,
+            _ => '-',
+        })
+        .take(hearth_cluster::node::MAX_NODE_NAME)
+        .collect();
+    match name.is_empty() {
+        true => "node".to_owned(),
+        false => name,
+    }
+}
