@@ -2,12 +2,15 @@
 //! and a real NATS server: each lists all three on `/api/admin/cluster`
 //! with their addresses, a player on one node shows in its load as the
 //! others see it, a token issued by one node is honoured by the others, and
-//! a node that stops leaves every list at once. A cluster setting without
-//! PostgreSQL is refused with a clear error, and a server alone says so.
+//! a node that stops leaves every list at once. An account plays on one
+//! node at a time: a login on another node ends the first session after its
+//! last save, and the node it left can no longer save it. A cluster setting
+//! without PostgreSQL is refused with a clear error, and a server alone
+//! says so.
 
 use std::time::Duration;
 
-use hearth_client::{connect, Event, Options};
+use hearth_client::{connect, CloseReason, Connection, Event, Options};
 use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
 use hearth_server::{Config, Running};
 use serde_json::Value;
@@ -29,7 +32,7 @@ fn node_config(cluster: &str, node: &str) -> Config {
     config.cluster.nats = nats_url();
     config.cluster.name = cluster.to_owned();
     config.cluster.node = node.to_owned();
-    config.cluster.heartbeat_ms = 200;
+    config.cluster.heartbeat_ms = 1_000;
     config
 }
 
@@ -117,7 +120,8 @@ async fn three_nodes_see_each_other_and_their_load_and_a_stopped_node_leaves_at_
     .await;
 
     // The third node stops: gone from the others' lists at once (well
-    // before its record would lapse by itself).
+    // before its record would lapse by itself, three seconds after its
+    // last write).
     let third = servers.pop().unwrap();
     let gone = third.web.to_string();
     third.shutdown("test over").await;
@@ -126,7 +130,11 @@ async fn three_nodes_see_each_other_and_their_load_and_a_stopped_node_leaves_at_
         nodes.len() == 2 && !web_addrs(nodes).contains(&gone)
     })
     .await;
-    assert!(started.elapsed() < Duration::from_millis(600));
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "listed for {:?} after it stopped",
+        started.elapsed()
+    );
     for server in servers {
         server.shutdown("test over").await;
     }
@@ -139,12 +147,17 @@ async fn a_cluster_needs_postgres_and_a_server_alone_says_it_is_alone() {
     let refused = hearth_server::start(config).await.err().expect("refused");
     let message = refused.to_string();
     assert!(message.contains("postgres://"), "{message}");
-    assert!(!message.contains(PASSWORD));
 
-    let mut bad_name = node_config(&unique("names"), "Not A Name");
-    bad_name.cluster.heartbeat_ms = 200;
+    let nats_password = nats_url()
+        .rsplit_once('@')
+        .and_then(|(credentials, _)| credentials.rsplit_once(':'))
+        .map(|(_, password)| password.to_owned())
+        .expect("the test NATS URL has a password");
+    assert!(!message.contains(&nats_password), "{message}");
+    let bad_name = node_config(&unique("names"), "Not A Name");
     let refused = hearth_server::start(bad_name).await.err().expect("refused");
     assert!(refused.to_string().contains("--node"), "{refused}");
+    assert!(!refused.to_string().contains(&nats_password), "{refused}");
 
     let mut alone = node_config("unused", "alone");
     alone.cluster.nats = String::new();
@@ -169,4 +182,110 @@ async fn a_cluster_needs_postgres_and_a_server_alone_says_it_is_alone() {
     let (status, _) = get(&server, "nope", "/api/admin/cluster").await;
     assert_eq!(status, 401);
     server.shutdown("test over").await;
+}
+
+async fn joined(server: &Running, options: Options) -> Connection {
+    let url = format!("hearth://{}", server.game_tcp);
+    let mut player = connect(&url, options).await.unwrap();
+    timeout(WAIT, player.wait_for(|e| *e == Event::Joined))
+        .await
+        .expect("joined in time")
+        .expect("joined");
+    player
+}
+
+/// The account's claim: (node id, epoch).
+async fn claim_of(server: &Running, account: i64) -> Option<(String, i64)> {
+    let node = server.cluster.as_ref().expect("a node");
+    hearth_cluster::Claims::new(node.leases.pool().clone(), node.id.clone())
+        .holder(account)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_plays_on_one_node_and_the_node_it_left_cannot_save_it() {
+    let cluster = unique("claims");
+    let first = hearth_server::start(node_config(&cluster, "c1"))
+        .await
+        .unwrap();
+    let second = hearth_server::start(node_config(&cluster, "c2"))
+        .await
+        .unwrap();
+    let name = unique("roamer").replace('-', "_");
+    let account = hearth_client::Accounts::new(&format!("http://{}", first.web))
+        .register(&name, PASSWORD)
+        .await
+        .unwrap();
+
+    let mut on_first = joined(&first, Options::password(&name, PASSWORD)).await;
+    let first_node = first.cluster.as_ref().unwrap().id.to_string();
+    assert_eq!(
+        claim_of(&first, account).await,
+        Some((first_node.clone(), 1))
+    );
+    let saves_before = first
+        .game
+        .counters
+        .saves
+        .load(std::sync::atomic::Ordering::Relaxed);
+
+    // The same account logs in on the second node: the first node ends its
+    // session (as a replacement) and writes its last save before the
+    // second reads the player's data; the claim moves, one epoch up.
+    let _on_second = joined(&second, Options::password(&name, PASSWORD)).await;
+    let closed = timeout(WAIT, async {
+        loop {
+            match on_first.next_event().await {
+                Some(Event::Closed(why)) => return Some(why),
+                None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the first session ends");
+    assert_eq!(
+        closed,
+        Some(CloseReason::ClosedByPeer {
+            code: hearth_proto::close_code::REPLACED,
+            reason: "logged in from another place".into()
+        })
+    );
+    let second_node = second.cluster.as_ref().unwrap().id.to_string();
+    assert_eq!(claim_of(&second, account).await, Some((second_node, 2)));
+    let counters = &first.game.counters;
+    assert!(
+        counters.saves.load(std::sync::atomic::Ordering::Relaxed) > saves_before,
+        "the first node saved the player as it let go"
+    );
+    assert_eq!(
+        counters
+            .saves_taken_over
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "and that save was made under its claim, before the second node took it"
+    );
+
+    // The first node, as if it had been frozen through all this and woke
+    // with the player's data at its old epoch: the database refuses it.
+    let node = first.cluster.as_ref().unwrap();
+    let claims = hearth_cluster::Claims::new(node.leases.pool().clone(), node.id.clone());
+    let stale = hearth_server::game_host::saves::store_claimed(
+        &claims,
+        account,
+        1,
+        first.game.game(),
+        b"{}".to_vec(),
+    )
+    .await;
+    assert!(
+        matches!(
+            stale,
+            Err(hearth_server::game_host::saves::SaveError::TakenOver)
+        ),
+        "{stale:?}"
+    );
+    second.shutdown("test over").await;
+    first.shutdown("test over").await;
 }

@@ -23,9 +23,10 @@
 //!   and that it has not expired: a takeover waits for the transaction to
 //!   end, so every write made through it comes before the next epoch.
 
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::lease_clock::LeaseClock;
@@ -57,13 +58,16 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// Takes `line` for `$2` if nobody holds it; records the take. The lease
-/// ends `$3` milliseconds after the database's now.
+/// ends `$3` milliseconds after the database's now, as of the update (not
+/// of the statement's start: a take that waited for a lock gets its whole
+/// lease).
 const TAKE: &str = "WITH taken AS (
         INSERT INTO cluster_line_leases AS l (line, owner, epoch, expires_at, taken_at)
         VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', clock_timestamp())
         ON CONFLICT (line) DO UPDATE
             SET owner = excluded.owner, epoch = l.epoch + 1,
-                expires_at = excluded.expires_at, taken_at = excluded.taken_at
+                expires_at = clock_timestamp() + $3 * interval '1 millisecond',
+                taken_at = clock_timestamp()
             WHERE l.owner IS NULL OR l.expires_at <= clock_timestamp()
         RETURNING line, epoch, taken_at
     )
@@ -115,11 +119,23 @@ pub struct Leases {
 impl Leases {
     /// Connects to the cluster's PostgreSQL database as `node` and creates
     /// the lease tables if they are missing.
+    ///
+    /// Every statement and lock wait on this pool is bounded by a fraction
+    /// of the lease, and so is a transaction left idle (a fenced write
+    /// whose node froze half-way): PostgreSQL aborts it and releases its
+    /// locks, so a frozen node can hold a takeover off only that long, and
+    /// its write never lands.
     pub async fn connect(url: &str, node: NodeId, lease: Duration) -> Result<Self, LeaseError> {
+        let ms = |d: Duration| d.as_millis().max(1).to_string();
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("lock_timeout", ms(lease / 3)),
+            ("statement_timeout", ms(lease / 2)),
+            ("idle_in_transaction_session_timeout", ms(lease / 2)),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .acquire_timeout(lease / 3)
+            .connect_with(options)
             .await?;
         Self::with_pool(pool, node, lease).await
     }
@@ -130,17 +146,8 @@ impl Leases {
         node: NodeId,
         lease: Duration,
     ) -> Result<Self, LeaseError> {
-        // Two nodes starting at once both run CREATE TABLE IF NOT EXISTS,
-        // which can still fail for the second on PostgreSQL's catalog; an
-        // advisory lock lets one at a time do it.
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(77452801)")
-            .execute(&mut *tx)
-            .await?;
-        for statement in SCHEMA {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        prepare(&pool, SCHEMA).await?;
+        crate::claims::prepare_schema(&pool).await?;
         Ok(Self { pool, node, lease })
     }
 
@@ -238,10 +245,11 @@ impl Leases {
     }
 }
 
-/// A transaction opened under a lease ([`Leases::fence`]).
+/// A transaction opened under a lease or an account's claim
+/// ([`Leases::fence`], [`crate::claims::Claims::fence`]).
 pub struct Fence {
-    tx: Transaction<'static, Postgres>,
-    epoch: i64,
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) epoch: i64,
 }
 
 impl Fence {
@@ -258,6 +266,20 @@ impl Fence {
     pub async fn commit(self) -> Result<(), LeaseError> {
         Ok(self.tx.commit().await?)
     }
+}
+
+/// Runs `statements` (CREATE TABLE IF NOT EXISTS ...) one node at a time:
+/// two nodes starting at once can otherwise still collide in PostgreSQL's
+/// catalog.
+pub(crate) async fn prepare(pool: &PgPool, statements: &[&str]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(77452801)")
+        .execute(&mut *tx)
+        .await?;
+    for statement in statements {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await
 }
 
 fn check_line(line: &str) -> Result<(), LeaseError> {

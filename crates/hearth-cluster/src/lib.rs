@@ -12,16 +12,24 @@
 //! - [`leases`]: which node runs which line, as leases in PostgreSQL taken
 //!   by compare-and-swap, each with a fencing epoch that every write made
 //!   as the line's owner is checked against in the same transaction;
-//! - [`lease_clock`]: when a holder renews and when it must stop, sans-IO.
+//! - [`lease_clock`]: when a holder renews and when it must stop, sans-IO;
+//! - [`claims`] and [`release`]: which node each account plays on (one at
+//!   a time, cluster-wide), with an epoch that fences the player's saves,
+//!   and the request that asks the old node to let go.
 //!
 //! The design, and what happens on each failure, is in docs/CLUSTER.md.
 
+pub mod claims;
 pub mod lease_clock;
 pub mod leases;
 pub mod node;
 pub mod presence;
+pub mod release;
 pub mod test_servers;
 
+/// The NATS client the cluster is reached with.
+pub use async_nats;
+pub use claims::{ClaimError, Claims};
 pub use lease_clock::{LeaseClock, LeaseState};
 pub use leases::{Fence, Lease, LeaseError, Leases};
 pub use node::{NodeId, NodeInfo};
@@ -61,11 +69,17 @@ pub enum ClusterError {
     Lease(#[from] LeaseError),
 }
 
-/// Connects to the cluster's NATS server. The URL may carry a user and
-/// password (`nats://user:pass@host:4222`); where the server needs TLS,
-/// `tls://`.
+/// Connects to the cluster's NATS server. The URL names its scheme
+/// (`nats://`, or `tls://` where the server needs TLS) and may carry a user
+/// and password (`nats://user:pass@host:4222`) or a token
+/// (`nats://TOKEN@host:4222`).
 pub async fn connect_nats(url: &str, node: &NodeId) -> Result<async_nats::Client, ClusterError> {
-    let (address, credentials) = split_credentials(url);
+    let refuse = |reason: String| ClusterError::Connect {
+        url: redact(url),
+        reason,
+    };
+    let (address, credentials) = split_credentials(url)
+        .ok_or_else(|| refuse("the URL must start with nats:// or tls://".to_owned()))?;
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("hearth {node}"))
         .connection_timeout(std::time::Duration::from_secs(5))
@@ -73,44 +87,78 @@ pub async fn connect_nats(url: &str, node: &NodeId) -> Result<async_nats::Client
         // once connected, it reconnects for as long as it runs (its leases
         // lapse meanwhile, and it stops ticking those lines).
         .max_reconnects(None);
-    if let Some((user, password)) = credentials {
-        options = options.user_and_password(user, password);
-    }
+    options = match credentials {
+        Some((user, Some(password))) => options.user_and_password(user, password),
+        Some((token, None)) => options.token(token),
+        None => options,
+    };
     options
         .connect(address.as_str())
         .await
-        .map_err(|e| ClusterError::Connect {
-            url: redact(url),
-            reason: e.to_string(),
-        })
+        .map_err(|e| refuse(e.to_string()))
 }
 
-/// `scheme://user:pass@host` as (`scheme://host`, (user, pass)).
-fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
-    let Some(scheme_end) = url.find("://") else {
-        return (url.to_owned(), None);
-    };
+/// How a node proves itself to NATS: a user and password, or a token
+/// (`None` for the password).
+type Credentials = (String, Option<String>);
+
+/// `scheme://user:pass@host` as (`scheme://host`, (user, pass)), or
+/// `scheme://token@host` as (`scheme://host`, (token, None)); `None` for
+/// a URL without a scheme.
+fn split_credentials(url: &str) -> Option<(String, Option<Credentials>)> {
+    let scheme_end = url.find("://")?;
+    let scheme = &url[..scheme_end];
+    if !matches!(scheme, "nats" | "tls") {
+        return None;
+    }
     let rest = &url[scheme_end + 3..];
-    match rest.rsplit_once('@') {
+    Some(match rest.rsplit_once('@') {
         Some((credentials, host)) => {
-            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-            (
-                format!("{}{host}", &url[..scheme_end + 3]),
-                Some((user.to_owned(), password.to_owned())),
-            )
+            let credentials = match credentials.split_once(':') {
+                Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
+                None => (credentials.to_owned(), None),
+            };
+            (format!("{scheme}://{host}"), Some(credentials))
         }
         None => (url.to_owned(), None),
+    })
+}
+
+/// `url` with whatever comes before its `@` (a user and password, a token)
+/// hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((before, host)) => {
+            let scheme = before.find("://").map_or("", |at| &before[..at + 3]);
+            format!("{scheme}***@{host}")
+        }
+        None => url.to_owned(),
     }
 }
 
-/// `url` without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_taken_out_of_the_url_and_never_shown() {
+        assert_eq!(
+            split_credentials("nats://u:p@h:4222"),
+            Some((
+                "nats://h:4222".to_owned(),
+                Some(("u".to_owned(), Some("p".to_owned())))
+            ))
+        );
+        assert_eq!(
+            split_credentials("tls://secret@h:4222"),
+            Some(("tls://h:4222".to_owned(), Some(("secret".to_owned(), None))))
+        );
+        assert_eq!(split_credentials("u:p@h:4222"), None, "no scheme");
+        assert_eq!(split_credentials("http://u:p@h"), None);
+        assert_eq!(redact("nats://u:p@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact("nats://secret@h"), "nats://***@h");
+        assert_eq!(redact("u:secret@h:4222"), "***@h:4222");
+        assert_eq!(redact("nats://a@b:c@h"), "nats://***@h");
+        assert_eq!(redact("nats://h:4222"), "nats://h:4222");
     }
 }

@@ -95,9 +95,10 @@ impl NodeInfo {
             return None;
         }
         let info: NodeInfo = serde_json::from_slice(bytes).ok()?;
-        let short = |s: &str| s.len() <= 256 && !s.chars().any(char::is_control);
+        // Addresses are socket addresses, nothing else (no text to show).
+        let address = |s: &str| s.len() <= 64 && s.parse::<std::net::SocketAddr>().is_ok();
         let id_ok = NodeId::parse(info.id.as_str()).is_some();
-        (id_ok && short(&info.game_addr) && short(&info.web_addr)).then_some(info)
+        (id_ok && address(&info.game_addr) && address(&info.web_addr)).then_some(info)
     }
 }
 
@@ -144,9 +145,11 @@ mod tests {
         let mut extra = serde_json::to_value(&info).unwrap();
         extra["admin"] = true.into();
         assert_eq!(NodeInfo::from_bytes(extra.to_string().as_bytes()), None);
-        let mut control = info.clone();
-        control.web_addr = "a\u{1b}[31m".into();
-        assert_eq!(NodeInfo::from_bytes(&control.to_bytes()), None);
+        for bad in ["a\u{1b}[31m", "10.0.0.1:80\u{202e}", "evil.example:80", ""] {
+            let mut odd = info.clone();
+            odd.web_addr = bad.into();
+            assert_eq!(NodeInfo::from_bytes(&odd.to_bytes()), None, "{bad:?}");
+        }
         assert_eq!(NodeInfo::from_bytes(&vec![b' '; MAX_NODE_RECORD + 1]), None);
         assert_eq!(NodeInfo::from_bytes(b"\xff\x00"), None);
     }

@@ -105,6 +105,11 @@ impl Presence {
             .map_err(|e| nats(&e))?;
         let mut nodes = Vec::with_capacity(keys.len());
         for key in keys {
+            if NodeId::parse(&key).is_none() {
+                // Not a node's key: not even read.
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let Some(bytes) = self.kv.get(&key).await.map_err(|e| nats(&e))? else {
                 continue; // Purged since it was listed.
             };
@@ -153,6 +158,14 @@ impl Presence {
 /// The task that keeps a node's record fresh; stops when dropped.
 pub struct Heartbeat {
     task: JoinHandle<()>,
+}
+
+impl Heartbeat {
+    /// Stops rewriting the record (before [`Presence::leave`], which would
+    /// otherwise be undone by the next write).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
 }
 
 impl Drop for Heartbeat {

@@ -59,7 +59,7 @@ async fn save(
 
 #[tokio::test]
 async fn a_line_has_one_holder_and_a_lapsed_lease_goes_to_the_next_at_a_higher_epoch() {
-    let lease = Duration::from_millis(300);
+    let lease = Duration::from_millis(1_500);
     let (a, b) = (node("a", lease).await, node("b", lease).await);
     saves_table(&a).await;
     let line = unique("square/1");
@@ -112,16 +112,19 @@ async fn a_line_has_one_holder_and_a_lapsed_lease_goes_to_the_next_at_a_higher_e
 
 #[tokio::test]
 async fn a_write_in_progress_holds_a_takeover_off_until_it_commits() {
-    let lease = Duration::from_millis(300);
+    // A 4 s lease: statements and idle transactions are cut at 2 s, lock
+    // waits at 1.3 s.
+    let lease = Duration::from_millis(4_000);
     let (a, b) = (node("a", lease).await, node("b", lease).await);
     saves_table(&a).await;
     let line = unique("square/2");
+    let start = Instant::now();
     let held = a.take(&line).await.unwrap().unwrap();
 
-    // a begins a save under its lease, then stalls past the lease's end
-    // (a long GC pause, SIGSTOP) before committing.
+    // a begins a save just before its lease ends, and commits just after.
+    tokio::time::sleep_until((start + Duration::from_millis(3_200)).into()).await;
     let mut fence = a.fence(&held).await.unwrap();
-    sqlx::query("INSERT INTO cluster_test_saves (line, epoch, data) VALUES ($1, $2, 'slow')")
+    sqlx::query("INSERT INTO cluster_test_saves (line, epoch, data) VALUES ($1, $2, 'last')")
         .bind(&line)
         .bind(fence.epoch())
         .execute(&mut **fence.tx())
@@ -130,12 +133,12 @@ async fn a_write_in_progress_holds_a_takeover_off_until_it_commits() {
     let takeover = tokio::spawn({
         let (b, line) = (b.clone(), line.clone());
         async move {
-            tokio::time::sleep(lease + Duration::from_millis(100)).await;
+            tokio::time::sleep_until((start + Duration::from_millis(4_300)).into()).await;
             let lease = b.take(&line).await.unwrap();
             (lease, Instant::now())
         }
     });
-    tokio::time::sleep(lease + Duration::from_millis(400)).await;
+    tokio::time::sleep_until((start + Duration::from_millis(4_600)).into()).await;
     let committed_at = Instant::now();
     fence.commit().await.unwrap();
     let (taken, taken_at) = takeover.await.unwrap();
@@ -150,7 +153,38 @@ async fn a_write_in_progress_holds_a_takeover_off_until_it_commits() {
         save(&a, &held, "late").await,
         Err(LeaseError::Stale { .. })
     ));
-    assert_eq!(saves(&a, &line).await, vec![(1, "slow".to_owned())]);
+    assert_eq!(saves(&a, &line).await, vec![(1, "last".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_holder_frozen_in_the_middle_of_a_write_holds_nobody_off_and_its_write_never_lands() {
+    // A 1 s lease: a transaction left idle is aborted after 0.5 s.
+    let lease = Duration::from_millis(1_000);
+    let (a, b) = (node("a", lease).await, node("b", lease).await);
+    saves_table(&a).await;
+    let line = unique("square/3");
+    let held = a.take(&line).await.unwrap().unwrap();
+    let mut fence = a.fence(&held).await.unwrap();
+    sqlx::query("INSERT INTO cluster_test_saves (line, epoch, data) VALUES ($1, $2, 'frozen')")
+        .bind(&line)
+        .bind(fence.epoch())
+        .execute(&mut **fence.tx())
+        .await
+        .unwrap();
+    // a freezes (SIGSTOP) with its transaction open, past its lease.
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let taken = b.take(&line).await.unwrap().expect("the lease lapsed");
+    assert_eq!(taken.epoch, 2);
+    assert!(
+        asked.elapsed() < lease / 2,
+        "the frozen holder's open transaction held the takeover off for {:?}",
+        asked.elapsed()
+    );
+    // a wakes and commits: refused, and nothing of it landed.
+    assert!(fence.commit().await.is_err(), "the frozen write is refused");
+    save(&b, &taken, "b").await.unwrap();
+    assert_eq!(saves(&a, &line).await, vec![(2, "b".to_owned())]);
 }
 
 /// When one node believed it held a line: from the take's answer to the

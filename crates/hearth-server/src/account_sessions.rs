@@ -142,6 +142,17 @@ impl AccountSessions {
     /// Waits only for the shards' queues, never for the world. Returns how
     /// many sessions were closed.
     pub async fn end_all(&self, account: i64, reason: &str) -> usize {
+        self.end_with(account, close_code::KICKED, reason).await
+    }
+
+    /// [`Self::end_all`] because the account logged in on another node of
+    /// the cluster: the clients are told they were replaced.
+    pub async fn replace_all(&self, account: i64) -> usize {
+        self.end_with(account, close_code::REPLACED, crate::game::REPLACED_REASON)
+            .await
+    }
+
+    async fn end_with(&self, account: i64, code: u16, reason: &str) -> usize {
         let sessions = self.lock().end_account(Instant::now(), account, reason);
         let Some(gate) = self.gate.get() else {
             return 0;
@@ -149,9 +160,7 @@ impl AccountSessions {
         for &session in &sessions {
             let reason = reason.to_owned();
             let _ = gate
-                .run_on(session, move |ctx| {
-                    ctx.close(session, close_code::KICKED, &reason)
-                })
+                .run_on(session, move |ctx| ctx.close(session, code, &reason))
                 .await;
         }
         sessions.len()

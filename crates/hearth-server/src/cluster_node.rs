@@ -10,13 +10,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hearth_cluster::release::{self, Release};
 use hearth_cluster::{
-    connect_nats, ClusterError, ClusterName, Heartbeat, Leases, NodeId, NodeInfo, Presence,
+    connect_nats, ClaimError, Claims, ClusterError, ClusterName, Heartbeat, Leases, NodeId,
+    NodeInfo, Presence,
 };
 use hearth_net::gate::GateHandle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::account_sessions::AccountSessions;
 use crate::config::{ClusterConfig, Config};
 use crate::game_host::GameHostHandle;
 
@@ -37,6 +40,8 @@ pub struct ClusterLink {
     cluster: ClusterName,
     presence: Presence,
     leases: Leases,
+    accounts: ClusterAccounts,
+    releases: release::ReleaseInbox,
 }
 
 impl ClusterLink {
@@ -53,19 +58,33 @@ impl ClusterLink {
         let id = NodeId::new(&node_name(settings))?;
         let cluster = ClusterName::new(&settings.name)?;
         let client = connect_nats(&settings.nats, &id).await?;
-        let period = Duration::from_millis(settings.heartbeat_ms.max(100));
+        let period = Duration::from_millis(settings.heartbeat_ms.clamp(100, 60_000));
         let presence = Presence::open(&client, &cluster, period).await?;
-        let lease = Duration::from_millis(settings.lease_ms.max(300));
+        let lease = Duration::from_millis(settings.lease_ms.clamp(300, 600_000));
         let leases = Leases::connect(url, id.clone(), lease)
             .await
             .map_err(ClusterError::from)?;
+        let accounts = ClusterAccounts {
+            claims: Claims::new(leases.pool().clone(), id.clone()),
+            client: client.clone(),
+            cluster: cluster.clone(),
+            me: id.clone(),
+        };
+        let releases = release::listen(&client, &cluster, &id).await?;
         tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
         Ok(Some(Self {
             id,
             cluster,
             presence,
             leases,
+            accounts,
+            releases,
         }))
+    }
+
+    /// What logins and the game host need of the cluster.
+    pub fn accounts(&self) -> ClusterAccounts {
+        self.accounts.clone()
     }
 
     /// Starts publishing this node's record, with its load read from the
@@ -76,7 +95,9 @@ impl ClusterLink {
         web_addr: SocketAddr,
         gate: GateHandle,
         game: GameHostHandle,
+        sessions: AccountSessions,
     ) -> Arc<ClusterNode> {
+        let releases = tokio::spawn(let_go(self.releases, sessions, game.clone()));
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -110,9 +131,73 @@ impl ClusterLink {
             cluster: self.cluster,
             presence: self.presence,
             leases: self.leases,
-            _heartbeat: heartbeat,
+            heartbeat,
             load,
+            releases,
         })
+    }
+}
+
+/// How long a login waits for the node the account played on to let go of
+/// it before passing over that node (dead, frozen or cut off: its later
+/// saves are refused).
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
+/// How long a node waits for a released player's last save before it
+/// answers anyway.
+const SAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// Carries out other nodes' requests to let go of an account: ends its
+/// sessions here ("logged in from another place"), waits for the last
+/// save, answers.
+async fn let_go(mut inbox: release::ReleaseInbox, sessions: AccountSessions, game: GameHostHandle) {
+    while let Some(request) = inbox.requests.recv().await {
+        let (sessions, game) = (sessions.clone(), game.clone());
+        tokio::spawn(async move {
+            let ended = sessions.replace_all(request.account).await;
+            if ended > 0 {
+                let saved = tokio::time::timeout(SAVE_WAIT, game.saved(request.account)).await;
+                if saved.is_err() {
+                    tracing::warn!(
+                        account = request.account,
+                        "a released player's last save took too long; answering anyway"
+                    );
+                }
+            }
+            request.answer(ended > 0).await;
+        });
+    }
+}
+
+/// What logins and the game host need of the cluster: one node at a time
+/// per account, and saves only from that node.
+#[derive(Clone)]
+pub struct ClusterAccounts {
+    pub claims: Claims,
+    client: hearth_cluster::async_nats::Client,
+    cluster: ClusterName,
+    me: NodeId,
+}
+
+impl ClusterAccounts {
+    /// Makes this node the one `account` plays on: asks the node it played
+    /// on, if another, to end its session and save it (passing over a node
+    /// that does not answer), then claims it. The claim's epoch fences the
+    /// player's saves.
+    pub async fn take(&self, account: i64) -> Result<i64, ClaimError> {
+        if let Some((holder, _)) = self.claims.holder(account).await? {
+            match NodeId::parse(&holder) {
+                Some(holder) if holder != self.me => {
+                    let outcome =
+                        release::ask(&self.client, &self.cluster, &holder, account, RELEASE_WAIT)
+                            .await;
+                    if outcome == Release::NoAnswer {
+                        tracing::warn!(account, node = %holder, "the node this account played on did not let go in time: passed over");
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.claims.claim(account).await
     }
 }
 
@@ -127,16 +212,20 @@ pub struct ClusterNode {
     /// The cluster's lease table, as this node.
     pub leases: Leases,
     /// Rewrites this node's record every period while it lives.
-    _heartbeat: Heartbeat,
+    heartbeat: Heartbeat,
     /// Reads this node's load into its record every period.
     load: JoinHandle<()>,
+    /// Carries out other nodes' requests to let go of an account.
+    releases: JoinHandle<()>,
 }
 
 impl ClusterNode {
     /// Leaves the list of nodes (a graceful stop): the others see it go
     /// at once.
     pub async fn leave(&self) {
+        self.heartbeat.stop();
         self.load.abort();
+        self.releases.abort();
         if let Err(e) = self.presence.leave(&self.id).await {
             tracing::warn!("leaving the cluster: {e}");
         }
@@ -146,6 +235,7 @@ impl ClusterNode {
 impl Drop for ClusterNode {
     fn drop(&mut self) {
         self.load.abort();
+        self.releases.abort();
     }
 }
 

@@ -40,7 +40,7 @@ pub struct Config {
 /// Many machines: set `nats` and this server is a node of a cluster (with
 /// PostgreSQL as its database, shared by every node). Unset (the default),
 /// it runs alone on its own database, and needs no NATS.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// The cluster's NATS server (JetStream on), with its credentials:
@@ -53,10 +53,12 @@ pub struct ClusterConfig {
     /// cluster (several may share a NATS server).
     pub name: String,
     /// How long a node holds a line's lease without renewing it, in
-    /// milliseconds: a node that dies is replaced after at most this long.
+    /// milliseconds (300 to 600,000): a node that dies is replaced after at
+    /// most this long.
     pub lease_ms: u64,
     /// How often a node rewrites its record (address, load) for the others,
-    /// in milliseconds; a record not rewritten for three periods lapses.
+    /// in milliseconds (100 to 60,000); a record not rewritten for three
+    /// periods lapses.
     pub heartbeat_ms: u64,
 }
 
@@ -69,6 +71,20 @@ impl Default for ClusterConfig {
             lease_ms: 6_000,
             heartbeat_ms: 1_000,
         }
+    }
+}
+
+/// Without the NATS URL's credentials: a config printed to a log must not
+/// carry them.
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("nats", &hearth_cluster::redact(&self.nats))
+            .field("node", &self.node)
+            .field("name", &self.name)
+            .field("lease_ms", &self.lease_ms)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .finish()
     }
 }
 

@@ -32,6 +32,8 @@ struct PendingJoin {
     name: String,
     /// The game's saved data of the player (the game API's `Player`).
     game_data: Option<Vec<u8>>,
+    /// In a cluster, the epoch of this node's claim on the account.
+    claim: Option<i64>,
 }
 
 /// Login outcomes by reason, for /metrics.
@@ -82,6 +84,9 @@ pub struct GameHandler {
     /// Reliable game messages the host had no room for yet, per session
     /// (whose receiving is paused until they are handed on).
     held: HeldMessages,
+    /// In a cluster: a login claims its account for this node (after the
+    /// node it played on let go of it) before its data is read.
+    cluster: Option<crate::cluster_node::ClusterAccounts>,
 }
 
 impl GameHandler {
@@ -108,7 +113,14 @@ impl GameHandler {
             single_session: config.accounts.single_session,
             sessions,
             logins,
+            cluster: None,
         }
+    }
+
+    /// Logins claim their accounts in `cluster` (see [`Self::cluster`]).
+    pub fn with_cluster(mut self, cluster: Option<crate::cluster_node::ClusterAccounts>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     fn check_login(&self, session: u64, request: LoginRequest) {
@@ -136,6 +148,7 @@ impl GameHandler {
         let wanted_schema = option("schema");
         let player_name = request.player_name.clone();
         let game = self.game.clone();
+        let cluster = self.cluster.clone();
         // Password hashing and the database are slow; the gate task goes on
         // serving everyone else while this runs.
         tokio::spawn(async move {
@@ -165,6 +178,7 @@ impl GameHandler {
             // afresh rather than refusing the login.
             let mut game_data = None;
             let mut refusal = None;
+            let mut claim = None;
             if let (Some(host), Ok(account)) = (&host, &verdict) {
                 refusal = game_refusal(
                     host,
@@ -173,6 +187,25 @@ impl GameHandler {
                     &options,
                     wanted_schema.as_deref(),
                 );
+                // In a cluster, the node the account played on lets go of
+                // it (its last save is written) before its data is read
+                // here; with several sessions allowed per account, each
+                // node keeps its own.
+                if let (None, Some(account), Some(cluster), true) =
+                    (&refusal, account, &cluster, single_session)
+                {
+                    match cluster.take(account.id).await {
+                        Ok(epoch) => claim = Some(epoch),
+                        Err(error) => {
+                            tracing::error!(%error, account = account.id, "cannot claim the account for this node");
+                            refusal = Some((
+                                "cluster_unavailable",
+                                "the cluster's database is unreachable: try again in a moment"
+                                    .to_owned(),
+                            ));
+                        }
+                    }
+                }
                 if let (None, Some(account)) = (&refusal, account) {
                     game_data = crate::game_host::saves::load(&storage, account.id, host.game())
                         .await
@@ -243,6 +276,7 @@ impl GameHandler {
                                 account,
                                 name,
                                 game_data,
+                                claim,
                             },
                         );
                     }
@@ -256,10 +290,13 @@ impl GameHandler {
     }
 }
 
+/// What a session ended by a newer login of its account is told.
+pub const REPLACED_REASON: &str = "logged in from another place";
+
 /// Ends the session a new login of the same account replaced: here if it
 /// is on this shard, else by a command to its own shard.
 fn close_replaced(ctx: &mut GateCtx<'_>, gate: &GateHandle, old: u64) {
-    const REASON: &str = "logged in from another place";
+    const REASON: &str = REPLACED_REASON;
     if gate.shard_of(old) == ctx.shard() {
         ctx.close(old, close_code::REPLACED, REASON);
     } else {
@@ -312,6 +349,7 @@ impl GameHandler {
             pending.account.as_ref().map(|a| a.id),
             pending.game_data,
             gate.session(session).and_then(|s| s.net_speed()),
+            pending.claim,
         );
     }
 }

@@ -200,10 +200,7 @@ trait StartGame: Send {
         &self,
         gate: GateHandle,
         storage: Storage,
-        input_queue: usize,
-        single_session: bool,
-        save_period_ms: u64,
-        recordings: Arc<crate::recordings::Recordings>,
+        settings: crate::game_host::HostSettings,
     ) -> std::io::Result<crate::game_host::GameHostHandle>;
 }
 
@@ -227,20 +224,9 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
         &self,
         gate: GateHandle,
         storage: Storage,
-        input_queue: usize,
-        single_session: bool,
-        save_period_ms: u64,
-        recordings: Arc<crate::recordings::Recordings>,
+        settings: crate::game_host::HostSettings,
     ) -> std::io::Result<crate::game_host::GameHostHandle> {
-        let mut host = crate::game_host::start(
-            self.game.clone(),
-            gate,
-            storage,
-            input_queue,
-            single_session,
-            save_period_ms,
-            recordings,
-        )?;
+        let mut host = crate::game_host::start(self.game.clone(), gate, storage, settings)?;
         host.reads_world_places = self.reads_world_places;
         Ok(host)
     }
@@ -277,7 +263,8 @@ async fn serve(
         &config,
         logins.clone(),
         account_sessions.clone(),
-    );
+    )
+    .with_cluster(cluster_link.as_ref().map(ClusterLink::accounts));
     let game_addr = SocketAddr::new(config.bind, config.port);
     let mut gate_config = GateConfig {
         udp: config.game.udp.then_some(game_addr),
@@ -304,12 +291,15 @@ async fn serve(
         .start(
             gate.clone(),
             storage.clone(),
-            config.world.input_queue,
-            config.accounts.single_session,
-            config.world.save_period_ms,
-            Arc::new(crate::recordings::Recordings::new(
-                config.data_dir.join("recordings"),
-            )),
+            crate::game_host::HostSettings {
+                input_queue: config.world.input_queue,
+                single_session: config.accounts.single_session,
+                save_period_ms: config.world.save_period_ms,
+                recordings: Arc::new(crate::recordings::Recordings::new(
+                    config.data_dir.join("recordings"),
+                )),
+                cluster: cluster_link.as_ref().map(ClusterLink::accounts),
+            },
         )
         .map_err(crate::world::WorldStartError::Runtime)?;
     let _ = world_cell.set(game.clone());
@@ -338,7 +328,13 @@ async fn serve(
     }
     let cluster = cluster_link.map(|link| {
         let game_addr = gate.tcp_addr.expect("TCP is always served");
-        link.start(game_addr, web, gate.clone(), game.clone())
+        link.start(
+            game_addr,
+            web,
+            gate.clone(),
+            game.clone(),
+            account_sessions.clone(),
+        )
     });
     let web_metrics = Arc::new(WebPortMetrics::default());
     let state = WebState {

@@ -36,7 +36,9 @@ pub struct ServerFlags {
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
     /// Join a cluster through this NATS server (nats://USER:PASSWORD@HOST:4222);
-    /// needs a postgres:// --database-url shared by every node.
+    /// needs a postgres:// --database-url shared by every node. A flag is seen
+    /// by every user of the machine (ps): prefer HEARTH_CLUSTER or hearth.toml
+    /// when the URL carries a password.
     #[arg(long, value_name = "NATS_URL")]
     pub cluster: Option<String>,
     /// This node's name in the cluster (default: the host's name).

@@ -56,6 +56,10 @@ pub struct GameHostCounters {
     /// Saves of players' data written, and failed.
     pub saves: AtomicU64,
     pub save_failures: AtomicU64,
+    /// Saves refused because the player's account now plays on another
+    /// node of the cluster (this node's claim was taken over): the player
+    /// is sent away here, and their data there is not overwritten.
+    pub saves_taken_over: AtomicU64,
     /// Lines opened so far.
     pub lines: AtomicU64,
     /// Changes of line or zone made, and refused.
@@ -118,6 +122,9 @@ enum Lifecycle {
         saved: Option<Vec<u8>>,
         /// The client's NetSpeed, if it named one.
         bytes_per_second: Option<u32>,
+        /// In a cluster, the epoch of this node's claim on the account:
+        /// the player's saves are written under it.
+        claim: Option<i64>,
     },
     Leave(u64),
 }
@@ -148,6 +155,12 @@ enum Request {
     },
     /// Every player leaves (their data is saved), then the host stops.
     Shutdown(oneshot::Sender<()>),
+    /// Replies once the account has no player here whose last save is
+    /// still to be written (at once if it has none).
+    Saved {
+        account: i64,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Reaches the game host from the gate's handler (without waiting) and
@@ -204,6 +217,7 @@ impl GameHostHandle {
         account: Option<i64>,
         saved: Option<Vec<u8>>,
         bytes_per_second: Option<u32>,
+        claim: Option<i64>,
     ) {
         self.counters.joins.fetch_add(1, Ordering::Relaxed);
         let _ = self.lifecycle.send(Lifecycle::Join {
@@ -212,7 +226,22 @@ impl GameHostHandle {
             account,
             saved,
             bytes_per_second,
+            claim,
         });
+    }
+
+    /// Waits until the account has no player here whose last save is still
+    /// to be written (a released player's data is in the database).
+    pub async fn saved(&self, account: i64) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Saved { account, reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
     }
 
     pub fn leave(&self, player: u64) {
@@ -331,15 +360,33 @@ impl GameHostHandle {
 }
 
 /// Starts `game`'s host on a thread of its own.
+/// How the server has the game host run: from its settings, and what it
+/// shares with the rest of the server.
+pub struct HostSettings {
+    /// `[world] input_queue`.
+    pub input_queue: usize,
+    /// `[accounts] single_session`.
+    pub single_session: bool,
+    /// `[world] save_period_ms`.
+    pub save_period_ms: u64,
+    pub recordings: Arc<Recordings>,
+    /// In a cluster: the account claims that fence players' saves.
+    pub cluster: Option<crate::cluster_node::ClusterAccounts>,
+}
+
 pub fn start<G: Game>(
     game: Arc<G>,
     gate: GateHandle,
     storage: Storage,
-    input_queue: usize,
-    single_session: bool,
-    save_period_ms: u64,
-    recordings: Arc<Recordings>,
+    settings: HostSettings,
 ) -> std::io::Result<GameHostHandle> {
+    let HostSettings {
+        input_queue,
+        single_session,
+        save_period_ms,
+        recordings,
+        cluster,
+    } = settings;
     let schema = Arc::new(game.schema());
     let (lifecycle_tx, lifecycle) = mpsc::unbounded_channel();
     let (messages_tx, messages) = mpsc::channel(input_queue.max(1));
@@ -375,6 +422,9 @@ pub fn start<G: Game>(
         counters: counters.clone(),
         recordings: recordings.clone(),
         observers: HashMap::new(),
+        cluster,
+        claims: HashMap::new(),
+        waiting_saves: HashMap::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -449,6 +499,14 @@ struct Host<G: Game> {
     /// The observers of lines that recordings are running for, and the key
     /// each records under.
     observers: HashMap<(LineKey, ObserverId), u64>,
+    /// In a cluster: the account claims that fence players' saves.
+    cluster: Option<crate::cluster_node::ClusterAccounts>,
+    /// Each player's claim epoch on its account (in a cluster), kept until
+    /// its last save is written.
+    claims: HashMap<u64, i64>,
+    /// Who waits for an account's last save here (another node asked this
+    /// one to let go of it).
+    waiting_saves: HashMap<i64, Vec<oneshot::Sender<()>>>,
 }
 
 impl<G: Game> Host<G> {
@@ -512,6 +570,13 @@ impl<G: Game> Host<G> {
                     } => {
                         let _ = reply.send(self.record_line(&zone, line, seconds));
                     }
+                    Request::Saved { account, reply } => {
+                        if self.present.contains_key(&account) || self.held.contains_key(&account) {
+                            self.waiting_saves.entry(account).or_default().push(reply);
+                        } else {
+                            let _ = reply.send(());
+                        }
+                    }
                     Request::Shutdown(done) => {
                         let players: Vec<u64> = self.lines.players().collect();
                         for player in players {
@@ -537,6 +602,7 @@ impl<G: Game> Host<G> {
                 account,
                 mut saved,
                 bytes_per_second,
+                claim,
             } => {
                 if let Some(account) = account {
                     let earlier = self.present.get(&account).copied().filter(|p| *p != player);
@@ -554,6 +620,7 @@ impl<G: Game> Host<G> {
                             account: Some(account),
                             saved,
                             bytes_per_second,
+                            claim,
                         };
                         if let Some(Lifecycle::Join {
                             player: displaced, ..
@@ -579,6 +646,9 @@ impl<G: Game> Host<G> {
                 }
                 if let Some(account) = account {
                     self.accounts.insert(player, account);
+                }
+                if let Some(claim) = claim {
+                    self.claims.insert(player, claim);
                 }
             }
             Lifecycle::Leave(player) => {
@@ -713,9 +783,38 @@ impl<G: Game> Host<G> {
                     self.remember(account, data.clone());
                 }
             }
-            match saves::store(&self.storage, account, &self.game_name, data).await {
+            let claim = match gone {
+                true => self.claims.remove(&player),
+                false => self.claims.get(&player).copied(),
+            };
+            let stored = match (&self.cluster, claim) {
+                (Some(cluster), Some(epoch)) => {
+                    saves::store_claimed(&cluster.claims, account, epoch, &self.game_name, data)
+                        .await
+                }
+                _ => saves::store(&self.storage, account, &self.game_name, data).await,
+            };
+            match stored {
                 Ok(()) => {
                     self.counters.saves.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(saves::SaveError::TakenOver) => {
+                    self.counters
+                        .saves_taken_over
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(account, "the account plays on another node now: this node's save was refused, and its session here ends");
+                    if !gone {
+                        let _ = self
+                            .gate
+                            .run_on(player, move |ctx| {
+                                ctx.close(
+                                    player,
+                                    close_code::REPLACED,
+                                    crate::game::REPLACED_REASON,
+                                )
+                            })
+                            .await;
+                    }
                 }
                 Err(error) => {
                     self.counters.save_failures.fetch_add(1, Ordering::Relaxed);
@@ -728,6 +827,11 @@ impl<G: Game> Host<G> {
                 }
                 if let Some(join) = self.held.remove(&account) {
                     self.lifecycle(join);
+                }
+                if !self.present.contains_key(&account) && !self.held.contains_key(&account) {
+                    for waiting in self.waiting_saves.remove(&account).unwrap_or_default() {
+                        let _ = waiting.send(());
+                    }
                 }
             }
         }

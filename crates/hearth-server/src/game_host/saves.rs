@@ -38,6 +38,51 @@ pub enum SaveError {
     NotText,
     #[error(transparent)]
     Storage(#[from] sqlx::Error),
+    #[error("the account plays on another node of the cluster now")]
+    TakenOver,
+    #[error("the cluster's database: {0}")]
+    Cluster(sqlx::Error),
+}
+
+/// The data as the text the table holds, and the time of the save.
+fn checked(data: Vec<u8>) -> Result<(String, i64), SaveError> {
+    if data.len() > MAX_PLAYER_DATA {
+        return Err(SaveError::TooLarge(data.len()));
+    }
+    let text = String::from_utf8(data).map_err(|_| SaveError::NotText)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok((text, now))
+}
+
+/// [`store`] in a cluster: only while this node's claim on the account is
+/// still at `epoch`, in the same transaction that checks it
+/// ([`SaveError::TakenOver`] when another node claimed it since).
+pub async fn store_claimed(
+    claims: &hearth_cluster::Claims,
+    account: i64,
+    epoch: i64,
+    game: &str,
+    data: Vec<u8>,
+) -> Result<(), SaveError> {
+    let (text, now) = checked(data)?;
+    let mut fence = claims.fence(account, epoch).await.map_err(|e| match e {
+        hearth_cluster::ClaimError::TakenOver { .. } => SaveError::TakenOver,
+        hearth_cluster::ClaimError::Database(e) => SaveError::Cluster(e),
+    })?;
+    sqlx::query(UPSERT)
+        .bind(account)
+        .bind(game)
+        .bind(text)
+        .bind(now)
+        .execute(&mut **fence.tx())
+        .await
+        .map_err(SaveError::Cluster)?;
+    fence.commit().await.map_err(|e| match e {
+        hearth_cluster::LeaseError::Database(e) => SaveError::Cluster(e),
+        other => SaveError::Cluster(sqlx::Error::Protocol(other.to_string())),
+    })
 }
 
 pub async fn store(
@@ -46,13 +91,7 @@ pub async fn store(
     game: &str,
     data: Vec<u8>,
 ) -> Result<(), SaveError> {
-    if data.len() > MAX_PLAYER_DATA {
-        return Err(SaveError::TooLarge(data.len()));
-    }
-    let text = String::from_utf8(data).map_err(|_| SaveError::NotText)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let (text, now) = checked(data)?;
     sqlx::query(UPSERT)
         .bind(account)
         .bind(game)

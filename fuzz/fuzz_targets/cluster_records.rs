@@ -1,0 +1,25 @@
+//! What a node reads from another over NATS: a node record (and the node
+//! id inside it) is untrusted input. Decoding anything must not panic; what
+//! decodes is within the bounds the decoder promises and survives a round
+//! trip unchanged.
+
+#![no_main]
+
+use hearth_cluster::node::{NodeId, NodeInfo, MAX_NODE_RECORD};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(info) = NodeInfo::from_bytes(data) {
+        assert!(data.len() <= MAX_NODE_RECORD);
+        assert!(NodeId::parse(info.id.as_str()).is_some());
+        assert!(info.game_addr.parse::<std::net::SocketAddr>().is_ok());
+        assert!(info.web_addr.parse::<std::net::SocketAddr>().is_ok());
+        assert_eq!(NodeInfo::from_bytes(&info.to_bytes()), Some(info));
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(id) = NodeId::parse(text) {
+            assert_eq!(id.as_str(), text);
+            assert!(!id.name().is_empty());
+        }
+    }
+});
