@@ -233,7 +233,7 @@ async fn an_account_plays_on_one_node_and_the_node_it_left_cannot_save_it() {
     // The same account logs in on the second node: the first node ends its
     // session (as a replacement) and writes its last save before the
     // second reads the player's data; the claim moves, one epoch up.
-    let _on_second = joined(&second, Options::password(&name, PASSWORD)).await;
+    let on_second = joined(&second, Options::password(&name, PASSWORD)).await;
     let closed = timeout(WAIT, async {
         loop {
             match on_first.next_event().await {
@@ -266,6 +266,41 @@ async fn an_account_plays_on_one_node_and_the_node_it_left_cannot_save_it() {
         0,
         "and that save was made under its claim, before the second node took it"
     );
+
+    // Logged in again on the same node: the node keeps its claim (no new
+    // epoch), and the replaced session's last save is made under it.
+    let saves_before = second
+        .game
+        .counters
+        .saves
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let again = joined(&second, Options::password(&name, PASSWORD)).await;
+    timeout(WAIT, async {
+        while second
+            .game
+            .counters
+            .saves
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == saves_before
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the replaced session was saved");
+    assert_eq!(
+        claim_of(&second, account).await.map(|(_, epoch)| epoch),
+        Some(2)
+    );
+    assert_eq!(
+        second
+            .game
+            .counters
+            .saves_taken_over
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    drop((again, on_second));
 
     // The first node, as if it had been frozen through all this and woke
     // with the player's data at its old epoch: the database refuses it.

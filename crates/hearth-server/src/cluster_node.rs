@@ -184,17 +184,19 @@ impl ClusterAccounts {
     /// that does not answer), then claims it. The claim's epoch fences the
     /// player's saves.
     pub async fn take(&self, account: i64) -> Result<i64, ClaimError> {
-        if let Some((holder, _)) = self.claims.holder(account).await? {
-            match NodeId::parse(&holder) {
-                Some(holder) if holder != self.me => {
-                    let outcome =
-                        release::ask(&self.client, &self.cluster, &holder, account, RELEASE_WAIT)
-                            .await;
-                    if outcome == Release::NoAnswer {
-                        tracing::warn!(account, node = %holder, "the node this account played on did not let go in time: passed over");
-                    }
+        if let Some((holder, epoch)) = self.claims.holder(account).await? {
+            if holder == self.me.as_str() {
+                // Already this node's: its game host orders a new session of
+                // the account after the old one's last save, which is made
+                // under this same epoch.
+                return Ok(epoch);
+            }
+            if let Some(holder) = NodeId::parse(&holder) {
+                let outcome =
+                    release::ask(&self.client, &self.cluster, &holder, account, RELEASE_WAIT).await;
+                if outcome == Release::NoAnswer {
+                    tracing::warn!(account, node = %holder, "the node this account played on did not let go in time: passed over");
                 }
-                _ => {}
             }
         }
         self.claims.claim(account).await
