@@ -51,7 +51,18 @@ impl Presence {
         let js = jetstream::new(client.clone());
         let bucket = nodes_bucket(cluster.as_str());
         let kv = match js.get_key_value(&bucket).await {
-            Ok(kv) => kv,
+            Ok(kv) => {
+                // The first node's period decides for the bucket's life.
+                if let Ok(status) = kv.status().await {
+                    if status.max_age() != period * 3 {
+                        tracing::warn!(
+                            "the cluster's nodes bucket forgets records after {:?}, and this node writes its record every {period:?}: set the same heartbeat_ms on every node",
+                            status.max_age()
+                        );
+                    }
+                }
+                kv
+            }
             Err(_) => js
                 .create_key_value(kv::Config {
                     bucket,

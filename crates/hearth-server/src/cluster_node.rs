@@ -36,6 +36,8 @@ pub enum ClusterStartError {
 /// A connection to the cluster, made before the server binds its ports
 /// (a node that cannot reach its cluster stops before it serves anyone).
 pub struct ClusterLink {
+    /// `[cluster] advertise`: the address in this node's record.
+    advertise: Option<std::net::IpAddr>,
     id: NodeId,
     cluster: ClusterName,
     presence: Presence,
@@ -72,7 +74,15 @@ impl ClusterLink {
         };
         let releases = release::listen(&client, &cluster, &id).await?;
         tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
+        if settings.advertise.is_none() && config.bind.is_unspecified() {
+            tracing::warn!(
+                bind = %config.bind,
+                "this node binds every address and advertises none: its record shows {} to the other nodes; set [cluster] advertise (HEARTH_CLUSTER_ADVERTISE) to the address they reach it at",
+                config.bind
+            );
+        }
         Ok(Some(Self {
+            advertise: settings.advertise,
             id,
             cluster,
             presence,
@@ -101,10 +111,14 @@ impl ClusterLink {
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let shown = |addr: SocketAddr| match self.advertise {
+            Some(ip) => SocketAddr::new(ip, addr.port()),
+            None => addr,
+        };
         let record = NodeInfo {
             id: self.id.clone(),
-            game_addr: game_addr.to_string(),
-            web_addr: web_addr.to_string(),
+            game_addr: shown(game_addr).to_string(),
+            web_addr: shown(web_addr).to_string(),
             started_ms,
             sessions: 0,
             lines: 0,

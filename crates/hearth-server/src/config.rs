@@ -60,6 +60,10 @@ pub struct ClusterConfig {
     /// in milliseconds (100 to 60,000); a record not rewritten for three
     /// periods lapses.
     pub heartbeat_ms: u64,
+    /// The address other nodes and clients reach this node at, where it is
+    /// not the one it binds (`bind = "0.0.0.0"`): its record lists its
+    /// ports at this address.
+    pub advertise: Option<IpAddr>,
 }
 
 impl Default for ClusterConfig {
@@ -70,6 +74,7 @@ impl Default for ClusterConfig {
             name: "hearth".to_owned(),
             lease_ms: 6_000,
             heartbeat_ms: 1_000,
+            advertise: None,
         }
     }
 }
@@ -84,6 +89,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("name", &self.name)
             .field("lease_ms", &self.lease_ms)
             .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("advertise", &self.advertise)
             .finish()
     }
 }
@@ -391,7 +397,7 @@ impl Config {
     /// `HEARTH_DATABASE_URL`, `HEARTH_SINGLE_SESSION`, `HEARTH_ALLOW_ANONYMOUS`,
     /// `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_WEBSOCKET_DEFLATE`, `HEARTH_SHARDS`,
     /// `HEARTH_LIMIT_LOOPBACK`, `HEARTH_CLUSTER` (the NATS URL), `HEARTH_NODE`,
-    /// `HEARTH_CLUSTER_NAME`.
+    /// `HEARTH_CLUSTER_NAME`, `HEARTH_CLUSTER_ADVERTISE`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(name: &str, value: String) -> Result<T, ConfigError>
         where
@@ -450,6 +456,9 @@ impl Config {
         }
         if let Some(v) = var("HEARTH_CLUSTER_NAME") {
             self.cluster.name = v;
+        }
+        if let Some(v) = var("HEARTH_CLUSTER_ADVERTISE") {
+            self.cluster.advertise = Some(parse("HEARTH_CLUSTER_ADVERTISE", v)?);
         }
         Ok(())
     }
