@@ -331,3 +331,88 @@ async fn an_account_plays_on_one_node_and_the_node_it_left_cannot_save_it() {
     second.shutdown("test over").await;
     first.shutdown("test over").await;
 }
+
+/// Waits until `server`'s game host has written more saves than `before`.
+async fn saved_past(server: &Running, before: u64) {
+    let saves = || {
+        server
+            .game
+            .counters
+            .saves
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    timeout(WAIT, async {
+        while saves() <= before {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("saved in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_back_from_another_node_starts_from_what_that_node_saved() {
+    let cluster = unique("roam");
+    let home = hearth_server::start(node_config(&cluster, "home"))
+        .await
+        .unwrap();
+    let name = unique("roamer").replace('-', "_");
+    let account = hearth_client::Accounts::new(&format!("http://{}", home.web))
+        .register(&name, PASSWORD)
+        .await
+        .unwrap();
+    let saves = || {
+        home.game
+            .counters
+            .saves
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    // Plays at home and leaves: home remembers the data it saved.
+    let before = saves();
+    drop(joined(&home, Options::password(&name, PASSWORD)).await);
+    saved_past(&home, before).await;
+    let game = home.game.game().to_owned();
+
+    // Then plays on another node, which claims the account and saves its
+    // own data (here, as that node would: under its claim).
+    let node = home.cluster.as_ref().unwrap();
+    let away = hearth_cluster::Claims::new(
+        node.leases.pool().clone(),
+        hearth_cluster::NodeId::new("away").unwrap(),
+    );
+    let epoch = away
+        .claim(account, Some(1))
+        .await
+        .unwrap()
+        .expect("claimed");
+    let played_away = br#"{"zone":null,"at":null,"appearance":7,"values":[11,22,33,44]}"#;
+    hearth_server::game_host::saves::store_claimed(
+        &away,
+        account,
+        epoch,
+        &game,
+        played_away.to_vec(),
+    )
+    .await
+    .unwrap();
+
+    // Back home: the other node does not answer (it has no listener), is
+    // passed over, and home starts the player from the other node's data,
+    // not from its own older copy; its next save carries it on.
+    let before = saves();
+    drop(joined(&home, Options::password(&name, PASSWORD)).await);
+    saved_past(&home, before).await;
+    let data = hearth_server::game_host::saves::load(&home.storage, account, &game)
+        .await
+        .unwrap()
+        .expect("saved");
+    let data: Value = serde_json::from_slice(&data).unwrap();
+    assert_eq!(data["appearance"], 7, "{data}");
+    assert_eq!(
+        data["values"],
+        serde_json::json!([11, 22, 33, 44]),
+        "{data}"
+    );
+    home.shutdown("test over").await;
+}

@@ -9,6 +9,8 @@
 //! off) has its saves refused by the database, so it can never overwrite
 //! what the player's new node wrote.
 
+use std::time::Duration;
+
 use sqlx::postgres::PgPool;
 use sqlx::Row;
 
@@ -40,6 +42,24 @@ pub enum ClaimError {
     TakenOver { account: i64, epoch: i64 },
     #[error("the cluster's database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the cluster's database did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("account {0} was claimed by other nodes as often as this one tried: try again")]
+    Contended(i64),
+}
+
+/// The longest this node waits for the database on an account's behalf
+/// (the server bounds statements too; this also covers a database that
+/// stopped answering without closing the connection).
+pub const DATABASE_WAIT: Duration = Duration::from_secs(5);
+
+async fn with_timeout<T>(
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, ClaimError> {
+    match tokio::time::timeout(DATABASE_WAIT, work).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ClaimError::Timeout(DATABASE_WAIT)),
+    }
 }
 
 impl Claims {
@@ -58,20 +78,32 @@ impl Claims {
         Ok(row.map(|row| (row.get(0), row.get(1))))
     }
 
-    /// Claims the account for this node: its new epoch.
-    pub async fn claim(&self, account: i64) -> Result<i64, ClaimError> {
-        let row = sqlx::query(
-            "INSERT INTO cluster_account_claims AS c (account_id, node, epoch, claimed_at)
-             VALUES ($1, $2, 1, clock_timestamp())
-             ON CONFLICT (account_id) DO UPDATE
-                 SET node = excluded.node, epoch = c.epoch + 1, claimed_at = excluded.claimed_at
-             RETURNING epoch",
-        )
-        .bind(account)
-        .bind(self.node.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get(0))
+    /// Claims the account for this node if its claim is still as read
+    /// (`seen`: the epoch read, `None` if there was no claim): its new
+    /// epoch, or `None` when another node claimed it in between (ask that
+    /// one, then try again).
+    pub async fn claim(&self, account: i64, seen: Option<i64>) -> Result<Option<i64>, ClaimError> {
+        let query = match seen {
+            None => sqlx::query(
+                "INSERT INTO cluster_account_claims (account_id, node, epoch, claimed_at)
+                 VALUES ($1, $2, 1, clock_timestamp())
+                 ON CONFLICT (account_id) DO NOTHING
+                 RETURNING epoch",
+            )
+            .bind(account)
+            .bind(self.node.as_str()),
+            Some(epoch) => sqlx::query(
+                "UPDATE cluster_account_claims
+                 SET node = $2, epoch = epoch + 1, claimed_at = clock_timestamp()
+                 WHERE account_id = $1 AND epoch = $3
+                 RETURNING epoch",
+            )
+            .bind(account)
+            .bind(self.node.as_str())
+            .bind(epoch),
+        };
+        let row = with_timeout(query.fetch_optional(&self.pool)).await?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     /// A transaction in which to write the account's data as the node it
@@ -79,7 +111,7 @@ impl Claims {
     /// still holds the claim at `epoch`; while open, no other node can
     /// claim the account.
     pub async fn fence(&self, account: i64, epoch: i64) -> Result<Fence, ClaimError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = with_timeout(self.pool.begin()).await?;
         let held = sqlx::query(
             "SELECT epoch FROM cluster_account_claims
              WHERE account_id = $1 AND node = $2 AND epoch = $3 FOR SHARE",
@@ -87,9 +119,8 @@ impl Claims {
         .bind(account)
         .bind(self.node.as_str())
         .bind(epoch)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match held {
+        .fetch_optional(&mut *tx);
+        match with_timeout(held).await? {
             Some(_) => Ok(Fence { tx, epoch }),
             None => Err(ClaimError::TakenOver { account, epoch }),
         }

@@ -148,6 +148,11 @@ impl AccountSessions {
     /// [`Self::end_all`] because the account logged in on another node of
     /// the cluster: the clients are told they were replaced.
     pub async fn replace_all(&self, account: i64) -> usize {
+        // Nothing recorded for an account with no session here: a flood of
+        // requests for other accounts costs a lookup each.
+        if !self.lock().by_account.contains_key(&account) {
+            return 0;
+        }
         self.end_with(account, close_code::REPLACED, crate::game::REPLACED_REASON)
             .await
     }

@@ -154,19 +154,31 @@ impl ClusterLink {
 
 /// How long a login waits for the node the account played on to let go of
 /// it before passing over that node (dead, frozen or cut off: its later
-/// saves are refused).
-const RELEASE_WAIT: Duration = Duration::from_secs(3);
+/// saves are refused). Longer than that node waits for the last save.
+const RELEASE_WAIT: Duration = Duration::from_secs(7);
 /// How long a node waits for a released player's last save before it
-/// answers anyway.
-const SAVE_WAIT: Duration = Duration::from_secs(2);
+/// answers anyway (a save waits at most `claims::DATABASE_WAIT` for each
+/// step).
+const SAVE_WAIT: Duration = Duration::from_secs(6);
+/// Claims a login tries before it gives up (other nodes claimed the account
+/// each time in between).
+const CLAIM_TRIES: usize = 3;
+/// Release requests carried out at once; the rest wait in the inbox
+/// (bounded there).
+const RELEASES_AT_ONCE: usize = 16;
 
 /// Carries out other nodes' requests to let go of an account: ends its
 /// sessions here ("logged in from another place"), waits for the last
 /// save, answers.
 async fn let_go(mut inbox: release::ReleaseInbox, sessions: AccountSessions, game: GameHostHandle) {
+    let at_once = Arc::new(tokio::sync::Semaphore::new(RELEASES_AT_ONCE));
     while let Some(request) = inbox.requests.recv().await {
+        let Ok(permit) = at_once.clone().acquire_owned().await else {
+            return;
+        };
         let (sessions, game) = (sessions.clone(), game.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let ended = sessions.replace_all(request.account).await;
             if ended > 0 {
                 let saved = tokio::time::timeout(SAVE_WAIT, game.saved(request.account)).await;
@@ -198,22 +210,31 @@ impl ClusterAccounts {
     /// that does not answer), then claims it. The claim's epoch fences the
     /// player's saves.
     pub async fn take(&self, account: i64) -> Result<i64, ClaimError> {
-        if let Some((holder, epoch)) = self.claims.holder(account).await? {
-            if holder == self.me.as_str() {
-                // Already this node's: its game host orders a new session of
-                // the account after the old one's last save, which is made
-                // under this same epoch.
-                return Ok(epoch);
-            }
-            if let Some(holder) = NodeId::parse(&holder) {
-                let outcome =
-                    release::ask(&self.client, &self.cluster, &holder, account, RELEASE_WAIT).await;
-                if outcome == Release::NoAnswer {
-                    tracing::warn!(account, node = %holder, "the node this account played on did not let go in time: passed over");
+        // The claim moves only from the epoch read: a login on a third node
+        // in between is asked to let go in its turn.
+        for _ in 0..CLAIM_TRIES {
+            let seen = self.claims.holder(account).await?;
+            if let Some((holder, epoch)) = &seen {
+                if holder == self.me.as_str() {
+                    // Already this node's: its game host orders a new
+                    // session of the account after the old one's last save,
+                    // which is made under this same epoch.
+                    return Ok(*epoch);
+                }
+                if let Some(holder) = NodeId::parse(holder) {
+                    let outcome =
+                        release::ask(&self.client, &self.cluster, &holder, account, RELEASE_WAIT)
+                            .await;
+                    if outcome == Release::NoAnswer {
+                        tracing::warn!(account, node = %holder, "the node this account played on did not let go in time: passed over");
+                    }
                 }
             }
+            if let Some(epoch) = self.claims.claim(account, seen.map(|(_, e)| e)).await? {
+                return Ok(epoch);
+            }
         }
-        self.claims.claim(account).await
+        Err(ClaimError::Contended(account))
     }
 }
 

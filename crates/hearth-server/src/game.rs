@@ -207,12 +207,25 @@ impl GameHandler {
                     }
                 }
                 if let (None, Some(account)) = (&refusal, account) {
-                    game_data = crate::game_host::saves::load(&storage, account.id, host.game())
-                        .await
-                        .unwrap_or_else(|error| {
+                    // Unreadable data refuses the login: starting the player
+                    // afresh would save the empty start over their real data.
+                    game_data = match crate::game_host::saves::load(
+                        &storage,
+                        account.id,
+                        host.game(),
+                    )
+                    .await
+                    {
+                        Ok(data) => data,
+                        Err(error) => {
                             tracing::error!(%error, account = account.id, "cannot read the player's game data");
+                            refusal = Some((
+                                "storage_unavailable",
+                                "the server cannot read your saved game right now: try again in a moment".to_owned(),
+                            ));
                             None
-                        });
+                        }
+                    };
                     if game_data.is_none() && host.reads_world_places {
                         game_data = crate::game_host::world_places::load(&storage, account.id)
                             .await

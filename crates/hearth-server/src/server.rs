@@ -428,13 +428,15 @@ impl Running {
     /// Closes every session with `reason` (clients receive it), stops the web
     /// server, and flushes and closes the database.
     pub async fn shutdown(self, reason: &str) {
-        // The other nodes stop counting on this one at once.
+        // The world first: every player's state is in the database before
+        // any session closes (while this node still answers other nodes'
+        // requests to let go of an account, so that a login elsewhere
+        // waits for these saves instead of passing them over).
+        self.game.shutdown().await;
+        // Then the other nodes stop counting on this one.
         if let Some(cluster) = &self.cluster {
             cluster.leave().await;
         }
-        // The world first: every player's state is in the database before
-        // any session closes.
-        self.game.shutdown().await;
         self.gate.shutdown(reason).await;
         self.web_stop.cancel();
         // Open keep-alive connections get a moment to finish their request.

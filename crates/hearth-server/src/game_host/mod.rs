@@ -475,7 +475,10 @@ struct Host<G: Game> {
     /// The last data saved of accounts that left, newest last, at most
     /// [`RECENT_DATA`]: a login that read the database before that save was
     /// written starts from this instead.
-    recent: HashMap<i64, (u64, Vec<u8>)>,
+    /// In a cluster, with the claim epoch it was saved under: it is used
+    /// only by a login under the same claim (the account may have played
+    /// on another node since, and its data there is newer).
+    recent: HashMap<i64, (u64, Vec<u8>, Option<i64>)>,
     /// (account, stamp) in the order they were remembered; an entry whose
     /// stamp no longer matches was replaced or used.
     recent_order: std::collections::VecDeque<(i64, u64)>,
@@ -631,8 +634,10 @@ impl<G: Game> Host<G> {
                         }
                         return;
                     }
-                    if let Some((_, newer)) = self.recent.remove(&account) {
-                        saved = Some(newer);
+                    if let Some((_, newer, epoch)) = self.recent.remove(&account) {
+                        if epoch == claim {
+                            saved = Some(newer);
+                        }
                     }
                     self.present.insert(account, player);
                 }
@@ -775,18 +780,18 @@ impl<G: Game> Host<G> {
             let Some(&account) = self.accounts.get(&player) else {
                 continue;
             };
+            let claim = match gone {
+                true => self.claims.remove(&player),
+                false => self.claims.get(&player).copied(),
+            };
             if gone {
                 // Its last save: the player has left. Data the database
                 // refuses (too large) is not kept for the next login either.
                 self.accounts.remove(&player);
                 if data.len() <= saves::MAX_PLAYER_DATA {
-                    self.remember(account, data.clone());
+                    self.remember(account, data.clone(), claim);
                 }
             }
-            let claim = match gone {
-                true => self.claims.remove(&player),
-                false => self.claims.get(&player).copied(),
-            };
             let stored = match (&self.cluster, claim) {
                 (Some(cluster), Some(epoch)) => {
                     saves::store_claimed(&cluster.claims, account, epoch, &self.game_name, data)
@@ -919,15 +924,19 @@ impl<G: Game> Host<G> {
 
     /// Keeps `data` as the account's newest, forgetting the oldest beyond
     /// [`RECENT_DATA`].
-    fn remember(&mut self, account: i64, data: Vec<u8>) {
+    fn remember(&mut self, account: i64, data: Vec<u8>, claim: Option<i64>) {
         self.remembered += 1;
-        self.recent.insert(account, (self.remembered, data));
+        self.recent.insert(account, (self.remembered, data, claim));
         self.recent_order.push_back((account, self.remembered));
         while self.recent.len() > RECENT_DATA {
             let Some((oldest, stamp)) = self.recent_order.pop_front() else {
                 break;
             };
-            if self.recent.get(&oldest).is_some_and(|(s, _)| *s == stamp) {
+            if self
+                .recent
+                .get(&oldest)
+                .is_some_and(|(s, _, _)| *s == stamp)
+            {
                 self.recent.remove(&oldest);
             }
         }
@@ -936,7 +945,7 @@ impl<G: Game> Host<G> {
         if self.recent_order.len() > 2 * RECENT_DATA {
             let recent = &self.recent;
             self.recent_order
-                .retain(|(account, stamp)| recent.get(account).is_some_and(|(s, _)| s == stamp));
+                .retain(|(account, stamp)| recent.get(account).is_some_and(|(s, _, _)| s == stamp));
         }
     }
 

@@ -41,7 +41,7 @@ pub enum SaveError {
     #[error("the account plays on another node of the cluster now")]
     TakenOver,
     #[error("the cluster's database: {0}")]
-    Cluster(sqlx::Error),
+    Cluster(String),
 }
 
 /// The data as the text the table holds, and the time of the save.
@@ -69,20 +69,25 @@ pub async fn store_claimed(
     let (text, now) = checked(data)?;
     let mut fence = claims.fence(account, epoch).await.map_err(|e| match e {
         hearth_cluster::ClaimError::TakenOver { .. } => SaveError::TakenOver,
-        hearth_cluster::ClaimError::Database(e) => SaveError::Cluster(e),
+        other => SaveError::Cluster(other.to_string()),
     })?;
-    sqlx::query(UPSERT)
+    let wait = hearth_cluster::claims::DATABASE_WAIT;
+    let write = sqlx::query(UPSERT)
         .bind(account)
         .bind(game)
         .bind(text)
         .bind(now)
-        .execute(&mut **fence.tx())
-        .await
-        .map_err(SaveError::Cluster)?;
-    fence.commit().await.map_err(|e| match e {
-        hearth_cluster::LeaseError::Database(e) => SaveError::Cluster(e),
-        other => SaveError::Cluster(sqlx::Error::Protocol(other.to_string())),
-    })
+        .execute(&mut **fence.tx());
+    match tokio::time::timeout(wait, write).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(SaveError::Cluster(e.to_string())),
+        Err(_) => return Err(SaveError::Cluster(format!("no answer within {wait:?}"))),
+    }
+    match tokio::time::timeout(wait, fence.commit()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SaveError::Cluster(e.to_string())),
+        Err(_) => Err(SaveError::Cluster(format!("no answer within {wait:?}"))),
+    }
 }
 
 pub async fn store(
