@@ -262,9 +262,13 @@ async fn an_account_plays_on_one_node_and_the_node_it_left_cannot_save_it() {
     let second_node = second.cluster.as_ref().unwrap().id.to_string();
     assert_eq!(claim_of(&second, account).await, Some((second_node, 2)));
     let counters = &first.game.counters;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
-        counters.saves.load(std::sync::atomic::Ordering::Relaxed) > saves_before,
-        "the first node saved the player as it let go"
+        load(&counters.saves) > saves_before,
+        "the first node saved the player as it let go: saves {} (before {saves_before}), taken over {}, failed {}",
+        load(&counters.saves),
+        load(&counters.saves_taken_over),
+        load(&counters.save_failures)
     );
     assert_eq!(
         counters

@@ -573,12 +573,12 @@ impl<G: Game> Host<G> {
                     } => {
                         let _ = reply.send(self.record_line(&zone, line, seconds));
                     }
+                    // Answered after the next step: a join of the account
+                    // may still wait in the lifecycle queue, drained at the
+                    // tick (answering now would let another node claim the
+                    // account before this one has even seen the player).
                     Request::Saved { account, reply } => {
-                        if self.present.contains_key(&account) || self.held.contains_key(&account) {
-                            self.waiting_saves.entry(account).or_default().push(reply);
-                        } else {
-                            let _ = reply.send(());
-                        }
+                        self.waiting_saves.entry(account).or_default().push(reply);
                     }
                     Request::Shutdown(done) => {
                         let players: Vec<u64> = self.lines.players().collect();
@@ -833,13 +833,20 @@ impl<G: Game> Host<G> {
                 if let Some(join) = self.held.remove(&account) {
                     self.lifecycle(join);
                 }
-                if !self.present.contains_key(&account) && !self.held.contains_key(&account) {
-                    for waiting in self.waiting_saves.remove(&account).unwrap_or_default() {
-                        let _ = waiting.send(());
-                    }
-                }
             }
         }
+        // Whoever waits for an account's last save here is answered once
+        // the account has no player here and no join held.
+        let (present, held) = (&self.present, &self.held);
+        self.waiting_saves.retain(|account, waiting| {
+            let busy = present.contains_key(account) || held.contains_key(account);
+            if !busy {
+                for reply in waiting.drain(..) {
+                    let _ = reply.send(());
+                }
+            }
+            busy
+        });
     }
 
     /// Starts recording what the player named `name` receives: their
