@@ -140,12 +140,17 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 event = connection.next_event() => match event {
+                    // The answer on the channel sent on ends the wait; the
+                    // world's own messages (channel 10, the Joined) may come
+                    // first, and are shown without ending it.
                     Some(Event::Message { channel, payload }) => {
                         println!(
                             "message on {channel}: {}",
                             escaped(String::from_utf8_lossy(&payload))
                         );
-                        break;
+                        if channel == args.channel {
+                            break;
+                        }
                     }
                     Some(event) => print_event(&event),
                     None => break,
