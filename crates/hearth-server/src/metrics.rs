@@ -298,6 +298,12 @@ fn game_host(out: &mut Out, game: &crate::game_host::GameHostCounters) {
         &[("outcome", "failed")],
         load(&game.save_failures),
     );
+    // In a cluster: refused because the account now plays on another node.
+    out.value(
+        "hearth_game_saves_total",
+        &[("outcome", "taken_over")],
+        load(&game.saves_taken_over),
+    );
     out.single(
         "hearth_game_load_permille",
         "gauge",
