@@ -36,6 +36,21 @@ fn node_config(cluster: &str, node: &str) -> Config {
     config
 }
 
+/// A new administrator's access token, from a login on `server`.
+async fn admin_token(server: &Running) -> String {
+    let admin = unique("admin").replace('-', "_");
+    server
+        .accounts
+        .create_admin(&admin, Some(PASSWORD), false)
+        .await
+        .unwrap();
+    hearth_client::Accounts::new(&format!("http://{}", server.web))
+        .login(&admin, PASSWORD)
+        .await
+        .unwrap()
+        .access_token
+}
+
 async fn get(server: &Running, token: &str, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
         .get(format!("http://{}{path}", server.web))
@@ -90,18 +105,8 @@ async fn three_nodes_see_each_other_and_their_load_and_a_stopped_node_leaves_at_
         1 => std::net::SocketAddr::new(advertised, servers[1].web.port()).to_string(),
         _ => servers[index].web.to_string(),
     };
-    let admin = unique("cadmin").replace('-', "_");
-    servers[0]
-        .accounts
-        .create_admin(&admin, Some(PASSWORD), false)
-        .await
-        .unwrap();
     // Logged in on the first node; the token works on every node.
-    let token = hearth_client::Accounts::new(&format!("http://{}", servers[0].web))
-        .login(&admin, PASSWORD)
-        .await
-        .unwrap()
-        .access_token;
+    let token = admin_token(&servers[0]).await;
     let mut all: Vec<String> = (0..servers.len()).map(shown).collect();
     all.sort();
     for server in &servers {
@@ -169,17 +174,7 @@ async fn a_cluster_needs_postgres_and_a_server_alone_says_it_is_alone() {
     let mut alone = node_config("unused", "alone");
     alone.cluster.nats = String::new();
     let server = hearth_server::start(alone).await.unwrap();
-    let admin = unique("aadmin").replace('-', "_");
-    server
-        .accounts
-        .create_admin(&admin, Some(PASSWORD), false)
-        .await
-        .unwrap();
-    let token = hearth_client::Accounts::new(&format!("http://{}", server.web))
-        .login(&admin, PASSWORD)
-        .await
-        .unwrap()
-        .access_token;
+    let token = admin_token(&server).await;
     let (status, body) = get(&server, &token, "/api/admin/cluster").await;
     assert_eq!(
         (status, body),
