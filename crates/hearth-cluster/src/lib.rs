@@ -15,7 +15,9 @@
 //! - [`lease_clock`]: when a holder renews and when it must stop, sans-IO;
 //! - [`claims`] and [`release`]: which node each account plays on (one at
 //!   a time, cluster-wide), with an epoch that fences the player's saves,
-//!   and the request that asks the old node to let go.
+//!   and the request that asks the old node to let go;
+//! - [`relay`] and [`relay_wire`]: players' messages across nodes (a
+//!   zone's messages, messages by name, announcements).
 //!
 //! The design, and what happens on each failure, is in docs/CLUSTER.md.
 
@@ -24,6 +26,8 @@ pub mod lease_clock;
 pub mod leases;
 pub mod node;
 pub mod presence;
+pub mod relay;
+pub mod relay_wire;
 pub mod release;
 pub mod test_servers;
 

@@ -42,6 +42,33 @@ pub enum LinesOutput {
         channel: u16,
         bytes: Vec<u8>,
     },
+    /// A zone's message, for the lines of the same zone on the other nodes
+    /// of a cluster ([`GameLines::with_other_nodes`]).
+    ToZoneElsewhere {
+        zone: String,
+        message: MessageId,
+        body: Vec<u8>,
+    },
+    /// A message for the player named `name`, who is not on this node: for
+    /// another node of the cluster to deliver, or to tell `sender` it could
+    /// not ([`GameLines::undelivered`]).
+    ToNamedElsewhere {
+        sender: PlayerId,
+        name: String,
+        message: MessageId,
+        body: Vec<u8>,
+    },
+}
+
+/// A message from another node that this node's lines cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RelayedError {
+    #[error("no message {0} in this game's schema")]
+    UnknownMessage(u16),
+    #[error("message {0} is not one the server sends to clients")]
+    NotToClient(String),
+    #[error("message {0} does not decode: {1}")]
+    Undecodable(String, String),
 }
 
 /// A player entering the game ([`GameLines::enter`]).
@@ -103,6 +130,12 @@ pub struct GameLines<G: Game> {
     shedding: Shedding,
     /// Changes of line or zone refused because the host was busy.
     pub transfers_refused_busy: u64,
+    /// Other nodes of a cluster run lines of the same zones and have
+    /// players of their own: a zone's messages go to them too, and a
+    /// message for a player not found here goes to them to find.
+    other_nodes: bool,
+    /// The game's schema, to check the messages other nodes hand over.
+    schema: Arc<crate::schema::Schema>,
     outputs: Vec<LinesOutput>,
 }
 
@@ -129,7 +162,6 @@ impl<G: Game> GameLines<G> {
             grace_ms,
         });
         Self {
-            game,
             lines: BTreeMap::new(),
             directory,
             zone_names,
@@ -145,8 +177,20 @@ impl<G: Game> GameLines<G> {
             busy_for_s: None,
             shedding: Shedding::NONE,
             transfers_refused_busy: 0,
+            other_nodes: false,
+            schema: Arc::new(game.schema()),
+            game,
             outputs: Vec::new(),
         }
+    }
+
+    /// In a cluster: other nodes run lines of the same zones. A zone's
+    /// messages are also handed out as [`LinesOutput::ToZoneElsewhere`],
+    /// and a message for a player not found here as
+    /// [`LinesOutput::ToNamedElsewhere`] (instead of refusing it).
+    pub fn with_other_nodes(mut self) -> Self {
+        self.other_nodes = true;
+        self
     }
 
     /// Every line saves each changed player at least every `ticks` ticks
@@ -314,6 +358,89 @@ impl<G: Game> GameLines<G> {
         }
     }
 
+    /// A zone's message from a line on another node of the cluster
+    /// ([`LinesOutput::ToZoneElsewhere`] there), for every line of the zone
+    /// here; how many lines took it (none when no line of the zone is open
+    /// here, or the zone is not this game's). Checked against the schema
+    /// first: another node's word is not taken for what clients are sent.
+    pub fn deliver_to_zone(
+        &mut self,
+        zone: &str,
+        message: u16,
+        body: &[u8],
+    ) -> Result<usize, RelayedError> {
+        let message = self.check_relayed(message, body)?;
+        let Some(zone) = self.zone_names.iter().position(|z| z == zone) else {
+            return Ok(0);
+        };
+        let mut delivered = 0;
+        for (key, line) in self.lines.iter_mut() {
+            if usize::from(key.zone) == zone {
+                line.deliver_to_line(message, body);
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// A message by name from another node of the cluster
+    /// ([`LinesOutput::ToNamedElsewhere`] there): whether the player is
+    /// here and it was given to them (held for them if they are on their
+    /// way between lines). Checked against the schema first.
+    pub fn deliver_to_named(
+        &mut self,
+        name: &str,
+        message: u16,
+        body: &[u8],
+    ) -> Result<bool, RelayedError> {
+        let message = self.check_relayed(message, body)?;
+        let Some((to, key)) = self.directory.find(name) else {
+            return Ok(false);
+        };
+        if self.directory.is_moving(to) {
+            let held = self.in_transit.entry(to).or_default();
+            if held.len() >= MAX_IN_TRANSIT {
+                self.in_transit_dropped += 1;
+                return Ok(false);
+            }
+            held.push((message, body.to_vec()));
+            return Ok(true);
+        }
+        Ok(self
+            .lines
+            .get_mut(&key)
+            .is_some_and(|line| line.deliver_to_player(to, message, body)))
+    }
+
+    /// No node of the cluster could give `sender`'s message to the player
+    /// named `name`: `sender`'s line tells the game
+    /// ([`Refused::NotOnline`]), as it does when they are not on this node.
+    pub fn undelivered(&mut self, sender: PlayerId, name: String) {
+        if let Some(line) = self
+            .directory
+            .line_of(sender)
+            .and_then(|key| self.lines.get_mut(&key))
+        {
+            line.refuse(sender, Refused::NotOnline(name));
+        }
+    }
+
+    /// A message another node handed over: one this game sends clients,
+    /// with a body that decodes as its fields.
+    fn check_relayed(&self, message: u16, body: &[u8]) -> Result<MessageId, RelayedError> {
+        let spec = self
+            .schema
+            .messages()
+            .get(usize::from(message))
+            .ok_or(RelayedError::UnknownMessage(message))?;
+        if spec.direction != crate::schema::Direction::ToClient {
+            return Err(RelayedError::NotToClient(spec.name.clone()));
+        }
+        spec.decode(body)
+            .map_err(|e| RelayedError::Undecodable(spec.name.clone(), e.to_string()))?;
+        Ok(MessageId(message))
+    }
+
     /// A step begins at `now_ms`: the open lines, to tick one by one
     /// ([`GameLines::tick_line`]) before [`GameLines::finish_step`]. A
     /// host that times each line's tick does it this way;
@@ -394,6 +521,13 @@ impl<G: Game> GameLines<G> {
                         line.deliver_to_line(message, &body);
                     }
                 }
+                if self.other_nodes {
+                    self.outputs.push(LinesOutput::ToZoneElsewhere {
+                        zone: self.zone_names[usize::from(from.zone)].clone(),
+                        message,
+                        body,
+                    });
+                }
             }
             GameOutput::ToNamed {
                 from: sender,
@@ -415,10 +549,16 @@ impl<G: Game> GameLines<G> {
                 let delivered = found
                     .and_then(|(to, key)| Some((to, self.lines.get_mut(&key)?)))
                     .is_some_and(|(to, line)| line.deliver_to_player(to, message, &body));
-                if !delivered {
-                    if let Some(line) = self.lines.get_mut(&from) {
-                        line.refuse(sender, Refused::NotOnline(name));
-                    }
+                if delivered {
+                } else if self.other_nodes && found.is_none() {
+                    self.outputs.push(LinesOutput::ToNamedElsewhere {
+                        sender,
+                        name,
+                        message,
+                        body,
+                    });
+                } else if let Some(line) = self.lines.get_mut(&from) {
+                    line.refuse(sender, Refused::NotOnline(name));
                 }
             }
         }

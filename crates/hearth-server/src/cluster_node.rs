@@ -10,13 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hearth_cluster::relay::{self, Incoming, Relay, RelayCounters, RelaySettings};
 use hearth_cluster::release::{self, Release};
 use hearth_cluster::{
     connect_nats, ClaimError, Claims, ClusterError, ClusterName, Heartbeat, Leases, NodeId,
     NodeInfo, Presence,
 };
 use hearth_net::gate::GateHandle;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::account_sessions::AccountSessions;
@@ -44,11 +45,21 @@ pub struct ClusterLink {
     leases: Leases,
     accounts: ClusterAccounts,
     releases: release::ReleaseInbox,
+    /// Players' messages to and from other nodes, until the game host
+    /// takes it ([`ClusterLink::take_relay`]).
+    relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
+    /// The relay's counters, for `/admin` and `/metrics`.
+    relay_counters: Arc<RelayCounters>,
 }
 
 impl ClusterLink {
     /// Connects to the cluster `config` names; `None` when it names none.
-    pub async fn connect(config: &Config) -> Result<Option<Self>, ClusterStartError> {
+    /// `schema_version`: the game's; players' messages are relayed only
+    /// between nodes running the same.
+    pub async fn connect(
+        config: &Config,
+        schema_version: &str,
+    ) -> Result<Option<Self>, ClusterStartError> {
         let settings = &config.cluster;
         if !settings.enabled() {
             return Ok(None);
@@ -73,6 +84,12 @@ impl ClusterLink {
             me: id.clone(),
         };
         let releases = release::listen(&client, &cluster, &id).await?;
+        let relay_settings = RelaySettings {
+            schema: schema_version.to_owned(),
+            fold: hearth_world::names::name_key,
+        };
+        let (relay, incoming) = relay::start(&client, &cluster, &id, relay_settings).await?;
+        let relay_counters = relay.counters.clone();
         tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
         if settings.advertise.is_none() && config.bind.is_unspecified() {
             tracing::warn!(
@@ -89,7 +106,14 @@ impl ClusterLink {
             leases,
             accounts,
             releases,
+            relay: Some((relay, incoming)),
+            relay_counters,
         }))
+    }
+
+    /// The relay, for the game host (once).
+    pub fn take_relay(&mut self) -> Option<(Relay, mpsc::Receiver<Incoming>)> {
+        self.relay.take()
     }
 
     /// What logins and the game host need of the cluster.
@@ -148,6 +172,7 @@ impl ClusterLink {
             heartbeat,
             load,
             releases,
+            relay: self.relay_counters,
         })
     }
 }
@@ -248,6 +273,8 @@ pub struct ClusterNode {
     pub presence: Presence,
     /// The cluster's lease table, as this node.
     pub leases: Leases,
+    /// Players' messages to and from other nodes, counted.
+    pub relay: Arc<RelayCounters>,
     /// Rewrites this node's record every period while it lives.
     heartbeat: Heartbeat,
     /// Reads this node's load into its record every period.

@@ -235,6 +235,9 @@ pub fn render(state: &WebState) -> String {
         out.value("hearth_api_errors_total", &[("code", code)], count);
     }
     game_host(&mut out, &state.game.counters);
+    if let Some(node) = &state.cluster {
+        relay(&mut out, &node.relay);
+    }
     out.0
 }
 
@@ -334,4 +337,27 @@ fn game_host(out: &mut Out, game: &crate::game_host::GameHostCounters) {
         "The share of their byte budgets players are sent while the host sheds load, in thousandths (1000: all).",
         load(&game.budget_permille),
     );
+}
+
+/// In a cluster: players' messages between this node and the others.
+fn relay(out: &mut Out, relay: &hearth_cluster::relay::RelayCounters) {
+    out.family(
+        "hearth_cluster_relay_messages_total",
+        "counter",
+        "Players' messages between nodes (zone chat, messages by name, announcements), by outcome: sent to other nodes, received from them, dropped as malformed or from a node running another version of the game, dropped for want of room, or by name and taken by no node.",
+    );
+    for (outcome, counter) in [
+        ("sent", &relay.sent),
+        ("received", &relay.received),
+        ("malformed", &relay.malformed),
+        ("foreign_game_version", &relay.foreign),
+        ("dropped", &relay.dropped),
+        ("undelivered", &relay.undelivered),
+    ] {
+        out.value(
+            "hearth_cluster_relay_messages_total",
+            &[("outcome", outcome)],
+            load(counter),
+        );
+    }
 }

@@ -196,6 +196,10 @@ pub async fn start_game_with_page<G: hearth_game::Game>(
 
 /// Starts a game's host once the gate is up (type-erased over the game).
 trait StartGame: Send {
+    /// The game's schema version: nodes of a cluster relay players'
+    /// messages only between nodes running the same one.
+    fn schema_version(&self) -> String;
+
     fn start(
         &self,
         gate: GateHandle,
@@ -220,6 +224,10 @@ impl<G> GameStarter<G> {
 }
 
 impl<G: hearth_game::Game> StartGame for GameStarter<G> {
+    fn schema_version(&self) -> String {
+        self.game.schema().version().to_owned()
+    }
+
     fn start(
         &self,
         gate: GateHandle,
@@ -240,7 +248,7 @@ async fn serve(
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
     // Then the cluster: a node that cannot reach it stops before serving.
-    let cluster_link = ClusterLink::connect(&config).await?;
+    let mut cluster_link = ClusterLink::connect(&config, &game.schema_version()).await?;
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -299,6 +307,7 @@ async fn serve(
                     config.data_dir.join("recordings"),
                 )),
                 cluster: cluster_link.as_ref().map(ClusterLink::accounts),
+                relay: cluster_link.as_mut().and_then(ClusterLink::take_relay),
             },
         )
         .map_err(crate::world::WorldStartError::Runtime)?;

@@ -171,6 +171,7 @@ async fn cluster(State(state): State<WebState>, headers: HeaderMap) -> Result<Re
         "node": node.id,
         "nodes": nodes,
         "records_dropped": node.presence.dropped(),
+        "relay": &*node.relay,
     }))
     .into_response())
 }

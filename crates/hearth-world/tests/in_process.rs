@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_game::schema::Value;
 use hearth_game::{
-    GameLine, GameLines, GameOutput, Joining, LinesOutput, ObserverId, PlayerId, Pos,
+    GameLine, GameLines, GameOutput, Joining, LinesOutput, ObserverId, PlayerId, Pos, RelayedError,
 };
 use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_world::{parse_zone_file, WorldGame, WorldPlayer, Zone, DEFAULT_ZONES};
@@ -50,6 +50,8 @@ struct World {
     observed: Vec<(ObserverId, u16, Vec<u8>)>,
     /// Every message the clients were given, in order.
     delivered: Vec<(PlayerId, u16, Vec<u8>)>,
+    /// What the lines handed out for other nodes of a cluster.
+    elsewhere: Vec<LinesOutput>,
 }
 
 impl World {
@@ -64,7 +66,14 @@ impl World {
             held: Vec::new(),
             observed: Vec::new(),
             delivered: Vec::new(),
+            elsewhere: Vec::new(),
         }
+    }
+
+    /// As a node of a cluster: other nodes run lines of the same zones.
+    fn on_a_node(mut self) -> Self {
+        self.lines = self.lines.with_other_nodes();
+        self
     }
 
     fn join(&mut self, player: PlayerId, name: &str, saved: Option<WorldPlayer>) {
@@ -135,6 +144,9 @@ impl World {
                     self.saves.insert(player, data);
                 }
                 LinesOutput::Close { .. } => {}
+                LinesOutput::ToZoneElsewhere { .. } | LinesOutput::ToNamedElsewhere { .. } => {
+                    self.elsewhere.push(output)
+                }
                 LinesOutput::Observed {
                     observer,
                     channel,
@@ -370,6 +382,104 @@ fn whispers_cross_zones_and_bounce_off_names_nobody_has() {
         world.refusals(1),
         ["nobody is not online: whispers reach online players only"]
     );
+}
+
+/// Carries what `from`'s lines handed out for other nodes to `to`, as the
+/// cluster's relay does; a message by name `to` does not take comes back
+/// to its sender as undelivered.
+fn relay(from: &mut World, to: &mut World) {
+    for output in std::mem::take(&mut from.elsewhere) {
+        match output {
+            LinesOutput::ToZoneElsewhere {
+                zone,
+                message,
+                body,
+            } => {
+                to.lines
+                    .deliver_to_zone(&zone, message.index(), &body)
+                    .unwrap();
+            }
+            LinesOutput::ToNamedElsewhere {
+                sender,
+                name,
+                message,
+                body,
+            } => {
+                let delivered = to
+                    .lines
+                    .deliver_to_named(&name, message.index(), &body)
+                    .unwrap();
+                if !delivered {
+                    from.lines.undelivered(sender, name);
+                }
+            }
+            other => panic!("{other:?} is not for other nodes"),
+        }
+    }
+}
+
+#[test]
+fn on_two_nodes_zone_chat_and_whispers_cross_and_what_breaks_the_schema_is_refused() {
+    let mut a = World::new(50).on_a_node();
+    let mut b = World::new(50).on_a_node();
+    a.join(1, "ann", None);
+    b.join(2, "Bo", None);
+    b.join(3, "cy", Some(saved_at("town", 4, 10)));
+    a.steps(3);
+    b.steps(3);
+    a.say(1, 0, "", "meadow folk!");
+    a.say(1, 2, "BO", "psst");
+    a.say(1, 2, "nobody", "hello?");
+    a.steps(2);
+    relay(&mut a, &mut b);
+    a.steps(2);
+    b.steps(2);
+    assert_eq!(b.chat(2), ["meadow folk!", "psst"]);
+    assert!(b.chat(3).is_empty(), "zone chat stays in its zone");
+    assert_eq!(a.chat(1), ["meadow folk!", "psst", "hello?"]);
+    assert_eq!(
+        a.refusals(1),
+        ["nobody is not online: whispers reach online players only"]
+    );
+    // Only what the other nodes need: zone chat and whispers to names not
+    // here; a whisper to a player here stays here.
+    b.say(2, 2, "cy", "local");
+    b.steps(2);
+    assert!(b.elsewhere.is_empty(), "{:?}", b.elsewhere);
+    assert_eq!(b.chat(3), ["local"]);
+
+    // What another node hands over is checked against the schema.
+    let schema = hearth_world::world_schema();
+    let (chat, _) = schema.message("chat").unwrap();
+    let (say, _) = schema.message("say").unwrap();
+    assert_eq!(
+        b.lines.deliver_to_zone("meadow", 999, &[]),
+        Err(RelayedError::UnknownMessage(999))
+    );
+    assert!(matches!(
+        b.lines.deliver_to_zone("meadow", say, &[]),
+        Err(RelayedError::NotToClient(_))
+    ));
+    assert!(matches!(
+        b.lines.deliver_to_named("bo", chat, &[0xff; 8]),
+        Err(RelayedError::Undecodable(..))
+    ));
+    // A zone this game does not have reaches no line.
+    let mut body = Vec::new();
+    schema.messages()[usize::from(chat)]
+        .encode(
+            &[
+                Value::Int(0),
+                Value::Str("ann".into()),
+                Value::Str("".into()),
+                Value::Str("hi".into()),
+            ],
+            &mut body,
+        )
+        .unwrap();
+    assert_eq!(b.lines.deliver_to_zone("atlantis", chat, &body), Ok(0));
+    assert_eq!(b.lines.deliver_to_zone("meadow", chat, &body), Ok(1));
+    assert_eq!(b.lines.deliver_to_named("nobody", chat, &body), Ok(false));
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 pub mod admission;
 mod process_cpu;
+mod relayed;
 pub mod saves;
 pub mod world_places;
 
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hearth_cluster::relay::{Incoming, Outgoing, Relay};
 use hearth_game::directory::LineKey;
 use hearth_game::record::SCHEMA_CHANNEL;
 use hearth_game::schema::Schema;
@@ -372,6 +374,9 @@ pub struct HostSettings {
     pub recordings: Arc<Recordings>,
     /// In a cluster: the account claims that fence players' saves.
     pub cluster: Option<crate::cluster_node::ClusterAccounts>,
+    /// In a cluster: players' messages to and from the other nodes (a
+    /// zone's messages, messages by name, announcements).
+    pub relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
 }
 
 pub fn start<G: Game>(
@@ -386,7 +391,9 @@ pub fn start<G: Game>(
         save_period_ms,
         recordings,
         cluster,
+        relay,
     } = settings;
+    let (relay, relayed) = relay.unzip();
     let schema = Arc::new(game.schema());
     let (lifecycle_tx, lifecycle) = mpsc::unbounded_channel();
     let (messages_tx, messages) = mpsc::channel(input_queue.max(1));
@@ -399,12 +406,19 @@ pub fn start<G: Game>(
         admission: admission::Admission::new(tick.as_micros() as u64),
         process_cpu: process_cpu::ProcessCpu::new(),
         game: game.clone(),
-        lines: GameLines::new(game.clone(), seed).with_save_period({
-            // `[world] save_period_ms` in ticks: at least one when on.
-            let hz = u64::from(game.tick_hz().max(1));
-            (save_period_ms * hz / 1000).clamp(u64::from(save_period_ms > 0), u64::from(u32::MAX))
-                as u32
-        }),
+        lines: {
+            let lines = GameLines::new(game.clone(), seed).with_save_period({
+                // `[world] save_period_ms` in ticks: at least one when on.
+                let hz = u64::from(game.tick_hz().max(1));
+                (save_period_ms * hz / 1000)
+                    .clamp(u64::from(save_period_ms > 0), u64::from(u32::MAX))
+                    as u32
+            });
+            match relay.is_some() {
+                true => lines.with_other_nodes(),
+                false => lines,
+            }
+        },
         recent_ticks: HashMap::new(),
         started: std::time::Instant::now(),
         accounts: HashMap::new(),
@@ -425,13 +439,15 @@ pub fn start<G: Game>(
         cluster,
         claims: HashMap::new(),
         waiting_saves: HashMap::new(),
+        relay,
+        relay_names: HashMap::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name(format!("hearth-game-{}", schema.game()))
-        .spawn(move || runtime.block_on(host.run(lifecycle, messages, requests)))?;
+        .spawn(move || runtime.block_on(host.run(lifecycle, messages, requests, relayed)))?;
     Ok(GameHostHandle {
         lifecycle: lifecycle_tx,
         messages: messages_tx,
@@ -510,6 +526,12 @@ struct Host<G: Game> {
     /// Who waits for an account's last save here (another node asked this
     /// one to let go of it).
     waiting_saves: HashMap<i64, Vec<oneshot::Sender<()>>>,
+    /// In a cluster: carries the lines' messages for other nodes' lines and
+    /// players, and which players' names are here.
+    relay: Option<Relay>,
+    /// The name of each player the relay was told is here (until their
+    /// last save: then it is told they left).
+    relay_names: HashMap<u64, String>,
 }
 
 impl<G: Game> Host<G> {
@@ -518,6 +540,7 @@ impl<G: Game> Host<G> {
         mut lifecycle: mpsc::UnboundedReceiver<Lifecycle>,
         mut messages: mpsc::Receiver<(u64, u16, Vec<u8>)>,
         mut requests: mpsc::Receiver<Request>,
+        mut relayed: Option<mpsc::Receiver<Incoming>>,
     ) {
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -540,6 +563,13 @@ impl<G: Game> Host<G> {
                         let Ok((player, channel, bytes)) = messages.try_recv() else { break };
                         self.message(player, channel, &bytes).await;
                     }
+                    // What other nodes sent (at most one queue's worth).
+                    if let Some(relayed) = relayed.as_mut() {
+                        for _ in 0..relayed.max_capacity() {
+                            let Ok(incoming) = relayed.try_recv() else { break };
+                            self.relayed(incoming);
+                        }
+                    }
                     for leave in leaves {
                         self.lifecycle(leave);
                     }
@@ -557,7 +587,12 @@ impl<G: Game> Host<G> {
                     } => {
                         let _ = reply.send(self.kick_guests(&name, &reason).await);
                     }
-                    Request::Announce(text) => self.lines.announce(&text),
+                    Request::Announce(text) => {
+                        self.lines.announce(&text);
+                        if let Some(relay) = &self.relay {
+                            relay.send(Outgoing::Announce { text });
+                        }
+                    }
                     Request::Record {
                         name,
                         seconds,
@@ -641,6 +676,7 @@ impl<G: Game> Host<G> {
                     }
                     self.present.insert(account, player);
                 }
+                let relay_name = self.relay.is_some().then(|| name.clone());
                 if !self.lines.enter(Joining {
                     player,
                     name,
@@ -648,6 +684,9 @@ impl<G: Game> Host<G> {
                     bytes_per_second,
                 }) {
                     return;
+                }
+                if let Some(name) = relay_name {
+                    self.relay_present(player, name);
                 }
                 if let Some(account) = account {
                     self.accounts.insert(player, account);
@@ -709,6 +748,7 @@ impl<G: Game> Host<G> {
         let mut saves = Vec::new();
         let mut closes = Vec::new();
         let mut observed = Vec::new();
+        let mut elsewhere = Vec::new();
         for output in self.lines.finish_step() {
             match output {
                 LinesOutput::Send {
@@ -728,7 +768,13 @@ impl<G: Game> Host<G> {
                         observed.push((key, channel, bytes));
                     }
                 }
+                LinesOutput::ToZoneElsewhere { .. } | LinesOutput::ToNamedElsewhere { .. } => {
+                    elsewhere.push(output)
+                }
             }
+        }
+        for output in elsewhere {
+            self.send_to_other_nodes(output);
         }
         self.recordings.tee(&observed);
         self.recordings.tee(&sends);
@@ -777,6 +823,9 @@ impl<G: Game> Host<G> {
                 .await;
         }
         for (player, data, gone) in saves {
+            if gone {
+                self.relay_absent(player);
+            }
             let Some(&account) = self.accounts.get(&player) else {
                 continue;
             };
