@@ -99,6 +99,23 @@ async fn refused_not_online(world: &mut WorldClient) {
     assert!(refused.is_some(), "the whisper was refused as not online");
 }
 
+/// Waits until `server` listens for `names` player names on the cluster.
+async fn listening(server: &Running, names: u64) {
+    let counters = &server.cluster.as_ref().expect("a node").relay;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counters
+        .listening
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != names
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never listened for {names} names"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_on_three_nodes_hear_zone_chat_whispers_and_announcements() {
     let cluster = unique("chat");
@@ -122,9 +139,10 @@ async fn players_on_three_nodes_hear_zone_chat_whispers_and_announcements() {
     let mut ann = join(&servers[0], &names[0]).await;
     let mut bob = join(&servers[1], &names[1]).await;
     let mut cyd = join(&servers[2], &names[2]).await;
-    // The relay hears of each player as they enter; give the subscriptions
-    // a moment to reach the NATS server.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each node listens for its player's name from their entry on.
+    for server in &servers {
+        listening(server, 1).await;
+    }
 
     // Zone chat on the first node reaches the zone's players on the others.
     ann.say(SayScope::Zone, "", "hello from t1").await;
@@ -187,6 +205,20 @@ async fn players_on_three_nodes_hear_zone_chat_whispers_and_announcements() {
     ann.say(SayScope::Whisper, "nobody_at_all", "hi").await;
     refused_not_online(&mut ann).await;
     drop(cyd);
+    // The third node lets the player go at its next tick and stops
+    // listening for the name; from then on a whisper for them is refused at
+    // once (no node listens: NATS says so), not after the relay's wait.
+    listening(&servers[2], 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // (Bob's chat refills)
+    let sent = std::time::Instant::now();
+    bob.say(SayScope::Whisper, &names[2], "are you there?")
+        .await;
+    refused_not_online(&mut bob).await;
+    assert!(
+        sent.elapsed() < hearth_cluster::relay::NAMED_WAIT,
+        "refused at once, not after the wait: {:?}",
+        sent.elapsed()
+    );
     let relay = |server: &Running| {
         let counters = &server.cluster.as_ref().unwrap().relay;
         (
@@ -197,26 +229,6 @@ async fn players_on_three_nodes_hear_zone_chat_whispers_and_announcements() {
                 .load(std::sync::atomic::Ordering::Relaxed),
         )
     };
-    // The third node lets the player go at its next tick and tells the
-    // relay; a whisper sent before that is still delivered, so retry.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        bob.say(SayScope::Whisper, &names[2], "are you there?")
-            .await;
-        let answer = bob
-            .until(Duration::from_secs(3), |update, _| {
-                matches!(update, WorldUpdate::Message(Message::Refused { about: RefusedAbout::Chat, reason })
-                    if reason.contains("not online"))
-            })
-            .await;
-        if answer.is_some() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a whisper to a player who left was never refused"
-        );
-    }
     let (sent, _, malformed) = relay(&servers[0]);
     assert!(sent >= 3, "the first node relayed what it said: {sent}");
     assert_eq!(malformed, 0);

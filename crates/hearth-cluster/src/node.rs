@@ -33,8 +33,10 @@ impl NodeId {
         }
         let mut incarnation = [0u8; 6];
         getrandom::getrandom(&mut incarnation).expect("the OS has randomness");
-        let hex: String = incarnation.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Self(format!("{name}_{hex}")))
+        Ok(Self(format!(
+            "{name}_{}",
+            hearth_codec::to_hex(&incarnation)
+        )))
     }
 
     /// Parses a node id another node sent (`name_hex`).

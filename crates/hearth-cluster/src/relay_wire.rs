@@ -11,28 +11,30 @@
 //! checked against the schema by the game's lines before any client sees
 //! it (`GameLines::deliver_to_zone`).
 //!
-//! Layout (integers little-endian):
+//! Layout (hearth-codec's: integers big-endian, lengths as varints):
 //!
 //! ```text
-//! u8 version (1) | u8 kind | u8 len, origin node id | u8 len, schema version
-//! kind 1, zone:     u8 len, zone name | u16 message | u16 len, body
-//! kind 2, named:    u8 len, player name | u16 message | u16 len, body
-//! kind 3, announce: u16 len, text
+//! u8 version (1) | u8 kind | string origin node id | string schema version
+//! kind 1, zone:     string zone name   | u16 message | bytes body
+//! kind 2, named:    string player name | u16 message | bytes body
+//! kind 3, announce: string text
 //! ```
 //!
 //! The answer to a named message is one byte: 1 delivered, 0 not here.
+
+use hearth_codec::{DecodeError, Reader, Writer};
 
 /// The layout's version: the first byte of every message.
 pub const RELAY_VERSION: u8 = 1;
 /// Longest node id, schema version, zone name or player name carried.
 pub const MAX_RELAY_NAME: usize = 64;
 /// Largest game message body carried (a chat line is a few hundred bytes;
-/// the game's bodies are bounded by its schema far below this).
-pub const MAX_RELAY_BODY: usize = 16 * 1024;
+/// the game's bodies are bounded by its schema).
+pub const MAX_RELAY_BODY: usize = 4096;
 /// Longest announcement carried.
-pub const MAX_RELAY_TEXT: usize = 4096;
+pub const MAX_RELAY_TEXT: usize = 1024;
 /// Largest relayed message: its header and the largest body or text.
-pub const MAX_RELAY_MESSAGE: usize = 2 + 3 * (1 + MAX_RELAY_NAME) + 4 + MAX_RELAY_BODY;
+pub const MAX_RELAY_MESSAGE: usize = 2 + 3 * (2 + MAX_RELAY_NAME) + 2 + 2 + MAX_RELAY_BODY;
 
 /// The answer a node gives to a named message it delivered.
 pub const DELIVERED: u8 = 1;
@@ -70,7 +72,7 @@ pub struct Envelope {
 }
 
 /// Why a relayed message was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RelayWireError {
     #[error("a relayed message of {0} bytes is larger than {MAX_RELAY_MESSAGE}")]
     TooLarge(usize),
@@ -78,16 +80,8 @@ pub enum RelayWireError {
         "relay layout version {0} is not {RELAY_VERSION}: the nodes run different Hearth versions"
     )]
     Version(u8),
-    #[error("unknown relayed message kind {0}")]
-    Kind(u8),
-    #[error("a relayed message ends early")]
-    Truncated,
-    #[error("a relayed message has {0} bytes after its end")]
-    Trailing(usize),
-    #[error("a relayed {0} is longer than its bound")]
-    Bound(&'static str),
-    #[error("a relayed {0} is not UTF-8")]
-    NotUtf8(&'static str),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 }
 
 /// Why a message cannot be relayed (the sender's side: nothing is sent).
@@ -104,14 +98,24 @@ const ANNOUNCE: u8 = 3;
 /// The bytes of `envelope`, or which of its parts is too long to relay.
 pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, RelayEncodeError> {
     let mut out = Vec::with_capacity(64);
-    out.push(RELAY_VERSION);
-    out.push(match envelope.relayed {
+    out.put_u8(RELAY_VERSION);
+    out.put_u8(match envelope.relayed {
         Relayed::Zone { .. } => ZONE,
         Relayed::Named { .. } => NAMED,
         Relayed::Announce { .. } => ANNOUNCE,
     });
-    put_short(&mut out, envelope.origin.as_bytes(), "node id")?;
-    put_short(&mut out, envelope.schema.as_bytes(), "schema version")?;
+    put(
+        &mut out,
+        envelope.origin.as_bytes(),
+        MAX_RELAY_NAME,
+        "node id",
+    )?;
+    put(
+        &mut out,
+        envelope.schema.as_bytes(),
+        MAX_RELAY_NAME,
+        "schema version",
+    )?;
     match &envelope.relayed {
         Relayed::Zone {
             zone: name,
@@ -123,27 +127,18 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, RelayEncodeError> {
             message,
             body,
         } => {
-            put_short(&mut out, name.as_bytes(), "name")?;
-            out.extend_from_slice(&message.to_le_bytes());
-            put_long(&mut out, body, MAX_RELAY_BODY, "message body")?;
+            put(&mut out, name.as_bytes(), MAX_RELAY_NAME, "name")?;
+            out.put_u16(*message);
+            put(&mut out, body, MAX_RELAY_BODY, "message body")?;
         }
         Relayed::Announce { text } => {
-            put_long(&mut out, text.as_bytes(), MAX_RELAY_TEXT, "announcement")?
+            put(&mut out, text.as_bytes(), MAX_RELAY_TEXT, "announcement")?
         }
     }
     Ok(out)
 }
 
-fn put_short(out: &mut Vec<u8>, bytes: &[u8], what: &'static str) -> Result<(), RelayEncodeError> {
-    if bytes.len() > MAX_RELAY_NAME {
-        return Err(RelayEncodeError::Bound(what));
-    }
-    out.push(bytes.len() as u8);
-    out.extend_from_slice(bytes);
-    Ok(())
-}
-
-fn put_long(
+fn put(
     out: &mut Vec<u8>,
     bytes: &[u8],
     max: usize,
@@ -152,8 +147,7 @@ fn put_long(
     if bytes.len() > max {
         return Err(RelayEncodeError::Bound(what));
     }
-    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-    out.extend_from_slice(bytes);
+    out.put_len_prefixed(bytes);
     Ok(())
 }
 
@@ -163,19 +157,19 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, RelayWireError> {
     if bytes.len() > MAX_RELAY_MESSAGE {
         return Err(RelayWireError::TooLarge(bytes.len()));
     }
-    let mut r = Reader(bytes);
-    let version = r.u8()?;
+    let mut r = Reader::new(bytes);
+    let version = r.u8("relay version")?;
     if version != RELAY_VERSION {
         return Err(RelayWireError::Version(version));
     }
-    let kind = r.u8()?;
-    let origin = r.short_text("node id")?;
-    let schema = r.short_text("schema version")?;
+    let kind = r.u8("relayed message kind")?;
+    let origin = r.string(MAX_RELAY_NAME, "node id")?;
+    let schema = r.string(MAX_RELAY_NAME, "schema version")?;
     let relayed = match kind {
         ZONE | NAMED => {
-            let name = r.short_text("name")?;
-            let message = u16::from_le_bytes(r.take(2)?.try_into().expect("2 bytes"));
-            let body = r.long(MAX_RELAY_BODY, "message body")?.to_vec();
+            let name = r.string(MAX_RELAY_NAME, "name")?;
+            let message = r.u16("message")?;
+            let body = r.len_prefixed(MAX_RELAY_BODY, "message body")?.to_vec();
             match kind {
                 ZONE => Relayed::Zone {
                     zone: name,
@@ -189,61 +183,23 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, RelayWireError> {
                 },
             }
         }
-        ANNOUNCE => {
-            let text = r.long(MAX_RELAY_TEXT, "announcement")?;
-            let text =
-                std::str::from_utf8(text).map_err(|_| RelayWireError::NotUtf8("announcement"))?;
-            Relayed::Announce {
-                text: text.to_owned(),
+        ANNOUNCE => Relayed::Announce {
+            text: r.string(MAX_RELAY_TEXT, "announcement")?,
+        },
+        value => {
+            return Err(DecodeError::UnknownType {
+                what: "relayed message",
+                value,
             }
+            .into())
         }
-        other => return Err(RelayWireError::Kind(other)),
     };
-    if !r.0.is_empty() {
-        return Err(RelayWireError::Trailing(r.0.len()));
-    }
+    r.finish()?;
     Ok(Envelope {
         origin,
         schema,
         relayed,
     })
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RelayWireError> {
-        if self.0.len() < n {
-            return Err(RelayWireError::Truncated);
-        }
-        let (taken, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(taken)
-    }
-
-    fn u8(&mut self) -> Result<u8, RelayWireError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn short_text(&mut self, what: &'static str) -> Result<String, RelayWireError> {
-        let len = usize::from(self.u8()?);
-        if len > MAX_RELAY_NAME {
-            return Err(RelayWireError::Bound(what));
-        }
-        let bytes = self.take(len)?;
-        let text = std::str::from_utf8(bytes).map_err(|_| RelayWireError::NotUtf8(what))?;
-        Ok(text.to_owned())
-    }
-
-    fn long(&mut self, max: usize, what: &'static str) -> Result<&'a [u8], RelayWireError> {
-        let len = usize::from(u16::from_le_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ));
-        if len > max {
-            return Err(RelayWireError::Bound(what));
-        }
-        self.take(len)
-    }
 }
 
 #[cfg(test)]
@@ -308,36 +264,58 @@ mod tests {
         .unwrap();
         // Every cut ends early.
         for end in 0..good.len() {
-            assert_eq!(
-                decode(&good[..end]),
-                Err(RelayWireError::Truncated),
+            assert!(
+                matches!(
+                    decode(&good[..end]),
+                    Err(RelayWireError::Decode(DecodeError::Truncated(_)))
+                ),
                 "{end}"
             );
         }
         let mut trailing = good.clone();
         trailing.push(0);
-        assert_eq!(decode(&trailing), Err(RelayWireError::Trailing(1)));
+        assert_eq!(
+            decode(&trailing),
+            Err(RelayWireError::Decode(DecodeError::TrailingBytes(1)))
+        );
         let mut version = good.clone();
         version[0] = 2;
         assert_eq!(decode(&version), Err(RelayWireError::Version(2)));
         let mut kind = good.clone();
         kind[1] = 9;
-        assert_eq!(decode(&kind), Err(RelayWireError::Kind(9)));
+        assert!(matches!(
+            decode(&kind),
+            Err(RelayWireError::Decode(DecodeError::UnknownType {
+                value: 9,
+                ..
+            }))
+        ));
         // A name length beyond the bound, and text that is not UTF-8.
         let mut long = good.clone();
         long[2] = (MAX_RELAY_NAME + 1) as u8;
-        assert_eq!(decode(&long), Err(RelayWireError::Bound("node id")));
+        assert_eq!(
+            decode(&long),
+            Err(RelayWireError::Decode(DecodeError::OutOfRange("node id")))
+        );
         let mut bad = good.clone();
         bad[3] = 0xff;
-        assert_eq!(decode(&bad), Err(RelayWireError::NotUtf8("node id")));
+        assert_eq!(
+            decode(&bad),
+            Err(RelayWireError::Decode(DecodeError::BadUtf8("node id")))
+        );
         let huge = vec![RELAY_VERSION; MAX_RELAY_MESSAGE + 1];
         assert_eq!(
             decode(&huge),
             Err(RelayWireError::TooLarge(MAX_RELAY_MESSAGE + 1))
         );
         // A body length beyond the bound is refused before it is read.
-        let mut body = vec![RELAY_VERSION, ZONE, 0, 0, 1, b'z', 1, 0];
-        body.extend_from_slice(&((MAX_RELAY_BODY + 1) as u16).to_le_bytes());
-        assert_eq!(decode(&body), Err(RelayWireError::Bound("message body")));
+        let mut body = vec![RELAY_VERSION, ZONE, 0, 0, 1, b'z', 0, 1];
+        body.put_varint(MAX_RELAY_BODY as u64 + 1);
+        assert_eq!(
+            decode(&body),
+            Err(RelayWireError::Decode(DecodeError::OutOfRange(
+                "message body"
+            )))
+        );
     }
 }

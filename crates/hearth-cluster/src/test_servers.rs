@@ -39,6 +39,5 @@ pub fn nats_url() -> String {
 pub fn unique(name: &str) -> String {
     let mut bytes = [0u8; 4];
     getrandom::getrandom(&mut bytes).expect("the OS has randomness");
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{name}-{hex}")
+    format!("{name}-{}", hearth_codec::to_hex(&bytes))
 }

@@ -9,14 +9,30 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use hearth_cluster::relay::{self, Incoming, Outgoing, Relay, RelaySettings};
 use hearth_cluster::relay_wire::{self, Envelope, Relayed};
 use hearth_cluster::test_servers::{nats_url, unique};
 use hearth_cluster::{async_nats, connect_nats, ClusterName, NodeId};
 use tokio::sync::mpsc;
 
+/// As the server folds names (`hearth_replica::names::name_key`): ASCII
+/// case ignored.
 fn fold(name: &str) -> String {
-    name.to_lowercase()
+    name.to_ascii_lowercase()
+}
+
+/// Waits until `relay` listens for `names` player names (its subscriptions
+/// are on the server by then).
+async fn listening(relay: &Relay, names: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay.counters.listening.load(Ordering::Relaxed) != names {
+        assert!(
+            Instant::now() < deadline,
+            "the relay never listened for {names} names"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn node(
@@ -92,17 +108,13 @@ async fn a_message_by_name_reaches_the_node_with_the_player_in_order_and_is_answ
     let (a, mut a_in, _ca) = node(&cluster, "a", "v1").await;
     let (b, mut b_in, _cb) = node(&cluster, "b", "v1").await;
     let (_c, mut c_in, _cc) = node(&cluster, "c", "v1").await;
-    b.send(Outgoing::Present {
-        name: "Ärwen".into(),
-    });
-    // The subscription is made by b's relay task; give it a moment to reach
-    // the server.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.present("Arwen");
+    listening(&b, 1).await;
     for n in 0..20u8 {
         // Any case of the name reaches the player, as on one node.
         a.send(Outgoing::Named {
             sender: 7,
-            name: if n % 2 == 0 { "ärwen" } else { "ÄRWEN" }.into(),
+            name: if n % 2 == 0 { "arwen" } else { "ARWEN" }.into(),
             message: 2,
             body: vec![n],
         });
@@ -126,11 +138,10 @@ async fn a_message_by_name_reaches_the_node_with_the_player_in_order_and_is_answ
     quiet(&mut a_in).await;
     assert_eq!(a.counters.undelivered.load(Ordering::Relaxed), 0);
 
-    // b answers "not here" (the player left in between): a hears it.
-    b.send(Outgoing::Present {
-        name: "arwen2".into(),
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // b answers "not here" (the player left in between): a hears it,
+    // once no other node has answered "delivered" for a moment.
+    b.present("arwen2");
+    listening(&b, 2).await;
     a.send(Outgoing::Named {
         sender: 8,
         name: "arwen2".into(),
@@ -150,14 +161,12 @@ async fn a_message_by_name_reaches_the_node_with_the_player_in_order_and_is_answ
 
     // Once the player has left b, a message for them is undelivered at
     // once: no node listens for the name.
-    b.send(Outgoing::Absent {
-        name: "ärwen".into(),
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.absent("arwen");
+    listening(&b, 1).await;
     let sent = Instant::now();
     a.send(Outgoing::Named {
         sender: 9,
-        name: "Ärwen".into(),
+        name: "Arwen".into(),
         message: 2,
         body: vec![],
     });
@@ -178,10 +187,8 @@ async fn a_message_nobody_answers_comes_back_undelivered_after_the_wait() {
     let cluster = ClusterName::new(&unique("relay-wait")).unwrap();
     let (a, mut a_in, _ca) = node(&cluster, "a", "v1").await;
     let (b, mut b_in, _cb) = node(&cluster, "b", "v1").await;
-    b.send(Outgoing::Present {
-        name: "slow".into(),
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.present("slow");
+    listening(&b, 1).await;
     let sent = Instant::now();
     a.send(Outgoing::Named {
         sender: 1,
@@ -256,4 +263,72 @@ async fn what_another_node_sends_is_checked_and_what_fails_is_counted() {
     assert_eq!(a.counters.malformed.load(Ordering::Relaxed), 4);
     assert_eq!(a.counters.foreign.load(Ordering::Relaxed), 1);
     assert_eq!(a.counters.received.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn names_are_counted_and_a_message_by_name_is_checked_against_its_subject_and_reply() {
+    let cluster = ClusterName::new(&unique("relay-names")).unwrap();
+    let (b, mut b_in, client) = node(&cluster, "b", "v1").await;
+    // Two players of one name (guests, or sessions side by side): the name
+    // is listened for until both have left.
+    b.present("twin");
+    b.present("TWIN");
+    listening(&b, 1).await;
+    b.absent("twin");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    listening(&b, 1).await;
+
+    // A message by name on the twin's subject, but naming someone else:
+    // dropped as malformed (a node cannot reach a player through another's
+    // subject).
+    let subject = |folded: &str| {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(folded.as_bytes());
+        let key = hearth_codec::to_hex(&digest[..16]);
+        format!("{}.relay.player.{key}", cluster.as_str())
+    };
+    let named = |name: &str| {
+        relay_wire::encode(&Envelope {
+            origin: "a_0123456789ab".into(),
+            schema: "v1".into(),
+            relayed: Relayed::Named {
+                name: name.into(),
+                message: 1,
+                body: vec![],
+            },
+        })
+        .unwrap()
+    };
+    client
+        .publish(subject("twin"), named("someone-else").into())
+        .await
+        .unwrap();
+    // A well-formed one whose reply subject is not a relay's (another
+    // node's release request, say): delivered, but the answer goes nowhere.
+    let mut elsewhere = client.subscribe("_INBOX.victim.release").await.unwrap();
+    client
+        .publish_with_reply(
+            subject("twin"),
+            "_INBOX.victim.release",
+            named("Twin").into(),
+        )
+        .await
+        .unwrap();
+    match next(&mut b_in).await {
+        Incoming::Named { name, answer, .. } => {
+            assert_eq!(name, "Twin");
+            answer.answer(true);
+        }
+        other => panic!("expected the message by name, got {other:?}"),
+    }
+    quiet(&mut b_in).await;
+    let answered = tokio::time::timeout(Duration::from_millis(300), elsewhere.next()).await;
+    assert!(
+        answered.is_err(),
+        "a node answered on a subject that was not a relay's"
+    );
+    assert_eq!(b.counters.malformed.load(Ordering::Relaxed), 1);
+
+    b.absent("Twin");
+    listening(&b, 0).await;
 }

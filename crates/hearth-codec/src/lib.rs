@@ -164,6 +164,17 @@ impl Writer for Vec<u8> {
     }
 }
 
+/// `bytes` as lowercase hexadecimal, two digits a byte.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
 /// Bytes `put_varint` writes for `value`.
 pub fn varint_len(value: u64) -> usize {
     let bits = 64 - value.leading_zeros() as usize;
@@ -173,6 +184,12 @@ pub fn varint_len(value: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        assert_eq!(to_hex(&[]), "");
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+    }
 
     #[test]
     fn varints_round_trip_at_every_width() {

@@ -106,7 +106,7 @@ impl Names {
 }
 
 fn embedded_schema(out: &mut String, schema: &Schema) {
-    let hex: String = schema.encode().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hearth_codec::to_hex(&schema.encode());
     let lines: Vec<String> = hex
         .as_bytes()
         .chunks(HEX_LINE)

@@ -171,10 +171,7 @@ fn random_id() -> i64 {
 }
 
 fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hearth_codec::to_hex(&Sha256::digest(token.as_bytes()))
 }
 
 fn validate_name(name: &str) -> Result<(), AccountError> {

@@ -146,6 +146,4 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use hearth_codec::to_hex as hex;

@@ -460,6 +460,9 @@ pub fn start<G: Game>(
     })
 }
 
+/// Messages from other nodes of the cluster handled per tick at most.
+const RELAYED_PER_TICK: usize = 256;
+
 /// Accounts whose last saved data the host remembers (see `Host::recent`).
 const RECENT_DATA: usize = 4096;
 
@@ -563,9 +566,11 @@ impl<G: Game> Host<G> {
                         let Ok((player, channel, bytes)) = messages.try_recv() else { break };
                         self.message(player, channel, &bytes).await;
                     }
-                    // What other nodes sent (at most one queue's worth).
+                    // What other nodes sent: at most RELAYED_PER_TICK (a
+                    // flood from other nodes costs the tick a bounded amount;
+                    // the rest waits in the relay's bounded queue).
                     if let Some(relayed) = relayed.as_mut() {
-                        for _ in 0..relayed.max_capacity() {
+                        for _ in 0..RELAYED_PER_TICK {
                             let Ok(incoming) = relayed.try_recv() else { break };
                             self.relayed(incoming);
                         }

@@ -4,7 +4,7 @@
 //! messages by name for them are routed to this node).
 
 use hearth_cluster::relay::{Incoming, Outgoing};
-use hearth_game::{Game, LinesOutput};
+use hearth_game::{Game, LinesOutput, RelayedError};
 
 use super::Host;
 
@@ -13,18 +13,15 @@ impl<G: Game> Host<G> {
     /// this node.
     pub(super) fn relay_present(&mut self, player: u64, name: String) {
         if let Some(relay) = &self.relay {
-            if relay.send(Outgoing::Present { name: name.clone() }) {
-                self.relay_names.insert(player, name);
-            }
+            relay.present(&name);
+            self.relay_names.insert(player, name);
         }
     }
 
     /// A player left the game here (their last save is being written).
     pub(super) fn relay_absent(&mut self, player: u64) {
         if let (Some(relay), Some(name)) = (&self.relay, self.relay_names.remove(&player)) {
-            // A full queue loses the absence: the name then stays routed
-            // here, and a message for it is answered "not here".
-            relay.send(Outgoing::Absent { name });
+            relay.absent(&name);
         }
     }
 
@@ -90,10 +87,17 @@ impl<G: Game> Host<G> {
                     Some(error)
                 }
             },
-            Incoming::Announce { text } => {
-                self.lines.announce(&text);
-                None
-            }
+            // Held to the rules an announcement made on this node is.
+            Incoming::Announce { text } => match hearth_world::chat::check_text(&text) {
+                Ok(text) if text.len() <= hearth_world::game::MAX_CHAT => {
+                    self.lines.announce(text);
+                    None
+                }
+                _ => Some(RelayedError::Undecodable(
+                    "announcement".into(),
+                    "it breaks the chat's text rules".into(),
+                )),
+            },
             Incoming::Undelivered { sender, name } => {
                 self.lines.undelivered(sender, name);
                 None

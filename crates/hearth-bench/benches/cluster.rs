@@ -1,0 +1,282 @@
+//! Players talking across the nodes of a cluster: how long a whisper takes.
+//!
+//! What it measures, on a real NATS server and a real PostgreSQL (started by
+//! `scripts/nats-up` and `scripts/postgres-up`):
+//!
+//! 1. **The relay's hop**: two nodes' relays (`hearth_cluster::relay`, as
+//!    every node runs one) and a player name present on the second; the
+//!    first sends a whisper for it, one at a time, and the time from handing
+//!    it to the relay to the second node's game host having it is taken
+//!    ([`HOPS`] of them). A zone message's hop likewise. This is what the
+//!    cluster adds to a message: the goal is p99 under 10 ms on loopback.
+//! 2. **Whispers end to end**: two nodes (`hearth serve` as a library, in
+//!    this process), a receiving player on each, and [`SENDERS`] players on
+//!    the first node, each whispering to both receivers. The time from the
+//!    sender's client sending to the receiver's client showing it, for the
+//!    receiver on the same node and the one on the other node. Both include
+//!    the game's ticks (the sender's line handles the message at its tick;
+//!    the receiver's line sends it at its next): the difference between the
+//!    two is what a whisper to another node costs a player.
+//!
+//! Run it: `cargo bench -p hearth-bench --bench cluster`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_client::world::generated::{self, Message, SayScope};
+use hearth_client::world::{WorldClient, WorldUpdate};
+use hearth_client::{connect, Event, Options};
+use hearth_cluster::relay::{self, Incoming, Outgoing, RelaySettings};
+use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
+use hearth_cluster::{connect_nats, ClusterName, NodeId};
+use hearth_server::{Config, Running};
+use tokio::sync::Mutex;
+
+/// Relay hops measured, of each kind.
+const HOPS: usize = 2000;
+/// Players on the first node whispering to both receivers.
+const SENDERS: usize = 40;
+/// Whispers each sender sends to each receiver (within the chat burst of 5).
+const WHISPERS_EACH: usize = 2;
+const PASSWORD: &str = "correct horse";
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 50), percentile(&samples, 99));
+    println!(
+        "{name:<44} n={:<5} p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+        samples.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        samples.last().unwrap().as_secs_f64() * 1e3,
+    );
+    (p50, p99)
+}
+
+async fn relay_hops() -> Duration {
+    let cluster = ClusterName::new(&unique("bench-relay")).unwrap();
+    let start = |name: &'static str| {
+        let cluster = cluster.clone();
+        async move {
+            let id = NodeId::new(name).unwrap();
+            let client = connect_nats(&nats_url(), &id).await.unwrap();
+            let settings = RelaySettings {
+                schema: "bench".into(),
+                fold: |name| name.to_lowercase(),
+            };
+            relay::start(&client, &cluster, &id, settings)
+                .await
+                .unwrap()
+        }
+    };
+    let (a, _a_in) = start("a").await;
+    let (b, mut b_in) = start("b").await;
+    b.present("target");
+    while b
+        .counters
+        .listening
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut named = Vec::with_capacity(HOPS);
+    let mut zone = Vec::with_capacity(HOPS);
+    for n in 0..HOPS {
+        let body = (n as u32).to_le_bytes().to_vec();
+        let sent = Instant::now();
+        a.send(Outgoing::Named {
+            sender: 1,
+            name: "target".into(),
+            message: 1,
+            body: body.clone(),
+        });
+        match b_in.recv().await.unwrap() {
+            Incoming::Named {
+                body: got, answer, ..
+            } => {
+                named.push(sent.elapsed());
+                assert_eq!(got, body);
+                answer.answer(true);
+            }
+            other => panic!("{other:?}"),
+        }
+        let sent = Instant::now();
+        a.send(Outgoing::Zone {
+            zone: "town".into(),
+            message: 1,
+            body: body.clone(),
+        });
+        match b_in.recv().await.unwrap() {
+            Incoming::Zone { body: got, .. } => {
+                zone.push(sent.elapsed());
+                assert_eq!(got, body);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    println!("1. the relay's hop (one node's relay to another's game host, over NATS)");
+    let (_, named_p99) = summary("  a whisper", named);
+    summary("  a zone message", zone);
+    named_p99
+}
+
+fn node_config(cluster: &str, node: &str) -> Config {
+    let mut config = Config {
+        port: 0,
+        web_port: 0,
+        data_dir: std::env::temp_dir().join(unique(&format!("hearth-bench-{node}"))),
+        database_url: postgres_url(),
+        ..Config::default()
+    };
+    config.accounts.allow_anonymous = true;
+    config.cluster.nats = nats_url();
+    config.cluster.name = cluster.to_owned();
+    config.cluster.node = node.to_owned();
+    config
+}
+
+async fn join(server: &Running, options: Options) -> WorldClient {
+    let mut options = options;
+    options
+        .options
+        .push_str(&format!("?schema={}", generated::VERSION));
+    let url = format!("tcp://{}", server.game_tcp);
+    let mut world = WorldClient::new(connect(&url, options).await.unwrap());
+    let mut entered = false;
+    let ready = world
+        .until(Duration::from_secs(30), |update, client| {
+            match update {
+                WorldUpdate::Message(Message::Entered { .. }) => entered = true,
+                WorldUpdate::Session(Event::Closed(reason)) => panic!("closed: {reason}"),
+                _ => {}
+            }
+            entered && client.is_ready()
+        })
+        .await;
+    assert!(ready.is_some(), "entered");
+    world
+}
+
+/// Receives whispers "w{n}" until `count` arrived: each one's time from
+/// `sent[n]`.
+async fn receive(
+    mut world: WorldClient,
+    sent: Arc<Mutex<Vec<Option<Instant>>>>,
+    count: usize,
+) -> Vec<Duration> {
+    let mut took = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while took.len() < count && Instant::now() < deadline {
+        let mut arrived = None;
+        world
+            .until(Duration::from_secs(5), |update, _| {
+                if let WorldUpdate::Message(Message::Chat { text, .. }) = update {
+                    arrived = text.strip_prefix('w').and_then(|n| n.parse::<usize>().ok());
+                }
+                arrived.is_some()
+            })
+            .await;
+        let now = Instant::now();
+        if let Some(n) = arrived {
+            if let Some(at) = sent.lock().await[n] {
+                took.push(now - at);
+            }
+        }
+    }
+    took
+}
+
+async fn whispers_end_to_end() -> (Duration, Duration, Duration, Duration) {
+    let cluster = unique("bench-chat");
+    let first = hearth_server::start(node_config(&cluster, "b1"))
+        .await
+        .unwrap();
+    let second = hearth_server::start(node_config(&cluster, "b2"))
+        .await
+        .unwrap();
+    let accounts = hearth_client::Accounts::new(&format!("http://{}", first.web));
+    let near_name = unique("near").replace('-', "_");
+    let far_name = unique("far").replace('-', "_");
+    for name in [&near_name, &far_name] {
+        accounts.register(name, PASSWORD).await.unwrap();
+    }
+    let near = join(&first, Options::password(&near_name, PASSWORD)).await;
+    let far = join(&second, Options::password(&far_name, PASSWORD)).await;
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        senders.push(join(&first, Options::anonymous()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let count = SENDERS * WHISPERS_EACH;
+    let near_sent = Arc::new(Mutex::new(vec![None; count]));
+    let far_sent = Arc::new(Mutex::new(vec![None; count]));
+    let near_task = tokio::spawn(receive(near, near_sent.clone(), count));
+    let far_task = tokio::spawn(receive(far, far_sent.clone(), count));
+    // One whisper every 10 ms, alternating receivers, spread over the
+    // senders (each within its burst).
+    let mut n = 0;
+    for round in 0..WHISPERS_EACH {
+        for sender in senders.iter_mut() {
+            for (to, sent) in [(&near_name, &near_sent), (&far_name, &far_sent)] {
+                let index = round * SENDERS + n % SENDERS;
+                sent.lock().await[index] = Some(Instant::now());
+                sender
+                    .say(SayScope::Whisper, to, &format!("w{index}"))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            n += 1;
+        }
+    }
+    let near_took = near_task.await.unwrap();
+    let far_took = far_task.await.unwrap();
+    println!(
+        "2. whispers end to end, client to client, over {} senders (the game ticks at {} Hz)",
+        SENDERS,
+        hearth_world::parse_zone_file(hearth_world::DEFAULT_ZONES).unwrap()[0]
+            .spec
+            .tick_hz
+    );
+    let (near_p50, near_p99) = summary("  to a player on the same node", near_took);
+    let (far_p50, far_p99) = summary("  to a player on the other node", far_took);
+    drop(senders);
+    first.shutdown("bench over").await;
+    second.shutdown("bench over").await;
+    (near_p50, near_p99, far_p50, far_p99)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let hop_p99 = relay_hops().await;
+        let (near_p50, near_p99, far_p50, far_p99) = whispers_end_to_end().await;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("summary");
+        println!(
+            "  the relay's hop for a whisper: p99 {:.2} ms (goal: under 10 ms): {}",
+            ms(hop_p99),
+            if hop_p99 < Duration::from_millis(10) {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+        println!(
+            "  a whisper to another node against one to the same node, end to end: p50 {:.1} / {:.1} ms ({:.2}x), p99 {:.1} / {:.1} ms ({:.2}x)",
+            ms(far_p50),
+            ms(near_p50),
+            ms(far_p50) / ms(near_p50).max(0.001),
+            ms(far_p99),
+            ms(near_p99),
+            ms(far_p99) / ms(near_p99).max(0.001),
+        );
+    });
+}
