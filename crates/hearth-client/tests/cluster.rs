@@ -426,3 +426,50 @@ async fn a_player_back_from_another_node_starts_from_what_that_node_saved() {
     );
     home.shutdown("test over").await;
 }
+
+/// One wrong-password login on `server`'s web API from `from`: the HTTP
+/// status.
+async fn wrong_login(server: &Running, name: &str, from: std::net::IpAddr) -> u16 {
+    reqwest::Client::builder()
+        .local_address(from)
+        .build()
+        .unwrap()
+        .post(format!("http://{}/api/login", server.web))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "name": name, "password": "wrong guess" }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guesser_spreading_logins_over_the_nodes_gets_the_budget_of_one_server() {
+    let cluster = unique("budgets");
+    let mut servers = Vec::new();
+    for node in ["g1", "g2", "g3"] {
+        let mut config = node_config(&cluster, node);
+        // The test's client is on loopback: charge it like any address.
+        config.limit_loopback = true;
+        config.accounts.login_burst = 4;
+        config.accounts.login_per_minute = 1;
+        servers.push(hearth_server::start(config).await.unwrap());
+    }
+    let name = unique("victim").replace('-', "_");
+    servers[0].accounts.register(&name, PASSWORD).await.unwrap();
+    // The shared budgets live in the database every test run shares: this
+    // run's guesser has a loopback address of its own (127.x.y.z).
+    let random = hearth_proto::os_seed();
+    let guesser = std::net::IpAddr::from([127, random[0], random[1], random[2].max(2)]);
+    // Each node alone would allow four guesses; the cluster allows four in
+    // all, wherever they land.
+    let mut statuses = Vec::new();
+    for attempt in 0..6 {
+        statuses.push(wrong_login(&servers[attempt % 3], &name, guesser).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429], "{statuses:?}");
+    for server in servers {
+        server.shutdown("test over").await;
+    }
+}

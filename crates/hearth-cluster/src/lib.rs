@@ -16,11 +16,13 @@
 //! - [`claims`] and [`release`]: which node each account plays on (one at
 //!   a time, cluster-wide), with an epoch that fences the player's saves,
 //!   and the request that asks the old node to let go;
+//! - [`address_budgets`]: per-address rate limits that hold across nodes;
 //! - [`relay`] and [`relay_wire`]: players' messages across nodes (a
 //!   zone's messages, messages by name, announcements).
 //!
 //! The design, and what happens on each failure, is in docs/CLUSTER.md.
 
+pub mod address_budgets;
 pub mod claims;
 pub mod lease_clock;
 pub mod leases;

@@ -28,6 +28,15 @@ impl AddressPrefix {
     pub fn of(address: SocketAddr) -> Self {
         Self::from(address.ip())
     }
+
+    /// The prefix's bytes: 4 for IPv4, 8 for an IPv6 /64 (a key to store
+    /// it under elsewhere, as the cluster's shared limits do).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::V4(bytes) => bytes,
+            Self::V6(bytes) => bytes,
+        }
+    }
 }
 
 impl From<IpAddr> for AddressPrefix {

@@ -21,6 +21,8 @@ use crate::config::AccountsConfig;
 use crate::hash_pool::{HashPool, PoolFull};
 use crate::rate_limit::{Action, AddressLimits};
 use crate::storage::Storage;
+use hearth_cluster::address_budgets::{AddressBudgets, Budget};
+use hearth_proto::address_limit::AddressPrefix;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -155,6 +157,9 @@ pub struct Accounts {
     config: AccountsConfig,
     hashes: HashPool,
     limits: Arc<AddressLimits>,
+    /// In a cluster: the same per-address budgets, shared by every node
+    /// (checked after this node's own, which spares the database floods).
+    shared_limits: Option<AddressBudgets>,
 }
 
 fn now_ms() -> i64 {
@@ -246,20 +251,64 @@ impl Accounts {
             config,
             hashes,
             limits,
+            shared_limits: None,
         }
     }
 
+    /// In a cluster: the per-address budgets hold across its nodes.
+    pub fn with_shared_limits(mut self, budgets: Option<AddressBudgets>) -> Self {
+        self.shared_limits = budgets;
+        self
+    }
+
     /// Charges one `action` to `address`; refused when the address has made
-    /// too many recently.
-    pub fn throttle(&self, action: Action, address: IpAddr) -> Result<(), AccountError> {
+    /// too many recently (in a cluster: on any of its nodes).
+    pub async fn throttle(&self, action: Action, address: IpAddr) -> Result<(), AccountError> {
+        let refused = |wait: Duration| {
+            tracing::info!(%address, ?action, "rate limited");
+            AccountError::RateLimited {
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        };
         self.limits
             .check(action, address, Instant::now())
-            .map_err(|wait| {
-                tracing::info!(%address, ?action, "rate limited");
-                AccountError::RateLimited {
-                    retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
-                }
-            })
+            .map_err(refused)?;
+        let Some(shared) = &self.shared_limits else {
+            return Ok(());
+        };
+        if self.limits.exempt(address) {
+            return Ok(());
+        }
+        let (kind, budget) = match action {
+            Action::Login => (
+                "login",
+                Budget {
+                    burst: self.config.login_burst,
+                    per_minute: self.config.login_per_minute,
+                },
+            ),
+            Action::Register => (
+                "register",
+                Budget {
+                    burst: self.config.register_burst,
+                    per_minute: self.config.register_per_minute,
+                },
+            ),
+        };
+        let prefix = AddressPrefix::from(address);
+        match shared.take(kind, prefix.as_bytes(), budget).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => {
+                self.limits.count_refusal(action);
+                Err(refused(wait))
+            }
+            // This node's own limit still holds; the login itself needs the
+            // same database and says so if it is down.
+            Err(error) => {
+                tracing::warn!(%error, "the cluster's shared rate limits cannot be checked; this node's own apply");
+                Ok(())
+            }
+        }
     }
 
     pub fn stats(&self) -> AccountStats {

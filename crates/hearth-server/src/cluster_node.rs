@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hearth_cluster::address_budgets::AddressBudgets;
 use hearth_cluster::relay::{self, Incoming, Relay, RelayCounters, RelaySettings};
 use hearth_cluster::release::{self, Release};
 use hearth_cluster::{
@@ -50,6 +51,8 @@ pub struct ClusterLink {
     relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
     /// The relay's counters, for `/admin` and `/metrics`.
     relay_counters: Arc<RelayCounters>,
+    /// Per-address rate limits shared by every node.
+    budgets: AddressBudgets,
 }
 
 impl ClusterLink {
@@ -90,6 +93,9 @@ impl ClusterLink {
         };
         let (relay, incoming) = relay::start(&client, &cluster, &id, relay_settings).await?;
         let relay_counters = relay.counters.clone();
+        let budgets = AddressBudgets::open(leases.pool().clone())
+            .await
+            .map_err(|e| ClusterError::from(hearth_cluster::LeaseError::from(e)))?;
         tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
         if settings.advertise.is_none() && config.bind.is_unspecified() {
             tracing::warn!(
@@ -108,7 +114,13 @@ impl ClusterLink {
             releases,
             relay: Some((relay, incoming)),
             relay_counters,
+            budgets,
         }))
+    }
+
+    /// The per-address rate limits every node shares, for the accounts.
+    pub fn address_budgets(&self) -> AddressBudgets {
+        self.budgets.clone()
     }
 
     /// The relay, for the game host (once).
@@ -132,6 +144,7 @@ impl ClusterLink {
         sessions: AccountSessions,
     ) -> Arc<ClusterNode> {
         let releases = tokio::spawn(let_go(self.releases, sessions, game.clone()));
+        let pruning = tokio::spawn(prune_budgets(self.budgets.clone()));
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -172,6 +185,7 @@ impl ClusterLink {
             heartbeat,
             load,
             releases,
+            pruning,
             relay: self.relay_counters,
         })
     }
@@ -281,6 +295,8 @@ pub struct ClusterNode {
     load: JoinHandle<()>,
     /// Carries out other nodes' requests to let go of an account.
     releases: JoinHandle<()>,
+    /// Forgets the shared per-address budgets that are full again.
+    pruning: JoinHandle<()>,
 }
 
 impl ClusterNode {
@@ -290,6 +306,7 @@ impl ClusterNode {
         self.heartbeat.stop();
         self.load.abort();
         self.releases.abort();
+        self.pruning.abort();
         if let Err(e) = self.presence.leave(&self.id).await {
             tracing::warn!("leaving the cluster: {e}");
         }
@@ -300,6 +317,19 @@ impl Drop for ClusterNode {
     fn drop(&mut self) {
         self.load.abort();
         self.releases.abort();
+        self.pruning.abort();
+    }
+}
+
+/// Every node prunes the shared budgets now and then (it is one statement;
+/// which node does it does not matter).
+async fn prune_budgets(budgets: AddressBudgets) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(error) = budgets.prune().await {
+            tracing::warn!(%error, "pruning the cluster's shared rate limits");
+        }
     }
 }
 

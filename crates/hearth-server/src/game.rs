@@ -332,7 +332,7 @@ async fn password_login(
     password: &str,
 ) -> Result<Account, AccountError> {
     if let Some(address) = address {
-        accounts.throttle(Action::Login, address.ip())?;
+        accounts.throttle(Action::Login, address.ip()).await?;
     }
     accounts.authenticate(name, password).await
 }

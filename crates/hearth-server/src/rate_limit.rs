@@ -53,7 +53,7 @@ impl AddressLimits {
     /// Charges one `action` to `address`; `Err(wait)` when it has made too
     /// many recently, with the time until it may try again.
     pub fn check(&self, action: Action, address: IpAddr, now: Instant) -> Result<(), Duration> {
-        if !self.limit_loopback && is_loopback(address) {
+        if self.exempt(address) {
             return Ok(());
         }
         let (limit, refused) = match action {
@@ -67,6 +67,21 @@ impl AddressLimits {
         checked.inspect_err(|_| {
             refused.fetch_add(1, Ordering::Relaxed);
         })
+    }
+
+    /// Whether `address` is spared the limits (loopback, unless
+    /// `limit_loopback`).
+    pub fn exempt(&self, address: IpAddr) -> bool {
+        !self.limit_loopback && is_loopback(address)
+    }
+
+    /// Counts a refusal made elsewhere (by the cluster's shared budgets).
+    pub fn count_refusal(&self, action: Action) {
+        let refused = match action {
+            Action::Login => &self.refused_login,
+            Action::Register => &self.refused_register,
+        };
+        refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn refused(&self, action: Action) -> u64 {

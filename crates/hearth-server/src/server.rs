@@ -258,7 +258,8 @@ async fn serve(
         storage.clone(),
         config.accounts.clone(),
         config.limit_loopback,
-    );
+    )
+    .with_shared_limits(cluster_link.as_ref().map(ClusterLink::address_budgets));
     let logins = Arc::new(LoginCounters::default());
     let gate_cell = Arc::new(OnceLock::new());
     let world_cell = Arc::new(OnceLock::new());

@@ -50,10 +50,11 @@ struct NamePassword {
 }
 
 /// Charges `action` to the caller's address before any work is done.
-fn throttle(state: &WebState, action: Action, peer: SocketAddr) -> Result<(), ApiError> {
+async fn throttle(state: &WebState, action: Action, peer: SocketAddr) -> Result<(), ApiError> {
     state
         .accounts
         .throttle(action, peer.ip())
+        .await
         .map_err(|e| ApiError::from_account(state, e))
 }
 
@@ -62,7 +63,7 @@ async fn register(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(request): JsonBody<NamePassword>,
 ) -> Result<Response, ApiError> {
-    throttle(&state, Action::Register, peer)?;
+    throttle(&state, Action::Register, peer).await?;
     let account = state
         .accounts
         .register(&request.name, &request.password)
@@ -81,7 +82,7 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(request): JsonBody<NamePassword>,
 ) -> Result<Response, ApiError> {
-    throttle(&state, Action::Login, peer)?;
+    throttle(&state, Action::Login, peer).await?;
     let pair = state
         .accounts
         .login(&request.name, &request.password)
@@ -137,7 +138,7 @@ async fn change_password(
     JsonBody(request): JsonBody<PasswordChange>,
 ) -> Result<Response, ApiError> {
     // It checks the old password: a guess like any login.
-    throttle(&state, Action::Login, peer)?;
+    throttle(&state, Action::Login, peer).await?;
     state
         .accounts
         .change_password(&request.name, &request.old_password, &request.new_password)
@@ -154,7 +155,7 @@ async fn delete_account(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(request): JsonBody<NamePassword>,
 ) -> Result<Response, ApiError> {
-    throttle(&state, Action::Login, peer)?;
+    throttle(&state, Action::Login, peer).await?;
     let account = state
         .accounts
         .delete(&request.name, &request.password)
