@@ -17,6 +17,8 @@
 //!   a time, cluster-wide), with an epoch that fences the player's saves,
 //!   and the request that asks the old node to let go;
 //! - [`address_budgets`]: per-address rate limits that hold across nodes;
+//! - [`forward`] and [`forward_wire`]: players who play in a zone
+//!   another node runs (their session stays home);
 //! - [`relay`] and [`relay_wire`]: players' messages across nodes (a
 //!   zone's messages, messages by name, announcements).
 //!
@@ -24,6 +26,8 @@
 
 pub mod address_budgets;
 pub mod claims;
+pub mod forward;
+pub mod forward_wire;
 pub mod lease_clock;
 pub mod leases;
 pub mod node;

@@ -228,6 +228,14 @@ impl Directory {
         Some((line, open))
     }
 
+    /// The player has just moved (they arrived from another node): the
+    /// cooldown between moves counts from now, as if they had moved here.
+    pub fn moved(&mut self, player: PlayerId, now_ms: u64) {
+        if let Some(placed) = self.players.get_mut(&player) {
+            placed.last_transfer_ms = Some(now_ms);
+        }
+    }
+
     /// The player's session ended: the line to tell to let them go, or
     /// `None` (not in, or on the way between lines: forgotten when the old
     /// line lets go).
@@ -258,12 +266,29 @@ impl Directory {
         result
     }
 
-    fn try_transfer(
-        &mut self,
-        player: PlayerId,
-        to: Transfer,
-        now_ms: u64,
-    ) -> Result<Move, String> {
+    /// The game asked to move `player` to a zone another node runs: their
+    /// line lets go of them (the line to tell), and this node forgets them
+    /// when it has (`NextStop::Gone`); or refused with the reason to show,
+    /// as a move here would be.
+    pub fn depart(&mut self, player: PlayerId, now_ms: u64) -> Result<LineKey, String> {
+        let result = self.may_move(player, now_ms);
+        match result {
+            Ok(line) => {
+                let placed = self.players.get_mut(&player).expect("checked");
+                placed.leaving = true;
+                placed.last_transfer_ms = Some(now_ms);
+                Ok(line)
+            }
+            Err(reason) => {
+                self.transfers_refused += 1;
+                Err(reason)
+            }
+        }
+    }
+
+    /// The player's line, if they may move now: in a line, not leaving,
+    /// not on their way, not within the cooldown of their last move.
+    fn may_move(&self, player: PlayerId, now_ms: u64) -> Result<LineKey, String> {
         let Some(placed) = self.players.get(&player) else {
             return Err("you are not in the game".to_owned());
         };
@@ -286,7 +311,16 @@ impl Directory {
                 ));
             }
         }
-        let from = placed.line;
+        Ok(placed.line)
+    }
+
+    fn try_transfer(
+        &mut self,
+        player: PlayerId,
+        to: Transfer,
+        now_ms: u64,
+    ) -> Result<Move, String> {
+        let from = self.may_move(player, now_ms)?;
         let (to, at, open) = match to {
             Transfer::Line(number) => {
                 let key = LineKey {

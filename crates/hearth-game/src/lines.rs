@@ -58,6 +58,31 @@ pub enum LinesOutput {
         message: MessageId,
         body: Vec<u8>,
     },
+    /// The player goes to a zone another node runs
+    /// ([`GameLines::with_zones_elsewhere`]): this node's lines have let
+    /// go of them and forgotten them; the host hands them over (their
+    /// data, saved on the way as a move here is, is in the handoff), and
+    /// that node's lines take them in ([`GameLines::arrive`]).
+    Departed(Handoff),
+}
+
+/// A player handed from one node's lines to another's: who, where to, and
+/// what the next line needs to take them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    pub player: PlayerId,
+    pub name: String,
+    /// The zone they go to, by name.
+    pub zone: String,
+    /// Where they appear (`Ctx::arrival`), if the game said.
+    pub at: Option<crate::Pos>,
+    /// Their data as the line they left had it (for a player entering the
+    /// game, the data stored for them, if any).
+    pub data: Option<Vec<u8>>,
+    /// Their client's NetSpeed, if it named one.
+    pub bytes_per_second: Option<u32>,
+    /// Entries into lines so far: the next line's is one more.
+    pub entries: u8,
 }
 
 /// A message from another node that this node's lines cannot take.
@@ -136,6 +161,16 @@ pub struct GameLines<G: Game> {
     other_nodes: bool,
     /// The game's schema, to check the messages other nodes hand over.
     schema: Arc<crate::schema::Schema>,
+    /// The zones (by index) that other nodes of the cluster run: no line of
+    /// them opens here; a player going there is handed over.
+    elsewhere: std::collections::BTreeSet<u16>,
+    /// Players whose move to a zone run elsewhere was approved, until
+    /// their line lets go of them: where to.
+    departing: BTreeMap<PlayerId, (u16, Option<crate::Pos>)>,
+    /// Players from another node (their home) who play in a zone this node
+    /// runs for the cluster: when they leave the zone they go home
+    /// ([`LinesOutput::Departed`]), whatever zone they go to.
+    visitors: std::collections::BTreeSet<PlayerId>,
     outputs: Vec<LinesOutput>,
 }
 
@@ -179,6 +214,9 @@ impl<G: Game> GameLines<G> {
             transfers_refused_busy: 0,
             other_nodes: false,
             schema: Arc::new(game.schema()),
+            elsewhere: Default::default(),
+            departing: BTreeMap::new(),
+            visitors: Default::default(),
             game,
             outputs: Vec::new(),
         }
@@ -191,6 +229,79 @@ impl<G: Game> GameLines<G> {
     pub fn with_other_nodes(mut self) -> Self {
         self.other_nodes = true;
         self
+    }
+
+    /// In a cluster: the zones named here run on other nodes. A player who
+    /// enters the game in one, or travels to one, is handed out as
+    /// [`LinesOutput::Departed`] instead of placed in a line here. Names
+    /// that are not zones of the game are ignored.
+    pub fn with_zones_elsewhere<'a>(mut self, zones: impl IntoIterator<Item = &'a str>) -> Self {
+        for zone in zones {
+            if let Some(index) = self.zone_names.iter().position(|z| z == zone) {
+                self.elsewhere.insert(index as u16);
+            }
+        }
+        self
+    }
+
+    /// Whether zone `zone` (by name) runs on another node.
+    pub fn is_elsewhere(&self, zone: &str) -> bool {
+        self.zone_names
+            .iter()
+            .position(|z| z == zone)
+            .is_some_and(|index| self.elsewhere.contains(&(index as u16)))
+    }
+
+    /// A player handed over by another node ([`LinesOutput::Departed`]
+    /// there) enters a line of `handoff.zone` here, where the game said
+    /// they appear, with their data. `visitor`: their home is another node,
+    /// where they go back when they leave the zone. False (nothing done) if
+    /// the zone is not this game's or runs elsewhere, or the player is
+    /// already in.
+    pub fn arrive(&mut self, handoff: Handoff, visitor: bool) -> bool {
+        let Some(zone) = self.zone_names.iter().position(|z| *z == handoff.zone) else {
+            return false;
+        };
+        let zone = zone as u16;
+        if self.elsewhere.contains(&zone) || self.players.contains_key(&handoff.player) {
+            return false;
+        }
+        let Some((key, open)) = self.directory.enter(handoff.player, &handoff.name, zone) else {
+            return false;
+        };
+        // Arriving from a line was a move: the next waits out the cooldown
+        // here too (entering the game is not).
+        if handoff.entries > 0 {
+            self.directory.moved(handoff.player, self.now_ms);
+        }
+        if open {
+            self.open(key);
+        }
+        let entry = handoff.entries.wrapping_add(1);
+        if visitor {
+            self.visitors.insert(handoff.player);
+        }
+        self.players.insert(
+            handoff.player,
+            InGame {
+                name: handoff.name.clone(),
+                bytes_per_second: handoff.bytes_per_second,
+                entries: entry,
+            },
+        );
+        self.lines.get_mut(&key).expect("opened").enter(Entrance {
+            player: handoff.player,
+            name: handoff.name,
+            saved: handoff.data,
+            at: handoff.at,
+            bytes_per_second: handoff.bytes_per_second,
+            entry,
+            // What their rate limits allowed stays with the node they left
+            // (its buckets count in its ticks); the cooldown between moves
+            // bounds how often a move refills them.
+            limits: None,
+        });
+        true
     }
 
     /// Every line saves each changed player at least every `ticks` ticks
@@ -250,6 +361,21 @@ impl<G: Game> GameLines<G> {
             .and_then(|data| self.game.entry_zone(&data))
             .and_then(|name| self.zone_names.iter().position(|z| *z == name))
             .unwrap_or(0) as u16;
+        if self.elsewhere.contains(&zone) {
+            if self.players.contains_key(&arrival.player) {
+                return false;
+            }
+            self.outputs.push(LinesOutput::Departed(Handoff {
+                player: arrival.player,
+                name: arrival.name,
+                zone: self.zone_names[usize::from(zone)].clone(),
+                at: None,
+                data: arrival.saved,
+                bytes_per_second: arrival.bytes_per_second,
+                entries: 0,
+            }));
+            return true;
+        }
         let Some((key, open)) = self.directory.enter(arrival.player, &arrival.name, zone) else {
             return false;
         };
@@ -279,6 +405,9 @@ impl<G: Game> GameLines<G> {
     /// The player's session ended: their line lets go of them at its next
     /// tick (their last save follows).
     pub fn leave(&mut self, player: PlayerId) {
+        // Leaving on the way out to another node: their last save is made
+        // here instead.
+        self.departing.remove(&player);
         if let Some(line) = self
             .directory
             .leave(player)
@@ -601,13 +730,27 @@ impl<G: Game> GameLines<G> {
                 }
             }
             NextStop::Gone => {
-                self.players.remove(&player);
+                self.visitors.remove(&player);
+                let in_game = self.players.remove(&player);
                 self.in_transit.remove(&player);
-                self.outputs.push(LinesOutput::Save {
-                    player,
-                    data,
-                    last: true,
-                });
+                match (self.departing.remove(&player), in_game) {
+                    (Some((zone, at)), Some(in_game)) => {
+                        self.outputs.push(LinesOutput::Departed(Handoff {
+                            player,
+                            name: in_game.name,
+                            zone: self.zone_names[usize::from(zone)].clone(),
+                            at,
+                            data: Some(data),
+                            bytes_per_second: in_game.bytes_per_second,
+                            entries: in_game.entries,
+                        }))
+                    }
+                    _ => self.outputs.push(LinesOutput::Save {
+                        player,
+                        data,
+                        last: true,
+                    }),
+                }
             }
         }
     }
@@ -639,6 +782,26 @@ impl<G: Game> GameLines<G> {
                 line.refuse(player, Refused::Transfer(reason));
             }
             return;
+        }
+        if let Transfer::Zone { zone, at } = to {
+            let visitor_leaves = self.visitors.contains(&player) && zone != from.zone;
+            if self.elsewhere.contains(&zone) || visitor_leaves {
+                match self.directory.depart(player, self.now_ms) {
+                    Ok(line) => {
+                        self.transfers += 1;
+                        self.departing.insert(player, (zone, at));
+                        if let Some(line) = self.lines.get_mut(&line) {
+                            line.leave(player);
+                        }
+                    }
+                    Err(reason) => {
+                        if let Some(line) = self.lines.get_mut(&from) {
+                            line.refuse(player, Refused::Transfer(reason));
+                        }
+                    }
+                }
+                return;
+            }
         }
         match self.directory.transfer(player, to, self.now_ms) {
             Ok(step) => {

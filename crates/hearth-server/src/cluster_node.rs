@@ -6,11 +6,13 @@
 //! routed to the node that runs their line, line moves) is described in
 //! docs/CLUSTER.md with what is built so far.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_cluster::address_budgets::AddressBudgets;
+use hearth_cluster::forward::{self, ForwardCounters, ForwardIn, Forwarder};
 use hearth_cluster::relay::{self, Incoming, Relay, RelayCounters, RelaySettings};
 use hearth_cluster::release::{self, Release};
 use hearth_cluster::{
@@ -53,6 +55,18 @@ pub struct ClusterLink {
     relay_counters: Arc<RelayCounters>,
     /// Per-address rate limits shared by every node.
     budgets: AddressBudgets,
+    /// Players who play in zones other nodes run, until the game host takes
+    /// it ([`ClusterLink::take_forwarding`]), with the zones' pins.
+    forwarding: Option<(
+        Forwarder,
+        mpsc::Receiver<ForwardIn>,
+        BTreeMap<String, String>,
+    )>,
+    /// The live nodes by name, for the forwarding: refreshed every
+    /// heartbeat from the list of nodes.
+    forwarding_nodes: Arc<RwLock<HashMap<String, String>>>,
+    /// The forwarding's counters, for `/admin`.
+    forward_counters: Arc<ForwardCounters>,
 }
 
 impl ClusterLink {
@@ -93,6 +107,9 @@ impl ClusterLink {
         };
         let (relay, incoming) = relay::start(&client, &cluster, &id, relay_settings).await?;
         let relay_counters = relay.counters.clone();
+        let (forwarder, forwarded) = forward::start(&client, &cluster, &id, schema_version).await?;
+        let forwarding_nodes = forwarder.nodes();
+        let forward_counters = forwarder.counters.clone();
         let budgets = AddressBudgets::open(leases.pool().clone())
             .await
             .map_err(|e| ClusterError::from(hearth_cluster::LeaseError::from(e)))?;
@@ -115,7 +132,22 @@ impl ClusterLink {
             relay: Some((relay, incoming)),
             relay_counters,
             budgets,
+            forwarding: Some((forwarder, forwarded, settings.zones.clone())),
+            forwarding_nodes,
+            forward_counters,
         }))
+    }
+
+    /// The forwarding of players to zones other nodes run, for the game
+    /// host (once).
+    pub fn take_forwarding(
+        &mut self,
+    ) -> Option<(
+        Forwarder,
+        mpsc::Receiver<ForwardIn>,
+        BTreeMap<String, String>,
+    )> {
+        self.forwarding.take()
     }
 
     /// The per-address rate limits every node shares, for the accounts.
@@ -164,10 +196,21 @@ impl ClusterLink {
         let (info, watcher) = watch::channel(record);
         let heartbeat = self.presence.heartbeat(watcher);
         let period = self.presence.period();
+        let presence = self.presence.clone();
+        let nodes = self.forwarding_nodes.clone();
         let load = tokio::spawn(async move {
             let mut every = tokio::time::interval(period);
             loop {
                 every.tick().await;
+                // Who is alive, by name: where players of pinned zones go.
+                if let Ok(members) = presence.members().await {
+                    forward::set_nodes(
+                        &nodes,
+                        members
+                            .into_iter()
+                            .map(|node| (node.id.name().to_owned(), node.id.to_string())),
+                    );
+                }
                 let lines = game.status().await.unwrap_or_default();
                 let sessions = gate.session_count() as u64;
                 info.send_modify(|record| {
@@ -187,6 +230,7 @@ impl ClusterLink {
             releases,
             pruning,
             relay: self.relay_counters,
+            forward: self.forward_counters,
         })
     }
 }
@@ -289,6 +333,8 @@ pub struct ClusterNode {
     pub leases: Leases,
     /// Players' messages to and from other nodes, counted.
     pub relay: Arc<RelayCounters>,
+    /// Messages about players who play in zones other nodes run, counted.
+    pub forward: Arc<ForwardCounters>,
     /// Rewrites this node's record every period while it lives.
     heartbeat: Heartbeat,
     /// Reads this node's load into its record every period.

@@ -64,6 +64,11 @@ pub struct ClusterConfig {
     /// not the one it binds (`bind = "0.0.0.0"`): its record lists its
     /// ports at this address.
     pub advertise: Option<IpAddr>,
+    /// Zones pinned to one node, by the node's name (`zones = { caves =
+    /// "n2" }`): only that node runs their lines, and a player of any node
+    /// who goes there plays on it, their session staying on their own
+    /// node. The same on every node. Zones not named run on every node.
+    pub zones: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ClusterConfig {
@@ -75,6 +80,7 @@ impl Default for ClusterConfig {
             lease_ms: 6_000,
             heartbeat_ms: 1_000,
             advertise: None,
+            zones: Default::default(),
         }
     }
 }
@@ -90,6 +96,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("lease_ms", &self.lease_ms)
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("advertise", &self.advertise)
+            .field("zones", &self.zones)
             .finish()
     }
 }

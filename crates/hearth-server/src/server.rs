@@ -309,6 +309,7 @@ async fn serve(
                 )),
                 cluster: cluster_link.as_ref().map(ClusterLink::accounts),
                 relay: cluster_link.as_mut().and_then(ClusterLink::take_relay),
+                forwarding: cluster_link.as_mut().and_then(ClusterLink::take_forwarding),
             },
         )
         .map_err(crate::world::WorldStartError::Runtime)?;

@@ -172,6 +172,7 @@ async fn cluster(State(state): State<WebState>, headers: HeaderMap) -> Result<Re
         "nodes": nodes,
         "records_dropped": node.presence.dropped(),
         "relay": &*node.relay,
+        "forward": &*node.forward,
     }))
     .into_response())
 }

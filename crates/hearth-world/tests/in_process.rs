@@ -76,6 +76,12 @@ impl World {
         self
     }
 
+    /// As a node of a cluster that leaves `zones` to other nodes.
+    fn without(mut self, zones: &[&str]) -> Self {
+        self.lines = self.lines.with_zones_elsewhere(zones.iter().copied());
+        self
+    }
+
     fn join(&mut self, player: PlayerId, name: &str, saved: Option<WorldPlayer>) {
         let schema = Arc::new(hearth_world::world_schema());
         self.clients.insert(
@@ -144,9 +150,9 @@ impl World {
                     self.saves.insert(player, data);
                 }
                 LinesOutput::Close { .. } => {}
-                LinesOutput::ToZoneElsewhere { .. } | LinesOutput::ToNamedElsewhere { .. } => {
-                    self.elsewhere.push(output)
-                }
+                LinesOutput::ToZoneElsewhere { .. }
+                | LinesOutput::ToNamedElsewhere { .. }
+                | LinesOutput::Departed(_) => self.elsewhere.push(output),
                 LinesOutput::Observed {
                     observer,
                     channel,
@@ -413,9 +419,103 @@ fn relay(from: &mut World, to: &mut World) {
                     from.lines.undelivered(sender, name);
                 }
             }
+            LinesOutput::Departed(handoff) => {
+                let client = from.clients.remove(&handoff.player).expect("a client");
+                to.clients.insert(handoff.player, client);
+                // Home is where the game entered them: node a.
+                let visitor = handoff.entries > 0 && handoff.zone == "caves";
+                assert!(to.lines.arrive(handoff, visitor), "taken in");
+            }
             other => panic!("{other:?} is not for other nodes"),
         }
     }
+}
+
+/// The names of the players `player`'s client sees.
+fn sees(world: &World, player: PlayerId) -> Vec<String> {
+    let replica = &world.client(player).replica;
+    let (_, kind) = replica.schema().kind("player").unwrap();
+    let at = kind.prop_index("name").unwrap();
+    let mut names: Vec<String> = replica
+        .actors()
+        .filter(|(_, a)| a.kind == 0)
+        .filter_map(|(_, a)| match &a.values[at] {
+            Value::Str(name) => Some(name.to_string()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_player_goes_to_a_zone_another_node_runs_plays_there_and_comes_back() {
+    // Node a runs the meadow and the town; node b runs the caves.
+    let mut a = World::new(50).on_a_node().without(&["caves"]);
+    let mut b = World::new(50).on_a_node().without(&["meadow", "town"]);
+    a.join(1, "ann", None);
+    // Bo's saved place is in the caves: entering the game on a, he is handed
+    // to b at once, with his data.
+    a.join(2, "bo", Some(saved_at("caves", 3, 3)));
+    a.steps(1);
+    relay(&mut a, &mut b);
+    b.steps(3);
+    assert_eq!(b.zone_of(2), "caves");
+    assert_eq!(a.zone_of(1), "meadow");
+    assert!(a.lines.directory().line_of(2).is_none());
+
+    // Ann travels to the caves: a's line lets her go, b takes her in.
+    a.send(1, "travel", vec![Value::Str("caves".into())]);
+    a.steps(3);
+    assert!(
+        matches!(&a.elsewhere[..], [LinesOutput::Departed(h)] if h.data.is_some() && h.zone == "caves"),
+        "handed out with her data (the host saves it on the way, as any move): {:?}",
+        a.elsewhere
+    );
+    relay(&mut a, &mut b);
+    b.steps(3);
+    assert_eq!(b.zone_of(1), "caves");
+    assert!(a.lines.directory().line_of(1).is_none(), "a forgot her");
+    assert_eq!(b.client(1).joins, 2, "joined her second line");
+    assert_eq!(
+        b.line_of(1),
+        b.line_of(2),
+        "with Bo, in b's line of the caves"
+    );
+    assert_eq!(sees(&b, 1)[0], "ann", "her client follows b's line");
+
+    // A move too soon after the last is refused there, as on one node;
+    // after the cooldown she goes back to the meadow, on a.
+    b.send(1, "travel", vec![Value::Str("meadow".into())]);
+    b.steps(2);
+    assert!(
+        b.refusals(1).iter().any(|r| r.contains("a moment ago")),
+        "{:?}",
+        b.refusals(1)
+    );
+    b.steps(60);
+    b.send(1, "travel", vec![Value::Str("meadow".into())]);
+    b.steps(3);
+    relay(&mut b, &mut a);
+    a.steps(3);
+    assert_eq!(a.zone_of(1), "meadow");
+    assert_eq!(a.client(1).joins, 3);
+
+    // Bo's session ends on b: his last save is made there (the host sends
+    // it home).
+    b.lines.leave(2);
+    b.steps(2);
+    assert!(b.saves.contains_key(&2));
+    assert!(b.lines.directory().line_of(2).is_none());
+
+    // A player who leaves while on the way out is saved where they were,
+    // not handed over.
+    a.steps(60);
+    a.send(1, "travel", vec![Value::Str("caves".into())]);
+    a.lines.leave(1);
+    a.steps(3);
+    assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
+    assert!(!a.lines.contains(1));
 }
 
 #[test]

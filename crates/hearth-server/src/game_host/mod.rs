@@ -9,6 +9,7 @@
 //! sessions' events and carries out what it asks.
 
 pub mod admission;
+mod forwarded;
 mod process_cpu;
 mod relayed;
 pub mod saves;
@@ -182,6 +183,9 @@ pub struct GameHostHandle {
     /// The game is the built-in world: a player it has no data of starts
     /// from the place the built-in engine saved ([`world_places`]).
     pub reads_world_places: bool,
+    /// In a cluster with pinned zones: the players of this node who play on
+    /// another; their clients' messages go there at once.
+    away: Option<Arc<forwarded::AwayPlayers>>,
 }
 
 impl GameHostHandle {
@@ -266,6 +270,17 @@ impl GameHostHandle {
     /// Hands a client's message to the host's queue; gives it back when the
     /// queue is full (or the host is gone), for the caller to hold or drop.
     pub fn message(&self, player: u64, channel: u16, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+        if let Some(forwarded) = self
+            .away
+            .as_ref()
+            .and_then(|away| away.forward(player, channel, &bytes))
+        {
+            if !forwarded {
+                return Err(bytes);
+            }
+            self.counters.messages.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         self.messages
             .try_send((player, channel, bytes))
             .map_err(|e| match e {
@@ -377,6 +392,13 @@ pub struct HostSettings {
     /// In a cluster: players' messages to and from the other nodes (a
     /// zone's messages, messages by name, announcements).
     pub relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
+    /// In a cluster with zones pinned to nodes (`[cluster] zones`): players
+    /// who play in a zone another node runs, and the pins.
+    pub forwarding: Option<(
+        hearth_cluster::forward::Forwarder,
+        mpsc::Receiver<hearth_cluster::forward::ForwardIn>,
+        std::collections::BTreeMap<String, String>,
+    )>,
 }
 
 pub fn start<G: Game>(
@@ -392,6 +414,7 @@ pub fn start<G: Game>(
         recordings,
         cluster,
         relay,
+        forwarding,
     } = settings;
     let (relay, relayed) = relay.unzip();
     let schema = Arc::new(game.schema());
@@ -414,9 +437,19 @@ pub fn start<G: Game>(
                     .clamp(u64::from(save_period_ms > 0), u64::from(u32::MAX))
                     as u32
             });
-            match relay.is_some() {
+            let lines = match relay.is_some() {
                 true => lines.with_other_nodes(),
                 false => lines,
+            };
+            match &forwarding {
+                Some((forwarder, _, pins)) => {
+                    let me = hearth_cluster::NodeId::parse(forwarder.me())
+                        .map(|id| id.name().to_owned())
+                        .unwrap_or_default();
+                    let elsewhere = forwarded::Forwarding::zones_elsewhere(pins, &me);
+                    lines.with_zones_elsewhere(elsewhere.iter().map(String::as_str))
+                }
+                None => lines,
             }
         },
         recent_ticks: HashMap::new(),
@@ -441,13 +474,31 @@ pub fn start<G: Game>(
         waiting_saves: HashMap::new(),
         relay,
         relay_names: HashMap::new(),
+        forwarding: None,
+        forward_carried: Default::default(),
     };
+    let mut host = host;
+    let mut forwarded_in = None;
+    host.forwarding = forwarding.map(|(forwarder, incoming, pins)| {
+        forwarded_in = Some(incoming);
+        let fallback = host
+            .lines
+            .zone_names()
+            .iter()
+            .find(|zone| !host.lines.is_elsewhere(zone))
+            .cloned()
+            .unwrap_or_default();
+        forwarded::Forwarding::new(forwarder, pins, fallback)
+    });
+    let away = host.forwarding.as_ref().map(|f| f.away.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name(format!("hearth-game-{}", schema.game()))
-        .spawn(move || runtime.block_on(host.run(lifecycle, messages, requests, relayed)))?;
+        .spawn(move || {
+            runtime.block_on(host.run(lifecycle, messages, requests, relayed, forwarded_in))
+        })?;
     Ok(GameHostHandle {
         lifecycle: lifecycle_tx,
         messages: messages_tx,
@@ -457,7 +508,16 @@ pub fn start<G: Game>(
         counters,
         recordings,
         reads_world_places: false,
+        away,
     })
+}
+
+/// The next message of `receiver`, if there is one (never, if none).
+async fn recv_if_any<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Messages from other nodes of the cluster handled per tick at most.
@@ -535,6 +595,13 @@ struct Host<G: Game> {
     /// The name of each player the relay was told is here (until their
     /// last save: then it is told they left).
     relay_names: HashMap<u64, String>,
+    /// In a cluster with zones pinned to nodes: players who play in a zone
+    /// another node runs (their session here), and players of other nodes
+    /// who play in this node's lines.
+    forwarding: Option<forwarded::Forwarding>,
+    /// What other nodes sent about this node's sessions since the last
+    /// step (their data to store, closes), carried with its outputs.
+    forward_carried: forwarded::Carried,
 }
 
 impl<G: Game> Host<G> {
@@ -544,6 +611,7 @@ impl<G: Game> Host<G> {
         mut messages: mpsc::Receiver<(u64, u16, Vec<u8>)>,
         mut requests: mpsc::Receiver<Request>,
         mut relayed: Option<mpsc::Receiver<Incoming>>,
+        mut forwarded_in: Option<mpsc::Receiver<hearth_cluster::forward::ForwardIn>>,
     ) {
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -580,6 +648,16 @@ impl<G: Game> Host<G> {
                     }
                     self.step().await;
                     self.admit(began.elapsed(), messages.len(), messages.max_capacity());
+                }
+                // About players who play across nodes: at once, not at the
+                // tick (bytes for a session here go to the gate now).
+                Some(message) = recv_if_any(&mut forwarded_in) => {
+                    self.forwarded_in(message);
+                    let sends = std::mem::take(&mut self.forward_carried.sends);
+                    if !sends.is_empty() {
+                        self.recordings.tee(&sends);
+                        crate::gate_sends::deliver(&self.gate, sends, &self.counters.send_failures).await;
+                    }
                 }
                 Some(request) = requests.recv() => match request {
                     Request::Status(reply) => {
@@ -621,9 +699,24 @@ impl<G: Game> Host<G> {
                         self.waiting_saves.entry(account).or_default().push(reply);
                     }
                     Request::Shutdown(done) => {
-                        let players: Vec<u64> = self.lines.players().collect();
+                        let mut players: Vec<u64> = self.lines.players().collect();
+                        players.extend(self.away_players());
                         for player in players {
                             self.lifecycle(Lifecycle::Leave(player));
+                        }
+                        // Players on other nodes: their last saves come back
+                        // from there (bounded; what was saved last stands).
+                        for _ in 0..40 {
+                            if self.away_players().is_empty() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if let Some(incoming) = forwarded_in.as_mut() {
+                                while let Ok(message) = incoming.try_recv() {
+                                    self.forwarded_in(message);
+                                }
+                            }
+                            self.step().await;
                         }
                         // A player on the way between lines is let go by the
                         // old line at this step (the directory then forgets
@@ -705,7 +798,9 @@ impl<G: Game> Host<G> {
                 self.held.retain(
                     |_, join| !matches!(join, Lifecycle::Join { player: p, .. } if *p == player),
                 );
-                self.lines.leave(player);
+                if !self.forward_leave(player) {
+                    self.lines.leave(player);
+                }
             }
         }
     }
@@ -736,6 +831,8 @@ impl<G: Game> Host<G> {
     /// Ticks every line and carries out what they produced.
     async fn step(&mut self) {
         let now_ms = self.started.elapsed().as_millis() as u64;
+        let mut carried = std::mem::take(&mut self.forward_carried);
+        self.expire_away();
         for key in self.lines.begin_step(now_ms) {
             let started = std::time::Instant::now();
             let Some(line) = self.lines.tick_line(key) else {
@@ -749,20 +846,37 @@ impl<G: Game> Host<G> {
             }
             recent.push_back((elapsed, sent));
         }
-        let mut sends = Vec::new();
-        let mut saves = Vec::new();
-        let mut closes = Vec::new();
         let mut observed = Vec::new();
         let mut elsewhere = Vec::new();
-        for output in self.lines.finish_step() {
+        let mut departed = Vec::new();
+        let outputs: Vec<LinesOutput> = self.lines.finish_step().collect();
+        let forwarding = self.forwarding.is_some();
+        for output in outputs {
             match output {
+                // A remote player's (their session is on another node):
+                // to their home.
+                LinesOutput::Send {
+                    player,
+                    channel,
+                    ref bytes,
+                } if forwarding && self.remote_send(player, channel, bytes) => {}
+                LinesOutput::Save {
+                    player,
+                    ref data,
+                    last,
+                } if forwarding && self.remote_save(player, data, last) => {}
+                LinesOutput::Close { player, ref reason }
+                    if forwarding && self.remote_close(player, reason) => {}
                 LinesOutput::Send {
                     player,
                     channel,
                     bytes,
-                } => sends.push((player, channel, bytes)),
-                LinesOutput::Save { player, data, last } => saves.push((player, data, last)),
-                LinesOutput::Close { player, reason } => closes.push((player, reason)),
+                } => carried.sends.push((player, channel, bytes)),
+                LinesOutput::Save { player, data, last } => {
+                    carried.saves.push((player, data, last))
+                }
+                LinesOutput::Close { player, reason } => carried.closes.push((player, reason)),
+                LinesOutput::Departed(handoff) => departed.push(handoff),
                 LinesOutput::Observed {
                     line,
                     observer,
@@ -781,6 +895,14 @@ impl<G: Game> Host<G> {
         for output in elsewhere {
             self.send_to_other_nodes(output);
         }
+        for handoff in departed {
+            self.departed(handoff, &mut carried);
+        }
+        let forwarded::Carried {
+            sends,
+            saves,
+            closes,
+        } = carried;
         self.recordings.tee(&observed);
         self.recordings.tee(&sends);
         self.recordings.sweep();
@@ -901,6 +1023,21 @@ impl<G: Game> Host<G> {
             }
             busy
         });
+    }
+
+    /// A player who left the game without a last save to write (their
+    /// node never sent it): forgotten here as after one.
+    fn let_go_unsaved(&mut self, player: u64) {
+        self.relay_absent(player);
+        self.claims.remove(&player);
+        if let Some(account) = self.accounts.remove(&player) {
+            if self.present.get(&account) == Some(&player) {
+                self.present.remove(&account);
+            }
+            if let Some(join) = self.held.remove(&account) {
+                self.lifecycle(join);
+            }
+        }
     }
 
     /// Starts recording what the player named `name` receives: their

@@ -1,0 +1,205 @@
+//! Players who play in a zone another node runs: their home node (which
+//! holds their session) and the zone's node talk over NATS, one subject per
+//! node (`NAME.node.NODE_ID.players`), in [`forward_wire`] messages. One
+//! connection publishes everything a node sends, so what one node sends
+//! another arrives in the order it was sent (a player's messages, and
+//! their arrival before their input).
+//!
+//! As in [`crate::relay`], only a publisher task waits on NATS; every queue
+//! is bounded (entries, each at most [`MAX_FORWARD_MESSAGE`] bytes); what
+//! does not decode, comes from another version of the game or finds its
+//! queue full is dropped and counted.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::forward_wire::{self, Envelope, Forwarded, MAX_FORWARD_MESSAGE};
+use crate::{ClusterError, ClusterName, NodeId};
+
+/// Messages waiting each way (and to be published).
+pub const FORWARD_QUEUE: usize = 4096;
+
+/// Counters of a node's forwarding, for `/metrics` and `/admin`.
+#[derive(Debug, Default, Serialize)]
+pub struct ForwardCounters {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub malformed: AtomicU64,
+    /// From a node running another version of the game.
+    pub foreign: AtomicU64,
+    /// For want of room in a queue, too large, or for a node not known.
+    pub dropped: AtomicU64,
+}
+
+/// A forwarded message from another node, for the game host.
+#[derive(Debug)]
+pub struct ForwardIn {
+    /// The sending node's id.
+    pub from: String,
+    /// The home node's id for the player.
+    pub player: u64,
+    pub forwarded: Forwarded,
+}
+
+/// The game host's side of forwarding (clones share it). Stops when the
+/// last is dropped.
+#[derive(Clone)]
+pub struct Forwarder {
+    outgoing: mpsc::Sender<(String, Bytes)>,
+    me: String,
+    schema: String,
+    cluster: ClusterName,
+    /// The live nodes' ids by node name, refreshed by the server from the
+    /// list of nodes ([`Forwarder::set_nodes`]).
+    nodes: Arc<RwLock<HashMap<String, String>>>,
+    pub counters: Arc<ForwardCounters>,
+}
+
+impl Forwarder {
+    /// This node's id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The id of the live node named `name` (a zone's pinned node), if the
+    /// list of nodes has one.
+    pub fn node_named(&self, name: &str) -> Option<String> {
+        self.nodes
+            .read()
+            .expect("never poisoned")
+            .get(name)
+            .cloned()
+    }
+
+    /// A handle to update the list of live nodes from.
+    pub fn nodes(&self) -> Arc<RwLock<HashMap<String, String>>> {
+        self.nodes.clone()
+    }
+
+    /// Sends `forwarded` about `player` to node `to` without waiting;
+    /// false (dropped and counted) when it cannot be encoded or the queue
+    /// is full.
+    pub fn send(&self, to: &str, player: u64, forwarded: Forwarded) -> bool {
+        let envelope = Envelope {
+            origin: self.me.clone(),
+            schema: self.schema.clone(),
+            player,
+            forwarded,
+        };
+        let queued = match forward_wire::encode(&envelope) {
+            Ok(bytes) => self
+                .outgoing
+                .try_send((players_subject(&self.cluster, to), bytes.into()))
+                .is_ok(),
+            Err(error) => {
+                tracing::warn!(%error, "a player's message was not forwarded");
+                false
+            }
+        };
+        if !queued {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+}
+
+/// Replaces the list of live nodes: `(name, id)` pairs.
+pub fn set_nodes(
+    nodes: &RwLock<HashMap<String, String>>,
+    live: impl IntoIterator<Item = (String, String)>,
+) {
+    let live: HashMap<String, String> = live.into_iter().collect();
+    *nodes.write().expect("never poisoned") = live;
+}
+
+fn players_subject(cluster: &ClusterName, node: &str) -> String {
+    format!("{}.node.{node}.players", cluster.as_str())
+}
+
+/// Starts `me`'s forwarding: its subscription is on the server before this
+/// returns. `schema`: the game's schema version.
+pub async fn start(
+    client: &async_nats::Client,
+    cluster: &ClusterName,
+    me: &NodeId,
+    schema: &str,
+) -> Result<(Forwarder, mpsc::Receiver<ForwardIn>), ClusterError> {
+    let mut subscription = client
+        .subscribe(players_subject(cluster, me.as_str()))
+        .await
+        .map_err(|e| {
+            ClusterError::Nats(format!("cannot listen for players from other nodes: {e}"))
+        })?;
+    client.flush().await.map_err(|e| {
+        ClusterError::Nats(format!("cannot listen for players from other nodes: {e}"))
+    })?;
+    let counters = Arc::new(ForwardCounters::default());
+    let (incoming_tx, incoming) = mpsc::channel(FORWARD_QUEUE);
+    let (outgoing, mut publishing) = mpsc::channel::<(String, Bytes)>(FORWARD_QUEUE);
+    let (me_id, schema_owned) = (me.as_str().to_owned(), schema.to_owned());
+    let counted = counters.clone();
+    let receiving = tokio::spawn(async move {
+        let mut warned = false;
+        while let Some(message) = subscription.next().await {
+            if message.payload.len() > MAX_FORWARD_MESSAGE {
+                counted.malformed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let envelope = match forward_wire::decode(&message.payload) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    counted.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, "a malformed message about a player was dropped");
+                    continue;
+                }
+            };
+            if envelope.schema != schema_owned {
+                counted.foreign.fetch_add(1, Ordering::Relaxed);
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(node = %envelope.origin, "a node of the cluster runs another version of the game: its players are not taken here");
+                }
+                continue;
+            }
+            let incoming = ForwardIn {
+                from: envelope.origin,
+                player: envelope.player,
+                forwarded: envelope.forwarded,
+            };
+            match incoming_tx.try_send(incoming) {
+                Ok(()) => counted.received.fetch_add(1, Ordering::Relaxed),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    counted.dropped.fetch_add(1, Ordering::Relaxed)
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            };
+        }
+    });
+    let (client, counted) = (client.clone(), counters.clone());
+    tokio::spawn(async move {
+        while let Some((subject, payload)) = publishing.recv().await {
+            match client.publish(subject, payload).await {
+                Ok(()) => counted.sent.fetch_add(1, Ordering::Relaxed),
+                Err(_) => counted.dropped.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        // The host is gone: stop listening too.
+        receiving.abort();
+    });
+    Ok((
+        Forwarder {
+            outgoing,
+            me: me_id,
+            schema: schema.to_owned(),
+            cluster: cluster.clone(),
+            nodes: Arc::new(RwLock::new(HashMap::new())),
+            counters,
+        },
+        incoming,
+    ))
+}

@@ -1,0 +1,425 @@
+//! The game host's side of players who play in a zone another node runs
+//! (`[cluster] zones` pins a zone to a node). Both ends run here:
+//!
+//! - **home** (the node that holds the player's session and their account's
+//!   claim): when the player's line lets go of them for a zone pinned
+//!   elsewhere, the host hands them to that node (their data, saved on the
+//!   way), forwards what their client sends, delivers what that node sends
+//!   back for their client, stores the data it sends (fenced by the claim,
+//!   as any save here), and takes the player back into its own lines when
+//!   they travel home. Their session ending is passed on; their last save
+//!   comes back from the zone's node (or, if it never does, what was saved
+//!   last stands).
+//! - **zone** (the node that runs the zone): it takes the handed-over
+//!   player into a line under an id of its own, feeds it their client's
+//!   messages, and sends everything the lines produce for them (bytes for
+//!   their client, their data, a close) to their home instead of to a gate
+//!   or the database; when they travel to a zone it does not run, it hands
+//!   them back home.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::Host;
+use hearth_cluster::forward::{ForwardIn, Forwarder};
+use hearth_cluster::forward_wire::{Forwarded, Handover};
+use hearth_game::{Game, Handoff, Pos};
+
+/// How long a home waits for the last save of a player whose session ended
+/// while they played on another node; then it lets them go with what it
+/// saved last (their node is gone or cut off).
+const LAST_SAVE_WAIT: Duration = Duration::from_secs(10);
+
+/// Home: the players whose session is here who play on another node, with
+/// that node's id. Shared with the gate's handler, which forwards their
+/// clients' messages at once ([`AwayPlayers::forward`]) rather than through
+/// the host's tick.
+pub struct AwayPlayers {
+    nodes: RwLock<HashMap<u64, String>>,
+    forwarder: Forwarder,
+}
+
+impl AwayPlayers {
+    fn node(&self, player: u64) -> Option<String> {
+        self.nodes
+            .read()
+            .expect("never poisoned")
+            .get(&player)
+            .cloned()
+    }
+
+    fn set(&self, player: u64, node: Option<String>) {
+        let mut nodes = self.nodes.write().expect("never poisoned");
+        match node {
+            Some(node) => nodes.insert(player, node),
+            None => nodes.remove(&player),
+        };
+    }
+
+    fn players(&self) -> Vec<u64> {
+        self.nodes
+            .read()
+            .expect("never poisoned")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// A client's message for a player who plays on another node: sent
+    /// there now. `None` if the player plays here; `Some(false)` if the
+    /// forwarding queue is full (the caller holds or drops it, as when the
+    /// host's queue is).
+    pub fn forward(&self, player: u64, channel: u16, bytes: &[u8]) -> Option<bool> {
+        let node = self.node(player)?;
+        let bytes = bytes.to_vec();
+        Some(
+            self.forwarder
+                .send(&node, player, Forwarded::Input { channel, bytes }),
+        )
+    }
+}
+
+/// What the forwarding part of a host keeps.
+pub(super) struct Forwarding {
+    pub(super) forwarder: Forwarder,
+    /// Zone name to the name of the node that runs it (`[cluster] zones`).
+    pins: BTreeMap<String, String>,
+    /// This node's lines' zone for players handed home from a zone whose
+    /// node cannot be found (the first zone this node runs).
+    fallback_zone: String,
+    /// Home: the players whose session is here who play on another node.
+    pub(super) away: Arc<AwayPlayers>,
+    /// Home: away players whose session ended, until their last save comes
+    /// back or [`LAST_SAVE_WAIT`] passes.
+    away_leaving: HashMap<u64, Instant>,
+    /// Zone: players in this node's lines whose session is on another node:
+    /// their home's id and the home's id for them.
+    remote: HashMap<u64, (String, u64)>,
+    remote_ids: HashMap<(String, u64), u64>,
+}
+
+impl Forwarding {
+    pub(super) fn new(
+        forwarder: Forwarder,
+        pins: BTreeMap<String, String>,
+        fallback_zone: String,
+    ) -> Self {
+        Self {
+            away: Arc::new(AwayPlayers {
+                nodes: RwLock::new(HashMap::new()),
+                forwarder: forwarder.clone(),
+            }),
+            forwarder,
+            pins,
+            fallback_zone,
+            away_leaving: HashMap::new(),
+            remote: HashMap::new(),
+            remote_ids: HashMap::new(),
+        }
+    }
+
+    /// The zones other nodes run, given this node's name.
+    pub(super) fn zones_elsewhere(pins: &BTreeMap<String, String>, me: &str) -> Vec<String> {
+        pins.iter()
+            .filter(|(_, node)| node.as_str() != me)
+            .map(|(zone, _)| zone.clone())
+            .collect()
+    }
+}
+
+/// What a step hands on to the gate and the database.
+#[derive(Default)]
+pub(super) struct Carried {
+    pub(super) sends: Vec<(u64, u16, Vec<u8>)>,
+    pub(super) saves: Vec<(u64, Vec<u8>, bool)>,
+    pub(super) closes: Vec<(u64, String)>,
+}
+
+fn handover(handoff: &Handoff) -> Handover {
+    Handover {
+        name: handoff.name.clone(),
+        zone: handoff.zone.clone(),
+        at: handoff.at.map(|at| (at.x, at.y)),
+        data: handoff.data.clone(),
+        bytes_per_second: handoff.bytes_per_second,
+        entries: handoff.entries,
+    }
+}
+
+fn handoff(player: u64, handover: Handover) -> Handoff {
+    Handoff {
+        player,
+        name: handover.name,
+        zone: handover.zone,
+        at: handover.at.map(|(x, y)| Pos { x, y }),
+        data: handover.data,
+        bytes_per_second: handover.bytes_per_second,
+        entries: handover.entries,
+    }
+}
+
+impl<G: Game> Host<G> {
+    /// A session ended whose player plays on another node: that node lets
+    /// them go and sends their last save. False if the player plays here.
+    pub(super) fn forward_leave(&mut self, player: u64) -> bool {
+        let Some(forwarding) = &mut self.forwarding else {
+            return false;
+        };
+        let Some(node) = forwarding.away.node(player) else {
+            return false;
+        };
+        forwarding.forwarder.send(&node, player, Forwarded::Leave);
+        forwarding
+            .away_leaving
+            .insert(player, Instant::now() + LAST_SAVE_WAIT);
+        true
+    }
+
+    /// Players whose session is here and who play on another node.
+    pub(super) fn away_players(&self) -> Vec<u64> {
+        self.forwarding
+            .as_ref()
+            .map(|f| f.away.players())
+            .unwrap_or_default()
+    }
+
+    /// Away players whose node never sent their last save: let go with
+    /// what was saved last.
+    pub(super) fn expire_away(&mut self) {
+        let Some(forwarding) = &mut self.forwarding else {
+            return;
+        };
+        let now = Instant::now();
+        let overdue: Vec<u64> = forwarding
+            .away_leaving
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(player, _)| *player)
+            .collect();
+        for player in &overdue {
+            forwarding.away_leaving.remove(player);
+            forwarding.away.set(*player, None);
+        }
+        for player in overdue {
+            tracing::warn!(
+                player,
+                "the node a player played on never sent their last save; what was saved last stands"
+            );
+            self.let_go_unsaved(player);
+        }
+    }
+
+    /// What another node sent about a player, as it arrives: arrivals,
+    /// input and leaves go to the lines (applied at their next tick);
+    /// bytes for a session here are carried to the gate at once, data and
+    /// closes with the next step's.
+    pub(super) fn forwarded_in(&mut self, message: ForwardIn) {
+        let ForwardIn {
+            from,
+            player,
+            forwarded,
+        } = message;
+        let mut carried = std::mem::take(&mut self.forward_carried);
+        self.forwarded(from, player, forwarded, &mut carried);
+        self.forward_carried = carried;
+    }
+
+    fn forwarded(
+        &mut self,
+        from: String,
+        player: u64,
+        forwarded: Forwarded,
+        carried: &mut Carried,
+    ) {
+        let forwarding = self.forwarding.as_mut().expect("called with forwarding");
+        match forwarded {
+            // Zone side.
+            Forwarded::Arrive(handover) => {
+                if forwarding.remote_ids.contains_key(&(from.clone(), player)) {
+                    return;
+                }
+                let local = loop {
+                    let id = u64::from_le_bytes(
+                        hearth_proto::os_seed()[..8].try_into().expect("8 bytes"),
+                    );
+                    if id != 0 && !forwarding.remote.contains_key(&id) && !self.lines.contains(id) {
+                        break id;
+                    }
+                };
+                let name = handover.name.clone();
+                if self.lines.arrive(handoff(local, handover), true) {
+                    forwarding.remote.insert(local, (from.clone(), player));
+                    forwarding.remote_ids.insert((from, player), local);
+                    self.relay_present(local, name);
+                } else {
+                    let reason = "the zone could not take you in".to_owned();
+                    forwarding
+                        .forwarder
+                        .send(&from, player, Forwarded::Close { reason });
+                }
+            }
+            Forwarded::Input { channel, bytes } => {
+                if let Some(&local) = forwarding.remote_ids.get(&(from, player)) {
+                    if let Err(error) = self.lines.input(local, channel, &bytes) {
+                        self.remote_input_refused(local, error);
+                    }
+                }
+            }
+            Forwarded::Leave => {
+                if let Some(&local) = forwarding.remote_ids.get(&(from, player)) {
+                    self.lines.leave(local);
+                }
+            }
+            // Home side: only from the node the player plays on.
+            Forwarded::Send { channel, bytes } => {
+                if forwarding.away.node(player) == Some(from) {
+                    carried.sends.push((player, channel, bytes));
+                }
+            }
+            Forwarded::Save { data, last } => {
+                if forwarding.away.node(player) == Some(from) {
+                    if last {
+                        forwarding.away.set(player, None);
+                        forwarding.away_leaving.remove(&player);
+                    }
+                    carried.saves.push((player, data, last));
+                }
+            }
+            Forwarded::Close { reason } => {
+                if forwarding.away.node(player) == Some(from) {
+                    carried.closes.push((player, reason));
+                }
+            }
+            Forwarded::Departed(handover) => {
+                if forwarding.away.node(player) == Some(from) {
+                    forwarding.away.set(player, None);
+                    let leaving = forwarding.away_leaving.remove(&player).is_some();
+                    if let Some(data) = &handover.data {
+                        carried.saves.push((player, data.clone(), leaving));
+                    }
+                    if !leaving {
+                        self.hand_on(handoff(player, handover), carried);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A client's message the zone's line refused for a remote player: the
+    /// same as for a player here, told to their home.
+    fn remote_input_refused(&mut self, local: u64, error: hearth_game::InputError) {
+        if let hearth_game::InputError::Undecodable(error) = error {
+            self.counters
+                .undecodable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.send_home(
+                local,
+                Forwarded::Close {
+                    reason: format!("a game message did not decode: {error}"),
+                },
+            );
+        }
+    }
+
+    /// Sends `forwarded` to the home of remote player `local`; false if the
+    /// player is not a remote one.
+    fn send_home(&self, local: u64, forwarded: Forwarded) -> bool {
+        let Some(forwarding) = &self.forwarding else {
+            return false;
+        };
+        let Some((home, player)) = forwarding.remote.get(&local) else {
+            return false;
+        };
+        forwarding.forwarder.send(home, *player, forwarded);
+        true
+    }
+
+    /// The step's output for a remote player goes to their home: true if
+    /// `player` is one (and it was sent).
+    pub(super) fn remote_send(&mut self, player: u64, channel: u16, bytes: &[u8]) -> bool {
+        let bytes = bytes.to_vec();
+        self.send_home(player, Forwarded::Send { channel, bytes })
+    }
+
+    pub(super) fn remote_save(&mut self, player: u64, data: &[u8], last: bool) -> bool {
+        let data = data.to_vec();
+        let sent = self.send_home(player, Forwarded::Save { data, last });
+        if sent && last {
+            self.forget_remote(player);
+        }
+        sent
+    }
+
+    pub(super) fn remote_close(&mut self, player: u64, reason: &str) -> bool {
+        let reason = reason.to_owned();
+        self.send_home(player, Forwarded::Close { reason })
+    }
+
+    fn forget_remote(&mut self, local: u64) {
+        if let Some(forwarding) = &mut self.forwarding {
+            if let Some(key) = forwarding.remote.remove(&local) {
+                forwarding.remote_ids.remove(&key);
+            }
+        }
+        self.relay_absent(local);
+    }
+
+    /// The lines let go of a player for a zone another node runs.
+    pub(super) fn departed(&mut self, handoff: Handoff, carried: &mut Carried) {
+        let player = handoff.player;
+        // Zone side: the player goes back to their home, which places them.
+        if self.send_home(player, Forwarded::Departed(handover(&handoff))) {
+            self.forget_remote(player);
+            return;
+        }
+        // Home side: saved on the way, as any move, then handed on.
+        if let Some(data) = &handoff.data {
+            carried.saves.push((player, data.clone(), false));
+        }
+        self.hand_on(handoff, carried);
+    }
+
+    /// Home side: the player goes to `handoff.zone`: into this node's
+    /// lines if it runs it, else to the node that does (or, if that node
+    /// cannot be found, into this node's first zone).
+    fn hand_on(&mut self, handoff: Handoff, carried: &mut Carried) {
+        let forwarding = self.forwarding.as_mut().expect("called with forwarding");
+        let player = handoff.player;
+        if !self.lines.is_elsewhere(&handoff.zone) {
+            if !self.lines.arrive(handoff, false) {
+                carried
+                    .closes
+                    .push((player, "the zone could not take you in".to_owned()));
+            }
+            return;
+        }
+        let node = forwarding
+            .pins
+            .get(&handoff.zone)
+            .and_then(|name| forwarding.forwarder.node_named(name));
+        match node {
+            Some(node) => {
+                forwarding
+                    .forwarder
+                    .send(&node, player, Forwarded::Arrive(handover(&handoff)));
+                forwarding.away.set(player, Some(node));
+            }
+            None => {
+                tracing::warn!(zone = %handoff.zone, "the node that runs this zone is not in the cluster now: the player stays here");
+                let zone = forwarding.fallback_zone.clone();
+                let at = None;
+                let fallback = Handoff {
+                    zone,
+                    at,
+                    ..handoff
+                };
+                if !self.lines.arrive(fallback, false) {
+                    carried
+                        .closes
+                        .push((player, "the zone could not take you in".to_owned()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! What a node receives from another about a player who plays across nodes
+//! (arrivals, client input, bytes for the client, data to save, handovers)
+//! is untrusted input. Decoding anything must not panic; what decodes is
+//! within the decoder's bounds, encodes, and decodes again to the same.
+
+#![no_main]
+
+use hearth_cluster::forward_wire::{
+    decode, encode, Forwarded, MAX_FORWARD_BYTES, MAX_FORWARD_MESSAGE, MAX_FORWARD_NAME,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(envelope) = decode(data) else {
+        return;
+    };
+    assert!(data.len() <= MAX_FORWARD_MESSAGE);
+    assert!(envelope.origin.len() <= MAX_FORWARD_NAME);
+    match &envelope.forwarded {
+        Forwarded::Arrive(handover) | Forwarded::Departed(handover) => {
+            assert!(handover.name.len() <= MAX_FORWARD_NAME);
+            assert!(handover.zone.len() <= MAX_FORWARD_NAME);
+            assert!(handover.data.as_ref().is_none_or(|d| d.len() <= MAX_FORWARD_BYTES));
+            assert_ne!(handover.bytes_per_second, Some(0));
+        }
+        Forwarded::Input { bytes, .. } | Forwarded::Send { bytes, .. } => {
+            assert!(bytes.len() <= MAX_FORWARD_BYTES)
+        }
+        Forwarded::Save { data, .. } => assert!(data.len() <= MAX_FORWARD_BYTES),
+        Forwarded::Close { reason } => assert!(reason.len() <= MAX_FORWARD_NAME),
+        Forwarded::Leave => {}
+    }
+    let again = encode(&envelope).expect("what decodes encodes");
+    assert_eq!(decode(&again), Ok(envelope));
+});
