@@ -18,6 +18,12 @@
 //!    the receiver's line sends it at its next): the difference between the
 //!    two is what a whisper to another node costs a player.
 //!
+//! 3. **Forwarding**: a player on one node steps a cell back and forth, in
+//!    a zone of their own node and then in a zone pinned to the other node
+//!    (`[cluster] zones`): the time from the move until the client hears
+//!    the server's position for it there. The difference is what the
+//!    forwarding (client to home to zone node and back) adds.
+//!
 //! Run it: `cargo bench -p hearth-bench --bench cluster`.
 
 use std::sync::Arc;
@@ -250,6 +256,110 @@ async fn whispers_end_to_end() -> (Duration, Duration, Duration, Duration) {
     (near_p50, near_p99, far_p50, far_p99)
 }
 
+/// Two small open zones; the second is pinned to node "b2".
+const ZONES: &str = r#"
+[[zone]]
+name = "meadow"
+npcs = 0
+view_radius = 20
+map = """
+##########
+#........#
+#...S....#
+#........#
+##########
+"""
+
+[[zone]]
+name = "caves"
+npcs = 0
+view_radius = 20
+map = """
+##########
+#........#
+#....S...#
+#........#
+##########
+"""
+"#;
+
+/// One player steps one cell back and forth `MOVES` times: from the move
+/// until the server's position for it (as the client hears it) is there.
+async fn moves(world: &mut WorldClient) -> Vec<Duration> {
+    const MOVES: usize = 40;
+    let own = |w: &WorldClient| {
+        let replica = w.replica();
+        replica
+            .controlled()
+            .and_then(|me| replica.server_position(me))
+    };
+    let start = own(world).expect("placed");
+    let mut took = Vec::with_capacity(MOVES);
+    for n in 0..MOVES {
+        let target = match n % 2 {
+            0 => hearth_game::Pos::new(start.x + 100, start.y),
+            _ => start,
+        };
+        let sent = Instant::now();
+        world.move_to(target);
+        let arrived = world
+            .until(Duration::from_secs(10), |_, w| own(w) == Some(target))
+            .await;
+        assert!(arrived.is_some(), "moved");
+        took.push(sent.elapsed());
+    }
+    took
+}
+
+/// A player's moves in a zone of their own node against a zone pinned to
+/// another node (forwarded both ways).
+async fn forwarded_moves() -> (Duration, Duration, Duration, Duration) {
+    let cluster = unique("bench-zones");
+    let zones = std::env::temp_dir().join(unique("bench-zones.toml"));
+    std::fs::write(&zones, ZONES).unwrap();
+    let config = |node: &str| {
+        let mut config = node_config(&cluster, node);
+        config.world.zones = Some(zones.clone());
+        config.cluster.heartbeat_ms = 200;
+        config.cluster.zones.insert("caves".into(), "b2".into());
+        config
+    };
+    let home = hearth_server::start(config("b1")).await.unwrap();
+    let other = hearth_server::start(config("b2")).await.unwrap();
+    while home
+        .cluster
+        .as_ref()
+        .unwrap()
+        .presence
+        .members()
+        .await
+        .unwrap()
+        .len()
+        < 2
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut player = join(&home, Options::anonymous()).await;
+    let here = moves(&mut player).await;
+    player.travel("caves").await;
+    player
+        .until(Duration::from_secs(10), |u, w| {
+            matches!(u, WorldUpdate::Message(Message::Entered { zone }) if zone == "caves")
+                && w.is_ready()
+        })
+        .await
+        .expect("in the caves");
+    let there = moves(&mut player).await;
+    println!("3. a player's move, until the server's position for it is back, one cell each");
+    let (here_p50, here_p99) = summary("  in a zone of the player's node", here);
+    let (there_p50, there_p99) = summary("  in a zone pinned to the other node", there);
+    drop(player);
+    home.shutdown("bench over").await;
+    other.shutdown("bench over").await;
+    (here_p50, here_p99, there_p50, there_p99)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -258,6 +368,7 @@ fn main() {
     runtime.block_on(async {
         let hop_p99 = relay_hops().await;
         let (near_p50, near_p99, far_p50, far_p99) = whispers_end_to_end().await;
+        let (here_p50, here_p99, there_p50, there_p99) = forwarded_moves().await;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!("summary");
         println!(
@@ -277,6 +388,15 @@ fn main() {
             ms(far_p99),
             ms(near_p99),
             ms(far_p99) / ms(near_p99).max(0.001),
+        );
+        println!(
+            "  a move in a zone pinned to another node against one at home: p50 {:.1} / {:.1} ms (+{:.1} ms), p99 {:.1} / {:.1} ms (+{:.1} ms)",
+            ms(there_p50),
+            ms(here_p50),
+            ms(there_p50) - ms(here_p50),
+            ms(there_p99),
+            ms(here_p99),
+            ms(there_p99) - ms(here_p99),
         );
     });
 }
