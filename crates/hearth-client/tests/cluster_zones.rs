@@ -126,6 +126,22 @@ async fn lines(server: &Running) -> Vec<(String, usize)> {
     lines
 }
 
+/// Waits until each node has the other in its list of live nodes (read
+/// every heartbeat): where players of the pinned zone go.
+async fn meet(a: &Running, b: &Running) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    for (from, to) in [(a, b), (b, a)] {
+        let name = to.cluster.as_ref().unwrap().id.name().to_owned();
+        while from.cluster.as_ref().unwrap().node_id(&name).is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the nodes never met"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_of_every_node_play_in_a_zone_pinned_to_one() {
     let cluster = unique("zones");
@@ -214,6 +230,7 @@ async fn players_of_every_node_play_in_a_zone_pinned_to_one() {
         home.game.counters.saves.load(Ordering::Relaxed),
         caves.game.counters.saves.load(Ordering::Relaxed),
     );
+    let left = tokio::time::Instant::now();
     drop(ann);
     let deadline = tokio::time::Instant::now() + WAIT;
     while lines(&caves).await != [("caves".to_owned(), 1)] {
@@ -227,6 +244,11 @@ async fn players_of_every_node_play_in_a_zone_pinned_to_one() {
         assert!(tokio::time::Instant::now() < deadline, "z1 never saved ann");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(
+        left.elapsed() < Duration::from_secs(5),
+        "the last save came from z2 (not after z1 gave up waiting for it): {:?}",
+        left.elapsed()
+    );
     assert_eq!(
         caves.game.counters.saves.load(Ordering::Relaxed),
         caves_saves,
@@ -249,4 +271,28 @@ async fn players_of_every_node_play_in_a_zone_pinned_to_one() {
     drop((ann, bo));
     home.shutdown("test over").await;
     caves.shutdown("test over").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_in_a_pinned_zone_whose_node_stops_is_back_home_without_reconnecting() {
+    let cluster = unique("zones-stop");
+    let home = hearth_server::start(node_config(&cluster, "z1"))
+        .await
+        .unwrap();
+    let caves = hearth_server::start(node_config(&cluster, "z2"))
+        .await
+        .unwrap();
+    meet(&home, &caves).await;
+    let name = unique("cy").replace('-', "_");
+    home.accounts.register(&name, PASSWORD).await.unwrap();
+    let (mut cy, _) = join(&home, &name).await;
+    cy.travel("caves").await;
+    assert_eq!(arrival(&mut cy).await, "caves");
+    // The caves' node stops: it lets Cy go and sends her data home, and her
+    // own node takes her back into its lines; her session never closed.
+    caves.shutdown("test over").await;
+    assert_eq!(arrival(&mut cy).await, "meadow");
+    assert_eq!(lines(&home).await, [("meadow".to_owned(), 1)]);
+    drop(cy);
+    home.shutdown("test over").await;
 }

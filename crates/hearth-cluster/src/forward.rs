@@ -22,8 +22,9 @@ use tokio::sync::mpsc;
 use crate::forward_wire::{self, Envelope, Forwarded, MAX_FORWARD_MESSAGE};
 use crate::{ClusterError, ClusterName, NodeId};
 
-/// Messages waiting each way (and to be published).
-pub const FORWARD_QUEUE: usize = 4096;
+/// Messages waiting each way (and to be published), each at most
+/// [`MAX_FORWARD_MESSAGE`] bytes.
+pub const FORWARD_QUEUE: usize = 1024;
 
 /// Counters of a node's forwarding, for `/metrics` and `/admin`.
 #[derive(Debug, Default, Serialize)]
@@ -82,6 +83,14 @@ impl Forwarder {
         self.nodes.clone()
     }
 
+    /// Whether node `id` is in the list of live nodes; `None` while the
+    /// list is not known (it does not even hold this node yet).
+    pub fn is_live(&self, id: &str) -> Option<bool> {
+        let nodes = self.nodes.read().expect("never poisoned");
+        let known = nodes.values().any(|live| *live == self.me);
+        known.then(|| nodes.values().any(|live| live == id))
+    }
+
     /// Sends `forwarded` about `player` to node `to` without waiting;
     /// false (dropped and counted) when it cannot be encoded or the queue
     /// is full.
@@ -95,7 +104,7 @@ impl Forwarder {
         let queued = match forward_wire::encode(&envelope) {
             Ok(bytes) => self
                 .outgoing
-                .try_send((players_subject(&self.cluster, to), bytes.into()))
+                .try_send((players_subject(&self.cluster, to, &self.me), bytes.into()))
                 .is_ok(),
             Err(error) => {
                 tracing::warn!(%error, "a player's message was not forwarded");
@@ -118,8 +127,11 @@ pub fn set_nodes(
     *nodes.write().expect("never poisoned") = live;
 }
 
-fn players_subject(cluster: &ClusterName, node: &str) -> String {
-    format!("{}.node.{node}.players", cluster.as_str())
+/// Messages about players for node `to`, from node `from`: the sender is
+/// in the subject (where NATS permissions can hold a node to its own), and
+/// must match the one the message names.
+fn players_subject(cluster: &ClusterName, to: &str, from: &str) -> String {
+    format!("{}.node.{to}.players.{from}", cluster.as_str())
 }
 
 /// Starts `me`'s forwarding: its subscription is on the server before this
@@ -131,7 +143,7 @@ pub async fn start(
     schema: &str,
 ) -> Result<(Forwarder, mpsc::Receiver<ForwardIn>), ClusterError> {
     let mut subscription = client
-        .subscribe(players_subject(cluster, me.as_str()))
+        .subscribe(players_subject(cluster, me.as_str(), "*"))
         .await
         .map_err(|e| {
             ClusterError::Nats(format!("cannot listen for players from other nodes: {e}"))
@@ -152,7 +164,18 @@ pub async fn start(
                 continue;
             }
             let envelope = match forward_wire::decode(&message.payload) {
-                Ok(envelope) => envelope,
+                Ok(envelope)
+                    if message.subject.rsplit('.').next() == Some(envelope.origin.as_str()) =>
+                {
+                    envelope
+                }
+                Ok(_) => {
+                    counted.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        "a message about a player named another sender than its subject: dropped"
+                    );
+                    continue;
+                }
                 Err(error) => {
                     counted.malformed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%error, "a malformed message about a player was dropped");

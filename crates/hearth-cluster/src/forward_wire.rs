@@ -31,8 +31,9 @@ use hearth_codec::{DecodeError, Reader, Writer};
 pub const FORWARD_VERSION: u8 = 1;
 /// Longest node id, schema version, name, zone or reason carried.
 pub const MAX_FORWARD_NAME: usize = 256;
-/// Largest bytes for or from a client, or player data, carried.
-pub const MAX_FORWARD_BYTES: usize = 128 * 1024;
+/// Largest bytes for or from a client, or player data, carried (a game's
+/// saved data is at most 64 KiB).
+pub const MAX_FORWARD_BYTES: usize = 80 * 1024;
 /// Largest forwarded message.
 pub const MAX_FORWARD_MESSAGE: usize = MAX_FORWARD_BYTES + 6 * (3 + MAX_FORWARD_NAME) + 64;
 

@@ -167,6 +167,10 @@ pub struct GameLines<G: Game> {
     /// Players whose move to a zone run elsewhere was approved, until
     /// their line lets go of them: where to.
     departing: BTreeMap<PlayerId, (u16, Option<crate::Pos>)>,
+    /// Players entering the game in a zone run elsewhere, handed out at
+    /// the end of the step ([`LinesOutput::Departed`]) unless their session
+    /// ends first ([`GameLines::leave`]: then they leave the game here).
+    entering_elsewhere: BTreeMap<PlayerId, Handoff>,
     /// Players from another node (their home) who play in a zone this node
     /// runs for the cluster: when they leave the zone they go home
     /// ([`LinesOutput::Departed`]), whatever zone they go to.
@@ -217,6 +221,7 @@ impl<G: Game> GameLines<G> {
             elsewhere: Default::default(),
             departing: BTreeMap::new(),
             visitors: Default::default(),
+            entering_elsewhere: BTreeMap::new(),
             game,
             outputs: Vec::new(),
         }
@@ -362,18 +367,21 @@ impl<G: Game> GameLines<G> {
             .and_then(|name| self.zone_names.iter().position(|z| *z == name))
             .unwrap_or(0) as u16;
         if self.elsewhere.contains(&zone) {
-            if self.players.contains_key(&arrival.player) {
+            if self.contains(arrival.player) {
                 return false;
             }
-            self.outputs.push(LinesOutput::Departed(Handoff {
-                player: arrival.player,
-                name: arrival.name,
-                zone: self.zone_names[usize::from(zone)].clone(),
-                at: None,
-                data: arrival.saved,
-                bytes_per_second: arrival.bytes_per_second,
-                entries: 0,
-            }));
+            self.entering_elsewhere.insert(
+                arrival.player,
+                Handoff {
+                    player: arrival.player,
+                    name: arrival.name,
+                    zone: self.zone_names[usize::from(zone)].clone(),
+                    at: None,
+                    data: arrival.saved,
+                    bytes_per_second: arrival.bytes_per_second,
+                    entries: 0,
+                },
+            );
             return true;
         }
         let Some((key, open)) = self.directory.enter(arrival.player, &arrival.name, zone) else {
@@ -405,6 +413,19 @@ impl<G: Game> GameLines<G> {
     /// The player's session ended: their line lets go of them at its next
     /// tick (their last save follows).
     pub fn leave(&mut self, player: PlayerId) {
+        // Leaving as they enter the game elsewhere: they leave it here, with
+        // the data they came with (or a new player's).
+        if let Some(handoff) = self.entering_elsewhere.remove(&player) {
+            let data = handoff.data.unwrap_or_else(|| {
+                serde_json::to_vec(&G::Player::default()).expect("player data serializes")
+            });
+            self.outputs.push(LinesOutput::Save {
+                player,
+                data,
+                last: true,
+            });
+            return;
+        }
         // Leaving on the way out to another node: their last save is made
         // here instead.
         self.departing.remove(&player);
@@ -417,9 +438,10 @@ impl<G: Game> GameLines<G> {
         }
     }
 
-    /// Whether the player is in the game (or on their way between lines).
+    /// Whether the player is in the game (or on their way between lines,
+    /// or entering it elsewhere at this step).
     pub fn contains(&self, player: PlayerId) -> bool {
-        self.players.contains_key(&player)
+        self.players.contains_key(&player) || self.entering_elsewhere.contains_key(&player)
     }
 
     /// The player's name, while in the game.
@@ -597,6 +619,9 @@ impl<G: Game> GameLines<G> {
     pub fn finish_step(&mut self) -> std::vec::Drain<'_, LinesOutput> {
         for key in self.directory.close_idle(self.now_ms) {
             self.lines.remove(&key);
+        }
+        for (_, handoff) in std::mem::take(&mut self.entering_elsewhere) {
+            self.outputs.push(LinesOutput::Departed(handoff));
         }
         self.outputs.drain(..)
     }

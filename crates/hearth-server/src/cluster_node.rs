@@ -198,6 +198,7 @@ impl ClusterLink {
         let period = self.presence.period();
         let presence = self.presence.clone();
         let nodes = self.forwarding_nodes.clone();
+        let live = self.forwarding_nodes.clone();
         let load = tokio::spawn(async move {
             let mut every = tokio::time::interval(period);
             loop {
@@ -231,6 +232,7 @@ impl ClusterLink {
             pruning,
             relay: self.relay_counters,
             forward: self.forward_counters,
+            live,
         })
     }
 }
@@ -335,6 +337,8 @@ pub struct ClusterNode {
     pub relay: Arc<RelayCounters>,
     /// Messages about players who play in zones other nodes run, counted.
     pub forward: Arc<ForwardCounters>,
+    /// The live nodes' ids by name, as of the last heartbeat.
+    live: Arc<RwLock<HashMap<String, String>>>,
     /// Rewrites this node's record every period while it lives.
     heartbeat: Heartbeat,
     /// Reads this node's load into its record every period.
@@ -346,6 +350,12 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// The id of the live node named `name`, as this node last saw the
+    /// list of nodes (where it sends players of a zone pinned to it).
+    pub fn node_id(&self, name: &str) -> Option<String> {
+        self.live.read().expect("never poisoned").get(name).cloned()
+    }
+
     /// Leaves the list of nodes (a graceful stop): the others see it go
     /// at once.
     pub async fn leave(&self) {

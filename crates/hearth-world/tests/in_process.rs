@@ -392,8 +392,13 @@ fn whispers_cross_zones_and_bounce_off_names_nobody_has() {
 
 /// Carries what `from`'s lines handed out for other nodes to `to`, as the
 /// cluster's relay does; a message by name `to` does not take comes back
-/// to its sender as undelivered.
+/// to its sender as undelivered. A player handed over is a visitor there
+/// unless `to` is their home.
 fn relay(from: &mut World, to: &mut World) {
+    hand_over(from, to, true);
+}
+
+fn hand_over(from: &mut World, to: &mut World, visitors: bool) {
     for output in std::mem::take(&mut from.elsewhere) {
         match output {
             LinesOutput::ToZoneElsewhere {
@@ -422,9 +427,7 @@ fn relay(from: &mut World, to: &mut World) {
             LinesOutput::Departed(handoff) => {
                 let client = from.clients.remove(&handoff.player).expect("a client");
                 to.clients.insert(handoff.player, client);
-                // Home is where the game entered them: node a.
-                let visitor = handoff.entries > 0 && handoff.zone == "caves";
-                assert!(to.lines.arrive(handoff, visitor), "taken in");
+                assert!(to.lines.arrive(handoff, visitors), "taken in");
             }
             other => panic!("{other:?} is not for other nodes"),
         }
@@ -496,7 +499,7 @@ fn a_player_goes_to_a_zone_another_node_runs_plays_there_and_comes_back() {
     b.steps(60);
     b.send(1, "travel", vec![Value::Str("meadow".into())]);
     b.steps(3);
-    relay(&mut b, &mut a);
+    hand_over(&mut b, &mut a, false);
     a.steps(3);
     assert_eq!(a.zone_of(1), "meadow");
     assert_eq!(a.client(1).joins, 3);
@@ -508,14 +511,27 @@ fn a_player_goes_to_a_zone_another_node_runs_plays_there_and_comes_back() {
     assert!(b.saves.contains_key(&2));
     assert!(b.lines.directory().line_of(2).is_none());
 
-    // A player who leaves while on the way out is saved where they were,
-    // not handed over.
+    // A player who leaves while on the way out (the travel approved, the
+    // line not yet let go) is saved where they were, not handed over.
     a.steps(60);
     a.send(1, "travel", vec![Value::Str("caves".into())]);
+    a.step();
     a.lines.leave(1);
+    a.saves.remove(&1);
     a.steps(3);
     assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
     assert!(!a.lines.contains(1));
+    assert!(a.saves.contains_key(&1), "her last save");
+
+    // One whose session ends in the step they enter the game in a zone run
+    // elsewhere leaves the game here, with their data: never handed out.
+    a.join(3, "cy", Some(saved_at("caves", 3, 3)));
+    a.lines.leave(3);
+    a.steps(1);
+    assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
+    assert!(!a.lines.contains(3));
+    let saved: WorldPlayer = serde_json::from_slice(&a.saves[&3]).unwrap();
+    assert_eq!(saved.zone.as_deref(), Some("caves"));
 }
 
 #[test]

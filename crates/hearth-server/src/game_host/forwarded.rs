@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::Host;
 use hearth_cluster::forward::{ForwardIn, Forwarder};
 use hearth_cluster::forward_wire::{Forwarded, Handover};
+use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_game::{Game, Handoff, Pos};
 
 /// How long a home waits for the last save of a player whose session ended
@@ -93,6 +94,10 @@ pub(super) struct Forwarding {
     /// Home: away players whose session ended, until their last save comes
     /// back or [`LAST_SAVE_WAIT`] passes.
     away_leaving: HashMap<u64, Instant>,
+    /// Home: each away player as they were handed over, with the newest
+    /// data their node sent: to take them back into this node's lines if
+    /// that node drops them (stops, dies, leaves the cluster).
+    away_handoffs: HashMap<u64, Handoff>,
     /// Zone: players in this node's lines whose session is on another node:
     /// their home's id and the home's id for them.
     remote: HashMap<u64, (String, u64)>,
@@ -114,6 +119,7 @@ impl Forwarding {
             pins,
             fallback_zone,
             away_leaving: HashMap::new(),
+            away_handoffs: HashMap::new(),
             remote: HashMap::new(),
             remote_ids: HashMap::new(),
         }
@@ -199,6 +205,7 @@ impl<G: Game> Host<G> {
             .collect();
         for player in &overdue {
             forwarding.away_leaving.remove(player);
+            forwarding.away_handoffs.remove(player);
             forwarding.away.set(*player, None);
         }
         for player in overdue {
@@ -272,18 +279,38 @@ impl<G: Game> Host<G> {
                 }
             }
             // Home side: only from the node the player plays on.
+            // Only on the game's channels: nothing else of the session is
+            // another node's to send on.
             Forwarded::Send { channel, bytes } => {
-                if forwarding.away.node(player) == Some(from) {
+                let game_channel = channel == RELIABLE_CHANNEL || channel == STATE_CHANNEL;
+                if game_channel && forwarding.away.node(player) == Some(from) {
                     carried.sends.push((player, channel, bytes));
                 }
             }
             Forwarded::Save { data, last } => {
-                if forwarding.away.node(player) == Some(from) {
-                    if last {
-                        forwarding.away.set(player, None);
-                        forwarding.away_leaving.remove(&player);
+                if forwarding.away.node(player) != Some(from) {
+                    return;
+                }
+                let leaving = forwarding.away_leaving.contains_key(&player);
+                if !last {
+                    if let Some(handoff) = forwarding.away_handoffs.get_mut(&player) {
+                        handoff.data = Some(data.clone());
                     }
-                    carried.saves.push((player, data, last));
+                    carried.saves.push((player, data, false));
+                } else if leaving {
+                    forwarding.away.set(player, None);
+                    forwarding.away_leaving.remove(&player);
+                    forwarding.away_handoffs.remove(&player);
+                    carried.saves.push((player, data, true));
+                } else {
+                    // Their node let go of them while their session goes on
+                    // (it is stopping, or threw them out of its line): back
+                    // into this node's lines, with that data.
+                    if let Some(handoff) = forwarding.away_handoffs.get_mut(&player) {
+                        handoff.data = Some(data.clone());
+                    }
+                    carried.saves.push((player, data, false));
+                    self.bring_home(player, carried);
                 }
             }
             Forwarded::Close { reason } => {
@@ -294,6 +321,7 @@ impl<G: Game> Host<G> {
             Forwarded::Departed(handover) => {
                 if forwarding.away.node(player) == Some(from) {
                     forwarding.away.set(player, None);
+                    forwarding.away_handoffs.remove(&player);
                     let leaving = forwarding.away_leaving.remove(&player).is_some();
                     if let Some(data) = &handover.data {
                         carried.saves.push((player, data.clone(), leaving));
@@ -313,26 +341,80 @@ impl<G: Game> Host<G> {
             self.counters
                 .undecodable
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.send_home(
-                local,
-                Forwarded::Close {
-                    reason: format!("a game message did not decode: {error}"),
-                },
-            );
+            let reason = format!("a game message did not decode: {error}");
+            self.send_home(local, Forwarded::Close { reason });
         }
     }
 
-    /// Sends `forwarded` to the home of remote player `local`; false if the
-    /// player is not a remote one.
-    fn send_home(&self, local: u64, forwarded: Forwarded) -> bool {
+    /// Sends `forwarded` to the home of remote player `local`: `None` if
+    /// the player is not a remote one, else whether it was queued.
+    fn send_home(&self, local: u64, forwarded: Forwarded) -> Option<bool> {
+        let forwarding = self.forwarding.as_ref()?;
+        let (home, player) = forwarding.remote.get(&local)?;
+        Some(forwarding.forwarder.send(home, *player, forwarded))
+    }
+
+    /// Home side: an away player back into this node's lines (its first
+    /// zone), with the newest data their node sent: their node dropped
+    /// them, or is gone.
+    fn bring_home(&mut self, player: u64, carried: &mut Carried) {
+        let Some(forwarding) = &mut self.forwarding else {
+            return;
+        };
+        forwarding.away.set(player, None);
+        let Some(handoff) = forwarding.away_handoffs.remove(&player) else {
+            return;
+        };
+        let back = Handoff {
+            zone: forwarding.fallback_zone.clone(),
+            at: None,
+            // Their entry on the other node was one more than handed over.
+            entries: handoff.entries.wrapping_add(1),
+            ..handoff
+        };
+        if !self.lines.arrive(back, false) {
+            carried
+                .closes
+                .push((player, "the zone could not take you in".to_owned()));
+        }
+    }
+
+    /// Players whose other node is no longer in the cluster's list: an away
+    /// player comes home; a visitor whose home is gone is let go.
+    pub(super) fn drop_lost_nodes(&mut self, carried: &mut Carried) {
         let Some(forwarding) = &self.forwarding else {
-            return false;
+            return;
         };
-        let Some((home, player)) = forwarding.remote.get(&local) else {
-            return false;
-        };
-        forwarding.forwarder.send(home, *player, forwarded);
-        true
+        let gone = |node: &str| forwarding.forwarder.is_live(node) == Some(false);
+        let stranded: Vec<u64> = forwarding
+            .away_handoffs
+            .keys()
+            .filter(|player| !forwarding.away_leaving.contains_key(player))
+            .filter(|player| {
+                forwarding
+                    .away
+                    .node(**player)
+                    .is_some_and(|node| gone(&node))
+            })
+            .copied()
+            .collect();
+        let orphans: Vec<u64> = forwarding
+            .remote
+            .iter()
+            .filter(|(_, (home, _))| gone(home))
+            .map(|(local, _)| *local)
+            .collect();
+        for player in stranded {
+            tracing::warn!(
+                player,
+                "the node a player played on left the cluster: they are back in this node's lines"
+            );
+            self.bring_home(player, carried);
+        }
+        for local in orphans {
+            self.lines.leave(local);
+            self.forget_remote(local);
+        }
     }
 
     /// The step's output for a remote player goes to their home: true if
@@ -340,20 +422,30 @@ impl<G: Game> Host<G> {
     pub(super) fn remote_send(&mut self, player: u64, channel: u16, bytes: &[u8]) -> bool {
         let bytes = bytes.to_vec();
         self.send_home(player, Forwarded::Send { channel, bytes })
+            .is_some()
     }
 
     pub(super) fn remote_save(&mut self, player: u64, data: &[u8], last: bool) -> bool {
         let data = data.to_vec();
-        let sent = self.send_home(player, Forwarded::Save { data, last });
-        if sent && last {
+        let Some(queued) = self.send_home(player, Forwarded::Save { data, last }) else {
+            return false;
+        };
+        if !queued {
+            tracing::warn!(
+                player,
+                "a visitor's data could not be sent to their home: not saved"
+            );
+        }
+        if last {
             self.forget_remote(player);
         }
-        sent
+        true
     }
 
     pub(super) fn remote_close(&mut self, player: u64, reason: &str) -> bool {
         let reason = reason.to_owned();
         self.send_home(player, Forwarded::Close { reason })
+            .is_some()
     }
 
     fn forget_remote(&mut self, local: u64) {
@@ -369,7 +461,10 @@ impl<G: Game> Host<G> {
     pub(super) fn departed(&mut self, handoff: Handoff, carried: &mut Carried) {
         let player = handoff.player;
         // Zone side: the player goes back to their home, which places them.
-        if self.send_home(player, Forwarded::Departed(handover(&handoff))) {
+        if let Some(queued) = self.send_home(player, Forwarded::Departed(handover(&handoff))) {
+            if !queued {
+                tracing::warn!(player, "a visitor could not be handed back to their home");
+            }
             self.forget_remote(player);
             return;
         }
@@ -399,13 +494,17 @@ impl<G: Game> Host<G> {
             .get(&handoff.zone)
             .and_then(|name| forwarding.forwarder.node_named(name));
         match node {
-            Some(node) => {
-                forwarding
-                    .forwarder
-                    .send(&node, player, Forwarded::Arrive(handover(&handoff)));
+            Some(node)
+                if forwarding.forwarder.send(
+                    &node,
+                    player,
+                    Forwarded::Arrive(handover(&handoff)),
+                ) =>
+            {
                 forwarding.away.set(player, Some(node));
+                forwarding.away_handoffs.insert(player, handoff);
             }
-            None => {
+            _ => {
                 tracing::warn!(zone = %handoff.zone, "the node that runs this zone is not in the cluster now: the player stays here");
                 let zone = forwarding.fallback_zone.clone();
                 let at = None;

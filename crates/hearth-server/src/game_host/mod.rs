@@ -705,8 +705,9 @@ impl<G: Game> Host<G> {
                             self.lifecycle(Lifecycle::Leave(player));
                         }
                         // Players on other nodes: their last saves come back
-                        // from there (bounded; what was saved last stands).
-                        for _ in 0..40 {
+                        // from there (at most 10 s, as when a session ends;
+                        // then what was saved last stands).
+                        for _ in 0..200 {
                             if self.away_players().is_empty() {
                                 break;
                             }
@@ -833,6 +834,7 @@ impl<G: Game> Host<G> {
         let now_ms = self.started.elapsed().as_millis() as u64;
         let mut carried = std::mem::take(&mut self.forward_carried);
         self.expire_away();
+        self.drop_lost_nodes(&mut carried);
         for key in self.lines.begin_step(now_ms) {
             let started = std::time::Instant::now();
             let Some(line) = self.lines.tick_line(key) else {
