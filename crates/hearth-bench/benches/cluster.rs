@@ -18,11 +18,11 @@
 //!    the receiver's line sends it at its next): the difference between the
 //!    two is what a whisper to another node costs a player.
 //!
-//! 3. **Forwarding**: a player on one node steps a cell back and forth, in
-//!    a zone of their own node and then in a zone pinned to the other node
-//!    (`[cluster] zones`): the time from the move until the client hears
-//!    the server's position for it there. The difference is what the
-//!    forwarding (client to home to zone node and back) adds.
+//! 3. **Forwarding**: a player on one node says something to their line
+//!    and hears it back, in a zone of their own node and then in a zone
+//!    pinned to the other node (`[cluster] zones`). Both include the line's
+//!    tick; the difference is what the forwarding (client to home to zone
+//!    node and back) adds.
 //!
 //! Run it: `cargo bench -p hearth-bench --bench cluster`.
 
@@ -283,36 +283,30 @@ map = """
 """
 "#;
 
-/// One player steps one cell back and forth `MOVES` times: from the move
-/// until the server's position for it (as the client hears it) is there.
-async fn moves(world: &mut WorldClient) -> Vec<Duration> {
-    const MOVES: usize = 40;
-    let own = |w: &WorldClient| {
-        let replica = w.replica();
-        replica
-            .controlled()
-            .and_then(|me| replica.server_position(me))
-    };
-    let start = own(world).expect("placed");
-    let mut took = Vec::with_capacity(MOVES);
-    for n in 0..MOVES {
-        let target = match n % 2 {
-            0 => hearth_game::Pos::new(start.x + 100, start.y),
-            _ => start,
-        };
+/// One player says something to their line `SAYS` times (a second apart,
+/// within the chat's rate): from saying it until hearing it back from the
+/// line, which runs where the zone does.
+async fn says(world: &mut WorldClient) -> Vec<Duration> {
+    const SAYS: usize = 15;
+    let mut took = Vec::with_capacity(SAYS);
+    for n in 0..SAYS {
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        let text = format!("echo {n}");
         let sent = Instant::now();
-        world.move_to(target);
-        let arrived = world
-            .until(Duration::from_secs(10), |_, w| own(w) == Some(target))
+        world.say(SayScope::Line, "", &text).await;
+        let heard = world
+            .until(Duration::from_secs(10), |u, _| {
+                matches!(u, WorldUpdate::Message(Message::Chat { text: said, .. }) if *said == text)
+            })
             .await;
-        assert!(arrived.is_some(), "moved");
+        assert!(heard.is_some(), "heard back");
         took.push(sent.elapsed());
     }
     took
 }
 
-/// A player's moves in a zone of their own node against a zone pinned to
-/// another node (forwarded both ways).
+/// A player's line chat heard back, in a zone of their own node against a
+/// zone pinned to another node (forwarded both ways).
 async fn forwarded_moves() -> (Duration, Duration, Duration, Duration) {
     let cluster = unique("bench-zones");
     let zones = std::env::temp_dir().join(unique("bench-zones.toml"));
@@ -341,7 +335,7 @@ async fn forwarded_moves() -> (Duration, Duration, Duration, Duration) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut player = join(&home, Options::anonymous()).await;
-    let here = moves(&mut player).await;
+    let here = says(&mut player).await;
     player.travel("caves").await;
     player
         .until(Duration::from_secs(10), |u, w| {
@@ -350,8 +344,8 @@ async fn forwarded_moves() -> (Duration, Duration, Duration, Duration) {
         })
         .await
         .expect("in the caves");
-    let there = moves(&mut player).await;
-    println!("3. a player's move, until the server's position for it is back, one cell each");
+    let there = says(&mut player).await;
+    println!("3. a player's line chat, from saying it until hearing it back from the line");
     let (here_p50, here_p99) = summary("  in a zone of the player's node", here);
     let (there_p50, there_p99) = summary("  in a zone pinned to the other node", there);
     drop(player);
@@ -390,7 +384,7 @@ fn main() {
             ms(far_p99) / ms(near_p99).max(0.001),
         );
         println!(
-            "  a move in a zone pinned to another node against one at home: p50 {:.1} / {:.1} ms (+{:.1} ms), p99 {:.1} / {:.1} ms (+{:.1} ms)",
+            "  line chat heard back in a zone pinned to another node against one at home: p50 {:.1} / {:.1} ms (+{:.1} ms), p99 {:.1} / {:.1} ms (+{:.1} ms)",
             ms(there_p50),
             ms(here_p50),
             ms(there_p50) - ms(here_p50),
