@@ -748,7 +748,10 @@ impl<G: Game> Host<G> {
                     // released when its last save is in. With single_session
                     // off, sessions of one account play side by side instead.
                     let hold = earlier.is_some_and(|earlier| {
-                        self.single_session || !self.lines.contains(earlier)
+                        // (in the game: here, or playing on another node)
+                        let playing =
+                            self.lines.contains(earlier) || self.away_players().contains(&earlier);
+                        self.single_session || !playing
                     });
                     if hold {
                         let join = Lifecycle::Join {

@@ -1,0 +1,133 @@
+//! Two `hearth serve` processes as a cluster (a real NATS server and a real
+//! PostgreSQL), the caves pinned to the second. A player of the first plays
+//! in the caves; the second is killed outright (SIGKILL: no goodbye, its
+//! record in the list of nodes lapses by itself). The player is back in
+//! their own node's world, without reconnecting, within three heartbeats
+//! and a little: the time is printed.
+
+use std::time::{Duration, Instant};
+
+use hearth_client::world::generated::{self, Message};
+use hearth_client::world::{WorldClient, WorldUpdate};
+use hearth_client::{connect, Event, Options};
+use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
+
+mod common;
+use common::{free_port, serve};
+
+const ZONES: &str = r#"
+[[zone]]
+name = "meadow"
+npcs = 0
+map = """
+##########
+#...S....#
+##########
+"""
+
+[[zone]]
+name = "caves"
+npcs = 0
+map = """
+##########
+#....S...#
+##########
+"""
+"#;
+
+const HEARTBEAT_MS: u64 = 200;
+
+/// A node's directory, config and ports.
+fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
+    let dir = std::env::temp_dir().join(unique(&format!("hearth-kill-{name}")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zones = dir.join("zones.toml");
+    std::fs::write(&zones, ZONES).unwrap();
+    let config = dir.join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = {database:?}\n\
+             [world]\nzones = {zones:?}\n\
+             [cluster]\nnats = {nats:?}\nname = {cluster:?}\nnode = {name:?}\nheartbeat_ms = {HEARTBEAT_MS}\n\
+             [cluster.zones]\ncaves = \"k2\"\n",
+            database = postgres_url(),
+            nats = nats_url(),
+        ),
+    )
+    .unwrap();
+    (dir, config, free_port(), free_port())
+}
+
+async fn arrival(world: &mut WorldClient) -> String {
+    let mut zone = None;
+    let ready = world
+        .until(Duration::from_secs(20), |update, client| {
+            match update {
+                WorldUpdate::Message(Message::Entered { zone: entered }) => {
+                    zone = Some(entered.clone())
+                }
+                WorldUpdate::Session(Event::Closed(reason)) => {
+                    panic!("the session closed: {reason}")
+                }
+                _ => {}
+            }
+            zone.is_some() && client.is_ready()
+        })
+        .await;
+    assert!(ready.is_some(), "entered a zone");
+    zone.unwrap()
+}
+
+#[test]
+fn a_player_in_a_pinned_zone_whose_node_is_killed_is_back_home_within_three_heartbeats() {
+    let cluster = unique("kill");
+    let (home_dir, home_config, home_port, home_web) = node(&cluster, "k1");
+    let (caves_dir, caves_config, caves_port, caves_web) = node(&cluster, "k2");
+    let _home = serve(&home_dir, &home_config, home_port, home_web);
+    let mut caves = serve(&caves_dir, &caves_config, caves_port, caves_web);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let name = unique("ann").replace('-', "_");
+        hearth_client::Accounts::new(&format!("http://127.0.0.1:{home_web}"))
+            .register(&name, "correct horse")
+            .await
+            .unwrap();
+        let mut options = Options::password(&name, "correct horse");
+        options
+            .options
+            .push_str(&format!("?schema={}", generated::VERSION));
+        let url = format!("tcp://127.0.0.1:{home_port}");
+        let mut ann = WorldClient::new(connect(&url, options).await.unwrap());
+        assert_eq!(arrival(&mut ann).await, "meadow");
+        // The home learns the caves' node from the list of nodes (every
+        // heartbeat); until then a traveller would stay home.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            ann.travel("caves").await;
+            if arrival(&mut ann).await == "caves" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never reached the caves");
+            // (the cooldown between moves)
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+
+        caves.kill().unwrap();
+        caves.wait().unwrap();
+        let killed = Instant::now();
+        assert_eq!(arrival(&mut ann).await, "meadow");
+        let back = killed.elapsed();
+        println!(
+            "back in the world {} ms after the caves' node was killed (heartbeat {HEARTBEAT_MS} ms)",
+            back.as_millis()
+        );
+        assert!(
+            back < Duration::from_millis(3 * HEARTBEAT_MS + 3_000),
+            "back within three heartbeats and a little: {back:?}"
+        );
+    });
+}
