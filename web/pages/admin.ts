@@ -1,6 +1,7 @@
 // The admin dashboard: live figures from /api/admin/overview (an
-// administrator's token required), charts that scroll as they update, and
-// the operator's actions: kick, announce, lock.
+// administrator's token required), charts that scroll as they update, the
+// cluster's nodes from /api/admin/cluster (when this server is a node of
+// one), and the operator's actions: kick, announce, lock.
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const HISTORY = 120;
@@ -72,6 +73,36 @@ async function logIn(): Promise<void> {
 async function refresh(): Promise<void> {
   const response = await call("GET", "/api/admin/overview");
   if (response.ok) show(await response.json());
+  const cluster = await call("GET", "/api/admin/cluster");
+  if (cluster.ok) showCluster(await cluster.json());
+}
+
+interface NodeRecord {
+  id: string;
+  web_addr: string;
+  game_addr: string;
+  sessions: number;
+  lines: number;
+  tick_p99_us: number;
+  line_list?: { zone: string; number: number; players: number }[];
+}
+
+/** Every live node of the cluster, this one marked; hidden for a server alone. */
+function showCluster(c: { cluster: string | null; node?: string; nodes?: NodeRecord[] }): void {
+  if (!c.cluster) return;
+  $("cluster").classList.remove("hidden");
+  $("cluster-title").textContent = `Cluster ${c.cluster}: ${c.nodes?.length ?? 0} nodes`;
+  const nodes = [...(c.nodes ?? [])].sort((a, b) => a.id.localeCompare(b.id));
+  $("cluster-table").replaceChildren(
+    ...nodes.map((n) => {
+      const tr = document.createElement("tr");
+      const busiest = (n.line_list ?? []).map((l) => `${l.zone} ${l.number} (${l.players})`).join(", ");
+      tr.append(
+        ...[n.id === c.node ? `${n.id} (this node)` : n.id, n.web_addr, n.game_addr, n.sessions, n.lines, `${(n.tick_p99_us / 1000).toFixed(2)} ms`, busiest].map((v) => cell(String(v))),
+      );
+      return tr;
+    }),
+  );
 }
 
 function push(series: Series, value: number): void {

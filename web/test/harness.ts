@@ -60,7 +60,7 @@ export const ARENA_MAP = [
   "#".repeat(22),
 ].join("\n");
 
-/** Starts `hearth serve`; `admins` are created first with `hearth admin create` (password PASSWORD). */
+/** Starts `hearth serve`; `admins` are created first with `hearth admin create` (password PASSWORD), in the database `env` names, if any. */
 export async function startServer(admins: string[] = [], env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), "hearth-web-"));
   const [game, webPort] = [await freePort(), await freePort()];
@@ -68,7 +68,11 @@ export async function startServer(admins: string[] = [], env: Record<string, str
   const config = join(dataDir, "hearth.toml");
   writeFileSync(config, `[world]\nzones = "${join(dataDir, "zones.toml")}"\n[accounts]\nregister_burst = 50\n`);
   for (const name of admins) {
-    execFileSync(BIN, ["admin", "create", name, "--config", config, "--data-dir", dataDir], { input: `${PASSWORD}\n`, stdio: ["pipe", "ignore", "ignore"] });
+    execFileSync(BIN, ["admin", "create", name, "--config", config, "--data-dir", dataDir], {
+      input: `${PASSWORD}\n`,
+      stdio: ["pipe", "ignore", "ignore"],
+      env: { ...process.env, ...env },
+    });
   }
   return serve(BIN, config, dataDir, game, webPort, env);
 }

@@ -83,6 +83,32 @@ pub struct NodeInfo {
     pub sessions: u64,
     pub lines: u64,
     pub tick_p99_us: u64,
+    /// Its busiest lines (at most [`MAX_LINES_LISTED`]), for `/admin`.
+    #[serde(default)]
+    pub line_list: Vec<LineLoad>,
+}
+
+/// Lines a node lists in its record at most (its busiest).
+pub const MAX_LINES_LISTED: usize = 32;
+
+/// One line a node runs, as its record shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineLoad {
+    pub zone: String,
+    pub number: u32,
+    pub players: u64,
+}
+
+/// Text another node sent that an operator will read: short, with no
+/// control, invisible or direction-changing characters.
+fn shown_safely(text: &str) -> bool {
+    text.len() <= 64
+        && !text.is_empty()
+        && !text.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+        })
 }
 
 impl NodeInfo {
@@ -100,7 +126,9 @@ impl NodeInfo {
         // Addresses are socket addresses, nothing else (no text to show).
         let address = |s: &str| s.len() <= 64 && s.parse::<std::net::SocketAddr>().is_ok();
         let id_ok = NodeId::parse(info.id.as_str()).is_some();
-        (id_ok && address(&info.game_addr) && address(&info.web_addr)).then_some(info)
+        let lines_ok = info.line_list.len() <= MAX_LINES_LISTED
+            && info.line_list.iter().all(|line| shown_safely(&line.zone));
+        (id_ok && lines_ok && address(&info.game_addr) && address(&info.web_addr)).then_some(info)
     }
 }
 
@@ -139,8 +167,23 @@ mod tests {
             sessions: 2,
             lines: 3,
             tick_p99_us: 4,
+            line_list: vec![LineLoad {
+                zone: "town".into(),
+                number: 1,
+                players: 2,
+            }],
         };
         assert_eq!(NodeInfo::from_bytes(&info.to_bytes()), Some(info.clone()));
+        // Zone names an operator will read: none with control or
+        // direction-changing characters; not too many lines.
+        for bad in ["to\u{202e}wn", "a\u{1b}[2J", ""] {
+            let mut odd = info.clone();
+            odd.line_list[0].zone = bad.into();
+            assert_eq!(NodeInfo::from_bytes(&odd.to_bytes()), None, "{bad:?}");
+        }
+        let mut many = info.clone();
+        many.line_list = vec![info.line_list[0].clone(); MAX_LINES_LISTED + 1];
+        assert_eq!(NodeInfo::from_bytes(&many.to_bytes()), None);
         let mut forged = serde_json::to_value(&info).unwrap();
         forged["id"] = "../../etc".into();
         assert_eq!(NodeInfo::from_bytes(forged.to_string().as_bytes()), None);

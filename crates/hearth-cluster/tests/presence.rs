@@ -22,6 +22,7 @@ fn record(id: &NodeId) -> NodeInfo {
         sessions: 0,
         lines: 0,
         tick_p99_us: 0,
+        line_list: Vec::new(),
     }
 }
 

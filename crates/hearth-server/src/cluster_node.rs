@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_cluster::address_budgets::AddressBudgets;
 use hearth_cluster::forward::{self, ForwardCounters, ForwardIn, Forwarder};
+use hearth_cluster::node::LineLoad;
 use hearth_cluster::relay::{self, Incoming, Relay, RelayCounters, RelaySettings};
 use hearth_cluster::release::{self, Release};
 use hearth_cluster::{
@@ -192,6 +193,7 @@ impl ClusterLink {
             sessions: 0,
             lines: 0,
             tick_p99_us: 0,
+            line_list: Vec::new(),
         };
         let (info, watcher) = watch::channel(record);
         let heartbeat = self.presence.heartbeat(watcher);
@@ -214,10 +216,21 @@ impl ClusterLink {
                 }
                 let lines = game.status().await.unwrap_or_default();
                 let sessions = gate.session_count() as u64;
+                let mut busiest: Vec<LineLoad> = lines
+                    .iter()
+                    .map(|line| LineLoad {
+                        zone: line.zone.chars().take(32).collect(),
+                        number: line.number,
+                        players: line.players as u64,
+                    })
+                    .collect();
+                busiest.sort_by_key(|line| std::cmp::Reverse(line.players));
+                busiest.truncate(hearth_cluster::node::MAX_LINES_LISTED);
                 info.send_modify(|record| {
                     record.sessions = sessions;
                     record.lines = lines.len() as u64;
                     record.tick_p99_us = lines.iter().map(|l| l.tick_p99_us).max().unwrap_or(0);
+                    record.line_list = busiest;
                 });
             }
         });
