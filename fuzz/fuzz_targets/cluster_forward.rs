@@ -6,7 +6,8 @@
 #![no_main]
 
 use hearth_cluster::forward_wire::{
-    decode, encode, Forwarded, MAX_FORWARD_BYTES, MAX_FORWARD_MESSAGE, MAX_FORWARD_NAME,
+    decode, encode, Forwarded, MAX_FORWARD_BYTES, MAX_FORWARD_LIMITS, MAX_FORWARD_MESSAGE,
+    MAX_FORWARD_NAME,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -22,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(handover.zone.len() <= MAX_FORWARD_NAME);
             assert!(handover.data.as_ref().is_none_or(|d| d.len() <= MAX_FORWARD_BYTES));
             assert_ne!(handover.bytes_per_second, Some(0));
+            assert!(handover.limits.len() <= MAX_FORWARD_LIMITS);
         }
         Forwarded::Input { bytes, .. } | Forwarded::Send { bytes, .. } => {
             assert!(bytes.len() <= MAX_FORWARD_BYTES)

@@ -17,6 +17,7 @@
 //! u8 version (1) | string origin node id | string schema version | u64 player | u8 kind | ...
 //! 1 arrive:   string name | string zone | u8 has_at [i32 x, i32 y] | u8 has_data [bytes data]
 //!             | u32 bytes_per_second (0: none) | u8 entries
+//!             | varint count, count x (u64 milli-tokens, u64 ticks since refill)
 //! 2 input:    u16 channel | bytes
 //! 3 leave
 //! 4 send:     u16 channel | bytes
@@ -34,8 +35,12 @@ pub const MAX_FORWARD_NAME: usize = 256;
 /// Largest bytes for or from a client, or player data, carried (a game's
 /// saved data is at most 64 KiB).
 pub const MAX_FORWARD_BYTES: usize = 80 * 1024;
+/// Most rate-limit buckets carried with a player (one per message of the
+/// game's schema).
+pub const MAX_FORWARD_LIMITS: usize = 1024;
 /// Largest forwarded message.
-pub const MAX_FORWARD_MESSAGE: usize = MAX_FORWARD_BYTES + 6 * (3 + MAX_FORWARD_NAME) + 64;
+pub const MAX_FORWARD_MESSAGE: usize =
+    MAX_FORWARD_BYTES + 6 * (3 + MAX_FORWARD_NAME) + 16 * MAX_FORWARD_LIMITS + 64;
 
 /// A player handed to another node's lines: who, where to, what the line
 /// there needs to take them in.
@@ -49,6 +54,9 @@ pub struct Handover {
     pub bytes_per_second: Option<u32>,
     /// Entries into lines so far.
     pub entries: u8,
+    /// What their message rate limits still allow: (milli-tokens, ticks
+    /// since refill) per message of the schema; empty for none.
+    pub limits: Vec<(u64, u64)>,
 }
 
 /// What a forwarded message says about its player.
@@ -176,6 +184,14 @@ fn put_handover(out: &mut Vec<u8>, handover: &Handover) -> Result<(), ForwardEnc
     }
     out.put_u32(handover.bytes_per_second.unwrap_or(0));
     out.put_u8(handover.entries);
+    if handover.limits.len() > MAX_FORWARD_LIMITS {
+        return Err(ForwardEncodeError::Bound("rate limits"));
+    }
+    out.put_varint(handover.limits.len() as u64);
+    for &(milli_tokens, ago) in &handover.limits {
+        out.put_u64(milli_tokens);
+        out.put_u64(ago);
+    }
     Ok(())
 }
 
@@ -269,6 +285,13 @@ fn handover(r: &mut Reader<'_>) -> Result<Handover, DecodeError> {
         rate => Some(rate),
     };
     let entries = r.u8("entries")?;
+    let count = r.varint("rate limits")?;
+    if count > MAX_FORWARD_LIMITS as u64 {
+        return Err(DecodeError::OutOfRange("rate limits"));
+    }
+    let limits = (0..count)
+        .map(|_| Ok((r.u64("milli-tokens")?, r.u64("ticks since refill")?)))
+        .collect::<Result<Vec<_>, DecodeError>>()?;
     Ok(Handover {
         name,
         zone,
@@ -276,6 +299,7 @@ fn handover(r: &mut Reader<'_>) -> Result<Handover, DecodeError> {
         data,
         bytes_per_second,
         entries,
+        limits,
     })
 }
 
@@ -300,6 +324,7 @@ mod tests {
             data: Some(b"{\"zone\":\"caves\"}".to_vec()),
             bytes_per_second: Some(20_000),
             entries: 255,
+            limits: vec![(3000, 7), (0, u64::MAX)],
         }
     }
 
@@ -311,6 +336,7 @@ mod tests {
                 at: None,
                 data: None,
                 bytes_per_second: None,
+                limits: vec![],
                 ..handover()
             }),
             Forwarded::Input {

@@ -51,6 +51,33 @@ impl TickBucket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimits(pub(crate) Vec<TickBucket>);
 
+impl RateLimits {
+    /// The buckets as (milli-tokens, ticks since their last refill) at
+    /// tick `now`: to carry to another node's lines, whose ticks count
+    /// from another start.
+    pub fn since(&self, now: u64) -> Vec<(u64, u64)> {
+        self.0
+            .iter()
+            .map(|b| (b.milli_tokens, now.saturating_sub(b.at_tick)))
+            .collect()
+    }
+
+    /// Buckets carried from another node ([`RateLimits::since`]), at tick
+    /// `now` here. A bucket that claims more than its burst is capped at
+    /// its next take.
+    pub fn carried(buckets: &[(u64, u64)], now: u64) -> Self {
+        Self(
+            buckets
+                .iter()
+                .map(|&(milli_tokens, ago)| TickBucket {
+                    milli_tokens,
+                    at_tick: now.saturating_sub(ago),
+                })
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,11 @@ pub struct Handoff {
     pub bytes_per_second: Option<u32>,
     /// Entries into lines so far: the next line's is one more.
     pub entries: u8,
+    /// What their message rate limits still allow, as (milli-tokens, ticks
+    /// since refill) per message of the schema ([`crate::RateLimits::since`]):
+    /// a move to another node refills nothing. `None` for a player entering
+    /// the game.
+    pub limits: Option<Vec<(u64, u64)>>,
 }
 
 /// A message from another node that this node's lines cannot take.
@@ -301,10 +306,10 @@ impl<G: Game> GameLines<G> {
             at: handoff.at,
             bytes_per_second: handoff.bytes_per_second,
             entry,
-            // What their rate limits allowed stays with the node they left
-            // (its buckets count in its ticks); the cooldown between moves
-            // bounds how often a move refills them.
-            limits: None,
+            limits: handoff
+                .limits
+                .as_deref()
+                .map(|buckets| crate::RateLimits::carried(buckets, self.steps)),
         });
         true
     }
@@ -380,6 +385,7 @@ impl<G: Game> GameLines<G> {
                     data: arrival.saved,
                     bytes_per_second: arrival.bytes_per_second,
                     entries: 0,
+                    limits: None,
                 },
             );
             return true;
@@ -768,6 +774,7 @@ impl<G: Game> GameLines<G> {
                             data: Some(data),
                             bytes_per_second: in_game.bytes_per_second,
                             entries: in_game.entries,
+                            limits: Some(limits.since(self.steps)),
                         }))
                     }
                     _ => self.outputs.push(LinesOutput::Save {

@@ -953,3 +953,34 @@ fn player_named(replica: &GameReplica, name: &str) -> hearth_game::ActorId {
         .map(|(id, _)| id)
         .unwrap()
 }
+
+#[test]
+fn a_move_to_another_node_does_not_refill_the_chat_burst() {
+    let mut a = World::new(50).on_a_node().without(&["caves"]);
+    let mut b = World::new(50).on_a_node().without(&["meadow", "town"]);
+    a.join(1, "ann", None);
+    a.steps(3);
+    let line = |text: &str| {
+        vec![
+            Value::Int(1),
+            Value::Str("".into()),
+            Value::Str(text.into()),
+        ]
+    };
+    // Ann spends her burst of five on a, then goes to the caves, on b.
+    let spent = (0..5)
+        .filter(|i| a.try_send(1, "say", line(&format!("burst {i}"))))
+        .count();
+    assert_eq!(spent, 5);
+    a.send(1, "travel", vec![Value::Str("caves".into())]);
+    a.steps(3);
+    relay(&mut a, &mut b);
+    b.steps(3);
+    assert_eq!(b.zone_of(1), "caves");
+    // On b the bucket is as she left it (a few ticks' refill): at most one
+    // more message, not a fresh burst.
+    let again = (0..5)
+        .filter(|i| b.try_send(1, "say", line(&format!("again {i}"))))
+        .count();
+    assert!(again <= 1, "{again} messages passed right after the move");
+}

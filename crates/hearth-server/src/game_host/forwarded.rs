@@ -150,6 +150,7 @@ fn handover(handoff: &Handoff) -> Handover {
         data: handoff.data.clone(),
         bytes_per_second: handoff.bytes_per_second,
         entries: handoff.entries,
+        limits: handoff.limits.clone().unwrap_or_default(),
     }
 }
 
@@ -162,6 +163,7 @@ fn handoff(player: u64, handover: Handover) -> Handoff {
         data: handover.data,
         bytes_per_second: handover.bytes_per_second,
         entries: handover.entries,
+        limits: (!handover.limits.is_empty()).then_some(handover.limits),
     }
 }
 
