@@ -11,27 +11,18 @@
 use std::time::Duration;
 
 use hearth_client::{connect, CloseReason, Connection, Event, Options};
-use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
+use hearth_cluster::test_servers::{nats_url, unique};
 use hearth_server::{Config, Running};
 use serde_json::Value;
 use tokio::time::{timeout, Instant};
 
-const WAIT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "correct horse";
+mod common;
+use common::cluster::{PASSWORD, WAIT};
 
+/// A node of `cluster` that takes guests, rewriting its record every second.
 fn node_config(cluster: &str, node: &str) -> Config {
-    let dir = std::env::temp_dir().join(unique(&format!("hearth-cluster-{node}")));
-    let mut config = Config {
-        port: 0,
-        web_port: 0,
-        data_dir: dir,
-        database_url: postgres_url(),
-        ..Config::default()
-    };
+    let mut config = common::cluster::node_config(cluster, node);
     config.accounts.allow_anonymous = true;
-    config.cluster.nats = nats_url();
-    config.cluster.name = cluster.to_owned();
-    config.cluster.node = node.to_owned();
     config.cluster.heartbeat_ms = 1_000;
     config
 }

@@ -8,53 +8,17 @@
 
 use std::time::Duration;
 
-use hearth_client::world::generated::{self, ChatScope, Message, RefusedAbout, SayScope};
+use hearth_client::world::generated::{ChatScope, Message, RefusedAbout, SayScope};
 use hearth_client::world::{WorldClient, WorldUpdate};
-use hearth_client::{connect, Event, Options};
-use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
-use hearth_server::{Config, Running};
+use hearth_cluster::test_servers::unique;
+use hearth_server::Running;
 
-const WAIT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "correct horse";
-
-fn node_config(cluster: &str, node: &str) -> Config {
-    let dir = std::env::temp_dir().join(unique(&format!("hearth-chat-{node}")));
-    let mut config = Config {
-        port: 0,
-        web_port: 0,
-        data_dir: dir,
-        database_url: postgres_url(),
-        ..Config::default()
-    };
-    config.cluster.nats = nats_url();
-    config.cluster.name = cluster.to_owned();
-    config.cluster.node = node.to_owned();
-    config
-}
+mod common;
+use common::cluster::{node_config, PASSWORD, WAIT};
 
 /// Logs `name` in on `server` and waits until the player is in a line.
 async fn join(server: &Running, name: &str) -> WorldClient {
-    let mut options = Options::password(name, PASSWORD);
-    options
-        .options
-        .push_str(&format!("?schema={}", generated::VERSION));
-    let url = format!("tcp://{}", server.game_tcp);
-    let mut world = WorldClient::new(connect(&url, options).await.unwrap());
-    let mut entered = false;
-    let ready = world
-        .until(WAIT, |update, client| {
-            match update {
-                WorldUpdate::Message(Message::Entered { .. }) => entered = true,
-                WorldUpdate::Session(Event::Closed(reason)) => {
-                    panic!("the session closed before entering: {reason}")
-                }
-                _ => {}
-            }
-            entered && client.is_ready()
-        })
-        .await;
-    assert!(ready.is_some(), "{name} entered a zone");
-    world
+    common::cluster::join_world(server, name).await.0
 }
 
 fn chat(update: &WorldUpdate) -> Option<(ChatScope, &str, &str)> {

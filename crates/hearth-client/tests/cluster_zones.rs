@@ -11,15 +11,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hearth_client::world::generated::{self, Message, Player, SayScope};
+use hearth_client::world::generated::{Message, Player, SayScope};
 use hearth_client::world::{WorldClient, WorldUpdate};
-use hearth_client::{connect, Event, Options};
-use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
+use hearth_cluster::test_servers::unique;
 use hearth_game::Pos;
 use hearth_server::{Config, Running};
 
-const WAIT: Duration = Duration::from_secs(20);
-const PASSWORD: &str = "correct horse";
+mod common;
+use common::cluster::{arrival, join_world as join, PASSWORD, WAIT};
 
 /// Two small open zones, one spawn point each: players who arrive in one
 /// stand together and see each other.
@@ -49,62 +48,20 @@ map = """
 """
 "#;
 
+/// A node of `cluster` on the two small zones, the caves pinned to "z2",
+/// rewriting its record every 200 ms.
 fn node_config(cluster: &str, node: &str) -> Config {
-    let dir = std::env::temp_dir().join(unique(&format!("hearth-zones-{node}")));
-    std::fs::create_dir_all(&dir).unwrap();
-    let zones = dir.join("zones.toml");
+    let mut config = common::cluster::node_config(cluster, node);
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let zones = config.data_dir.join("zones.toml");
     std::fs::write(&zones, ZONES).unwrap();
-    let mut config = Config {
-        port: 0,
-        web_port: 0,
-        data_dir: dir,
-        database_url: postgres_url(),
-        ..Config::default()
-    };
     config.world.zones = Some(zones);
-    config.cluster.nats = nats_url();
-    config.cluster.name = cluster.to_owned();
-    config.cluster.node = node.to_owned();
     config.cluster.heartbeat_ms = 200;
     config
         .cluster
         .zones
         .insert("caves".to_owned(), "z2".to_owned());
     config
-}
-
-/// Logs `name` in on `server`: the client, once in a line, and the zone.
-async fn join(server: &Running, name: &str) -> (WorldClient, String) {
-    let mut options = Options::password(name, PASSWORD);
-    options
-        .options
-        .push_str(&format!("?schema={}", generated::VERSION));
-    let url = format!("tcp://{}", server.game_tcp);
-    let mut world = WorldClient::new(connect(&url, options).await.unwrap());
-    let zone = arrival(&mut world).await;
-    (world, zone)
-}
-
-/// Waits for the game's `entered` and the player's own actor in the line.
-async fn arrival(world: &mut WorldClient) -> String {
-    let mut zone = None;
-    let ready = world
-        .until(WAIT, |update, client| {
-            match update {
-                WorldUpdate::Message(Message::Entered { zone: entered }) => {
-                    zone = Some(entered.clone())
-                }
-                WorldUpdate::Session(Event::Closed(reason)) => {
-                    panic!("the session closed before entering: {reason}")
-                }
-                WorldUpdate::Malformed(why) => panic!("the server sent {why}"),
-                _ => {}
-            }
-            zone.is_some() && client.is_ready()
-        })
-        .await;
-    assert!(ready.is_some(), "entered a zone and steers in it");
-    zone.unwrap()
 }
 
 fn sees(world: &WorldClient, name: &str) -> bool {

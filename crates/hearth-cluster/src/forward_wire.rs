@@ -28,6 +28,9 @@
 
 use hearth_codec::{DecodeError, Reader, Writer};
 
+use crate::wire::put_bounded;
+pub use crate::wire::TooLong;
+
 /// The layout's version: the first byte of every message.
 pub const FORWARD_VERSION: u8 = 1;
 /// Longest node id, schema version, name, zone or reason carried.
@@ -101,13 +104,6 @@ pub enum ForwardWireError {
     Decode(#[from] DecodeError),
 }
 
-/// Why a message cannot be forwarded (nothing is sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ForwardEncodeError {
-    #[error("the {0} is longer than a forwarded message may carry")]
-    Bound(&'static str),
-}
-
 const ARRIVE: u8 = 1;
 const INPUT: u8 = 2;
 const LEAVE: u8 = 3;
@@ -117,16 +113,16 @@ const CLOSE: u8 = 6;
 const DEPARTED: u8 = 7;
 
 /// The bytes of `envelope`, or which part is too long to forward.
-pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, ForwardEncodeError> {
+pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, TooLong> {
     let mut out = Vec::with_capacity(64);
     out.put_u8(FORWARD_VERSION);
-    put(
+    put_bounded(
         &mut out,
         envelope.origin.as_bytes(),
         MAX_FORWARD_NAME,
         "node id",
     )?;
-    put(
+    put_bounded(
         &mut out,
         envelope.schema.as_bytes(),
         MAX_FORWARD_NAME,
@@ -144,17 +140,17 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, ForwardEncodeError> {
                 _ => SEND,
             });
             out.put_u16(*channel);
-            put(&mut out, bytes, MAX_FORWARD_BYTES, "message")?;
+            put_bounded(&mut out, bytes, MAX_FORWARD_BYTES, "message")?;
         }
         Forwarded::Leave => out.put_u8(LEAVE),
         Forwarded::Save { data, last } => {
             out.put_u8(SAVE);
             out.put_u8(u8::from(*last));
-            put(&mut out, data, MAX_FORWARD_BYTES, "player data")?;
+            put_bounded(&mut out, data, MAX_FORWARD_BYTES, "player data")?;
         }
         Forwarded::Close { reason } => {
             out.put_u8(CLOSE);
-            put(&mut out, reason.as_bytes(), MAX_FORWARD_NAME, "reason")?;
+            put_bounded(&mut out, reason.as_bytes(), MAX_FORWARD_NAME, "reason")?;
         }
         Forwarded::Departed(handover) => {
             out.put_u8(DEPARTED);
@@ -164,9 +160,9 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, ForwardEncodeError> {
     Ok(out)
 }
 
-fn put_handover(out: &mut Vec<u8>, handover: &Handover) -> Result<(), ForwardEncodeError> {
-    put(out, handover.name.as_bytes(), MAX_FORWARD_NAME, "name")?;
-    put(out, handover.zone.as_bytes(), MAX_FORWARD_NAME, "zone")?;
+fn put_handover(out: &mut Vec<u8>, handover: &Handover) -> Result<(), TooLong> {
+    put_bounded(out, handover.name.as_bytes(), MAX_FORWARD_NAME, "name")?;
+    put_bounded(out, handover.zone.as_bytes(), MAX_FORWARD_NAME, "zone")?;
     match handover.at {
         Some((x, y)) => {
             out.put_u8(1);
@@ -178,33 +174,20 @@ fn put_handover(out: &mut Vec<u8>, handover: &Handover) -> Result<(), ForwardEnc
     match &handover.data {
         Some(data) => {
             out.put_u8(1);
-            put(out, data, MAX_FORWARD_BYTES, "player data")?;
+            put_bounded(out, data, MAX_FORWARD_BYTES, "player data")?;
         }
         None => out.put_u8(0),
     }
     out.put_u32(handover.bytes_per_second.unwrap_or(0));
     out.put_u8(handover.entries);
     if handover.limits.len() > MAX_FORWARD_LIMITS {
-        return Err(ForwardEncodeError::Bound("rate limits"));
+        return Err(TooLong("rate limits"));
     }
     out.put_varint(handover.limits.len() as u64);
     for &(milli_tokens, ago) in &handover.limits {
         out.put_u64(milli_tokens);
         out.put_u64(ago);
     }
-    Ok(())
-}
-
-fn put(
-    out: &mut Vec<u8>,
-    bytes: &[u8],
-    max: usize,
-    what: &'static str,
-) -> Result<(), ForwardEncodeError> {
-    if bytes.len() > max {
-        return Err(ForwardEncodeError::Bound(what));
-    }
-    out.put_len_prefixed(bytes);
     Ok(())
 }
 
@@ -393,7 +376,7 @@ mod tests {
             channel: 1,
             bytes: vec![0; MAX_FORWARD_BYTES + 1],
         });
-        assert_eq!(encode(&too_big), Err(ForwardEncodeError::Bound("message")));
+        assert_eq!(encode(&too_big), Err(TooLong("message")));
         // A flag that is neither 0 nor 1.
         let mut save = encode(&envelope(Forwarded::Save {
             data: vec![],

@@ -36,6 +36,7 @@ pub mod relay;
 pub mod relay_wire;
 pub mod release;
 pub mod test_servers;
+pub mod wire;
 
 /// The NATS client the cluster is reached with.
 pub use async_nats;

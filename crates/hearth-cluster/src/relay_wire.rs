@@ -24,6 +24,9 @@
 
 use hearth_codec::{DecodeError, Reader, Writer};
 
+use crate::wire::put_bounded;
+pub use crate::wire::TooLong;
+
 /// The layout's version: the first byte of every message.
 pub const RELAY_VERSION: u8 = 1;
 /// Longest node id, schema version, zone name or player name carried.
@@ -84,19 +87,12 @@ pub enum RelayWireError {
     Decode(#[from] DecodeError),
 }
 
-/// Why a message cannot be relayed (the sender's side: nothing is sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RelayEncodeError {
-    #[error("the {0} is longer than a relayed message may carry")]
-    Bound(&'static str),
-}
-
 const ZONE: u8 = 1;
 const NAMED: u8 = 2;
 const ANNOUNCE: u8 = 3;
 
 /// The bytes of `envelope`, or which of its parts is too long to relay.
-pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, RelayEncodeError> {
+pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, TooLong> {
     let mut out = Vec::with_capacity(64);
     out.put_u8(RELAY_VERSION);
     out.put_u8(match envelope.relayed {
@@ -104,13 +100,13 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, RelayEncodeError> {
         Relayed::Named { .. } => NAMED,
         Relayed::Announce { .. } => ANNOUNCE,
     });
-    put(
+    put_bounded(
         &mut out,
         envelope.origin.as_bytes(),
         MAX_RELAY_NAME,
         "node id",
     )?;
-    put(
+    put_bounded(
         &mut out,
         envelope.schema.as_bytes(),
         MAX_RELAY_NAME,
@@ -127,28 +123,15 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, RelayEncodeError> {
             message,
             body,
         } => {
-            put(&mut out, name.as_bytes(), MAX_RELAY_NAME, "name")?;
+            put_bounded(&mut out, name.as_bytes(), MAX_RELAY_NAME, "name")?;
             out.put_u16(*message);
-            put(&mut out, body, MAX_RELAY_BODY, "message body")?;
+            put_bounded(&mut out, body, MAX_RELAY_BODY, "message body")?;
         }
         Relayed::Announce { text } => {
-            put(&mut out, text.as_bytes(), MAX_RELAY_TEXT, "announcement")?
+            put_bounded(&mut out, text.as_bytes(), MAX_RELAY_TEXT, "announcement")?
         }
     }
     Ok(out)
-}
-
-fn put(
-    out: &mut Vec<u8>,
-    bytes: &[u8],
-    max: usize,
-    what: &'static str,
-) -> Result<(), RelayEncodeError> {
-    if bytes.len() > max {
-        return Err(RelayEncodeError::Bound(what));
-    }
-    out.put_len_prefixed(bytes);
-    Ok(())
 }
 
 /// Reads a relayed message: every length checked against its bound, every
@@ -245,13 +228,13 @@ mod tests {
             message: 1,
             body: vec![],
         });
-        assert_eq!(encode(&long), Err(RelayEncodeError::Bound("name")));
+        assert_eq!(encode(&long), Err(TooLong("name")));
         let big = envelope(Relayed::Zone {
             zone: "z".into(),
             message: 1,
             body: vec![0; MAX_RELAY_BODY + 1],
         });
-        assert_eq!(encode(&big), Err(RelayEncodeError::Bound("message body")));
+        assert_eq!(encode(&big), Err(TooLong("message body")));
     }
 
     #[test]

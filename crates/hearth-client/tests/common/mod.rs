@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use hearth_server::Config;
 
+pub mod cluster;
+
 /// An empty data directory for one test (`label`) of this test process.
 pub fn data_dir(label: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hearth-test-{label}-{}", std::process::id()));
