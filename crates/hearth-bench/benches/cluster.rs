@@ -257,31 +257,7 @@ async fn whispers_end_to_end() -> (Duration, Duration, Duration, Duration) {
 }
 
 /// Two small open zones; the second is pinned to node "b2".
-const ZONES: &str = r#"
-[[zone]]
-name = "meadow"
-npcs = 0
-view_radius = 20
-map = """
-##########
-#........#
-#...S....#
-#........#
-##########
-"""
-
-[[zone]]
-name = "caves"
-npcs = 0
-view_radius = 20
-map = """
-##########
-#........#
-#....S...#
-#........#
-##########
-"""
-"#;
+const ZONES: &str = include_str!("../../hearth-client/tests/data/two_small_zones.toml");
 
 /// One player says something to their line `SAYS` times (a second apart,
 /// within the chat's rate): from saying it until hearing it back from the

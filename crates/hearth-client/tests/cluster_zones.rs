@@ -22,31 +22,7 @@ use common::cluster::{arrival, join_world as join, PASSWORD, WAIT};
 
 /// Two small open zones, one spawn point each: players who arrive in one
 /// stand together and see each other.
-const ZONES: &str = r#"
-[[zone]]
-name = "meadow"
-npcs = 0
-view_radius = 20
-map = """
-##########
-#........#
-#...S....#
-#........#
-##########
-"""
-
-[[zone]]
-name = "caves"
-npcs = 0
-view_radius = 20
-map = """
-##########
-#........#
-#....S...#
-#........#
-##########
-"""
-"#;
+const ZONES: &str = include_str!("data/two_small_zones.toml");
 
 /// A node of `cluster` on the two small zones, the caves pinned to "z2",
 /// rewriting its record every 200 ms.

@@ -15,25 +15,7 @@ use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
 mod common;
 use common::{free_port, serve};
 
-const ZONES: &str = r#"
-[[zone]]
-name = "meadow"
-npcs = 0
-map = """
-##########
-#...S....#
-##########
-"""
-
-[[zone]]
-name = "caves"
-npcs = 0
-map = """
-##########
-#....S...#
-##########
-"""
-"#;
+const ZONES: &str = include_str!("../../hearth-client/tests/data/two_small_zones.toml");
 
 const HEARTBEAT_MS: u64 = 200;
 
