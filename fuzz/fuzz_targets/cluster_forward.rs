@@ -29,8 +29,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(bytes.len() <= MAX_FORWARD_BYTES)
         }
         Forwarded::Save { data, .. } => assert!(data.len() <= MAX_FORWARD_BYTES),
-        Forwarded::Close { reason } => assert!(reason.len() <= MAX_FORWARD_NAME),
-        Forwarded::Leave => {}
+        Forwarded::Close { reason } | Forwarded::Refused { reason } => {
+            assert!(reason.len() <= MAX_FORWARD_NAME)
+        }
+        Forwarded::Leave | Forwarded::Arrived => {}
     }
     let again = encode(&envelope).expect("what decodes encodes");
     assert_eq!(decode(&again), Ok(envelope));

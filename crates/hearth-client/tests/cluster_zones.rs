@@ -156,6 +156,14 @@ async fn players_of_every_node_play_in_a_zone_pinned_to_one() {
         })
         .await;
     assert!(heard.is_some(), "ann heard the caves' line chat through z1");
+    // z2 said it took her in: z1 does not take her back when the wait for
+    // that answer (3 s) has passed.
+    let moved = ann
+        .until(Duration::from_millis(3_500), |update, _| {
+            matches!(update, WorldUpdate::Message(Message::Entered { .. }))
+        })
+        .await;
+    assert!(moved.is_none(), "still in the caves: {moved:?}");
 
     // Ann leaves while in the caves: z2 lets her go and sends her last
     // save to z1, which writes it (z2 writes nothing of hers).

@@ -24,6 +24,8 @@
 //! 5 save:     u8 last | bytes data
 //! 6 close:    string reason
 //! 7 departed: as arrive (where the player goes next)
+//! 8 arrived
+//! 9 refused:  string reason
 //! ```
 
 use hearth_codec::{DecodeError, Reader, Writer};
@@ -81,6 +83,11 @@ pub enum Forwarded {
     /// Zone node to home: the player's line let go of them for a zone the
     /// zone node does not run (home's, or a third node's).
     Departed(Handover),
+    /// Zone node to home: the player is in a line there (the answer to
+    /// `Arrive`).
+    Arrived,
+    /// Zone node to home: the player could not be taken in.
+    Refused { reason: String },
 }
 
 /// A forwarded message: from which node, for which version of the game,
@@ -111,6 +118,8 @@ const SEND: u8 = 4;
 const SAVE: u8 = 5;
 const CLOSE: u8 = 6;
 const DEPARTED: u8 = 7;
+const ARRIVED: u8 = 8;
+const REFUSED: u8 = 9;
 
 /// The bytes of `envelope`, or which part is too long to forward.
 pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, TooLong> {
@@ -155,6 +164,11 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, TooLong> {
         Forwarded::Departed(handover) => {
             out.put_u8(DEPARTED);
             put_handover(&mut out, handover)?;
+        }
+        Forwarded::Arrived => out.put_u8(ARRIVED),
+        Forwarded::Refused { reason } => {
+            out.put_u8(REFUSED);
+            put_bounded(&mut out, reason.as_bytes(), MAX_FORWARD_NAME, "reason")?;
         }
     }
     Ok(out)
@@ -227,6 +241,10 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, ForwardWireError> {
             reason: r.string(MAX_FORWARD_NAME, "reason")?,
         },
         DEPARTED => Forwarded::Departed(handover(&mut r)?),
+        ARRIVED => Forwarded::Arrived,
+        REFUSED => Forwarded::Refused {
+            reason: r.string(MAX_FORWARD_NAME, "reason")?,
+        },
         value => {
             return Err(DecodeError::UnknownType {
                 what: "forwarded message",
@@ -339,6 +357,10 @@ mod tests {
                 reason: "kicked".into(),
             },
             Forwarded::Departed(handover()),
+            Forwarded::Arrived,
+            Forwarded::Refused {
+                reason: "full".into(),
+            },
         ] {
             let sent = envelope(forwarded);
             let bytes = encode(&sent).unwrap();

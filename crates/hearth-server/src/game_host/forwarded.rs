@@ -27,6 +27,10 @@ use hearth_cluster::forward_wire::{Forwarded, Handover};
 use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_game::{Game, Handoff, Pos};
 
+/// How long a home waits for the zone's node to take a handed-over player
+/// in before it takes them back into its own lines.
+const ARRIVAL_WAIT: Duration = Duration::from_secs(3);
+
 /// How long a home waits for the last save of a player whose session ended
 /// while they played on another node; then it lets them go with what it
 /// saved last (their node is gone or cut off).
@@ -98,6 +102,9 @@ pub(super) struct Forwarding {
     /// data their node sent: to take them back into this node's lines if
     /// that node drops them (stops, dies, leaves the cluster).
     away_handoffs: HashMap<u64, Handoff>,
+    /// Home: away players the zone's node has not yet said it took in, and
+    /// until when it may (then they come home).
+    arriving: HashMap<u64, Instant>,
     /// Zone: players in this node's lines whose session is on another node:
     /// their home's id and the home's id for them.
     remote: HashMap<u64, (String, u64)>,
@@ -120,6 +127,7 @@ impl Forwarding {
             fallback_zone,
             away_leaving: HashMap::new(),
             away_handoffs: HashMap::new(),
+            arriving: HashMap::new(),
             remote: HashMap::new(),
             remote_ids: HashMap::new(),
         }
@@ -258,6 +266,7 @@ impl<G: Game> Host<G> {
                 };
                 let name = handover.name.clone();
                 if self.lines.arrive(handoff(local, handover), true) {
+                    forwarding.forwarder.send(&from, player, Forwarded::Arrived);
                     forwarding.remote.insert(local, (from.clone(), player));
                     forwarding.remote_ids.insert((from, player), local);
                     self.relay_present(local, name);
@@ -265,7 +274,7 @@ impl<G: Game> Host<G> {
                     let reason = "the zone could not take you in".to_owned();
                     forwarding
                         .forwarder
-                        .send(&from, player, Forwarded::Close { reason });
+                        .send(&from, player, Forwarded::Refused { reason });
                 }
             }
             Forwarded::Input { channel, bytes } => {
@@ -320,6 +329,18 @@ impl<G: Game> Host<G> {
                     carried.closes.push((player, reason));
                 }
             }
+            Forwarded::Arrived => {
+                if forwarding.away.node(player) == Some(from) {
+                    forwarding.arriving.remove(&player);
+                }
+            }
+            Forwarded::Refused { reason } => {
+                if forwarding.away.node(player) == Some(from) {
+                    tracing::info!(player, %reason, "the zone's node did not take a player in: they stay here");
+                    forwarding.arriving.remove(&player);
+                    self.bring_home(player, carried);
+                }
+            }
             Forwarded::Departed(handover) => {
                 if forwarding.away.node(player) == Some(from) {
                     forwarding.away.set(player, None);
@@ -364,6 +385,7 @@ impl<G: Game> Host<G> {
             return;
         };
         forwarding.away.set(player, None);
+        forwarding.arriving.remove(&player);
         let Some(handoff) = forwarding.away_handoffs.remove(&player) else {
             return;
         };
@@ -400,6 +422,15 @@ impl<G: Game> Host<G> {
             })
             .copied()
             .collect();
+        // Handed over, never taken in (the Arrive was lost, or the node
+        // froze): told to let go, in case it comes late, and back home.
+        let now = Instant::now();
+        let unanswered: Vec<(u64, String)> = forwarding
+            .arriving
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .filter_map(|(player, _)| Some((*player, forwarding.away.node(*player)?)))
+            .collect();
         let orphans: Vec<u64> = forwarding
             .remote
             .iter()
@@ -411,6 +442,13 @@ impl<G: Game> Host<G> {
                 player,
                 "the node a player played on left the cluster: they are back in this node's lines"
             );
+            self.bring_home(player, carried);
+        }
+        for (player, node) in unanswered {
+            tracing::warn!(player, %node, "a zone's node did not take a handed-over player in: they are back in this node's lines");
+            if let Some(forwarding) = &self.forwarding {
+                forwarding.forwarder.send(&node, player, Forwarded::Leave);
+            }
             self.bring_home(player, carried);
         }
         for local in orphans {
@@ -505,6 +543,9 @@ impl<G: Game> Host<G> {
             {
                 forwarding.away.set(player, Some(node));
                 forwarding.away_handoffs.insert(player, handoff);
+                forwarding
+                    .arriving
+                    .insert(player, Instant::now() + ARRIVAL_WAIT);
             }
             _ => {
                 tracing::warn!(zone = %handoff.zone, "the node that runs this zone is not in the cluster now: the player stays here");
