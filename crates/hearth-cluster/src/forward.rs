@@ -95,6 +95,15 @@ impl Forwarder {
     /// false (dropped and counted) when it cannot be encoded or the queue
     /// is full.
     pub fn send(&self, to: &str, player: u64, forwarded: Forwarded) -> bool {
+        // Clients' traffic leaves the last quarter of the queue to what
+        // moves players and their data (arrivals, leaves, saves, closes,
+        // departures): a flood of input cannot crowd out a last save. One
+        // queue, so a player's messages stay in order.
+        let traffic = matches!(forwarded, Forwarded::Input { .. } | Forwarded::Send { .. });
+        if traffic && self.outgoing.capacity() < FORWARD_QUEUE / 4 {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         let envelope = Envelope {
             origin: self.me.clone(),
             schema: self.schema.clone(),
