@@ -237,6 +237,7 @@ pub fn render(state: &WebState) -> String {
     game_host(&mut out, &state.game.counters);
     if let Some(node) = &state.cluster {
         relay(&mut out, &node.relay);
+        forward(&mut out, &node.forward);
     }
     out.0
 }
@@ -356,6 +357,28 @@ fn relay(out: &mut Out, relay: &hearth_cluster::relay::RelayCounters) {
     ] {
         out.value(
             "hearth_cluster_relay_messages_total",
+            &[("outcome", outcome)],
+            load(counter),
+        );
+    }
+}
+
+/// In a cluster: messages about players who play in zones other nodes run.
+fn forward(out: &mut Out, forward: &hearth_cluster::forward::ForwardCounters) {
+    out.family(
+        "hearth_cluster_forward_messages_total",
+        "counter",
+        "Messages about players who play across nodes (hand-overs, their clients' input, bytes for their clients, their data), by outcome: sent, received, malformed (or naming another sender than their subject), from a node running another version of the game, or dropped for want of room.",
+    );
+    for (outcome, counter) in [
+        ("sent", &forward.sent),
+        ("received", &forward.received),
+        ("malformed", &forward.malformed),
+        ("foreign_game_version", &forward.foreign),
+        ("dropped", &forward.dropped),
+    ] {
+        out.value(
+            "hearth_cluster_forward_messages_total",
             &[("outcome", outcome)],
             load(counter),
         );
