@@ -265,7 +265,12 @@ impl<G: Game> Host<G> {
                     }
                 };
                 let name = handover.name.clone();
-                if self.lines.arrive(handoff(local, handover), true) {
+                // Only into a zone pinned to this node: the rest run on
+                // every node, the player's home among them.
+                let me = hearth_cluster::NodeId::parse(forwarding.forwarder.me());
+                let pinned_here = forwarding.pins.get(&handover.zone).map(String::as_str)
+                    == me.as_ref().map(|id| id.name());
+                if pinned_here && self.lines.arrive(handoff(local, handover), true) {
                     forwarding.forwarder.send(&from, player, Forwarded::Arrived);
                     forwarding.remote.insert(local, (from.clone(), player));
                     forwarding.remote_ids.insert((from, player), local);
