@@ -134,18 +134,48 @@ pub struct RateLimit<K> {
     per_second: f64,
     /// The most keys tracked at once.
     max_entries: usize,
-    buckets: HashMap<K, Bucket>,
+    buckets: HashMap<K, TokenBucket>,
     /// Shared by the keys that found the table full; made full on first use
     /// (no clock is read here).
-    overflow: Option<Bucket>,
+    overflow: Option<TokenBucket>,
     /// When full buckets were last swept out, to sweep at most once a second.
     last_sweep: Option<Instant>,
 }
 
+/// One token bucket on the wall clock: `burst` at once, then `per_second`
+/// (the caller keeps both, so a table of buckets stores only this). The one
+/// bucket every per-address and per-session limit of Hearth's drivers uses;
+/// a line's limits count in ticks instead (`hearth_game::TickBucket`), to
+/// stay deterministic.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct TokenBucket {
     tokens: f64,
     updated: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`.
+    pub fn full(burst: u32, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(burst.max(1)),
+            updated: now,
+        }
+    }
+
+    /// Takes one token at `now`; `Err(wait)` until the next one.
+    pub fn take(&mut self, now: Instant, burst: u32, per_second: f64) -> Result<(), Duration> {
+        take(self, now, f64::from(burst.max(1)), per_second)
+    }
+
+    /// Whole tokens at hand at `now`.
+    pub fn available(&self, now: Instant, burst: u32, per_second: f64) -> u32 {
+        refilled(self, now, per_second).min(f64::from(burst.max(1))) as u32
+    }
+
+    /// Gives back a token taken for work that was then not done.
+    pub fn refund(&mut self, burst: u32) {
+        self.tokens = (self.tokens + 1.0).min(f64::from(burst.max(1)));
+    }
 }
 
 impl<K: std::hash::Hash + Eq + Copy> RateLimit<K> {
@@ -184,7 +214,7 @@ impl<K: std::hash::Hash + Eq + Copy> RateLimit<K> {
         if !self.buckets.contains_key(&key) && self.buckets.len() >= self.max_entries {
             self.sweep(now);
         }
-        let full = Bucket {
+        let full = TokenBucket {
             tokens: self.burst,
             updated: now,
         };
@@ -217,11 +247,16 @@ impl<K: std::hash::Hash + Eq + Copy> RateLimit<K> {
 }
 
 /// The tokens `bucket` holds at `now`, before the cap.
-fn refilled(bucket: &Bucket, now: Instant, per_second: f64) -> f64 {
+fn refilled(bucket: &TokenBucket, now: Instant, per_second: f64) -> f64 {
     bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * per_second
 }
 
-fn take(bucket: &mut Bucket, now: Instant, burst: f64, per_second: f64) -> Result<(), Duration> {
+fn take(
+    bucket: &mut TokenBucket,
+    now: Instant,
+    burst: f64,
+    per_second: f64,
+) -> Result<(), Duration> {
     bucket.tokens = refilled(bucket, now, per_second).min(burst);
     bucket.updated = now;
     if bucket.tokens >= 1.0 {

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_net::gate::{GateCtx, GateHandle, Handler};
+use hearth_proto::address_limit::TokenBucket;
 use hearth_proto::control::parse_options;
 use hearth_proto::{
     close_code, ChannelKind, ChannelSpec, Credentials, Delivery, Event, LoginRequest,
@@ -410,51 +411,31 @@ pub const HOST_OVERLOADED: &str =
 /// a flood beyond that is dropped here, in the gate, before it can fill the
 /// world's queue that every player shares.
 #[derive(Clone)]
-struct InputBucket {
-    tokens: u32,
-    last: Instant,
-}
+struct InputBucket(TokenBucket);
 
 const WORLD_INPUT_BURST: u32 = 200;
-const WORLD_INPUTS_PER_SECOND: u64 = 100;
+const WORLD_INPUTS_PER_SECOND: f64 = 100.0;
 
 impl InputBucket {
     fn new(now: Instant) -> Self {
-        Self {
-            tokens: WORLD_INPUT_BURST,
-            last: now,
-        }
+        Self(TokenBucket::full(WORLD_INPUT_BURST, now))
     }
 
     /// Tokens at hand now.
     fn available(&mut self, now: Instant) -> u32 {
-        self.refill(now);
-        self.tokens
+        self.0
+            .available(now, WORLD_INPUT_BURST, WORLD_INPUTS_PER_SECOND)
     }
 
     /// A token taken for a message the host then had no room for.
     fn refund(&mut self) {
-        self.tokens = (self.tokens + 1).min(WORLD_INPUT_BURST);
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let earned = now.saturating_duration_since(self.last).as_micros() as u64
-            * WORLD_INPUTS_PER_SECOND
-            / 1_000_000;
-        if earned > 0 {
-            self.tokens =
-                (u64::from(self.tokens) + earned).min(u64::from(WORLD_INPUT_BURST)) as u32;
-            self.last = now;
-        }
+        self.0.refund(WORLD_INPUT_BURST);
     }
 
     fn take(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
+        self.0
+            .take(now, WORLD_INPUT_BURST, WORLD_INPUTS_PER_SECOND)
+            .is_ok()
     }
 }
 
