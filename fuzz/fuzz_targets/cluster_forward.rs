@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
         Forwarded::Arrive(handover) | Forwarded::Departed(handover) => {
             assert!(handover.name.len() <= MAX_FORWARD_NAME);
             assert!(handover.zone.len() <= MAX_FORWARD_NAME);
-            assert!(handover.data.as_ref().is_none_or(|d| d.len() <= MAX_FORWARD_BYTES));
+            assert!(handover
+                .data
+                .as_ref()
+                .is_none_or(|d| d.len() <= MAX_FORWARD_BYTES));
             assert_ne!(handover.bytes_per_second, Some(0));
             assert!(handover.limits.len() <= MAX_FORWARD_LIMITS);
         }

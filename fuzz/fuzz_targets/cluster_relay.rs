@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(envelope.origin.len() <= MAX_RELAY_NAME);
     assert!(envelope.schema.len() <= MAX_RELAY_NAME);
     match &envelope.relayed {
-        Relayed::Zone { zone: name, body, .. } | Relayed::Named { name, body, .. } => {
+        Relayed::Zone {
+            zone: name, body, ..
+        }
+        | Relayed::Named { name, body, .. } => {
             assert!(name.len() <= MAX_RELAY_NAME);
             assert!(body.len() <= MAX_RELAY_BODY);
         }
