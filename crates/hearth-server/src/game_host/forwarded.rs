@@ -31,6 +31,18 @@ use hearth_game::{Game, Handoff, Pos};
 /// in before it takes them back into its own lines.
 const ARRIVAL_WAIT: Duration = Duration::from_secs(3);
 
+/// Players of other nodes this node takes into its lines at most.
+const MAX_VISITORS: usize = 16_384;
+
+/// Whether `name` is one a node's logins give a player: an account's name
+/// or a guest's (ASCII letters, digits, '_' and '-', at most 32).
+fn is_player_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// How long a home waits for the last save of a player whose session ended
 /// while they played on another node; then it lets them go with what it
 /// saved last (their node is gone or cut off).
@@ -270,7 +282,12 @@ impl<G: Game> Host<G> {
                 let me = hearth_cluster::NodeId::parse(forwarding.forwarder.me());
                 let pinned_here = forwarding.pins.get(&handover.zone).map(String::as_str)
                     == me.as_ref().map(|id| id.name());
-                if pinned_here && self.lines.arrive(handoff(local, handover), true) {
+                // A name as this node's logins give (other players read it),
+                // and room: visitors are bounded like sessions.
+                let acceptable = pinned_here
+                    && is_player_name(&handover.name)
+                    && forwarding.remote.len() < MAX_VISITORS;
+                if acceptable && self.lines.arrive(handoff(local, handover), true) {
                     forwarding.forwarder.send(&from, player, Forwarded::Arrived);
                     forwarding.remote.insert(local, (from.clone(), player));
                     forwarding.remote_ids.insert((from, player), local);
@@ -329,8 +346,14 @@ impl<G: Game> Host<G> {
                     self.bring_home(player, carried);
                 }
             }
+            // The player reads the reason: held to the chat's text rules,
+            // else a plain one.
             Forwarded::Close { reason } => {
                 if forwarding.away.node(player) == Some(from) {
+                    let reason = match hearth_world::chat::check_text(&reason) {
+                        Ok(text) if text.len() <= 200 => text.to_owned(),
+                        _ => "the zone you were in closed your session".to_owned(),
+                    };
                     carried.closes.push((player, reason));
                 }
             }
@@ -567,6 +590,27 @@ impl<G: Game> Host<G> {
                         .push((player, "the zone could not take you in".to_owned()));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_names_logins_give_are_taken_from_another_node() {
+        for good in ["ann", "Bo_2", "guest-cy-0a1b2c3d", &"x".repeat(32)] {
+            assert!(super::is_player_name(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "a\u{202e}b",
+            "ann\n",
+            "\u{1b}[2J",
+            "ünï",
+            &"x".repeat(33),
+            "a b",
+        ] {
+            assert!(!super::is_player_name(bad), "{bad:?}");
         }
     }
 }
