@@ -77,12 +77,7 @@ async fn post(
 }
 
 async fn metrics(server: &Running) -> String {
-    reqwest::get(format!("http://{}/metrics", server.web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    common::metrics(server.web).await
 }
 
 /// An administrator's JSON POST: status and body.

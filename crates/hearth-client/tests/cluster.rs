@@ -319,12 +319,7 @@ async fn an_account_plays_on_one_node_and_the_node_it_left_cannot_save_it() {
         "{stale:?}"
     );
     // Operators see the outcomes on /metrics.
-    let metrics = reqwest::get(format!("http://{}/metrics", first.web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(first.web).await;
     assert!(
         metrics.contains("hearth_game_saves_total{outcome=\"taken_over\"} 0"),
         "{metrics}"

@@ -201,12 +201,7 @@ async fn players_on_three_nodes_hear_zone_chat_whispers_and_announcements() {
     assert_eq!(malformed, 0);
 
     // /metrics shows the relay's counters.
-    let metrics = reqwest::get(format!("http://{}/metrics", servers[0].web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(servers[0].web).await;
     assert!(
         metrics.contains("hearth_cluster_relay_messages_total{outcome=\"sent\"}"),
         "{metrics}"

@@ -208,12 +208,7 @@ async fn players_of_every_node_play_in_a_zone_pinned_to_one() {
     let forwarded = &home.cluster.as_ref().unwrap().forward;
     assert_eq!(forwarded.malformed.load(Ordering::Relaxed), 0);
     assert!(forwarded.sent.load(Ordering::Relaxed) > 0);
-    let metrics = reqwest::get(format!("http://{}/metrics", home.web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(home.web).await;
     assert!(
         metrics.contains("hearth_cluster_forward_messages_total{outcome=\"sent\"}"),
         "{metrics}"

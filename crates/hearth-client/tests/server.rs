@@ -250,12 +250,7 @@ async fn raw_json(server: &Running, path: &str, body: serde_json::Value) -> Raw 
 }
 
 async fn metrics(server: &Running) -> String {
-    reqwest::get(format!("http://{}/metrics", server.web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    common::metrics(server.web).await
 }
 
 /// The value of the metric line that starts with `series` (name and labels).
@@ -523,12 +518,7 @@ async fn wrong_passwords_expired_and_revoked_tokens_are_refused_with_the_reason(
         matches!(&reason, CloseReason::LoginRefused(why) if why.contains("expired")),
         "{reason}"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", server.web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(server.web).await;
     for outcome in [
         "wrong_credentials",
         "anonymous_refused",
@@ -695,12 +685,7 @@ async fn websocket_text_and_oversized_messages_close_that_connection_with_a_stat
         close_code(timeout(WAIT, big.recv()).await.unwrap().unwrap()),
         1009
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", server.web))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(server.web).await;
     assert!(
         metrics.contains("hearth_rejected_total{layer=\"gate\",reason=\"malformed_frame\"} 1"),
         "{metrics}"

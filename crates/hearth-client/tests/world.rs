@@ -13,6 +13,7 @@
 //! invisible or unassigned characters is refused.
 
 mod common;
+use common::arrival;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -59,29 +60,6 @@ async fn join(url: &str, options: Options) -> (WorldClient, String) {
     let mut world = WorldClient::new(connection);
     let zone = arrival(&mut world).await;
     (world, zone)
-}
-
-/// Waits for the game's `entered` and for the player's own actor in the
-/// line it entered: the zone's name.
-async fn arrival(world: &mut WorldClient) -> String {
-    let mut zone = None;
-    let ready = world
-        .until(WAIT, |update, client| {
-            match update {
-                WorldUpdate::Message(Message::Entered { zone: entered }) => {
-                    zone = Some(entered.clone())
-                }
-                WorldUpdate::Session(Event::Closed(reason)) => {
-                    panic!("the session closed before entering: {reason}")
-                }
-                WorldUpdate::Malformed(why) => panic!("the server sent {why}"),
-                _ => {}
-            }
-            zone.is_some() && client.is_ready()
-        })
-        .await;
-    assert!(ready.is_some(), "entered a zone and steers in it");
-    zone.unwrap()
 }
 
 /// Asks to travel to `zone` and waits until there.

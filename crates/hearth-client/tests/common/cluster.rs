@@ -1,13 +1,15 @@
 //! What the cluster tests share: a node's config on the project's
-//! PostgreSQL and NATS, and a world player's login and arrival.
+//! PostgreSQL and NATS, and a world player's login.
 
 use std::time::Duration;
 
-use hearth_client::world::generated::{self, Message};
-use hearth_client::world::{WorldClient, WorldUpdate};
-use hearth_client::{connect, Event, Options};
+use hearth_client::world::generated;
+use hearth_client::world::WorldClient;
+use hearth_client::{connect, Options};
 use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
 use hearth_server::{Config, Running};
+
+pub use super::arrival;
 
 /// The longest any step of a cluster test waits.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -42,27 +44,4 @@ pub async fn join_world(server: &Running, name: &str) -> (WorldClient, String) {
     let mut world = WorldClient::new(connect(&url, options).await.unwrap());
     let zone = arrival(&mut world).await;
     (world, zone)
-}
-
-/// Waits for the game's `entered` and the player's own actor in the line:
-/// the zone's name.
-pub async fn arrival(world: &mut WorldClient) -> String {
-    let mut zone = None;
-    let ready = world
-        .until(WAIT, |update, client| {
-            match update {
-                WorldUpdate::Message(Message::Entered { zone: entered }) => {
-                    zone = Some(entered.clone())
-                }
-                WorldUpdate::Session(Event::Closed(reason)) => {
-                    panic!("the session closed before entering: {reason}")
-                }
-                WorldUpdate::Malformed(why) => panic!("the server sent {why}"),
-                _ => {}
-            }
-            zone.is_some() && client.is_ready()
-        })
-        .await;
-    assert!(ready.is_some(), "entered a zone and steers in it");
-    zone.unwrap()
 }

@@ -37,3 +37,38 @@ pub fn unique(name: &str) -> String {
     let seed = hearth_proto::os_seed();
     format!("{name}_{:02x}{:02x}{:02x}", seed[0], seed[1], seed[2])
 }
+
+/// The server's `/metrics` page on web address `web`.
+pub async fn metrics(web: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{web}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits (at most 20 s) for the game's `entered` and for the player's own
+/// actor in the line it entered: the zone's name.
+pub async fn arrival(world: &mut hearth_client::world::WorldClient) -> String {
+    use hearth_client::world::generated::Message;
+    use hearth_client::world::WorldUpdate;
+    let mut zone = None;
+    let ready = world
+        .until(std::time::Duration::from_secs(20), |update, client| {
+            match update {
+                WorldUpdate::Message(Message::Entered { zone: entered }) => {
+                    zone = Some(entered.clone())
+                }
+                WorldUpdate::Session(hearth_client::Event::Closed(reason)) => {
+                    panic!("the session closed before entering: {reason}")
+                }
+                WorldUpdate::Malformed(why) => panic!("the server sent {why}"),
+                _ => {}
+            }
+            zone.is_some() && client.is_ready()
+        })
+        .await;
+    assert!(ready.is_some(), "entered a zone and steers in it");
+    zone.unwrap()
+}
