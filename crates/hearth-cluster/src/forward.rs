@@ -83,12 +83,12 @@ impl Forwarder {
         self.nodes.clone()
     }
 
-    /// Whether node `id` is in the list of live nodes; `None` while the
-    /// list is not known (it does not even hold this node yet).
-    pub fn is_live(&self, id: &str) -> Option<bool> {
+    /// The ids of the live nodes; `None` while the list is not known (it
+    /// does not even hold this node yet).
+    pub fn live_ids(&self) -> Option<std::collections::HashSet<String>> {
         let nodes = self.nodes.read().expect("never poisoned");
-        let known = nodes.values().any(|live| *live == self.me);
-        known.then(|| nodes.values().any(|live| live == id))
+        let live: std::collections::HashSet<String> = nodes.values().cloned().collect();
+        live.contains(&self.me).then_some(live)
     }
 
     /// Sends `forwarded` about `player` to node `to` without waiting;

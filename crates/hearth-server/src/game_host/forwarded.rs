@@ -204,6 +204,13 @@ impl<G: Game> Host<G> {
         true
     }
 
+    /// Whether `player`'s session is here and they play on another node.
+    pub(super) fn is_away(&self, player: u64) -> bool {
+        self.forwarding
+            .as_ref()
+            .is_some_and(|f| f.away.node(player).is_some())
+    }
+
     /// Players whose session is here and who play on another node.
     pub(super) fn away_players(&self) -> Vec<u64> {
         self.forwarding
@@ -437,7 +444,9 @@ impl<G: Game> Host<G> {
         let Some(forwarding) = &self.forwarding else {
             return;
         };
-        let gone = |node: &str| forwarding.forwarder.is_live(node) == Some(false);
+        // The list once per step, not once per player.
+        let live = forwarding.forwarder.live_ids();
+        let gone = |node: &str| live.as_ref().is_some_and(|live| !live.contains(node));
         let stranded: Vec<u64> = forwarding
             .away_handoffs
             .keys()

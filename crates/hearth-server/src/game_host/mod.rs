@@ -749,8 +749,7 @@ impl<G: Game> Host<G> {
                     // off, sessions of one account play side by side instead.
                     let hold = earlier.is_some_and(|earlier| {
                         // (in the game: here, or playing on another node)
-                        let playing =
-                            self.lines.contains(earlier) || self.away_players().contains(&earlier);
+                        let playing = self.lines.contains(earlier) || self.is_away(earlier);
                         self.single_session || !playing
                     });
                     if hold {
