@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::forward_wire::{self, Envelope, Forwarded, MAX_FORWARD_MESSAGE};
-use crate::{ClusterError, ClusterName, NodeId};
+use crate::{ClusterError, ClusterName, NodeId, NodeInfo};
 
 /// Messages waiting each way (and to be published), each at most
 /// [`MAX_FORWARD_MESSAGE`] bytes.
@@ -56,10 +56,24 @@ pub struct Forwarder {
     me: String,
     schema: String,
     cluster: ClusterName,
-    /// The live nodes' ids by node name, refreshed by the server from the
-    /// list of nodes ([`Forwarder::set_nodes`]).
-    nodes: Arc<RwLock<HashMap<String, String>>>,
+    /// The live nodes, refreshed by the server from the list of nodes
+    /// ([`set_nodes`]).
+    nodes: Arc<RwLock<LiveNodes>>,
     pub counters: Arc<ForwardCounters>,
+}
+
+/// The live nodes as the list of nodes last showed them.
+#[derive(Debug, Default)]
+pub struct LiveNodes {
+    /// Every live node's id (this one's too) by node name: where a player
+    /// handed to a node by name goes.
+    pub ids: HashMap<String, String>,
+    /// The other nodes' records (their load, the room in their lines), for
+    /// placement.
+    pub others: Vec<NodeInfo>,
+    /// Counts the refreshes: a reader that kept the last one it used can
+    /// tell a new list without comparing it.
+    pub generation: u64,
 }
 
 impl Forwarder {
@@ -74,12 +88,13 @@ impl Forwarder {
         self.nodes
             .read()
             .expect("never poisoned")
+            .ids
             .get(name)
             .cloned()
     }
 
     /// A handle to update the list of live nodes from.
-    pub fn nodes(&self) -> Arc<RwLock<HashMap<String, String>>> {
+    pub fn nodes(&self) -> Arc<RwLock<LiveNodes>> {
         self.nodes.clone()
     }
 
@@ -87,8 +102,18 @@ impl Forwarder {
     /// does not even hold this node yet).
     pub fn live_ids(&self) -> Option<std::collections::HashSet<String>> {
         let nodes = self.nodes.read().expect("never poisoned");
-        let live: std::collections::HashSet<String> = nodes.values().cloned().collect();
+        let live: std::collections::HashSet<String> = nodes.ids.values().cloned().collect();
         live.contains(&self.me).then_some(live)
+    }
+
+    /// The other live nodes' records, if the list changed since
+    /// `generation` (which is then moved on).
+    pub fn others_since(&self, generation: &mut u64) -> Option<Vec<NodeInfo>> {
+        let nodes = self.nodes.read().expect("never poisoned");
+        (nodes.generation != *generation).then(|| {
+            *generation = nodes.generation;
+            nodes.others.clone()
+        })
     }
 
     /// Sends `forwarded` about `player` to node `to` without waiting;
@@ -127,13 +152,21 @@ impl Forwarder {
     }
 }
 
-/// Replaces the list of live nodes: `(name, id)` pairs.
-pub fn set_nodes(
-    nodes: &RwLock<HashMap<String, String>>,
-    live: impl IntoIterator<Item = (String, String)>,
-) {
-    let live: HashMap<String, String> = live.into_iter().collect();
-    *nodes.write().expect("never poisoned") = live;
+/// Replaces the list of live nodes with `members` (every live node's
+/// record, `me`'s included).
+pub fn set_nodes(nodes: &RwLock<LiveNodes>, me: &NodeId, members: Vec<NodeInfo>) {
+    let ids = members
+        .iter()
+        .map(|node| (node.id.name().to_owned(), node.id.to_string()))
+        .collect();
+    let others = members.into_iter().filter(|node| node.id != *me).collect();
+    let mut nodes = nodes.write().expect("never poisoned");
+    let generation = nodes.generation.wrapping_add(1);
+    *nodes = LiveNodes {
+        ids,
+        others,
+        generation,
+    };
 }
 
 /// Messages about players for node `to`, from node `from`: the sender is
@@ -229,7 +262,7 @@ pub async fn start(
             me: me_id,
             schema: schema.to_owned(),
             cluster: cluster.clone(),
-            nodes: Arc::new(RwLock::new(HashMap::new())),
+            nodes: Arc::new(RwLock::new(LiveNodes::default())),
             counters,
         },
         incoming,

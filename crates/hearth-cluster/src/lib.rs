@@ -26,6 +26,7 @@
 
 pub mod address_budgets;
 pub mod claims;
+pub mod drain;
 pub mod forward;
 pub mod forward_wire;
 pub mod lease_clock;

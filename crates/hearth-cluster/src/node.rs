@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 /// Longest node name an operator may give.
 pub const MAX_NODE_NAME: usize = 32;
-/// Largest node record a node accepts from another (it is a few hundred
-/// bytes; anything larger is not from a Hearth node and is dropped).
-pub const MAX_NODE_RECORD: usize = 4096;
+/// Largest node record a node accepts from another (a few hundred bytes,
+/// at most about 5 KiB with every line and zone listed; anything larger is
+/// not from a Hearth node and is dropped).
+pub const MAX_NODE_RECORD: usize = 8192;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NodeNameError {
@@ -86,6 +87,30 @@ pub struct NodeInfo {
     /// Its busiest lines (at most [`MAX_LINES_LISTED`]), for `/admin`.
     #[serde(default)]
     pub line_list: Vec<LineLoad>,
+    /// Players in its lines, its visitors from other nodes included: the
+    /// load placement compares (a new line opens on the node with fewest).
+    #[serde(default)]
+    pub players: u64,
+    /// Per zone it runs lines of, the places left in them (at most
+    /// [`MAX_ZONES_LISTED`] zones): where placement sends a player whose
+    /// own node's lines of the zone are full.
+    #[serde(default)]
+    pub room: Vec<ZoneRoom>,
+    /// It is draining (`hearth admin drain`): it hands its players to the
+    /// others and takes none; placement sends nobody there.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+/// Zones a node lists in its record's `room` at most.
+pub const MAX_ZONES_LISTED: usize = 32;
+
+/// The places left in a node's open lines of one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRoom {
+    pub zone: String,
+    pub room: u64,
 }
 
 /// Lines a node lists in its record at most (its busiest).
@@ -127,7 +152,9 @@ impl NodeInfo {
         let address = |s: &str| s.len() <= 64 && s.parse::<std::net::SocketAddr>().is_ok();
         let id_ok = NodeId::parse(info.id.as_str()).is_some();
         let lines_ok = info.line_list.len() <= MAX_LINES_LISTED
-            && info.line_list.iter().all(|line| shown_safely(&line.zone));
+            && info.line_list.iter().all(|line| shown_safely(&line.zone))
+            && info.room.len() <= MAX_ZONES_LISTED
+            && info.room.iter().all(|zone| shown_safely(&zone.zone));
         (id_ok && lines_ok && address(&info.game_addr) && address(&info.web_addr)).then_some(info)
     }
 }
@@ -172,6 +199,12 @@ mod tests {
                 number: 1,
                 players: 2,
             }],
+            players: 2,
+            room: vec![ZoneRoom {
+                zone: "town".into(),
+                room: 48,
+            }],
+            draining: false,
         };
         assert_eq!(NodeInfo::from_bytes(&info.to_bytes()), Some(info.clone()));
         // Zone names an operator will read: none with control or
@@ -184,6 +217,17 @@ mod tests {
         let mut many = info.clone();
         many.line_list = vec![info.line_list[0].clone(); MAX_LINES_LISTED + 1];
         assert_eq!(NodeInfo::from_bytes(&many.to_bytes()), None);
+        let mut many = info.clone();
+        many.room = vec![info.room[0].clone(); MAX_ZONES_LISTED + 1];
+        assert_eq!(NodeInfo::from_bytes(&many.to_bytes()), None);
+        let mut odd = info.clone();
+        odd.room[0].zone = "to\u{202e}wn".into();
+        assert_eq!(NodeInfo::from_bytes(&odd.to_bytes()), None);
+        // A record of a node from before `players` and `room` still reads.
+        let mut older = serde_json::to_value(&info).unwrap();
+        older.as_object_mut().unwrap().remove("players");
+        older.as_object_mut().unwrap().remove("room");
+        assert!(NodeInfo::from_bytes(older.to_string().as_bytes()).is_some());
         let mut forged = serde_json::to_value(&info).unwrap();
         forged["id"] = "../../etc".into();
         assert_eq!(NodeInfo::from_bytes(forged.to_string().as_bytes()), None);

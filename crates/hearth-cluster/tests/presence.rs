@@ -23,6 +23,9 @@ fn record(id: &NodeId) -> NodeInfo {
         lines: 0,
         tick_p99_us: 0,
         line_list: Vec::new(),
+        players: 0,
+        room: Vec::new(),
+        draining: false,
     }
 }
 

@@ -116,6 +116,26 @@ impl Directory {
         self.lines.iter().map(|(key, info)| (*key, info.players))
     }
 
+    /// Places left in line `key` (0 if it is not open).
+    pub fn room(&self, key: LineKey) -> usize {
+        self.lines.get(&key).map_or(0, |info| {
+            self.capacity(key.zone).saturating_sub(info.players)
+        })
+    }
+
+    /// Whether an open line of `zone` has a place left.
+    pub fn has_room(&self, zone: u16) -> bool {
+        let capacity = self.capacity(zone);
+        self.lines
+            .range(
+                LineKey { zone, number: 0 }..=LineKey {
+                    zone,
+                    number: u32::MAX,
+                },
+            )
+            .any(|(_, info)| info.players < capacity)
+    }
+
     /// Where `player` is (the line that has them now).
     pub fn line_of(&self, player: PlayerId) -> Option<LineKey> {
         self.players.get(&player).map(|p| p.line)
@@ -284,6 +304,28 @@ impl Directory {
                 Err(reason)
             }
         }
+    }
+
+    /// A draining node hands `player` to another node whatever their last
+    /// move: their line lets go of them (the line to tell), as for
+    /// [`Directory::depart`]. `None` if they are leaving or on their way.
+    pub fn depart_now(&mut self, player: PlayerId, now_ms: u64) -> Option<LineKey> {
+        let placed = self.players.get_mut(&player)?;
+        if placed.leaving || placed.moving_to.is_some() {
+            return None;
+        }
+        placed.leaving = true;
+        placed.last_transfer_ms = Some(now_ms);
+        Some(placed.line)
+    }
+
+    /// The players settled in a line (not leaving, not on their way), and
+    /// their lines.
+    pub fn settled(&self) -> impl Iterator<Item = (PlayerId, LineKey)> + '_ {
+        self.players
+            .iter()
+            .filter(|(_, placed)| !placed.leaving && placed.moving_to.is_none())
+            .map(|(player, placed)| (*player, placed.line))
     }
 
     /// The player's line, if they may move now: in a line, not leaving,

@@ -17,6 +17,11 @@ use crate::line::{Entrance, GameLine, GameOutput, InputError, ObserverId, Sheddi
 /// Messages by name one player on the way between lines may have waiting.
 pub const MAX_IN_TRANSIT: usize = 64;
 
+/// Players a draining node hands to other nodes per step at most: a drain
+/// of thousands spreads over seconds rather than one long step (and one
+/// burst of hand-overs on the cluster's queues).
+pub const DRAINED_PER_STEP: usize = 64;
+
 /// What the host must carry out after a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinesOutput {
@@ -66,6 +71,32 @@ pub enum LinesOutput {
     Departed(Handoff),
 }
 
+/// Another node of a cluster as placement sees it
+/// ([`GameLines::with_placement`], [`GameLines::set_other_nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherNode {
+    /// Its name: where the host hands a player placed there.
+    pub name: String,
+    /// Players in its lines (its load).
+    pub players: u64,
+    /// Per zone, by name: the places left in its open lines.
+    pub room: Vec<(String, u64)>,
+    /// It takes players (not draining, its ticks within their time):
+    /// placement sends nobody to a node that does not.
+    pub accepts: bool,
+}
+
+/// What placement keeps of another node: its record, and what this node's
+/// own placements since have added to it.
+#[derive(Debug, Clone)]
+struct Placing {
+    name: String,
+    players: u64,
+    accepts: bool,
+    /// Places left per zone (by index).
+    room: BTreeMap<u16, u64>,
+}
+
 /// A player handed from one node's lines to another's: who, where to, and
 /// what the next line needs to take them in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +114,9 @@ pub struct Handoff {
     pub bytes_per_second: Option<u32>,
     /// Entries into lines so far: the next line's is one more.
     pub entries: u8,
+    /// The node placement chose for them (by name); `None`: the node the
+    /// zone is pinned to.
+    pub node: Option<String>,
     /// What their message rate limits still allow, as (milli-tokens, ticks
     /// since refill) per message of the schema ([`crate::RateLimits::since`]):
     /// a move to another node refills nothing. `None` for a player entering
@@ -170,8 +204,17 @@ pub struct GameLines<G: Game> {
     /// them opens here; a player going there is handed over.
     elsewhere: std::collections::BTreeSet<u16>,
     /// Players whose move to a zone run elsewhere was approved, until
-    /// their line lets go of them: where to.
-    departing: BTreeMap<PlayerId, (u16, Option<crate::Pos>)>,
+    /// their line lets go of them: where to (the zone, where in it, and
+    /// the node placement chose, if it did).
+    departing: BTreeMap<PlayerId, (u16, Option<crate::Pos>, Option<String>)>,
+    /// In a cluster that places players by load: the other nodes as their
+    /// records last showed them; `None`: every player plays on this node
+    /// (but in pinned zones).
+    placement: Option<Vec<Placing>>,
+    /// Draining ([`GameLines::set_draining`]): every player in this node's
+    /// lines is handed to another node, a few each step; nobody is placed
+    /// here and no visitor is taken in.
+    draining: bool,
     /// Players entering the game in a zone run elsewhere, handed out at
     /// the end of the step ([`LinesOutput::Departed`]) unless their session
     /// ends first ([`GameLines::leave`]: then they leave the game here).
@@ -227,6 +270,8 @@ impl<G: Game> GameLines<G> {
             departing: BTreeMap::new(),
             visitors: Default::default(),
             entering_elsewhere: BTreeMap::new(),
+            placement: None,
+            draining: false,
             game,
             outputs: Vec::new(),
         }
@@ -254,6 +299,141 @@ impl<G: Game> GameLines<G> {
         self
     }
 
+    /// In a cluster: a player whose zone has no line with room on this
+    /// node goes to another node's line of it with room (the least loaded
+    /// such node), else to a new line on the node with the fewest players
+    /// (this one on a tie): [`LinesOutput::Departed`] with the node's name.
+    /// What the other nodes have comes from [`GameLines::set_other_nodes`].
+    pub fn with_placement(mut self) -> Self {
+        self.placement = Some(Vec::new());
+        self
+    }
+
+    /// The other nodes' load and room as their records show them now (the
+    /// host calls it whenever the list of nodes changes). Zones not of
+    /// this game are ignored.
+    pub fn set_other_nodes(&mut self, nodes: Vec<OtherNode>) {
+        let Some(placing) = self.placement.as_mut() else {
+            return;
+        };
+        *placing = nodes
+            .into_iter()
+            .map(|node| Placing {
+                name: node.name,
+                players: node.players,
+                accepts: node.accepts,
+                room: node
+                    .room
+                    .iter()
+                    .filter_map(|(zone, room)| {
+                        let index = self.zone_names.iter().position(|z| z == zone)?;
+                        Some((index as u16, *room))
+                    })
+                    .collect(),
+            })
+            .collect();
+    }
+
+    /// Where a player entering `zone` (by name) plays: `None` here, else
+    /// the name of the node placement chose (see
+    /// [`GameLines::with_placement`]). Also `None` for a zone pinned
+    /// elsewhere, or not this game's.
+    pub fn place(&mut self, zone: &str) -> Option<String> {
+        let zone = self.zone_names.iter().position(|z| z == zone)? as u16;
+        self.place_in(zone)
+    }
+
+    fn place_in(&mut self, zone: u16) -> Option<String> {
+        if self.elsewhere.contains(&zone) {
+            return None;
+        }
+        if self.draining {
+            return self.choose(zone, None);
+        }
+        if self.directory.has_room(zone) {
+            return None;
+        }
+        let here = self.players.len() as u64;
+        self.choose(zone, Some(here))
+    }
+
+    /// Another node for a player of `zone`: one with room in its lines of
+    /// it (the least loaded), else the least loaded, if it has fewer
+    /// players than `here` (`None`: whatever this node has, as when it
+    /// drains). Only nodes that accept players.
+    fn choose(&mut self, zone: u16, here: Option<u64>) -> Option<String> {
+        let others = self.placement.as_mut()?;
+        let load = |node: &Placing| (node.players, node.name.clone());
+        let chosen = match others
+            .iter_mut()
+            .filter(|node| node.accepts && node.room.get(&zone).is_some_and(|room| *room > 0))
+            .min_by_key(|node| load(node))
+        {
+            Some(node) => {
+                *node.room.get_mut(&zone).expect("filtered") -= 1;
+                node
+            }
+            None => {
+                let least = others
+                    .iter_mut()
+                    .filter(|node| node.accepts)
+                    .min_by_key(|node| load(node))?;
+                if here.is_some_and(|here| least.players >= here) {
+                    return None;
+                }
+                least
+            }
+        };
+        // Until its record says otherwise, the player counts there: the
+        // next ones of this step do not all pile onto it.
+        chosen.players += 1;
+        Some(chosen.name.clone())
+    }
+
+    /// Drains this node (`hearth admin drain`) or stops draining it: every
+    /// player in its lines is handed to another node chosen by placement
+    /// (a visitor to their home, which places them), at most
+    /// [`DRAINED_PER_STEP`] a step; nobody is placed here and no visitor is
+    /// taken in. Its lines then empty and close as idle lines do (line 1
+    /// stays open, empty). A player with nowhere to go (no other node
+    /// takes players) stays.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// One step's share of a drain.
+    fn drain_some(&mut self) {
+        if !self.draining {
+            return;
+        }
+        let settled: Vec<(PlayerId, LineKey)> = self.directory.settled().collect();
+        let mut handed = 0;
+        for (player, key) in settled {
+            if handed == DRAINED_PER_STEP {
+                break;
+            }
+            let node = match self.visitors.contains(&player) {
+                true => None,
+                false => match self.choose(key.zone, None) {
+                    Some(node) => Some(node),
+                    None => continue,
+                },
+            };
+            if self.directory.depart_now(player, self.now_ms).is_some() {
+                self.transfers += 1;
+                handed += 1;
+                self.departing.insert(player, (key.zone, None, node));
+                if let Some(line) = self.lines.get_mut(&key) {
+                    line.leave(player);
+                }
+            }
+        }
+    }
+
     /// Whether zone `zone` (by name) runs on another node.
     pub fn is_elsewhere(&self, zone: &str) -> bool {
         self.zone_names
@@ -274,6 +454,9 @@ impl<G: Game> GameLines<G> {
         };
         let zone = zone as u16;
         if self.elsewhere.contains(&zone) || self.players.contains_key(&handoff.player) {
+            return false;
+        }
+        if self.draining && visitor {
             return false;
         }
         let Some((key, open)) = self.directory.enter(handoff.player, &handoff.name, zone) else {
@@ -371,10 +554,14 @@ impl<G: Game> GameLines<G> {
             .and_then(|data| self.game.entry_zone(&data))
             .and_then(|name| self.zone_names.iter().position(|z| *z == name))
             .unwrap_or(0) as u16;
-        if self.elsewhere.contains(&zone) {
-            if self.contains(arrival.player) {
-                return false;
-            }
+        if self.contains(arrival.player) {
+            return false;
+        }
+        let placed = match self.elsewhere.contains(&zone) {
+            true => Some(None),
+            false => self.place_in(zone).map(Some),
+        };
+        if let Some(node) = placed {
             self.entering_elsewhere.insert(
                 arrival.player,
                 Handoff {
@@ -385,6 +572,7 @@ impl<G: Game> GameLines<G> {
                     data: arrival.saved,
                     bytes_per_second: arrival.bytes_per_second,
                     entries: 0,
+                    node,
                     limits: None,
                 },
             );
@@ -605,6 +793,7 @@ impl<G: Game> GameLines<G> {
     pub fn begin_step(&mut self, now_ms: u64) -> Vec<LineKey> {
         self.now_ms = now_ms;
         self.steps += 1;
+        self.drain_some();
         self.lines.keys().copied().collect()
     }
 
@@ -765,7 +954,7 @@ impl<G: Game> GameLines<G> {
                 let in_game = self.players.remove(&player);
                 self.in_transit.remove(&player);
                 match (self.departing.remove(&player), in_game) {
-                    (Some((zone, at)), Some(in_game)) => {
+                    (Some((zone, at, node)), Some(in_game)) => {
                         self.outputs.push(LinesOutput::Departed(Handoff {
                             player,
                             name: in_game.name,
@@ -774,6 +963,7 @@ impl<G: Game> GameLines<G> {
                             data: Some(data),
                             bytes_per_second: in_game.bytes_per_second,
                             entries: in_game.entries,
+                            node,
                             limits: Some(limits.since(self.steps)),
                         }))
                     }
@@ -817,11 +1007,16 @@ impl<G: Game> GameLines<G> {
         }
         if let Transfer::Zone { zone, at } = to {
             let visitor_leaves = self.visitors.contains(&player) && zone != from.zone;
-            if self.elsewhere.contains(&zone) || visitor_leaves {
+            let placed = match self.elsewhere.contains(&zone) || visitor_leaves {
+                true => Some(None),
+                false if zone != from.zone => self.place_in(zone).map(Some),
+                false => None,
+            };
+            if let Some(node) = placed {
                 match self.directory.depart(player, self.now_ms) {
                     Ok(line) => {
                         self.transfers += 1;
-                        self.departing.insert(player, (zone, at));
+                        self.departing.insert(player, (zone, at, node));
                         if let Some(line) = self.lines.get_mut(&line) {
                             line.leave(player);
                         }

@@ -6,14 +6,16 @@
 //! routed to the node that runs their line, line moves) is described in
 //! docs/CLUSTER.md with what is built so far.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_cluster::address_budgets::AddressBudgets;
-use hearth_cluster::forward::{self, ForwardCounters, ForwardIn, Forwarder};
-use hearth_cluster::node::LineLoad;
+use hearth_cluster::drain::{self, DrainAnswer, DrainInbox};
+use hearth_cluster::forward::{self, ForwardCounters, ForwardIn, Forwarder, LiveNodes};
+use hearth_cluster::node::{LineLoad, ZoneRoom};
 use hearth_cluster::relay::{self, Incoming, Relay, RelayCounters, RelaySettings};
 use hearth_cluster::release::{self, Release};
 use hearth_cluster::{
@@ -38,6 +40,19 @@ pub enum ClusterStartError {
     Cluster(#[from] ClusterError),
 }
 
+/// What the game host needs to play players on other nodes' lines.
+pub struct ForwardingParts {
+    /// Sends messages about players to other nodes.
+    pub forwarder: Forwarder,
+    /// What other nodes send about players.
+    pub incoming: mpsc::Receiver<ForwardIn>,
+    /// `[cluster] zones`: zones pinned to one node, by the node's name.
+    pub pins: BTreeMap<String, String>,
+    /// `[cluster] placement`: how a player whose node's lines of a zone are
+    /// full is placed.
+    pub placement: crate::config::Placement,
+}
+
 /// A connection to the cluster, made before the server binds its ports
 /// (a node that cannot reach its cluster stops before it serves anyone).
 pub struct ClusterLink {
@@ -49,6 +64,8 @@ pub struct ClusterLink {
     leases: Leases,
     accounts: ClusterAccounts,
     releases: release::ReleaseInbox,
+    /// Requests to drain this node (`hearth admin drain`).
+    drains: DrainInbox,
     /// Players' messages to and from other nodes, until the game host
     /// takes it ([`ClusterLink::take_relay`]).
     relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
@@ -56,16 +73,12 @@ pub struct ClusterLink {
     relay_counters: Arc<RelayCounters>,
     /// Per-address rate limits shared by every node.
     budgets: AddressBudgets,
-    /// Players who play in zones other nodes run, until the game host takes
-    /// it ([`ClusterLink::take_forwarding`]), with the zones' pins.
-    forwarding: Option<(
-        Forwarder,
-        mpsc::Receiver<ForwardIn>,
-        BTreeMap<String, String>,
-    )>,
-    /// The live nodes by name, for the forwarding: refreshed every
-    /// heartbeat from the list of nodes.
-    forwarding_nodes: Arc<RwLock<HashMap<String, String>>>,
+    /// Players who play on other nodes, until the game host takes it
+    /// ([`ClusterLink::take_forwarding`]).
+    forwarding: Option<ForwardingParts>,
+    /// The live nodes, for the forwarding: refreshed every heartbeat from
+    /// the list of nodes.
+    forwarding_nodes: Arc<RwLock<LiveNodes>>,
     /// The forwarding's counters, for `/admin`.
     forward_counters: Arc<ForwardCounters>,
 }
@@ -102,6 +115,7 @@ impl ClusterLink {
             me: id.clone(),
         };
         let releases = release::listen(&client, &cluster, &id).await?;
+        let drains = drain::listen(&client, &cluster, &id).await?;
         let relay_settings = RelaySettings {
             schema: schema_version.to_owned(),
             fold: hearth_world::names::name_key,
@@ -130,24 +144,24 @@ impl ClusterLink {
             leases,
             accounts,
             releases,
+            drains,
             relay: Some((relay, incoming)),
             relay_counters,
             budgets,
-            forwarding: Some((forwarder, forwarded, settings.zones.clone())),
+            forwarding: Some(ForwardingParts {
+                forwarder,
+                incoming: forwarded,
+                pins: settings.zones.clone(),
+                placement: settings.placement,
+            }),
             forwarding_nodes,
             forward_counters,
         }))
     }
 
-    /// The forwarding of players to zones other nodes run, for the game
+    /// The forwarding of players to lines other nodes run, for the game
     /// host (once).
-    pub fn take_forwarding(
-        &mut self,
-    ) -> Option<(
-        Forwarder,
-        mpsc::Receiver<ForwardIn>,
-        BTreeMap<String, String>,
-    )> {
+    pub fn take_forwarding(&mut self) -> Option<ForwardingParts> {
         self.forwarding.take()
     }
 
@@ -177,6 +191,12 @@ impl ClusterLink {
         sessions: AccountSessions,
     ) -> Arc<ClusterNode> {
         let releases = tokio::spawn(let_go(self.releases, sessions, game.clone()));
+        let draining = Arc::new(AtomicBool::new(false));
+        let drains = tokio::spawn(carry_out_drains(
+            self.drains,
+            game.clone(),
+            draining.clone(),
+        ));
         let pruning = tokio::spawn(prune_budgets(self.budgets.clone()));
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -194,6 +214,9 @@ impl ClusterLink {
             lines: 0,
             tick_p99_us: 0,
             line_list: Vec::new(),
+            players: 0,
+            room: Vec::new(),
+            draining: false,
         };
         let (info, watcher) = watch::channel(record);
         let heartbeat = self.presence.heartbeat(watcher);
@@ -201,18 +224,15 @@ impl ClusterLink {
         let presence = self.presence.clone();
         let nodes = self.forwarding_nodes.clone();
         let live = self.forwarding_nodes.clone();
+        let me = self.id.clone();
+        let drained = draining.clone();
         let load = tokio::spawn(async move {
             let mut every = tokio::time::interval(period);
             loop {
                 every.tick().await;
-                // Who is alive, by name: where players of pinned zones go.
+                // Who is alive and how loaded: where players go.
                 if let Ok(members) = presence.members().await {
-                    forward::set_nodes(
-                        &nodes,
-                        members
-                            .into_iter()
-                            .map(|node| (node.id.name().to_owned(), node.id.to_string())),
-                    );
+                    forward::set_nodes(&nodes, &me, members);
                 }
                 let lines = game.status().await.unwrap_or_default();
                 let sessions = gate.session_count() as u64;
@@ -226,7 +246,22 @@ impl ClusterLink {
                     .collect();
                 busiest.sort_by_key(|line| std::cmp::Reverse(line.players));
                 busiest.truncate(hearth_cluster::node::MAX_LINES_LISTED);
+                let mut room: BTreeMap<String, u64> = BTreeMap::new();
+                for line in &lines {
+                    *room
+                        .entry(line.zone.chars().take(32).collect())
+                        .or_default() += line.room as u64;
+                }
+                let room: Vec<ZoneRoom> = room
+                    .into_iter()
+                    .map(|(zone, room)| ZoneRoom { zone, room })
+                    .take(hearth_cluster::node::MAX_ZONES_LISTED)
+                    .collect();
+                let players = lines.iter().map(|line| line.players as u64).sum();
                 info.send_modify(|record| {
+                    record.draining = drained.load(Ordering::Relaxed);
+                    record.players = players;
+                    record.room = room;
                     record.sessions = sessions;
                     record.lines = lines.len() as u64;
                     record.tick_p99_us = lines.iter().map(|l| l.tick_p99_us).max().unwrap_or(0);
@@ -242,6 +277,8 @@ impl ClusterLink {
             heartbeat,
             load,
             releases,
+            drains,
+            draining,
             pruning,
             relay: self.relay_counters,
             forward: self.forward_counters,
@@ -289,6 +326,30 @@ async fn let_go(mut inbox: release::ReleaseInbox, sessions: AccountSessions, gam
             }
             request.answer(ended > 0).await;
         });
+    }
+}
+
+/// Carries out requests to drain this node: the game host hands its
+/// players on, and the node's record says it drains from the next
+/// heartbeat.
+async fn carry_out_drains(mut inbox: DrainInbox, game: GameHostHandle, draining: Arc<AtomicBool>) {
+    while let Some(request) = inbox.requests.recv().await {
+        let Some(players) = game.drain().await else {
+            return;
+        };
+        draining.store(true, Ordering::Relaxed);
+        let by: String = request
+            .by
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        tracing::warn!(%by, players, "draining: handing every player in this node's lines to the other nodes");
+        request
+            .answer(DrainAnswer {
+                players: players as u64,
+            })
+            .await;
     }
 }
 
@@ -350,14 +411,18 @@ pub struct ClusterNode {
     pub relay: Arc<RelayCounters>,
     /// Messages about players who play in zones other nodes run, counted.
     pub forward: Arc<ForwardCounters>,
-    /// The live nodes' ids by name, as of the last heartbeat.
-    live: Arc<RwLock<HashMap<String, String>>>,
+    /// The live nodes, as of the last heartbeat.
+    live: Arc<RwLock<LiveNodes>>,
     /// Rewrites this node's record every period while it lives.
     heartbeat: Heartbeat,
     /// Reads this node's load into its record every period.
     load: JoinHandle<()>,
     /// Carries out other nodes' requests to let go of an account.
     releases: JoinHandle<()>,
+    /// Carries out requests to drain this node.
+    drains: JoinHandle<()>,
+    /// This node is draining: its record says so (placement passes it by).
+    draining: Arc<AtomicBool>,
     /// Forgets the shared per-address budgets that are full again.
     pruning: JoinHandle<()>,
 }
@@ -366,7 +431,17 @@ impl ClusterNode {
     /// The id of the live node named `name`, as this node last saw the
     /// list of nodes (where it sends players of a zone pinned to it).
     pub fn node_id(&self, name: &str) -> Option<String> {
-        self.live.read().expect("never poisoned").get(name).cloned()
+        self.live
+            .read()
+            .expect("never poisoned")
+            .ids
+            .get(name)
+            .cloned()
+    }
+
+    /// Whether this node was asked to drain.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Leaves the list of nodes (a graceful stop): the others see it go
@@ -375,6 +450,7 @@ impl ClusterNode {
         self.heartbeat.stop();
         self.load.abort();
         self.releases.abort();
+        self.drains.abort();
         self.pruning.abort();
         if let Err(e) = self.presence.leave(&self.id).await {
             tracing::warn!("leaving the cluster: {e}");
@@ -386,6 +462,7 @@ impl Drop for ClusterNode {
     fn drop(&mut self) {
         self.load.abort();
         self.releases.abort();
+        self.drains.abort();
         self.pruning.abort();
     }
 }

@@ -69,6 +69,21 @@ pub struct ClusterConfig {
     /// who goes there plays on it, their session staying on their own
     /// node. The same on every node. Zones not named run on every node.
     pub zones: std::collections::BTreeMap<String, String>,
+    /// Where a player goes whose own node's lines of a zone are full:
+    /// `"least-loaded"` (the default) to a line of another node with room,
+    /// else to a new line on the node with the fewest players; `"local"`
+    /// to a new line on their own node (every node then runs lines of its
+    /// own players only, but for pinned zones).
+    pub placement: Placement,
+}
+
+/// `[cluster] placement`: see [`ClusterConfig::placement`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    #[default]
+    LeastLoaded,
+    Local,
 }
 
 impl Default for ClusterConfig {
@@ -81,6 +96,7 @@ impl Default for ClusterConfig {
             heartbeat_ms: 1_000,
             advertise: None,
             zones: Default::default(),
+            placement: Placement::default(),
         }
     }
 }
@@ -97,6 +113,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("advertise", &self.advertise)
             .field("zones", &self.zones)
+            .field("placement", &self.placement)
             .finish()
     }
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
 use hearth_game::schema::Value;
 use hearth_game::{
-    GameLine, GameLines, GameOutput, Joining, LinesOutput, ObserverId, PlayerId, Pos, RelayedError,
+    GameLine, GameLines, GameOutput, Joining, LinesOutput, ObserverId, OtherNode, PlayerId, Pos,
+    RelayedError,
 };
 use hearth_replica::game_replica::{GameEvent, GameReplica};
 use hearth_world::{parse_zone_file, WorldGame, WorldPlayer, Zone, DEFAULT_ZONES};
@@ -73,6 +74,12 @@ impl World {
     /// As a node of a cluster: other nodes run lines of the same zones.
     fn on_a_node(mut self) -> Self {
         self.lines = self.lines.with_other_nodes();
+        self
+    }
+
+    /// As a node of a cluster that places players by load.
+    fn placing(mut self) -> Self {
+        self.lines = self.lines.with_placement();
         self
     }
 
@@ -983,4 +990,120 @@ fn a_move_to_another_node_does_not_refill_the_chat_burst() {
         .filter(|i| b.try_send(1, "say", line(&format!("again {i}"))))
         .count();
     assert!(again <= 1, "{again} messages passed right after the move");
+}
+
+/// What placement reads of another node's record.
+fn node(name: &str, players: u64, room: &[(&str, u64)]) -> OtherNode {
+    OtherNode {
+        name: name.into(),
+        players,
+        room: room.iter().map(|(z, r)| (z.to_string(), *r)).collect(),
+        accepts: true,
+    }
+}
+
+fn departed_to(world: &mut World) -> Vec<Option<String>> {
+    world
+        .elsewhere
+        .iter()
+        .map(|output| match output {
+            LinesOutput::Departed(handoff) => handoff.node.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn placement_fills_other_nodes_lines_with_room_then_opens_lines_on_the_least_loaded_node() {
+    // Lines of two players; a and b place by load.
+    let mut a = World::new(2).on_a_node().placing();
+    let mut b = World::new(2).on_a_node().placing();
+    // Nobody anywhere: the first line opens here (a tie goes to this node).
+    a.lines.set_other_nodes(vec![node("b", 0, &[])]);
+    a.join(1, "ann", None);
+    a.join(2, "bo", None);
+    a.steps(1);
+    assert_eq!((a.line_of(1), a.line_of(2)), (1, 1));
+    assert!(a.elsewhere.is_empty());
+
+    // a's line is full and no node has room: the new line opens on the
+    // node with fewer players, b.
+    a.join(3, "cy", Some(saved_at("meadow", 3, 3)));
+    a.steps(1);
+    assert_eq!(departed_to(&mut a), [Some("b".to_owned())]);
+    relay(&mut a, &mut b);
+    b.steps(3);
+    assert_eq!(b.zone_of(3), "meadow");
+    assert_eq!(b.line_of(3), 1);
+    assert!(a.lines.directory().line_of(3).is_none());
+
+    // b's record now shows that line's free place: the next player of a
+    // goes there rather than opening a line.
+    a.lines
+        .set_other_nodes(vec![node("b", 1, &[("meadow", 1)])]);
+    a.join(4, "di", Some(saved_at("meadow", 3, 4)));
+    a.steps(1);
+    assert_eq!(departed_to(&mut a), [Some("b".to_owned())]);
+    relay(&mut a, &mut b);
+    b.steps(10);
+    assert_eq!(b.line_of(4), b.line_of(3), "in the same line of b");
+    assert_eq!(sees(&b, 4), ["cy", "di"], "and they see each other there");
+
+    // Two players per node: a tie, so a's own new line.
+    a.lines
+        .set_other_nodes(vec![node("b", 2, &[("meadow", 0)])]);
+    a.join(5, "ed", None);
+    a.steps(1);
+    assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
+    assert_eq!(a.line_of(5), 2);
+
+    // Several in one step do not all pile onto one node before its record
+    // says so: each placed counts there at once.
+    let mut c = World::new(1).on_a_node().placing();
+    c.lines
+        .set_other_nodes(vec![node("d", 0, &[]), node("e", 1, &[])]);
+    for (player, name) in [(10, "fay"), (11, "gus"), (12, "hal"), (13, "ida")] {
+        c.join(player, name, None);
+    }
+    c.steps(1);
+    // fay: here (a tie at 0 players); gus: to d (0 against 1 here); hal:
+    // here, since gus counts on d now (d 1, e 1, here 1: a tie; without
+    // that count he would follow gus to d); ida: to d (1 against 2 here;
+    // d before e on a tie, by name).
+    assert_eq!(
+        departed_to(&mut c),
+        [Some("d".to_owned()), Some("d".to_owned())],
+    );
+}
+
+#[test]
+fn a_player_travelling_to_a_zone_whose_lines_here_are_full_is_placed_on_another_node() {
+    let mut a = World::new(1).on_a_node().placing();
+    // Bo is alone in a's town line; b has room in the town.
+    a.join(2, "bo", Some(saved_at("town", 3, 3)));
+    a.join(1, "ann", None);
+    a.steps(1);
+    assert_eq!(
+        (a.zone_of(1), a.zone_of(2)),
+        ("meadow".into(), "town".into())
+    );
+    a.lines.set_other_nodes(vec![node("b", 5, &[("town", 3)])]);
+    a.send(1, "travel", vec![Value::Str("town".into())]);
+    a.steps(3);
+    assert!(
+        matches!(&a.elsewhere[..], [LinesOutput::Departed(h)] if h.zone == "town" && h.node.as_deref() == Some("b") && h.data.is_some()),
+        "{:?}",
+        a.elsewhere
+    );
+    assert!(a.lines.directory().line_of(1).is_none());
+
+    // Without placement, the same trip opens a second town line here.
+    let mut alone = World::new(1).on_a_node();
+    alone.join(2, "bo", Some(saved_at("town", 3, 3)));
+    alone.join(1, "ann", None);
+    alone.steps(1);
+    alone.send(1, "travel", vec![Value::Str("town".into())]);
+    alone.steps(3);
+    assert!(alone.elsewhere.is_empty());
+    assert_eq!((alone.zone_of(1), alone.line_of(1)), ("town".into(), 2));
 }

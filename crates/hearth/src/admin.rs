@@ -1,8 +1,10 @@
 //! `hearth admin`: administrators from the command line, on the server's
-//! own database (it can run while the server does).
+//! own database (it can run while the server does); and draining a node of
+//! a cluster, over the cluster's NATS.
 
 use std::io::BufRead;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use hearth_server::accounts::{Accounts, Role};
@@ -34,6 +36,16 @@ enum AdminAction {
     },
     /// Take the administrator role away (the account stays, as a player).
     Demote { name: String },
+    /// Hand every player in a cluster node's lines to the other nodes, and
+    /// send that node no more (until it restarts); waits until it has none.
+    /// Uses the config's [cluster] settings (nats, name).
+    Drain {
+        /// The node's name (`[cluster] node`).
+        node: String,
+        /// Give up waiting after this many seconds (the drain goes on).
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+    },
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
@@ -43,6 +55,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = args.database_url {
         config.database_url = url;
+    }
+    if let AdminAction::Drain { node, wait } = &args.action {
+        return drain(&config, node, Duration::from_secs(*wait)).await;
     }
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -68,6 +83,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot make {name} an administrator"))?;
             println!("{name} is an administrator: log in at /admin");
         }
+        AdminAction::Drain { .. } => unreachable!("handled above"),
         AdminAction::Demote { name } => {
             accounts
                 .set_role(&name, Role::Player)
@@ -77,4 +93,70 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `hearth admin drain NODE`: asks the node over the cluster's NATS, then
+/// follows its record until no player is left in its lines.
+async fn drain(config: &hearth_server::Config, name: &str, wait: Duration) -> anyhow::Result<()> {
+    use hearth_cluster::{connect_nats, ClusterName, NodeId, Presence};
+    let settings = &config.cluster;
+    anyhow::ensure!(
+        settings.enabled(),
+        "this config names no cluster: set [cluster] nats (or HEARTH_CLUSTER) to the cluster's NATS URL"
+    );
+    let cluster = ClusterName::new(&settings.name)?;
+    // A client of the cluster, not a node: named for NATS's connection list.
+    let me = NodeId::new("admin-cli")?;
+    let client = connect_nats(&settings.nats, &me).await?;
+    let period = Duration::from_millis(settings.heartbeat_ms.clamp(100, 60_000));
+    let presence = Presence::open(&client, &cluster, period).await?;
+    let members = presence.members().await?;
+    let Some(target) = members.iter().find(|node| node.id.name() == name) else {
+        let names: Vec<&str> = members.iter().map(|node| node.id.name()).collect();
+        anyhow::bail!(
+            "no live node named {name:?} in cluster {}: its nodes are {names:?}",
+            cluster.as_str()
+        );
+    };
+    let id = target.id.clone();
+    let answer = hearth_cluster::drain::ask(
+        &client,
+        &cluster,
+        &id,
+        "hearth admin drain",
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("{name}: draining, {} players to hand on", answer.players);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut last = None;
+    loop {
+        let players = presence
+            .members()
+            .await?
+            .into_iter()
+            .find(|node| node.id == id)
+            .map(|node| (node.players, node.draining));
+        match players {
+            None => {
+                println!("{name} left the cluster");
+                return Ok(());
+            }
+            Some((0, true)) => {
+                println!("{name} is drained: no player in its lines");
+                return Ok(());
+            }
+            Some((players, _)) if last != Some(players) => {
+                println!("{name}: {players} players left in its lines");
+                last = Some(players);
+            }
+            Some(_) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "{name} still has players in its lines after {wait:?} (the drain goes on): the other nodes may be full, busy or draining; see /admin"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -1,9 +1,11 @@
-//! The game host's side of players who play in a zone another node runs
-//! (`[cluster] zones` pins a zone to a node). Both ends run here:
+//! The game host's side of players who play in a line another node runs:
+//! in a zone pinned to that node (`[cluster] zones`), or placed there by
+//! load (`[cluster] placement`: their own node's lines of the zone were
+//! full). Both ends run here:
 //!
 //! - **home** (the node that holds the player's session and their account's
-//!   claim): when the player's line lets go of them for a zone pinned
-//!   elsewhere, the host hands them to that node (their data, saved on the
+//!   claim): when the player's line lets go of them for a line elsewhere,
+//!   the host hands them to that node (their data, saved on the
 //!   way), forwards what their client sends, delivers what that node sends
 //!   back for their client, stores the data it sends (fenced by the claim,
 //!   as any save here), and takes the player back into its own lines when
@@ -25,7 +27,7 @@ use super::Host;
 use hearth_cluster::forward::{ForwardIn, Forwarder};
 use hearth_cluster::forward_wire::{Forwarded, Handover};
 use hearth_game::game_wire::{RELIABLE_CHANNEL, STATE_CHANNEL};
-use hearth_game::{Game, Handoff, Pos};
+use hearth_game::{Game, Handoff, OtherNode, Pos};
 
 /// How long a home waits for the zone's node to take a handed-over player
 /// in before it takes them back into its own lines.
@@ -102,6 +104,8 @@ pub(super) struct Forwarding {
     pub(super) forwarder: Forwarder,
     /// Zone name to the name of the node that runs it (`[cluster] zones`).
     pins: BTreeMap<String, String>,
+    /// The list of nodes' generation last given to the lines' placement.
+    pub(super) nodes_seen: u64,
     /// This node's lines' zone for players handed home from a zone whose
     /// node cannot be found (the first zone this node runs).
     fallback_zone: String,
@@ -136,6 +140,7 @@ impl Forwarding {
             }),
             forwarder,
             pins,
+            nodes_seen: 0,
             fallback_zone,
             away_leaving: HashMap::new(),
             away_handoffs: HashMap::new(),
@@ -183,6 +188,7 @@ fn handoff(player: u64, handover: Handover) -> Handoff {
         data: handover.data,
         bytes_per_second: handover.bytes_per_second,
         entries: handover.entries,
+        node: None,
         limits: (!handover.limits.is_empty()).then_some(handover.limits),
     }
 }
@@ -284,14 +290,11 @@ impl<G: Game> Host<G> {
                     }
                 };
                 let name = handover.name.clone();
-                // Only into a zone pinned to this node: the rest run on
-                // every node, the player's home among them.
-                let me = hearth_cluster::NodeId::parse(forwarding.forwarder.me());
-                let pinned_here = forwarding.pins.get(&handover.zone).map(String::as_str)
-                    == me.as_ref().map(|id| id.name());
-                // A name as this node's logins give (other players read it),
-                // and room: visitors are bounded like sessions.
-                let acceptable = pinned_here
+                // Into a zone this node runs (pinned here, or pinned
+                // nowhere: placed here by the player's home), under a name
+                // as this node's logins give (other players read it), and
+                // if there is room: visitors are bounded like sessions.
+                let acceptable = !self.lines.is_elsewhere(&handover.zone)
                     && is_player_name(&handover.name)
                     && forwarding.remote.len() < MAX_VISITORS;
                 if acceptable && self.lines.arrive(handoff(local, handover), true) {
@@ -424,9 +427,16 @@ impl<G: Game> Host<G> {
         let Some(handoff) = forwarding.away_handoffs.remove(&player) else {
             return;
         };
+        // Into the same zone if this node runs it (it was placed on another
+        // node), else into this node's first.
+        let zone = match self.lines.is_elsewhere(&handoff.zone) {
+            true => forwarding.fallback_zone.clone(),
+            false => handoff.zone.clone(),
+        };
         let back = Handoff {
-            zone: forwarding.fallback_zone.clone(),
+            zone,
             at: None,
+            node: None,
             // Their entry on the other node was one more than handed over.
             entries: handoff.entries.wrapping_add(1),
             ..handoff
@@ -436,6 +446,34 @@ impl<G: Game> Host<G> {
                 .closes
                 .push((player, "the zone could not take you in".to_owned()));
         }
+    }
+
+    /// Gives the lines' placement the other nodes' load and room when the
+    /// list of nodes changed (once a heartbeat).
+    pub(super) fn refresh_placement(&mut self) {
+        let Some(forwarding) = &mut self.forwarding else {
+            return;
+        };
+        let Some(others) = forwarding
+            .forwarder
+            .others_since(&mut forwarding.nodes_seen)
+        else {
+            return;
+        };
+        // A node whose slowest recent tick took most of a tick's time has
+        // no time for more players.
+        let full_tick_us = self.tick.as_micros() as u64 * 4 / 5;
+        self.lines.set_other_nodes(
+            others
+                .into_iter()
+                .map(|node| OtherNode {
+                    name: node.id.name().to_owned(),
+                    players: node.players,
+                    accepts: !node.draining && node.tick_p99_us <= full_tick_us,
+                    room: node.room.into_iter().map(|z| (z.zone, z.room)).collect(),
+                })
+                .collect(),
+        );
     }
 
     /// Players whose other node is no longer in the cluster's list: an away
@@ -552,13 +590,19 @@ impl<G: Game> Host<G> {
         self.hand_on(handoff, carried);
     }
 
-    /// Home side: the player goes to `handoff.zone`: into this node's
-    /// lines if it runs it, else to the node that does (or, if that node
-    /// cannot be found, into this node's first zone).
-    fn hand_on(&mut self, handoff: Handoff, carried: &mut Carried) {
-        let forwarding = self.forwarding.as_mut().expect("called with forwarding");
+    /// Home side: the player goes to `handoff.zone`: to the node placement
+    /// chose for them, else into this node's lines if it runs the zone (or
+    /// placement chooses another node now: a visitor back from one), else
+    /// to the node the zone is pinned to; if that node cannot be found,
+    /// into this node's lines (its first zone, for a zone pinned
+    /// elsewhere).
+    fn hand_on(&mut self, mut handoff: Handoff, carried: &mut Carried) {
         let player = handoff.player;
-        if !self.lines.is_elsewhere(&handoff.zone) {
+        let runs_here = !self.lines.is_elsewhere(&handoff.zone);
+        if runs_here && handoff.node.is_none() {
+            handoff.node = self.lines.place(&handoff.zone);
+        }
+        if runs_here && handoff.node.is_none() {
             if !self.lines.arrive(handoff, false) {
                 carried
                     .closes
@@ -566,9 +610,11 @@ impl<G: Game> Host<G> {
             }
             return;
         }
-        let node = forwarding
-            .pins
-            .get(&handoff.zone)
+        let forwarding = self.forwarding.as_mut().expect("called with forwarding");
+        let node = handoff
+            .node
+            .as_ref()
+            .or_else(|| forwarding.pins.get(&handoff.zone))
             .and_then(|name| forwarding.forwarder.node_named(name));
         match node {
             Some(node)
@@ -585,12 +631,15 @@ impl<G: Game> Host<G> {
                     .insert(player, Instant::now() + ARRIVAL_WAIT);
             }
             _ => {
-                tracing::warn!(zone = %handoff.zone, "the node that runs this zone is not in the cluster now: the player stays here");
-                let zone = forwarding.fallback_zone.clone();
-                let at = None;
+                tracing::warn!(zone = %handoff.zone, "the node chosen for this zone is not in the cluster now: the player stays here");
+                let zone = match runs_here {
+                    true => handoff.zone.clone(),
+                    false => forwarding.fallback_zone.clone(),
+                };
                 let fallback = Handoff {
                     zone,
-                    at,
+                    at: None,
+                    node: None,
                     ..handoff
                 };
                 if !self.lines.arrive(fallback, false) {

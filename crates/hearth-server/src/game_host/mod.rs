@@ -90,6 +90,8 @@ pub struct GameLineStatus {
     pub zone: String,
     pub number: u32,
     pub players: usize,
+    /// Places left in it (players it may still take).
+    pub room: usize,
     /// A game has no NPCs of Hearth's; its own actors are in `actors`.
     pub npcs: usize,
     pub actors: usize,
@@ -158,6 +160,9 @@ enum Request {
     },
     /// Every player leaves (their data is saved), then the host stops.
     Shutdown(oneshot::Sender<()>),
+    /// Hand every player in the lines to other nodes and take no more
+    /// (`hearth admin drain`): replies with the players in the lines.
+    Drain(oneshot::Sender<usize>),
     /// Replies once the account has no player here whose last save is
     /// still to be written (at once if it has none).
     Saved {
@@ -298,6 +303,14 @@ impl GameHostHandle {
         }
     }
 
+    /// Drains this node's lines (see `GameLines::set_draining`): the
+    /// players in them when it began, or `None` if the host has stopped.
+    pub async fn drain(&self) -> Option<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Drain(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
     pub async fn status(&self) -> Option<Vec<GameLineStatus>> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(Request::Status(tx)).await.ok()?;
@@ -392,13 +405,9 @@ pub struct HostSettings {
     /// In a cluster: players' messages to and from the other nodes (a
     /// zone's messages, messages by name, announcements).
     pub relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
-    /// In a cluster with zones pinned to nodes (`[cluster] zones`): players
-    /// who play in a zone another node runs, and the pins.
-    pub forwarding: Option<(
-        hearth_cluster::forward::Forwarder,
-        mpsc::Receiver<hearth_cluster::forward::ForwardIn>,
-        std::collections::BTreeMap<String, String>,
-    )>,
+    /// In a cluster: players who play in lines other nodes run (zones
+    /// pinned to a node, players placed by load), and the settings.
+    pub forwarding: Option<crate::cluster_node::ForwardingParts>,
 }
 
 pub fn start<G: Game>(
@@ -442,12 +451,16 @@ pub fn start<G: Game>(
                 false => lines,
             };
             match &forwarding {
-                Some((forwarder, _, pins)) => {
-                    let me = hearth_cluster::NodeId::parse(forwarder.me())
+                Some(parts) => {
+                    let me = hearth_cluster::NodeId::parse(parts.forwarder.me())
                         .map(|id| id.name().to_owned())
                         .unwrap_or_default();
-                    let elsewhere = forwarded::Forwarding::zones_elsewhere(pins, &me);
-                    lines.with_zones_elsewhere(elsewhere.iter().map(String::as_str))
+                    let elsewhere = forwarded::Forwarding::zones_elsewhere(&parts.pins, &me);
+                    let lines = lines.with_zones_elsewhere(elsewhere.iter().map(String::as_str));
+                    match parts.placement {
+                        crate::config::Placement::LeastLoaded => lines.with_placement(),
+                        crate::config::Placement::Local => lines,
+                    }
                 }
                 None => lines,
             }
@@ -479,7 +492,13 @@ pub fn start<G: Game>(
     };
     let mut host = host;
     let mut forwarded_in = None;
-    host.forwarding = forwarding.map(|(forwarder, incoming, pins)| {
+    host.forwarding = forwarding.map(|parts| {
+        let crate::cluster_node::ForwardingParts {
+            forwarder,
+            incoming,
+            pins,
+            ..
+        } = parts;
         forwarded_in = Some(incoming);
         let fallback = host
             .lines
@@ -663,6 +682,10 @@ impl<G: Game> Host<G> {
                     Request::Status(reply) => {
                         let _ = reply.send(self.status());
                     }
+                    Request::Drain(reply) => {
+                        self.lines.set_draining(true);
+                        let _ = reply.send(self.lines.directory().player_count());
+                    }
                     Request::KickGuests {
                         name,
                         reason,
@@ -837,6 +860,7 @@ impl<G: Game> Host<G> {
         let mut carried = std::mem::take(&mut self.forward_carried);
         self.expire_away();
         self.drop_lost_nodes(&mut carried);
+        self.refresh_placement();
         for key in self.lines.begin_step(now_ms) {
             let started = std::time::Instant::now();
             let Some(line) = self.lines.tick_line(key) else {
@@ -1176,6 +1200,7 @@ impl<G: Game> Host<G> {
                     zone: self.lines.zone_names()[usize::from(key.zone)].clone(),
                     number: key.number,
                     players: in_line,
+                    room: self.lines.directory().room(key),
                     npcs: 0,
                     actors: line.actor_count(),
                     tick_p50_us: pct(50),

@@ -1,0 +1,157 @@
+//! Draining a node (`hearth admin drain NODE`): the operator's tool, or any
+//! program with the cluster's NATS credentials, asks a node over NATS to
+//! hand every player in its lines to the other nodes and to take no more
+//! (it opens no line and takes no visitor until it restarts). The node
+//! answers at once with the players it has to move; the asker follows the
+//! drain in the node's record (its `players` fall to 0).
+//!
+//! Requests are untrusted input: at most [`MAX_DRAIN_MESSAGE`] bytes of
+//! JSON; anything else is dropped and counted. Who may send one is who may
+//! publish on the cluster's subjects: NATS's credentials (per-node
+//! permissions are in docs/CLUSTER.md's plan).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::node::NodeId;
+use crate::{ClusterError, ClusterName};
+
+/// Largest drain request or answer a node reads.
+pub const MAX_DRAIN_MESSAGE: usize = 256;
+/// Requests waiting for the server; beyond, new ones are dropped (a drain
+/// is idempotent: the asker asks again).
+const QUEUE: usize = 16;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ask {
+    /// Who asked, for the node's log (at most 64 characters shown).
+    by: String,
+}
+
+/// A node's answer to a drain request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainAnswer {
+    /// Players in its lines when it began (it hands them on over the next
+    /// steps).
+    pub players: u64,
+}
+
+fn subject(cluster: &ClusterName, node: &NodeId) -> String {
+    format!("{}.node.{}.drain", cluster.as_str(), node.as_str())
+}
+
+/// Asks `node` to drain, saying `by` asked; its answer, or why none came.
+pub async fn ask(
+    client: &async_nats::Client,
+    cluster: &ClusterName,
+    node: &NodeId,
+    by: &str,
+    timeout: Duration,
+) -> Result<DrainAnswer, ClusterError> {
+    let ask = serde_json::to_vec(&Ask {
+        by: by.chars().take(64).collect(),
+    })
+    .expect("serializes");
+    let request = client.request(subject(cluster, node), ask.into());
+    let message = tokio::time::timeout(timeout, request)
+        .await
+        .map_err(|_| {
+            ClusterError::Nats(format!(
+                "node {node} did not answer the drain request in {timeout:?}"
+            ))
+        })?
+        .map_err(|e| {
+            ClusterError::Nats(format!("node {node} did not take the drain request: {e}"))
+        })?;
+    (message.payload.len() <= MAX_DRAIN_MESSAGE)
+        .then(|| serde_json::from_slice::<DrainAnswer>(&message.payload).ok())
+        .flatten()
+        .ok_or_else(|| {
+            ClusterError::Nats(format!(
+                "node {node} answered the drain request with something else"
+            ))
+        })
+}
+
+/// A drain request for the server to carry out; answer it with
+/// [`DrainRequest::answer`].
+pub struct DrainRequest {
+    /// Who asked, as they said (for the log only: not checked).
+    pub by: String,
+    reply: Option<async_nats::Subject>,
+    client: async_nats::Client,
+}
+
+impl DrainRequest {
+    pub async fn answer(self, answer: DrainAnswer) {
+        if let Some(reply) = self.reply {
+            let bytes = serde_json::to_vec(&answer).expect("serializes");
+            if let Err(e) = self.client.publish(reply, bytes.into()).await {
+                tracing::warn!("answering a drain request: {e}");
+            }
+        }
+    }
+}
+
+/// The drain requests addressed to this node, decoded, and a count of
+/// those dropped. Stops listening when dropped.
+pub struct DrainInbox {
+    pub requests: mpsc::Receiver<DrainRequest>,
+    pub dropped: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for DrainInbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens for drain requests addressed to `me`.
+pub async fn listen(
+    client: &async_nats::Client,
+    cluster: &ClusterName,
+    me: &NodeId,
+) -> Result<DrainInbox, ClusterError> {
+    let mut subscription = client
+        .subscribe(subject(cluster, me))
+        .await
+        .map_err(|e| ClusterError::Nats(format!("cannot listen for drain requests: {e}")))?;
+    let (tx, requests) = mpsc::channel(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let counted = dropped.clone();
+    let client = client.clone();
+    let task = tokio::spawn(async move {
+        while let Some(message) = subscription.next().await {
+            let ask = (message.payload.len() <= MAX_DRAIN_MESSAGE)
+                .then(|| serde_json::from_slice::<Ask>(&message.payload).ok())
+                .flatten();
+            let Some(Ask { by }) = ask else {
+                counted.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("a malformed drain request was dropped");
+                continue;
+            };
+            let request = DrainRequest {
+                by,
+                reply: message.reply,
+                client: client.clone(),
+            };
+            if tx.try_send(request).is_err() {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    Ok(DrainInbox {
+        requests,
+        dropped,
+        task,
+    })
+}
