@@ -85,6 +85,10 @@ interface NodeRecord {
   lines: number;
   tick_p99_us: number;
   line_list?: { zone: string; number: number; players: number }[];
+  /** Players in its lines (visitors from other nodes included). */
+  players?: number;
+  /** Draining (`hearth admin drain`): it hands its players on, takes none. */
+  draining?: boolean;
 }
 
 /** Every live node of the cluster, this one marked; hidden for a server alone. */
@@ -97,8 +101,9 @@ function showCluster(c: { cluster: string | null; node?: string; nodes?: NodeRec
     ...nodes.map((n) => {
       const tr = document.createElement("tr");
       const busiest = (n.line_list ?? []).map((l) => `${l.zone} ${l.number} (${l.players})`).join(", ");
+      const name = `${n.id}${n.id === c.node ? " (this node)" : ""}${n.draining ? " (draining)" : ""}`;
       tr.append(
-        ...[n.id === c.node ? `${n.id} (this node)` : n.id, n.web_addr, n.game_addr, n.sessions, n.lines, `${(n.tick_p99_us / 1000).toFixed(2)} ms`, busiest].map((v) => cell(String(v))),
+        ...[name, n.web_addr, n.game_addr, n.sessions, n.players ?? 0, n.lines, `${(n.tick_p99_us / 1000).toFixed(2)} ms`, busiest].map((v) => cell(String(v))),
       );
       return tr;
     }),

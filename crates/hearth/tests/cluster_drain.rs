@@ -1,0 +1,124 @@
+//! `hearth admin drain NODE` against two `hearth serve` processes (a real
+//! NATS server and a real PostgreSQL): the drained node hands its player to
+//! the other without a reconnect, and the command says when it is done; a
+//! node the cluster does not have is refused with the names it has.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hearth_client::world::generated::{self, Message};
+use hearth_client::world::{WorldClient, WorldUpdate};
+use hearth_client::{connect, Event, Options};
+use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
+
+mod common;
+use common::{free_port, serve};
+
+const ZONES: &str = include_str!("../../hearth-client/tests/data/two_small_zones.toml");
+
+/// A node's directory, config and ports.
+fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
+    let dir = std::env::temp_dir().join(unique(&format!("hearth-drain-{name}")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zones = dir.join("zones.toml");
+    std::fs::write(&zones, ZONES).unwrap();
+    let config = dir.join("hearth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = {database:?}\n\
+             [world]\nzones = {zones:?}\n\
+             [cluster]\nnats = {nats:?}\nname = {cluster:?}\nnode = {name:?}\nheartbeat_ms = 200\n",
+            database = postgres_url(),
+            nats = nats_url(),
+        ),
+    )
+    .unwrap();
+    (dir, config, free_port(), free_port())
+}
+
+async fn arrival(world: &mut WorldClient) -> String {
+    let mut zone = None;
+    let ready = world
+        .until(Duration::from_secs(20), |update, client| {
+            match update {
+                WorldUpdate::Message(Message::Entered { zone: entered }) => {
+                    zone = Some(entered.clone())
+                }
+                WorldUpdate::Session(Event::Closed(reason)) => {
+                    panic!("the session closed: {reason}")
+                }
+                _ => {}
+            }
+            zone.is_some() && client.is_ready()
+        })
+        .await;
+    assert!(ready.is_some(), "entered a zone");
+    zone.unwrap()
+}
+
+fn admin(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("admin")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn hearth_admin_drain_hands_a_nodes_player_to_the_other_node() {
+    let cluster = unique("drain-cli");
+    let (d1_dir, d1_config, d1_port, d1_web) = node(&cluster, "d1");
+    let (d2_dir, d2_config, d2_port, d2_web) = node(&cluster, "d2");
+    let _d1 = serve(&d1_dir, &d1_config, d1_port, d1_web);
+    let _d2 = serve(&d2_dir, &d2_config, d2_port, d2_web);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let name = unique("ann").replace('-', "_");
+        hearth_client::Accounts::new(&format!("http://127.0.0.1:{d1_web}"))
+            .register(&name, "correct horse")
+            .await
+            .unwrap();
+        let mut options = Options::password(&name, "correct horse");
+        options
+            .options
+            .push_str(&format!("?schema={}", generated::VERSION));
+        let url = format!("tcp://127.0.0.1:{d1_port}");
+        let mut ann = WorldClient::new(connect(&url, options).await.unwrap());
+        assert_eq!(arrival(&mut ann).await, "meadow");
+
+        let unknown = admin(&d2_config, &["drain", "nosuch"]);
+        assert!(!unknown.status.success());
+        let said = String::from_utf8_lossy(&unknown.stderr);
+        assert!(said.contains("no live node named \"nosuch\""), "{said}");
+
+        // The command waits until d1's lines are empty; meanwhile Ann's
+        // client reads on (it sees her new line on d2).
+        let config = d2_config.clone();
+        let drain = tokio::task::spawn_blocking(move || admin(&config, &["drain", "d1", "--wait", "30"]));
+        assert_eq!(arrival(&mut ann).await, "meadow");
+        let drained = drain.await.unwrap();
+        let out = String::from_utf8_lossy(&drained.stdout);
+        assert!(
+            drained.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&drained.stderr)
+        );
+        assert!(out.contains("d1: draining, 1 players to hand on"), "{out}");
+        assert!(out.contains("d1 is drained"), "{out}");
+        // Still connected to d1, playing on d2: she walks.
+        ann.say(hearth_client::world::generated::SayScope::Line, "", "still here")
+            .await;
+        let heard = ann
+            .until(Duration::from_secs(10), |update, _| {
+                matches!(update, WorldUpdate::Message(Message::Chat { text, .. }) if text.as_str() == "still here")
+            })
+            .await;
+        assert!(heard.is_some(), "her line chat comes back through d1 from d2");
+    });
+}
