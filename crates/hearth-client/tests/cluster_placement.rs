@@ -203,6 +203,29 @@ async fn with_local_placement_each_node_opens_lines_for_its_own_players() {
     }
     lines_become(&p1, &[(1, 2), (2, 1)]).await;
     assert!(lines(&p2).await.is_empty());
+    // Such a node will not drain: it says why.
+    use hearth_cluster::{connect_nats, drain, test_servers::nats_url, ClusterName, NodeId};
+    let client = connect_nats(&nats_url(), &NodeId::new("test").unwrap())
+        .await
+        .unwrap();
+    let answer = drain::ask(
+        &client,
+        &ClusterName::new(&cluster).unwrap(),
+        &p1.cluster.as_ref().unwrap().id,
+        "the test",
+        false,
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.contains("placement")),
+        "{answer:?}"
+    );
+    assert!(!p1.cluster.as_ref().unwrap().is_draining());
     drop(players);
     p1.shutdown("test over").await;
     p2.shutdown("test over").await;
@@ -244,6 +267,7 @@ async fn a_drained_node_hands_its_players_to_the_others_without_a_reconnect() {
         &ClusterName::new(&cluster).unwrap(),
         &p1_id,
         "the drain test",
+        false,
         WAIT,
     )
     .await
@@ -299,7 +323,25 @@ async fn a_drained_node_hands_its_players_to_the_others_without_a_reconnect() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    drop((ann, bo, cy, di));
+    // Undrained, p1 takes players again: the next login there plays there.
+    let answer = drain::ask(
+        &client,
+        &ClusterName::new(&cluster).unwrap(),
+        &p1_id,
+        "the drain test",
+        true,
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.refused, None);
+    assert!(!p1.cluster.as_ref().unwrap().is_draining());
+    let ed_name = unique("ed").replace('-', "_");
+    p1.accounts.register(&ed_name, PASSWORD).await.unwrap();
+    let (ed, _) = join(&p1, &ed_name).await;
+    lines_become(&p1, &[(1, 1)]).await;
+
+    drop((ann, bo, cy, di, ed));
     p1.shutdown("test over").await;
     p2.shutdown("test over").await;
 }

@@ -1,9 +1,11 @@
 //! Draining a node (`hearth admin drain NODE`): the operator's tool, or any
 //! program with the cluster's NATS credentials, asks a node over NATS to
 //! hand every player in its lines to the other nodes and to take no more
-//! (it opens no line and takes no visitor until it restarts). The node
-//! answers at once with the players it has to move; the asker follows the
-//! drain in the node's record (its `players` fall to 0).
+//! (it opens no line and takes no visitor until it is undrained or
+//! restarts). The node answers at once with the players it has to move,
+//! or why it will not drain (a node that does not place players by load);
+//! the asker follows the drain in the node's record (its `players` fall to
+//! 0).
 //!
 //! Requests are untrusted input: at most [`MAX_DRAIN_MESSAGE`] bytes of
 //! JSON; anything else is dropped and counted. Who may send one is who may
@@ -33,31 +35,65 @@ const QUEUE: usize = 16;
 struct Ask {
     /// Who asked, for the node's log (at most 64 characters shown).
     by: String,
+    /// Stop draining instead.
+    #[serde(default)]
+    undo: bool,
 }
 
 /// A node's answer to a drain request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrainAnswer {
     /// Players in its lines when it began (it hands them on over the next
     /// steps).
     pub players: u64,
+    /// Why it will not drain, if it will not (at most 128 characters).
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+/// A drain request as a node reads it: who asked (at most 64 characters,
+/// control characters dropped) and whether to stop draining; `None` for
+/// anything but a request of at most [`MAX_DRAIN_MESSAGE`] bytes.
+pub fn decode_request(payload: &[u8]) -> Option<(String, bool)> {
+    if payload.len() > MAX_DRAIN_MESSAGE {
+        return None;
+    }
+    let Ask { by, undo } = serde_json::from_slice(payload).ok()?;
+    let by = by.chars().filter(|c| !c.is_control()).take(64).collect();
+    Some((by, undo))
+}
+
+/// A node's answer as the asker reads it (the reason, if any, at most 128
+/// characters, control characters dropped).
+pub fn decode_answer(payload: &[u8]) -> Option<DrainAnswer> {
+    if payload.len() > MAX_DRAIN_MESSAGE {
+        return None;
+    }
+    let mut answer: DrainAnswer = serde_json::from_slice(payload).ok()?;
+    answer.refused = answer
+        .refused
+        .map(|reason| reason.chars().filter(|c| !c.is_control()).take(128).collect());
+    Some(answer)
 }
 
 fn subject(cluster: &ClusterName, node: &NodeId) -> String {
     format!("{}.node.{}.drain", cluster.as_str(), node.as_str())
 }
 
-/// Asks `node` to drain, saying `by` asked; its answer, or why none came.
+/// Asks `node` to drain (`undo`: to stop), saying `by` asked; its answer,
+/// or why none came.
 pub async fn ask(
     client: &async_nats::Client,
     cluster: &ClusterName,
     node: &NodeId,
     by: &str,
+    undo: bool,
     timeout: Duration,
 ) -> Result<DrainAnswer, ClusterError> {
     let ask = serde_json::to_vec(&Ask {
         by: by.chars().take(64).collect(),
+        undo,
     })
     .expect("serializes");
     let request = client.request(subject(cluster, node), ask.into());
@@ -71,10 +107,7 @@ pub async fn ask(
         .map_err(|e| {
             ClusterError::Nats(format!("node {node} did not take the drain request: {e}"))
         })?;
-    (message.payload.len() <= MAX_DRAIN_MESSAGE)
-        .then(|| serde_json::from_slice::<DrainAnswer>(&message.payload).ok())
-        .flatten()
-        .ok_or_else(|| {
+    decode_answer(&message.payload).ok_or_else(|| {
             ClusterError::Nats(format!(
                 "node {node} answered the drain request with something else"
             ))
@@ -86,6 +119,8 @@ pub async fn ask(
 pub struct DrainRequest {
     /// Who asked, as they said (for the log only: not checked).
     pub by: String,
+    /// Stop draining instead.
+    pub undo: bool,
     reply: Option<async_nats::Subject>,
     client: async_nats::Client,
 }
@@ -131,16 +166,14 @@ pub async fn listen(
     let client = client.clone();
     let task = tokio::spawn(async move {
         while let Some(message) = subscription.next().await {
-            let ask = (message.payload.len() <= MAX_DRAIN_MESSAGE)
-                .then(|| serde_json::from_slice::<Ask>(&message.payload).ok())
-                .flatten();
-            let Some(Ask { by }) = ask else {
+            let Some((by, undo)) = decode_request(&message.payload) else {
                 counted.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("a malformed drain request was dropped");
                 continue;
             };
             let request = DrainRequest {
                 by,
+                undo,
                 reply: message.reply,
                 client: client.clone(),
             };

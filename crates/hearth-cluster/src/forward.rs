@@ -155,11 +155,27 @@ impl Forwarder {
 /// Replaces the list of live nodes with `members` (every live node's
 /// record, `me`'s included).
 pub fn set_nodes(nodes: &RwLock<LiveNodes>, me: &NodeId, members: Vec<NodeInfo>) {
-    let ids = members
+    // A name held by two ids is a node restarted within three heartbeats:
+    // its newest run is the live one (this node's own name is this run).
+    let mut newest: HashMap<String, NodeInfo> = HashMap::new();
+    for node in members {
+        let name = node.id.name().to_owned();
+        let newer = node.id == *me
+            || newest
+                .get(&name)
+                .is_none_or(|kept| kept.id != *me && kept.started_ms <= node.started_ms);
+        if newer {
+            newest.insert(name, node);
+        }
+    }
+    let ids = newest
         .iter()
-        .map(|node| (node.id.name().to_owned(), node.id.to_string()))
+        .map(|(name, node)| (name.clone(), node.id.to_string()))
         .collect();
-    let others = members.into_iter().filter(|node| node.id != *me).collect();
+    let others = newest
+        .into_values()
+        .filter(|node| node.id.name() != me.name())
+        .collect();
     let mut nodes = nodes.write().expect("never poisoned");
     let generation = nodes.generation.wrapping_add(1);
     *nodes = LiveNodes {
@@ -267,4 +283,54 @@ pub async fn start(
         },
         incoming,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &NodeId, started_ms: u64) -> NodeInfo {
+        NodeInfo {
+            id: id.clone(),
+            game_addr: "127.0.0.1:7777".into(),
+            web_addr: "127.0.0.1:8080".into(),
+            started_ms,
+            sessions: 0,
+            lines: 0,
+            tick_p99_us: 0,
+            line_list: Vec::new(),
+            players: 0,
+            room: Vec::new(),
+            draining: false,
+            placement: true,
+        }
+    }
+
+    #[test]
+    fn a_name_held_by_two_runs_is_its_newest_and_this_nodes_old_run_is_not_another_node() {
+        let me = NodeId::new("a").unwrap();
+        let my_last_run = NodeId::new("a").unwrap();
+        let (b_old, b_new) = (NodeId::new("b").unwrap(), NodeId::new("b").unwrap());
+        let nodes = RwLock::new(LiveNodes::default());
+        set_nodes(
+            &nodes,
+            &me,
+            vec![
+                record(&my_last_run, 50),
+                record(&me, 10),
+                record(&b_new, 30),
+                record(&b_old, 20),
+            ],
+        );
+        let live = nodes.read().unwrap();
+        assert_eq!(
+            live.ids["a"],
+            me.to_string(),
+            "this run, whatever the clock says"
+        );
+        assert_eq!(live.ids["b"], b_new.to_string());
+        let others: Vec<&NodeId> = live.others.iter().map(|n| &n.id).collect();
+        assert_eq!(others, [&b_new]);
+        assert_eq!(live.generation, 1);
+    }
 }

@@ -100,10 +100,16 @@ pub struct NodeInfo {
     /// others and takes none; placement sends nobody there.
     #[serde(default)]
     pub draining: bool,
+    /// It takes players placed by other nodes (`[cluster] placement =
+    /// "least-loaded"`). False in the records of nodes from before
+    /// placement, which would refuse them.
+    #[serde(default)]
+    pub placement: bool,
 }
 
-/// Zones a node lists in its record's `room` at most.
-pub const MAX_ZONES_LISTED: usize = 32;
+/// Zones a node lists in its record's `room` at most (its record stays
+/// under 4 KiB, what nodes of the version before read).
+pub const MAX_ZONES_LISTED: usize = 16;
 
 /// The places left in a node's open lines of one zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +211,7 @@ mod tests {
                 room: 48,
             }],
             draining: false,
+            placement: true,
         };
         assert_eq!(NodeInfo::from_bytes(&info.to_bytes()), Some(info.clone()));
         // Zone names an operator will read: none with control or
@@ -223,11 +230,14 @@ mod tests {
         let mut odd = info.clone();
         odd.room[0].zone = "to\u{202e}wn".into();
         assert_eq!(NodeInfo::from_bytes(&odd.to_bytes()), None);
-        // A record of a node from before `players` and `room` still reads.
+        // A record of a node from before placement still reads, and says
+        // it takes no placed players.
         let mut older = serde_json::to_value(&info).unwrap();
-        older.as_object_mut().unwrap().remove("players");
-        older.as_object_mut().unwrap().remove("room");
-        assert!(NodeInfo::from_bytes(older.to_string().as_bytes()).is_some());
+        for field in ["players", "room", "draining", "placement"] {
+            older.as_object_mut().unwrap().remove(field);
+        }
+        let older = NodeInfo::from_bytes(older.to_string().as_bytes()).unwrap();
+        assert!(!older.placement);
         let mut forged = serde_json::to_value(&info).unwrap();
         forged["id"] = "../../etc".into();
         assert_eq!(NodeInfo::from_bytes(forged.to_string().as_bytes()), None);

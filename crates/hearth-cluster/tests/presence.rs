@@ -26,6 +26,7 @@ fn record(id: &NodeId) -> NodeInfo {
         players: 0,
         room: Vec::new(),
         draining: false,
+        placement: false,
     }
 }
 

@@ -86,6 +86,15 @@ pub struct OtherNode {
     pub accepts: bool,
 }
 
+/// A node's order among others with as many players, from `seed` (each
+/// node's own): FNV-1a over the name.
+fn tie_break(seed: u64, name: &str) -> u64 {
+    name.bytes()
+        .fold(seed ^ 0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
 /// What placement keeps of another node: its record, and what this node's
 /// own placements since have added to it.
 #[derive(Debug, Clone)]
@@ -211,6 +220,8 @@ pub struct GameLines<G: Game> {
     /// records last showed them; `None`: every player plays on this node
     /// (but in pinned zones).
     placement: Option<Vec<Placing>>,
+    /// The zones pinned to this node (by index): never placed elsewhere.
+    pinned_here: std::collections::BTreeSet<u16>,
     /// Draining ([`GameLines::set_draining`]): every player in this node's
     /// lines is handed to another node, a few each step; nobody is placed
     /// here and no visitor is taken in.
@@ -271,6 +282,7 @@ impl<G: Game> GameLines<G> {
             visitors: Default::default(),
             entering_elsewhere: BTreeMap::new(),
             placement: None,
+            pinned_here: Default::default(),
             draining: false,
             game,
             outputs: Vec::new(),
@@ -294,6 +306,18 @@ impl<G: Game> GameLines<G> {
         for zone in zones {
             if let Some(index) = self.zone_names.iter().position(|z| z == zone) {
                 self.elsewhere.insert(index as u16);
+            }
+        }
+        self
+    }
+
+    /// In a cluster: the zones named here are pinned to this node: only it
+    /// runs them, so placement and drains never send their players
+    /// elsewhere.
+    pub fn with_zones_pinned_here<'a>(mut self, zones: impl IntoIterator<Item = &'a str>) -> Self {
+        for zone in zones {
+            if let Some(index) = self.zone_names.iter().position(|z| z == zone) {
+                self.pinned_here.insert(index as u16);
             }
         }
         self
@@ -344,7 +368,7 @@ impl<G: Game> GameLines<G> {
     }
 
     fn place_in(&mut self, zone: u16) -> Option<String> {
-        if self.elsewhere.contains(&zone) {
+        if self.elsewhere.contains(&zone) || self.pinned_here.contains(&zone) {
             return None;
         }
         if self.draining {
@@ -362,8 +386,11 @@ impl<G: Game> GameLines<G> {
     /// players than `here` (`None`: whatever this node has, as when it
     /// drains). Only nodes that accept players.
     fn choose(&mut self, zone: u16, here: Option<u64>) -> Option<String> {
+        let seed = self.seed;
         let others = self.placement.as_mut()?;
-        let load = |node: &Placing| (node.players, node.name.clone());
+        // Ties go by a hash of the name seeded per node: nodes that see the
+        // same records do not all pick the same one.
+        let load = |node: &Placing| (node.players, tie_break(seed, &node.name));
         let chosen = match others
             .iter_mut()
             .filter(|node| node.accepts && node.room.get(&zone).is_some_and(|room| *room > 0))
@@ -386,8 +413,18 @@ impl<G: Game> GameLines<G> {
         };
         // Until its record says otherwise, the player counts there: the
         // next ones of this step do not all pile onto it.
-        chosen.players += 1;
+        chosen.players = chosen.players.saturating_add(1);
         Some(chosen.name.clone())
+    }
+
+    /// A node refused a player placement sent it (or never answered): it
+    /// gets nobody more until its next record.
+    pub fn placement_refused(&mut self, node: &str) {
+        for other in self.placement.iter_mut().flatten() {
+            if other.name == node {
+                other.accepts = false;
+            }
+        }
     }
 
     /// Drains this node (`hearth admin drain`) or stops draining it: every
@@ -396,7 +433,7 @@ impl<G: Game> GameLines<G> {
     /// [`DRAINED_PER_STEP`] a step; nobody is placed here and no visitor is
     /// taken in. Its lines then empty and close as idle lines do (line 1
     /// stays open, empty). A player with nowhere to go (no other node
-    /// takes players) stays.
+    /// takes players) stays, and so do the players of zones pinned here.
     pub fn set_draining(&mut self, on: bool) {
         self.draining = on;
     }
@@ -410,22 +447,26 @@ impl<G: Game> GameLines<G> {
         if !self.draining {
             return;
         }
-        let settled: Vec<(PlayerId, LineKey)> = self.directory.settled().collect();
-        let mut handed = 0;
-        for (player, key) in settled {
-            if handed == DRAINED_PER_STEP {
-                break;
-            }
+        let pinned = &self.pinned_here;
+        let batch: Vec<(PlayerId, LineKey)> = self
+            .directory
+            .settled()
+            .filter(|(_, key)| !pinned.contains(&key.zone))
+            .take(DRAINED_PER_STEP)
+            .collect();
+        for (player, key) in batch {
             let node = match self.visitors.contains(&player) {
+                // Home, which places them.
                 true => None,
                 false => match self.choose(key.zone, None) {
                     Some(node) => Some(node),
-                    None => continue,
+                    // No other node takes players: nobody else can go
+                    // either (this is asked again next step).
+                    None => break,
                 },
             };
             if self.directory.depart_now(player, self.now_ms).is_some() {
                 self.transfers += 1;
-                handed += 1;
                 self.departing.insert(player, (key.zone, None, node));
                 if let Some(line) = self.lines.get_mut(&key) {
                     line.leave(player);
@@ -456,7 +497,9 @@ impl<G: Game> GameLines<G> {
         if self.elsewhere.contains(&zone) || self.players.contains_key(&handoff.player) {
             return false;
         }
-        if self.draining && visitor {
+        // A node that drains, or is too busy for newcomers of its own, takes
+        // nobody else's.
+        if (self.draining || self.busy_for_s.is_some()) && visitor {
             return false;
         }
         let Some((key, open)) = self.directory.enter(handoff.player, &handoff.name, zone) else {

@@ -66,6 +66,9 @@ pub struct ClusterLink {
     releases: release::ReleaseInbox,
     /// Requests to drain this node (`hearth admin drain`).
     drains: DrainInbox,
+    /// `[cluster] placement = "least-loaded"`: this node places players by
+    /// load, takes those other nodes place, and can drain.
+    places: bool,
     /// Players' messages to and from other nodes, until the game host
     /// takes it ([`ClusterLink::take_relay`]).
     relay: Option<(Relay, mpsc::Receiver<Incoming>)>,
@@ -145,6 +148,7 @@ impl ClusterLink {
             accounts,
             releases,
             drains,
+            places: settings.placement == crate::config::Placement::LeastLoaded,
             relay: Some((relay, incoming)),
             relay_counters,
             budgets,
@@ -196,6 +200,7 @@ impl ClusterLink {
             self.drains,
             game.clone(),
             draining.clone(),
+            self.places,
         ));
         let pruning = tokio::spawn(prune_budgets(self.budgets.clone()));
         let started_ms = SystemTime::now()
@@ -217,6 +222,7 @@ impl ClusterLink {
             players: 0,
             room: Vec::new(),
             draining: false,
+            placement: self.places,
         };
         let (info, watcher) = watch::channel(record);
         let heartbeat = self.presence.heartbeat(watcher);
@@ -332,22 +338,46 @@ async fn let_go(mut inbox: release::ReleaseInbox, sessions: AccountSessions, gam
 /// Carries out requests to drain this node: the game host hands its
 /// players on, and the node's record says it drains from the next
 /// heartbeat.
-async fn carry_out_drains(mut inbox: DrainInbox, game: GameHostHandle, draining: Arc<AtomicBool>) {
+async fn carry_out_drains(
+    mut inbox: DrainInbox,
+    game: GameHostHandle,
+    draining: Arc<AtomicBool>,
+    places: bool,
+) {
     while let Some(request) = inbox.requests.recv().await {
-        let Some(players) = game.drain().await else {
+        if !places {
+            // Its lines would have nowhere to send anyone, and it would
+            // refuse the visitors of its pinned zones.
+            let refused = "this node does not place players by load ([cluster] placement = \"local\"): it cannot drain".to_owned();
+            request
+                .answer(DrainAnswer {
+                    players: 0,
+                    refused: Some(refused),
+                })
+                .await;
+            continue;
+        }
+        let on = !request.undo;
+        let Some(players) = game.drain(on).await else {
             return;
         };
-        draining.store(true, Ordering::Relaxed);
+        draining.store(on, Ordering::Relaxed);
         let by: String = request
             .by
             .chars()
             .filter(|c| !c.is_control())
             .take(64)
             .collect();
-        tracing::warn!(%by, players, "draining: handing every player in this node's lines to the other nodes");
+        match on {
+            true => {
+                tracing::warn!(%by, players, "draining: handing every player in this node's lines to the other nodes")
+            }
+            false => tracing::warn!(%by, "no longer draining: this node takes players again"),
+        }
         request
             .answer(DrainAnswer {
                 players: players as u64,
+                refused: None,
             })
             .await;
     }

@@ -45,6 +45,9 @@ enum AdminAction {
         /// Give up waiting after this many seconds (the drain goes on).
         #[arg(long, default_value_t = 120)]
         wait: u64,
+        /// Stop draining the node: it takes players again.
+        #[arg(long)]
+        undo: bool,
     },
 }
 
@@ -56,8 +59,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database_url {
         config.database_url = url;
     }
-    if let AdminAction::Drain { node, wait } = &args.action {
-        return drain(&config, node, Duration::from_secs(*wait)).await;
+    if let AdminAction::Drain { node, wait, undo } = &args.action {
+        return drain(&config, node, Duration::from_secs(*wait), *undo).await;
     }
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
@@ -97,7 +100,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 /// `hearth admin drain NODE`: asks the node over the cluster's NATS, then
 /// follows its record until no player is left in its lines.
-async fn drain(config: &hearth_server::Config, name: &str, wait: Duration) -> anyhow::Result<()> {
+async fn drain(
+    config: &hearth_server::Config,
+    name: &str,
+    wait: Duration,
+    undo: bool,
+) -> anyhow::Result<()> {
     use hearth_cluster::{connect_nats, ClusterName, NodeId, Presence};
     let settings = &config.cluster;
     anyhow::ensure!(
@@ -124,9 +132,22 @@ async fn drain(config: &hearth_server::Config, name: &str, wait: Duration) -> an
         &cluster,
         &id,
         "hearth admin drain",
+        undo,
         Duration::from_secs(10),
     )
     .await?;
+    if let Some(reason) = answer.refused {
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(128)
+            .collect();
+        anyhow::bail!("{name} will not drain: {reason}");
+    }
+    if undo {
+        println!("{name} takes players again");
+        return Ok(());
+    }
     println!("{name}: draining, {} players to hand on", answer.players);
     let deadline = tokio::time::Instant::now() + wait;
     let mut last = None;

@@ -373,9 +373,12 @@ impl<G: Game> Host<G> {
                 }
             }
             Forwarded::Refused { reason } => {
-                if forwarding.away.node(player) == Some(from) {
+                if forwarding.away.node(player).as_ref() == Some(&from) {
                     tracing::info!(player, %reason, "the zone's node did not take a player in: they stay here");
                     forwarding.arriving.remove(&player);
+                    if let Some(node) = hearth_cluster::NodeId::parse(&from) {
+                        self.lines.placement_refused(node.name());
+                    }
                     self.bring_home(player, carried);
                 }
             }
@@ -469,7 +472,7 @@ impl<G: Game> Host<G> {
                 .map(|node| OtherNode {
                     name: node.id.name().to_owned(),
                     players: node.players,
-                    accepts: !node.draining && node.tick_p99_us <= full_tick_us,
+                    accepts: node.placement && !node.draining && node.tick_p99_us <= full_tick_us,
                     room: node.room.into_iter().map(|z| (z.zone, z.room)).collect(),
                 })
                 .collect(),
@@ -523,6 +526,9 @@ impl<G: Game> Host<G> {
             tracing::warn!(player, %node, "a zone's node did not take a handed-over player in: they are back in this node's lines");
             if let Some(forwarding) = &self.forwarding {
                 forwarding.forwarder.send(&node, player, Forwarded::Leave);
+            }
+            if let Some(id) = hearth_cluster::NodeId::parse(&node) {
+                self.lines.placement_refused(id.name());
             }
             self.bring_home(player, carried);
         }

@@ -161,8 +161,12 @@ enum Request {
     /// Every player leaves (their data is saved), then the host stops.
     Shutdown(oneshot::Sender<()>),
     /// Hand every player in the lines to other nodes and take no more
-    /// (`hearth admin drain`): replies with the players in the lines.
-    Drain(oneshot::Sender<usize>),
+    /// (`hearth admin drain`), or stop: replies with the players in the
+    /// lines.
+    Drain {
+        on: bool,
+        reply: oneshot::Sender<usize>,
+    },
     /// Replies once the account has no player here whose last save is
     /// still to be written (at once if it has none).
     Saved {
@@ -303,11 +307,14 @@ impl GameHostHandle {
         }
     }
 
-    /// Drains this node's lines (see `GameLines::set_draining`): the
-    /// players in them when it began, or `None` if the host has stopped.
-    pub async fn drain(&self) -> Option<usize> {
-        let (tx, rx) = oneshot::channel();
-        self.requests.send(Request::Drain(tx)).await.ok()?;
+    /// Drains this node's lines, or stops (see `GameLines::set_draining`):
+    /// the players in them now, or `None` if the host has stopped.
+    pub async fn drain(&self, on: bool) -> Option<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Drain { on, reply })
+            .await
+            .ok()?;
         rx.await.ok()
     }
 
@@ -456,7 +463,14 @@ pub fn start<G: Game>(
                         .map(|id| id.name().to_owned())
                         .unwrap_or_default();
                     let elsewhere = forwarded::Forwarding::zones_elsewhere(&parts.pins, &me);
-                    let lines = lines.with_zones_elsewhere(elsewhere.iter().map(String::as_str));
+                    let here = parts
+                        .pins
+                        .iter()
+                        .filter(|(_, node)| **node == me)
+                        .map(|(zone, _)| zone.as_str());
+                    let lines = lines
+                        .with_zones_elsewhere(elsewhere.iter().map(String::as_str))
+                        .with_zones_pinned_here(here);
                     match parts.placement {
                         crate::config::Placement::LeastLoaded => lines.with_placement(),
                         crate::config::Placement::Local => lines,
@@ -682,8 +696,8 @@ impl<G: Game> Host<G> {
                     Request::Status(reply) => {
                         let _ = reply.send(self.status());
                     }
-                    Request::Drain(reply) => {
-                        self.lines.set_draining(true);
+                    Request::Drain { on, reply } => {
+                        self.lines.set_draining(on);
                         let _ = reply.send(self.lines.directory().player_count());
                     }
                     Request::KickGuests {
