@@ -71,9 +71,13 @@ pub fn decode_answer(payload: &[u8]) -> Option<DrainAnswer> {
         return None;
     }
     let mut answer: DrainAnswer = serde_json::from_slice(payload).ok()?;
-    answer.refused = answer
-        .refused
-        .map(|reason| reason.chars().filter(|c| !c.is_control()).take(128).collect());
+    answer.refused = answer.refused.map(|reason| {
+        reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(128)
+            .collect()
+    });
     Some(answer)
 }
 
@@ -108,10 +112,10 @@ pub async fn ask(
             ClusterError::Nats(format!("node {node} did not take the drain request: {e}"))
         })?;
     decode_answer(&message.payload).ok_or_else(|| {
-            ClusterError::Nats(format!(
-                "node {node} answered the drain request with something else"
-            ))
-        })
+        ClusterError::Nats(format!(
+            "node {node} answered the drain request with something else"
+        ))
+    })
 }
 
 /// A drain request for the server to carry out; answer it with
