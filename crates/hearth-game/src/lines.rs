@@ -324,9 +324,11 @@ impl<G: Game> GameLines<G> {
     }
 
     /// In a cluster: a player whose zone has no line with room on this
-    /// node goes to another node's line of it with room (the least loaded
-    /// such node), else to a new line on the node with the fewest players
-    /// (this one on a tie): [`LinesOutput::Departed`] with the node's name.
+    /// node, on a node with more players than another, goes to a node with
+    /// fewer: to its line of the zone with room (the least loaded such
+    /// node), else to a new line on the node with the fewest players
+    /// ([`LinesOutput::Departed`] with the node's name). A node no more
+    /// loaded than the others opens a line of its own.
     /// What the other nodes have comes from [`GameLines::set_other_nodes`].
     pub fn with_placement(mut self) -> Self {
         self.placement = Some(Vec::new());
@@ -381,35 +383,43 @@ impl<G: Game> GameLines<G> {
         self.choose(zone, Some(here))
     }
 
-    /// Another node for a player of `zone`: one with room in its lines of
-    /// it (the least loaded), else the least loaded, if it has fewer
-    /// players than `here` (`None`: whatever this node has, as when it
-    /// drains). Only nodes that accept players.
+    /// Another node for a player of `zone`, if one has fewer players than
+    /// `here` (`None`: whatever this node has, as when it drains): of
+    /// those, one with room in its lines of the zone (the least loaded),
+    /// else the least loaded. Only nodes that accept players. A node no
+    /// more loaded than the others keeps its players (a line of its own
+    /// costs no forwarding).
     fn choose(&mut self, zone: u16, here: Option<u64>) -> Option<String> {
         let seed = self.seed;
         let others = self.placement.as_mut()?;
         // Ties go by a hash of the name seeded per node: nodes that see the
         // same records do not all pick the same one.
         let load = |node: &Placing| (node.players, tie_break(seed, &node.name));
+        let least = others
+            .iter()
+            .filter(|node| node.accepts)
+            .map(|node| node.players)
+            .min()?;
+        if here.is_some_and(|here| least >= here) {
+            return None;
+        }
         let chosen = match others
             .iter_mut()
-            .filter(|node| node.accepts && node.room.get(&zone).is_some_and(|room| *room > 0))
+            .filter(|node| {
+                node.accepts
+                    && here.is_none_or(|here| node.players < here)
+                    && node.room.get(&zone).is_some_and(|room| *room > 0)
+            })
             .min_by_key(|node| load(node))
         {
             Some(node) => {
                 *node.room.get_mut(&zone).expect("filtered") -= 1;
                 node
             }
-            None => {
-                let least = others
-                    .iter_mut()
-                    .filter(|node| node.accepts)
-                    .min_by_key(|node| load(node))?;
-                if here.is_some_and(|here| least.players >= here) {
-                    return None;
-                }
-                least
-            }
+            None => others
+                .iter_mut()
+                .filter(|node| node.accepts)
+                .min_by_key(|node| load(node))?,
         };
         // Until its record says otherwise, the player counts there: the
         // next ones of this step do not all pile onto it.

@@ -1057,6 +1057,16 @@ fn placement_fills_other_nodes_lines_with_room_then_opens_lines_on_the_least_loa
     assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
     assert_eq!(a.line_of(5), 2);
 
+    // A node with room but more players than this one is no better than a
+    // line here, which costs no forwarding.
+    a.lines
+        .set_other_nodes(vec![node("b", 9, &[("meadow", 1)])]);
+    a.join(6, "fi", None);
+    a.join(7, "gi", None);
+    a.steps(1);
+    assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
+    assert_eq!((a.line_of(6), a.line_of(7)), (2, 3));
+
     // Several in one step do not all pile onto one node before its record
     // says so: each placed counts there at once.
     let mut c = World::new(1).on_a_node().placing();
@@ -1079,7 +1089,7 @@ fn placement_fills_other_nodes_lines_with_room_then_opens_lines_on_the_least_loa
 #[test]
 fn a_player_travelling_to_a_zone_whose_lines_here_are_full_is_placed_on_another_node() {
     let mut a = World::new(1).on_a_node().placing();
-    // Bo is alone in a's town line; b has room in the town.
+    // Bo is alone in a's town line (of one).
     a.join(2, "bo", Some(saved_at("town", 3, 3)));
     a.join(1, "ann", None);
     a.steps(1);
@@ -1087,7 +1097,8 @@ fn a_player_travelling_to_a_zone_whose_lines_here_are_full_is_placed_on_another_
         (a.zone_of(1), a.zone_of(2)),
         ("meadow".into(), "town".into())
     );
-    a.lines.set_other_nodes(vec![node("b", 5, &[("town", 3)])]);
+    // b has fewer players (a has two) and room in the town.
+    a.lines.set_other_nodes(vec![node("b", 1, &[("town", 3)])]);
     a.send(1, "travel", vec![Value::Str("town".into())]);
     a.steps(3);
     assert!(
