@@ -142,6 +142,18 @@ fn bots(binary: &Path, node: &Node, players: usize, secs: f64) -> Child {
         .expect("hearth bot starts")
 }
 
+/// A node's `/metrics` page (empty if it cannot be read).
+fn metrics(web: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", web)) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
 /// CPU seconds of every process in `pids` together.
 fn cpu_of(pids: &[u32]) -> f64 {
     pids.iter().filter_map(|pid| cpu_seconds(*pid)).sum()
@@ -160,7 +172,7 @@ fn nats_pid() -> Option<u32> {
 }
 
 /// Runs the load (bots per node) and measures: (server cores over the
-/// window, players connected).
+/// window, players connected). Prints each process's share.
 fn measure(binary: &Path, load: &[(&Node, usize)], extra: &[u32], secs: f64) -> (f64, f64) {
     let mut running: Vec<Child> = load
         .iter()
@@ -171,9 +183,32 @@ fn measure(binary: &Path, load: &[(&Node, usize)], extra: &[u32], secs: f64) -> 
     pids.dedup();
     pids.extend_from_slice(extra);
     std::thread::sleep(Duration::from_secs_f64(RAMP_SECS + 2.0));
-    let (cpu0, t0) = (cpu_of(&pids), Instant::now());
+    let before: Vec<f64> = pids.iter().map(|pid| cpu_of(&[*pid])).collect();
+    let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let cores = (cpu_of(&pids) - cpu0) / t0.elapsed().as_secs_f64();
+    let window = t0.elapsed().as_secs_f64();
+    let each: Vec<f64> = pids
+        .iter()
+        .zip(&before)
+        .map(|(pid, before)| (cpu_of(&[*pid]) - before) / window)
+        .collect();
+    let shares: Vec<String> = pids
+        .iter()
+        .zip(&each)
+        .map(|(pid, cores)| format!("{pid}: {cores:.3}"))
+        .collect();
+    println!("{BENCH}   cores by process: {}", shares.join(", "));
+    for (node, _) in load {
+        let counted: Vec<String> = metrics(node.web)
+            .lines()
+            .filter(|line| line.starts_with("hearth_cluster_") && !line.ends_with(" 0"))
+            .map(str::to_owned)
+            .collect();
+        if !counted.is_empty() {
+            println!("{BENCH}   node {}: {}", node.pid(), counted.join("; "));
+        }
+    }
+    let cores: f64 = each.iter().sum();
     let mut connected = 0.0;
     for child in running.drain(..) {
         let output = child.wait_with_output().expect("the bots end");
@@ -192,12 +227,15 @@ fn main() {
     let secs: f64 = env_or("HEARTH_CLUSTER_CPU_SECS", 20.0);
     raise_fd_limit(65_536);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let built = Command::new("cargo")
-        .args(["build", "--release", "-p", "hearth"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "cargo build --release -p hearth failed");
+    // (HEARTH_BENCH_PREBUILT=1: target/release/hearth is built already.)
+    if std::env::var_os("HEARTH_BENCH_PREBUILT").is_none() {
+        let built = Command::new("cargo")
+            .args(["build", "--release", "-p", "hearth"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(built.success(), "cargo build --release -p hearth failed");
+    }
     let binary = root.join("target/release/hearth");
     let dir = std::env::temp_dir().join(unique("hearth-cluster-cpu"));
     // Both started before any run, so that their start is in none.

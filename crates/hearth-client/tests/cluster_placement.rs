@@ -122,7 +122,7 @@ async fn players_go_to_other_nodes_lines_with_room_and_new_lines_open_on_the_lea
     let p2 = hearth_server::start(node_config(&cluster, "p2"))
         .await
         .unwrap();
-    let names: Vec<String> = ["ann", "bo", "cy", "di", "ed"]
+    let names: Vec<String> = ["ann", "bo", "cy", "di", "ed", "fi", "gus"]
         .iter()
         .map(|n| unique(n).replace('-', "_"))
         .collect();
@@ -137,44 +137,52 @@ async fn players_go_to_other_nodes_lines_with_room_and_new_lines_open_on_the_lea
     let (bo, _) = join(&p1, &names[1]).await;
     lines_become(&p1, &[(1, 2)]).await;
 
-    // Cy logs in on p1 too: its line is full and no node has room, so the
-    // new line opens on p2, which has fewer players. Her session stays on
-    // p1; she plays on p2.
+    // Cy logs in on p1 too: its line is full, no node has room, and p2 has
+    // a line's worth of players fewer, so the new line opens on p2. Her
+    // session stays on p1; she plays on p2.
     let (mut cy, zone) = join(&p1, &names[2]).await;
     assert_eq!(zone, "meadow");
     lines_become(&p2, &[(1, 1)]).await;
     assert_eq!(lines(&p1).await, [(1, 2)]);
 
-    // Di, on p1 once p2's record shows the place left: into Cy's line on
-    // p2 rather than a new one. They see each other and hear the line's
-    // chat, through p1.
+    // Di and Ed, on p1 once p2's record shows Cy: two against one is not a
+    // line's worth more, so p1 opens a line of its own for them (no
+    // forwarding).
     sees_load(&p1, &p2, 1, 1).await;
-    let (mut di, _) = join(&p1, &names[3]).await;
+    let (di, _) = join(&p1, &names[3]).await;
+    let (ed, _) = join(&p1, &names[4]).await;
+    lines_become(&p1, &[(1, 2), (2, 2)]).await;
+    assert_eq!(lines(&p2).await, [(1, 1)]);
+
+    // Fi, on p1 with four against one: into Cy's line on p2, which has a
+    // place, rather than a new line. They see each other and hear the
+    // line's chat, through p1.
+    sees_load(&p2, &p1, 4, 0).await;
+    sees_load(&p1, &p2, 1, 1).await;
+    let (mut fi, _) = join(&p1, &names[5]).await;
     lines_become(&p2, &[(1, 2)]).await;
-    assert_eq!(lines(&p1).await, [(1, 2)]);
-    let (cy_name, di_name) = (names[2].clone(), names[3].clone());
-    let (seen_by_cy, seen_by_di) = tokio::join!(
-        cy.until(WAIT, |_, w| sees(w, &di_name)),
-        di.until(WAIT, |_, w| sees(w, &cy_name)),
+    let (cy_name, fi_name) = (names[2].clone(), names[5].clone());
+    let (seen_by_cy, seen_by_fi) = tokio::join!(
+        cy.until(WAIT, |_, w| sees(w, &fi_name)),
+        fi.until(WAIT, |_, w| sees(w, &cy_name)),
     );
-    assert!(seen_by_cy.is_some() || sees(&cy, &di_name));
-    assert!(seen_by_di.is_some() || sees(&di, &cy_name));
+    assert!(seen_by_cy.is_some() || sees(&cy, &fi_name));
+    assert!(seen_by_fi.is_some() || sees(&fi, &cy_name));
     cy.say(SayScope::Line, "", "hello from p2's line").await;
-    let heard = di
+    let heard = fi
         .until(WAIT, |update, _| {
             matches!(update, WorldUpdate::Message(Message::Chat { text, .. }) if text.as_str() == "hello from p2's line")
         })
         .await;
-    assert!(heard.is_some(), "di heard cy");
+    assert!(heard.is_some(), "fi heard cy");
 
-    // Ed logs in on p2: every line is full and the nodes tie at two players
-    // each, so his own node opens a second line.
-    sees_load(&p2, &p1, 2, 0).await;
-    let (ed, _) = join(&p2, &names[4]).await;
+    // Gus logs in on p2: its line is full and p1 has more players, so p2
+    // opens a second line.
+    let (gus, _) = join(&p2, &names[6]).await;
     lines_become(&p2, &[(1, 2), (2, 1)]).await;
-    assert_eq!(lines(&p1).await, [(1, 2)]);
+    assert_eq!(lines(&p1).await, [(1, 2), (2, 2)]);
 
-    drop((ann, bo, cy, di, ed));
+    drop((ann, bo, cy, di, ed, fi, gus));
     p1.shutdown("test over").await;
     p2.shutdown("test over").await;
 }

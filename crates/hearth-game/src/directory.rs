@@ -98,7 +98,8 @@ impl Directory {
         }
     }
 
-    fn capacity(&self, zone: u16) -> usize {
+    /// Players a line of `zone` holds.
+    pub fn capacity(&self, zone: u16) -> usize {
         self.config
             .capacity
             .get(usize::from(zone))

@@ -324,11 +324,11 @@ impl<G: Game> GameLines<G> {
     }
 
     /// In a cluster: a player whose zone has no line with room on this
-    /// node, on a node with more players than another, goes to a node with
-    /// fewer: to its line of the zone with room (the least loaded such
-    /// node), else to a new line on the node with the fewest players
-    /// ([`LinesOutput::Departed`] with the node's name). A node no more
-    /// loaded than the others opens a line of its own.
+    /// node goes to a node with at least a line's worth of players fewer,
+    /// if there is one: to its line of the zone with room (the least loaded
+    /// such node), else to a new line on the node with the fewest players
+    /// ([`LinesOutput::Departed`] with the node's name). Otherwise this
+    /// node opens a line of its own.
     /// What the other nodes have comes from [`GameLines::set_other_nodes`].
     pub fn with_placement(mut self) -> Self {
         self.placement = Some(Vec::new());
@@ -383,14 +383,18 @@ impl<G: Game> GameLines<G> {
         self.choose(zone, Some(here))
     }
 
-    /// Another node for a player of `zone`, if one has fewer players than
-    /// `here` (`None`: whatever this node has, as when it drains): of
-    /// those, one with room in its lines of the zone (the least loaded),
-    /// else the least loaded. Only nodes that accept players. A node no
-    /// more loaded than the others keeps its players (a line of its own
-    /// costs no forwarding).
+    /// Another node for a player of `zone`, if one has at least a line's
+    /// worth of players fewer than `here` (`None`: whatever this node has,
+    /// as when it drains): of those, one with room in its lines of the zone
+    /// (the least loaded), else the least loaded. Only nodes that accept
+    /// players. A node not that much more loaded than the others keeps its
+    /// players: a line of its own costs no forwarding, and records a
+    /// heartbeat old do not send players back and forth between nodes that
+    /// fill at about the same rate.
     fn choose(&mut self, zone: u16, here: Option<u64>) -> Option<String> {
         let seed = self.seed;
+        let margin = self.directory.capacity(zone) as u64;
+        let fewer = |players: u64| here.is_none_or(|here| players.saturating_add(margin) <= here);
         let others = self.placement.as_mut()?;
         // Ties go by a hash of the name seeded per node: nodes that see the
         // same records do not all pick the same one.
@@ -400,14 +404,14 @@ impl<G: Game> GameLines<G> {
             .filter(|node| node.accepts)
             .map(|node| node.players)
             .min()?;
-        if here.is_some_and(|here| least >= here) {
+        if !fewer(least) {
             return None;
         }
         let chosen = match others
             .iter_mut()
             .filter(|node| {
                 node.accepts
-                    && here.is_none_or(|here| node.players < here)
+                    && fewer(node.players)
                     && node.room.get(&zone).is_some_and(|room| *room > 0)
             })
             .min_by_key(|node| load(node))

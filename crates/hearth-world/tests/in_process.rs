@@ -1026,8 +1026,8 @@ fn placement_fills_other_nodes_lines_with_room_then_opens_lines_on_the_least_loa
     assert_eq!((a.line_of(1), a.line_of(2)), (1, 1));
     assert!(a.elsewhere.is_empty());
 
-    // a's line is full and no node has room: the new line opens on the
-    // node with fewer players, b.
+    // a's line is full, no node has room, and b has a line's worth of
+    // players fewer (two): the new line opens on b.
     a.join(3, "cy", Some(saved_at("meadow", 3, 3)));
     a.steps(1);
     assert_eq!(departed_to(&mut a), [Some("b".to_owned())]);
@@ -1037,35 +1037,41 @@ fn placement_fills_other_nodes_lines_with_room_then_opens_lines_on_the_least_loa
     assert_eq!(b.line_of(3), 1);
     assert!(a.lines.directory().line_of(3).is_none());
 
-    // b's record now shows that line's free place: the next player of a
-    // goes there rather than opening a line.
+    // b's record shows one player and a free place; a has two: not a
+    // line's worth more, so a opens a line of its own (no forwarding), and
+    // fills it.
     a.lines
         .set_other_nodes(vec![node("b", 1, &[("meadow", 1)])]);
-    a.join(4, "di", Some(saved_at("meadow", 3, 4)));
+    a.join(4, "di", None);
+    a.join(5, "ed", None);
+    a.steps(1);
+    assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
+    assert_eq!((a.line_of(4), a.line_of(5)), (2, 2));
+
+    // Four against one: the next player of a goes to b's free place rather
+    // than opening a line.
+    a.join(6, "fi", Some(saved_at("meadow", 3, 4)));
     a.steps(1);
     assert_eq!(departed_to(&mut a), [Some("b".to_owned())]);
     relay(&mut a, &mut b);
     b.steps(10);
-    assert_eq!(b.line_of(4), b.line_of(3), "in the same line of b");
-    assert_eq!(sees(&b, 4), ["cy", "di"], "and they see each other there");
+    assert_eq!(b.line_of(6), b.line_of(3), "in the same line of b");
+    assert_eq!(sees(&b, 6), ["cy", "fi"], "and they see each other there");
 
-    // Two players per node: a tie, so a's own new line.
+    // b full at two, a at four: a new line on b; then b at four too, and a
+    // opens its own.
     a.lines
         .set_other_nodes(vec![node("b", 2, &[("meadow", 0)])]);
-    a.join(5, "ed", None);
-    a.steps(1);
-    assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
-    assert_eq!(a.line_of(5), 2);
-
-    // A node with room but more players than this one is no better than a
-    // line here, which costs no forwarding.
-    a.lines
-        .set_other_nodes(vec![node("b", 9, &[("meadow", 1)])]);
-    a.join(6, "fi", None);
     a.join(7, "gi", None);
     a.steps(1);
+    assert_eq!(departed_to(&mut a), [Some("b".to_owned())]);
+    a.elsewhere.clear();
+    a.lines
+        .set_other_nodes(vec![node("b", 4, &[("meadow", 1)])]);
+    a.join(8, "hal", None);
+    a.steps(1);
     assert!(a.elsewhere.is_empty(), "{:?}", a.elsewhere);
-    assert_eq!((a.line_of(6), a.line_of(7)), (2, 3));
+    assert_eq!(a.line_of(8), 3);
 
     // Several in one step do not all pile onto one node before its record
     // says so: each placed counts there at once.
@@ -1076,10 +1082,11 @@ fn placement_fills_other_nodes_lines_with_room_then_opens_lines_on_the_least_loa
         c.join(player, name, None);
     }
     c.steps(1);
-    // fay: here (a tie at 0 players); gus: to d (0 against 1 here); hal:
-    // here, since gus counts on d now (d 1, e 1, here 1: a tie; without
-    // that count he would follow gus to d); ida: to d or e (1 against 2
-    // here; a tie between them goes by a hash seeded per node).
+    // Lines of one, so a line's worth is one player. fay: here (0 against
+    // 0); gus: to d (0 against 1 here); hal: here, since gus counts on d
+    // now (d 1, e 1, here 1; without that count he would follow gus to d);
+    // ida: to d or e (1 against 2 here; a tie between them goes by a hash
+    // seeded per node).
     let to = departed_to(&mut c);
     assert_eq!(to.len(), 2, "{to:?}");
     assert_eq!(to[0].as_deref(), Some("d"));
