@@ -275,6 +275,20 @@ fn main() {
         stats.moves_too_fast,
     );
     if crowd.is_some() {
+        // A crowd's units go only to clients that know every actor in
+        // them: how many each client knows says how much they can be used.
+        let known: usize = world
+            .clients
+            .iter()
+            .skip(1)
+            .map(|client| client.actors().count())
+            .sum();
+        println!(
+            "crowd: actors each client knows {:.1} of {}, shared updates per tick {}",
+            known as f64 / players as f64,
+            players,
+            stats.shared_updates / (WARMUP_TICKS + measured) as u64,
+        );
         return;
     }
     use hearth_figures::{figure, Better::Lower};
