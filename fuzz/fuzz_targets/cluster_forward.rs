@@ -1,17 +1,30 @@
 //! What a node receives from another about a player who plays across nodes
 //! (arrivals, client input, bytes for the client, data to save, handovers)
 //! is untrusted input. Decoding anything must not panic; what decodes is
-//! within the decoder's bounds, encodes, and decodes again to the same.
+//! within the decoder's bounds, encodes, and decodes again to the same. A
+//! batch splits into messages within their bound that batch again to the
+//! same bytes.
 
 #![no_main]
 
 use hearth_cluster::forward_wire::{
-    decode, encode, Forwarded, MAX_FORWARD_BYTES, MAX_FORWARD_LIMITS, MAX_FORWARD_MESSAGE,
-    MAX_FORWARD_NAME,
+    decode, encode, encode_batch, split_batch, Forwarded, FORWARD_BATCH_VERSION,
+    MAX_BATCH_MESSAGES, MAX_FORWARD_BATCH, MAX_FORWARD_BYTES, MAX_FORWARD_LIMITS,
+    MAX_FORWARD_MESSAGE, MAX_FORWARD_NAME,
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(items) = split_batch(data) {
+        assert!(data.len() <= MAX_FORWARD_BATCH);
+        if data.first() == Some(&FORWARD_BATCH_VERSION) {
+            assert!((2..=MAX_BATCH_MESSAGES).contains(&items.len()));
+            assert!(items.iter().all(|item| item.len() <= MAX_FORWARD_MESSAGE));
+            assert_eq!(encode_batch(items.iter().copied()), data);
+        } else {
+            assert_eq!(items, [data]);
+        }
+    }
     let Ok(envelope) = decode(data) else {
         return;
     };

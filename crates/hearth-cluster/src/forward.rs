@@ -185,6 +185,49 @@ pub fn set_nodes(nodes: &RwLock<LiveNodes>, me: &NodeId, members: Vec<NodeInfo>)
     };
 }
 
+/// What was queued at once, as NATS messages: per destination, in the
+/// order queued, runs of up to [`forward_wire::MAX_BATCH_MESSAGES`] in one
+/// batch of at most [`forward_wire::MAX_FORWARD_BATCH`] bytes (a lone
+/// message goes as it is), with how many messages each carries. A node's
+/// messages to another stay in order; a step's worth for one node costs
+/// NATS one message, not one per player and message.
+fn batches(queued: &mut Vec<(String, Bytes)>) -> Vec<(String, Bytes, u64)> {
+    let mut by_subject: Vec<(String, Vec<Bytes>)> = Vec::new();
+    for (subject, payload) in queued.drain(..) {
+        match by_subject.iter_mut().find(|(s, _)| *s == subject) {
+            Some((_, list)) => list.push(payload),
+            None => by_subject.push((subject, vec![payload])),
+        }
+    }
+    let mut out = Vec::new();
+    for (subject, list) in by_subject {
+        let mut run: Vec<Bytes> = Vec::new();
+        let mut run_bytes = 2 + 3;
+        let mut flush = |run: &mut Vec<Bytes>| match run.len() {
+            0 => {}
+            1 => out.push((subject.clone(), run.pop().expect("one"), 1)),
+            n => {
+                let batch = forward_wire::encode_batch(run.iter().map(|b| &b[..]));
+                out.push((subject.clone(), batch.into(), n as u64));
+                run.clear();
+            }
+        };
+        for payload in list {
+            let adds = forward_wire::batched_len(&payload);
+            if run.len() == forward_wire::MAX_BATCH_MESSAGES
+                || run_bytes + adds > forward_wire::MAX_FORWARD_BATCH
+            {
+                flush(&mut run);
+                run_bytes = 2 + 3;
+            }
+            run_bytes += adds;
+            run.push(payload);
+        }
+        flush(&mut run);
+    }
+    out
+}
+
 /// Messages about players for node `to`, from node `from`: the sender is
 /// in the subject (where NATS permissions can hold a node to its own), and
 /// must match the one the message names.
@@ -217,57 +260,70 @@ pub async fn start(
     let receiving = tokio::spawn(async move {
         let mut warned = false;
         while let Some(message) = subscription.next().await {
-            if message.payload.len() > MAX_FORWARD_MESSAGE {
-                counted.malformed.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let envelope = match forward_wire::decode(&message.payload) {
-                Ok(envelope)
-                    if message.subject.rsplit('.').next() == Some(envelope.origin.as_str()) =>
-                {
-                    envelope
-                }
-                Ok(_) => {
-                    counted.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
-                        "a message about a player named another sender than its subject: dropped"
-                    );
-                    continue;
-                }
+            let items = match forward_wire::split_batch(&message.payload) {
+                Ok(items) => items,
                 Err(error) => {
                     counted.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%error, "a malformed message about a player was dropped");
+                    tracing::debug!(%error, "a malformed batch of messages about players was dropped");
                     continue;
                 }
             };
-            if envelope.schema != schema_owned {
-                counted.foreign.fetch_add(1, Ordering::Relaxed);
-                if !std::mem::replace(&mut warned, true) {
-                    tracing::warn!(node = %envelope.origin, "a node of the cluster runs another version of the game: its players are not taken here");
+            for item in items {
+                if item.len() > MAX_FORWARD_MESSAGE {
+                    counted.malformed.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
-                continue;
+                let envelope = match forward_wire::decode(item) {
+                    Ok(envelope)
+                        if message.subject.rsplit('.').next() == Some(envelope.origin.as_str()) =>
+                    {
+                        envelope
+                    }
+                    Ok(_) => {
+                        counted.malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                        "a message about a player named another sender than its subject: dropped"
+                    );
+                        continue;
+                    }
+                    Err(error) => {
+                        counted.malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%error, "a malformed message about a player was dropped");
+                        continue;
+                    }
+                };
+                if envelope.schema != schema_owned {
+                    counted.foreign.fetch_add(1, Ordering::Relaxed);
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!(node = %envelope.origin, "a node of the cluster runs another version of the game: its players are not taken here");
+                    }
+                    continue;
+                }
+                let incoming = ForwardIn {
+                    from: envelope.origin,
+                    player: envelope.player,
+                    forwarded: envelope.forwarded,
+                };
+                match incoming_tx.try_send(incoming) {
+                    Ok(()) => counted.received.fetch_add(1, Ordering::Relaxed),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        counted.dropped.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                };
             }
-            let incoming = ForwardIn {
-                from: envelope.origin,
-                player: envelope.player,
-                forwarded: envelope.forwarded,
-            };
-            match incoming_tx.try_send(incoming) {
-                Ok(()) => counted.received.fetch_add(1, Ordering::Relaxed),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    counted.dropped.fetch_add(1, Ordering::Relaxed)
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            };
         }
     });
     let (client, counted) = (client.clone(), counters.clone());
     tokio::spawn(async move {
-        while let Some((subject, payload)) = publishing.recv().await {
-            match client.publish(subject, payload).await {
-                Ok(()) => counted.sent.fetch_add(1, Ordering::Relaxed),
-                Err(_) => counted.dropped.fetch_add(1, Ordering::Relaxed),
-            };
+        let mut queued = Vec::new();
+        while publishing.recv_many(&mut queued, FORWARD_QUEUE).await > 0 {
+            for (subject, payload, count) in batches(&mut queued) {
+                match client.publish(subject, payload).await {
+                    Ok(()) => counted.sent.fetch_add(count, Ordering::Relaxed),
+                    Err(_) => counted.dropped.fetch_add(count, Ordering::Relaxed),
+                };
+            }
         }
         // The host is gone: stop listening too.
         receiving.abort();
@@ -304,6 +360,45 @@ mod tests {
             draining: false,
             placement: true,
         }
+    }
+
+    #[test]
+    fn what_is_queued_at_once_goes_in_batches_per_node_in_order() {
+        let message = |n: u16| {
+            let envelope = Envelope {
+                origin: "a_0123456789ab".into(),
+                schema: "s".into(),
+                player: 1,
+                forwarded: Forwarded::Input {
+                    channel: n,
+                    bytes: vec![1, 2, 3],
+                },
+            };
+            Bytes::from(forward_wire::encode(&envelope).unwrap())
+        };
+        let mut queued = Vec::new();
+        for n in 0..300 {
+            queued.push(("to-b".to_owned(), message(n)));
+            if n == 7 {
+                queued.push(("to-c".to_owned(), message(1000)));
+            }
+        }
+        let sent = batches(&mut queued);
+        assert!(queued.is_empty());
+        // b's 300 in order: a batch of 256, then one of 44; c's one alone.
+        let counts: Vec<(&str, u64)> = sent.iter().map(|(s, _, n)| (s.as_str(), *n)).collect();
+        assert_eq!(counts, [("to-b", 256), ("to-b", 44), ("to-c", 1)]);
+        let mut channels = Vec::new();
+        for (_, payload, _) in &sent[..2] {
+            for item in forward_wire::split_batch(payload).unwrap() {
+                match forward_wire::decode(item).unwrap().forwarded {
+                    Forwarded::Input { channel, .. } => channels.push(channel),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(channels, (0..300).collect::<Vec<u16>>());
+        assert_eq!(sent[2].1, message(1000), "a lone message goes as it is");
     }
 
     #[test]

@@ -27,6 +27,14 @@
 //! 8 arrived
 //! 9 refused:  string reason
 //! ```
+//!
+//! A NATS message carries one such message, or a batch of them (what a
+//! node queued for one other node at once; [`encode_batch`],
+//! [`split_batch`]):
+//!
+//! ```text
+//! u8 batch version (2) | varint count (2 ..= 256) | count x bytes message
+//! ```
 
 use hearth_codec::{DecodeError, Reader, Writer};
 
@@ -46,6 +54,55 @@ pub const MAX_FORWARD_LIMITS: usize = 1024;
 /// Largest forwarded message.
 pub const MAX_FORWARD_MESSAGE: usize =
     MAX_FORWARD_BYTES + 6 * (3 + MAX_FORWARD_NAME) + 16 * MAX_FORWARD_LIMITS + 64;
+
+/// The first byte of a batch of messages.
+pub const FORWARD_BATCH_VERSION: u8 = 2;
+/// Messages in one batch at most.
+pub const MAX_BATCH_MESSAGES: usize = 256;
+/// Largest batch: well under NATS's default 1 MiB payload.
+pub const MAX_FORWARD_BATCH: usize = 512 * 1024;
+
+/// Messages (each [`encode`]'s bytes, in order) as one batch; they must
+/// be 2 to [`MAX_BATCH_MESSAGES`] and fit [`MAX_FORWARD_BATCH`] (the
+/// sender groups them so).
+pub fn encode_batch<'a>(messages: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAX_FORWARD_BATCH.min(64 * 1024));
+    out.put_u8(FORWARD_BATCH_VERSION);
+    out.put_varint(messages.len() as u64);
+    for message in messages {
+        out.put_varint(message.len() as u64);
+        out.extend_from_slice(message);
+    }
+    out
+}
+
+/// Bytes a message adds to a batch.
+pub fn batched_len(message: &[u8]) -> usize {
+    hearth_codec::varint_len(message.len() as u64) + message.len()
+}
+
+/// The messages in a NATS message: one, or a batch's (each still to be
+/// [`decode`]d). The whole input used, every length within its bound.
+pub fn split_batch(bytes: &[u8]) -> Result<Vec<&[u8]>, ForwardWireError> {
+    if bytes.len() > MAX_FORWARD_BATCH {
+        return Err(ForwardWireError::BatchTooLarge(bytes.len()));
+    }
+    match bytes.first() {
+        Some(&FORWARD_BATCH_VERSION) => {}
+        _ => return Ok(vec![bytes]),
+    }
+    let mut r = Reader::new(&bytes[1..]);
+    let count = r.varint("batch count")?;
+    if !(2..=MAX_BATCH_MESSAGES as u64).contains(&count) {
+        return Err(ForwardWireError::BatchCount(count));
+    }
+    let mut messages = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        messages.push(r.len_prefixed(MAX_FORWARD_MESSAGE, "batched message")?);
+    }
+    r.finish()?;
+    Ok(messages)
+}
 
 /// A player handed to another node's lines: who, where to, what the line
 /// there needs to take them in.
@@ -107,6 +164,10 @@ pub enum ForwardWireError {
     TooLarge(usize),
     #[error("forward layout version {0} is not {FORWARD_VERSION}: the nodes run different Hearth versions")]
     Version(u8),
+    #[error("a batch of {0} bytes is larger than {MAX_FORWARD_BATCH}")]
+    BatchTooLarge(usize),
+    #[error("a batch of {0} forwarded messages: a batch holds 2 to {MAX_BATCH_MESSAGES}")]
+    BatchCount(u64),
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
@@ -367,6 +428,54 @@ mod tests {
             assert!(bytes.len() <= MAX_FORWARD_MESSAGE);
             assert_eq!(decode(&bytes).unwrap(), sent);
         }
+    }
+
+    #[test]
+    fn a_batch_splits_into_its_messages_and_a_malformed_one_is_refused_whole() {
+        let messages: Vec<Vec<u8>> = [
+            Forwarded::Leave,
+            Forwarded::Input {
+                channel: 3,
+                bytes: vec![7; 300],
+            },
+            Forwarded::Arrived,
+        ]
+        .into_iter()
+        .map(|f| encode(&envelope(f)).unwrap())
+        .collect();
+        let batch = encode_batch(messages.iter().map(Vec::as_slice));
+        assert_eq!(
+            batch.len(),
+            2 + messages.iter().map(|m| batched_len(m)).sum::<usize>()
+        );
+        let split = split_batch(&batch).unwrap();
+        assert_eq!(
+            split,
+            messages.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        // A single message is its own batch of one.
+        assert_eq!(split_batch(&messages[0]).unwrap(), [&messages[0][..]]);
+        // Cut anywhere, it is refused; so is a count out of bounds, or
+        // bytes after the last message.
+        for end in 1..batch.len() {
+            assert!(split_batch(&batch[..end]).is_err(), "{end}");
+        }
+        for count in [0u8, 1] {
+            let mut odd = batch.clone();
+            odd[1] = count;
+            assert!(matches!(
+                split_batch(&odd),
+                Err(ForwardWireError::BatchCount(_))
+            ));
+        }
+        let mut long = batch.clone();
+        long.push(0);
+        assert!(split_batch(&long).is_err());
+        let huge = vec![FORWARD_BATCH_VERSION; MAX_FORWARD_BATCH + 1];
+        assert!(matches!(
+            split_batch(&huge),
+            Err(ForwardWireError::BatchTooLarge(_))
+        ));
     }
 
     #[test]
