@@ -7,59 +7,26 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_client::world::generated::{self, Message};
-use hearth_client::world::{WorldClient, WorldUpdate};
-use hearth_client::{connect, Event, Options};
-use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
+use hearth_client::world::generated;
+use hearth_client::world::WorldClient;
+use hearth_client::{connect, Options};
+use hearth_cluster::test_servers::unique;
 
 mod common;
-use common::{free_port, serve};
+use common::cluster::arrival;
+use common::serve;
 
-const ZONES: &str = include_str!("../../hearth-client/tests/data/two_small_zones.toml");
+/// Node `name` of `cluster`, the caves pinned to k2.
+fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
+    common::cluster::node(
+        cluster,
+        name,
+        HEARTBEAT_MS,
+        "[cluster.zones]\ncaves = \"k2\"\n",
+    )
+}
 
 const HEARTBEAT_MS: u64 = 200;
-
-/// A node's directory, config and ports.
-fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
-    let dir = std::env::temp_dir().join(unique(&format!("hearth-kill-{name}")));
-    std::fs::create_dir_all(&dir).unwrap();
-    let zones = dir.join("zones.toml");
-    std::fs::write(&zones, ZONES).unwrap();
-    let config = dir.join("hearth.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = {database:?}\n\
-             [world]\nzones = {zones:?}\n\
-             [cluster]\nnats = {nats:?}\nname = {cluster:?}\nnode = {name:?}\nheartbeat_ms = {HEARTBEAT_MS}\n\
-             [cluster.zones]\ncaves = \"k2\"\n",
-            database = postgres_url(),
-            nats = nats_url(),
-        ),
-    )
-    .unwrap();
-    (dir, config, free_port(), free_port())
-}
-
-async fn arrival(world: &mut WorldClient) -> String {
-    let mut zone = None;
-    let ready = world
-        .until(Duration::from_secs(20), |update, client| {
-            match update {
-                WorldUpdate::Message(Message::Entered { zone: entered }) => {
-                    zone = Some(entered.clone())
-                }
-                WorldUpdate::Session(Event::Closed(reason)) => {
-                    panic!("the session closed: {reason}")
-                }
-                _ => {}
-            }
-            zone.is_some() && client.is_ready()
-        })
-        .await;
-    assert!(ready.is_some(), "entered a zone");
-    zone.unwrap()
-}
 
 #[test]
 fn a_player_in_a_pinned_zone_whose_node_is_killed_is_back_home_within_three_heartbeats() {
