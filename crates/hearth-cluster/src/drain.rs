@@ -12,16 +12,12 @@
 //! publish on the cluster's subjects: NATS's credentials (per-node
 //! permissions are in docs/CLUSTER.md's plan).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::node::NodeId;
+use crate::requests::{self, Inbox, Request};
 use crate::{ClusterError, ClusterName};
 
 /// Largest drain request or answer a node reads.
@@ -118,39 +114,19 @@ pub async fn ask(
     })
 }
 
-/// A drain request for the server to carry out; answer it with
+/// A drain request for the server to carry out: who asked (as they said,
+/// for the log only) and whether to stop draining; answer it with
 /// [`DrainRequest::answer`].
-pub struct DrainRequest {
-    /// Who asked, as they said (for the log only: not checked).
-    pub by: String,
-    /// Stop draining instead.
-    pub undo: bool,
-    reply: Option<async_nats::Subject>,
-    client: async_nats::Client,
-}
+pub type DrainRequest = Request<(String, bool)>;
+
+/// The drain requests addressed to this node, decoded, and a count of
+/// those dropped.
+pub type DrainInbox = Inbox<(String, bool)>;
 
 impl DrainRequest {
     pub async fn answer(self, answer: DrainAnswer) {
-        if let Some(reply) = self.reply {
-            let bytes = serde_json::to_vec(&answer).expect("serializes");
-            if let Err(e) = self.client.publish(reply, bytes.into()).await {
-                tracing::warn!("answering a drain request: {e}");
-            }
-        }
-    }
-}
-
-/// The drain requests addressed to this node, decoded, and a count of
-/// those dropped. Stops listening when dropped.
-pub struct DrainInbox {
-    pub requests: mpsc::Receiver<DrainRequest>,
-    pub dropped: Arc<AtomicU64>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for DrainInbox {
-    fn drop(&mut self) {
-        self.task.abort();
+        let bytes = serde_json::to_vec(&answer).expect("serializes");
+        self.answer_with(bytes, "drain").await;
     }
 }
 
@@ -160,35 +136,5 @@ pub async fn listen(
     cluster: &ClusterName,
     me: &NodeId,
 ) -> Result<DrainInbox, ClusterError> {
-    let mut subscription = client
-        .subscribe(subject(cluster, me))
-        .await
-        .map_err(|e| ClusterError::Nats(format!("cannot listen for drain requests: {e}")))?;
-    let (tx, requests) = mpsc::channel(QUEUE);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let counted = dropped.clone();
-    let client = client.clone();
-    let task = tokio::spawn(async move {
-        while let Some(message) = subscription.next().await {
-            let Some((by, undo)) = decode_request(&message.payload) else {
-                counted.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("a malformed drain request was dropped");
-                continue;
-            };
-            let request = DrainRequest {
-                by,
-                undo,
-                reply: message.reply,
-                client: client.clone(),
-            };
-            if tx.try_send(request).is_err() {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
-    Ok(DrainInbox {
-        requests,
-        dropped,
-        task,
-    })
+    requests::listen(client, subject(cluster, me), QUEUE, "drain", decode_request).await
 }

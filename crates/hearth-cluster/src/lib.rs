@@ -36,6 +36,7 @@ pub mod presence;
 pub mod relay;
 pub mod relay_wire;
 pub mod release;
+pub mod requests;
 pub mod test_servers;
 pub mod wire;
 

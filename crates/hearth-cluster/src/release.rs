@@ -9,16 +9,12 @@
 //! Requests are untrusted input: at most [`MAX_RELEASE_MESSAGE`] bytes of
 //! JSON naming one account; anything else is dropped and counted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::node::NodeId;
+use crate::requests::{self, Inbox, Request};
 use crate::{ClusterError, ClusterName};
 
 /// Largest release request or answer a node reads.
@@ -27,10 +23,12 @@ pub const MAX_RELEASE_MESSAGE: usize = 256;
 /// dropped (the asking node then passes over this one after its timeout).
 const QUEUE: usize = 1024;
 
+/// What a release request asks.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Ask {
-    account: i64,
+pub struct Ask {
+    /// The account to let go of.
+    pub account: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -79,36 +77,25 @@ pub async fn ask(
 /// A request to let go of an account, for the server to carry out; answer
 /// it with [`ReleaseRequest::answer`] (dropping it unanswered leaves the
 /// asking node to pass over this one).
-pub struct ReleaseRequest {
-    pub account: i64,
-    reply: Option<async_nats::Subject>,
-    client: async_nats::Client,
-}
+pub type ReleaseRequest = Request<Ask>;
+
+/// The requests other nodes send this one, decoded; and a count of those
+/// dropped as malformed or for want of room.
+pub type ReleaseInbox = Inbox<Ask>;
 
 impl ReleaseRequest {
     pub async fn answer(self, released: bool) {
-        if let Some(reply) = self.reply {
-            let answer = serde_json::to_vec(&Answer { released }).expect("serializes");
-            if let Err(e) = self.client.publish(reply, answer.into()).await {
-                tracing::warn!("answering a release request: {e}");
-            }
-        }
+        let answer = serde_json::to_vec(&Answer { released }).expect("serializes");
+        self.answer_with(answer, "release").await;
     }
 }
 
-/// The requests other nodes send this one, decoded; and a count of those
-/// dropped as malformed or for want of room. Stops when the receiver is
-/// dropped.
-pub struct ReleaseInbox {
-    pub requests: mpsc::Receiver<ReleaseRequest>,
-    pub dropped: Arc<AtomicU64>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for ReleaseInbox {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// A release request as a node reads it: at most [`MAX_RELEASE_MESSAGE`]
+/// bytes of JSON naming one account.
+fn parse(payload: &[u8]) -> Option<Ask> {
+    (payload.len() <= MAX_RELEASE_MESSAGE)
+        .then(|| serde_json::from_slice(payload).ok())
+        .flatten()
 }
 
 /// Listens for release requests addressed to `me`.
@@ -117,41 +104,5 @@ pub async fn listen(
     cluster: &ClusterName,
     me: &NodeId,
 ) -> Result<ReleaseInbox, ClusterError> {
-    let mut subscription = client
-        .subscribe(subject(cluster, me))
-        .await
-        .map_err(|e| ClusterError::Nats(format!("cannot listen for release requests: {e}")))?;
-    let (tx, requests) = mpsc::channel(QUEUE);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let counted = dropped.clone();
-    let client = client.clone();
-    let task = tokio::spawn(async move {
-        while let Some(message) = subscription.next().await {
-            let ask = (message.payload.len() <= MAX_RELEASE_MESSAGE)
-                .then(|| serde_json::from_slice::<Ask>(&message.payload).ok())
-                .flatten();
-            let Some(Ask { account }) = ask else {
-                counted.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("a malformed release request was dropped");
-                continue;
-            };
-            let request = ReleaseRequest {
-                account,
-                reply: message.reply,
-                client: client.clone(),
-            };
-            match tx.try_send(request) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    counted.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
-    });
-    Ok(ReleaseInbox {
-        requests,
-        dropped,
-        task,
-    })
+    requests::listen(client, subject(cluster, me), QUEUE, "release", parse).await
 }

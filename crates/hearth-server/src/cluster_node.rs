@@ -320,12 +320,13 @@ async fn let_go(mut inbox: release::ReleaseInbox, sessions: AccountSessions, gam
         let (sessions, game) = (sessions.clone(), game.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let ended = sessions.replace_all(request.account).await;
+            let account = request.ask.account;
+            let ended = sessions.replace_all(account).await;
             if ended > 0 {
-                let saved = tokio::time::timeout(SAVE_WAIT, game.saved(request.account)).await;
+                let saved = tokio::time::timeout(SAVE_WAIT, game.saved(account)).await;
                 if saved.is_err() {
                     tracing::warn!(
-                        account = request.account,
+                        account,
                         "a released player's last save took too long; answering anyway"
                     );
                 }
@@ -357,17 +358,12 @@ async fn carry_out_drains(
                 .await;
             continue;
         }
-        let on = !request.undo;
+        let (by, undo) = request.ask.clone();
+        let on = !undo;
         let Some(players) = game.drain(on).await else {
             return;
         };
         draining.store(on, Ordering::Relaxed);
-        let by: String = request
-            .by
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
         match on {
             true => {
                 tracing::warn!(%by, players, "draining: handing every player in this node's lines to the other nodes")
