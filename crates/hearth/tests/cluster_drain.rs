@@ -6,13 +6,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hearth_client::world::generated::{self, Message};
-use hearth_client::world::{WorldClient, WorldUpdate};
-use hearth_client::{connect, Options};
+use hearth_client::world::generated::Message;
+use hearth_client::world::WorldUpdate;
 use hearth_cluster::test_servers::unique;
 
 mod common;
-use common::cluster::arrival;
+use common::cluster::{arrival, new_player};
 use common::serve;
 
 /// Node `name` of `cluster`, rewriting its record every 200 ms.
@@ -42,18 +41,8 @@ fn hearth_admin_drain_hands_a_nodes_player_to_the_other_node() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let name = unique("ann").replace('-', "_");
-        hearth_client::Accounts::new(&format!("http://127.0.0.1:{d1_web}"))
-            .register(&name, "correct horse")
-            .await
-            .unwrap();
-        let mut options = Options::password(&name, "correct horse");
-        options
-            .options
-            .push_str(&format!("?schema={}", generated::VERSION));
-        let url = format!("tcp://127.0.0.1:{d1_port}");
-        let mut ann = WorldClient::new(connect(&url, options).await.unwrap());
-        assert_eq!(arrival(&mut ann).await, "meadow");
+        let (mut ann, zone) = new_player("ann", d1_port, d1_web).await;
+        assert_eq!(zone, "meadow");
 
         let unknown = admin(&d2_config, &["drain", "nosuch"]);
         assert!(!unknown.status.success());

@@ -7,13 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_client::world::generated;
-use hearth_client::world::WorldClient;
-use hearth_client::{connect, Options};
 use hearth_cluster::test_servers::unique;
 
 mod common;
-use common::cluster::arrival;
+use common::cluster::{arrival, new_player};
 use common::serve;
 
 /// Node `name` of `cluster`, the caves pinned to k2.
@@ -40,18 +37,8 @@ fn a_player_in_a_pinned_zone_whose_node_is_killed_is_back_home_within_three_hear
         .build()
         .unwrap();
     runtime.block_on(async {
-        let name = unique("ann").replace('-', "_");
-        hearth_client::Accounts::new(&format!("http://127.0.0.1:{home_web}"))
-            .register(&name, "correct horse")
-            .await
-            .unwrap();
-        let mut options = Options::password(&name, "correct horse");
-        options
-            .options
-            .push_str(&format!("?schema={}", generated::VERSION));
-        let url = format!("tcp://127.0.0.1:{home_port}");
-        let mut ann = WorldClient::new(connect(&url, options).await.unwrap());
-        assert_eq!(arrival(&mut ann).await, "meadow");
+        let (mut ann, zone) = new_player("ann", home_port, home_web).await;
+        assert_eq!(zone, "meadow");
         // The home learns the caves' node from the list of nodes (every
         // heartbeat); until then a traveller would stay home.
         let deadline = Instant::now() + Duration::from_secs(20);

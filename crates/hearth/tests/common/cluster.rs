@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hearth_client::world::generated::Message;
+use hearth_client::world::generated::{self, Message};
 use hearth_client::world::{WorldClient, WorldUpdate};
-use hearth_client::Event;
+use hearth_client::{connect, Event, Options};
 use hearth_cluster::test_servers::{nats_url, postgres_url, unique};
 
 use super::free_port;
@@ -63,4 +63,23 @@ pub async fn arrival(world: &mut WorldClient) -> String {
         .await;
     assert!(ready.is_some(), "entered a zone");
     zone.unwrap()
+}
+
+/// Registers a fresh player (named after `name`) on the node whose web port
+/// is `web`, logs them in on its game port `port` as a world client, and
+/// waits for their arrival: the client and the zone.
+pub async fn new_player(name: &str, port: u16, web: u16) -> (WorldClient, String) {
+    let name = unique(name).replace('-', "_");
+    hearth_client::Accounts::new(&format!("http://127.0.0.1:{web}"))
+        .register(&name, "correct horse")
+        .await
+        .unwrap();
+    let mut options = Options::password(&name, "correct horse");
+    options
+        .options
+        .push_str(&format!("?schema={}", generated::VERSION));
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut world = WorldClient::new(connect(&url, options).await.unwrap());
+    let zone = arrival(&mut world).await;
+    (world, zone)
 }
