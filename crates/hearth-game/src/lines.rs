@@ -447,7 +447,8 @@ impl<G: Game> GameLines<G> {
     /// [`DRAINED_PER_STEP`] a step; nobody is placed here and no visitor is
     /// taken in. Its lines then empty and close as idle lines do (line 1
     /// stays open, empty). A player with nowhere to go (no other node
-    /// takes players) stays, and so do the players of zones pinned here.
+    /// takes players) stays, and so do the players of zones pinned here; a
+    /// visitor always goes home.
     pub fn set_draining(&mut self, on: bool) {
         self.draining = on;
     }
@@ -462,10 +463,21 @@ impl<G: Game> GameLines<G> {
             return;
         }
         let pinned = &self.pinned_here;
+        let visitors = &self.visitors;
+        // When no other node takes players, only visitors leave: their home
+        // always takes them back. (Whether one does is asked again next
+        // step.) Deciding this before the batch is picked keeps a visitor
+        // from waiting behind players who cannot go anywhere.
+        let anywhere = self
+            .placement
+            .as_ref()
+            .is_some_and(|others| others.iter().any(|node| node.accepts));
         let batch: Vec<(PlayerId, LineKey)> = self
             .directory
             .settled()
-            .filter(|(_, key)| !pinned.contains(&key.zone))
+            .filter(|(player, key)| {
+                !pinned.contains(&key.zone) && (anywhere || visitors.contains(player))
+            })
             .take(DRAINED_PER_STEP)
             .collect();
         for (player, key) in batch {
@@ -474,9 +486,8 @@ impl<G: Game> GameLines<G> {
                 true => None,
                 false => match self.choose(key.zone, None) {
                     Some(node) => Some(node),
-                    // No other node takes players: nobody else can go
-                    // either (this is asked again next step).
-                    None => break,
+                    // Not while another node accepts (`here` is None).
+                    None => continue,
                 },
             };
             if self.directory.depart_now(player, self.now_ms).is_some() {
