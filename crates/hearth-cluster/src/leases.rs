@@ -79,6 +79,14 @@ const RENEW: &str = "UPDATE cluster_line_leases
     SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
     WHERE line = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()";
 
+/// [`RENEW`] for many leases at once: `$1` lines and `$3` their epochs.
+const RENEW_MANY: &str = "UPDATE cluster_line_leases l
+    SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'
+    FROM unnest($1::text[], $3::bigint[]) AS held(line, epoch)
+    WHERE l.line = held.line AND l.owner = $2 AND l.epoch = held.epoch
+      AND l.expires_at > clock_timestamp()
+    RETURNING l.line";
+
 const RELEASE: &str = "UPDATE cluster_line_leases
     SET owner = NULL, expires_at = clock_timestamp()
     WHERE line = $1 AND owner = $2 AND epoch = $3";
@@ -94,6 +102,11 @@ pub enum LeaseError {
     BadLine(String),
     #[error("the lease on line {line} at epoch {epoch} is no longer this node's (it lapsed or another node took it): stop using it")]
     Stale { line: String, epoch: i64 },
+    #[error(
+        "the state of line {line} is {bytes} bytes, over the {} a save may hold: it was not saved",
+        crate::line_saves::MAX_LINE_SAVE
+    )]
+    TooLarge { line: String, bytes: usize },
     #[error("the cluster's database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -159,8 +172,22 @@ impl Leases {
         &self.pool
     }
 
-    fn lease_ms(&self) -> i64 {
+    pub(crate) fn lease_ms(&self) -> i64 {
         self.lease.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    /// How long a take or renewal holds a lease for.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// A lease taken by a statement sent at `sent`.
+    pub(crate) fn held(&self, line: String, epoch: i64, sent: Instant) -> Lease {
+        Lease {
+            line,
+            epoch,
+            clock: LeaseClock::taken(self.lease, sent),
+        }
     }
 
     /// Takes `line` if nobody holds it: `Ok(None)` when another node does.
@@ -173,11 +200,37 @@ impl Leases {
             .bind(self.lease_ms())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| Lease {
-            line: line.to_owned(),
-            epoch: row.get(0),
-            clock: LeaseClock::taken(self.lease, sent),
-        }))
+        Ok(row.map(|row| self.held(line.to_owned(), row.get(0), sent)))
+    }
+
+    /// Renews every lease of `leases` in one statement: the ones renewed
+    /// (their clocks count from this renewal) and the lines of the ones
+    /// that are [`LeaseError::Stale`].
+    pub async fn renew_many(&self, leases: &mut [Lease]) -> Result<Vec<String>, LeaseError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lines: Vec<&str> = leases.iter().map(|lease| lease.line.as_str()).collect();
+        let epochs: Vec<i64> = leases.iter().map(|lease| lease.epoch).collect();
+        let sent = Instant::now();
+        let renewed: std::collections::HashSet<String> = sqlx::query(RENEW_MANY)
+            .bind(&lines)
+            .bind(self.node.as_str())
+            .bind(&epochs)
+            .bind(self.lease_ms())
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut stale = Vec::new();
+        for lease in leases.iter_mut() {
+            match renewed.contains(&lease.line) {
+                true => lease.clock.renewed(sent),
+                false => stale.push(lease.line.clone()),
+            }
+        }
+        Ok(stale)
     }
 
     /// Renews `lease`; on success its clock counts from this renewal. A

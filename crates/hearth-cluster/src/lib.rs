@@ -12,6 +12,9 @@
 //! - [`leases`]: which node runs which line, as leases in PostgreSQL taken
 //!   by compare-and-swap, each with a fencing epoch that every write made
 //!   as the line's owner is checked against in the same transaction;
+//! - [`line_saves`]: lines held under leases with cluster-wide names, their
+//!   state saved under the lease's epoch and restarted from it elsewhere
+//!   when their node dies;
 //! - [`lease_clock`]: when a holder renews and when it must stop, sans-IO;
 //! - [`claims`] and [`release`]: which node each account plays on (one at
 //!   a time, cluster-wide), with an epoch that fences the player's saves,
@@ -31,6 +34,7 @@ pub mod forward;
 pub mod forward_wire;
 pub mod lease_clock;
 pub mod leases;
+pub mod line_saves;
 pub mod node;
 pub mod presence;
 pub mod relay;
@@ -45,6 +49,7 @@ pub use async_nats;
 pub use claims::{ClaimError, Claims};
 pub use lease_clock::{LeaseClock, LeaseState};
 pub use leases::{Fence, Lease, LeaseError, Leases};
+pub use line_saves::{LineSaves, SavedLine};
 pub use node::{NodeId, NodeInfo};
 pub use presence::{nodes_bucket, Heartbeat, Presence};
 

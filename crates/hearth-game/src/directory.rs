@@ -435,6 +435,64 @@ impl Directory {
         }
     }
 
+    /// Opens a line of `zone` with nobody in it (a line restarted from a
+    /// save made on another node): the lowest free number. Empty from
+    /// `now_ms`, it closes as any extra empty line does unless players come.
+    pub fn open_empty(&mut self, zone: u16, now_ms: u64) -> LineKey {
+        let number = (1..)
+            .find(|n| !self.lines.contains_key(&LineKey { zone, number: *n }))
+            .expect("a free number");
+        let key = LineKey { zone, number };
+        self.lines.insert(
+            key,
+            LineInfo {
+                players: 0,
+                empty_since_ms: Some(now_ms),
+            },
+        );
+        key
+    }
+
+    /// Line `key` is gone without letting its players go (this node lost
+    /// its lease): it is forgotten, and so are the players in it (the
+    /// first list). Players on their way into it (the second list) leave
+    /// the game when their old line lets go of them: both lists' sessions
+    /// are for the host to end.
+    pub fn drop_line(&mut self, key: LineKey, now_ms: u64) -> (Vec<PlayerId>, Vec<PlayerId>) {
+        if self.lines.remove(&key).is_none() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut inside = Vec::new();
+        let mut coming = Vec::new();
+        for (player, placed) in self.players.iter_mut() {
+            if placed.line == key && placed.moving_to.is_none() {
+                inside.push(*player);
+            } else if placed.moving_to.is_some_and(|(to, _)| to == key) {
+                placed.leaving = true;
+                coming.push(*player);
+            }
+        }
+        // A player leaving the dropped line (on their way out of it, or out
+        // of the game) is gone with it too.
+        let leaving_it: Vec<(PlayerId, LineKey)> = self
+            .players
+            .iter()
+            .filter(|(_, placed)| placed.line == key)
+            .filter_map(|(player, placed)| Some((*player, placed.moving_to?.0)))
+            .collect();
+        for (_, to) in &leaving_it {
+            self.release(*to, now_ms);
+        }
+        let leaving_it: Vec<PlayerId> = leaving_it.into_iter().map(|(player, _)| player).collect();
+        for player in inside.iter().chain(&leaving_it) {
+            self.forget(*player);
+        }
+        inside.extend(leaving_it);
+        inside.sort_unstable();
+        coming.sort_unstable();
+        (inside, coming)
+    }
+
     /// Extra lines (number 2 and up) empty for longer than their zone's
     /// grace: closed (forgotten here; the host drops them).
     pub fn close_idle(&mut self, now_ms: u64) -> Vec<LineKey> {

@@ -36,7 +36,7 @@ pub use line::{
     Entrance, GameLine, GameOutput, InputError, ObserverId, Shedding, SnapshotError, Transfer,
     MAX_OBSERVERS,
 };
-pub use lines::{GameLines, Handoff, Joining, LinesOutput, OtherNode, RelayedError};
+pub use lines::{GameLines, Handoff, Joining, LinesOutput, OtherNode, RelayedError, RestartError};
 pub use replicate::{
     MAX_FRAME_SHIFT, MAX_IN_FLIGHT, MAX_RELIABLE_BYTES, MIN_BUDGET, OBSERVER_BUDGET,
 };

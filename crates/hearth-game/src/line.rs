@@ -339,6 +339,15 @@ impl<G: Game> GameLine<G> {
         self.core.players.keys().copied()
     }
 
+    /// Every player in the line, or joining it at its next tick.
+    pub fn players_and_joining(&self) -> Vec<PlayerId> {
+        let mut players: Vec<PlayerId> = self.core.players.keys().copied().collect();
+        players.extend(self.core.joining.keys().copied());
+        players.sort_unstable();
+        players.dedup();
+        players
+    }
+
     /// Actors in the line.
     pub fn actor_count(&self) -> usize {
         self.core.actors.len()

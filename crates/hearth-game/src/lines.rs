@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod leased;
+pub use leased::RestartError;
+
 use crate::directory::{Directory, DirectoryConfig, LineKey, NextStop};
 use crate::game::{Game, Refused};
 use crate::ids::{MessageId, PlayerId};
@@ -234,6 +237,9 @@ pub struct GameLines<G: Game> {
     /// runs for the cluster: when they leave the zone they go home
     /// ([`LinesOutput::Departed`]), whatever zone they go to.
     visitors: std::collections::BTreeSet<PlayerId>,
+    /// Lines not ticked while their host is unsure it still holds their
+    /// lease ([`GameLines::set_paused`]): another node may run them soon.
+    paused: std::collections::BTreeSet<LineKey>,
     outputs: Vec<LinesOutput>,
 }
 
@@ -284,6 +290,7 @@ impl<G: Game> GameLines<G> {
             placement: None,
             pinned_here: Default::default(),
             draining: false,
+            paused: Default::default(),
             game,
             outputs: Vec::new(),
         }
@@ -550,7 +557,11 @@ impl<G: Game> GameLines<G> {
                 entries: entry,
             },
         );
-        self.lines.get_mut(&key).expect("opened").enter(Entrance {
+        let line = self.lines.get_mut(&key).expect("opened");
+        // At the line's own tick: a line restarted from another node's save
+        // counts ticks from its own start.
+        let tick = line.tick_count();
+        line.enter(Entrance {
             player: handoff.player,
             name: handoff.name,
             saved: handoff.data,
@@ -560,7 +571,7 @@ impl<G: Game> GameLines<G> {
             limits: handoff
                 .limits
                 .as_deref()
-                .map(|buckets| crate::RateLimits::carried(buckets, self.steps)),
+                .map(|buckets| crate::RateLimits::carried(buckets, tick)),
         });
         true
     }
@@ -862,7 +873,12 @@ impl<G: Game> GameLines<G> {
         self.now_ms = now_ms;
         self.steps += 1;
         self.drain_some();
-        self.lines.keys().copied().collect()
+        let paused = &self.paused;
+        self.lines
+            .keys()
+            .filter(|key| !paused.contains(key))
+            .copied()
+            .collect()
     }
 
     /// One tick of one line; what it produced waits for
@@ -882,6 +898,7 @@ impl<G: Game> GameLines<G> {
     pub fn finish_step(&mut self) -> std::vec::Drain<'_, LinesOutput> {
         for key in self.directory.close_idle(self.now_ms) {
             self.lines.remove(&key);
+            self.paused.remove(&key);
         }
         for (_, handoff) in std::mem::take(&mut self.entering_elsewhere) {
             self.outputs.push(LinesOutput::Departed(handoff));
@@ -920,7 +937,7 @@ impl<G: Game> GameLines<G> {
                 player,
                 data,
                 limits,
-            } => self.left(player, data, limits),
+            } => self.left(from, player, data, limits),
             GameOutput::Transfer { player, to } => self.transfer(from, player, to),
             GameOutput::Observed {
                 observer,
@@ -983,7 +1000,16 @@ impl<G: Game> GameLines<G> {
 
     /// A line let go of `player`: into the line the directory reserved for
     /// them (with their data as the old line left it), or out of the game.
-    fn left(&mut self, player: PlayerId, data: Vec<u8>, limits: crate::bucket::RateLimits) {
+    fn left(
+        &mut self,
+        from: LineKey,
+        player: PlayerId,
+        data: Vec<u8>,
+        limits: crate::bucket::RateLimits,
+    ) {
+        // The buckets count in the ticks of the line that let go; lines
+        // restarted from another node's save count from their own start.
+        let from_tick = self.lines.get(&from).map_or(self.steps, |l| l.tick_count());
         match self.directory.left(player, self.now_ms) {
             NextStop::Line { line, at } => {
                 let Some(in_game) = self.players.get_mut(&player) else {
@@ -1003,6 +1029,10 @@ impl<G: Game> GameLines<G> {
                 });
                 let held = self.in_transit.remove(&player).unwrap_or_default();
                 if let Some(next) = self.lines.get_mut(&line) {
+                    let limits = match next.tick_count() {
+                        tick if tick == from_tick => limits,
+                        tick => crate::RateLimits::carried(&limits.since(from_tick), tick),
+                    };
                     next.enter(Entrance {
                         player,
                         name,
@@ -1032,7 +1062,7 @@ impl<G: Game> GameLines<G> {
                             bytes_per_second: in_game.bytes_per_second,
                             entries: in_game.entries,
                             node,
-                            limits: Some(limits.since(self.steps)),
+                            limits: Some(limits.since(from_tick)),
                         }))
                     }
                     _ => self.outputs.push(LinesOutput::Save {

@@ -1188,3 +1188,117 @@ fn a_draining_node_hands_its_players_on_a_batch_a_step_but_keeps_its_pinned_zone
         "a draining node takes no visitor"
     );
 }
+
+#[test]
+fn a_line_saved_on_one_node_restarts_on_another_without_its_players_and_goes_on_as_it_was() {
+    let mut a = World::new(50).on_a_node();
+    a.join(1, "ann", None);
+    a.join(2, "bo", None);
+    a.steps(40);
+    let meadow = a.lines.line_named("meadow", 1).unwrap();
+    let state = a.lines.snapshot_line(meadow).unwrap();
+    let tick = a.lines.line(meadow).unwrap().tick_count();
+
+    // What the line is once its players have left it, one tick on.
+    let game = Arc::new(WorldGame::new(zones(50)).unwrap());
+    let mut expected = GameLine::restore(game, &state).unwrap();
+    expected.leave(1);
+    expected.leave(2);
+    expected.tick();
+    expected.drain_outputs().for_each(drop);
+
+    // Node b, which runs a town line of its own, restarts the meadow line.
+    let mut b = World::new(50).on_a_node();
+    b.join(5, "eve", Some(saved_at("town", 3, 3)));
+    b.steps(3);
+    let key = b.lines.restart_line(&state).unwrap();
+    assert_eq!(b.lines.zone_names()[usize::from(key.zone)], "meadow");
+    let line = b.lines.line(key).unwrap();
+    assert_eq!(line.tick_count(), tick + 1, "its own ticks go on");
+    assert!(line.players_and_joining().is_empty());
+    assert_eq!(
+        line.snapshot(),
+        expected.snapshot(),
+        "as it was, less its players"
+    );
+    let npcs = line.state().npc_count();
+    assert!(npcs > 0);
+
+    // A newcomer enters it and sees its NPCs; the ones who left are gone.
+    b.join(6, "cy", None);
+    b.steps(5);
+    assert_eq!(b.lines.directory().line_of(6), Some(key));
+    let line = b.lines.line(key).unwrap();
+    assert_eq!(line.actor_count(), npcs + 1);
+    assert!(b.client(6).replica.actors().count() > 1, "NPCs in view");
+    assert_eq!(b.client(6).joins, 1);
+
+    // A line of a zone pinned to another node is not restarted here, and a
+    // state that does not read is refused.
+    let mut c = World::new(50).on_a_node().without(&["meadow"]);
+    assert!(matches!(
+        c.lines.restart_line(&state),
+        Err(hearth_game::RestartError::ZoneElsewhere(_))
+    ));
+    assert!(c.lines.restart_line(b"{\"not\":\"a line\"}").is_err());
+    c.steps(1);
+}
+
+#[test]
+fn a_paused_line_waits_and_a_dropped_line_lets_its_players_go_saved_and_closed() {
+    let mut a = World::new(50).on_a_node();
+    a.join(1, "ann", None);
+    a.join(2, "bo", None);
+    a.join(3, "cy", Some(saved_at("town", 3, 3)));
+    a.steps(5);
+    let meadow = a.lines.line_named("meadow", 1).unwrap();
+    let town = a.lines.line_named("town", 1).unwrap();
+    let ticks = |w: &World, key| w.lines.line(key).unwrap().tick_count();
+    let (meadow_at, town_at) = (ticks(&a, meadow), ticks(&a, town));
+
+    a.lines.set_paused(meadow, true);
+    a.say(1, 0, "", "while paused");
+    a.steps(4);
+    assert_eq!(ticks(&a, meadow), meadow_at, "not ticked while paused");
+    assert_eq!(ticks(&a, town), town_at + 4);
+    assert!(a.chat(2).is_empty());
+    a.lines.set_paused(meadow, false);
+    a.steps(2);
+    assert_eq!(ticks(&a, meadow), meadow_at + 2);
+    assert_eq!(a.chat(2), ["while paused"], "kept, then said");
+
+    // Another node took the meadow line's lease: it is dropped here.
+    a.saves.clear();
+    let dropped = a.lines.drop_line(meadow, "this line moved");
+    assert_eq!(dropped, [1, 2]);
+    let outputs: Vec<LinesOutput> = a.lines.finish_step().collect();
+    let saved: Vec<PlayerId> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            LinesOutput::Save {
+                player, last: true, ..
+            } => Some(*player),
+            _ => None,
+        })
+        .collect();
+    let closed: Vec<(PlayerId, &str)> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            LinesOutput::Close { player, reason } => Some((*player, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(saved, [1, 2], "their data, as at a logout");
+    assert_eq!(closed, [(1, "this line moved"), (2, "this line moved")]);
+    assert!(a.lines.line(meadow).is_none());
+    assert!(!a.lines.contains(1) && a.lines.directory().line_of(2).is_none());
+    assert_eq!(
+        a.lines.directory().line_of(3),
+        Some(town),
+        "other lines go on"
+    );
+    // Ann logs in again: a new meadow line.
+    a.join(1, "ann", None);
+    a.steps(2);
+    assert_eq!(a.zone_of(1), "meadow");
+}

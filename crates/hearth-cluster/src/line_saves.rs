@@ -1,0 +1,225 @@
+//! Lines that outlive their node: each line a node opens is held under a
+//! lease with a name the whole cluster shares (`PREFIX/ZONE/NUMBER`, the
+//! lowest number free in the zone), its state is saved under that lease's
+//! epoch, and when its node dies another node takes the lapsed lease and
+//! restarts the line from its last save.
+//!
+//! The rules, on top of [`crate::leases`]:
+//! - a new line takes a name nobody holds **and that has no save**
+//!   ([`LineSaves::take_new`]): the name of a dead node's line is kept for
+//!   its restart, never reused for an empty line that would overwrite it;
+//! - a save is written in a fenced transaction ([`Leases::fence`]): a node
+//!   whose lease lapsed or was taken over writes nothing;
+//! - a line that closes normally (empty, idle) deletes its save, under the
+//!   same fence, and releases its lease: its name is free again;
+//! - a lapsed lease with a save is an orphan ([`LineSaves::orphans`]): any
+//!   node may take it ([`Leases::take`], a compare-and-swap, so one wins)
+//!   and read the save ([`LineSaves::load`]).
+
+use sqlx::Row;
+
+use crate::leases::{prepare, Lease, LeaseError, Leases, MAX_LINE_NAME};
+
+/// The largest line state saved (a snapshot bigger than this is refused,
+/// counted, and the last save stands).
+pub const MAX_LINE_SAVE: usize = 16 << 20;
+
+/// Lines a zone may have cluster-wide: the numbers a new line looks at.
+pub const MAX_LINES_PER_ZONE: i64 = 10_000;
+
+/// Looks for free numbers a new line makes at most, each followed by a
+/// take of each candidate found, in order, until one succeeds.
+pub const TAKE_ROUNDS: usize = 16;
+
+/// Orphans listed per look.
+pub const ORPHANS_PER_LOOK: i64 = 16;
+
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS cluster_line_saves (
+        line TEXT PRIMARY KEY,
+        zone TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        saved_at TIMESTAMPTZ NOT NULL,
+        state BYTEA NOT NULL
+    )"];
+
+/// The lowest numbers of `$1 || n` that nobody holds and that have no
+/// save: candidates for a new line (a take decides).
+const FREE_NUMBERS: &str = "SELECT n FROM generate_series(1, $2::bigint) AS n
+    WHERE NOT EXISTS (
+        SELECT 1 FROM cluster_line_leases l
+        WHERE l.line = $1 || n AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp())
+      AND NOT EXISTS (SELECT 1 FROM cluster_line_saves s WHERE s.line = $1 || n)
+    ORDER BY n LIMIT 8";
+
+/// [`crate::leases`]' take, for a line with no save only.
+const TAKE_NEW: &str = "WITH taken AS (
+        INSERT INTO cluster_line_leases AS l (line, owner, epoch, expires_at, taken_at)
+        VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', clock_timestamp())
+        ON CONFLICT (line) DO UPDATE
+            SET owner = excluded.owner, epoch = l.epoch + 1,
+                expires_at = clock_timestamp() + $3 * interval '1 millisecond',
+                taken_at = clock_timestamp()
+            WHERE (l.owner IS NULL OR l.expires_at <= clock_timestamp())
+              AND NOT EXISTS (SELECT 1 FROM cluster_line_saves s WHERE s.line = l.line)
+        RETURNING line, epoch, taken_at
+    )
+    INSERT INTO cluster_lease_history (line, epoch, owner, taken_at)
+    SELECT line, epoch, $2, taken_at FROM taken
+    RETURNING epoch";
+
+const STORE: &str = "INSERT INTO cluster_line_saves (line, zone, epoch, saved_at, state)
+    VALUES ($1, $2, $3, clock_timestamp(), $4)
+    ON CONFLICT (line) DO UPDATE
+        SET zone = excluded.zone, epoch = excluded.epoch,
+            saved_at = excluded.saved_at, state = excluded.state";
+
+/// Lines with a save whose lease nobody holds: `$1` is the prefix, `$2`
+/// the zones the caller runs.
+const ORPHANS: &str = "SELECT s.line, s.zone FROM cluster_line_saves s
+    JOIN cluster_line_leases l ON l.line = s.line
+    WHERE starts_with(s.line, $1) AND s.zone = ANY($2)
+      AND (l.owner IS NULL OR l.expires_at <= clock_timestamp())
+    ORDER BY s.saved_at LIMIT $3";
+
+/// A line's saved state, read by the node that took its lease.
+#[derive(Debug)]
+pub struct SavedLine {
+    pub zone: String,
+    /// The epoch it was saved under (lower than the taker's).
+    pub epoch: i64,
+    pub state: Vec<u8>,
+}
+
+/// The saves of one game's lines in a cluster, used as one node.
+#[derive(Clone)]
+pub struct LineSaves {
+    leases: Leases,
+    /// `CLUSTER/GAME/`: every line name starts with it.
+    prefix: String,
+}
+
+impl LineSaves {
+    /// The line saves of game `game` in cluster `cluster` (creates the
+    /// table if it is missing).
+    pub async fn open(leases: Leases, cluster: &str, game: &str) -> Result<Self, LeaseError> {
+        prepare(leases.pool(), SCHEMA).await?;
+        Ok(Self {
+            leases,
+            prefix: format!("{cluster}/{game}/"),
+        })
+    }
+
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// The prefix of a zone's line names.
+    fn zone_prefix(&self, zone: &str) -> Result<String, LeaseError> {
+        let prefix = format!("{}{zone}/", self.prefix);
+        // Room for the number.
+        if prefix.len() + 5 > MAX_LINE_NAME {
+            return Err(LeaseError::BadLine(prefix));
+        }
+        Ok(prefix)
+    }
+
+    /// Takes a lease for a new line of `zone`: the lowest number that
+    /// nobody holds and that has no save. `Ok(None)`: no number is free,
+    /// or other nodes took every candidate first, [`TAKE_ROUNDS`] times
+    /// over (try again later).
+    pub async fn take_new(&self, zone: &str) -> Result<Option<Lease>, LeaseError> {
+        let prefix = self.zone_prefix(zone)?;
+        for _ in 0..TAKE_ROUNDS {
+            let free: Vec<i64> = sqlx::query(FREE_NUMBERS)
+                .bind(&prefix)
+                .bind(MAX_LINES_PER_ZONE)
+                .fetch_all(self.leases.pool())
+                .await?
+                .into_iter()
+                .map(|row| row.get(0))
+                .collect();
+            if free.is_empty() {
+                return Ok(None);
+            }
+            for number in free {
+                let line = format!("{prefix}{number}");
+                let sent = std::time::Instant::now();
+                let epoch: Option<i64> = sqlx::query(TAKE_NEW)
+                    .bind(&line)
+                    .bind(self.leases.node().as_str())
+                    .bind(self.leases.lease_ms())
+                    .fetch_optional(self.leases.pool())
+                    .await?
+                    .map(|row| row.get(0));
+                if let Some(epoch) = epoch {
+                    return Ok(Some(self.leases.held(line, epoch, sent)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Saves `state` as line `lease`'s, under its epoch: refused with
+    /// [`LeaseError::Stale`] if this node no longer holds the lease.
+    pub async fn store(&self, lease: &Lease, zone: &str, state: &[u8]) -> Result<(), LeaseError> {
+        if state.len() > MAX_LINE_SAVE {
+            return Err(LeaseError::TooLarge {
+                line: lease.line.clone(),
+                bytes: state.len(),
+            });
+        }
+        let mut fence = self.leases.fence(lease).await?;
+        sqlx::query(STORE)
+            .bind(&lease.line)
+            .bind(zone)
+            .bind(fence.epoch())
+            .bind(state)
+            .execute(&mut **fence.tx())
+            .await?;
+        fence.commit().await
+    }
+
+    /// The line closed normally: its save is deleted (under its lease) and
+    /// its lease released, so its name is free for a new line.
+    pub async fn close(&self, lease: &Lease) -> Result<(), LeaseError> {
+        let mut fence = self.leases.fence(lease).await?;
+        sqlx::query("DELETE FROM cluster_line_saves WHERE line = $1")
+            .bind(&lease.line)
+            .execute(&mut **fence.tx())
+            .await?;
+        fence.commit().await?;
+        self.leases.release(lease).await
+    }
+
+    /// Lines of `zones` whose node stopped holding them with their state
+    /// saved: (line, zone), oldest save first, at most
+    /// [`ORPHANS_PER_LOOK`]. A read: take the lease before using one.
+    pub async fn orphans(&self, zones: &[String]) -> Result<Vec<(String, String)>, LeaseError> {
+        let rows = sqlx::query(ORPHANS)
+            .bind(&self.prefix)
+            .bind(zones)
+            .bind(ORPHANS_PER_LOOK)
+            .fetch_all(self.leases.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    /// The save of a line whose lease this node has just taken (`None`: it
+    /// has none, e.g. its last holder closed it in the meantime).
+    pub async fn load(&self, lease: &Lease) -> Result<Option<SavedLine>, LeaseError> {
+        let mut fence = self.leases.fence(lease).await?;
+        let row = sqlx::query("SELECT zone, epoch, state FROM cluster_line_saves WHERE line = $1")
+            .bind(&lease.line)
+            .fetch_optional(&mut **fence.tx())
+            .await?;
+        fence.commit().await?;
+        Ok(row.map(|row| SavedLine {
+            zone: row.get(0),
+            epoch: row.get(1),
+            state: row.get(2),
+        }))
+    }
+}
