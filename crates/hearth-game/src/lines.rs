@@ -240,6 +240,9 @@ pub struct GameLines<G: Game> {
     /// Lines not ticked while their host is unsure it still holds their
     /// lease ([`GameLines::set_paused`]): another node may run them soon.
     paused: std::collections::BTreeSet<LineKey>,
+    /// Each open line's serial: the count of lines opened when it opened
+    /// ([`GameLines::line_serial`]).
+    serials: BTreeMap<LineKey, u64>,
     outputs: Vec<LinesOutput>,
 }
 
@@ -291,6 +294,7 @@ impl<G: Game> GameLines<G> {
             pinned_here: Default::default(),
             draining: false,
             paused: Default::default(),
+            serials: BTreeMap::new(),
             game,
             outputs: Vec::new(),
         }
@@ -610,8 +614,15 @@ impl<G: Game> GameLines<G> {
         self.transfers
     }
 
+    /// Line `key`'s serial, unique over this `GameLines`' life (a number
+    /// is used again when a line of it reopens; a serial never is).
+    pub fn line_serial(&self, key: LineKey) -> Option<u64> {
+        self.serials.get(&key).copied()
+    }
+
     fn open(&mut self, key: LineKey) {
         self.opened += 1;
+        self.serials.insert(key, self.opened);
         let seed = self.seed ^ self.opened.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         // At the tick the open lines are at (they all tick once a step).
         let tick = self.steps;
@@ -899,6 +910,7 @@ impl<G: Game> GameLines<G> {
         for key in self.directory.close_idle(self.now_ms) {
             self.lines.remove(&key);
             self.paused.remove(&key);
+            self.serials.remove(&key);
         }
         for (_, handoff) in std::mem::take(&mut self.entering_elsewhere) {
             self.outputs.push(LinesOutput::Departed(handoff));

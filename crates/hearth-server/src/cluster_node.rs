@@ -84,6 +84,9 @@ pub struct ClusterLink {
     forwarding_nodes: Arc<RwLock<LiveNodes>>,
     /// The forwarding's counters, for `/admin`.
     forward_counters: Arc<ForwardCounters>,
+    /// The leases and saves of the game's lines, until the game host takes
+    /// them ([`ClusterLink::take_line_leases`]).
+    line_leases: Option<crate::game_host::line_leases::LineLeaseParts>,
 }
 
 impl ClusterLink {
@@ -92,6 +95,7 @@ impl ClusterLink {
     /// between nodes running the same.
     pub async fn connect(
         config: &Config,
+        game: &str,
         schema_version: &str,
     ) -> Result<Option<Self>, ClusterStartError> {
         let settings = &config.cluster;
@@ -131,6 +135,9 @@ impl ClusterLink {
         let budgets = AddressBudgets::open(leases.pool().clone())
             .await
             .map_err(|e| ClusterError::from(hearth_cluster::LeaseError::from(e)))?;
+        let line_saves = hearth_cluster::LineSaves::open(leases.clone(), cluster.as_str(), game)
+            .await
+            .map_err(ClusterError::from)?;
         tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
         if settings.advertise.is_none() && config.bind.is_unspecified() {
             tracing::warn!(
@@ -160,7 +167,16 @@ impl ClusterLink {
             }),
             forwarding_nodes,
             forward_counters,
+            line_leases: Some(crate::game_host::line_leases::LineLeaseParts {
+                saves: line_saves,
+                save_every: Duration::from_millis(settings.line_save_ms.clamp(100, 3_600_000)),
+            }),
         }))
+    }
+
+    /// The leases and saves of the game's lines, for the game host (once).
+    pub fn take_line_leases(&mut self) -> Option<crate::game_host::line_leases::LineLeaseParts> {
+        self.line_leases.take()
     }
 
     /// The forwarding of players to lines other nodes run, for the game

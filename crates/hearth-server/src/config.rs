@@ -60,6 +60,11 @@ pub struct ClusterConfig {
     /// in milliseconds (100 to 60,000); a record not rewritten for three
     /// periods lapses.
     pub heartbeat_ms: u64,
+    /// How often each line's whole state is saved under its lease, in
+    /// milliseconds (100 to 3,600,000): when a node dies, its lines restart
+    /// on the others from their last save, so this is the most of a line's
+    /// life a death can lose.
+    pub line_save_ms: u64,
     /// The address other nodes and clients reach this node at, where it is
     /// not the one it binds (`bind = "0.0.0.0"`): its record lists its
     /// ports at this address.
@@ -94,6 +99,7 @@ impl Default for ClusterConfig {
             name: "hearth".to_owned(),
             lease_ms: 6_000,
             heartbeat_ms: 1_000,
+            line_save_ms: 5_000,
             advertise: None,
             zones: Default::default(),
             placement: Placement::default(),
@@ -111,6 +117,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("name", &self.name)
             .field("lease_ms", &self.lease_ms)
             .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("line_save_ms", &self.line_save_ms)
             .field("advertise", &self.advertise)
             .field("zones", &self.zones)
             .field("placement", &self.placement)

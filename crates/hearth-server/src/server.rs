@@ -200,6 +200,9 @@ trait StartGame: Send {
     /// messages only between nodes running the same one.
     fn schema_version(&self) -> String;
 
+    /// The game's name in its schema.
+    fn game_name(&self) -> String;
+
     fn start(
         &self,
         gate: GateHandle,
@@ -228,6 +231,10 @@ impl<G: hearth_game::Game> StartGame for GameStarter<G> {
         self.game.schema().version().to_owned()
     }
 
+    fn game_name(&self) -> String {
+        self.game.schema().game().to_owned()
+    }
+
     fn start(
         &self,
         gate: GateHandle,
@@ -248,7 +255,8 @@ async fn serve(
     // Checked first: a bad certificate path should not leave a fresh database behind.
     let tls = load_tls(&config.tls)?;
     // Then the cluster: a node that cannot reach it stops before serving.
-    let mut cluster_link = ClusterLink::connect(&config, &game.schema_version()).await?;
+    let mut cluster_link =
+        ClusterLink::connect(&config, &game.game_name(), &game.schema_version()).await?;
     let storage = Storage::open(&config.database_url, &config.data_dir).await?;
     let (identity, created) = crate::secrets::server_identity(&config.data_dir)?;
     if created {
@@ -310,6 +318,9 @@ async fn serve(
                 cluster: cluster_link.as_ref().map(ClusterLink::accounts),
                 relay: cluster_link.as_mut().and_then(ClusterLink::take_relay),
                 forwarding: cluster_link.as_mut().and_then(ClusterLink::take_forwarding),
+                line_leases: cluster_link
+                    .as_mut()
+                    .and_then(ClusterLink::take_line_leases),
             },
         )
         .map_err(crate::world::WorldStartError::Runtime)?;

@@ -70,6 +70,7 @@ impl<G: Game> GameLines<G> {
         line.set_shedding(self.shedding);
         let key = self.directory.open_empty(zone, self.now_ms);
         self.opened += 1;
+        self.serials.insert(key, self.opened);
         self.lines.insert(key, line);
         Ok(key)
     }
@@ -84,6 +85,7 @@ impl<G: Game> GameLines<G> {
             return Vec::new();
         };
         self.paused.remove(&key);
+        self.serials.remove(&key);
         let (inside, coming) = self.directory.drop_line(key, self.now_ms);
         // The game lets them go (its on_leave), for their data; nothing else
         // the line does now leaves it.

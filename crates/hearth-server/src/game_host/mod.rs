@@ -10,6 +10,7 @@
 
 pub mod admission;
 mod forwarded;
+pub mod line_leases;
 mod process_cpu;
 mod relayed;
 pub mod saves;
@@ -100,6 +101,11 @@ pub struct GameLineStatus {
     pub tick_p99_us: u64,
     pub bytes_out_per_player_s: u64,
     pub stats: hearth_game::GameStats,
+    /// The line's own tick count.
+    pub tick: u64,
+    /// In a cluster: the line's lease (its name in the cluster, epoch,
+    /// last save).
+    pub lease: Option<line_leases::LineLeaseStatus>,
 }
 
 /// Ticks a line's figures are taken over.
@@ -195,6 +201,8 @@ pub struct GameHostHandle {
     /// In a cluster with pinned zones: the players of this node who play on
     /// another; their clients' messages go there at once.
     away: Option<Arc<forwarded::AwayPlayers>>,
+    /// In a cluster: the counters of the lines' leases and saves.
+    pub line_leases: Option<Arc<line_leases::LineLeaseCounters>>,
 }
 
 impl GameHostHandle {
@@ -415,6 +423,8 @@ pub struct HostSettings {
     /// In a cluster: players who play in lines other nodes run (zones
     /// pinned to a node, players placed by load), and the settings.
     pub forwarding: Option<crate::cluster_node::ForwardingParts>,
+    /// In a cluster: the leases and saves of the lines.
+    pub line_leases: Option<line_leases::LineLeaseParts>,
 }
 
 pub fn start<G: Game>(
@@ -431,6 +441,7 @@ pub fn start<G: Game>(
         cluster,
         relay,
         forwarding,
+        line_leases,
     } = settings;
     let (relay, relayed) = relay.unzip();
     let schema = Arc::new(game.schema());
@@ -503,6 +514,7 @@ pub fn start<G: Game>(
         relay_names: HashMap::new(),
         forwarding: None,
         forward_carried: Default::default(),
+        line_leases: None,
     };
     let mut host = host;
     let mut forwarded_in = None;
@@ -523,6 +535,17 @@ pub fn start<G: Game>(
             .unwrap_or_default();
         forwarded::Forwarding::new(forwarder, pins, fallback)
     });
+    host.line_leases = line_leases.map(|parts| {
+        let zones: Vec<String> = host
+            .lines
+            .zone_names()
+            .iter()
+            .filter(|zone| !host.lines.is_elsewhere(zone))
+            .cloned()
+            .collect();
+        line_leases::LineLeases::start(parts, zones)
+    });
+    let line_lease_counters = host.line_leases.as_ref().map(|l| l.counters.clone());
     let away = host.forwarding.as_ref().map(|f| f.away.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -542,6 +565,7 @@ pub fn start<G: Game>(
         recordings,
         reads_world_places: false,
         away,
+        line_leases: line_lease_counters,
     })
 }
 
@@ -635,6 +659,9 @@ struct Host<G: Game> {
     /// What other nodes sent about this node's sessions since the last
     /// step (their data to store, closes), carried with its outputs.
     forward_carried: forwarded::Carried,
+    /// In a cluster: every line under a lease, saved under its epoch,
+    /// paused when the lease may be lapsing; lines of dead nodes restarted.
+    line_leases: Option<line_leases::LineLeases>,
 }
 
 impl<G: Game> Host<G> {
@@ -760,6 +787,10 @@ impl<G: Game> Host<G> {
                         // old line at this step (the directory then forgets
                         // them): their last save is written before the reply.
                         self.step().await;
+                        // Its lines go on elsewhere, from a save made now.
+                        if let Some(mut leases) = self.line_leases.take() {
+                            leases.hand_over(&self.lines).await;
+                        }
                         let _ = done.send(());
                         return;
                     }
@@ -875,6 +906,9 @@ impl<G: Game> Host<G> {
         self.expire_away();
         self.drop_lost_nodes(&mut carried);
         self.refresh_placement();
+        if let Some(leases) = self.line_leases.as_mut() {
+            leases.before_step(&mut self.lines, std::time::Instant::now());
+        }
         for key in self.lines.begin_step(now_ms) {
             let started = std::time::Instant::now();
             let Some(line) = self.lines.tick_line(key) else {
@@ -1223,6 +1257,11 @@ impl<G: Game> Host<G> {
                         / ticks
                         / in_line.max(1) as u64,
                     stats: line.stats().clone(),
+                    tick: line.tick_count(),
+                    lease: self
+                        .line_leases
+                        .as_ref()
+                        .and_then(|leases| leases.status(key)),
                 }
             })
             .collect()

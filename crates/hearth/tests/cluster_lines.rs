@@ -1,0 +1,173 @@
+//! Lines that outlive their node, with two `hearth serve` processes (a real
+//! NATS server and a real PostgreSQL): each line is held under a lease with
+//! a cluster-wide name and saved under its epoch. The first node is frozen
+//! (SIGSTOP): its lease lapses and the second restarts the line from its
+//! last save, at the next epoch. Thawed, the first finds the line taken,
+//! drops it and tells its player why, and writes nothing. Then the second
+//! is killed (SIGKILL), and the first restarts the line again from what the
+//! second saved. The times are printed.
+
+use std::time::{Duration, Instant};
+
+use hearth_client::world::WorldUpdate;
+use hearth_client::Event;
+use hearth_cluster::test_servers::{postgres_url, unique};
+use serde_json::Value;
+
+mod common;
+use common::cluster::new_player;
+use common::serve;
+
+const LEASE_MS: u64 = 1_500;
+
+fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
+    common::cluster::node(
+        cluster,
+        name,
+        200,
+        &format!("lease_ms = {LEASE_MS}\nline_save_ms = 300\nplacement = \"local\"\n"),
+    )
+}
+
+/// The lines a node's `/api/world` lists.
+async fn lines(web: u16) -> Vec<Value> {
+    let body = reqwest::get(format!("http://127.0.0.1:{web}/api/world"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let world: Value = serde_json::from_str(&body).unwrap();
+    world["lines"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `web`'s lines (15 s at most) until one is the line named `name`
+/// and passes `wanted`: that line.
+async fn line_until(web: u16, name: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = lines(web)
+            .await
+            .into_iter()
+            .find(|line| line["lease"]["name"] == name && wanted(line));
+        if let Some(line) = found {
+            return line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "line {name} never as wanted on :{web}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+}
+
+#[test]
+fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_writes_nothing() {
+    let cluster = unique("lines");
+    let (one_dir, one_config, one_port, one_web) = node(&cluster, "l1");
+    let (two_dir, two_config, two_port, two_web) = node(&cluster, "l2");
+    let one = serve(&one_dir, &one_config, one_port, one_web);
+    let mut two = serve(&two_dir, &two_config, two_port, two_web);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut ann, zone) = new_player("ann", one_port, one_web).await;
+        assert_eq!(zone, "meadow");
+        let name = format!("{cluster}/world/meadow/1");
+        // l1 holds the meadow's line 1 and has saved it.
+        let held = line_until(one_web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
+        let first_epoch = held["lease"]["epoch"].as_i64().unwrap();
+        let saved_tick = held["lease"]["saved_tick"].as_u64().unwrap();
+        assert_eq!(held["players"], 1);
+
+        // l1 freezes: its lease lapses, and l2 restarts the line from l1's
+        // last save, at the next epoch.
+        signal(one.id(), libc::SIGSTOP);
+        let frozen = Instant::now();
+        let restarted = line_until(two_web, &name, |line| line["lease"]["restarted"] == true).await;
+        let took = frozen.elapsed();
+        println!(
+            "the frozen node's line ran again on the other {} ms after the freeze (lease {LEASE_MS} ms)",
+            took.as_millis()
+        );
+        assert!(took < Duration::from_millis(LEASE_MS + 3_000), "{took:?}");
+        assert!(restarted["lease"]["epoch"].as_i64().unwrap() > first_epoch);
+        assert!(
+            restarted["tick"].as_u64().unwrap() > saved_tick,
+            "it goes on from the save: {restarted}"
+        );
+        assert_eq!(restarted["players"], 0, "its players were on the frozen node");
+        // And l2 saves it under its own epoch.
+        let second =
+            line_until(two_web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
+        let second_epoch = second["lease"]["epoch"].as_i64().unwrap();
+
+        // l1 thaws: it finds the line taken, drops it, and tells Ann why.
+        signal(one.id(), libc::SIGCONT);
+        let mut reason = None;
+        ann.until(Duration::from_secs(15), |update, _| {
+            if let WorldUpdate::Session(Event::Closed(why)) = update {
+                reason = Some(why.clone());
+            }
+            reason.is_some()
+        })
+        .await;
+        let reason = reason.expect("Ann's session closed");
+        let reason = format!("{reason:?}");
+        assert!(reason.contains("another server"), "{reason}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lines(one_web)
+            .await
+            .iter()
+            .any(|line| line["lease"]["name"] == name.as_str())
+        {
+            assert!(Instant::now() < deadline, "l1 still runs the line");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Nothing l1 wrote after the freeze landed: the save is l2's.
+        let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+        let saved: (i64,) = sqlx::query_as("SELECT epoch FROM cluster_line_saves WHERE line = $1")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(saved.0, second_epoch);
+
+        // l2 is killed: l1 restarts the line again, from l2's save.
+        let second_tick = line_until(two_web, &name, |_| true).await["lease"]["saved_tick"]
+            .as_u64()
+            .unwrap();
+        two.kill().unwrap();
+        two.wait().unwrap();
+        let killed = Instant::now();
+        let back = line_until(one_web, &name, |line| line["lease"]["restarted"] == true).await;
+        println!(
+            "the killed node's line ran again on the other {} ms after the kill",
+            killed.elapsed().as_millis()
+        );
+        assert!(back["lease"]["epoch"].as_i64().unwrap() > second_epoch);
+        assert!(back["tick"].as_u64().unwrap() > second_tick);
+
+        // Every take of the line is in its history, one holder per epoch,
+        // and the holders alternate as the test made them.
+        let history: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT epoch, owner FROM cluster_lease_history WHERE line = $1 ORDER BY epoch",
+        )
+        .bind(&name)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let owners: Vec<&str> = history
+            .iter()
+            .map(|(_, owner)| owner.split('_').next().unwrap())
+            .collect();
+        assert_eq!(owners, ["l1", "l2", "l1"], "{history:?}");
+    });
+    drop(one);
+}
