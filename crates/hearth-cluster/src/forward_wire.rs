@@ -42,9 +42,11 @@ use crate::wire::put_bounded;
 pub use crate::wire::TooLong;
 
 /// The layout's version: the first byte of every message.
-pub const FORWARD_VERSION: u8 = 1;
+pub const FORWARD_VERSION: u8 = 3;
 /// Longest node id, schema version, name, zone or reason carried.
 pub const MAX_FORWARD_NAME: usize = 256;
+/// Longest node name or line name a handover carries as a hint.
+pub const MAX_FORWARD_LINE: usize = crate::leases::MAX_LINE_NAME;
 /// Largest bytes for or from a client, or player data, carried (a game's
 /// saved data is at most 64 KiB).
 pub const MAX_FORWARD_BYTES: usize = 80 * 1024;
@@ -119,6 +121,12 @@ pub struct Handover {
     /// What their message rate limits still allow: (milli-tokens, ticks
     /// since refill) per message of the schema; empty for none.
     pub limits: Vec<(u64, u64)>,
+    /// The node they go to, by name, when the sender chose it (a visitor
+    /// whose line moved to that node, handed back home to go there).
+    pub node: Option<String>,
+    /// The line they go to there, by its name in the cluster (a line that
+    /// moved: they follow it).
+    pub line: Option<String>,
 }
 
 /// What a forwarded message says about its player.
@@ -263,7 +271,29 @@ fn put_handover(out: &mut Vec<u8>, handover: &Handover) -> Result<(), TooLong> {
         out.put_u64(milli_tokens);
         out.put_u64(ago);
     }
+    put_optional(out, handover.node.as_deref(), "node")?;
+    put_optional(out, handover.line.as_deref(), "line")?;
     Ok(())
+}
+
+fn put_optional(out: &mut Vec<u8>, text: Option<&str>, what: &'static str) -> Result<(), TooLong> {
+    match text {
+        Some(text) => {
+            out.put_u8(1);
+            put_bounded(out, text.as_bytes(), MAX_FORWARD_LINE, what)
+        }
+        None => {
+            out.put_u8(0);
+            Ok(())
+        }
+    }
+}
+
+fn optional(r: &mut Reader<'_>, what: &'static str) -> Result<Option<String>, DecodeError> {
+    match flag(r, what)? {
+        true => Ok(Some(r.string(MAX_FORWARD_LINE, what)?)),
+        false => Ok(None),
+    }
 }
 
 /// Reads a forwarded message: every length against its bound, every text
@@ -354,6 +384,8 @@ fn handover(r: &mut Reader<'_>) -> Result<Handover, DecodeError> {
     let limits = (0..count)
         .map(|_| Ok((r.u64("milli-tokens")?, r.u64("ticks since refill")?)))
         .collect::<Result<Vec<_>, DecodeError>>()?;
+    let node = optional(r, "node")?;
+    let line = optional(r, "line")?;
     Ok(Handover {
         name,
         zone,
@@ -362,6 +394,8 @@ fn handover(r: &mut Reader<'_>) -> Result<Handover, DecodeError> {
         bytes_per_second,
         entries,
         limits,
+        node,
+        line,
     })
 }
 
@@ -387,6 +421,8 @@ mod tests {
             bytes_per_second: Some(20_000),
             entries: 255,
             limits: vec![(3000, 7), (0, u64::MAX)],
+            node: None,
+            line: Some("hearth/world/caves/12".into()),
         }
     }
 

@@ -85,7 +85,7 @@ const RENEW_MANY: &str = "UPDATE cluster_line_leases l
     FROM unnest($1::text[], $3::bigint[]) AS held(line, epoch)
     WHERE l.line = held.line AND l.owner = $2 AND l.epoch = held.epoch
       AND l.expires_at > clock_timestamp()
-    RETURNING l.line";
+    RETURNING l.line, l.epoch";
 
 const RELEASE: &str = "UPDATE cluster_line_leases
     SET owner = NULL, expires_at = clock_timestamp()
@@ -204,16 +204,16 @@ impl Leases {
     }
 
     /// Renews every lease of `leases` in one statement: the ones renewed
-    /// (their clocks count from this renewal) and the lines of the ones
-    /// that are [`LeaseError::Stale`].
-    pub async fn renew_many(&self, leases: &mut [Lease]) -> Result<Vec<String>, LeaseError> {
+    /// have their clocks count from this renewal; the (line, epoch) of the
+    /// ones that are [`LeaseError::Stale`] are returned.
+    pub async fn renew_many(&self, leases: &mut [Lease]) -> Result<Vec<(String, i64)>, LeaseError> {
         if leases.is_empty() {
             return Ok(Vec::new());
         }
         let lines: Vec<&str> = leases.iter().map(|lease| lease.line.as_str()).collect();
         let epochs: Vec<i64> = leases.iter().map(|lease| lease.epoch).collect();
         let sent = Instant::now();
-        let renewed: std::collections::HashSet<String> = sqlx::query(RENEW_MANY)
+        let renewed: std::collections::HashSet<(String, i64)> = sqlx::query(RENEW_MANY)
             .bind(&lines)
             .bind(self.node.as_str())
             .bind(&epochs)
@@ -221,13 +221,15 @@ impl Leases {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|row| row.get(0))
+            .map(|row| (row.get(0), row.get(1)))
             .collect();
         let mut stale = Vec::new();
         for lease in leases.iter_mut() {
-            match renewed.contains(&lease.line) {
+            // By line and epoch: two copies of one line at two epochs are
+            // two leases, of which at most one is held.
+            match renewed.contains(&(lease.line.clone(), lease.epoch)) {
                 true => lease.clock.renewed(sent),
-                false => stale.push(lease.line.clone()),
+                false => stale.push((lease.line.clone(), lease.epoch)),
             }
         }
         Ok(stale)

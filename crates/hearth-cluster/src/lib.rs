@@ -34,6 +34,7 @@ pub mod forward;
 pub mod forward_wire;
 pub mod lease_clock;
 pub mod leases;
+pub mod line_moves;
 pub mod line_saves;
 pub mod node;
 pub mod presence;

@@ -43,8 +43,11 @@ const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS cluster_line_saves (
     )"];
 
 /// The lowest numbers of `$1 || n` that nobody holds and that have no
-/// save: candidates for a new line (a take decides).
-const FREE_NUMBERS: &str = "SELECT n FROM generate_series(1, $2::bigint) AS n
+/// save: candidates for a new line (a take decides). Only the first
+/// (names of the zone so far + 8) numbers are looked at: at least 8 of
+/// them are free.
+const FREE_NUMBERS: &str = "SELECT n FROM generate_series(1, LEAST($2::bigint,
+        (SELECT count(*) FROM cluster_line_leases WHERE starts_with(line, $1)) + 8)) AS n
     WHERE NOT EXISTS (
         SELECT 1 FROM cluster_line_leases l
         WHERE l.line = $1 || n AND l.owner IS NOT NULL AND l.expires_at > clock_timestamp())
@@ -74,10 +77,10 @@ const STORE: &str = "INSERT INTO cluster_line_saves (line, zone, epoch, saved_at
             saved_at = excluded.saved_at, state = excluded.state";
 
 /// Lines with a save whose lease nobody holds: `$1` is the prefix, `$2`
-/// the zones the caller runs.
+/// the zones the caller runs, `$4` the lines it passes over.
 const ORPHANS: &str = "SELECT s.line, s.zone FROM cluster_line_saves s
     JOIN cluster_line_leases l ON l.line = s.line
-    WHERE starts_with(s.line, $1) AND s.zone = ANY($2)
+    WHERE starts_with(s.line, $1) AND s.zone = ANY($2) AND NOT (s.line = ANY($4))
       AND (l.owner IS NULL OR l.expires_at <= clock_timestamp())
     ORDER BY s.saved_at LIMIT $3";
 
@@ -143,20 +146,45 @@ impl LineSaves {
             }
             for number in free {
                 let line = format!("{prefix}{number}");
-                let sent = std::time::Instant::now();
-                let epoch: Option<i64> = sqlx::query(TAKE_NEW)
-                    .bind(&line)
-                    .bind(self.leases.node().as_str())
-                    .bind(self.leases.lease_ms())
-                    .fetch_optional(self.leases.pool())
-                    .await?
-                    .map(|row| row.get(0));
-                if let Some(epoch) = epoch {
-                    return Ok(Some(self.leases.held(line, epoch, sent)));
+                if let Some(lease) = self.try_take_new(line).await? {
+                    return Ok(Some(lease));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// One attempt at a new line's name: the lease row is locked first, so
+    /// that a first save of that name committing meanwhile is seen by the
+    /// check that follows (a statement's own snapshot would miss it).
+    /// `None`: the name is not free, or another node is taking it now.
+    async fn try_take_new(&self, line: String) -> Result<Option<Lease>, LeaseError> {
+        let sent = std::time::Instant::now();
+        let mut tx = self.leases.pool().begin().await?;
+        // Another node taking the same name now wins it: this one moves on
+        // to the next candidate instead of queueing behind it.
+        let first: bool =
+            sqlx::query("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 77452802))")
+                .bind(&line)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+        if !first {
+            return Ok(None);
+        }
+        sqlx::query("SELECT 1 FROM cluster_line_leases WHERE line = $1 FOR UPDATE")
+            .bind(&line)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let epoch: Option<i64> = sqlx::query(TAKE_NEW)
+            .bind(&line)
+            .bind(self.leases.node().as_str())
+            .bind(self.leases.lease_ms())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| row.get(0));
+        tx.commit().await?;
+        Ok(epoch.map(|epoch| self.leases.held(line, epoch, sent)))
     }
 
     /// Saves `state` as line `lease`'s, under its epoch: refused with
@@ -192,13 +220,19 @@ impl LineSaves {
     }
 
     /// Lines of `zones` whose node stopped holding them with their state
-    /// saved: (line, zone), oldest save first, at most
+    /// saved, but those in `skip` (lines the caller cannot restart, or
+    /// holds): (line, zone), oldest save first, at most
     /// [`ORPHANS_PER_LOOK`]. A read: take the lease before using one.
-    pub async fn orphans(&self, zones: &[String]) -> Result<Vec<(String, String)>, LeaseError> {
+    pub async fn orphans(
+        &self,
+        zones: &[String],
+        skip: &[String],
+    ) -> Result<Vec<(String, String)>, LeaseError> {
         let rows = sqlx::query(ORPHANS)
             .bind(&self.prefix)
             .bind(zones)
             .bind(ORPHANS_PER_LOOK)
+            .bind(skip)
             .fetch_all(self.leases.pool())
             .await?;
         Ok(rows
@@ -221,5 +255,84 @@ impl LineSaves {
             epoch: row.get(1),
             state: row.get(2),
         }))
+    }
+}
+
+/// Hands a line's lease to another node with the line's state: `$1` line,
+/// `$2` this node, `$3` its epoch, `$4` the other node, `$5` the lease in
+/// milliseconds. The new epoch, or no row if this node no longer held it.
+const HAND: &str = "WITH handed AS (
+        UPDATE cluster_line_leases
+        SET owner = $4, epoch = epoch + 1,
+            expires_at = clock_timestamp() + $5 * interval '1 millisecond',
+            taken_at = clock_timestamp()
+        WHERE line = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()
+        RETURNING line, epoch, taken_at
+    )
+    INSERT INTO cluster_lease_history (line, epoch, owner, taken_at)
+    SELECT line, epoch, $4, taken_at FROM handed
+    RETURNING epoch";
+
+impl LineSaves {
+    /// Moves a line to node `to`: in one transaction, fenced by `lease`,
+    /// saves `state` and hands the lease to `to` at the next epoch (the
+    /// epoch it gets). Nothing is written if this node no longer holds the
+    /// lease ([`LeaseError::Stale`]). `to` must then [`LineSaves::adopt`]
+    /// it before the lease ends, or it lapses and any node restarts the
+    /// line from this save.
+    pub async fn hand_to(
+        &self,
+        lease: &Lease,
+        zone: &str,
+        state: &[u8],
+        to: &crate::NodeId,
+    ) -> Result<i64, LeaseError> {
+        if state.len() > MAX_LINE_SAVE {
+            return Err(LeaseError::TooLarge {
+                line: lease.line.clone(),
+                bytes: state.len(),
+            });
+        }
+        let mut fence = self.leases.fence(lease).await?;
+        sqlx::query(STORE)
+            .bind(&lease.line)
+            .bind(zone)
+            .bind(fence.epoch())
+            .bind(state)
+            .execute(&mut **fence.tx())
+            .await?;
+        let epoch: Option<i64> = sqlx::query(HAND)
+            .bind(&lease.line)
+            .bind(self.leases.node().as_str())
+            .bind(lease.epoch)
+            .bind(to.as_str())
+            .bind(self.leases.lease_ms())
+            .fetch_optional(&mut **fence.tx())
+            .await?
+            .map(|row| row.get(0));
+        let Some(epoch) = epoch else {
+            return Err(LeaseError::Stale {
+                line: lease.line.clone(),
+                epoch: lease.epoch,
+            });
+        };
+        fence.commit().await?;
+        Ok(epoch)
+    }
+
+    /// Takes up line `line`, handed to this node at `epoch` by another
+    /// ([`LineSaves::hand_to`]): a renewal proves it is this node's and
+    /// starts its clock; [`LeaseError::Stale`] if it is not (any more).
+    pub async fn adopt(&self, line: &str, epoch: i64) -> Result<Lease, LeaseError> {
+        if line.is_empty() || line.len() > MAX_LINE_NAME || !line.starts_with(&self.prefix) {
+            return Err(LeaseError::BadLine(
+                line.chars().take(MAX_LINE_NAME).collect(),
+            ));
+        }
+        let mut lease = self
+            .leases
+            .held(line.to_owned(), epoch, std::time::Instant::now());
+        self.leases.renew(&mut lease).await?;
+        Ok(lease)
     }
 }

@@ -60,7 +60,10 @@ async fn new_lines_take_the_lowest_free_number_and_a_dead_nodes_saved_line_resta
     // a dies: its leases lapse. Meadow 1 has a save, so it is an orphan, and
     // a new line does not take its name; town 1 had no save: free.
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
-    let orphans = b.orphans(&["meadow".into(), "town".into()]).await.unwrap();
+    let orphans = b
+        .orphans(&["meadow".into(), "town".into()], &[])
+        .await
+        .unwrap();
     assert_eq!(orphans, vec![(m1.line.clone(), "meadow".to_owned())]);
     let fresh = b.take_new("meadow").await.unwrap().unwrap();
     assert_eq!(number(&fresh.line), 4, "meadow 1 waits for its restart");
@@ -83,7 +86,11 @@ async fn new_lines_take_the_lowest_free_number_and_a_dead_nodes_saved_line_resta
         ("meadow", m1.epoch, &b"state of meadow 1"[..])
     );
     assert!(
-        winner.orphans(&["meadow".into()]).await.unwrap().is_empty(),
+        winner
+            .orphans(&["meadow".into()], &[])
+            .await
+            .unwrap()
+            .is_empty(),
         "held again"
     );
 
@@ -102,8 +109,14 @@ async fn new_lines_take_the_lowest_free_number_and_a_dead_nodes_saved_line_resta
 
     // Only the zones a node runs are its orphans' concern.
     winner.leases().release(&restarted).await.unwrap();
-    assert!(b.orphans(&["town".into()]).await.unwrap().is_empty());
-    assert_eq!(b.orphans(&["meadow".into()]).await.unwrap().len(), 1);
+    assert!(b.orphans(&["town".into()], &[]).await.unwrap().is_empty());
+    assert_eq!(b.orphans(&["meadow".into()], &[]).await.unwrap().len(), 1);
+    // A line the caller passes over (it cannot restart it) is not listed.
+    assert!(b
+        .orphans(&["meadow".into()], &[m1.line.clone()])
+        .await
+        .unwrap()
+        .is_empty());
 
     // A state too large to save is refused before anything is written.
     let huge = vec![0u8; hearth_cluster::line_saves::MAX_LINE_SAVE + 1];
@@ -153,6 +166,66 @@ async fn many_nodes_opening_lines_at_once_never_share_a_name_and_renew_in_one_st
         .map(|(_, lease)| lease.clone())
         .unwrap();
     mine.push(theirs.clone());
+    // And a's own lease under an epoch it no longer has.
+    let mut old = mine[0].clone();
+    old.epoch -= 1;
+    mine.push(old.clone());
     let stale = a.leases().renew_many(&mut mine).await.unwrap();
-    assert_eq!(stale, vec![theirs.line]);
+    assert_eq!(
+        stale,
+        vec![(theirs.line, theirs.epoch), (old.line, old.epoch)]
+    );
+}
+
+#[tokio::test]
+async fn a_line_handed_to_another_node_is_its_at_the_next_epoch_with_the_state_saved() {
+    let lease = Duration::from_millis(2_000);
+    let cluster = unique("c");
+    let (a, b) = (
+        node("a", &cluster, lease).await,
+        node("b", &cluster, lease).await,
+    );
+    let line = a.take_new("meadow").await.unwrap().unwrap();
+    a.store(&line, "meadow", b"before").await.unwrap();
+    let epoch = a
+        .hand_to(&line, "meadow", b"as it left", b.leases().node())
+        .await
+        .unwrap();
+    assert_eq!(epoch, line.epoch + 1);
+    // a holds it no more: a second hand-over or save is refused.
+    assert!(matches!(
+        a.hand_to(&line, "meadow", b"again", b.leases().node())
+            .await,
+        Err(LeaseError::Stale { .. })
+    ));
+    assert!(matches!(
+        a.store(&line, "meadow", b"late").await,
+        Err(LeaseError::Stale { .. })
+    ));
+    // b takes it up and reads what a saved as it left.
+    let taken = b.adopt(&line.line, epoch).await.unwrap();
+    let saved = b.load(&taken).await.unwrap().unwrap();
+    assert_eq!(
+        (saved.epoch, &saved.state[..]),
+        (line.epoch, &b"as it left"[..])
+    );
+    // Only the node it was handed to can take it up, at that epoch, and
+    // only a line of its own cluster's game.
+    assert!(a.adopt(&line.line, epoch).await.is_err());
+    assert!(b.adopt(&line.line, epoch + 1).await.is_err());
+    assert!(matches!(
+        b.adopt("elsewhere/world/meadow/1", 1).await,
+        Err(LeaseError::BadLine(_))
+    ));
+    // Handed but never taken up (the node died): it lapses and is an orphan.
+    let c = node("c", &cluster, lease).await;
+    let other = a.take_new("meadow").await.unwrap().unwrap();
+    a.hand_to(&other, "meadow", b"orphaned", c.leases().node())
+        .await
+        .unwrap();
+    drop(c);
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    // (b's own line, not renewed here, lapsed too: passed over.)
+    let orphans = b.orphans(&["meadow".into()], &[taken.line]).await.unwrap();
+    assert_eq!(orphans, vec![(other.line.clone(), "meadow".to_owned())]);
 }

@@ -230,11 +230,23 @@ impl Directory {
     /// line they go to, and whether the host must open it first. `None`
     /// if the player is already in.
     pub fn enter(&mut self, player: PlayerId, name: &str, zone: u16) -> Option<(LineKey, bool)> {
+        self.enter_wanting(player, name, zone, None)
+    }
+
+    /// [`Directory::enter`], into line `wanted` of the zone if it is open
+    /// and has room (a player following a line that moved).
+    pub fn enter_wanting(
+        &mut self,
+        player: PlayerId,
+        name: &str,
+        zone: u16,
+        wanted: Option<u32>,
+    ) -> Option<(LineKey, bool)> {
         if self.players.contains_key(&player) {
             return None;
         }
         let zone = if zone < self.zones() { zone } else { 0 };
-        let (line, open) = self.reserve(zone, None);
+        let (line, open) = self.reserve(zone, wanted);
         self.names.entry(name_key(name)).or_default().insert(player);
         self.players.insert(
             player,
@@ -436,9 +448,10 @@ impl Directory {
     }
 
     /// Opens a line of `zone` with nobody in it (a line restarted from a
-    /// save made on another node): the lowest free number. Empty from
-    /// `now_ms`, it closes as any extra empty line does unless players come.
-    pub fn open_empty(&mut self, zone: u16, now_ms: u64) -> LineKey {
+    /// save made on another node): the lowest free number. It does not
+    /// close while nobody has come: once players have come and gone, it
+    /// closes as any extra empty line does.
+    pub fn open_empty(&mut self, zone: u16) -> LineKey {
         let number = (1..)
             .find(|n| !self.lines.contains_key(&LineKey { zone, number: *n }))
             .expect("a free number");
@@ -447,7 +460,7 @@ impl Directory {
             key,
             LineInfo {
                 players: 0,
-                empty_since_ms: Some(now_ms),
+                empty_since_ms: None,
             },
         );
         key

@@ -129,6 +129,10 @@ pub struct Handoff {
     /// The node placement chose for them (by name); `None`: the node the
     /// zone is pinned to.
     pub node: Option<String>,
+    /// The line they go to there, by its name in the cluster, when they
+    /// follow a line that moved to that node (`GameLines::hand_line_over`;
+    /// the host names it).
+    pub line: Option<String>,
     /// What their message rate limits still allow, as (milli-tokens, ticks
     /// since refill) per message of the schema ([`crate::RateLimits::since`]):
     /// a move to another node refills nothing. `None` for a player entering
@@ -229,6 +233,10 @@ pub struct GameLines<G: Game> {
     /// lines is handed to another node, a few each step; nobody is placed
     /// here and no visitor is taken in.
     draining: bool,
+    /// A drain moves whole lines, their players following
+    /// ([`GameLines::set_whole_line_drains`]): the host does it, and the
+    /// lines do not hand players on one by one.
+    drains_whole_lines: bool,
     /// Players entering the game in a zone run elsewhere, handed out at
     /// the end of the step ([`LinesOutput::Departed`]) unless their session
     /// ends first ([`GameLines::leave`]: then they leave the game here).
@@ -293,6 +301,7 @@ impl<G: Game> GameLines<G> {
             placement: None,
             pinned_here: Default::default(),
             draining: false,
+            drains_whole_lines: false,
             paused: Default::default(),
             serials: BTreeMap::new(),
             game,
@@ -468,9 +477,22 @@ impl<G: Game> GameLines<G> {
         self.draining
     }
 
+    /// A drain moves whole lines to other nodes (the host's part, with
+    /// [`GameLines::place_line`] and [`GameLines::hand_line_over`]) instead
+    /// of handing their players on one by one.
+    pub fn set_whole_line_drains(&mut self, on: bool) {
+        self.drains_whole_lines = on;
+    }
+
+    /// Whether zone `zone` (by index) is pinned to this node: its lines
+    /// never move.
+    pub fn is_pinned_here(&self, zone: u16) -> bool {
+        self.pinned_here.contains(&zone)
+    }
+
     /// One step's share of a drain.
     fn drain_some(&mut self) {
-        if !self.draining {
+        if !self.draining || self.drains_whole_lines {
             return;
         }
         let pinned = &self.pinned_here;
@@ -526,6 +548,13 @@ impl<G: Game> GameLines<G> {
     /// the zone is not this game's or runs elsewhere, or the player is
     /// already in.
     pub fn arrive(&mut self, handoff: Handoff, visitor: bool) -> bool {
+        self.arrive_in(handoff, visitor, None)
+    }
+
+    /// [`GameLines::arrive`], into line `line` if it is a line of the zone
+    /// with room (a player following a line that moved here), else as
+    /// `arrive` places them.
+    pub fn arrive_in(&mut self, handoff: Handoff, visitor: bool, line: Option<LineKey>) -> bool {
         let Some(zone) = self.zone_names.iter().position(|z| *z == handoff.zone) else {
             return false;
         };
@@ -538,7 +567,11 @@ impl<G: Game> GameLines<G> {
         if (self.draining || self.busy_for_s.is_some()) && visitor {
             return false;
         }
-        let Some((key, open)) = self.directory.enter(handoff.player, &handoff.name, zone) else {
+        let wanted = line.filter(|key| key.zone == zone).map(|key| key.number);
+        let Some((key, open)) =
+            self.directory
+                .enter_wanting(handoff.player, &handoff.name, zone, wanted)
+        else {
             return false;
         };
         // Arriving from a line was a move: the next waits out the cooldown
@@ -663,6 +696,7 @@ impl<G: Game> GameLines<G> {
                     bytes_per_second: arrival.bytes_per_second,
                     entries: 0,
                     node,
+                    line: None,
                     limits: None,
                 },
             );
@@ -1074,6 +1108,7 @@ impl<G: Game> GameLines<G> {
                             bytes_per_second: in_game.bytes_per_second,
                             entries: in_game.entries,
                             node,
+                            line: None,
                             limits: Some(limits.since(from_tick)),
                         }))
                     }

@@ -138,6 +138,8 @@ impl ClusterLink {
         let line_saves = hearth_cluster::LineSaves::open(leases.clone(), cluster.as_str(), game)
             .await
             .map_err(ClusterError::from)?;
+        let line_moves = hearth_cluster::line_moves::listen(&client, &cluster, &id).await?;
+        let line_cluster = cluster.clone();
         tracing::info!(node = %id, cluster = cluster.as_str(), "joined the cluster");
         if settings.advertise.is_none() && config.bind.is_unspecified() {
             tracing::warn!(
@@ -170,6 +172,9 @@ impl ClusterLink {
             line_leases: Some(crate::game_host::line_leases::LineLeaseParts {
                 saves: line_saves,
                 save_every: Duration::from_millis(settings.line_save_ms.clamp(100, 3_600_000)),
+                moves: line_moves,
+                client: client.clone(),
+                cluster: line_cluster,
             }),
         }))
     }

@@ -1211,7 +1211,7 @@ fn a_line_saved_on_one_node_restarts_on_another_without_its_players_and_goes_on_
     let mut b = World::new(50).on_a_node();
     b.join(5, "eve", Some(saved_at("town", 3, 3)));
     b.steps(3);
-    let key = b.lines.restart_line(&state).unwrap();
+    let key = b.lines.restart_line(&state, "meadow").unwrap();
     assert_eq!(b.lines.zone_names()[usize::from(key.zone)], "meadow");
     let line = b.lines.line(key).unwrap();
     assert_eq!(line.tick_count(), tick + 1, "its own ticks go on");
@@ -1233,14 +1233,33 @@ fn a_line_saved_on_one_node_restarts_on_another_without_its_players_and_goes_on_
     assert!(b.client(6).replica.actors().count() > 1, "NPCs in view");
     assert_eq!(b.client(6).joins, 1);
 
+    // On a node that runs a meadow line of its own, the restart is its line
+    // 2, and it stays open, empty, past the zone's grace: its state is
+    // worth keeping until players have come and gone.
+    let mut d = World::new(50).on_a_node();
+    d.join(7, "fay", None);
+    d.steps(2);
+    let second = d.lines.restart_line(&state, "meadow").unwrap();
+    assert_eq!(second.number, 2);
+    d.now_ms += 3_600_000;
+    d.steps(2);
+    assert!(d.lines.line(second).is_some(), "still open");
+
     // A line of a zone pinned to another node is not restarted here, and a
     // state that does not read is refused.
     let mut c = World::new(50).on_a_node().without(&["meadow"]);
     assert!(matches!(
-        c.lines.restart_line(&state),
+        c.lines.restart_line(&state, "meadow"),
         Err(hearth_game::RestartError::ZoneElsewhere(_))
     ));
-    assert!(c.lines.restart_line(b"{\"not\":\"a line\"}").is_err());
+    assert!(c
+        .lines
+        .restart_line(b"{\"not\":\"a line\"}", "meadow")
+        .is_err());
+    assert!(matches!(
+        b.lines.restart_line(&state, "town"),
+        Err(hearth_game::RestartError::WrongZone { .. })
+    ));
     c.steps(1);
 }
 

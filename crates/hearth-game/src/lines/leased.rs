@@ -9,7 +9,7 @@ use crate::game::Game;
 use crate::ids::PlayerId;
 use crate::line::{GameLine, GameOutput, SnapshotError};
 
-use super::{GameLines, LinesOutput};
+use super::{GameLines, Handoff, LinesOutput};
 
 /// Why a saved line could not be restarted here.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,8 @@ pub enum RestartError {
     Snapshot(#[from] SnapshotError),
     #[error("the line's zone {0} runs on another node (pinned there)")]
     ZoneElsewhere(String),
+    #[error("the line was saved as one of zone {saved}, and is one of {here} in this node's zones: the nodes' zone files differ")]
+    WrongZone { saved: String, here: String },
 }
 
 impl<G: Game> GameLines<G> {
@@ -47,10 +49,21 @@ impl<G: Game> GameLines<G> {
     /// whose sessions were on that node, leave it first (the game's
     /// `on_leave` runs for each, at one tick of the line; their data is
     /// not kept: their own saves are theirs). The line is empty, and takes
-    /// players as any line of its zone does.
-    pub fn restart_line(&mut self, state: &[u8]) -> Result<LineKey, RestartError> {
+    /// players as any line of its zone does; it stays open until players
+    /// have come and gone (its state is worth keeping until then). `zone`:
+    /// the zone's name it was saved under (zones are numbered by each
+    /// node's zone file).
+    pub fn restart_line(&mut self, state: &[u8], zone: &str) -> Result<LineKey, RestartError> {
         let mut line = GameLine::restore(self.game.clone(), state)?;
+        let saved = zone;
         let zone = line.zone_index();
+        let here = &self.zone_names[usize::from(zone)];
+        if here != saved {
+            return Err(RestartError::WrongZone {
+                saved: saved.chars().take(64).collect(),
+                here: here.clone(),
+            });
+        }
         if self.elsewhere.contains(&zone) {
             return Err(RestartError::ZoneElsewhere(
                 self.zone_names[usize::from(zone)].clone(),
@@ -68,7 +81,7 @@ impl<G: Game> GameLines<G> {
             line = line.with_save_period(ticks);
         }
         line.set_shedding(self.shedding);
-        let key = self.directory.open_empty(zone, self.now_ms);
+        let key = self.directory.open_empty(zone);
         self.opened += 1;
         self.serials.insert(key, self.opened);
         self.lines.insert(key, line);
@@ -114,6 +127,85 @@ impl<G: Game> GameLines<G> {
             }
         }
         for player in inside.iter().chain(&coming) {
+            self.outputs.push(LinesOutput::Close {
+                player: *player,
+                reason: reason.to_owned(),
+            });
+        }
+        inside
+    }
+
+    /// The node a whole line of `zone` would move to now (a draining node's
+    /// line): the least loaded node that takes players, by placement;
+    /// `None` without placement or when no node takes players. Counted
+    /// there as one more player until its next record.
+    pub fn place_line(&mut self, zone: u16) -> Option<String> {
+        self.choose(zone, None)
+    }
+
+    /// Line `key` moved to node `node` (its lease and state handed there,
+    /// where it is named `line` in the cluster): it is dropped here without
+    /// another tick of its game, and its players follow it, each handed
+    /// over ([`LinesOutput::Departed`], to `node` and `line`) with their
+    /// data as the line has it; the line there takes them back in. Players
+    /// on their way into it are closed with `reason` (a rare race: they
+    /// log in again). The players handed over.
+    pub fn hand_line_over(
+        &mut self,
+        key: LineKey,
+        node: &str,
+        line: &str,
+        reason: &str,
+    ) -> Vec<PlayerId> {
+        let Some(mut moved) = self.lines.remove(&key) else {
+            return Vec::new();
+        };
+        self.paused.remove(&key);
+        self.serials.remove(&key);
+        let zone = self.zone_names[usize::from(key.zone)].clone();
+        let (inside, coming) = self.directory.drop_line(key, self.now_ms);
+        for player in &inside {
+            moved.leave(*player);
+        }
+        moved.tick();
+        let tick = moved.tick_count();
+        let mut left: std::collections::BTreeMap<PlayerId, (Vec<u8>, crate::RateLimits)> = moved
+            .drain_outputs()
+            .filter_map(|output| match output {
+                GameOutput::Left {
+                    player,
+                    data,
+                    limits,
+                } => Some((player, (data, limits))),
+                _ => None,
+            })
+            .collect();
+        for player in &inside {
+            self.visitors.remove(player);
+            self.departing.remove(player);
+            self.in_transit.remove(player);
+            let (Some(in_game), Some((data, limits))) =
+                (self.players.remove(player), left.remove(player))
+            else {
+                continue;
+            };
+            self.transfers += 1;
+            self.outputs.push(LinesOutput::Departed(Handoff {
+                player: *player,
+                name: in_game.name,
+                zone: zone.clone(),
+                // The game places them from their data (where they stood,
+                // for a game that keeps it there, as the world does).
+                at: None,
+                data: Some(data),
+                bytes_per_second: in_game.bytes_per_second,
+                entries: in_game.entries,
+                node: Some(node.to_owned()),
+                line: Some(line.to_owned()),
+                limits: Some(limits.since(tick)),
+            }));
+        }
+        for player in &coming {
             self.outputs.push(LinesOutput::Close {
                 player: *player,
                 reason: reason.to_owned(),

@@ -176,6 +176,8 @@ fn handover(handoff: &Handoff) -> Handover {
         bytes_per_second: handoff.bytes_per_second,
         entries: handoff.entries,
         limits: handoff.limits.clone().unwrap_or_default(),
+        node: handoff.node.clone(),
+        line: handoff.line.clone(),
     }
 }
 
@@ -188,7 +190,8 @@ fn handoff(player: u64, handover: Handover) -> Handoff {
         data: handover.data,
         bytes_per_second: handover.bytes_per_second,
         entries: handover.entries,
-        node: None,
+        node: handover.node,
+        line: handover.line,
         limits: (!handover.limits.is_empty()).then_some(handover.limits),
     }
 }
@@ -297,7 +300,12 @@ impl<G: Game> Host<G> {
                 let acceptable = !self.lines.is_elsewhere(&handover.zone)
                     && is_player_name(&handover.name)
                     && forwarding.remote.len() < MAX_VISITORS;
-                if acceptable && self.lines.arrive(handoff(local, handover), true) {
+                // A player following a line that moved here goes into it.
+                let line = handover
+                    .line
+                    .as_deref()
+                    .and_then(|name| self.line_leases.as_ref()?.key_of(name));
+                if acceptable && self.lines.arrive_in(handoff(local, handover), true, line) {
                     forwarding.forwarder.send(&from, player, Forwarded::Arrived);
                     forwarding.remote.insert(local, (from.clone(), player));
                     forwarding.remote_ids.insert((from, player), local);

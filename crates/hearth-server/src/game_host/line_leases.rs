@@ -18,7 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_cluster::{Lease, LeaseClock, LeaseError, LeaseState, LineSaves};
+use hearth_cluster::line_moves::{LineInbox, LineRequest, LineTaken};
+use hearth_cluster::line_saves::MAX_LINE_SAVE;
+use hearth_cluster::{ClusterName, Lease, LeaseClock, LeaseState, LineSaves, NodeId};
+
+use super::line_keeper::Keeper;
 use hearth_game::directory::LineKey;
 use hearth_game::{Game, GameLines};
 use serde::Serialize;
@@ -29,6 +33,11 @@ pub struct LineLeaseParts {
     pub saves: LineSaves,
     /// `[cluster] line_save_ms`.
     pub save_every: Duration,
+    /// Lines other nodes hand to this one (their drains).
+    pub moves: LineInbox,
+    /// To tell another node a line is its.
+    pub client: hearth_cluster::async_nats::Client,
+    pub cluster: ClusterName,
 }
 
 /// The counters of lines under leases, for `/metrics` and the dashboard.
@@ -46,12 +55,17 @@ pub struct LineLeaseCounters {
     pub lost: AtomicU64,
     /// Times a line was paused because its lease might be lapsing.
     pub pauses: AtomicU64,
+    /// Lines moved to another node (a drain), and moved here.
+    pub moved_out: AtomicU64,
+    pub moved_in: AtomicU64,
+    /// Moves that failed before the line left (it runs on here).
+    pub moves_failed: AtomicU64,
 }
 
 /// The host's request to the keeper. A line is named by its serial
 /// (`GameLines::line_serial`): a number is reused when a line reopens, a
 /// serial never is.
-enum ToKeeper {
+pub(super) enum ToKeeper {
     /// A line opened: take a lease for it.
     Open { serial: u64, zone: String },
     /// A line restarted here from a save, under `lease`: keep it renewed.
@@ -64,12 +78,27 @@ enum ToKeeper {
         zone: String,
         state: Vec<u8>,
     },
+    /// The node drains (it restarts no line then), or stops draining.
+    Draining(bool),
     /// Save the line's state and release its lease, keeping the save: the
     /// host stops, and another node restarts the line from it.
     HandOver {
         serial: u64,
         zone: String,
         state: Vec<u8>,
+    },
+    /// Move the line to node `to`: save its state and hand it the lease
+    /// (one transaction), then tell it.
+    MoveTo {
+        serial: u64,
+        zone: String,
+        state: Vec<u8>,
+        to: NodeId,
+    },
+    /// Answer a node that handed this one a line.
+    Answer {
+        request: LineRequest,
+        taken: LineTaken,
     },
     /// A lease taken for a restart the host did not carry out; `skip`: its
     /// save cannot be restarted here (not looked at again).
@@ -79,7 +108,7 @@ enum ToKeeper {
 }
 
 /// The keeper's news for the host.
-enum FromKeeper {
+pub(super) enum FromKeeper {
     Held {
         serial: u64,
         name: String,
@@ -92,8 +121,23 @@ enum FromKeeper {
     Lost { serial: u64 },
     /// A save of the line finished (`true`: written).
     Saved { serial: u64, written: bool },
-    /// A line whose node died, with its lease taken for this node.
-    Restart { lease: Lease, state: Vec<u8> },
+    /// A line whose node died, with its lease taken for this node; or a
+    /// line another node handed this one (`request`: to answer).
+    Restart {
+        lease: Lease,
+        zone: String,
+        state: Vec<u8>,
+        request: Option<LineRequest>,
+    },
+    /// The line is another node's now (named `node`; the line is `line` in
+    /// the cluster): its players follow it.
+    Moved {
+        serial: u64,
+        node: String,
+        line: String,
+    },
+    /// The line could not be handed over: it is still this node's.
+    MoveFailed { serial: u64 },
 }
 
 /// A line of the host's, as its lease goes.
@@ -110,6 +154,8 @@ struct Held {
     saved_tick: Option<u64>,
     /// Restarted here from another node's save.
     restarted: bool,
+    /// Being moved to another node (paused meanwhile).
+    moving: bool,
 }
 
 /// What the dashboard and `/api/world` show of a line's lease.
@@ -134,12 +180,23 @@ pub(super) struct LineLeases {
     /// Every open line, by serial.
     lines: BTreeMap<u64, Held>,
     save_every: Duration,
-    last_save: Instant,
+    /// When the current round of saves began; the lines saved in it.
+    round_began: Instant,
+    saved_in_round: std::collections::BTreeSet<u64>,
+    /// What the keeper was last told of the drain.
+    draining: bool,
     pub counters: Arc<LineLeaseCounters>,
 }
 
-/// Saved lines a node remembers it cannot restart, at most.
-const MAX_UNRESTORABLE: usize = 1024;
+/// Lines of a draining node on their way to other nodes at once, at most.
+const MOVES_AT_ONCE: usize = 4;
+
+/// Lines snapshotted for a save in one step, at most: a host with many
+/// lines spreads its saves over steps.
+const SAVES_PER_STEP: usize = 4;
+
+/// What a player on the way into a line that moved is told.
+const MOVED: &str = "your line moved to another server of the cluster: log in again to play on";
 
 /// What a player of a line this node lost is told.
 const LOST: &str = "your line now runs on another server of the cluster: log in again to play on";
@@ -150,32 +207,54 @@ impl LineLeases {
     pub(super) fn start(parts: LineLeaseParts, zones: Vec<String>) -> Self {
         let (to_keeper, requests) = mpsc::unbounded_channel();
         let (events, from_keeper) = mpsc::unbounded_channel();
-        tokio::spawn(keep(parts.saves, zones, requests, events));
+        let keeper = Keeper {
+            saves: parts.saves,
+            zones,
+            moves: parts.moves,
+            client: parts.client,
+            cluster: parts.cluster,
+        };
+        tokio::spawn(keeper.keep(requests, events));
         Self {
             to_keeper,
             from_keeper,
             lines: BTreeMap::new(),
             save_every: parts.save_every,
-            last_save: Instant::now(),
+            round_began: Instant::now(),
+            saved_in_round: Default::default(),
+            draining: false,
             counters: Arc::default(),
         }
     }
 
     /// Before the lines tick: the keeper's news, new and closed lines, the
     /// lease clocks (a line whose lease may be lapsing is paused), and the
-    /// saves that are due. `draining`: this node takes in no restart.
-    pub(super) fn before_step<G: Game>(&mut self, lines: &mut GameLines<G>, now: Instant) {
+    /// saves that are due; while the node drains, lines moved to others.
+    /// `node_id`: a live node's id by its name.
+    pub(super) fn before_step<G: Game>(
+        &mut self,
+        lines: &mut GameLines<G>,
+        now: Instant,
+        node_id: &dyn Fn(&str) -> Option<String>,
+    ) {
         while let Ok(event) = self.from_keeper.try_recv() {
             self.carry_out(event, lines);
         }
         self.follow_lines(lines);
+        if lines.is_draining() != self.draining {
+            self.draining = lines.is_draining();
+            let _ = self.to_keeper.send(ToKeeper::Draining(self.draining));
+        }
+        if self.draining {
+            self.move_some(lines, node_id);
+        }
         for held in self.lines.values_mut() {
             let Some((_, _, clock)) = &held.lease else {
                 continue;
             };
-            let stop = clock.state(now) == LeaseState::MustStop;
+            let stop = clock.state(now) == LeaseState::MustStop || held.moving;
             if stop != held.paused {
-                if stop {
+                if stop && !held.moving {
                     self.counters.pauses.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(line = ?held.lease.as_ref().map(|l| &l.0), "the line's lease could not be renewed in time: paused until it is");
                 }
@@ -183,23 +262,115 @@ impl LineLeases {
                 lines.set_paused(held.key, stop);
             }
         }
-        if now.duration_since(self.last_save) >= self.save_every {
-            self.last_save = now;
-            for (serial, held) in self.lines.iter_mut() {
-                if held.lease.is_none() || held.paused || held.saving.is_some() {
-                    continue;
-                }
-                let Some(state) = lines.snapshot_line(held.key) else {
-                    continue;
-                };
-                held.saving = lines.line(held.key).map(|line| line.tick_count());
-                let _ = self.to_keeper.send(ToKeeper::Save {
-                    serial: *serial,
-                    zone: held.zone.clone(),
-                    state,
-                });
-            }
+    }
+
+    /// Whether line `key` may tick now: not if its lease clock says stop
+    /// (read again at the moment of the tick: the step's earlier work took
+    /// time) or it is paused.
+    pub(super) fn may_tick(&self, key: LineKey, now: Instant) -> bool {
+        self.lines
+            .values()
+            .find(|held| held.key == key)
+            .is_none_or(|held| {
+                !held.paused
+                    && held
+                        .lease
+                        .as_ref()
+                        .is_none_or(|(_, _, clock)| clock.state(now) != LeaseState::MustStop)
+            })
+    }
+
+    /// After the lines ticked: the saves due, a few lines a step. Each line
+    /// is saved once every `save_every`.
+    pub(super) fn after_step<G: Game>(&mut self, lines: &GameLines<G>, now: Instant) {
+        if now.duration_since(self.round_began) >= self.save_every {
+            self.round_began = now;
+            self.saved_in_round.clear();
         }
+        let mut taken = 0;
+        for (serial, held) in self.lines.iter_mut() {
+            if taken >= SAVES_PER_STEP {
+                return;
+            }
+            if self.saved_in_round.contains(serial)
+                || held.lease.is_none()
+                || held.paused
+                || held.saving.is_some()
+            {
+                continue;
+            }
+            let Some(state) = lines.snapshot_line(held.key) else {
+                continue;
+            };
+            taken += 1;
+            self.saved_in_round.insert(*serial);
+            if state.len() > MAX_LINE_SAVE {
+                // Refused before it is queued: its last save stands (and
+                // it is tried again next round).
+                self.counters.saves_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(line = ?held.lease.as_ref().map(|l| &l.0), bytes = state.len(), "a line's state is too large to save");
+                continue;
+            }
+            held.saving = lines.line(held.key).map(|line| line.tick_count());
+            let _ = self.to_keeper.send(ToKeeper::Save {
+                serial: *serial,
+                zone: held.zone.clone(),
+                state,
+            });
+        }
+    }
+
+    /// A draining node moves its lines whole, a few at a time: each to the
+    /// node placement would send a new line to (pinned zones stay; so does
+    /// everything while no other node takes players). The line is paused,
+    /// its state saved and its lease handed over; its players follow once
+    /// the other node has it running.
+    fn move_some<G: Game>(
+        &mut self,
+        lines: &mut GameLines<G>,
+        node_id: &dyn Fn(&str) -> Option<String>,
+    ) {
+        let mut moving = self.lines.values().filter(|held| held.moving).count();
+        for (serial, held) in self.lines.iter_mut() {
+            if moving >= MOVES_AT_ONCE {
+                return;
+            }
+            if held.moving
+                || held.paused
+                || held.lease.is_none()
+                || lines.is_pinned_here(held.key.zone)
+            {
+                continue;
+            }
+            let Some(to) = lines
+                .place_line(held.key.zone)
+                .and_then(|name| node_id(&name))
+                .and_then(|id| NodeId::parse(&id))
+            else {
+                return;
+            };
+            let Some(state) = lines.snapshot_line(held.key) else {
+                continue;
+            };
+            held.moving = true;
+            held.paused = true;
+            lines.set_paused(held.key, true);
+            moving += 1;
+            let _ = self.to_keeper.send(ToKeeper::MoveTo {
+                serial: *serial,
+                zone: held.zone.clone(),
+                state,
+                to,
+            });
+        }
+    }
+
+    /// The line of this node named `name` in the cluster.
+    pub(super) fn key_of(&self, name: &str) -> Option<LineKey> {
+        self.lines
+            .values()
+            .find(|held| held.lease.as_ref().is_some_and(|lease| lease.0 == name))
+            .map(|held| held.key)
     }
 
     /// Lines opened since the last step get a lease; lines closed give
@@ -270,17 +441,61 @@ impl LineLeases {
                     }
                 }
             }
-            FromKeeper::Restart { lease, state } => {
+            FromKeeper::Moved { serial, node, line } => {
+                if let Some(held) = self.lines.remove(&serial) {
+                    self.counters.moved_out.fetch_add(1, Ordering::Relaxed);
+                    let players = lines.hand_line_over(held.key, &node, &line, MOVED);
+                    tracing::info!(%line, %node, players = players.len(), "moved a line to another node");
+                }
+            }
+            FromKeeper::MoveFailed { serial } => {
+                self.counters.moves_failed.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = self.lines.get_mut(&serial) {
+                    // Resumed at this step (unless its lease clock says
+                    // otherwise).
+                    held.moving = false;
+                }
+            }
+            FromKeeper::Restart {
+                lease,
+                zone,
+                state,
+                request,
+            } => {
+                let moved_in = request.is_some();
+                let answer = |taken: LineTaken, to_keeper: &mpsc::UnboundedSender<ToKeeper>| {
+                    if let Some(request) = request {
+                        let _ = to_keeper.send(ToKeeper::Answer { request, taken });
+                    }
+                };
                 if lines.is_draining() {
                     let _ = self
                         .to_keeper
                         .send(ToKeeper::Release { lease, skip: false });
+                    answer(
+                        LineTaken {
+                            restarted: false,
+                            refused: Some("this node drains".into()),
+                        },
+                        &self.to_keeper,
+                    );
                     return;
                 }
-                match lines.restart_line(&state) {
+                match lines.restart_line(&state, &zone) {
                     Ok(key) => {
-                        self.counters.restarted.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(line = %lease.line, epoch = lease.epoch, "restarted a line from its last save");
+                        let counter = match moved_in {
+                            true => &self.counters.moved_in,
+                            false => &self.counters.restarted,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(line = %lease.line, epoch = lease.epoch, moved_in, "restarted a line from its last save");
+                        answer(
+                            LineTaken {
+                                restarted: true,
+                                refused: None,
+                            },
+                            &self.to_keeper,
+                        );
                         let serial = lines.line_serial(key).expect("just opened");
                         let zone = lines.zone_names()[usize::from(key.zone)].clone();
                         let mut held = Held::new(key, zone);
@@ -292,6 +507,13 @@ impl LineLeases {
                     Err(error) => {
                         self.counters.unrestorable.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(line = %lease.line, %error, "a saved line could not be restarted here");
+                        answer(
+                            LineTaken {
+                                restarted: false,
+                                refused: Some(error.to_string().chars().take(128).collect()),
+                            },
+                            &self.to_keeper,
+                        );
                         let _ = self.to_keeper.send(ToKeeper::Release { lease, skip: true });
                     }
                 }
@@ -315,6 +537,14 @@ impl LineLeases {
     /// lease released with the save kept, so that the others restart it
     /// at once. Returns when that is written (3 s at most).
     pub(super) async fn hand_over<G: Game>(&mut self, lines: &GameLines<G>) {
+        // Lines taken for restarts the host will not carry out now: let go.
+        while let Ok(event) = self.from_keeper.try_recv() {
+            if let FromKeeper::Restart { lease, .. } = event {
+                let _ = self
+                    .to_keeper
+                    .send(ToKeeper::Release { lease, skip: false });
+            }
+        }
         for (serial, held) in &self.lines {
             if held.lease.is_none() || held.paused {
                 continue;
@@ -343,211 +573,7 @@ impl Held {
             saving: None,
             saved_tick: None,
             restarted: false,
-        }
-    }
-}
-
-/// The keeper: takes, renews, saves, closes and releases the host's lines'
-/// leases, and looks for lines to restart. One request at a time, in
-/// order.
-async fn keep(
-    saves: LineSaves,
-    zones: Vec<String>,
-    mut requests: mpsc::UnboundedReceiver<ToKeeper>,
-    events: mpsc::UnboundedSender<FromKeeper>,
-) {
-    let lease = saves.leases().lease();
-    let mut held: BTreeMap<u64, Lease> = BTreeMap::new();
-    // Lines whose lease could not be taken yet (the database did not
-    // answer, or other nodes took every free name first): tried again.
-    let mut wanting: BTreeMap<u64, String> = BTreeMap::new();
-    // Saved lines this node cannot restart: left to the others.
-    let mut unrestorable: std::collections::HashSet<String> = Default::default();
-    let mut renewals = tokio::time::interval(lease / 6);
-    renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut looks = tokio::time::interval(lease / 2);
-    looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            request = requests.recv() => {
-                let Some(request) = request else { return };
-                match request {
-                    ToKeeper::Open { serial, zone } => {
-                        if !take(&saves, serial, &zone, &mut held, &events).await {
-                            wanting.insert(serial, zone);
-                        }
-                    }
-                    ToKeeper::Adopted { serial, lease } => {
-                        held.insert(serial, lease);
-                    }
-                    ToKeeper::Close { serial } => {
-                        wanting.remove(&serial);
-                        if let Some(lease) = held.remove(&serial) {
-                            if let Err(error) = saves.close(&lease).await {
-                                tracing::warn!(line = %lease.line, %error, "closing a line's lease");
-                            }
-                        }
-                    }
-                    ToKeeper::Save { serial, zone, state } => {
-                        let Some(lease) = held.get(&serial) else {
-                            let _ = events.send(FromKeeper::Saved { serial, written: false });
-                            continue;
-                        };
-                        let outcome = saves.store(lease, &zone, &state).await;
-                        let written = outcome.is_ok();
-                        if let Err(error) = outcome {
-                            tracing::warn!(line = %lease.line, %error, "saving a line");
-                            if matches!(error, LeaseError::Stale { .. }) {
-                                held.remove(&serial);
-                                let _ = events.send(FromKeeper::Lost { serial });
-                            }
-                        }
-                        let _ = events.send(FromKeeper::Saved { serial, written });
-                    }
-                    ToKeeper::HandOver { serial, zone, state } => {
-                        if let Some(lease) = held.remove(&serial) {
-                            let outcome = match saves.store(&lease, &zone, &state).await {
-                                Ok(()) => saves.leases().release(&lease).await,
-                                Err(error) => Err(error),
-                            };
-                            if let Err(error) = outcome {
-                                tracing::warn!(line = %lease.line, %error, "handing a line over");
-                            }
-                        }
-                    }
-                    ToKeeper::Release { lease, skip } => {
-                        if skip && unrestorable.len() < MAX_UNRESTORABLE {
-                            unrestorable.insert(lease.line.clone());
-                        }
-                        if let Err(error) = saves.leases().release(&lease).await {
-                            tracing::warn!(line = %lease.line, %error, "releasing a line's lease");
-                        }
-                    }
-                    ToKeeper::Stop(done) => {
-                        // Lines not handed over (paused, or not saved) are
-                        // let go of as they are: their last save stands.
-                        for (_, lease) in std::mem::take(&mut held) {
-                            let _ = saves.leases().release(&lease).await;
-                        }
-                        let _ = done.send(());
-                        return;
-                    }
-                }
-            }
-            _ = renewals.tick() => {
-                let now = Instant::now();
-                let due = held
-                    .values()
-                    .any(|lease| lease.clock.state(now) != LeaseState::Held);
-                if due {
-                    renew(&saves, &mut held, &events).await;
-                }
-                for (serial, zone) in std::mem::take(&mut wanting) {
-                    if !take(&saves, serial, &zone, &mut held, &events).await {
-                        wanting.insert(serial, zone);
-                    }
-                }
-            }
-            _ = looks.tick() => {
-                restart_orphans(&saves, &zones, &unrestorable, &events).await;
-            }
-        }
-    }
-}
-
-/// Takes a lease for a new line: false if it must be tried again.
-async fn take(
-    saves: &LineSaves,
-    serial: u64,
-    zone: &str,
-    held: &mut BTreeMap<u64, Lease>,
-    events: &mpsc::UnboundedSender<FromKeeper>,
-) -> bool {
-    match saves.take_new(zone).await {
-        Ok(Some(lease)) => {
-            let _ = events.send(FromKeeper::Held {
-                serial,
-                name: lease.line.clone(),
-                epoch: lease.epoch,
-                clock: lease.clock,
-            });
-            held.insert(serial, lease);
-            true
-        }
-        Ok(None) => false,
-        Err(LeaseError::BadLine(name)) => {
-            tracing::warn!(%name, "a line name too long for a lease: the line runs without one");
-            true
-        }
-        Err(error) => {
-            tracing::warn!(zone, %error, "taking a lease for a new line (tried again)");
-            false
-        }
-    }
-}
-
-/// Renews every lease in one statement; the stale ones are lost.
-async fn renew(
-    saves: &LineSaves,
-    held: &mut BTreeMap<u64, Lease>,
-    events: &mpsc::UnboundedSender<FromKeeper>,
-) {
-    let serials: Vec<u64> = held.keys().copied().collect();
-    let mut leases: Vec<Lease> = held.values().cloned().collect();
-    match saves.leases().renew_many(&mut leases).await {
-        Ok(stale) => {
-            let mut renewed = Vec::new();
-            for (serial, lease) in serials.into_iter().zip(leases) {
-                if stale.contains(&lease.line) {
-                    held.remove(&serial);
-                    let _ = events.send(FromKeeper::Lost { serial });
-                } else {
-                    renewed.push((serial, lease.clock));
-                    held.insert(serial, lease);
-                }
-            }
-            let _ = events.send(FromKeeper::Renewed(renewed));
-        }
-        Err(error) => {
-            tracing::warn!(%error, "renewing the lines' leases (tried again)");
-        }
-    }
-}
-
-/// Lines of these zones whose node stopped holding them with their state
-/// saved: each one's lease is taken (one node wins it) and its save read,
-/// for the host to restart.
-async fn restart_orphans(
-    saves: &LineSaves,
-    zones: &[String],
-    unrestorable: &std::collections::HashSet<String>,
-    events: &mpsc::UnboundedSender<FromKeeper>,
-) {
-    let orphans = match saves.orphans(zones).await {
-        Ok(orphans) => orphans,
-        Err(error) => {
-            tracing::warn!(%error, "looking for lines to restart");
-            return;
-        }
-    };
-    for (line, _) in orphans {
-        if unrestorable.contains(&line) {
-            continue;
-        }
-        let Ok(Some(lease)) = saves.leases().take(&line).await else {
-            continue;
-        };
-        match saves.load(&lease).await {
-            Ok(Some(saved)) => {
-                let _ = events.send(FromKeeper::Restart {
-                    lease,
-                    state: saved.state,
-                });
-            }
-            // Closed in the meantime, or unreadable: let it go again.
-            _ => {
-                let _ = saves.leases().release(&lease).await;
-            }
+            moving: false,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod admission;
 mod forwarded;
+mod line_keeper;
 pub mod line_leases;
 mod process_cpu;
 mod relayed;
@@ -545,6 +546,8 @@ pub fn start<G: Game>(
             .collect();
         line_leases::LineLeases::start(parts, zones)
     });
+    // With lines under leases, a drain moves whole lines.
+    host.lines.set_whole_line_drains(host.line_leases.is_some());
     let line_lease_counters = host.line_leases.as_ref().map(|l| l.counters.clone());
     let away = host.forwarding.as_ref().map(|f| f.away.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -907,10 +910,18 @@ impl<G: Game> Host<G> {
         self.drop_lost_nodes(&mut carried);
         self.refresh_placement();
         if let Some(leases) = self.line_leases.as_mut() {
-            leases.before_step(&mut self.lines, std::time::Instant::now());
+            let forwarding = &self.forwarding;
+            let node_id = |name: &str| forwarding.as_ref()?.forwarder.node_named(name);
+            leases.before_step(&mut self.lines, std::time::Instant::now(), &node_id);
         }
         for key in self.lines.begin_step(now_ms) {
             let started = std::time::Instant::now();
+            // Its lease read again at the moment of its tick.
+            if let Some(leases) = &self.line_leases {
+                if !leases.may_tick(key, started) {
+                    continue;
+                }
+            }
             let Some(line) = self.lines.tick_line(key) else {
                 continue;
             };
@@ -921,6 +932,9 @@ impl<G: Game> Host<G> {
                 recent.pop_front();
             }
             recent.push_back((elapsed, sent));
+        }
+        if let Some(leases) = self.line_leases.as_mut() {
+            leases.after_step(&self.lines, std::time::Instant::now());
         }
         let mut observed = Vec::new();
         let mut elsewhere = Vec::new();
