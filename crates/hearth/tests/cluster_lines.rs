@@ -25,7 +25,7 @@ fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u
         cluster,
         name,
         200,
-        &format!("lease_ms = {LEASE_MS}\nline_save_ms = 300\nplacement = \"local\"\n"),
+        &format!("lease_ms = {LEASE_MS}\nline_save_ms = 300\n"),
     )
 }
 
@@ -170,4 +170,81 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
         assert_eq!(owners, ["l1", "l2", "l1"], "{history:?}");
     });
     drop(one);
+}
+
+fn admin(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("admin")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect() {
+    let cluster = unique("move");
+    let (one_dir, one_config, one_port, one_web) = node(&cluster, "m1");
+    let (two_dir, two_config, two_port, two_web) = node(&cluster, "m2");
+    let _one = serve(&one_dir, &one_config, one_port, one_web);
+    let _two = serve(&two_dir, &two_config, two_port, two_web);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut ann, zone) = new_player("ann", one_port, one_web).await;
+        assert_eq!(zone, "meadow");
+        let name = format!("{cluster}/world/meadow/1");
+        let held = line_until(one_web, &name, |line| line["players"] == 1).await;
+        let epoch = held["lease"]["epoch"].as_i64().unwrap();
+        let tick = held["tick"].as_u64().unwrap();
+
+        // m1 drains: its meadow line moves to m2 whole, and Ann follows it,
+        // still connected to m1.
+        let config = two_config.clone();
+        let asked = Instant::now();
+        let drain =
+            tokio::task::spawn_blocking(move || admin(&config, &["drain", "m1", "--wait", "30"]));
+        assert_eq!(common::cluster::arrival(&mut ann).await, "meadow");
+        println!(
+            "Ann was in the moved line on the other node {} ms after the drain was asked (the command's start included)",
+            asked.elapsed().as_millis()
+        );
+        let drained = drain.await.unwrap();
+        assert!(drained.status.success(), "{drained:?}");
+        let moved = line_until(two_web, &name, |line| line["players"] == 1).await;
+        assert!(moved["lease"]["epoch"].as_i64().unwrap() > epoch);
+        assert_eq!(moved["lease"]["restarted"], true);
+        assert!(moved["tick"].as_u64().unwrap() > tick, "its own ticks go on: {moved}");
+        assert!(lines(one_web)
+            .await
+            .iter()
+            .all(|line| line["lease"]["name"] != name.as_str()));
+
+        // She plays on in it: her line chat comes back through m1 from m2.
+        ann.say(hearth_client::world::generated::SayScope::Line, "", "moved along")
+            .await;
+        let heard = ann
+            .until(Duration::from_secs(10), |update, _| {
+                matches!(update, WorldUpdate::Message(hearth_client::world::generated::Message::Chat { text, .. }) if text.as_str() == "moved along")
+            })
+            .await;
+        assert!(heard.is_some(), "her line chat comes back");
+
+        let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+        let owners: Vec<(String,)> = sqlx::query_as(
+            "SELECT owner FROM cluster_lease_history WHERE line = $1 ORDER BY epoch",
+        )
+        .bind(&name)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let owners: Vec<&str> = owners
+            .iter()
+            .map(|(owner,)| owner.split('_').next().unwrap())
+            .collect();
+        assert_eq!(owners, ["m1", "m2"]);
+    });
 }
