@@ -235,11 +235,54 @@ pub fn render(state: &WebState) -> String {
         out.value("hearth_api_errors_total", &[("code", code)], count);
     }
     game_host(&mut out, &state.game.counters);
+    if let Some(lines) = &state.game.line_leases {
+        line_leases(&mut out, lines);
+    }
     if let Some(node) = &state.cluster {
         relay(&mut out, &node.relay);
         forward(&mut out, &node.forward);
     }
     out.0
+}
+
+/// In a cluster: the lines' leases and saves.
+fn line_leases(out: &mut Out, lines: &crate::game_host::line_leases::LineLeaseCounters) {
+    out.family(
+        "hearth_line_saves_total",
+        "counter",
+        "Lines' whole states saved under their leases, by outcome (failed: refused as stale, too large, or the database).",
+    );
+    out.value(
+        "hearth_line_saves_total",
+        &[("outcome", "written")],
+        load(&lines.saves),
+    );
+    out.value(
+        "hearth_line_saves_total",
+        &[("outcome", "failed")],
+        load(&lines.saves_failed),
+    );
+    out.family(
+        "hearth_lines_total",
+        "counter",
+        "Lines that changed node: restarted here from a dead node's save, moved here or away by a drain, lost to another node, a save that could not be restarted here, a move that failed.",
+    );
+    for (event, counter) in [
+        ("restarted", &lines.restarted),
+        ("moved_in", &lines.moved_in),
+        ("moved_out", &lines.moved_out),
+        ("lost", &lines.lost),
+        ("unrestorable", &lines.unrestorable),
+        ("move_failed", &lines.moves_failed),
+    ] {
+        out.value("hearth_lines_total", &[("event", event)], load(counter));
+    }
+    out.single(
+        "hearth_line_pauses_total",
+        "counter",
+        "Times a line stopped ticking because its lease could not be renewed in time.",
+        load(&lines.pauses),
+    );
 }
 
 fn load(counter: &std::sync::atomic::AtomicU64) -> u64 {

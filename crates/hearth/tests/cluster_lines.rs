@@ -61,6 +61,15 @@ async fn line_until(web: u16, name: &str, wanted: impl Fn(&Value) -> bool) -> Va
     }
 }
 
+async fn metrics(web: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{web}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn signal(pid: u32, signal: i32) {
     assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
 }
@@ -130,6 +139,11 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
             assert!(Instant::now() < deadline, "l1 still runs the line");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // l1 paused the line as it thawed (its lease clock), before its
+        // renewal was refused and it dropped it.
+        let metrics = metrics(one_web).await;
+        assert!(metrics.contains("hearth_lines_total{event=\"lost\"} 1"), "{metrics}");
+        assert!(!metrics.contains("hearth_line_pauses_total 0"), "{metrics}");
         // Nothing l1 wrote after the freeze landed: the save is l2's.
         let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
         let saved: (i64,) = sqlx::query_as("SELECT epoch FROM cluster_line_saves WHERE line = $1")
@@ -246,5 +260,41 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
             .map(|(owner,)| owner.split('_').next().unwrap())
             .collect();
         assert_eq!(owners, ["m1", "m2"]);
+    });
+}
+
+#[test]
+fn a_node_stopped_with_sigterm_hands_its_lines_over_before_their_leases_would_lapse() {
+    const LONG_LEASE_MS: u64 = 6_000;
+    let cluster = unique("stop");
+    let extra = format!("lease_ms = {LONG_LEASE_MS}\nline_save_ms = 300\n");
+    let (one_dir, one_config, one_port, one_web) =
+        common::cluster::node(&cluster, "s1", 200, &extra);
+    let (two_dir, two_config, two_port, two_web) =
+        common::cluster::node(&cluster, "s2", 200, &extra);
+    let one = serve(&one_dir, &one_config, one_port, one_web);
+    let _two = serve(&two_dir, &two_config, two_port, two_web);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (_ann, _) = new_player("ann", one_port, one_web).await;
+        let name = format!("{cluster}/world/meadow/1");
+        let held = line_until(one_web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
+        let tick = held["tick"].as_u64().unwrap();
+        signal(one.id(), libc::SIGTERM);
+        let stopped = Instant::now();
+        let restarted = line_until(two_web, &name, |line| line["lease"]["restarted"] == true).await;
+        let took = stopped.elapsed();
+        println!(
+            "the stopped node's line ran again on the other {} ms after SIGTERM (lease {LONG_LEASE_MS} ms)",
+            took.as_millis()
+        );
+        assert!(
+            took < Duration::from_millis(LONG_LEASE_MS),
+            "handed over, not left to lapse: {took:?}"
+        );
+        assert!(restarted["tick"].as_u64().unwrap() > tick);
     });
 }
