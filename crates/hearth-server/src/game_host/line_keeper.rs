@@ -26,7 +26,7 @@ const RESTARTS_PER_LOOK: usize = 4;
 const MOVE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the keeper's tasks report.
-enum Done {
+enum Finished {
     /// A name for a new line, or none yet (`None`: tried again later).
     Taken {
         serial: u64,
@@ -38,24 +38,28 @@ enum Done {
     Stored {
         serial: u64,
         epoch: i64,
-        outcome: Result<(), LeaseError>,
+        outcome: Result<(), Box<LeaseError>>,
     },
     /// A line handed to node `node` (by name) at the next epoch, which was
     /// told; or why it was not handed.
     HandedTo {
         serial: u64,
         lease: Lease,
-        outcome: Result<String, LeaseError>,
+        outcome: Result<String, Box<LeaseError>>,
     },
     /// A line taken for a restart, with its save.
-    Orphan {
-        lease: Lease,
-        zone: String,
-        state: Vec<u8>,
-        request: Option<line_moves::LineRequest>,
-    },
+    Orphan(Box<Orphan>),
     /// A look for lines to restart ended.
-    LookDone,
+    LookEnded,
+}
+
+/// A line taken for a restart, with its save; `request`: a node handed it
+/// over, and waits for the answer.
+struct Orphan {
+    lease: Lease,
+    zone: String,
+    state: Vec<u8>,
+    request: Option<line_moves::LineRequest>,
 }
 
 /// What the keeper is given at its start.
@@ -77,7 +81,7 @@ struct Keeping {
     client: hearth_cluster::async_nats::Client,
     cluster: ClusterName,
     events: mpsc::UnboundedSender<FromKeeper>,
-    done: mpsc::UnboundedSender<Done>,
+    done: mpsc::UnboundedSender<Finished>,
     /// The leases this node holds, by line serial: renewed together.
     held: BTreeMap<u64, Lease>,
     /// New lines whose name is being taken, and those of them closed
@@ -193,8 +197,8 @@ impl Keeping {
                 };
                 let (saves, done) = (self.saves(), self.done.clone());
                 tokio::spawn(async move {
-                    let outcome = saves.store(&lease, &zone, &state).await;
-                    let _ = done.send(Done::Stored {
+                    let outcome = saves.store(&lease, &zone, &state).await.map_err(Box::new);
+                    let _ = done.send(Finished::Stored {
                         serial,
                         epoch: lease.epoch,
                         outcome,
@@ -217,8 +221,10 @@ impl Keeping {
                 let (client, cluster) = (self.client.clone(), self.cluster.clone());
                 tokio::spawn(async move {
                     let outcome =
-                        hand_over_to(&saves, &client, &cluster, &lease, &zone, &state, &to).await;
-                    let _ = done.send(Done::HandedTo {
+                        hand_over_to(&saves, &client, &cluster, &lease, &zone, &state, &to)
+                            .await
+                            .map_err(Box::new);
+                    let _ = done.send(Finished::HandedTo {
                         serial,
                         lease,
                         outcome,
@@ -226,7 +232,7 @@ impl Keeping {
                 });
             }
             ToKeeper::Answer { request, taken } => {
-                tokio::spawn(request.answer(taken));
+                tokio::spawn((*request).answer(taken));
             }
             ToKeeper::Draining(on) => self.draining = on,
             ToKeeper::HandOver {
@@ -293,7 +299,7 @@ impl Keeping {
                     None
                 }
             };
-            let _ = done.send(Done::Taken {
+            let _ = done.send(Finished::Taken {
                 serial,
                 zone,
                 lease,
@@ -301,9 +307,9 @@ impl Keeping {
         });
     }
 
-    fn finished(&mut self, finished: Done) {
+    fn finished(&mut self, finished: Finished) {
         match finished {
-            Done::Taken {
+            Finished::Taken {
                 serial,
                 zone,
                 lease,
@@ -332,7 +338,7 @@ impl Keeping {
                     }
                 }
             }
-            Done::Stored {
+            Finished::Stored {
                 serial,
                 epoch,
                 outcome,
@@ -341,14 +347,14 @@ impl Keeping {
                 if let Err(error) = outcome {
                     tracing::warn!(serial, %error, "saving a line");
                     let still = self.held.get(&serial).is_some_and(|l| l.epoch == epoch);
-                    if still && matches!(error, LeaseError::Stale { .. }) {
+                    if still && matches!(*error, LeaseError::Stale { .. }) {
                         self.held.remove(&serial);
                         let _ = self.events.send(FromKeeper::Lost { serial });
                     }
                 }
                 let _ = self.events.send(FromKeeper::Saved { serial, written });
             }
-            Done::HandedTo {
+            Finished::HandedTo {
                 serial,
                 lease,
                 outcome,
@@ -360,7 +366,7 @@ impl Keeping {
                         line: lease.line,
                     });
                 }
-                Err(LeaseError::Stale { .. }) => {
+                Err(error) if matches!(*error, LeaseError::Stale { .. }) => {
                     let _ = self.events.send(FromKeeper::Lost { serial });
                 }
                 Err(error) => {
@@ -369,20 +375,21 @@ impl Keeping {
                     let _ = self.events.send(FromKeeper::MoveFailed { serial });
                 }
             },
-            Done::Orphan {
-                lease,
-                zone,
-                state,
-                request,
-            } => {
-                let _ = self.events.send(FromKeeper::Restart {
+            Finished::Orphan(orphan) => {
+                let Orphan {
                     lease,
                     zone,
                     state,
                     request,
+                } = *orphan;
+                let _ = self.events.send(FromKeeper::Restart {
+                    lease,
+                    zone,
+                    state,
+                    request: request.map(Box::new),
                 });
             }
-            Done::LookDone => self.looking = false,
+            Finished::LookEnded => self.looking = false,
         }
     }
 
@@ -457,7 +464,7 @@ impl Keeping {
         skip.extend(self.held.values().map(|lease| lease.line.clone()));
         tokio::spawn(async move {
             restart_orphans(&saves, &zones, &skip, &done).await;
-            let _ = done.send(Done::LookDone);
+            let _ = done.send(Finished::LookEnded);
         });
     }
 
@@ -481,12 +488,12 @@ impl Keeping {
             .await;
             match taken {
                 Ok((lease, Some(saved))) => {
-                    let _ = done.send(Done::Orphan {
+                    let _ = done.send(Finished::Orphan(Box::new(Orphan {
                         lease,
                         zone: saved.zone,
                         state: saved.state,
                         request: Some(request),
-                    });
+                    })));
                 }
                 Ok((lease, None)) => {
                     let _ = saves.leases().release(&lease).await;
@@ -550,7 +557,7 @@ async fn restart_orphans(
     saves: &LineSaves,
     zones: &[String],
     skip: &[String],
-    done: &mpsc::UnboundedSender<Done>,
+    done: &mpsc::UnboundedSender<Finished>,
 ) {
     let orphans = match saves.orphans(zones, skip).await {
         Ok(orphans) => orphans,
@@ -570,12 +577,12 @@ async fn restart_orphans(
         match saves.load(&lease).await {
             Ok(Some(saved)) => {
                 restarted += 1;
-                let _ = done.send(Done::Orphan {
+                let _ = done.send(Finished::Orphan(Box::new(Orphan {
                     lease,
                     zone: saved.zone,
                     state: saved.state,
                     request: None,
-                });
+                })));
             }
             // Closed in the meantime, or unreadable: let it go again.
             _ => {

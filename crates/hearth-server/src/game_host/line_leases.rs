@@ -97,7 +97,7 @@ pub(super) enum ToKeeper {
     },
     /// Answer a node that handed this one a line.
     Answer {
-        request: LineRequest,
+        request: Box<LineRequest>,
         taken: LineTaken,
     },
     /// A lease taken for a restart the host did not carry out; `skip`: its
@@ -127,7 +127,7 @@ pub(super) enum FromKeeper {
         lease: Lease,
         zone: String,
         state: Vec<u8>,
-        request: Option<LineRequest>,
+        request: Option<Box<LineRequest>>,
     },
     /// The line is another node's now (named `node`; the line is `line` in
     /// the cluster): its players follow it.
