@@ -24,6 +24,13 @@
 //!    tick; the difference is what the forwarding (client to home to zone
 //!    node and back) adds.
 //!
+//! 4. **A line's move**: [`MOVERS`] players on the first node in one line
+//!    of the default world (its NPCs keep their clients' frames coming);
+//!    the node drains, so the line moves whole to the other node and its
+//!    players follow it ([`ROUNDS`] drains, back and forth). A player's
+//!    pause is the time from the last update their client had in the old
+//!    line to being ready in the moved one: the goal is p99 under 500 ms.
+//!
 //! Run it: `cargo bench -p hearth-bench --bench cluster`.
 
 use std::sync::Arc;
@@ -45,6 +52,10 @@ const SENDERS: usize = 40;
 /// Whispers each sender sends to each receiver (within the chat burst of 5).
 const WHISPERS_EACH: usize = 2;
 const PASSWORD: &str = "correct horse";
+/// Players in the line that moves.
+const MOVERS: usize = 40;
+/// Drains, back and forth between the two nodes.
+const ROUNDS: usize = 4;
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
@@ -330,6 +341,93 @@ async fn forwarded_moves() -> (Duration, Duration, Duration, Duration) {
     (here_p50, here_p99, there_p50, there_p99)
 }
 
+/// Follows one player's client through `moves` line moves: each move's
+/// pause, from the last update in the old line to ready in the new one.
+async fn pauses(mut world: WorldClient, moves: usize) -> Vec<Duration> {
+    let mut pauses = Vec::with_capacity(moves);
+    let mut last = Instant::now();
+    let mut entered_since: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while pauses.len() < moves && Instant::now() < deadline {
+        world
+            .until(Duration::from_millis(500), |update, client| {
+                let now = Instant::now();
+                match update {
+                    WorldUpdate::Entered => entered_since = Some(last),
+                    WorldUpdate::Session(Event::Closed(reason)) => panic!("closed: {reason}"),
+                    _ => {}
+                }
+                if let Some(since) = entered_since.filter(|_| client.is_ready()) {
+                    pauses.push(now - since);
+                    entered_since = None;
+                }
+                last = now;
+                false
+            })
+            .await;
+    }
+    pauses
+}
+
+/// A line that moves between nodes (drains, back and forth): its players'
+/// pauses.
+async fn line_moves() -> (Duration, Duration) {
+    let cluster = unique("bench-moves");
+    let config = |node: &str| {
+        let mut config = node_config(&cluster, node);
+        config.cluster.heartbeat_ms = 200;
+        config
+    };
+    let first = hearth_server::start(config("b1")).await.unwrap();
+    let second = hearth_server::start(config("b2")).await.unwrap();
+    for node in [&first, &second] {
+        let presence = &node.cluster.as_ref().unwrap().presence;
+        while presence.members().await.unwrap().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut watching = Vec::new();
+    for _ in 0..MOVERS {
+        let world = join(&first, Options::anonymous()).await;
+        watching.push(tokio::spawn(pauses(world, ROUNDS)));
+    }
+    for round in 0..ROUNDS {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let (from, to) = match round % 2 {
+            0 => (&first, &second),
+            _ => (&second, &first),
+        };
+        to.game.drain(false).await;
+        from.game.drain(true).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = from.game.status().await.unwrap_or_default();
+            if lines.iter().all(|line| line.players == 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the drain never ended");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut all = Vec::new();
+    for watcher in watching {
+        all.extend(watcher.await.unwrap());
+    }
+    println!("4. a line moved whole to another node (a drain), its players following");
+    let expected = MOVERS * ROUNDS;
+    assert!(
+        all.len() * 10 >= expected * 9,
+        "{} of {expected} moves seen",
+        all.len()
+    );
+    let (p50, p99) = summary("  a player's pause", all);
+    first.shutdown("bench over").await;
+    second.shutdown("bench over").await;
+    (p50, p99)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -339,6 +437,7 @@ fn main() {
         let hop_p99 = relay_hops().await;
         let (near_p50, near_p99, far_p50, far_p99) = whispers_end_to_end().await;
         let (here_p50, here_p99, there_p50, there_p99) = forwarded_moves().await;
+        let (move_p50, move_p99) = line_moves().await;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!("summary");
         println!(
@@ -367,6 +466,16 @@ fn main() {
             ms(there_p99),
             ms(here_p99),
             ms(there_p99) - ms(here_p99),
+        );
+        println!(
+            "  a line's move between nodes, its players' pause: p50 {:.1} ms, p99 {:.1} ms (goal: p99 under 500 ms): {}",
+            ms(move_p50),
+            ms(move_p99),
+            if move_p99 < Duration::from_millis(500) {
+                "met"
+            } else {
+                "NOT met"
+            }
         );
     });
 }

@@ -247,6 +247,18 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
             .await;
         assert!(heard.is_some(), "her line chat comes back");
 
+        // And back: m1 is undrained, m2 drains. The line moves to m1, Ann's
+        // own node, and she follows it home.
+        let undo = admin(&two_config, &["drain", "m1", "--undo"]);
+        assert!(undo.status.success(), "{undo:?}");
+        let config = one_config.clone();
+        let drain =
+            tokio::task::spawn_blocking(move || admin(&config, &["drain", "m2", "--wait", "30"]));
+        assert_eq!(common::cluster::arrival(&mut ann).await, "meadow");
+        assert!(drain.await.unwrap().status.success());
+        let home = line_until(one_web, &name, |line| line["players"] == 1).await;
+        assert!(home["lease"]["epoch"].as_i64().unwrap() > moved["lease"]["epoch"].as_i64().unwrap());
+
         let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
         let owners: Vec<(String,)> = sqlx::query_as(
             "SELECT owner FROM cluster_lease_history WHERE line = $1 ORDER BY epoch",
@@ -259,7 +271,7 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
             .iter()
             .map(|(owner,)| owner.split('_').next().unwrap())
             .collect();
-        assert_eq!(owners, ["m1", "m2"]);
+        assert_eq!(owners, ["m1", "m2", "m1"]);
     });
 }
 

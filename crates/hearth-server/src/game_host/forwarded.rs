@@ -613,11 +613,26 @@ impl<G: Game> Host<G> {
     fn hand_on(&mut self, mut handoff: Handoff, carried: &mut Carried) {
         let player = handoff.player;
         let runs_here = !self.lines.is_elsewhere(&handoff.zone);
-        if runs_here && handoff.node.is_none() {
+        // Sent here by name (a visitor whose line moved to their home): into
+        // that line.
+        let me = self
+            .forwarding
+            .as_ref()
+            .and_then(|f| hearth_cluster::NodeId::parse(f.forwarder.me()))
+            .map(|id| id.name().to_owned());
+        let to_me = handoff.node.is_some() && handoff.node == me;
+        if to_me {
+            handoff.node = None;
+        }
+        if runs_here && handoff.node.is_none() && !to_me {
             handoff.node = self.lines.place(&handoff.zone);
         }
         if runs_here && handoff.node.is_none() {
-            if !self.lines.arrive(handoff, false) {
+            let line = handoff
+                .line
+                .as_deref()
+                .and_then(|name| self.line_leases.as_ref()?.key_of(name));
+            if !self.lines.arrive_in(handoff, false, line) {
                 carried
                     .closes
                     .push((player, "the zone could not take you in".to_owned()));
