@@ -89,10 +89,11 @@ impl<G: Game> GameLines<G> {
     }
 
     /// Line `key` runs on another node now (this node lost its lease): it
-    /// is dropped without another tick. Its players leave the game (their
-    /// data as the line has it is saved, `last`, as at a logout) and their
-    /// sessions are closed with `reason`; so are the sessions of players
-    /// on their way into it. The players it dropped.
+    /// is dropped. One last tick runs the game's `on_leave` for its
+    /// players, for their data; nothing else it produces leaves it. The
+    /// players leave the game (their data is saved, `last`, as at a
+    /// logout) and their sessions are closed with `reason`; so are the
+    /// sessions of players on their way into it. The players it dropped.
     pub fn drop_line(&mut self, key: LineKey, reason: &str) -> Vec<PlayerId> {
         let Some(mut line) = self.lines.remove(&key) else {
             return Vec::new();
