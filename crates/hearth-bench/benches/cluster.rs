@@ -402,7 +402,7 @@ async fn line_moves() -> (Duration, Duration) {
         from.game.drain(true).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let lines = from.game.status().await.unwrap_or_default();
+            let lines = from.game.status().await.expect("the node runs");
             if lines.iter().all(|line| line.players == 0) {
                 break;
             }
@@ -417,11 +417,7 @@ async fn line_moves() -> (Duration, Duration) {
     }
     println!("4. a line moved whole to another node (a drain), its players following");
     let expected = MOVERS * ROUNDS;
-    assert!(
-        all.len() * 10 >= expected * 9,
-        "{} of {expected} moves seen",
-        all.len()
-    );
+    assert_eq!(all.len(), expected, "every player followed every move");
     let (p50, p99) = summary("  a player's pause", all);
     first.shutdown("bench over").await;
     second.shutdown("bench over").await;

@@ -336,3 +336,16 @@ impl LineSaves {
         Ok(lease)
     }
 }
+
+impl LineSaves {
+    /// Gives back a line handed to this node at `epoch` that it will not
+    /// take up (it drains): released, so any node restarts it from its
+    /// save at its next look. Nothing if it is not this node's at that
+    /// epoch.
+    pub async fn give_back(&self, line: &str, epoch: i64) -> Result<(), LeaseError> {
+        let lease = self
+            .leases
+            .held(line.to_owned(), epoch, std::time::Instant::now());
+        self.leases.release(&lease).await
+    }
+}

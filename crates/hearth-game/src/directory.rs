@@ -16,6 +16,10 @@ use crate::line::Transfer;
 /// the map again and saves the player.
 pub const TRANSFER_COOLDOWN_MS: u64 = 3_000;
 
+/// A line restarted from another node's save waits this long for players
+/// before its zone's grace for empty lines begins.
+pub const RESTARTED_LINE_WAIT_MS: u64 = 600_000;
+
 /// A line's name: its zone (index in `Game::zones`) and number (1-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LineKey {
@@ -52,6 +56,9 @@ struct LineInfo {
     /// Players in the line or on their way into it.
     players: usize,
     empty_since_ms: Option<u64>,
+    /// Paused (its lease may be lapsing, or it is moving to another node):
+    /// nobody new is placed in it, and it does not close.
+    held_back: bool,
 }
 
 /// Where a player goes once their line has let go of them
@@ -186,7 +193,7 @@ impl Directory {
     /// one; its place is taken. `true`: the host must open it.
     fn reserve(&mut self, zone: u16, wanted: Option<u32>) -> (LineKey, bool) {
         let capacity = self.capacity(zone);
-        let has_room = |info: &LineInfo| info.players < capacity;
+        let has_room = |info: &LineInfo| info.players < capacity && !info.held_back;
         let in_zone = LineKey { zone, number: 0 }..=LineKey {
             zone,
             number: u32::MAX,
@@ -448,10 +455,11 @@ impl Directory {
     }
 
     /// Opens a line of `zone` with nobody in it (a line restarted from a
-    /// save made on another node): the lowest free number. It does not
-    /// close while nobody has come: once players have come and gone, it
-    /// closes as any extra empty line does.
-    pub fn open_empty(&mut self, zone: u16) -> LineKey {
+    /// save made on another node): the lowest free number. Its state is
+    /// worth keeping for a while: empty, it closes as any extra line does
+    /// but only after [`RESTARTED_LINE_WAIT_MS`] more (the players it had
+    /// come back by then, or not at all).
+    pub fn open_empty(&mut self, zone: u16, now_ms: u64) -> LineKey {
         let number = (1..)
             .find(|n| !self.lines.contains_key(&LineKey { zone, number: *n }))
             .expect("a free number");
@@ -460,7 +468,9 @@ impl Directory {
             key,
             LineInfo {
                 players: 0,
-                empty_since_ms: None,
+                // In the future: the grace counts from then.
+                empty_since_ms: Some(now_ms.saturating_add(RESTARTED_LINE_WAIT_MS)),
+                held_back: false,
             },
         );
         key
@@ -506,6 +516,35 @@ impl Directory {
         (inside, coming)
     }
 
+    /// Line `key` takes nobody new and does not close while `held_back`
+    /// (it is paused).
+    pub fn hold_back(&mut self, key: LineKey, held_back: bool) {
+        if let Some(info) = self.lines.get_mut(&key) {
+            info.held_back = held_back;
+        }
+    }
+
+    /// The players placed in line `key` (settled, leaving, or on their way
+    /// out of it).
+    pub fn players_in(&self, key: LineKey) -> Vec<PlayerId> {
+        let mut players: Vec<PlayerId> = self
+            .players
+            .iter()
+            .filter(|(_, placed)| placed.line == key)
+            .map(|(player, _)| *player)
+            .collect();
+        players.sort_unstable();
+        players
+    }
+
+    /// Whether the player's session ended (or they are on their way out to
+    /// another node) and their line has not let go of them yet.
+    pub fn is_leaving(&self, player: PlayerId) -> bool {
+        self.players
+            .get(&player)
+            .is_some_and(|placed| placed.leaving)
+    }
+
     /// Extra lines (number 2 and up) empty for longer than their zone's
     /// grace: closed (forgotten here; the host drops them).
     pub fn close_idle(&mut self, now_ms: u64) -> Vec<LineKey> {
@@ -517,6 +556,7 @@ impl Directory {
                 let grace = grace.get(usize::from(key.zone)).copied().unwrap_or(60_000);
                 key.number > 1
                     && info.players == 0
+                    && !info.held_back
                     && info
                         .empty_since_ms
                         .is_some_and(|since| now_ms.saturating_sub(since) >= grace)

@@ -1234,16 +1234,20 @@ fn a_line_saved_on_one_node_restarts_on_another_without_its_players_and_goes_on_
     assert_eq!(b.client(6).joins, 1);
 
     // On a node that runs a meadow line of its own, the restart is its line
-    // 2, and it stays open, empty, past the zone's grace: its state is
-    // worth keeping until players have come and gone.
+    // 2, and it stays open, empty, well past the zone's grace: its state is
+    // worth keeping while its players may come back.
     let mut d = World::new(50).on_a_node();
     d.join(7, "fay", None);
     d.steps(2);
     let second = d.lines.restart_line(&state, "meadow").unwrap();
     assert_eq!(second.number, 2);
-    d.now_ms += 3_600_000;
+    d.now_ms += hearth_game::directory::RESTARTED_LINE_WAIT_MS / 2;
     d.steps(2);
     assert!(d.lines.line(second).is_some(), "still open");
+    // Nobody came: it closes in the end, as an empty extra line does.
+    d.now_ms += hearth_game::directory::RESTARTED_LINE_WAIT_MS + 3_600_000;
+    d.steps(2);
+    assert!(d.lines.line(second).is_none(), "closed at last");
 
     // A line of a zone pinned to another node is not restarted here, and a
     // state that does not read is refused.
@@ -1320,4 +1324,67 @@ fn a_paused_line_waits_and_a_dropped_line_lets_its_players_go_saved_and_closed()
     a.join(1, "ann", None);
     a.steps(2);
     assert_eq!(a.zone_of(1), "meadow");
+}
+
+#[test]
+fn a_line_handed_over_sends_its_players_after_it_as_they_were_in_its_snapshot() {
+    let mut a = World::new(50).on_a_node();
+    a.join(1, "ann", None);
+    a.join(2, "bo", None);
+    a.join(3, "cy", None);
+    a.steps(5);
+    let meadow = a.lines.line_named("meadow", 1).unwrap();
+    // Paused for the move: a newcomer goes to another line meanwhile.
+    a.lines.set_paused(meadow, true);
+    let state = a.lines.snapshot_line(meadow).unwrap();
+    a.join(4, "di", None);
+    a.steps(1);
+    assert_ne!(a.lines.directory().line_of(4), Some(meadow));
+    // Bo's session ends during the move; Ann says something the other node
+    // never sees (after the snapshot).
+    a.lines.leave(2);
+    a.say(1, 0, "", "lost in the move");
+    a.elsewhere.clear();
+    a.saves.clear();
+    let followers = a
+        .lines
+        .hand_line_over(meadow, &state, Some("b"), "c/world/meadow/1", "moved");
+    assert_eq!(followers, [1, 3]);
+    a.steps(1);
+    let handed: Vec<(u64, Option<String>, Option<String>, Option<Vec<u8>>)> = a
+        .elsewhere
+        .iter()
+        .map(|output| match output {
+            LinesOutput::Departed(h) => (h.player, h.node.clone(), h.line.clone(), h.data.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(handed.len(), 2);
+    for (player, node, line, data) in &handed {
+        assert!([1, 3].contains(player));
+        assert_eq!(node.as_deref(), Some("b"));
+        assert_eq!(line.as_deref(), Some("c/world/meadow/1"));
+        assert!(data.is_some());
+    }
+    assert!(a.saves.contains_key(&2), "Bo's last save, as at a logout");
+    assert!(a.lines.line(meadow).is_none() && !a.lines.contains(1) && !a.lines.contains(2));
+    assert!(a.lines.contains(4), "Di plays on in her line");
+
+    // Not taken up there: the players go where placement sends them (no
+    // node, no line named).
+    let mut b = World::new(50).on_a_node();
+    b.join(1, "ann", None);
+    b.steps(3);
+    let meadow = b.lines.line_named("meadow", 1).unwrap();
+    b.lines.set_paused(meadow, true);
+    let state = b.lines.snapshot_line(meadow).unwrap();
+    b.elsewhere.clear();
+    b.lines
+        .hand_line_over(meadow, &state, None, "c/world/meadow/1", "moved");
+    b.steps(1);
+    assert!(
+        matches!(&b.elsewhere[..], [LinesOutput::Departed(h)] if h.node.is_none() && h.line.is_none()),
+        "{:?}",
+        b.elsewhere
+    );
 }

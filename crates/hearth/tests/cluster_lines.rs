@@ -258,6 +258,15 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
         assert!(drain.await.unwrap().status.success());
         let home = line_until(one_web, &name, |line| line["players"] == 1).await;
         assert!(home["lease"]["epoch"].as_i64().unwrap() > moved["lease"]["epoch"].as_i64().unwrap());
+        // One copy of the line in the cluster, and m2 runs none of it.
+        for web in [one_web, two_web] {
+            let copies = lines(web)
+                .await
+                .iter()
+                .filter(|line| line["lease"]["name"] == name.as_str())
+                .count();
+            assert_eq!(copies, usize::from(web == one_web), "on :{web}");
+        }
 
         let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
         let owners: Vec<(String,)> = sqlx::query_as(

@@ -28,10 +28,13 @@ impl<G: Game> GameLines<G> {
     /// not sure it still holds the line's lease, and must not run it while
     /// another node may.
     pub fn set_paused(&mut self, key: LineKey, paused: bool) {
-        match paused && self.lines.contains_key(&key) {
+        let paused = paused && self.lines.contains_key(&key);
+        match paused {
             true => self.paused.insert(key),
             false => self.paused.remove(&key),
         };
+        // Nobody new is placed in it meanwhile, and it does not close.
+        self.directory.hold_back(key, paused);
     }
 
     pub fn is_paused(&self, key: LineKey) -> bool {
@@ -81,7 +84,7 @@ impl<G: Game> GameLines<G> {
             line = line.with_save_period(ticks);
         }
         line.set_shedding(self.shedding);
-        let key = self.directory.open_empty(zone);
+        let key = self.directory.open_empty(zone, self.now_ms);
         self.opened += 1;
         self.serials.insert(key, self.opened);
         self.lines.insert(key, line);
@@ -136,73 +139,116 @@ impl<G: Game> GameLines<G> {
         inside
     }
 
-    /// The node a whole line of `zone` would move to now (a draining node's
-    /// line): the least loaded node that takes players, by placement;
-    /// `None` without placement or when no node takes players. Counted
-    /// there as one more player until its next record.
-    pub fn place_line(&mut self, zone: u16) -> Option<String> {
-        self.choose(zone, None)
-    }
-
-    /// Line `key` moved to node `node` (its lease and state handed there,
-    /// where it is named `line` in the cluster): it is dropped here without
-    /// another tick of its game, and its players follow it, each handed
-    /// over ([`LinesOutput::Departed`], to `node` and `line`) with their
-    /// data as the line has it; the line there takes them back in. Players
-    /// on their way into it are closed with `reason` (a rare race: they
-    /// log in again). The players handed over.
+    /// Line `key` moved to node `node` (its lease handed there with
+    /// `state`, the snapshot taken as it paused, where it is named `line`
+    /// in the cluster): it is dropped here, and its players follow it, each
+    /// handed over ([`LinesOutput::Departed`], to `node` and `line`) with
+    /// their data as `state` has them: the game's `on_leave` runs for them
+    /// at one tick of a line restored from `state`, as the node it moved to
+    /// does, so nothing they did in the paused line after the snapshot
+    /// (which the other node never sees) counts. `node` `None`: the other
+    /// node did not take the line up; the players go where placement sends
+    /// them. A player whose session ended meanwhile leaves the game (their
+    /// last save); one on their way out to another node goes there; players
+    /// on their way into the line are closed with `reason` (a rare race:
+    /// they log in again). The players handed over.
     pub fn hand_line_over(
         &mut self,
         key: LineKey,
-        node: &str,
+        state: &[u8],
+        node: Option<&str>,
         line: &str,
         reason: &str,
     ) -> Vec<PlayerId> {
-        let Some(mut moved) = self.lines.remove(&key) else {
+        if self.lines.remove(&key).is_none() {
             return Vec::new();
-        };
+        }
         self.paused.remove(&key);
         self.serials.remove(&key);
         let zone = self.zone_names[usize::from(key.zone)].clone();
-        let (inside, coming) = self.directory.drop_line(key, self.now_ms);
-        for player in &inside {
-            moved.leave(*player);
-        }
-        moved.tick();
-        let tick = moved.tick_count();
-        let mut left: std::collections::BTreeMap<PlayerId, (Vec<u8>, crate::RateLimits)> = moved
-            .drain_outputs()
-            .filter_map(|output| match output {
-                GameOutput::Left {
-                    player,
-                    data,
-                    limits,
-                } => Some((player, (data, limits))),
-                _ => None,
-            })
+        // Who was leaving, before the directory forgets them.
+        let leaving: std::collections::BTreeSet<PlayerId> = self
+            .directory
+            .players_in(key)
+            .into_iter()
+            .filter(|player| self.directory.is_leaving(*player))
             .collect();
+        let (inside, coming) = self.directory.drop_line(key, self.now_ms);
+        let mut left: std::collections::BTreeMap<PlayerId, (Vec<u8>, crate::RateLimits)> =
+            std::collections::BTreeMap::new();
+        let mut tick = 0;
+        if let Ok(mut moved) = GameLine::restore(self.game.clone(), state) {
+            for player in &inside {
+                moved.leave(*player);
+            }
+            moved.tick();
+            tick = moved.tick_count();
+            left = moved
+                .drain_outputs()
+                .filter_map(|output| match output {
+                    GameOutput::Left {
+                        player,
+                        data,
+                        limits,
+                    } => Some((player, (data, limits))),
+                    _ => None,
+                })
+                .collect();
+        }
+        let mut followers = Vec::new();
         for player in &inside {
             self.visitors.remove(player);
-            self.departing.remove(player);
+            let departing = self.departing.remove(player);
             self.in_transit.remove(player);
-            let (Some(in_game), Some((data, limits))) =
-                (self.players.remove(player), left.remove(player))
-            else {
+            let in_game = self.players.remove(player);
+            let Some((data, limits)) = left.remove(player) else {
+                // Not in the snapshot (joined after it): their session is
+                // closed, with the data they came with kept where it was.
+                self.outputs.push(LinesOutput::Close {
+                    player: *player,
+                    reason: reason.to_owned(),
+                });
                 continue;
             };
+            let Some(in_game) = in_game else { continue };
+            let (node, line, zone, at) = match (leaving.contains(player), departing) {
+                // On their way to another node: there, as planned.
+                (true, Some((to_zone, at, to_node))) => (
+                    to_node,
+                    None,
+                    self.zone_names[usize::from(to_zone)].clone(),
+                    at,
+                ),
+                // Their session ended: out of the game, their last save.
+                (true, None) => {
+                    self.outputs.push(LinesOutput::Save {
+                        player: *player,
+                        data,
+                        last: true,
+                    });
+                    continue;
+                }
+                (false, _) => (
+                    node.map(str::to_owned),
+                    node.map(|_| line.to_owned()),
+                    zone.clone(),
+                    None,
+                ),
+            };
             self.transfers += 1;
+            followers.push(*player);
             self.outputs.push(LinesOutput::Departed(Handoff {
                 player: *player,
                 name: in_game.name,
-                zone: zone.clone(),
+                zone,
                 // The game places them from their data (where they stood,
                 // for a game that keeps it there, as the world does).
-                at: None,
+                at,
                 data: Some(data),
                 bytes_per_second: in_game.bytes_per_second,
                 entries: in_game.entries,
-                node: Some(node.to_owned()),
-                line: Some(line.to_owned()),
+                node,
+                line,
                 limits: Some(limits.since(tick)),
             }));
         }
@@ -212,6 +258,22 @@ impl<G: Game> GameLines<G> {
                 reason: reason.to_owned(),
             });
         }
-        inside
+        followers
+    }
+
+    /// The node a whole line of `zone` with `players` in it would move to
+    /// now (a draining node's line): the least loaded node that takes
+    /// players, by placement; `None` without placement or when no node
+    /// takes players. Its players count there until its next record.
+    pub fn place_line(&mut self, zone: u16, players: usize) -> Option<String> {
+        let node = self.choose(zone, None)?;
+        for other in self.placement.iter_mut().flatten() {
+            if other.name == node {
+                other.players = other
+                    .players
+                    .saturating_add(players.saturating_sub(1) as u64);
+            }
+        }
+        Some(node)
     }
 }

@@ -190,7 +190,9 @@ fn handoff(player: u64, handover: Handover) -> Handoff {
         data: handover.data,
         bytes_per_second: handover.bytes_per_second,
         entries: handover.entries,
-        node: handover.node,
+        // Another node names where a player goes next only to send them
+        // after a line that moved there.
+        node: handover.node.filter(|_| handover.line.is_some()),
         line: handover.line,
         limits: (!handover.limits.is_empty()).then_some(handover.limits),
     }

@@ -25,6 +25,11 @@ const RESTARTS_PER_LOOK: usize = 4;
 /// How long a node waits for the node it handed a line to to take it up.
 const MOVE_WAIT: Duration = Duration::from_secs(2);
 
+/// Lines handed to this node that it takes up at once, at most: more
+/// requests are refused (they cost the database; a flood of forged ones
+/// must not starve the renewals of the lines this node runs).
+const ADOPTIONS_AT_ONCE: usize = 4;
+
 /// What the keeper's tasks report.
 enum Finished {
     /// A name for a new line, or none yet (`None`: tried again later).
@@ -45,8 +50,12 @@ enum Finished {
     HandedTo {
         serial: u64,
         lease: Lease,
-        outcome: Result<String, Box<LeaseError>>,
+        outcome: Result<(String, bool), Box<LeaseError>>,
     },
+    /// No lease can be taken for this new line (its name is too long).
+    Unleasable { serial: u64 },
+    /// A line another node handed this one could not be taken up.
+    Adopted { line: String },
     /// A line taken for a restart, with its save.
     Orphan(Box<Orphan>),
     /// A look for lines to restart ended.
@@ -99,6 +108,11 @@ struct Keeping {
     looking: bool,
     /// Hand-overs of a stopping node, awaited before it answers `Stop`.
     handing_over: Vec<JoinHandle<()>>,
+    /// Lines handed to this node being taken up now (at most
+    /// [`ADOPTIONS_AT_ONCE`]): a request for one of them, or for a line
+    /// this node holds, is refused (a replayed request must not start a
+    /// second copy).
+    adopting: HashSet<String>,
 }
 
 impl Keeper {
@@ -133,6 +147,7 @@ impl Keeper {
             stopping: false,
             looking: false,
             handing_over: Vec::new(),
+            adopting: HashSet::new(),
         };
         let mut renewals = tokio::time::interval(lease / 6);
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -167,6 +182,7 @@ impl Keeping {
         match request {
             ToKeeper::Open { serial, zone } => self.take(serial, zone),
             ToKeeper::Adopted { serial, lease } => {
+                self.adopting.remove(&lease.line);
                 self.held.insert(serial, lease);
             }
             ToKeeper::Close { serial } => {
@@ -255,6 +271,7 @@ impl Keeping {
                 }
             }
             ToKeeper::Release { lease, skip } => {
+                self.adopting.remove(&lease.line);
                 if skip && self.unrestorable.len() < MAX_UNRESTORABLE {
                     self.unrestorable.insert(lease.line.clone());
                 }
@@ -292,6 +309,7 @@ impl Keeping {
                 Ok(lease) => lease,
                 Err(LeaseError::BadLine(name)) => {
                     tracing::warn!(%name, "a line name too long for a lease: the line runs without one");
+                    let _ = done.send(Finished::Unleasable { serial });
                     return;
                 }
                 Err(error) => {
@@ -354,16 +372,25 @@ impl Keeping {
                 }
                 let _ = self.events.send(FromKeeper::Saved { serial, written });
             }
+            Finished::Unleasable { serial } => {
+                self.taking.remove(&serial);
+                self.closed_while_taking.remove(&serial);
+                let _ = self.events.send(FromKeeper::Unleasable { serial });
+            }
+            Finished::Adopted { line } => {
+                self.adopting.remove(&line);
+            }
             Finished::HandedTo {
                 serial,
                 lease,
                 outcome,
             } => match outcome {
-                Ok(node) => {
+                Ok((node, taken)) => {
                     let _ = self.events.send(FromKeeper::Moved {
                         serial,
                         node,
                         line: lease.line,
+                        taken,
                     });
                 }
                 Err(error) if matches!(*error, LeaseError::Stale { .. }) => {
@@ -468,18 +495,34 @@ impl Keeping {
         });
     }
 
-    /// A node handed this one a line: take it up, in a task.
+    /// A node handed this one a line: take it up, in a task. Refused
+    /// while draining or stopping (the lease it was handed is given back,
+    /// so the line restarts at the next look anywhere), for a line this
+    /// node holds or is taking up already, and beyond
+    /// [`ADOPTIONS_AT_ONCE`].
     fn line_handed(&mut self, request: line_moves::LineRequest) {
-        if self.draining || self.stopping {
+        let LineHanded { line, epoch } = request.ask.clone();
+        let refuse = |request: line_moves::LineRequest, why: &str| {
             tokio::spawn(request.answer(LineTaken {
                 restarted: false,
-                refused: Some("this node drains".into()),
+                refused: Some(why.to_owned()),
             }));
-            return;
+        };
+        if self.held.values().any(|lease| lease.line == line) || self.adopting.contains(&line) {
+            return refuse(request, "this node runs that line already");
+        }
+        if self.adopting.len() >= ADOPTIONS_AT_ONCE {
+            return refuse(request, "this node is taking up other lines: try another");
         }
         let (saves, done) = (self.saves(), self.done.clone());
+        if self.draining || self.stopping {
+            tokio::spawn(async move {
+                let _ = saves.give_back(&line, epoch).await;
+            });
+            return refuse(request, "this node drains");
+        }
+        self.adopting.insert(line.clone());
         tokio::spawn(async move {
-            let LineHanded { line, epoch } = request.ask.clone();
             let taken = async {
                 let lease = saves.adopt(&line, epoch).await?;
                 let saved = saves.load(&lease).await?;
@@ -487,6 +530,8 @@ impl Keeping {
             }
             .await;
             match taken {
+                // Taken up by the host (`ToKeeper::Adopted`) or let go
+                // (`ToKeeper::Release`): it stays in `adopting` until then.
                 Ok((lease, Some(saved))) => {
                     let _ = done.send(Finished::Orphan(Box::new(Orphan {
                         lease,
@@ -494,9 +539,11 @@ impl Keeping {
                         state: saved.state,
                         request: Some(request),
                     })));
+                    return;
                 }
-                Ok((lease, None)) => {
-                    let _ = saves.leases().release(&lease).await;
+                // Handed without a save: nothing to take up (and the lease
+                // lapses: a line with no save is a free name).
+                Ok((_, None)) => {
                     request
                         .answer(LineTaken {
                             restarted: false,
@@ -513,6 +560,7 @@ impl Keeping {
                         .await;
                 }
             }
+            let _ = done.send(Finished::Adopted { line });
         });
     }
 }
@@ -528,25 +576,27 @@ async fn hand_over_to(
     zone: &str,
     state: &[u8],
     to: &NodeId,
-) -> Result<String, LeaseError> {
+) -> Result<(String, bool), LeaseError> {
     let epoch = saves.hand_to(lease, zone, state, to).await?;
     let handed = LineHanded {
         line: lease.line.clone(),
         epoch,
     };
-    match line_moves::tell(client, cluster, to, &handed, MOVE_WAIT).await {
+    let taken = match line_moves::tell(client, cluster, to, &handed, MOVE_WAIT).await {
         Ok(LineTaken {
             restarted: false,
             refused,
         }) => {
             tracing::warn!(line = %lease.line, node = %to, reason = ?refused, "the node a line was handed to did not take it up: it restarts wherever its lease lapses");
+            false
         }
-        Ok(_) => {}
+        Ok(_) => true,
         Err(error) => {
             tracing::warn!(line = %lease.line, %error, "the node a line was handed to did not answer");
+            false
         }
-    }
-    Ok(to.name().to_owned())
+    };
+    Ok((to.name().to_owned(), taken))
 }
 
 /// Lines of these zones whose node stopped holding them with their state

@@ -135,9 +135,15 @@ pub(super) enum FromKeeper {
         serial: u64,
         node: String,
         line: String,
+        /// The node took the line up (else it refused or did not answer:
+        /// the players go where placement sends them).
+        taken: bool,
     },
     /// The line could not be handed over: it is still this node's.
     MoveFailed { serial: u64 },
+    /// No lease can be taken for the line (its name is too long): it runs
+    /// without one, and cannot move whole.
+    Unleasable { serial: u64 },
 }
 
 /// A line of the host's, as its lease goes.
@@ -154,8 +160,12 @@ struct Held {
     saved_tick: Option<u64>,
     /// Restarted here from another node's save.
     restarted: bool,
-    /// Being moved to another node (paused meanwhile).
-    moving: bool,
+    /// Being moved to another node (paused meanwhile), with the snapshot
+    /// handed over: its players leave from it.
+    moving: Option<Vec<u8>>,
+    /// Cannot move whole (its state is over what a save may hold): a drain
+    /// hands its players on one by one.
+    unmovable: bool,
 }
 
 /// What the dashboard and `/api/world` show of a line's lease.
@@ -246,15 +256,24 @@ impl LineLeases {
             let _ = self.to_keeper.send(ToKeeper::Draining(self.draining));
         }
         if self.draining {
-            self.move_some(lines, node_id);
+            // Whole lines move when every line can; else the players are
+            // handed on one by one (a line without a lease yet, or too big).
+            let whole = self
+                .lines
+                .values()
+                .all(|held| held.lease.is_some() && !held.unmovable);
+            lines.set_whole_line_drains(whole);
+            if whole {
+                self.move_some(lines, node_id);
+            }
         }
         for held in self.lines.values_mut() {
             let Some((_, _, clock)) = &held.lease else {
                 continue;
             };
-            let stop = clock.state(now) == LeaseState::MustStop || held.moving;
+            let stop = clock.state(now) == LeaseState::MustStop || held.moving.is_some();
             if stop != held.paused {
-                if stop && !held.moving {
+                if stop && held.moving.is_none() {
                     self.counters.pauses.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(line = ?held.lease.as_ref().map(|l| &l.0), "the line's lease could not be renewed in time: paused until it is");
                 }
@@ -330,38 +349,41 @@ impl LineLeases {
         lines: &mut GameLines<G>,
         node_id: &dyn Fn(&str) -> Option<String>,
     ) {
-        let mut moving = self.lines.values().filter(|held| held.moving).count();
+        let mut moving = self.lines.values().filter(|h| h.moving.is_some()).count();
+        let players: HashMap<LineKey, usize> = lines.directory().lines().collect();
         for (serial, held) in self.lines.iter_mut() {
             if moving >= MOVES_AT_ONCE {
                 return;
             }
-            if held.moving
-                || held.paused
-                || held.lease.is_none()
-                || lines.is_pinned_here(held.key.zone)
-            {
+            let busy = held.moving.is_some() || held.paused || held.saving.is_some();
+            if busy || held.lease.is_none() || lines.is_pinned_here(held.key.zone) {
                 continue;
             }
+            let Some(state) = lines.snapshot_line(held.key) else {
+                continue;
+            };
+            if state.len() > MAX_LINE_SAVE {
+                held.unmovable = true;
+                continue;
+            }
+            let in_line = players.get(&held.key).copied().unwrap_or(0);
             let Some(to) = lines
-                .place_line(held.key.zone)
+                .place_line(held.key.zone, in_line)
                 .and_then(|name| node_id(&name))
                 .and_then(|id| NodeId::parse(&id))
             else {
                 return;
             };
-            let Some(state) = lines.snapshot_line(held.key) else {
-                continue;
-            };
-            held.moving = true;
             held.paused = true;
             lines.set_paused(held.key, true);
             moving += 1;
             let _ = self.to_keeper.send(ToKeeper::MoveTo {
                 serial: *serial,
                 zone: held.zone.clone(),
-                state,
+                state: state.clone(),
                 to,
             });
+            held.moving = Some(state);
         }
     }
 
@@ -441,19 +463,39 @@ impl LineLeases {
                     }
                 }
             }
-            FromKeeper::Moved { serial, node, line } => {
+            FromKeeper::Moved {
+                serial,
+                node,
+                line,
+                taken,
+            } => {
                 if let Some(held) = self.lines.remove(&serial) {
                     self.counters.moved_out.fetch_add(1, Ordering::Relaxed);
-                    let players = lines.hand_line_over(held.key, &node, &line, MOVED);
-                    tracing::info!(%line, %node, players = players.len(), "moved a line to another node");
+                    if !taken {
+                        lines.placement_refused(&node);
+                    }
+                    let state = held.moving.unwrap_or_default();
+                    let to = taken.then_some(node.as_str());
+                    let players = lines.hand_line_over(held.key, &state, to, &line, MOVED);
+                    tracing::info!(%line, %node, taken, players = players.len(), "moved a line to another node");
                 }
             }
             FromKeeper::MoveFailed { serial } => {
                 self.counters.moves_failed.fetch_add(1, Ordering::Relaxed);
-                if let Some(held) = self.lines.get_mut(&serial) {
+                match self.lines.get_mut(&serial) {
                     // Resumed at this step (unless its lease clock says
                     // otherwise).
-                    held.moving = false;
+                    Some(held) => held.moving = None,
+                    // Closed meanwhile (it cannot, paused; but if it did):
+                    // its lease, back with the keeper, is closed too.
+                    None => {
+                        let _ = self.to_keeper.send(ToKeeper::Close { serial });
+                    }
+                }
+            }
+            FromKeeper::Unleasable { serial } => {
+                if let Some(held) = self.lines.get_mut(&serial) {
+                    held.unmovable = true;
                 }
             }
             FromKeeper::Restart {
@@ -573,7 +615,8 @@ impl Held {
             saving: None,
             saved_tick: None,
             restarted: false,
-            moving: false,
+            moving: None,
+            unmovable: false,
         }
     }
 }
