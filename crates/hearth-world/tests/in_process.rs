@@ -1351,20 +1351,20 @@ fn a_line_handed_over_sends_its_players_after_it_as_they_were_in_its_snapshot() 
         .hand_line_over(meadow, &state, Some("b"), "c/world/meadow/1", "moved");
     assert_eq!(followers, [1, 3]);
     a.steps(1);
-    let handed: Vec<(u64, Option<String>, Option<String>, Option<Vec<u8>>)> = a
+    let handed: Vec<&hearth_game::Handoff> = a
         .elsewhere
         .iter()
         .map(|output| match output {
-            LinesOutput::Departed(h) => (h.player, h.node.clone(), h.line.clone(), h.data.clone()),
+            LinesOutput::Departed(handoff) => handoff,
             other => panic!("{other:?}"),
         })
         .collect();
     assert_eq!(handed.len(), 2);
-    for (player, node, line, data) in &handed {
-        assert!([1, 3].contains(player));
-        assert_eq!(node.as_deref(), Some("b"));
-        assert_eq!(line.as_deref(), Some("c/world/meadow/1"));
-        assert!(data.is_some());
+    for handoff in handed {
+        assert!([1, 3].contains(&handoff.player));
+        assert_eq!(handoff.node.as_deref(), Some("b"));
+        assert_eq!(handoff.line.as_deref(), Some("c/world/meadow/1"));
+        assert!(handoff.data.is_some());
     }
     assert!(a.saves.contains_key(&2), "Bo's last save, as at a logout");
     assert!(a.lines.line(meadow).is_none() && !a.lines.contains(1) && !a.lines.contains(2));
