@@ -255,14 +255,23 @@ impl Keeping {
                 serial,
                 zone,
                 state,
+                to,
             } => {
                 self.stopping = true;
                 if let Some(lease) = self.held.remove(&serial) {
                     let saves = self.saves();
+                    let (client, cluster) = (self.client.clone(), self.cluster.clone());
                     self.handing_over.push(tokio::spawn(async move {
-                        let outcome = match saves.store(&lease, &zone, &state).await {
-                            Ok(()) => saves.leases().release(&lease).await,
-                            Err(error) => Err(error),
+                        let outcome = match to {
+                            Some(to) => {
+                                hand_over_to(&saves, &client, &cluster, &lease, &zone, &state, &to)
+                                    .await
+                                    .map(drop)
+                            }
+                            None => match saves.store(&lease, &zone, &state).await {
+                                Ok(()) => saves.leases().release(&lease).await,
+                                Err(error) => Err(error),
+                            },
                         };
                         if let Err(error) = outcome {
                             tracing::warn!(line = %lease.line, %error, "handing a line over");

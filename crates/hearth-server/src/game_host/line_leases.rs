@@ -86,6 +86,8 @@ pub(super) enum ToKeeper {
         serial: u64,
         zone: String,
         state: Vec<u8>,
+        /// The node to hand it to, which restarts it at once.
+        to: Option<NodeId>,
     },
     /// Move the line to node `to`: save its state and hand it the lease
     /// (one transaction), then tell it.
@@ -578,7 +580,11 @@ impl LineLeases {
     /// The host stops: every line it holds is saved once more and its
     /// lease released with the save kept, so that the others restart it
     /// at once. Returns when that is written (3 s at most).
-    pub(super) async fn hand_over<G: Game>(&mut self, lines: &GameLines<G>) {
+    pub(super) async fn hand_over<G: Game>(
+        &mut self,
+        lines: &mut GameLines<G>,
+        node_id: &dyn Fn(&str) -> Option<String>,
+    ) {
         // Lines taken for restarts the host will not carry out now: let go.
         while let Ok(event) = self.from_keeper.try_recv() {
             if let FromKeeper::Restart { lease, .. } = event {
@@ -591,13 +597,24 @@ impl LineLeases {
             if held.lease.is_none() || held.paused {
                 continue;
             }
-            if let Some(state) = lines.snapshot_line(held.key) {
-                let _ = self.to_keeper.send(ToKeeper::HandOver {
-                    serial: *serial,
-                    zone: held.zone.clone(),
-                    state,
-                });
-            }
+            let Some(state) = lines.snapshot_line(held.key) else {
+                continue;
+            };
+            // To the node placement would choose, which restarts it at
+            // once; else released with its save, for the others' looks.
+            let to = match lines.is_pinned_here(held.key.zone) {
+                true => None,
+                false => lines
+                    .place_line(held.key.zone, 0)
+                    .and_then(|name| node_id(&name))
+                    .and_then(|id| NodeId::parse(&id)),
+            };
+            let _ = self.to_keeper.send(ToKeeper::HandOver {
+                serial: *serial,
+                zone: held.zone.clone(),
+                state,
+                to,
+            });
         }
         let (done, wait) = oneshot::channel();
         let _ = self.to_keeper.send(ToKeeper::Stop(done));

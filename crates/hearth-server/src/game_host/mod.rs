@@ -792,7 +792,10 @@ impl<G: Game> Host<G> {
                         self.step().await;
                         // Its lines go on elsewhere, from a save made now.
                         if let Some(mut leases) = self.line_leases.take() {
-                            leases.hand_over(&self.lines).await;
+                            let forwarding = &self.forwarding;
+                            let node_id =
+                                |name: &str| forwarding.as_ref()?.forwarder.node_named(name);
+                            leases.hand_over(&mut self.lines, &node_id).await;
                         }
                         let _ = done.send(());
                         return;
