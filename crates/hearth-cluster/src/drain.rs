@@ -67,13 +67,7 @@ pub fn decode_answer(payload: &[u8]) -> Option<DrainAnswer> {
         return None;
     }
     let mut answer: DrainAnswer = serde_json::from_slice(payload).ok()?;
-    answer.refused = answer.refused.map(|reason| {
-        reason
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(128)
-            .collect()
-    });
+    answer.refused = requests::shown_reason(answer.refused);
     Some(answer)
 }
 
@@ -96,22 +90,16 @@ pub async fn ask(
         undo,
     })
     .expect("serializes");
-    let request = client.request(subject(cluster, node), ask.into());
-    let message = tokio::time::timeout(timeout, request)
-        .await
-        .map_err(|_| {
-            ClusterError::Nats(format!(
-                "node {node} did not answer the drain request in {timeout:?}"
-            ))
-        })?
-        .map_err(|e| {
-            ClusterError::Nats(format!("node {node} did not take the drain request: {e}"))
-        })?;
-    decode_answer(&message.payload).ok_or_else(|| {
-        ClusterError::Nats(format!(
-            "node {node} answered the drain request with something else"
-        ))
-    })
+    requests::ask(
+        client,
+        subject(cluster, node),
+        ask,
+        node,
+        "drain",
+        timeout,
+        decode_answer,
+    )
+    .await
 }
 
 /// A drain request for the server to carry out: who asked (as they said,

@@ -67,13 +67,7 @@ pub fn decode_answer(payload: &[u8]) -> Option<LineTaken> {
         return None;
     }
     let mut answer: LineTaken = serde_json::from_slice(payload).ok()?;
-    answer.refused = answer.refused.map(|reason| {
-        reason
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(128)
-            .collect()
-    });
+    answer.refused = requests::shown_reason(answer.refused);
     Some(answer)
 }
 
@@ -91,22 +85,16 @@ pub async fn tell(
     timeout: Duration,
 ) -> Result<LineTaken, ClusterError> {
     let ask = serde_json::to_vec(handed).expect("serializes");
-    let request = client.request(subject(cluster, node), ask.into());
-    let message = tokio::time::timeout(timeout, request)
-        .await
-        .map_err(|_| {
-            ClusterError::Nats(format!(
-                "node {node} did not take up the line in {timeout:?}"
-            ))
-        })?
-        .map_err(|e| {
-            ClusterError::Nats(format!("node {node} did not take the line request: {e}"))
-        })?;
-    decode_answer(&message.payload).ok_or_else(|| {
-        ClusterError::Nats(format!(
-            "node {node} answered the line request with something else"
-        ))
-    })
+    requests::ask(
+        client,
+        subject(cluster, node),
+        ask,
+        node,
+        "line",
+        timeout,
+        decode_answer,
+    )
+    .await
 }
 
 /// A line handed to this node, to take up; answer it with

@@ -154,6 +154,32 @@ impl LineSaves {
         Ok(None)
     }
 
+    /// Opens a transaction fenced by `lease` and writes `state` as the
+    /// line's save in it (not committed yet): refused before anything is
+    /// written if it is too large or the lease is no longer this node's.
+    async fn fenced_save(
+        &self,
+        lease: &Lease,
+        zone: &str,
+        state: &[u8],
+    ) -> Result<crate::Fence, LeaseError> {
+        if state.len() > MAX_LINE_SAVE {
+            return Err(LeaseError::TooLarge {
+                line: lease.line.clone(),
+                bytes: state.len(),
+            });
+        }
+        let mut fence = self.leases.fence(lease).await?;
+        sqlx::query(STORE)
+            .bind(&lease.line)
+            .bind(zone)
+            .bind(fence.epoch())
+            .bind(state)
+            .execute(&mut **fence.tx())
+            .await?;
+        Ok(fence)
+    }
+
     /// One attempt at a new line's name: the lease row is locked first, so
     /// that a first save of that name committing meanwhile is seen by the
     /// check that follows (a statement's own snapshot would miss it).
@@ -190,20 +216,7 @@ impl LineSaves {
     /// Saves `state` as line `lease`'s, under its epoch: refused with
     /// [`LeaseError::Stale`] if this node no longer holds the lease.
     pub async fn store(&self, lease: &Lease, zone: &str, state: &[u8]) -> Result<(), LeaseError> {
-        if state.len() > MAX_LINE_SAVE {
-            return Err(LeaseError::TooLarge {
-                line: lease.line.clone(),
-                bytes: state.len(),
-            });
-        }
-        let mut fence = self.leases.fence(lease).await?;
-        sqlx::query(STORE)
-            .bind(&lease.line)
-            .bind(zone)
-            .bind(fence.epoch())
-            .bind(state)
-            .execute(&mut **fence.tx())
-            .await?;
+        let fence = self.fenced_save(lease, zone, state).await?;
         fence.commit().await
     }
 
@@ -287,20 +300,7 @@ impl LineSaves {
         state: &[u8],
         to: &crate::NodeId,
     ) -> Result<i64, LeaseError> {
-        if state.len() > MAX_LINE_SAVE {
-            return Err(LeaseError::TooLarge {
-                line: lease.line.clone(),
-                bytes: state.len(),
-            });
-        }
-        let mut fence = self.leases.fence(lease).await?;
-        sqlx::query(STORE)
-            .bind(&lease.line)
-            .bind(zone)
-            .bind(fence.epoch())
-            .bind(state)
-            .execute(&mut **fence.tx())
-            .await?;
+        let mut fence = self.fenced_save(lease, zone, state).await?;
         let epoch: Option<i64> = sqlx::query(HAND)
             .bind(&lease.line)
             .bind(self.leases.node().as_str())

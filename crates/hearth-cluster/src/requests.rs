@@ -90,3 +90,45 @@ pub async fn listen<T: Send + 'static>(
         task,
     })
 }
+
+/// A refusal's reason as the asker shows it: control characters dropped,
+/// at most 128 characters.
+pub fn shown_reason(reason: Option<String>) -> Option<String> {
+    reason.map(|reason| {
+        reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(128)
+            .collect()
+    })
+}
+
+/// Asks `node` (on `subject`) with `payload` and reads its answer with
+/// `decode`: the answer, or why none came within `timeout`. `what` names
+/// the kind in errors.
+pub async fn ask<T>(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Vec<u8>,
+    node: &crate::NodeId,
+    what: &str,
+    timeout: std::time::Duration,
+    decode: fn(&[u8]) -> Option<T>,
+) -> Result<T, ClusterError> {
+    let request = client.request(subject, payload.into());
+    let message = tokio::time::timeout(timeout, request)
+        .await
+        .map_err(|_| {
+            ClusterError::Nats(format!(
+                "node {node} did not answer the {what} request in {timeout:?}"
+            ))
+        })?
+        .map_err(|e| {
+            ClusterError::Nats(format!("node {node} did not take the {what} request: {e}"))
+        })?;
+    decode(&message.payload).ok_or_else(|| {
+        ClusterError::Nats(format!(
+            "node {node} answered the {what} request with something else"
+        ))
+    })
+}

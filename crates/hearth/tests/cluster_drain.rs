@@ -3,7 +3,6 @@
 //! the other without a reconnect, and the command says when it is done; a
 //! node the cluster does not have is refused with the names it has.
 
-use std::process::Command;
 use std::time::Duration;
 
 use hearth_client::world::generated::Message;
@@ -11,22 +10,12 @@ use hearth_client::world::WorldUpdate;
 use hearth_cluster::test_servers::unique;
 
 mod common;
-use common::cluster::{arrival, new_player};
+use common::cluster::{admin, arrival, new_player};
 use common::serve;
 
 /// Node `name` of `cluster`, rewriting its record every 200 ms.
 fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
     common::cluster::node(cluster, name, 200, "")
-}
-
-fn admin(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("admin")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use hearth_cluster::test_servers::{postgres_url, unique};
 use serde_json::Value;
 
 mod common;
-use common::cluster::new_player;
+use common::cluster::{admin, new_player};
 use common::serve;
 
 const LEASE_MS: u64 = 1_500;
@@ -184,16 +184,6 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
         assert_eq!(owners, ["l1", "l2", "l1"], "{history:?}");
     });
     drop(one);
-}
-
-fn admin(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("admin")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -83,3 +83,14 @@ pub async fn new_player(name: &str, port: u16, web: u16) -> (WorldClient, String
     let zone = arrival(&mut world).await;
     (world, zone)
 }
+
+/// `hearth admin ARGS --config CONFIG`, run to its end.
+pub fn admin(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("admin")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
