@@ -342,26 +342,30 @@ async fn forwarded_moves() -> (Duration, Duration, Duration, Duration) {
 }
 
 /// Follows one player's client through `moves` line moves: each move's
-/// pause, from the last update in the old line to ready in the new one.
+/// pause, from the last actor the client saw move in the old line to the
+/// first actor it sees in the new one. (Only what the server's frames
+/// bring counts: the replica's own reset at a new line despawns everything
+/// at once, which is not the world going on.)
 async fn pauses(mut world: WorldClient, moves: usize) -> Vec<Duration> {
     let mut pauses = Vec::with_capacity(moves);
-    let mut last = Instant::now();
+    let mut last_seen = Instant::now();
     let mut entered_since: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(180);
     while pauses.len() < moves && Instant::now() < deadline {
         world
-            .until(Duration::from_millis(500), |update, client| {
+            .until(Duration::from_millis(500), |update, _| {
                 let now = Instant::now();
                 match update {
-                    WorldUpdate::Entered => entered_since = Some(last),
+                    WorldUpdate::Entered => entered_since = entered_since.or(Some(last_seen)),
                     WorldUpdate::Session(Event::Closed(reason)) => panic!("closed: {reason}"),
+                    WorldUpdate::Moved(_) | WorldUpdate::Spawned(_) => {
+                        if let Some(since) = entered_since.take() {
+                            pauses.push(now - since);
+                        }
+                        last_seen = now;
+                    }
                     _ => {}
                 }
-                if let Some(since) = entered_since.filter(|_| client.is_ready()) {
-                    pauses.push(now - since);
-                    entered_since = None;
-                }
-                last = now;
                 false
             })
             .await;
@@ -412,8 +416,20 @@ async fn line_moves() -> (Duration, Duration) {
     }
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let mut all = Vec::new();
+    let mut by_round: Vec<Vec<Duration>> = vec![Vec::new(); ROUNDS];
     for watcher in watching {
-        all.extend(watcher.await.unwrap());
+        let pauses = watcher.await.unwrap();
+        for (round, pause) in pauses.iter().enumerate() {
+            by_round[round.min(ROUNDS - 1)].push(*pause);
+        }
+        all.extend(pauses);
+    }
+    for (round, pauses) in by_round.into_iter().enumerate() {
+        let direction = match round % 2 {
+            0 => "away from the players' node",
+            _ => "back to the players' node",
+        };
+        summary(&format!("  move {} ({direction})", round + 1), pauses);
     }
     println!("4. a line moved whole to another node (a drain), its players following");
     let expected = MOVERS * ROUNDS;

@@ -505,8 +505,8 @@ impl Keeping {
     }
 
     /// A node handed this one a line: take it up, in a task. Refused
-    /// while draining or stopping (the lease it was handed is given back,
-    /// so the line restarts at the next look anywhere), for a line this
+    /// while stopping (the lease it was handed is given back, so the line
+    /// restarts at the next look anywhere), for a line this
     /// node holds or is taking up already, and beyond
     /// [`ADOPTIONS_AT_ONCE`].
     fn line_handed(&mut self, request: line_moves::LineRequest) {
@@ -524,11 +524,13 @@ impl Keeping {
             return refuse(request, "this node is taking up other lines: try another");
         }
         let (saves, done) = (self.saves(), self.done.clone());
-        if self.draining || self.stopping {
+        // (Whether it drains is the host's to say, as it restarts the
+        // line: it knows at once, the keeper a step later.)
+        if self.stopping {
             tokio::spawn(async move {
                 let _ = saves.give_back(&line, epoch).await;
             });
-            return refuse(request, "this node drains");
+            return refuse(request, "this node is stopping");
         }
         self.adopting.insert(line.clone());
         tokio::spawn(async move {
