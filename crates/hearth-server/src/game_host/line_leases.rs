@@ -197,6 +197,8 @@ pub(super) struct LineLeases {
     saved_in_round: std::collections::BTreeSet<u64>,
     /// What the keeper was last told of the drain.
     draining: bool,
+    /// The host stops ([`LineLeases::stop_pausing`]).
+    stopping: bool,
     pub counters: Arc<LineLeaseCounters>,
 }
 
@@ -235,6 +237,7 @@ impl LineLeases {
             round_began: Instant::now(),
             saved_in_round: Default::default(),
             draining: false,
+            stopping: false,
             counters: Arc::default(),
         }
     }
@@ -253,6 +256,9 @@ impl LineLeases {
             self.carry_out(event, lines);
         }
         self.follow_lines(lines);
+        if self.stopping {
+            return;
+        }
         if lines.is_draining() != self.draining {
             self.draining = lines.is_draining();
             let _ = self.to_keeper.send(ToKeeper::Draining(self.draining));
@@ -289,6 +295,9 @@ impl LineLeases {
     /// (read again at the moment of the tick: the step's earlier work took
     /// time) or it is paused.
     pub(super) fn may_tick(&self, key: LineKey, now: Instant) -> bool {
+        if self.stopping {
+            return true;
+        }
         self.lines
             .values()
             .find(|held| held.key == key)
@@ -304,6 +313,9 @@ impl LineLeases {
     /// After the lines ticked: the saves due, a few lines a step. Each line
     /// is saved once every `save_every`.
     pub(super) fn after_step<G: Game>(&mut self, lines: &GameLines<G>, now: Instant) {
+        if self.stopping {
+            return;
+        }
         if now.duration_since(self.round_began) >= self.save_every {
             self.round_began = now;
             self.saved_in_round.clear();
@@ -565,6 +577,19 @@ impl LineLeases {
         }
     }
 
+    /// The host stops, and its players leave: every line runs its last
+    /// ticks, paused or not (a line paused for a move, or while its lease
+    /// may be lapsing, must still let its players go with their data, which
+    /// their claims fence, not the line's lease). Nothing of the lines is
+    /// saved or moved from now on but by [`LineLeases::hand_over`].
+    pub(super) fn stop_pausing<G: Game>(&mut self, lines: &mut GameLines<G>) {
+        self.stopping = true;
+        for held in self.lines.values_mut() {
+            held.paused = false;
+            lines.set_paused(held.key, false);
+        }
+    }
+
     /// The lease of line `key`, for the status.
     pub(super) fn status(&self, key: LineKey) -> Option<LineLeaseStatus> {
         let held = self.lines.values().find(|held| held.key == key)?;
@@ -594,7 +619,8 @@ impl LineLeases {
             }
         }
         for (serial, held) in &self.lines {
-            if held.lease.is_none() || held.paused {
+            // A line on its way to another node is that node's already.
+            if held.lease.is_none() || held.moving.is_some() {
                 continue;
             }
             let Some(state) = lines.snapshot_line(held.key) else {

@@ -766,6 +766,9 @@ impl<G: Game> Host<G> {
                         self.waiting_saves.entry(account).or_default().push(reply);
                     }
                     Request::Shutdown(done) => {
+                        if let Some(leases) = self.line_leases.as_mut() {
+                            leases.stop_pausing(&mut self.lines);
+                        }
                         let mut players: Vec<u64> = self.lines.players().collect();
                         players.extend(self.away_players());
                         for player in players {
