@@ -235,6 +235,13 @@ fn players_subject(cluster: &ClusterName, to: &str, from: &str) -> String {
     format!("{}.node.{to}.players.{from}", cluster.as_str())
 }
 
+/// How long the publisher gathers more messages after one arrives, unless
+/// [`GATHER_ENOUGH`] are already waiting: it adds at most this to a
+/// forwarded message's way, and saves a NATS message per client input.
+pub const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// Messages waiting that make a batch without gathering more.
+pub const GATHER_ENOUGH: usize = 64;
+
 /// Starts `me`'s forwarding: its subscription is on the server before this
 /// returns. `schema`: the game's schema version.
 pub async fn start(
@@ -318,6 +325,18 @@ pub async fn start(
     tokio::spawn(async move {
         let mut queued = Vec::new();
         while publishing.recv_many(&mut queued, FORWARD_QUEUE).await > 0 {
+            // A moment more for what follows: clients' inputs come one by
+            // one, and a lone message costs NATS and both nodes as much as
+            // a batch of them. (A step's frames come together anyway.)
+            if queued.len() < GATHER_ENOUGH {
+                tokio::time::sleep(GATHER).await;
+                while queued.len() < FORWARD_QUEUE {
+                    match publishing.try_recv() {
+                        Ok(message) => queued.push(message),
+                        Err(_) => break,
+                    }
+                }
+            }
             for (subject, payload, count) in batches(&mut queued) {
                 match client.publish(subject, payload).await {
                     Ok(()) => counted.sent.fetch_add(count, Ordering::Relaxed),
