@@ -1,6 +1,6 @@
 //! What a cluster costs per player against one node, for the same bot load.
 //!
-//! Three runs of `hearth bot --light` players walking in the built-in world
+//! Four runs of `hearth bot --light` players walking in the built-in world
 //! (default zones, lines of 50), each on `hearth serve` processes on the
 //! same PostgreSQL (started by `scripts/postgres-up`), so that only the
 //! cluster's own work differs:
@@ -10,7 +10,10 @@
 //!    `scripts/nats-up`), half the players logging in on each; placement
 //!    keeps them in their own node's lines (each has room), so the cluster
 //!    adds its records, its relay and its shared login budgets;
-//! 3. **two nodes, every player forwarded**: every zone pinned to the
+//! 3. **three nodes, players at home**: the same with a third of the
+//!    players on each of three nodes (the issue's "one node against
+//!    three"; on this machine all three share core 0);
+//! 4. **two nodes, every player forwarded**: every zone pinned to the
 //!    second node and every player logging in on the first: each player's
 //!    messages go client → first node → NATS → second node and back, the
 //!    worst case of placement and pinned zones.
@@ -265,6 +268,20 @@ fn main() {
             secs,
         )
     };
+    let three = {
+        let cluster = unique("cpu-three");
+        let a = Node::start(&binary, &dir, "t1", Some((&cluster, "")));
+        let b = Node::start(&binary, &dir, "t2", Some((&cluster, "")));
+        let c = Node::start(&binary, &dir, "t3", Some((&cluster, "")));
+        std::thread::sleep(Duration::from_secs(3));
+        let third = players / 3;
+        measure(
+            &binary,
+            &[(&a, third), (&b, third), (&c, players - 2 * third)],
+            &nats,
+            secs,
+        )
+    };
     let forwarded = {
         let cluster = unique("cpu-fwd");
         let pins = "[cluster.zones]\nmeadow = \"f2\"\ntown = \"f2\"\ncaves = \"f2\"\n";
@@ -281,10 +298,11 @@ fn main() {
 
     let per_player = |(cores, connected): (f64, f64)| cores * 100.0 / connected.max(1.0);
     let base = per_player(single);
-    let mut met = false;
+    let mut met = true;
     for (name, run) in [
         ("one node", single),
         ("two nodes, players at home", home),
+        ("three nodes, players at home", three),
         ("two nodes, every player forwarded", forwarded),
     ] {
         let each = per_player(run);
@@ -296,8 +314,8 @@ fn main() {
         if name != "one node" {
             // The goal is the cluster's own cost; forwarding every player
             // is the worst case, printed beside it.
-            if name == "two nodes, players at home" {
-                met = ratio <= GOAL_RATIO;
+            if name.ends_with("players at home") {
+                met &= ratio <= GOAL_RATIO;
             }
             figure(
                 BENCH,
@@ -310,7 +328,7 @@ fn main() {
         }
     }
     println!(
-        "goal: a cluster of players at home costs at most {GOAL_RATIO}x one node's CPU per player ({})",
+        "goal: a cluster of two or three nodes, players at home, costs at most {GOAL_RATIO}x one node's CPU per player ({})",
         if met { "met" } else { "NOT met" }
     );
 }
