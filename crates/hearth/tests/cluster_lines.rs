@@ -20,13 +20,34 @@ use common::serve;
 
 const LEASE_MS: u64 = 1_500;
 
-fn node(cluster: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, u16) {
-    common::cluster::node(
-        cluster,
-        name,
-        200,
-        &format!("lease_ms = {LEASE_MS}\nline_save_ms = 300\n"),
-    )
+/// A node of a test's cluster, serving: its process (killed with the
+/// test), config, game port and web port.
+struct Served {
+    process: common::Killed,
+    config: std::path::PathBuf,
+    port: u16,
+    web: u16,
+}
+
+/// Node `name` of `cluster` (heartbeats every 200 ms, lines saved every
+/// 300 ms, a lease of `lease_ms`), serving.
+fn serving(cluster: &str, name: &str, lease_ms: u64) -> Served {
+    let extra = format!("lease_ms = {lease_ms}\nline_save_ms = 300\n");
+    let (dir, config, port, web) = common::cluster::node(cluster, name, 200, &extra);
+    let process = serve(&dir, &config, port, web);
+    Served {
+        process,
+        config,
+        port,
+        web,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// The lines a node's `/api/world` lists.
@@ -77,29 +98,23 @@ fn signal(pid: u32, signal: i32) {
 #[test]
 fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_writes_nothing() {
     let cluster = unique("lines");
-    let (one_dir, one_config, one_port, one_web) = node(&cluster, "l1");
-    let (two_dir, two_config, two_port, two_web) = node(&cluster, "l2");
-    let one = serve(&one_dir, &one_config, one_port, one_web);
-    let mut two = serve(&two_dir, &two_config, two_port, two_web);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (mut ann, zone) = new_player("ann", one_port, one_web).await;
+    let one = serving(&cluster, "l1", LEASE_MS);
+    let mut two = serving(&cluster, "l2", LEASE_MS);
+    runtime().block_on(async {
+        let (mut ann, zone) = new_player("ann", one.port, one.web).await;
         assert_eq!(zone, "meadow");
         let name = format!("{cluster}/world/meadow/1");
         // l1 holds the meadow's line 1 and has saved it.
-        let held = line_until(one_web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
+        let held = line_until(one.web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
         let first_epoch = held["lease"]["epoch"].as_i64().unwrap();
         let saved_tick = held["lease"]["saved_tick"].as_u64().unwrap();
         assert_eq!(held["players"], 1);
 
         // l1 freezes: its lease lapses, and l2 restarts the line from l1's
         // last save, at the next epoch.
-        signal(one.id(), libc::SIGSTOP);
+        signal(one.process.id(), libc::SIGSTOP);
         let frozen = Instant::now();
-        let restarted = line_until(two_web, &name, |line| line["lease"]["restarted"] == true).await;
+        let restarted = line_until(two.web, &name, |line| line["lease"]["restarted"] == true).await;
         let took = frozen.elapsed();
         println!(
             "the frozen node's line ran again on the other {} ms after the freeze (lease {LEASE_MS} ms)",
@@ -114,11 +129,11 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
         assert_eq!(restarted["players"], 0, "its players were on the frozen node");
         // And l2 saves it under its own epoch.
         let second =
-            line_until(two_web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
+            line_until(two.web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
         let second_epoch = second["lease"]["epoch"].as_i64().unwrap();
 
         // l1 thaws: it finds the line taken, drops it, and tells Ann why.
-        signal(one.id(), libc::SIGCONT);
+        signal(one.process.id(), libc::SIGCONT);
         let mut reason = None;
         ann.until(Duration::from_secs(15), |update, _| {
             if let WorldUpdate::Session(Event::Closed(why)) = update {
@@ -131,7 +146,7 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
         let reason = format!("{reason:?}");
         assert!(reason.contains("another server"), "{reason}");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while lines(one_web)
+        while lines(one.web)
             .await
             .iter()
             .any(|line| line["lease"]["name"] == name.as_str())
@@ -141,7 +156,7 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
         }
         // l1 paused the line as it thawed (its lease clock), before its
         // renewal was refused and it dropped it.
-        let metrics = metrics(one_web).await;
+        let metrics = metrics(one.web).await;
         assert!(metrics.contains("hearth_lines_total{event=\"lost\"} 1"), "{metrics}");
         assert!(!metrics.contains("hearth_line_pauses_total 0"), "{metrics}");
         // Nothing l1 wrote after the freeze landed: the save is l2's.
@@ -154,13 +169,13 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
         assert_eq!(saved.0, second_epoch);
 
         // l2 is killed: l1 restarts the line again, from l2's save.
-        let second_tick = line_until(two_web, &name, |_| true).await["lease"]["saved_tick"]
+        let second_tick = line_until(two.web, &name, |_| true).await["lease"]["saved_tick"]
             .as_u64()
             .unwrap();
-        two.kill().unwrap();
-        two.wait().unwrap();
+        two.process.kill().unwrap();
+        two.process.wait().unwrap();
         let killed = Instant::now();
-        let back = line_until(one_web, &name, |line| line["lease"]["restarted"] == true).await;
+        let back = line_until(one.web, &name, |line| line["lease"]["restarted"] == true).await;
         println!(
             "the killed node's line ran again on the other {} ms after the kill",
             killed.elapsed().as_millis()
@@ -189,25 +204,19 @@ fn a_frozen_nodes_line_restarts_on_another_from_its_save_and_the_frozen_node_wri
 #[test]
 fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect() {
     let cluster = unique("move");
-    let (one_dir, one_config, one_port, one_web) = node(&cluster, "m1");
-    let (two_dir, two_config, two_port, two_web) = node(&cluster, "m2");
-    let _one = serve(&one_dir, &one_config, one_port, one_web);
-    let _two = serve(&two_dir, &two_config, two_port, two_web);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (mut ann, zone) = new_player("ann", one_port, one_web).await;
+    let one = serving(&cluster, "m1", LEASE_MS);
+    let two = serving(&cluster, "m2", LEASE_MS);
+    runtime().block_on(async {
+        let (mut ann, zone) = new_player("ann", one.port, one.web).await;
         assert_eq!(zone, "meadow");
         let name = format!("{cluster}/world/meadow/1");
-        let held = line_until(one_web, &name, |line| line["players"] == 1).await;
+        let held = line_until(one.web, &name, |line| line["players"] == 1).await;
         let epoch = held["lease"]["epoch"].as_i64().unwrap();
         let tick = held["tick"].as_u64().unwrap();
 
         // m1 drains: its meadow line moves to m2 whole, and Ann follows it,
         // still connected to m1.
-        let config = two_config.clone();
+        let config = two.config.clone();
         let asked = Instant::now();
         let drain =
             tokio::task::spawn_blocking(move || admin(&config, &["drain", "m1", "--wait", "30"]));
@@ -218,11 +227,11 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
         );
         let drained = drain.await.unwrap();
         assert!(drained.status.success(), "{drained:?}");
-        let moved = line_until(two_web, &name, |line| line["players"] == 1).await;
+        let moved = line_until(two.web, &name, |line| line["players"] == 1).await;
         assert!(moved["lease"]["epoch"].as_i64().unwrap() > epoch);
         assert_eq!(moved["lease"]["restarted"], true);
         assert!(moved["tick"].as_u64().unwrap() > tick, "its own ticks go on: {moved}");
-        assert!(lines(one_web)
+        assert!(lines(one.web)
             .await
             .iter()
             .all(|line| line["lease"]["name"] != name.as_str()));
@@ -239,23 +248,23 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
 
         // And back: m1 is undrained, m2 drains. The line moves to m1, Ann's
         // own node, and she follows it home.
-        let undo = admin(&two_config, &["drain", "m1", "--undo"]);
+        let undo = admin(&two.config, &["drain", "m1", "--undo"]);
         assert!(undo.status.success(), "{undo:?}");
-        let config = one_config.clone();
+        let config = one.config.clone();
         let drain =
             tokio::task::spawn_blocking(move || admin(&config, &["drain", "m2", "--wait", "30"]));
         assert_eq!(common::cluster::arrival(&mut ann).await, "meadow");
         assert!(drain.await.unwrap().status.success());
-        let home = line_until(one_web, &name, |line| line["players"] == 1).await;
+        let home = line_until(one.web, &name, |line| line["players"] == 1).await;
         assert!(home["lease"]["epoch"].as_i64().unwrap() > moved["lease"]["epoch"].as_i64().unwrap());
         // One copy of the line in the cluster, and m2 runs none of it.
-        for web in [one_web, two_web] {
+        for web in [one.web, two.web] {
             let copies = lines(web)
                 .await
                 .iter()
                 .filter(|line| line["lease"]["name"] == name.as_str())
                 .count();
-            assert_eq!(copies, usize::from(web == one_web), "on :{web}");
+            assert_eq!(copies, usize::from(web == one.web), "on :{web}");
         }
 
         let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
@@ -278,25 +287,16 @@ fn a_drained_nodes_line_moves_whole_and_its_player_follows_without_a_reconnect()
 fn a_node_stopped_with_sigterm_hands_its_lines_to_another_node_which_restarts_them_at_once() {
     const LONG_LEASE_MS: u64 = 6_000;
     let cluster = unique("stop");
-    let extra = format!("lease_ms = {LONG_LEASE_MS}\nline_save_ms = 300\n");
-    let (one_dir, one_config, one_port, one_web) =
-        common::cluster::node(&cluster, "s1", 200, &extra);
-    let (two_dir, two_config, two_port, two_web) =
-        common::cluster::node(&cluster, "s2", 200, &extra);
-    let one = serve(&one_dir, &one_config, one_port, one_web);
-    let _two = serve(&two_dir, &two_config, two_port, two_web);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (_ann, _) = new_player("ann", one_port, one_web).await;
+    let one = serving(&cluster, "s1", LONG_LEASE_MS);
+    let two = serving(&cluster, "s2", LONG_LEASE_MS);
+    runtime().block_on(async {
+        let (_ann, _) = new_player("ann", one.port, one.web).await;
         let name = format!("{cluster}/world/meadow/1");
-        let held = line_until(one_web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
+        let held = line_until(one.web, &name, |line| !line["lease"]["saved_tick"].is_null()).await;
         let tick = held["tick"].as_u64().unwrap();
-        signal(one.id(), libc::SIGTERM);
+        signal(one.process.id(), libc::SIGTERM);
         let stopped = Instant::now();
-        let restarted = line_until(two_web, &name, |line| line["lease"]["restarted"] == true).await;
+        let restarted = line_until(two.web, &name, |line| line["lease"]["restarted"] == true).await;
         let took = stopped.elapsed();
         println!(
             "the stopped node's line ran again on the other {} ms after SIGTERM (lease {LONG_LEASE_MS} ms)",
