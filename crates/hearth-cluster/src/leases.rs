@@ -57,23 +57,36 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
-/// Takes `line` for `$2` if nobody holds it; records the take. The lease
-/// ends `$3` milliseconds after the database's now, as of the update (not
-/// of the statement's start: a take that waited for a lock gets its whole
-/// lease).
-const TAKE: &str = "WITH taken AS (
+/// The take statement: `line` `$1` for node `$2` if nobody holds it and
+/// `$condition` (SQL over the lease row `l`) holds; the take recorded in
+/// the history. The lease ends `$3` milliseconds after the database's now,
+/// as of the update (not of the statement's start: a take that waited for
+/// a lock gets its whole lease). One copy for every kind of take.
+macro_rules! take_statement {
+    ($condition:literal) => {
+        concat!(
+            "WITH taken AS (
         INSERT INTO cluster_line_leases AS l (line, owner, epoch, expires_at, taken_at)
         VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', clock_timestamp())
         ON CONFLICT (line) DO UPDATE
             SET owner = excluded.owner, epoch = l.epoch + 1,
                 expires_at = clock_timestamp() + $3 * interval '1 millisecond',
                 taken_at = clock_timestamp()
-            WHERE l.owner IS NULL OR l.expires_at <= clock_timestamp()
+            WHERE (l.owner IS NULL OR l.expires_at <= clock_timestamp()) AND ",
+            $condition,
+            "
         RETURNING line, epoch, taken_at
     )
     INSERT INTO cluster_lease_history (line, epoch, owner, taken_at)
     SELECT line, epoch, $2, taken_at FROM taken
-    RETURNING epoch";
+    RETURNING epoch"
+        )
+    };
+}
+pub(crate) use take_statement;
+
+/// Takes `line` for `$2` if nobody holds it.
+const TAKE: &str = take_statement!("true");
 
 const RENEW: &str = "UPDATE cluster_line_leases
     SET expires_at = clock_timestamp() + $4 * interval '1 millisecond'

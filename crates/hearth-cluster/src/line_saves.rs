@@ -55,20 +55,9 @@ const FREE_NUMBERS: &str = "SELECT n FROM generate_series(1, LEAST($2::bigint,
     ORDER BY n LIMIT 8";
 
 /// [`crate::leases`]' take, for a line with no save only.
-const TAKE_NEW: &str = "WITH taken AS (
-        INSERT INTO cluster_line_leases AS l (line, owner, epoch, expires_at, taken_at)
-        VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', clock_timestamp())
-        ON CONFLICT (line) DO UPDATE
-            SET owner = excluded.owner, epoch = l.epoch + 1,
-                expires_at = clock_timestamp() + $3 * interval '1 millisecond',
-                taken_at = clock_timestamp()
-            WHERE (l.owner IS NULL OR l.expires_at <= clock_timestamp())
-              AND NOT EXISTS (SELECT 1 FROM cluster_line_saves s WHERE s.line = l.line)
-        RETURNING line, epoch, taken_at
-    )
-    INSERT INTO cluster_lease_history (line, epoch, owner, taken_at)
-    SELECT line, epoch, $2, taken_at FROM taken
-    RETURNING epoch";
+const TAKE_NEW: &str = crate::leases::take_statement!(
+    "NOT EXISTS (SELECT 1 FROM cluster_line_saves s WHERE s.line = l.line)"
+);
 
 const STORE: &str = "INSERT INTO cluster_line_saves (line, zone, epoch, saved_at, state)
     VALUES ($1, $2, $3, clock_timestamp(), $4)

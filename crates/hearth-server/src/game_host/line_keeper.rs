@@ -307,6 +307,18 @@ impl Keeping {
         None
     }
 
+    /// Line `serial` is held under `lease` now: renewed from here on, and
+    /// the host told its name, epoch and clock.
+    fn hold(&mut self, serial: u64, lease: Lease) {
+        let _ = self.events.send(FromKeeper::Held {
+            serial,
+            name: lease.line.clone(),
+            epoch: lease.epoch,
+            clock: lease.clock,
+        });
+        self.held.insert(serial, lease);
+    }
+
     /// Takes a name for new line `serial` of `zone`, in a task.
     fn take(&mut self, serial: u64, zone: String) {
         if !self.taking.insert(serial) {
@@ -350,15 +362,7 @@ impl Keeping {
                             let _ = saves.close(&lease).await;
                         });
                     }
-                    Some(lease) => {
-                        let _ = self.events.send(FromKeeper::Held {
-                            serial,
-                            name: lease.line.clone(),
-                            epoch: lease.epoch,
-                            clock: lease.clock,
-                        });
-                        self.held.insert(serial, lease);
-                    }
+                    Some(lease) => self.hold(serial, lease),
                     None if closed => {}
                     None => {
                         self.wanting.insert(serial, zone);
@@ -455,13 +459,7 @@ impl Keeping {
                         match self.saves.leases().take(&lease.line).await {
                             Ok(Some(again)) if again.epoch == lease.epoch + 1 => {
                                 tracing::warn!(line = %lease.line, "a line's lease lapsed without anyone taking it: taken again");
-                                let _ = self.events.send(FromKeeper::Held {
-                                    serial,
-                                    name: again.line.clone(),
-                                    epoch: again.epoch,
-                                    clock: again.clock,
-                                });
-                                self.held.insert(serial, again);
+                                self.hold(serial, again);
                             }
                             Ok(Some(other)) => {
                                 // Another node held it in between: what it
